@@ -1,0 +1,44 @@
+//! # stratalloc
+//!
+//! Pluggable memory allocators: the textbook free lists (first-fit, next-fit, best-fit,
+//! segregated-fit) and the Go runtime's tiered allocator, side by side, each usable as the
+//! `#[global_allocator]` of a real program.
+//!
+//! ```text
+//!   Heap<S, P>            front end: GlobalAlloc + Allocator, zero-size requests, statistics
+//!     └─ S: Strategy      placement: FirstFit, NextFit, BestFit, SegregatedFit, Tiered
+//!          └─ P: PageSource   memory: Mmap (the OS), Fixed (your region), Tracked, Failing
+//! ```
+//!
+//! - [`source`]: the [`PageSource`] trait, Go's address-space states and the sources.
+//! - [`strategy`]: the [`Strategy`] contract every design implements.
+//! - [`heap`]: [`Heap`], what users write.
+//! - [`strategies`]: the designs.
+//! - [`any`]: choosing a strategy by name at run time.
+//!
+//! ```ignore
+//! use stratalloc::{Heap, Tiered};
+//! #[global_allocator]
+//! static GLOBAL: Heap<Tiered> = Heap::new();
+//! ```
+#![no_std]
+#![warn(missing_docs)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod any;
+pub mod heap;
+pub mod source;
+pub mod strategy;
+pub mod sync;
+
+#[path = "../strategies/mod.rs"]
+pub mod strategies;
+
+pub use any::StrategyKind;
+pub use heap::{Heap, SourceCalls, Stats};
+#[cfg(unix)]
+pub use source::Mmap;
+pub use source::{Failing, Fixed, Op, PageSource, Region, SourceError, State, Tracked, TrackedCounts};
+pub use strategy::{CheckError, ConstInit, Strategy, StrategyStats};

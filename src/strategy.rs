@@ -1,0 +1,164 @@
+//! The strategy contract: what every allocator design (free lists, tiered) implements.
+//!
+//! A strategy decides *placement* inside memory that a [`PageSource`] gives it. It is shared
+//! between threads (`&self` everywhere), created by a constant ([`ConstInit::INIT`]) so that a
+//! [`Heap`](crate::Heap) can live in a `static`, and does no work before its first allocation.
+//! The [`Heap`](crate::Heap) front end handles zero-size requests and statistics of the page
+//! source; a strategy sees only requests of at least one byte.
+
+use core::alloc::Layout;
+use core::fmt;
+use core::ptr::{self, NonNull};
+
+use crate::source::PageSource;
+
+/// Types with a constant initial value, so they can be built in a `const fn` / `static`.
+pub trait ConstInit {
+    /// The initial value: empty, and doing no work until first used.
+    const INIT: Self;
+}
+
+/// What a strategy reports about itself (see [`Heap::stats`](crate::Heap::stats)).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct StrategyStats {
+    /// Bytes requested by the live blocks (the sum of their `Layout::size()`).
+    pub live_bytes: usize,
+    /// Number of live blocks.
+    pub live_objects: usize,
+    /// Highest `live_bytes` seen so far (exact or, where the strategy says so in its docs,
+    /// counted at the granularity of its caches).
+    pub peak_live_bytes: usize,
+    /// Bytes the strategy holds in the Ready state: live blocks, free blocks kept for reuse,
+    /// metadata. What the OS may count as resident.
+    pub committed_bytes: usize,
+    /// Address space the strategy holds in any state but None.
+    pub reserved_bytes: usize,
+}
+
+/// A broken invariant found by a strategy's walker ([`Strategy::check`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct CheckError {
+    /// Which invariant, in words.
+    pub what: &'static str,
+    /// The address of the structure where it was found.
+    pub addr: usize,
+    /// A number that helps (a size, a count, an index), or 0.
+    pub detail: usize,
+}
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invariant broken at {:#x}: {} (detail {})", self.addr, self.what, self.detail)
+    }
+}
+
+impl core::error::Error for CheckError {}
+
+/// An allocation strategy.
+///
+/// All methods take the page source the strategy draws from as `src`; a strategy value must
+/// be used with one and the same source for its whole life (the [`Heap`](crate::Heap) front
+/// end guarantees that).
+///
+/// # Safety
+///
+/// *Implementors must guarantee* that:
+/// 1. a block returned by `alloc`, `alloc_zeroed` or `realloc` is valid for reads and writes
+///    of `layout.size()` bytes (at least), aligned to `layout.align()`, and disjoint from
+///    every other live block, until it is passed to `dealloc` or `realloc`;
+/// 2. the contents of a live block are never changed by the strategy (`realloc` keeps the
+///    first `min(old, new)` bytes);
+/// 3. `alloc_zeroed` returns zeroed memory;
+/// 4. failure is reported as `None`, never by a panic or an abort, and no method allocates
+///    through the global allocator;
+/// 5. all methods may be called from several threads at once.
+///
+/// *Callers must guarantee* the conditions written on each method.
+#[enum_dispatch::enum_dispatch]
+pub unsafe trait Strategy: Send + Sync {
+    /// The name of the strategy as the runtime choice parses it (`"first-fit"`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Allocates a block for `layout`, or returns `None` when the source cannot give more.
+    ///
+    /// # Safety
+    /// `layout.size() > 0`; `src` is the source this strategy has always been used with.
+    unsafe fn alloc<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>>;
+
+    /// Frees a block.
+    ///
+    /// # Safety
+    /// `ptr` was returned by this strategy for `layout` (or for a layout of the same
+    /// alignment whose size realloc moved to `layout.size()`) and is still live; `src` is the
+    /// source this strategy has always been used with.
+    unsafe fn dealloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, layout: Layout);
+
+    /// Allocates a zeroed block. The default allocates and clears; strategies skip the
+    /// clearing for memory they know to be fresh from a zeroing source.
+    ///
+    /// # Safety
+    /// As for [`alloc`](Self::alloc).
+    unsafe fn alloc_zeroed<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
+        // SAFETY: forwarded with the caller's guarantees.
+        let p = unsafe { self.alloc(src, layout) }?;
+        // SAFETY: the block is valid for `layout.size()` bytes of writes (contract point 1).
+        unsafe { ptr::write_bytes(p.as_ptr(), 0, layout.size()) };
+        Some(p)
+    }
+
+    /// Resizes a block to `new_size` bytes with the same alignment, keeping its contents. On
+    /// failure returns `None` and the old block is untouched and still live. The default
+    /// allocates, copies and frees.
+    ///
+    /// # Safety
+    /// As for [`dealloc`](Self::dealloc); `new_size > 0` and `new_size` rounded up to
+    /// `layout.align()` does not exceed `isize::MAX`.
+    unsafe fn realloc<P: PageSource>(
+        &self,
+        src: &P,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Option<NonNull<u8>> {
+        // SAFETY: the caller guarantees `new_size` is a valid size for this alignment.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: forwarded with the caller's guarantees.
+        let new = unsafe { self.alloc(src, new_layout) }?;
+        // SAFETY: both blocks are live, disjoint, and valid for `min` bytes.
+        unsafe {
+            ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), layout.size().min(new_size));
+            self.dealloc(src, ptr, layout);
+        }
+        Some(new)
+    }
+
+    /// How many bytes the block at `ptr` can really hold (at least `layout.size()`).
+    ///
+    /// # Safety
+    /// As for [`dealloc`](Self::dealloc).
+    unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
+        let _ = ptr;
+        layout.size()
+    }
+
+    /// What the strategy holds and what is live.
+    fn stats(&self) -> StrategyStats;
+
+    /// Walks every structure of the strategy and checks every invariant written next to its
+    /// data. Slow; for tests. Must not run concurrently with other calls on the same value.
+    ///
+    /// # Safety
+    /// `src` is the source this strategy has always been used with, and no other thread uses
+    /// the strategy during the call.
+    unsafe fn check<P: PageSource>(&self, src: &P) -> Result<(), CheckError>;
+
+    /// Gives free memory back to the source where the strategy can; returns the bytes given
+    /// back. The default gives nothing back.
+    ///
+    /// # Safety
+    /// `src` is the source this strategy has always been used with.
+    unsafe fn trim<P: PageSource>(&self, src: &P) -> usize {
+        let _ = src;
+        0
+    }
+}

@@ -1,0 +1,4 @@
+//! The strategies: the free lists ([`freelist`]) and the Go runtime's tiered design.
+//!
+//! Each implements [`Strategy`](crate::Strategy) and [`ConstInit`](crate::ConstInit), so it
+//! can be used in a `static` [`Heap`](crate::Heap).
