@@ -31,8 +31,10 @@ impl StrategyKind {
         StrategyKind::Tiered,
     ];
 
+    // ANCHOR: strategy_kind_names
     /// The accepted names, in the order of [`ALL`](Self::ALL).
     pub const NAMES: [&'static str; 5] = ["first-fit", "next-fit", "best-fit", "segregated-fit", "tiered"];
+    // ANCHOR_END: strategy_kind_names
 
     /// The name of this strategy.
     pub const fn name(self) -> &'static str {

@@ -61,6 +61,7 @@ pub struct Stats {
     pub source: SourceCalls,
 }
 
+// ANCHOR: counted
 /// A page source wrapper that counts calls; the only layer between a strategy and its source.
 pub(crate) struct Counted<P> {
     inner: P,
@@ -68,6 +69,7 @@ pub(crate) struct Counted<P> {
     bytes: [AtomicU64; 6],
     failed: AtomicU64,
 }
+// ANCHOR_END: counted
 
 impl<P> Counted<P> {
     const fn new(inner: P) -> Self {
@@ -131,6 +133,7 @@ unsafe impl<P: PageSource> PageSource for Counted<P> {
     }
 }
 
+// ANCHOR: heap_struct
 /// An allocator: strategy `S` drawing memory from page source `P`.
 ///
 /// ```
@@ -147,6 +150,7 @@ pub struct Heap<S, P = Mmap> {
     strategy: S,
     source: Counted<P>,
 }
+// ANCHOR_END: heap_struct
 
 /// An allocator: strategy `S` drawing memory from page source `P`.
 #[cfg(not(unix))]
@@ -156,10 +160,12 @@ pub struct Heap<S, P> {
 }
 
 impl<S: ConstInit, P: ConstInit> Heap<S, P> {
+    // ANCHOR: heap_new
     /// A heap with the strategy's and the source's initial values; does no work.
     pub const fn new() -> Self {
         Heap { strategy: S::INIT, source: Counted::new(P::INIT) }
     }
+    // ANCHOR_END: heap_new
 }
 
 impl<S: ConstInit, P: ConstInit> Default for Heap<S, P> {
@@ -192,12 +198,14 @@ impl<S, P> Heap<S, P> {
     }
 }
 
+// ANCHOR: dangling
 /// A dangling pointer aligned to `align`, for zero-size blocks.
 #[inline]
 fn dangling(align: usize) -> NonNull<u8> {
     // `align` is a non-zero power of two, so this is never null.
     NonNull::new(ptr::without_provenance_mut(align)).unwrap_or(NonNull::dangling())
 }
+// ANCHOR_END: dangling
 
 impl<S: Strategy, P: PageSource> Heap<S, P> {
     /// Current statistics.
@@ -229,6 +237,7 @@ impl<S: Strategy, P: PageSource> Heap<S, P> {
         unsafe { self.strategy.trim(&self.source) }
     }
 
+    // ANCHOR: alloc_layout
     /// Allocates; `None` when the source is exhausted. Zero-size layouts get a dangling
     /// pointer.
     #[inline]
@@ -239,6 +248,7 @@ impl<S: Strategy, P: PageSource> Heap<S, P> {
         // SAFETY: the size is non-zero and the source is the strategy's own.
         unsafe { self.strategy.alloc(&self.source, layout) }
     }
+    // ANCHOR_END: alloc_layout
 
     /// How many bytes the block can really hold.
     ///
@@ -278,6 +288,7 @@ impl<S: Strategy, P: PageSource> Heap<S, P> {
     }
 }
 
+// ANCHOR: global_alloc
 // SAFETY: every method forwards to a `Strategy`, whose contract gives exactly GlobalAlloc's
 // guarantees (valid, aligned, disjoint blocks; contents kept by realloc; null on failure).
 unsafe impl<S: Strategy, P: PageSource> GlobalAlloc for Heap<S, P> {
@@ -310,6 +321,7 @@ unsafe impl<S: Strategy, P: PageSource> GlobalAlloc for Heap<S, P> {
         unsafe { self.resize(p, layout, new_size) }.map_or(ptr::null_mut(), NonNull::as_ptr)
     }
 }
+// ANCHOR_END: global_alloc
 
 // SAFETY: blocks are valid, aligned and disjoint until deallocated (Strategy contract), and
 // stay valid when the `&Heap` used to allocate them is moved or copied, since all state

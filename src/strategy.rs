@@ -12,12 +12,15 @@ use core::ptr::{self, NonNull};
 
 use crate::source::PageSource;
 
+// ANCHOR: const_init
 /// Types with a constant initial value, so they can be built in a `const fn` / `static`.
 pub trait ConstInit {
     /// The initial value: empty, and doing no work until first used.
     const INIT: Self;
 }
+// ANCHOR_END: const_init
 
+// ANCHOR: strategy_stats
 /// What a strategy reports about itself (see [`Heap::stats`](crate::Heap::stats)).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct StrategyStats {
@@ -34,6 +37,7 @@ pub struct StrategyStats {
     /// Address space the strategy holds in any state but None.
     pub reserved_bytes: usize,
 }
+// ANCHOR_END: strategy_stats
 
 /// A broken invariant found by a strategy's walker ([`Strategy::check`]).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -54,6 +58,7 @@ impl fmt::Display for CheckError {
 
 impl core::error::Error for CheckError {}
 
+// ANCHOR: strategy
 /// An allocation strategy.
 ///
 /// All methods take the page source the strategy draws from as `src`; a strategy value must
@@ -162,3 +167,4 @@ pub unsafe trait Strategy: Send + Sync {
         0
     }
 }
+// ANCHOR_END: strategy

@@ -60,6 +60,7 @@ impl<P> Failing<P> {
         &self.inner
     }
 
+    // ANCHOR: failing_gate
     fn gate(&self, op: Op) -> Result<(), SourceError> {
         let n = self.calls.fetch_add(1, Ordering::Relaxed);
         if n >= self.fail_from_call.load(Ordering::Relaxed) {
@@ -67,6 +68,7 @@ impl<P> Failing<P> {
         }
         Ok(())
     }
+    // ANCHOR_END: failing_gate
 }
 
 // SAFETY: every call that succeeds is the inner source's own call with the same arguments, so

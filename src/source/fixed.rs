@@ -12,6 +12,7 @@ const FIXED_PAGE_BYTES: usize = 4096;
 /// How many freed ranges below the bump pointer `Fixed` remembers for reuse.
 const HOLE_SLOTS: usize = 32;
 
+// ANCHOR: region
 /// A region of memory to give to [`Fixed`], aligned to its page size; put it in a `static`.
 ///
 /// ```
@@ -21,6 +22,7 @@ const HOLE_SLOTS: usize = 32;
 /// ```
 #[repr(C, align(4096))]
 pub struct Region<const BYTES: usize>(UnsafeCell<[u8; BYTES]>);
+// ANCHOR_END: region
 
 // SAFETY: a `Region` is only ever accessed through the `Fixed` source built over it, which
 // hands out disjoint ranges; it is never read through a shared reference.

@@ -78,6 +78,7 @@ unsafe impl PageSource for Mmap {
     const FRESH_ZEROED: bool = true;
     const RELEASES_MEMORY: bool = true;
 
+    // ANCHOR: mmap_reserve
     fn reserve(&self, bytes: usize, align: usize) -> Result<NonNull<u8>, SourceError> {
         let align = align.max(OS_PAGE_BYTES);
         if bytes == 0 || !bytes.is_multiple_of(OS_PAGE_BYTES) || !align.is_power_of_two() {
@@ -99,6 +100,7 @@ unsafe impl PageSource for Mmap {
         // `aligned` lies inside a successful mapping, so it is not null.
         NonNull::new(aligned as *mut u8).ok_or(SourceError::Os { op: Op::Reserve, errno: 0 })
     }
+    // ANCHOR_END: mmap_reserve
 
     unsafe fn map(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError> {
         check_range(Op::Map, base, bytes, OS_PAGE_BYTES)?;
@@ -111,6 +113,7 @@ unsafe impl PageSource for Mmap {
         check_range(Op::Used, base, bytes, OS_PAGE_BYTES)
     }
 
+    // ANCHOR: mmap_unused
     unsafe fn unused(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError> {
         check_range(Op::Unused, base, bytes, OS_PAGE_BYTES)?;
         // SAFETY: the caller guarantees the range is Ready memory of this source whose
@@ -121,6 +124,7 @@ unsafe impl PageSource for Mmap {
         }
         Ok(())
     }
+    // ANCHOR_END: mmap_unused
 
     unsafe fn fault(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError> {
         check_range(Op::Fault, base, bytes, OS_PAGE_BYTES)?;

@@ -60,6 +60,7 @@ pub use fixed::{Fixed, Region};
 pub use mmap::Mmap;
 pub use tracked::{Tracked, TrackedCounts};
 
+// ANCHOR: state
 /// A state of a range of address space; see the [module docs](self) for the state machine.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum State {
@@ -72,7 +73,9 @@ pub enum State {
     /// Readable and writable.
     Ready,
 }
+// ANCHOR_END: state
 
+// ANCHOR: op
 /// The six transitions a [`PageSource`] makes.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Op {
@@ -89,6 +92,7 @@ pub enum Op {
     /// Any → None.
     Free,
 }
+// ANCHOR_END: op
 
 impl Op {
     /// Every operation, in the order of the state machine.
@@ -227,6 +231,7 @@ impl fmt::Display for SourceError {
 
 impl core::error::Error for SourceError {}
 
+// ANCHOR: page_source
 /// The operating-system layer every strategy draws memory from.
 ///
 /// Each method makes one transition of the state machine in the [module docs](self). All
@@ -295,6 +300,7 @@ pub unsafe trait PageSource: Sync {
     /// `base..base + bytes` lies in a range reserved from this source and nothing uses it.
     unsafe fn free(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError>;
 
+    // ANCHOR: alloc_ready
     /// None → Ready in one step: `reserve`, `map` and `used`, undoing what was done if a later
     /// step fails. The usual way for a strategy to grow.
     fn alloc_ready(&self, bytes: usize, align: usize) -> Result<NonNull<u8>, SourceError> {
@@ -309,8 +315,11 @@ pub unsafe trait PageSource: Sync {
         }
         Ok(base)
     }
+    // ANCHOR_END: alloc_ready
 }
+// ANCHOR_END: page_source
 
+// ANCHOR: align_up
 /// Rounds `n` up to a multiple of `align` (a power of two); `None` on overflow.
 #[inline]
 pub const fn align_up(n: usize, align: usize) -> Option<usize> {
@@ -319,6 +328,7 @@ pub const fn align_up(n: usize, align: usize) -> Option<usize> {
         None => None,
     }
 }
+// ANCHOR_END: align_up
 
 /// Checks the common preconditions of a range argument: page-aligned base and length,
 /// non-zero length, no wrap-around.

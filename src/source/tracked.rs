@@ -150,6 +150,7 @@ impl<P: PageSource> Tracked<P> {
         SourceError::IllegalTransition { op, addr, bytes, found }
     }
 
+    // ANCHOR: transition
     /// Checks that `op` is legal on the range, calls `inner` to perform it, and records the
     /// new state.
     fn transition(
@@ -173,6 +174,7 @@ impl<P: PageSource> Tracked<P> {
         t.counts.bytes[op.index()] += bytes as u64;
         Ok(())
     }
+    // ANCHOR_END: transition
 }
 
 impl<P: PageSource> Drop for Tracked<P> {

@@ -1,0 +1,34 @@
+//! The stratalloc book's examples, compiled and run by `cargo test -p book-examples`.
+//!
+//! - Each chapter whose ```` ```rust ```` blocks are self-contained is included below as the
+//!   docs of a module, so that rustdoc runs its blocks as doc tests. Blocks that show code
+//!   included from the sources (mdBook's include directive) are marked `ignore`: that code is
+//!   compiled where it lives.
+//! - [`bump`] and [`poisoned`] are the worked examples of the chapters "Writing your own
+//!   strategy" and "Writing your own page source"; the chapters include them by anchor.
+//! - `tests/book_links.rs` checks every relative link, image, anchor and include of the book.
+#![no_std]
+#![allow(rustdoc::broken_intra_doc_links)]
+
+pub mod bump;
+pub mod poisoned;
+
+/// Chapter "Using stratalloc".
+#[doc = include_str!("../src/using.md")]
+pub mod using {}
+
+/// Chapter "Address-space states and the PageSource trait".
+#[doc = include_str!("../src/page-sources.md")]
+pub mod page_sources {}
+
+/// Chapter "The Strategy contract and the Heap front end".
+#[doc = include_str!("../src/strategy-contract.md")]
+pub mod strategy_contract {}
+
+/// Chapter "Writing your own strategy".
+#[doc = include_str!("../src/own-strategy.md")]
+pub mod own_strategy {}
+
+/// Chapter "Writing your own page source".
+#[doc = include_str!("../src/own-source.md")]
+pub mod own_source {}
