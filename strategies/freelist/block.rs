@@ -59,6 +59,7 @@ const fn round_block(n: usize) -> usize {
     (n + BLOCK_ALIGN - 1) & !(BLOCK_ALIGN - 1)
 }
 
+// ANCHOR: block_need
 /// The block size that holds a payload of `bytes`: `None` if it overflows.
 #[inline]
 pub fn block_need(bytes: usize) -> Option<usize> {
@@ -69,6 +70,7 @@ pub fn block_need(bytes: usize) -> Option<usize> {
     }
     Some(need.max(MIN_BLOCK_BYTES))
 }
+// ANCHOR_END: block_need
 
 /// A block, named by the address of its header. Copy; carries no ownership.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
@@ -192,6 +194,7 @@ impl Block {
         unsafe { Block::at(self.ptr().add(self.size())) }
     }
 
+    // ANCHOR: block_prev
     /// The free block just below, found through its footer.
     ///
     /// # Safety
@@ -204,6 +207,7 @@ impl Block {
             Block::at(self.ptr().sub(size))
         }
     }
+    // ANCHOR_END: block_prev
 
     /// The footer word of a free block.
     ///

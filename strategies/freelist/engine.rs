@@ -105,6 +105,7 @@ pub unsafe trait Placement: Send {
     }
 }
 
+// ANCHOR: fit_start
 /// Where a block of `need` bytes aligned for `align` would start inside free block `b`, or
 /// `None` if it does not fit. A non-empty gap below it must be able to stay a free block.
 ///
@@ -117,6 +118,7 @@ pub unsafe fn fit_start(b: Block, need: usize, align: usize) -> Option<usize> {
     let q = if align <= BLOCK_ALIGN { start } else { aligned_start(start, align)? };
     (q.checked_add(need)? <= end).then_some(q)
 }
+// ANCHOR_END: fit_start
 
 /// Start of the first block at or above `start` whose payload is `align`-aligned and whose
 /// gap below is empty or can hold a free block.
@@ -205,6 +207,7 @@ impl<X: Placement> Core<X> {
 
     // ---------------------------------------------------------------- allocation
 
+    // ANCHOR: core_alloc
     /// Allocates; returns the payload and whether it is known to read as zero already.
     ///
     /// # Safety
@@ -223,6 +226,7 @@ impl<X: Placement> Core<X> {
         self.count_alloc(layout.size());
         Some((a.payload(), zero))
     }
+    // ANCHOR_END: core_alloc
 
     fn count_alloc(&mut self, bytes: usize) {
         self.live_bytes += bytes;
@@ -230,6 +234,7 @@ impl<X: Placement> Core<X> {
         self.peak_live_bytes = self.peak_live_bytes.max(self.live_bytes);
     }
 
+    // ANCHOR: carve
     /// Cuts a used block of `need` bytes aligned for `align` out of indexed free block `f`:
     /// a gap below stays free in place, a remainder of at least `MIN_BLOCK_BYTES` above
     /// becomes a free block. Returns the used block and whether its payload is zero.
@@ -279,6 +284,7 @@ impl<X: Placement> Core<X> {
             (a, zero)
         }
     }
+    // ANCHOR_END: carve
 
     /// Whether `f` lies wholly in the fresh tail (so it reads as zero but for its metadata).
     fn fresh_block(&self, f: Block) -> bool {
@@ -316,6 +322,7 @@ impl<X: Placement> Core<X> {
         self.policy.handed_out(end);
     }
 
+    // ANCHOR: grow
     /// Gets a new chunk with room for the request and indexes its one free block.
     #[cold]
     fn grow<P: PageSource>(&mut self, src: &P, need: usize, align: usize) -> Option<Block> {
@@ -337,6 +344,7 @@ impl<X: Placement> Core<X> {
         // SAFETY: `f` is the new chunk's only block, free and in the index.
         unsafe { fit_start(f, need, align) }.map(|_| f)
     }
+    // ANCHOR_END: grow
 
     /// Lays out a chunk (links, sentinels, one free block), links it first and indexes the
     /// block.
@@ -367,6 +375,7 @@ impl<X: Placement> Core<X> {
 
     // ---------------------------------------------------------------- free
 
+    // ANCHOR: core_dealloc
     /// Frees the block of payload `p`, coalescing with free neighbours, and hands a wholly
     /// free chunk back to the source while more than `RETAIN_FREE_BYTES` are free.
     ///
@@ -385,7 +394,9 @@ impl<X: Placement> Core<X> {
             }
         }
     }
+    // ANCHOR_END: core_dealloc
 
+    // ANCHOR: release_block
     /// Makes `a..a + size` (a used block, or its tail) free, coalescing; returns the
     /// resulting free block.
     ///
@@ -433,6 +444,7 @@ impl<X: Placement> Core<X> {
             }
         }
     }
+    // ANCHOR_END: release_block
 
     /// A cheap filter: free block `m` ends at an END sentinel (the only header of size 0)
     /// and starts where a chunk's first block would (one page-aligned offset).

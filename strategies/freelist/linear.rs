@@ -160,6 +160,7 @@ unsafe impl FreeIndex for Linear {
     }
 }
 
+// ANCHOR: linear_first_fit
 // SAFETY: returns only listed blocks that `fit_start` accepts.
 unsafe impl AddrSearch for Linear {
     #[inline]
@@ -169,7 +170,9 @@ unsafe impl AddrSearch for Linear {
             .find(|&b| b.addr() >= from && unsafe { b.size() >= need && fit_start(b, need, align).is_some() })
     }
 }
+// ANCHOR_END: linear_first_fit
 
+// ANCHOR: linear_best_fit
 // SAFETY: returns only listed blocks that `fit_start` accepts.
 unsafe impl SizeSearch for Linear {
     #[inline]
@@ -186,3 +189,4 @@ unsafe impl SizeSearch for Linear {
         best.map(|(_, b)| b)
     }
 }
+// ANCHOR_END: linear_best_fit

@@ -81,6 +81,7 @@ pub struct FreeList<X> {
     core: SpinLock<Core<X>>,
 }
 
+// ANCHOR: freelist_aliases
 /// First fit: the lowest-address free block that fits. `FirstFit<Linear>` walks the seed's
 /// address-ordered list.
 pub type FirstFit<I = Linear> = FreeList<First<I>>;
@@ -89,6 +90,7 @@ pub type FirstFit<I = Linear> = FreeList<First<I>>;
 pub type NextFit<I = Linear> = FreeList<Next<I>>;
 /// Best fit: the smallest fitting block, the lowest address among equals.
 pub type BestFit<I = Linear> = FreeList<Best<I>>;
+// ANCHOR_END: freelist_aliases
 
 impl<X: Placement> ConstInit for FreeList<X> {
     const INIT: Self = FreeList { core: SpinLock::new(Core::EMPTY) };

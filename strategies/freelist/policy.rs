@@ -42,6 +42,7 @@ pub struct First<I> {
     index: I,
 }
 
+// ANCHOR: first
 // SAFETY: `find` returns what `first_fit` returns, which fits (AddrSearch contract).
 unsafe impl<I: AddrSearch> Placement for First<I> {
     type Index = I;
@@ -62,6 +63,7 @@ unsafe impl<I: AddrSearch> Placement for First<I> {
         unsafe { self.index.first_fit(0, need, align) }
     }
 }
+// ANCHOR_END: first
 
 /// Next fit over index `I`. The rover is an address, not a pointer to a block, so frees,
 /// coalescing and chunks given back can never leave it dangling: it only says where the
@@ -73,6 +75,7 @@ pub struct Next<I> {
     rover: usize,
 }
 
+// ANCHOR: next
 // SAFETY: `find` returns what `first_fit` returns, which fits (AddrSearch contract).
 unsafe impl<I: AddrSearch> Placement for Next<I> {
     type Index = I;
@@ -99,12 +102,14 @@ unsafe impl<I: AddrSearch> Placement for Next<I> {
         self.rover = end;
     }
 }
+// ANCHOR_END: next
 
 /// Best fit over index `I`.
 pub struct Best<I> {
     index: I,
 }
 
+// ANCHOR: best
 // SAFETY: `find` returns what `best_fit` returns, which fits (SizeSearch contract).
 unsafe impl<I: SizeSearch> Placement for Best<I> {
     type Index = I;
@@ -125,3 +130,4 @@ unsafe impl<I: SizeSearch> Placement for Best<I> {
         unsafe { self.index.best_fit(need, align) }
     }
 }
+// ANCHOR_END: best
