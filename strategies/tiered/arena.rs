@@ -31,6 +31,7 @@ use super::pagealloc::{ArenaPages, Summary};
 use super::sizeclass::{PAGE_BYTES, PAGE_SHIFT};
 use super::span::Span;
 
+// ANCHOR: arena_consts
 /// Bytes of one heap arena (Go's `heapArenaBytes`).
 pub const ARENA_BYTES: usize = 64 << 20;
 /// log2 of [`ARENA_BYTES`].
@@ -43,7 +44,9 @@ pub const ADDR_BITS: usize = 48;
 pub const INDEX_ENTRIES: usize = 1 << (ADDR_BITS - ARENA_SHIFT);
 /// Bytes of the index table (reserved, mapped lazily).
 pub const INDEX_BYTES: usize = INDEX_ENTRIES * core::mem::size_of::<usize>();
+// ANCHOR_END: arena_consts
 
+// ANCHOR: arena_struct
 /// Metadata of one arena, in memory from the page source.
 #[repr(C)]
 pub struct Arena {
@@ -54,6 +57,7 @@ pub struct Arena {
     /// The page allocator's bitmaps and summaries for this arena (under the heap lock).
     pub pages: ArenaPages,
 }
+// ANCHOR_END: arena_struct
 
 impl Arena {
     /// Initialises arena metadata in place at `at` for the arena starting at `base`: all pages
@@ -105,6 +109,7 @@ pub fn page_in_arena(addr: usize) -> usize {
     (addr >> PAGE_SHIFT) & (ARENA_PAGES - 1)
 }
 
+// ANCHOR: span_of
 /// spanOf: the span that holds `addr`, or null. Two dependent loads after the index.
 ///
 /// # Safety
@@ -124,3 +129,4 @@ pub unsafe fn span_of(index: *const AtomicPtr<Arena>, addr: usize) -> *mut Span 
     // SAFETY: registered arenas' metadata lives as long as the heap.
     unsafe { (*arena).span_at(page_in_arena(addr)) }
 }
+// ANCHOR_END: span_of

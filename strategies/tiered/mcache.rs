@@ -66,6 +66,7 @@ const BACKGROUND_EVERY_REFILLS: u32 = 16;
 /// The span every class of a fresh cache points at (Go's `emptymspan`).
 pub static EMPTY_SPAN: Span = Span::EMPTY;
 
+// ANCHOR: mcache_struct
 /// A thread cache (Go's `mcache`). Lives in heap metadata.
 #[repr(C)]
 pub struct MCache {
@@ -95,6 +96,7 @@ pub struct MCache {
     /// Refills from mcentral so far (paces the background scavenger work).
     pub refills: Cell<u32>,
 }
+// ANCHOR_END: mcache_struct
 
 // SAFETY: a cache is used by one thread at a time (its owner, or the holder of the shared
 // cache lock); other threads only read its atomics (statistics) and compare its address.
@@ -140,6 +142,7 @@ impl MCache {
         root.add_live(b, o);
     }
 
+    // ANCHOR: alloc_small
     /// An object of span class `spc`: the fast path, no lock, no atomics.
     #[inline(always)]
     pub fn alloc_small<P: PageSource>(&self, root: &Root, src: &P, spc: usize) -> Option<usize> {
@@ -151,7 +154,9 @@ impl MCache {
             None => self.refill(root, src, spc),
         }
     }
+    // ANCHOR_END: alloc_small
 
+    // ANCHOR: refill
     /// Go's `mcache.refill`: finish the current span's scan, sweep it (collect remote frees
     /// and rewind), or swap it for another from mcentral.
     #[cold]
@@ -184,7 +189,9 @@ impl MCache {
         }
         s.next_free()
     }
+    // ANCHOR_END: refill
 
+    // ANCHOR: alloc_tiny
     /// The tiny allocator (Go's `mallocgcTiny`): `size < 16`, `align <= 8`.
     #[inline]
     pub fn alloc_tiny<P: PageSource>(&self, root: &Root, src: &P, size: usize, align: usize) -> Option<usize> {
@@ -207,7 +214,9 @@ impl MCache {
         }
         self.alloc_tiny_block(root, src, size, old_off)
     }
+    // ANCHOR_END: alloc_tiny
 
+    // ANCHOR: alloc_tiny_block
     #[cold]
     fn alloc_tiny_block<P: PageSource>(&self, root: &Root, src: &P, size: usize, old_off: usize) -> Option<usize> {
         let blk = self.alloc_small(root, src, TINY_SPAN_CLASS)?;
@@ -227,7 +236,9 @@ impl MCache {
         }
         Some(blk)
     }
+    // ANCHOR_END: alloc_tiny_block
 
+    // ANCHOR: retire_tiny
     /// Stops using the current tiny block (see "tiny counter" in the module docs).
     pub fn retire_tiny(&self, root: &Root) {
         let t = self.tiny.get();
@@ -248,7 +259,9 @@ impl MCache {
             super::free_small(root, self.as_mut_ptr(), s, t);
         }
     }
+    // ANCHOR_END: retire_tiny
 
+    // ANCHOR: free_tiny_local
     /// A free by the owner of an object in its current tiny block; `false` if `p` is not in
     /// it.
     #[inline]
@@ -268,7 +281,9 @@ impl MCache {
         }
         true
     }
+    // ANCHOR_END: free_tiny_local
 
+    // ANCHOR: release_all
     /// Go's `releaseAll`: gives every current span back to mcentral, retires the tiny block,
     /// flushes the statistics. Needs no page source, so it can run at thread exit.
     pub fn release_all(&self, root: &Root) {
@@ -284,6 +299,7 @@ impl MCache {
         }
         self.flush_stats(root);
     }
+    // ANCHOR_END: release_all
 }
 
 /// Binding of caches to threads (`std`), see "Threads" in the module docs.

@@ -144,6 +144,7 @@ impl MCentral {
     /// Empty.
     pub const INIT: MCentral = MCentral { lock: SpinLock::new(Lists { partial: List::EMPTY, full: List::EMPTY }) };
 
+    // ANCHOR: cache_span
     /// Go's `cacheSpan`: a span with a free object, now owned by `cache`. `None` when the
     /// heap cannot grow.
     pub fn cache_span<P: PageSource>(
@@ -170,7 +171,9 @@ impl MCentral {
         }
         self.grow(heap, src, spc, cache)
     }
+    // ANCHOR_END: cache_span
 
+    // ANCHOR: central_grow
     /// Go's `mcentral.grow`: a fresh span from the heap, owned by `cache`.
     #[cold]
     fn grow<P: PageSource>(&self, heap: &MHeap, src: &P, spc: usize, cache: *mut MCache) -> Option<&'static Span> {
@@ -181,7 +184,9 @@ impl MCentral {
         s.owner.store(cache, Ordering::Relaxed);
         Some(s)
     }
+    // ANCHOR_END: central_grow
 
+    // ANCHOR: uncache_span
     /// Go's `uncacheSpan`: the owning mcache lets `s` go.
     pub fn uncache_span(&self, heap: &MHeap, s: &Span) {
         let empty = {
@@ -199,7 +204,9 @@ impl MCentral {
             unsafe { heap.lock.lock().free_span(NonNull::from(s)) };
         }
     }
+    // ANCHOR_END: uncache_span
 
+    // ANCHOR: free_unowned
     /// Frees object `i` of the unowned span `s`; `false` if `s` has an owner now (then the
     /// caller pushes the object on `s.remote`).
     pub fn free_unowned(&self, heap: &MHeap, s: &Span, i: usize) -> bool {
@@ -226,6 +233,7 @@ impl MCentral {
         }
         true
     }
+    // ANCHOR_END: free_unowned
 
     /// Collects remote frees that wait on unowned spans (see "A free that races with
     /// uncacheSpan"), looking at up to `max` spans; gives empty spans back to the heap.

@@ -131,6 +131,7 @@ impl HeapInner {
         }
     }
 
+    // ANCHOR: alloc_span
     /// Allocates a span of `npages` pages aligned to `align_pages` pages for span class
     /// `spc` (0 = large). `None` when the source cannot give more.
     pub fn alloc_span<P: PageSource>(
@@ -165,7 +166,9 @@ impl HeapInner {
         self.inuse_pages += npages;
         Some(span)
     }
+    // ANCHOR_END: alloc_span
 
+    // ANCHOR: make_ready
     /// Marks `base .. + npages` in use after making its scavenged pages Ready; returns
     /// whether any page may hold old data. On failure nothing is changed.
     fn make_ready<P: PageSource>(&mut self, src: &P, base: usize, npages: usize) -> Option<bool> {
@@ -206,6 +209,7 @@ impl HeapInner {
         self.free_ready_pages -= npages;
         Some(dirty > 0)
     }
+    // ANCHOR_END: make_ready
 
     /// Undoes `make_ready` (the pages stay Ready, free).
     fn unmake_ready(&mut self, base: usize, npages: usize) {
@@ -228,6 +232,7 @@ impl HeapInner {
         }
     }
 
+    // ANCHOR: free_span
     /// Gives a span's pages back to the page allocator (they stay Ready) and its record to
     /// the span free list.
     ///
@@ -250,7 +255,9 @@ impl HeapInner {
         // SAFETY: the record came from `self.spans`.
         unsafe { self.spans.free(span.cast()) };
     }
+    // ANCHOR_END: free_span
 
+    // ANCHOR: heap_grow
     /// Reserves and registers enough new arenas for a run of `npages` (Go's `mheap.grow`).
     #[cold]
     fn grow<P: PageSource>(&mut self, src: &P, npages: usize) -> Option<()> {
@@ -275,6 +282,7 @@ impl HeapInner {
         }
         Some(())
     }
+    // ANCHOR_END: heap_grow
 
     fn add_arena<P: PageSource>(&mut self, src: &P, base: usize) -> Option<()> {
         self.ready_index_entry(src, base)?;

@@ -219,6 +219,7 @@ impl Root {
         h.free_caches = c;
     }
 
+    // ANCHOR: background
     /// Bounded scavenger and sweep work, on slow paths.
     fn background<P: PageSource>(&self, src: &P) {
         let spc = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) % SPAN_CLASS_COUNT;
@@ -233,7 +234,9 @@ impl Root {
             h.scavenge(src, scavenger::SCAVENGE_STEP_PAGES, keep);
         }
     }
+    // ANCHOR_END: background
 
+    // ANCHOR: with_cache
     /// Runs `f` with the calling thread's cache, or the shared cache under its lock.
     #[inline(always)]
     fn with_cache<P: PageSource>(&self, src: &P, size: usize, f: impl FnOnce(&MCache) -> Option<usize>) -> Option<usize> {
@@ -247,6 +250,7 @@ impl Root {
         }
         self.with_shared_cache(src, size, f)
     }
+    // ANCHOR_END: with_cache
 
     #[cold]
     fn with_shared_cache<P: PageSource>(
@@ -269,6 +273,7 @@ impl Root {
         Some(p)
     }
 
+    // ANCHOR: alloc_large
     /// A large object: a page run of its own (Go's `largeAlloc`).
     fn alloc_large<P: PageSource>(&self, src: &P, layout: Layout) -> Option<&Span> {
         let npages = layout.size().div_ceil(PAGE_BYTES);
@@ -279,13 +284,16 @@ impl Root {
         // SAFETY: a live span, until freed.
         Some(unsafe { s.as_ref() })
     }
+    // ANCHOR_END: alloc_large
 
+    // ANCHOR: free_large
     fn free_large<P: PageSource>(&self, src: &P, s: &Span, size: usize) {
         // SAFETY: the span holds one live object, being freed; nothing else refers to it.
         unsafe { self.heap.lock.lock().free_span(NonNull::from(s)) };
         self.add_live(-(size as isize), -1);
         self.background(src);
     }
+    // ANCHOR_END: free_large
 
     /// spanOf.
     #[inline]
@@ -296,6 +304,7 @@ impl Root {
     }
 }
 
+// ANCHOR: free_small
 /// Frees object `p` of small span `s` (not tiny) as the cache `my` (may be null): see
 /// "Free path" in the module docs.
 #[inline]
@@ -311,7 +320,9 @@ pub(crate) fn free_small(root: &Root, my: *mut MCache, s: &Span, p: usize) {
     }
     s.push_remote(p);
 }
+// ANCHOR_END: free_small
 
+// ANCHOR: free_tiny
 /// Frees tiny object `p` of tiny span `s` (see "tiny counter" in mcache.rs).
 #[inline]
 fn free_tiny(root: &Root, my: *mut MCache, s: &Span, p: usize) {
@@ -324,6 +335,7 @@ fn free_tiny(root: &Root, my: *mut MCache, s: &Span, p: usize) {
         free_small(root, my, s, blk);
     }
 }
+// ANCHOR_END: free_tiny
 
 impl Tiered {
     #[inline]
@@ -372,6 +384,7 @@ impl Tiered {
         self.existing_root()
     }
 
+    // ANCHOR: alloc_in
     fn alloc_in<P: PageSource>(&self, root: &Root, src: &P, layout: Layout) -> Option<usize> {
         let (size, align) = (layout.size(), layout.align());
         if size < mcache::TINY_BLOCK_BYTES && align <= 8 {
@@ -382,6 +395,7 @@ impl Tiered {
             None => root.alloc_large(src, layout).map(|s| s.base),
         }
     }
+    // ANCHOR_END: alloc_in
 }
 
 // SAFETY: (1) blocks are objects of distinct span slots or distinct page runs, aligned as the
@@ -395,12 +409,15 @@ unsafe impl Strategy for Tiered {
         "tiered"
     }
 
+    // ANCHOR: tiered_alloc
     #[inline]
     unsafe fn alloc<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
         let root = self.root(src)?;
         NonNull::new(self.alloc_in(root, src, layout)? as *mut u8)
     }
+    // ANCHOR_END: tiered_alloc
 
+    // ANCHOR: tiered_dealloc
     #[inline]
     unsafe fn dealloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, layout: Layout) {
         let Some(root) = self.existing_root() else { return };
@@ -423,6 +440,7 @@ unsafe impl Strategy for Tiered {
             unsafe { (*my).account(-(layout.size() as isize), -1) };
         }
     }
+    // ANCHOR_END: tiered_dealloc
 
     unsafe fn alloc_zeroed<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
         let root = self.root(src)?;

@@ -41,6 +41,7 @@ pub const CHUNKS_PER_ARENA: usize = ARENA_PAGES / CHUNK_PAGES;
 /// Bitmap words per chunk.
 const CHUNK_WORDS: usize = CHUNK_PAGES / 64;
 
+// ANCHOR: summary
 /// Free-run summary of a range of pages (Go's `pallocSum`, unpacked).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
@@ -51,6 +52,7 @@ pub struct Summary {
     /// Free pages at the end of the range.
     pub end: u32,
 }
+// ANCHOR_END: summary
 
 impl Summary {
     /// A wholly free chunk.
@@ -172,6 +174,7 @@ impl ArenaPages {
         &self.alloc[c * CHUNK_WORDS..(c + 1) * CHUNK_WORDS]
     }
 
+    // ANCHOR: arena_find
     /// First free run of `n` pages in this arena, as a page index.
     pub fn find(&self, n: usize) -> Option<usize> {
         if (self.sum.max as usize) < n {
@@ -201,6 +204,7 @@ impl ArenaPages {
         }
         None
     }
+    // ANCHOR_END: arena_find
 
     /// Sets (`used`) or clears the alloc bits of `first .. first + n` and updates summaries.
     pub fn mark(&mut self, first: usize, n: usize, used: bool) {
@@ -263,6 +267,7 @@ pub struct Run {
     pub page: usize,
 }
 
+// ANCHOR: find
 /// Lowest-address free run of `n` pages over arenas sorted by address; runs may cross into
 /// an adjacent arena.
 pub fn find(arenas: &[*mut Arena], n: usize) -> Option<Run> {
@@ -300,6 +305,7 @@ pub fn find(arenas: &[*mut Arena], n: usize) -> Option<Run> {
     }
     None
 }
+// ANCHOR_END: find
 
 #[cfg(test)]
 mod tests {

@@ -42,6 +42,7 @@ pub const RETAIN_MIN_PAGES: usize = 512;
 pub const SCAVENGE_STEP_PAGES: usize = 1024;
 
 impl HeapInner {
+    // ANCHOR: target
     /// Retained free pages allowed by the target.
     pub fn retain_target_pages(&self) -> usize {
         (self.inuse_pages * RETAIN_EXTRA_PERCENT / 100).max(RETAIN_MIN_PAGES)
@@ -51,7 +52,9 @@ impl HeapInner {
     pub fn over_target(&self) -> bool {
         self.free_ready_pages > self.retain_target_pages()
     }
+    // ANCHOR_END: target
 
+    // ANCHOR: scavenge
     /// Gives back up to `max_pages` free Ready pages, highest first, while more than `keep`
     /// are retained. Returns the pages given back.
     pub fn scavenge<P: PageSource>(&mut self, src: &P, max_pages: usize, keep: usize) -> usize {
@@ -88,4 +91,5 @@ impl HeapInner {
         }
         released
     }
+    // ANCHOR_END: scavenge
 }

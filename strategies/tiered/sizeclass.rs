@@ -150,6 +150,7 @@ const fn is_pow2(x: usize) -> bool {
     x & (x - 1) == 0
 }
 
+// ANCHOR: gen_classes
 /// Steps 1-4 of the algorithm in the module docs.
 const fn gen_classes() -> [ClassInfo; CLASS_COUNT] {
     let mut out = [ClassInfo { size: 0, pages: 0 }; CLASS_COUNT];
@@ -194,6 +195,7 @@ const fn gen_classes() -> [ClassInfo; CLASS_COUNT] {
     }
     out
 }
+// ANCHOR_END: gen_classes
 
 /// The first class whose size is at least `size`.
 const fn first_class_at_least(classes: &[ClassInfo; CLASS_COUNT], size: usize) -> u8 {
@@ -258,6 +260,7 @@ pub fn class_objects(class: usize) -> usize {
     c.pages as usize * PAGE_BYTES / c.size as usize
 }
 
+// ANCHOR: class_of
 /// The size class of a small request (`1 <= size <= MAX_SMALL_BYTES`), Go's `size_to_class`.
 #[inline]
 pub fn class_of(size: usize) -> usize {
@@ -269,7 +272,9 @@ pub fn class_of(size: usize) -> usize {
         TABLES.size_to_class128[(size + LARGE_SIZE_DIV - 1 - SMALL_SIZE_MAX) / LARGE_SIZE_DIV] as usize
     }
 }
+// ANCHOR_END: class_of
 
+// ANCHOR: class_for
 /// The class for a request of `size` bytes aligned to `align`, or `None` when it must take
 /// the large path. Objects of a class of size `s` sit at `span base + i * s` with the span
 /// base page-aligned, so they are `align`-aligned when `s % align == 0` and `align` divides
@@ -281,6 +286,7 @@ pub fn class_for(size: usize, align: usize) -> Option<usize> {
     }
     class_for_aligned(size, align)
 }
+// ANCHOR_END: class_for
 
 #[cold]
 fn class_for_aligned(size: usize, align: usize) -> Option<usize> {
@@ -313,11 +319,13 @@ pub const fn class_of_span_class(spc: usize) -> usize {
     spc >> 1
 }
 
+// ANCHOR: object_index
 /// Object index of a byte offset inside a span of `class`, by multiply and shift.
 #[inline]
 pub fn object_index(offset: usize, class: usize) -> usize {
     ((offset as u64 * TABLES.div_mul[class] as u64) >> 32) as usize
 }
+// ANCHOR_END: object_index
 
 /// One row of Go's comment table.
 #[derive(Copy, Clone, Debug, PartialEq)]

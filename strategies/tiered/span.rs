@@ -57,6 +57,7 @@ pub enum SpanList {
     Full = 2,
 }
 
+// ANCHOR: span_struct
 /// One span (Go's `mspan`). Lives in metadata from the page source; shared between threads
 /// as `&Span`, with owner-mutable fields in `Cell`s (see the module docs for who may write).
 #[repr(C)]
@@ -96,6 +97,7 @@ pub struct Span {
     /// 1 = allocated (or freed remotely and not yet collected).
     pub alloc_bits: [Cell<u64>; BITMAP_WORDS],
 }
+// ANCHOR_END: span_struct
 
 // SAFETY: spans are shared by raw pointers between threads; each `Cell` field is written only
 // by the span's owner (the owning mcache's thread, or the holder of its mcentral's lock, or
@@ -175,6 +177,7 @@ impl Span {
         self.alloc_bits[i / 64].get() >> (i % 64) & 1 == 1
     }
 
+    // ANCHOR: next_free_fast
     /// Go's `nextFreeFast`: the next free object from the cache, or `None` when the cache is
     /// empty. Owner only.
     #[inline(always)]
@@ -191,7 +194,9 @@ impl Span {
         self.alloc_count.set(self.alloc_count.get() + 1);
         Some(self.base + i as usize * self.elem_bytes)
     }
+    // ANCHOR_END: next_free_fast
 
+    // ANCHOR: next_free
     /// Go's `nextFreeIndex`: reloads the cache from the first word past `freeindex` with a
     /// free bit and allocates from it; `None` at the end of the span. Owner only.
     #[cold]
@@ -209,13 +214,16 @@ impl Span {
             self.freeindex.set(((fi / 64 + 1) * 64) as u32);
         }
     }
+    // ANCHOR_END: next_free
 
+    // ANCHOR: rewind
     /// Starts the scan again from object 0 (after frees; see the module docs).
     #[inline]
     pub fn rewind(&self) {
         self.freeindex.set(0);
         self.alloc_cache.set(0);
     }
+    // ANCHOR_END: rewind
 
     /// Object index of `addr`, without a division (Go's `divMul`).
     #[inline]
@@ -223,6 +231,7 @@ impl Span {
         sizeclass::object_index(addr - self.base, self.class as usize)
     }
 
+    // ANCHOR: free_local
     /// Frees object `i` (owner, or mcentral lock holder for an unowned span).
     #[inline]
     pub fn free_local(&self, i: usize) {
@@ -231,7 +240,9 @@ impl Span {
         w.set(w.get() & !(1 << (i % 64)));
         self.alloc_count.set(self.alloc_count.get() - 1);
     }
+    // ANCHOR_END: free_local
 
+    // ANCHOR: push_remote
     /// Pushes a freed object on the remote stack (any thread). One CAS.
     #[inline]
     pub fn push_remote(&self, obj: usize) {
@@ -246,7 +257,9 @@ impl Span {
             }
         }
     }
+    // ANCHOR_END: push_remote
 
+    // ANCHOR: collect_remote
     /// Takes every object on the remote stack and frees it locally; returns how many. Owner
     /// (or mcentral lock holder for an unowned span).
     pub fn collect_remote(&self) -> usize {
@@ -265,6 +278,7 @@ impl Span {
         }
         n
     }
+    // ANCHOR_END: collect_remote
 
     /// Objects waiting on the remote stack (for the checker; not synchronised).
     pub fn remote_len(&self) -> usize {
