@@ -25,6 +25,10 @@ pub mod page_sources {}
 #[doc = include_str!("../src/strategy-contract.md")]
 pub mod strategy_contract {}
 
+/// Chapter "One allocation walked through every tier".
+#[doc = include_str!("../src/walkthrough.md")]
+pub mod walkthrough {}
+
 /// Chapter "Writing your own strategy".
 #[doc = include_str!("../src/own-strategy.md")]
 pub mod own_strategy {}
