@@ -40,6 +40,8 @@ static FORKING: AtomicBool = AtomicBool::new(false);
 
 /// Proof that this thread is inside the allocator and fork waits for it; leaves on drop.
 pub struct Entry {
+    /// This thread's state cell (in its static TLS block, alive as long as the thread).
+    state: *const Cell<u8>,
     /// The shard incremented on entry, `None` for the forking thread (which is not counted).
     shard: Option<&'static AtomicUsize>,
     /// The thread state to restore on drop.
@@ -51,13 +53,17 @@ impl Entry {
     /// thread is already inside the allocator (a re-entered call).
     #[inline]
     pub fn enter() -> Option<Entry> {
-        let before = THREAD_STATE.get();
+        // One TLS lookup per entry: the cell's address serves for the state and the shard.
+        let state: *const Cell<u8> = THREAD_STATE.with(|cell| cell as *const Cell<u8>);
+        // SAFETY: the cell lives as long as this thread, and only this thread touches it.
+        let cell = unsafe { &*state };
+        let before = cell.get();
         if before == INSIDE {
             return None;
         }
-        THREAD_STATE.set(INSIDE);
-        let shard = if before == FORKER { None } else { Some(pass_gate()) };
-        Some(Entry { shard, before })
+        cell.set(INSIDE);
+        let shard = if before == FORKER { None } else { Some(pass_gate(shard_of(state as usize))) };
+        Some(Entry { state, shard, before })
     }
 }
 
@@ -67,21 +73,21 @@ impl Drop for Entry {
         if let Some(shard) = self.shard {
             shard.fetch_sub(1, Ordering::SeqCst);
         }
-        THREAD_STATE.set(self.before);
+        // SAFETY: the entry never leaves the thread that made it (`Entry` is neither Send
+        // nor Sync, holding a raw pointer), so the cell is this thread's, still alive.
+        unsafe { (*self.state).set(self.before) };
     }
 }
 
-/// This thread's shard: a hash of the address of its TLS block.
+/// The shard of the thread whose TLS block is at `tls_addr`.
 #[inline]
-fn my_shard() -> &'static AtomicUsize {
-    let addr = THREAD_STATE.with(|c| c as *const Cell<u8> as usize);
-    let hash = (addr >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+fn shard_of(tls_addr: usize) -> &'static AtomicUsize {
+    let hash = (tls_addr >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     &IN_FLIGHT[hash >> (usize::BITS - SHARD_COUNT.trailing_zeros())].0
 }
 
 #[inline]
-fn pass_gate() -> &'static AtomicUsize {
-    let shard = my_shard();
+fn pass_gate(shard: &'static AtomicUsize) -> &'static AtomicUsize {
     shard.fetch_add(1, Ordering::SeqCst);
     if FORKING.load(Ordering::SeqCst) {
         wait_for_fork(shard);

@@ -216,7 +216,7 @@ unsafe fn realloc_ptr(p: *mut u8, n: usize) -> *mut u8 {
     if n == 0 {
         // glibc: realloc(p, 0) frees p and returns NULL (errno untouched).
         // SAFETY: the caller's guarantee.
-        unsafe { free_ptr(p) };
+        unsafe { free(p.cast()) };
         return ptr::null_mut();
     }
     // SAFETY: the caller's guarantee.
@@ -275,14 +275,16 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
     alloc_request(size, MIN_ALIGN_BYTES, false).cast()
 }
 
-/// C `free`.
+/// C `free`; leaves errno as it was (POSIX.1-2024), whatever the strategy's OS calls do.
 ///
 /// # Safety
 /// `p` is NULL or a live block from a malloc-family function, freed once.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn free(p: *mut c_void) {
+    let saved = errno();
     // SAFETY: the caller's guarantee.
     unsafe { free_ptr(p.cast()) }
+    set_errno(saved);
 }
 
 /// C `calloc`: zeroed; NULL + ENOMEM when `count * size` overflows.
@@ -413,7 +415,7 @@ pub extern "C" fn malloc_trim(_pad: usize) -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cfree(p: *mut c_void) {
     // SAFETY: the caller's guarantee.
-    unsafe { free_ptr(p.cast()) }
+    unsafe { free(p) }
 }
 
 /// The name of the strategy in use ("first-fit", ...): lets a program (and our tests) check

@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/time.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,6 +44,11 @@ static int stratalloc; /* 1 when the preloaded library is in use */
             fputc('\n', stderr);                                                      \
         }                                                                             \
     } while (0)
+
+static unsigned next_rand(unsigned *s) {
+    *s = *s * 1103515245u + 12345u;
+    return *s >> 8;
+}
 
 static int aligned_to(const void *p, size_t align) { return ((uintptr_t)p & (align - 1)) == 0; }
 
@@ -263,6 +270,77 @@ static void check_libc_aliases(void) {
     __libc_free(p);
 }
 
+/* free() leaves errno alone (POSIX.1-2024; glibc does too). */
+static void check_free_errno(void) {
+    for (size_t n = 1; n < (1 << 22); n *= 4) {
+        void *p = malloc(n);
+        errno = 777;
+        free(p);
+        CHECK(errno == 777, "free of a %zu-byte block changed errno to %d", n, errno);
+    }
+}
+
+/* Pointers that are not ours are ignored (reported once on stderr), never handed to a
+ * strategy. Under glibc this would be undefined, so only under the library. */
+static _Alignas(64) unsigned char not_ours[256];
+
+static void check_foreign(void) {
+    if (!stratalloc) return;
+    void *p = not_ours + 64;
+    free(p);
+    CHECK(malloc_usable_size(p) == 0, "usable size of a foreign pointer %zu", malloc_usable_size(p));
+    errno = 0;
+    void *q = realloc(p, 100);
+    CHECK(q == NULL && errno == ENOMEM, "realloc of a foreign pointer = %p errno %d", q, errno);
+    int zero = 1;
+    for (size_t i = 0; i < sizeof not_ours; i++) zero &= not_ours[i] == 0;
+    CHECK(zero, "a foreign pointer's memory was written");
+}
+
+/* A signal handler that allocates while the interrupted thread may be inside malloc: the
+ * library serves it from its fallback instead of deadlocking (glibc may deadlock: only under
+ * the library). */
+static volatile sig_atomic_t handler_runs, handler_bad;
+
+static void allocating_handler(int sig) {
+    (void)sig;
+    int saved = errno;
+    unsigned char *p = malloc(24 + handler_runs % 200);
+    if (!p) { handler_bad = 1; } else {
+        fill(p, 24, 99);
+        if (!intact(p, 24, 99)) handler_bad = 1;
+        p = realloc(p, 5000);
+        if (!p || !intact(p, 24, 99)) handler_bad = 1;
+        free(p);
+    }
+    handler_runs++;
+    errno = saved;
+}
+
+static void check_signal_reentry(void) {
+    if (!stratalloc) return;
+    struct sigaction sa = {0};
+    sa.sa_handler = allocating_handler;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGPROF, &sa, NULL);
+    struct itimerval every = {{0, 200}, {0, 200}};
+    setitimer(ITIMER_PROF, &every, NULL);
+    unsigned s = 5;
+    void *keep[32] = {0};
+    for (int i = 0; i < 300000 || handler_runs < 50; i++) {
+        int k = next_rand(&s) % 32;
+        free(keep[k]);
+        keep[k] = (i & 1) ? malloc(next_rand(&s) % 2000) : realloc(NULL, next_rand(&s) % 100);
+        if (i > 5000000) break;
+    }
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_PROF, &off, NULL);
+    signal(SIGPROF, SIG_DFL);
+    for (int k = 0; k < 32; k++) free(keep[k]);
+    CHECK(handler_runs >= 50, "the allocating signal handler ran only %d times", (int)handler_runs);
+    CHECK(!handler_bad, "a block allocated in a signal handler was bad");
+}
+
 /* ---- threads ---- */
 
 #define THREADS 6
@@ -272,10 +350,6 @@ static void check_libc_aliases(void) {
 /* Blocks handed from one thread to be freed by another. */
 static void *_Atomic exchange[SLOTS];
 
-static unsigned next_rand(unsigned *s) {
-    *s = *s * 1103515245u + 12345u;
-    return *s >> 8;
-}
 
 struct live {
     unsigned char *p;
@@ -404,6 +478,9 @@ int main(void) {
     for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, all_single, NULL);
     for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
     check_threads();
+    check_free_errno();
+    check_foreign();
+    check_signal_reentry();
     long p = atomic_load(&passed), f = atomic_load(&failed);
     printf("edge_cases (%s): %ld passed, %ld failed\n", stratalloc ? "stratalloc" : "glibc", p, f);
     return f == 0 ? 0 : 1;
