@@ -29,6 +29,10 @@ pub mod strategy_contract {}
 #[doc = include_str!("../src/walkthrough.md")]
 pub mod walkthrough {}
 
+/// Chapter "Freeing and scavenging".
+#[doc = include_str!("../src/freeing.md")]
+pub mod freeing {}
+
 /// Chapter "Writing your own strategy".
 #[doc = include_str!("../src/own-strategy.md")]
 pub mod own_strategy {}
