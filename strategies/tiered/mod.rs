@@ -93,6 +93,10 @@ mod mcentral;
 mod mheap;
 mod pagealloc;
 mod remote;
+/// The atomics `remote.rs` is built on (loom's in tests/loom_tiered.rs).
+mod remote_atomics {
+    pub use core::sync::atomic::{AtomicI8, AtomicUsize, Ordering};
+}
 mod scavenger;
 pub mod sizeclass;
 mod span;
