@@ -94,7 +94,7 @@ fn check_span(s: &Span) -> Result<(), CheckError> {
             ensure!(i / 64 == fi / 64, "alloc cache spans two words", s.base, i);
         }
     }
-    let mut p = s.remote.load(Ordering::Acquire);
+    let mut p = s.remote.peek();
     let mut n = 0u32;
     while p != 0 {
         ensure!(p >= s.base && p < s.end(), "remote free outside its span", p, s.base);

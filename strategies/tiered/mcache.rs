@@ -232,7 +232,7 @@ impl MCache {
             // (nobody else knows it yet, so a plain store does).
             // SAFETY: `span` is the live tiny span `blk` came from.
             let s = unsafe { &*span };
-            s.tiny_count(s.object_index(blk)).store(-1, Ordering::Relaxed);
+            s.tiny_count(s.object_index(blk)).set_retired_one();
         }
         Some(blk)
     }
@@ -253,8 +253,7 @@ impl MCache {
         self.tiny_offset.set(0);
         self.tiny_given.set(0);
         self.tiny_span.set(ptr::null());
-        let c = s.tiny_count(s.object_index(t));
-        if c.fetch_sub(g, Ordering::AcqRel) == g {
+        if s.tiny_count(s.object_index(t)).retire(g) {
             // Every object was already freed: the block itself is free now.
             super::free_small(root, self.as_mut_ptr(), s, t);
         }
@@ -272,10 +271,8 @@ impl MCache {
         }
         let g = self.tiny_given.get() - 1;
         self.tiny_given.set(g);
-        let c = s.tiny_count(s.object_index(t));
-        if c.load(Ordering::Acquire) == g {
+        if s.tiny_count(s.object_index(t)).reset_if_all_freed(g) {
             // Every object of the block is freed (none can be freed again): reuse it from 0.
-            c.store(0, Ordering::Relaxed);
             self.tiny_given.set(0);
             self.tiny_offset.set(0);
         }

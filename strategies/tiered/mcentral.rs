@@ -251,7 +251,7 @@ impl MCentral {
                     let s = unsafe { &*p };
                     p = s.next.get();
                     seen += 1;
-                    if s.remote.load(Ordering::Relaxed) == 0 || s.collect_remote() == 0 {
+                    if s.remote.is_empty() || s.collect_remote() == 0 {
                         continue;
                     }
                     l.list(which).remove(s);

@@ -30,12 +30,13 @@
 //! - `arenas[..narenas]` sorted by base, each registered in the index.
 
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicI8, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 use super::arena::{ADDR_BITS, ARENA_BYTES, ARENA_PAGES, Arena, INDEX_BYTES, index_of, page_in_arena};
 use super::fixalloc::{FixAlloc, Persistent};
 use super::mcache::MCache;
 use super::pagealloc::{self, set_bits};
+use super::remote::TinyCounter;
 use super::sizeclass::{PAGE_BYTES, TINY_SPAN_CLASS, class_objects};
 use super::span::Span;
 use crate::source::PageSource;
@@ -217,15 +218,15 @@ impl HeapInner {
         self.free_ready_pages += npages;
     }
 
-    fn alloc_tiny_counts<P: PageSource>(&mut self, src: &P) -> Option<*const AtomicI8> {
+    fn alloc_tiny_counts<P: PageSource>(&mut self, src: &P) -> Option<*const TinyCounter> {
         let p = self.tiny.alloc(&mut self.meta, src)?;
         // SAFETY: the record holds 512 bytes (one counter per 16 B block of a one-page
         // span); zero is "no objects".
         unsafe { ptr::write_bytes(p.as_ptr(), 0, class_objects(super::sizeclass::TINY_CLASS)) };
-        Some(p.as_ptr().cast::<AtomicI8>().cast_const())
+        Some(p.as_ptr().cast::<TinyCounter>().cast_const())
     }
 
-    fn release_tiny_counts(&mut self, p: *const AtomicI8) {
+    fn release_tiny_counts(&mut self, p: *const TinyCounter) {
         if let Some(p) = NonNull::new(p.cast_mut()) {
             // SAFETY: the array came from `self.tiny` and its span is gone.
             unsafe { self.tiny.free(p.cast()) };

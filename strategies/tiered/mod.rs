@@ -13,6 +13,7 @@
 //! | `pagealloc.rs` | `pageAlloc` | bitmap and summaries, lowest address first |
 //! | `arena.rs` | `heapArena`, `spanOf` | 64 MiB arenas, page → span map |
 //! | `scavenger.rs` | `mgcscavenge.go` | gives free pages back to the OS |
+//! | `remote.rs` | (none: Go has a GC) | lock-free remote-free stack, tiny counters |
 //! | `fixalloc.rs` | `fixalloc`, `persistentalloc` | metadata from the page source |
 //!
 //! # Glossary
@@ -91,6 +92,11 @@ mod mcache;
 mod mcentral;
 mod mheap;
 mod pagealloc;
+mod remote;
+/// The atomics `remote.rs` is built on (loom's in tests/loom_tiered.rs).
+mod remote_atomics {
+    pub use core::sync::atomic::{AtomicI8, AtomicUsize, Ordering};
+}
 mod scavenger;
 pub mod sizeclass;
 mod span;
@@ -331,7 +337,7 @@ fn free_tiny(root: &Root, my: *mut MCache, s: &Span, p: usize) {
         return;
     }
     let blk = p & !(mcache::TINY_BLOCK_BYTES - 1);
-    if s.tiny_count(s.object_index(blk)).fetch_add(1, Ordering::AcqRel) == -1 {
+    if s.tiny_count(s.object_index(blk)).free_one() {
         free_small(root, my, s, blk);
     }
 }

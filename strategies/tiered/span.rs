@@ -37,7 +37,9 @@
 
 use core::cell::Cell;
 use core::ptr;
-use core::sync::atomic::{AtomicI8, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::AtomicPtr;
+
+use super::remote::{RemoteStack, TinyCounter};
 
 use super::mcache::MCache;
 use super::sizeclass::{self, CLASS_BYTES, MAX_OBJECTS_PER_SPAN, PAGE_BYTES};
@@ -87,13 +89,13 @@ pub struct Span {
     /// The mcache whose current span this is, or null.
     pub owner: AtomicPtr<MCache>,
     /// Objects freed by non-owners, linked through their first word.
-    pub remote: AtomicUsize,
+    pub remote: RemoteStack,
     /// mcentral list links.
     pub next: Cell<*const Span>,
     /// mcentral list links.
     pub prev: Cell<*const Span>,
     /// Tiny spans only: one counter per 16 B block (see mcache.rs).
-    pub tiny_counts: *const AtomicI8,
+    pub tiny_counts: *const TinyCounter,
     /// 1 = allocated (or freed remotely and not yet collected).
     pub alloc_bits: [Cell<u64>; BITMAP_WORDS],
 }
@@ -121,7 +123,7 @@ impl Span {
         needzero: Cell::new(false),
         npages: 0,
         owner: AtomicPtr::new(ptr::null_mut()),
-        remote: AtomicUsize::new(0),
+        remote: RemoteStack::from_atomic(core::sync::atomic::AtomicUsize::new(0)),
         next: Cell::new(ptr::null()),
         prev: Cell::new(ptr::null()),
         tiny_counts: ptr::null(),
@@ -129,7 +131,7 @@ impl Span {
     };
 
     /// A fresh span of `npages` pages at `base` for span class `spc` (0 = large).
-    pub fn new(base: usize, npages: usize, spc: usize, needzero: bool, tiny_counts: *const AtomicI8) -> Span {
+    pub fn new(base: usize, npages: usize, spc: usize, needzero: bool, tiny_counts: *const TinyCounter) -> Span {
         let class = sizeclass::class_of_span_class(spc);
         let (elem_bytes, nelems) = if class == 0 {
             (npages * PAGE_BYTES, 1)
@@ -246,16 +248,9 @@ impl Span {
     /// Pushes a freed object on the remote stack (any thread). One CAS.
     #[inline]
     pub fn push_remote(&self, obj: usize) {
-        let mut old = self.remote.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: `obj` is a freed object of this span, at least 8 bytes and 8-aligned;
-            // nobody else uses it until it is collected.
-            unsafe { (obj as *mut usize).write(old) };
-            match self.remote.compare_exchange_weak(old, obj, Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(now) => old = now,
-            }
-        }
+        // SAFETY: `obj` is a freed object of this span, at least 8 bytes and 8-aligned;
+        // nobody else uses it until it is collected.
+        unsafe { self.remote.push(obj) }
     }
     // ANCHOR_END: push_remote
 
@@ -263,15 +258,11 @@ impl Span {
     /// Takes every object on the remote stack and frees it locally; returns how many. Owner
     /// (or mcentral lock holder for an unowned span).
     pub fn collect_remote(&self) -> usize {
-        if self.remote.load(Ordering::Relaxed) == 0 {
-            return 0;
-        }
-        let mut p = self.remote.swap(0, Ordering::Acquire);
+        let mut p = self.remote.take();
         let mut n = 0;
         while p != 0 {
-            // SAFETY: every entry was pushed by `push_remote`, which wrote the link before
-            // publishing with Release; the Acquire swap makes it visible.
-            let next = unsafe { (p as *const usize).read() };
+            // SAFETY: `p` is a node of the list just taken.
+            let next = unsafe { RemoteStack::next(p) };
             self.free_local(self.object_index(p));
             n += 1;
             p = next;
@@ -280,13 +271,13 @@ impl Span {
     }
     // ANCHOR_END: collect_remote
 
-    /// Objects waiting on the remote stack (for the checker; not synchronised).
+    /// Objects waiting on the remote stack (for the checker; no other thread may run).
     pub fn remote_len(&self) -> usize {
-        let mut p = self.remote.load(Ordering::Acquire);
+        let mut p = self.remote.peek();
         let mut n = 0;
         while p != 0 {
-            // SAFETY: see `collect_remote`; the checker runs with no other thread active.
-            p = unsafe { (p as *const usize).read() };
+            // SAFETY: no concurrent push (checker); nodes hold their links.
+            p = unsafe { RemoteStack::next(p) };
             n += 1;
         }
         n
@@ -300,7 +291,7 @@ impl Span {
 
     /// The counter of the tiny block at object index `i` (tiny spans only).
     #[inline]
-    pub fn tiny_count(&self, i: usize) -> &AtomicI8 {
+    pub fn tiny_count(&self, i: usize) -> &TinyCounter {
         debug_assert!(!self.tiny_counts.is_null() && i < self.nelems as usize);
         // SAFETY: tiny spans carry a counter array of `nelems` entries that lives as long as
         // the span.
