@@ -111,6 +111,23 @@ impl<X: Placement> FreeList<X> {
     }
 }
 
+/// Free blocks of a [`FreeList`] heap: how the free memory is cut up.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct FreeSummary {
+    /// Number of free blocks (`== index length`).
+    pub blocks: usize,
+    /// Bytes in free blocks, headers included.
+    pub bytes: usize,
+}
+
+impl<X: Placement> FreeList<X> {
+    /// Free blocks and bytes now.
+    pub fn free_summary(&self) -> FreeSummary {
+        let (blocks, bytes) = self.core.lock().free_totals();
+        FreeSummary { blocks, bytes }
+    }
+}
+
 impl<X: Placement> Default for FreeList<X> {
     fn default() -> Self {
         Self::new()
