@@ -92,7 +92,11 @@ pub fn discover(opts: &Opts) -> Result<RunnerSet, String> {
         Some(want) => {
             for w in want {
                 if !set.runners.iter().any(|r| &r.name == w) {
-                    let why = if set.absent.contains(w) { "absent (not in the allocator table)" } else { "unknown" };
+                    let why = if set.absent.contains(w) {
+                        "absent (not in the allocator table)"
+                    } else {
+                        "unknown"
+                    };
                     return Err(format!("allocator {w}: {why}; try --list"));
                 }
             }
@@ -100,7 +104,10 @@ pub fn discover(opts: &Opts) -> Result<RunnerSet, String> {
         }
     }
     if set.runners.is_empty() {
-        return Err(format!("no runner bins in {} (build with cargo build -p comparisons --bins)", dir.display()));
+        return Err(format!(
+            "no runner bins in {} (build with cargo build -p comparisons --bins)",
+            dir.display()
+        ));
     }
     Ok(set)
 }

@@ -169,7 +169,9 @@ fn parse(tokens: &[Token], pos: &mut usize) -> Check<Box<Expr>> {
         Token::Num(v) => Ok(Box::new(Expr::Num(*v))),
         Token::Open => {
             let a = parse(tokens, pos)?;
-            let Some(Token::Op(op)) = tokens.get(*pos) else { return Err("parser: operator expected".into()) };
+            let Some(Token::Op(op)) = tokens.get(*pos) else {
+                return Err("parser: operator expected".into());
+            };
             *pos += 1;
             let b = parse(tokens, pos)?;
             if tokens.get(*pos) != Some(&Token::Close) {
