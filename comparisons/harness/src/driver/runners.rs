@@ -56,10 +56,8 @@ fn rank(name: &str, kind: &str) -> (usize, usize) {
 
 /// Finds, builds if needed, and describes the runners; applies `--allocators`.
 pub fn discover(opts: &Opts) -> Result<RunnerSet, String> {
-    if opts.build && opts.bin_dir.is_none() {
-        if let Ok(cargo) = std::env::var("CARGO") {
-            build_with_cargo(&cargo)?;
-        }
+    if let (true, None, Ok(cargo)) = (opts.build, &opts.bin_dir, std::env::var("CARGO")) {
+        build_with_cargo(&cargo)?;
     }
     let dir = match &opts.bin_dir {
         Some(d) => d.clone(),

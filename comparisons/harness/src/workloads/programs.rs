@@ -19,7 +19,7 @@ fn record(r: &mut Rng, i: usize) -> Value {
         "active": r.below(2) == 0,
         "tags": tags,
         "stats": { "scores": nums, "note": WORDS[i % 8].repeat(1 + r.below(4)) },
-        "parent": if i % 5 == 0 { Value::Null } else { json!(i / 5) },
+        "parent": if i.is_multiple_of(5) { Value::Null } else { json!(i / 5) },
     })
 }
 
