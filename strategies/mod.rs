@@ -2,3 +2,5 @@
 //!
 //! Each implements [`Strategy`](crate::Strategy) and [`ConstInit`](crate::ConstInit), so it
 //! can be used in a `static` [`Heap`](crate::Heap).
+
+pub mod freelist;
