@@ -35,7 +35,7 @@ impl Rng {
     /// Uniform in `0..n` (`n > 0`).
     #[inline]
     pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() >> 32) * n as u64 >> 32) as usize
+        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
     }
     /// Uniform in `lo..=hi`.
     #[inline]
@@ -157,7 +157,7 @@ impl Block {
 
     fn own(p: *mut u8, layout: Layout, tag: u64) -> Check<Block> {
         let ptr = NonNull::new(p).ok_or_else(|| format!("allocation of {} B failed", layout.size()))?;
-        if p as usize % layout.align() != 0 {
+        if !(p as usize).is_multiple_of(layout.align()) {
             return Err(format!("block {p:p} is not aligned to {}", layout.align()));
         }
         Ok(Block { ptr, layout, tag })

@@ -45,26 +45,72 @@ pub struct Opts {
 fn cli() -> Command {
     Command::new("comparisons")
         .about("Workloads x allocators, each allocator the global allocator of its own process")
-        .arg(Arg::new("quick").long("quick").action(ArgAction::SetTrue).help(
-            "The default set at small sizes (scale 1, 3 reps, 5 s limit): under 3 minutes on 2 cores",
-        ))
-        .arg(Arg::new("workloads").long("workloads").value_delimiter(',').help("Comma list of workloads (default: all)"))
-        .arg(Arg::new("allocators").long("allocators").value_delimiter(',').help(
-            "Comma list of allocators (default: every allocator in the table)",
-        ))
-        .arg(Arg::new("reps").long("reps").value_parser(value_parser!(usize)).help("Repetitions (default 3 quick, 5 full)"))
-        .arg(Arg::new("out").long("out").value_parser(value_parser!(PathBuf)).help("Output directory (default book/src/results)"))
-        .arg(Arg::new("timeout").long("timeout").value_parser(value_parser!(f64)).help(
-            "Seconds a run may take before it is killed (default 5 quick, 120 full)",
-        ))
-        .arg(Arg::new("scale").long("scale").value_parser(value_parser!(f64)).help("Work multiplier (default 1 quick, 5 full)"))
-        .arg(Arg::new("threads").long("threads").value_parser(value_parser!(usize)).help("Threads per multi-threaded workload (default: cores)"))
+        .arg(
+            Arg::new("quick").long("quick").action(ArgAction::SetTrue).help(
+                "The default set at small sizes (scale 1, 3 reps, 5 s limit): under 3 minutes on 2 cores",
+            ),
+        )
+        .arg(
+            Arg::new("workloads")
+                .long("workloads")
+                .value_delimiter(',')
+                .help("Comma list of workloads (default: all)"),
+        )
+        .arg(
+            Arg::new("allocators")
+                .long("allocators")
+                .value_delimiter(',')
+                .help("Comma list of allocators (default: every allocator in the table)"),
+        )
+        .arg(
+            Arg::new("reps")
+                .long("reps")
+                .value_parser(value_parser!(usize))
+                .help("Repetitions (default 3 quick, 5 full)"),
+        )
+        .arg(
+            Arg::new("out")
+                .long("out")
+                .value_parser(value_parser!(PathBuf))
+                .help("Output directory (default book/src/results)"),
+        )
+        .arg(
+            Arg::new("timeout")
+                .long("timeout")
+                .value_parser(value_parser!(f64))
+                .help("Seconds a run may take before it is killed (default 5 quick, 120 full)"),
+        )
+        .arg(
+            Arg::new("scale")
+                .long("scale")
+                .value_parser(value_parser!(f64))
+                .help("Work multiplier (default 1 quick, 5 full)"),
+        )
+        .arg(
+            Arg::new("threads")
+                .long("threads")
+                .value_parser(value_parser!(usize))
+                .help("Threads per multi-threaded workload (default: cores)"),
+        )
         .arg(Arg::new("seed").long("seed").value_parser(value_parser!(u64)).default_value("42"))
-        .arg(Arg::new("no-build").long("no-build").action(ArgAction::SetTrue).help(
-            "Do not build the runner bins with cargo; use those beside this executable",
-        ))
-        .arg(Arg::new("bin-dir").long("bin-dir").value_parser(value_parser!(PathBuf)).help("Where the runner bins are"))
-        .arg(Arg::new("list").long("list").action(ArgAction::SetTrue).help("List workloads and allocators, then exit"))
+        .arg(
+            Arg::new("no-build")
+                .long("no-build")
+                .action(ArgAction::SetTrue)
+                .help("Do not build the runner bins with cargo; use those beside this executable"),
+        )
+        .arg(
+            Arg::new("bin-dir")
+                .long("bin-dir")
+                .value_parser(value_parser!(PathBuf))
+                .help("Where the runner bins are"),
+        )
+        .arg(
+            Arg::new("list")
+                .long("list")
+                .action(ArgAction::SetTrue)
+                .help("List workloads and allocators, then exit"),
+        )
 }
 
 fn default_out() -> PathBuf {
@@ -87,7 +133,11 @@ fn parse() -> Result<(Opts, bool), String> {
         allocators: m.get_many::<String>("allocators").map(|v| v.cloned().collect()),
         reps: m.get_one::<usize>("reps").copied().unwrap_or(if quick { 3 } else { 5 }).max(1),
         out: m.get_one::<PathBuf>("out").cloned().unwrap_or_else(default_out),
-        timeout: Duration::from_secs_f64(m.get_one::<f64>("timeout").copied().unwrap_or(if quick { 5.0 } else { 120.0 })),
+        timeout: Duration::from_secs_f64(m.get_one::<f64>("timeout").copied().unwrap_or(if quick {
+            5.0
+        } else {
+            120.0
+        })),
         scale: m.get_one::<f64>("scale").copied().unwrap_or(if quick { 1.0 } else { 5.0 }),
         threads: m.get_one::<usize>("threads").copied().unwrap_or(cores).max(1),
         seed: *m.get_one::<u64>("seed").unwrap_or(&42),

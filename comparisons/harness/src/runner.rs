@@ -42,7 +42,9 @@ pub fn main(name: &str, kind: &str) {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("--describe") => println!("{}", serde_json::json!({ "name": name, "kind": kind })),
-        Some("run") if kind == "absent" => fail(&format!("{name} is not in the allocator table"), EXIT_ABSENT),
+        Some("run") if kind == "absent" => {
+            fail(&format!("{name} is not in the allocator table"), EXIT_ABSENT)
+        }
         Some("run") => {
             let (w, ctx) = parse_run(&args[1..]).unwrap_or_else(|e| fail(&e, EXIT_FAILED));
             match (w.run)(&ctx) {

@@ -106,7 +106,9 @@ fn judge(exit: &Exit, killed: bool, stdout: &str, stderr: &str) -> Status {
     let st = exit.status;
     let last_err = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
     if libc::WIFSIGNALED(st) {
-        return Status::Failed(format!("crashed: signal {} {last_err}", libc::WTERMSIG(st)).trim().to_string());
+        return Status::Failed(
+            format!("crashed: signal {} {last_err}", libc::WTERMSIG(st)).trim().to_string(),
+        );
     }
     let code = libc::WEXITSTATUS(st);
     if code != 0 {

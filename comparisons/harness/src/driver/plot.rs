@@ -49,7 +49,11 @@ pub fn grouped_bars(
         .y_labels(nw * 2 + 1)
         .y_label_formatter(&|y| {
             let i = y.floor() as usize;
-            if (y - i as f64 - 0.5).abs() < 0.01 && i < nw { names[nw - 1 - i].clone() } else { String::new() }
+            if (y - i as f64 - 0.5).abs() < 0.01 && i < nw {
+                names[nw - 1 - i].clone()
+            } else {
+                String::new()
+            }
         })
         .x_desc(axis)
         .draw()

@@ -204,7 +204,8 @@ fn verdict_text(c: Option<&Cell>) -> Option<String> {
 /// A table of `f(workload, allocator)` with verdicts in place of failed cells.
 fn table(s: &Summary, f: &dyn Fn(&str, &str) -> Option<String>, md: bool) -> String {
     let names = s.names();
-    let mut rows: Vec<Vec<String>> = vec![std::iter::once("workload".to_string()).chain(names.iter().cloned()).collect()];
+    let mut rows: Vec<Vec<String>> =
+        vec![std::iter::once("workload".to_string()).chain(names.iter().cloned()).collect()];
     for w in &s.workloads {
         let mut row = vec![w.to_string()];
         for a in &names {
@@ -227,7 +228,9 @@ fn table(s: &Summary, f: &dyn Fn(&str, &str) -> Option<String>, md: bool) -> Str
             let cells: Vec<String> = r
                 .iter()
                 .enumerate()
-                .map(|(i, x)| if i == 0 { format!("{x:<w$}", w = widths[i]) } else { format!("{x:>w$}", w = widths[i]) })
+                .map(|(i, x)| {
+                    if i == 0 { format!("{x:<w$}", w = widths[i]) } else { format!("{x:>w$}", w = widths[i]) }
+                })
                 .collect();
             let _ = writeln!(out, "{}", cells.join("  "));
         }
@@ -300,10 +303,18 @@ fn notes(s: &Summary, md: bool) -> String {
         }
     }
     if !s.absent.is_empty() {
-        let _ = writeln!(out, "{bullet}Not in the allocator table yet (absent, not run): {}", s.absent.join(", "));
+        let _ = writeln!(
+            out,
+            "{bullet}Not in the allocator table yet (absent, not run): {}",
+            s.absent.join(", ")
+        );
     }
     if let Some((p, len)) = &s.trace {
-        let _ = writeln!(out, "{bullet}trace-replay replays {} ({len} bytes)", p.file_name().map(|f| f.to_string_lossy()).unwrap_or_default());
+        let _ = writeln!(
+            out,
+            "{bullet}trace-replay replays {} ({len} bytes)",
+            p.file_name().map(|f| f.to_string_lossy()).unwrap_or_default()
+        );
     }
     out
 }
@@ -363,7 +374,10 @@ fn markdown(s: &Summary) -> String {
         s.opts.seed,
         s.opts.timeout.as_secs_f64()
     );
-    let _ = writeln!(out, "Read with care: these machines are shared and noisy (+-30%); compare ratios within one run, not across runs. A cell says FAILED when a run exited non-zero, crashed, printed no result or a checksum differing from the other allocators'; TIMEOUT when it was killed at the time limit.\n");
+    let _ = writeln!(
+        out,
+        "Read with care: these machines are shared and noisy (+-30%); compare ratios within one run, not across runs. A cell says FAILED when a run exited non-zero, crashed, printed no result or a checksum differing from the other allocators'; TIMEOUT when it was killed at the time limit.\n"
+    );
     let _ = writeln!(out, "![wall time ratio](wall_ratio.svg)\n");
     let _ = writeln!(out, "## Wall time, ratio to {ANCHOR} (median; lower is better)\n");
     out += &table(s, &ratio_fmt(s, Cell::wall), true);

@@ -56,10 +56,8 @@ fn rank(name: &str, kind: &str) -> (usize, usize) {
 
 /// Finds, builds if needed, and describes the runners; applies `--allocators`.
 pub fn discover(opts: &Opts) -> Result<RunnerSet, String> {
-    if opts.build && opts.bin_dir.is_none() {
-        if let Ok(cargo) = std::env::var("CARGO") {
-            build_with_cargo(&cargo)?;
-        }
+    if let (true, None, Ok(cargo)) = (opts.build, &opts.bin_dir, std::env::var("CARGO")) {
+        build_with_cargo(&cargo)?;
     }
     let dir = match &opts.bin_dir {
         Some(d) => d.clone(),
@@ -92,7 +90,11 @@ pub fn discover(opts: &Opts) -> Result<RunnerSet, String> {
         Some(want) => {
             for w in want {
                 if !set.runners.iter().any(|r| &r.name == w) {
-                    let why = if set.absent.contains(w) { "absent (not in the allocator table)" } else { "unknown" };
+                    let why = if set.absent.contains(w) {
+                        "absent (not in the allocator table)"
+                    } else {
+                        "unknown"
+                    };
                     return Err(format!("allocator {w}: {why}; try --list"));
                 }
             }
@@ -100,7 +102,10 @@ pub fn discover(opts: &Opts) -> Result<RunnerSet, String> {
         }
     }
     if set.runners.is_empty() {
-        return Err(format!("no runner bins in {} (build with cargo build -p comparisons --bins)", dir.display()));
+        return Err(format!(
+            "no runner bins in {} (build with cargo build -p comparisons --bins)",
+            dir.display()
+        ));
     }
     Ok(set)
 }

@@ -169,7 +169,11 @@ fn alloc_test_thread(c: &Ctx, i: usize) -> Check<u64> {
         let s = (SLOTS as f64 * r.unit().powi(3)) as usize;
         if let Some(b) = slots[s].take() {
             if !filled_all(b.bytes(), b.tag()) {
-                return Err(format!("alloc-test: block of {} B (tag {:#x}) changed while live", b.size(), b.tag()));
+                return Err(format!(
+                    "alloc-test: block of {} B (tag {:#x}) changed while live",
+                    b.size(),
+                    b.tag()
+                ));
             }
             sum = sum.wrapping_add(mix(b.tag() ^ b.size() as u64));
         }
@@ -259,7 +263,8 @@ pub fn cache_scratch(c: &Ctx) -> Check<Outcome> {
         }
         Ok(sum)
     })?;
-    let expected: u64 = (0..c.threads).map(|i| iters as u64 * ((writes - 1) as u8).wrapping_add(i as u8) as u64).sum();
+    let expected: u64 =
+        (0..c.threads).map(|i| iters as u64 * ((writes - 1) as u8).wrapping_add(i as u8) as u64).sum();
     let got: u64 = sums.iter().sum();
     if got != expected {
         return Err(format!("cache-scratch: read back {got}, wrote {expected}"));
@@ -300,8 +305,9 @@ pub fn mleak(c: &Ctx) -> Check<Outcome> {
     for wave in 0..c.n(150) {
         let made = on_threads(c.threads, |i| {
             let mut r = Rng::new(c.seed, (wave * 64 + i) as u64);
-            let mut mine =
-                (0..200).map(|k| Block::new(r.range(16, 256), 8, tag(wave, i, k))).collect::<Check<Vec<_>>>()?;
+            let mut mine = (0..200)
+                .map(|k| Block::new(r.range(16, 256), 8, tag(wave, i, k)))
+                .collect::<Check<Vec<_>>>()?;
             free_all(mine.drain(100..))?;
             Ok(mine)
         })?;

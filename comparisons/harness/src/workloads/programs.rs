@@ -19,7 +19,7 @@ fn record(r: &mut Rng, i: usize) -> Value {
         "active": r.below(2) == 0,
         "tags": tags,
         "stats": { "scores": nums, "note": WORDS[i % 8].repeat(1 + r.below(4)) },
-        "parent": if i % 5 == 0 { Value::Null } else { json!(i / 5) },
+        "parent": if i.is_multiple_of(5) { Value::Null } else { json!(i / 5) },
     })
 }
 
@@ -169,7 +169,9 @@ fn parse(tokens: &[Token], pos: &mut usize) -> Check<Box<Expr>> {
         Token::Num(v) => Ok(Box::new(Expr::Num(*v))),
         Token::Open => {
             let a = parse(tokens, pos)?;
-            let Some(Token::Op(op)) = tokens.get(*pos) else { return Err("parser: operator expected".into()) };
+            let Some(Token::Op(op)) = tokens.get(*pos) else {
+                return Err("parser: operator expected".into());
+            };
             *pos += 1;
             let b = parse(tokens, pos)?;
             if tokens.get(*pos) != Some(&Token::Close) {

@@ -41,10 +41,7 @@ pub fn heap_efficiency(c: &Ctx) -> Check<Outcome> {
     }
     let grown = rss_bytes().saturating_sub(base).max(1);
     free_all(blocks)?;
-    Ok(Outcome {
-        checksum: sum ^ k,
-        metrics: vec![("efficiency_pct", 100.0 * live as f64 / grown as f64)],
-    })
+    Ok(Outcome { checksum: sum ^ k, metrics: vec![("efficiency_pct", 100.0 * live as f64 / grown as f64)] })
 }
 
 /// talc's random actions: alloc, realloc or free at random over 10,000 slots, 1 B..16 KiB.
@@ -91,8 +88,9 @@ pub fn fragmentation(c: &Ctx) -> Check<Outcome> {
         Ok(b)
     };
     for phase in 0..8 {
-        let small: Vec<Block> =
-            (0..n).map(|_| make(r.range(16, 128) + phase * 8, &mut live, &mut max_live)).collect::<Check<_>>()?;
+        let small: Vec<Block> = (0..n)
+            .map(|_| make(r.range(16, 128) + phase * 8, &mut live, &mut max_live))
+            .collect::<Check<_>>()?;
         let medium: Vec<Block> =
             (0..n / 8).map(|_| make(r.range(256, 4096), &mut live, &mut max_live)).collect::<Check<_>>()?;
         for (i, b) in small.into_iter().chain(medium).enumerate() {
