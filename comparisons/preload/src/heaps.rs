@@ -56,10 +56,11 @@ macro_rules! strategies {
 }
 
 strategies! {
-    default: FirstFit;
+    default: Tiered;
     FirstFit => stratalloc::FirstFit, FIRST_FIT;
     NextFit => stratalloc::NextFit, NEXT_FIT;
     BestFit => stratalloc::BestFit, BEST_FIT;
+    Tiered => stratalloc::Tiered, TIERED;
 }
 
 /// `STRATALLOC_STRATEGY`'s value as a C string, for [`strategy_name`].
