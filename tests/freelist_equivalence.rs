@@ -149,6 +149,7 @@ impl<S: Allocator + ConstInit> Side<S> {
     }
 }
 
+// ANCHOR: equivalence_compare
 /// Runs `ops` through both heaps; the first step where they disagree is an error.
 fn compare<A: Allocator + ConstInit, B: Allocator + ConstInit>(ops: &[Op]) -> Result<(), String> {
     let (mut a, mut b) = (Side::<A>::new(), Side::<B>::new());
@@ -161,7 +162,9 @@ fn compare<A: Allocator + ConstInit, B: Allocator + ConstInit>(ops: &[Op]) -> Re
     }
     Ok(())
 }
+// ANCHOR_END: equivalence_compare
 
+// ANCHOR: equivalence_props
 proptest! {
     #![proptest_config(config())]
 
@@ -180,6 +183,7 @@ proptest! {
         compare::<BestFit<Linear>, BestFit<SizeTree>>(&ops).map_err(TestCaseError::fail)?;
     }
 }
+// ANCHOR_END: equivalence_props
 
 /// The comparison can fail: first fit and best fit (and next fit) disagree on most sequences.
 #[test]

@@ -51,6 +51,7 @@ pub struct DefaultClasses;
 /// Classes of [`DefaultClasses`] below 1 KiB, one per 16 bytes from `MIN_BLOCK_BYTES`.
 const EXACT_CLASSES: usize = (1024 - MIN_BLOCK_BYTES) / BLOCK_ALIGN;
 
+// ANCHOR: seg_classes
 impl Classes for DefaultClasses {
     const COUNT: usize = MAX_CLASSES;
 
@@ -73,6 +74,7 @@ impl Classes for DefaultClasses {
         (1 << k) + sub * (1 << (k - 2))
     }
 }
+// ANCHOR_END: seg_classes
 
 /// The list node kept in a free block's node area.
 #[repr(C)]
@@ -102,6 +104,7 @@ impl<C: Classes> SegLists<C> {
     /// Refuses an invalid class table at compile time.
     const VALID: () = assert!(C::COUNT > 0 && C::COUNT <= MAX_CLASSES, "1..=MAX_CLASSES classes");
 
+    // ANCHOR: seg_first_class
     /// The first non-empty class at or above `from`.
     #[inline]
     fn first_class_from(&self, from: usize) -> Option<usize> {
@@ -115,6 +118,7 @@ impl<C: Classes> SegLists<C> {
             bits = *self.bitmap.get(w)?;
         }
     }
+    // ANCHOR_END: seg_first_class
 
     /// The blocks of list `c`, head first.
     fn list(&self, c: usize) -> impl Iterator<Item = Block> + '_ {
@@ -137,6 +141,7 @@ impl<C: Classes> SegLists<C> {
         self.list(c).find(|&b| unsafe { b.size() >= need && fit_start(b, need, align).is_some() })
     }
 
+    // ANCHOR: seg_find_fast
     /// O(1): the head of the first non-empty class whose every block holds `need` bytes.
     #[inline]
     fn find_fast(&self, need: usize) -> Option<Block> {
@@ -146,6 +151,7 @@ impl<C: Classes> SegLists<C> {
         // SAFETY: a set bit means a non-empty list, whose head is a listed block.
         Some(unsafe { Block::at(self.heads[c]) })
     }
+    // ANCHOR_END: seg_find_fast
 
     /// Walks the lists from `need`'s class upward for the first block that fits.
     #[cold]
@@ -276,6 +282,7 @@ pub struct Segregated<C> {
     lists: SegLists<C>,
 }
 
+// ANCHOR: seg_policy
 // SAFETY: `find_fast` returns a block of a class whose every block is `>= need` (fits for
 // alignments up to 16); `find_slow` checks `fit_start` on each candidate.
 unsafe impl<C: Classes> Placement for Segregated<C> {
@@ -301,3 +308,4 @@ unsafe impl<C: Classes> Placement for Segregated<C> {
         self.lists.find_slow(need, align)
     }
 }
+// ANCHOR_END: seg_policy

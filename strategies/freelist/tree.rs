@@ -33,6 +33,7 @@ use super::engine::{FreeIndex, fit_start};
 use super::policy::{AddrSearch, SizeSearch};
 use crate::strategy::CheckError;
 
+// ANCHOR: tree_node
 /// The tree node kept in a free block's node area (exactly `NODE_BYTES`).
 #[repr(C)]
 struct Node {
@@ -43,6 +44,7 @@ struct Node {
     /// The largest `size` in this subtree.
     max: usize,
 }
+// ANCHOR_END: tree_node
 
 const _: () = assert!(size_of::<Node>() <= super::NODE_BYTES);
 
@@ -356,6 +358,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
 }
 
 impl AddrTree {
+    // ANCHOR: addr_first_at
     /// The lowest-address block in `t` at or above `from` that fits.
     ///
     /// # Safety
@@ -380,6 +383,7 @@ impl AddrTree {
             Self::first_at((*n).right, from, need, align)
         }
     }
+    // ANCHOR_END: addr_first_at
 }
 
 // SAFETY: the search visits every subtree that may hold a block at or above `from` of size
@@ -415,6 +419,7 @@ impl SizeTree {
     }
 }
 
+// ANCHOR: size_best_fit
 // SAFETY: candidates are taken in increasing `(size, address)` from `(need, 0)` on, and the
 // first that fits is returned: the least fitting key, as the contract asks.
 unsafe impl SizeSearch for SizeTree {
@@ -438,3 +443,4 @@ unsafe impl SizeSearch for SizeTree {
         }
     }
 }
+// ANCHOR_END: size_best_fit

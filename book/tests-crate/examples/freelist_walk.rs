@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use core::alloc::Layout;
-use stratalloc::{BestFit, ConstInit, FirstFit, Heap, Linear, Mmap, NextFit, Op, Strategy};
+use stratalloc::{BestFit, ConstInit, FirstFit, Heap, Linear, Mmap, NextFit, Op, SegregatedFit, Strategy};
 
 const REPS: usize = 11;
 const PAIRS: usize = 200;
@@ -73,6 +73,10 @@ fn main() {
     row::<FirstFit<Linear>>("FirstFit<Linear>");
     row::<NextFit<Linear>>("NextFit<Linear>");
     row::<BestFit<Linear>>("BestFit<Linear>");
+    row::<FirstFit>("FirstFit (AddrTree)");
+    row::<NextFit>("NextFit (AddrTree)");
+    row::<BestFit>("BestFit (SizeTree)");
+    row::<SegregatedFit>("SegregatedFit");
 }
 
 fn machine() -> String {
