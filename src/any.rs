@@ -1,10 +1,19 @@
 //! Choosing a strategy at run time: names, and the enum over all strategies.
 //!
 //! The harness, the preload library and anyone who reads a strategy from configuration parse
-//! one of [`StrategyKind::NAMES`].
+//! one of [`StrategyKind::NAMES`] and builds an [`AnyStrategy`] from it.
 
 use core::fmt;
 use core::str::FromStr;
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+use crate::source::PageSource;
+use crate::strategies::Tiered;
+use crate::strategies::freelist::{BestFit, FirstFit, NextFit};
+// `enum_dispatch` pastes the trait's method signatures here, so their types must be in scope.
+use crate::strategy::{CheckError, Strategy, StrategyStats};
 
 /// The strategies by name.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -70,5 +79,74 @@ impl FromStr for StrategyKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         Self::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(s)).ok_or(UnknownStrategy)
+    }
+}
+
+/// Every strategy in one type, chosen at run time; calls are forwarded by `enum_dispatch`
+/// (a `match`, no virtual call).
+///
+/// [`AnyStrategy::new`] returns `None` for a kind not built yet (`segregated-fit`).
+///
+/// ```
+/// use core::alloc::Layout;
+/// use stratalloc::{AnyStrategy, Heap, Mmap, StrategyKind};
+/// let kind: StrategyKind = "best-fit".parse().unwrap();
+/// let heap = Heap::from_parts(AnyStrategy::new(kind).unwrap(), Mmap);
+/// let p = heap.alloc_layout(Layout::new::<[u64; 4]>()).unwrap();
+/// assert_eq!(heap.stats().live_objects, 1);
+/// # unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p.as_ptr(), Layout::new::<[u64; 4]>()) };
+/// ```
+#[enum_dispatch::enum_dispatch(Strategy)]
+pub enum AnyStrategy {
+    /// [`FirstFit`] with its default index.
+    FirstFit(FirstFit),
+    /// [`NextFit`] with its default index.
+    NextFit(NextFit),
+    /// [`BestFit`] with its default index.
+    BestFit(BestFit),
+    /// [`Tiered`], the Go runtime's design.
+    Tiered(Tiered),
+}
+
+impl AnyStrategy {
+    /// First fit (no work until the first allocation).
+    pub const fn first_fit() -> Self {
+        AnyStrategy::FirstFit(FirstFit::new())
+    }
+
+    /// Next fit (no work until the first allocation).
+    pub const fn next_fit() -> Self {
+        AnyStrategy::NextFit(NextFit::new())
+    }
+
+    /// Best fit (no work until the first allocation).
+    pub const fn best_fit() -> Self {
+        AnyStrategy::BestFit(BestFit::new())
+    }
+
+    /// The tiered Go design (no work until the first allocation).
+    pub const fn tiered() -> Self {
+        AnyStrategy::Tiered(<Tiered as crate::ConstInit>::INIT)
+    }
+
+    /// The strategy of `kind`, or `None` for a kind not built yet.
+    pub const fn new(kind: StrategyKind) -> Option<Self> {
+        match kind {
+            StrategyKind::FirstFit => Some(Self::first_fit()),
+            StrategyKind::NextFit => Some(Self::next_fit()),
+            StrategyKind::BestFit => Some(Self::best_fit()),
+            StrategyKind::Tiered => Some(Self::tiered()),
+            StrategyKind::SegregatedFit => None,
+        }
+    }
+
+    /// Which strategy this is.
+    pub const fn kind(&self) -> StrategyKind {
+        match self {
+            AnyStrategy::FirstFit(_) => StrategyKind::FirstFit,
+            AnyStrategy::NextFit(_) => StrategyKind::NextFit,
+            AnyStrategy::BestFit(_) => StrategyKind::BestFit,
+            AnyStrategy::Tiered(_) => StrategyKind::Tiered,
+        }
     }
 }

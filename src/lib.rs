@@ -27,19 +27,21 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod strategy;
+
 pub mod any;
 pub mod heap;
 pub mod source;
-pub mod strategy;
 pub mod sync;
 
 #[path = "../strategies/mod.rs"]
 pub mod strategies;
 
-pub use any::StrategyKind;
+pub use any::{AnyStrategy, StrategyKind};
 pub use heap::{Heap, SourceCalls, Stats};
 #[cfg(unix)]
 pub use source::Mmap;
 pub use source::{Failing, Fixed, Op, PageSource, Region, SourceError, State, Tracked, TrackedCounts};
 pub use strategies::Tiered;
+pub use strategies::freelist::{BestFit, FirstFit, Linear, NextFit};
 pub use strategy::{CheckError, ConstInit, Strategy, StrategyStats};

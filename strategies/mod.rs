@@ -3,6 +3,7 @@
 //! Each implements [`Strategy`](crate::Strategy) and [`ConstInit`](crate::ConstInit), so it
 //! can be used in a `static` [`Heap`](crate::Heap).
 
+pub mod freelist;
 pub mod tiered;
 
 pub use tiered::Tiered;

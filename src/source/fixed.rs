@@ -1,5 +1,21 @@
 //! `Fixed`: a page source over a region the caller provides (a `static` array, any pointer
 //! range). Works without `std`; deterministic, so tests can exhaust it on purpose.
+//!
+//! # Design
+//! - *Bump region*: `next..capacity`, never handed out yet.
+//! - *Hole*: a freed range below `next`. Holes form a singly linked list sorted by address,
+//!   stored in the holes themselves (each is at least one page, so a [`HoleHeader`] fits at
+//!   its start): no table to overflow, and nothing is ever lost.
+//!
+//! Reserve: the first hole (lowest address) that holds an aligned piece of the size is split
+//! (front and back remainders go back to the list); otherwise the bump pointer moves (the
+//! alignment gap becomes a hole). Free: the range is checked to be handed out (below `next`,
+//! overlapping no hole), inserted in order and merged with touching holes; a hole that ends at
+//! `next` is given back to the bump region.
+//!
+//! Invariants (checked by `debug_check` in tests): `next` is page-aligned and `<= capacity`;
+//! holes are page-aligned, non-empty, sorted, disjoint, never touching (they would have been
+//! merged) and all end strictly below `next`.
 
 use core::cell::UnsafeCell;
 use core::ptr::NonNull;
@@ -9,8 +25,8 @@ use crate::sync::SpinLock;
 
 /// Page size of [`Fixed`]: 4 KiB, like the OS page of [`Mmap`](super::Mmap).
 const FIXED_PAGE_BYTES: usize = 4096;
-/// How many freed ranges below the bump pointer `Fixed` remembers for reuse.
-const HOLE_SLOTS: usize = 32;
+/// "No hole" in the list links.
+const NO_HOLE: usize = usize::MAX;
 
 /// A region of memory to give to [`Fixed`], aligned to its page size; put it in a `static`.
 ///
@@ -34,25 +50,32 @@ impl<const BYTES: usize> Region<BYTES> {
     }
 }
 
-/// Bookkeeping of a [`Fixed`] source, under its lock.
-///
-/// Invariant: `next` is page-aligned, `next <= len`; every hole lies below `next`, holes are
-/// disjoint and none ends at `next` (such a hole is merged into the bump region).
+/// Bookkeeping of a [`Fixed`] source, under its lock (invariants in the module docs).
 struct FixedState {
-    /// Offset of the first never-reserved byte (the bump pointer), relative to `start`.
+    /// Offset of the first never-reserved byte (the bump pointer), relative to the first page.
     next: usize,
-    /// Freed ranges below `next`: `(offset, bytes)`, `bytes == 0` for an empty slot.
-    holes: [(usize, usize); HOLE_SLOTS],
+    /// Offset of the lowest hole, or `NO_HOLE`.
+    head: usize,
+}
+
+/// Written at the start of every hole.
+#[derive(Copy, Clone)]
+struct HoleHeader {
+    /// Length of the hole (a multiple of the page size).
+    bytes: usize,
+    /// Offset of the next hole (higher address), or `NO_HOLE`.
+    next: usize,
 }
 
 /// A page source over a caller's memory region. Const-constructible; `no_std`.
 ///
-/// Reservations are cut from the region by a bump pointer; a freed range is reused by a
-/// later reservation it fits (up to 32 remembered ranges; a range that does not fit the table
-/// stays unusable until its neighbours are freed). `map`, `used`, `unused` and `fault` only
-/// check their arguments: the memory is always there, so `unused` gives nothing back and
-/// fresh memory is not guaranteed to be zero. Wrap it in [`Tracked`](super::Tracked) to
-/// check transitions.
+/// Reservations are cut from the region by a bump pointer; freed ranges are kept in an
+/// address-ordered list stored inside them and reused first-fit, merged with their
+/// neighbours. `free` refuses a range that was never handed out or is already free
+/// ([`SourceError::Invalid`]). `map`, `used`, `unused` and `fault` only check their arguments:
+/// the memory is always there, so `unused` gives nothing back and fresh memory is not
+/// guaranteed to be zero (freed ranges hold the list's headers). Wrap it in
+/// [`Tracked`](super::Tracked) to check transitions.
 pub struct Fixed {
     start: *mut u8,
     len: usize,
@@ -73,7 +96,7 @@ impl Fixed {
     /// The memory must be valid for reads and writes for the lifetime of the source and of
     /// every block allocated from it, and nothing else may access it meanwhile.
     pub const unsafe fn new(start: *mut u8, len: usize) -> Self {
-        Fixed { start, len, state: SpinLock::new(FixedState { next: 0, holes: [(0, 0); HOLE_SLOTS] }) }
+        Fixed { start, len, state: SpinLock::new(FixedState { next: 0, head: NO_HOLE }) }
     }
 
     /// A source over a `static` [`Region`].
@@ -108,63 +131,154 @@ impl Fixed {
     }
 }
 
-impl FixedState {
-    /// Takes an aligned piece of a remembered hole, returning the remainders to the table.
-    fn take_hole(&mut self, lo: usize, bytes: usize, align: usize) -> Option<usize> {
-        for i in 0..HOLE_SLOTS {
-            let (off, len) = self.holes[i];
-            if len == 0 {
-                continue;
+impl Fixed {
+    /// A pointer to offset `off` of the usable range, with the region's provenance.
+    fn at(&self, off: usize) -> *mut u8 {
+        let (lo, _) = self.bounds();
+        self.start.wrapping_add(lo - self.start as usize + off)
+    }
+
+    fn header(&self, off: usize) -> HoleHeader {
+        // SAFETY: `off` is the start of a hole: page-aligned memory of the region that the
+        // source owns (nobody else uses a freed range) and where a header was written.
+        unsafe { self.at(off).cast::<HoleHeader>().read() }
+    }
+
+    fn set_header(&self, off: usize, h: HoleHeader) {
+        // SAFETY: `off` starts a freed, page-aligned range of the region of at least one page,
+        // which only this source uses now.
+        unsafe { self.at(off).cast::<HoleHeader>().write(h) }
+    }
+
+    /// Points the link before a hole (the head if `prev` is `NO_HOLE`) at `to`.
+    fn link(&self, st: &mut FixedState, prev: usize, to: usize) {
+        if prev == NO_HOLE {
+            st.head = to;
+        } else {
+            let h = self.header(prev);
+            self.set_header(prev, HoleHeader { next: to, ..h });
+        }
+    }
+
+    /// Takes an aligned `bytes`-long piece of the lowest hole that has one.
+    fn take_hole(&self, st: &mut FixedState, bytes: usize, align: usize) -> Option<usize> {
+        let (lo, _) = self.bounds();
+        let (mut prev, mut cur) = (NO_HOLE, st.head);
+        while cur != NO_HOLE {
+            let h = self.header(cur);
+            let fits = align_up(lo + cur, align)
+                .map(|a| a - lo)
+                .filter(|&a| a.checked_add(bytes).is_some_and(|e| e <= cur + h.bytes));
+            if let Some(a) = fits {
+                self.link(st, prev, h.next);
+                // The remainders are inside a hole, so they cannot fail to insert.
+                let _ = self.insert_hole(st, cur, a - cur);
+                let _ = self.insert_hole(st, a + bytes, cur + h.bytes - (a + bytes));
+                return Some(a);
             }
-            let aligned = align_up(lo + off, align)? - lo;
-            if aligned + bytes > off + len {
-                continue;
-            }
-            self.holes[i] = (0, 0);
-            self.add_hole(off, aligned - off);
-            self.add_hole(aligned + bytes, off + len - aligned - bytes);
-            return Some(aligned);
+            (prev, cur) = (cur, h.next);
         }
         None
     }
 
-    /// Remembers a free range, merging it with neighbours and with the bump region.
-    fn add_hole(&mut self, mut off: usize, mut len: usize) {
-        if len == 0 {
-            return;
+    /// Adds `off..off + bytes` to the holes, merging with touching holes and with the bump
+    /// region. `Err(())` if the range is not wholly handed out (beyond `next`, or overlapping a
+    /// hole): a double or wild free.
+    fn insert_hole(&self, st: &mut FixedState, off: usize, bytes: usize) -> Result<(), ()> {
+        if bytes == 0 {
+            return Ok(());
         }
-        for slot in self.holes.iter_mut() {
-            let (o, l) = *slot;
-            if l != 0 && (o + l == off || off + len == o) {
-                *slot = (0, 0);
-                let end = (off + len).max(o + l);
-                off = off.min(o);
-                len = end - off;
+        let end = off + bytes;
+        if end > st.next {
+            return Err(());
+        }
+        // Find the holes just below and just above the range.
+        let (mut prev, mut cur) = (NO_HOLE, st.head);
+        while cur != NO_HOLE && cur < off {
+            (prev, cur) = (cur, self.header(cur).next);
+        }
+        let prev_end = if prev == NO_HOLE { 0 } else { prev + self.header(prev).bytes };
+        if (prev != NO_HOLE && prev_end > off) || (cur != NO_HOLE && cur < end) {
+            return Err(());
+        }
+        // Merge with the hole above, then with the hole below.
+        let (mut start, mut stop, mut after) = (off, end, cur);
+        if cur != NO_HOLE && cur == end {
+            let h = self.header(cur);
+            stop = cur + h.bytes;
+            after = h.next;
+        }
+        if prev != NO_HOLE && prev_end == off {
+            start = prev;
+            prev = self.prev_of(st, prev);
+        }
+        if stop == st.next {
+            // The hole touches the bump region: give it back (it is the last hole).
+            st.next = start;
+            self.link(st, prev, NO_HOLE);
+            return Ok(());
+        }
+        self.set_header(start, HoleHeader { bytes: stop - start, next: after });
+        self.link(st, prev, start);
+        Ok(())
+    }
+
+    /// The hole before hole `off` (or `NO_HOLE`).
+    fn prev_of(&self, st: &FixedState, off: usize) -> usize {
+        let (mut prev, mut cur) = (NO_HOLE, st.head);
+        while cur != NO_HOLE && cur != off {
+            (prev, cur) = (cur, self.header(cur).next);
+        }
+        prev
+    }
+
+    /// Bytes that a `reserve` could still draw from: the bump region plus all holes.
+    pub fn available(&self) -> usize {
+        let st = self.state.lock();
+        let mut free = self.capacity() - st.next;
+        let mut cur = st.head;
+        while cur != NO_HOLE {
+            let h = self.header(cur);
+            free += h.bytes;
+            cur = h.next;
+        }
+        free
+    }
+
+    /// Walks the holes and checks the invariants of the module docs; returns the number of
+    /// holes, or a description of the first broken invariant.
+    pub fn check(&self) -> Result<usize, &'static str> {
+        let st = self.state.lock();
+        if !st.next.is_multiple_of(FIXED_PAGE_BYTES) || st.next > self.capacity() {
+            return Err("next is page-aligned and <= capacity");
+        }
+        let (mut n, mut last_end, mut cur) = (0, None::<usize>, st.head);
+        while cur != NO_HOLE {
+            let h = self.header(cur);
+            if h.bytes == 0
+                || !h.bytes.is_multiple_of(FIXED_PAGE_BYTES)
+                || !cur.is_multiple_of(FIXED_PAGE_BYTES)
+            {
+                return Err("holes are page-aligned and non-empty");
             }
-        }
-        // A second pass catches a hole that became adjacent through the first merge.
-        for slot in self.holes.iter_mut() {
-            let (o, l) = *slot;
-            if l != 0 && (o + l == off || off + len == o) {
-                *slot = (0, 0);
-                let end = (off + len).max(o + l);
-                off = off.min(o);
-                len = end - off;
+            if last_end.is_some_and(|e| e >= cur) {
+                return Err("holes are sorted, disjoint and never touch");
             }
+            if cur + h.bytes >= st.next {
+                return Err("holes end strictly below next");
+            }
+            last_end = Some(cur + h.bytes);
+            cur = h.next;
+            n += 1;
         }
-        if off + len == self.next {
-            self.next = off;
-            return;
-        }
-        if let Some(slot) = self.holes.iter_mut().find(|s| s.1 == 0) {
-            *slot = (off, len);
-        }
-        // Otherwise the table is full: the range stays unusable until a neighbour is freed.
+        Ok(n)
     }
 }
 
 // SAFETY: (1) reservations are carved from disjoint parts of the caller's region under the
-// lock; (2) the region is always readable and writable and this source never touches it;
+// lock (a hole is handed out only once: it leaves the list first; a range can only become a
+// hole if it was handed out); (2) the region is always readable and writable, and this source
+// writes only into holes, which nobody else uses;
 // (3) FRESH_ZEROED is false, so nothing is promised; (4) nothing panics or allocates.
 unsafe impl PageSource for Fixed {
     const PAGE_BYTES: usize = FIXED_PAGE_BYTES;
@@ -178,22 +292,18 @@ unsafe impl PageSource for Fixed {
         }
         let (lo, hi) = self.bounds();
         let mut st = self.state.lock();
-        let off = match st.take_hole(lo, bytes, align) {
-            Some(off) => off,
-            None => {
-                let next = st.next;
-                let aligned = align_up(lo + next, align).map(|a| a - lo);
-                match aligned {
-                    Some(a) if a.checked_add(bytes).is_some_and(|e| e <= hi - lo) => {
-                        st.add_hole(next, a - next);
-                        st.next = a + bytes;
-                        a
-                    }
-                    _ => return Err(SourceError::Exhausted { op: Op::Reserve, bytes }),
-                }
-            }
+        if let Some(off) = self.take_hole(&mut st, bytes, align) {
+            return NonNull::new(self.at(off)).ok_or(SourceError::Exhausted { op: Op::Reserve, bytes });
+        }
+        let next = st.next;
+        let aligned = align_up(lo + next, align).map(|a| a - lo);
+        let Some(a) = aligned.filter(|a| a.checked_add(bytes).is_some_and(|e| e <= hi - lo)) else {
+            return Err(SourceError::Exhausted { op: Op::Reserve, bytes });
         };
-        NonNull::new((lo + off) as *mut u8).ok_or(SourceError::Exhausted { op: Op::Reserve, bytes })
+        st.next = a + bytes;
+        // The alignment gap, below the new `next`, becomes a hole.
+        let _ = self.insert_hole(&mut st, next, a - next);
+        NonNull::new(self.at(a)).ok_or(SourceError::Exhausted { op: Op::Reserve, bytes })
     }
 
     unsafe fn map(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError> {
@@ -215,7 +325,12 @@ unsafe impl PageSource for Fixed {
     unsafe fn free(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError> {
         self.in_bounds(Op::Free, base, bytes)?;
         let (lo, _) = self.bounds();
-        self.state.lock().add_hole(base.as_ptr() as usize - lo, bytes);
-        Ok(())
+        let addr = base.as_ptr() as usize;
+        let mut st = self.state.lock();
+        self.insert_hole(&mut st, addr - lo, bytes).map_err(|()| SourceError::Invalid {
+            op: Op::Free,
+            addr,
+            bytes,
+        })
     }
 }

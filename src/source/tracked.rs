@@ -205,7 +205,18 @@ impl Table {
         while at < end {
             let Some(e) = ext.get(i).filter(|e| e.start <= at) else {
                 // A gap: these pages are not owned.
-                return (want != Some(State::None)).then_some(State::None);
+                if want != Some(State::None) {
+                    return Some(State::None);
+                }
+                // Looking for unowned pages: skip the gap, and check the extents after it
+                // (an earlier version stopped at the first gap and missed them).
+                match ext.get(i) {
+                    Some(e) if e.start < end => {
+                        at = e.start;
+                        continue;
+                    }
+                    _ => return None,
+                }
             };
             if want.is_some_and(|w| w != e.state) {
                 return Some(e.state);

@@ -1,0 +1,857 @@
+//! The split/coalesce core shared by every free-list policy: chunks, carving, freeing,
+//! realloc in place, growth and hand-back, statistics and the checker.
+//!
+//! See [`super`] for the overview. A policy ([`Placement`]) is consulted only to *choose* a
+//! free block and to keep its index up to date; everything that touches block memory is here.
+
+use core::alloc::Layout;
+use core::ptr::{self, NonNull};
+
+use super::block::{
+    BLOCK_ALIGN, Block, CHUNK_OVERHEAD_BYTES, ChunkHead, FIRST_BLOCK_OFFSET, FLAGS, FREE, HEADER_BYTES,
+    MARK_INDEX, MARK_WALK, MIN_BLOCK_BYTES, NODE_BYTES, PREV_FREE, block_need,
+};
+use crate::source::{PageSource, align_up};
+use crate::strategy::{CheckError, StrategyStats};
+
+/// Smallest chunk the heap asks its source for (a request that needs more gets its own size).
+pub const CHUNK_BYTES: usize = 256 * 1024;
+/// Free memory kept cached: a chunk that becomes wholly free is handed back to the source
+/// (`free`, Go's sysFree) only while the heap's free bytes exceed this.
+pub const RETAIN_FREE_BYTES: usize = 1024 * 1024;
+
+/// The set of free blocks, kept in step with the core's changes, in an order a policy can
+/// search.
+///
+/// Every method is told the sizes of the blocks it names and must not read their headers
+/// (the core may have rewritten them); it may read the headers of the other indexed blocks,
+/// which are unchanged. The node memory (`NODE_BYTES` after the header) of every indexed
+/// block is intact when a method is called, and a method writes only node memory.
+///
+/// # Safety
+/// *Implementors must guarantee* that the index holds exactly the blocks the core inserted
+/// and did not remove, that searches return only indexed blocks, and that node memory of
+/// indexed blocks is the only memory written.
+pub unsafe trait FreeIndex: Send {
+    /// An empty index (no work).
+    const EMPTY: Self;
+
+    /// `b` (of `size` bytes) became free; `hint`, if given, is the indexed block just below
+    /// `b` in address order.
+    ///
+    /// # Safety
+    /// `b` is a free block not in the index.
+    unsafe fn insert(&mut self, b: Block, size: usize, hint: Option<Block>);
+
+    /// `b` (indexed with `size` bytes) leaves the index.
+    ///
+    /// # Safety
+    /// `b` is in the index with `size`.
+    unsafe fn remove(&mut self, b: Block, size: usize);
+
+    /// `new` (of `new_size` bytes) takes the place of `old` (indexed with `old_size`); no
+    /// other indexed block lies between them in address order. `new`'s node may overlap
+    /// `old`'s: read the old node before writing the new one.
+    ///
+    /// # Safety
+    /// `old` is in the index, `new` is a free block not in it.
+    unsafe fn replace(&mut self, old: Block, old_size: usize, new: Block, new_size: usize);
+
+    /// `b` stays at its address, its size changed from `old_size` to `new_size`.
+    ///
+    /// # Safety
+    /// `b` is in the index with `old_size`.
+    unsafe fn resized(&mut self, b: Block, old_size: usize, new_size: usize);
+
+    /// Calls `visit` once per indexed block and checks the index's own invariants (ordering,
+    /// links, balance); returns the number of blocks.
+    ///
+    /// # Safety
+    /// The index holds only live free blocks.
+    unsafe fn check(
+        &self,
+        visit: &mut dyn FnMut(Block) -> Result<(), CheckError>,
+    ) -> Result<usize, CheckError>;
+}
+
+/// A placement policy: which free block a request takes. Owns its index.
+///
+/// # Safety
+/// *Implementors must guarantee* that [`find`](Self::find) returns only a block now in the
+/// index for which [`fit_start`] returns `Some`.
+pub unsafe trait Placement: Send {
+    /// The index of free blocks.
+    type Index: FreeIndex;
+    /// An empty policy (no work).
+    const EMPTY: Self;
+    /// The strategy's name, as the runtime choice parses it.
+    const NAME: &'static str;
+
+    /// The index.
+    fn index(&self) -> &Self::Index;
+    /// The index, to change.
+    fn index_mut(&mut self) -> &mut Self::Index;
+
+    /// Chooses a free block with room for a block of `need` bytes aligned for `align`.
+    ///
+    /// # Safety
+    /// The index holds only live free blocks.
+    unsafe fn find(&mut self, need: usize, align: usize) -> Option<Block>;
+
+    /// A block ending at `end` was handed out (next fit moves its rover there).
+    #[inline]
+    fn handed_out(&mut self, end: usize) {
+        let _ = end;
+    }
+}
+
+/// Where a block of `need` bytes aligned for `align` would start inside free block `b`, or
+/// `None` if it does not fit. A non-empty gap below it must be able to stay a free block.
+///
+/// # Safety
+/// `b` is a live block.
+#[inline]
+pub unsafe fn fit_start(b: Block, need: usize, align: usize) -> Option<usize> {
+    // SAFETY: the caller passes a live block.
+    let (start, end) = (b.addr(), unsafe { b.end() });
+    let q = if align <= BLOCK_ALIGN { start } else { aligned_start(start, align)? };
+    (q.checked_add(need)? <= end).then_some(q)
+}
+
+/// Start of the first block at or above `start` whose payload is `align`-aligned and whose
+/// gap below is empty or can hold a free block.
+#[cold]
+fn aligned_start(start: usize, align: usize) -> Option<usize> {
+    let mut p = align_up(start + HEADER_BYTES, align)?;
+    if p - HEADER_BYTES != start && p - HEADER_BYTES - start < MIN_BLOCK_BYTES {
+        p = align_up(start + HEADER_BYTES + MIN_BLOCK_BYTES, align)?;
+    }
+    Some(p - HEADER_BYTES)
+}
+
+/// The never-handed-out tail `lo..hi` of the newest chunk of a zeroing source.
+///
+/// Invariant: every word in `lo..hi` is zero except the header, index node and footer of the
+/// free block that starts at or above `lo` (there is at most one, ending at `hi`, since
+/// blocks above `lo` were never handed out and free blocks coalesce), and the footer of the
+/// block containing `lo`. Empty (`lo == hi`) when unknown.
+#[derive(Copy, Clone)]
+struct Fresh {
+    lo: usize,
+    hi: usize,
+}
+
+/// The heap state behind the lock.
+///
+/// Invariants (checked by [`Core::check`]):
+/// - `committed_bytes == reserved_bytes == Σ chunk bytes`, `chunk_count == #chunks`;
+/// - `free_bytes == Σ size(free blocks)`, `free_blocks == #free blocks == index.len()`;
+/// - `used_blocks == live_objects == #used blocks`; `live_bytes <= Σ (size - HEADER_BYTES)`
+///   over used blocks; `peak_live_bytes >= live_bytes`.
+pub struct Core<X> {
+    pub(super) policy: X,
+    chunks: *mut ChunkHead,
+    chunk_count: usize,
+    committed_bytes: usize,
+    free_bytes: usize,
+    free_blocks: usize,
+    live_bytes: usize,
+    live_objects: usize,
+    peak_live_bytes: usize,
+    fresh: Fresh,
+}
+
+// SAFETY: the raw pointers name chunks owned by this heap alone; the core is only reached
+// under the strategy's lock.
+unsafe impl<X: Send> Send for Core<X> {}
+
+impl<X: Placement> Core<X> {
+    /// An empty heap.
+    pub const EMPTY: Self = Core {
+        policy: X::EMPTY,
+        chunks: ptr::null_mut(),
+        chunk_count: 0,
+        committed_bytes: 0,
+        free_bytes: 0,
+        free_blocks: 0,
+        live_bytes: 0,
+        live_objects: 0,
+        peak_live_bytes: 0,
+        fresh: Fresh { lo: 0, hi: 0 },
+    };
+
+    /// Free blocks now (tests).
+    #[cfg(test)]
+    pub fn free_blocks_for_test(&self) -> usize {
+        self.free_blocks
+    }
+
+    /// Free bytes now (tests).
+    #[cfg(test)]
+    pub fn free_bytes_for_test(&self) -> usize {
+        self.free_bytes
+    }
+
+    /// Statistics.
+    pub fn stats(&self) -> StrategyStats {
+        StrategyStats {
+            live_bytes: self.live_bytes,
+            live_objects: self.live_objects,
+            peak_live_bytes: self.peak_live_bytes,
+            committed_bytes: self.committed_bytes,
+            reserved_bytes: self.committed_bytes,
+        }
+    }
+
+    // ---------------------------------------------------------------- allocation
+
+    /// Allocates; returns the payload and whether it is known to read as zero already.
+    ///
+    /// # Safety
+    /// `src` is this heap's source; `layout.size() > 0`.
+    #[inline]
+    pub unsafe fn alloc<P: PageSource>(&mut self, src: &P, layout: Layout) -> Option<(NonNull<u8>, bool)> {
+        let need = block_need(layout.size())?;
+        let align = layout.align();
+        // SAFETY: the index holds only live free blocks of this heap.
+        let f = match unsafe { self.policy.find(need, align) } {
+            Some(f) => f,
+            None => self.grow(src, need, align)?,
+        };
+        // SAFETY: `f` is an indexed free block into which the request fits.
+        let (a, zero) = unsafe { self.carve(f, need, align) };
+        self.count_alloc(layout.size());
+        Some((a.payload(), zero))
+    }
+
+    fn count_alloc(&mut self, bytes: usize) {
+        self.live_bytes += bytes;
+        self.live_objects += 1;
+        self.peak_live_bytes = self.peak_live_bytes.max(self.live_bytes);
+    }
+
+    /// Cuts a used block of `need` bytes aligned for `align` out of indexed free block `f`:
+    /// a gap below stays free in place, a remainder of at least `MIN_BLOCK_BYTES` above
+    /// becomes a free block. Returns the used block and whether its payload is zero.
+    ///
+    /// # Safety
+    /// `f` is an indexed free block and `fit_start(f, need, align)` is `Some`.
+    unsafe fn carve(&mut self, f: Block, need: usize, align: usize) -> (Block, bool) {
+        // SAFETY: `f` is a live free block (caller), so its header and neighbours are valid;
+        // every address written lies inside `f`, and never in its node (a gap and a used
+        // block are at least `MIN_BLOCK_BYTES`), so the index can still read it.
+        unsafe {
+            let (f_size, f_end) = (f.size(), f.end());
+            let q = fit_start(f, need, align).unwrap_or(f.addr());
+            let zero = self.fresh_block(f);
+            let a = Block::at(q as *mut u8);
+            let gap = q - f.addr();
+            let rest = f_end - q - need;
+            let a_size = if rest >= MIN_BLOCK_BYTES { need } else { need + rest };
+            self.free_bytes -= a_size;
+            // A free block's PREV_FREE is clear (coalescing), so only a gap sets it on `a`.
+            a.set_header(a_size | if gap > 0 { PREV_FREE } else { 0 });
+            if gap > 0 {
+                f.write_free(gap);
+                self.policy.index_mut().resized(f, f_size, gap);
+            }
+            if rest >= MIN_BLOCK_BYTES {
+                let r = a.next();
+                r.write_free(rest);
+                if gap > 0 {
+                    self.free_blocks += 1;
+                    self.policy.index_mut().insert(r, rest, Some(f));
+                } else {
+                    self.policy.index_mut().replace(f, f_size, r, rest);
+                }
+            } else {
+                a.next().set_prev_free(false);
+                if gap == 0 {
+                    self.free_blocks -= 1;
+                    self.policy.index_mut().remove(f, f_size);
+                }
+            }
+            if zero {
+                // After the index is done with `f`'s node.
+                self.clear_fresh_metadata(f, a, a_size);
+            }
+            self.handed_out(a);
+            (a, zero)
+        }
+    }
+
+    /// Whether `f` lies wholly in the fresh tail (so it reads as zero but for its metadata).
+    fn fresh_block(&self, f: Block) -> bool {
+        f.addr() >= self.fresh.lo && f.addr() < self.fresh.hi
+    }
+
+    /// Clears the metadata words of fresh free block `f` (node, footer) that lie in the
+    /// payload of `a` (`a_size` bytes), which was cut from it.
+    ///
+    /// # Safety
+    /// `a` lies inside `f`, which was free and lies in the fresh tail.
+    unsafe fn clear_fresh_metadata(&self, f: Block, a: Block, a_size: usize) {
+        let (lo, hi) = (a.payload().as_ptr() as usize, a.addr() + a_size);
+        let node = f.addr() + HEADER_BYTES;
+        let footer = self.fresh.hi - HEADER_BYTES;
+        for (s, e) in [(node, node + NODE_BYTES), (footer, footer + HEADER_BYTES)] {
+            let (s, e) = (s.max(lo), e.min(hi));
+            if s < e {
+                // SAFETY: `s..e` lies inside the payload of `a`, which this heap owns.
+                unsafe { ptr::write_bytes(s as *mut u8, 0, e - s) };
+            }
+        }
+    }
+
+    /// Records that `a` is handed out: the fresh tail and the policy's rover move past it.
+    ///
+    /// # Safety
+    /// `a` is a live block.
+    unsafe fn handed_out(&mut self, a: Block) {
+        // SAFETY: forwarded.
+        let end = unsafe { a.end() };
+        if end > self.fresh.lo && a.addr() < self.fresh.hi {
+            self.fresh.lo = end.min(self.fresh.hi);
+        }
+        self.policy.handed_out(end);
+    }
+
+    /// Gets a new chunk with room for the request and indexes its one free block.
+    #[cold]
+    fn grow<P: PageSource>(&mut self, src: &P, need: usize, align: usize) -> Option<Block> {
+        let pad = if align > BLOCK_ALIGN { align + MIN_BLOCK_BYTES } else { 0 };
+        let min = need.checked_add(pad)?.checked_add(CHUNK_OVERHEAD_BYTES)?;
+        let min = align_up(min, P::PAGE_BYTES.max(BLOCK_ALIGN))?;
+        let (base, bytes) = match src.alloc_ready(min.max(CHUNK_BYTES), P::PAGE_BYTES) {
+            Ok(b) => (b, min.max(CHUNK_BYTES)),
+            Err(_) if min < CHUNK_BYTES => (src.alloc_ready(min, P::PAGE_BYTES).ok()?, min),
+            Err(_) => return None,
+        };
+        // SAFETY: the source just gave `bytes` Ready bytes at `base`, owned by nobody else.
+        let f = unsafe { self.add_chunk(base.as_ptr().cast(), bytes) };
+        if P::FRESH_ZEROED {
+            // SAFETY: the chunk was just laid out.
+            let end = unsafe { ChunkHead::end_sentinel(base.as_ptr().cast()) };
+            self.fresh = Fresh { lo: f.addr(), hi: end.addr() };
+        }
+        // SAFETY: `f` is the new chunk's only block, free and in the index.
+        unsafe { fit_start(f, need, align) }.map(|_| f)
+    }
+
+    /// Lays out a chunk (links, sentinels, one free block), links it first and indexes the
+    /// block.
+    ///
+    /// # Safety
+    /// `base..base + bytes` is Ready memory owned by this heap alone; `bytes` is a multiple
+    /// of the page size and at least `CHUNK_OVERHEAD_BYTES + MIN_BLOCK_BYTES`.
+    unsafe fn add_chunk(&mut self, base: *mut ChunkHead, bytes: usize) -> Block {
+        let size = bytes - CHUNK_OVERHEAD_BYTES;
+        // SAFETY: every write lies inside the new chunk.
+        unsafe {
+            base.write(ChunkHead { prev: ptr::null_mut(), next: self.chunks, begin: bytes });
+            if !self.chunks.is_null() {
+                (*self.chunks).prev = base;
+            }
+            self.chunks = base;
+            ChunkHead::end_sentinel(base).set_header(PREV_FREE);
+            let f = ChunkHead::first(base);
+            f.write_free(size);
+            self.chunk_count += 1;
+            self.committed_bytes += bytes;
+            self.free_bytes += size;
+            self.free_blocks += 1;
+            self.policy.index_mut().insert(f, size, None);
+            f
+        }
+    }
+
+    // ---------------------------------------------------------------- free
+
+    /// Frees the block of payload `p`, coalescing with free neighbours, and hands a wholly
+    /// free chunk back to the source while more than `RETAIN_FREE_BYTES` are free.
+    ///
+    /// # Safety
+    /// `p` is a live payload of this heap allocated for `size` bytes; `src` is its source.
+    #[inline]
+    pub unsafe fn dealloc<P: PageSource>(&mut self, src: &P, p: NonNull<u8>, size: usize) {
+        self.live_bytes -= size;
+        self.live_objects -= 1;
+        // SAFETY: the caller passes a live block of this heap.
+        unsafe {
+            let a = Block::from_payload(p);
+            let m = self.release_block(a, a.size());
+            if self.free_bytes > RETAIN_FREE_BYTES && Self::may_be_whole_chunk::<P>(m) {
+                self.release_chunk(src, m);
+            }
+        }
+    }
+
+    /// Makes `a..a + size` (a used block, or its tail) free, coalescing; returns the
+    /// resulting free block.
+    ///
+    /// # Safety
+    /// `a..a + size` lies in a chunk, is not in any block in use, and starts a block whose
+    /// header says whether the block below is free.
+    unsafe fn release_block(&mut self, a: Block, size: usize) -> Block {
+        // SAFETY: `a`'s neighbours are valid blocks (or sentinels) of the same chunk; no write
+        // lands in the node of an indexed block (only headers and footers change).
+        unsafe {
+            let next = Block::at(a.ptr().add(size));
+            let prev_free = a.prev_is_free();
+            self.free_bytes += size;
+            match (prev_free, next.is_free()) {
+                (false, false) => {
+                    a.write_free(size);
+                    next.set_prev_free(true);
+                    self.free_blocks += 1;
+                    self.policy.index_mut().insert(a, size, None);
+                    a
+                }
+                (false, true) => {
+                    let n_size = next.size();
+                    a.write_free(size + n_size);
+                    self.policy.index_mut().replace(next, n_size, a, size + n_size);
+                    a
+                }
+                (true, false) => {
+                    let b = a.prev();
+                    let b_size = b.size();
+                    b.write_free(b_size + size);
+                    next.set_prev_free(true);
+                    self.policy.index_mut().resized(b, b_size, b_size + size);
+                    b
+                }
+                (true, true) => {
+                    let b = a.prev();
+                    let (b_size, n_size) = (b.size(), next.size());
+                    self.policy.index_mut().remove(next, n_size);
+                    self.free_blocks -= 1;
+                    b.write_free(b_size + size + n_size);
+                    self.policy.index_mut().resized(b, b_size, b_size + size + n_size);
+                    b
+                }
+            }
+        }
+    }
+
+    /// A cheap filter: free block `m` ends at an END sentinel (the only header of size 0)
+    /// and starts where a chunk's first block would (one page-aligned offset).
+    ///
+    /// # Safety
+    /// `m` is a live free block.
+    #[inline]
+    unsafe fn may_be_whole_chunk<P: PageSource>(m: Block) -> bool {
+        // SAFETY: the block above a live block is a block or the END sentinel.
+        unsafe { m.next().size() == 0 && (m.addr() - FIRST_BLOCK_OFFSET).is_multiple_of(P::PAGE_BYTES) }
+    }
+
+    /// If free block `m` spans its whole chunk, hands the chunk back to the source (Go's
+    /// sysFree); returns whether it did.
+    ///
+    /// # Safety
+    /// `m` is an indexed free block of this heap; `src` is its source.
+    #[cold]
+    unsafe fn release_chunk<P: PageSource>(&mut self, src: &P, m: Block) -> bool {
+        let chunk = (m.addr() - FIRST_BLOCK_OFFSET) as *mut ChunkHead;
+        // Only a chunk of the list may be read as one: the word below a block that is not
+        // first is user data.
+        if !self.is_chunk_head(chunk) {
+            return false;
+        }
+        // SAFETY: `chunk` is a live chunk of this heap and `m` its first block.
+        unsafe {
+            let (size, bytes) = (m.size(), ChunkHead::bytes(chunk));
+            if bytes != size + CHUNK_OVERHEAD_BYTES {
+                return false;
+            }
+            self.policy.index_mut().remove(m, size);
+            self.free_blocks -= 1;
+            self.free_bytes -= size;
+            self.unlink_chunk(chunk);
+            if src.free(NonNull::new_unchecked(chunk.cast()), bytes).is_err() {
+                // The source refused it back: keep the chunk, laid out afresh.
+                self.add_chunk(chunk, bytes);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether `head` is one of this heap's chunks (walks the chunk list: chunks are few).
+    fn is_chunk_head(&self, head: *mut ChunkHead) -> bool {
+        let mut c = self.chunks;
+        while !c.is_null() {
+            if c == head {
+                return true;
+            }
+            // SAFETY: `c` is a live chunk of the list.
+            c = unsafe { (*c).next };
+        }
+        false
+    }
+
+    /// Removes a chunk from the list and the totals.
+    ///
+    /// # Safety
+    /// `chunk` is in the list.
+    unsafe fn unlink_chunk(&mut self, chunk: *mut ChunkHead) {
+        // SAFETY: `chunk` and its neighbours are live chunks of the list.
+        unsafe {
+            let (prev, next) = ((*chunk).prev, (*chunk).next);
+            if prev.is_null() {
+                self.chunks = next;
+            } else {
+                (*prev).next = next;
+            }
+            if !next.is_null() {
+                (*next).prev = prev;
+            }
+            let bytes = ChunkHead::bytes(chunk);
+            self.chunk_count -= 1;
+            self.committed_bytes -= bytes;
+            let base = chunk as usize;
+            if self.fresh.hi > base && self.fresh.hi < base + bytes {
+                self.fresh = Fresh { lo: 0, hi: 0 };
+            }
+        }
+    }
+
+    /// Hands every wholly free chunk back to the source; returns the bytes given back.
+    ///
+    /// # Safety
+    /// `src` is this heap's source.
+    pub unsafe fn trim<P: PageSource>(&mut self, src: &P) -> usize {
+        let mut given = 0;
+        let mut c = self.chunks;
+        while !c.is_null() {
+            // SAFETY: `c` is a live chunk; its first block is valid; the next link is read
+            // before the chunk may be given back.
+            unsafe {
+                let next = (*c).next;
+                let first = ChunkHead::first(c);
+                let bytes = ChunkHead::bytes(c);
+                if first.is_free()
+                    && first.size() + CHUNK_OVERHEAD_BYTES == bytes
+                    && self.release_chunk(src, first)
+                {
+                    given += bytes;
+                }
+                c = next;
+            }
+        }
+        given
+    }
+
+    // ---------------------------------------------------------------- realloc
+
+    /// Resizes in place if the block can (shrink, or grow into a free block above); returns
+    /// `true` if it did.
+    ///
+    /// # Safety
+    /// `p` is a live payload of this heap allocated for `old` bytes.
+    pub unsafe fn resize_in_place(&mut self, p: NonNull<u8>, old: usize, new: usize) -> bool {
+        let Some(need) = block_need(new) else { return false };
+        // SAFETY: `p` is live (caller); its neighbours are valid blocks of its chunk.
+        unsafe {
+            let a = Block::from_payload(p);
+            let size = a.size();
+            let ok =
+                if need <= size { self.shrink(a, size, need) } else { self.grow_into_next(a, size, need) };
+            if ok {
+                self.live_bytes = self.live_bytes - old + new;
+                self.peak_live_bytes = self.peak_live_bytes.max(self.live_bytes);
+            }
+            ok
+        }
+    }
+
+    /// Shrinks used block `a` to `need` bytes, freeing the tail if it can stand as a block
+    /// or join a free block above.
+    ///
+    /// # Safety
+    /// `a` is a live used block of `size >= need` bytes.
+    unsafe fn shrink(&mut self, a: Block, size: usize, need: usize) -> bool {
+        // SAFETY: the tail `a + need..a + size` belongs to `a`; the block above is valid.
+        unsafe {
+            let tail = size - need;
+            if tail >= MIN_BLOCK_BYTES || (tail > 0 && a.next().is_free()) {
+                a.set_header(need | (a.header() & PREV_FREE));
+                let t = a.next();
+                t.set_header(tail);
+                self.release_block(t, tail);
+            }
+        }
+        true
+    }
+
+    /// Grows used block `a` into the free block above it if that gives `need` bytes.
+    ///
+    /// # Safety
+    /// `a` is a live used block of `size < need` bytes.
+    unsafe fn grow_into_next(&mut self, a: Block, size: usize, need: usize) -> bool {
+        // SAFETY: the block above `a` is valid; all writes lie inside `a` and that block, and
+        // the index is told before the new remainder's header can land in the old node.
+        unsafe {
+            let n = a.next();
+            if !n.is_free() || size + n.size() < need {
+                return false;
+            }
+            let n_size = n.size();
+            let rest = size + n_size - need;
+            let a_size = if rest >= MIN_BLOCK_BYTES { need } else { size + n_size };
+            self.free_bytes -= a_size - size;
+            let r = Block::at(a.ptr().add(need));
+            if rest >= MIN_BLOCK_BYTES {
+                self.policy.index_mut().replace(n, n_size, r, rest);
+            } else {
+                self.free_blocks -= 1;
+                self.policy.index_mut().remove(n, n_size);
+            }
+            a.set_header(a_size | (a.header() & PREV_FREE));
+            if rest >= MIN_BLOCK_BYTES {
+                r.write_free(rest);
+            } else {
+                a.next().set_prev_free(false);
+            }
+            self.handed_out(a);
+        }
+        true
+    }
+
+    /// Usable bytes of a live payload.
+    ///
+    /// # Safety
+    /// `p` is a live payload of this heap.
+    pub unsafe fn usable(p: NonNull<u8>) -> usize {
+        // SAFETY: forwarded.
+        unsafe { Block::from_payload(p).size() - HEADER_BYTES }
+    }
+}
+
+// -------------------------------------------------------------------- checker
+
+/// Builds a [`CheckError`].
+fn broken(what: &'static str, addr: usize, detail: usize) -> Result<(), CheckError> {
+    Err(CheckError { what, addr, detail })
+}
+
+/// Totals of one walk over every chunk.
+#[derive(Default)]
+struct Walk {
+    chunks: usize,
+    chunk_bytes: usize,
+    free_blocks: usize,
+    free_bytes: usize,
+    used_blocks: usize,
+    usable_bytes: usize,
+}
+
+impl<X: Placement> Core<X> {
+    /// Walks every chunk and block and the index, checking every invariant of the block
+    /// format, of the index and of the statistics.
+    ///
+    /// # Safety
+    /// No other access to the heap during the call.
+    pub unsafe fn check<P: PageSource>(&mut self) -> Result<(), CheckError> {
+        let mut walk = Walk::default();
+        // SAFETY: exclusive access (caller); only this heap's chunks are read.
+        let r = unsafe { self.walk_chunks::<P>(&mut walk) }
+            .and_then(|()| self.check_totals(&walk))
+            // SAFETY: the walk found every chunk consistent, so marks can be set and read.
+            .and_then(|()| unsafe { self.check_index(walk.free_blocks) })
+            .and_then(|()| self.check_fresh());
+        // SAFETY: as above; the marks are cleared whatever the outcome.
+        unsafe { self.clear_marks() };
+        r
+    }
+
+    /// Walks the chunk list and each chunk's blocks; marks free blocks with `MARK_WALK`.
+    unsafe fn walk_chunks<P: PageSource>(&self, walk: &mut Walk) -> Result<(), CheckError> {
+        let mut c = self.chunks;
+        let mut prev: *mut ChunkHead = ptr::null_mut();
+        while !c.is_null() {
+            // SAFETY: `c` is reached through the list of live chunks.
+            unsafe {
+                if (*c).prev != prev {
+                    return broken("chunk.prev != previous chunk in the list", c as usize, 0);
+                }
+                if walk.chunks > self.chunk_count {
+                    return broken("chunk list longer than chunk_count (cycle?)", c as usize, walk.chunks);
+                }
+                self.walk_blocks::<P>(c, walk)?;
+                prev = c;
+                c = (*c).next;
+            }
+        }
+        Ok(())
+    }
+
+    /// Walks the blocks of one chunk.
+    unsafe fn walk_blocks<P: PageSource>(
+        &self,
+        c: *mut ChunkHead,
+        walk: &mut Walk,
+    ) -> Result<(), CheckError> {
+        // SAFETY: `c` is a live chunk; every block read lies before its END sentinel, which
+        // the loop checks before following a size.
+        unsafe {
+            let bytes = ChunkHead::bytes(c);
+            if (*c).begin & FLAGS != 0 || !bytes.is_multiple_of(P::PAGE_BYTES) || bytes == 0 {
+                return broken("BEGIN sentinel != chunk bytes (page multiple, no flags)", c as usize, bytes);
+            }
+            let end = ChunkHead::end_sentinel(c);
+            let mut b = ChunkHead::first(c);
+            let mut prev_free = false;
+            let mut sum = 0;
+            while b.addr() < end.addr() {
+                let (size, h) = (b.size(), b.header());
+                if size < MIN_BLOCK_BYTES || !size.is_multiple_of(BLOCK_ALIGN) || b.addr() + size > end.addr()
+                {
+                    return broken("block size < MIN_BLOCK_BYTES, unaligned, or past END", b.addr(), size);
+                }
+                if (h & PREV_FREE != 0) != prev_free {
+                    return broken("PREV_FREE != FREE of the block below", b.addr(), h);
+                }
+                if h & (MARK_WALK | MARK_INDEX) != 0 {
+                    return broken("checker mark left set", b.addr(), h);
+                }
+                if h & FREE != 0 {
+                    if prev_free {
+                        return broken("two adjacent free blocks (missed coalescing)", b.addr(), size);
+                    }
+                    if b.footer() != size {
+                        return broken("free block footer != header size", b.addr(), b.footer());
+                    }
+                    b.set_header(h | MARK_WALK);
+                    walk.free_blocks += 1;
+                    walk.free_bytes += size;
+                } else {
+                    walk.used_blocks += 1;
+                    walk.usable_bytes += size - HEADER_BYTES;
+                }
+                prev_free = h & FREE != 0;
+                sum += size;
+                b = Block::at(b.ptr().add(size));
+            }
+            if end.header() != if prev_free { PREV_FREE } else { 0 } {
+                return broken("END sentinel != 0 | FREE of the last block", end.addr(), end.header());
+            }
+            if sum + CHUNK_OVERHEAD_BYTES != bytes {
+                return broken("Σ block sizes + CHUNK_OVERHEAD_BYTES != chunk bytes", c as usize, sum);
+            }
+            walk.chunks += 1;
+            walk.chunk_bytes += bytes;
+        }
+        Ok(())
+    }
+
+    /// The counters against the walk's totals.
+    fn check_totals(&self, w: &Walk) -> Result<(), CheckError> {
+        let me = self as *const Self as usize;
+        let equal = [
+            (w.chunks, self.chunk_count, "chunk_count != #chunks"),
+            (w.chunk_bytes, self.committed_bytes, "committed_bytes != Σ chunk bytes"),
+            (w.free_blocks, self.free_blocks, "free_blocks != #free blocks"),
+            (w.free_bytes, self.free_bytes, "free_bytes != Σ free block sizes"),
+            (w.used_blocks, self.live_objects, "live_objects != #used blocks"),
+        ];
+        for (walked, counted, what) in equal {
+            if walked != counted {
+                return broken(what, me, counted);
+            }
+        }
+        if self.live_bytes > w.usable_bytes {
+            return broken("live_bytes > Σ usable bytes of used blocks", me, self.live_bytes);
+        }
+        if self.peak_live_bytes < self.live_bytes {
+            return broken("peak_live_bytes < live_bytes", me, self.peak_live_bytes);
+        }
+        Ok(())
+    }
+
+    /// Every indexed block is a walked free block, seen once; the index's own invariants.
+    unsafe fn check_index(&self, free_blocks: usize) -> Result<(), CheckError> {
+        let chunks = self.chunks;
+        let mut visit = |b: Block| -> Result<(), CheckError> {
+            if !in_some_chunk(chunks, b.addr()) {
+                return broken("index holds an address outside every chunk", b.addr(), 0);
+            }
+            // SAFETY: `b` lies in a live chunk; a header there was checked by the walk or is
+            // a word of a block, readable either way.
+            unsafe {
+                let h = b.header();
+                if h & (FREE | MARK_WALK) != FREE | MARK_WALK {
+                    return broken("index holds a block the walk did not find free", b.addr(), h);
+                }
+                if h & MARK_INDEX != 0 {
+                    return broken("block in the index twice", b.addr(), h);
+                }
+                b.set_header(h | MARK_INDEX);
+            }
+            Ok(())
+        };
+        // SAFETY: the index holds live free blocks (checked one by one by `visit`).
+        let n = unsafe { self.policy.index().check(&mut visit) }?;
+        if n != free_blocks {
+            return broken("index length != #free blocks", self as *const Self as usize, n);
+        }
+        Ok(())
+    }
+
+    /// The fresh tail reads as zero except for the metadata of a block starting in it.
+    fn check_fresh(&self) -> Result<(), CheckError> {
+        let Fresh { lo, hi } = self.fresh;
+        if lo >= hi {
+            return Ok(());
+        }
+        let mut allowed = (0, 0);
+        let mut w = lo;
+        while w < hi - HEADER_BYTES {
+            // SAFETY: `lo..hi` lies in the newest chunk (`unlink_chunk` forgets it otherwise).
+            let word = unsafe { (w as *const usize).read() };
+            // SAFETY: as above; a header found at `w` is the one free block above `lo`.
+            if word != 0 && w == lo && unsafe { Block::at(w as *mut u8).is_free() } {
+                allowed = (w, w + HEADER_BYTES + NODE_BYTES);
+            } else if word != 0 && !(allowed.0..allowed.1).contains(&w) {
+                return broken("fresh tail not zero outside free-block metadata", w, word);
+            }
+            w += HEADER_BYTES;
+        }
+        Ok(())
+    }
+
+    /// Clears the checker's marks on every block.
+    unsafe fn clear_marks(&self) {
+        let mut c = self.chunks;
+        while !c.is_null() {
+            // SAFETY: live chunks; the walk stops at the END sentinel or a broken size.
+            unsafe {
+                let end = ChunkHead::end_sentinel(c).addr();
+                let mut b = ChunkHead::first(c);
+                while b.addr() < end {
+                    b.set_header(b.header() & !(MARK_WALK | MARK_INDEX));
+                    let size = b.size();
+                    if size == 0 {
+                        break;
+                    }
+                    b = Block::at(b.ptr().add(size));
+                }
+                c = (*c).next;
+            }
+        }
+    }
+}
+
+/// Whether `addr` lies inside one of the chunks of the list starting at `c`.
+fn in_some_chunk(mut c: *mut ChunkHead, addr: usize) -> bool {
+    while !c.is_null() {
+        // SAFETY: `c` is a live chunk of the list.
+        let bytes = unsafe { ChunkHead::bytes(c) };
+        if (c as usize..c as usize + bytes).contains(&addr) && addr.is_multiple_of(size_of::<usize>()) {
+            return true;
+        }
+        // SAFETY: as above.
+        c = unsafe { (*c).next };
+    }
+    false
+}

@@ -1,0 +1,188 @@
+//! The free-list strategies: first fit, next fit, best fit and segregated fit, over one block
+//! format and one split/coalesce core.
+//!
+//! # Design
+//!
+//! ## Glossary
+//! - *chunk*: a run of pages from the [`PageSource`] (at least [`CHUNK_BYTES`]), laid out as
+//!   a BEGIN sentinel, blocks, and an END sentinel, and linked in the heap's chunk list.
+//! - *block*: a header word (size | flags) and a payload. Sizes are multiples of 16 bytes,
+//!   payloads 16-aligned. A *free* block also holds an index *node* after its header and a
+//!   *footer* (its size again) in its last word: the boundary tags that let a freed block
+//!   find its lower neighbour. A used block carries no footer; instead, the PREV_FREE flag in
+//!   the header above tells whether the word below a header is a footer.
+//! - *index*: the set of free blocks in the order a policy searches ([`FreeIndex`]): the
+//!   seed's address-ordered list [`Linear`], or the faster indexes below.
+//! - *policy* ([`Placement`]): which free block a request takes. A policy is a few lines;
+//!   the core (`engine.rs`) does every split, coalesce, growth and hand-back.
+//!
+//! ## Allocation path
+//! 1. `need = max(round16(size + 8), MIN_BLOCK_BYTES)`; alignments above 16 also need a
+//!    start whose gap below is empty or can stay a free block ([`fit_start`]).
+//! 2. The policy searches its index for a free block that fits.
+//! 3. None: grow, taking a chunk of `max(CHUNK_BYTES, need + overhead)` from the source
+//!    (`alloc_ready`: reserve, map, used; Go's sysReserve/sysMap/sysUsed), falling back to
+//!    the exact size when the big one is refused.
+//! 4. Carve: an alignment gap below stays a free block at the same address; a remainder of
+//!    at least `MIN_BLOCK_BYTES` above becomes a free block that takes the old block's
+//!    place in the index; a smaller remainder stays in the used block.
+//!
+//! ## Free path
+//! 1. Read the neighbours' tags: the header above (FREE) and this header's PREV_FREE, and
+//!    merge with whichever is free (immediate coalescing), telling the index.
+//! 2. If the merged block spans its whole chunk and the heap holds more than
+//!    [`RETAIN_FREE_BYTES`] free, the chunk goes back to the source (`free`, Go's sysFree);
+//!    [`Strategy::trim`] gives back every wholly free chunk.
+//!
+//! ## Realloc
+//! In place when shrinking (a tail that can stand as a block, or that can join a free block
+//! above, is freed) and when the block above is free and big enough; otherwise allocate,
+//! copy, free.
+//!
+//! ## Zeroed allocation
+//! Memory from a `FRESH_ZEROED` source is zero except for what the heap wrote itself. The
+//! heap tracks the never-handed-out tail of its newest chunk; a block cut from the free
+//! block lying wholly in that tail needs only its old node and footer words cleared.
+//! Everything else is cleared in full.
+//!
+//! ## Invariants (checked by [`Strategy::check`] after every operation in tests)
+//! Equations are written next to the data: the block format in `block.rs`, the totals on
+//! `Core`, each index's ordering on its type. The checker walks every chunk and block,
+//! checks tags, coalescing and tiling, marks each free block, then walks the index and
+//! checks that it holds every free block exactly once and nothing else.
+//!
+//! ## Locking
+//! One [`SpinLock`] around the whole state; every `Strategy` method takes it once (realloc
+//! that moves takes it twice, copying outside it).
+
+mod block;
+mod engine;
+mod linear;
+mod policy;
+
+use core::alloc::Layout;
+use core::ptr::{self, NonNull};
+
+use crate::source::PageSource;
+use crate::strategy::{CheckError, ConstInit, Strategy, StrategyStats};
+use crate::sync::SpinLock;
+
+pub use self::block::{BLOCK_ALIGN, HEADER_BYTES, MIN_BLOCK_BYTES, NODE_BYTES};
+pub use self::engine::{CHUNK_BYTES, FreeIndex, Placement, RETAIN_FREE_BYTES, fit_start};
+pub use self::linear::Linear;
+pub use self::policy::{AddrSearch, Best, First, Next, SizeSearch};
+pub use block::Block;
+
+use self::engine::Core;
+
+/// A free-list heap with placement policy `X`: the shared block format and core behind one
+/// lock. Use it through the aliases [`FirstFit`], [`NextFit`], [`BestFit`].
+pub struct FreeList<X> {
+    core: SpinLock<Core<X>>,
+}
+
+/// First fit: the lowest-address free block that fits. `FirstFit<Linear>` walks the seed's
+/// address-ordered list.
+pub type FirstFit<I = Linear> = FreeList<First<I>>;
+/// Next fit: the first fitting block at or above the end of the last block handed out,
+/// wrapping around.
+pub type NextFit<I = Linear> = FreeList<Next<I>>;
+/// Best fit: the smallest fitting block, the lowest address among equals.
+pub type BestFit<I = Linear> = FreeList<Best<I>>;
+
+impl<X: Placement> ConstInit for FreeList<X> {
+    const INIT: Self = FreeList { core: SpinLock::new(Core::EMPTY) };
+}
+
+impl<X: Placement> FreeList<X> {
+    /// An empty heap (no work).
+    pub const fn new() -> Self {
+        Self::INIT
+    }
+}
+
+impl<X: Placement> Default for FreeList<X> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// SAFETY: (1) blocks are carved from chunks owned by this heap and are disjoint (the checker
+// proves the tiling); payloads are aligned by `fit_start`; (2) the core writes only headers,
+// footers and nodes of free blocks, never a used payload (realloc copies before freeing);
+// (3) `alloc_zeroed` clears all but what it proves zero; (4) every failure is `None`, and
+// memory comes only from the page source; (5) all state is behind one `SpinLock`.
+unsafe impl<X: Placement> Strategy for FreeList<X> {
+    fn name(&self) -> &'static str {
+        X::NAME
+    }
+
+    #[inline]
+    unsafe fn alloc<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.core.lock().alloc(src, layout) }.map(|(p, _)| p)
+    }
+
+    #[inline]
+    unsafe fn dealloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.core.lock().dealloc(src, ptr, layout.size()) }
+    }
+
+    unsafe fn alloc_zeroed<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
+        // SAFETY: forwarded with the caller's guarantees.
+        let (p, zero) = unsafe { self.core.lock().alloc(src, layout) }?;
+        if !zero {
+            // SAFETY: the block is valid for `layout.size()` bytes and ours alone.
+            unsafe { ptr::write_bytes(p.as_ptr(), 0, layout.size()) };
+        }
+        Some(p)
+    }
+
+    unsafe fn realloc<P: PageSource>(
+        &self,
+        src: &P,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Option<NonNull<u8>> {
+        let new = {
+            let mut core = self.core.lock();
+            // SAFETY: `ptr` is live for `layout` (caller).
+            if unsafe { core.resize_in_place(ptr, layout.size(), new_size) } {
+                return Some(ptr);
+            }
+            let new_layout = Layout::from_size_align(new_size, layout.align()).ok()?;
+            // SAFETY: non-zero size; this heap's source.
+            unsafe { core.alloc(src, new_layout) }?.0
+        };
+        // SAFETY: both blocks are live and disjoint; the old one is freed after the copy.
+        unsafe {
+            ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), layout.size().min(new_size));
+            self.core.lock().dealloc(src, ptr, layout.size());
+        }
+        Some(new)
+    }
+
+    unsafe fn usable_size(&self, ptr: NonNull<u8>, _layout: Layout) -> usize {
+        // SAFETY: `ptr` is a live payload of this heap (caller).
+        unsafe { Core::<X>::usable(ptr) }
+    }
+
+    fn stats(&self) -> StrategyStats {
+        self.core.lock().stats()
+    }
+
+    unsafe fn check<P: PageSource>(&self, _src: &P) -> Result<(), CheckError> {
+        // SAFETY: no other thread uses the heap during the call (caller).
+        unsafe { self.core.lock().check::<P>() }
+    }
+
+    unsafe fn trim<P: PageSource>(&self, src: &P) -> usize {
+        // SAFETY: `src` is this heap's source (caller).
+        unsafe { self.core.lock().trim(src) }
+    }
+}
+
+#[cfg(test)]
+mod tests;

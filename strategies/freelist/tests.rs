@@ -1,0 +1,383 @@
+//! Unit tests of the free-list core and policies (the shared proptest harness lives in
+//! `tests/harness`).
+
+extern crate std;
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::NonNull;
+use std::vec::Vec;
+
+use super::*;
+use crate::heap::Heap;
+use crate::source::{Failing, Fixed, Mmap, Op, Tracked};
+
+/// A heap-allocated backing region for a `Fixed` source (tests may use the global allocator;
+/// the allocator under test never does).
+struct Arena {
+    _buf: Vec<u8>,
+}
+
+fn fixed(bytes: usize) -> (Arena, Fixed) {
+    let mut buf = std::vec![0u8; bytes + 4096];
+    // SAFETY: the buffer outlives the source in every test (it is returned alongside and
+    // dropped after the heap), and nothing else touches it.
+    let src = unsafe { Fixed::new(buf.as_mut_ptr(), buf.len()) };
+    (Arena { _buf: buf }, src)
+}
+
+fn check<S: Strategy, P: PageSource>(h: &Heap<S, P>) {
+    // SAFETY: single-threaded test.
+    if let Err(e) = unsafe { h.check() } {
+        panic!("{} check failed: {e}", h.strategy().name());
+    }
+}
+
+/// A tiny deterministic generator (xorshift64*).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A live block in the shadow model: pointer, layout, fill byte.
+struct Live {
+    p: NonNull<u8>,
+    layout: Layout,
+    fill: u8,
+}
+
+fn fill(l: &Live) {
+    // SAFETY: `p` is live for `layout.size()` bytes.
+    unsafe { core::ptr::write_bytes(l.p.as_ptr(), l.fill, l.layout.size()) }
+}
+
+fn verify(l: &Live, upto: usize) {
+    // SAFETY: `p` is live for `layout.size() >= upto` bytes.
+    let s = unsafe { core::slice::from_raw_parts(l.p.as_ptr(), upto) };
+    assert!(s.iter().all(|&b| b == l.fill), "block {:p} ({:?}) lost its contents", l.p, l.layout);
+}
+
+fn random_layout(rng: &mut Rng) -> Layout {
+    let size = match rng.below(10) {
+        0..=5 => 1 + rng.below(128),
+        6..=8 => 1 + rng.below(4096),
+        _ => 1 + rng.below(64 * 1024),
+    } as usize;
+    let align = match rng.below(20) {
+        0 => 1 << (5 + rng.below(16)), // 32 B ..= 1 MiB
+        1..=3 => 1 << rng.below(5),
+        _ => 8,
+    };
+    Layout::from_size_align(size, align).unwrap()
+}
+
+/// Random alloc / zeroed alloc / realloc / free against a shadow model, checking every
+/// invariant after every operation.
+fn churn<S: Strategy + ConstInit, P: PageSource>(h: &Heap<S, P>, seed: u64, ops: usize) {
+    let mut rng = Rng(seed);
+    let mut live: Vec<Live> = Vec::new();
+    for i in 0..ops {
+        match rng.below(10) {
+            0..=4 => {
+                let layout = random_layout(&mut rng);
+                let zeroed = rng.below(4) == 0;
+                // SAFETY: non-zero size.
+                let p = unsafe { if zeroed { h.alloc_zeroed(layout) } else { h.alloc(layout) } };
+                let Some(p) = NonNull::new(p) else { continue };
+                assert_eq!(p.as_ptr() as usize % layout.align(), 0, "misaligned {p:p} for {layout:?}");
+                if zeroed {
+                    // SAFETY: live block of `size` bytes.
+                    let s = unsafe { core::slice::from_raw_parts(p.as_ptr(), layout.size()) };
+                    assert!(s.iter().all(|&b| b == 0), "alloc_zeroed {p:p} {layout:?} not zero");
+                }
+                let l = Live { p, layout, fill: i as u8 | 1 };
+                fill(&l);
+                live.push(l);
+            }
+            5..=7 if !live.is_empty() => {
+                let l = live.swap_remove(rng.below(live.len() as u64) as usize);
+                verify(&l, l.layout.size());
+                // SAFETY: live block with its layout.
+                unsafe { h.dealloc(l.p.as_ptr(), l.layout) };
+            }
+            8..=9 if !live.is_empty() => {
+                let k = rng.below(live.len() as u64) as usize;
+                let new_size = random_layout(&mut rng).size();
+                let l = &mut live[k];
+                // SAFETY: live block with its layout; non-zero size.
+                let p = unsafe { h.realloc(l.p.as_ptr(), l.layout, new_size) };
+                if let Some(p) = NonNull::new(p) {
+                    l.p = p;
+                    let keep = l.layout.size().min(new_size);
+                    l.layout = Layout::from_size_align(new_size, l.layout.align()).unwrap();
+                    verify(l, keep);
+                    assert_eq!(p.as_ptr() as usize % l.layout.align(), 0);
+                    fill(l);
+                }
+            }
+            _ => {}
+        }
+        check(h);
+        let st = h.stats();
+        assert_eq!(st.live_objects, live.len());
+        assert_eq!(st.live_bytes, live.iter().map(|l| l.layout.size()).sum::<usize>());
+    }
+    for l in live.drain(..) {
+        verify(&l, l.layout.size());
+        // SAFETY: live block with its layout.
+        unsafe { h.dealloc(l.p.as_ptr(), l.layout) };
+        check(h);
+    }
+    assert_eq!(h.stats().live_bytes, 0);
+}
+
+macro_rules! churn_tests {
+    ($($name:ident: $s:ty;)*) => {$(
+        mod $name {
+            use super::*;
+            #[test]
+            fn churn_fixed() {
+                let (_a, src) = fixed(24 << 20);
+                let h: Heap<$s, Fixed> = Heap::with_source(src);
+                churn(&h, 0x9e37_79b9_7f4a_7c15, 1500);
+            }
+            #[test]
+            fn churn_mmap() {
+                let h: Heap<$s, Mmap> = Heap::new();
+                churn(&h, 0x1234_5678_9abc_def1, 1500);
+            }
+            #[test]
+            fn churn_small_fixed_exhausts() {
+                // A region so small that requests fail often: failures must leave it whole.
+                let (_a, src) = fixed(1 << 20);
+                let h: Heap<$s, Fixed> = Heap::with_source(src);
+                churn(&h, 77, 1500);
+            }
+        }
+    )*};
+}
+
+churn_tests! {
+    first_linear: FirstFit<Linear>;
+    next_linear: NextFit<Linear>;
+    best_linear: BestFit<Linear>;
+}
+
+fn layout(size: usize, align: usize) -> Layout {
+    Layout::from_size_align(size, align).unwrap()
+}
+
+#[test]
+fn coalescing_merges_every_neighbour() {
+    let (_a, src) = fixed(4 << 20);
+    let h: Heap<FirstFit<Linear>, Fixed> = Heap::with_source(src);
+    let l = layout(100, 8);
+    // SAFETY: non-zero sizes; each block freed once with its layout.
+    unsafe {
+        let p: Vec<*mut u8> = (0..5).map(|_| h.alloc(l)).collect();
+        let guard = h.alloc(l);
+        assert!(p.windows(2).all(|w| w[0] < w[1]), "first fit hands out ascending addresses");
+        // Free 1 and 3, then 2 (merges both sides), then 0 (merges above), then 4 (below).
+        for i in [1, 3, 2, 0, 4] {
+            h.dealloc(p[i], l);
+            check(&h);
+        }
+        // All five form one free block again: the same address comes back for 5x the size.
+        let big = h.alloc(layout(5 * 112 - 8, 8));
+        assert_eq!(big, p[0]);
+        h.dealloc(big, layout(5 * 112 - 8, 8));
+        h.dealloc(guard, l);
+        check(&h);
+        let core = h.strategy().core.lock();
+        assert_eq!(core.free_blocks_for_test(), 1, "one chunk, one free block");
+    }
+}
+
+#[test]
+fn large_alignments_up_to_1mib() {
+    let (_a, src) = fixed(32 << 20);
+    let h: Heap<FirstFit<Linear>, Fixed> = Heap::with_source(src);
+    let mut live = Vec::new();
+    for shift in 0..=20 {
+        for size in [1, 24, 5000] {
+            let l = layout(size, 1 << shift);
+            // SAFETY: non-zero size.
+            let p = unsafe { h.alloc(l) };
+            assert!(!p.is_null(), "{l:?}");
+            assert_eq!(p as usize % (1 << shift), 0, "{l:?} at {p:p}");
+            // SAFETY: live block.
+            unsafe { core::ptr::write_bytes(p, 0xab, size) };
+            live.push((p, l));
+            check(&h);
+        }
+    }
+    for (p, l) in live {
+        // SAFETY: live block with its layout.
+        unsafe { h.dealloc(p, l) };
+        check(&h);
+    }
+}
+
+#[test]
+fn realloc_grows_and_shrinks_in_place() {
+    let (_a, src) = fixed(4 << 20);
+    let h: Heap<FirstFit<Linear>, Fixed> = Heap::with_source(src);
+    // SAFETY: live blocks with their layouts; non-zero sizes.
+    unsafe {
+        let a = h.alloc(layout(64, 8));
+        let b = h.alloc(layout(64, 8));
+        let c = h.alloc(layout(64, 8));
+        core::ptr::write_bytes(a, 7, 64);
+        h.dealloc(b, layout(64, 8));
+        // `b`'s block (and nothing more) is free above `a`: grow into it.
+        let a2 = h.realloc(a, layout(64, 8), 130);
+        assert_eq!(a2, a, "grew in place into the free neighbour");
+        assert!(core::slice::from_raw_parts(a2, 64).iter().all(|&x| x == 7));
+        check(&h);
+        // Too big for the neighbour: moves, keeping contents.
+        let a3 = h.realloc(a2, layout(130, 8), 10_000);
+        assert_ne!(a3, a2);
+        assert!(core::slice::from_raw_parts(a3, 64).iter().all(|&x| x == 7));
+        check(&h);
+        // Shrinking stays in place and frees the tail.
+        let free_before = h.strategy().core.lock().free_bytes_for_test();
+        let a4 = h.realloc(a3, layout(10_000, 8), 100);
+        assert_eq!(a4, a3);
+        assert!(h.strategy().core.lock().free_bytes_for_test() > free_before + 9000);
+        check(&h);
+        h.dealloc(a4, layout(100, 8));
+        h.dealloc(c, layout(64, 8));
+        check(&h);
+    }
+}
+
+#[test]
+fn sizes_beyond_the_source_fail_without_panic() {
+    let (_a, src) = fixed(1 << 20);
+    let h: Heap<FirstFit<Linear>, Fixed> = Heap::with_source(src);
+    for size in [2 << 20, isize::MAX as usize - 4096, isize::MAX as usize / 2] {
+        let l = layout(size, 8);
+        assert!(h.alloc_layout(l).is_none(), "{size}");
+    }
+    let m: Heap<FirstFit<Linear>, Mmap> = Heap::new();
+    assert!(m.alloc_layout(layout(isize::MAX as usize - 4096, 8)).is_none());
+    assert!(m.alloc_layout(layout(1 << 60, 1 << 20)).is_none());
+    check(&h);
+    check(&m);
+}
+
+#[test]
+fn exhausted_fixed_returns_none_and_recovers() {
+    let (_a, src) = fixed(2 << 20);
+    let h: Heap<FirstFit<Linear>, Fixed> = Heap::with_source(src);
+    let l = layout(3000, 8);
+    let mut live = Vec::new();
+    while let Some(p) = h.alloc_layout(l) {
+        live.push(p);
+        assert!(live.len() < 10_000);
+    }
+    check(&h);
+    let used = live.len() * 3000;
+    assert!(used * 100 / (2 << 20) >= 90, "only {used} bytes fit in 2 MiB");
+    // Free every other block: a smaller request fits again, the same size does too.
+    for p in live.iter().step_by(2) {
+        // SAFETY: live block with its layout.
+        unsafe { h.dealloc(p.as_ptr(), l) };
+    }
+    check(&h);
+    assert!(h.alloc_layout(l).is_some());
+    check(&h);
+}
+
+#[test]
+fn injected_source_failure_gives_none_and_leaks_nothing() {
+    let src = Tracked::new(Failing::new(Mmap));
+    let h: Heap<FirstFit<Linear>, Tracked<Failing<Mmap>>> = Heap::with_source(src);
+    h.source().inner().fail_after_calls(0);
+    assert!(h.alloc_layout(layout(100, 8)).is_none());
+    assert_eq!(h.source().counts().owned(), 0, "a failed growth holds nothing");
+    check(&h);
+    h.source().inner().heal();
+    // The second call of alloc_ready (map) fails: the reservation must be undone.
+    h.source().inner().fail_after_calls(1);
+    assert!(h.alloc_layout(layout(100, 8)).is_none());
+    assert_eq!(h.source().counts().owned(), 0);
+    h.source().inner().heal();
+    let p = h.alloc_layout(layout(100, 8)).unwrap();
+    // SAFETY: live block with its layout.
+    unsafe { h.dealloc(p.as_ptr(), layout(100, 8)) };
+    check(&h);
+}
+
+#[test]
+fn wholly_free_chunks_go_back_to_the_source() {
+    let h: Heap<FirstFit<Linear>, Tracked<Mmap>> = Heap::with_source(Tracked::new(Mmap));
+    let l = layout(200 * 1024, 8);
+    let live: Vec<_> = (0..40).map(|_| h.alloc_layout(l).unwrap()).collect();
+    let peak = h.source().counts().ready;
+    assert!(peak >= 40 * 200 * 1024);
+    for p in &live {
+        // SAFETY: live block with its layout.
+        unsafe { h.dealloc(p.as_ptr(), l) };
+        check(&h);
+    }
+    let counts = h.source().counts();
+    assert!(counts.calls_of(Op::Free) > 0, "no chunk was given back");
+    assert!(counts.ready <= RETAIN_FREE_BYTES + CHUNK_BYTES, "kept {} bytes Ready", counts.ready);
+    assert!(counts.ready > 0, "some free memory stays cached");
+    assert_eq!(h.stats().committed_bytes, counts.ready);
+    let given = h.trim();
+    assert_eq!(given, counts.ready);
+    assert_eq!(h.source().counts().owned(), 0, "trim gives back every wholly free chunk");
+    check(&h);
+    // And the heap still works after giving everything back.
+    let p = h.alloc_layout(l).unwrap();
+    // SAFETY: live block with its layout.
+    unsafe { h.dealloc(p.as_ptr(), l) };
+    check(&h);
+}
+
+#[test]
+fn alloc_zeroed_is_zero_after_reuse() {
+    let h: Heap<FirstFit<Linear>, Mmap> = Heap::new();
+    let mut rng = Rng(5);
+    for round in 0..200 {
+        let l = layout(1 + rng.below(3000) as usize, 1 << rng.below(7));
+        // SAFETY: non-zero sizes; each block freed with its layout.
+        unsafe {
+            let p = h.alloc_zeroed(l);
+            assert!(core::slice::from_raw_parts(p, l.size()).iter().all(|&b| b == 0), "round {round}");
+            core::ptr::write_bytes(p, 0xff, l.size());
+            if rng.below(3) != 0 {
+                h.dealloc(p, l);
+            }
+        }
+        check(&h);
+    }
+}
+
+#[test]
+fn names_and_any_strategy() {
+    use crate::any::AnyStrategy;
+    assert_eq!(FirstFit::<Linear>::new().name(), "first-fit");
+    assert_eq!(NextFit::<Linear>::new().name(), "next-fit");
+    assert_eq!(BestFit::<Linear>::new().name(), "best-fit");
+    for kind in crate::any::StrategyKind::ALL {
+        if let Some(s) = AnyStrategy::new(kind) {
+            assert_eq!(s.name(), kind.name());
+            assert_eq!(s.kind(), kind);
+            let h = Heap::from_parts(s, Mmap);
+            let p = h.alloc_layout(layout(10, 8)).unwrap();
+            // SAFETY: live block with its layout.
+            unsafe { h.dealloc(p.as_ptr(), layout(10, 8)) };
+            check(&h);
+        }
+    }
+}

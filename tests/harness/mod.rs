@@ -1,0 +1,1070 @@
+//! The shared test harness: one model-based suite that every strategy joins with one line.
+//!
+//! ```ignore
+//! #[macro_use]
+//! mod harness;
+//! strategy_suite!(mmap, stratalloc::FirstFit, mmap);
+//! strategy_suite!(fixed, stratalloc::FirstFit, fixed);
+//! strategy_suite!(tracked, stratalloc::FirstFit, tracked);
+//! // or all three at once: strategy_suites!(stratalloc::FirstFit);
+//! ```
+//!
+//! # What the suite checks
+//! - `random_ops` (proptest): random sequences of alloc / alloc_zeroed / dealloc / realloc
+//!   (through `GlobalAlloc`) and allocate / allocate_zeroed / grow / grow_zeroed / shrink (through
+//!   allocator-api2's `Allocator`, with changes of alignment), sizes 0..=256 KiB biased toward
+//!   small, alignments 1..=1 MiB, run against a shadow model ([`Model`]). After every operation:
+//!   the pointer is aligned; the block (up to its usable size) overlaps no other live block;
+//!   zeroed memory reads zero; every block touched keeps its per-block pattern (checked on free,
+//!   after realloc, and for all live blocks at `Verify` steps and at the end); the strategy's
+//!   invariant walker (`Heap::check`) passes; `stats()` match the model (live bytes/objects,
+//!   peak >= live, committed >= live); with `Tracked`, no illegal transition was attempted and
+//!   the strategy's committed / reserved bytes equal the source's Ready / owned bytes.
+//! - `threads`: 8 threads allocate, realloc and free, and free each other's blocks, checking
+//!   every pattern; then the heap is consistent and empty.
+//! - `collections`: allocator-api2 `Vec`/`Box` over the heap.
+//! - `exhaustion` (with `fixed`): a small `Fixed` region runs out: null, consistent heap,
+//!   freed memory reusable.
+//! - `injected_failure` (with `tracked`): `Failing<Tracked<Mmap>>` refuses calls; null, a
+//!   consistent heap, and after freeing everything and `trim()` no growth of held memory
+//!   across cycles and the source agrees with the strategy's stats.
+//! - `freed_and_trimmed` (with `tracked`): after everything is freed and trimmed, the Ready
+//!   bytes of the source equal the strategy's committed bytes.
+//!
+//! Knobs: `PROPTEST_CASES` (default 32 cases per strategy x source), sequences of up to 160
+//! operations.
+#![allow(dead_code, unused_macros, unused_imports)]
+
+pub mod reference;
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::NonNull;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+use allocator_api2::alloc::Allocator;
+use proptest::prelude::{Just, prop_oneof};
+use proptest::sample::Index;
+use proptest::strategy::Strategy as PropStrategy;
+use stratalloc::{ConstInit, Failing, Fixed, Heap, Mmap, PageSource, Strategy, Tracked};
+
+/// Tunables of the suite for one strategy. `DEFAULT` is strict: exact statistics.
+#[derive(Copy, Clone, Debug)]
+pub struct Opts {
+    /// `live_bytes` / `live_objects` equal the model's after every operation.
+    pub exact_stats: bool,
+    /// With `Tracked`: the strategy's committed bytes equal the source's Ready bytes, and its
+    /// reserved bytes the source's owned bytes, after every operation.
+    pub exact_committed: bool,
+}
+
+impl Opts {
+    /// Everything exact.
+    pub const DEFAULT: Opts = Opts { exact_stats: true, exact_committed: true };
+}
+
+/// Cases per proptest, from `PROPTEST_CASES` or a modest default.
+pub fn config() -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(32);
+    proptest::test_runner::Config {
+        cases,
+        max_shrink_iters: 2048,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Page sources the suite runs over.
+
+/// A page source the suite can build a fresh heap over.
+pub trait SourceKind {
+    /// The source type.
+    type P: PageSource;
+    /// Whether running out of memory is a legal outcome (a bounded `Fixed` region).
+    const MAY_EXHAUST: bool;
+    /// A fresh heap over a fresh source.
+    fn env<S: ConstInit>() -> Env<S, Self::P>;
+    /// Checks of the source itself after an operation.
+    fn check_source<S: Strategy>(_heap: &Heap<S, Self::P>, _opts: &Opts) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A heap and the memory its source lives in (dropped after the heap: field order).
+pub struct Env<S, P> {
+    pub heap: Heap<S, P>,
+    _region: Option<OwnedRegion>,
+}
+
+/// Memory for a `Fixed` source, from the system allocator of the test process.
+pub struct OwnedRegion {
+    ptr: *mut u8,
+    layout: Layout,
+}
+
+impl OwnedRegion {
+    pub fn new(bytes: usize) -> Self {
+        let layout = Layout::from_size_align(bytes, 4096).expect("region layout");
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { std::alloc::System.alloc(layout) };
+        assert!(!ptr.is_null(), "could not allocate a {bytes}-byte region for Fixed");
+        OwnedRegion { ptr, layout }
+    }
+
+    /// A `Fixed` source over this region.
+    pub fn source(&self) -> Fixed {
+        // SAFETY: the region is valid for its whole size, outlives the heap built over it
+        // (`Env` field order), and nothing else touches it.
+        unsafe { Fixed::new(self.ptr, self.layout.size()) }
+    }
+}
+
+impl Drop for OwnedRegion {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { std::alloc::System.dealloc(self.ptr, self.layout) }
+    }
+}
+
+/// Bytes of the `Fixed` region of the `fixed` kind.
+pub const FIXED_REGION_BYTES: usize = 64 << 20;
+
+#[allow(non_camel_case_types)]
+pub mod kinds {
+    /// The operating system.
+    pub struct mmap;
+    /// A caller's 64 MiB region.
+    pub struct fixed;
+    /// The operating system, every transition checked and counted.
+    pub struct tracked;
+}
+
+impl SourceKind for kinds::mmap {
+    type P = Mmap;
+    const MAY_EXHAUST: bool = false;
+    fn env<S: ConstInit>() -> Env<S, Mmap> {
+        Env { heap: Heap::with_source(Mmap), _region: None }
+    }
+}
+
+impl SourceKind for kinds::fixed {
+    type P = Fixed;
+    const MAY_EXHAUST: bool = true;
+    fn env<S: ConstInit>() -> Env<S, Fixed> {
+        let region = OwnedRegion::new(FIXED_REGION_BYTES);
+        Env { heap: Heap::with_source(region.source()), _region: Some(region) }
+    }
+}
+
+impl SourceKind for kinds::tracked {
+    type P = Tracked<Mmap>;
+    const MAY_EXHAUST: bool = false;
+    fn env<S: ConstInit>() -> Env<S, Tracked<Mmap>> {
+        Env { heap: Heap::with_source(Tracked::new(Mmap)), _region: None }
+    }
+    fn check_source<S: Strategy>(heap: &Heap<S, Tracked<Mmap>>, opts: &Opts) -> Result<(), String> {
+        tracked_agrees(heap.source(), heap, opts)
+    }
+}
+
+/// The source's view agrees with the strategy's: no illegal transition, and (if exact)
+/// Ready bytes == committed bytes and owned bytes == reserved bytes.
+pub fn tracked_agrees<S: Strategy, P: PageSource>(
+    t: &Tracked<Mmap>,
+    heap: &Heap<S, P>,
+    opts: &Opts,
+) -> Result<(), String> {
+    let c = t.counts();
+    if c.illegal != 0 {
+        return Err(format!("the strategy attempted {} illegal transition(s): {c:?}", c.illegal));
+    }
+    let s = heap.stats();
+    if opts.exact_committed && (c.ready != s.committed_bytes || c.owned() != s.reserved_bytes) {
+        return Err(format!(
+            "source and strategy disagree: Tracked ready {} owned {} vs stats committed {} reserved {}",
+            c.ready,
+            c.owned(),
+            s.committed_bytes,
+            s.reserved_bytes
+        ));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Patterns.
+
+/// The byte at offset `i` of the block with seed `seed`.
+#[inline]
+pub fn pattern_byte(seed: u64, i: usize) -> u8 {
+    let x = seed ^ (i as u64 >> 8).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (x >> 56) as u8 ^ (x as u8) ^ (i as u8).wrapping_mul(151)
+}
+
+/// Writes the pattern of `seed` over `ptr..ptr + len`.
+///
+/// # Safety
+/// The range is valid for writes.
+pub unsafe fn fill(ptr: *mut u8, len: usize, seed: u64) {
+    for i in 0..len {
+        // SAFETY: `i < len`, inside the caller's range.
+        unsafe { *ptr.add(i) = pattern_byte(seed, i) };
+    }
+}
+
+/// Checks `ptr..ptr + len` holds the pattern of `seed`.
+///
+/// # Safety
+/// The range is valid for reads.
+pub unsafe fn verify(ptr: *const u8, len: usize, seed: u64, what: &str) -> Result<(), String> {
+    for i in 0..len {
+        // SAFETY: `i < len`, inside the caller's range.
+        let got = unsafe { *ptr.add(i) };
+        let want = pattern_byte(seed, i);
+        if got != want {
+            return Err(format!(
+                "{what}: block {ptr:p} ({len} bytes) corrupted at offset {i} ({:p}): {got:#04x}, \
+                 expected {want:#04x}",
+                // SAFETY: `i < len`, inside the range.
+                unsafe { ptr.add(i) }
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks `ptr..ptr + len` is zero.
+///
+/// # Safety
+/// The range is valid for reads.
+pub unsafe fn verify_zero(ptr: *const u8, len: usize, what: &str) -> Result<(), String> {
+    // SAFETY: the caller's range.
+    let s = unsafe { core::slice::from_raw_parts(ptr, len) };
+    match s.iter().position(|&b| b != 0) {
+        None => Ok(()),
+        Some(i) => Err(format!("{what}: block {ptr:p} ({len} bytes) not zero at offset {i}: {:#04x}", s[i])),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations and their generators.
+
+/// Which interface an allocation goes through.
+#[derive(Copy, Clone, Debug)]
+pub enum Api {
+    /// `GlobalAlloc`.
+    Global,
+    /// allocator-api2's `Allocator`.
+    Allocator,
+}
+
+/// One step of a random sequence.
+#[derive(Clone, Debug)]
+pub enum Op {
+    Alloc {
+        size: usize,
+        align: usize,
+        zeroed: bool,
+        api: Api,
+    },
+    Dealloc {
+        which: Index,
+        api: Api,
+    },
+    /// `GlobalAlloc::realloc` (same alignment).
+    Realloc {
+        which: Index,
+        size: usize,
+    },
+    /// `Allocator::grow` / `grow_zeroed` / `shrink`, chosen by the sizes, maybe a new alignment.
+    Resize {
+        which: Index,
+        size: usize,
+        align: usize,
+        zeroed: bool,
+    },
+    /// Check every live block's pattern.
+    Verify,
+}
+
+/// Sizes 0..=256 KiB, mostly small.
+pub fn sizes() -> impl PropStrategy<Value = usize> + Clone {
+    prop_oneof![
+        10 => 0usize..=64,
+        5 => 65usize..=1024,
+        2 => 1025usize..=16 << 10,
+        1 => (16usize << 10) + 1..=256 << 10,
+    ]
+}
+
+/// Alignments 1..=1 MiB, mostly small.
+pub fn aligns() -> impl PropStrategy<Value = usize> + Clone {
+    prop_oneof![
+        12 => (0u32..=4).prop_map(|s| 1usize << s),
+        3 => (5u32..=12).prop_map(|s| 1usize << s),
+        1 => (13u32..=20).prop_map(|s| 1usize << s),
+    ]
+}
+
+fn apis() -> impl PropStrategy<Value = Api> + Clone {
+    prop_oneof![Just(Api::Global), Just(Api::Allocator)]
+}
+
+/// One operation.
+pub fn op() -> impl PropStrategy<Value = Op> {
+    prop_oneof![
+        8 => (sizes(), aligns(), proptest::bool::weighted(0.25), apis())
+            .prop_map(|(size, align, zeroed, api)| Op::Alloc { size, align, zeroed, api }),
+        5 => (proptest::arbitrary::any::<Index>(), apis()).prop_map(|(which, api)| Op::Dealloc { which, api }),
+        2 => (proptest::arbitrary::any::<Index>(), sizes()).prop_map(|(which, size)| Op::Realloc { which, size }),
+        2 => (proptest::arbitrary::any::<Index>(), sizes(), aligns(), proptest::bool::ANY)
+            .prop_map(|(which, size, align, zeroed)| Op::Resize { which, size, align, zeroed }),
+        1 => Just(Op::Verify),
+    ]
+}
+
+/// A sequence of operations.
+pub fn ops() -> impl PropStrategy<Value = Vec<Op>> {
+    proptest::collection::vec(op(), 1..160)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shadow model.
+
+/// A live block as the model knows it.
+#[derive(Copy, Clone, Debug)]
+pub struct Block {
+    pub ptr: NonNull<u8>,
+    pub layout: Layout,
+    pub seed: u64,
+    /// Bytes the strategy says the block can hold (>= size).
+    pub usable: usize,
+}
+
+// SAFETY: a block is a plain address handed between test threads; the heap is thread-safe.
+unsafe impl Send for Block {}
+
+/// What the heap must contain: the live blocks, by address.
+#[derive(Default)]
+pub struct Model {
+    pub blocks: Vec<Block>,
+    /// Live non-empty blocks: start -> (end of usable range, seed).
+    by_addr: BTreeMap<usize, (usize, u64)>,
+    next_seed: u64,
+    pub live_bytes: usize,
+    pub live_objects: usize,
+}
+
+impl Model {
+    fn seed(&mut self) -> u64 {
+        self.next_seed += 1;
+        self.next_seed.wrapping_mul(0xD6E8_FEB8_6659_FD93)
+    }
+
+    /// Records a new live block after checking alignment and overlap.
+    fn insert(&mut self, b: Block) -> Result<(), String> {
+        let addr = b.ptr.as_ptr() as usize;
+        if !addr.is_multiple_of(b.layout.align()) {
+            return Err(format!("{:p} is not aligned to {} ({:?})", b.ptr, b.layout.align(), b.layout));
+        }
+        if b.usable < b.layout.size() {
+            return Err(format!("usable size {} < requested {} at {:p}", b.usable, b.layout.size(), b.ptr));
+        }
+        if b.layout.size() > 0 {
+            let end = addr + b.usable;
+            if let Some((&lo, &(lo_end, _))) = self.by_addr.range(..end).next_back()
+                && lo_end > addr
+            {
+                return Err(format!(
+                    "block {addr:#x}..{end:#x} ({:?}) overlaps live block {lo:#x}..{lo_end:#x}",
+                    b.layout
+                ));
+            }
+            self.by_addr.insert(addr, (end, b.seed));
+            self.live_bytes += b.layout.size();
+            self.live_objects += 1;
+        }
+        self.blocks.push(b);
+        Ok(())
+    }
+
+    /// Forgets block `i` (which the caller has just freed or moved).
+    fn remove(&mut self, i: usize) -> Block {
+        let b = self.blocks.swap_remove(i);
+        if b.layout.size() > 0 {
+            self.by_addr.remove(&(b.ptr.as_ptr() as usize));
+            self.live_bytes -= b.layout.size();
+            self.live_objects -= 1;
+        }
+        b
+    }
+
+    /// Checks every live block's pattern.
+    pub fn verify_all(&self) -> Result<(), String> {
+        for b in &self.blocks {
+            // SAFETY: the block is live, valid for `size` bytes.
+            unsafe { verify(b.ptr.as_ptr(), b.layout.size(), b.seed, "live block")? };
+        }
+        Ok(())
+    }
+}
+
+/// Runs the model's checks on a heap; `S`/`P` any.
+pub struct Runner<'h, S, P> {
+    pub heap: &'h Heap<S, P>,
+    pub model: Model,
+    pub may_exhaust: bool,
+    /// Allocations refused (only legal with `may_exhaust`).
+    pub refused: usize,
+}
+
+impl<'h, S: Strategy, P: PageSource> Runner<'h, S, P> {
+    pub fn new(heap: &'h Heap<S, P>, may_exhaust: bool) -> Self {
+        Runner { heap, model: Model::default(), may_exhaust, refused: 0 }
+    }
+
+    fn refused(&mut self, what: &str) -> Result<(), String> {
+        self.refused += 1;
+        if self.may_exhaust {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} failed on a source that cannot run out ({} live blocks)",
+                self.model.blocks.len()
+            ))
+        }
+    }
+
+    /// Records a fresh block: checks zeroing, writes its pattern over the usable size.
+    fn adopt(&mut self, ptr: NonNull<u8>, layout: Layout, zeroed_from: Option<usize>) -> Result<(), String> {
+        if let Some(from) = zeroed_from {
+            // SAFETY: the block is live for `layout.size()` bytes.
+            unsafe {
+                verify_zero(ptr.as_ptr().add(from), layout.size() - from, "zeroed allocation")?;
+            }
+        }
+        // SAFETY: the block is live and was allocated here for `layout`.
+        let usable = unsafe { self.heap.usable_size(ptr, layout) };
+        let seed = self.model.seed();
+        let block = Block { ptr, layout, seed, usable };
+        self.model.insert(block)?;
+        // SAFETY: the block can hold `usable` bytes (the strategy says so), and overlaps no
+        // other live block (checked by `insert`).
+        unsafe { fill(ptr.as_ptr(), usable.max(layout.size()), seed) };
+        Ok(())
+    }
+
+    /// Allocates and records a block.
+    pub fn alloc(&mut self, size: usize, align: usize, zeroed: bool, api: Api) -> Result<bool, String> {
+        let layout = Layout::from_size_align(size, align).expect("generated layouts are valid");
+        let p = match api {
+            // SAFETY: Heap accepts every layout (zero size included).
+            Api::Global => unsafe {
+                NonNull::new(if zeroed { self.heap.alloc_zeroed(layout) } else { self.heap.alloc(layout) })
+            },
+            Api::Allocator => {
+                let r = if zeroed { self.heap.allocate_zeroed(layout) } else { self.heap.allocate(layout) };
+                r.ok().map(|s| s.cast::<u8>())
+            }
+        };
+        let Some(p) = p else {
+            self.refused(&format!("alloc {layout:?}"))?;
+            return Ok(false);
+        };
+        self.adopt(p, layout, zeroed.then_some(0))?;
+        Ok(true)
+    }
+
+    /// Frees block `i` after checking its pattern.
+    pub fn dealloc(&mut self, i: usize, api: Api) -> Result<(), String> {
+        let b = self.model.blocks[i];
+        // SAFETY: live block of `size` bytes.
+        unsafe { verify(b.ptr.as_ptr(), b.layout.size(), b.seed, "block at free")? };
+        self.model.remove(i);
+        match api {
+            // SAFETY: a live block of this heap with its layout.
+            Api::Global => unsafe { self.heap.dealloc(b.ptr.as_ptr(), b.layout) },
+            // SAFETY: as above.
+            Api::Allocator => unsafe { self.heap.deallocate(b.ptr, b.layout) },
+        }
+        Ok(())
+    }
+
+    /// `GlobalAlloc::realloc` of block `i` to `size` (same alignment).
+    pub fn realloc(&mut self, i: usize, size: usize) -> Result<(), String> {
+        let b = self.model.blocks[i];
+        if size == 0 || Layout::from_size_align(size, b.layout.align()).is_err() {
+            return Ok(()); // GlobalAlloc::realloc requires a non-zero, valid new size.
+        }
+        // SAFETY: a live block of this heap with its layout; `size` is valid for its alignment.
+        let p = unsafe { self.heap.realloc(b.ptr.as_ptr(), b.layout, size) };
+        let Some(p) = NonNull::new(p) else {
+            // SAFETY: on failure the old block is untouched and live.
+            unsafe { verify(b.ptr.as_ptr(), b.layout.size(), b.seed, "block after failed realloc")? };
+            return self.refused(&format!("realloc {:?} -> {size}", b.layout));
+        };
+        self.moved(i, p, Layout::from_size_align(size, b.layout.align()).unwrap(), None)
+    }
+
+    /// `Allocator::grow` / `grow_zeroed` / `shrink` of block `i`.
+    pub fn resize(&mut self, i: usize, size: usize, align: usize, zeroed: bool) -> Result<(), String> {
+        let b = self.model.blocks[i];
+        let new = Layout::from_size_align(size, align).expect("generated layouts are valid");
+        let grow = size >= b.layout.size();
+        // SAFETY: a live block of this heap with its layout; grow gets new.size >= old.size,
+        // shrink new.size <= old.size, as the API requires.
+        let r = unsafe {
+            match (grow, zeroed) {
+                (true, true) => self.heap.grow_zeroed(b.ptr, b.layout, new),
+                (true, false) => self.heap.grow(b.ptr, b.layout, new),
+                (false, _) => self.heap.shrink(b.ptr, b.layout, new),
+            }
+        };
+        let Ok(p) = r else {
+            // SAFETY: on failure the old block is untouched and live.
+            unsafe { verify(b.ptr.as_ptr(), b.layout.size(), b.seed, "block after failed resize")? };
+            return self.refused(&format!("resize {:?} -> {new:?}", b.layout));
+        };
+        let zero_from = (grow && zeroed).then_some(b.layout.size());
+        self.moved(i, p.cast(), new, zero_from)
+    }
+
+    /// Block `i` now lives at `p` with `new`: check the kept prefix, then re-adopt it.
+    fn moved(
+        &mut self,
+        i: usize,
+        p: NonNull<u8>,
+        new: Layout,
+        zero_from: Option<usize>,
+    ) -> Result<(), String> {
+        let old = self.model.remove(i);
+        let kept = old.layout.size().min(new.size());
+        // SAFETY: the new block is live for `new.size() >= kept` bytes.
+        unsafe { verify(p.as_ptr(), kept, old.seed, "contents kept by realloc")? };
+        self.adopt(p, new, zero_from)
+    }
+
+    /// Applies one operation.
+    pub fn apply(&mut self, op: &Op) -> Result<(), String> {
+        let n = self.model.blocks.len();
+        match *op {
+            Op::Alloc { size, align, zeroed, api } => self.alloc(size, align, zeroed, api).map(|_| ()),
+            Op::Dealloc { ref which, api } if n > 0 => self.dealloc(which.index(n), api),
+            Op::Realloc { ref which, size } if n > 0 => self.realloc(which.index(n), size),
+            Op::Resize { ref which, size, align, zeroed } if n > 0 => {
+                self.resize(which.index(n), size, align, zeroed)
+            }
+            Op::Verify => self.model.verify_all(),
+            _ => Ok(()),
+        }
+    }
+
+    /// The heap's walker and statistics agree with the model.
+    pub fn check(&self, opts: &Opts) -> Result<(), String> {
+        // SAFETY: single-threaded use of the heap here.
+        unsafe { self.heap.check() }.map_err(|e| format!("Heap::check: {e}"))?;
+        let s = self.heap.stats();
+        if opts.exact_stats
+            && (s.live_bytes != self.model.live_bytes || s.live_objects != self.model.live_objects)
+        {
+            return Err(format!(
+                "stats say {} bytes in {} objects live, the model {} bytes in {} objects",
+                s.live_bytes, s.live_objects, self.model.live_bytes, self.model.live_objects
+            ));
+        }
+        if s.peak_live_bytes < s.live_bytes {
+            return Err(format!("peak_live_bytes {} < live_bytes {}", s.peak_live_bytes, s.live_bytes));
+        }
+        if s.committed_bytes < s.live_bytes || s.reserved_bytes < s.committed_bytes {
+            return Err(format!(
+                "expected live {} <= committed {} <= reserved {}",
+                s.live_bytes, s.committed_bytes, s.reserved_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    /// Frees every live block (checking each) in an order that mixes addresses.
+    pub fn free_all(&mut self) -> Result<(), String> {
+        let mut k = 0usize;
+        while !self.model.blocks.is_empty() {
+            k = k.wrapping_mul(31).wrapping_add(7);
+            let i = k % self.model.blocks.len();
+            self.dealloc(i, if k & 1 == 0 { Api::Global } else { Api::Allocator })?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `ops` on a fresh heap over source kind `K`, checking everything after every step,
+/// then frees everything and trims.
+pub fn run_ops<S: Strategy + ConstInit, K: SourceKind>(ops: &[Op], opts: &Opts) -> Result<(), String> {
+    let env = K::env::<S>();
+    run_ops_on::<S, K::P>(&env.heap, ops, opts, K::MAY_EXHAUST, K::check_source::<S>)
+}
+
+/// [`run_ops`] on a given heap.
+pub fn run_ops_on<S: Strategy, P: PageSource>(
+    heap: &Heap<S, P>,
+    ops: &[Op],
+    opts: &Opts,
+    may_exhaust: bool,
+    check_source: fn(&Heap<S, P>, &Opts) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut r = Runner::new(heap, may_exhaust);
+    for (step, op) in ops.iter().enumerate() {
+        let at = |e: String| format!("step {step} ({op:?}): {e}");
+        r.apply(op).map_err(at)?;
+        r.check(opts).map_err(at)?;
+        check_source(heap, opts).map_err(at)?;
+    }
+    r.model.verify_all().map_err(|e| format!("at the end: {e}"))?;
+    r.free_all().map_err(|e| format!("freeing everything: {e}"))?;
+    r.check(opts).map_err(|e| format!("after freeing everything: {e}"))?;
+    heap.trim();
+    r.check(opts).map_err(|e| format!("after trim: {e}"))?;
+    check_source(heap, opts).map_err(|e| format!("after trim: {e}"))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deterministic randomness for the non-proptest tests.
+
+/// xorshift64*: small, deterministic, no allocation.
+#[derive(Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    /// A size biased toward small, up to `max`.
+    pub fn size(&mut self, max: usize) -> usize {
+        let r = match self.below(16) {
+            0..=9 => 1 + self.below(64),
+            10..=13 => 65 + self.below(960),
+            14 => 1025 + self.below(15 << 10),
+            _ => 1 + self.below(max),
+        };
+        r.min(max)
+    }
+    /// An alignment biased toward small, up to `max`.
+    pub fn align(&mut self, max: usize) -> usize {
+        let shift = match self.below(16) {
+            0..=11 => self.below(5),
+            12..=14 => 5 + self.below(8),
+            _ => self.below(21),
+        };
+        (1usize << shift).min(max)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Threads.
+
+/// 8 threads allocate, realloc and free, and free each other's blocks; patterns checked.
+pub fn threads<S: Strategy + ConstInit, K: SourceKind>(opts: &Opts) {
+    const THREADS: usize = 8;
+    const STEPS: usize = 1500;
+    let env = K::env::<S>();
+    let heap = &env.heap;
+    let pool: Mutex<Vec<Block>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let pool = &pool;
+            s.spawn(move || thread_worker(heap, pool, t as u64, STEPS));
+        }
+    });
+    // Free what is left in the pool, checking it.
+    for b in pool.into_inner().unwrap() {
+        // SAFETY: a live block of `heap`.
+        unsafe {
+            verify(b.ptr.as_ptr(), b.layout.size(), b.seed, "pooled block").unwrap();
+            heap.dealloc(b.ptr.as_ptr(), b.layout);
+        }
+    }
+    // SAFETY: all threads have finished.
+    unsafe { heap.check() }.unwrap_or_else(|e| panic!("after threads: Heap::check: {e}"));
+    let s = heap.stats();
+    if opts.exact_stats {
+        assert_eq!((s.live_bytes, s.live_objects), (0, 0), "after all threads freed everything: {s:?}");
+    }
+    assert!(s.peak_live_bytes > 0, "the heap was not used: {s:?}");
+    heap.trim();
+    K::check_source(heap, opts).unwrap();
+}
+
+fn thread_worker<S: Strategy, P: PageSource>(
+    heap: &Heap<S, P>,
+    pool: &Mutex<Vec<Block>>,
+    t: u64,
+    steps: usize,
+) {
+    let mut rng = Rng::new(t + 1);
+    let mut mine: Vec<Block> = Vec::new();
+    for step in 0..steps {
+        match rng.below(10) {
+            0..=3 => {
+                let layout = Layout::from_size_align(rng.size(64 << 10), rng.align(4096)).unwrap();
+                // SAFETY: Heap accepts every layout.
+                let p = unsafe { heap.alloc(layout) };
+                let p = NonNull::new(p).unwrap_or_else(|| panic!("thread {t}: alloc {layout:?} failed"));
+                assert!((p.as_ptr() as usize).is_multiple_of(layout.align()), "thread {t}: {p:p} misaligned");
+                let seed = (t << 48) ^ step as u64 ^ 0x5555;
+                // SAFETY: a fresh live block of `size` bytes.
+                unsafe { fill(p.as_ptr(), layout.size(), seed) };
+                mine.push(Block { ptr: p, layout, seed, usable: layout.size() });
+            }
+            4..=5 if !mine.is_empty() => {
+                let b = mine.swap_remove(rng.below(mine.len()));
+                // SAFETY: a live block of this heap.
+                unsafe {
+                    verify(b.ptr.as_ptr(), b.layout.size(), b.seed, "own block").unwrap();
+                    heap.dealloc(b.ptr.as_ptr(), b.layout);
+                }
+            }
+            6 if !mine.is_empty() => {
+                let i = rng.below(mine.len());
+                let b = mine[i];
+                let size = rng.size(64 << 10);
+                // SAFETY: a live block of this heap; `size > 0` and valid for its alignment.
+                let p = unsafe { heap.realloc(b.ptr.as_ptr(), b.layout, size) };
+                let p = NonNull::new(p).unwrap_or_else(|| panic!("thread {t}: realloc failed"));
+                let kept = size.min(b.layout.size());
+                // SAFETY: the new block is live for `size >= kept` bytes.
+                unsafe {
+                    verify(p.as_ptr(), kept, b.seed, "realloc'd block").unwrap();
+                    fill(p.as_ptr(), size, b.seed);
+                }
+                mine[i] =
+                    Block { ptr: p, layout: Layout::from_size_align(size, b.layout.align()).unwrap(), ..b };
+            }
+            7 if !mine.is_empty() => {
+                // Hand a block to whichever thread takes it.
+                pool.lock().unwrap().push(mine.swap_remove(rng.below(mine.len())));
+            }
+            8..=9 => {
+                // Free a block another thread (probably) allocated.
+                let b = {
+                    let mut p = pool.lock().unwrap();
+                    if p.is_empty() {
+                        continue;
+                    }
+                    let i = rng.below(p.len());
+                    p.swap_remove(i)
+                };
+                // SAFETY: a live block of this heap, now owned by this thread.
+                unsafe {
+                    verify(b.ptr.as_ptr(), b.layout.size(), b.seed, "block from another thread").unwrap();
+                    heap.dealloc(b.ptr.as_ptr(), b.layout);
+                }
+            }
+            _ => {}
+        }
+    }
+    for b in mine {
+        // SAFETY: a live block of this heap.
+        unsafe {
+            verify(b.ptr.as_ptr(), b.layout.size(), b.seed, "own block at exit").unwrap();
+            heap.dealloc(b.ptr.as_ptr(), b.layout);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Collections through allocator-api2.
+
+/// `Vec`, `Box` and a growing vector of vectors over the heap, with checked contents.
+pub fn collections<S: Strategy + ConstInit, K: SourceKind>(opts: &Opts) {
+    let env = K::env::<S>();
+    let heap = &env.heap;
+    {
+        let mut v: allocator_api2::vec::Vec<u64, _> = allocator_api2::vec::Vec::new_in(heap);
+        for i in 0..200_000u64 {
+            v.push(i.wrapping_mul(0x9E37_79B9));
+        }
+        let mut rows: allocator_api2::vec::Vec<allocator_api2::vec::Vec<u8, _>, _> =
+            allocator_api2::vec::Vec::new_in(heap);
+        for r in 0..500usize {
+            let mut row = allocator_api2::vec::Vec::with_capacity_in(r % 97, heap);
+            row.extend((0..r * 3).map(|i| (i ^ r) as u8));
+            rows.push(row);
+        }
+        rows.retain(|r| r.len() % 2 == 0);
+        let b = allocator_api2::boxed::Box::new_in([7u8; 3000], heap);
+        let sum: u64 = v.iter().copied().fold(0u64, u64::wrapping_add);
+        let want: u64 = (0..200_000u64).map(|i| i.wrapping_mul(0x9E37_79B9)).fold(0, u64::wrapping_add);
+        assert_eq!(sum, want);
+        for row in rows.iter() {
+            let r = row.len() / 3;
+            assert!(row.iter().enumerate().all(|(i, &x)| x == (i ^ r) as u8), "row {r} corrupted");
+        }
+        assert!(b.iter().all(|&x| x == 7));
+        assert!(heap.stats().live_objects > 0);
+        // SAFETY: single-threaded.
+        unsafe { heap.check() }.unwrap();
+    }
+    // SAFETY: single-threaded.
+    unsafe { heap.check() }.unwrap();
+    if opts.exact_stats {
+        assert_eq!(heap.stats().live_objects, 0);
+    }
+    heap.trim();
+    K::check_source(heap, opts).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exhaustion of a Fixed source.
+
+/// Fills a small `Fixed` region until it runs out; the heap stays consistent and freed
+/// memory is reused.
+pub fn exhaustion<S: Strategy + ConstInit>(opts: &Opts) {
+    const REGION_BYTES: usize = 8 << 20;
+    let region = OwnedRegion::new(REGION_BYTES);
+    let heap: Heap<S, Fixed> = Heap::with_source(region.source());
+    let mut r = Runner::new(&heap, true);
+    let mut rng = Rng::new(42);
+    let fill_up = |r: &mut Runner<S, Fixed>, rng: &mut Rng| -> usize {
+        let refused_before = r.refused;
+        for _ in 0..100_000 {
+            let (size, align) = (rng.size(256 << 10), rng.align(1 << 16));
+            r.alloc(size, align, rng.below(4) == 0, Api::Global).unwrap();
+            if r.refused > refused_before {
+                break;
+            }
+        }
+        assert!(r.refused > refused_before, "an {REGION_BYTES}-byte Fixed region never ran out");
+        r.check(opts).unwrap_or_else(|e| panic!("after exhaustion: {e}"));
+        r.model.live_bytes
+    };
+    let first = fill_up(&mut r, &mut rng);
+    r.model.verify_all().unwrap();
+    // Once full, a freed block's layout can be allocated again.
+    let big = (0..r.model.blocks.len()).max_by_key(|&i| r.model.blocks[i].layout.size()).unwrap();
+    let layout = r.model.blocks[big].layout;
+    r.dealloc(big, Api::Global).unwrap();
+    r.check(opts).unwrap();
+    assert!(
+        r.alloc(layout.size(), layout.align(), false, Api::Global).unwrap(),
+        "a freed {layout:?} block could not be allocated again in a full heap"
+    );
+    // Free every other block, fill again.
+    let mut i = 0;
+    while i < r.model.blocks.len() {
+        r.dealloc(i, Api::Global).unwrap();
+        i += 1;
+    }
+    r.check(opts).unwrap();
+    r.model.verify_all().unwrap();
+    fill_up(&mut r, &mut rng);
+    r.model.verify_all().unwrap();
+    // Free everything; the region is reusable as a whole.
+    r.free_all().unwrap();
+    r.check(opts).unwrap();
+    heap.trim();
+    r.check(opts).unwrap();
+    let second = fill_up(&mut r, &mut rng);
+    assert!(
+        second * 2 >= first,
+        "after freeing everything only {second} bytes fit where {first} fitted before"
+    );
+    r.free_all().unwrap();
+    r.check(opts).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Injected page-source failures.
+
+/// Heap over a source that fails on request, checked by `Tracked`.
+pub type FailingHeap<S> = Heap<S, Failing<Tracked<Mmap>>>;
+
+/// Page-source calls fail on request: allocations return null, the heap stays consistent,
+/// and after freeing everything and trimming, what the heap holds does not grow from cycle to
+/// cycle and the source agrees with the strategy's statistics.
+pub fn injected_failure<S: Strategy + ConstInit>(opts: &Opts) {
+    let heap: FailingHeap<S> = Heap::with_source(Failing::new(Tracked::new(Mmap)));
+    let tracked = heap.source().inner();
+    let mut held_after_cycle = Vec::new();
+    let mut rng = Rng::new(7);
+    for cycle in 0..6usize {
+        let mut r = Runner::new(&heap, true);
+        for k in 0..300usize {
+            if k % 50 == 25 {
+                // A request larger than anything this heap has seen must reach the source,
+                // and the source refuses it.
+                heap.source().fail_after_calls(0);
+                let huge = (32 << 20) + (cycle * 10 + k / 50) * (1 << 20);
+                let before = r.refused;
+                r.alloc(huge, 8, false, Api::Global).unwrap();
+                assert_eq!(
+                    r.refused,
+                    before + 1,
+                    "an allocation of {huge} bytes succeeded with a refusing source"
+                );
+                r.check(opts).unwrap_or_else(|e| panic!("after refused huge alloc: {e}"));
+                heap.source().heal();
+            } else if k % 10 == 5 {
+                // Arm a failure a few calls ahead; small and medium requests may or may not
+                // need the source.
+                heap.source().fail_after_calls(rng.below(3));
+            } else if k % 10 == 9 {
+                heap.source().heal();
+            }
+            if rng.below(3) == 0 && !r.model.blocks.is_empty() {
+                let i = rng.below(r.model.blocks.len());
+                r.dealloc(i, Api::Global).unwrap();
+            } else {
+                let size = if rng.below(8) == 0 { 64 << 10 | rng.below(1 << 20) } else { rng.size(16 << 10) };
+                r.alloc(size, rng.align(1 << 16), rng.below(4) == 0, Api::Global).unwrap();
+            }
+            r.check(opts).unwrap_or_else(|e| panic!("cycle {cycle} step {k}: {e}"));
+            tracked_agrees(tracked, &heap, opts).unwrap_or_else(|e| panic!("cycle {cycle} step {k}: {e}"));
+        }
+        heap.source().heal();
+        // A set byte budget: the heap runs out, consistently.
+        heap.source().set_budget(tracked.counts().owned() + (4 << 20));
+        let before = r.refused;
+        for _ in 0..64 {
+            r.alloc(1 << 20, 64, false, Api::Global).unwrap();
+            if r.refused > before {
+                break;
+            }
+        }
+        assert!(r.refused > before, "a 4 MiB budget never ran out");
+        r.check(opts).unwrap();
+        heap.source().heal();
+        r.model.verify_all().unwrap();
+        r.free_all().unwrap();
+        r.check(opts).unwrap();
+        heap.trim();
+        r.check(opts).unwrap();
+        tracked_agrees(tracked, &heap, opts).unwrap_or_else(|e| panic!("cycle {cycle} after trim: {e}"));
+        let c = tracked.counts();
+        held_after_cycle.push((c.ready, c.owned()));
+        assert!(r.refused > 0, "cycle {cycle}: no failure was injected");
+    }
+    let first = held_after_cycle[1];
+    for (cycle, held) in held_after_cycle.iter().enumerate().skip(2) {
+        assert!(
+            held.0 <= first.0 && held.1 <= first.1,
+            "memory held after free+trim grows across failure cycles: (ready, owned) = \
+             {held_after_cycle:?} (cycle {cycle})"
+        );
+    }
+    let s = heap.stats();
+    assert!(s.source.failed > 0 && s.source.total() > 0, "{s:?}");
+}
+
+/// With `Tracked`: after a mixed workload frees everything and trims, the source's Ready and
+/// owned bytes are what the strategy says it holds, and a second identical run holds no more.
+pub fn freed_and_trimmed<S: Strategy + ConstInit>(opts: &Opts) {
+    let heap: Heap<S, Tracked<Mmap>> = Heap::with_source(Tracked::new(Mmap));
+    let mut held = Vec::new();
+    for round in 0..3 {
+        let mut r = Runner::new(&heap, false);
+        let mut rng = Rng::new(99);
+        for _ in 0..2000 {
+            if rng.below(3) == 0 && !r.model.blocks.is_empty() {
+                let i = rng.below(r.model.blocks.len());
+                r.dealloc(i, Api::Global).unwrap();
+            } else {
+                r.alloc(rng.size(256 << 10), rng.align(1 << 12), false, Api::Global).unwrap();
+            }
+        }
+        r.check(opts).unwrap();
+        r.free_all().unwrap();
+        heap.trim();
+        r.check(opts).unwrap();
+        tracked_agrees(heap.source(), &heap, opts).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let c = heap.source().counts();
+        held.push(c.ready);
+        let s = heap.stats();
+        assert_eq!(
+            s.committed_bytes, c.ready,
+            "round {round}: committed bytes vs Tracked Ready: {s:?} {c:?}"
+        );
+    }
+    assert!(held[2] <= held[1], "held memory grows from round to round: {held:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The macro.
+
+/// Instantiates the suite for strategy `$s` over source kind `mmap`, `fixed` or `tracked`
+/// (optionally with [`Opts`]), as a module `$name`.
+macro_rules! strategy_suite {
+    ($name:ident, $s:ty, $kind:ident) => {
+        strategy_suite!($name, $s, $kind, $crate::harness::Opts::DEFAULT);
+    };
+    ($name:ident, $s:ty, $kind:ident, $opts:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            type K = $crate::harness::kinds::$kind;
+            const OPTS: $crate::harness::Opts = $opts;
+
+            proptest::proptest! {
+                #![proptest_config($crate::harness::config())]
+                #[test]
+                fn random_ops(ops in $crate::harness::ops()) {
+                    $crate::harness::run_ops::<$s, K>(&ops, &OPTS)
+                        .map_err(proptest::test_runner::TestCaseError::fail)?;
+                }
+            }
+
+            #[test]
+            fn threads() {
+                $crate::harness::threads::<$s, K>(&OPTS);
+            }
+
+            #[test]
+            fn collections() {
+                $crate::harness::collections::<$s, K>(&OPTS);
+            }
+
+            strategy_suite!(@extra $kind, $s);
+        }
+    };
+    (@extra mmap, $s:ty) => {};
+    (@extra fixed, $s:ty) => {
+        #[test]
+        fn exhaustion() {
+            $crate::harness::exhaustion::<$s>(&OPTS);
+        }
+    };
+    (@extra tracked, $s:ty) => {
+        #[test]
+        fn injected_failure() {
+            $crate::harness::injected_failure::<$s>(&OPTS);
+        }
+
+        #[test]
+        fn freed_and_trimmed() {
+            $crate::harness::freed_and_trimmed::<$s>(&OPTS);
+        }
+    };
+}
+
+/// The suite over all three sources, as modules `mmap`, `fixed` and `tracked`.
+macro_rules! strategy_suites {
+    ($s:ty) => {
+        strategy_suites!($s, $crate::harness::Opts::DEFAULT);
+    };
+    ($s:ty, $opts:expr) => {
+        strategy_suite!(mmap, $s, mmap, $opts);
+        strategy_suite!(fixed, $s, fixed, $opts);
+        strategy_suite!(tracked, $s, tracked, $opts);
+    };
+}
