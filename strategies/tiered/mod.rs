@@ -544,6 +544,16 @@ unsafe impl Strategy for Tiered {
 
     unsafe fn trim<P: PageSource>(&self, src: &P) -> usize {
         let Some(root) = self.existing_root() else { return 0 };
+        // The calling thread's cache and the shared cache give their spans back, so that
+        // empty ones reach the heap (other threads' caches are theirs to use).
+        self.release_thread_cache();
+        {
+            let g = root.shared.lock();
+            if !g.is_null() {
+                // SAFETY: the shared cache is used only under its lock, held here.
+                unsafe { (**g).release_all(root) };
+            }
+        }
         for c in &root.central {
             while c.sweep(&root.heap, usize::MAX) > 0 {}
         }
