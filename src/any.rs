@@ -84,6 +84,7 @@ impl FromStr for StrategyKind {
     }
 }
 
+// ANCHOR: any_strategy
 /// Every strategy in one type, chosen at run time; calls are forwarded by `enum_dispatch`
 /// (a `match`, no virtual call).
 ///
@@ -114,6 +115,7 @@ pub enum AnyStrategy {
     /// [`Tiered`], the Go runtime's design.
     Tiered(Tiered),
 }
+// ANCHOR_END: any_strategy
 
 impl AnyStrategy {
     /// First fit (no work until the first allocation).
