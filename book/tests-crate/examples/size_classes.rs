@@ -5,12 +5,15 @@
 //!
 //! Run: `cargo run --release -p book-examples --example size_classes > book/src/measured/size_classes.txt`
 
-use stratalloc::strategies::tiered::sizeclass::{CLASS_COUNT, CLASS_BYTES, class_of, row};
+use stratalloc::strategies::tiered::sizeclass::{CLASS_BYTES, CLASS_COUNT, class_of, row};
+
+/// A band of request sizes `lo..=hi` and its share of all requests.
+type Band = (usize, usize, f64);
 
 /// Share of slot bytes lost to rounding when every size in each `(lo, hi, weight)` band is
 /// requested equally often (weights are shares of requests), sizes 16 B and up (smaller
 /// requests go to the tiny allocator).
-fn rounding_waste(bands: &[(usize, usize, f64)]) -> f64 {
+fn rounding_waste(bands: &[Band]) -> f64 {
     let (mut requested, mut slots) = (0.0, 0.0);
     for &(lo, hi, weight) in bands {
         let n = (hi - lo + 1) as f64;
@@ -35,8 +38,10 @@ fn main() {
         );
     }
     println!();
-    println!("Rounding waste (slot bytes not requested, share of slot bytes), every size in a band equally likely:");
-    let cases: [(&str, &[(usize, usize, f64)]); 3] = [
+    println!(
+        "Rounding waste (slot bytes not requested, share of slot bytes), every size in a band equally likely:"
+    );
+    let cases: [(&str, &[Band]); 3] = [
         ("16 B .. 1 KiB", &[(16, 1024, 1.0)]),
         ("16 B .. 32 KiB", &[(16, 32768, 1.0)]),
         (

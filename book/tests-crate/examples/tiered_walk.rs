@@ -61,7 +61,13 @@ fn main() {
     let before = h.source().counts();
     // SAFETY: `first_large` is a live block of `h` allocated with `large`.
     unsafe { core::alloc::GlobalAlloc::dealloc(&h, first_large.as_ptr(), large) };
-    println!("{:<28} {:>10} {:>8}  {:<58}", "free the first 100 KiB", "", "", delta(&h.source().counts(), &before));
+    println!(
+        "{:<28} {:>10} {:>8}  {:<58}",
+        "free the first 100 KiB",
+        "",
+        "",
+        delta(&h.source().counts(), &before)
+    );
     step(&h, &mut base, "large: 100 KiB after free", large);
     let s = h.stats();
     println!();
