@@ -25,6 +25,10 @@ pub mod page_sources {}
 #[doc = include_str!("../src/strategy-contract.md")]
 pub mod strategy_contract {}
 
+/// Chapter "Why size classes".
+#[doc = include_str!("../src/size-classes.md")]
+pub mod size_classes {}
+
 /// Chapter "One allocation walked through every tier".
 #[doc = include_str!("../src/walkthrough.md")]
 pub mod walkthrough {}
