@@ -6,7 +6,7 @@
 #[macro_use]
 mod std_workload;
 
-use stratalloc::{NextFit, Heap};
+use stratalloc::{Heap, NextFit};
 
 #[global_allocator]
 static GLOBAL: Heap<NextFit> = Heap::new();
