@@ -1,0 +1,268 @@
+//! Central lists: one per span class, the spans no thread cache owns.
+//!
+//! Go original: `mcentral` in `runtime/mcentral.go` (`cacheSpan`, `uncacheSpan`, `grow`).
+//! Go keeps lock-free span sets swept by the GC; here each mcentral is a short spin lock over
+//! two intrusive lists (explicit free needs no sweep generations), and the lock is held only
+//! for a few pointer moves.
+//!
+//! # Glossary
+//! - *partial*: spans with at least one free object (Go's `partial` span set).
+//! - *full*: spans with every object handed out (Go's `full` span set).
+//! - *unowned span*: a span on one of these lists (`owner == null`). Its bits belong to whoever
+//!   holds this mcentral's lock.
+//!
+//! # cacheSpan (refill of an mcache)
+//! 1. Lock; pop a partial span; set its owner to the mcache; collect its remote frees; rewind
+//!    its scan to object 0. Unlock.
+//! 2. No partial span: `grow`, i.e. ask the heap for `class_pages` pages and make a fresh span
+//!    owned by the mcache (outside this lock).
+//!
+//! # uncacheSpan (the mcache lets its current span go)
+//! Lock; clear the owner; collect remote frees; then an empty span goes back to the heap
+//! (after unlocking), a full one on `full`, any other on `partial`.
+//!
+//! # Free into an unowned span (`free_unowned`)
+//! Lock; if the span got an owner meanwhile, the caller pushes the object on its remote stack
+//! instead. Else clear the object's bit (and collect any remote frees); a full span becomes
+//! partial; an empty span leaves the list and goes back to the heap, as Go's sweeper frees a
+//! span whose objects are all dead.
+//!
+//! # A free that races with uncacheSpan
+//! A thread that saw an owner pushes on `remote`; if the owner lets the span go after that
+//! push, uncacheSpan collects it; if just before, the object waits on `remote` of an unowned
+//! span and is collected by the next free into that span, by cacheSpan, or by `sweep` (a few
+//! spans per call on the heap's slow paths, every span on `trim`).
+//!
+//! # Invariants (checked by `Tiered::check`)
+//! - every span on `partial` or `full` has `owner == null`, this span class, and
+//!   `list` naming the list; `len` of each list is its length;
+//! - on `full`: `alloc_count == nelems`; on `partial`: `0 < alloc_count` (an empty unowned
+//!   span is given back to the heap at once) and `alloc_count - remote_len < nelems`.
+
+use core::ptr::{self, NonNull};
+use core::sync::atomic::Ordering;
+
+use super::mcache::MCache;
+use super::mheap::MHeap;
+use super::sizeclass::{class_of_span_class, class_pages};
+use super::span::{Span, SpanList};
+use crate::source::PageSource;
+use crate::sync::SpinLock;
+
+/// An intrusive doubly-linked list of spans.
+pub struct List {
+    /// First span, or null.
+    pub head: *const Span,
+    /// Number of spans.
+    pub len: usize,
+}
+
+impl List {
+    const EMPTY: List = List { head: ptr::null(), len: 0 };
+
+    fn push(&mut self, s: &Span, which: SpanList) {
+        s.prev.set(ptr::null());
+        s.next.set(self.head);
+        if !self.head.is_null() {
+            // SAFETY: list members are live spans, reached under the mcentral lock.
+            unsafe { (*self.head).prev.set(s) };
+        }
+        self.head = s;
+        s.list.set(which);
+        self.len += 1;
+    }
+
+    fn remove(&mut self, s: &Span) {
+        let (p, n) = (s.prev.get(), s.next.get());
+        if p.is_null() {
+            self.head = n;
+        } else {
+            // SAFETY: list members are live spans, reached under the mcentral lock.
+            unsafe { (*p).next.set(n) };
+        }
+        if !n.is_null() {
+            // SAFETY: as above.
+            unsafe { (*n).prev.set(p) };
+        }
+        s.list.set(SpanList::None);
+        self.len -= 1;
+    }
+
+    fn pop(&mut self) -> Option<&'static Span> {
+        // SAFETY: list members are live spans; the `'static` stands for "as long as the heap",
+        // and the caller holds the lock while it uses the span's list fields.
+        let s = unsafe { self.head.as_ref() }?;
+        self.remove(s);
+        Some(s)
+    }
+
+    /// Iterates the spans (under the lock).
+    pub fn iter(&self) -> impl Iterator<Item = &Span> {
+        let mut p = self.head;
+        core::iter::from_fn(move || {
+            // SAFETY: list members are live spans; the caller holds the lock.
+            let s = unsafe { p.as_ref() }?;
+            p = s.next.get();
+            Some(s)
+        })
+    }
+}
+
+/// The two lists of one span class.
+pub struct Lists {
+    /// Spans with free objects.
+    pub partial: List,
+    /// Spans with none.
+    pub full: List,
+}
+
+// SAFETY: the lists hold pointers to spans in heap metadata; they are only followed under
+// the lock.
+unsafe impl Send for Lists {}
+
+impl Lists {
+    fn list(&mut self, which: SpanList) -> &mut List {
+        match which {
+            SpanList::Full => &mut self.full,
+            _ => &mut self.partial,
+        }
+    }
+
+    /// Puts an unowned span on the list its counts call for.
+    fn file(&mut self, s: &Span) {
+        if s.is_full() { self.full.push(s, SpanList::Full) } else { self.partial.push(s, SpanList::Partial) }
+    }
+}
+
+/// One central list per span class (Go's `mcentral`).
+pub struct MCentral {
+    /// The lists, under a spin lock.
+    pub lock: SpinLock<Lists>,
+}
+
+impl MCentral {
+    /// Empty.
+    pub const INIT: MCentral = MCentral { lock: SpinLock::new(Lists { partial: List::EMPTY, full: List::EMPTY }) };
+
+    /// Go's `cacheSpan`: a span with a free object, now owned by `cache`. `None` when the
+    /// heap cannot grow.
+    pub fn cache_span<P: PageSource>(
+        &self,
+        heap: &MHeap,
+        src: &P,
+        spc: usize,
+        cache: *mut MCache,
+    ) -> Option<&'static Span> {
+        {
+            let mut l = self.lock.lock();
+            while let Some(s) = l.partial.pop() {
+                s.owner.store(cache, Ordering::Relaxed);
+                s.collect_remote();
+                if s.is_full() {
+                    // Cannot happen by the list invariant; keep the lists right regardless.
+                    s.owner.store(ptr::null_mut(), Ordering::Relaxed);
+                    l.full.push(s, SpanList::Full);
+                    continue;
+                }
+                s.rewind();
+                return Some(s);
+            }
+        }
+        self.grow(heap, src, spc, cache)
+    }
+
+    /// Go's `mcentral.grow`: a fresh span from the heap, owned by `cache`.
+    #[cold]
+    fn grow<P: PageSource>(&self, heap: &MHeap, src: &P, spc: usize, cache: *mut MCache) -> Option<&'static Span> {
+        let pages = class_pages(class_of_span_class(spc));
+        let s = heap.lock.lock().alloc_span(src, pages, 1, spc)?;
+        // SAFETY: a fresh span, which lives until it is given back to the heap.
+        let s: &'static Span = unsafe { s.as_ref() };
+        s.owner.store(cache, Ordering::Relaxed);
+        Some(s)
+    }
+
+    /// Go's `uncacheSpan`: the owning mcache lets `s` go.
+    pub fn uncache_span(&self, heap: &MHeap, s: &Span) {
+        let empty = {
+            let mut l = self.lock.lock();
+            s.owner.store(ptr::null_mut(), Ordering::Relaxed);
+            s.collect_remote();
+            let empty = s.alloc_count.get() == 0;
+            if !empty {
+                l.file(s);
+            }
+            empty
+        };
+        if empty {
+            // SAFETY: no live objects, on no list, no owner: nothing refers to it.
+            unsafe { heap.lock.lock().free_span(NonNull::from(s)) };
+        }
+    }
+
+    /// Frees object `i` of the unowned span `s`; `false` if `s` has an owner now (then the
+    /// caller pushes the object on `s.remote`).
+    pub fn free_unowned(&self, heap: &MHeap, s: &Span, i: usize) -> bool {
+        let empty = {
+            let mut l = self.lock.lock();
+            if !s.owner.load(Ordering::Relaxed).is_null() {
+                return false;
+            }
+            let was = s.list.get();
+            s.free_local(i);
+            s.collect_remote();
+            let empty = s.alloc_count.get() == 0;
+            if empty {
+                l.list(was).remove(s);
+            } else if was == SpanList::Full {
+                l.full.remove(s);
+                l.partial.push(s, SpanList::Partial);
+            }
+            empty
+        };
+        if empty {
+            // SAFETY: no live objects; just taken off its list; no owner.
+            unsafe { heap.lock.lock().free_span(NonNull::from(s)) };
+        }
+        true
+    }
+
+    /// Collects remote frees that wait on unowned spans (see "A free that races with
+    /// uncacheSpan"), looking at up to `max` spans; gives empty spans back to the heap.
+    /// Returns the spans given back.
+    pub fn sweep(&self, heap: &MHeap, max: usize) -> usize {
+        let mut freed = [ptr::null::<Span>(); 16];
+        let mut nfreed = 0;
+        {
+            let mut l = self.lock.lock();
+            let mut seen = 0;
+            for which in [SpanList::Full, SpanList::Partial] {
+                let mut p = l.list(which).head;
+                while !p.is_null() && seen < max && nfreed < freed.len() {
+                    // SAFETY: list members are live spans; we hold the lock.
+                    let s = unsafe { &*p };
+                    p = s.next.get();
+                    seen += 1;
+                    if s.remote.is_empty() || s.collect_remote() == 0 {
+                        continue;
+                    }
+                    l.list(which).remove(s);
+                    if s.alloc_count.get() == 0 {
+                        freed[nfreed] = s;
+                        nfreed += 1;
+                    } else {
+                        l.file(s);
+                    }
+                }
+            }
+        }
+        if nfreed > 0 {
+            let mut h = heap.lock.lock();
+            for &s in &freed[..nfreed] {
+                // SAFETY: each span is empty, off every list, and unowned.
+                unsafe { h.free_span(NonNull::new_unchecked(s.cast_mut())) };
+            }
+        }
+        nfreed
+    }
+}
