@@ -26,7 +26,12 @@ pub use mimalloc::MiMalloc;
 macro_rules! for_each_allocator {
     ($callback:ident $(, $arg:tt)*) => {
         $callback! { $($arg)* ;
-            // Strategies (stratalloc): add each one here when it lands.
+            // Strategies (stratalloc), each with its default index and the Mmap source.
+            "first-fit", strategy, stratalloc::Heap<stratalloc::FirstFit> = stratalloc::Heap::new();
+            "next-fit", strategy, stratalloc::Heap<stratalloc::NextFit> = stratalloc::Heap::new();
+            "best-fit", strategy, stratalloc::Heap<stratalloc::BestFit> = stratalloc::Heap::new();
+            "segregated-fit", strategy, stratalloc::Heap<stratalloc::SegregatedFit> = stratalloc::Heap::new();
+            "tiered", strategy, stratalloc::Heap<stratalloc::Tiered> = stratalloc::Heap::new();
             // Anchors.
             "mimalloc", anchor, $crate::allocators::MiMalloc = $crate::allocators::MiMalloc;
             "system", anchor, std::alloc::System = std::alloc::System;

@@ -152,11 +152,13 @@ fn ensure_trace(opts: &Opts, set: &RunnerSet) -> Result<(PathBuf, u64), String> 
     let rec = set.recorder.as_ref().ok_or("the trace_record bin is missing")?;
     let dir = set.dir.join("comparisons-trace");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let path = dir.join(format!("trace-scale{}-seed{}.bin", opts.scale, opts.seed));
+    // The recording is a quarter of the program workloads' quick size at scale 1.
+    let rec_scale = opts.scale * 0.25;
+    let path = dir.join(format!("trace-v1-scale{rec_scale}-seed{}.bin", opts.seed));
     if !path.exists() {
         let st = Command::new(rec)
             .arg(&path)
-            .arg((opts.scale * 0.25).to_string())
+            .arg(rec_scale.to_string())
             .arg(opts.seed.to_string())
             .stdout(Stdio::null())
             .status()

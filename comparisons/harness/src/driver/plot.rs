@@ -29,7 +29,8 @@ pub fn grouped_bars(
 ) -> Result<(), String> {
     let all: Vec<f64> = values.iter().flatten().flatten().copied().filter(|v| *v > 0.0).collect();
     let lo = all.iter().copied().fold(1.0f64, f64::min).min(1.0) / 1.5;
-    let hi = all.iter().copied().fold(1.0f64, f64::max).max(1.0) * 1.5;
+    // Room on the right for the legend.
+    let hi = all.iter().copied().fold(1.0f64, f64::max).max(1.0) * 8.0;
     let nw = workloads.len();
     let na = allocators.len().max(1);
     let height = 120 + nw as u32 * (8 * na as u32 + 10);

@@ -265,6 +265,9 @@ pub fn terminal(s: &Summary) -> String {
     let _ = writeln!(out, "\nWall time, median of {} reps, ratio to {ANCHOR} (lower is better)", s.opts.reps);
     out += &table(s, &ratio_fmt(s, Cell::wall), false);
     out += &geomean_row(s, Cell::wall, false);
+    if s.allocators.iter().all(|(n, _)| n != ANCHOR) {
+        let _ = writeln!(out, "({ANCHOR} was not run: values in parentheses are median seconds)");
+    }
     let _ = writeln!(out, "\n{ANCHOR} median wall time (ms):");
     for w in &s.workloads {
         if let Some(v) = s.cell(w, ANCHOR).and_then(Cell::wall) {
@@ -273,14 +276,17 @@ pub fn terminal(s: &Summary) -> String {
     }
     let _ = writeln!(out, "\n\nPeak RSS (MiB), median");
     out += &table(s, &|w, a| s.cell(w, a).and_then(Cell::rss_mib).map(|v| format!("{v:.1}")), false);
-    out += &notes(s, false);
+    out += &notes(s, "");
     out
 }
 
-fn notes(s: &Summary, md: bool) -> String {
+/// Failures, time-outs and absent allocators; `heading` is the markdown heading level, or
+/// "" for the terminal.
+fn notes(s: &Summary, heading: &str) -> String {
+    let md = !heading.is_empty();
     let mut out = String::new();
     let bullet = if md { "- " } else { "  " };
-    let _ = writeln!(out, "\n{}Notes", if md { "## " } else { "" });
+    let _ = writeln!(out, "\n{heading}{}Notes", if md { " " } else { "" });
     if md {
         out.push('\n');
     }
@@ -326,7 +332,9 @@ pub fn write_all(opts: &Opts, s: &Summary) -> Result<Vec<PathBuf>, String> {
     let json = opts.out.join("results.json");
     let wall_svg = opts.out.join("wall_ratio.svg");
     let rss_svg = opts.out.join("rss_ratio.svg");
-    std::fs::write(&md, markdown(s)).map_err(|e| e.to_string())?;
+    let tables = opts.out.join("tables.md");
+    std::fs::write(&md, markdown(s, true)).map_err(|e| e.to_string())?;
+    std::fs::write(&tables, markdown(s, false)).map_err(|e| e.to_string())?;
     let text = serde_json::to_string_pretty(&to_json(s)).map_err(|e| e.to_string())?;
     std::fs::write(&json, text + "\n").map_err(|e| e.to_string())?;
     let names = s.names();
@@ -336,7 +344,7 @@ pub fn write_all(opts: &Opts, s: &Summary) -> Result<Vec<PathBuf>, String> {
     crate::plot::grouped_bars(
         &wall_svg,
         "Wall time, ratio to mimalloc (log scale, lower is better)",
-        "wall time / mimalloc's",
+        "wall time / mimalloc's (no bar: FAILED, TIMEOUT or not run)",
         &s.workloads,
         &names,
         &ratios(Cell::wall),
@@ -344,18 +352,24 @@ pub fn write_all(opts: &Opts, s: &Summary) -> Result<Vec<PathBuf>, String> {
     crate::plot::grouped_bars(
         &rss_svg,
         "Peak RSS, ratio to mimalloc (log scale, lower is better)",
-        "peak RSS / mimalloc's",
+        "peak RSS / mimalloc's (no bar: FAILED, TIMEOUT or not run)",
         &s.workloads,
         &names,
         &ratios(Cell::rss_mib),
     )?;
-    Ok(vec![md, json, wall_svg, rss_svg])
+    Ok(vec![md, tables, json, wall_svg, rss_svg])
 }
 
-fn markdown(s: &Summary) -> String {
+/// The report in markdown. `standalone`: results.md, with a title and the plots; otherwise
+/// tables.md, for a book chapter to include under its own heading (`###` headings, no
+/// images, since an included file's relative links would resolve from the chapter).
+fn markdown(s: &Summary, standalone: bool) -> String {
     let m = &s.machine;
     let mut out = String::new();
-    let _ = writeln!(out, "# Comparison results\n");
+    let h = if standalone { "##" } else { "###" };
+    if standalone {
+        let _ = writeln!(out, "# Comparison results\n");
+    }
     let _ = writeln!(out, "Produced by:\n\n```sh\n{}\n```\n", s.command);
     let _ = writeln!(
         out,
@@ -378,21 +392,26 @@ fn markdown(s: &Summary) -> String {
         out,
         "Read with care: these machines are shared and noisy (+-30%); compare ratios within one run, not across runs. A cell says FAILED when a run exited non-zero, crashed, printed no result or a checksum differing from the other allocators'; TIMEOUT when it was killed at the time limit.\n"
     );
-    let _ = writeln!(out, "![wall time ratio](wall_ratio.svg)\n");
-    let _ = writeln!(out, "## Wall time, ratio to {ANCHOR} (median; lower is better)\n");
+    if standalone {
+        let _ = writeln!(out, "![wall time ratio to mimalloc, per workload and allocator](wall_ratio.svg)\n");
+    }
+    let _ = writeln!(out, "{h} Wall time, ratio to {ANCHOR} (median; lower is better)\n");
     out += &table(s, &ratio_fmt(s, Cell::wall), true);
     out += &geomean_row(s, Cell::wall, true);
-    let _ = writeln!(out, "\n## Wall time, median (ms)\n");
+    let _ = writeln!(out, "\n{h} Wall time, median (ms)\n");
     out += &table(s, &|w, a| s.cell(w, a).and_then(Cell::wall).map(|v| format!("{:.1}", v * 1000.0)), true);
-    let _ = writeln!(out, "\n## CPU time (user + system), median (ms)\n");
+    let _ = writeln!(out, "\n{h} CPU time (user + system), median (ms)\n");
     out += &table(s, &|w, a| s.cell(w, a).and_then(Cell::cpu).map(|v| format!("{:.1}", v * 1000.0)), true);
-    let _ = writeln!(out, "\n## Peak RSS, median (MiB)\n\n![peak RSS ratio](rss_ratio.svg)\n");
+    let _ = writeln!(out, "\n{h} Peak RSS, median (MiB)\n");
+    if standalone {
+        let _ = writeln!(out, "![peak RSS ratio to mimalloc, per workload and allocator](rss_ratio.svg)\n");
+    }
     out += &table(s, &|w, a| s.cell(w, a).and_then(Cell::rss_mib).map(|v| format!("{v:.1}")), true);
     let metric_names: Vec<(&str, &str)> =
         vec![("heap-efficiency", "efficiency_pct"), ("fragmentation", "frag_pct")];
     let _ = writeln!(
         out,
-        "\n## Memory metrics\n\nheap-efficiency: live bytes / resident growth at the live budget, % (higher is better). \
+        "\n{h} Memory metrics\n\nheap-efficiency: live bytes / resident growth at the live budget, % (higher is better). \
          fragmentation: peak resident growth / max live bytes - 1, % (Johnstone & Wilson; lower is better).\n"
     );
     let names = s.names();
@@ -412,11 +431,11 @@ fn markdown(s: &Summary) -> String {
             .collect();
         let _ = writeln!(out, "| {w} {metric} | {} |", vals.join(" | "));
     }
-    let _ = writeln!(out, "\n## Workloads\n");
+    let _ = writeln!(out, "\n{h} Workloads\n");
     for w in &s.opts.workloads {
         let _ = writeln!(out, "- **{}** ({}): {}", w.name, w.group, w.about);
     }
-    out += &notes(s, true);
+    out += &notes(s, h);
     out
 }
 
