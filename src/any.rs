@@ -10,7 +10,7 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use crate::source::PageSource;
-use crate::strategies::freelist::{BestFit, FirstFit, NextFit};
+use crate::strategies::freelist::{BestFit, FirstFit, NextFit, SegregatedFit};
 // `enum_dispatch` pastes the trait's method signatures here, so their types must be in scope.
 use crate::strategy::{CheckError, Strategy, StrategyStats};
 
@@ -96,6 +96,9 @@ impl FromStr for StrategyKind {
 /// assert_eq!(heap.stats().live_objects, 1);
 /// # unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p.as_ptr(), Layout::new::<[u64; 4]>()) };
 /// ```
+// The variants differ in size (segregated fit keeps 128 list heads inline), but boxing is
+// not an option for an allocator, and the value usually lives once, in a `static`.
+#[allow(clippy::large_enum_variant)]
 #[enum_dispatch::enum_dispatch(Strategy)]
 pub enum AnyStrategy {
     /// [`FirstFit`] with its default index.
@@ -104,6 +107,8 @@ pub enum AnyStrategy {
     NextFit(NextFit),
     /// [`BestFit`] with its default index.
     BestFit(BestFit),
+    /// [`SegregatedFit`] with its default classes.
+    SegregatedFit(SegregatedFit),
 }
 
 impl AnyStrategy {
@@ -122,13 +127,19 @@ impl AnyStrategy {
         AnyStrategy::BestFit(BestFit::new())
     }
 
+    /// Segregated fit (no work until the first allocation).
+    pub const fn segregated_fit() -> Self {
+        AnyStrategy::SegregatedFit(SegregatedFit::new())
+    }
+
     /// The strategy of `kind`, or `None` for a kind not built yet.
     pub const fn new(kind: StrategyKind) -> Option<Self> {
         match kind {
             StrategyKind::FirstFit => Some(Self::first_fit()),
             StrategyKind::NextFit => Some(Self::next_fit()),
             StrategyKind::BestFit => Some(Self::best_fit()),
-            StrategyKind::SegregatedFit | StrategyKind::Tiered => None,
+            StrategyKind::SegregatedFit => Some(Self::segregated_fit()),
+            StrategyKind::Tiered => None,
         }
     }
 
@@ -138,6 +149,7 @@ impl AnyStrategy {
             AnyStrategy::FirstFit(_) => StrategyKind::FirstFit,
             AnyStrategy::NextFit(_) => StrategyKind::NextFit,
             AnyStrategy::BestFit(_) => StrategyKind::BestFit,
+            AnyStrategy::SegregatedFit(_) => StrategyKind::SegregatedFit,
         }
     }
 }

@@ -17,3 +17,23 @@ mod best_linear {
     use stratalloc::{BestFit, Linear};
     strategy_suites!(BestFit<Linear>);
 }
+
+mod first_tree {
+    use stratalloc::FirstFit;
+    strategy_suites!(FirstFit);
+}
+
+mod next_tree {
+    use stratalloc::NextFit;
+    strategy_suites!(NextFit);
+}
+
+mod best_tree {
+    use stratalloc::BestFit;
+    strategy_suites!(BestFit);
+}
+
+mod segregated {
+    use stratalloc::SegregatedFit;
+    strategy_suites!(SegregatedFit);
+}

@@ -180,6 +180,11 @@ impl<X: Placement> Core<X> {
         fresh: Fresh { lo: 0, hi: 0 },
     };
 
+    /// Free blocks and free bytes now.
+    pub fn free_totals(&self) -> (usize, usize) {
+        (self.free_blocks, self.free_bytes)
+    }
+
     /// Free blocks now (tests).
     #[cfg(test)]
     pub fn free_blocks_for_test(&self) -> usize {
