@@ -3,6 +3,11 @@
 //! The file under test is included as is, compiled against loom's atomics.
 #![cfg(loom)]
 
+/// The atomics remote.rs is built on: loom's here.
+mod remote_atomics {
+    pub use loom::sync::atomic::{AtomicI8, AtomicUsize, Ordering};
+}
+
 #[path = "../strategies/tiered/remote.rs"]
 #[allow(dead_code, clippy::all)]
 mod remote;
@@ -30,7 +35,7 @@ fn drain(s: &RemoteStack, out: &mut Vec<usize>) {
 #[test]
 fn remote_frees_are_collected_exactly_once() {
     loom::model(|| {
-        let stack = Arc::new(RemoteStack::new());
+        let stack = Arc::new(RemoteStack::from_atomic(loom::sync::atomic::AtomicUsize::new(0)));
         let (a, b, c) = (node(), node(), node());
         let s1 = stack.clone();
         let t1 = thread::spawn(move || {
@@ -65,7 +70,7 @@ fn remote_frees_are_collected_exactly_once() {
 #[test]
 fn tiny_block_is_freed_exactly_once() {
     loom::model(|| {
-        let c = Arc::new(TinyCounter::new());
+        let c = Arc::new(TinyCounter::from_atomic(loom::sync::atomic::AtomicI8::new(0)));
         let freed = Arc::new(AtomicUsize::new(0));
         let spawn_free = |c: Arc<TinyCounter>, f: Arc<AtomicUsize>| {
             thread::spawn(move || {
@@ -96,7 +101,7 @@ fn tiny_block_is_freed_exactly_once() {
 #[test]
 fn owner_and_remote_free_of_a_current_block() {
     loom::model(|| {
-        let c = Arc::new(TinyCounter::new());
+        let c = Arc::new(TinyCounter::from_atomic(loom::sync::atomic::AtomicI8::new(0)));
         let freed = Arc::new(AtomicUsize::new(0));
         let (c1, f1) = (c.clone(), freed.clone());
         let t = thread::spawn(move || {

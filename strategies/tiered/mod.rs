@@ -93,6 +93,10 @@ mod mcentral;
 mod mheap;
 mod pagealloc;
 mod remote;
+/// The atomics `remote.rs` is built on (loom's in tests/loom_tiered.rs).
+mod remote_atomics {
+    pub use core::sync::atomic::{AtomicI8, AtomicUsize, Ordering};
+}
 mod scavenger;
 pub mod sizeclass;
 mod span;
@@ -522,6 +526,16 @@ unsafe impl Strategy for Tiered {
 
     unsafe fn trim<P: PageSource>(&self, src: &P) -> usize {
         let Some(root) = self.existing_root() else { return 0 };
+        // The calling thread's cache and the shared cache give their spans back, so that
+        // empty ones reach the heap (other threads' caches are theirs to use).
+        self.release_thread_cache();
+        {
+            let g = root.shared.lock();
+            if !g.is_null() {
+                // SAFETY: the shared cache is used only under its lock, held here.
+                unsafe { (**g).release_all(root) };
+            }
+        }
         for c in &root.central {
             while c.sweep(&root.heap, usize::MAX) > 0 {}
         }

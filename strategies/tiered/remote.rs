@@ -21,10 +21,8 @@
 //! - counter: before retire it equals the number of remote frees (>= 0); after retire it
 //!   equals `-(objects still live)`, so it is zero exactly when the block is free.
 
-#[cfg(loom)]
-use loom::sync::atomic::{AtomicI8, AtomicUsize, Ordering};
-#[cfg(not(loom))]
-use core::sync::atomic::{AtomicI8, AtomicUsize, Ordering};
+// The atomics come from the parent module: `core`'s in the library, loom's in the loom test.
+use super::remote_atomics::{AtomicI8, AtomicUsize, Ordering};
 
 /// A lock-free stack of freed objects (see the module docs).
 pub struct RemoteStack {
@@ -32,16 +30,9 @@ pub struct RemoteStack {
 }
 
 impl RemoteStack {
-    /// Empty.
-    #[cfg(not(loom))]
-    pub const fn new() -> Self {
-        RemoteStack { head: AtomicUsize::new(0) }
-    }
-
-    /// Empty.
-    #[cfg(loom)]
-    pub fn new() -> Self {
-        RemoteStack { head: AtomicUsize::new(0) }
+    /// A stack with head `head` (pass an atomic holding 0 for an empty stack).
+    pub const fn from_atomic(head: AtomicUsize) -> Self {
+        RemoteStack { head }
     }
 
     /// Pushes `obj`.
@@ -98,17 +89,11 @@ impl RemoteStack {
 pub struct TinyCounter(AtomicI8);
 
 impl TinyCounter {
-    /// Zero: a block with no objects (the heap zeroes counter arrays in bulk instead).
-    #[cfg(not(loom))]
+    /// A counter holding `c` (0: a block with no objects; the heap zeroes counter arrays in
+    /// bulk instead).
     #[allow(dead_code)]
-    pub const fn new() -> Self {
-        TinyCounter(AtomicI8::new(0))
-    }
-
-    /// Zero: a block with no objects.
-    #[cfg(loom)]
-    pub fn new() -> Self {
-        TinyCounter(AtomicI8::new(0))
+    pub const fn from_atomic(c: AtomicI8) -> Self {
+        TinyCounter(c)
     }
 
     /// A free of one object by a thread that is not the block's current owner; true if this
@@ -143,7 +128,7 @@ impl TinyCounter {
     }
 
     /// The raw value (tests).
-    #[cfg_attr(not(loom), allow(dead_code))]
+    #[allow(dead_code)]
     pub fn get(&self) -> i8 {
         self.0.load(Ordering::Relaxed)
     }

@@ -121,7 +121,7 @@ impl Span {
         needzero: Cell::new(false),
         npages: 0,
         owner: AtomicPtr::new(ptr::null_mut()),
-        remote: RemoteStack::new(),
+        remote: RemoteStack::from_atomic(core::sync::atomic::AtomicUsize::new(0)),
         next: Cell::new(ptr::null()),
         prev: Cell::new(ptr::null()),
         tiny_counts: ptr::null(),
