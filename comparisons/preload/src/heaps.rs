@@ -60,6 +60,7 @@ strategies! {
     FirstFit => stratalloc::FirstFit, FIRST_FIT;
     NextFit => stratalloc::NextFit, NEXT_FIT;
     BestFit => stratalloc::BestFit, BEST_FIT;
+    SegregatedFit => stratalloc::SegregatedFit, SEGREGATED_FIT;
     Tiered => stratalloc::Tiered, TIERED;
 }
 
