@@ -6,12 +6,24 @@
 //!   compiled where it lives.
 //! - [`bump`] and [`poisoned`] are the worked examples of the chapters "Writing your own
 //!   strategy" and "Writing your own page source"; the chapters include them by anchor.
+//! - [`reports`] produce the deterministic figures committed in `book/src/measured/`, and
+//!   `tests/measured.rs` checks that the committed files are still what the code prints.
 //! - `tests/book_links.rs` checks every relative link, image, anchor and include of the book.
-#![no_std]
 #![allow(rustdoc::broken_intra_doc_links)]
 
 pub mod bump;
 pub mod poisoned;
+
+/// The deterministic measurements committed under `book/src/measured/` (the examples of the
+/// same names print them; `tests/measured.rs` checks the committed files are current).
+pub mod reports {
+    #[path = "../reports/scavenge.rs"]
+    pub mod scavenge;
+    #[path = "../reports/size_classes.rs"]
+    pub mod size_classes;
+    #[path = "../reports/tiered_walk.rs"]
+    pub mod tiered_walk;
+}
 
 /// Chapter "Using stratalloc".
 #[doc = include_str!("../src/using.md")]

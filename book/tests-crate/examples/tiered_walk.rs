@@ -2,80 +2,9 @@
 //! the page source, for the book's chapter "One allocation walked through every tier".
 //!
 //! Run: `cargo run --release -p book-examples --example tiered_walk > book/src/measured/tiered_walk.txt`
-//!
-//! Deterministic in its counts (not in its addresses, which the OS picks; they are printed
-//! relative to the first block).
-
-use core::alloc::Layout;
-use stratalloc::{Heap, Mmap, Op, Tiered, Tracked, TrackedCounts};
-
-type H = Heap<Tiered, Tracked<Mmap>>;
-
-fn delta(now: &TrackedCounts, before: &TrackedCounts) -> String {
-    let mut parts = Vec::new();
-    for op in Op::ALL {
-        let calls = now.calls_of(op) - before.calls_of(op);
-        if calls > 0 {
-            let bytes = now.bytes[op.index()] - before.bytes[op.index()];
-            parts.push(format!("{op} x{calls} ({} KiB)", bytes / 1024));
-        }
-    }
-    if parts.is_empty() { "none".to_string() } else { parts.join(", ") }
-}
-
-fn step(h: &H, base: &mut Option<usize>, what: &str, layout: Layout) -> core::ptr::NonNull<u8> {
-    let before = h.source().counts();
-    let p = h.alloc_layout(layout).expect("alloc") as core::ptr::NonNull<u8>;
-    let now = h.source().counts();
-    let addr = p.as_ptr() as usize;
-    let first = *base.get_or_insert(addr);
-    // SAFETY: `p` is a live block of `h` allocated with `layout`.
-    let usable = unsafe { h.usable_size(p, layout) };
-    println!(
-        "{what:<28} {:>10} {:>8}  {:<58} {:>8}",
-        format!("+{:#x}", addr - first),
-        usable,
-        delta(&now, &before),
-        now.ready / 1024
-    );
-    p
-}
+//! (the code is `book/tests-crate/reports/tiered_walk.rs`; `tests/measured.rs` checks that the
+//! committed file is what it prints now).
 
 fn main() {
-    println!("# One allocation of each kind through Heap<Tiered, Tracked<Mmap>>");
-    println!("# command: cargo run --release -p book-examples --example tiered_walk");
-    println!();
-    println!(
-        "{:<28} {:>10} {:>8}  {:<58} {:>8}",
-        "request", "address", "usable", "page-source calls made by this request", "Ready KiB"
-    );
-    let h: H = Heap::with_source(Tracked::new(Mmap));
-    let mut base = None;
-    step(&h, &mut base, "tiny: 8 B (first ever)", Layout::new::<u64>());
-    step(&h, &mut base, "tiny: 4 B", Layout::new::<u32>());
-    step(&h, &mut base, "small: 100 B", Layout::from_size_align(100, 8).unwrap());
-    step(&h, &mut base, "small: 100 B again", Layout::from_size_align(100, 8).unwrap());
-    let large = Layout::from_size_align(100 * 1024, 8).unwrap();
-    let first_large = step(&h, &mut base, "large: 100 KiB", large);
-    step(&h, &mut base, "large: 100 KiB again", large);
-    let before = h.source().counts();
-    // SAFETY: `first_large` is a live block of `h` allocated with `large`.
-    unsafe { core::alloc::GlobalAlloc::dealloc(&h, first_large.as_ptr(), large) };
-    println!(
-        "{:<28} {:>10} {:>8}  {:<58}",
-        "free the first 100 KiB",
-        "",
-        "",
-        delta(&h.source().counts(), &before)
-    );
-    step(&h, &mut base, "large: 100 KiB after free", large);
-    let s = h.stats();
-    println!();
-    println!(
-        "after these: live {} B in {} objects, committed {} KiB, reserved {} KiB",
-        s.live_bytes,
-        s.live_objects,
-        s.committed_bytes / 1024,
-        s.reserved_bytes / 1024
-    );
+    print!("{}", book_examples::reports::tiered_walk::report());
 }
