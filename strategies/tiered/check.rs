@@ -148,6 +148,13 @@ fn check_central(root: &Root, spc: usize) -> Result<(), CheckError> {
         }
         ensure!(n == list.len, "central list length wrong", spc, n);
     }
+    // SAFETY: the spare is a live span.
+    if let Some(s) = unsafe { l.spare.as_ref() } {
+        ensure!(s.owner.load(Ordering::Relaxed).is_null(), "spare span has an owner", s.base, spc);
+        ensure!(s.span_class as usize == spc, "spare span of another class", s.base, s.span_class);
+        ensure!(s.list.get() == SpanList::Spare, "spare span list tag wrong", s.base, s.list.get() as u8);
+        ensure!(s.alloc_count.get() == 0 && s.remote.is_empty(), "spare span not empty", s.base, spc);
+    }
     Ok(())
 }
 
