@@ -103,8 +103,8 @@ fn larson2() -> f64 {
     for (p, n) in slots.iter().zip(&sizes) {
         let p = p.load(Ordering::Relaxed);
         if !p.is_null() {
-            // SAFETY: as above.
             let n = n.load(Ordering::Relaxed);
+            // SAFETY: the slot holds a Block of `n` bytes.
             drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p.cast::<MaybeUninit<u8>>(), n)) });
         }
     }
