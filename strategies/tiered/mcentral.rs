@@ -58,21 +58,27 @@ use crate::sync::SpinLock;
 pub struct List {
     /// First span, or null.
     pub head: *const Span,
+    /// Last span, or null.
+    pub tail: *const Span,
     /// Number of spans.
     pub len: usize,
 }
 
 impl List {
-    const EMPTY: List = List { head: ptr::null(), len: 0 };
+    const EMPTY: List = List { head: ptr::null(), tail: ptr::null(), len: 0 };
 
+    /// Appends `s` at the tail: spans wait in FIFO order, so the one cacheSpan takes (the
+    /// head) has had the longest time to collect frees.
     fn push(&mut self, s: &Span, which: SpanList) {
-        s.prev.set(ptr::null());
-        s.next.set(self.head);
-        if !self.head.is_null() {
+        s.next.set(ptr::null());
+        s.prev.set(self.tail);
+        if self.tail.is_null() {
+            self.head = s;
+        } else {
             // SAFETY: list members are live spans, reached under the mcentral lock.
-            unsafe { (*self.head).prev.set(s) };
+            unsafe { (*self.tail).next.set(s) };
         }
-        self.head = s;
+        self.tail = s;
         s.list.set(which);
         self.len += 1;
     }
@@ -85,7 +91,9 @@ impl List {
             // SAFETY: list members are live spans, reached under the mcentral lock.
             unsafe { (*p).next.set(n) };
         }
-        if !n.is_null() {
+        if n.is_null() {
+            self.tail = p;
+        } else {
             // SAFETY: as above.
             unsafe { (*n).prev.set(p) };
         }
