@@ -564,6 +564,7 @@ unsafe impl Strategy for Tiered {
         }
         for c in &root.central {
             while c.sweep(&root.heap, usize::MAX) > 0 {}
+            c.release_spare(&root.heap);
         }
         if !P::RELEASES_MEMORY {
             return 0;

@@ -57,6 +57,8 @@ pub enum SpanList {
     Partial = 1,
     /// mcentral's full list.
     Full = 2,
+    /// mcentral's one spare empty span.
+    Spare = 3,
 }
 
 // ANCHOR: span_struct
@@ -160,10 +162,13 @@ impl Span {
         s.needzero.set(needzero);
         if class != 0 {
             // Padding bits past nelems are set for good.
-            let mut i = nelems;
-            while i < BITMAP_WORDS * 64 {
-                s.set_bit(i);
-                i += 1;
+            let (w, b) = (nelems / 64, nelems % 64);
+            if b != 0 {
+                s.alloc_bits[w].set(!0 << b);
+            }
+            let first_full = nelems.div_ceil(64);
+            for word in &s.alloc_bits[first_full..] {
+                word.set(!0);
             }
         }
         s
