@@ -64,7 +64,7 @@ pub const TINY_BLOCK_BYTES: usize = 16;
 const BACKGROUND_EVERY_REFILLS: u32 = 16;
 
 /// The span every class of a fresh cache points at (Go's `emptymspan`).
-pub static EMPTY_SPAN: Span = Span::EMPTY;
+pub static EMPTY_SPAN: Span = Span::empty();
 
 /// A thread cache (Go's `mcache`). Lives in heap metadata.
 #[repr(C)]
@@ -179,7 +179,7 @@ impl MCache {
         self.alloc[spc].set(s);
         let n = self.refills.get().wrapping_add(1);
         self.refills.set(n);
-        if n % BACKGROUND_EVERY_REFILLS == 0 {
+        if n.is_multiple_of(BACKGROUND_EVERY_REFILLS) {
             root.background(src);
         }
         s.next_free()
@@ -187,7 +187,13 @@ impl MCache {
 
     /// The tiny allocator (Go's `mallocgcTiny`): `size < 16`, `align <= 8`.
     #[inline]
-    pub fn alloc_tiny<P: PageSource>(&self, root: &Root, src: &P, size: usize, align: usize) -> Option<usize> {
+    pub fn alloc_tiny<P: PageSource>(
+        &self,
+        root: &Root,
+        src: &P,
+        size: usize,
+        align: usize,
+    ) -> Option<usize> {
         let old_off = self.tiny_offset.get();
         let go_align = if size & 7 == 0 {
             8
@@ -209,7 +215,13 @@ impl MCache {
     }
 
     #[cold]
-    fn alloc_tiny_block<P: PageSource>(&self, root: &Root, src: &P, size: usize, old_off: usize) -> Option<usize> {
+    fn alloc_tiny_block<P: PageSource>(
+        &self,
+        root: &Root,
+        src: &P,
+        size: usize,
+        old_off: usize,
+    ) -> Option<usize> {
         let blk = self.alloc_small(root, src, TINY_SPAN_CLASS)?;
         let span = self.alloc[TINY_SPAN_CLASS].get();
         if self.tiny.get() == 0 || size < old_off {

@@ -142,7 +142,9 @@ pub struct MCentral {
 
 impl MCentral {
     /// Empty.
-    pub const INIT: MCentral = MCentral { lock: SpinLock::new(Lists { partial: List::EMPTY, full: List::EMPTY }) };
+    pub const fn new() -> MCentral {
+        MCentral { lock: SpinLock::new(Lists { partial: List::EMPTY, full: List::EMPTY }) }
+    }
 
     /// Go's `cacheSpan`: a span with a free object, now owned by `cache`. `None` when the
     /// heap cannot grow.
@@ -173,7 +175,13 @@ impl MCentral {
 
     /// Go's `mcentral.grow`: a fresh span from the heap, owned by `cache`.
     #[cold]
-    fn grow<P: PageSource>(&self, heap: &MHeap, src: &P, spc: usize, cache: *mut MCache) -> Option<&'static Span> {
+    fn grow<P: PageSource>(
+        &self,
+        heap: &MHeap,
+        src: &P,
+        spc: usize,
+        cache: *mut MCache,
+    ) -> Option<&'static Span> {
         let pages = class_pages(class_of_span_class(spc));
         let s = heap.lock.lock().alloc_span(src, pages, 1, spc)?;
         // SAFETY: a fresh span, which lives until it is given back to the heap.

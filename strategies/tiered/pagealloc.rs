@@ -219,7 +219,8 @@ impl ArenaPages {
 
     /// The summary of the arena recomputed from scratch (for the checker).
     pub fn recomputed(&self) -> ([Summary; CHUNKS_PER_ARENA], Summary) {
-        let chunks: [Summary; CHUNKS_PER_ARENA] = core::array::from_fn(|c| chunk_summary(self.chunk_words(c)));
+        let chunks: [Summary; CHUNKS_PER_ARENA] =
+            core::array::from_fn(|c| chunk_summary(self.chunk_words(c)));
         (chunks, Summary::merge(&chunks, CHUNK_PAGES as u32))
     }
 
