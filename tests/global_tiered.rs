@@ -100,5 +100,8 @@ fn main() {
     // SAFETY: every thread this program started has been joined.
     unsafe { GLOBAL.check() }.unwrap_or_else(|e| panic!("heap check failed: {e}"));
     let st = GLOBAL.stats();
-    println!("global_tiered: ok; live objects before {before}, now {} ({} bytes); {st:?}", st.live_objects, st.live_bytes);
+    println!(
+        "global_tiered: ok; live objects before {before}, now {} ({} bytes); {st:?}",
+        st.live_objects, st.live_bytes
+    );
 }

@@ -166,7 +166,8 @@ fn exited_threads_objects_freed_elsewhere() {
                 let barrier = barrier.clone();
                 thread::spawn(move || {
                     let mut rng = Rng(u64::from(round) * 7 + u64::from(t) + 1);
-                    let v: Vec<Block> = (0..300).map(|i| make(heap, rng.size(), 8, round ^ i as u8)).collect();
+                    let v: Vec<Block> =
+                        (0..300).map(|i| make(heap, rng.size(), 8, round ^ i as u8)).collect();
                     barrier.wait();
                     v
                 })

@@ -51,7 +51,7 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
             let addr = a.base + p * PAGE_BYTES;
             let used = a.pages.is_used(p);
             let sp = a.span_at(p);
-            ensure!(used == !sp.is_null(), "page bitmap and span map disagree", addr, used as usize);
+            ensure!(used != sp.is_null(), "page bitmap and span map disagree", addr, used as usize);
             if used {
                 ensure!(!a.pages.is_scav(p), "an in-use page is scavenged", addr, 0);
                 inuse += 1;
@@ -63,7 +63,12 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
             }
             // SAFETY: the span map points at live spans.
             let s = unsafe { &*sp };
-            ensure!(s.base <= addr && addr < s.end(), "span map points at a span not covering the page", addr, s.base);
+            ensure!(
+                s.base <= addr && addr < s.end(),
+                "span map points at a span not covering the page",
+                addr,
+                s.base
+            );
             if s.base == addr {
                 check_span(s)?;
             }
@@ -77,11 +82,21 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
 /// One span: bitmap vs counts, alloc cache, remote stack.
 fn check_span(s: &Span) -> Result<(), CheckError> {
     if s.class == 0 {
-        ensure!(s.nelems == 1 && s.owner.load(Ordering::Relaxed).is_null(), "large span malformed", s.base, s.nelems);
+        ensure!(
+            s.nelems == 1 && s.owner.load(Ordering::Relaxed).is_null(),
+            "large span malformed",
+            s.base,
+            s.nelems
+        );
         return Ok(());
     }
     let ones: u32 = s.alloc_bits.iter().map(|w| w.get().count_ones()).sum();
-    ensure!(ones - s.padding() == s.alloc_count.get(), "alloc_count != popcount(alloc_bits) - padding", s.base, ones);
+    ensure!(
+        ones - s.padding() == s.alloc_count.get(),
+        "alloc_count != popcount(alloc_bits) - padding",
+        s.base,
+        ones
+    );
     ensure!(s.alloc_count.get() <= s.nelems, "alloc_count > nelems", s.base, s.alloc_count.get());
     for i in s.nelems as usize..BITMAP_WORDS * 64 {
         ensure!(s.bit(i), "padding bit clear", s.base, i);
@@ -115,7 +130,12 @@ fn check_central(root: &Root, spc: usize) -> Result<(), CheckError> {
         let mut n = 0;
         for s in list.iter() {
             n += 1;
-            ensure!(s.owner.load(Ordering::Relaxed).is_null(), "span on a central list has an owner", s.base, spc);
+            ensure!(
+                s.owner.load(Ordering::Relaxed).is_null(),
+                "span on a central list has an owner",
+                s.base,
+                spc
+            );
             ensure!(s.span_class as usize == spc, "span on the wrong central", s.base, s.span_class);
             ensure!(s.list.get() == which, "span list tag wrong", s.base, s.list.get() as u8);
             ensure!(s.alloc_count.get() > 0, "empty span kept on a central list", s.base, spc);
@@ -127,6 +147,13 @@ fn check_central(root: &Root, spc: usize) -> Result<(), CheckError> {
             }
         }
         ensure!(n == list.len, "central list length wrong", spc, n);
+    }
+    // SAFETY: the spare is a live span.
+    if let Some(s) = unsafe { l.spare.as_ref() } {
+        ensure!(s.owner.load(Ordering::Relaxed).is_null(), "spare span has an owner", s.base, spc);
+        ensure!(s.span_class as usize == spc, "spare span of another class", s.base, s.span_class);
+        ensure!(s.list.get() == SpanList::Spare, "spare span list tag wrong", s.base, s.list.get() as u8);
+        ensure!(s.alloc_count.get() == 0 && s.remote.is_empty(), "spare span not empty", s.base, spc);
     }
     Ok(())
 }
@@ -145,14 +172,46 @@ fn check_caches(h: &HeapInner) -> Result<(), CheckError> {
                 }
                 // SAFETY: current spans are live.
                 let s = unsafe { &*sp };
-                ensure!(ptr::eq(s.owner.load(Ordering::Relaxed), c), "cached span not owned by its cache", s.base, spc);
+                ensure!(
+                    ptr::eq(s.owner.load(Ordering::Relaxed), c),
+                    "cached span not owned by its cache",
+                    s.base,
+                    spc
+                );
                 ensure!(s.span_class as usize == spc, "cached span of another class", s.base, spc);
                 ensure!(s.list.get() == SpanList::None, "cached span also on a central list", s.base, spc);
+            }
+            for spc in 0..SPAN_CLASS_COUNT {
+                for slot in &cache.retained[spc] {
+                    // SAFETY: retained spans are live.
+                    let Some(s) = (unsafe { slot.get().as_ref() }) else { continue };
+                    ensure!(
+                        ptr::eq(s.owner.load(Ordering::Relaxed), c),
+                        "retained span not owned",
+                        s.base,
+                        spc
+                    );
+                    ensure!(s.span_class as usize == spc, "retained span of another class", s.base, spc);
+                    ensure!(s.list.get() == SpanList::None, "retained span on a central list", s.base, spc);
+                    ensure!(
+                        !ptr::eq(s, cache.alloc[spc].get()),
+                        "retained span is also current",
+                        s.base,
+                        spc
+                    );
+                }
             }
             ensure!(cache.tiny_offset.get() <= 16, "tiny offset past the block", c, cache.tiny_offset.get());
         } else {
             for spc in 0..SPAN_CLASS_COUNT {
-                ensure!(ptr::eq(cache.alloc[spc].get(), &EMPTY_SPAN), "released cache still holds a span", c, spc);
+                ensure!(
+                    ptr::eq(cache.alloc[spc].get(), &EMPTY_SPAN),
+                    "released cache still holds a span",
+                    c,
+                    spc
+                );
+                let held = cache.retained[spc].iter().any(|s| !s.get().is_null());
+                ensure!(!held, "released cache still retains a span", c, spc);
             }
         }
         c = cache.next_all;

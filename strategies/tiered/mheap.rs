@@ -91,24 +91,26 @@ unsafe impl Send for HeapInner {}
 
 impl MHeap {
     /// An empty heap; `index` is set by the root when it is created.
-    pub const INIT: MHeap = MHeap {
-        lock: SpinLock::new(HeapInner {
-            arenas: [ptr::null_mut(); MAX_ARENAS],
-            narenas: 0,
-            index: ptr::null(),
-            index_ready: [0; INDEX_OS_PAGES_MAX / 64],
-            meta: Persistent::INIT,
-            spans: FixAlloc::new(core::mem::size_of::<Span>()),
-            caches: FixAlloc::new(core::mem::size_of::<MCache>()),
-            tiny: FixAlloc::new(super::sizeclass::MAX_OBJECTS_PER_SPAN / 2),
-            all_caches: ptr::null_mut(),
-            free_caches: ptr::null_mut(),
-            inuse_pages: 0,
-            free_ready_pages: 0,
-            reserved_bytes: 0,
-            scavenged_pages_total: 0,
-        }),
-    };
+    pub const fn new() -> MHeap {
+        MHeap {
+            lock: SpinLock::new(HeapInner {
+                arenas: [ptr::null_mut(); MAX_ARENAS],
+                narenas: 0,
+                index: ptr::null(),
+                index_ready: [0; INDEX_OS_PAGES_MAX / 64],
+                meta: Persistent::INIT,
+                spans: FixAlloc::new(core::mem::size_of::<Span>()),
+                caches: FixAlloc::new(core::mem::size_of::<MCache>()),
+                tiny: FixAlloc::new(super::sizeclass::MAX_OBJECTS_PER_SPAN / 2),
+                all_caches: ptr::null_mut(),
+                free_caches: ptr::null_mut(),
+                inuse_pages: 0,
+                free_ready_pages: 0,
+                reserved_bytes: 0,
+                scavenged_pages_total: 0,
+            }),
+        }
+    }
 }
 
 impl HeapInner {
@@ -121,7 +123,12 @@ impl HeapInner {
     }
 
     /// Calls `f(arena, first_page, pages)` for each arena-sized piece of a page run.
-    pub fn for_each_piece(&mut self, addr: usize, npages: usize, mut f: impl FnMut(&mut Arena, usize, usize)) {
+    pub fn for_each_piece(
+        &mut self,
+        addr: usize,
+        npages: usize,
+        mut f: impl FnMut(&mut Arena, usize, usize),
+    ) {
         let (mut a, mut left) = (addr, npages);
         while left > 0 {
             let first = page_in_arena(a);
@@ -318,6 +325,8 @@ impl HeapInner {
     /// Bytes held Ready: live spans, retained free pages, metadata.
     pub fn committed_bytes(&self) -> usize {
         let index_pages: usize = self.index_ready.iter().map(|w| w.count_ones() as usize).sum();
-        (self.inuse_pages + self.free_ready_pages) * PAGE_BYTES + self.meta.committed_bytes + index_pages * 4096
+        (self.inuse_pages + self.free_ready_pages) * PAGE_BYTES
+            + self.meta.committed_bytes
+            + index_pages * 4096
     }
 }

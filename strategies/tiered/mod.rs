@@ -114,7 +114,8 @@ use span::Span;
 /// ```
 /// use stratalloc::{Heap, Tiered};
 /// static HEAP: Heap<Tiered> = Heap::new();
-/// let v: allocator_api2::vec::Vec<u64, _> = allocator_api2::vec::Vec::from_iter_in(0..1000, &HEAP);
+/// let mut v = allocator_api2::vec::Vec::new_in(&HEAP);
+/// v.extend(0..1000u64);
 /// assert_eq!(v.iter().sum::<u64>(), 499_500);
 /// ```
 pub struct Tiered {
@@ -164,17 +165,19 @@ unsafe impl Send for Root {}
 const SWEEP_STEP_SPANS: usize = 16;
 
 impl Root {
-    const INIT: Root = Root {
-        heap: MHeap::INIT,
-        central: [const { MCentral::INIT }; SPAN_CLASS_COUNT],
-        index: ptr::null(),
-        shared: SpinLock::new(ptr::null_mut()),
-        live_bytes: AtomicIsize::new(0),
-        live_objects: AtomicIsize::new(0),
-        peak_live_bytes: AtomicUsize::new(0),
-        sweep_cursor: AtomicUsize::new(0),
-        root_bytes: 0,
-    };
+    const fn new() -> Root {
+        Root {
+            heap: MHeap::new(),
+            central: [const { MCentral::new() }; SPAN_CLASS_COUNT],
+            index: ptr::null(),
+            shared: SpinLock::new(ptr::null_mut()),
+            live_bytes: AtomicIsize::new(0),
+            live_objects: AtomicIsize::new(0),
+            peak_live_bytes: AtomicUsize::new(0),
+            sweep_cursor: AtomicUsize::new(0),
+            root_bytes: 0,
+        }
+    }
 
     /// Adds to the flushed statistics and raises the peak.
     pub(crate) fn add_live(&self, bytes: isize, objects: isize) {
@@ -242,7 +245,12 @@ impl Root {
 
     /// Runs `f` with the calling thread's cache, or the shared cache under its lock.
     #[inline(always)]
-    fn with_cache<P: PageSource>(&self, src: &P, size: usize, f: impl FnOnce(&MCache) -> Option<usize>) -> Option<usize> {
+    fn with_cache<P: PageSource>(
+        &self,
+        src: &P,
+        size: usize,
+        f: impl FnOnce(&MCache) -> Option<usize>,
+    ) -> Option<usize> {
         let c = tls::get(self, src);
         if !c.is_null() {
             // SAFETY: the thread's own cache, live while the thread is.
@@ -368,7 +376,7 @@ impl Tiered {
         }
         // SAFETY: fresh Ready pages sized and aligned for a Root.
         unsafe {
-            mem.as_ptr().write(Root::INIT);
+            mem.as_ptr().write(Root::new());
             let r = &mut *mem.as_ptr();
             r.index = index.as_ptr().cast();
             r.root_bytes = bytes;
@@ -538,6 +546,7 @@ unsafe impl Strategy for Tiered {
         }
         for c in &root.central {
             while c.sweep(&root.heap, usize::MAX) > 0 {}
+            c.release_spare(&root.heap);
         }
         if !P::RELEASES_MEMORY {
             return 0;

@@ -23,9 +23,9 @@
 //! 3. If the previous class has the same page count and object count, it takes this larger
 //!    size instead of a new class being added.
 //! 4. Widen every class to the largest multiple of 128 B that keeps its object count.
-//! 5. Per class, `div_mul = ceil(2^32 / size)`, so that `offset / size == offset * div_mul
-//!    >> 32` for every offset inside a span (checked by a test): pointer → object index
-//!    without a division.
+//! 5. Per class, `div_mul = ceil(2^32 / size)`, so that
+//!    `offset / size == (offset * div_mul) >> 32` for every offset inside a span (checked by
+//!    a test): pointer → object index without a division.
 //!
 //! # Go's table (printed by the test `sizeclass::tests::print_table`; `cargo test
 //! print_table -- --nocapture`)
@@ -293,7 +293,7 @@ fn class_for_aligned(size: usize, align: usize) -> Option<usize> {
     }
     let mut c = class_of(size);
     while c < CLASS_COUNT {
-        if CLASS_BYTES[c] as usize % align == 0 {
+        if (CLASS_BYTES[c] as usize).is_multiple_of(align) {
             return Some(c);
         }
         c += 1;
@@ -365,19 +365,20 @@ mod tests {
     ];
     const GO_PAGES: [u32; 68] = [
         0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 2, 1, 2, 1, 2, 1, 3, 2, 3, 1, 3, 2, 3, 4, 5, 6, 1, 7, 6, 5, 4, 3, 5, 7, 2, 9, 7, 5, 8, 3, 10, 7, 4,
+        1, 2, 1, 2, 1, 2, 1, 3, 2, 3, 1, 3, 2, 3, 4, 5, 6, 1, 7, 6, 5, 4, 3, 5, 7, 2, 9, 7, 5, 8, 3, 10, 7,
+        4,
     ];
     /// Go's published objects per span, from its generated comment table.
     const GO_OBJECTS: [usize; 68] = [
         0, 1024, 512, 341, 256, 170, 128, 102, 85, 73, 64, 56, 51, 46, 42, 39, 36, 34, 32, 28, 25, 23, 21,
-        19, 18, 17, 16, 14, 12, 11, 10, 9, 8, 7, 6, 11, 5, 9, 4, 7, 3, 8, 5, 7, 2, 5, 3, 4, 5, 6, 7, 1, 6,
-        5, 4, 3, 2, 3, 4, 1, 4, 3, 2, 3, 1, 3, 2, 1,
+        19, 18, 17, 16, 14, 12, 11, 10, 9, 8, 7, 6, 11, 5, 9, 4, 7, 3, 8, 5, 7, 2, 5, 3, 4, 5, 6, 7, 1, 6, 5,
+        4, 3, 2, 3, 4, 1, 4, 3, 2, 3, 1, 3, 2, 1,
     ];
     /// Go's published tail waste, from its generated comment table.
     const GO_TAIL: [usize; 68] = [
         0, 0, 0, 8, 0, 32, 0, 32, 32, 16, 0, 128, 32, 96, 128, 80, 128, 32, 0, 128, 192, 96, 128, 288, 128,
-        32, 0, 128, 512, 448, 512, 128, 0, 128, 512, 896, 512, 256, 0, 256, 128, 0, 384, 384, 0, 256, 256,
-        0, 128, 256, 768, 0, 512, 512, 0, 128, 0, 256, 0, 0, 0, 128, 0, 256, 0, 128, 0, 0,
+        32, 0, 128, 512, 448, 512, 128, 0, 128, 512, 896, 512, 256, 0, 256, 128, 0, 384, 384, 0, 256, 256, 0,
+        128, 256, 768, 0, 512, 512, 0, 128, 0, 256, 0, 0, 0, 128, 0, 256, 0, 128, 0, 0,
     ];
 
     #[test]
@@ -416,6 +417,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::needless_range_loop)]
     fn div_mul_equals_division_for_every_offset() {
         for c in 1..CLASS_COUNT {
             let span = class_pages(c) * PAGE_BYTES;
@@ -432,7 +434,9 @@ mod tests {
             let align = 1usize << shift;
             for size in [1, 7, 8, 9, 100, 1000, 4000, 8192, 20000, 32768] {
                 if let Some(c) = class_for(size, align) {
-                    assert!(CLASS_BYTES[c] as usize >= size && CLASS_BYTES[c] as usize % align == 0);
+                    assert!(
+                        CLASS_BYTES[c] as usize >= size && (CLASS_BYTES[c] as usize).is_multiple_of(align)
+                    );
                 }
             }
         }

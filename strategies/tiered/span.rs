@@ -57,6 +57,8 @@ pub enum SpanList {
     Partial = 1,
     /// mcentral's full list.
     Full = 2,
+    /// mcentral's one spare empty span.
+    Spare = 3,
 }
 
 /// One span (Go's `mspan`). Lives in metadata from the page source; shared between threads
@@ -108,28 +110,36 @@ unsafe impl Sync for Span {}
 impl Span {
     /// A span with no objects: the initial current span of every mcache class (Go's
     /// `emptymspan`), so that the first allocation goes straight to refill.
-    pub const EMPTY: Span = Span {
-        alloc_cache: Cell::new(0),
-        freeindex: Cell::new(0),
-        alloc_count: Cell::new(0),
-        base: 0,
-        elem_bytes: 0,
-        nelems: 0,
-        class: 0,
-        span_class: 0,
-        list: Cell::new(SpanList::None),
-        needzero: Cell::new(false),
-        npages: 0,
-        owner: AtomicPtr::new(ptr::null_mut()),
-        remote: RemoteStack::from_atomic(core::sync::atomic::AtomicUsize::new(0)),
-        next: Cell::new(ptr::null()),
-        prev: Cell::new(ptr::null()),
-        tiny_counts: ptr::null(),
-        alloc_bits: [const { Cell::new(0) }; BITMAP_WORDS],
-    };
+    pub const fn empty() -> Span {
+        Span {
+            alloc_cache: Cell::new(0),
+            freeindex: Cell::new(0),
+            alloc_count: Cell::new(0),
+            base: 0,
+            elem_bytes: 0,
+            nelems: 0,
+            class: 0,
+            span_class: 0,
+            list: Cell::new(SpanList::None),
+            needzero: Cell::new(false),
+            npages: 0,
+            owner: AtomicPtr::new(ptr::null_mut()),
+            remote: RemoteStack::from_atomic(core::sync::atomic::AtomicUsize::new(0)),
+            next: Cell::new(ptr::null()),
+            prev: Cell::new(ptr::null()),
+            tiny_counts: ptr::null(),
+            alloc_bits: [const { Cell::new(0) }; BITMAP_WORDS],
+        }
+    }
 
     /// A fresh span of `npages` pages at `base` for span class `spc` (0 = large).
-    pub fn new(base: usize, npages: usize, spc: usize, needzero: bool, tiny_counts: *const TinyCounter) -> Span {
+    pub fn new(
+        base: usize,
+        npages: usize,
+        spc: usize,
+        needzero: bool,
+        tiny_counts: *const TinyCounter,
+    ) -> Span {
         let class = sizeclass::class_of_span_class(spc);
         let (elem_bytes, nelems) = if class == 0 {
             (npages * PAGE_BYTES, 1)
@@ -145,15 +155,18 @@ impl Span {
             span_class: spc as u8,
             npages,
             tiny_counts,
-            ..Span::EMPTY
+            ..Span::empty()
         };
         s.needzero.set(needzero);
         if class != 0 {
             // Padding bits past nelems are set for good.
-            let mut i = nelems;
-            while i < BITMAP_WORDS * 64 {
-                s.set_bit(i);
-                i += 1;
+            let (w, b) = (nelems / 64, nelems % 64);
+            if b != 0 {
+                s.alloc_bits[w].set(!0 << b);
+            }
+            let first_full = nelems.div_ceil(64);
+            for word in &s.alloc_bits[first_full..] {
+                word.set(!0);
             }
         }
         s
