@@ -89,6 +89,7 @@ fn from_environ(mut env: *const *const c_char) -> Settings {
 const ENTRY_BYTES: usize = 64;
 
 fn from_proc() -> Settings {
+    let _no_cancel = crate::report::NoCancel::new();
     let mut settings = Settings::default();
     // SAFETY: a NUL-terminated path literal; `open` does not allocate.
     let fd = unsafe { libc::open(c"/proc/self/environ".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };

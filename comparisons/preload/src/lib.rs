@@ -75,7 +75,11 @@
 //! - Pointers from before we initialised: there are none of ours (we initialise on the first
 //!   call, whenever it comes); blocks the dynamic loader allocated with its own minimal
 //!   malloc before switching to ours are never passed to `free` by glibc, and would be
-//!   recognised as foreign if they were.
+//!   recognised as foreign if they were. (Recognising one reads the 16 bytes below it: a
+//!   foreign pointer at the very start of a mapping would fault there.)
+//! - Thread cancellation: our own `write`/`open`/`read` calls (messages, reading
+//!   /proc/self/environ) run with cancellation disabled, so a cancelled thread never unwinds
+//!   through our frames.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 

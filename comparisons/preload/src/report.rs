@@ -47,6 +47,7 @@ impl<const N: usize> fmt::Write for Line<N> {
 /// Writes all of `bytes` to file descriptor 2, retrying on EINTR and short writes; gives up
 /// silently on other errors (there is nowhere to report them).
 pub fn write_stderr(mut bytes: &[u8]) {
+    let _no_cancel = NoCancel::new();
     while !bytes.is_empty() {
         // SAFETY: `bytes` is a valid buffer of `bytes.len()` bytes; `write` does not allocate.
         let n = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
@@ -72,4 +73,37 @@ pub fn errno() -> i32 {
 pub fn set_errno(value: i32) {
     // SAFETY: as in `errno`.
     unsafe { *libc::__errno_location() = value };
+}
+
+unsafe extern "C" {
+    /// POSIX; not in the `libc` crate.
+    fn pthread_setcancelstate(state: libc::c_int, old: *mut libc::c_int) -> libc::c_int;
+}
+
+/// glibc's `PTHREAD_CANCEL_DISABLE` (`<pthread.h>`).
+const PTHREAD_CANCEL_DISABLE: libc::c_int = 1;
+
+/// Holds off thread cancellation while alive. `write`, `open` and `read` are cancellation
+/// points; a thread cancelled inside one of them during a malloc call would unwind through
+/// our `extern "C"` frames (which aborts) or leave the entry gate counted.
+pub struct NoCancel {
+    before: libc::c_int,
+}
+
+impl NoCancel {
+    /// Disables cancellation for the calling thread until dropped.
+    pub fn new() -> NoCancel {
+        let mut before = 0;
+        // SAFETY: `before` is a valid out-pointer; the call does not allocate.
+        unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut before) };
+        NoCancel { before }
+    }
+}
+
+impl Drop for NoCancel {
+    fn drop(&mut self) {
+        let mut ignored = 0;
+        // SAFETY: restores the state saved by `new`; valid out-pointer.
+        unsafe { pthread_setcancelstate(self.before, &mut ignored) };
+    }
 }
