@@ -222,6 +222,7 @@ impl Root {
     ///
     /// # Safety
     /// `c` is a cache of this root that the calling thread owns and stops using.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub(crate) unsafe fn release_cache(&self, c: *mut MCache) {
         // SAFETY: the caller owns the cache.
         let cache = unsafe { &*c };

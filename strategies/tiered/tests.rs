@@ -101,3 +101,41 @@ fn realloc_keeps_contents_across_classes() {
     // SAFETY: live block.
     unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, l) };
 }
+
+/// The shared cache (used under its lock during TLS registration, after a thread's cache is
+/// gone, and without `std`): objects from it are freed by a thread with its own cache, and
+/// the other way round.
+#[test]
+fn shared_cache_path_mixes_with_thread_caches() {
+    let heap: Heap<Tiered> = Heap::new();
+    let l = Layout::from_size_align(48, 8).unwrap();
+    let tiny = Layout::from_size_align(5, 1).unwrap();
+    // Make the root exist, through the thread's own cache.
+    let own: Vec<usize> = (0..500).map(|_| heap.alloc_layout(l).unwrap().as_ptr() as usize).collect();
+    let root = heap.strategy().existing_root().unwrap();
+    let src = heap.source();
+    let shared: Vec<(usize, Layout)> = (0..500)
+        .flat_map(|i| {
+            let a =
+                root.with_shared_cache(src, 48, |c| c.alloc_small(root, src, super::span_class(5))).unwrap();
+            let b = root.with_shared_cache(src, 5, |c| c.alloc_tiny(root, src, 5, 1)).unwrap();
+            fill(a as *mut u8, 48, i as u8);
+            [(a, l), (b, tiny)]
+        })
+        .collect();
+    for &p in &own {
+        // SAFETY: live blocks of this heap.
+        unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p as *mut u8, l) };
+    }
+    for (i, &(p, lay)) in shared.iter().enumerate() {
+        if lay.size() == 48 {
+            verify(p as *const u8, 48, (i / 2) as u8);
+        }
+        // SAFETY: as above.
+        unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p as *mut u8, lay) };
+    }
+    heap.trim();
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    assert_eq!(heap.stats().live_objects, 0);
+}
