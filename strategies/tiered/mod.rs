@@ -371,7 +371,11 @@ impl Tiered {
         }
         let bytes = core::mem::size_of::<Root>().next_multiple_of(P::PAGE_BYTES);
         let mem = src.alloc_ready(bytes, P::PAGE_BYTES).ok()?.cast::<Root>();
-        let index = src.reserve(INDEX_BYTES, P::PAGE_BYTES).ok()?;
+        let Ok(index) = src.reserve(INDEX_BYTES, P::PAGE_BYTES) else {
+            // SAFETY: the root's pages are unused.
+            let _ = unsafe { src.free(mem.cast(), bytes) };
+            return None;
+        };
         // SAFETY: `index` was just reserved from `src`; on failure nothing refers to it.
         if unsafe { src.map(index, INDEX_BYTES) }.is_err() {
             // SAFETY: as above.
