@@ -114,7 +114,8 @@ fn cli() -> Command {
 }
 
 fn default_out() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../book/src/results"))
+    let harness = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    harness.ancestors().nth(2).unwrap_or(harness).join("book/src/results")
 }
 
 fn parse() -> Result<(Opts, bool), String> {

@@ -275,3 +275,51 @@ pub fn record_main() {
 
 /// The workloads whose allocations the trace records (a single-threaded "real program").
 pub const RECORDED: [&str; 4] = ["json", "btree-hash", "strings", "parser"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(old: u64, new: u64, size: u64, kind: u64) -> [u64; 3] {
+        [old, new, size | kind << 56 | 3 << 48]
+    }
+
+    #[test]
+    fn encode_then_replay() {
+        let events = [
+            ev(0, 0x1000, 32, KIND_ALLOC),
+            ev(0, 0x2000, 64, KIND_ALLOC),
+            ev(0x1000, 0x3000, 128, KIND_REALLOC),
+            ev(0x2000, 0, 64, KIND_FREE),
+            ev(0x9999, 0, 8, KIND_FREE), // allocated before recording: dropped
+            ev(0x3000, 0, 128, KIND_FREE),
+            ev(0, 0x2000, 16, KIND_ALLOC), // address reused: a new object
+        ];
+        let bytes = encode(&events);
+        assert_eq!(header(&bytes).unwrap().0, 6, "events kept");
+        assert_eq!(header(&bytes).unwrap().1, 3, "objects");
+        // Body: alloc(32), alloc(64), realloc(back 1, 128), free(back 0), free(back 1), alloc(16).
+        let body = &bytes[header(&bytes).unwrap().2..];
+        assert_eq!(body, [0, 32, 3, 0, 64, 3, 2, 1, 128, 1, 1, 0, 1, 1, 0, 16, 3]);
+        replay_once(&bytes).unwrap();
+    }
+
+    #[test]
+    fn damaged_traces_are_rejected() {
+        let bytes = encode(&[ev(0, 0x1000, 32, KIND_ALLOC), ev(0x1000, 0, 32, KIND_FREE)]);
+        assert!(replay_once(&bytes[..bytes.len() - 1]).is_err(), "truncated");
+        let mut bad = bytes.clone();
+        *bad.last_mut().unwrap() = 5; // free of an object that does not exist yet
+        assert!(replay_once(&bad).is_err(), "bad id");
+        assert!(replay_once(b"NOTATRACE").is_err(), "magic");
+    }
+
+    #[test]
+    fn varints_round_trip() {
+        for v in [0, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
+            let mut b = Vec::new();
+            put_varint(&mut b, v);
+            assert_eq!(get_varint(&b, &mut 0).unwrap(), v);
+        }
+    }
+}
