@@ -556,8 +556,9 @@ impl<X: Placement> Core<X> {
     /// `m` is a live free block.
     #[inline]
     unsafe fn may_be_whole_chunk<P: PageSource>(m: Block) -> bool {
+        // The address test first: it needs no memory access.
         // SAFETY: the block above a live block is a block or the END sentinel.
-        unsafe { m.next().size() == 0 && (m.addr() - FIRST_BLOCK_OFFSET).is_multiple_of(P::PAGE_BYTES) }
+        (m.addr() - FIRST_BLOCK_OFFSET).is_multiple_of(P::PAGE_BYTES) && unsafe { m.next().size() == 0 }
     }
 
     /// If free block `m` spans its whole chunk, hands the chunk back to the source (Go's
