@@ -16,8 +16,6 @@ use crate::strategy::{CheckError, StrategyStats};
 
 /// Smallest chunk the heap asks its source for (a request that needs more gets its own size).
 pub const CHUNK_BYTES: usize = 256 * 1024;
-/// Largest chunk asked for by geometric growth (a quarter of what the heap holds).
-pub const GROW_MAX_BYTES: usize = 8 << 20;
 /// Largest chunk that growth may make by extending an adjacent chunk, for sources that give
 /// memory back (smaller chunks can be handed back sooner); unbounded otherwise.
 pub const MERGE_MAX_BYTES: usize = 64 << 20;
@@ -339,7 +337,9 @@ impl<X: Placement> Core<X> {
         let pad = if align > BLOCK_ALIGN { align + MIN_BLOCK_BYTES } else { 0 };
         let min = need.checked_add(pad)?.checked_add(CHUNK_OVERHEAD_BYTES)?;
         let min = align_up(min, P::PAGE_BYTES.max(BLOCK_ALIGN))?;
-        let want = align_up((self.committed_bytes / 4).clamp(CHUNK_BYTES, GROW_MAX_BYTES), P::PAGE_BYTES)?;
+        // Growth stays small (the heap's footprint overshoots by at most one chunk): chunks
+        // are few anyway, since a chunk the source places next to another joins it.
+        let want = align_up(CHUNK_BYTES, P::PAGE_BYTES)?;
         let (base, bytes) = match src.alloc_ready(min.max(want), P::PAGE_BYTES) {
             Ok(b) => (b, min.max(want)),
             Err(_) if min < want => (src.alloc_ready(min, P::PAGE_BYTES).ok()?, min),
