@@ -16,8 +16,6 @@ use crate::strategy::{CheckError, StrategyStats};
 
 /// Smallest chunk the heap asks its source for (a request that needs more gets its own size).
 pub const CHUNK_BYTES: usize = 256 * 1024;
-/// Largest chunk asked for by geometric growth (a quarter of what the heap holds).
-pub const GROW_MAX_BYTES: usize = 8 << 20;
 /// Largest chunk that growth may make by extending an adjacent chunk, for sources that give
 /// memory back (smaller chunks can be handed back sooner); unbounded otherwise.
 pub const MERGE_MAX_BYTES: usize = 64 << 20;
@@ -346,7 +344,9 @@ impl<X: Placement> Core<X> {
         let pad = if align > BLOCK_ALIGN { align + MIN_BLOCK_BYTES } else { 0 };
         let min = need.checked_add(pad)?.checked_add(CHUNK_OVERHEAD_BYTES)?;
         let min = align_up(min, P::PAGE_BYTES.max(BLOCK_ALIGN))?;
-        let want = align_up((self.committed_bytes / 4).clamp(CHUNK_BYTES, GROW_MAX_BYTES), P::PAGE_BYTES)?;
+        // Growth stays small (the heap's footprint overshoots by at most one chunk): chunks
+        // are few anyway, since a chunk the source places next to another joins it.
+        let want = align_up(CHUNK_BYTES, P::PAGE_BYTES)?;
         let (base, bytes) = match src.alloc_ready(min.max(want), P::PAGE_BYTES) {
             Ok(b) => (b, min.max(want)),
             Err(_) if min < want => (src.alloc_ready(min, P::PAGE_BYTES).ok()?, min),
@@ -503,6 +503,12 @@ impl<X: Placement> Core<X> {
         // SAFETY: the caller passes a live block of this heap.
         unsafe {
             let a = Block::from_payload(p);
+            // The block above is read next, after this header: start fetching where it
+            // usually is (`a + need`; more only if a small remainder was absorbed), so the
+            // two cache misses overlap instead of following each other.
+            if let Some(need) = block_need(size) {
+                prefetch(a.ptr().wrapping_add(need));
+            }
             let m = self.release_block(a, a.size());
             if self.free_bytes > RETAIN_FREE_BYTES && Self::may_be_whole_chunk::<P>(m) {
                 self.release_chunk(src, m);
@@ -806,6 +812,18 @@ impl<X: Placement> Core<X> {
         // SAFETY: forwarded.
         unsafe { Block::from_payload(p).size() - HEADER_BYTES }
     }
+}
+
+/// Hints the CPU to fetch the cache line of `p` (no effect on results; never faults).
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it neither faults nor changes memory, whatever `p`.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 // -------------------------------------------------------------------- checker

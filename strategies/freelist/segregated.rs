@@ -78,6 +78,7 @@ impl Classes for DefaultClasses {
 
 /// The list node kept in a free block's node area.
 #[repr(C)]
+#[derive(Copy, Clone)]
 struct Link {
     prev: *mut u8,
     next: *mut u8,
@@ -219,10 +220,27 @@ unsafe impl<C: Classes> FreeIndex for SegLists<C> {
 
     #[inline]
     unsafe fn replace(&mut self, old: Block, old_size: usize, new: Block, new_size: usize) {
-        // SAFETY: `old`'s node is read and unlinked before `new`'s is written.
+        let c = C::class_of(new_size);
+        // SAFETY: `old` is listed; its node is read whole before `new`'s (which may overlap
+        // it) is written; its neighbours are listed or null.
         unsafe {
-            self.remove(old, old_size);
-            self.insert(new, new_size, None);
+            if C::class_of(old_size) != c {
+                self.remove(old, old_size);
+                self.insert(new, new_size, None);
+                return;
+            }
+            // Same class: `new` takes `old`'s place in the list.
+            let l = link(old.ptr()).read();
+            let (prev, next) = (l.prev, l.next);
+            link(new.ptr()).write(l);
+            if prev.is_null() {
+                self.heads[c] = new.ptr();
+            } else {
+                (*link(prev)).next = new.ptr();
+            }
+            if !next.is_null() {
+                (*link(next)).prev = new.ptr();
+            }
         }
     }
 

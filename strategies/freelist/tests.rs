@@ -7,7 +7,6 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 use std::vec::Vec;
 
-use super::engine::GROW_MAX_BYTES;
 use super::*;
 use crate::heap::Heap;
 use crate::source::{Failing, Fixed, Mmap, Op, Tracked};
@@ -342,7 +341,7 @@ fn wholly_free_chunks_go_back_to_the_source() {
     }
     let counts = h.source().counts();
     assert!(counts.calls_of(Op::Free) > 0, "no chunk was given back");
-    assert!(counts.ready <= RETAIN_FREE_BYTES + GROW_MAX_BYTES, "kept {} bytes Ready", counts.ready);
+    assert!(counts.ready <= RETAIN_FREE_BYTES + CHUNK_BYTES, "kept {} bytes Ready", counts.ready);
     assert_eq!(h.stats().committed_bytes, counts.ready);
     let given = h.trim();
     assert_eq!(given, counts.ready);
