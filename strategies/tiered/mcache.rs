@@ -225,14 +225,21 @@ impl MCache {
     /// A retained span with a free object (after collecting its remote frees), rewound and
     /// out of its slot.
     fn take_retained(&self, spc: usize) -> Option<&Span> {
-        for slot in &self.retained[spc] {
-            // SAFETY: retained spans are live and owned by this cache.
-            let Some(s) = (unsafe { slot.get().as_ref() }) else { continue };
-            s.collect_remote();
-            if !s.is_full() {
-                slot.set(ptr::null());
-                s.rewind();
-                return Some(s);
+        // First a span with objects this thread freed (no shared cache line is read), then
+        // one whose remote frees make room.
+        for pass in 0..2 {
+            for slot in &self.retained[spc] {
+                // SAFETY: retained spans are live and owned by this cache.
+                let Some(s) = (unsafe { slot.get().as_ref() }) else { continue };
+                if pass == 1 {
+                    s.collect_remote();
+                }
+                if !s.is_full() {
+                    slot.set(ptr::null());
+                    s.collect_remote();
+                    s.rewind();
+                    return Some(s);
+                }
             }
         }
         None
