@@ -11,7 +11,7 @@ use core::ptr::NonNull;
 
 use crate::source::PageSource;
 use crate::strategies::Tiered;
-use crate::strategies::freelist::{BestFit, FirstFit, NextFit};
+use crate::strategies::freelist::{BestFit, FirstFit, NextFit, SegregatedFit};
 // `enum_dispatch` pastes the trait's method signatures here, so their types must be in scope.
 use crate::strategy::{CheckError, Strategy, StrategyStats};
 
@@ -85,7 +85,7 @@ impl FromStr for StrategyKind {
 /// Every strategy in one type, chosen at run time; calls are forwarded by `enum_dispatch`
 /// (a `match`, no virtual call).
 ///
-/// [`AnyStrategy::new`] returns `None` for a kind not built yet (`segregated-fit`).
+/// Every [`StrategyKind`] is built: [`AnyStrategy::new`] returns `Some` for each.
 ///
 /// ```
 /// use core::alloc::Layout;
@@ -96,6 +96,9 @@ impl FromStr for StrategyKind {
 /// assert_eq!(heap.stats().live_objects, 1);
 /// # unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p.as_ptr(), Layout::new::<[u64; 4]>()) };
 /// ```
+// The variants differ in size (segregated fit keeps 128 list heads inline), but boxing is
+// not an option for an allocator, and the value usually lives once, in a `static`.
+#[allow(clippy::large_enum_variant)]
 #[enum_dispatch::enum_dispatch(Strategy)]
 pub enum AnyStrategy {
     /// [`FirstFit`] with its default index.
@@ -104,6 +107,8 @@ pub enum AnyStrategy {
     NextFit(NextFit),
     /// [`BestFit`] with its default index.
     BestFit(BestFit),
+    /// [`SegregatedFit`] with its default classes.
+    SegregatedFit(SegregatedFit),
     /// [`Tiered`], the Go runtime's design.
     Tiered(Tiered),
 }
@@ -124,6 +129,11 @@ impl AnyStrategy {
         AnyStrategy::BestFit(BestFit::new())
     }
 
+    /// Segregated fit (no work until the first allocation).
+    pub const fn segregated_fit() -> Self {
+        AnyStrategy::SegregatedFit(SegregatedFit::new())
+    }
+
     /// The tiered Go design (no work until the first allocation).
     pub const fn tiered() -> Self {
         AnyStrategy::Tiered(<Tiered as crate::ConstInit>::INIT)
@@ -135,8 +145,8 @@ impl AnyStrategy {
             StrategyKind::FirstFit => Some(Self::first_fit()),
             StrategyKind::NextFit => Some(Self::next_fit()),
             StrategyKind::BestFit => Some(Self::best_fit()),
+            StrategyKind::SegregatedFit => Some(Self::segregated_fit()),
             StrategyKind::Tiered => Some(Self::tiered()),
-            StrategyKind::SegregatedFit => None,
         }
     }
 
@@ -146,6 +156,7 @@ impl AnyStrategy {
             AnyStrategy::FirstFit(_) => StrategyKind::FirstFit,
             AnyStrategy::NextFit(_) => StrategyKind::NextFit,
             AnyStrategy::BestFit(_) => StrategyKind::BestFit,
+            AnyStrategy::SegregatedFit(_) => StrategyKind::SegregatedFit,
             AnyStrategy::Tiered(_) => StrategyKind::Tiered,
         }
     }

@@ -139,6 +139,7 @@ unsafe impl<P: PageSource> PageSource for Counted<P> {
 /// let mut v = allocator_api2::vec::Vec::new_in(&HEAP);
 /// v.extend([1u32, 2, 3]);
 /// assert_eq!(v.iter().sum::<u32>(), 6);
+/// assert_eq!(HEAP.stats().live_objects, 1);
 /// ```
 ///
 /// Zero-size requests get a dangling pointer aligned as asked (no memory is used). Failure

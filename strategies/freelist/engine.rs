@@ -180,6 +180,11 @@ impl<X: Placement> Core<X> {
         fresh: Fresh { lo: 0, hi: 0 },
     };
 
+    /// Free blocks and free bytes now.
+    pub fn free_totals(&self) -> (usize, usize) {
+        (self.free_blocks, self.free_bytes)
+    }
+
     /// Free blocks now (tests).
     #[cfg(test)]
     pub fn free_blocks_for_test(&self) -> usize {
@@ -798,24 +803,41 @@ impl<X: Placement> Core<X> {
         Ok(())
     }
 
-    /// The fresh tail reads as zero except for the metadata of a block starting in it.
+    /// The claim `carve` relies on: a free block starting at or above `fresh.lo` ends at
+    /// `fresh.hi` and reads as zero but for its header, node and footer.
     fn check_fresh(&self) -> Result<(), CheckError> {
         let Fresh { lo, hi } = self.fresh;
         if lo >= hi {
             return Ok(());
         }
-        let mut allowed = (0, 0);
-        let mut w = lo;
-        while w < hi - HEADER_BYTES {
-            // SAFETY: `lo..hi` lies in the newest chunk (`unlink_chunk` forgets it otherwise).
-            let word = unsafe { (w as *const usize).read() };
-            // SAFETY: as above; a header found at `w` is the one free block above `lo`.
-            if word != 0 && w == lo && unsafe { Block::at(w as *mut u8).is_free() } {
-                allowed = (w, w + HEADER_BYTES + NODE_BYTES);
-            } else if word != 0 && !(allowed.0..allowed.1).contains(&w) {
-                return broken("fresh tail not zero outside free-block metadata", w, word);
+        let mut c = self.chunks;
+        // SAFETY: live chunks of the list; blocks are walked up to the END sentinel (the walk
+        // checked the tiling).
+        unsafe {
+            while !c.is_null() && ChunkHead::end_sentinel(c).addr() != hi {
+                c = (*c).next;
             }
-            w += HEADER_BYTES;
+            if c.is_null() {
+                return broken("fresh tail outside every chunk", lo, hi);
+            }
+            let mut b = ChunkHead::first(c);
+            while b.addr() < lo {
+                b = b.next();
+            }
+            if b.addr() >= hi {
+                return Ok(());
+            }
+            if !b.is_free() || b.end() != hi {
+                return broken("block above fresh.lo is used or does not end at fresh.hi", b.addr(), hi);
+            }
+            let mut w = b.addr() + HEADER_BYTES + NODE_BYTES;
+            while w < hi - HEADER_BYTES {
+                let word = (w as *const usize).read();
+                if word != 0 {
+                    return broken("fresh free block not zero outside its metadata", w, word);
+                }
+                w += size_of::<usize>();
+            }
         }
         Ok(())
     }

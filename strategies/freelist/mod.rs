@@ -59,6 +59,8 @@ mod block;
 mod engine;
 mod linear;
 mod policy;
+mod segregated;
+mod tree;
 
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
@@ -71,24 +73,32 @@ pub use self::block::{BLOCK_ALIGN, HEADER_BYTES, MIN_BLOCK_BYTES, NODE_BYTES};
 pub use self::engine::{CHUNK_BYTES, FreeIndex, Placement, RETAIN_FREE_BYTES, fit_start};
 pub use self::linear::Linear;
 pub use self::policy::{AddrSearch, Best, First, Next, SizeSearch};
+pub use self::segregated::{Classes, DefaultClasses, SegLists, Segregated};
+pub use self::tree::{AddrTree, ByAddr, BySize, SizeTree, Treap, TreeOrder};
 pub use block::Block;
 
 use self::engine::Core;
 
 /// A free-list heap with placement policy `X`: the shared block format and core behind one
-/// lock. Use it through the aliases [`FirstFit`], [`NextFit`], [`BestFit`].
+/// lock. Use it through the aliases [`FirstFit`], [`NextFit`], [`BestFit`],
+/// [`SegregatedFit`].
 pub struct FreeList<X> {
     core: SpinLock<Core<X>>,
 }
 
-/// First fit: the lowest-address free block that fits. `FirstFit<Linear>` walks the seed's
-/// address-ordered list.
-pub type FirstFit<I = Linear> = FreeList<First<I>>;
+/// First fit: the lowest-address free block that fits. The default index, [`AddrTree`],
+/// finds it in O(log n); `FirstFit<Linear>` walks the seed's address-ordered list, O(n), and
+/// chooses the same block.
+pub type FirstFit<I = AddrTree> = FreeList<First<I>>;
 /// Next fit: the first fitting block at or above the end of the last block handed out,
-/// wrapping around.
-pub type NextFit<I = Linear> = FreeList<Next<I>>;
-/// Best fit: the smallest fitting block, the lowest address among equals.
-pub type BestFit<I = Linear> = FreeList<Best<I>>;
+/// wrapping around. Default index [`AddrTree`]; `NextFit<Linear>` is the reference walk.
+pub type NextFit<I = AddrTree> = FreeList<Next<I>>;
+/// Best fit: the smallest fitting block, the lowest address among equals. Default index
+/// [`SizeTree`]; `BestFit<Linear>` is the reference walk.
+pub type BestFit<I = SizeTree> = FreeList<Best<I>>;
+/// Segregated fit: one free list per size class and a bitmap of non-empty classes; the
+/// classes are a type parameter ([`DefaultClasses`]).
+pub type SegregatedFit<C = DefaultClasses> = FreeList<Segregated<C>>;
 
 impl<X: Placement> ConstInit for FreeList<X> {
     const INIT: Self = FreeList { core: SpinLock::new(Core::EMPTY) };
@@ -98,6 +108,23 @@ impl<X: Placement> FreeList<X> {
     /// An empty heap (no work).
     pub const fn new() -> Self {
         Self::INIT
+    }
+}
+
+/// Free blocks of a [`FreeList`] heap: how the free memory is cut up.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct FreeSummary {
+    /// Number of free blocks (`== index length`).
+    pub blocks: usize,
+    /// Bytes in free blocks, headers included.
+    pub bytes: usize,
+}
+
+impl<X: Placement> FreeList<X> {
+    /// Free blocks and bytes now.
+    pub fn free_summary(&self) -> FreeSummary {
+        let (blocks, bytes) = self.core.lock().free_totals();
+        FreeSummary { blocks, bytes }
     }
 }
 

@@ -168,6 +168,10 @@ churn_tests! {
     first_linear: FirstFit<Linear>;
     next_linear: NextFit<Linear>;
     best_linear: BestFit<Linear>;
+    first_tree: FirstFit;
+    next_tree: NextFit;
+    best_tree: BestFit;
+    segregated: SegregatedFit;
 }
 
 fn layout(size: usize, align: usize) -> Layout {

@@ -65,7 +65,8 @@ pub fn collections() {
     }
 
     // A queue of boxed slices rotated many times.
-    let mut q: VecDeque<Box<[u32]>> = (0..1000u32).map(|i| vec![i; (i % 50) as usize + 1].into_boxed_slice()).collect();
+    let mut q: VecDeque<Box<[u32]>> =
+        (0..1000u32).map(|i| vec![i; (i % 50) as usize + 1].into_boxed_slice()).collect();
     for _ in 0..20_000 {
         let x = q.pop_front().unwrap();
         q.push_back(x);
@@ -109,7 +110,16 @@ pub fn strings_and_formatting() {
         total += f.len();
         assert!(f.contains(&format!("{i:#x}")));
     }
-    let expected: usize = (0..5000).map(|i| 10 + 1 + 8.max(format!("{:.3}", i as f64 / 7.0).len()) + 1 + format!("{i:#x}").len() + 1 + format!("Some({i})").len()).sum();
+    let expected: usize = (0..5000)
+        .map(|i| {
+            10 + 1
+                + 8.max(format!("{:.3}", i as f64 / 7.0).len())
+                + 1
+                + format!("{i:#x}").len()
+                + 1
+                + format!("Some({i})").len()
+        })
+        .sum();
     assert_eq!(total, expected);
 }
 
@@ -286,7 +296,9 @@ impl<'a> Parser<'a> {
 
     fn number(&mut self) -> Result<Json, String> {
         let start = self.i;
-        while self.i < self.s.len() && matches!(self.s[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+        while self.i < self.s.len()
+            && matches!(self.s[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+        {
             self.i += 1;
         }
         let t = std::str::from_utf8(&self.s[start..self.i]).unwrap();
@@ -316,7 +328,8 @@ impl<'a> Parser<'a> {
                         b't' => out.push(b'\t'),
                         b'r' => out.push(b'\r'),
                         b'u' => {
-                            let hex = std::str::from_utf8(&self.s[self.i..self.i + 4]).map_err(|e| e.to_string())?;
+                            let hex = std::str::from_utf8(&self.s[self.i..self.i + 4])
+                                .map_err(|e| e.to_string())?;
                             let c = char::from_u32(u32::from_str_radix(hex, 16).map_err(|e| e.to_string())?)
                                 .ok_or("bad code point")?;
                             self.i += 4;
@@ -468,7 +481,8 @@ pub fn threads_drop_each_others_data() {
             let mut rng = Rng::new(t as u64 + 100);
             for round in 0..ROUNDS {
                 let n = rng.below(50) as usize + 1;
-                let strings: Vec<String> = (0..n).map(|i| format!("t{t}-r{round}-i{i}-{}", "#".repeat(i))).collect();
+                let strings: Vec<String> =
+                    (0..n).map(|i| format!("t{t}-r{round}-i{i}-{}", "#".repeat(i))).collect();
                 let nums: Box<[u64]> = (0..rng.below(2000) + 1).map(|i| i * (t as u64 + 1)).collect();
                 tx.send((t, round, strings, nums)).unwrap();
                 let (from, r, s, b) = rx.recv().unwrap();

@@ -1,0 +1,303 @@
+//! Segregated fit: one free list per size class and a bitmap of the non-empty classes.
+//!
+//! # Design
+//! - *class*: a range of block sizes ([`Classes`]). [`DefaultClasses`]: one class per
+//!   16-byte step below 1 KiB (small blocks get an exact fit), then four classes per power
+//!   of two (at most 25% internal spread), the last class taking everything above 96 MiB.
+//! - *bitmap*: bit `c` is set exactly when list `c` is non-empty, so the first non-empty
+//!   class at or above a class is found with a count of trailing zeros: O(1).
+//!
+//! Allocation: with `need` in class `f` (`class_min(f) <= need`), every block of a class
+//! `c > f` is big enough, and so is every block of `f` itself when `class_min(f) == need`.
+//! Take the head of the first non-empty such class (O(1)). If there is none, walk list `f`
+//! for a block `>= need` before growing. Alignments above 16 bytes walk the lists from `f`
+//! upward and take the first block that fits.
+//!
+//! Free: a block (and a split remainder) goes to the head of its own class's list.
+//!
+//! Invariants (checked by `check`): every block of list `c` has `class_of(size) == c`;
+//! `node.prev` links are the reverse of `node.next`; `bitmap bit c == (head[c] != null)`;
+//! `Σ list lengths == len`.
+
+use core::marker::PhantomData;
+use core::ptr;
+
+use super::block::{BLOCK_ALIGN, Block, MIN_BLOCK_BYTES};
+use super::engine::{FreeIndex, Placement, fit_start};
+use crate::strategy::CheckError;
+
+/// Most classes a [`Classes`] table may have (the size of the bitmap).
+pub const MAX_CLASSES: usize = 128;
+const BITMAP_WORDS: usize = MAX_CLASSES / 64;
+
+/// A table of size classes for [`SegregatedFit`](super::SegregatedFit).
+///
+/// *Implementors must guarantee*: `0 < COUNT <= MAX_CLASSES` (checked at compile time);
+/// `class_of` is monotone, maps every block size to `0..COUNT`, and
+/// `class_min(class_of(s)) <= s`; `class_min` is strictly increasing with
+/// `class_min(0) <= MIN_BLOCK_BYTES`.
+pub trait Classes: Send + 'static {
+    /// Number of classes.
+    const COUNT: usize;
+    /// The class holding blocks of `size` bytes.
+    fn class_of(size: usize) -> usize;
+    /// The smallest block size of `class`.
+    fn class_min(class: usize) -> usize;
+}
+
+/// Exact 16-byte classes below 1 KiB, then four classes per power of two; 128 classes.
+pub struct DefaultClasses;
+
+/// Classes of [`DefaultClasses`] below 1 KiB, one per 16 bytes from `MIN_BLOCK_BYTES`.
+const EXACT_CLASSES: usize = (1024 - MIN_BLOCK_BYTES) / BLOCK_ALIGN;
+
+impl Classes for DefaultClasses {
+    const COUNT: usize = MAX_CLASSES;
+
+    #[inline]
+    fn class_of(size: usize) -> usize {
+        if size < 1024 {
+            return size.saturating_sub(MIN_BLOCK_BYTES) / BLOCK_ALIGN;
+        }
+        let k = (usize::BITS - 1 - size.leading_zeros()) as usize;
+        let sub = (size >> (k - 2)) & 3;
+        (EXACT_CLASSES + (k - 10) * 4 + sub).min(Self::COUNT - 1)
+    }
+
+    #[inline]
+    fn class_min(class: usize) -> usize {
+        if class < EXACT_CLASSES {
+            return MIN_BLOCK_BYTES + class * BLOCK_ALIGN;
+        }
+        let (k, sub) = (10 + (class - EXACT_CLASSES) / 4, (class - EXACT_CLASSES) % 4);
+        (1 << k) + sub * (1 << (k - 2))
+    }
+}
+
+/// The list node kept in a free block's node area.
+#[repr(C)]
+struct Link {
+    prev: *mut u8,
+    next: *mut u8,
+}
+
+#[inline]
+fn link(b: *mut u8) -> *mut Link {
+    // SAFETY: callers pass block headers (non-null); the node follows the header.
+    unsafe { Block::at(b) }.node::<Link>()
+}
+
+/// The index of segregated fit: per-class doubly linked lists (LIFO) and their bitmap.
+pub struct SegLists<C> {
+    heads: [*mut u8; MAX_CLASSES],
+    bitmap: [u64; BITMAP_WORDS],
+    len: usize,
+    _classes: PhantomData<C>,
+}
+
+// SAFETY: the lists link blocks owned by one heap, reached only under its lock.
+unsafe impl<C> Send for SegLists<C> {}
+
+impl<C: Classes> SegLists<C> {
+    /// Refuses an invalid class table at compile time.
+    const VALID: () = assert!(C::COUNT > 0 && C::COUNT <= MAX_CLASSES, "1..=MAX_CLASSES classes");
+
+    /// The first non-empty class at or above `from`.
+    #[inline]
+    fn first_class_from(&self, from: usize) -> Option<usize> {
+        let mut w = from / 64;
+        let mut bits = self.bitmap.get(w)? & (!0u64 << (from % 64));
+        loop {
+            if bits != 0 {
+                return Some(w * 64 + bits.trailing_zeros() as usize);
+            }
+            w += 1;
+            bits = *self.bitmap.get(w)?;
+        }
+    }
+
+    /// The blocks of list `c`, head first.
+    fn list(&self, c: usize) -> impl Iterator<Item = Block> + '_ {
+        let mut at = self.heads[c];
+        core::iter::from_fn(move || {
+            if at.is_null() {
+                return None;
+            }
+            // SAFETY: `at` is a listed block; its node holds the next link.
+            let b = unsafe { Block::at(at) };
+            // SAFETY: as above.
+            at = unsafe { (*link(at)).next };
+            Some(b)
+        })
+    }
+
+    /// The first block of list `c` for which `fit_start` succeeds.
+    fn walk_class(&self, c: usize, need: usize, align: usize) -> Option<Block> {
+        // SAFETY: every listed block is a live free block.
+        self.list(c).find(|&b| unsafe { b.size() >= need && fit_start(b, need, align).is_some() })
+    }
+
+    /// O(1): the head of the first non-empty class whose every block holds `need` bytes.
+    #[inline]
+    fn find_fast(&self, need: usize) -> Option<Block> {
+        let f = C::class_of(need);
+        let from = if C::class_min(f) >= need { f } else { f + 1 };
+        let c = self.first_class_from(from).filter(|&c| c < C::COUNT)?;
+        // SAFETY: a set bit means a non-empty list, whose head is a listed block.
+        Some(unsafe { Block::at(self.heads[c]) })
+    }
+
+    /// Walks the lists from `need`'s class upward for the first block that fits.
+    #[cold]
+    fn find_slow(&self, need: usize, align: usize) -> Option<Block> {
+        let mut c = C::class_of(need);
+        while let Some(k) = self.first_class_from(c).filter(|&k| k < C::COUNT) {
+            if let Some(b) = self.walk_class(k, need, align) {
+                return Some(b);
+            }
+            c = k + 1;
+        }
+        None
+    }
+}
+
+// SAFETY: only node memory of listed blocks is written; each block sits in the list of its
+// class exactly once (the checker proves it).
+unsafe impl<C: Classes> FreeIndex for SegLists<C> {
+    const EMPTY: Self = {
+        let () = Self::VALID;
+        SegLists {
+            heads: [ptr::null_mut(); MAX_CLASSES],
+            bitmap: [0; BITMAP_WORDS],
+            len: 0,
+            _classes: PhantomData,
+        }
+    };
+
+    #[inline]
+    unsafe fn insert(&mut self, b: Block, size: usize, _hint: Option<Block>) {
+        let c = C::class_of(size);
+        let head = self.heads[c];
+        // SAFETY: `b` is a free block not listed, `head` null or listed.
+        unsafe {
+            link(b.ptr()).write(Link { prev: ptr::null_mut(), next: head });
+            if !head.is_null() {
+                (*link(head)).prev = b.ptr();
+            }
+        }
+        self.heads[c] = b.ptr();
+        self.bitmap[c / 64] |= 1 << (c % 64);
+        self.len += 1;
+    }
+
+    #[inline]
+    unsafe fn remove(&mut self, b: Block, size: usize) {
+        let c = C::class_of(size);
+        // SAFETY: `b` is in list `c`; its neighbours are listed or null.
+        unsafe {
+            let Link { prev, next } = link(b.ptr()).read();
+            if prev.is_null() {
+                self.heads[c] = next;
+                if next.is_null() {
+                    self.bitmap[c / 64] &= !(1 << (c % 64));
+                }
+            } else {
+                (*link(prev)).next = next;
+            }
+            if !next.is_null() {
+                (*link(next)).prev = prev;
+            }
+        }
+        self.len -= 1;
+    }
+
+    #[inline]
+    unsafe fn replace(&mut self, old: Block, old_size: usize, new: Block, new_size: usize) {
+        // SAFETY: `old`'s node is read and unlinked before `new`'s is written.
+        unsafe {
+            self.remove(old, old_size);
+            self.insert(new, new_size, None);
+        }
+    }
+
+    #[inline]
+    unsafe fn resized(&mut self, b: Block, old_size: usize, new_size: usize) {
+        if C::class_of(old_size) != C::class_of(new_size) {
+            // SAFETY: `b` is listed with `old_size`.
+            unsafe {
+                self.remove(b, old_size);
+                self.insert(b, new_size, None);
+            }
+        }
+    }
+
+    unsafe fn check(
+        &self,
+        visit: &mut dyn FnMut(Block) -> Result<(), CheckError>,
+    ) -> Result<usize, CheckError> {
+        let mut n = 0;
+        for c in 0..MAX_CLASSES {
+            let bit = self.bitmap[c / 64] >> (c % 64) & 1 == 1;
+            if bit == self.heads[c].is_null() || (c >= C::COUNT && bit) {
+                return Err(CheckError {
+                    what: "seg: bitmap bit != list non-empty",
+                    addr: c,
+                    detail: bit as usize,
+                });
+            }
+            let mut prev: *mut u8 = ptr::null_mut();
+            for b in self.list(c) {
+                visit(b)?;
+                // SAFETY: `visit` found `b` to be a live free block.
+                let (l, size) = unsafe { (link(b.ptr()).read(), b.size()) };
+                let err = |what, detail| Err(CheckError { what, addr: b.addr(), detail });
+                if l.prev != prev {
+                    return err("seg: node.prev != previous node", c);
+                }
+                if C::class_of(size) != c {
+                    return err("seg: block in the list of another class", c);
+                }
+                n += 1;
+                if n > self.len {
+                    return err("seg: more nodes than len (cycle?)", n);
+                }
+                prev = b.ptr();
+            }
+        }
+        if n != self.len {
+            return Err(CheckError { what: "seg: #nodes != len", addr: 0, detail: n });
+        }
+        Ok(n)
+    }
+}
+
+/// The segregated-fit policy over class table `C`.
+pub struct Segregated<C> {
+    lists: SegLists<C>,
+}
+
+// SAFETY: `find_fast` returns a block of a class whose every block is `>= need` (fits for
+// alignments up to 16); `find_slow` checks `fit_start` on each candidate.
+unsafe impl<C: Classes> Placement for Segregated<C> {
+    type Index = SegLists<C>;
+    const EMPTY: Self = Segregated { lists: SegLists::EMPTY };
+    const NAME: &'static str = "segregated-fit";
+
+    #[inline]
+    fn index(&self) -> &SegLists<C> {
+        &self.lists
+    }
+    #[inline]
+    fn index_mut(&mut self) -> &mut SegLists<C> {
+        &mut self.lists
+    }
+    #[inline]
+    unsafe fn find(&mut self, need: usize, align: usize) -> Option<Block> {
+        if align <= BLOCK_ALIGN
+            && let Some(b) = self.lists.find_fast(need)
+        {
+            return Some(b);
+        }
+        self.lists.find_slow(need, align)
+    }
+}

@@ -1,0 +1,222 @@
+//! Proof that each fast index makes exactly the placement decisions of the `Linear` walk.
+//!
+//! The same random sequence of alloc / alloc_zeroed / realloc / dealloc runs through
+//! `X<Linear>` and `X<fast>` side by side, each over its own `Fixed` region of the same size
+//! and page alignment, so that addresses compare directly as offsets into the regions. At
+//! every step both must answer the same offset (or both fail), and both heaps must pass their
+//! invariant walkers. The sequences free blocks next to each other (coalescing), realloc in
+//! and out of place, ask for alignments up to 1 MiB and run a 3 MiB region out of memory.
+//!
+//! `distinct_policies_are_told_apart` shows the comparison is not trivially true: the same
+//! sequences through first fit and best fit soon differ.
+//!
+//! Cases: `PROPTEST_CASES` (default 64).
+
+use core::alloc::{GlobalAlloc, Layout};
+use std::alloc::System;
+
+use proptest::prelude::*;
+use stratalloc::strategies::freelist::{AddrTree, SizeTree};
+use stratalloc::{BestFit, ConstInit, FirstFit, Fixed, Heap, Linear, NextFit, Strategy as Allocator};
+
+const REGION_BYTES: usize = 3 << 20;
+/// Alignment of each region: above the largest alignment asked for, so that both regions
+/// sit at the same address modulo every alignment and offsets compare.
+const REGION_ALIGN: usize = 2 << 20;
+
+/// One operation; indexes pick a live block modulo the number of live blocks.
+#[derive(Clone, Debug)]
+enum Op {
+    Alloc { size: usize, align: usize, zeroed: bool },
+    Free { which: usize },
+    Realloc { which: usize, size: usize },
+}
+
+fn size() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        8 => 1usize..=256,
+        4 => 257usize..=4096,
+        2 => 4097usize..=32 * 1024,
+        1 => 32 * 1024usize..=256 * 1024,
+        1 => 256 * 1024usize..=1024 * 1024,
+    ]
+}
+
+fn align() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        12 => (0u32..=4).prop_map(|s| 1usize << s),
+        2 => (5u32..=16).prop_map(|s| 1usize << s),
+        1 => (17u32..=20).prop_map(|s| 1usize << s),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        5 => (size(), align(), proptest::bool::weighted(0.2))
+            .prop_map(|(size, align, zeroed)| Op::Alloc { size, align, zeroed }),
+        4 => any::<usize>().prop_map(|which| Op::Free { which }),
+        2 => (any::<usize>(), size()).prop_map(|(which, size)| Op::Realloc { which, size }),
+    ]
+}
+
+fn ops() -> impl Strategy<Value = Vec<Op>> {
+    proptest::collection::vec(op(), 1..400)
+}
+
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(64);
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+}
+
+/// A page-aligned region from the system allocator, freed on drop (after the heap).
+struct Region(*mut u8);
+
+impl Region {
+    fn new() -> Self {
+        // SAFETY: non-zero size.
+        let p = unsafe { System.alloc(Layout::from_size_align(REGION_BYTES, REGION_ALIGN).unwrap()) };
+        assert!(!p.is_null());
+        Region(p)
+    }
+    fn source(&self) -> Fixed {
+        // SAFETY: the region outlives the heap (drop order in `Side`) and is used by it alone.
+        unsafe { Fixed::new(self.0, REGION_BYTES) }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { System.dealloc(self.0, Layout::from_size_align(REGION_BYTES, REGION_ALIGN).unwrap()) }
+    }
+}
+
+/// One heap of the comparison, with its live blocks (pointer, layout).
+struct Side<S> {
+    heap: Heap<S, Fixed>,
+    region: Region,
+    live: Vec<(*mut u8, Layout)>,
+}
+
+impl<S: Allocator + ConstInit> Side<S> {
+    fn new() -> Self {
+        let region = Region::new();
+        Side { heap: Heap::with_source(region.source()), region, live: Vec::new() }
+    }
+
+    /// Offset into the region, or `None` for a failed request.
+    fn offset(&self, p: *mut u8) -> Option<usize> {
+        (!p.is_null()).then(|| p as usize - self.region.0 as usize)
+    }
+
+    /// Applies `op`; returns the offset it produced (`Some(None)` = failed request, `None` =
+    /// no-op).
+    fn apply(&mut self, op: &Op) -> Option<Option<usize>> {
+        // SAFETY: live blocks are freed / reallocated once, with their layouts; sizes > 0.
+        unsafe {
+            match *op {
+                Op::Alloc { size, align, zeroed } => {
+                    let l = Layout::from_size_align(size, align).unwrap();
+                    let p = if zeroed { self.heap.alloc_zeroed(l) } else { self.heap.alloc(l) };
+                    if !p.is_null() {
+                        p.write_bytes(0x5a, size);
+                        self.live.push((p, l));
+                    }
+                    Some(self.offset(p))
+                }
+                Op::Free { which } if !self.live.is_empty() => {
+                    let (p, l) = self.live.swap_remove(which % self.live.len());
+                    self.heap.dealloc(p, l);
+                    Some(self.offset(p))
+                }
+                Op::Realloc { which, size } if !self.live.is_empty() => {
+                    let k = which % self.live.len();
+                    let (p, l) = self.live[k];
+                    let q = self.heap.realloc(p, l, size);
+                    if !q.is_null() {
+                        self.live[k] = (q, Layout::from_size_align(size, l.align()).unwrap());
+                    }
+                    Some(self.offset(q))
+                }
+                _ => None,
+            }
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        // SAFETY: single-threaded.
+        unsafe { self.heap.check() }.map_err(|e| format!("{}: {e}", self.heap.strategy().name()))
+    }
+}
+
+/// Runs `ops` through both heaps; the first step where they disagree is an error.
+fn compare<A: Allocator + ConstInit, B: Allocator + ConstInit>(ops: &[Op]) -> Result<(), String> {
+    let (mut a, mut b) = (Side::<A>::new(), Side::<B>::new());
+    for (i, op) in ops.iter().enumerate() {
+        let (x, y) = (a.apply(op), b.apply(op));
+        if x != y {
+            return Err(format!("step {i} {op:?}: reference placed at {x:?}, fast index at {y:?}"));
+        }
+        a.check().and_then(|()| b.check()).map_err(|e| format!("step {i} {op:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn first_fit_tree_places_as_the_walk(ops in ops()) {
+        compare::<FirstFit<Linear>, FirstFit<AddrTree>>(&ops).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn next_fit_tree_places_as_the_walk(ops in ops()) {
+        compare::<NextFit<Linear>, NextFit<AddrTree>>(&ops).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn best_fit_tree_places_as_the_walk(ops in ops()) {
+        compare::<BestFit<Linear>, BestFit<SizeTree>>(&ops).map_err(TestCaseError::fail)?;
+    }
+}
+
+/// The comparison can fail: first fit and best fit (and next fit) disagree on most sequences.
+#[test]
+fn distinct_policies_are_told_apart() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let (mut first_vs_best, mut first_vs_next) = (0, 0);
+    for _ in 0..16 {
+        let ops = ops().new_tree(&mut runner).unwrap().current();
+        first_vs_best += compare::<FirstFit<Linear>, BestFit<SizeTree>>(&ops).is_err() as usize;
+        first_vs_next += compare::<FirstFit<Linear>, NextFit<AddrTree>>(&ops).is_err() as usize;
+    }
+    assert!(first_vs_best >= 4, "first fit and best fit agreed on {} of 16 sequences", 16 - first_vs_best);
+    assert!(first_vs_next >= 4, "first fit and next fit agreed on {} of 16 sequences", 16 - first_vs_next);
+}
+
+/// The sequences exercise what the indexes must get right: many free blocks to choose from,
+/// frees that coalesce with a neighbour, failures of a full region.
+#[test]
+fn sequences_coalesce_and_exhaust() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let (mut coalesced, mut failed, mut most_free_blocks) = (0, 0, 0);
+    for _ in 0..16 {
+        let ops = ops().new_tree(&mut runner).unwrap().current();
+        let mut s = Side::<FirstFit<Linear>>::new();
+        for op in &ops {
+            let before = s.heap.strategy().free_summary().blocks;
+            let r = s.apply(op);
+            let after = s.heap.strategy().free_summary().blocks;
+            // A free that merges with no neighbour adds a free block; one that merges adds none.
+            coalesced += (matches!(op, Op::Free { .. }) && r.is_some() && after <= before) as usize;
+            failed += matches!(r, Some(None)) as usize;
+            most_free_blocks = most_free_blocks.max(after);
+        }
+    }
+    assert!(coalesced > 100, "only {coalesced} coalescing frees");
+    assert!(failed > 0, "no sequence ran the region out of memory");
+    assert!(most_free_blocks > 10, "at most {most_free_blocks} free blocks to choose from");
+}
