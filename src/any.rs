@@ -88,7 +88,7 @@ impl FromStr for StrategyKind {
 /// Every strategy in one type, chosen at run time; calls are forwarded by `enum_dispatch`
 /// (a `match`, no virtual call).
 ///
-/// [`AnyStrategy::new`] returns `None` for a kind not built yet (every kind is built now).
+/// Every [`StrategyKind`] is built: [`AnyStrategy::new`] returns `Some` for each.
 ///
 /// ```
 /// use core::alloc::Layout;

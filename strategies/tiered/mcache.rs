@@ -25,8 +25,10 @@
 //!    alignment (8 for sizes that are multiples of 8, else 4, else 2, else 1), or take a new
 //!    block; as in Go the new block becomes current only if it leaves more room than the old.
 //! 2. Empty cache word: `refill` (cold): continue the span's scan; at its end collect the
-//!    span's remote frees and rewind if anything is free; else uncacheSpan it and cacheSpan
-//!    another (mcentral.rs). Refill also flushes this cache's statistics to the root.
+//!    span's remote frees and rewind if anything is free; else retain it or give it back
+//!    (uncacheSpan) and take a retained span with room, or cacheSpan another from mcentral
+//!    (one lock hold for both). Every 8th mcentral refill (or past 1 MiB unflushed) flushes
+//!    this cache's statistics to the root.
 //!
 //! # Retained spans (a departure from Go, after mimalloc's per-thread pages)
 //! When the current span of a class has no free object left, the cache keeps owning it in
@@ -74,6 +76,11 @@ pub const TINY_BLOCK_BYTES: usize = 16;
 pub const RETAIN_SLOTS: usize = 8;
 /// Runtime pages of retained spans per span class at most (64 KiB), at least one span.
 const RETAIN_PAGES: usize = 8;
+
+/// mcentral refills between two flushes of a cache's statistics to the root.
+const FLUSH_EVERY_REFILLS: u32 = 8;
+/// A cache flushes its statistics sooner when its unflushed live bytes exceed this.
+const FLUSH_BYTES: usize = 1 << 20;
 
 /// Refills between two calls of the scavenger's bounded work.
 const BACKGROUND_EVERY_REFILLS: u32 = 16;
@@ -196,19 +203,36 @@ impl MCache {
                 }
             }
             self.alloc[spc].set(&EMPTY_SPAN);
-            if !self.retain(spc, s) {
-                root.central[spc].uncache_span(&root.heap, s);
+            let old = (!self.retain(spc, s)).then_some(s);
+            if let Some(t) = self.take_retained(spc) {
+                if let Some(old) = old {
+                    root.central[spc].uncache_span(&root.heap, old);
+                }
+                self.alloc[spc].set(t);
+                return t.next_free();
             }
+            return self.refill_central(root, src, spc, old);
         }
-        if let Some(s) = self.take_retained(spc) {
-            self.alloc[spc].set(s);
-            return s.next_free();
-        }
-        self.flush_stats(root);
-        let s = root.central[spc].cache_span(&root.heap, src, spc, self.as_mut_ptr())?;
-        self.alloc[spc].set(s);
+        self.refill_central(root, src, spc, None)
+    }
+
+    /// The part of refill that goes to mcentral (giving `old` back in the same lock hold).
+    fn refill_central<P: PageSource>(
+        &self,
+        root: &Root,
+        src: &P,
+        spc: usize,
+        old: Option<&Span>,
+    ) -> Option<usize> {
         let n = self.refills.get().wrapping_add(1);
         self.refills.set(n);
+        if n.is_multiple_of(FLUSH_EVERY_REFILLS)
+            || self.live_bytes.load(Ordering::Relaxed).unsigned_abs() > FLUSH_BYTES
+        {
+            self.flush_stats(root);
+        }
+        let s = root.central[spc].cache_span(&root.heap, src, spc, self.as_mut_ptr(), old)?;
+        self.alloc[spc].set(s);
         if n.is_multiple_of(BACKGROUND_EVERY_REFILLS) {
             root.background(src);
         }
@@ -231,14 +255,21 @@ impl MCache {
     /// A retained span with a free object (after collecting its remote frees), rewound and
     /// out of its slot.
     fn take_retained(&self, spc: usize) -> Option<&Span> {
-        for slot in &self.retained[spc] {
-            // SAFETY: retained spans are live and owned by this cache.
-            let Some(s) = (unsafe { slot.get().as_ref() }) else { continue };
-            s.collect_remote();
-            if !s.is_full() {
-                slot.set(ptr::null());
-                s.rewind();
-                return Some(s);
+        // First a span with objects this thread freed (no shared cache line is read), then
+        // one whose remote frees make room.
+        for pass in 0..2 {
+            for slot in &self.retained[spc] {
+                // SAFETY: retained spans are live and owned by this cache.
+                let Some(s) = (unsafe { slot.get().as_ref() }) else { continue };
+                if pass == 1 {
+                    s.collect_remote();
+                }
+                if !s.is_full() {
+                    slot.set(ptr::null());
+                    s.collect_remote();
+                    s.rewind();
+                    return Some(s);
+                }
             }
         }
         None

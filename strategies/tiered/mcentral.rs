@@ -175,7 +175,8 @@ impl MCentral {
     }
 
     // ANCHOR: cache_span
-    /// Go's `cacheSpan`: a span with a free object, now owned by `cache`. `None` when the
+    /// Go's `cacheSpan`: a span with a free object, now owned by `cache`; `old`, the span
+    /// the cache lets go (if any), is uncached under the same lock hold. `None` when the
     /// heap cannot grow.
     pub fn cache_span<P: PageSource>(
         &self,
@@ -183,31 +184,56 @@ impl MCentral {
         src: &P,
         spc: usize,
         cache: *mut MCache,
+        old: Option<&Span>,
     ) -> Option<&'static Span> {
-        {
+        let (got, empty) = {
             let mut l = self.lock.lock();
-            while let Some(s) = l.partial.pop() {
-                s.owner.store(cache, Ordering::Relaxed);
-                s.collect_remote();
-                if s.is_full() {
-                    // Cannot happen by the list invariant; keep the lists right regardless.
-                    s.owner.store(ptr::null_mut(), Ordering::Relaxed);
-                    l.full.push(s, SpanList::Full);
-                    continue;
-                }
-                s.rewind();
-                return Some(s);
-            }
-            // SAFETY: the spare is a live span, kept under this lock.
-            if let Some(s) = unsafe { l.spare.as_ref() } {
-                l.spare = ptr::null();
-                s.list.set(SpanList::None);
-                s.owner.store(cache, Ordering::Relaxed);
-                s.rewind();
-                return Some(s);
-            }
+            let empty = old.and_then(|s| Self::file_uncached(&mut l, s));
+            (Self::take(&mut l, cache), empty)
+        };
+        if let Some(s) = empty {
+            // SAFETY: no live objects, on no list, no owner: nothing refers to it.
+            unsafe { heap.lock.lock().free_span(NonNull::from(s)) };
         }
-        self.grow(heap, src, spc, cache)
+        match got {
+            Some(s) => Some(s),
+            None => self.grow(heap, src, spc, cache),
+        }
+    }
+
+    /// A partial span (or the spare) for `cache`, under the lock.
+    fn take(l: &mut Lists, cache: *mut MCache) -> Option<&'static Span> {
+        while let Some(s) = l.partial.pop() {
+            s.owner.store(cache, Ordering::Relaxed);
+            s.collect_remote();
+            if s.is_full() {
+                // Cannot happen by the list invariant; keep the lists right regardless.
+                s.owner.store(ptr::null_mut(), Ordering::Relaxed);
+                l.full.push(s, SpanList::Full);
+                continue;
+            }
+            s.rewind();
+            return Some(s);
+        }
+        // SAFETY: the spare is a live span, kept under this lock.
+        let s = unsafe { l.spare.as_ref() }?;
+        l.spare = ptr::null();
+        s.list.set(SpanList::None);
+        s.owner.store(cache, Ordering::Relaxed);
+        s.rewind();
+        Some(s)
+    }
+
+    /// uncacheSpan's work under the lock: the span loses its owner and goes on a list or
+    /// becomes the spare; returns it if it is empty and must go back to the heap.
+    fn file_uncached<'s>(l: &mut Lists, s: &'s Span) -> Option<&'s Span> {
+        s.owner.store(ptr::null_mut(), Ordering::Relaxed);
+        s.collect_remote();
+        if s.alloc_count.get() != 0 {
+            l.file(s);
+            return None;
+        }
+        (!l.keep_spare(s)).then_some(s)
     }
     // ANCHOR_END: cache_span
 
@@ -233,17 +259,8 @@ impl MCentral {
     // ANCHOR: uncache_span
     /// Go's `uncacheSpan`: the owning mcache lets `s` go.
     pub fn uncache_span(&self, heap: &MHeap, s: &Span) {
-        let empty = {
-            let mut l = self.lock.lock();
-            s.owner.store(ptr::null_mut(), Ordering::Relaxed);
-            s.collect_remote();
-            let empty = s.alloc_count.get() == 0;
-            if !empty {
-                l.file(s);
-            }
-            empty && !l.keep_spare(s)
-        };
-        if empty {
+        let empty = Self::file_uncached(&mut self.lock.lock(), s);
+        if let Some(s) = empty {
             // SAFETY: no live objects, on no list, no owner: nothing refers to it.
             unsafe { heap.lock.lock().free_span(NonNull::from(s)) };
         }

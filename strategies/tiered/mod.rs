@@ -74,9 +74,11 @@
 //!
 //! # Statistics
 //! `live_bytes` / `live_objects` are exact once every cache has flushed; each cache counts
-//! its own allocations and frees and flushes them to the root at each refill and at thread
-//! exit, and `stats()` adds the unflushed counts of live caches. The peak is updated at the
-//! flushes (large objects: at once), so it is exact at cache-refill granularity.
+//! its own allocations and frees and flushes them to the root every 8th refill from mcentral
+//! (sooner past 1 MiB unflushed) and at thread exit, and `stats()` adds the unflushed counts
+//! of live caches. The peak is updated at the flushes (large objects: at once), so it is
+//! exact at that granularity: it may miss a high point between two flushes of a cache by up
+//! to 1 MiB plus what 8 refills hand out.
 //!
 //! # Invariants
 //! Written next to each structure, checked by [`Tiered`]'s `check` (the walker below):
