@@ -315,6 +315,9 @@ fn notes(s: &Summary, heading: &str) -> String {
             s.absent.join(", ")
         );
     }
+    if out.lines().filter(|l| !l.trim().is_empty()).count() == 1 {
+        let _ = writeln!(out, "{bullet}none: every run completed and passed its checks");
+    }
     if let Some((p, len)) = &s.trace {
         let _ = writeln!(
             out,
@@ -373,8 +376,13 @@ fn markdown(s: &Summary, standalone: bool) -> String {
     let _ = writeln!(out, "Produced by:\n\n```sh\n{}\n```\n", s.command);
     let _ = writeln!(
         out,
-        "Machine: {} cores, {}, {}; {}; measured {}.\n",
-        m.nproc, m.cpu, m.kernel, m.rustc, m.date_utc
+        "Machine: {} cores, {}, {}; {}; measured {}. Anchors: {}.\n",
+        m.nproc,
+        m.cpu,
+        m.kernel,
+        m.rustc,
+        m.date_utc,
+        env!("ANCHOR_VERSIONS")
     );
     let _ = writeln!(
         out,
@@ -464,6 +472,7 @@ fn to_json(s: &Summary) -> serde_json::Value {
     serde_json::json!({
         "command": s.command,
         "machine": s.machine.json(),
+        "anchor_versions": env!("ANCHOR_VERSIONS"),
         "options": {
             "quick": s.opts.quick, "scale": s.opts.scale, "reps": s.opts.reps,
             "threads": s.opts.threads, "seed": s.opts.seed, "timeout_s": s.opts.timeout.as_secs_f64(),
