@@ -1,6 +1,8 @@
 //! Records the versions of the anchor allocators (from the workspace's Cargo.lock) so that
 //! the report can print them beside the figures.
 
+const ANCHORS: [&str; 4] = ["mimalloc", "libmimalloc-sys", "talc", "linked_list_allocator"];
+
 fn main() {
     let lock = concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock");
     println!("cargo:rerun-if-changed={lock}");
@@ -10,10 +12,10 @@ fn main() {
     for line in text.lines() {
         if let Some(n) = line.strip_prefix("name = ") {
             name = n.trim_matches('"').to_string();
-        } else if let Some(v) = line.strip_prefix("version = ") {
-            if ["mimalloc", "libmimalloc-sys", "talc", "linked_list_allocator"].contains(&name.as_str()) {
-                versions.push(format!("{name} {}", v.trim_matches('"')));
-            }
+        } else if let Some(v) = line.strip_prefix("version = ")
+            && ANCHORS.contains(&name.as_str())
+        {
+            versions.push(format!("{name} {}", v.trim_matches('"')));
         }
     }
     versions.sort();
