@@ -194,3 +194,43 @@ fn exited_threads_objects_freed_elsewhere() {
     }
     finish(heap);
 }
+
+static TLS_HEAP: TieredHeap = Heap::new();
+
+/// Holds blocks of `TLS_HEAP`; its destructor runs while the thread's TLS is torn down,
+/// before or after the heap's own exit guard: it checks, frees and allocates there.
+struct TlsHolder(std::cell::RefCell<Vec<Block>>);
+
+impl Drop for TlsHolder {
+    fn drop(&mut self) {
+        for b in self.0.borrow_mut().drain(..) {
+            verify_and_free(&TLS_HEAP, b);
+        }
+        let late: Vec<Block> = (0..100).map(|i| make(&TLS_HEAP, 8 + i * 7, 8, i as u8)).collect();
+        late.into_iter().for_each(|b| verify_and_free(&TLS_HEAP, b));
+    }
+}
+
+thread_local! {
+    static EARLY: TlsHolder = const { TlsHolder(std::cell::RefCell::new(Vec::new())) };
+    static LATE: TlsHolder = const { TlsHolder(std::cell::RefCell::new(Vec::new())) };
+}
+
+/// Frees and allocations from TLS destructors of exiting threads, registered before and
+/// after the heap's exit guard.
+#[test]
+fn allocation_during_thread_teardown() {
+    let hs: Vec<_> = (0..4u8)
+        .map(|t| {
+            thread::spawn(move || {
+                EARLY.with(|h| h.0.borrow_mut().push(make(&TLS_HEAP, 40, 8, t)));
+                let v: Vec<Block> = (0..200).map(|i| make(&TLS_HEAP, 1 + i % 300, 8, t ^ i as u8)).collect();
+                LATE.with(|h| h.0.borrow_mut().extend(v));
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    finish(&TLS_HEAP);
+}

@@ -148,6 +148,13 @@ fn check_central(root: &Root, spc: usize) -> Result<(), CheckError> {
         }
         ensure!(n == list.len, "central list length wrong", spc, n);
     }
+    // SAFETY: the spare is a live span.
+    if let Some(s) = unsafe { l.spare.as_ref() } {
+        ensure!(s.owner.load(Ordering::Relaxed).is_null(), "spare span has an owner", s.base, spc);
+        ensure!(s.span_class as usize == spc, "spare span of another class", s.base, s.span_class);
+        ensure!(s.list.get() == SpanList::Spare, "spare span list tag wrong", s.base, s.list.get() as u8);
+        ensure!(s.alloc_count.get() == 0 && s.remote.is_empty(), "spare span not empty", s.base, spc);
+    }
     Ok(())
 }
 
@@ -174,6 +181,26 @@ fn check_caches(h: &HeapInner) -> Result<(), CheckError> {
                 ensure!(s.span_class as usize == spc, "cached span of another class", s.base, spc);
                 ensure!(s.list.get() == SpanList::None, "cached span also on a central list", s.base, spc);
             }
+            for spc in 0..SPAN_CLASS_COUNT {
+                for slot in &cache.retained[spc] {
+                    // SAFETY: retained spans are live.
+                    let Some(s) = (unsafe { slot.get().as_ref() }) else { continue };
+                    ensure!(
+                        ptr::eq(s.owner.load(Ordering::Relaxed), c),
+                        "retained span not owned",
+                        s.base,
+                        spc
+                    );
+                    ensure!(s.span_class as usize == spc, "retained span of another class", s.base, spc);
+                    ensure!(s.list.get() == SpanList::None, "retained span on a central list", s.base, spc);
+                    ensure!(
+                        !ptr::eq(s, cache.alloc[spc].get()),
+                        "retained span is also current",
+                        s.base,
+                        spc
+                    );
+                }
+            }
             ensure!(cache.tiny_offset.get() <= 16, "tiny offset past the block", c, cache.tiny_offset.get());
         } else {
             for spc in 0..SPAN_CLASS_COUNT {
@@ -183,6 +210,8 @@ fn check_caches(h: &HeapInner) -> Result<(), CheckError> {
                     c,
                     spc
                 );
+                let held = cache.retained[spc].iter().any(|s| !s.get().is_null());
+                ensure!(!held, "released cache still retains a span", c, spc);
             }
         }
         c = cache.next_all;

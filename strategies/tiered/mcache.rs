@@ -28,6 +28,15 @@
 //!    span's remote frees and rewind if anything is free; else uncacheSpan it and cacheSpan
 //!    another (mcentral.rs). Refill also flushes this cache's statistics to the root.
 //!
+//! # Retained spans (a departure from Go, after mimalloc's per-thread pages)
+//! When the current span of a class has no free object left, the cache keeps owning it in
+//! one of [`RETAIN_SLOTS`] slots (at most 64 KiB of spans per class) instead of handing it
+//! to mcentral at once. Frees into it by this thread stay lock-free and atomic-free bit
+//! clears, and a refill first looks for a retained span with a free object (after
+//! collecting its remote frees) before it asks mcentral. Go needs no such thing: its frees
+//! are the GC's sweeps, not one call per object. The retained spans go to mcentral when the
+//! slots are full, at `release_all` (thread exit, `trim` of the calling thread).
+//!
 //! # Free path (see `free_small` in mod.rs)
 //! Owner: clear the bit (no atomics). Non-owner: the span's remote stack, or the mcentral lock
 //! for a span nobody owns. Tiny objects: counter as above.
@@ -44,7 +53,8 @@
 //! are handled the same way, since the guard is std's TLS destructor.
 //!
 //! # Invariants (checked by `Tiered::check`)
-//! - `alloc[spc]` is [`EMPTY_SPAN`] or a span of class `spc` with `owner == self`;
+//! - `alloc[spc]` is [`EMPTY_SPAN`] or a span of class `spc` with `owner == self`; so is every
+//!   non-null `retained[spc][i]`, and no span is in two places;
 //! - `tiny != 0` ⇒ it is an object of `tiny_span` (a span of `TINY_SPAN_CLASS`) and
 //!   `tiny_offset <= 16`.
 
@@ -60,6 +70,11 @@ use crate::source::PageSource;
 /// Size of a tiny block (Go's `maxTinySize`).
 pub const TINY_BLOCK_BYTES: usize = 16;
 
+/// Retained spans per span class at most.
+pub const RETAIN_SLOTS: usize = 8;
+/// Runtime pages of retained spans per span class at most (64 KiB), at least one span.
+const RETAIN_PAGES: usize = 8;
+
 /// Refills between two calls of the scavenger's bounded work.
 const BACKGROUND_EVERY_REFILLS: u32 = 16;
 
@@ -71,6 +86,9 @@ pub static EMPTY_SPAN: Span = Span::empty();
 pub struct MCache {
     /// Current span per span class.
     pub alloc: [Cell<*const Span>; SPAN_CLASS_COUNT],
+    /// Spans this cache keeps owning after they stopped being current (see "Retained
+    /// spans"); null slots are free.
+    pub retained: [[Cell<*const Span>; RETAIN_SLOTS]; SPAN_CLASS_COUNT],
     /// Current tiny block (0 = none).
     pub tiny: Cell<usize>,
     /// Bump offset in the tiny block.
@@ -105,6 +123,7 @@ impl MCache {
     pub fn new(root: *const Root, next_all: *mut MCache) -> MCache {
         MCache {
             alloc: [const { Cell::new(&EMPTY_SPAN as *const Span) }; SPAN_CLASS_COUNT],
+            retained: [const { [const { Cell::new(ptr::null()) }; RETAIN_SLOTS] }; SPAN_CLASS_COUNT],
             tiny: Cell::new(0),
             tiny_offset: Cell::new(0),
             tiny_given: Cell::new(0),
@@ -172,7 +191,13 @@ impl MCache {
                 }
             }
             self.alloc[spc].set(&EMPTY_SPAN);
-            root.central[spc].uncache_span(&root.heap, s);
+            if !self.retain(spc, s) {
+                root.central[spc].uncache_span(&root.heap, s);
+            }
+        }
+        if let Some(s) = self.take_retained(spc) {
+            self.alloc[spc].set(s);
+            return s.next_free();
         }
         self.flush_stats(root);
         let s = root.central[spc].cache_span(&root.heap, src, spc, self.as_mut_ptr())?;
@@ -183,6 +208,41 @@ impl MCache {
             root.background(src);
         }
         s.next_free()
+    }
+
+    /// Keeps owning the full span `s` in a free retained slot, if the class's budget allows.
+    fn retain(&self, spc: usize, s: &Span) -> bool {
+        let max = (RETAIN_PAGES / s.npages).clamp(1, RETAIN_SLOTS);
+        match self.retained[spc][..max].iter().find(|c| c.get().is_null()) {
+            Some(slot) => {
+                slot.set(s);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A retained span with a free object (after collecting its remote frees), rewound and
+    /// out of its slot.
+    fn take_retained(&self, spc: usize) -> Option<&Span> {
+        // First a span with objects this thread freed (no shared cache line is read), then
+        // one whose remote frees make room.
+        for pass in 0..2 {
+            for slot in &self.retained[spc] {
+                // SAFETY: retained spans are live and owned by this cache.
+                let Some(s) = (unsafe { slot.get().as_ref() }) else { continue };
+                if pass == 1 {
+                    s.collect_remote();
+                }
+                if !s.is_full() {
+                    slot.set(ptr::null());
+                    s.collect_remote();
+                    s.rewind();
+                    return Some(s);
+                }
+            }
+        }
+        None
     }
 
     /// The tiny allocator (Go's `mallocgcTiny`): `size < 16`, `align <= 8`.
@@ -290,6 +350,15 @@ impl MCache {
             self.alloc[spc].set(&EMPTY_SPAN);
             // SAFETY: a current span is live and owned by this cache.
             root.central[spc].uncache_span(&root.heap, unsafe { &*cur });
+        }
+        for spc in 0..SPAN_CLASS_COUNT {
+            for slot in &self.retained[spc] {
+                let s = slot.replace(ptr::null());
+                if !s.is_null() {
+                    // SAFETY: retained spans are live and owned by this cache.
+                    root.central[spc].uncache_span(&root.heap, unsafe { &*s });
+                }
+            }
         }
         self.flush_stats(root);
     }

@@ -8,24 +8,28 @@
 //! # Glossary
 //! - *partial*: spans with at least one free object (Go's `partial` span set).
 //! - *full*: spans with every object handed out (Go's `full` span set).
+//! - *spare*: at most one empty span kept back from the heap, so that a class whose last
+//!   span empties and refills at once does not go through the heap lock and the page
+//!   allocator each time (Go's per-P page cache plays a similar role one level down).
+//!   `trim` gives spares back.
 //! - *unowned span*: a span on one of these lists (`owner == null`). Its bits belong to whoever
 //!   holds this mcentral's lock.
 //!
 //! # cacheSpan (refill of an mcache)
 //! 1. Lock; pop a partial span; set its owner to the mcache; collect its remote frees; rewind
 //!    its scan to object 0. Unlock.
-//! 2. No partial span: `grow`, i.e. ask the heap for `class_pages` pages and make a fresh span
+//! 2. No partial span: the spare, if any. Else `grow`, i.e. ask the heap for `class_pages` pages and make a fresh span
 //!    owned by the mcache (outside this lock).
 //!
 //! # uncacheSpan (the mcache lets its current span go)
-//! Lock; clear the owner; collect remote frees; then an empty span goes back to the heap
-//! (after unlocking), a full one on `full`, any other on `partial`.
+//! Lock; clear the owner; collect remote frees; then an empty span becomes the spare or goes
+//! back to the heap (after unlocking), a full one on `full`, any other on `partial`.
 //!
 //! # Free into an unowned span (`free_unowned`)
 //! Lock; if the span got an owner meanwhile, the caller pushes the object on its remote stack
 //! instead. Else clear the object's bit (and collect any remote frees); a full span becomes
-//! partial; an empty span leaves the list and goes back to the heap, as Go's sweeper frees a
-//! span whose objects are all dead.
+//! partial; an empty span leaves the list and becomes the spare or goes back to the heap, as
+//! Go's sweeper frees a span whose objects are all dead.
 //!
 //! # A free that races with uncacheSpan
 //! A thread that saw an owner pushes on `remote`; if the owner lets the span go after that
@@ -37,7 +41,8 @@
 //! - every span on `partial` or `full` has `owner == null`, this span class, and
 //!   `list` naming the list; `len` of each list is its length;
 //! - on `full`: `alloc_count == nelems`; on `partial`: `0 < alloc_count` (an empty unowned
-//!   span is given back to the heap at once) and `alloc_count - remote_len < nelems`.
+//!   span is the spare or goes back to the heap) and `alloc_count - remote_len < nelems`;
+//! - the spare: `owner == null`, `alloc_count == 0`, `list == Spare`.
 
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
@@ -53,21 +58,27 @@ use crate::sync::SpinLock;
 pub struct List {
     /// First span, or null.
     pub head: *const Span,
+    /// Last span, or null.
+    pub tail: *const Span,
     /// Number of spans.
     pub len: usize,
 }
 
 impl List {
-    const EMPTY: List = List { head: ptr::null(), len: 0 };
+    const EMPTY: List = List { head: ptr::null(), tail: ptr::null(), len: 0 };
 
+    /// Appends `s` at the tail: spans wait in FIFO order, so the one cacheSpan takes (the
+    /// head) has had the longest time to collect frees.
     fn push(&mut self, s: &Span, which: SpanList) {
-        s.prev.set(ptr::null());
-        s.next.set(self.head);
-        if !self.head.is_null() {
+        s.next.set(ptr::null());
+        s.prev.set(self.tail);
+        if self.tail.is_null() {
+            self.head = s;
+        } else {
             // SAFETY: list members are live spans, reached under the mcentral lock.
-            unsafe { (*self.head).prev.set(s) };
+            unsafe { (*self.tail).next.set(s) };
         }
-        self.head = s;
+        self.tail = s;
         s.list.set(which);
         self.len += 1;
     }
@@ -80,7 +91,9 @@ impl List {
             // SAFETY: list members are live spans, reached under the mcentral lock.
             unsafe { (*p).next.set(n) };
         }
-        if !n.is_null() {
+        if n.is_null() {
+            self.tail = p;
+        } else {
             // SAFETY: as above.
             unsafe { (*n).prev.set(p) };
         }
@@ -114,6 +127,8 @@ pub struct Lists {
     pub partial: List,
     /// Spans with none.
     pub full: List,
+    /// One empty span kept back from the heap, or null.
+    pub spare: *const Span,
 }
 
 // SAFETY: the lists hold pointers to spans in heap metadata; they are only followed under
@@ -126,6 +141,17 @@ impl Lists {
             SpanList::Full => &mut self.full,
             _ => &mut self.partial,
         }
+    }
+
+    /// Keeps an empty unowned span as the spare if there is none; else returns it (for the
+    /// heap).
+    fn keep_spare(&mut self, s: &Span) -> bool {
+        if self.spare.is_null() {
+            s.list.set(SpanList::Spare);
+            self.spare = s;
+            return true;
+        }
+        false
     }
 
     /// Puts an unowned span on the list its counts call for.
@@ -143,7 +169,9 @@ pub struct MCentral {
 impl MCentral {
     /// Empty.
     pub const fn new() -> MCentral {
-        MCentral { lock: SpinLock::new(Lists { partial: List::EMPTY, full: List::EMPTY }) }
+        MCentral {
+            lock: SpinLock::new(Lists { partial: List::EMPTY, full: List::EMPTY, spare: ptr::null() }),
+        }
     }
 
     /// Go's `cacheSpan`: a span with a free object, now owned by `cache`. `None` when the
@@ -166,6 +194,14 @@ impl MCentral {
                     l.full.push(s, SpanList::Full);
                     continue;
                 }
+                s.rewind();
+                return Some(s);
+            }
+            // SAFETY: the spare is a live span, kept under this lock.
+            if let Some(s) = unsafe { l.spare.as_ref() } {
+                l.spare = ptr::null();
+                s.list.set(SpanList::None);
+                s.owner.store(cache, Ordering::Relaxed);
                 s.rewind();
                 return Some(s);
             }
@@ -200,7 +236,7 @@ impl MCentral {
             if !empty {
                 l.file(s);
             }
-            empty
+            empty && !l.keep_spare(s)
         };
         if empty {
             // SAFETY: no live objects, on no list, no owner: nothing refers to it.
@@ -226,12 +262,21 @@ impl MCentral {
                 l.full.remove(s);
                 l.partial.push(s, SpanList::Partial);
             }
-            empty
+            empty && !l.keep_spare(s)
         };
         if empty {
             // SAFETY: no live objects; just taken off its list; no owner.
             unsafe { heap.lock.lock().free_span(NonNull::from(s)) };
         }
+        true
+    }
+
+    /// Gives the spare back to the heap (trim); returns whether there was one.
+    pub fn release_spare(&self, heap: &MHeap) -> bool {
+        let s = core::mem::replace(&mut self.lock.lock().spare, ptr::null());
+        let Some(s) = NonNull::new(s.cast_mut()) else { return false };
+        // SAFETY: the spare is empty, unowned, on no list any more.
+        unsafe { heap.lock.lock().free_span(s) };
         true
     }
 
@@ -256,8 +301,10 @@ impl MCentral {
                     }
                     l.list(which).remove(s);
                     if s.alloc_count.get() == 0 {
-                        freed[nfreed] = s;
-                        nfreed += 1;
+                        if !l.keep_spare(s) {
+                            freed[nfreed] = s;
+                            nfreed += 1;
+                        }
                     } else {
                         l.file(s);
                     }

@@ -40,25 +40,30 @@
 //! rewinds `freeindex`. mimalloc gives each page a local free list plus an atomic list for
 //! other threads. stratalloc keeps Go's bitmaps and makes the bit itself the truth:
 //! 1. `spanOf(ptr)` (arena index, then the arena's page → span map): O(1), no header.
-//! 2. The owner of the span (the mcache whose current span it is) clears the object's bit:
-//!    no lock, no atomic. The object is reused when the owner's scan comes round again: at
-//!    the end of a scan the owner rewinds to object 0 if any object is free (Go's sweep, done
-//!    by the owner, for one span, when it needs it).
+//! 2. The owner of the span (the mcache whose current span it is, or one of the few full
+//!    spans it retains, see mcache.rs) clears the object's bit: no lock, no atomic. The
+//!    object is reused when the owner's scan comes round again: at the end of a scan the
+//!    owner rewinds to object 0 if any object is free (Go's sweep, done by the owner, for
+//!    one span, when it needs it), or switches to a retained span with free objects.
 //! 3. Another thread's free of an object in an owned span pushes it on the span's remote
 //!    stack (one CAS, lock-free, loom-tested); the owner collects the stack at the end of a
 //!    scan, and mcentral collects it when the span changes hands.
 //! 4. A free into a span that nobody owns (on mcentral's lists) takes that mcentral's lock and
-//!    clears the bit there; a full span becomes partial, an empty span goes back to the heap
-//!    at once (Go's sweeper frees dead spans the same way).
+//!    clears the bit there; a full span becomes partial (at the tail: the lists are FIFO, so
+//!    the span cacheSpan hands out has had the longest time to collect frees), an empty span
+//!    becomes the class's one spare or goes back to the heap at once (Go's sweeper frees dead
+//!    spans the same way).
 //! 5. Tiny objects: a per-block counter (see mcache.rs); the 16 B block is freed as an object
 //!    when its last tiny object is.
 //! 6. Large objects: the heap lock, and the pages go back to the page allocator, Ready, for
 //!    the next large request; the scavenger releases them when too many are retained.
 //!
-//! The trade-off, measured in the benchmarks: a single-threaded program that frees objects of
-//! spans its cache has already let go of pays an uncontended lock per free (mimalloc pays
-//! nothing there, since its pages stay with the thread); in exchange, a span is owned by at
-//! most one cache at a time, exactly Go's shape, and empty spans return to the heap at once.
+//! The trade-off, measured in the benchmarks: a bitmap span is visited by a scan, so a
+//! program that frees at random leaves holes that cost a refill (a few hundred instructions)
+//! per handful of objects, and a free into a span no cache owns costs an uncontended lock;
+//! mimalloc's per-page free lists and thread-owned pages make both nearly free. In exchange
+//! a span has one owner at a time, exactly Go's shape, the alloc bitmap is the single truth
+//! the checker verifies, and empty spans return to the heap at once.
 //!
 //! # Threads
 //! See mcache.rs: a cache per thread and heap, an exit guard that gives it back, and a shared
@@ -217,6 +222,7 @@ impl Root {
     ///
     /// # Safety
     /// `c` is a cache of this root that the calling thread owns and stops using.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub(crate) unsafe fn release_cache(&self, c: *mut MCache) {
         // SAFETY: the caller owns the cache.
         let cache = unsafe { &*c };
@@ -365,7 +371,11 @@ impl Tiered {
         }
         let bytes = core::mem::size_of::<Root>().next_multiple_of(P::PAGE_BYTES);
         let mem = src.alloc_ready(bytes, P::PAGE_BYTES).ok()?.cast::<Root>();
-        let index = src.reserve(INDEX_BYTES, P::PAGE_BYTES).ok()?;
+        let Ok(index) = src.reserve(INDEX_BYTES, P::PAGE_BYTES) else {
+            // SAFETY: the root's pages are unused.
+            let _ = unsafe { src.free(mem.cast(), bytes) };
+            return None;
+        };
         // SAFETY: `index` was just reserved from `src`; on failure nothing refers to it.
         if unsafe { src.map(index, INDEX_BYTES) }.is_err() {
             // SAFETY: as above.
@@ -546,6 +556,7 @@ unsafe impl Strategy for Tiered {
         }
         for c in &root.central {
             while c.sweep(&root.heap, usize::MAX) > 0 {}
+            c.release_spare(&root.heap);
         }
         if !P::RELEASES_MEMORY {
             return 0;

@@ -116,17 +116,34 @@ pub fn chunk_summary(words: &[u64]) -> Summary {
             max = max.max(cur);
             cur = 0;
         } else {
-            for b in 0..64 {
-                if w >> b & 1 == 0 {
-                    cur += 1;
-                } else {
-                    max = max.max(cur);
-                    cur = 0;
-                }
-            }
+            let (m, end) = runs_in_word(w, cur);
+            max = max.max(m);
+            cur = end;
         }
     }
     Summary { start, max: max.max(cur), end }
+}
+
+/// For a word with both used and free pages: the longest free run that ends inside it
+/// (counting `carry` free pages before it) and the free run at its top end.
+fn runs_in_word(w: u64, carry: u32) -> (u32, u32) {
+    let tz = w.trailing_zeros();
+    let mut max = carry + tz;
+    let mut pos = tz; // bit `pos` is used
+    loop {
+        let ones = (!(w >> pos)).trailing_zeros();
+        pos += ones;
+        if pos >= 64 {
+            return (max, 0);
+        }
+        let rest = w >> pos; // bit 0 is free
+        if rest == 0 {
+            return (max, 64 - pos);
+        }
+        let z = rest.trailing_zeros();
+        max = max.max(z);
+        pos += z;
+    }
 }
 
 /// First free run of `n` pages in `words` (1 = used), as a page offset.
@@ -318,6 +335,34 @@ mod tests {
         assert_eq!(find_in_bits(&w, 4), Some(13));
         assert_eq!(find_in_bits(&w, 188), Some(201));
         assert_eq!(find_in_bits(&w, 312), None);
+    }
+
+    /// The word-at-a-time summary equals a bit-by-bit count on random bitmaps.
+    #[test]
+    fn summary_matches_bit_by_bit() {
+        let mut x = 0x1234_5678_9abc_def1u64;
+        for _ in 0..2000 {
+            let mut w = [0u64; CHUNK_WORDS];
+            for v in w.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *v = match x % 4 {
+                    0 => 0,
+                    1 => !0,
+                    _ => x & (x >> 3),
+                };
+            }
+            let bit = |p: usize| w[p / 64] >> (p % 64) & 1 == 1;
+            let start = (0..CHUNK_PAGES).take_while(|&p| !bit(p)).count() as u32;
+            let end = (0..CHUNK_PAGES).rev().take_while(|&p| !bit(p)).count() as u32;
+            let (mut max, mut cur) = (0u32, 0u32);
+            for p in 0..CHUNK_PAGES {
+                cur = if bit(p) { 0 } else { cur + 1 };
+                max = max.max(cur);
+            }
+            assert_eq!(chunk_summary(&w), Summary { start, max, end }, "{w:x?}");
+        }
     }
 
     #[test]

@@ -57,47 +57,61 @@ pub enum SpanList {
     Partial = 1,
     /// mcentral's full list.
     Full = 2,
+    /// mcentral's one spare empty span.
+    Spare = 3,
 }
 
 /// One span (Go's `mspan`). Lives in metadata from the page source; shared between threads
 /// as `&Span`, with owner-mutable fields in `Cell`s (see the module docs for who may write).
-#[repr(C)]
+///
+/// Layout by cache line, so that threads freeing into a span do not make its owner's
+/// allocation line bounce: line 0 holds what every free reads and almost nobody writes,
+/// lines 1-3 what the owner writes on each allocation (cache, index, count, bitmap), line 4
+/// the remote stack that other threads write (offsets asserted below).
+#[repr(C, align(64))]
 pub struct Span {
-    /// Inverted alloc bits from `freeindex` to the end of its word.
-    pub alloc_cache: Cell<u64>,
-    /// Next object the scan looks at.
-    pub freeindex: Cell<u32>,
-    /// Objects whose alloc bit is set.
-    pub alloc_count: Cell<u32>,
     /// First byte of the span.
     pub base: usize,
     /// Object size (bytes); for a large span, the span's bytes.
     pub elem_bytes: usize,
+    /// Runtime pages.
+    pub npages: usize,
+    /// The mcache whose current (or retained) span this is, or null.
+    pub owner: AtomicPtr<MCache>,
+    /// Tiny spans only: one counter per 16 B block (see mcache.rs).
+    pub tiny_counts: *const TinyCounter,
     /// Objects in the span (1 for a large span).
     pub nelems: u32,
     /// Size class (0 = large).
     pub class: u8,
     /// Span class (`class << 1 | noscan`, see sizeclass.rs).
     pub span_class: u8,
-    /// Which mcentral list the span is on.
-    pub list: Cell<SpanList>,
     /// Whether the pages may hold old data (false: fresh from a zeroing source).
     pub needzero: Cell<bool>,
-    /// Runtime pages.
-    pub npages: usize,
-    /// The mcache whose current span this is, or null.
-    pub owner: AtomicPtr<MCache>,
-    /// Objects freed by non-owners, linked through their first word.
-    pub remote: RemoteStack,
+    /// Which mcentral list the span is on.
+    pub list: Cell<SpanList>,
+    _pad0: [u64; 2],
+    /// Inverted alloc bits from `freeindex` to the end of its word.
+    pub alloc_cache: Cell<u64>,
+    /// Next object the scan looks at.
+    pub freeindex: Cell<u32>,
+    /// Objects whose alloc bit is set.
+    pub alloc_count: Cell<u32>,
     /// mcentral list links.
     pub next: Cell<*const Span>,
     /// mcentral list links.
     pub prev: Cell<*const Span>,
-    /// Tiny spans only: one counter per 16 B block (see mcache.rs).
-    pub tiny_counts: *const TinyCounter,
     /// 1 = allocated (or freed remotely and not yet collected).
     pub alloc_bits: [Cell<u64>; BITMAP_WORDS],
+    _pad1: [u64; 4],
+    /// Objects freed by non-owners, linked through their first word.
+    pub remote: RemoteStack,
 }
+
+const _: () = {
+    assert!(core::mem::offset_of!(Span, alloc_cache) == 64);
+    assert!(core::mem::offset_of!(Span, remote) == 256);
+};
 
 // SAFETY: spans are shared by raw pointers between threads; each `Cell` field is written only
 // by the span's owner (the owning mcache's thread, or the holder of its mcentral's lock, or
@@ -127,6 +141,8 @@ impl Span {
             prev: Cell::new(ptr::null()),
             tiny_counts: ptr::null(),
             alloc_bits: [const { Cell::new(0) }; BITMAP_WORDS],
+            _pad0: [0; 2],
+            _pad1: [0; 4],
         }
     }
 
@@ -158,10 +174,13 @@ impl Span {
         s.needzero.set(needzero);
         if class != 0 {
             // Padding bits past nelems are set for good.
-            let mut i = nelems;
-            while i < BITMAP_WORDS * 64 {
-                s.set_bit(i);
-                i += 1;
+            let (w, b) = (nelems / 64, nelems % 64);
+            if b != 0 {
+                s.alloc_bits[w].set(!0 << b);
+            }
+            let first_full = nelems.div_ceil(64);
+            for word in &s.alloc_bits[first_full..] {
+                word.set(!0);
             }
         }
         s

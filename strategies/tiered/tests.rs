@@ -101,3 +101,77 @@ fn realloc_keeps_contents_across_classes() {
     // SAFETY: live block.
     unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, l) };
 }
+
+/// The shared cache (used under its lock during TLS registration, after a thread's cache is
+/// gone, and without `std`): objects from it are freed by a thread with its own cache, and
+/// the other way round.
+#[test]
+fn shared_cache_path_mixes_with_thread_caches() {
+    let heap: Heap<Tiered> = Heap::new();
+    let l = Layout::from_size_align(48, 8).unwrap();
+    let tiny = Layout::from_size_align(5, 1).unwrap();
+    // Make the root exist, through the thread's own cache.
+    let own: Vec<usize> = (0..500).map(|_| heap.alloc_layout(l).unwrap().as_ptr() as usize).collect();
+    let root = heap.strategy().existing_root().unwrap();
+    let src = heap.source();
+    let shared: Vec<(usize, Layout)> = (0..500)
+        .flat_map(|i| {
+            let a =
+                root.with_shared_cache(src, 48, |c| c.alloc_small(root, src, super::span_class(5))).unwrap();
+            let b = root.with_shared_cache(src, 5, |c| c.alloc_tiny(root, src, 5, 1)).unwrap();
+            fill(a as *mut u8, 48, i as u8);
+            [(a, l), (b, tiny)]
+        })
+        .collect();
+    for &p in &own {
+        // SAFETY: live blocks of this heap.
+        unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p as *mut u8, l) };
+    }
+    for (i, &(p, lay)) in shared.iter().enumerate() {
+        if lay.size() == 48 {
+            verify(p as *const u8, 48, (i / 2) as u8);
+        }
+        // SAFETY: as above.
+        unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p as *mut u8, lay) };
+    }
+    heap.trim();
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    assert_eq!(heap.stats().live_objects, 0);
+}
+
+/// Over a caller's region: too small a region makes every request fail cleanly (the design
+/// needs a 32 MiB index reservation and a 64 MiB arena); a region large enough works, and
+/// runs out cleanly.
+#[test]
+fn fixed_regions_fail_cleanly_or_work() {
+    use crate::{Fixed, Region};
+    static SMALL: Region<{ 8 << 20 }> = Region::new();
+    static BIG: Region<{ 192 << 20 }> = Region::new();
+    let small: Heap<Tiered, Fixed> = Heap::with_source(Fixed::from_region(&SMALL));
+    for _ in 0..3 {
+        assert!(small.alloc_layout(Layout::from_size_align(64, 8).unwrap()).is_none());
+    }
+    let big: Heap<Tiered, Fixed> = Heap::with_source(Fixed::from_region(&BIG));
+    let l = Layout::from_size_align(1 << 20, 8).unwrap();
+    let mut got = Vec::new();
+    while let Some(p) = big.alloc_layout(l) {
+        fill(p.as_ptr(), 64, got.len() as u8);
+        got.push(p);
+        assert!(got.len() < 200, "a 192 MiB region gave more than it holds");
+    }
+    assert!(got.len() >= 32, "only {} MiB from a 192 MiB region", got.len());
+    let small_obj = Layout::from_size_align(100, 8).unwrap();
+    let _ = big.alloc_layout(small_obj).map(|p| {
+        // SAFETY: just allocated.
+        unsafe { core::alloc::GlobalAlloc::dealloc(&big, p.as_ptr(), small_obj) }
+    });
+    for (i, p) in got.into_iter().enumerate() {
+        verify(p.as_ptr(), 64, i as u8);
+        // SAFETY: live block.
+        unsafe { core::alloc::GlobalAlloc::dealloc(&big, p.as_ptr(), l) };
+    }
+    big.strategy().release_thread_cache();
+    // SAFETY: single thread.
+    unsafe { big.check() }.unwrap();
+}
