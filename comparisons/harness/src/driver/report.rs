@@ -168,7 +168,6 @@ pub fn summarise(opts: &Opts, set: &RunnerSet, results: Results) -> Summary {
     }
     for (key, list) in metric_lists {
         let mut names: Vec<String> = list.iter().map(|(n, _)| n.clone()).collect();
-        names.dedup();
         names.sort();
         names.dedup();
         let c = cells.get_mut(&key).expect("cell exists");
@@ -214,7 +213,6 @@ fn table(s: &Summary, f: &dyn Fn(&str, &str) -> Option<String>, md: bool) -> Str
         }
         rows.push(row);
     }
-    // Geometric mean over the workloads each allocator completed, for ratio tables.
     let widths: Vec<usize> =
         (0..rows[0].len()).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
@@ -238,6 +236,8 @@ fn table(s: &Summary, f: &dyn Fn(&str, &str) -> Option<String>, md: bool) -> Str
     out
 }
 
+/// The geometric mean of each allocator's ratios over the workloads it completed (count in
+/// parentheses).
 fn geomean_row(s: &Summary, f: fn(&Cell) -> Option<f64>, md: bool) -> String {
     let names = s.names();
     let mut row = vec!["geomean (completed)".to_string()];
