@@ -218,7 +218,10 @@ impl Block {
     /// Resizes through the global allocator's realloc, checking the kept prefix.
     pub fn realloc(&mut self, new_size: usize) -> Check {
         self.verify()?;
-        let head = self.bytes()[..8.min(self.size())].to_vec();
+        // The first bytes, kept on the stack (no allocation inside the measured work).
+        let keep_old = 8.min(self.size());
+        let mut head = [0u8; 8];
+        head[..keep_old].copy_from_slice(&self.bytes()[..keep_old]);
         // SAFETY: the block is live for `layout`; `new_size > 0` is valid for its alignment.
         let p = unsafe { alloc::realloc(self.ptr.as_ptr(), self.layout, new_size) };
         let layout = Layout::from_size_align(new_size, self.layout.align()).map_err(|e| e.to_string())?;
@@ -227,7 +230,7 @@ impl Block {
         };
         self.ptr = ptr;
         self.layout = layout;
-        let keep = head.len().min(new_size);
+        let keep = keep_old.min(new_size);
         if self.bytes()[..keep] != head[..keep] {
             return Err(format!("realloc to {new_size} B lost the contents of {p:p}"));
         }

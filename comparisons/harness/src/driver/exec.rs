@@ -156,8 +156,10 @@ fn ensure_trace(opts: &Opts, set: &RunnerSet) -> Result<(PathBuf, u64), String> 
     let rec_scale = opts.scale * 0.25;
     let path = dir.join(format!("trace-v1-scale{rec_scale}-seed{}.bin", opts.seed));
     if !path.exists() {
+        // Written under a private name and renamed, so a concurrent run never reads half a file.
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         let st = Command::new(rec)
-            .arg(&path)
+            .arg(&tmp)
             .arg(rec_scale.to_string())
             .arg(opts.seed.to_string())
             .stdout(Stdio::null())
@@ -166,6 +168,7 @@ fn ensure_trace(opts: &Opts, set: &RunnerSet) -> Result<(PathBuf, u64), String> 
         if !st.success() {
             return Err(format!("recording the trace failed ({st})"));
         }
+        std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let len = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
     Ok((path, len))

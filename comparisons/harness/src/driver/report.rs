@@ -168,7 +168,6 @@ pub fn summarise(opts: &Opts, set: &RunnerSet, results: Results) -> Summary {
     }
     for (key, list) in metric_lists {
         let mut names: Vec<String> = list.iter().map(|(n, _)| n.clone()).collect();
-        names.dedup();
         names.sort();
         names.dedup();
         let c = cells.get_mut(&key).expect("cell exists");
@@ -214,7 +213,6 @@ fn table(s: &Summary, f: &dyn Fn(&str, &str) -> Option<String>, md: bool) -> Str
         }
         rows.push(row);
     }
-    // Geometric mean over the workloads each allocator completed, for ratio tables.
     let widths: Vec<usize> =
         (0..rows[0].len()).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
@@ -238,6 +236,8 @@ fn table(s: &Summary, f: &dyn Fn(&str, &str) -> Option<String>, md: bool) -> Str
     out
 }
 
+/// The geometric mean of each allocator's ratios over the workloads it completed (count in
+/// parentheses).
 fn geomean_row(s: &Summary, f: fn(&Cell) -> Option<f64>, md: bool) -> String {
     let names = s.names();
     let mut row = vec!["geomean (completed)".to_string()];
@@ -315,6 +315,9 @@ fn notes(s: &Summary, heading: &str) -> String {
             s.absent.join(", ")
         );
     }
+    if out.lines().filter(|l| !l.trim().is_empty()).count() == 1 {
+        let _ = writeln!(out, "{bullet}none: every run completed and passed its checks");
+    }
     if let Some((p, len)) = &s.trace {
         let _ = writeln!(
             out,
@@ -373,8 +376,13 @@ fn markdown(s: &Summary, standalone: bool) -> String {
     let _ = writeln!(out, "Produced by:\n\n```sh\n{}\n```\n", s.command);
     let _ = writeln!(
         out,
-        "Machine: {} cores, {}, {}; {}; measured {}.\n",
-        m.nproc, m.cpu, m.kernel, m.rustc, m.date_utc
+        "Machine: {} cores, {}, {}; {}; measured {}. Anchors: {}.\n",
+        m.nproc,
+        m.cpu,
+        m.kernel,
+        m.rustc,
+        m.date_utc,
+        env!("ANCHOR_VERSIONS")
     );
     let _ = writeln!(
         out,
@@ -464,6 +472,7 @@ fn to_json(s: &Summary) -> serde_json::Value {
     serde_json::json!({
         "command": s.command,
         "machine": s.machine.json(),
+        "anchor_versions": env!("ANCHOR_VERSIONS"),
         "options": {
             "quick": s.opts.quick, "scale": s.opts.scale, "reps": s.opts.reps,
             "threads": s.opts.threads, "seed": s.opts.seed, "timeout_s": s.opts.timeout.as_secs_f64(),

@@ -29,7 +29,8 @@ pub struct RunnerSet {
 
 fn build_with_cargo(cargo: &str) -> Result<(), String> {
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-p", "comparisons", "--bins"]);
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    cmd.args(["build", "--manifest-path", manifest, "-p", "comparisons", "--bins"]);
     if !cfg!(debug_assertions) {
         cmd.arg("--release");
     }

@@ -1,5 +1,5 @@
-//! The driver must report a faulty allocator as FAILED, never as fast, and must not report
-//! a sound one as failed.
+//! The driver reports a faulty allocator as FAILED (never as fast), a run over the time limit
+//! as TIMEOUT, refuses unknown allocators, and does not fail a sound allocator.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -11,9 +11,19 @@ fn out_dir(name: &str) -> PathBuf {
 }
 
 fn drive(allocators: &str, workloads: &str, out: &PathBuf) -> (std::process::Output, serde_json::Value) {
+    drive_with(allocators, workloads, out, "0.05", "120")
+}
+
+fn drive_with(
+    allocators: &str,
+    workloads: &str,
+    out: &PathBuf,
+    scale: &str,
+    timeout: &str,
+) -> (std::process::Output, serde_json::Value) {
     let o = Command::new(env!("CARGO_BIN_EXE_comparisons"))
         .args(["--no-build", "--allocators", allocators, "--workloads", workloads])
-        .args(["--reps", "1", "--scale", "0.05", "--threads", "2", "--timeout", "120", "--out"])
+        .args(["--reps", "2", "--scale", scale, "--threads", "2", "--timeout", timeout, "--out"])
         .arg(out)
         .output()
         .expect("driver runs");
@@ -56,4 +66,26 @@ fn every_workload_passes_with_the_system_allocator() {
         assert_eq!(verdict(&j, w, "system"), "ok", "{w}");
     }
     let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn a_run_over_the_time_limit_is_killed_and_reported() {
+    // glibc-simple at scale 200 makes 300 million allocations: far beyond 0.3 s in any build.
+    let out = out_dir("timeout");
+    let (_, j) = drive_with("system", "glibc-simple", &out, "200", "0.3");
+    assert_eq!(verdict(&j, "glibc-simple", "system"), "timeout");
+    let r = &j["results"][0];
+    assert_eq!(r["wall_s"].as_array().map(Vec::len), Some(0), "a killed run is not timed: {r}");
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn unknown_and_absent_allocators_are_refused() {
+    let o = Command::new(env!("CARGO_BIN_EXE_comparisons"))
+        .args(["--no-build", "--allocators", "no-such-allocator", "--out"])
+        .arg(out_dir("unknown"))
+        .output()
+        .expect("driver runs");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-allocator: unknown"));
 }
