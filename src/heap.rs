@@ -136,8 +136,10 @@ unsafe impl<P: PageSource> PageSource for Counted<P> {
 /// ```
 /// use stratalloc::{Heap, FirstFit};
 /// static HEAP: Heap<FirstFit> = Heap::new();
-/// let v: Vec<u32, _> = allocator_api2::vec::Vec::from_iter_in([1, 2, 3], &HEAP);
+/// let mut v = allocator_api2::vec::Vec::new_in(&HEAP);
+/// v.extend([1u32, 2, 3]);
 /// assert_eq!(v.iter().sum::<u32>(), 6);
+/// assert_eq!(HEAP.stats().live_objects, 1);
 /// ```
 ///
 /// Zero-size requests get a dangling pointer aligned as asked (no memory is used). Failure
