@@ -85,7 +85,7 @@ impl FromStr for StrategyKind {
 /// Every strategy in one type, chosen at run time; calls are forwarded by `enum_dispatch`
 /// (a `match`, no virtual call).
 ///
-/// [`AnyStrategy::new`] returns `None` for a kind not built yet (`segregated-fit`).
+/// [`AnyStrategy::new`] returns `Some` for every kind now that all five strategies exist.
 ///
 /// ```
 /// use core::alloc::Layout;
