@@ -12,7 +12,11 @@
 //!   find its lower neighbour. A used block carries no footer; instead, the PREV_FREE flag in
 //!   the header above tells whether the word below a header is a footer.
 //! - *index*: the set of free blocks in the order a policy searches ([`FreeIndex`]): the
-//!   seed's address-ordered list [`Linear`], or the faster indexes below.
+//!   seed's address-ordered list [`Linear`] (O(n)), the treaps [`AddrTree`] and
+//!   [`SizeTree`] (O(log n), the defaults, same decisions), or segregated fit's class lists
+//!   [`SegLists`]. A free block holds the node of whichever index is used, so the minimum
+//!   block, [`MIN_BLOCK_BYTES`] = 64, is header + [`NODE_BYTES`] (6 words, the treap's) +
+//!   footer, for every policy: one block format.
 //! - *policy* ([`Placement`]): which free block a request takes. A policy is a few lines;
 //!   the core (`engine.rs`) does every split, coalesce, growth and hand-back.
 //!
@@ -20,16 +24,22 @@
 //! 1. `need = max(round16(size + 8), MIN_BLOCK_BYTES)`; alignments above 16 also need a
 //!    start whose gap below is empty or can stay a free block ([`fit_start`]).
 //! 2. The policy searches its index for a free block that fits.
-//! 3. None: grow, taking a chunk of `max(CHUNK_BYTES, need + overhead)` from the source
+//! 3. None: grow, taking `max(CHUNK_BYTES, need + overhead)` from the source
 //!    (`alloc_ready`: reserve, map, used; Go's sysReserve/sysMap/sysUsed), falling back to
-//!    the exact size when the big one is refused.
+//!    the exact size when the big one is refused. If the new range touches a chunk (above
+//!    or below; `Fixed` hands out ranges in order, the kernel often places mappings next to
+//!    each other), it joins that chunk as a free block, coalesced with its neighbour, so
+//!    chunk boundaries do not cut the heap up (up to [`MERGE_MAX_BYTES`] per chunk for
+//!    sources that give memory back). Otherwise it becomes a new chunk.
 //! 4. Carve: an alignment gap below stays a free block at the same address; a remainder of
 //!    at least `MIN_BLOCK_BYTES` above becomes a free block that takes the old block's
 //!    place in the index; a smaller remainder stays in the used block.
 //!
 //! ## Free path
 //! 1. Read the neighbours' tags: the header above (FREE) and this header's PREV_FREE, and
-//!    merge with whichever is free (immediate coalescing), telling the index.
+//!    merge with whichever is free (immediate coalescing), telling the index. The header
+//!    above is prefetched where `layout.size()` says it is, so its cache miss overlaps the
+//!    one of the block's own header.
 //! 2. If the merged block spans its whole chunk and the heap holds more than
 //!    [`RETAIN_FREE_BYTES`] free, the chunk goes back to the source (`free`, Go's sysFree);
 //!    [`Strategy::trim`] gives back every wholly free chunk.
@@ -71,7 +81,7 @@ use crate::strategy::{CheckError, ConstInit, Strategy, StrategyStats};
 use crate::sync::SpinLock;
 
 pub use self::block::{BLOCK_ALIGN, HEADER_BYTES, MIN_BLOCK_BYTES, NODE_BYTES};
-pub use self::engine::{CHUNK_BYTES, FreeIndex, Placement, RETAIN_FREE_BYTES, fit_start};
+pub use self::engine::{CHUNK_BYTES, FreeIndex, MERGE_MAX_BYTES, Placement, RETAIN_FREE_BYTES, fit_start};
 pub use self::linear::Linear;
 pub use self::policy::{AddrSearch, Best, First, Next, SizeSearch};
 pub use self::segregated::{Classes, DefaultClasses, SegLists, Segregated};

@@ -209,20 +209,31 @@ impl<O: TreeOrder> Treap<O> {
         }
     }
 
-    /// Recomputes `max` from `t` upward, stopping where it no longer changes.
+    /// Repairs `max` from `t` upward after a size in `t`'s subtree changed from `old` to
+    /// `new` (0 for a node that left). Reads children only where the old size may have been
+    /// the maximum: elsewhere a shrink changes nothing and a growth only raises.
     ///
     /// # Safety
-    /// `t` is null or a node whose subtree's maxima are right.
+    /// `t` is null or a node whose subtree's maxima are right except on the path to the
+    /// changed node.
     #[inline]
-    unsafe fn fix_up(mut t: *mut u8) {
+    unsafe fn fix_up(mut t: *mut u8, old: usize, new: usize) {
         if !Self::AUGMENTED {
             return;
         }
-        while !t.is_null() {
-            // SAFETY: `t` is a node; its children's maxima are right.
-            unsafe {
+        // SAFETY: `t` and its ancestors are nodes.
+        unsafe {
+            if new >= old {
+                // A growth: raise the maxima below `new`, no child needs reading.
+                while !t.is_null() && (*node(t)).max < new {
+                    (*node(t)).max = new;
+                    t = (*node(t)).parent;
+                }
+                return;
+            }
+            // A shrink: only a node whose max was `old` can change.
+            while !t.is_null() && (*node(t)).max == old {
                 let n = node(t);
-                let old = (*n).max;
                 pull(t);
                 if (*n).max == old {
                     return;
@@ -283,7 +294,7 @@ impl<O: TreeOrder> Treap<O> {
                 (*node(child)).parent = parent;
             }
             self.relink(parent, x, child);
-            Self::fix_up(parent);
+            Self::fix_up(parent, (*xn).size, 0);
         }
     }
 
@@ -387,7 +398,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
                     (*node(child)).parent = x;
                 }
             }
-            Self::fix_up(x);
+            Self::fix_up(x, old_size, new_size);
         }
     }
 
@@ -400,7 +411,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
                 self.insert(b, new_size, None);
             } else {
                 (*node(b.ptr())).size = new_size;
-                Self::fix_up(b.ptr());
+                Self::fix_up(b.ptr(), old_size, new_size);
             }
         }
     }

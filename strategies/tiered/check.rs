@@ -4,8 +4,9 @@
 use core::ptr;
 use core::sync::atomic::Ordering;
 
-use super::arena::{ARENA_PAGES, index_of};
+use super::arena::{ARENA_PAGES, index_of, span_of};
 use super::mheap::HeapInner;
+use super::remote::RemoteStack;
 use super::span::{BITMAP_WORDS, Span, SpanList};
 use super::{EMPTY_SPAN, MCache, PAGE_BYTES, Root, SPAN_CLASS_COUNT};
 use crate::strategy::CheckError;
@@ -147,6 +148,17 @@ fn check_central(root: &Root, spc: usize) -> Result<(), CheckError> {
             }
         }
         ensure!(n == list.len, "central list length wrong", spc, n);
+    }
+    let mut p = root.central[spc].pending.peek();
+    while p != 0 {
+        // SAFETY: pending objects belong to live spans of registered arenas.
+        let s = unsafe { span_of(root.index, p).as_ref() };
+        let Some(s) = s else { return fail("pending free outside the heap", p, spc) };
+        ensure!(s.span_class as usize == spc, "pending free in a span of another class", p, s.span_class);
+        let i = s.object_index(p);
+        ensure!(s.base + i * s.elem_bytes == p && s.bit(i), "pending free not a marked object", p, i);
+        // SAFETY: pending entries are freed objects holding the next link (no thread runs).
+        p = unsafe { RemoteStack::next(p) };
     }
     // SAFETY: the spare is a live span.
     if let Some(s) = unsafe { l.spare.as_ref() } {

@@ -231,7 +231,7 @@ impl MCache {
         {
             self.flush_stats(root);
         }
-        let s = root.central[spc].cache_span(&root.heap, src, spc, self.as_mut_ptr(), old)?;
+        let s = root.central[spc].cache_span(&root.heap, src, spc, self.as_mut_ptr(), old, root.index)?;
         self.alloc[spc].set(s);
         if n.is_multiple_of(BACKGROUND_EVERY_REFILLS) {
             root.background(src);

@@ -25,27 +25,34 @@
 //! Lock; clear the owner; collect remote frees; then an empty span becomes the spare or goes
 //! back to the heap (after unlocking), a full one on `full`, any other on `partial`.
 //!
-//! # Free into an unowned span (`free_unowned`)
-//! Lock; if the span got an owner meanwhile, the caller pushes the object on its remote stack
-//! instead. Else clear the object's bit (and collect any remote frees); a full span becomes
-//! partial; an empty span leaves the list and becomes the spare or goes back to the heap, as
-//! Go's sweeper frees a span whose objects are all dead.
+//! # Free into an unowned span (`free_unowned`, `drain`)
+//! One CAS: the object goes on this mcentral's *pending* stack, no lock. Whoever next holds
+//! the lock for cacheSpan, sweep or the background step drains it: a span that got an owner
+//! meanwhile gets the object on its remote stack; an unowned one has the object's bit
+//! cleared; a full span becomes partial; an empty span leaves its list and becomes the spare
+//! or goes back to the heap, as Go's sweeper frees a span whose objects are all dead. So the
+//! frees of many threads into one class never wait for each other, and cacheSpan sees them
+//! before it chooses a span.
 //!
 //! # A free that races with uncacheSpan
 //! A thread that saw an owner pushes on `remote`; if the owner lets the span go after that
 //! push, uncacheSpan collects it; if just before, the object waits on `remote` of an unowned
-//! span and is collected by the next free into that span, by cacheSpan, or by `sweep` (a few
-//! spans per call on the heap's slow paths, every span on `trim`).
+//! span and is collected by cacheSpan or by `sweep` (a few spans per call on the heap's slow
+//! paths, every span on `trim`).
 //!
 //! # Invariants (checked by `Tiered::check`)
 //! - every span on `partial` or `full` has `owner == null`, this span class, and
 //!   `list` naming the list; `len` of each list is its length;
 //! - on `full`: `alloc_count == nelems`; on `partial`: `0 < alloc_count` (an empty unowned
 //!   span is the spare or goes back to the heap) and `alloc_count - remote_len < nelems`;
-//! - the spare: `owner == null`, `alloc_count == 0`, `list == Spare`.
+//! - the spare: `owner == null`, `alloc_count == 0`, `list == Spare`;
+//! - every pending object lies in a span of this class, with its bit set.
 
 use core::ptr::{self, NonNull};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use super::arena::{Arena, span_of};
+use super::remote::RemoteStack;
 
 use super::mcache::MCache;
 use super::mheap::MHeap;
@@ -164,6 +171,8 @@ impl Lists {
 pub struct MCentral {
     /// The lists, under a spin lock.
     pub lock: SpinLock<Lists>,
+    /// Frees into unowned spans, waiting to be drained (lock-free, see `free_unowned`).
+    pub pending: RemoteStack,
 }
 
 impl MCentral {
@@ -171,6 +180,7 @@ impl MCentral {
     pub const fn new() -> MCentral {
         MCentral {
             lock: SpinLock::new(Lists { partial: List::EMPTY, full: List::EMPTY, spare: ptr::null() }),
+            pending: RemoteStack::from_atomic(core::sync::atomic::AtomicUsize::new(0)),
         }
     }
 
@@ -185,9 +195,11 @@ impl MCentral {
         spc: usize,
         cache: *mut MCache,
         old: Option<&Span>,
+        index: *const AtomicPtr<Arena>,
     ) -> Option<&'static Span> {
         let (got, empty) = {
             let mut l = self.lock.lock();
+            Self::drain(&mut l, &self.pending, heap, index);
             let empty = old.and_then(|s| Self::file_uncached(&mut l, s));
             (Self::take(&mut l, cache), empty)
         };
@@ -268,31 +280,53 @@ impl MCentral {
     // ANCHOR_END: uncache_span
 
     // ANCHOR: free_unowned
-    /// Frees object `i` of the unowned span `s`; `false` if `s` has an owner now (then the
-    /// caller pushes the object on `s.remote`).
-    pub fn free_unowned(&self, heap: &MHeap, s: &Span, i: usize) -> bool {
-        let empty = {
-            let mut l = self.lock.lock();
+    /// A free into a span that had no owner when the freeing thread looked: one CAS on this
+    /// mcentral's pending stack, no lock. The object is freed into its span by the next
+    /// `drain` (cacheSpan, the background step, sweep).
+    #[inline]
+    pub fn free_unowned(&self, p: usize) {
+        // SAFETY: `p` is a freed object (at least 8 bytes, 8-aligned) of a span of this class;
+        // nobody uses it until it is drained.
+        unsafe { self.pending.push(p) }
+    }
+
+    /// Frees every pending object into its span, under the lock: a span that got an owner
+    /// since gets the object on its remote stack; an unowned one has its bit cleared, and
+    /// moves from full to partial, or leaves its list when empty (to become the spare or go
+    /// back to the heap; the heap lock is taken inside this lock, the only nesting of locks).
+    fn drain(l: &mut Lists, pending: &RemoteStack, heap: &MHeap, index: *const AtomicPtr<Arena>) {
+        let mut p = pending.take();
+        while p != 0 {
+            // SAFETY: `p` is a node of the list just taken.
+            let next = unsafe { RemoteStack::next(p) };
+            // SAFETY: `p` is an object of this heap, still counted in its span, so the span
+            // is live and its arena registered.
+            let s = unsafe { &*span_of(index, p) };
             if !s.owner.load(Ordering::Relaxed).is_null() {
-                return false;
+                s.push_remote(p);
+            } else {
+                let was = s.list.get();
+                s.free_local(s.object_index(p));
+                if s.alloc_count.get() == 0 {
+                    l.list(was).remove(s);
+                    if !l.keep_spare(s) {
+                        // SAFETY: no live objects; off every list; no owner.
+                        unsafe { heap.lock.lock().free_span(NonNull::from(s)) };
+                    }
+                } else if was == SpanList::Full {
+                    l.full.remove(s);
+                    l.partial.push(s, SpanList::Partial);
+                }
             }
-            let was = s.list.get();
-            s.free_local(i);
-            s.collect_remote();
-            let empty = s.alloc_count.get() == 0;
-            if empty {
-                l.list(was).remove(s);
-            } else if was == SpanList::Full {
-                l.full.remove(s);
-                l.partial.push(s, SpanList::Partial);
-            }
-            empty && !l.keep_spare(s)
-        };
-        if empty {
-            // SAFETY: no live objects; just taken off its list; no owner.
-            unsafe { heap.lock.lock().free_span(NonNull::from(s)) };
+            p = next;
         }
-        true
+    }
+
+    /// Drains the pending frees (see `drain`) if there are any.
+    pub fn drain_pending(&self, heap: &MHeap, index: *const AtomicPtr<Arena>) {
+        if !self.pending.is_empty() {
+            Self::drain(&mut self.lock.lock(), &self.pending, heap, index);
+        }
     }
     // ANCHOR_END: free_unowned
 
@@ -308,11 +342,12 @@ impl MCentral {
     /// Collects remote frees that wait on unowned spans (see "A free that races with
     /// uncacheSpan"), looking at up to `max` spans; gives empty spans back to the heap.
     /// Returns the spans given back.
-    pub fn sweep(&self, heap: &MHeap, max: usize) -> usize {
+    pub fn sweep(&self, heap: &MHeap, index: *const AtomicPtr<Arena>, max: usize) -> usize {
         let mut freed = [ptr::null::<Span>(); 16];
         let mut nfreed = 0;
         {
             let mut l = self.lock.lock();
+            Self::drain(&mut l, &self.pending, heap, index);
             let mut seen = 0;
             for which in [SpanList::Full, SpanList::Partial] {
                 let mut p = l.list(which).head;

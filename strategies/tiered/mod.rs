@@ -48,11 +48,12 @@
 //! 3. Another thread's free of an object in an owned span pushes it on the span's remote
 //!    stack (one CAS, lock-free, loom-tested); the owner collects the stack at the end of a
 //!    scan, and mcentral collects it when the span changes hands.
-//! 4. A free into a span that nobody owns (on mcentral's lists) takes that mcentral's lock and
-//!    clears the bit there; a full span becomes partial (at the tail: the lists are FIFO, so
-//!    the span cacheSpan hands out has had the longest time to collect frees), an empty span
-//!    becomes the class's one spare or goes back to the heap at once (Go's sweeper frees dead
-//!    spans the same way).
+//! 4. A free into a span that nobody owns (on mcentral's lists) goes on that mcentral's
+//!    pending stack (one CAS, no lock); the next cacheSpan (or background step, or trim)
+//!    drains it under the lock: the bit is cleared, a full span becomes partial (at the
+//!    tail: the lists are FIFO, so the span cacheSpan hands out has had the longest time to
+//!    collect frees), an empty span becomes the class's one spare or goes back to the heap
+//!    (Go's sweeper frees dead spans the same way).
 //! 5. Tiny objects: a per-block counter (see mcache.rs); the 16 B block is freed as an object
 //!    when its last tiny object is.
 //! 6. Large objects: the heap lock, and the pages go back to the page allocator, Ready, for
@@ -60,7 +61,7 @@
 //!
 //! The trade-off, measured in the benchmarks: a bitmap span is visited by a scan, so a
 //! program that frees at random leaves holes that cost a refill (a few hundred instructions)
-//! per handful of objects, and a free into a span no cache owns costs an uncontended lock;
+//! per handful of objects, and frees into spans no cache owns meet in one CAS head per class;
 //! mimalloc's per-page free lists and thread-owned pages make both nearly free. In exchange
 //! a span has one owner at a time, exactly Go's shape, the alloc bitmap is the single truth
 //! the checker verifies, and empty spans return to the heap at once.
@@ -239,8 +240,11 @@ impl Root {
     // ANCHOR: background
     /// Bounded scavenger and sweep work, on slow paths.
     fn background<P: PageSource>(&self, src: &P) {
+        for c in &self.central {
+            c.drain_pending(&self.heap, self.index);
+        }
         let spc = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) % SPAN_CLASS_COUNT;
-        self.central[spc].sweep(&self.heap, SWEEP_STEP_SPANS);
+        self.central[spc].sweep(&self.heap, self.index, SWEEP_STEP_SPANS);
         if !P::RELEASES_MEMORY {
             return;
         }
@@ -337,10 +341,11 @@ pub(crate) fn free_small(root: &Root, my: *mut MCache, s: &Span, p: usize) {
         s.free_local(i);
         return;
     }
-    if owner.is_null() && root.central[s.span_class as usize].free_unowned(&root.heap, s, i) {
-        return;
+    if owner.is_null() {
+        root.central[s.span_class as usize].free_unowned(p);
+    } else {
+        s.push_remote(p);
     }
-    s.push_remote(p);
 }
 // ANCHOR_END: free_small
 
@@ -575,7 +580,7 @@ unsafe impl Strategy for Tiered {
             }
         }
         for c in &root.central {
-            while c.sweep(&root.heap, usize::MAX) > 0 {}
+            while c.sweep(&root.heap, root.index, usize::MAX) > 0 {}
             c.release_spare(&root.heap);
         }
         if !P::RELEASES_MEMORY {

@@ -398,7 +398,10 @@ fn markdown(s: &Summary, standalone: bool) -> String {
     );
     let _ = writeln!(
         out,
-        "Read with care: these machines are shared and noisy (+-30%); compare ratios within one run, not across runs. A cell says FAILED when a run exited non-zero, crashed, printed no result or a checksum differing from the other allocators'; TIMEOUT when it was killed at the time limit.\n"
+        "Read with care: these machines are shared and noisy (+-30%); compare ratios within one run, not across runs. A cell says FAILED when a run exited non-zero, crashed, printed no result or a checksum differing from the other allocators'; TIMEOUT when it was killed at the time limit. \
+         Wall time includes the child's start-up and exit (a few ms), so workloads of tens of \
+         milliseconds compress the ratios toward 1. The memory metrics read the process's resident \
+         set: they include the allocator's metadata and caches and the pages the Rust runtime maps.\n"
     );
     if standalone {
         let _ = writeln!(out, "![wall time ratio to mimalloc, per workload and allocator](wall_ratio.svg)\n");
