@@ -153,6 +153,14 @@ fn includes(text: &str) -> Vec<(String, Option<String>)> {
     out
 }
 
+/// The anchor name after `tag` on a line, as mdBook reads it (`tag`, spaces, then word
+/// characters and `-`), so that `// ANCHOR: x` and `<!-- ANCHOR: x -->` both count.
+fn marker<'l>(line: &'l str, tag: &str) -> Option<&'l str> {
+    let rest = line[line.find(tag)? + tag.len()..].trim_start();
+    let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-')).unwrap_or(rest.len());
+    (end > 0).then_some(&rest[..end])
+}
+
 fn check_page(page: &Path, errors: &mut Vec<String>) {
     let text = fs::read_to_string(page).expect("read chapter");
     let dir = page.parent().expect("chapter dir");
@@ -184,8 +192,8 @@ fn check_page(page: &Path, errors: &mut Vec<String>) {
             continue;
         };
         if let Some(anchor) = anchor {
-            let opens = source.lines().any(|l| l.trim_end().ends_with(&format!("ANCHOR: {anchor}")));
-            let closes = source.lines().any(|l| l.trim_end().ends_with(&format!("ANCHOR_END: {anchor}")));
+            let opens = source.lines().any(|l| marker(l, "ANCHOR:") == Some(anchor.as_str()));
+            let closes = source.lines().any(|l| marker(l, "ANCHOR_END:") == Some(anchor.as_str()));
             if !(opens && closes) {
                 errors.push(format!("{name}: include of {path}: anchor `{anchor}` not opened and closed"));
             }
@@ -224,8 +232,10 @@ fn the_checker_finds_broken_references() {
     fs::create_dir_all(&dir).expect("temp dir");
     fs::write(dir.join("other.md"), "# Other page\n## A `code` heading: yes\n").expect("write");
     fs::write(dir.join("code.rs"), "// ANCHOR: here\nfn f() {}\n// ANCHOR_END: here\n").expect("write");
+    fs::write(dir.join("notes.md"), "<!-- ANCHOR: part -->\ntext\n<!-- ANCHOR_END: part -->\n").expect("write");
     let page = dir.join("page.md");
     let good = "[a](other.md#a-code-heading-yes) ![alt text](other.md) {{#include code.rs:here}}\n\
+                {{#include notes.md:part}}\n\
                 ```text\n[not a link](nowhere.md)\n```\n";
     fs::write(&page, good).expect("write");
     let mut errors = Vec::new();
