@@ -10,6 +10,7 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use crate::source::PageSource;
+use crate::strategies::Tiered;
 use crate::strategies::freelist::{BestFit, FirstFit, NextFit, SegregatedFit};
 // `enum_dispatch` pastes the trait's method signatures here, so their types must be in scope.
 use crate::strategy::{CheckError, Strategy, StrategyStats};
@@ -84,8 +85,7 @@ impl FromStr for StrategyKind {
 /// Every strategy in one type, chosen at run time; calls are forwarded by `enum_dispatch`
 /// (a `match`, no virtual call).
 ///
-/// `Tiered` joins this enum when the tiered design lands; until then
-/// [`AnyStrategy::new`] returns `None` for [`StrategyKind::Tiered`].
+/// Every [`StrategyKind`] is built: [`AnyStrategy::new`] returns `Some` for each.
 ///
 /// ```
 /// use core::alloc::Layout;
@@ -109,6 +109,8 @@ pub enum AnyStrategy {
     BestFit(BestFit),
     /// [`SegregatedFit`] with its default classes.
     SegregatedFit(SegregatedFit),
+    /// [`Tiered`], the Go runtime's design.
+    Tiered(Tiered),
 }
 
 impl AnyStrategy {
@@ -132,6 +134,11 @@ impl AnyStrategy {
         AnyStrategy::SegregatedFit(SegregatedFit::new())
     }
 
+    /// The tiered Go design (no work until the first allocation).
+    pub const fn tiered() -> Self {
+        AnyStrategy::Tiered(<Tiered as crate::ConstInit>::INIT)
+    }
+
     /// The strategy of `kind`, or `None` for a kind not built yet.
     pub const fn new(kind: StrategyKind) -> Option<Self> {
         match kind {
@@ -139,7 +146,7 @@ impl AnyStrategy {
             StrategyKind::NextFit => Some(Self::next_fit()),
             StrategyKind::BestFit => Some(Self::best_fit()),
             StrategyKind::SegregatedFit => Some(Self::segregated_fit()),
-            StrategyKind::Tiered => None,
+            StrategyKind::Tiered => Some(Self::tiered()),
         }
     }
 
@@ -150,6 +157,7 @@ impl AnyStrategy {
             AnyStrategy::NextFit(_) => StrategyKind::NextFit,
             AnyStrategy::BestFit(_) => StrategyKind::BestFit,
             AnyStrategy::SegregatedFit(_) => StrategyKind::SegregatedFit,
+            AnyStrategy::Tiered(_) => StrategyKind::Tiered,
         }
     }
 }

@@ -4,3 +4,6 @@
 //! can be used in a `static` [`Heap`](crate::Heap).
 
 pub mod freelist;
+pub mod tiered;
+
+pub use tiered::Tiered;

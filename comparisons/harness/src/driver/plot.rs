@@ -1,0 +1,87 @@
+//! SVG plots (plotters' SVG backend, no fonts needed): grouped horizontal bars, one group
+//! per workload, one bar per allocator, on a log axis of the ratio to mimalloc.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+const COLORS: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// Draws `values[w][a]` (None: no bar) as grouped bars on a log axis.
+pub fn grouped_bars(
+    path: &Path,
+    title: &str,
+    axis: &str,
+    workloads: &[&str],
+    allocators: &[String],
+    values: &[Vec<Option<f64>>],
+) -> Result<(), String> {
+    let all: Vec<f64> = values.iter().flatten().flatten().copied().filter(|v| *v > 0.0).collect();
+    let lo = all.iter().copied().fold(1.0f64, f64::min).min(1.0) / 1.5;
+    // Room on the right for the legend.
+    let hi = all.iter().copied().fold(1.0f64, f64::max).max(1.0) * 8.0;
+    let nw = workloads.len();
+    let na = allocators.len().max(1);
+    let height = 120 + nw as u32 * (8 * na as u32 + 10);
+    let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(130)
+        .build_cartesian_2d((lo..hi).log_scale(), 0f64..nw as f64)
+        .map_err(|e| e.to_string())?;
+    let names: Vec<String> = workloads.iter().map(|s| s.to_string()).collect();
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(nw * 2 + 1)
+        .y_label_formatter(&|y| {
+            let i = y.floor() as usize;
+            if (y - i as f64 - 0.5).abs() < 0.01 && i < nw {
+                names[nw - 1 - i].clone()
+            } else {
+                String::new()
+            }
+        })
+        .x_desc(axis)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let band = 0.8 / na as f64;
+    for (a, name) in allocators.iter().enumerate() {
+        let color = COLORS[a % COLORS.len()];
+        let bars = values.iter().enumerate().filter_map(move |(w, row)| {
+            let v = row.get(a).copied().flatten()?;
+            let y0 = (nw - 1 - w) as f64 + 0.9 - band * (a + 1) as f64;
+            Some(Rectangle::new([(lo, y0), (v, y0 + band * 0.9)], color.filled()))
+        });
+        chart
+            .draw_series(bars)
+            .map_err(|e| e.to_string())?
+            .label(name.clone())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+    }
+    chart
+        .draw_series(std::iter::once(PathElement::new(vec![(1.0, 0.0), (1.0, nw as f64)], BLACK)))
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}

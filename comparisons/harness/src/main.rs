@@ -1,0 +1,185 @@
+//! `comparisons`: runs workloads x allocators, each run a child process whose global
+//! allocator is the allocator under test, and reports median wall time, CPU time, peak RSS
+//! and the ratio to mimalloc as a terminal table, markdown, JSON and SVG plots.
+//!
+//! Flow: find the runner bins (building them with cargo when run by cargo) -> record the
+//! trace if trace-replay is selected -> plan reps x workloads x allocators, rotating the
+//! allocator order every workload and rep so that no allocator always runs first -> run
+//! each child under a time limit (`wait4` gives its own CPU time and peak RSS) -> mark
+//! failures (exit code, signal, time-out, missing result, checksum differing from the
+//! others) -> aggregate medians -> write the report.
+
+#[path = "driver/exec.rs"]
+mod exec;
+#[path = "driver/machine.rs"]
+mod machine;
+#[path = "driver/plot.rs"]
+mod plot;
+#[path = "driver/report.rs"]
+mod report;
+#[path = "driver/runners.rs"]
+mod runners;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Arg, ArgAction, Command, value_parser};
+use comparisons::workloads;
+
+/// Options of one invocation.
+#[derive(Clone, Debug)]
+pub struct Opts {
+    pub quick: bool,
+    pub workloads: Vec<&'static workloads::Workload>,
+    pub allocators: Option<Vec<String>>,
+    pub reps: usize,
+    pub out: PathBuf,
+    pub timeout: Duration,
+    pub scale: f64,
+    pub threads: usize,
+    pub seed: u64,
+    pub build: bool,
+    pub bin_dir: Option<PathBuf>,
+}
+
+fn cli() -> Command {
+    Command::new("comparisons")
+        .about("Workloads x allocators, each allocator the global allocator of its own process")
+        .arg(
+            Arg::new("quick").long("quick").action(ArgAction::SetTrue).help(
+                "The default set at small sizes (scale 1, 3 reps, 5 s limit): under 3 minutes on 2 cores",
+            ),
+        )
+        .arg(
+            Arg::new("workloads")
+                .long("workloads")
+                .value_delimiter(',')
+                .help("Comma list of workloads (default: all)"),
+        )
+        .arg(
+            Arg::new("allocators")
+                .long("allocators")
+                .value_delimiter(',')
+                .help("Comma list of allocators (default: every allocator in the table)"),
+        )
+        .arg(
+            Arg::new("reps")
+                .long("reps")
+                .value_parser(value_parser!(usize))
+                .help("Repetitions (default 3 quick, 5 full)"),
+        )
+        .arg(
+            Arg::new("out")
+                .long("out")
+                .value_parser(value_parser!(PathBuf))
+                .help("Output directory (default book/src/results)"),
+        )
+        .arg(
+            Arg::new("timeout")
+                .long("timeout")
+                .value_parser(value_parser!(f64))
+                .help("Seconds a run may take before it is killed (default 5 quick, 120 full)"),
+        )
+        .arg(
+            Arg::new("scale")
+                .long("scale")
+                .value_parser(value_parser!(f64))
+                .help("Work multiplier (default 1 quick, 5 full)"),
+        )
+        .arg(
+            Arg::new("threads")
+                .long("threads")
+                .value_parser(value_parser!(usize))
+                .help("Threads per multi-threaded workload (default: cores)"),
+        )
+        .arg(Arg::new("seed").long("seed").value_parser(value_parser!(u64)).default_value("42"))
+        .arg(
+            Arg::new("no-build")
+                .long("no-build")
+                .action(ArgAction::SetTrue)
+                .help("Do not build the runner bins with cargo; use those beside this executable"),
+        )
+        .arg(
+            Arg::new("bin-dir")
+                .long("bin-dir")
+                .value_parser(value_parser!(PathBuf))
+                .help("Where the runner bins are"),
+        )
+        .arg(
+            Arg::new("list")
+                .long("list")
+                .action(ArgAction::SetTrue)
+                .help("List workloads and allocators, then exit"),
+        )
+}
+
+fn default_out() -> PathBuf {
+    let harness = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    harness.ancestors().nth(2).unwrap_or(harness).join("book/src/results")
+}
+
+fn parse() -> Result<(Opts, bool), String> {
+    let m = cli().get_matches();
+    let quick = m.get_flag("quick");
+    let workloads = match m.get_many::<String>("workloads") {
+        None => workloads::ALL.iter().collect(),
+        Some(names) => names
+            .map(|n| workloads::find(n).ok_or_else(|| format!("unknown workload {n}; try --list")))
+            .collect::<Result<_, _>>()?,
+    };
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let opts = Opts {
+        quick,
+        workloads,
+        allocators: m.get_many::<String>("allocators").map(|v| v.cloned().collect()),
+        reps: m.get_one::<usize>("reps").copied().unwrap_or(if quick { 3 } else { 5 }).max(1),
+        out: m.get_one::<PathBuf>("out").cloned().unwrap_or_else(default_out),
+        timeout: Duration::from_secs_f64(m.get_one::<f64>("timeout").copied().unwrap_or(if quick {
+            5.0
+        } else {
+            120.0
+        })),
+        scale: m.get_one::<f64>("scale").copied().unwrap_or(if quick { 1.0 } else { 5.0 }),
+        threads: m.get_one::<usize>("threads").copied().unwrap_or(cores).max(1),
+        seed: *m.get_one::<u64>("seed").unwrap_or(&42),
+        build: !m.get_flag("no-build"),
+        bin_dir: m.get_one::<PathBuf>("bin-dir").cloned(),
+    };
+    Ok((opts, m.get_flag("list")))
+}
+
+fn main() {
+    let (opts, list) = parse().unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(64)
+    });
+    let set = runners::discover(&opts).unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(1)
+    });
+    if list {
+        runners::print_list(&set);
+        return;
+    }
+    let results = exec::run_all(&opts, &set).unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(1)
+    });
+    let summary = report::summarise(&opts, &set, results);
+    print!("{}", report::terminal(&summary));
+    match report::write_all(&opts, &summary) {
+        Ok(files) => {
+            for f in files {
+                eprintln!("wrote {}", f.display());
+            }
+        }
+        Err(e) => {
+            eprintln!("error writing results: {e}");
+            std::process::exit(1)
+        }
+    }
+    if summary.failures() > 0 {
+        eprintln!("{} allocator x workload cells FAILED", summary.failures());
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,91 @@
+//! The driver reports a faulty allocator as FAILED (never as fast), a run over the time limit
+//! as TIMEOUT, refuses unknown allocators, and does not fail a sound allocator.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn out_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("comparisons-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn drive(allocators: &str, workloads: &str, out: &PathBuf) -> (std::process::Output, serde_json::Value) {
+    drive_with(allocators, workloads, out, "0.05", "120")
+}
+
+fn drive_with(
+    allocators: &str,
+    workloads: &str,
+    out: &PathBuf,
+    scale: &str,
+    timeout: &str,
+) -> (std::process::Output, serde_json::Value) {
+    let o = Command::new(env!("CARGO_BIN_EXE_comparisons"))
+        .args(["--no-build", "--allocators", allocators, "--workloads", workloads])
+        .args(["--reps", "2", "--scale", scale, "--threads", "2", "--timeout", timeout, "--out"])
+        .arg(out)
+        .output()
+        .expect("driver runs");
+    let json = std::fs::read_to_string(out.join("results.json")).expect("results.json written");
+    (o, serde_json::from_str(&json).expect("valid JSON"))
+}
+
+fn verdict(j: &serde_json::Value, workload: &str, allocator: &str) -> String {
+    j["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["workload"] == workload && r["allocator"] == allocator)
+        .map(|r| r["verdict"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no result for {workload} / {allocator}"))
+}
+
+#[test]
+fn overlapping_blocks_are_reported_failed() {
+    let out = out_dir("broken");
+    let (o, j) = drive("broken-overlap,system", "larson,glibc-simple,btree-hash", &out);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(!o.status.success(), "the driver must exit non-zero when an allocator fails:\n{stdout}");
+    for w in ["larson", "glibc-simple", "btree-hash"] {
+        assert_eq!(verdict(&j, w, "broken-overlap"), "failed", "{w} did not catch the broken allocator");
+        assert_eq!(verdict(&j, w, "system"), "ok", "{w} failed the system allocator");
+    }
+    let table_row = stdout.lines().find(|l| l.starts_with("larson")).expect("table row");
+    assert!(table_row.contains("FAILED"), "table row: {table_row}");
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn every_workload_passes_with_the_system_allocator() {
+    let out = out_dir("sound");
+    let all: Vec<&str> = comparisons::workloads::ALL.iter().map(|w| w.name).collect();
+    let (o, j) = drive("system", &all.join(","), &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for w in all {
+        assert_eq!(verdict(&j, w, "system"), "ok", "{w}");
+    }
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn a_run_over_the_time_limit_is_killed_and_reported() {
+    // glibc-simple at scale 200 makes 300 million allocations: far beyond 0.3 s in any build.
+    let out = out_dir("timeout");
+    let (_, j) = drive_with("system", "glibc-simple", &out, "200", "0.3");
+    assert_eq!(verdict(&j, "glibc-simple", "system"), "timeout");
+    let r = &j["results"][0];
+    assert_eq!(r["wall_s"].as_array().map(Vec::len), Some(0), "a killed run is not timed: {r}");
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn unknown_and_absent_allocators_are_refused() {
+    let o = Command::new(env!("CARGO_BIN_EXE_comparisons"))
+        .args(["--no-build", "--allocators", "no-such-allocator", "--out"])
+        .arg(out_dir("unknown"))
+        .output()
+        .expect("driver runs");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-allocator: unknown"));
+}

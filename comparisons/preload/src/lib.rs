@@ -1,0 +1,92 @@
+//! # stratalloc-preload: any stratalloc strategy as the `malloc` of an unmodified program
+//!
+//! ```text
+//! LD_PRELOAD=target/release/libstratalloc_preload.so STRATALLOC_STRATEGY=best-fit python3 ...
+//! ```
+//!
+//! The library exports the C allocation API (malloc, free, calloc, realloc, reallocarray,
+//! posix_memalign, aligned_alloc, memalign, valloc, pvalloc, malloc_usable_size, malloc_trim,
+//! cfree and glibc's `__libc_*` aliases) and serves it from one `static`
+//! [`Heap`](stratalloc::Heap) per strategy, of which one is chosen at start-up.
+//!
+//! ## Glossary
+//! - *C request*: what the program asked for: `n` bytes aligned to `align` (16 unless it
+//!   called an aligned function with more).
+//! - *Block*: what we ask a heap (or the fallback) for: a [`Layout`](core::alloc::Layout)
+//!   `(offset + user bytes, max(align, 16))`, with `offset = max(align, 16)`.
+//! - *Header*: 16 bytes right below the user pointer: the block's layout size and a tag
+//!   (magic, origin, log2 of the alignment). C `free` has no size; the header gives the
+//!   `Layout` back. See [`block`].
+//! - *Origin*: who owns the block: the selected heap, the re-entry pool, or a direct mapping
+//!   (the last two form the *fallback*, see [`fallback`]).
+//! - *Entry*: one call of an exported function on one thread; [`entry`] marks it so that a
+//!   re-entered call (malloc called from inside our malloc) is recognised, and so that `fork`
+//!   waits until no entry is in flight.
+//!
+//! ## Allocation path (malloc, calloc, the aligned family)
+//! 1. Validate the C arguments (overflow, alignment rules); failures return NULL with errno
+//!    (`ENOMEM`, or `EINVAL` for a bad alignment), never a panic.
+//! 2. Compute the block layout; impossible sizes fail as ENOMEM.
+//! 3. Enter ([`entry::Entry::enter`]). If this thread is already inside the allocator (a
+//!    strategy registering a thread-local destructor makes glibc call `calloc`, a signal
+//!    handler interrupted a `malloc`), serve the block from the fallback, which takes no lock
+//!    the interrupted call could hold.
+//! 4. On the first call only: read `STRATALLOC_STRATEGY`/`STRATALLOC_STATS` without allocating
+//!    ([`env`]) and select the heap ([`heaps`]).
+//! 5. Allocate the block from the selected heap, write the header, return `base + offset`.
+//!
+//! ## Free path (free, realloc)
+//! 1. NULL: nothing (free), malloc (realloc).
+//! 2. Read the header below the pointer. A tag without our magic, or a heap block outside the
+//!    address range the heap ever reserved, is a *foreign* pointer: it is counted, reported
+//!    once on stderr and ignored (leaked), never passed to a strategy.
+//! 3. Heap blocks go back to the selected heap with the layout from the header; fallback
+//!    blocks to the fallback. A heap block freed by a re-entered call is leaked (counted):
+//!    the heap may be locked by the interrupted call.
+//!
+//! ## C semantics chosen (glibc's, as documented in its manual and man pages)
+//! - `malloc(0)`, `calloc(0, n)`, `memalign(a, 0)`: a unique pointer (16 usable bytes).
+//! - `realloc(NULL, n)` is `malloc(n)`; `realloc(p, 0)` with `p != NULL` frees `p` and
+//!   returns NULL without touching errno, as glibc does (C23 leaves it undefined).
+//! - `calloc` and `reallocarray` overflow: NULL and `ENOMEM`.
+//! - `posix_memalign`: alignment not a power-of-two multiple of `sizeof(void *)`: `EINVAL`;
+//!   out of memory: `ENOMEM`; `*memptr` and errno are left unchanged on failure.
+//! - `aligned_alloc`: alignment must be a power of two (NULL + `EINVAL` otherwise, as glibc
+//!   2.38 and C17 DR 460); the size need not be a multiple of it.
+//! - `memalign`: an alignment that is not a power of two is rounded up to one; above
+//!   `SIZE_MAX / 2 + 1`: NULL + `EINVAL`. `valloc(n)` is `memalign(page, n)`; `pvalloc(n)`
+//!   rounds `n` up to a page (overflow: `ENOMEM`).
+//! - Every pointer is 16-byte aligned at least; `malloc_usable_size` and `free` work on
+//!   blocks from every function. `malloc_usable_size` is the request rounded up to 16 bytes
+//!   (at least 16), all of which the program may use and `realloc` keeps.
+//! - Every failure sets `ENOMEM` (except posix_memalign, which returns it).
+//!
+//! ## Process events
+//! - Threads (C or Rust): nothing to set up; our thread-local state is two `const`-initialised
+//!   `Cell`s without destructors, so it never registers anything nor allocates. Thread exit is
+//!   the strategy's business (e.g. Tiered flushing its thread cache).
+//! - `fork`: a `pthread_atfork` handler registered by our constructor closes the entry gate
+//!   and waits until no entry is in flight on any thread before the fork, then opens it in
+//!   parent and child. So the child never inherits a heap lock held mid-operation by a thread
+//!   that does not exist in it. (Work a strategy does outside an entry, such as a thread
+//!   cache flushed by a thread-exit destructor, is not covered by the gate.)
+//! - Exit: with `STRATALLOC_STATS=1` a `.fini_array` destructor prints the heap's statistics
+//!   to stderr, formatted in a stack buffer and written with `write(2)`.
+//! - Pointers from before we initialised: there are none of ours (we initialise on the first
+//!   call, whenever it comes); blocks the dynamic loader allocated with its own minimal
+//!   malloc before switching to ours are never passed to `free` by glibc, and would be
+//!   recognised as foreign if they were. (Recognising one reads the 16 bytes below it: a
+//!   foreign pointer at the very start of a mapping would fault there.)
+//! - Thread cancellation: our own `write`/`open`/`read` calls (messages, reading
+//!   /proc/self/environ) run with cancellation disabled, so a cancelled thread never unwinds
+//!   through our frames.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod block;
+mod entry;
+mod env;
+mod exports;
+mod fallback;
+mod heaps;
+mod report;

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Real programs under every strategy of the preload library give the same output as without it.
+#
+#   comparisons/preload/tests/real_programs.sh LIB [STRATEGY...]
+#
+# LIB is libstratalloc_preload.so. STRATEGY defaults to all five names; a name the library
+# does not have built in fails (the library itself says so on stderr and falls back).
+# For each strategy it runs, with LD_PRELOAD=LIB STRATALLOC_STRATEGY=<name>:
+#   edge_cases   tests/edge_cases.c (compiled here), every C-API edge case from many threads
+#   python       tests/programs/threaded.py, a threaded allocation-heavy workload
+#   sqlite       sqlite3 running tests/programs/query.sql on a database file
+#   git          tests/programs/git_workload.sh: init, 41 commits, merge, gc, fsck, log, ...
+#   gcc          gcc compiling tests/programs/hello.c (object file compared byte for byte),
+#                linking it, and the program's output
+# and compares stdout and the exit status with a run without the library. Each run also sets
+# STRATALLOC_STATS=1 and must print a statistics line naming the strategy (proof that the
+# library, not glibc, served it). Plus: the default strategy, and one clear stderr line for an
+# unknown name. Ends with "N passed, N failed"; exit status 1 if anything failed.
+#
+# Needs: gcc, python3, sqlite3, git (.ci/steps/50-preload.sh installs the missing ones).
+set -uo pipefail
+
+lib=$(realpath "${1:?usage: real_programs.sh LIB [STRATEGY...]}")
+shift
+strategies=("$@")
+[ ${#strategies[@]} -eq 0 ] && strategies=(first-fit next-fit best-fit segregated-fit tiered)
+here=$(cd "$(dirname "$0")" && pwd)
+programs=$here/programs
+work=$(mktemp -d "${TMPDIR:-/tmp}/stratalloc-preload.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+limit=${PRELOAD_TEST_TIMEOUT:-300} # seconds per program run: a deadlock fails, not hangs
+
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); printf 'ok    %s\n' "$*"; }
+fail() { failed=$((failed + 1)); printf 'FAIL  %s\n' "$*"; }
+
+for tool in gcc python3 sqlite3 git; do
+    command -v "$tool" >/dev/null || { echo "missing tool: $tool"; exit 2; }
+done
+# The real interpreter, not a version-manager shim script.
+python=$(python3 -c 'import sys; print(sys.executable)')
+
+# --- the programs: each writes its stdout to $out; $1 is a fresh scratch directory --------
+prog_edge_cases() { EXPECT_STRATEGY=${expect_strategy:-} "$work/edge_cases"; }
+prog_python() { "$python" "$programs/threaded.py"; }
+prog_sqlite() { sqlite3 "$1/test.db" <"$programs/query.sql"; }
+prog_git() { bash "$programs/git_workload.sh" "$1"; }
+prog_gcc() {
+    cp "$programs/hello.c" "$1/hello.c" && cd "$1" &&
+        gcc -O2 -c hello.c -o hello.o && gcc hello.o -o hello && sha256sum hello.o && ./hello
+}
+program_names=(edge_cases python sqlite git gcc)
+
+# run NAME PRELOAD STRATEGY -> stdout in $work/out, stderr in $work/err, status in $status
+run() {
+    local name=$1 preload=$2 strategy=$3 scratch
+    scratch=$(mktemp -d "$work/run.XXXXXX")
+    (
+        cd "$scratch" || exit 99
+        if [ -n "$preload" ]; then
+            export LD_PRELOAD=$preload STRATALLOC_STATS=1 STRATALLOC_STRATEGY=$strategy
+        fi
+        export expect_strategy=$strategy
+        # Functions cannot be run by `timeout`; run a subshell under it instead.
+        export -f "prog_$name"
+        export work programs python
+        timeout "$limit" bash -c "prog_$name \"\$0\"" "$scratch"
+    ) >"$work/out" 2>"$work/err"
+    status=$?
+    rm -rf "$scratch"
+}
+
+# --- set-up -------------------------------------------------------------------------------
+cflags=(-O1 -fno-builtin -Wall -Wno-alloc-size-larger-than -Wno-use-after-free -pthread)
+if ! gcc "${cflags[@]}" -o "$work/edge_cases" "$here/edge_cases.c" 2>"$work/cc.err"; then
+    cat "$work/cc.err"
+    fail "compile edge_cases.c"
+fi
+
+# Reference outputs, without the library.
+declare -A ref_out ref_status
+for name in "${program_names[@]}"; do
+    run "$name" "" ""
+    ref_out[$name]=$(cat "$work/out")
+    ref_status[$name]=$status
+    [ "$status" -eq 0 ] || { tail -5 "$work/err"; fail "reference run of $name exits $status"; }
+done
+
+# Which strategies the library has built in: its statistics line names the one it uses.
+built_in() {
+    LD_PRELOAD=$lib STRATALLOC_STATS=1 STRATALLOC_STRATEGY=$1 "$python" -c pass >/dev/null 2>"$work/probe"
+    grep -q "strategy=$1 " "$work/probe"
+}
+
+# --- start-up choice ----------------------------------------------------------------------
+default=tiered
+LD_PRELOAD=$lib STRATALLOC_STATS=1 env -u STRATALLOC_STRATEGY "$python" -c 'print(1)' >/dev/null 2>"$work/err"
+if grep -q "strategy=$default " "$work/err"; then pass "default strategy is $default"; else
+    cat "$work/err"
+    fail "default strategy is $default"
+fi
+LD_PRELOAD=$lib STRATALLOC_STRATEGY=no-such-fit "$python" -c 'print(1)' >"$work/out" 2>"$work/err"
+if [ "$(wc -l <"$work/err")" -eq 1 ] && grep -q 'unknown STRATALLOC_STRATEGY="no-such-fit".*using' "$work/err" &&
+    [ "$(cat "$work/out")" = 1 ]; then
+    pass "unknown name: one stderr line, default used ($(cat "$work/err"))"
+else
+    cat "$work/err"
+    fail "unknown name: one stderr line, default used"
+fi
+
+# --- every strategy x every program -------------------------------------------------------
+for strategy in "${strategies[@]}"; do
+    if ! built_in "$strategy"; then
+        fail "$strategy: not built into the library ($(head -1 "$work/probe"))"
+        continue
+    fi
+    for name in "${program_names[@]}"; do
+        start=$(date +%s)
+        run "$name" "$lib" "$strategy"
+        took=$(($(date +%s) - start))
+        what="$strategy $name (${took}s)"
+        if [ "$name" = edge_cases ]; then
+            # Its own verdict: the checks it counted (the reference run checked the test).
+            if [ "$status" -eq 0 ] && grep -q "(stratalloc): [0-9]* passed, 0 failed" "$work/out"; then
+                pass "$what: $(cat "$work/out")"
+            else
+                cat "$work/out"
+                tail -20 "$work/err"
+                fail "$what: exit status $status"
+            fi
+        elif [ "$status" -ne "${ref_status[$name]}" ]; then
+            tail -20 "$work/err"
+            fail "$what: exit status $status, without the library ${ref_status[$name]}"
+        elif [ "$(cat "$work/out")" != "${ref_out[$name]}" ]; then
+            diff <(printf '%s\n' "${ref_out[$name]}") "$work/out" | head -20
+            fail "$what: output differs from the run without the library"
+        elif ! grep -q "^stratalloc\[[0-9]*\]: strategy=$strategy " "$work/err"; then
+            tail -5 "$work/err"
+            fail "$what: no statistics line from the library (was it loaded?)"
+        else
+            pass "$what"
+        fi
+    done
+done
+
+echo "preload: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,143 @@
+// The workloads of the quick allocator comparison, included by each `bench_*` example, which
+// sets its own `#[global_allocator]`. Prints one line per workload: name and seconds.
+//
+// Run: `cargo run --release --example bench_tiered` (and `bench_mimalloc`, `bench_system`).
+
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// Mixed sizes: mostly small, some medium, a few up to 32 KiB.
+    fn size(&mut self) -> usize {
+        match self.next() % 100 {
+            0..=59 => 8 + (self.next() % 120) as usize,
+            60..=94 => 128 + (self.next() % 900) as usize,
+            _ => 1024 + (self.next() % 31_000) as usize,
+        }
+    }
+}
+
+/// A block whose first and last bytes are written (the rest stays uninitialised, as a
+/// program's fresh buffer would be before it fills it).
+type Block = Box<[MaybeUninit<u8>]>;
+
+fn block(size: usize, tag: u8) -> Block {
+    let mut b = Box::<[u8]>::new_uninit_slice(size);
+    b[0].write(tag);
+    b[size - 1].write(tag);
+    b
+}
+
+fn ends(b: &Block) -> (u8, u8) {
+    // SAFETY: `block` wrote both ends.
+    unsafe { (b[0].assume_init(), b[b.len() - 1].assume_init()) }
+}
+
+/// Iterations scaled by `BENCH_SCALE` (percent, default 100), e.g. for callgrind runs.
+fn scaled(n: u32) -> u32 {
+    let pct: u64 = std::env::var("BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(100);
+    (n as u64 * pct / 100).max(1) as u32
+}
+
+/// One thread, 10,000 live objects of mixed sizes, 4M replacements.
+fn churn() -> f64 {
+    let mut rng = Rng(42);
+    let mut slots: Vec<Block> = (0..10_000).map(|i| block(rng.size(), i as u8)).collect();
+    let t = Instant::now();
+    for i in 0..scaled(4_000_000) {
+        let k = (rng.next() % slots.len() as u64) as usize;
+        let old = std::mem::replace(&mut slots[k], block(rng.size(), i as u8));
+        let (a, b) = ends(&old);
+        assert_eq!(a, b);
+    }
+    let s = t.elapsed().as_secs_f64();
+    drop(slots);
+    s
+}
+
+/// Two threads replace objects in one shared table of slots (larson-like): about half of the
+/// frees are of objects the other thread allocated.
+fn larson2() -> f64 {
+    const SLOTS: usize = 5000;
+    let slots: Vec<AtomicPtr<u8>> = (0..SLOTS).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect();
+    let sizes: Vec<AtomicUsize> = (0..SLOTS).map(|_| AtomicUsize::new(0)).collect();
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for th in 0..2u64 {
+            let (slots, sizes) = (&slots, &sizes);
+            s.spawn(move || {
+                let mut rng = Rng(7 + th);
+                for _ in 0..scaled(2_000_000) {
+                    let k = (rng.next() % SLOTS as u64) as usize;
+                    let size = 8 + (rng.next() % 1000) as usize;
+                    let b = Box::into_raw(block(size, 1)) as *mut u8;
+                    // Claim the slot (spin while the other thread holds it).
+                    let old = loop {
+                        let p = slots[k].swap(std::ptr::null_mut(), Ordering::Acquire);
+                        if !p.is_null() || sizes[k].load(Ordering::Acquire) == 0 {
+                            break p;
+                        }
+                        std::hint::spin_loop();
+                    };
+                    if !old.is_null() {
+                        let n = sizes[k].load(Ordering::Acquire);
+                        // SAFETY: the slot held a Block of `n` bytes.
+                        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(old.cast::<MaybeUninit<u8>>(), n)) });
+                    }
+                    sizes[k].store(size, Ordering::Release);
+                    slots[k].store(b, Ordering::Release);
+                }
+            });
+        }
+    });
+    let s = t.elapsed().as_secs_f64();
+    for (p, n) in slots.iter().zip(&sizes) {
+        let p = p.load(Ordering::Relaxed);
+        if !p.is_null() {
+            let n = n.load(Ordering::Relaxed);
+            // SAFETY: the slot holds a Block of `n` bytes.
+            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p.cast::<MaybeUninit<u8>>(), n)) });
+        }
+    }
+    s
+}
+
+/// One producer allocates 64 B objects in batches of 1000, one consumer frees them.
+fn prodcons64() -> f64 {
+    let (tx, rx) = mpsc::sync_channel::<Vec<Box<[u8; 64]>>>(16);
+    let t = Instant::now();
+    let c = std::thread::spawn(move || {
+        let mut n = 0usize;
+        for v in rx {
+            n += v.iter().map(|b| b[0] as usize).sum::<usize>();
+        }
+        n
+    });
+    for _ in 0..scaled(4000) {
+        let v: Vec<Box<[u8; 64]>> = (0..1000).map(|i| Box::new([i as u8; 64])).collect();
+        tx.send(v).unwrap();
+    }
+    drop(tx);
+    c.join().unwrap();
+    t.elapsed().as_secs_f64()
+}
+
+fn run(name: &str) {
+    let which: Vec<String> = std::env::args().skip(1).collect();
+    type Workload = (&'static str, fn() -> f64);
+    let all: [Workload; 3] = [("churn", churn), ("larson2", larson2), ("prodcons64", prodcons64)];
+    for (w, f) in all {
+        if which.is_empty() || which.iter().any(|a| a == w) {
+            println!("{name} {w} {:.3}", f());
+        }
+    }
+}

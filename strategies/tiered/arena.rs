@@ -1,0 +1,126 @@
+//! Heap arenas and the arena index: how a free finds its span in O(1) without a header.
+//!
+//! Go original: `heapArena` and `mheap.arenas` in `runtime/mheap.go` (with `spanOf`).
+//!
+//! # Glossary
+//! - *arena*: [`ARENA_BYTES`] = 64 MiB of address space, [`ARENA_PAGES`] = 8192 runtime pages,
+//!   aligned to its size, reserved from the page source and then mapped in one call (mapping
+//!   with `MAP_NORESERVE` costs nothing; pages become Ready only when the page allocator hands
+//!   them out, see `pagealloc.rs`).
+//! - *arena index*: one level, as Go has on linux/amd64 (L1 bits 0, L2 bits 22): a table of
+//!   2^22 arena pointers covering a 48-bit address space, indexed by `addr >> 26`. The table
+//!   (32 MiB) is only *reserved*; the 4 KiB OS page that holds an entry is mapped and made
+//!   Ready when the first arena it covers is registered, so the table costs one OS page per
+//!   256 GiB of address space actually used.
+//! - *span map* (`Arena::spans`, Go's `heapArena.spans`): page -> span. Every page of an
+//!   in-use span points to it; free pages point to nothing.
+//!
+//! # spanOf (the free path)
+//! 1. `arena = index[addr >> 26]` (a Relaxed atomic load: a plain load);
+//! 2. `span = arena.spans[(addr >> 13) % 8192]`.
+//!
+//! # Invariants (checked by `Tiered::check`)
+//! - `index[a.base >> 26] == a` for every registered arena `a`;
+//! - `spans[p] == s` ⇔ page `p` lies in `s.base .. s.base + s.npages * PAGE_BYTES` of an
+//!   in-use span `s`; and then page `p` is marked in use in `pagealloc`'s bitmap.
+
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use super::pagealloc::{ArenaPages, Summary};
+use super::sizeclass::{PAGE_BYTES, PAGE_SHIFT};
+use super::span::Span;
+
+/// Bytes of one heap arena (Go's `heapArenaBytes`).
+pub const ARENA_BYTES: usize = 64 << 20;
+/// log2 of [`ARENA_BYTES`].
+pub const ARENA_SHIFT: usize = 26;
+/// Runtime pages per arena.
+pub const ARENA_PAGES: usize = ARENA_BYTES / PAGE_BYTES;
+/// Bits of address the index covers (Go's `heapAddrBits`, 48 on amd64).
+pub const ADDR_BITS: usize = 48;
+/// Entries of the one-level index.
+pub const INDEX_ENTRIES: usize = 1 << (ADDR_BITS - ARENA_SHIFT);
+/// Bytes of the index table (reserved, mapped lazily).
+pub const INDEX_BYTES: usize = INDEX_ENTRIES * core::mem::size_of::<usize>();
+
+/// Metadata of one arena, in memory from the page source.
+#[repr(C)]
+pub struct Arena {
+    /// First byte of the arena (aligned to [`ARENA_BYTES`]).
+    pub base: usize,
+    /// Page -> span (Go's `heapArena.spans`).
+    pub spans: [AtomicPtr<Span>; ARENA_PAGES],
+    /// The page allocator's bitmaps and summaries for this arena (under the heap lock).
+    pub pages: ArenaPages,
+}
+
+impl Arena {
+    /// Initialises arena metadata in place at `at` for the arena starting at `base`: all pages
+    /// free and scavenged (Prepared), no spans.
+    ///
+    /// # Safety
+    /// `at` is valid for writes of one `Arena` and suitably aligned.
+    pub unsafe fn init(at: *mut Arena, base: usize) {
+        // SAFETY: the caller gives room for one Arena; every field is plain data for which
+        // all-zero bytes are a valid value (null pointers, zero words), then set below.
+        unsafe {
+            ptr::write_bytes(at.cast::<u8>(), 0, core::mem::size_of::<Arena>());
+            (*at).base = base;
+            (*at).pages.scav = [!0u64; ARENA_PAGES / 64];
+            (*at).pages.sum = Summary::ALL_FREE_ARENA;
+            (*at).pages.chunk_sum = [Summary::ALL_FREE_CHUNK; super::pagealloc::CHUNKS_PER_ARENA];
+        }
+    }
+
+    /// The span holding page `page` of this arena (null for a free page).
+    #[inline]
+    pub fn span_at(&self, page: usize) -> *mut Span {
+        self.spans[page].load(Ordering::Relaxed)
+    }
+
+    /// Points pages `first .. first + n` at `span` (null to clear).
+    pub fn set_spans(&self, first: usize, n: usize, span: *mut Span) {
+        for e in &self.spans[first..first + n] {
+            e.store(span, Ordering::Relaxed);
+        }
+    }
+
+    /// One past the last byte.
+    #[inline]
+    pub fn end(&self) -> usize {
+        self.base + ARENA_BYTES
+    }
+}
+
+/// Index of the arena holding `addr` in the one-level table.
+#[inline]
+pub fn index_of(addr: usize) -> usize {
+    addr >> ARENA_SHIFT
+}
+
+/// Page number of `addr` inside its arena.
+#[inline]
+pub fn page_in_arena(addr: usize) -> usize {
+    (addr >> PAGE_SHIFT) & (ARENA_PAGES - 1)
+}
+
+/// spanOf: the span that holds `addr`, or null. Two dependent loads after the index.
+///
+/// # Safety
+/// `index` is the root's index table, and the entry for `addr` is in a Ready page of it when
+/// `addr` belongs to a registered arena (true for every pointer this heap handed out).
+#[inline]
+pub unsafe fn span_of(index: *const AtomicPtr<Arena>, addr: usize) -> *mut Span {
+    let i = index_of(addr);
+    if i >= INDEX_ENTRIES {
+        return ptr::null_mut();
+    }
+    // SAFETY: `i` is in bounds of the table; the caller guarantees its page is Ready.
+    let arena = unsafe { (*index.add(i)).load(Ordering::Acquire) };
+    if arena.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: registered arenas' metadata lives as long as the heap.
+    unsafe { (*arena).span_at(page_in_arena(addr)) }
+}

@@ -1,0 +1,232 @@
+//! The walker behind `Tiered::check`: every invariant written in the other files, checked
+//! over every structure of a heap. Slow; for tests, with no other thread using the heap.
+
+use core::ptr;
+use core::sync::atomic::Ordering;
+
+use super::arena::{ARENA_PAGES, index_of, span_of};
+use super::mheap::HeapInner;
+use super::remote::RemoteStack;
+use super::span::{BITMAP_WORDS, Span, SpanList};
+use super::{EMPTY_SPAN, MCache, PAGE_BYTES, Root, SPAN_CLASS_COUNT};
+use crate::strategy::CheckError;
+
+fn fail(what: &'static str, addr: usize, detail: usize) -> Result<(), CheckError> {
+    Err(CheckError { what, addr, detail })
+}
+
+macro_rules! ensure {
+    ($cond:expr, $what:expr, $addr:expr, $detail:expr) => {
+        if !$cond {
+            return fail($what, $addr as usize, $detail as usize);
+        }
+    };
+}
+
+/// Checks the whole heap.
+pub fn check(root: &Root) -> Result<(), CheckError> {
+    let h = root.heap.lock.lock();
+    check_pages(root, &h)?;
+    for spc in 0..SPAN_CLASS_COUNT {
+        check_central(root, spc)?;
+    }
+    check_caches(&h)
+}
+
+/// Arena index and list, page bitmaps vs summaries vs the span map, every span.
+fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
+    let (mut inuse, mut free_ready) = (0usize, 0usize);
+    let mut prev_base = 0usize;
+    for i in 0..h.narenas {
+        // SAFETY: registered arenas are initialised and live as long as the heap.
+        let a = unsafe { &*h.arenas[i] };
+        ensure!(i == 0 || a.base > prev_base, "arena list not sorted by address", a.base, i);
+        prev_base = a.base;
+        // SAFETY: the index entry of a registered arena is Ready.
+        let entry = unsafe { (*root.index.add(index_of(a.base))).load(Ordering::Relaxed) };
+        ensure!(ptr::eq(entry, a), "arena index entry does not name its arena", a.base, i);
+        let (chunks, sum) = a.pages.recomputed();
+        ensure!(chunks == a.pages.chunk_sum, "chunk summaries differ from the bitmap", a.base, 0);
+        ensure!(sum == a.pages.sum, "arena summary differs from its chunks", a.base, sum.max);
+        for p in 0..ARENA_PAGES {
+            let addr = a.base + p * PAGE_BYTES;
+            let used = a.pages.is_used(p);
+            let sp = a.span_at(p);
+            ensure!(used != sp.is_null(), "page bitmap and span map disagree", addr, used as usize);
+            if used {
+                ensure!(!a.pages.is_scav(p), "an in-use page is scavenged", addr, 0);
+                inuse += 1;
+            } else if !a.pages.is_scav(p) {
+                free_ready += 1;
+            }
+            if sp.is_null() {
+                continue;
+            }
+            // SAFETY: the span map points at live spans.
+            let s = unsafe { &*sp };
+            ensure!(
+                s.base <= addr && addr < s.end(),
+                "span map points at a span not covering the page",
+                addr,
+                s.base
+            );
+            if s.base == addr {
+                check_span(s)?;
+            }
+        }
+    }
+    ensure!(inuse == h.inuse_pages, "inuse_pages differs from the bitmaps", 0, inuse);
+    ensure!(free_ready == h.free_ready_pages, "free_ready_pages differs from the bitmaps", 0, free_ready);
+    Ok(())
+}
+
+/// One span: bitmap vs counts, alloc cache, remote stack.
+fn check_span(s: &Span) -> Result<(), CheckError> {
+    if s.class == 0 {
+        ensure!(
+            s.nelems == 1 && s.owner.load(Ordering::Relaxed).is_null(),
+            "large span malformed",
+            s.base,
+            s.nelems
+        );
+        return Ok(());
+    }
+    let ones: u32 = s.alloc_bits.iter().map(|w| w.get().count_ones()).sum();
+    ensure!(
+        ones - s.padding() == s.alloc_count.get(),
+        "alloc_count != popcount(alloc_bits) - padding",
+        s.base,
+        ones
+    );
+    ensure!(s.alloc_count.get() <= s.nelems, "alloc_count > nelems", s.base, s.alloc_count.get());
+    for i in s.nelems as usize..BITMAP_WORDS * 64 {
+        ensure!(s.bit(i), "padding bit clear", s.base, i);
+    }
+    let (cache, fi) = (s.alloc_cache.get(), s.freeindex.get() as usize);
+    for k in 0..64 {
+        if cache >> k & 1 == 1 {
+            let i = fi + k;
+            ensure!(i < s.nelems as usize && !s.bit(i), "alloc cache offers a taken object", s.base, i);
+            ensure!(i / 64 == fi / 64, "alloc cache spans two words", s.base, i);
+        }
+    }
+    let mut p = s.remote.peek();
+    let mut n = 0u32;
+    while p != 0 {
+        ensure!(p >= s.base && p < s.end(), "remote free outside its span", p, s.base);
+        let i = s.object_index(p);
+        ensure!(s.base + i * s.elem_bytes == p && s.bit(i), "remote free not a marked object", p, i);
+        n += 1;
+        ensure!(n <= s.alloc_count.get(), "remote stack longer than alloc_count", s.base, n);
+        // SAFETY: remote entries are freed objects holding the next link.
+        p = unsafe { (p as *const usize).read() };
+    }
+    Ok(())
+}
+
+/// mcentral lists vs span states.
+fn check_central(root: &Root, spc: usize) -> Result<(), CheckError> {
+    let l = root.central[spc].lock.lock();
+    for (which, list) in [(SpanList::Partial, &l.partial), (SpanList::Full, &l.full)] {
+        let mut n = 0;
+        for s in list.iter() {
+            n += 1;
+            ensure!(
+                s.owner.load(Ordering::Relaxed).is_null(),
+                "span on a central list has an owner",
+                s.base,
+                spc
+            );
+            ensure!(s.span_class as usize == spc, "span on the wrong central", s.base, s.span_class);
+            ensure!(s.list.get() == which, "span list tag wrong", s.base, s.list.get() as u8);
+            ensure!(s.alloc_count.get() > 0, "empty span kept on a central list", s.base, spc);
+            let remote = s.remote_len() as u32;
+            if which == SpanList::Full {
+                ensure!(s.is_full(), "span on full list has free objects", s.base, s.alloc_count.get());
+            } else {
+                ensure!(s.alloc_count.get() - remote < s.nelems, "span on partial list is full", s.base, spc);
+            }
+        }
+        ensure!(n == list.len, "central list length wrong", spc, n);
+    }
+    let mut p = root.central[spc].pending.peek();
+    while p != 0 {
+        // SAFETY: pending objects belong to live spans of registered arenas.
+        let s = unsafe { span_of(root.index, p).as_ref() };
+        let Some(s) = s else { return fail("pending free outside the heap", p, spc) };
+        ensure!(s.span_class as usize == spc, "pending free in a span of another class", p, s.span_class);
+        let i = s.object_index(p);
+        ensure!(s.base + i * s.elem_bytes == p && s.bit(i), "pending free not a marked object", p, i);
+        // SAFETY: pending entries are freed objects holding the next link (no thread runs).
+        p = unsafe { RemoteStack::next(p) };
+    }
+    // SAFETY: the spare is a live span.
+    if let Some(s) = unsafe { l.spare.as_ref() } {
+        ensure!(s.owner.load(Ordering::Relaxed).is_null(), "spare span has an owner", s.base, spc);
+        ensure!(s.span_class as usize == spc, "spare span of another class", s.base, s.span_class);
+        ensure!(s.list.get() == SpanList::Spare, "spare span list tag wrong", s.base, s.list.get() as u8);
+        ensure!(s.alloc_count.get() == 0 && s.remote.is_empty(), "spare span not empty", s.base, spc);
+    }
+    Ok(())
+}
+
+/// Every cache in use owns its current spans.
+fn check_caches(h: &HeapInner) -> Result<(), CheckError> {
+    let mut c = h.all_caches;
+    while !c.is_null() {
+        // SAFETY: cache records live as long as the heap.
+        let cache: &MCache = unsafe { &*c };
+        if cache.in_use.load(Ordering::Relaxed) {
+            for spc in 0..SPAN_CLASS_COUNT {
+                let sp = cache.alloc[spc].get();
+                if ptr::eq(sp, &EMPTY_SPAN) {
+                    continue;
+                }
+                // SAFETY: current spans are live.
+                let s = unsafe { &*sp };
+                ensure!(
+                    ptr::eq(s.owner.load(Ordering::Relaxed), c),
+                    "cached span not owned by its cache",
+                    s.base,
+                    spc
+                );
+                ensure!(s.span_class as usize == spc, "cached span of another class", s.base, spc);
+                ensure!(s.list.get() == SpanList::None, "cached span also on a central list", s.base, spc);
+            }
+            for spc in 0..SPAN_CLASS_COUNT {
+                for slot in &cache.retained[spc] {
+                    // SAFETY: retained spans are live.
+                    let Some(s) = (unsafe { slot.get().as_ref() }) else { continue };
+                    ensure!(
+                        ptr::eq(s.owner.load(Ordering::Relaxed), c),
+                        "retained span not owned",
+                        s.base,
+                        spc
+                    );
+                    ensure!(s.span_class as usize == spc, "retained span of another class", s.base, spc);
+                    ensure!(s.list.get() == SpanList::None, "retained span on a central list", s.base, spc);
+                    ensure!(
+                        !ptr::eq(s, cache.alloc[spc].get()),
+                        "retained span is also current",
+                        s.base,
+                        spc
+                    );
+                }
+            }
+            ensure!(cache.tiny_offset.get() <= 16, "tiny offset past the block", c, cache.tiny_offset.get());
+        } else {
+            for spc in 0..SPAN_CLASS_COUNT {
+                ensure!(
+                    ptr::eq(cache.alloc[spc].get(), &EMPTY_SPAN),
+                    "released cache still holds a span",
+                    c,
+                    spc
+                );
+                let held = cache.retained[spc].iter().any(|s| !s.get().is_null());
+                ensure!(!held, "released cache still retains a span", c, spc);
+            }
+        }
+        c = cache.next_all;
+    }
+    Ok(())
+}

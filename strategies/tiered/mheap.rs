@@ -1,0 +1,332 @@
+//! The page heap: page runs for spans and large objects, arenas, and all metadata.
+//!
+//! Go original: `mheap` in `runtime/mheap.go` (`allocSpan`, `freeSpan`, `grow`,
+//! `sysAlloc`), with one global lock as in Go.
+//!
+//! # Glossary
+//! - *heap lock*: the [`SpinLock`] around [`HeapInner`]; every page-level change happens
+//!   under it. Lock order: an mcentral lock is never taken while the heap lock is held.
+//! - *arena list*: the arenas sorted by address (for the page allocator's lowest-address
+//!   first walk).
+//! - *large object*: a request over 32 KiB or aligned above 8 KiB: a span of class 0 with one
+//!   object, straight from here (Go's `largeAlloc`).
+//!
+//! # Alloc path (`alloc_span`)
+//! 1. `pagealloc::find` the lowest run of `npages` (plus `align_pages - 1` to align).
+//! 2. None: `grow` reserves one or more arenas (64 MiB each, aligned) in one reservation, so
+//!    that a run larger than an arena fits, maps them (Reserved → Prepared), registers them
+//!    in the index and the arena list with every page free and scavenged, and retries.
+//! 3. Make the run's scavenged pages Ready (`used`), mark it in use, take a span record, point
+//!    the span map at it.
+//!
+//! # Free path (`free_span`)
+//! Clear the span map, mark the pages free (they stay Ready: a later request reuses them
+//! without a system call; the scavenger releases them when too many are retained), give the
+//! span record back. Needs no page source, so it can run when a thread exits.
+//!
+//! # Invariants (checked by `Tiered::check`)
+//! - `inuse_pages` = pages of all live spans = pages marked in use;
+//! - `free_ready_pages` = free pages not scavenged;
+//! - `arenas[..narenas]` sorted by base, each registered in the index.
+
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use super::arena::{ADDR_BITS, ARENA_BYTES, ARENA_PAGES, Arena, INDEX_BYTES, index_of, page_in_arena};
+use super::fixalloc::{FixAlloc, Persistent};
+use super::mcache::MCache;
+use super::pagealloc::{self, set_bits};
+use super::remote::TinyCounter;
+use super::sizeclass::{PAGE_BYTES, TINY_SPAN_CLASS, class_objects};
+use super::span::Span;
+use crate::source::PageSource;
+use crate::sync::SpinLock;
+
+/// Most arenas one heap can hold (64 GiB of heap).
+pub const MAX_ARENAS: usize = 1024;
+/// OS pages of the index table that can be Ready (one bit each).
+const INDEX_OS_PAGES_MAX: usize = INDEX_BYTES / 4096;
+
+/// The page heap (Go's `mheap`).
+pub struct MHeap {
+    /// Everything, under the heap lock.
+    pub lock: SpinLock<HeapInner>,
+}
+
+/// The heap's state (under the lock).
+pub struct HeapInner {
+    /// Arenas sorted by base.
+    pub arenas: [*mut Arena; MAX_ARENAS],
+    /// Number of arenas.
+    pub narenas: usize,
+    /// The arena index (read lock-free by spanOf; entries written here).
+    pub index: *const AtomicPtr<Arena>,
+    /// Which OS pages of the index are Ready.
+    index_ready: [u64; INDEX_OS_PAGES_MAX / 64],
+    /// Metadata bump allocator.
+    pub meta: Persistent,
+    /// Span records.
+    pub spans: FixAlloc,
+    /// mcache records.
+    pub caches: FixAlloc,
+    /// Tiny-counter arrays.
+    pub tiny: FixAlloc,
+    /// Every mcache ever made (linked through `MCache::next_all`).
+    pub all_caches: *mut MCache,
+    /// mcaches of exited threads, for reuse (linked through `MCache::next_free`).
+    pub free_caches: *mut MCache,
+    /// Pages of live spans.
+    pub inuse_pages: usize,
+    /// Free pages that are Ready (retained, not yet scavenged).
+    pub free_ready_pages: usize,
+    /// Address space reserved (arenas and index).
+    pub reserved_bytes: usize,
+    /// Pages released by the scavenger so far.
+    pub scavenged_pages_total: usize,
+}
+
+// SAFETY: the raw pointers point into metadata and arenas owned by this heap; the state is
+// only reached under the lock.
+unsafe impl Send for HeapInner {}
+
+impl MHeap {
+    /// An empty heap; `index` is set by the root when it is created.
+    pub const fn new() -> MHeap {
+        MHeap {
+            lock: SpinLock::new(HeapInner {
+                arenas: [ptr::null_mut(); MAX_ARENAS],
+                narenas: 0,
+                index: ptr::null(),
+                index_ready: [0; INDEX_OS_PAGES_MAX / 64],
+                meta: Persistent::INIT,
+                spans: FixAlloc::new(core::mem::size_of::<Span>()),
+                caches: FixAlloc::new(core::mem::size_of::<MCache>()),
+                tiny: FixAlloc::new(super::sizeclass::MAX_OBJECTS_PER_SPAN / 2),
+                all_caches: ptr::null_mut(),
+                free_caches: ptr::null_mut(),
+                inuse_pages: 0,
+                free_ready_pages: 0,
+                reserved_bytes: 0,
+                scavenged_pages_total: 0,
+            }),
+        }
+    }
+}
+
+impl HeapInner {
+    /// The arena holding `addr`, mutably (heap lock held: `&mut self`).
+    pub fn arena_of_mut(&mut self, addr: usize) -> &mut Arena {
+        // SAFETY: as in `arena_of`; page-allocator fields are only touched under the heap
+        // lock, which `&mut self` proves is held. (The span map is atomic and may be read
+        // concurrently through `&Arena`; it is only written through `set_spans`.)
+        unsafe { &mut *(*self.index.add(index_of(addr))).load(Ordering::Relaxed) }
+    }
+
+    /// Calls `f(arena, first_page, pages)` for each arena-sized piece of a page run.
+    pub fn for_each_piece(
+        &mut self,
+        addr: usize,
+        npages: usize,
+        mut f: impl FnMut(&mut Arena, usize, usize),
+    ) {
+        let (mut a, mut left) = (addr, npages);
+        while left > 0 {
+            let first = page_in_arena(a);
+            let n = left.min(ARENA_PAGES - first);
+            f(self.arena_of_mut(a), first, n);
+            a += n * PAGE_BYTES;
+            left -= n;
+        }
+    }
+
+    /// Allocates a span of `npages` pages aligned to `align_pages` pages for span class
+    /// `spc` (0 = large). `None` when the source cannot give more.
+    pub fn alloc_span<P: PageSource>(
+        &mut self,
+        src: &P,
+        npages: usize,
+        align_pages: usize,
+        spc: usize,
+    ) -> Option<NonNull<Span>> {
+        let want = npages.checked_add(align_pages - 1)?;
+        let run = match pagealloc::find(&self.arenas[..self.narenas], want) {
+            Some(r) => r,
+            None => {
+                self.grow(src, want)?;
+                pagealloc::find(&self.arenas[..self.narenas], want)?
+            }
+        };
+        // SAFETY: `run.arena` indexes an initialised arena.
+        let run_addr = unsafe { (*self.arenas[run.arena]).base } + run.page * PAGE_BYTES;
+        let base = run_addr.next_multiple_of(align_pages * PAGE_BYTES);
+        let needzero = self.make_ready(src, base, npages)? || !P::FRESH_ZEROED;
+        let tiny = if spc == TINY_SPAN_CLASS { self.alloc_tiny_counts(src)? } else { ptr::null() };
+        let Some(rec) = self.spans.alloc(&mut self.meta, src) else {
+            self.release_tiny_counts(tiny);
+            self.unmake_ready(base, npages);
+            return None;
+        };
+        let span = rec.cast::<Span>();
+        // SAFETY: a fresh span record, sized and aligned for a Span.
+        unsafe { span.as_ptr().write(Span::new(base, npages, spc, needzero, tiny)) };
+        self.for_each_piece(base, npages, |a, first, n| a.set_spans(first, n, span.as_ptr()));
+        self.inuse_pages += npages;
+        Some(span)
+    }
+
+    /// Marks `base .. + npages` in use after making its scavenged pages Ready; returns
+    /// whether any page may hold old data. On failure nothing is changed.
+    fn make_ready<P: PageSource>(&mut self, src: &P, base: usize, npages: usize) -> Option<bool> {
+        let mut failed = false;
+        let mut dirty = 0usize;
+        let mut readied = 0usize;
+        self.for_each_piece(base, npages, |a, first, n| {
+            if failed {
+                return;
+            }
+            let mut p = first;
+            while p < first + n {
+                if !a.pages.is_scav(p) {
+                    dirty += 1;
+                    p += 1;
+                    continue;
+                }
+                let q = (p..first + n).find(|&q| !a.pages.is_scav(q)).unwrap_or(first + n);
+                let addr = a.base + p * PAGE_BYTES;
+                // SAFETY: the pages are free, mapped and Prepared (scav bit set), in an arena
+                // reserved from `src`.
+                let r = unsafe { src.used(NonNull::new_unchecked(addr as *mut u8), (q - p) * PAGE_BYTES) };
+                if r.is_err() {
+                    failed = true;
+                    return;
+                }
+                set_bits(&mut a.pages.scav, p, q - p, false);
+                readied += q - p;
+                p = q;
+            }
+        });
+        // Pages made Ready (even on failure) are now free Ready pages.
+        self.free_ready_pages += readied;
+        if failed {
+            return None;
+        }
+        self.for_each_piece(base, npages, |a, first, n| a.pages.mark(first, n, true));
+        self.free_ready_pages -= npages;
+        Some(dirty > 0)
+    }
+
+    /// Undoes `make_ready` (the pages stay Ready, free).
+    fn unmake_ready(&mut self, base: usize, npages: usize) {
+        self.for_each_piece(base, npages, |a, first, n| a.pages.mark(first, n, false));
+        self.free_ready_pages += npages;
+    }
+
+    fn alloc_tiny_counts<P: PageSource>(&mut self, src: &P) -> Option<*const TinyCounter> {
+        let p = self.tiny.alloc(&mut self.meta, src)?;
+        // SAFETY: the record holds 512 bytes (one counter per 16 B block of a one-page
+        // span); zero is "no objects".
+        unsafe { ptr::write_bytes(p.as_ptr(), 0, class_objects(super::sizeclass::TINY_CLASS)) };
+        Some(p.as_ptr().cast::<TinyCounter>().cast_const())
+    }
+
+    fn release_tiny_counts(&mut self, p: *const TinyCounter) {
+        if let Some(p) = NonNull::new(p.cast_mut()) {
+            // SAFETY: the array came from `self.tiny` and its span is gone.
+            unsafe { self.tiny.free(p.cast()) };
+        }
+    }
+
+    /// Gives a span's pages back to the page allocator (they stay Ready) and its record to
+    /// the span free list.
+    ///
+    /// # Safety
+    /// `span` came from `alloc_span` of this heap, has no live objects, and nothing (no list,
+    /// no mcache) refers to it any more.
+    pub unsafe fn free_span(&mut self, span: NonNull<Span>) {
+        // SAFETY: the caller guarantees the span is ours and unreferenced.
+        let (base, npages, tiny) = unsafe {
+            let s = span.as_ref();
+            (s.base, s.npages, s.tiny_counts)
+        };
+        self.for_each_piece(base, npages, |a, first, n| {
+            a.set_spans(first, n, ptr::null_mut());
+            a.pages.mark(first, n, false);
+        });
+        self.inuse_pages -= npages;
+        self.free_ready_pages += npages;
+        self.release_tiny_counts(tiny);
+        // SAFETY: the record came from `self.spans`.
+        unsafe { self.spans.free(span.cast()) };
+    }
+
+    /// Reserves and registers enough new arenas for a run of `npages` (Go's `mheap.grow`).
+    #[cold]
+    fn grow<P: PageSource>(&mut self, src: &P, npages: usize) -> Option<()> {
+        let count = npages.div_ceil(ARENA_PAGES).max(1);
+        if self.narenas + count > MAX_ARENAS {
+            return None;
+        }
+        let bytes = count.checked_mul(ARENA_BYTES)?;
+        let base = src.reserve(bytes, ARENA_BYTES).ok()?;
+        let b = base.as_ptr() as usize;
+        let fits = b.checked_add(bytes).is_some_and(|e| e <= 1 << ADDR_BITS);
+        // SAFETY: `base .. + bytes` was just reserved from `src`, is Reserved and unused.
+        if !fits || unsafe { src.map(base, bytes) }.is_err() {
+            // SAFETY: as above; nothing refers to it.
+            let _ = unsafe { src.free(base, bytes) };
+            return None;
+        }
+        self.reserved_bytes += bytes;
+        for i in 0..count {
+            // An arena whose metadata cannot be made stays reserved but unused.
+            self.add_arena(src, b + i * ARENA_BYTES)?;
+        }
+        Some(())
+    }
+
+    fn add_arena<P: PageSource>(&mut self, src: &P, base: usize) -> Option<()> {
+        self.ready_index_entry(src, base)?;
+        let rec = self.meta.alloc_pages(src, core::mem::size_of::<Arena>())?.cast::<Arena>();
+        // SAFETY: fresh pages sized for one Arena, page-aligned.
+        unsafe { Arena::init(rec.as_ptr(), base) };
+        // SAFETY: the entry's page was made Ready above.
+        unsafe { (*self.index.add(index_of(base))).store(rec.as_ptr(), Ordering::Release) };
+        let at = self.arenas[..self.narenas].partition_point(|&a| {
+            // SAFETY: registered arenas are initialised.
+            unsafe { (*a).base < base }
+        });
+        self.arenas.copy_within(at..self.narenas, at + 1);
+        self.arenas[at] = rec.as_ptr();
+        self.narenas += 1;
+        Some(())
+    }
+
+    /// Makes the OS page of the index that holds `base`'s entry Ready, once.
+    fn ready_index_entry<P: PageSource>(&mut self, src: &P, base: usize) -> Option<()> {
+        let entry_off = index_of(base) * core::mem::size_of::<usize>();
+        let os_page = entry_off / 4096;
+        if self.index_ready[os_page / 64] >> (os_page % 64) & 1 == 1 {
+            return Some(());
+        }
+        let page_bytes = P::PAGE_BYTES.max(4096);
+        let first = entry_off / page_bytes * page_bytes;
+        let addr = self.index as usize + first;
+        // SAFETY: the index region was reserved and mapped from `src` at root creation; this
+        // page of it is still Prepared (its bits are clear).
+        unsafe { src.used(NonNull::new_unchecked(addr as *mut u8), page_bytes) }.ok()?;
+        if !P::FRESH_ZEROED {
+            // SAFETY: the page is Ready and belongs to the index.
+            unsafe { ptr::write_bytes(addr as *mut u8, 0, page_bytes) };
+        }
+        set_bits(&mut self.index_ready, first / 4096, page_bytes / 4096, true);
+        Some(())
+    }
+
+    /// Bytes held Ready: live spans, retained free pages, metadata.
+    pub fn committed_bytes(&self) -> usize {
+        let index_pages: usize = self.index_ready.iter().map(|w| w.count_ones() as usize).sum();
+        (self.inuse_pages + self.free_ready_pages) * PAGE_BYTES
+            + self.meta.committed_bytes
+            + index_pages * 4096
+    }
+}

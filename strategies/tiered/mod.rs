@@ -1,0 +1,597 @@
+//! `Tiered`: the Go runtime's allocator, complete, in Rust, with explicit free.
+//!
+//! Go original: `runtime/malloc.go` and the files it names; each file of this module opens
+//! with the Go structure it mirrors:
+//!
+//! | file | Go | role |
+//! |---|---|---|
+//! | `sizeclass.rs` | `_mkmalloc/mksizeclasses.go`, `sizeclasses.go` | 68 size classes, generated |
+//! | `span.rs` | `mspan`, `nextFreeFast` | a run of pages cut into objects of one class |
+//! | `mcache.rs` | `mcache`, tiny allocator | per-thread current spans, no lock |
+//! | `mcentral.rs` | `mcentral` | per-span-class lists of spans nobody caches |
+//! | `mheap.rs` | `mheap` | page runs, large objects, arenas, metadata |
+//! | `pagealloc.rs` | `pageAlloc` | bitmap and summaries, lowest address first |
+//! | `arena.rs` | `heapArena`, `spanOf` | 64 MiB arenas, page → span map |
+//! | `scavenger.rs` | `mgcscavenge.go` | gives free pages back to the OS |
+//! | `remote.rs` | (none: Go has a GC) | lock-free remote-free stack, tiny counters |
+//! | `fixalloc.rs` | `fixalloc`, `persistentalloc` | metadata from the page source |
+//!
+//! # Glossary
+//! - *runtime page*: 8 KiB ([`sizeclass::PAGE_BYTES`]); *OS page*: the source's unit.
+//! - *small object*: up to 32 KiB with alignment up to 8 KiB, served from a span of its size
+//!   class; *tiny object*: under 16 B (alignment up to 8), bumped into a 16 B block;
+//!   *large object*: anything else, a whole page run (class 0).
+//! - *root*: every structure of one heap ([`Root`]), in memory from the page source, made at
+//!   the first allocation; [`Tiered`] itself is one pointer and a lock, so it fits a `static`
+//!   and may be moved.
+//!
+//! # Alloc path (one allocation through every tier)
+//! 1. `Tiered::alloc` picks the path from the layout: tiny, small (class from
+//!    `size_to_class8` / `size_to_class128`) or large.
+//! 2. Small: the thread's mcache, current span of the span class, `next_free_fast` (a
+//!    count-trailing-zeros in `allocCache`): no lock, no atomic.
+//! 3. Span exhausted: `mcache::refill` → `mcentral::cache_span` (a partial span, after
+//!    collecting its remote frees) → `mcentral::grow` → `mheap::alloc_span` (page allocator,
+//!    grows by arenas) → `PageSource` (`reserve`, `map`, `used`).
+//! 4. Large: `mheap::alloc_span` under the heap lock.
+//!
+//! # Free path, and how a freed object becomes reusable (the explicit-free decision)
+//! Go never frees: its sweeper rebuilds a span's alloc bits from the GC's mark bits and
+//! rewinds `freeindex`. mimalloc gives each page a local free list plus an atomic list for
+//! other threads. stratalloc keeps Go's bitmaps and makes the bit itself the truth:
+//! 1. `spanOf(ptr)` (arena index, then the arena's page → span map): O(1), no header.
+//! 2. The owner of the span (the mcache whose current span it is, or one of the few full
+//!    spans it retains, see mcache.rs) clears the object's bit: no lock, no atomic. The
+//!    object is reused when the owner's scan comes round again: at the end of a scan the
+//!    owner rewinds to object 0 if any object is free (Go's sweep, done by the owner, for
+//!    one span, when it needs it), or switches to a retained span with free objects.
+//! 3. Another thread's free of an object in an owned span pushes it on the span's remote
+//!    stack (one CAS, lock-free, loom-tested); the owner collects the stack at the end of a
+//!    scan, and mcentral collects it when the span changes hands.
+//! 4. A free into a span that nobody owns (on mcentral's lists) goes on that mcentral's
+//!    pending stack (one CAS, no lock); the next cacheSpan (or background step, or trim)
+//!    drains it under the lock: the bit is cleared, a full span becomes partial (at the
+//!    tail: the lists are FIFO, so the span cacheSpan hands out has had the longest time to
+//!    collect frees), an empty span becomes the class's one spare or goes back to the heap
+//!    (Go's sweeper frees dead spans the same way).
+//! 5. Tiny objects: a per-block counter (see mcache.rs); the 16 B block is freed as an object
+//!    when its last tiny object is.
+//! 6. Large objects: the heap lock, and the pages go back to the page allocator, Ready, for
+//!    the next large request; the scavenger releases them when too many are retained.
+//!
+//! The trade-off, measured in the benchmarks: a bitmap span is visited by a scan, so a
+//! program that frees at random leaves holes that cost a refill (a few hundred instructions)
+//! per handful of objects, and frees into spans no cache owns meet in one CAS head per class;
+//! mimalloc's per-page free lists and thread-owned pages make both nearly free. In exchange
+//! a span has one owner at a time, exactly Go's shape, the alloc bitmap is the single truth
+//! the checker verifies, and empty spans return to the heap at once.
+//!
+//! # Threads
+//! See mcache.rs: a cache per thread and heap, an exit guard that gives it back, and a shared
+//! cache under a lock for re-entrant calls and thread teardown. A heap's root must outlive
+//! the threads that used it: `Tiered` never frees its root (it has no source to free it to
+//! when dropped), so this holds for `Mmap` and `Tracked<Mmap>`; over a `Fixed` region, the
+//! region must outlive those threads.
+//!
+//! # Statistics
+//! `live_bytes` / `live_objects` are exact once every cache has flushed; each cache counts
+//! its own allocations and frees and flushes them to the root every 8th refill from mcentral
+//! (sooner past 1 MiB unflushed) and at thread exit, and `stats()` adds the unflushed counts
+//! of live caches. The peak is updated at the flushes (large objects: at once), so it is
+//! exact at that granularity: it may miss a high point between two flushes of a cache by up
+//! to 1 MiB plus what 8 refills hand out.
+//!
+//! # Invariants
+//! Written next to each structure, checked by [`Tiered`]'s `check` (the walker below):
+//! arena index and arena list, page bitmaps vs summaries vs spans, span bitmaps vs counts,
+//! mcentral lists vs span states, mcaches vs the spans they own.
+
+use core::alloc::Layout;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicIsize, AtomicPtr, AtomicUsize, Ordering};
+
+use crate::source::PageSource;
+use crate::strategy::{CheckError, ConstInit, Strategy, StrategyStats};
+use crate::sync::SpinLock;
+
+mod arena;
+mod fixalloc;
+mod mcache;
+mod mcentral;
+mod mheap;
+mod pagealloc;
+mod remote;
+/// The atomics `remote.rs` is built on (loom's in tests/loom_tiered.rs).
+mod remote_atomics {
+    pub use core::sync::atomic::{AtomicI8, AtomicUsize, Ordering};
+}
+mod scavenger;
+pub mod sizeclass;
+mod span;
+
+use arena::{Arena, INDEX_BYTES, span_of};
+use mcache::{EMPTY_SPAN, MCache, tls};
+use mcentral::MCentral;
+use mheap::MHeap;
+use sizeclass::{PAGE_BYTES, SPAN_CLASS_COUNT, TINY_SPAN_CLASS, class_for, span_class};
+use span::Span;
+
+/// The Go runtime's tiered allocator: thread caches, central lists, page heap, arenas,
+/// scavenger. See the [module docs](self).
+///
+/// ```
+/// use stratalloc::{Heap, Tiered};
+/// static HEAP: Heap<Tiered> = Heap::new();
+/// let mut v = allocator_api2::vec::Vec::new_in(&HEAP);
+/// v.extend(0..1000u64);
+/// assert_eq!(v.iter().sum::<u64>(), 499_500);
+/// ```
+pub struct Tiered {
+    root: AtomicPtr<Root>,
+    init: SpinLock<()>,
+}
+
+impl ConstInit for Tiered {
+    const INIT: Self = Tiered { root: AtomicPtr::new(ptr::null_mut()), init: SpinLock::new(()) };
+}
+
+impl Default for Tiered {
+    fn default() -> Self {
+        Self::INIT
+    }
+}
+
+/// Every structure of one heap, in memory from the page source.
+pub struct Root {
+    /// The page heap.
+    pub(crate) heap: MHeap,
+    /// One central list per span class.
+    pub(crate) central: [MCentral; SPAN_CLASS_COUNT],
+    /// The arena index (reserved at creation, entries made Ready on demand).
+    index: *const AtomicPtr<Arena>,
+    /// The cache used under a lock by re-entrant calls, exiting threads and `no_std`.
+    shared: SpinLock<*mut MCache>,
+    /// Flushed live bytes (caches keep unflushed deltas).
+    live_bytes: AtomicIsize,
+    /// Flushed live objects.
+    live_objects: AtomicIsize,
+    /// Highest flushed `live_bytes`.
+    peak_live_bytes: AtomicUsize,
+    /// Next span class the background sweep looks at.
+    sweep_cursor: AtomicUsize,
+    /// Bytes of this record.
+    root_bytes: usize,
+}
+
+// SAFETY: every field is either immutable after creation (`index`, `root_bytes`), atomic, or
+// behind a lock.
+unsafe impl Sync for Root {}
+// SAFETY: as above.
+unsafe impl Send for Root {}
+
+/// Spans the background sweep looks at per call.
+const SWEEP_STEP_SPANS: usize = 16;
+
+impl Root {
+    const fn new() -> Root {
+        Root {
+            heap: MHeap::new(),
+            central: [const { MCentral::new() }; SPAN_CLASS_COUNT],
+            index: ptr::null(),
+            shared: SpinLock::new(ptr::null_mut()),
+            live_bytes: AtomicIsize::new(0),
+            live_objects: AtomicIsize::new(0),
+            peak_live_bytes: AtomicUsize::new(0),
+            sweep_cursor: AtomicUsize::new(0),
+            root_bytes: 0,
+        }
+    }
+
+    /// Adds to the flushed statistics and raises the peak.
+    pub(crate) fn add_live(&self, bytes: isize, objects: isize) {
+        if bytes == 0 && objects == 0 {
+            return;
+        }
+        let now = self.live_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.live_objects.fetch_add(objects, Ordering::Relaxed);
+        if now > 0 {
+            self.peak_live_bytes.fetch_max(now as usize, Ordering::Relaxed);
+        }
+    }
+
+    /// A cache for a new thread (a released one if any).
+    pub(crate) fn new_cache<P: PageSource>(&self, src: &P) -> *mut MCache {
+        let mut h = self.heap.lock.lock();
+        let c = h.free_caches;
+        if !c.is_null() {
+            // SAFETY: caches on the free list are initialised, released, and ours.
+            unsafe {
+                h.free_caches = (*c).next_free;
+                (*c).next_free = ptr::null_mut();
+                (*c).in_use.store(true, Ordering::Relaxed);
+            }
+            return c;
+        }
+        let h = &mut *h;
+        let Some(rec) = h.caches.alloc(&mut h.meta, src) else { return ptr::null_mut() };
+        let c = rec.as_ptr().cast::<MCache>();
+        // SAFETY: a fresh record sized and aligned for an MCache.
+        unsafe { c.write(MCache::new(self, h.all_caches)) };
+        h.all_caches = c;
+        c
+    }
+
+    /// Gives a thread's cache back (thread exit, eviction).
+    ///
+    /// # Safety
+    /// `c` is a cache of this root that the calling thread owns and stops using.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    pub(crate) unsafe fn release_cache(&self, c: *mut MCache) {
+        // SAFETY: the caller owns the cache.
+        let cache = unsafe { &*c };
+        cache.release_all(self);
+        cache.in_use.store(false, Ordering::Relaxed);
+        let mut h = self.heap.lock.lock();
+        // SAFETY: the record is ours; it goes on the heap's free list under the heap lock.
+        unsafe { (*c).next_free = h.free_caches };
+        h.free_caches = c;
+    }
+
+    /// Bounded scavenger and sweep work, on slow paths.
+    fn background<P: PageSource>(&self, src: &P) {
+        for c in &self.central {
+            c.drain_pending(&self.heap, self.index);
+        }
+        let spc = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) % SPAN_CLASS_COUNT;
+        self.central[spc].sweep(&self.heap, self.index, SWEEP_STEP_SPANS);
+        if !P::RELEASES_MEMORY {
+            return;
+        }
+        if let Some(mut h) = self.heap.lock.try_lock()
+            && h.over_target()
+        {
+            let keep = h.retain_target_pages();
+            h.scavenge(src, scavenger::SCAVENGE_STEP_PAGES, keep);
+        }
+    }
+
+    /// Runs `f` with the calling thread's cache, or the shared cache under its lock.
+    #[inline(always)]
+    fn with_cache<P: PageSource>(
+        &self,
+        src: &P,
+        size: usize,
+        f: impl FnOnce(&MCache) -> Option<usize>,
+    ) -> Option<usize> {
+        let c = tls::get(self, src);
+        if !c.is_null() {
+            // SAFETY: the thread's own cache, live while the thread is.
+            let c = unsafe { &*c };
+            let p = f(c)?;
+            c.account(size as isize, 1);
+            return Some(p);
+        }
+        self.with_shared_cache(src, size, f)
+    }
+
+    #[cold]
+    fn with_shared_cache<P: PageSource>(
+        &self,
+        src: &P,
+        size: usize,
+        f: impl FnOnce(&MCache) -> Option<usize>,
+    ) -> Option<usize> {
+        let mut g = self.shared.lock();
+        if g.is_null() {
+            *g = self.new_cache(src);
+            if g.is_null() {
+                return None;
+            }
+        }
+        // SAFETY: the shared cache is used only under its lock, held here.
+        let c = unsafe { &**g };
+        let p = f(c)?;
+        c.account(size as isize, 1);
+        Some(p)
+    }
+
+    /// A large object: a page run of its own (Go's `largeAlloc`).
+    fn alloc_large<P: PageSource>(&self, src: &P, layout: Layout) -> Option<&Span> {
+        let npages = layout.size().div_ceil(PAGE_BYTES);
+        let align_pages = (layout.align() / PAGE_BYTES).max(1);
+        let s = self.heap.lock.lock().alloc_span(src, npages, align_pages, 0)?;
+        self.add_live(layout.size() as isize, 1);
+        self.background(src);
+        // SAFETY: a live span, until freed.
+        Some(unsafe { s.as_ref() })
+    }
+
+    fn free_large<P: PageSource>(&self, src: &P, s: &Span, size: usize) {
+        // SAFETY: the span holds one live object, being freed; nothing else refers to it.
+        unsafe { self.heap.lock.lock().free_span(NonNull::from(s)) };
+        self.add_live(-(size as isize), -1);
+        self.background(src);
+    }
+
+    /// spanOf.
+    #[inline]
+    fn span_of(&self, p: usize) -> &Span {
+        // SAFETY: `p` is a live block of this heap, so its arena is registered, its index
+        // entry Ready, and its span live.
+        unsafe { &*span_of(self.index, p) }
+    }
+}
+
+/// Frees object `p` of small span `s` (not tiny) as the cache `my` (may be null): see
+/// "Free path" in the module docs.
+#[inline]
+pub(crate) fn free_small(root: &Root, my: *mut MCache, s: &Span, p: usize) {
+    let owner = s.owner.load(Ordering::Relaxed);
+    let i = s.object_index(p);
+    if owner == my && !my.is_null() {
+        s.free_local(i);
+        return;
+    }
+    if owner.is_null() {
+        root.central[s.span_class as usize].free_unowned(p);
+    } else {
+        s.push_remote(p);
+    }
+}
+
+/// Frees tiny object `p` of tiny span `s` (see "tiny counter" in mcache.rs).
+#[inline]
+fn free_tiny(root: &Root, my: *mut MCache, s: &Span, p: usize) {
+    // SAFETY: `my` is null or the calling thread's cache.
+    if !my.is_null() && unsafe { (*my).free_tiny_local(s, p) } {
+        return;
+    }
+    let blk = p & !(mcache::TINY_BLOCK_BYTES - 1);
+    if s.tiny_count(s.object_index(blk)).free_one() {
+        free_small(root, my, s, blk);
+    }
+}
+
+impl Tiered {
+    #[inline]
+    fn root<P: PageSource>(&self, src: &P) -> Option<&Root> {
+        let r = self.root.load(Ordering::Acquire);
+        if !r.is_null() {
+            // SAFETY: a published root is initialised and never freed.
+            return Some(unsafe { &*r });
+        }
+        self.init_root(src)
+    }
+
+    /// The root if it exists.
+    #[inline]
+    fn existing_root(&self) -> Option<&Root> {
+        // SAFETY: a published root is initialised and never freed.
+        unsafe { self.root.load(Ordering::Acquire).as_ref() }
+    }
+
+    #[cold]
+    fn init_root<P: PageSource>(&self, src: &P) -> Option<&Root> {
+        let _g = self.init.lock();
+        if let Some(r) = self.existing_root() {
+            return Some(r);
+        }
+        let bytes = core::mem::size_of::<Root>().next_multiple_of(P::PAGE_BYTES);
+        let mem = src.alloc_ready(bytes, P::PAGE_BYTES).ok()?.cast::<Root>();
+        let Ok(index) = src.reserve(INDEX_BYTES, P::PAGE_BYTES) else {
+            // SAFETY: the root's pages are unused.
+            let _ = unsafe { src.free(mem.cast(), bytes) };
+            return None;
+        };
+        // SAFETY: `index` was just reserved from `src`; on failure nothing refers to it.
+        if unsafe { src.map(index, INDEX_BYTES) }.is_err() {
+            // SAFETY: as above.
+            let _ = unsafe { src.free(index, INDEX_BYTES) };
+            // SAFETY: the root's pages are unused.
+            let _ = unsafe { src.free(mem.cast(), bytes) };
+            return None;
+        }
+        // SAFETY: fresh Ready pages sized and aligned for a Root.
+        unsafe {
+            mem.as_ptr().write(Root::new());
+            let r = &mut *mem.as_ptr();
+            r.index = index.as_ptr().cast();
+            r.root_bytes = bytes;
+            r.heap.lock.get_mut().index = r.index;
+        }
+        self.root.store(mem.as_ptr(), Ordering::Release);
+        self.existing_root()
+    }
+
+    fn alloc_in<P: PageSource>(&self, root: &Root, src: &P, layout: Layout) -> Option<usize> {
+        let (size, align) = (layout.size(), layout.align());
+        if size < mcache::TINY_BLOCK_BYTES && align <= 8 {
+            return root.with_cache(src, size, |c| c.alloc_tiny(root, src, size, align));
+        }
+        match class_for(size, align) {
+            Some(class) => root.with_cache(src, size, |c| c.alloc_small(root, src, span_class(class))),
+            None => root.alloc_large(src, layout).map(|s| s.base),
+        }
+    }
+}
+
+// SAFETY: (1) blocks are objects of distinct span slots or distinct page runs, aligned as the
+// size-class rules guarantee (sizeclass.rs) or as the page allocator aligns large runs;
+// (2) nothing writes into a live object (remote-free links are written only into freed
+// objects); (3) `alloc_zeroed` clears unless pages are known fresh from a zeroing source;
+// (4) failures propagate as `None`, metadata comes from the page source; (5) shared state is
+// atomic or locked, per-thread caches are used by their thread only.
+unsafe impl Strategy for Tiered {
+    fn name(&self) -> &'static str {
+        "tiered"
+    }
+
+    #[inline]
+    unsafe fn alloc<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
+        let root = self.root(src)?;
+        NonNull::new(self.alloc_in(root, src, layout)? as *mut u8)
+    }
+
+    #[inline]
+    unsafe fn dealloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, layout: Layout) {
+        let Some(root) = self.existing_root() else { return };
+        let p = ptr.as_ptr() as usize;
+        let s = root.span_of(p);
+        if s.class == 0 {
+            root.free_large(src, s, layout.size());
+            return;
+        }
+        let my = tls::lookup(root);
+        if s.span_class as usize == TINY_SPAN_CLASS {
+            free_tiny(root, my, s, p);
+        } else {
+            free_small(root, my, s, p);
+        }
+        if my.is_null() {
+            root.add_live(-(layout.size() as isize), -1);
+        } else {
+            // SAFETY: the thread's own cache.
+            unsafe { (*my).account(-(layout.size() as isize), -1) };
+        }
+    }
+
+    unsafe fn alloc_zeroed<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
+        let root = self.root(src)?;
+        let (size, align) = (layout.size(), layout.align());
+        let large = class_for(size, align).is_none() && !(size < mcache::TINY_BLOCK_BYTES && align <= 8);
+        if large {
+            let s = root.alloc_large(src, layout)?;
+            if s.needzero.get() {
+                // SAFETY: the span's first `size` bytes are ours and Ready.
+                unsafe { ptr::write_bytes(s.base as *mut u8, 0, size) };
+            }
+            return NonNull::new(s.base as *mut u8);
+        }
+        let p = self.alloc_in(root, src, layout)?;
+        // SAFETY: the block is valid for `size` bytes.
+        unsafe { ptr::write_bytes(p as *mut u8, 0, size) };
+        NonNull::new(p as *mut u8)
+    }
+
+    unsafe fn realloc<P: PageSource>(
+        &self,
+        src: &P,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Option<NonNull<u8>> {
+        // SAFETY: forwarded with the caller's guarantees.
+        let usable = unsafe { self.usable_size(ptr, layout) };
+        if new_size <= usable && new_size > usable / 2 {
+            let root = self.existing_root()?;
+            let delta = new_size as isize - layout.size() as isize;
+            let my = tls::lookup(root);
+            if my.is_null() {
+                root.add_live(delta, 0);
+            } else {
+                // SAFETY: the thread's own cache.
+                unsafe { (*my).account(delta, 0) };
+            }
+            return Some(ptr);
+        }
+        // SAFETY: the caller guarantees `new_size` is valid for the alignment.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: forwarded with the caller's guarantees.
+        let new = unsafe { self.alloc(src, new_layout) }?;
+        // SAFETY: both blocks are live, disjoint, and valid for `min` bytes.
+        unsafe {
+            ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), layout.size().min(new_size));
+            self.dealloc(src, ptr, layout);
+        }
+        Some(new)
+    }
+
+    unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
+        let Some(root) = self.existing_root() else { return layout.size() };
+        let s = root.span_of(ptr.as_ptr() as usize);
+        if s.class == 0 {
+            s.npages * PAGE_BYTES
+        } else if s.span_class as usize == TINY_SPAN_CLASS {
+            layout.size()
+        } else {
+            s.elem_bytes
+        }
+    }
+
+    fn stats(&self) -> StrategyStats {
+        let Some(root) = self.existing_root() else { return StrategyStats::default() };
+        let h = root.heap.lock.lock();
+        let (mut bytes, mut objects) =
+            (root.live_bytes.load(Ordering::Relaxed), root.live_objects.load(Ordering::Relaxed));
+        let mut c = h.all_caches;
+        while !c.is_null() {
+            // SAFETY: cache records live as long as the heap; only their atomics are read.
+            let cache = unsafe { &*c };
+            bytes += cache.live_bytes.load(Ordering::Relaxed);
+            objects += cache.live_objects.load(Ordering::Relaxed);
+            c = cache.next_all;
+        }
+        let live_bytes = bytes.max(0) as usize;
+        StrategyStats {
+            live_bytes,
+            live_objects: objects.max(0) as usize,
+            peak_live_bytes: root.peak_live_bytes.load(Ordering::Relaxed).max(live_bytes),
+            committed_bytes: h.committed_bytes() + root.root_bytes,
+            reserved_bytes: h.reserved_bytes + INDEX_BYTES + h.meta.committed_bytes + root.root_bytes,
+        }
+    }
+
+    unsafe fn check<P: PageSource>(&self, src: &P) -> Result<(), CheckError> {
+        let _ = src;
+        match self.existing_root() {
+            Some(root) => check::check(root),
+            None => Ok(()),
+        }
+    }
+
+    unsafe fn trim<P: PageSource>(&self, src: &P) -> usize {
+        let Some(root) = self.existing_root() else { return 0 };
+        // The calling thread's cache and the shared cache give their spans back, so that
+        // empty ones reach the heap (other threads' caches are theirs to use).
+        self.release_thread_cache();
+        {
+            let g = root.shared.lock();
+            if !g.is_null() {
+                // SAFETY: the shared cache is used only under its lock, held here.
+                unsafe { (**g).release_all(root) };
+            }
+        }
+        for c in &root.central {
+            while c.sweep(&root.heap, root.index, usize::MAX) > 0 {}
+            c.release_spare(&root.heap);
+        }
+        if !P::RELEASES_MEMORY {
+            return 0;
+        }
+        let mut pages = 0;
+        loop {
+            let n = root.heap.lock.lock().scavenge(src, scavenger::SCAVENGE_STEP_PAGES, 0);
+            if n == 0 {
+                break;
+            }
+            pages += n;
+        }
+        pages * PAGE_BYTES
+    }
+}
+
+impl Tiered {
+    /// Gives the calling thread's cache for this heap back, as thread exit does (useful
+    /// before dropping a heap that this thread used, and in tests).
+    pub fn release_thread_cache(&self) {
+        #[cfg(feature = "std")]
+        if let Some(root) = self.existing_root() {
+            tls::forget(root);
+        }
+    }
+}
+
+mod check;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,376 @@
+//! The page allocator: a bitmap over every runtime page plus summaries, lowest address first.
+//!
+//! Go original: `pageAlloc` in `runtime/mpagealloc.go` (and `mpallocbits.go`). Go keeps one
+//! bitmap over the whole address space and a 5-level radix tree of summaries. Here the tree
+//! has three levels that follow the arenas: a summary per arena, a summary per 512-page
+//! chunk (Go's `pallocChunkPages`), and the bits. Arenas are kept sorted by address, and a run
+//! may cross from one arena into the next when they are adjacent in memory, so requests
+//! larger than an arena are served as well.
+//!
+//! # Glossary
+//! - *summary* (Go's `pallocSum`): for a range of pages, `start` = free pages at its
+//!   beginning, `end` = free pages at its end, `max` = the longest free run inside it.
+//!   Summaries of neighbours merge: `max(a.max, b.max, a.end + b.start)`.
+//! - `alloc` bits: 1 = page in use (by a span). `scav` bits: 1 = page is Prepared (given
+//!   back to the OS, or never used); 0 = Ready.
+//!
+//! # Alloc path (`find`, then `mark`)
+//! 1. Walk the arenas in address order, carrying the free run that ends at the previous
+//!    arena's end when the next arena is adjacent; stop at the first arena where the carried
+//!    run plus `start` fits, or whose `max` fits.
+//! 2. Inside that arena, the same walk over its 16 chunk summaries, then over the bits.
+//! 3. Mark the run in use, make its scavenged pages Ready (`PageSource::used`), recompute
+//!    the summaries of the touched chunks and arenas.
+//!
+//! # Free path
+//! Clear the bits, recompute summaries. Freed pages stay Ready: reuse needs no system call
+//! until the scavenger (`scavenger.rs`) gives them back.
+//!
+//! # Invariants (checked by `Tiered::check`)
+//! - every chunk summary equals the one recomputed from the bits; every arena summary equals
+//!   the merge of its chunk summaries;
+//! - `free_ready_pages == #(pages with alloc = 0 and scav = 0)`,
+//!   `inuse_pages == #(pages with alloc = 1)`; an in-use page is never scavenged.
+
+use super::arena::{ARENA_PAGES, Arena};
+
+/// Pages per summary chunk (Go's `pallocChunkPages`).
+pub const CHUNK_PAGES: usize = 512;
+/// Chunks per arena.
+pub const CHUNKS_PER_ARENA: usize = ARENA_PAGES / CHUNK_PAGES;
+/// Bitmap words per chunk.
+const CHUNK_WORDS: usize = CHUNK_PAGES / 64;
+
+/// Free-run summary of a range of pages (Go's `pallocSum`, unpacked).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// Free pages at the start of the range.
+    pub start: u32,
+    /// Longest free run in the range.
+    pub max: u32,
+    /// Free pages at the end of the range.
+    pub end: u32,
+}
+
+impl Summary {
+    /// A wholly free chunk.
+    pub const ALL_FREE_CHUNK: Summary =
+        Summary { start: CHUNK_PAGES as u32, max: CHUNK_PAGES as u32, end: CHUNK_PAGES as u32 };
+    /// A wholly free arena.
+    pub const ALL_FREE_ARENA: Summary =
+        Summary { start: ARENA_PAGES as u32, max: ARENA_PAGES as u32, end: ARENA_PAGES as u32 };
+
+    /// Merges summaries of consecutive ranges of `len` pages each (Go's `mergeSummaries`).
+    fn merge(parts: &[Summary], len: u32) -> Summary {
+        let mut acc = parts[0];
+        let mut acc_len = len;
+        for p in &parts[1..] {
+            let start = if acc.start == acc_len { acc_len + p.start } else { acc.start };
+            let end = if p.end == len { p.end + acc.end } else { p.end };
+            let max = acc.max.max(p.max).max(acc.end + p.start);
+            acc = Summary { start, max, end };
+            acc_len += len;
+        }
+        acc
+    }
+}
+
+/// Page-allocator state of one arena (lives inside [`Arena`]).
+#[repr(C)]
+pub struct ArenaPages {
+    /// 1 = page in use.
+    pub alloc: [u64; ARENA_PAGES / 64],
+    /// 1 = page Prepared (scavenged or never used); 0 = Ready.
+    pub scav: [u64; ARENA_PAGES / 64],
+    /// Summary of each chunk.
+    pub chunk_sum: [Summary; CHUNKS_PER_ARENA],
+    /// Summary of the arena.
+    pub sum: Summary,
+}
+
+/// Summary of 512 pages from their bits (1 = used).
+pub fn chunk_summary(words: &[u64]) -> Summary {
+    let mut start = 0u32;
+    for &w in words {
+        if w == 0 {
+            start += 64;
+        } else {
+            start += w.trailing_zeros();
+            break;
+        }
+    }
+    let mut end = 0u32;
+    for &w in words.iter().rev() {
+        if w == 0 {
+            end += 64;
+        } else {
+            end += w.leading_zeros();
+            break;
+        }
+    }
+    let (mut max, mut cur) = (0u32, 0u32);
+    for &w in words {
+        if w == 0 {
+            cur += 64;
+        } else if w == !0 {
+            max = max.max(cur);
+            cur = 0;
+        } else {
+            let (m, end) = runs_in_word(w, cur);
+            max = max.max(m);
+            cur = end;
+        }
+    }
+    Summary { start, max: max.max(cur), end }
+}
+
+/// For a word with both used and free pages: the longest free run that ends inside it
+/// (counting `carry` free pages before it) and the free run at its top end.
+fn runs_in_word(w: u64, carry: u32) -> (u32, u32) {
+    let tz = w.trailing_zeros();
+    let mut max = carry + tz;
+    let mut pos = tz; // bit `pos` is used
+    loop {
+        let ones = (!(w >> pos)).trailing_zeros();
+        pos += ones;
+        if pos >= 64 {
+            return (max, 0);
+        }
+        let rest = w >> pos; // bit 0 is free
+        if rest == 0 {
+            return (max, 64 - pos);
+        }
+        let z = rest.trailing_zeros();
+        max = max.max(z);
+        pos += z;
+    }
+}
+
+/// First free run of `n` pages in `words` (1 = used), as a page offset.
+fn find_in_bits(words: &[u64], n: usize) -> Option<usize> {
+    let (mut run, mut start) = (0usize, 0usize);
+    for (i, &w) in words.iter().enumerate() {
+        if w == 0 {
+            if run == 0 {
+                start = i * 64;
+            }
+            run += 64;
+            if run >= n {
+                return Some(start);
+            }
+            continue;
+        }
+        let mut b = 0;
+        while b < 64 {
+            let rest = w >> b;
+            if rest & 1 == 1 {
+                run = 0;
+                // Skip the whole used stretch at once.
+                b += (!rest).trailing_zeros().min(64 - b as u32) as usize;
+                continue;
+            }
+            if run == 0 {
+                start = i * 64 + b;
+            }
+            // Free stretch: up to the next used bit.
+            let free = rest.trailing_zeros().min(64 - b as u32) as usize;
+            run += free;
+            if run >= n {
+                return Some(start);
+            }
+            b += free;
+        }
+    }
+    None
+}
+
+impl ArenaPages {
+    fn chunk_words(&self, c: usize) -> &[u64] {
+        &self.alloc[c * CHUNK_WORDS..(c + 1) * CHUNK_WORDS]
+    }
+
+    /// First free run of `n` pages in this arena, as a page index.
+    pub fn find(&self, n: usize) -> Option<usize> {
+        if (self.sum.max as usize) < n {
+            return None;
+        }
+        let (mut run, mut start) = (0usize, 0usize);
+        for c in 0..CHUNKS_PER_ARENA {
+            let s = self.chunk_sum[c];
+            if run > 0 && run + s.start as usize >= n {
+                return Some(start);
+            }
+            if s.max as usize >= n {
+                return find_in_bits(self.chunk_words(c), n).map(|p| c * CHUNK_PAGES + p);
+            }
+            if s.start as usize == CHUNK_PAGES {
+                if run == 0 {
+                    start = c * CHUNK_PAGES;
+                }
+                run += CHUNK_PAGES;
+                if run >= n {
+                    return Some(start);
+                }
+            } else {
+                run = s.end as usize;
+                start = (c + 1) * CHUNK_PAGES - run;
+            }
+        }
+        None
+    }
+
+    /// Sets (`used`) or clears the alloc bits of `first .. first + n` and updates summaries.
+    pub fn mark(&mut self, first: usize, n: usize, used: bool) {
+        set_bits(&mut self.alloc, first, n, used);
+        self.update_summaries(first, n);
+    }
+
+    fn update_summaries(&mut self, first: usize, n: usize) {
+        let c0 = first / CHUNK_PAGES;
+        let c1 = (first + n - 1) / CHUNK_PAGES;
+        for c in c0..=c1 {
+            self.chunk_sum[c] = chunk_summary(self.chunk_words(c));
+        }
+        self.sum = Summary::merge(&self.chunk_sum, CHUNK_PAGES as u32);
+    }
+
+    /// The summary of the arena recomputed from scratch (for the checker).
+    pub fn recomputed(&self) -> ([Summary; CHUNKS_PER_ARENA], Summary) {
+        let chunks: [Summary; CHUNKS_PER_ARENA] =
+            core::array::from_fn(|c| chunk_summary(self.chunk_words(c)));
+        (chunks, Summary::merge(&chunks, CHUNK_PAGES as u32))
+    }
+
+    /// Whether page `p` is in use.
+    #[inline]
+    pub fn is_used(&self, p: usize) -> bool {
+        self.alloc[p / 64] >> (p % 64) & 1 == 1
+    }
+
+    /// Whether page `p` is scavenged (Prepared).
+    #[inline]
+    pub fn is_scav(&self, p: usize) -> bool {
+        self.scav[p / 64] >> (p % 64) & 1 == 1
+    }
+}
+
+/// Sets or clears bits `first .. first + n` of `words`.
+pub fn set_bits(words: &mut [u64], first: usize, n: usize, value: bool) {
+    let mut p = first;
+    let end = first + n;
+    while p < end {
+        let w = p / 64;
+        let lo = p % 64;
+        let hi = (end - w * 64).min(64);
+        let mask = if hi - lo == 64 { !0 } else { ((1u64 << (hi - lo)) - 1) << lo };
+        if value {
+            words[w] |= mask;
+        } else {
+            words[w] &= !mask;
+        }
+        p = w * 64 + hi;
+    }
+}
+
+/// A found run: the arena (by position in the sorted list) and page where it starts.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// Position of the first arena in the sorted arena list.
+    pub arena: usize,
+    /// First page inside that arena.
+    pub page: usize,
+}
+
+/// Lowest-address free run of `n` pages over arenas sorted by address; runs may cross into
+/// an adjacent arena.
+pub fn find(arenas: &[*mut Arena], n: usize) -> Option<Run> {
+    let (mut run, mut run_start) = (0usize, Run { arena: 0, page: 0 });
+    let mut prev_end = 0usize;
+    for (i, &a) in arenas.iter().enumerate() {
+        // SAFETY: every entry of the arena list is initialised metadata that lives as long as
+        // the heap; the heap lock is held by the caller.
+        let a = unsafe { &*a };
+        if a.base != prev_end {
+            run = 0;
+        }
+        prev_end = a.end();
+        let s = a.pages.sum;
+        if run > 0 && run + s.start as usize >= n {
+            return Some(run_start);
+        }
+        if n <= ARENA_PAGES
+            && let Some(p) = a.pages.find(n)
+        {
+            return Some(Run { arena: i, page: p });
+        }
+        if s.start as usize == ARENA_PAGES {
+            if run == 0 {
+                run_start = Run { arena: i, page: 0 };
+            }
+            run += ARENA_PAGES;
+            if run >= n {
+                return Some(run_start);
+            }
+        } else {
+            run = s.end as usize;
+            run_start = Run { arena: i, page: ARENA_PAGES - run };
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_of_bits() {
+        let mut w = [0u64; CHUNK_WORDS];
+        assert_eq!(chunk_summary(&w), Summary::ALL_FREE_CHUNK);
+        set_bits(&mut w, 3, 10, true);
+        set_bits(&mut w, 200, 1, true);
+        let s = chunk_summary(&w);
+        assert_eq!(s, Summary { start: 3, max: 311, end: 311 });
+        assert_eq!(find_in_bits(&w, 3), Some(0));
+        assert_eq!(find_in_bits(&w, 4), Some(13));
+        assert_eq!(find_in_bits(&w, 188), Some(201));
+        assert_eq!(find_in_bits(&w, 312), None);
+    }
+
+    /// The word-at-a-time summary equals a bit-by-bit count on random bitmaps.
+    #[test]
+    fn summary_matches_bit_by_bit() {
+        let mut x = 0x1234_5678_9abc_def1u64;
+        for _ in 0..2000 {
+            let mut w = [0u64; CHUNK_WORDS];
+            for v in w.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *v = match x % 4 {
+                    0 => 0,
+                    1 => !0,
+                    _ => x & (x >> 3),
+                };
+            }
+            let bit = |p: usize| w[p / 64] >> (p % 64) & 1 == 1;
+            let start = (0..CHUNK_PAGES).take_while(|&p| !bit(p)).count() as u32;
+            let end = (0..CHUNK_PAGES).rev().take_while(|&p| !bit(p)).count() as u32;
+            let (mut max, mut cur) = (0u32, 0u32);
+            for p in 0..CHUNK_PAGES {
+                cur = if bit(p) { 0 } else { cur + 1 };
+                max = max.max(cur);
+            }
+            assert_eq!(chunk_summary(&w), Summary { start, max, end }, "{w:x?}");
+        }
+    }
+
+    #[test]
+    fn merge_summaries() {
+        let a = Summary { start: 1, max: 5, end: 4 };
+        let b = Summary { start: 3, max: 3, end: 2 };
+        assert_eq!(Summary::merge(&[a, b], 10), Summary { start: 1, max: 7, end: 2 });
+        let full = Summary { start: 10, max: 10, end: 10 };
+        assert_eq!(Summary::merge(&[full, b], 10), Summary { start: 13, max: 13, end: 2 });
+    }
+}

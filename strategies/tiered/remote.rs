@@ -1,0 +1,135 @@
+//! The two lock-free structures of the tiered design, kept apart so that `loom` can check
+//! them (tests/loom_tiered.rs compiles this very file against loom's atomics).
+//!
+//! No Go original: Go's GC finds dead objects; with explicit free, a free from a thread that
+//! does not own the span must reach the owner (mimalloc's `thread_free` list plays this role).
+//!
+//! # `RemoteStack` (a span's remote frees)
+//! A Treiber stack of freed objects linked through their first word. `push`: write the link,
+//! CAS the head (Release). `take`: swap the head with 0 (Acquire) and walk the detached list.
+//! Only one thread takes at a time (the owner, or the mcentral lock holder), and nodes are
+//! never popped one by one, so there is no ABA problem.
+//!
+//! # `TinyCounter` (a tiny block's objects)
+//! Counts frees of a tiny block's objects by other threads (+1 each) and, when the block
+//! stops being current, the owner's count of objects still out (`retire(given)`: -given).
+//! The operation that brings a retired counter to zero frees the block: `retire` returning
+//! true (all objects already freed) or `free_one` returning true (the last one).
+//!
+//! # Invariants
+//! - stack: every node was pushed once and is taken once;
+//! - counter: before retire it equals the number of remote frees (>= 0); after retire it
+//!   equals `-(objects still live)`, so it is zero exactly when the block is free.
+
+// The atomics come from the parent module: `core`'s in the library, loom's in the loom test.
+use super::remote_atomics::{AtomicI8, AtomicUsize, Ordering};
+
+/// A lock-free stack of freed objects (see the module docs).
+pub struct RemoteStack {
+    head: AtomicUsize,
+}
+
+impl RemoteStack {
+    /// A stack with head `head` (pass an atomic holding 0 for an empty stack).
+    pub const fn from_atomic(head: AtomicUsize) -> Self {
+        RemoteStack { head }
+    }
+
+    /// Pushes `obj`.
+    ///
+    /// # Safety
+    /// `obj` is a non-null, 8-aligned address of at least 8 writable bytes that nobody else
+    /// uses until it is taken.
+    #[inline]
+    pub unsafe fn push(&self, obj: usize) {
+        let mut old = self.head.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the caller gives the object to the stack.
+            unsafe { (obj as *mut usize).write(old) };
+            match self.head.compare_exchange_weak(old, obj, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(now) => old = now,
+            }
+        }
+    }
+
+    /// Detaches the whole stack; walk it with [`RemoteStack::next`].
+    #[inline]
+    pub fn take(&self) -> usize {
+        if self.head.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        self.head.swap(0, Ordering::Acquire)
+    }
+
+    /// Whether the stack looks empty (a hint, Relaxed).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.head.load(Ordering::Relaxed) == 0
+    }
+
+    /// The head without detaching (for the checker, with no other thread running).
+    pub fn peek(&self) -> usize {
+        self.head.load(Ordering::Acquire)
+    }
+
+    /// The node after `p` in a detached list.
+    ///
+    /// # Safety
+    /// `p` is a node of a list returned by `take` (or `peek` with no concurrent push).
+    #[inline]
+    pub unsafe fn next(p: usize) -> usize {
+        // SAFETY: nodes hold their link in the first word, written before the Release push
+        // that the Acquire swap synchronises with.
+        unsafe { (p as *const usize).read() }
+    }
+}
+
+/// A tiny block's object counter (see the module docs).
+pub struct TinyCounter(AtomicI8);
+
+impl TinyCounter {
+    /// A counter holding `c` (0: a block with no objects; the heap zeroes counter arrays in
+    /// bulk instead).
+    #[allow(dead_code)]
+    pub const fn from_atomic(c: AtomicI8) -> Self {
+        TinyCounter(c)
+    }
+
+    /// A free of one object by a thread that is not the block's current owner; true if this
+    /// free makes the (retired) block free.
+    #[inline]
+    pub fn free_one(&self) -> bool {
+        self.0.fetch_add(1, Ordering::AcqRel) == -1
+    }
+
+    /// The owner stops using the block with `given` objects still counted as out; true if
+    /// they are all freed already (the block is free now).
+    #[inline]
+    pub fn retire(&self, given: i8) -> bool {
+        self.0.fetch_sub(given, Ordering::AcqRel) == given
+    }
+
+    /// A fresh block retired at once with one object (nobody else knows it yet).
+    #[inline]
+    pub fn set_retired_one(&self) {
+        self.0.store(-1, Ordering::Relaxed);
+    }
+
+    /// Whether the owner's `given` equals the remote frees (every object of a current block
+    /// freed); if so resets to zero for reuse from offset 0.
+    #[inline]
+    pub fn reset_if_all_freed(&self, given: i8) -> bool {
+        if self.0.load(Ordering::Acquire) == given {
+            self.0.store(0, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// The raw value (tests).
+    #[allow(dead_code)]
+    pub fn get(&self) -> i8 {
+        self.0.load(Ordering::Relaxed)
+    }
+}

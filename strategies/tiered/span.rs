@@ -1,0 +1,350 @@
+//! The span: a run of 8 KiB pages cut into objects of one size class.
+//!
+//! Go original: `mspan` in `runtime/mheap.go`, with `nextFreeFast` (malloc.go) and
+//! `nextFreeIndex` / `refillAllocCache` (mbitmap.go).
+//!
+//! # Glossary
+//! - `alloc_bits`: one bit per object, 1 = handed out and not yet freed *as far as the span
+//!   knows* (a free from a non-owner thread waits on `remote` until collected). Bits past
+//!   `nelems` in the last word are set for good ("padding"), so a scan never hands them out.
+//! - `freeindex`: objects below it have been looked at by the current scan (Go's meaning).
+//! - `alloc_cache`: the *inverted* alloc bits from `freeindex` to the end of its 64-bit word,
+//!   shifted so that bit 0 is object `freeindex` (Go's `allocCache`).
+//! - `remote`: a lock-free stack (Treiber) of objects freed by threads that do not own the
+//!   span, linked through each object's first word (every object is at least 8 bytes).
+//! - `owner`: the mcache whose current span this is, or null (in mcentral, or a large span).
+//!
+//! # Alloc path (owner only)
+//! 1. `next_free_fast`: `t = ctz(alloc_cache)`; object `freeindex + t` is free; shift the
+//!    cache by `t + 1`, set the object's bit, `alloc_count += 1`. No atomics.
+//! 2. Cache empty: `next_free` reloads it from the next word with a free bit (Go's
+//!    `nextFreeIndex`); at the end of the span the scan is over.
+//! 3. Explicit free replaces Go's sweep: a freed object clears its bit at once (owner) or is
+//!    collected from `remote` later. When a scan ends, the owner collects `remote` and, if
+//!    any object is free, starts the scan again from object 0 (`rewind`): the explicit-free
+//!    counterpart of Go's sweep resetting `freeindex` to 0.
+//!
+//! # Free path
+//! - Owner (or whoever holds the span's mcentral lock when it has no owner): `free_local`
+//!   clears the bit (`object_index` divides by multiply and shift).
+//! - Anyone else: `push_remote` (one CAS).
+//!
+//! # Invariants (checked by `Tiered::check`)
+//! - `alloc_count == popcount(alloc_bits) - padding <= nelems`;
+//! - every bit of `alloc_cache` set ⇒ that object's alloc bit is clear, and the cache covers
+//!   only objects of `freeindex`'s word;
+//! - every object on `remote` lies in the span, at an object boundary, with its bit set.
+
+use core::cell::Cell;
+use core::ptr;
+use core::sync::atomic::AtomicPtr;
+
+use super::remote::{RemoteStack, TinyCounter};
+
+use super::mcache::MCache;
+use super::sizeclass::{self, CLASS_BYTES, MAX_OBJECTS_PER_SPAN, PAGE_BYTES};
+
+/// Words of an alloc bitmap (1024 objects at most).
+pub const BITMAP_WORDS: usize = MAX_OBJECTS_PER_SPAN / 64;
+
+/// Which list (if any) a span is on.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SpanList {
+    /// Not on a list: cached by an mcache, a large span, or being moved.
+    None = 0,
+    /// mcentral's partial list.
+    Partial = 1,
+    /// mcentral's full list.
+    Full = 2,
+    /// mcentral's one spare empty span.
+    Spare = 3,
+}
+
+/// One span (Go's `mspan`). Lives in metadata from the page source; shared between threads
+/// as `&Span`, with owner-mutable fields in `Cell`s (see the module docs for who may write).
+///
+/// Layout by cache line, so that threads freeing into a span do not make its owner's
+/// allocation line bounce: line 0 holds what every free reads and almost nobody writes,
+/// lines 1-3 what the owner writes on each allocation (cache, index, count, bitmap), line 4
+/// the remote stack that other threads write (offsets asserted below).
+#[repr(C, align(64))]
+pub struct Span {
+    /// First byte of the span.
+    pub base: usize,
+    /// Object size (bytes); for a large span, the span's bytes.
+    pub elem_bytes: usize,
+    /// Runtime pages.
+    pub npages: usize,
+    /// The mcache whose current (or retained) span this is, or null.
+    pub owner: AtomicPtr<MCache>,
+    /// Tiny spans only: one counter per 16 B block (see mcache.rs).
+    pub tiny_counts: *const TinyCounter,
+    /// Objects in the span (1 for a large span).
+    pub nelems: u32,
+    /// Size class (0 = large).
+    pub class: u8,
+    /// Span class (`class << 1 | noscan`, see sizeclass.rs).
+    pub span_class: u8,
+    /// Whether the pages may hold old data (false: fresh from a zeroing source).
+    pub needzero: Cell<bool>,
+    /// Which mcentral list the span is on.
+    pub list: Cell<SpanList>,
+    _pad0: [u64; 2],
+    /// Inverted alloc bits from `freeindex` to the end of its word.
+    pub alloc_cache: Cell<u64>,
+    /// Next object the scan looks at.
+    pub freeindex: Cell<u32>,
+    /// Objects whose alloc bit is set.
+    pub alloc_count: Cell<u32>,
+    /// mcentral list links.
+    pub next: Cell<*const Span>,
+    /// mcentral list links.
+    pub prev: Cell<*const Span>,
+    /// 1 = allocated (or freed remotely and not yet collected).
+    pub alloc_bits: [Cell<u64>; BITMAP_WORDS],
+    _pad1: [u64; 4],
+    /// Objects freed by non-owners, linked through their first word.
+    pub remote: RemoteStack,
+}
+
+const _: () = {
+    assert!(core::mem::offset_of!(Span, alloc_cache) == 64);
+    assert!(core::mem::offset_of!(Span, remote) == 256);
+};
+
+// SAFETY: spans are shared by raw pointers between threads; each `Cell` field is written only
+// by the span's owner (the owning mcache's thread, or the holder of its mcentral's lock, or
+// the heap lock for a large span), as the module docs state; the hand-over of ownership goes
+// through a lock, which orders the accesses. Cross-thread fields are atomics.
+unsafe impl Sync for Span {}
+
+impl Span {
+    /// A span with no objects: the initial current span of every mcache class (Go's
+    /// `emptymspan`), so that the first allocation goes straight to refill.
+    pub const fn empty() -> Span {
+        Span {
+            alloc_cache: Cell::new(0),
+            freeindex: Cell::new(0),
+            alloc_count: Cell::new(0),
+            base: 0,
+            elem_bytes: 0,
+            nelems: 0,
+            class: 0,
+            span_class: 0,
+            list: Cell::new(SpanList::None),
+            needzero: Cell::new(false),
+            npages: 0,
+            owner: AtomicPtr::new(ptr::null_mut()),
+            remote: RemoteStack::from_atomic(core::sync::atomic::AtomicUsize::new(0)),
+            next: Cell::new(ptr::null()),
+            prev: Cell::new(ptr::null()),
+            tiny_counts: ptr::null(),
+            alloc_bits: [const { Cell::new(0) }; BITMAP_WORDS],
+            _pad0: [0; 2],
+            _pad1: [0; 4],
+        }
+    }
+
+    /// A fresh span of `npages` pages at `base` for span class `spc` (0 = large).
+    pub fn new(
+        base: usize,
+        npages: usize,
+        spc: usize,
+        needzero: bool,
+        tiny_counts: *const TinyCounter,
+    ) -> Span {
+        let class = sizeclass::class_of_span_class(spc);
+        let (elem_bytes, nelems) = if class == 0 {
+            (npages * PAGE_BYTES, 1)
+        } else {
+            let size = CLASS_BYTES[class] as usize;
+            (size, npages * PAGE_BYTES / size)
+        };
+        let s = Span {
+            base,
+            elem_bytes,
+            nelems: nelems as u32,
+            class: class as u8,
+            span_class: spc as u8,
+            npages,
+            tiny_counts,
+            ..Span::empty()
+        };
+        s.needzero.set(needzero);
+        if class != 0 {
+            // Padding bits past nelems are set for good.
+            let (w, b) = (nelems / 64, nelems % 64);
+            if b != 0 {
+                s.alloc_bits[w].set(!0 << b);
+            }
+            let first_full = nelems.div_ceil(64);
+            for word in &s.alloc_bits[first_full..] {
+                word.set(!0);
+            }
+        }
+        s
+    }
+
+    /// Number of padding bits.
+    #[inline]
+    pub fn padding(&self) -> u32 {
+        if self.class == 0 { 0 } else { (BITMAP_WORDS * 64) as u32 - self.nelems }
+    }
+
+    #[inline]
+    fn set_bit(&self, i: usize) {
+        let w = &self.alloc_bits[i / 64];
+        w.set(w.get() | 1 << (i % 64));
+    }
+
+    /// Whether object `i`'s alloc bit is set.
+    #[inline]
+    pub fn bit(&self, i: usize) -> bool {
+        self.alloc_bits[i / 64].get() >> (i % 64) & 1 == 1
+    }
+
+    /// Go's `nextFreeFast`: the next free object from the cache, or `None` when the cache is
+    /// empty. Owner only.
+    #[inline(always)]
+    pub fn next_free_fast(&self) -> Option<usize> {
+        let c = self.alloc_cache.get();
+        if c == 0 {
+            return None;
+        }
+        let t = c.trailing_zeros();
+        let i = self.freeindex.get() + t;
+        self.alloc_cache.set((c >> t) >> 1);
+        self.freeindex.set(i + 1);
+        self.set_bit(i as usize);
+        self.alloc_count.set(self.alloc_count.get() + 1);
+        Some(self.base + i as usize * self.elem_bytes)
+    }
+
+    /// Go's `nextFreeIndex`: reloads the cache from the first word past `freeindex` with a
+    /// free bit and allocates from it; `None` at the end of the span. Owner only.
+    #[cold]
+    pub fn next_free(&self) -> Option<usize> {
+        loop {
+            let fi = self.freeindex.get() as usize;
+            if fi >= self.nelems as usize {
+                return None;
+            }
+            let inv = !self.alloc_bits[fi / 64].get() >> (fi % 64);
+            if inv != 0 {
+                self.alloc_cache.set(inv);
+                return self.next_free_fast();
+            }
+            self.freeindex.set(((fi / 64 + 1) * 64) as u32);
+        }
+    }
+
+    /// Starts the scan again from object 0 (after frees; see the module docs).
+    #[inline]
+    pub fn rewind(&self) {
+        self.freeindex.set(0);
+        self.alloc_cache.set(0);
+    }
+
+    /// Object index of `addr`, without a division (Go's `divMul`).
+    #[inline]
+    pub fn object_index(&self, addr: usize) -> usize {
+        sizeclass::object_index(addr - self.base, self.class as usize)
+    }
+
+    /// Frees object `i` (owner, or mcentral lock holder for an unowned span).
+    #[inline]
+    pub fn free_local(&self, i: usize) {
+        let w = &self.alloc_bits[i / 64];
+        debug_assert!(w.get() >> (i % 64) & 1 == 1, "double free of object {i} in span {:#x}", self.base);
+        w.set(w.get() & !(1 << (i % 64)));
+        self.alloc_count.set(self.alloc_count.get() - 1);
+    }
+
+    /// Pushes a freed object on the remote stack (any thread). One CAS.
+    #[inline]
+    pub fn push_remote(&self, obj: usize) {
+        // SAFETY: `obj` is a freed object of this span, at least 8 bytes and 8-aligned;
+        // nobody else uses it until it is collected.
+        unsafe { self.remote.push(obj) }
+    }
+
+    /// Takes every object on the remote stack and frees it locally; returns how many. Owner
+    /// (or mcentral lock holder for an unowned span).
+    pub fn collect_remote(&self) -> usize {
+        let mut p = self.remote.take();
+        let mut n = 0;
+        while p != 0 {
+            // SAFETY: `p` is a node of the list just taken.
+            let next = unsafe { RemoteStack::next(p) };
+            self.free_local(self.object_index(p));
+            n += 1;
+            p = next;
+        }
+        n
+    }
+
+    /// Objects waiting on the remote stack (for the checker; no other thread may run).
+    pub fn remote_len(&self) -> usize {
+        let mut p = self.remote.peek();
+        let mut n = 0;
+        while p != 0 {
+            // SAFETY: no concurrent push (checker); nodes hold their links.
+            p = unsafe { RemoteStack::next(p) };
+            n += 1;
+        }
+        n
+    }
+
+    /// Whether every object is handed out.
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.alloc_count.get() == self.nelems
+    }
+
+    /// The counter of the tiny block at object index `i` (tiny spans only).
+    #[inline]
+    pub fn tiny_count(&self, i: usize) -> &TinyCounter {
+        debug_assert!(!self.tiny_counts.is_null() && i < self.nelems as usize);
+        // SAFETY: tiny spans carry a counter array of `nelems` entries that lives as long as
+        // the span.
+        unsafe { &*self.tiny_counts.add(i) }
+    }
+
+    /// One past the last byte.
+    #[inline]
+    pub fn end(&self) -> usize {
+        self.base + self.npages * PAGE_BYTES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    #[test]
+    fn scan_hands_out_every_object_once_then_rewinds() {
+        let mut mem = std::vec![0u64; PAGE_BYTES / 8];
+        let base = mem.as_mut_ptr() as usize;
+        let s = Span::new(base, 1, sizeclass::span_class(3), false, ptr::null());
+        assert_eq!(s.nelems, 341);
+        let mut got = Vec::new();
+        while let Some(p) = s.next_free_fast().or_else(|| s.next_free()) {
+            got.push(p);
+        }
+        assert_eq!(got.len(), 341);
+        assert!(s.is_full());
+        s.free_local(s.object_index(got[7]));
+        s.push_remote(got[100]);
+        assert_eq!(s.collect_remote(), 1);
+        assert_eq!(s.alloc_count.get(), 339);
+        assert!(s.next_free_fast().or_else(|| s.next_free()).is_none(), "scan is over until rewind");
+        s.rewind();
+        let a = s.next_free_fast().or_else(|| s.next_free()).unwrap();
+        let b = s.next_free_fast().or_else(|| s.next_free()).unwrap();
+        assert_eq!((a, b), (got[7], got[100]));
+        assert!(s.is_full());
+    }
+}

@@ -1,0 +1,177 @@
+//! Unit tests of the tiered strategy's internals (the model-based harness and the
+//! multi-thread tests live in tests/).
+
+extern crate std;
+
+use core::alloc::Layout;
+use std::vec::Vec;
+
+use crate::{Heap, Mmap, Tracked};
+
+use super::Tiered;
+
+fn fill(p: *mut u8, n: usize, seed: u8) {
+    for i in 0..n {
+        // SAFETY: test blocks are valid for `n` bytes.
+        unsafe { p.add(i).write(seed.wrapping_add(i as u8)) };
+    }
+}
+
+fn verify(p: *const u8, n: usize, seed: u8) {
+    for i in 0..n {
+        // SAFETY: test blocks are valid for `n` bytes.
+        assert_eq!(unsafe { p.add(i).read() }, seed.wrapping_add(i as u8), "byte {i} of {p:?}");
+    }
+}
+
+#[test]
+fn every_class_and_large_round_trip() {
+    let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+    let mut live = Vec::new();
+    let sizes = [1usize, 3, 8, 15, 16, 17, 24, 100, 1000, 1024, 4000, 8192, 32768, 32769, 100_000, 1 << 20];
+    for (k, &size) in sizes.iter().enumerate() {
+        for align in [1usize, 8, 16, 64, 4096, 8192, 16384, 1 << 20] {
+            let l = Layout::from_size_align(size, align).unwrap();
+            let p = heap.alloc_layout(l).unwrap().as_ptr();
+            assert_eq!(p as usize % align, 0, "size {size} align {align}");
+            fill(p, size, k as u8);
+            live.push((p, l, k as u8));
+        }
+    }
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    assert_eq!(heap.stats().live_objects, live.len());
+    for &(p, l, seed) in &live {
+        verify(p, l.size(), seed);
+        // SAFETY: live blocks of this heap.
+        unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, l) };
+    }
+    heap.strategy().release_thread_cache();
+    // SAFETY: as above.
+    unsafe { heap.check() }.unwrap();
+    let st = heap.stats();
+    assert_eq!((st.live_bytes, st.live_objects), (0, 0));
+}
+
+#[test]
+fn tiny_blocks_are_reused_once_all_objects_are_freed() {
+    let heap: Heap<Tiered> = Heap::new();
+    let l = Layout::from_size_align(4, 4).unwrap();
+    let a = heap.alloc_layout(l).unwrap().as_ptr() as usize;
+    let b = heap.alloc_layout(l).unwrap().as_ptr() as usize;
+    assert_eq!(b, a + 4, "tiny objects share a block");
+    // SAFETY: live blocks of this heap.
+    unsafe {
+        core::alloc::GlobalAlloc::dealloc(&heap, a as *mut u8, l);
+        core::alloc::GlobalAlloc::dealloc(&heap, b as *mut u8, l);
+    }
+    let c = heap.alloc_layout(l).unwrap().as_ptr() as usize;
+    assert_eq!(c, a, "an emptied current tiny block is reused from offset 0");
+    // SAFETY: as above.
+    unsafe { core::alloc::GlobalAlloc::dealloc(&heap, c as *mut u8, l) };
+    // Retired blocks: fill many blocks, free everything, and the span count does not grow.
+    for _ in 0..3 {
+        let v: Vec<usize> = (0..10_000).map(|_| heap.alloc_layout(l).unwrap().as_ptr() as usize).collect();
+        for p in v {
+            // SAFETY: as above.
+            unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p as *mut u8, l) };
+        }
+    }
+    heap.strategy().release_thread_cache();
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    assert_eq!(heap.stats().live_objects, 0);
+}
+
+#[test]
+fn realloc_keeps_contents_across_classes() {
+    let heap: Heap<Tiered> = Heap::new();
+    let mut l = Layout::from_size_align(5, 1).unwrap();
+    let mut p = heap.alloc_layout(l).unwrap().as_ptr();
+    fill(p, 5, 9);
+    for new in [12usize, 40, 1000, 40_000, 3_000_000, 700, 3] {
+        // SAFETY: `p` is live for `l`.
+        p = unsafe { core::alloc::GlobalAlloc::realloc(&heap, p, l, new) };
+        assert!(!p.is_null());
+        verify(p, l.size().min(new).min(5), 9);
+        l = Layout::from_size_align(new, 1).unwrap();
+        // SAFETY: no other thread uses the heap.
+        unsafe { heap.check() }.unwrap();
+    }
+    // SAFETY: live block.
+    unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, l) };
+}
+
+/// The shared cache (used under its lock during TLS registration, after a thread's cache is
+/// gone, and without `std`): objects from it are freed by a thread with its own cache, and
+/// the other way round.
+#[test]
+fn shared_cache_path_mixes_with_thread_caches() {
+    let heap: Heap<Tiered> = Heap::new();
+    let l = Layout::from_size_align(48, 8).unwrap();
+    let tiny = Layout::from_size_align(5, 1).unwrap();
+    // Make the root exist, through the thread's own cache.
+    let own: Vec<usize> = (0..500).map(|_| heap.alloc_layout(l).unwrap().as_ptr() as usize).collect();
+    let root = heap.strategy().existing_root().unwrap();
+    let src = heap.source();
+    let shared: Vec<(usize, Layout)> = (0..500)
+        .flat_map(|i| {
+            let a =
+                root.with_shared_cache(src, 48, |c| c.alloc_small(root, src, super::span_class(5))).unwrap();
+            let b = root.with_shared_cache(src, 5, |c| c.alloc_tiny(root, src, 5, 1)).unwrap();
+            fill(a as *mut u8, 48, i as u8);
+            [(a, l), (b, tiny)]
+        })
+        .collect();
+    for &p in &own {
+        // SAFETY: live blocks of this heap.
+        unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p as *mut u8, l) };
+    }
+    for (i, &(p, lay)) in shared.iter().enumerate() {
+        if lay.size() == 48 {
+            verify(p as *const u8, 48, (i / 2) as u8);
+        }
+        // SAFETY: as above.
+        unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p as *mut u8, lay) };
+    }
+    heap.trim();
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    assert_eq!(heap.stats().live_objects, 0);
+}
+
+/// Over a caller's region: too small a region makes every request fail cleanly (the design
+/// needs a 32 MiB index reservation and a 64 MiB arena); a region large enough works, and
+/// runs out cleanly.
+#[test]
+fn fixed_regions_fail_cleanly_or_work() {
+    use crate::{Fixed, Region};
+    static SMALL: Region<{ 8 << 20 }> = Region::new();
+    static BIG: Region<{ 192 << 20 }> = Region::new();
+    let small: Heap<Tiered, Fixed> = Heap::with_source(Fixed::from_region(&SMALL));
+    for _ in 0..3 {
+        assert!(small.alloc_layout(Layout::from_size_align(64, 8).unwrap()).is_none());
+    }
+    let big: Heap<Tiered, Fixed> = Heap::with_source(Fixed::from_region(&BIG));
+    let l = Layout::from_size_align(1 << 20, 8).unwrap();
+    let mut got = Vec::new();
+    while let Some(p) = big.alloc_layout(l) {
+        fill(p.as_ptr(), 64, got.len() as u8);
+        got.push(p);
+        assert!(got.len() < 200, "a 192 MiB region gave more than it holds");
+    }
+    assert!(got.len() >= 32, "only {} MiB from a 192 MiB region", got.len());
+    let small_obj = Layout::from_size_align(100, 8).unwrap();
+    let _ = big.alloc_layout(small_obj).map(|p| {
+        // SAFETY: just allocated.
+        unsafe { core::alloc::GlobalAlloc::dealloc(&big, p.as_ptr(), small_obj) }
+    });
+    for (i, p) in got.into_iter().enumerate() {
+        verify(p.as_ptr(), 64, i as u8);
+        // SAFETY: live block.
+        unsafe { core::alloc::GlobalAlloc::dealloc(&big, p.as_ptr(), l) };
+    }
+    big.strategy().release_thread_cache();
+    // SAFETY: single thread.
+    unsafe { big.check() }.unwrap();
+}
