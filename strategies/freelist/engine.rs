@@ -16,6 +16,11 @@ use crate::strategy::{CheckError, StrategyStats};
 
 /// Smallest chunk the heap asks its source for (a request that needs more gets its own size).
 pub const CHUNK_BYTES: usize = 256 * 1024;
+/// Largest chunk asked for by geometric growth (a quarter of what the heap holds).
+pub const GROW_MAX_BYTES: usize = 8 << 20;
+/// Largest chunk that growth may make by extending an adjacent chunk, for sources that give
+/// memory back (smaller chunks can be handed back sooner); unbounded otherwise.
+pub const MERGE_MAX_BYTES: usize = 64 << 20;
 /// Free memory kept cached: a chunk that becomes wholly free is handed back to the source
 /// (`free`, Go's sysFree) only while the heap's free bytes exceed this.
 pub const RETAIN_FREE_BYTES: usize = 1024 * 1024;
@@ -191,6 +196,12 @@ impl<X: Placement> Core<X> {
         self.free_blocks
     }
 
+    /// Chunks now (tests).
+    #[cfg(test)]
+    pub fn chunks_for_test(&self) -> usize {
+        self.chunk_count
+    }
+
     /// Free bytes now (tests).
     #[cfg(test)]
     pub fn free_bytes_for_test(&self) -> usize {
@@ -321,26 +332,125 @@ impl<X: Placement> Core<X> {
         self.policy.handed_out(end);
     }
 
-    /// Gets a new chunk with room for the request and indexes its one free block.
+    /// Gets memory from the source with room for the request: extends an adjacent chunk
+    /// when the source hands out the neighbouring range, or lays out a new chunk.
     #[cold]
     fn grow<P: PageSource>(&mut self, src: &P, need: usize, align: usize) -> Option<Block> {
         let pad = if align > BLOCK_ALIGN { align + MIN_BLOCK_BYTES } else { 0 };
         let min = need.checked_add(pad)?.checked_add(CHUNK_OVERHEAD_BYTES)?;
         let min = align_up(min, P::PAGE_BYTES.max(BLOCK_ALIGN))?;
-        let (base, bytes) = match src.alloc_ready(min.max(CHUNK_BYTES), P::PAGE_BYTES) {
-            Ok(b) => (b, min.max(CHUNK_BYTES)),
-            Err(_) if min < CHUNK_BYTES => (src.alloc_ready(min, P::PAGE_BYTES).ok()?, min),
+        let want = align_up((self.committed_bytes / 4).clamp(CHUNK_BYTES, GROW_MAX_BYTES), P::PAGE_BYTES)?;
+        let (base, bytes) = match src.alloc_ready(min.max(want), P::PAGE_BYTES) {
+            Ok(b) => (b, min.max(want)),
+            Err(_) if min < want => (src.alloc_ready(min, P::PAGE_BYTES).ok()?, min),
             Err(_) => return None,
         };
+        let base = base.as_ptr();
         // SAFETY: the source just gave `bytes` Ready bytes at `base`, owned by nobody else.
-        let f = unsafe { self.add_chunk(base.as_ptr().cast(), bytes) };
+        let f = unsafe {
+            match self.extend_chunk::<P>(base, bytes) {
+                Some(f) => f,
+                None => self.new_chunk::<P>(base.cast(), bytes),
+            }
+        };
+        // SAFETY: `f` is an indexed free block of the chunk just grown.
+        unsafe { fit_start(f, need, align) }.map(|_| f)
+    }
+
+    /// Lays out a new chunk and makes its tail fresh if the source zeroes.
+    ///
+    /// # Safety
+    /// As for [`add_chunk`](Self::add_chunk).
+    unsafe fn new_chunk<P: PageSource>(&mut self, base: *mut ChunkHead, bytes: usize) -> Block {
+        // SAFETY: forwarded.
+        let f = unsafe { self.add_chunk(base, bytes) };
         if P::FRESH_ZEROED {
             // SAFETY: the chunk was just laid out.
-            let end = unsafe { ChunkHead::end_sentinel(base.as_ptr().cast()) };
+            let end = unsafe { ChunkHead::end_sentinel(base) };
             self.fresh = Fresh { lo: f.addr(), hi: end.addr() };
         }
-        // SAFETY: `f` is the new chunk's only block, free and in the index.
-        unsafe { fit_start(f, need, align) }.map(|_| f)
+        f
+    }
+
+    /// If `base..base + bytes` touches a chunk (just above or just below it), makes it part
+    /// of that chunk as a free block, coalesced; returns the free block.
+    ///
+    /// # Safety
+    /// `base..base + bytes` is fresh Ready memory from this heap's source, owned by nobody.
+    unsafe fn extend_chunk<P: PageSource>(&mut self, base: *mut u8, bytes: usize) -> Option<Block> {
+        let limit = if P::RELEASES_MEMORY { MERGE_MAX_BYTES } else { usize::MAX };
+        let (lo, hi) = (base as usize, base as usize + bytes);
+        let mut c = self.chunks;
+        while !c.is_null() {
+            // SAFETY: `c` is a live chunk of the list.
+            let (c_lo, c_bytes, next) = unsafe { (c as usize, ChunkHead::bytes(c), (*c).next) };
+            if c_bytes.saturating_add(bytes) <= limit {
+                if c_lo + c_bytes == lo {
+                    // SAFETY: the new range starts where chunk `c` ends.
+                    return Some(unsafe { self.extend_up::<P>(c, bytes) });
+                }
+                if hi == c_lo {
+                    // SAFETY: the new range ends where chunk `c` starts.
+                    return Some(unsafe { self.extend_down(c, base.cast(), bytes) });
+                }
+            }
+            c = next;
+        }
+        None
+    }
+
+    /// Chunk `c` grows by `bytes` at its top: the old END sentinel becomes the header of a
+    /// free block of `bytes` bytes, then freed like any block (coalescing below).
+    ///
+    /// # Safety
+    /// `c` is a live chunk and the `bytes` above it are fresh memory of this heap.
+    unsafe fn extend_up<P: PageSource>(&mut self, c: *mut ChunkHead, bytes: usize) -> Block {
+        // SAFETY: the old END sentinel and everything above it up to the new end are ours.
+        unsafe {
+            let old_end = ChunkHead::end_sentinel(c);
+            let last_free = old_end.prev_is_free();
+            (*c).begin += bytes;
+            self.committed_bytes += bytes;
+            let new_end = ChunkHead::end_sentinel(c);
+            new_end.set_header(0);
+            old_end.set_header(bytes | if last_free { PREV_FREE } else { 0 });
+            let m = self.release_block(old_end, bytes);
+            if P::FRESH_ZEROED {
+                // No block starts at or above `lo` when the new space joined the old last
+                // block: then nothing is claimed until a block is cut above it.
+                let lo = if m == old_end { m.addr() } else { old_end.addr() + HEADER_BYTES };
+                self.fresh = Fresh { lo, hi: new_end.addr() };
+            } else if self.fresh.hi == old_end.addr() {
+                self.fresh = Fresh { lo: 0, hi: 0 };
+            }
+            m
+        }
+    }
+
+    /// Chunk `c` grows by `bytes` at its bottom: its head moves down to `base`, and the
+    /// space from the new first block to the old one becomes a free block, coalesced above.
+    ///
+    /// # Safety
+    /// `c` is a live chunk and `base..c` (`bytes` long) is fresh memory of this heap.
+    unsafe fn extend_down(&mut self, c: *mut ChunkHead, base: *mut ChunkHead, bytes: usize) -> Block {
+        // SAFETY: `base..c` is ours; the old head becomes the inside of the new free block,
+        // after its links are moved to the new head.
+        unsafe {
+            let ChunkHead { prev, next, begin } = c.read();
+            base.write(ChunkHead { prev, next, begin: begin + bytes });
+            if prev.is_null() {
+                self.chunks = base;
+            } else {
+                (*prev).next = base;
+            }
+            if !next.is_null() {
+                (*next).prev = base;
+            }
+            self.committed_bytes += bytes;
+            let b = ChunkHead::first(base);
+            b.set_header(bytes);
+            self.release_block(b, bytes)
+        }
     }
 
     /// Lays out a chunk (links, sentinels, one free block), links it first and indexes the
@@ -446,8 +556,9 @@ impl<X: Placement> Core<X> {
     /// `m` is a live free block.
     #[inline]
     unsafe fn may_be_whole_chunk<P: PageSource>(m: Block) -> bool {
+        // The address test first: it needs no memory access.
         // SAFETY: the block above a live block is a block or the END sentinel.
-        unsafe { m.next().size() == 0 && (m.addr() - FIRST_BLOCK_OFFSET).is_multiple_of(P::PAGE_BYTES) }
+        (m.addr() - FIRST_BLOCK_OFFSET).is_multiple_of(P::PAGE_BYTES) && unsafe { m.next().size() == 0 }
     }
 
     /// If free block `m` spans its whole chunk, hands the chunk back to the source (Go's
@@ -621,6 +732,58 @@ impl<X: Placement> Core<X> {
             self.handed_out(a);
         }
         true
+    }
+
+    /// Grows used block `a` (payload `p`, `old` bytes requested) into the free block below
+    /// it (and the free block above, if any), moving the contents down. For alignments up
+    /// to `BLOCK_ALIGN` only (the payload moves). Returns the new payload.
+    ///
+    /// # Safety
+    /// `p` is a live payload of this heap allocated for `old` bytes with alignment
+    /// `<= BLOCK_ALIGN`; `new > old` bytes did not fit in place.
+    pub unsafe fn grow_backward(&mut self, p: NonNull<u8>, old: usize, new: usize) -> Option<NonNull<u8>> {
+        let need = block_need(new)?;
+        // SAFETY: `p` is live; its neighbours are valid blocks of its chunk; the index is told
+        // before the copy overwrites the lower block's node; headers above the copied bytes
+        // are written after the copy.
+        unsafe {
+            let a = Block::from_payload(p);
+            if !a.prev_is_free() {
+                return None;
+            }
+            let (b, size, n) = (a.prev(), a.size(), a.next());
+            let (b_size, n_size) = (b.size(), if n.is_free() { n.size() } else { 0 });
+            let total = b_size + size + n_size;
+            if total < need {
+                return None;
+            }
+            self.policy.index_mut().remove(b, b_size);
+            self.free_blocks -= 1;
+            if n_size > 0 {
+                self.policy.index_mut().remove(n, n_size);
+                self.free_blocks -= 1;
+            }
+            self.free_bytes -= b_size + n_size;
+            ptr::copy(p.as_ptr(), b.payload().as_ptr(), old);
+            let rest = total - need;
+            let b_new = if rest >= MIN_BLOCK_BYTES { need } else { total };
+            // `b` was free, so the block below it is not.
+            b.set_header(b_new);
+            if rest >= MIN_BLOCK_BYTES {
+                let r = b.next();
+                r.write_free(rest);
+                r.next().set_prev_free(true);
+                self.free_bytes += rest;
+                self.free_blocks += 1;
+                self.policy.index_mut().insert(r, rest, None);
+            } else {
+                b.next().set_prev_free(false);
+            }
+            self.live_bytes = self.live_bytes - old + new;
+            self.peak_live_bytes = self.peak_live_bytes.max(self.live_bytes);
+            self.handed_out(b);
+            Some(b.payload())
+        }
     }
 
     /// Usable bytes of a live payload.

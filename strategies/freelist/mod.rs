@@ -36,8 +36,9 @@
 //!
 //! ## Realloc
 //! In place when shrinking (a tail that can stand as a block, or that can join a free block
-//! above, is freed) and when the block above is free and big enough; otherwise allocate,
-//! copy, free.
+//! above, is freed) and when the block above is free and big enough. Otherwise, when the
+//! block below is free and the two (with the block above, if free) are big enough, the
+//! contents move down into them (alignments up to 16 bytes). Otherwise allocate, copy, free.
 //!
 //! ## Zeroed allocation
 //! Memory from a `FRESH_ZEROED` source is zero except for what the heap wrote itself. The
@@ -178,6 +179,12 @@ unsafe impl<X: Placement> Strategy for FreeList<X> {
             // SAFETY: `ptr` is live for `layout` (caller).
             if unsafe { core.resize_in_place(ptr, layout.size(), new_size) } {
                 return Some(ptr);
+            }
+            if layout.align() <= BLOCK_ALIGN
+                // SAFETY: as above; the alignment survives the move.
+                && let Some(p) = unsafe { core.grow_backward(ptr, layout.size(), new_size) }
+            {
+                return Some(p);
             }
             let new_layout = Layout::from_size_align(new_size, layout.align()).ok()?;
             // SAFETY: non-zero size; this heap's source.

@@ -7,6 +7,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 use std::vec::Vec;
 
+use super::engine::GROW_MAX_BYTES;
 use super::*;
 use crate::heap::Heap;
 use crate::source::{Failing, Fixed, Mmap, Op, Tracked};
@@ -323,10 +324,17 @@ fn injected_source_failure_gives_none_and_leaks_nothing() {
 #[test]
 fn wholly_free_chunks_go_back_to_the_source() {
     let h: Heap<FirstFit<Linear>, Tracked<Mmap>> = Heap::with_source(Tracked::new(Mmap));
+    // A little free memory stays cached: one chunk, wholly free, is kept.
+    let p = h.alloc_layout(layout(100, 8)).unwrap();
+    // SAFETY: live block with its layout.
+    unsafe { h.dealloc(p.as_ptr(), layout(100, 8)) };
+    assert_eq!(h.source().counts().ready, CHUNK_BYTES, "the first chunk is kept cached");
+    assert_eq!(h.source().counts().calls_of(Op::Free), 0);
+    // Much free memory does not: wholly free chunks go back while more than
+    // RETAIN_FREE_BYTES are free.
     let l = layout(200 * 1024, 8);
     let live: Vec<_> = (0..40).map(|_| h.alloc_layout(l).unwrap()).collect();
-    let peak = h.source().counts().ready;
-    assert!(peak >= 40 * 200 * 1024);
+    assert!(h.source().counts().ready >= 40 * 200 * 1024);
     for p in &live {
         // SAFETY: live block with its layout.
         unsafe { h.dealloc(p.as_ptr(), l) };
@@ -334,8 +342,7 @@ fn wholly_free_chunks_go_back_to_the_source() {
     }
     let counts = h.source().counts();
     assert!(counts.calls_of(Op::Free) > 0, "no chunk was given back");
-    assert!(counts.ready <= RETAIN_FREE_BYTES + CHUNK_BYTES, "kept {} bytes Ready", counts.ready);
-    assert!(counts.ready > 0, "some free memory stays cached");
+    assert!(counts.ready <= RETAIN_FREE_BYTES + GROW_MAX_BYTES, "kept {} bytes Ready", counts.ready);
     assert_eq!(h.stats().committed_bytes, counts.ready);
     let given = h.trim();
     assert_eq!(given, counts.ready);
@@ -346,6 +353,29 @@ fn wholly_free_chunks_go_back_to_the_source() {
     // SAFETY: live block with its layout.
     unsafe { h.dealloc(p.as_ptr(), l) };
     check(&h);
+}
+
+#[test]
+fn adjacent_growth_extends_the_chunk() {
+    // `Fixed` hands out neighbouring ranges: the heap keeps one chunk, so a block can span
+    // what were two reservations, and the whole region is usable by one large request.
+    let (_a, src) = fixed(4 << 20);
+    let h: Heap<FirstFit<Linear>, Fixed> = Heap::with_source(src);
+    let small = h.alloc_layout(layout(64, 8)).unwrap();
+    let big: Vec<_> = (0..6).map(|_| h.alloc_layout(layout(300 * 1024, 8)).unwrap()).collect();
+    check(&h);
+    assert_eq!(h.strategy().core.lock().chunks_for_test(), 1, "growth extended the one chunk");
+    for p in big {
+        // SAFETY: live block with its layout.
+        unsafe { h.dealloc(p.as_ptr(), layout(300 * 1024, 8)) };
+    }
+    check(&h);
+    assert_eq!(h.strategy().free_summary().blocks, 1, "one chunk, one free block: chunks were merged");
+    let all = h.stats().committed_bytes - 4096;
+    assert!(h.alloc_layout(layout(all, 8)).is_some(), "one block spans the merged chunk");
+    check(&h);
+    // SAFETY: live block with its layout.
+    unsafe { h.dealloc(small.as_ptr(), layout(64, 8)) };
 }
 
 #[test]

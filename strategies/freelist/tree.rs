@@ -2,11 +2,17 @@
 //! operation, making exactly the decisions of the [`Linear`](super::Linear) walk.
 //!
 //! # Design
-//! A treap is a binary search tree by key that is also a heap by priority. Here the priority
-//! of a block is a hash of its address, so the shape of the tree is a function of the set of
-//! free blocks alone (no random state, no history) and its expected depth is `O(log n)`.
-//! Nodes live in the free blocks' node area ([`NODE_BYTES`](super::NODE_BYTES)); nothing is
-//! allocated.
+//! A treap is a binary search tree by key that is also a heap by priority. A block's
+//! priority is a hash of its address, taken when it enters the tree and kept in its node, so
+//! the expected depth is `O(log n)` with no random state. Nodes live in the free blocks' node
+//! area ([`NODE_BYTES`](super::NODE_BYTES)), with parent links; nothing is allocated.
+//!
+//! Cost per change, beyond the memory it touches: insert descends from the root (O(log n))
+//! and rotates up (expected O(1) rotations); remove rotates the node down to a leaf (expected
+//! O(1)) without a search; in the address tree a block that takes another's place
+//! (`replace`: a split remainder, a block merged with the free block above) or changes size
+//! (`resized`) keeps the node's position and priority, O(1), and `max` is repaired upward
+//! only as far as it changes.
 //!
 //! - [`AddrTree`] orders by address and keeps in each node the largest block size of its
 //!   subtree (`max`). First fit descends to the leftmost subtree whose `max` admits the
@@ -21,8 +27,9 @@
 //!
 //! Invariants (checked by `check`), for every node `n`:
 //! - order: `key(n.left subtree) < key(n) < key(n.right subtree)`;
-//! - heap: `prio(n) >= prio(n.left)`, `prio(n) >= prio(n.right)`;
-//! - augmentation: `n.max == max(n.size, n.left.max, n.right.max)`;
+//! - heap: `n.prio >= n.left.prio`, `n.prio >= n.right.prio`;
+//! - links: `n.left.parent == n`, `n.right.parent == n`, `root.parent == null`;
+//! - augmentation (address tree): `n.max == max(n.size, n.left.max, n.right.max)`;
 //! - `n.size ==` the block's header size; `#nodes == len`.
 
 use core::marker::PhantomData;
@@ -35,13 +42,17 @@ use crate::strategy::CheckError;
 
 /// The tree node kept in a free block's node area (exactly `NODE_BYTES`).
 #[repr(C)]
+#[derive(Copy, Clone)]
 struct Node {
     left: *mut u8,
     right: *mut u8,
+    parent: *mut u8,
     /// The block's size (the index never reads headers: the core may be rewriting them).
     size: usize,
-    /// The largest `size` in this subtree.
+    /// The largest `size` in this subtree (address tree only).
     max: usize,
+    /// Heap priority: a hash of the address the block had when it entered the tree.
+    prio: u64,
 }
 
 const _: () = assert!(size_of::<Node>() <= super::NODE_BYTES);
@@ -50,7 +61,8 @@ const _: () = assert!(size_of::<Node>() <= super::NODE_BYTES);
 pub trait TreeOrder: Send + 'static {
     /// Whether `(a_size, a)` sorts before `(b_size, b)`.
     fn less(a: *mut u8, a_size: usize, b: *mut u8, b_size: usize) -> bool;
-    /// Whether the key holds the size (then a change of size moves the block).
+    /// Whether the key holds the size (then a change of size moves the block, and no
+    /// subtree maximum is kept).
     const KEYED_BY_SIZE: bool;
 }
 
@@ -96,9 +108,9 @@ fn node(b: *mut u8) -> *mut Node {
     unsafe { Block::at(b) }.node::<Node>()
 }
 
-/// The priority of a block: a hash of its address (Fibonacci hashing).
+/// The priority a block gets when it enters the tree: a hash of its address.
 #[inline]
-fn prio(b: *mut u8) -> u64 {
+fn hash_prio(b: *mut u8) -> u64 {
     ((b as usize as u64) >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
@@ -126,6 +138,9 @@ unsafe fn pull(t: *mut u8) {
 }
 
 impl<O: TreeOrder> Treap<O> {
+    /// Whether subtree maxima are kept.
+    const AUGMENTED: bool = !O::KEYED_BY_SIZE;
+
     /// Whether node `a` sorts before node `b`.
     ///
     /// # Safety
@@ -136,126 +151,148 @@ impl<O: TreeOrder> Treap<O> {
         unsafe { O::less(a, (*node(a)).size, b, (*node(b)).size) }
     }
 
-    /// Splits `t` into the nodes sorting before `x` and the rest.
+    /// Points the link that held `old` (in `parent`, or the root) at `new`.
     ///
     /// # Safety
-    /// `t` is null or a subtree; `x` is a node not in it.
-    unsafe fn split(t: *mut u8, x: *mut u8) -> (*mut u8, *mut u8) {
-        if t.is_null() {
-            return (ptr::null_mut(), ptr::null_mut());
+    /// `parent` is null (then `old` is the root) or a node with `old` as a child.
+    #[inline]
+    unsafe fn relink(&mut self, parent: *mut u8, old: *mut u8, new: *mut u8) {
+        if parent.is_null() {
+            self.root = new;
+            return;
         }
-        // SAFETY: `t` and its descendants are nodes.
+        // SAFETY: `parent` is a node.
         unsafe {
-            let n = node(t);
-            if Self::lt(t, x) {
-                let (l, r) = Self::split((*n).right, x);
-                (*n).right = l;
-                pull(t);
-                (t, r)
+            let p = node(parent);
+            if (*p).left == old {
+                (*p).left = new;
             } else {
-                let (l, r) = Self::split((*n).left, x);
-                (*n).left = r;
-                pull(t);
-                (l, t)
+                (*p).right = new;
             }
         }
     }
 
-    /// Joins two subtrees, every key of `a` below every key of `b`.
+    /// Rotates `x` above its parent, keeping the in-order sequence.
     ///
     /// # Safety
-    /// Both are null or subtrees, disjoint and ordered.
-    unsafe fn merge(a: *mut u8, b: *mut u8) -> *mut u8 {
-        if a.is_null() {
-            return b;
-        }
-        if b.is_null() {
-            return a;
-        }
-        // SAFETY: `a` and `b` are nodes.
+    /// `x` is a node with a parent.
+    unsafe fn rotate_up(&mut self, x: *mut u8) {
+        // SAFETY: `x`, its parent and the moved subtree are nodes of the tree.
         unsafe {
-            if prio(a) > prio(b) {
-                (*node(a)).right = Self::merge((*node(a)).right, b);
-                pull(a);
-                a
+            let (xn, p) = (node(x), (*node(x)).parent);
+            let pn = node(p);
+            let g = (*pn).parent;
+            if (*pn).left == x {
+                let b = (*xn).right;
+                (*pn).left = b;
+                if !b.is_null() {
+                    (*node(b)).parent = p;
+                }
+                (*xn).right = p;
             } else {
-                (*node(b)).left = Self::merge(a, (*node(b)).left);
-                pull(b);
-                b
+                let b = (*xn).left;
+                (*pn).right = b;
+                if !b.is_null() {
+                    (*node(b)).parent = p;
+                }
+                (*xn).left = p;
             }
-        }
-    }
-
-    /// Inserts node `x` (its fields set but the links) into `t`; returns the new root.
-    ///
-    /// # Safety
-    /// `t` is null or a subtree; `x` is a node not in it, its `size` set.
-    unsafe fn insert_at(t: *mut u8, x: *mut u8) -> *mut u8 {
-        // SAFETY: `t`, its descendants and `x` are nodes.
-        unsafe {
-            if t.is_null() || prio(x) > prio(t) {
-                let (l, r) = Self::split(t, x);
-                let n = node(x);
-                (*n).left = l;
-                (*n).right = r;
+            (*pn).parent = x;
+            (*xn).parent = g;
+            self.relink(g, p, x);
+            if Self::AUGMENTED {
+                pull(p);
                 pull(x);
-                return x;
             }
-            let n = node(t);
-            if Self::lt(x, t) {
-                (*n).left = Self::insert_at((*n).left, x);
-            } else {
-                (*n).right = Self::insert_at((*n).right, x);
-            }
-            (*n).max = (*n).max.max((*node(x)).size);
-            t
         }
     }
 
-    /// Removes node `x` (sorting by `x_size`) from `t`; returns the new root.
+    /// Recomputes `max` from `t` upward, stopping where it no longer changes.
     ///
     /// # Safety
-    /// `x` is in subtree `t` with size `x_size`.
-    unsafe fn remove_at(t: *mut u8, x: *mut u8, x_size: usize) -> *mut u8 {
-        // SAFETY: `t` is a node on the search path to `x` (the caller's guarantee).
-        unsafe {
-            let n = node(t);
-            if t == x {
-                return Self::merge((*n).left, (*n).right);
+    /// `t` is null or a node whose subtree's maxima are right.
+    #[inline]
+    unsafe fn fix_up(mut t: *mut u8) {
+        if !Self::AUGMENTED {
+            return;
+        }
+        while !t.is_null() {
+            // SAFETY: `t` is a node; its children's maxima are right.
+            unsafe {
+                let n = node(t);
+                let old = (*n).max;
+                pull(t);
+                if (*n).max == old {
+                    return;
+                }
+                t = (*n).parent;
             }
-            if O::less(x, x_size, t, (*n).size) {
-                (*n).left = Self::remove_at((*n).left, x, x_size);
-            } else {
-                (*n).right = Self::remove_at((*n).right, x, x_size);
-            }
-            pull(t);
-            t
         }
     }
 
-    /// Recomputes `max` on the path from `t` down to `x`.
+    /// Makes `x` (node fields written) a leaf under the search path, then rotates it up to
+    /// its place by priority.
     ///
     /// # Safety
-    /// `x` is in subtree `t`, keyed by `x_size`.
-    unsafe fn repull(t: *mut u8, x: *mut u8, x_size: usize) {
-        // SAFETY: `t` is a node on the search path to `x`.
+    /// `x` is a node not in the tree, its `size` and `prio` set.
+    unsafe fn insert_node(&mut self, x: *mut u8, size: usize) {
+        // SAFETY: the descent follows nodes of the tree; `x` becomes one.
         unsafe {
-            let n = node(t);
-            if t != x {
-                let child = if O::less(x, x_size, t, (*n).size) { (*n).left } else { (*n).right };
-                Self::repull(child, x, x_size);
+            let (mut t, mut parent, mut left) = (self.root, ptr::null_mut(), false);
+            while !t.is_null() {
+                let n = node(t);
+                if Self::AUGMENTED && (*n).max < size {
+                    (*n).max = size;
+                }
+                parent = t;
+                left = O::less(x, size, t, (*n).size);
+                t = if left { (*n).left } else { (*n).right };
             }
-            pull(t);
+            (*node(x)).parent = parent;
+            if parent.is_null() {
+                self.root = x;
+            } else if left {
+                (*node(parent)).left = x;
+            } else {
+                (*node(parent)).right = x;
+            }
+            let prio = (*node(x)).prio;
+            while !(*node(x)).parent.is_null() && prio > (*node((*node(x)).parent)).prio {
+                self.rotate_up(x);
+            }
         }
     }
 
-    /// In order, checking the invariants below `t`; returns the subtree's max.
+    /// Rotates `x` down to a leaf and unlinks it.
+    ///
+    /// # Safety
+    /// `x` is in the tree.
+    unsafe fn remove_node(&mut self, x: *mut u8) {
+        // SAFETY: `x` and its relatives are nodes of the tree.
+        unsafe {
+            let xn = node(x);
+            while !(*xn).left.is_null() && !(*xn).right.is_null() {
+                let (l, r) = ((*xn).left, (*xn).right);
+                self.rotate_up(if (*node(l)).prio > (*node(r)).prio { l } else { r });
+            }
+            let child = if (*xn).left.is_null() { (*xn).right } else { (*xn).left };
+            let parent = (*xn).parent;
+            if !child.is_null() {
+                (*node(child)).parent = parent;
+            }
+            self.relink(parent, x, child);
+            Self::fix_up(parent);
+        }
+    }
+
+    /// In order, checking the invariants below `t`; returns the subtree's max size.
     ///
     /// # Safety
     /// The tree holds live free blocks (checked by `visit` before a node is read).
     unsafe fn check_at(
         &self,
         t: *mut u8,
+        parent: *mut u8,
         prev: &mut *mut u8,
         count: &mut usize,
         visit: &mut dyn FnMut(Block) -> Result<(), CheckError>,
@@ -273,22 +310,23 @@ impl<O: TreeOrder> Treap<O> {
         // SAFETY: as above; children are checked when reached.
         unsafe {
             let n = node(t);
-            for child in [(*n).left, (*n).right] {
-                if !child.is_null() && prio(child) > prio(t) {
-                    return err("tree: child priority above parent's (heap order)", child as usize);
-                }
+            if (*n).parent != parent {
+                return err("tree: node.parent != the node linking to it", (*n).parent as usize);
+            }
+            if !parent.is_null() && (*n).prio > (*node(parent)).prio {
+                return err("tree: priority above the parent's (heap order)", parent as usize);
             }
             if (*n).size != Block::at(t).size() {
                 return err("tree: node.size != header size", (*n).size);
             }
-            let lmax = self.check_at((*n).left, prev, count, visit)?;
+            let lmax = self.check_at((*n).left, t, prev, count, visit)?;
             if !prev.is_null() && !Self::lt(*prev, t) {
                 return err("tree: in-order keys not strictly increasing", *prev as usize);
             }
             *prev = t;
-            let rmax = self.check_at((*n).right, prev, count, visit)?;
+            let rmax = self.check_at((*n).right, t, prev, count, visit)?;
             let max = (*n).size.max(lmax).max(rmax);
-            if (*n).max != max {
+            if Self::AUGMENTED && (*n).max != max {
                 return err("tree: node.max != max(size, children's max)", (*n).max);
             }
             Ok(max)
@@ -303,27 +341,51 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
 
     #[inline]
     unsafe fn insert(&mut self, b: Block, size: usize, _hint: Option<Block>) {
+        let x = b.ptr();
+        let null = ptr::null_mut();
         // SAFETY: `b` is a free block not in the tree; its node memory is ours.
         unsafe {
-            node(b.ptr()).write(Node { left: ptr::null_mut(), right: ptr::null_mut(), size, max: size });
-            self.root = Self::insert_at(self.root, b.ptr());
+            node(x).write(Node {
+                left: null,
+                right: null,
+                parent: null,
+                size,
+                max: size,
+                prio: hash_prio(x),
+            });
+            self.insert_node(x, size);
         }
         self.len += 1;
     }
 
     #[inline]
-    unsafe fn remove(&mut self, b: Block, size: usize) {
-        // SAFETY: `b` is in the tree with `size`.
-        self.root = unsafe { Self::remove_at(self.root, b.ptr(), size) };
+    unsafe fn remove(&mut self, b: Block, _size: usize) {
+        // SAFETY: `b` is in the tree.
+        unsafe { self.remove_node(b.ptr()) };
         self.len -= 1;
     }
 
     #[inline]
     unsafe fn replace(&mut self, old: Block, old_size: usize, new: Block, new_size: usize) {
-        // SAFETY: `old` is in the tree; its node is done with before `new`'s is written.
+        // SAFETY: `old` is in the tree; its node is read whole before `new`'s (which may
+        // overlap it) is written.
         unsafe {
-            self.remove(old, old_size);
-            self.insert(new, new_size, None);
+            if O::KEYED_BY_SIZE {
+                self.remove(old, old_size);
+                self.insert(new, new_size, None);
+                return;
+            }
+            // Same place in address order: `new` takes over `old`'s node, links and priority.
+            let (x, mut n) = (new.ptr(), node(old.ptr()).read());
+            n.size = new_size;
+            node(x).write(n);
+            self.relink(n.parent, old.ptr(), x);
+            for child in [n.left, n.right] {
+                if !child.is_null() {
+                    (*node(child)).parent = x;
+                }
+            }
+            Self::fix_up(x);
         }
     }
 
@@ -336,7 +398,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
                 self.insert(b, new_size, None);
             } else {
                 (*node(b.ptr())).size = new_size;
-                Self::repull(self.root, b.ptr(), new_size);
+                Self::fix_up(b.ptr());
             }
         }
     }
@@ -347,7 +409,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
     ) -> Result<usize, CheckError> {
         let (mut prev, mut count) = (ptr::null_mut(), 0);
         // SAFETY: forwarded.
-        unsafe { self.check_at(self.root, &mut prev, &mut count, visit) }?;
+        unsafe { self.check_at(self.root, ptr::null_mut(), &mut prev, &mut count, visit) }?;
         if count != self.len {
             return Err(CheckError { what: "tree: #nodes != len", addr: self.root as usize, detail: count });
         }

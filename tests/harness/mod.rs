@@ -156,6 +156,14 @@ impl SourceKind for kinds::fixed {
         let region = OwnedRegion::new(FIXED_REGION_BYTES);
         Env { heap: Heap::with_source(region.source()), _region: Some(region) }
     }
+    fn check_source<S: Strategy>(heap: &Heap<S, Fixed>, _opts: &Opts) -> Result<(), String> {
+        fixed_consistent(heap.source())
+    }
+}
+
+/// The `Fixed` source's own bookkeeping (its list of freed ranges) is intact.
+pub fn fixed_consistent(f: &Fixed) -> Result<(), String> {
+    f.check().map(|_| ()).map_err(|e| format!("Fixed source broken: {e}"))
 }
 
 impl SourceKind for kinds::tracked {
@@ -847,6 +855,7 @@ pub fn exhaustion<S: Strategy + ConstInit>(opts: &Opts) {
         }
         assert!(r.refused > refused_before, "an {REGION_BYTES}-byte Fixed region never ran out");
         r.check(opts).unwrap_or_else(|e| panic!("after exhaustion: {e}"));
+        fixed_consistent(r.heap.source()).unwrap();
         r.model.live_bytes
     };
     let first = fill_up(&mut r, &mut rng);
@@ -882,6 +891,7 @@ pub fn exhaustion<S: Strategy + ConstInit>(opts: &Opts) {
     );
     r.free_all().unwrap();
     r.check(opts).unwrap();
+    fixed_consistent(heap.source()).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
