@@ -232,7 +232,8 @@ fn the_checker_finds_broken_references() {
     fs::create_dir_all(&dir).expect("temp dir");
     fs::write(dir.join("other.md"), "# Other page\n## A `code` heading: yes\n").expect("write");
     fs::write(dir.join("code.rs"), "// ANCHOR: here\nfn f() {}\n// ANCHOR_END: here\n").expect("write");
-    fs::write(dir.join("notes.md"), "<!-- ANCHOR: part -->\ntext\n<!-- ANCHOR_END: part -->\n").expect("write");
+    fs::write(dir.join("notes.md"), "<!-- ANCHOR: part -->\ntext\n<!-- ANCHOR_END: part -->\n")
+        .expect("write");
     let page = dir.join("page.md");
     let good = "[a](other.md#a-code-heading-yes) ![alt text](other.md) {{#include code.rs:here}}\n\
                 {{#include notes.md:part}}\n\
