@@ -187,7 +187,10 @@ impl MCache {
         if !ptr::eq(cur, &EMPTY_SPAN) {
             // SAFETY: a current span is live and owned by this cache.
             let s = unsafe { &*cur };
-            if let Some(p) = s.next_free() {
+            // A full span has nothing ahead of the scan: skip straight to its remote frees.
+            if !s.is_full()
+                && let Some(p) = s.next_free()
+            {
                 return Some(p);
             }
             s.collect_remote();
