@@ -18,6 +18,14 @@ const COLORS: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
+/// Tick values 1, 2, 5 x 10^k within `lo..hi`.
+fn ticks(lo: f64, hi: f64) -> Vec<f64> {
+    (-4..=6)
+        .flat_map(|k| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(k)))
+        .filter(|t| (lo..=hi).contains(t))
+        .collect()
+}
+
 /// Draws `values[w][a]` (None: no bar) as grouped bars on a log axis.
 pub fn grouped_bars(
     path: &Path,
@@ -30,7 +38,7 @@ pub fn grouped_bars(
     let all: Vec<f64> = values.iter().flatten().flatten().copied().filter(|v| *v > 0.0).collect();
     let lo = all.iter().copied().fold(1.0f64, f64::min).min(1.0) / 1.5;
     // Room on the right for the legend.
-    let hi = all.iter().copied().fold(1.0f64, f64::max).max(1.0) * 8.0;
+    let hi = all.iter().copied().fold(1.0f64, f64::max).max(1.0) * 4.0;
     let nw = workloads.len();
     let na = allocators.len().max(1);
     let height = 120 + nw as u32 * (8 * na as u32 + 10);
@@ -41,12 +49,17 @@ pub fn grouped_bars(
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(130)
-        .build_cartesian_2d((lo..hi).log_scale(), 0f64..nw as f64)
+        .build_cartesian_2d((lo..hi).log_scale().with_key_points(ticks(lo, hi)), 0f64..nw as f64)
         .map_err(|e| e.to_string())?;
     let names: Vec<String> = workloads.iter().map(|s| s.to_string()).collect();
     chart
         .configure_mesh()
         .disable_y_mesh()
+        .light_line_style(TRANSPARENT)
+        .x_label_formatter(&|x| {
+            let s = format!("{x:.2}");
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        })
         .y_labels(nw * 2 + 1)
         .y_label_formatter(&|y| {
             let i = y.floor() as usize;
