@@ -16,10 +16,16 @@
 //! - [`strategies`]: the designs.
 //! - [`any`]: choosing a strategy by name at run time.
 //!
-//! ```ignore
+//! ```
 //! use stratalloc::{Heap, Tiered};
 //! #[global_allocator]
 //! static GLOBAL: Heap<Tiered> = Heap::new();
+//!
+//! fn main() {
+//!     let words: Vec<String> = (0..1000).map(|i| format!("word {i}")).collect();
+//!     assert_eq!(words[999], "word 999");
+//!     assert!(GLOBAL.stats().live_objects > 0); // the heap really serves this program
+//! }
 //! ```
 #![no_std]
 #![warn(missing_docs)]
