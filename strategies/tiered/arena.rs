@@ -11,7 +11,7 @@
 //!   2^22 arena pointers covering a 48-bit address space, indexed by `addr >> 26`. The table
 //!   (32 MiB) is only *reserved*; the 4 KiB OS page that holds an entry is mapped and made
 //!   Ready when the first arena it covers is registered, so the table costs one OS page per
-//!   256 GiB of address space actually used.
+//!   32 GiB of address space actually used (512 entries of 64 MiB).
 //! - *span map* (`Arena::spans`, Go's `heapArena.spans`): page -> span. Every page of an
 //!   in-use span points to it; free pages point to nothing.
 //!
