@@ -125,16 +125,8 @@ pub unsafe trait Strategy: Send + Sync {
         layout: Layout,
         new_size: usize,
     ) -> Option<NonNull<u8>> {
-        // SAFETY: the caller guarantees `new_size` is a valid size for this alignment.
-        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         // SAFETY: forwarded with the caller's guarantees.
-        let new = unsafe { self.alloc(src, new_layout) }?;
-        // SAFETY: both blocks are live, disjoint, and valid for `min` bytes.
-        unsafe {
-            ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), layout.size().min(new_size));
-            self.dealloc(src, ptr, layout);
-        }
-        Some(new)
+        unsafe { realloc_by_moving(self, src, ptr, layout, new_size) }
     }
 
     /// How many bytes the block at `ptr` can really hold (at least `layout.size()`).
@@ -168,3 +160,29 @@ pub unsafe trait Strategy: Send + Sync {
     }
 }
 // ANCHOR_END: strategy
+
+/// The moving path of [`Strategy::realloc`]: allocates `new_size` bytes with the old
+/// alignment, copies `min(old, new)` bytes and frees the old block. `None` (the old block left
+/// live and untouched) when the allocation fails. Strategies call it after their in-place
+/// attempts.
+///
+/// # Safety
+/// As for [`Strategy::realloc`].
+pub unsafe fn realloc_by_moving<S: Strategy + ?Sized, P: PageSource>(
+    strategy: &S,
+    src: &P,
+    ptr: NonNull<u8>,
+    layout: Layout,
+    new_size: usize,
+) -> Option<NonNull<u8>> {
+    // SAFETY: the caller guarantees `new_size` is a valid size for this alignment.
+    let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+    // SAFETY: forwarded with the caller's guarantees.
+    let new = unsafe { strategy.alloc(src, new_layout) }?;
+    // SAFETY: both blocks are live, disjoint, and valid for `min` bytes.
+    unsafe {
+        ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), layout.size().min(new_size));
+        strategy.dealloc(src, ptr, layout);
+    }
+    Some(new)
+}

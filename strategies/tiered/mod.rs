@@ -512,16 +512,8 @@ unsafe impl Strategy for Tiered {
             }
             return Some(ptr);
         }
-        // SAFETY: the caller guarantees `new_size` is valid for the alignment.
-        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         // SAFETY: forwarded with the caller's guarantees.
-        let new = unsafe { self.alloc(src, new_layout) }?;
-        // SAFETY: both blocks are live, disjoint, and valid for `min` bytes.
-        unsafe {
-            ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), layout.size().min(new_size));
-            self.dealloc(src, ptr, layout);
-        }
-        Some(new)
+        unsafe { crate::strategy::realloc_by_moving(self, src, ptr, layout, new_size) }
     }
 
     unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
