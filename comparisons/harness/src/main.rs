@@ -9,6 +9,8 @@
 //! failures (exit code, signal, time-out, missing result, checksum differing from the
 //! others) -> aggregate medians -> write the report.
 
+#[path = "driver/cload.rs"]
+mod cload;
 #[path = "driver/exec.rs"]
 mod exec;
 #[path = "driver/machine.rs"]
@@ -31,6 +33,8 @@ use comparisons::workloads;
 pub struct Opts {
     pub quick: bool,
     pub workloads: Vec<&'static workloads::Workload>,
+    /// C workloads, run with each allocator preloaded (`--c-workloads`, or `c-...` names).
+    pub c_workloads: Vec<&'static cload::CWorkload>,
     pub allocators: Option<Vec<String>>,
     pub reps: usize,
     pub out: PathBuf,
@@ -54,8 +58,11 @@ fn cli() -> Command {
             Arg::new("workloads")
                 .long("workloads")
                 .value_delimiter(',')
-                .help("Comma list of workloads (default: all)"),
+                .help("Comma list of workloads (default: all Rust workloads; c-... names are C workloads)"),
         )
+        .arg(Arg::new("c-workloads").long("c-workloads").action(ArgAction::SetTrue).help(
+            "Also run every C workload (real programs with each allocator preloaded; not in --quick by default)",
+        ))
         .arg(
             Arg::new("allocators")
                 .long("allocators")
@@ -121,16 +128,27 @@ fn default_out() -> PathBuf {
 fn parse() -> Result<(Opts, bool), String> {
     let m = cli().get_matches();
     let quick = m.get_flag("quick");
-    let workloads = match m.get_many::<String>("workloads") {
-        None => workloads::ALL.iter().collect(),
-        Some(names) => names
-            .map(|n| workloads::find(n).ok_or_else(|| format!("unknown workload {n}; try --list")))
-            .collect::<Result<_, _>>()?,
-    };
+    let (mut workloads, mut c_workloads) = (Vec::new(), Vec::new());
+    match m.get_many::<String>("workloads") {
+        None => workloads = workloads::ALL.iter().collect(),
+        Some(names) => {
+            for n in names {
+                match (workloads::find(n), cload::find(n)) {
+                    (Some(w), _) => workloads.push(w),
+                    (None, Some(c)) => c_workloads.push(c),
+                    _ => return Err(format!("unknown workload {n}; try --list")),
+                }
+            }
+        }
+    }
+    if m.get_flag("c-workloads") {
+        c_workloads = cload::ALL.iter().collect();
+    }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let opts = Opts {
         quick,
         workloads,
+        c_workloads,
         allocators: m.get_many::<String>("allocators").map(|v| v.cloned().collect()),
         reps: m.get_one::<usize>("reps").copied().unwrap_or(if quick { 3 } else { 5 }).max(1),
         out: m.get_one::<PathBuf>("out").cloned().unwrap_or_else(default_out),
