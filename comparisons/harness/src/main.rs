@@ -8,6 +8,10 @@
 //! each child under a time limit (`wait4` gives its own CPU time and peak RSS) -> mark
 //! failures (exit code, signal, time-out, missing result, checksum differing from the
 //! others) -> aggregate medians -> write the report.
+//!
+//! C workloads (`driver/cload.rs`, `--c-workloads` or `c-...` names) go through the same
+//! plan, timing and report: their child is a real program with the allocator preloaded
+//! (`LD_PRELOAD`), and their checksum is a hash of the program's output.
 
 #[path = "driver/cload.rs"]
 mod cload;
