@@ -8,7 +8,13 @@
 //! each child under a time limit (`wait4` gives its own CPU time and peak RSS) -> mark
 //! failures (exit code, signal, time-out, missing result, checksum differing from the
 //! others) -> aggregate medians -> write the report.
+//!
+//! C workloads (`driver/cload.rs`, `--c-workloads` or `c-...` names) go through the same
+//! plan, timing and report: their child is a real program with the allocator preloaded
+//! (`LD_PRELOAD`), and their checksum is a hash of the program's output.
 
+#[path = "driver/cload.rs"]
+mod cload;
 #[path = "driver/exec.rs"]
 mod exec;
 #[path = "driver/machine.rs"]
@@ -31,6 +37,8 @@ use comparisons::workloads;
 pub struct Opts {
     pub quick: bool,
     pub workloads: Vec<&'static workloads::Workload>,
+    /// C workloads, run with each allocator preloaded (`--c-workloads`, or `c-...` names).
+    pub c_workloads: Vec<&'static cload::CWorkload>,
     pub allocators: Option<Vec<String>>,
     pub reps: usize,
     pub out: PathBuf,
@@ -47,15 +55,18 @@ fn cli() -> Command {
         .about("Workloads x allocators, each allocator the global allocator of its own process")
         .arg(
             Arg::new("quick").long("quick").action(ArgAction::SetTrue).help(
-                "The default set at small sizes (scale 1, 3 reps, 5 s limit): under 3 minutes on 2 cores",
+                "Every workload, C ones included, at small sizes (scale 1, 3 reps, 5 s limit): under 3 minutes on 2 cores",
             ),
         )
         .arg(
             Arg::new("workloads")
                 .long("workloads")
                 .value_delimiter(',')
-                .help("Comma list of workloads (default: all)"),
+                .help("Comma list of workloads (default: all Rust workloads; c-... names are C workloads)"),
         )
+        .arg(Arg::new("c-workloads").long("c-workloads").action(ArgAction::SetTrue).help(
+            "Also run every C workload (real programs with each allocator preloaded; part of --quick)",
+        ))
         .arg(
             Arg::new("allocators")
                 .long("allocators")
@@ -121,16 +132,28 @@ fn default_out() -> PathBuf {
 fn parse() -> Result<(Opts, bool), String> {
     let m = cli().get_matches();
     let quick = m.get_flag("quick");
-    let workloads = match m.get_many::<String>("workloads") {
-        None => workloads::ALL.iter().collect(),
-        Some(names) => names
-            .map(|n| workloads::find(n).ok_or_else(|| format!("unknown workload {n}; try --list")))
-            .collect::<Result<_, _>>()?,
-    };
+    let (mut workloads, mut c_workloads) = (Vec::new(), Vec::new());
+    match m.get_many::<String>("workloads") {
+        None => workloads = workloads::ALL.iter().collect(),
+        Some(names) => {
+            for n in names {
+                match (workloads::find(n), cload::find(n)) {
+                    (Some(w), _) => workloads.push(w),
+                    (None, Some(c)) => c_workloads.push(c),
+                    _ => return Err(format!("unknown workload {n}; try --list")),
+                }
+            }
+        }
+    }
+    // The quick set includes the C workloads (2m31s in all on 2 cores); --workloads narrows it.
+    if m.get_flag("c-workloads") || (quick && m.get_many::<String>("workloads").is_none()) {
+        c_workloads = cload::ALL.iter().collect();
+    }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let opts = Opts {
         quick,
         workloads,
+        c_workloads,
         allocators: m.get_many::<String>("allocators").map(|v| v.cloned().collect()),
         reps: m.get_one::<usize>("reps").copied().unwrap_or(if quick { 3 } else { 5 }).max(1),
         out: m.get_one::<PathBuf>("out").cloned().unwrap_or_else(default_out),

@@ -2,7 +2,7 @@
 //! at the time limit, judged by exit status and its RESULT line.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::Opts;
+use crate::cload::{self, CSetup, CWorkload, Preload};
 use crate::runners::{Runner, RunnerSet};
 
 /// How a run ended.
@@ -41,7 +42,12 @@ pub struct Run {
 pub struct Results {
     pub runs: Vec<Run>,
     pub trace: Option<(PathBuf, u64)>,
+    /// C workloads or allocators left out, and why.
+    pub c_notes: Vec<String>,
 }
+
+/// The least time limit of a C workload's run.
+const C_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Child's exit as `wait4` reports it, with its own resource use.
 pub struct Exit {
@@ -99,7 +105,16 @@ fn reader(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> 
     })
 }
 
-fn judge(exit: &Exit, killed: bool, stdout: &str, stderr: &str) -> Status {
+/// How a child reports its result.
+#[derive(Clone, Copy, Debug)]
+enum Reply {
+    /// A `RESULT {json}` line (the Rust runners).
+    ResultLine,
+    /// Its whole stdout, hashed (the C workloads).
+    Stdout,
+}
+
+fn judge(exit: &Exit, killed: bool, stdout: &str, stderr: &str, reply: Reply) -> Status {
     if killed {
         return Status::Timeout;
     }
@@ -113,6 +128,9 @@ fn judge(exit: &Exit, killed: bool, stdout: &str, stderr: &str) -> Status {
     let code = libc::WEXITSTATUS(st);
     if code != 0 {
         return Status::Failed(format!("exit {code}: {last_err}"));
+    }
+    if let Reply::Stdout = reply {
+        return Status::Ok { checksum: cload::checksum(stdout), metrics: Vec::new() };
     }
     let Some(line) = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")) else {
         return Status::Failed("no RESULT line".into());
@@ -128,22 +146,21 @@ fn judge(exit: &Exit, killed: bool, stdout: &str, stderr: &str) -> Status {
     Status::Ok { checksum, metrics }
 }
 
-/// Runs one child: `runner run WORKLOAD ...`.
-fn run_one(runner: &Path, args: &[String], limit: Duration) -> Result<(f64, Exit, Status), String> {
+/// Runs one child (`runner run WORKLOAD ...`, or a C workload's command).
+fn run_one(mut cmd: Command, reply: Reply, limit: Duration) -> Result<(f64, Exit, Status), String> {
     let start = Instant::now();
-    let mut child = Command::new(runner)
-        .args(args)
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", runner.display()))?;
+        .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
     let out = reader(child.stdout.take().ok_or("no stdout")?);
     let err = reader(child.stderr.take().ok_or("no stderr")?);
     let (exit, killed) = wait_with_limit(child.id() as libc::pid_t, limit)?;
     let wall = start.elapsed().as_secs_f64();
     let (stdout, stderr) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
-    let status = judge(&exit, killed, &stdout, &stderr);
+    let status = judge(&exit, killed, &stdout, &stderr, reply);
     Ok((wall, exit, status))
 }
 
@@ -174,25 +191,83 @@ fn ensure_trace(opts: &Opts, set: &RunnerSet) -> Result<(PathBuf, u64), String> 
     Ok((path, len))
 }
 
+/// What one job runs.
+enum Task<'a> {
+    /// A Rust workload in the allocator's runner bin.
+    Rust(&'static comparisons::workloads::Workload, &'a Runner),
+    /// A C workload with the allocator preloaded.
+    C(&'static CWorkload, &'a Preload),
+}
+
 struct Job<'a> {
     rep: usize,
-    workload: &'static comparisons::workloads::Workload,
-    runner: &'a Runner,
+    task: Task<'a>,
+}
+
+impl Job<'_> {
+    fn workload(&self) -> &'static str {
+        match self.task {
+            Task::Rust(w, _) => w.name,
+            Task::C(w, _) => w.name,
+        }
+    }
+    fn allocator(&self) -> &str {
+        match self.task {
+            Task::Rust(_, r) => &r.name,
+            Task::C(_, p) => &p.allocator,
+        }
+    }
 }
 
 /// The order of runs: for each rep and workload, the allocators rotated by one more place.
-fn plan<'a>(opts: &Opts, set: &'a RunnerSet) -> Vec<Job<'a>> {
-    let n = set.runners.len();
+fn plan<'a>(opts: &Opts, set: &'a RunnerSet, c: Option<&'a CSetup>) -> Vec<Job<'a>> {
     let mut jobs = Vec::new();
     for rep in 0..opts.reps {
         for (wi, w) in opts.workloads.iter().enumerate() {
+            let n = set.runners.len();
             for k in 0..n {
-                let runner = &set.runners[(k + rep + wi) % n];
-                jobs.push(Job { rep, workload: w, runner });
+                jobs.push(Job { rep, task: Task::Rust(w, &set.runners[(k + rep + wi) % n]) });
+            }
+        }
+        let Some(c) = c else { continue };
+        for (wi, w) in c.workloads.iter().enumerate() {
+            let n = c.preloads.len();
+            for k in 0..n {
+                jobs.push(Job { rep, task: Task::C(w, &c.preloads[(k + rep + wi) % n]) });
             }
         }
     }
     jobs
+}
+
+/// The child command of a job and, for C workloads, its scratch directory.
+fn command(
+    opts: &Opts,
+    job: &Job,
+    c: Option<&CSetup>,
+    trace: &Option<(PathBuf, u64)>,
+    n: usize,
+) -> Result<(Command, Reply, Option<PathBuf>), String> {
+    match job.task {
+        Task::Rust(w, runner) => {
+            let mut cmd = Command::new(&runner.path);
+            cmd.args(["run", w.name, "--scale", &opts.scale.to_string()]).args([
+                "--threads",
+                &opts.threads.to_string(),
+                "--seed",
+                &opts.seed.to_string(),
+            ]);
+            if let Some((t, _)) = trace {
+                cmd.arg("--trace").arg(t);
+            }
+            Ok((cmd, Reply::ResultLine, None))
+        }
+        Task::C(w, p) => {
+            let c = c.ok_or("C workload without set-up")?;
+            let (cmd, dir) = c.command(opts, w, p, n)?;
+            Ok((cmd, Reply::Stdout, Some(dir)))
+        }
+    }
 }
 
 fn progress(total: usize) -> ProgressBar {
@@ -210,52 +285,40 @@ pub fn run_all(opts: &Opts, set: &RunnerSet) -> Result<Results, String> {
     } else {
         None
     };
-    let jobs = plan(opts, set);
+    let names: Vec<String> = set.runners.iter().map(|r| r.name.clone()).collect();
+    let c = cload::setup(opts, &names, &set.dir)?;
+    let jobs = plan(opts, set, c.as_ref());
     let pb = progress(jobs.len());
     let mut runs: Vec<Run> = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        pb.set_message(format!("rep {} {} / {}", job.rep + 1, job.workload.name, job.runner.name));
+    for (n, job) in jobs.iter().enumerate() {
+        let (workload, allocator) = (job.workload(), job.allocator().to_string());
+        pb.set_message(format!("rep {} {workload} / {allocator}", job.rep + 1));
         let dead = runs.iter().any(|r| {
-            r.workload == job.workload.name
-                && r.allocator == job.runner.name
-                && !matches!(r.status, Status::Ok { .. })
+            r.workload == workload && r.allocator == allocator && !matches!(r.status, Status::Ok { .. })
         });
-        let run = if dead {
-            Run {
-                rep: job.rep,
-                workload: job.workload.name,
-                allocator: job.runner.name.clone(),
-                wall_s: 0.0,
-                cpu_s: 0.0,
-                maxrss_kib: 0,
-                status: Status::Skipped,
-            }
-        } else {
-            let mut args: Vec<String> = vec![
-                "run".into(),
-                job.workload.name.into(),
-                "--scale".into(),
-                opts.scale.to_string(),
-                "--threads".into(),
-                opts.threads.to_string(),
-                "--seed".into(),
-                opts.seed.to_string(),
-            ];
-            if let Some((t, _)) = &trace {
-                args.extend(["--trace".into(), t.display().to_string()]);
-            }
-            let (wall, exit, status) = run_one(&job.runner.path, &args, opts.timeout)?;
-            let ru = exit.rusage;
-            Run {
-                rep: job.rep,
-                workload: job.workload.name,
-                allocator: job.runner.name.clone(),
-                wall_s: wall,
-                cpu_s: secs(ru.ru_utime) + secs(ru.ru_stime),
-                maxrss_kib: ru.ru_maxrss as u64,
-                status,
-            }
+        let mut run = Run {
+            rep: job.rep,
+            workload,
+            allocator,
+            wall_s: 0.0,
+            cpu_s: 0.0,
+            maxrss_kib: 0,
+            status: Status::Skipped,
         };
+        if !dead {
+            let (cmd, reply, scratch) = command(opts, job, c.as_ref(), &trace, n)?;
+            // Real programs have a fixed size: they get at least C_TIMEOUT whatever --timeout says.
+            let limit = if scratch.is_some() { opts.timeout.max(C_TIMEOUT) } else { opts.timeout };
+            let (wall, exit, status) = run_one(cmd, reply, limit)?;
+            if let Some(d) = scratch {
+                let _ = std::fs::remove_dir_all(d);
+            }
+            let ru = exit.rusage;
+            run.wall_s = wall;
+            run.cpu_s = secs(ru.ru_utime) + secs(ru.ru_stime);
+            run.maxrss_kib = ru.ru_maxrss as u64;
+            run.status = status;
+        }
         if let Status::Failed(why) = &run.status {
             pb.println(format!("FAILED {} / {} (rep {}): {why}", run.workload, run.allocator, run.rep + 1));
         }
@@ -263,5 +326,6 @@ pub fn run_all(opts: &Opts, set: &RunnerSet) -> Result<Results, String> {
         pb.inc(1);
     }
     pb.finish_and_clear();
-    Ok(Results { runs, trace })
+    let c_notes = c.map(|c| c.notes.clone()).unwrap_or_default();
+    Ok(Results { runs, trace, c_notes })
 }

@@ -42,6 +42,8 @@ pub struct Summary {
     pub command: String,
     pub opts: Opts,
     pub trace: Option<(PathBuf, u64)>,
+    /// C workloads or allocators left out, and why.
+    pub c_notes: Vec<String>,
 }
 
 /// Median of a non-empty list (mean of the middle two for even lengths).
@@ -131,7 +133,7 @@ fn command_line() -> String {
 
 /// Builds the summary from the runs.
 pub fn summarise(opts: &Opts, set: &RunnerSet, results: Results) -> Summary {
-    let Results { mut runs, trace } = results;
+    let Results { mut runs, trace, c_notes } = results;
     cross_check(&mut runs);
     let mut cells: HashMap<(String, String), Cell> = HashMap::new();
     let mut metric_lists: HashMap<(String, String), Vec<(String, f64)>> = HashMap::new();
@@ -180,7 +182,12 @@ pub fn summarise(opts: &Opts, set: &RunnerSet, results: Results) -> Summary {
             .collect();
     }
     Summary {
-        workloads: opts.workloads.iter().map(|w| w.name).collect(),
+        workloads: opts
+            .workloads
+            .iter()
+            .map(|w| w.name)
+            .chain(opts.c_workloads.iter().map(|w| w.name).filter(|n| !c_skipped(&c_notes, n)))
+            .collect(),
         allocators: set.runners.iter().map(|r| (r.name.clone(), r.kind.clone())).collect(),
         absent: set.absent.clone(),
         cells,
@@ -188,7 +195,13 @@ pub fn summarise(opts: &Opts, set: &RunnerSet, results: Results) -> Summary {
         command: command_line(),
         opts: opts.clone(),
         trace,
+        c_notes,
     }
+}
+
+/// Whether the C workload `name` was skipped (a note says so).
+fn c_skipped(notes: &[String], name: &str) -> bool {
+    notes.iter().any(|n| n.starts_with(&format!("{name} skipped")))
 }
 
 fn verdict_text(c: Option<&Cell>) -> Option<String> {
@@ -314,6 +327,9 @@ fn notes(s: &Summary, heading: &str) -> String {
             "{bullet}Not in the allocator table yet (absent, not run): {}",
             s.absent.join(", ")
         );
+    }
+    for n in &s.c_notes {
+        let _ = writeln!(out, "{bullet}{n}");
     }
     if out.lines().filter(|l| !l.trim().is_empty()).count() == 1 {
         let _ = writeln!(out, "{bullet}none: every run completed and passed its checks");
@@ -446,6 +462,18 @@ fn markdown(s: &Summary, standalone: bool) -> String {
     for w in &s.opts.workloads {
         let _ = writeln!(out, "- **{}** ({}): {}", w.name, w.group, w.about);
     }
+    for w in &s.opts.c_workloads {
+        let _ = writeln!(out, "- **{}** (C, each allocator preloaded): {}", w.name, w.about);
+    }
+    if !s.opts.c_workloads.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nC workloads run the program with LD_PRELOAD: the strategies through libstratalloc_preload.so \
+             (STRATALLOC_STRATEGY), mimalloc through {} (Debian's libmimalloc2.0), system with no preload (glibc). \
+             Their checksum is a hash of the program's output, compared with the system run's.",
+            crate::cload::MIMALLOC_SO
+        );
+    }
     out += &notes(s, h);
     out
 }
@@ -464,6 +492,7 @@ fn to_json(s: &Summary) -> serde_json::Value {
                 c.metrics.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
             results.push(serde_json::json!({
                 "workload": w, "allocator": a, "kind": kind, "verdict": verdict, "reason": reason,
+                "preloaded": s.opts.c_workloads.iter().any(|c| c.name == *w),
                 "wall_s": c.wall_s, "cpu_s": c.cpu_s, "maxrss_kib": c.maxrss_kib,
                 "median_wall_s": c.wall(), "median_cpu_s": c.cpu(), "median_maxrss_mib": c.rss_mib(),
                 "wall_ratio_to_mimalloc": s.ratio(w, a, Cell::wall),
@@ -482,7 +511,9 @@ fn to_json(s: &Summary) -> serde_json::Value {
         },
         "allocators": s.allocators.iter().map(|(n, k)| serde_json::json!({"name": n, "kind": k})).collect::<Vec<_>>(),
         "absent": s.absent,
-        "workloads": s.opts.workloads.iter().map(|w| serde_json::json!({"name": w.name, "group": w.group, "about": w.about})).collect::<Vec<_>>(),
+        "workloads": s.opts.workloads.iter().map(|w| serde_json::json!({"name": w.name, "group": w.group, "about": w.about}))
+            .chain(s.opts.c_workloads.iter().map(|w| serde_json::json!({"name": w.name, "group": "C, preloaded", "about": w.about})))
+            .collect::<Vec<_>>(),
         "results": results,
     })
 }

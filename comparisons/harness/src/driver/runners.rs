@@ -124,4 +124,7 @@ pub fn print_list(set: &RunnerSet) {
     for w in comparisons::workloads::ALL {
         println!("  {:<16} {:<16} {}", w.name, w.group, w.about);
     }
+    for w in crate::cload::ALL {
+        println!("  {:<16} {:<16} {}", w.name, "C, preloaded", w.about);
+    }
 }

@@ -1,0 +1,106 @@
+//! C workloads: real programs pass with glibc and with a strategy preloaded, and a broken
+//! preload library (blocks that overlap) is reported FAILED. Needs gcc and python3 (CI has
+//! both); builds the preload library with `cargo build --release -p stratalloc-preload`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn out_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("comparisons-ctest-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Brings target/release/libstratalloc_preload.so up to date (cargo does not build a
+/// cdylib of another package for this test).
+fn build_preload() {
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml");
+    let st = Command::new(env!("CARGO"))
+        .args(["build", "--release", "-p", "stratalloc-preload", "--manifest-path", manifest])
+        .status()
+        .expect("run cargo build");
+    assert!(st.success(), "cargo build --release -p stratalloc-preload failed");
+}
+
+/// Runs the driver; `lib` replaces the stratalloc preload library when given.
+fn drive(allocators: &str, workloads: &str, out: &Path, lib: Option<&Path>) -> serde_json::Value {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_comparisons"));
+    cmd.args(["--no-build", "--allocators", allocators, "--workloads", workloads])
+        .args(["--reps", "1", "--scale", "0.2", "--threads", "2", "--out"])
+        .arg(out);
+    if let Some(lib) = lib {
+        cmd.env("STRATALLOC_PRELOAD_LIB", lib);
+    }
+    let o = cmd.output().expect("driver runs");
+    let json = std::fs::read_to_string(out.join("results.json"))
+        .unwrap_or_else(|_| panic!("no results.json: {}", String::from_utf8_lossy(&o.stderr)));
+    serde_json::from_str(&json).expect("valid JSON")
+}
+
+fn verdict(j: &serde_json::Value, workload: &str, allocator: &str) -> String {
+    j["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["workload"] == workload && r["allocator"] == allocator)
+        .map(|r| format!("{} {}", r["verdict"].as_str().unwrap(), r["reason"]))
+        .unwrap_or_else(|| panic!("no result for {workload} / {allocator}: {j}"))
+}
+
+#[test]
+fn c_workloads_pass_with_glibc_and_a_preloaded_strategy() {
+    build_preload();
+    let out = out_dir("sound");
+    let j = drive("system,segregated-fit,talc", "c-larson,c-python", &out, None);
+    for w in ["c-larson", "c-python"] {
+        for a in ["system", "segregated-fit"] {
+            assert_eq!(verdict(&j, w, a), "ok null", "{w} / {a}");
+            let r =
+                j["results"].as_array().unwrap().iter().find(|r| r["workload"] == w && r["allocator"] == a);
+            assert_eq!(r.unwrap()["preloaded"], true);
+        }
+        // talc has no preload library: no cell, never a made-up one.
+        assert!(
+            !j["results"].as_array().unwrap().iter().any(|r| r["workload"] == w && r["allocator"] == "talc")
+        );
+    }
+    let _ = std::fs::remove_dir_all(out);
+}
+
+/// A malloc whose blocks come round a 64 KiB arena again while still live.
+const OVERLAPPING_MALLOC: &str = r#"
+#include <stddef.h>
+#include <string.h>
+static char arena[1 << 16] __attribute__((aligned(16)));
+static size_t top;
+void *malloc(size_t n) {
+    n = (n + 15) & ~(size_t)15;
+    if (n > sizeof arena) return NULL;
+    if (top + n > sizeof arena) top = 0;
+    void *p = arena + top;
+    top += n;
+    return p;
+}
+void free(void *p) { (void)p; }
+void *calloc(size_t a, size_t b) { void *p = malloc(a * b); if (p) memset(p, 0, a * b); return p; }
+void *realloc(void *p, size_t n) {
+    void *q = malloc(n);
+    if (q && p) memmove(q, p, n < 16 ? n : 16);
+    return q;
+}
+"#;
+
+#[test]
+fn a_broken_preload_library_is_reported_failed() {
+    let out = out_dir("broken");
+    std::fs::create_dir_all(&out).unwrap();
+    let src = out.join("overlap.c");
+    let lib = out.join("liboverlap.so");
+    std::fs::write(&src, OVERLAPPING_MALLOC).unwrap();
+    let st = Command::new("gcc").args(["-O1", "-shared", "-fPIC", "-o"]).arg(&lib).arg(&src).status();
+    assert!(st.expect("gcc runs").success(), "compiling the broken malloc failed");
+    let j = drive("system,first-fit", "c-larson", &out.join("results"), Some(&lib));
+    assert_eq!(verdict(&j, "c-larson", "system"), "ok null");
+    assert!(verdict(&j, "c-larson", "first-fit").starts_with("failed"), "overlapping blocks went unnoticed");
+    let _ = std::fs::remove_dir_all(out);
+}
