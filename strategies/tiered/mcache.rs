@@ -66,16 +66,15 @@ use core::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
 use super::Root;
 use super::sizeclass::{SPAN_CLASS_COUNT, TINY_SPAN_CLASS};
-use super::span::Span;
+use super::span::{Span, SpanList};
 use crate::source::PageSource;
 
 /// Size of a tiny block (Go's `maxTinySize`).
 pub const TINY_BLOCK_BYTES: usize = 16;
 
-/// Retained spans per span class at most.
-pub const RETAIN_SLOTS: usize = 8;
-/// Runtime pages of retained spans per span class at most (64 KiB), at least one span.
-const RETAIN_PAGES: usize = 8;
+/// Runtime pages of owned spans (current span aside) per span class at most (512 KiB);
+/// past it, refill gives the least free span to mcentral.
+pub const OWNED_PAGES: usize = 64;
 
 /// mcentral refills between two flushes of a cache's statistics to the root.
 const FLUSH_EVERY_REFILLS: u32 = 8;
@@ -88,15 +87,81 @@ const BACKGROUND_EVERY_REFILLS: u32 = 16;
 /// The span every class of a fresh cache points at (Go's `emptymspan`).
 pub static EMPTY_SPAN: Span = Span::empty();
 
+/// A cache's owned spans of one span class (besides the current one): an intrusive
+/// doubly-linked list through the spans' `next` / `prev` (free while a span has an owner),
+/// tagged [`SpanList::Owned`]. Owner only.
+pub struct OwnedList {
+    /// First span (worth a refill if any is), or null.
+    pub head: Cell<*const Span>,
+    /// Last span, or null.
+    pub tail: Cell<*const Span>,
+    /// Number of spans.
+    pub len: Cell<u32>,
+}
+
+impl OwnedList {
+    const fn new() -> OwnedList {
+        OwnedList { head: Cell::new(ptr::null()), tail: Cell::new(ptr::null()), len: Cell::new(0) }
+    }
+
+    /// Links `s` between `prev` and `next` (either may be null).
+    fn link(&self, s: &Span, prev: *const Span, next: *const Span) {
+        s.prev.set(prev);
+        s.next.set(next);
+        // SAFETY: list members are live spans owned by this cache.
+        match unsafe { prev.as_ref() } {
+            Some(p) => p.next.set(s),
+            None => self.head.set(s),
+        }
+        // SAFETY: as above.
+        match unsafe { next.as_ref() } {
+            Some(n) => n.prev.set(s),
+            None => self.tail.set(s),
+        }
+        s.list.set(SpanList::Owned);
+        self.len.set(self.len.get() + 1);
+    }
+
+    fn push_tail(&self, s: &Span) {
+        self.link(s, self.tail.get(), ptr::null());
+    }
+
+    fn remove(&self, s: &Span) {
+        let (p, n) = (s.prev.get(), s.next.get());
+        // SAFETY: list members are live spans owned by this cache.
+        match unsafe { p.as_ref() } {
+            Some(p) => p.next.set(n),
+            None => self.head.set(n),
+        }
+        // SAFETY: as above.
+        match unsafe { n.as_ref() } {
+            Some(n) => n.prev.set(p),
+            None => self.tail.set(p),
+        }
+        s.list.set(SpanList::None);
+        self.len.set(self.len.get() - 1);
+    }
+
+    /// The spans, head first.
+    pub fn iter(&self) -> impl Iterator<Item = &Span> {
+        let mut p = self.head.get();
+        core::iter::from_fn(move || {
+            // SAFETY: list members are live spans owned by this cache.
+            let s = unsafe { p.as_ref() }?;
+            p = s.next.get();
+            Some(s)
+        })
+    }
+}
+
 // ANCHOR: mcache_struct
 /// A thread cache (Go's `mcache`). Lives in heap metadata.
 #[repr(C)]
 pub struct MCache {
     /// Current span per span class.
     pub alloc: [Cell<*const Span>; SPAN_CLASS_COUNT],
-    /// Spans this cache keeps owning after they stopped being current (see "Retained
-    /// spans"); null slots are free.
-    pub retained: [[Cell<*const Span>; RETAIN_SLOTS]; SPAN_CLASS_COUNT],
+    /// Spans this cache owns besides the current one, per span class (see "Owned spans").
+    pub owned: [OwnedList; SPAN_CLASS_COUNT],
     /// Current tiny block (0 = none).
     pub tiny: Cell<usize>,
     /// Bump offset in the tiny block.
@@ -132,7 +197,7 @@ impl MCache {
     pub fn new(root: *const Root, next_all: *mut MCache) -> MCache {
         MCache {
             alloc: [const { Cell::new(&EMPTY_SPAN as *const Span) }; SPAN_CLASS_COUNT],
-            retained: [const { [const { Cell::new(ptr::null()) }; RETAIN_SLOTS] }; SPAN_CLASS_COUNT],
+            owned: [const { OwnedList::new() }; SPAN_CLASS_COUNT],
             tiny: Cell::new(0),
             tiny_offset: Cell::new(0),
             tiny_given: Cell::new(0),
@@ -183,8 +248,9 @@ impl MCache {
     // ANCHOR_END: alloc_small
 
     // ANCHOR: refill
-    /// Go's `mcache.refill`: finish the current span's scan, sweep it (collect remote frees
-    /// and rewind), or swap it for another from mcentral.
+    /// Go's `mcache.refill`: finish the current span's scan; at its end sweep the span
+    /// (collect its remote frees) and rewind it if enough of it is free, else switch to an
+    /// owned span worth a refill, or to one from mcentral (see "Refill policy").
     #[cold]
     #[inline(never)]
     fn refill<P: PageSource>(&self, root: &Root, src: &P, spc: usize) -> Option<usize> {
@@ -199,24 +265,50 @@ impl MCache {
                 return Some(p);
             }
             s.collect_remote();
-            if !s.is_full() {
+            if s.free_objects() >= s.refill_min() {
                 s.rewind();
-                if let Some(p) = s.next_free() {
-                    return Some(p);
-                }
+                return s.next_free();
             }
             self.alloc[spc].set(&EMPTY_SPAN);
-            let old = (!self.retain(spc, s)).then_some(s);
-            if let Some(t) = self.take_retained(spc) {
-                if let Some(old) = old {
-                    root.central[spc].uncache_span(&root.heap, old);
-                }
-                self.alloc[spc].set(t);
-                return t.next_free();
-            }
-            return self.refill_central(root, src, spc, old);
+            self.owned[spc].push_tail(s);
         }
-        self.refill_central(root, src, spc, None)
+        if let Some(t) = self.take_owned(spc) {
+            self.alloc[spc].set(t);
+            t.rewind();
+            return t.next_free();
+        }
+        let old = self.over_budget(spc);
+        self.refill_central(root, src, spc, old)
+    }
+
+    /// An owned span worth a refill, off the owned list: the head if it is one, else the
+    /// first found after collecting every owned span's remote frees.
+    fn take_owned(&self, spc: usize) -> Option<&Span> {
+        let l = &self.owned[spc];
+        // SAFETY: owned spans are live and owned by this cache.
+        let head = unsafe { l.head.get().as_ref() }?;
+        let found = if head.free_objects() >= head.refill_min() {
+            Some(head)
+        } else {
+            l.iter().find(|s| {
+                s.collect_remote();
+                s.free_objects() >= s.refill_min()
+            })
+        };
+        found.inspect(|s| l.remove(s))
+    }
+
+    /// The owned span at the tail (the one least recently worth a refill) if the class's
+    /// owned spans exceed [`OWNED_PAGES`], off the list, for mcentral.
+    fn over_budget(&self, spc: usize) -> Option<&Span> {
+        let l = &self.owned[spc];
+        // SAFETY: owned spans are live and owned by this cache.
+        let tail = unsafe { l.tail.get().as_ref() }?;
+        if (l.len.get() as usize) * tail.npages <= OWNED_PAGES {
+            return None;
+        }
+        l.remove(tail);
+        Some(tail)
     }
 
     /// The part of refill that goes to mcentral (giving `old` back in the same lock hold).
@@ -242,41 +334,6 @@ impl MCache {
         s.next_free()
     }
     // ANCHOR_END: refill
-
-    /// Keeps owning the full span `s` in a free retained slot, if the class's budget allows.
-    fn retain(&self, spc: usize, s: &Span) -> bool {
-        let max = (RETAIN_PAGES / s.npages).clamp(1, RETAIN_SLOTS);
-        match self.retained[spc][..max].iter().find(|c| c.get().is_null()) {
-            Some(slot) => {
-                slot.set(s);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// A retained span with a free object (after collecting its remote frees), rewound and
-    /// out of its slot.
-    fn take_retained(&self, spc: usize) -> Option<&Span> {
-        // First a span with objects this thread freed (no shared cache line is read), then
-        // one whose remote frees make room.
-        for pass in 0..2 {
-            for slot in &self.retained[spc] {
-                // SAFETY: retained spans are live and owned by this cache.
-                let Some(s) = (unsafe { slot.get().as_ref() }) else { continue };
-                if pass == 1 {
-                    s.collect_remote();
-                }
-                if !s.is_full() {
-                    slot.set(ptr::null());
-                    s.collect_remote();
-                    s.rewind();
-                    return Some(s);
-                }
-            }
-        }
-        None
-    }
 
     // ANCHOR: alloc_tiny
     /// The tiny allocator (Go's `mallocgcTiny`): `size < 16`, `align <= 8`.
@@ -394,12 +451,11 @@ impl MCache {
             root.central[spc].uncache_span(&root.heap, unsafe { &*cur });
         }
         for spc in 0..SPAN_CLASS_COUNT {
-            for slot in &self.retained[spc] {
-                let s = slot.replace(ptr::null());
-                if !s.is_null() {
-                    // SAFETY: retained spans are live and owned by this cache.
-                    root.central[spc].uncache_span(&root.heap, unsafe { &*s });
-                }
+            let l = &self.owned[spc];
+            // SAFETY: owned spans are live and owned by this cache.
+            while let Some(s) = unsafe { l.head.get().as_ref() } {
+                l.remove(s);
+                root.central[spc].uncache_span(&root.heap, s);
             }
         }
         self.flush_stats(root);

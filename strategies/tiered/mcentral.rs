@@ -61,6 +61,10 @@ use super::span::{Span, SpanList};
 use crate::source::PageSource;
 use crate::sync::SpinLock;
 
+/// Partial spans cacheSpan looks at for one worth a refill before it takes the spare or
+/// grows.
+const TAKE_LOOK_SPANS: usize = 4;
+
 /// An intrusive doubly-linked list of spans.
 pub struct List {
     /// First span, or null.
@@ -209,31 +213,51 @@ impl MCentral {
         }
         match got {
             Some(s) => Some(s),
-            None => self.grow(heap, src, spc, cache),
+            None => self.grow(heap, src, spc, cache).or_else(|| self.take_any(cache)),
         }
     }
 
-    /// A partial span (or the spare) for `cache`, under the lock.
+    /// A partial span worth a refill (at least [`Span::refill_min`] free objects, looking
+    /// at the first [`TAKE_LOOK_SPANS`]; those passed over go to the tail), else the spare,
+    /// for `cache`, under the lock.
     fn take(l: &mut Lists, cache: *mut MCache) -> Option<&'static Span> {
-        while let Some(s) = l.partial.pop() {
-            s.owner.store(cache, Ordering::Relaxed);
+        for _ in 0..TAKE_LOOK_SPANS.min(l.partial.len) {
+            let s = l.partial.pop()?;
             s.collect_remote();
-            if s.is_full() {
-                // Cannot happen by the list invariant; keep the lists right regardless.
-                s.owner.store(ptr::null_mut(), Ordering::Relaxed);
-                l.full.push(s, SpanList::Full);
+            if s.free_objects() < s.refill_min() {
+                l.file(s);
                 continue;
             }
-            s.rewind();
-            return Some(s);
+            return Some(Self::own(s, cache));
         }
         // SAFETY: the spare is a live span, kept under this lock.
         let s = unsafe { l.spare.as_ref() }?;
         l.spare = ptr::null();
         s.list.set(SpanList::None);
+        Some(Self::own(s, cache))
+    }
+
+    /// The heap cannot grow: any partial span, even one with few free objects.
+    #[cold]
+    fn take_any(&self, cache: *mut MCache) -> Option<&'static Span> {
+        let mut l = self.lock.lock();
+        while let Some(s) = l.partial.pop() {
+            s.collect_remote();
+            if s.is_full() {
+                // Cannot happen by the list invariant; keep the lists right regardless.
+                l.full.push(s, SpanList::Full);
+                continue;
+            }
+            return Some(Self::own(s, cache));
+        }
+        None
+    }
+
+    /// `s`, off every list, becomes `cache`'s, its scan rewound.
+    fn own(s: &'static Span, cache: *mut MCache) -> &'static Span {
         s.owner.store(cache, Ordering::Relaxed);
         s.rewind();
-        Some(s)
+        s
     }
 
     /// uncacheSpan's work under the lock: the span loses its owner and goes on a list or

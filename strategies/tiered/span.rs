@@ -47,6 +47,10 @@ use super::sizeclass::{self, CLASS_BYTES, MAX_OBJECTS_PER_SPAN, PAGE_BYTES};
 /// Words of an alloc bitmap (1024 objects at most).
 pub const BITMAP_WORDS: usize = MAX_OBJECTS_PER_SPAN / 64;
 
+/// A span is worth a refill when at least `nelems / REFILL_MIN_DIVISOR` of its objects are
+/// free (see [`Span::refill_min`]).
+pub const REFILL_MIN_DIVISOR: u32 = 8;
+
 /// Which list (if any) a span is on.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -59,6 +63,8 @@ pub enum SpanList {
     Full = 2,
     /// mcentral's one spare empty span.
     Spare = 3,
+    /// An mcache's list of owned spans that are not current (see mcache.rs).
+    Owned = 4,
 }
 
 // ANCHOR: span_struct
@@ -89,7 +95,7 @@ pub struct Span {
     pub span_class: u8,
     /// Whether the pages may hold old data (false: fresh from a zeroing source).
     pub needzero: Cell<bool>,
-    /// Which mcentral list the span is on.
+    /// Which list the span is on (an mcentral's, or its owner's `owned` list).
     pub list: Cell<SpanList>,
     _pad0: [u64; 2],
     /// Inverted alloc bits from `freeindex` to the end of its word.
@@ -315,6 +321,23 @@ impl Span {
     pub fn is_full(&self) -> bool {
         self.alloc_count.get() == self.nelems
     }
+
+    /// Objects not handed out, as far as the span knows (remote frees not yet collected
+    /// are not counted).
+    #[inline]
+    pub fn free_objects(&self) -> u32 {
+        self.nelems - self.alloc_count.get()
+    }
+
+    // ANCHOR: refill_min
+    /// Free objects that make the span worth a refill: a scan of it then hands out at
+    /// least this many objects (`nelems / REFILL_MIN_DIVISOR`, at least 1). A span with
+    /// fewer is left to collect more frees (see "Refill policy" in mcache.rs).
+    #[inline]
+    pub fn refill_min(&self) -> u32 {
+        (self.nelems / REFILL_MIN_DIVISOR).max(1)
+    }
+    // ANCHOR_END: refill_min
 
     /// The counter of the tiny block at object index `i` (tiny spans only).
     #[inline]
