@@ -74,7 +74,7 @@ pub const TINY_BLOCK_BYTES: usize = 16;
 
 /// Runtime pages of owned spans (current span aside) per span class at most (512 KiB);
 /// past it, refill gives the least free span to mcentral.
-pub const OWNED_PAGES: usize = 64;
+pub const OWNED_PAGES: usize = 128;
 
 /// mcentral refills between two flushes of a cache's statistics to the root.
 const FLUSH_EVERY_REFILLS: u32 = 8;
@@ -120,6 +120,10 @@ impl OwnedList {
         }
         s.list.set(SpanList::Owned);
         self.len.set(self.len.get() + 1);
+    }
+
+    fn push_head(&self, s: &Span) {
+        self.link(s, ptr::null(), self.head.get());
     }
 
     fn push_tail(&self, s: &Span) {
@@ -310,6 +314,19 @@ impl MCache {
         l.remove(tail);
         Some(tail)
     }
+
+    // ANCHOR: on_refillable
+    /// An owner's free brought span `s` to [`Span::refill_min`] free objects: if it is on
+    /// the owned list, it moves to the head, where the next refill takes it.
+    #[cold]
+    pub fn on_refillable(&self, s: &Span) {
+        if s.list.get() == SpanList::Owned {
+            let l = &self.owned[s.span_class as usize];
+            l.remove(s);
+            l.push_head(s);
+        }
+    }
+    // ANCHOR_END: on_refillable
 
     /// The part of refill that goes to mcentral (giving `old` back in the same lock hold).
     fn refill_central<P: PageSource>(

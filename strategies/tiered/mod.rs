@@ -338,7 +338,10 @@ pub(crate) fn free_small(root: &Root, my: *mut MCache, s: &Span, p: usize) {
     let owner = s.owner.load(Ordering::Relaxed);
     let i = s.object_index(p);
     if owner == my && !my.is_null() {
-        s.free_local(i);
+        if s.free_local(i) == s.refill_count {
+            // SAFETY: `my` is the calling thread's cache (non-null, checked above).
+            unsafe { (*my).on_refillable(s) };
+        }
         return;
     }
     if owner.is_null() {

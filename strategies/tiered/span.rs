@@ -50,6 +50,9 @@ pub const BITMAP_WORDS: usize = MAX_OBJECTS_PER_SPAN / 64;
 /// A span is worth a refill when at least `nelems / REFILL_MIN_DIVISOR` of its objects are
 /// free (see [`Span::refill_min`]).
 pub const REFILL_MIN_DIVISOR: u32 = 8;
+/// ... and at least this many (at most half the span), so that a span of few large
+/// objects is not visited for one object at a time.
+pub const REFILL_MIN_OBJECTS: u32 = 4;
 
 /// Which list (if any) a span is on.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -97,7 +100,10 @@ pub struct Span {
     pub needzero: Cell<bool>,
     /// Which list the span is on (an mcentral's, or its owner's `owned` list).
     pub list: Cell<SpanList>,
-    _pad0: [u64; 2],
+    /// `nelems - refill_min()`: when an owner's free brings `alloc_count` down to this, the
+    /// span has just become worth a refill (see "Owned spans" in mcache.rs).
+    pub refill_count: u32,
+    _pad0: [u32; 3],
     /// Inverted alloc bits from `freeindex` to the end of its word.
     pub alloc_cache: Cell<u64>,
     /// Next object the scan looks at.
@@ -149,7 +155,8 @@ impl Span {
             prev: Cell::new(ptr::null()),
             tiny_counts: ptr::null(),
             alloc_bits: [const { Cell::new(0) }; BITMAP_WORDS],
-            _pad0: [0; 2],
+            refill_count: 0,
+            _pad0: [0; 3],
             _pad1: [0; 4],
         }
     }
@@ -179,6 +186,7 @@ impl Span {
             tiny_counts,
             ..Span::empty()
         };
+        let s = Span { refill_count: s.nelems - s.refill_min(), ..s };
         s.needzero.set(needzero);
         if class != 0 {
             // Padding bits past nelems are set for good.
@@ -267,13 +275,16 @@ impl Span {
     }
 
     // ANCHOR: free_local
-    /// Frees object `i` (owner, or mcentral lock holder for an unowned span).
+    /// Frees object `i` (owner, or mcentral lock holder for an unowned span); returns the
+    /// new `alloc_count`.
     #[inline]
-    pub fn free_local(&self, i: usize) {
+    pub fn free_local(&self, i: usize) -> u32 {
         let w = &self.alloc_bits[i / 64];
         debug_assert!(w.get() >> (i % 64) & 1 == 1, "double free of object {i} in span {:#x}", self.base);
         w.set(w.get() & !(1 << (i % 64)));
-        self.alloc_count.set(self.alloc_count.get() - 1);
+        let n = self.alloc_count.get() - 1;
+        self.alloc_count.set(n);
+        n
     }
     // ANCHOR_END: free_local
 
@@ -335,7 +346,8 @@ impl Span {
     /// fewer is left to collect more frees (see "Refill policy" in mcache.rs).
     #[inline]
     pub fn refill_min(&self) -> u32 {
-        (self.nelems / REFILL_MIN_DIVISOR).max(1)
+        let n = self.nelems;
+        (n / REFILL_MIN_DIVISOR).max((n / 2).min(REFILL_MIN_OBJECTS)).max(1)
     }
     // ANCHOR_END: refill_min
 
