@@ -241,9 +241,11 @@ impl MCache {
     /// An object of span class `spc`: the fast path, no lock, no atomics.
     #[inline(always)]
     pub fn alloc_small<P: PageSource>(&self, root: &Root, src: &P, spc: usize) -> Option<usize> {
-        // SAFETY: `alloc[spc]` always points at a live span owned by this cache (or at the
-        // static empty span).
-        let s = unsafe { &*self.alloc[spc].get() };
+        debug_assert!(spc < SPAN_CLASS_COUNT);
+        // SAFETY: (1) `spc < SPAN_CLASS_COUNT`: callers pass `span_class(class)` of a class
+        // from `class_for` (below CLASS_COUNT) or TINY_SPAN_CLASS; (2) `alloc[spc]` always
+        // points at a live span owned by this cache (or at the static empty span).
+        let s = unsafe { &*self.alloc.get_unchecked(spc).get() };
         match s.next_free_fast() {
             Some(p) => Some(p),
             None => self.refill(root, src, spc),
@@ -372,7 +374,9 @@ impl MCache {
         } else {
             1
         };
-        let off = old_off.next_multiple_of(go_align.max(align));
+        // Both are powers of two: round up with a mask, not a division.
+        let a = go_align.max(align);
+        let off = (old_off + a - 1) & !(a - 1);
         let t = self.tiny.get();
         if t != 0 && off + size <= TINY_BLOCK_BYTES {
             self.tiny_offset.set(off + size);

@@ -92,7 +92,7 @@ use core::sync::atomic::{AtomicIsize, AtomicPtr, AtomicUsize, Ordering};
 
 use crate::source::PageSource;
 use crate::strategy::{CheckError, ConstInit, Strategy, StrategyStats};
-use crate::sync::SpinLock;
+use crate::sync::{SpinGuard, SpinLock};
 
 mod arena;
 mod fixalloc;
@@ -109,7 +109,7 @@ mod scavenger;
 pub mod sizeclass;
 mod span;
 
-use arena::{Arena, INDEX_BYTES, span_of};
+use arena::{Arena, INDEX_BYTES, span_of_live};
 use mcache::{EMPTY_SPAN, MCache, tls};
 use mcentral::MCentral;
 use mheap::MHeap;
@@ -168,6 +168,9 @@ pub struct Root {
 unsafe impl Sync for Root {}
 // SAFETY: as above.
 unsafe impl Send for Root {}
+
+// The free path tells span kinds apart by the low bit of the span class.
+const _: () = assert!(TINY_SPAN_CLASS & 1 == 0 && span_class(1) & 1 == 1 && span_class(67) & 1 == 1);
 
 /// Spans the background sweep looks at per call.
 const SWEEP_STEP_SPANS: usize = 16;
@@ -258,7 +261,8 @@ impl Root {
     // ANCHOR_END: background
 
     // ANCHOR: with_cache
-    /// Runs `f` with the calling thread's cache, or the shared cache under its lock.
+    /// Runs `f` with the calling thread's cache, or the shared cache under its lock. `f` is
+    /// inlined into both branches, so the fast path builds no closure.
     #[inline(always)]
     fn with_cache<P: PageSource>(
         &self,
@@ -274,17 +278,19 @@ impl Root {
             c.account(size as isize, 1);
             return Some(p);
         }
-        self.with_shared_cache(src, size, f)
+        let g = self.shared_cache(src)?;
+        // SAFETY: the shared cache is used only under its lock, held by `g`.
+        let c = unsafe { &**g };
+        let p = f(c)?;
+        c.account(size as isize, 1);
+        Some(p)
     }
     // ANCHOR_END: with_cache
 
+    /// The shared cache, locked (made at first use); `None` if it cannot be made.
     #[cold]
-    fn with_shared_cache<P: PageSource>(
-        &self,
-        src: &P,
-        size: usize,
-        f: impl FnOnce(&MCache) -> Option<usize>,
-    ) -> Option<usize> {
+    #[inline(never)]
+    fn shared_cache<P: PageSource>(&self, src: &P) -> Option<SpinGuard<'_, *mut MCache>> {
         let mut g = self.shared.lock();
         if g.is_null() {
             *g = self.new_cache(src);
@@ -292,7 +298,19 @@ impl Root {
                 return None;
             }
         }
-        // SAFETY: the shared cache is used only under its lock, held here.
+        Some(g)
+    }
+
+    /// `with_cache` that always takes the shared cache (tests).
+    #[cfg(test)]
+    fn with_shared_cache<P: PageSource>(
+        &self,
+        src: &P,
+        size: usize,
+        f: impl FnOnce(&MCache) -> Option<usize>,
+    ) -> Option<usize> {
+        let g = self.shared_cache(src)?;
+        // SAFETY: the shared cache is used only under its lock, held by `g`.
         let c = unsafe { &**g };
         let p = f(c)?;
         c.account(size as isize, 1);
@@ -326,7 +344,7 @@ impl Root {
     fn span_of(&self, p: usize) -> &Span {
         // SAFETY: `p` is a live block of this heap, so its arena is registered, its index
         // entry Ready, and its span live.
-        unsafe { &*span_of(self.index, p) }
+        unsafe { &*span_of_live(self.index, p) }
     }
 }
 
@@ -419,6 +437,7 @@ impl Tiered {
     }
 
     // ANCHOR: alloc_in
+    #[inline(always)]
     fn alloc_in<P: PageSource>(&self, root: &Root, src: &P, layout: Layout) -> Option<usize> {
         let (size, align) = (layout.size(), layout.align());
         if size < mcache::TINY_BLOCK_BYTES && align <= 8 {
@@ -457,15 +476,16 @@ unsafe impl Strategy for Tiered {
         let Some(root) = self.existing_root() else { return };
         let p = ptr.as_ptr() as usize;
         let s = root.span_of(p);
-        if s.class == 0 {
+        // Small spans have odd span classes; large (0) and tiny spans even ones.
+        if s.span_class & 1 == 0 && s.class == 0 {
             root.free_large(src, s, layout.size());
             return;
         }
         let my = tls::lookup(root);
-        if s.span_class as usize == TINY_SPAN_CLASS {
-            free_tiny(root, my, s, p);
-        } else {
+        if s.span_class & 1 == 1 {
             free_small(root, my, s, p);
+        } else {
+            free_tiny(root, my, s, p);
         }
         if my.is_null() {
             root.add_live(-(layout.size() as isize), -1);

@@ -103,7 +103,10 @@ pub struct Span {
     /// `nelems - refill_min()`: when an owner's free brings `alloc_count` down to this, the
     /// span has just become worth a refill (see "Owned spans" in mcache.rs).
     pub refill_count: u32,
-    _pad0: [u32; 3],
+    /// `ceil(2^32 / elem_bytes)` for small spans (Go's `mspan.divMul`): object index by
+    /// multiply and shift, with no table lookup on the free path.
+    pub div_mul: u32,
+    _pad0: [u32; 2],
     /// Inverted alloc bits from `freeindex` to the end of its word.
     pub alloc_cache: Cell<u64>,
     /// Next object the scan looks at.
@@ -156,7 +159,8 @@ impl Span {
             tiny_counts: ptr::null(),
             alloc_bits: [const { Cell::new(0) }; BITMAP_WORDS],
             refill_count: 0,
-            _pad0: [0; 3],
+            div_mul: 0,
+            _pad0: [0; 2],
             _pad1: [0; 4],
         }
     }
@@ -184,6 +188,7 @@ impl Span {
             span_class: spc as u8,
             npages,
             tiny_counts,
+            div_mul: sizeclass::div_mul(class),
             ..Span::empty()
         };
         let s = Span { refill_count: s.nelems - s.refill_min(), ..s };
@@ -208,9 +213,16 @@ impl Span {
         if self.class == 0 { 0 } else { (BITMAP_WORDS * 64) as u32 - self.nelems }
     }
 
+    /// The bitmap word of object `i` (`i < nelems <= 1024`; the mask, a no-op then, lets
+    /// the compiler drop the bounds check).
+    #[inline(always)]
+    fn word(&self, i: usize) -> &Cell<u64> {
+        &self.alloc_bits[(i / 64) % BITMAP_WORDS]
+    }
+
     #[inline]
     fn set_bit(&self, i: usize) {
-        let w = &self.alloc_bits[i / 64];
+        let w = self.word(i);
         w.set(w.get() | 1 << (i % 64));
     }
 
@@ -271,7 +283,7 @@ impl Span {
     /// Object index of `addr`, without a division (Go's `divMul`).
     #[inline]
     pub fn object_index(&self, addr: usize) -> usize {
-        sizeclass::object_index(addr - self.base, self.class as usize)
+        sizeclass::div_by_mul(addr - self.base, self.div_mul)
     }
 
     // ANCHOR: free_local
@@ -279,7 +291,7 @@ impl Span {
     /// new `alloc_count`.
     #[inline]
     pub fn free_local(&self, i: usize) -> u32 {
-        let w = &self.alloc_bits[i / 64];
+        let w = self.word(i);
         debug_assert!(w.get() >> (i % 64) & 1 == 1, "double free of object {i} in span {:#x}", self.base);
         w.set(w.get() & !(1 << (i % 64)));
         let n = self.alloc_count.get() - 1;
