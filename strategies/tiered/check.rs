@@ -106,7 +106,7 @@ fn check_span(s: &Span) -> Result<(), CheckError> {
     for k in 0..64 {
         if cache >> k & 1 == 1 {
             let i = fi + k;
-            ensure!(i < s.nelems as usize && !s.bit(i), "alloc cache offers a taken object", s.base, i);
+            ensure!(i < s.nelems as usize && s.bit(i), "alloc cache holds an unclaimed object", s.base, i);
             ensure!(i / 64 == fi / 64, "alloc cache spans two words", s.base, i);
         }
     }

@@ -263,6 +263,7 @@ impl MCentral {
     /// uncacheSpan's work under the lock: the span loses its owner and goes on a list or
     /// becomes the spare; returns it if it is empty and must go back to the heap.
     fn file_uncached<'s>(l: &mut Lists, s: &'s Span) -> Option<&'s Span> {
+        s.drop_alloc_cache();
         s.owner.store(ptr::null_mut(), Ordering::Relaxed);
         s.collect_remote();
         if s.alloc_count.get() != 0 {

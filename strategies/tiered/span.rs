@@ -5,20 +5,26 @@
 //!
 //! # Glossary
 //! - `alloc_bits`: one bit per object, 1 = handed out and not yet freed *as far as the span
-//!   knows* (a free from a non-owner thread waits on `remote` until collected). Bits past
-//!   `nelems` in the last word are set for good ("padding"), so a scan never hands them out.
+//!   knows* (a free from a non-owner thread waits on `remote` until collected), or *claimed*
+//!   by the alloc cache. Bits past `nelems` in the last word are set for good ("padding"),
+//!   so a scan never hands them out.
 //! - `freeindex`: objects below it have been looked at by the current scan (Go's meaning).
-//! - `alloc_cache`: the *inverted* alloc bits from `freeindex` to the end of its 64-bit word,
-//!   shifted so that bit 0 is object `freeindex` (Go's `allocCache`).
+//! - `alloc_cache`: the objects of `freeindex`'s 64-bit word from `freeindex` on that were
+//!   free when the word was loaded, shifted so that bit 0 is object `freeindex` (Go's
+//!   `allocCache`, the inverted alloc bits). Loading a word *claims* them: their alloc bits
+//!   are set and `alloc_count` counts them at once, so that handing one out touches only
+//!   the cache and `freeindex` (as in Go, whose allocation never writes `allocBits`).
+//!   Dropping a non-empty cache (`drop_alloc_cache`) gives the unclaimed ones back.
 //! - `remote`: a lock-free stack (Treiber) of objects freed by threads that do not own the
 //!   span, linked through each object's first word (every object is at least 8 bytes).
 //! - `owner`: the mcache whose current span this is, or null (in mcentral, or a large span).
 //!
 //! # Alloc path (owner only)
-//! 1. `next_free_fast`: `t = ctz(alloc_cache)`; object `freeindex + t` is free; shift the
-//!    cache by `t + 1`, set the object's bit, `alloc_count += 1`. No atomics.
+//! 1. `next_free_fast`: `t = ctz(alloc_cache)`; object `freeindex + t` is ours (claimed);
+//!    shift the cache by `t + 1`, `freeindex` past the object. No atomics, no bitmap write.
 //! 2. Cache empty: `next_free` reloads it from the next word with a free bit (Go's
-//!    `nextFreeIndex`); at the end of the span the scan is over.
+//!    `nextFreeIndex`) and claims that word's free objects from `freeindex` on; at the end
+//!    of the span the scan is over.
 //! 3. Explicit free replaces Go's sweep: a freed object clears its bit at once (owner) or is
 //!    collected from `remote` later. When a scan ends, the owner collects `remote` and, if
 //!    any object is free, starts the scan again from object 0 (`rewind`): the explicit-free
@@ -31,8 +37,8 @@
 //!
 //! # Invariants (checked by `Tiered::check`)
 //! - `alloc_count == popcount(alloc_bits) - padding <= nelems`;
-//! - every bit of `alloc_cache` set ⇒ that object's alloc bit is clear, and the cache covers
-//!   only objects of `freeindex`'s word;
+//! - every bit of `alloc_cache` set ⇒ that object is below `nelems` with its alloc bit set
+//!   (claimed), and the cache covers only objects of `freeindex`'s word;
 //! - every object on `remote` lies in the span, at an object boundary, with its bit set.
 
 use core::cell::Cell;
@@ -220,12 +226,6 @@ impl Span {
         &self.alloc_bits[(i / 64) % BITMAP_WORDS]
     }
 
-    #[inline]
-    fn set_bit(&self, i: usize) {
-        let w = self.word(i);
-        w.set(w.get() | 1 << (i % 64));
-    }
-
     /// Whether object `i`'s alloc bit is set.
     #[inline]
     pub fn bit(&self, i: usize) -> bool {
@@ -245,15 +245,14 @@ impl Span {
         let i = self.freeindex.get() + t;
         self.alloc_cache.set((c >> t) >> 1);
         self.freeindex.set(i + 1);
-        self.set_bit(i as usize);
-        self.alloc_count.set(self.alloc_count.get() + 1);
         Some(self.base + i as usize * self.elem_bytes)
     }
     // ANCHOR_END: next_free_fast
 
     // ANCHOR: next_free
     /// Go's `nextFreeIndex`: reloads the cache from the first word past `freeindex` with a
-    /// free bit and allocates from it; `None` at the end of the span. Owner only.
+    /// free bit, claims that word's free objects from `freeindex` on, and allocates from
+    /// it; `None` at the end of the span. Owner only.
     #[cold]
     pub fn next_free(&self) -> Option<usize> {
         loop {
@@ -261,8 +260,11 @@ impl Span {
             if fi >= self.nelems as usize {
                 return None;
             }
-            let inv = !self.alloc_bits[fi / 64].get() >> (fi % 64);
+            let w = self.word(fi);
+            let inv = !w.get() >> (fi % 64);
             if inv != 0 {
+                w.set(w.get() | !0 << (fi % 64));
+                self.alloc_count.set(self.alloc_count.get() + inv.count_ones());
                 self.alloc_cache.set(inv);
                 return self.next_free_fast();
             }
@@ -275,8 +277,21 @@ impl Span {
     /// Starts the scan again from object 0 (after frees; see the module docs).
     #[inline]
     pub fn rewind(&self) {
+        self.drop_alloc_cache();
         self.freeindex.set(0);
-        self.alloc_cache.set(0);
+    }
+
+    /// Gives the objects the alloc cache claimed and did not hand out back to the bitmap
+    /// (before the span changes hands or its scan restarts). Owner only.
+    #[inline]
+    pub fn drop_alloc_cache(&self) {
+        let c = self.alloc_cache.replace(0);
+        if c != 0 {
+            let fi = self.freeindex.get() as usize;
+            let w = self.word(fi);
+            w.set(w.get() & !(c << (fi % 64)));
+            self.alloc_count.set(self.alloc_count.get() - c.count_ones());
+        }
     }
     // ANCHOR_END: rewind
 
