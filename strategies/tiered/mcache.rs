@@ -237,6 +237,14 @@ impl MCache {
         root.add_live(b, o);
     }
 
+    /// `next_free_fast` in the current span of span class `spc` (no refill).
+    #[inline(always)]
+    pub fn alloc_small_fast(&self, spc: usize) -> Option<usize> {
+        debug_assert!(spc < SPAN_CLASS_COUNT);
+        // SAFETY: as in `alloc_small`.
+        unsafe { &*self.alloc.get_unchecked(spc).get() }.next_free_fast()
+    }
+
     // ANCHOR: alloc_small
     /// An object of span class `spc`: the fast path, no lock, no atomics.
     #[inline(always)]
@@ -364,6 +372,18 @@ impl MCache {
         size: usize,
         align: usize,
     ) -> Option<usize> {
+        match self.alloc_tiny_fast(size, align) {
+            Some(p) => Some(p),
+            None => self.alloc_tiny_block(root, src, size, self.tiny_offset.get()),
+        }
+    }
+    // ANCHOR_END: alloc_tiny
+
+    // ANCHOR: alloc_tiny_fast
+    /// The bump in the current tiny block; `None` if there is none or the request does not
+    /// fit.
+    #[inline(always)]
+    pub fn alloc_tiny_fast(&self, size: usize, align: usize) -> Option<usize> {
         let old_off = self.tiny_offset.get();
         let go_align = if size & 7 == 0 {
             8
@@ -383,9 +403,9 @@ impl MCache {
             self.tiny_given.set(self.tiny_given.get() + 1);
             return Some(t + off);
         }
-        self.alloc_tiny_block(root, src, size, old_off)
+        None
     }
-    // ANCHOR_END: alloc_tiny
+    // ANCHOR_END: alloc_tiny_fast
 
     // ANCHOR: alloc_tiny_block
     #[cold]
@@ -555,6 +575,13 @@ pub mod tls {
         }
     }
 
+    /// The calling thread's cache for `root` if `root` is the heap it used last (the
+    /// allocation fast path; never creates, never calls).
+    #[inline(always)]
+    pub fn peek(root: *const Root) -> *mut MCache {
+        TC.with(|t| if ptr::eq(t.roots[0].get(), root) { t.caches[0].get() } else { ptr::null_mut() })
+    }
+
     /// The calling thread's cache for `root`, if it has one (the free path; never creates).
     #[inline]
     pub fn lookup(root: *const Root) -> *mut MCache {
@@ -639,6 +666,12 @@ pub mod tls {
     /// Always none.
     #[inline]
     pub fn lookup(_root: *const Root) -> *mut MCache {
+        ptr::null_mut()
+    }
+
+    /// Always none.
+    #[inline]
+    pub fn peek(_root: *const Root) -> *mut MCache {
         ptr::null_mut()
     }
 

@@ -113,7 +113,9 @@ use arena::{Arena, INDEX_BYTES, span_of_live};
 use mcache::{EMPTY_SPAN, MCache, tls};
 use mcentral::MCentral;
 use mheap::MHeap;
-use sizeclass::{PAGE_BYTES, SPAN_CLASS_COUNT, TINY_SPAN_CLASS, class_for, span_class};
+use sizeclass::{
+    MAX_SMALL_BYTES, PAGE_BYTES, SPAN_CLASS_COUNT, TINY_SPAN_CLASS, class_for, class_of, span_class,
+};
 use span::Span;
 
 /// The Go runtime's tiered allocator: thread caches, central lists, page heap, arenas,
@@ -436,6 +438,63 @@ impl Tiered {
         self.existing_root()
     }
 
+    // ANCHOR: alloc_fast
+    /// The allocation fast path, with no call (so no registers to save), no lock and no
+    /// atomic read-modify-write: the thread's cache (most recent heap only), then a bump in
+    /// the tiny block or `next_free_fast` in the class's current span. `None` sends the
+    /// request to `alloc_slow`: no heap or cache yet, tiny block full, alloc cache empty,
+    /// large or over-aligned request.
+    #[inline(always)]
+    fn alloc_fast(&self, layout: Layout) -> Option<NonNull<u8>> {
+        let root = self.existing_root()?;
+        // SAFETY: null or the calling thread's own cache, live while the thread is.
+        let c = unsafe { tls::peek(root).as_ref() }?;
+        let (size, align) = (layout.size(), layout.align());
+        let p = if size < mcache::TINY_BLOCK_BYTES && align <= 8 {
+            c.alloc_tiny_fast(size, align)?
+        } else if size <= MAX_SMALL_BYTES && align <= 8 {
+            c.alloc_small_fast(span_class(class_of(size)))?
+        } else {
+            return None;
+        };
+        c.account(size as isize, 1);
+        NonNull::new(p as *mut u8)
+    }
+    // ANCHOR_END: alloc_fast
+
+    /// Everything `alloc_fast` leaves: makes the heap and the thread's cache if needed,
+    /// refills, large objects.
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
+        let root = self.root(src)?;
+        NonNull::new(self.alloc_in(root, src, layout)? as *mut u8)
+    }
+
+    /// Every free `dealloc`'s fast path leaves: large and tiny objects, objects of spans
+    /// another cache (or none) owns, threads without a cache.
+    #[cold]
+    #[inline(never)]
+    fn dealloc_slow<P: PageSource>(&self, src: &P, root: &Root, s: &Span, p: usize, size: usize) {
+        // Small spans have odd span classes; large (0) and tiny spans even ones.
+        if s.span_class & 1 == 0 && s.class == 0 {
+            root.free_large(src, s, size);
+            return;
+        }
+        let my = tls::lookup(root);
+        if s.span_class & 1 == 1 {
+            free_small(root, my, s, p);
+        } else {
+            free_tiny(root, my, s, p);
+        }
+        if my.is_null() {
+            root.add_live(-(size as isize), -1);
+        } else {
+            // SAFETY: the thread's own cache.
+            unsafe { (*my).account(-(size as isize), -1) };
+        }
+    }
+
     // ANCHOR: alloc_in
     #[inline(always)]
     fn alloc_in<P: PageSource>(&self, root: &Root, src: &P, layout: Layout) -> Option<usize> {
@@ -465,8 +524,10 @@ unsafe impl Strategy for Tiered {
     // ANCHOR: tiered_alloc
     #[inline]
     unsafe fn alloc<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
-        let root = self.root(src)?;
-        NonNull::new(self.alloc_in(root, src, layout)? as *mut u8)
+        match self.alloc_fast(layout) {
+            Some(p) => Some(p),
+            None => self.alloc_slow(src, layout),
+        }
     }
     // ANCHOR_END: tiered_alloc
 
@@ -476,23 +537,18 @@ unsafe impl Strategy for Tiered {
         let Some(root) = self.existing_root() else { return };
         let p = ptr.as_ptr() as usize;
         let s = root.span_of(p);
-        // Small spans have odd span classes; large (0) and tiny spans even ones.
-        if s.span_class & 1 == 0 && s.class == 0 {
-            root.free_large(src, s, layout.size());
+        let my = tls::peek(root);
+        // The fast path: a small object (odd span class) of a span this thread's cache owns.
+        if s.span_class & 1 == 1 && !my.is_null() && ptr::eq(s.owner.load(Ordering::Relaxed), my) {
+            // SAFETY: the calling thread's own cache.
+            let my = unsafe { &*my };
+            my.account(-(layout.size() as isize), -1);
+            if s.free_local(s.object_index(p)) == s.refill_count {
+                my.on_refillable(s);
+            }
             return;
         }
-        let my = tls::lookup(root);
-        if s.span_class & 1 == 1 {
-            free_small(root, my, s, p);
-        } else {
-            free_tiny(root, my, s, p);
-        }
-        if my.is_null() {
-            root.add_live(-(layout.size() as isize), -1);
-        } else {
-            // SAFETY: the thread's own cache.
-            unsafe { (*my).account(-(layout.size() as isize), -1) };
-        }
+        self.dealloc_slow(src, root, s, p, layout.size());
     }
     // ANCHOR_END: tiered_dealloc
 
