@@ -408,8 +408,10 @@ impl MCache {
     // ANCHOR_END: alloc_tiny_fast
 
     // ANCHOR: alloc_tiny_block
+    /// A new tiny block for a request that does not fit in the current one (`old_off` is
+    /// its bump offset).
     #[cold]
-    fn alloc_tiny_block<P: PageSource>(
+    pub fn alloc_tiny_block<P: PageSource>(
         &self,
         root: &Root,
         src: &P,

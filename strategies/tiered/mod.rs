@@ -350,6 +350,24 @@ impl Root {
     }
 }
 
+/// `alloc_fast` found the alloc cache of span class `spc` empty: refill (mcache.rs).
+#[cold]
+#[inline(never)]
+fn refill_small<P: PageSource>(root: &Root, src: &P, c: &MCache, spc: usize, size: usize) -> Option<NonNull<u8>> {
+    let p = c.alloc_small(root, src, spc)?;
+    c.account(size as isize, 1);
+    NonNull::new(p as *mut u8)
+}
+
+/// `alloc_fast` found no room in the tiny block: a new block (mcache.rs).
+#[cold]
+#[inline(never)]
+fn refill_tiny<P: PageSource>(root: &Root, src: &P, c: &MCache, size: usize) -> Option<NonNull<u8>> {
+    let p = c.alloc_tiny_block(root, src, size, c.tiny_offset.get())?;
+    c.account(size as isize, 1);
+    NonNull::new(p as *mut u8)
+}
+
 // ANCHOR: free_small
 /// Frees object `p` of small span `s` (not tiny) as the cache `my` (may be null): see
 /// "Free path" in the module docs.
@@ -439,26 +457,33 @@ impl Tiered {
     }
 
     // ANCHOR: alloc_fast
-    /// The allocation fast path, with no call (so no registers to save), no lock and no
-    /// atomic read-modify-write: the thread's cache (most recent heap only), then a bump in
-    /// the tiny block or `next_free_fast` in the class's current span. `None` sends the
-    /// request to `alloc_slow`: no heap or cache yet, tiny block full, alloc cache empty,
-    /// large or over-aligned request.
+    /// The allocation fast path, with no call but tail calls (so no registers to save), no
+    /// lock and no atomic read-modify-write: the thread's cache (most recent heap only),
+    /// then a bump in the tiny block or `next_free_fast` in the class's current span; an
+    /// empty tiny block or alloc cache goes to `refill_small` / `refill_tiny`. `Err` sends
+    /// the request to `alloc_slow`: no heap or cache yet, large or over-aligned request.
     #[inline(always)]
-    fn alloc_fast(&self, layout: Layout) -> Option<NonNull<u8>> {
-        let root = self.existing_root()?;
+    fn alloc_fast<P: PageSource>(&self, src: &P, layout: Layout) -> Result<Option<NonNull<u8>>, ()> {
+        let root = self.existing_root().ok_or(())?;
         // SAFETY: null or the calling thread's own cache, live while the thread is.
-        let c = unsafe { tls::peek(root).as_ref() }?;
+        let c = unsafe { tls::peek(root).as_ref() }.ok_or(())?;
         let (size, align) = (layout.size(), layout.align());
         let p = if size < mcache::TINY_BLOCK_BYTES && align <= 8 {
-            c.alloc_tiny_fast(size, align)?
+            match c.alloc_tiny_fast(size, align) {
+                Some(p) => p,
+                None => return Ok(refill_tiny(root, src, c, size)),
+            }
         } else if size <= MAX_SMALL_BYTES && align <= 8 {
-            c.alloc_small_fast(span_class(class_of(size)))?
+            let spc = span_class(class_of(size));
+            match c.alloc_small_fast(spc) {
+                Some(p) => p,
+                None => return Ok(refill_small(root, src, c, spc, size)),
+            }
         } else {
-            return None;
+            return Err(());
         };
         c.account(size as isize, 1);
-        NonNull::new(p as *mut u8)
+        Ok(NonNull::new(p as *mut u8))
     }
     // ANCHOR_END: alloc_fast
 
@@ -524,9 +549,9 @@ unsafe impl Strategy for Tiered {
     // ANCHOR: tiered_alloc
     #[inline]
     unsafe fn alloc<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
-        match self.alloc_fast(layout) {
-            Some(p) => Some(p),
-            None => self.alloc_slow(src, layout),
+        match self.alloc_fast(src, layout) {
+            Ok(p) => p,
+            Err(()) => self.alloc_slow(src, layout),
         }
     }
     // ANCHOR_END: tiered_alloc
