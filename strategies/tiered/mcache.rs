@@ -72,9 +72,9 @@ use crate::source::PageSource;
 /// Size of a tiny block (Go's `maxTinySize`).
 pub const TINY_BLOCK_BYTES: usize = 16;
 
-/// Runtime pages of owned spans (current span aside) per span class at most (512 KiB);
+/// Runtime pages of owned spans (current span aside) per span class at most (2 MiB);
 /// past it, refill gives the least free span to mcentral.
-pub const OWNED_PAGES: usize = 128;
+pub const OWNED_PAGES: usize = 256;
 
 /// mcentral refills between two flushes of a cache's statistics to the root.
 const FLUSH_EVERY_REFILLS: u32 = 8;

@@ -55,10 +55,10 @@ pub const BITMAP_WORDS: usize = MAX_OBJECTS_PER_SPAN / 64;
 
 /// A span is worth a refill when at least `nelems / REFILL_MIN_DIVISOR` of its objects are
 /// free (see [`Span::refill_min`]).
-pub const REFILL_MIN_DIVISOR: u32 = 8;
+pub const REFILL_MIN_DIVISOR: u32 = 4;
 /// ... and at least this many (at most half the span), so that a span of few large
 /// objects is not visited for one object at a time.
-pub const REFILL_MIN_OBJECTS: u32 = 4;
+pub const REFILL_MIN_OBJECTS: u32 = 8;
 
 /// Which list (if any) a span is on.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
