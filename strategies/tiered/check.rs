@@ -7,6 +7,7 @@ use core::sync::atomic::Ordering;
 use super::arena::{ARENA_PAGES, index_of, span_of};
 use super::mheap::HeapInner;
 use super::remote::RemoteStack;
+use super::sizeclass;
 use super::span::{BITMAP_WORDS, Span, SpanList};
 use super::{EMPTY_SPAN, MCache, PAGE_BYTES, Root, SPAN_CLASS_COUNT};
 use crate::strategy::CheckError;
@@ -99,6 +100,18 @@ fn check_span(s: &Span) -> Result<(), CheckError> {
         ones
     );
     ensure!(s.alloc_count.get() <= s.nelems, "alloc_count > nelems", s.base, s.alloc_count.get());
+    ensure!(
+        s.refill_count == s.nelems - s.refill_min(),
+        "refill_count != nelems - refill_min",
+        s.base,
+        s.refill_count
+    );
+    ensure!(
+        s.div_mul == sizeclass::div_mul(s.class as usize),
+        "span div_mul is not its class's",
+        s.base,
+        s.div_mul
+    );
     for i in s.nelems as usize..BITMAP_WORDS * 64 {
         ensure!(s.bit(i), "padding bit clear", s.base, i);
     }

@@ -20,28 +20,48 @@
 //!   -1). A current block whose objects are all freed (`tiny_given == counter`) is reused
 //!   from offset 0.
 //!
+//! - `owned[spc]`: this cache's other spans of span class `spc` (see "Owned spans"), an
+//!   intrusive list ([`OwnedList`]) through the spans' `next` / `prev`.
+//!
 //! # Alloc path
 //! 1. Small: `alloc[spc].next_free_fast()` (span.rs). Tiny: bump `tiny_offset` after Go's
 //!    alignment (8 for sizes that are multiples of 8, else 4, else 2, else 1), or take a new
 //!    block; as in Go the new block becomes current only if it leaves more room than the old.
-//! 2. Empty cache word: `refill` (cold): continue the span's scan; at its end collect the
-//!    span's remote frees and rewind if anything is free; else retain it or give it back
-//!    (uncacheSpan) and take a retained span with room, or cacheSpan another from mcentral
-//!    (one lock hold for both). Every 8th mcentral refill (or past 1 MiB unflushed) flushes
-//!    this cache's statistics to the root.
+//!    Both are inlined into `Tiered::alloc`'s fast path, which saves no register and calls
+//!    nothing but, in tail position, the refill below.
+//! 2. Empty cache word: `refill` (cold): continue the span's scan; at its end sweep the span
+//!    (collect its remote frees) and rewind it if it is still worth a refill (at least
+//!    [`Span::refill_min`] free objects); else put it at the tail of `owned[spc]` and take
+//!    the head if that one is worth a refill (or, after collecting every owned span's remote
+//!    frees, the first that is); else cacheSpan from mcentral, giving mcentral the owned
+//!    tail in the same lock hold if the class's owned spans exceed [`OWNED_PAGES`]. Every
+//!    8th mcentral refill (or past 1 MiB unflushed) flushes this cache's statistics to the
+//!    root.
 //!
-//! # Retained spans (a departure from Go, after mimalloc's per-thread pages)
-//! When the current span of a class has no free object left, the cache keeps owning it in
-//! one of [`RETAIN_SLOTS`] slots (at most 64 KiB of spans per class) instead of handing it
-//! to mcentral at once. Frees into it by this thread stay lock-free and atomic-free bit
-//! clears, and a refill first looks for a retained span with a free object (after
-//! collecting its remote frees) before it asks mcentral. Go needs no such thing: its frees
-//! are the GC's sweeps, not one call per object. The retained spans go to mcentral when the
-//! slots are full, at `release_all` (thread exit, `trim` of the calling thread).
+//! # Owned spans and the refill policy (a departure from Go, after mimalloc's pages)
+//! A span the cache has used stays owned by it (on `owned[spc]`) until the class holds
+//! more than [`OWNED_PAGES`] (2 MiB) of them, the thread exits, or the thread calls `trim`
+//! (`release_all`): this thread's frees into it stay lock-free, atomic-free bit clears, as
+//! mimalloc keeps each page with the thread heap that owns it. Go needs no such thing: its
+//! frees are the GC's sweeps, not one call per object.
 //!
-//! # Free path (see `free_small` in mod.rs)
-//! Owner: clear the bit (no atomics). Non-owner: the span's remote stack, or the mcentral lock
-//! for a span nobody owns. Tiny objects: counter as above.
+//! The policy decides how freed slots become reusable. A span is swept (rewound) or taken
+//! only when it has at least [`Span::refill_min`] free objects (a quarter of the span, at
+//! least min(8, half)), so that every refill pays for a batch of allocations; a span with
+//! fewer waits and collects frees. Rewinding at the first free slot instead makes the
+//! program's random frees cost a refill for every two or three allocations. The owned list
+//! is FIFO (spans that run dry go to the tail), and the owner's free that brings a span to
+//! `refill_min` free objects moves it to the head ([`MCache::on_refillable`], one compare on
+//! the free path), so the next refill takes it without a search. Remote frees are not seen
+//! until collected: when the head is not worth a refill, the refill collects the owned
+//! spans' remote stacks in list order until one is. Only when no owned span is worth it
+//! does the class grow (mcentral), so a class's spans stay about three quarters full or
+//! more at the margin.
+//!
+//! # Free path (see `free_small` and `Tiered::dealloc` in mod.rs)
+//! Owner: clear the bit (no atomics); if that makes the span worth a refill, move it to the
+//! head of its owned list. Non-owner: the span's remote stack, or the mcentral pending
+//! stack for a span nobody owns. Tiny objects: counter as above.
 //!
 //! # Threads
 //! The `std` feature binds a cache to each thread and heap with a destructor-free,
@@ -55,8 +75,10 @@
 //! are handled the same way, since the guard is std's TLS destructor.
 //!
 //! # Invariants (checked by `Tiered::check`)
-//! - `alloc[spc]` is [`EMPTY_SPAN`] or a span of class `spc` with `owner == self`; so is every
-//!   non-null `retained[spc][i]`, and no span is in two places;
+//! - `alloc[spc]` is [`EMPTY_SPAN`] or a span of class `spc` with `owner == self` and on no
+//!   list; every span on `owned[spc]` is of class `spc`, has `owner == self` and
+//!   `list == Owned`, and is not current; `owned[spc].len` is the list's length and its
+//!   links are consistent (`prev` of each is the one before, `tail` the last);
 //! - `tiny != 0` ⇒ it is an object of `tiny_span` (a span of `TINY_SPAN_CLASS`) and
 //!   `tiny_offset <= 16`.
 

@@ -16,14 +16,19 @@
 //!   holds this mcentral's lock.
 //!
 //! # cacheSpan (refill of an mcache)
-//! 1. Lock; pop a partial span; set its owner to the mcache; collect its remote frees; rewind
-//!    its scan to object 0. Unlock.
-//! 2. No partial span: the spare, if any. Else `grow`, i.e. ask the heap for `class_pages` pages and make a fresh span
-//!    owned by the mcache (outside this lock).
+//! 1. Lock; drain the pending frees; uncache the span the mcache gives back, if any; pop
+//!    partial spans (at most [`TAKE_LOOK_SPANS`]), collecting each one's remote frees, until
+//!    one is worth a refill (`Span::refill_min` free objects: the mcache's policy, see
+//!    mcache.rs); those that are not go back to the tail. Set its owner to the mcache,
+//!    rewind its scan to object 0. Unlock.
+//! 2. None worth it: the spare, if any. Else `grow`, i.e. ask the heap for `class_pages`
+//!    pages and make a fresh span owned by the mcache (outside this lock). If the heap
+//!    cannot grow, any partial span with a free object.
 //!
-//! # uncacheSpan (the mcache lets its current span go)
-//! Lock; clear the owner; collect remote frees; then an empty span becomes the spare or goes
-//! back to the heap (after unlocking), a full one on `full`, any other on `partial`.
+//! # uncacheSpan (the mcache lets a span go)
+//! Lock; drop the span's alloc cache (its claimed objects go back to the bitmap); clear the
+//! owner; collect remote frees; then an empty span becomes the spare or goes back to the
+//! heap (after unlocking), a full one on `full`, any other on `partial`.
 //!
 //! # Free into an unowned span (`free_unowned`, `drain`)
 //! One CAS: the object goes on this mcentral's *pending* stack, no lock. Whoever next holds

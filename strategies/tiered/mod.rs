@@ -26,28 +26,34 @@
 //!   and may be moved.
 //!
 //! # Alloc path (one allocation through every tier)
-//! 1. `Tiered::alloc` picks the path from the layout: tiny, small (class from
-//!    `size_to_class8` / `size_to_class128`) or large.
-//! 2. Small: the thread's mcache, current span of the span class, `next_free_fast` (a
-//!    count-trailing-zeros in `allocCache`): no lock, no atomic.
-//! 3. Span exhausted: `mcache::refill` → `mcentral::cache_span` (a partial span, after
-//!    collecting its remote frees) → `mcentral::grow` → `mheap::alloc_span` (page allocator,
-//!    grows by arenas) → `PageSource` (`reserve`, `map`, `used`).
-//! 4. Large: `mheap::alloc_span` under the heap lock.
+//! 1. `Tiered::alloc` tries `alloc_fast`: the thread's mcache (thread-local, most recent
+//!    heap), then tiny (bump in the 16 B block) or small (class from `size_to_class8` /
+//!    `size_to_class128`, current span of the span class, `next_free_fast`: a
+//!    count-trailing-zeros in `allocCache`). No lock, no atomic, no call, so no register
+//!    is saved.
+//! 2. Alloc cache empty: `mcache::refill` (a tail call from the fast path): the next bitmap
+//!    word of the span, else the span's sweep and rewind, else an owned span worth a
+//!    refill, else `mcentral::cache_span` (a partial span worth a refill, after collecting
+//!    its remote frees) → `mcentral::grow` → `mheap::alloc_span` (page allocator, grows by
+//!    arenas) → `PageSource` (`reserve`, `map`, `used`).
+//! 3. Everything else (`alloc_slow`): the heap's creation, the thread's first cache, large
+//!    objects (`mheap::alloc_span` under the heap lock), alignments over 8.
 //!
 //! # Free path, and how a freed object becomes reusable (the explicit-free decision)
 //! Go never frees: its sweeper rebuilds a span's alloc bits from the GC's mark bits and
 //! rewinds `freeindex`. mimalloc gives each page a local free list plus an atomic list for
 //! other threads. stratalloc keeps Go's bitmaps and makes the bit itself the truth:
 //! 1. `spanOf(ptr)` (arena index, then the arena's page → span map): O(1), no header.
-//! 2. The owner of the span (the mcache whose current span it is, or one of the few full
-//!    spans it retains, see mcache.rs) clears the object's bit: no lock, no atomic. The
-//!    object is reused when the owner's scan comes round again: at the end of a scan the
-//!    owner rewinds to object 0 if any object is free (Go's sweep, done by the owner, for
-//!    one span, when it needs it), or switches to a retained span with free objects.
+//! 2. The owner of the span (the mcache whose current span it is, or that keeps it on its
+//!    owned list, see mcache.rs) clears the object's bit: no lock, no atomic, no call (the
+//!    fast path of `Tiered::dealloc`). The object is reused when the owner next scans the
+//!    span: once a span has a quarter of its objects free (`Span::refill_min`), the owner's
+//!    refill rewinds it to object 0 (Go's sweep, done by the owner, for one span, when it
+//!    is worth it) or takes it from the head of its owned list.
 //! 3. Another thread's free of an object in an owned span pushes it on the span's remote
 //!    stack (one CAS, lock-free, loom-tested); the owner collects the stack at the end of a
-//!    scan, and mcentral collects it when the span changes hands.
+//!    scan and when it looks for an owned span worth a refill, and mcentral collects it
+//!    when the span changes hands.
 //! 4. A free into a span that nobody owns (on mcentral's lists) goes on that mcentral's
 //!    pending stack (one CAS, no lock); the next cacheSpan (or background step, or trim)
 //!    drains it under the lock: the bit is cleared, a full span becomes partial (at the
@@ -60,11 +66,13 @@
 //!    the next large request; the scavenger releases them when too many are retained.
 //!
 //! The trade-off, measured in the benchmarks: a bitmap span is visited by a scan, so a
-//! program that frees at random leaves holes that cost a refill (a few hundred instructions)
-//! per handful of objects, and frees into spans no cache owns meet in one CAS head per class;
-//! mimalloc's per-page free lists and thread-owned pages make both nearly free. In exchange
-//! a span has one owner at a time, exactly Go's shape, the alloc bitmap is the single truth
-//! the checker verifies, and empty spans return to the heap at once.
+//! program that frees at random leaves holes that cost a refill (some tens of
+//! instructions) per batch of objects (at least a quarter of the span), and a class's spans
+//! stay up to a quarter empty; frees into spans no cache owns meet in one CAS head per
+//! class. mimalloc's per-page free lists make a freed slot reusable at once at no scan. In
+//! exchange a span has one owner at a time, exactly Go's shape, and the alloc bitmap is the
+//! single truth the checker verifies. Empty spans go back to the heap once they leave
+//! their owner (at most 2 MiB of spans per class and thread stay owned).
 //!
 //! # Threads
 //! See mcache.rs: a cache per thread and heap, an exit guard that gives it back, and a shared
@@ -353,7 +361,13 @@ impl Root {
 /// `alloc_fast` found the alloc cache of span class `spc` empty: refill (mcache.rs).
 #[cold]
 #[inline(never)]
-fn refill_small<P: PageSource>(root: &Root, src: &P, c: &MCache, spc: usize, size: usize) -> Option<NonNull<u8>> {
+fn refill_small<P: PageSource>(
+    root: &Root,
+    src: &P,
+    c: &MCache,
+    spc: usize,
+    size: usize,
+) -> Option<NonNull<u8>> {
     let p = c.alloc_small(root, src, spc)?;
     c.account(size as isize, 1);
     NonNull::new(p as *mut u8)

@@ -17,7 +17,8 @@
 //!   Dropping a non-empty cache (`drop_alloc_cache`) gives the unclaimed ones back.
 //! - `remote`: a lock-free stack (Treiber) of objects freed by threads that do not own the
 //!   span, linked through each object's first word (every object is at least 8 bytes).
-//! - `owner`: the mcache whose current span this is, or null (in mcentral, or a large span).
+//! - `owner`: the mcache whose current or owned span this is, or null (in mcentral, or a
+//!   large span).
 //!
 //! # Alloc path (owner only)
 //! 1. `next_free_fast`: `t = ctz(alloc_cache)`; object `freeindex + t` is ours (claimed);
@@ -27,16 +28,19 @@
 //!    of the span the scan is over.
 //! 3. Explicit free replaces Go's sweep: a freed object clears its bit at once (owner) or is
 //!    collected from `remote` later. When a scan ends, the owner collects `remote` and, if
-//!    any object is free, starts the scan again from object 0 (`rewind`): the explicit-free
-//!    counterpart of Go's sweep resetting `freeindex` to 0.
+//!    enough objects are free ([`Span::refill_min`]), starts the scan again from object 0
+//!    (`rewind`): the explicit-free counterpart of Go's sweep resetting `freeindex` to 0.
 //!
 //! # Free path
 //! - Owner (or whoever holds the span's mcentral lock when it has no owner): `free_local`
-//!   clears the bit (`object_index` divides by multiply and shift).
+//!   clears the bit (`object_index` divides by multiply and shift with the span's own
+//!   `div_mul`) and returns the new `alloc_count`; the owner compares it with
+//!   `refill_count` to see the span become worth a refill (mcache.rs).
 //! - Anyone else: `push_remote` (one CAS).
 //!
 //! # Invariants (checked by `Tiered::check`)
 //! - `alloc_count == popcount(alloc_bits) - padding <= nelems`;
+//! - `refill_count == nelems - refill_min()`, `div_mul == ceil(2^32 / elem_bytes)`;
 //! - every bit of `alloc_cache` set ⇒ that object is below `nelems` with its alloc bit set
 //!   (claimed), and the cache covers only objects of `freeindex`'s word;
 //! - every object on `remote` lies in the span, at an object boundary, with its bit set.
@@ -92,7 +96,7 @@ pub struct Span {
     pub elem_bytes: usize,
     /// Runtime pages.
     pub npages: usize,
-    /// The mcache whose current (or retained) span this is, or null.
+    /// The mcache whose current (or owned) span this is, or null.
     pub owner: AtomicPtr<MCache>,
     /// Tiny spans only: one counter per 16 B block (see mcache.rs).
     pub tiny_counts: *const TinyCounter,
