@@ -85,9 +85,10 @@ pub enum SpanList {
 /// as `&Span`, with owner-mutable fields in `Cell`s (see the module docs for who may write).
 ///
 /// Layout by cache line, so that threads freeing into a span do not make its owner's
-/// allocation line bounce: line 0 holds what every free reads and almost nobody writes,
-/// lines 1-3 what the owner writes on each allocation (cache, index, count, bitmap), line 4
-/// the remote stack that other threads write (offsets asserted below).
+/// allocation line bounce: line 0 holds what every free reads and only a change of owner
+/// writes, lines 1-3 what the owner writes on each allocation, free or list move (cache,
+/// index, count, list links, bitmap), line 4 the remote stack that other threads write
+/// (offsets asserted below).
 #[repr(C, align(64))]
 pub struct Span {
     /// First byte of the span.
@@ -108,28 +109,30 @@ pub struct Span {
     pub span_class: u8,
     /// Whether the pages may hold old data (false: fresh from a zeroing source).
     pub needzero: Cell<bool>,
-    /// Which list the span is on (an mcentral's, or its owner's `owned` list).
-    pub list: Cell<SpanList>,
+    _pad0: u8,
     /// `nelems - refill_min()`: when an owner's free brings `alloc_count` down to this, the
     /// span has just become worth a refill (see "Owned spans" in mcache.rs).
     pub refill_count: u32,
     /// `ceil(2^32 / elem_bytes)` for small spans (Go's `mspan.divMul`): object index by
     /// multiply and shift, with no table lookup on the free path.
     pub div_mul: u32,
-    _pad0: [u32; 2],
+    _pad1: [u32; 2],
     /// Inverted alloc bits from `freeindex` to the end of its word.
     pub alloc_cache: Cell<u64>,
     /// Next object the scan looks at.
     pub freeindex: Cell<u32>,
     /// Objects whose alloc bit is set.
     pub alloc_count: Cell<u32>,
-    /// mcentral list links.
+    /// List links (mcentral's lists, the owner's `owned` list).
     pub next: Cell<*const Span>,
-    /// mcentral list links.
+    /// List links.
     pub prev: Cell<*const Span>,
     /// 1 = allocated (or freed remotely and not yet collected).
     pub alloc_bits: [Cell<u64>; BITMAP_WORDS],
-    _pad1: [u64; 4],
+    /// Which list the span is on (an mcentral's, or its owner's `owned` list). Kept off
+    /// line 0, which other threads read on every free.
+    pub list: Cell<SpanList>,
+    _pad2: [u8; 31],
     /// Objects freed by non-owners, linked through their first word.
     pub remote: RemoteStack,
 }
@@ -137,6 +140,7 @@ pub struct Span {
 
 const _: () = {
     assert!(core::mem::offset_of!(Span, alloc_cache) == 64);
+    assert!(core::mem::offset_of!(Span, list) >= 64);
     assert!(core::mem::offset_of!(Span, remote) == 256);
 };
 
@@ -170,8 +174,9 @@ impl Span {
             alloc_bits: [const { Cell::new(0) }; BITMAP_WORDS],
             refill_count: 0,
             div_mul: 0,
-            _pad0: [0; 2],
-            _pad1: [0; 4],
+            _pad0: 0,
+            _pad1: [0; 2],
+            _pad2: [0; 31],
         }
     }
 
