@@ -165,6 +165,7 @@ unsafe impl<X: Placement> Strategy for FreeList<X> {
 
     #[inline]
     unsafe fn dealloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, layout: Layout) {
+        Core::<X>::prefetch_free(ptr, layout.size());
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.core.lock().dealloc(src, ptr, layout.size()) }
     }

@@ -22,13 +22,12 @@
 use core::marker::PhantomData;
 use core::ptr;
 
-use super::block::{BLOCK_ALIGN, Block, MIN_BLOCK_BYTES};
+use super::block::{BLOCK_ALIGN, Block, MIN_BLOCK_BYTES, NODE_BYTES};
 use super::engine::{FreeIndex, Placement, fit_start};
 use crate::strategy::CheckError;
 
-/// Most classes a [`Classes`] table may have (the size of the bitmap).
-pub const MAX_CLASSES: usize = 128;
-const BITMAP_WORDS: usize = MAX_CLASSES / 64;
+/// Most classes a [`Classes`] table may have (the bits of the bitmap, one `u128`).
+pub const MAX_CLASSES: usize = u128::BITS as usize;
 
 /// A table of size classes for [`SegregatedFit`](super::SegregatedFit).
 ///
@@ -43,6 +42,14 @@ pub trait Classes: Send + 'static {
     fn class_of(size: usize) -> usize;
     /// The smallest block size of `class`.
     fn class_min(class: usize) -> usize;
+
+    /// The first class whose every block holds `need` bytes: `need`'s own class if it
+    /// starts at `need`, else the next one (may be `COUNT`: none).
+    #[inline]
+    fn class_ceil(need: usize) -> usize {
+        let f = Self::class_of(need);
+        if Self::class_min(f) >= need { f } else { f + 1 }
+    }
 }
 
 /// Exact 16-byte classes below 1 KiB, then four classes per power of two; 128 classes.
@@ -76,13 +83,15 @@ impl Classes for DefaultClasses {
 }
 // ANCHOR_END: seg_classes
 
-/// The list node kept in a free block's node area.
+/// The list node kept in a free block's node area (the rest of `NODE_BYTES` is unused).
 #[repr(C)]
 #[derive(Copy, Clone)]
 struct Link {
     prev: *mut u8,
     next: *mut u8,
 }
+
+const _: () = assert!(size_of::<Link>() <= NODE_BYTES);
 
 #[inline]
 fn link(b: *mut u8) -> *mut Link {
@@ -93,7 +102,8 @@ fn link(b: *mut u8) -> *mut Link {
 /// The index of segregated fit: per-class doubly linked lists (LIFO) and their bitmap.
 pub struct SegLists<C> {
     heads: [*mut u8; MAX_CLASSES],
-    bitmap: [u64; BITMAP_WORDS],
+    /// Bit `c` set `== (heads[c] != null)`; bits `>= C::COUNT` are clear.
+    bitmap: u128,
     len: usize,
     _classes: PhantomData<C>,
 }
@@ -109,17 +119,53 @@ impl<C: Classes> SegLists<C> {
     /// The first non-empty class at or above `from`.
     #[inline]
     fn first_class_from(&self, from: usize) -> Option<usize> {
-        let mut w = from / 64;
-        let mut bits = self.bitmap.get(w)? & (!0u64 << (from % 64));
-        loop {
-            if bits != 0 {
-                return Some(w * 64 + bits.trailing_zeros() as usize);
-            }
-            w += 1;
-            bits = *self.bitmap.get(w)?;
-        }
+        let bits = self.bitmap.checked_shr(from as u32)?;
+        (bits != 0).then(|| from + bits.trailing_zeros() as usize)
     }
     // ANCHOR_END: seg_first_class
+
+    /// Puts free block `b` at the head of list `c`.
+    ///
+    /// # Safety
+    /// `b` is a free block not listed, of class `c`.
+    #[inline]
+    unsafe fn push(&mut self, b: Block, c: usize) {
+        let head = self.heads[c];
+        // SAFETY: `b` is a free block not listed (its node is ours), `head` null or listed.
+        unsafe {
+            link(b.ptr()).write(Link { prev: ptr::null_mut(), next: head });
+            if !head.is_null() {
+                (*link(head)).prev = b.ptr();
+            }
+        }
+        self.heads[c] = b.ptr();
+        self.bitmap |= 1 << c;
+        self.len += 1;
+    }
+
+    /// Takes listed block `b` out of list `c`.
+    ///
+    /// # Safety
+    /// `b` is in list `c`.
+    #[inline]
+    unsafe fn unlink(&mut self, b: Block, c: usize) {
+        // SAFETY: `b` is in list `c`; its neighbours are listed or null.
+        unsafe {
+            let Link { prev, next } = link(b.ptr()).read();
+            if prev.is_null() {
+                self.heads[c] = next;
+                if next.is_null() {
+                    self.bitmap &= !(1 << c);
+                }
+            } else {
+                (*link(prev)).next = next;
+            }
+            if !next.is_null() {
+                (*link(next)).prev = prev;
+            }
+        }
+        self.len -= 1;
+    }
 
     /// The blocks of list `c`, head first.
     fn list(&self, c: usize) -> impl Iterator<Item = Block> + '_ {
@@ -146,11 +192,10 @@ impl<C: Classes> SegLists<C> {
     /// O(1): the head of the first non-empty class whose every block holds `need` bytes.
     #[inline]
     fn find_fast(&self, need: usize) -> Option<Block> {
-        let f = C::class_of(need);
-        let from = if C::class_min(f) >= need { f } else { f + 1 };
-        let c = self.first_class_from(from).filter(|&c| c < C::COUNT)?;
-        // SAFETY: a set bit means a non-empty list, whose head is a listed block.
-        Some(unsafe { Block::at(self.heads[c]) })
+        let c = self.first_class_from(C::class_ceil(need))?;
+        // SAFETY: a set bit means a non-empty list (so `c < C::COUNT`), whose head is a
+        // listed block.
+        Some(unsafe { Block::at(*self.heads.get_unchecked(c)) })
     }
     // ANCHOR_END: seg_find_fast
 
@@ -158,7 +203,7 @@ impl<C: Classes> SegLists<C> {
     #[cold]
     fn find_slow(&self, need: usize, align: usize) -> Option<Block> {
         let mut c = C::class_of(need);
-        while let Some(k) = self.first_class_from(c).filter(|&k| k < C::COUNT) {
+        while let Some(k) = self.first_class_from(c) {
             if let Some(b) = self.walk_class(k, need, align) {
                 return Some(b);
             }
@@ -173,60 +218,30 @@ impl<C: Classes> SegLists<C> {
 unsafe impl<C: Classes> FreeIndex for SegLists<C> {
     const EMPTY: Self = {
         let () = Self::VALID;
-        SegLists {
-            heads: [ptr::null_mut(); MAX_CLASSES],
-            bitmap: [0; BITMAP_WORDS],
-            len: 0,
-            _classes: PhantomData,
-        }
+        SegLists { heads: [ptr::null_mut(); MAX_CLASSES], bitmap: 0, len: 0, _classes: PhantomData }
     };
 
     #[inline]
     unsafe fn insert(&mut self, b: Block, size: usize, _hint: Option<Block>) {
-        let c = C::class_of(size);
-        let head = self.heads[c];
-        // SAFETY: `b` is a free block not listed, `head` null or listed.
-        unsafe {
-            link(b.ptr()).write(Link { prev: ptr::null_mut(), next: head });
-            if !head.is_null() {
-                (*link(head)).prev = b.ptr();
-            }
-        }
-        self.heads[c] = b.ptr();
-        self.bitmap[c / 64] |= 1 << (c % 64);
-        self.len += 1;
+        // SAFETY: forwarded.
+        unsafe { self.push(b, C::class_of(size)) }
     }
 
     #[inline]
     unsafe fn remove(&mut self, b: Block, size: usize) {
-        let c = C::class_of(size);
-        // SAFETY: `b` is in list `c`; its neighbours are listed or null.
-        unsafe {
-            let Link { prev, next } = link(b.ptr()).read();
-            if prev.is_null() {
-                self.heads[c] = next;
-                if next.is_null() {
-                    self.bitmap[c / 64] &= !(1 << (c % 64));
-                }
-            } else {
-                (*link(prev)).next = next;
-            }
-            if !next.is_null() {
-                (*link(next)).prev = prev;
-            }
-        }
-        self.len -= 1;
+        // SAFETY: forwarded.
+        unsafe { self.unlink(b, C::class_of(size)) }
     }
 
     #[inline]
     unsafe fn replace(&mut self, old: Block, old_size: usize, new: Block, new_size: usize) {
-        let c = C::class_of(new_size);
+        let (c, old_c) = (C::class_of(new_size), C::class_of(old_size));
         // SAFETY: `old` is listed; its node is read whole before `new`'s (which may overlap
         // it) is written; its neighbours are listed or null.
         unsafe {
-            if C::class_of(old_size) != c {
-                self.remove(old, old_size);
-                self.insert(new, new_size, None);
+            if old_c != c {
+                self.unlink(old, old_c);
+                self.push(new, c);
                 return;
             }
             // Same class: `new` takes `old`'s place in the list.
@@ -246,11 +261,12 @@ unsafe impl<C: Classes> FreeIndex for SegLists<C> {
 
     #[inline]
     unsafe fn resized(&mut self, b: Block, old_size: usize, new_size: usize) {
-        if C::class_of(old_size) != C::class_of(new_size) {
-            // SAFETY: `b` is listed with `old_size`.
+        let (old_c, c) = (C::class_of(old_size), C::class_of(new_size));
+        if old_c != c {
+            // SAFETY: `b` is listed with `old_size`, so in list `old_c`.
             unsafe {
-                self.remove(b, old_size);
-                self.insert(b, new_size, None);
+                self.unlink(b, old_c);
+                self.push(b, c);
             }
         }
     }
@@ -261,7 +277,7 @@ unsafe impl<C: Classes> FreeIndex for SegLists<C> {
     ) -> Result<usize, CheckError> {
         let mut n = 0;
         for c in 0..MAX_CLASSES {
-            let bit = self.bitmap[c / 64] >> (c % 64) & 1 == 1;
+            let bit = self.bitmap >> c & 1 == 1;
             if bit == self.heads[c].is_null() || (c >= C::COUNT && bit) {
                 return Err(CheckError {
                     what: "seg: bitmap bit != list non-empty",
