@@ -15,19 +15,28 @@
 //!
 //! Free: a block (and a split remainder) goes to the head of its own class's list.
 //!
+//! Cost per operation (the churn benchmark's hot path): one class computation, a bitmap
+//! word scan, the list head, and the node's two links; no search within a class (every
+//! block of the chosen class fits), and no branch on whether a list or a neighbour node
+//! exists when linking (a spare word absorbs the write to a missing neighbour, since
+//! whether a class is empty is as unpredictable as the request sizes). A block that stays
+//! in its class when it grows or shrinks keeps its place in the list.
+//!
 //! Invariants (checked by `check`): every block of list `c` has `class_of(size) == c`;
 //! `node.prev` links are the reverse of `node.next`; `bitmap bit c == (head[c] != null)`;
 //! `Σ list lengths == len`.
 
 use core::marker::PhantomData;
+use core::mem::offset_of;
 use core::ptr;
 
-use super::block::{BLOCK_ALIGN, Block, MIN_BLOCK_BYTES, NODE_BYTES};
+use super::block::{BLOCK_ALIGN, Block, HEADER_BYTES, MIN_BLOCK_BYTES, NODE_BYTES};
 use super::engine::{FreeIndex, Placement, fit_start};
 use crate::strategy::CheckError;
 
-/// Most classes a [`Classes`] table may have (the bits of the bitmap, one `u128`).
-pub const MAX_CLASSES: usize = u128::BITS as usize;
+/// Most classes a [`Classes`] table may have (the bits of the bitmap).
+pub const MAX_CLASSES: usize = 128;
+const BITMAP_WORDS: usize = MAX_CLASSES / 64;
 
 /// A table of size classes for [`SegregatedFit`](super::SegregatedFit).
 ///
@@ -102,8 +111,13 @@ fn link(b: *mut u8) -> *mut Link {
 /// The index of segregated fit: per-class doubly linked lists (LIFO) and their bitmap.
 pub struct SegLists<C> {
     heads: [*mut u8; MAX_CLASSES],
-    /// Bit `c` set `== (heads[c] != null)`; bits `>= C::COUNT` are clear.
-    bitmap: u128,
+    /// Bit `c % 64` of word `c / 64` is set `== (heads[c] != null)`; bits of classes
+    /// `>= C::COUNT` are clear.
+    bitmap: [u64; BITMAP_WORDS],
+    /// Absorbs the link write meant for the old head when a list was empty, so that a push
+    /// needs no branch on it (whether a class is empty is as unpredictable as the sizes);
+    /// never read.
+    spare: *mut u8,
     len: usize,
     _classes: PhantomData<C>,
 }
@@ -119,10 +133,24 @@ impl<C: Classes> SegLists<C> {
     /// The first non-empty class at or above `from`.
     #[inline]
     fn first_class_from(&self, from: usize) -> Option<usize> {
-        let bits = self.bitmap.checked_shr(from as u32)?;
-        (bits != 0).then(|| from + bits.trailing_zeros() as usize)
+        let w = from / 64;
+        let bits = *self.bitmap.get(w)? & (!0u64 << (from % 64));
+        if bits != 0 {
+            return Some(w * 64 + bits.trailing_zeros() as usize);
+        }
+        // The words above `w` (one at most with 128 classes).
+        let rest = self.bitmap.get(w + 1..)?;
+        let (k, &bits) = rest.iter().enumerate().find(|&(_, &b)| b != 0)?;
+        Some((w + 1 + k) * 64 + bits.trailing_zeros() as usize)
     }
     // ANCHOR_END: seg_first_class
+
+    /// The `prev` field of listed block `b`'s node, or the spare word if `b` is null.
+    #[inline]
+    fn prev_field(&mut self, b: *mut u8) -> *mut *mut u8 {
+        let field = b.wrapping_add(HEADER_BYTES + offset_of!(Link, prev)).cast();
+        core::hint::select_unpredictable(b.is_null(), &raw mut self.spare, field)
+    }
 
     /// Puts free block `b` at the head of list `c`.
     ///
@@ -134,12 +162,10 @@ impl<C: Classes> SegLists<C> {
         // SAFETY: `b` is a free block not listed (its node is ours), `head` null or listed.
         unsafe {
             link(b.ptr()).write(Link { prev: ptr::null_mut(), next: head });
-            if !head.is_null() {
-                (*link(head)).prev = b.ptr();
-            }
+            self.prev_field(head).write(b.ptr());
         }
         self.heads[c] = b.ptr();
-        self.bitmap |= 1 << c;
+        self.bitmap[c / 64] |= 1 << (c % 64);
         self.len += 1;
     }
 
@@ -154,15 +180,11 @@ impl<C: Classes> SegLists<C> {
             let Link { prev, next } = link(b.ptr()).read();
             if prev.is_null() {
                 self.heads[c] = next;
-                if next.is_null() {
-                    self.bitmap &= !(1 << c);
-                }
+                self.bitmap[c / 64] &= !((next.is_null() as u64) << (c % 64));
             } else {
                 (*link(prev)).next = next;
             }
-            if !next.is_null() {
-                (*link(next)).prev = prev;
-            }
+            self.prev_field(next).write(prev);
         }
         self.len -= 1;
     }
@@ -218,7 +240,13 @@ impl<C: Classes> SegLists<C> {
 unsafe impl<C: Classes> FreeIndex for SegLists<C> {
     const EMPTY: Self = {
         let () = Self::VALID;
-        SegLists { heads: [ptr::null_mut(); MAX_CLASSES], bitmap: 0, len: 0, _classes: PhantomData }
+        SegLists {
+            heads: [ptr::null_mut(); MAX_CLASSES],
+            bitmap: [0; BITMAP_WORDS],
+            spare: ptr::null_mut(),
+            len: 0,
+            _classes: PhantomData,
+        }
     };
 
     #[inline]
@@ -253,9 +281,7 @@ unsafe impl<C: Classes> FreeIndex for SegLists<C> {
             } else {
                 (*link(prev)).next = new.ptr();
             }
-            if !next.is_null() {
-                (*link(next)).prev = new.ptr();
-            }
+            self.prev_field(next).write(new.ptr());
         }
     }
 
@@ -277,7 +303,7 @@ unsafe impl<C: Classes> FreeIndex for SegLists<C> {
     ) -> Result<usize, CheckError> {
         let mut n = 0;
         for c in 0..MAX_CLASSES {
-            let bit = self.bitmap >> c & 1 == 1;
+            let bit = self.bitmap[c / 64] >> (c % 64) & 1 == 1;
             if bit == self.heads[c].is_null() || (c >= C::COUNT && bit) {
                 return Err(CheckError {
                     what: "seg: bitmap bit != list non-empty",
@@ -343,3 +369,44 @@ unsafe impl<C: Classes> Placement for Segregated<C> {
     }
 }
 // ANCHOR_END: seg_policy
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The [`Classes`] contract for [`DefaultClasses`], and `class_ceil` against its
+    /// definition (the first class whose smallest block holds `need`).
+    #[test]
+    fn default_classes_keep_the_contract() {
+        type D = DefaultClasses;
+        for c in 1..D::COUNT {
+            assert!(D::class_min(c - 1) < D::class_min(c), "class_min not increasing at {c}");
+            assert_eq!(D::class_of(D::class_min(c)), c, "class_of(class_min({c}))");
+        }
+        assert!(D::class_min(0) <= MIN_BLOCK_BYTES);
+        let mut last = 0;
+        let mut size = MIN_BLOCK_BYTES;
+        while size < 1 << 30 {
+            let c = D::class_of(size);
+            assert!(c >= last && c < D::COUNT && D::class_min(c) <= size, "class_of({size}) = {c}");
+            let ceil = (0..D::COUNT).find(|&k| D::class_min(k) >= size).unwrap_or(D::COUNT);
+            assert_eq!(D::class_ceil(size), ceil, "class_ceil({size})");
+            last = c;
+            size += if size < 4096 { BLOCK_ALIGN } else { size / 64 };
+        }
+    }
+
+    /// The bitmap scan finds classes in either word, and none past the last.
+    #[test]
+    fn first_class_from_crosses_words() {
+        let mut l = SegLists::<DefaultClasses>::EMPTY;
+        assert_eq!(l.first_class_from(0), None);
+        l.bitmap = [1 << 5, 1 << 7];
+        assert_eq!(l.first_class_from(0), Some(5));
+        assert_eq!(l.first_class_from(5), Some(5));
+        assert_eq!(l.first_class_from(6), Some(64 + 7));
+        assert_eq!(l.first_class_from(64 + 7), Some(64 + 7));
+        assert_eq!(l.first_class_from(64 + 8), None);
+        assert_eq!(l.first_class_from(MAX_CLASSES), None);
+    }
+}
