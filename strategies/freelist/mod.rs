@@ -85,7 +85,7 @@ pub use self::engine::{CHUNK_BYTES, FreeIndex, MERGE_MAX_BYTES, Placement, RETAI
 pub use self::linear::Linear;
 pub use self::policy::{AddrSearch, Best, First, Next, SizeSearch};
 pub use self::segregated::{Classes, DefaultClasses, SegLists, Segregated};
-pub use self::tree::{AddrTree, ByAddr, BySize, SizeTree, Treap, TreeOrder};
+pub use self::tree::{AddrTree, ByAddr, BySize, InBlock, Node, POOL_NODES, Pool, SizeTree, Store, Treap, Tree, TreeOrder};
 pub use block::Block;
 
 use self::engine::Core;
