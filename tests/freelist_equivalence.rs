@@ -183,12 +183,12 @@ proptest! {
         compare::<BestFit<Linear>, BestFit<SizeTree>>(&ops).map_err(TestCaseError::fail)?;
     }
 
-    /// A pool of 4 nodes: most blocks in the spill treap, moving back as slots free up.
+    /// A pool of 3 B-tree nodes: most blocks in the spill treap, moving back as room frees up.
     #[test]
     fn trees_with_spilling_pools_place_as_the_walk(ops in ops()) {
-        compare::<FirstFit<Linear>, FirstFit<Tree<ByAddr, 4>>>(&ops).map_err(TestCaseError::fail)?;
-        compare::<NextFit<Linear>, NextFit<Tree<ByAddr, 4>>>(&ops).map_err(TestCaseError::fail)?;
-        compare::<BestFit<Linear>, BestFit<Tree<BySize, 4>>>(&ops).map_err(TestCaseError::fail)?;
+        compare::<FirstFit<Linear>, FirstFit<Tree<ByAddr, 3>>>(&ops).map_err(TestCaseError::fail)?;
+        compare::<NextFit<Linear>, NextFit<Tree<ByAddr, 3>>>(&ops).map_err(TestCaseError::fail)?;
+        compare::<BestFit<Linear>, BestFit<Tree<BySize, 3>>>(&ops).map_err(TestCaseError::fail)?;
     }
 }
 // ANCHOR_END: equivalence_props

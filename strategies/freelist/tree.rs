@@ -55,201 +55,63 @@
 //! - pool: `tag(block of slot s) == s << 1 | 1`; `len + #free slots == fresh` (slots at or
 //!   above `fresh` were never used); `spill.len > 0 ⇒ pool.len == POOL`.
 
-use core::cell::UnsafeCell;
 use core::marker::PhantomData;
 use core::ptr;
 
 use super::block::Block;
+use super::btree::BTree;
 use super::engine::{FreeIndex, fit_range};
 use super::policy::{AddrSearch, SizeSearch};
 use crate::strategy::CheckError;
 
-/// Nodes in the pool of [`AddrTree`] and [`SizeTree`] (80 KiB of the heap's own memory).
-pub const POOL_NODES: usize = 2048;
+/// B-tree nodes in the pool of [`AddrTree`] and [`SizeTree`] (456 bytes each: 114 KiB of
+/// the heap's own memory, room for 2,048 to 4,096 free blocks).
+pub const POOL_NODES: usize = 256;
 
 // ANCHOR: tree_node
-/// A treap node, with links `H` (32-bit slots in the pool, block addresses in the spill)
-/// and key address `A` (stored in the pool; the block's own address in the spill).
+/// The spill treap's node, kept in a free block's node area (at most `NODE_BYTES`).
 #[repr(C)]
 #[derive(Copy, Clone)]
-pub struct Node<H, A> {
-    /// The block's size (first: even, unlike a pool tag; the index never reads headers).
+struct Node {
+    /// The block's size (first: even, unlike the B-tree tag; the index never reads headers).
     size: usize,
     /// The largest `size` in this subtree (address tree only).
     max: usize,
-    left: H,
-    right: H,
-    parent: H,
+    left: *mut u8,
+    right: *mut u8,
+    parent: *mut u8,
     /// Heap priority: a hash of the address the block had when it entered the tree.
     prio: u32,
-    /// The block's header address (pool nodes), `()` in the spill.
-    at: A,
 }
 // ANCHOR_END: tree_node
 
-/// A spilled block's node, in its node area.
-type BlockNode = Node<*mut u8, ()>;
-/// A pool node.
-type PoolNode = Node<u32, usize>;
+const _: () = assert!(size_of::<Node>() <= super::NODE_BYTES);
 
-const _: () = assert!(size_of::<BlockNode>() <= super::NODE_BYTES);
-const _: () = assert!(size_of::<PoolNode>() == 40);
-
-/// Where a treap keeps its nodes.
-///
-/// # Safety
-/// *Implementors must guarantee* that for the handle `h` of a node in the tree, `node(h)`
-/// points to that node, valid for reads and writes and written by nothing but the tree, and
-/// `addr(h)` is the header address of its block.
-pub unsafe trait Store: Send {
-    /// A node handle.
-    type H: Copy + Eq;
-    /// The key address kept in the node (or `()`).
-    type A: Copy;
-    /// No node.
-    const NIL: Self::H;
-    /// An empty store (no work).
-    const EMPTY: Self;
-    /// The node of `h`.
-    ///
-    /// # Safety
-    /// `h` is a node of the tree.
-    unsafe fn node(&self, h: Self::H) -> *mut Node<Self::H, Self::A>;
-    /// The block address of `h`.
-    ///
-    /// # Safety
-    /// As for [`node`](Self::node).
-    unsafe fn addr(&self, h: Self::H) -> usize;
-    /// Whether block `b`'s memory names node `h` (the pool's tag); checker only.
-    ///
-    /// # Safety
-    /// `b` is a live free block holding node `h`.
-    unsafe fn owns(&self, h: Self::H, b: Block) -> bool;
-}
-
-/// Nodes in the free blocks' node areas.
-pub struct InBlock;
-
-// SAFETY: a spilled block's node area belongs to the index while the block is indexed.
-unsafe impl Store for InBlock {
-    type H = *mut u8;
-    type A = ();
-    const NIL: *mut u8 = ptr::null_mut();
-    const EMPTY: Self = InBlock;
-
-    #[inline]
-    unsafe fn node(&self, h: *mut u8) -> *mut BlockNode {
-        // SAFETY: `h` is a block header (non-null); the node follows it.
-        unsafe { Block::at(h) }.node::<BlockNode>()
-    }
-    #[inline]
-    unsafe fn addr(&self, h: *mut u8) -> usize {
-        h as usize
-    }
-    #[inline]
-    unsafe fn owns(&self, _h: *mut u8, _b: Block) -> bool {
-        true
-    }
-}
-
-/// The tag a pooled block keeps in the first word of its node area.
+/// The node of spilled block `b` (a non-null header address).
 #[inline]
-fn tag_of(slot: u32) -> usize {
-    (slot as usize) << 1 | 1
+fn node(b: *mut u8) -> *mut Node {
+    // SAFETY: callers pass block headers (non-null); the node follows the header.
+    unsafe { Block::at(b) }.node::<Node>()
 }
 
-/// The tag word of block `b`.
+/// The tag word: the first word of an indexed block's node area.
 #[inline]
 fn tag_word(b: Block) -> *mut usize {
     b.node::<usize>()
 }
 
-/// `N` nodes inside the index, linked by slot number.
-pub struct Pool<const N: usize> {
-    nodes: UnsafeCell<[PoolNode; N]>,
-    /// Head of the list of freed slots (linked through `left`), or `NIL`.
-    free: u32,
-    /// Slots `fresh..N` were never used.
-    fresh: u32,
-}
-
-impl<const N: usize> Pool<N> {
-    const NIL_SLOT: u32 = u32::MAX;
-    const ZERO: PoolNode =
-        Node { size: 0, max: 0, left: u32::MAX, right: u32::MAX, parent: u32::MAX, prio: 0, at: 0 };
-    const FITS_U32: () = assert!(N < u32::MAX as usize);
-
-    /// A free slot, if any.
-    #[inline]
-    fn take(&mut self) -> Option<u32> {
-        if self.free != Self::NIL_SLOT {
-            let s = self.free;
-            // SAFETY: `s` is a slot (below `fresh`) on the free list.
-            self.free = unsafe { (*self.node(s)).left };
-            return Some(s);
-        }
-        if (self.fresh as usize) < N {
-            self.fresh += 1;
-            return Some(self.fresh - 1);
-        }
-        None
-    }
-
-    /// Puts slot `s` on the free list.
-    ///
-    /// # Safety
-    /// `s` is a used slot no longer in the tree.
-    #[inline]
-    unsafe fn give(&mut self, s: u32) {
-        // SAFETY: `s < N`.
-        unsafe { (*self.node(s)).left = self.free };
-        self.free = s;
-    }
-
-    /// Number of slots on the free list (at most `limit`: a cycle stops there).
-    fn free_count(&self, limit: usize) -> usize {
-        let (mut s, mut n) = (self.free, 0);
-        while s != Self::NIL_SLOT && n <= limit {
-            n += 1;
-            // SAFETY: free-list slots are below `fresh <= N` (checked by the caller's count).
-            s = if (s as usize) < N { unsafe { (*self.node(s)).left } } else { Self::NIL_SLOT };
-        }
-        n
-    }
-}
-
-// SAFETY: slot `h < N` is inside the array; the array is reached only through the index,
-// under the heap's lock; `at` holds the block address written at insertion.
-unsafe impl<const N: usize> Store for Pool<N> {
-    type H = u32;
-    type A = usize;
-    const NIL: u32 = u32::MAX;
-    #[allow(clippy::let_unit_value)]
-    const EMPTY: Self = {
-        let () = Self::FITS_U32;
-        Pool { nodes: UnsafeCell::new([Self::ZERO; N]), free: Self::NIL_SLOT, fresh: 0 }
-    };
-
-    #[inline]
-    unsafe fn node(&self, h: u32) -> *mut PoolNode {
-        // SAFETY: `h < N` (a slot handed out by `take`).
-        unsafe { self.nodes.get().cast::<PoolNode>().add(h as usize) }
-    }
-    #[inline]
-    unsafe fn addr(&self, h: u32) -> usize {
-        // SAFETY: forwarded.
-        unsafe { (*self.node(h)).at }
-    }
-    unsafe fn owns(&self, h: u32, b: Block) -> bool {
-        // SAFETY: `b` is a live free block; its node area holds the tag.
-        unsafe { tag_word(b).read() == tag_of(h) }
-    }
-}
+/// The tag of a block in the B-tree (odd; a spilled block's first node word is its size).
+const BTREE_TAG: usize = 1;
 
 /// How a tree orders its blocks.
 pub trait TreeOrder: Send + 'static {
+    /// The key of a block at `addr` of `size` bytes (compared as a pair).
+    fn key(addr: usize, size: usize) -> (usize, usize);
     /// Whether `(a_size, a)` sorts before `(b_size, b)` (block addresses).
-    fn less(a: usize, a_size: usize, b: usize, b_size: usize) -> bool;
+    #[inline]
+    fn less(a: usize, a_size: usize, b: usize, b_size: usize) -> bool {
+        Self::key(a, a_size) < Self::key(b, b_size)
+    }
     /// Whether the key holds the size (then a change of size moves the block, and no
     /// subtree maximum is kept).
     const KEYED_BY_SIZE: bool;
@@ -259,8 +121,8 @@ pub trait TreeOrder: Send + 'static {
 pub struct ByAddr;
 impl TreeOrder for ByAddr {
     #[inline]
-    fn less(a: usize, _: usize, b: usize, _: usize) -> bool {
-        a < b
+    fn key(addr: usize, _size: usize) -> (usize, usize) {
+        (addr, 0)
     }
     const KEYED_BY_SIZE: bool = false;
 }
@@ -269,8 +131,8 @@ impl TreeOrder for ByAddr {
 pub struct BySize;
 impl TreeOrder for BySize {
     #[inline]
-    fn less(a: usize, a_size: usize, b: usize, b_size: usize) -> bool {
-        (a_size, a) < (b_size, b)
+    fn key(addr: usize, size: usize) -> (usize, usize) {
+        (size, addr)
     }
     const KEYED_BY_SIZE: bool = true;
 }
@@ -281,35 +143,33 @@ fn hash_prio(addr: usize) -> u32 {
     (((addr as u64) >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32
 }
 
-/// A treap of free blocks ordered by `O`, nodes kept in `S`.
-pub struct Treap<O, S: Store> {
-    store: S,
-    root: S::H,
+/// A treap of free blocks ordered by `O`, nodes kept in the blocks.
+pub struct Treap<O> {
+    root: *mut u8,
     len: usize,
     _order: PhantomData<O>,
 }
 
 // SAFETY: the tree links blocks owned by one heap, reached only under its lock.
-unsafe impl<O, S: Store> Send for Treap<O, S> {}
+unsafe impl<O> Send for Treap<O> {}
 
 /// The default index of first and next fit: treaps by address with subtree maxima.
 pub type AddrTree = Tree<ByAddr>;
 /// The default index of best fit: treaps by `(size, address)`.
 pub type SizeTree = Tree<BySize>;
 
-impl<O: TreeOrder, S: Store> Treap<O, S> {
+impl<O: TreeOrder> Treap<O> {
     /// Whether subtree maxima are kept.
     const AUGMENTED: bool = !O::KEYED_BY_SIZE;
-    const EMPTY: Self = Treap { store: S::EMPTY, root: S::NIL, len: 0, _order: PhantomData };
+    const EMPTY: Self = Treap { root: ptr::null_mut(), len: 0, _order: PhantomData };
 
     /// The node of `h`.
     ///
     /// # Safety
     /// `h` is a node of the tree.
     #[inline]
-    unsafe fn nd(&self, h: S::H) -> *mut Node<S::H, S::A> {
-        // SAFETY: forwarded.
-        unsafe { self.store.node(h) }
+    unsafe fn nd(&self, h: *mut u8) -> *mut Node {
+        node(h)
     }
 
     /// `max` of a subtree (0 for the empty one).
@@ -317,9 +177,9 @@ impl<O: TreeOrder, S: Store> Treap<O, S> {
     /// # Safety
     /// `t` is NIL or a tree node.
     #[inline]
-    unsafe fn max_of(&self, t: S::H) -> usize {
+    unsafe fn max_of(&self, t: *mut u8) -> usize {
         // SAFETY: a non-NIL `t` is a node of the tree.
-        if t == S::NIL { 0 } else { unsafe { (*self.nd(t)).max } }
+        if t == ptr::null_mut() { 0 } else { unsafe { (*self.nd(t)).max } }
     }
 
     /// Recomputes `t.max` from its size and children.
@@ -327,7 +187,7 @@ impl<O: TreeOrder, S: Store> Treap<O, S> {
     /// # Safety
     /// `t` is a tree node whose children are NIL or nodes.
     #[inline]
-    unsafe fn pull(&self, t: S::H) {
+    unsafe fn pull(&self, t: *mut u8) {
         // SAFETY: as above.
         unsafe {
             let n = self.nd(t);
@@ -340,9 +200,9 @@ impl<O: TreeOrder, S: Store> Treap<O, S> {
     /// # Safety
     /// Both are nodes.
     #[inline]
-    unsafe fn lt(&self, a: S::H, b: S::H) -> bool {
+    unsafe fn lt(&self, a: *mut u8, b: *mut u8) -> bool {
         // SAFETY: as above.
-        unsafe { O::less(self.store.addr(a), (*self.nd(a)).size, self.store.addr(b), (*self.nd(b)).size) }
+        unsafe { O::less(a as usize, (*self.nd(a)).size, b as usize, (*self.nd(b)).size) }
     }
 
     /// Points the link that held `old` (in `parent`, or the root) at `new`.
@@ -350,8 +210,8 @@ impl<O: TreeOrder, S: Store> Treap<O, S> {
     /// # Safety
     /// `parent` is NIL (then `old` is the root) or a node with `old` as a child.
     #[inline]
-    unsafe fn relink(&mut self, parent: S::H, old: S::H, new: S::H) {
-        if parent == S::NIL {
+    unsafe fn relink(&mut self, parent: *mut u8, old: *mut u8, new: *mut u8) {
+        if parent == ptr::null_mut() {
             self.root = new;
             return;
         }
@@ -371,8 +231,8 @@ impl<O: TreeOrder, S: Store> Treap<O, S> {
     /// # Safety
     /// `c` is NIL or a node.
     #[inline]
-    unsafe fn set_parent(&self, c: S::H, p: S::H) {
-        if c != S::NIL {
+    unsafe fn set_parent(&self, c: *mut u8, p: *mut u8) {
+        if c != ptr::null_mut() {
             // SAFETY: as above.
             unsafe { (*self.nd(c)).parent = p };
         }
@@ -382,7 +242,7 @@ impl<O: TreeOrder, S: Store> Treap<O, S> {
     ///
     /// # Safety
     /// `x` is a node with a parent.
-    unsafe fn rotate_up(&mut self, x: S::H) {
+    unsafe fn rotate_up(&mut self, x: *mut u8) {
         // SAFETY: `x`, its parent and the moved subtree are nodes of the tree.
         unsafe {
             let xn = self.nd(x);
@@ -418,7 +278,7 @@ impl<O: TreeOrder, S: Store> Treap<O, S> {
     /// `t` is NIL or a node whose subtree's maxima are right except on the path to the
     /// changed node.
     #[inline]
-    unsafe fn fix_up(&self, mut t: S::H, old: usize, new: usize) {
+    unsafe fn fix_up(&self, mut t: *mut u8, old: usize, new: usize) {
         if !Self::AUGMENTED {
             return;
         }
@@ -426,14 +286,14 @@ impl<O: TreeOrder, S: Store> Treap<O, S> {
         unsafe {
             if new >= old {
                 // A growth: raise the maxima below `new`, no child needs reading.
-                while t != S::NIL && (*self.nd(t)).max < new {
+                while t != ptr::null_mut() && (*self.nd(t)).max < new {
                     (*self.nd(t)).max = new;
                     t = (*self.nd(t)).parent;
                 }
                 return;
             }
             // A shrink: only a node whose max was `old` can change.
-            while t != S::NIL && (*self.nd(t)).max == old {
+            while t != ptr::null_mut() && (*self.nd(t)).max == old {
                 let n = self.nd(t);
                 self.pull(t);
                 if (*n).max == old {
@@ -444,14 +304,14 @@ impl<O: TreeOrder, S: Store> Treap<O, S> {
         }
     }
 
-    /// Writes a fresh node for a block at `addr` of `size` bytes into `x` (its key address
-    /// `at`) and links it in.
+    /// Writes a fresh node into block `x` of `size` bytes and links it in.
     ///
     /// # Safety
-    /// `x` is a handle not in the tree whose node memory the tree may write.
+    /// `x` is a free block not in the tree whose node memory the tree may write.
     #[inline]
-    unsafe fn insert_new(&mut self, x: S::H, addr: usize, size: usize, at: S::A) {
-        let nil = S::NIL;
+    unsafe fn insert_new(&mut self, x: *mut u8, size: usize) {
+        let addr = x as usize;
+        let nil = ptr::null_mut();
         // SAFETY: as above.
         unsafe {
             self.nd(x).write(Node {
@@ -461,7 +321,6 @@ impl<O: TreeOrder, S: Store> Treap<O, S> {
                 right: nil,
                 parent: nil,
                 prio: hash_prio(addr),
-                at,
             });
             self.insert_node(x, addr, size);
         }
@@ -473,22 +332,22 @@ impl<O: TreeOrder, S: Store> Treap<O, S> {
     ///
     /// # Safety
     /// `x` is a node not in the tree, its `size`, `prio` and key set, links NIL.
-    unsafe fn insert_node(&mut self, x: S::H, addr: usize, size: usize) {
+    unsafe fn insert_node(&mut self, x: *mut u8, addr: usize, size: usize) {
         // SAFETY: the descent follows nodes of the tree; `x` becomes one.
         unsafe {
-            let (mut t, mut parent, mut left) = (self.root, S::NIL, false);
-            while t != S::NIL {
+            let (mut t, mut parent, mut left) = (self.root, ptr::null_mut(), false);
+            while t != ptr::null_mut() {
                 let n = self.nd(t);
                 if Self::AUGMENTED && (*n).max < size {
                     (*n).max = size;
                 }
                 parent = t;
-                left = O::less(addr, size, self.store.addr(t), (*n).size);
+                left = O::less(addr, size, t as usize, (*n).size);
                 t = if left { (*n).left } else { (*n).right };
             }
             let xn = self.nd(x);
             (*xn).parent = parent;
-            if parent == S::NIL {
+            if parent == ptr::null_mut() {
                 self.root = x;
             } else if left {
                 (*self.nd(parent)).left = x;
@@ -496,7 +355,7 @@ impl<O: TreeOrder, S: Store> Treap<O, S> {
                 (*self.nd(parent)).right = x;
             }
             let prio = (*xn).prio;
-            while (*xn).parent != S::NIL && prio > (*self.nd((*xn).parent)).prio {
+            while !(*xn).parent.is_null() && prio > (*self.nd((*xn).parent)).prio {
                 self.rotate_up(x);
             }
         }
@@ -506,15 +365,15 @@ impl<O: TreeOrder, S: Store> Treap<O, S> {
     ///
     /// # Safety
     /// `x` is in the tree.
-    unsafe fn remove_node(&mut self, x: S::H) {
+    unsafe fn remove_node(&mut self, x: *mut u8) {
         // SAFETY: `x` and its relatives are nodes of the tree.
         unsafe {
             let xn = self.nd(x);
-            while (*xn).left != S::NIL && (*xn).right != S::NIL {
+            while (*xn).left != ptr::null_mut() && (*xn).right != ptr::null_mut() {
                 let (l, r) = ((*xn).left, (*xn).right);
                 self.rotate_up(if (*self.nd(l)).prio > (*self.nd(r)).prio { l } else { r });
             }
-            let child = if (*xn).left == S::NIL { (*xn).right } else { (*xn).left };
+            let child = if (*xn).left == ptr::null_mut() { (*xn).right } else { (*xn).left };
             let parent = (*xn).parent;
             self.set_parent(child, parent);
             self.relink(parent, x, child);
@@ -530,7 +389,7 @@ impl<O: TreeOrder, S: Store> Treap<O, S> {
     /// # Safety
     /// `x` is in the tree; in address order, `addr` keeps `x`'s place in the order.
     #[inline]
-    unsafe fn rekey(&mut self, x: S::H, addr: usize, old: usize, new: usize) {
+    unsafe fn rekey(&mut self, x: *mut u8, addr: usize, old: usize, new: usize) {
         // SAFETY: as above.
         unsafe {
             if O::KEYED_BY_SIZE {
@@ -538,9 +397,9 @@ impl<O: TreeOrder, S: Store> Treap<O, S> {
                 let n = self.nd(x);
                 (*n).size = new;
                 (*n).max = new;
-                (*n).left = S::NIL;
-                (*n).right = S::NIL;
-                (*n).parent = S::NIL;
+                (*n).left = ptr::null_mut();
+                (*n).right = ptr::null_mut();
+                (*n).parent = ptr::null_mut();
                 self.insert_node(x, addr, new);
                 self.len += 1;
             } else {
@@ -556,18 +415,18 @@ impl<O: TreeOrder, S: Store> Treap<O, S> {
     /// The tree holds live free blocks (checked by `visit` before a block is read).
     unsafe fn check_at(
         &self,
-        t: S::H,
-        parent: S::H,
-        prev: &mut Option<S::H>,
+        t: *mut u8,
+        parent: *mut u8,
+        prev: &mut Option<*mut u8>,
         count: &mut usize,
         visit: &mut dyn FnMut(Block) -> Result<(), CheckError>,
     ) -> Result<usize, CheckError> {
-        if t == S::NIL {
+        if t == ptr::null_mut() {
             return Ok(0);
         }
         *count += 1;
         // SAFETY: `t` is reached from the root through links (a cycle is caught by `count`).
-        let addr = unsafe { self.store.addr(t) };
+        let addr = t as usize;
         let err = |what, detail| Err(CheckError { what, addr, detail });
         if *count > self.len {
             return err("tree: more nodes than len (cycle?)", *count);
@@ -584,20 +443,17 @@ impl<O: TreeOrder, S: Store> Treap<O, S> {
             if (*n).parent != parent {
                 return err("tree: node.parent != the node linking to it", 0);
             }
-            if parent != S::NIL && (*n).prio > (*self.nd(parent)).prio {
+            if !parent.is_null() && (*n).prio > (*self.nd(parent)).prio {
                 return err("tree: priority above the parent's (heap order)", (*n).prio as usize);
             }
             if (*n).size != b.size() {
                 return err("tree: node.size != header size", (*n).size);
             }
-            if !self.store.owns(t, b) {
-                return err("tree: pooled block's tag != its slot", tag_word(b).read());
-            }
             let lmax = self.check_at((*n).left, t, prev, count, visit)?;
             if let Some(p) = *prev
                 && !self.lt(p, t)
             {
-                return err("tree: in-order keys not strictly increasing", self.store.addr(p));
+                return err("tree: in-order keys not strictly increasing", p as usize);
             }
             *prev = Some(t);
             let rmax = self.check_at((*n).right, t, prev, count, visit)?;
@@ -613,12 +469,19 @@ impl<O: TreeOrder, S: Store> Treap<O, S> {
     ///
     /// # Safety
     /// As for [`check_at`](Self::check_at).
-    unsafe fn check(&self, visit: &mut dyn FnMut(Block) -> Result<(), CheckError>) -> Result<usize, CheckError> {
+    unsafe fn check(
+        &self,
+        visit: &mut dyn FnMut(Block) -> Result<(), CheckError>,
+    ) -> Result<usize, CheckError> {
         let (mut prev, mut count) = (None, 0);
         // SAFETY: forwarded.
-        unsafe { self.check_at(self.root, S::NIL, &mut prev, &mut count, visit) }?;
+        unsafe { self.check_at(self.root, ptr::null_mut(), &mut prev, &mut count, visit) }?;
         if count != self.len {
-            return Err(CheckError { what: "tree: #nodes != len", addr: self as *const Self as usize, detail: count });
+            return Err(CheckError {
+                what: "tree: #nodes != len",
+                addr: self as *const Self as usize,
+                detail: count,
+            });
         }
         Ok(count)
     }
@@ -628,13 +491,13 @@ impl<O: TreeOrder, S: Store> Treap<O, S> {
     ///
     /// # Safety
     /// `t` is NIL or a subtree of live free blocks.
-    unsafe fn first_at(&self, t: S::H, from: usize, need: usize, align: usize) -> Option<usize> {
+    unsafe fn first_at(&self, t: *mut u8, from: usize, need: usize, align: usize) -> Option<usize> {
         // SAFETY: `t` and its descendants are nodes of live free blocks.
         unsafe {
             if self.max_of(t) < need {
                 return None;
             }
-            let (n, addr) = (self.nd(t), self.store.addr(t));
+            let (n, addr) = (self.nd(t), (t as usize));
             if addr < from {
                 return self.first_at((*n).right, from, need, align);
             }
@@ -656,9 +519,9 @@ impl<O: TreeOrder, S: Store> Treap<O, S> {
     #[inline]
     unsafe fn lower_bound(&self, size: usize, addr: usize) -> Option<(usize, usize)> {
         let (mut t, mut best) = (self.root, None);
-        while t != S::NIL {
+        while t != ptr::null_mut() {
             // SAFETY: `t` is a node.
-            let (n, a) = unsafe { (&*self.nd(t), self.store.addr(t)) };
+            let (n, a) = unsafe { (&*self.nd(t), (t as usize)) };
             if (n.size, a) >= (size, addr) {
                 best = Some((n.size, a));
                 t = n.left;
@@ -687,7 +550,7 @@ impl<O: TreeOrder, S: Store> Treap<O, S> {
     }
 }
 
-impl<O: TreeOrder> Treap<O, InBlock> {
+impl<O: TreeOrder> Treap<O> {
     /// `new` (`new_size` bytes) takes the place of spilled `old` (`old_size`).
     ///
     /// # Safety
@@ -698,7 +561,7 @@ impl<O: TreeOrder> Treap<O, InBlock> {
         unsafe {
             if O::KEYED_BY_SIZE {
                 self.remove_node(old.ptr());
-                self.insert_new(new.ptr(), new.addr(), new_size, ());
+                self.insert_new(new.ptr(), new_size);
                 return;
             }
             // Same place in address order: `new` takes over `old`'s node, links and priority.
@@ -713,85 +576,95 @@ impl<O: TreeOrder> Treap<O, InBlock> {
     }
 }
 
-/// The fast index: a treap over a pool of [`POOL`](POOL_NODES) compact nodes inside the
-/// index, and a spill treap in the blocks for the rest (see the module header).
-pub struct Tree<O, const POOL: usize = POOL_NODES> {
-    pool: Treap<O, Pool<POOL>>,
-    spill: Treap<O, InBlock>,
+/// The fast index: a B+ tree in a pool of `NODES` nodes inside the index, and a treap in
+/// the blocks for what the pool cannot hold (see the module header).
+pub struct Tree<O, const NODES: usize = POOL_NODES> {
+    btree: BTree<O, NODES>,
+    spill: Treap<O>,
 }
 
-impl<O: TreeOrder, const POOL: usize> Tree<O, POOL> {
-    /// The pool slot of indexed block `b`, or `None` if it is spilled.
+impl<O: TreeOrder, const NODES: usize> Tree<O, NODES> {
+    /// Whether indexed block `b` is in the B-tree (else in the spill).
     ///
     /// # Safety
     /// `b` is indexed.
     #[inline]
-    unsafe fn slot_of(b: Block) -> Option<u32> {
-        // SAFETY: an indexed block's node area starts with its tag (odd) or its spill
-        // node's size (even).
-        let w = unsafe { tag_word(b).read() };
-        (w & 1 == 1).then_some((w >> 1) as u32)
+    unsafe fn in_btree(b: Block) -> bool {
+        // SAFETY: an indexed block's node area starts with the tag (odd) or its spill node's
+        // size (a multiple of 16).
+        unsafe { tag_word(b).read() & 1 == 1 }
     }
 
-    /// Indexes `b` in pool slot `s`.
+    /// Indexes free block `b` of `size` bytes where there is room.
     ///
     /// # Safety
-    /// `s` is a free slot; `b` is a free block not indexed.
+    /// `b` is a free block not in the index.
     #[inline]
-    unsafe fn pool_insert(&mut self, s: u32, b: Block, size: usize) {
-        // SAFETY: as above: the block's node area is the index's.
+    unsafe fn add(&mut self, b: Block, size: usize) {
+        // SAFETY: `b`'s node area is the index's.
         unsafe {
-            tag_word(b).write(tag_of(s));
-            self.pool.insert_new(s, b.addr(), size, b.addr());
-        }
-    }
-
-    /// A pool slot freed: a spilled block (the spill's root, the cheapest to remove) moves
-    /// into the pool, so that `spill.len > 0 ⇒ pool.len == POOL` holds again.
-    #[cold]
-    fn unspill(&mut self) {
-        let (r, Some(s)) = (self.spill.root, self.pool.store.take()) else { return };
-        // SAFETY: the spill is non-empty, so `r` is a spilled block; its size is in its node,
-        // read before the node area is given to the tag.
-        unsafe {
-            let size = (*self.spill.nd(r)).size;
-            self.spill.remove_node(r);
-            self.pool_insert(s, Block::at(r), size);
-        }
-    }
-}
-
-// SAFETY: only node memory of indexed blocks (a tag or a spill node) and the pool are
-// written; each treap holds exactly the blocks put in it (the checker proves it), and every
-// block is in exactly one: `insert` puts it in one, and every other change goes to the treap
-// its tag names.
-unsafe impl<O: TreeOrder, const POOL: usize> FreeIndex for Tree<O, POOL> {
-    const EMPTY: Self = Tree { pool: Treap::EMPTY, spill: Treap::EMPTY };
-
-    #[inline]
-    unsafe fn insert(&mut self, b: Block, size: usize, _hint: Option<Block>) {
-        // SAFETY: `b` is a free block not in the index; its node memory is ours.
-        unsafe {
-            match self.pool.store.take() {
-                Some(s) => self.pool_insert(s, b, size),
-                None => self.spill.insert_new(b.ptr(), b.addr(), size, ()),
+            if self.btree.can_insert() {
+                tag_word(b).write(BTREE_TAG);
+                self.btree.insert(b.addr(), size);
+            } else {
+                self.spill.insert_new(b.ptr(), size);
             }
         }
     }
 
+    /// After the B-tree lost a block: spilled blocks move into it while it surely has room,
+    /// so that `spill.len > 0 ⇒ ¬btree.can_insert()` holds again.
     #[inline]
-    unsafe fn remove(&mut self, b: Block, _size: usize) {
-        // SAFETY: `b` is indexed; its tag names its treap.
+    fn settle(&mut self) {
+        if self.spill.len > 0 {
+            self.unspill();
+        }
+    }
+
+    #[cold]
+    fn unspill(&mut self) {
+        while self.spill.len > 0 && self.btree.can_insert() {
+            let r = self.spill.root;
+            // SAFETY: the spill is non-empty, so `r` is a spilled block; its size is read
+            // from its node before the node area takes the tag.
+            let size = unsafe {
+                let size = (*node(r)).size;
+                self.spill.remove_node(r);
+                tag_word(Block::at(r)).write(BTREE_TAG);
+                size
+            };
+            self.btree.insert(r as usize, size);
+        }
+    }
+
+    /// Blocks in the B-tree and in the spill.
+    pub fn lens(&self) -> (usize, usize) {
+        (self.btree.len, self.spill.len)
+    }
+}
+
+// SAFETY: only node memory of indexed blocks (the tag or a spill node) and the index's own
+// pool are written; each part holds exactly the blocks put in it (the checker proves it),
+// and every block is in exactly one: `insert` puts it in one, and every other change goes to
+// the part its tag names.
+unsafe impl<O: TreeOrder, const NODES: usize> FreeIndex for Tree<O, NODES> {
+    const EMPTY: Self = Tree { btree: BTree::EMPTY, spill: Treap::EMPTY };
+
+    #[inline]
+    unsafe fn insert(&mut self, b: Block, size: usize, _hint: Option<Block>) {
+        // SAFETY: forwarded.
+        unsafe { self.add(b, size) }
+    }
+
+    #[inline]
+    unsafe fn remove(&mut self, b: Block, size: usize) {
+        // SAFETY: `b` is indexed; its tag names its part.
         unsafe {
-            match Self::slot_of(b) {
-                Some(s) => {
-                    self.pool.remove_node(s);
-                    self.pool.store.give(s);
-                    if self.spill.len > 0 {
-                        self.unspill();
-                    }
-                }
-                None => self.spill.remove_node(b.ptr()),
+            if Self::in_btree(b) {
+                self.btree.remove(b.addr(), size);
+                self.settle();
+            } else {
+                self.spill.remove_node(b.ptr());
             }
         }
     }
@@ -801,13 +674,15 @@ unsafe impl<O: TreeOrder, const POOL: usize> FreeIndex for Tree<O, POOL> {
         // SAFETY: `old` is indexed; its tag is read before `new`'s node area (which may
         // overlap it) is written.
         unsafe {
-            match Self::slot_of(old) {
-                Some(s) => {
-                    tag_word(new).write(tag_of(s));
-                    (*self.pool.nd(s)).at = new.addr();
-                    self.pool.rekey(s, new.addr(), old_size, new_size);
-                }
-                None => self.spill.replace_block(old, old_size, new, new_size),
+            if !Self::in_btree(old) {
+                self.spill.replace_block(old, old_size, new, new_size);
+            } else if O::KEYED_BY_SIZE {
+                self.btree.remove(old.addr(), old_size);
+                self.add(new, new_size);
+                self.settle();
+            } else {
+                tag_word(new).write(BTREE_TAG);
+                self.btree.update(old.addr(), old_size, new.addr(), new_size);
             }
         }
     }
@@ -816,13 +691,18 @@ unsafe impl<O: TreeOrder, const POOL: usize> FreeIndex for Tree<O, POOL> {
     unsafe fn resized(&mut self, b: Block, old_size: usize, new_size: usize) {
         // SAFETY: `b` is indexed with `old_size`.
         unsafe {
-            match Self::slot_of(b) {
-                Some(s) => self.pool.rekey(s, b.addr(), old_size, new_size),
-                None if O::KEYED_BY_SIZE => {
-                    self.spill.remove_node(b.ptr());
-                    self.spill.insert_new(b.ptr(), b.addr(), new_size, ());
+            match (Self::in_btree(b), O::KEYED_BY_SIZE) {
+                (true, false) => self.btree.update(b.addr(), old_size, b.addr(), new_size),
+                (true, true) => {
+                    self.btree.remove(b.addr(), old_size);
+                    self.add(b, new_size);
+                    self.settle();
                 }
-                None => self.spill.rekey(b.ptr(), b.addr(), old_size, new_size),
+                (false, true) => {
+                    self.spill.remove_node(b.ptr());
+                    self.spill.insert_new(b.ptr(), new_size);
+                }
+                (false, false) => self.spill.rekey(b.ptr(), b.addr(), old_size, new_size),
             }
         }
     }
@@ -831,65 +711,61 @@ unsafe impl<O: TreeOrder, const POOL: usize> FreeIndex for Tree<O, POOL> {
         &self,
         visit: &mut dyn FnMut(Block) -> Result<(), CheckError>,
     ) -> Result<usize, CheckError> {
-        let me = self as *const Self as usize;
-        let (pool, spill) = (&self.pool, &self.spill);
-        let free = pool.store.free_count(POOL);
-        if pool.len + free != pool.store.fresh as usize || pool.store.fresh as usize > POOL {
-            return Err(CheckError { what: "pool: len + #free slots != fresh (or fresh > POOL)", addr: me, detail: free });
+        if self.spill.len > 0 && self.btree.can_insert() {
+            let addr = self as *const Self as usize;
+            return Err(CheckError {
+                what: "spill not empty while the B-tree has room",
+                addr,
+                detail: self.spill.len,
+            });
         }
-        if spill.len > 0 && pool.len != POOL {
-            return Err(CheckError { what: "spill not empty while the pool has room", addr: me, detail: pool.len });
-        }
-        // SAFETY: forwarded; tags are checked by `owns`, spill nodes' first word by the
-        // size check (an even size cannot pass for a tag).
-        Ok(unsafe { pool.check(visit)? + spill.check(visit)? })
+        // SAFETY: `visit` checks each block before it is read.
+        let tagged = |b: Block| unsafe { tag_word(b).read() == BTREE_TAG };
+        // SAFETY: forwarded; a spilled block's first node word is checked to be its size.
+        Ok(unsafe { self.btree.check(visit, &tagged)? + self.spill.check(visit)? })
     }
 }
 
-impl<O: TreeOrder, const POOL: usize> Tree<O, POOL> {
-    /// Blocks in the pool and in the spill (tests, statistics).
-    pub fn lens(&self) -> (usize, usize) {
-        (self.pool.len, self.spill.len)
-    }
-}
-
-// SAFETY: each treap's search visits every subtree that may hold a block at or above
-// `from` of size `>= need` (pruning only by `max`, a necessary condition), left before node
-// before right, so it returns its lowest-address fitting block; the lower of the two is the
-// lowest of all, as the contract asks.
-unsafe impl<const POOL: usize> AddrSearch for Tree<ByAddr, POOL> {
+// ANCHOR: addr_first_fit
+// SAFETY: each part returns its lowest-address block at or above `from` that fits (the
+// B-tree prunes only by `max` and by key, the treap only by `max`: necessary conditions);
+// the lower of the two is the lowest of all, as the contract asks.
+unsafe impl<const NODES: usize> AddrSearch for Tree<ByAddr, NODES> {
     #[inline]
     unsafe fn first_fit(&self, from: usize, need: usize, align: usize) -> Option<Block> {
-        // SAFETY: both treaps hold live free blocks.
-        unsafe {
-            let mut a = self.pool.first_at(self.pool.root, from, need, align);
-            if self.spill.len > 0
-                && let Some(s) = self.spill.first_at(self.spill.root, from, need, align)
-            {
-                a = Some(a.map_or(s, |a| a.min(s)));
-            }
-            a.map(|a| Block::at(a as *mut u8))
+        let mut a = self.btree.first_from((from, 0), need, align).map(|(a, _)| a);
+        if self.spill.len > 0 {
+            // SAFETY: the spill holds live free blocks.
+            let s = unsafe { self.spill.first_at(self.spill.root, from, need, align) };
+            a = match (a, s) {
+                (Some(a), Some(s)) => Some(a.min(s)),
+                (a, s) => a.or(s),
+            };
         }
+        // SAFETY: a block address is non-null.
+        a.map(|a| unsafe { Block::at(a as *mut u8) })
     }
 }
+// ANCHOR_END: addr_first_fit
 
 // ANCHOR: size_best_fit
-// SAFETY: each treap takes candidates in increasing `(size, address)` from `(need, 0)` on
+// SAFETY: each part takes candidates in increasing `(size, address)` from `(need, 0)` on
 // and returns the first that fits, its least fitting key; the lesser of the two is the
 // least of all, as the contract asks.
-unsafe impl<const POOL: usize> SizeSearch for Tree<BySize, POOL> {
+unsafe impl<const NODES: usize> SizeSearch for Tree<BySize, NODES> {
     #[inline]
     unsafe fn best_fit(&self, need: usize, align: usize) -> Option<Block> {
-        // SAFETY: both treaps hold live free blocks.
-        unsafe {
-            let mut a = self.pool.best_fit(need, align);
-            if self.spill.len > 0
-                && let Some(s) = self.spill.best_fit(need, align)
-            {
-                a = Some(a.map_or(s, |a| a.min(s)));
-            }
-            a.map(|(_, a)| Block::at(a as *mut u8))
+        let mut a = self.btree.first_from((need, 0), need, align).map(|(a, s)| (s, a));
+        if self.spill.len > 0 {
+            // SAFETY: the spill holds live free blocks.
+            let s = unsafe { self.spill.best_fit(need, align) };
+            a = match (a, s) {
+                (Some(a), Some(s)) => Some(a.min(s)),
+                (a, s) => a.or(s),
+            };
         }
+        // SAFETY: a block address is non-null.
+        a.map(|(_, a)| unsafe { Block::at(a as *mut u8) })
     }
 }
 // ANCHOR_END: size_best_fit
