@@ -16,7 +16,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use std::alloc::System;
 
 use proptest::prelude::*;
-use stratalloc::strategies::freelist::{AddrTree, ByAddr, BySize, SizeTree, Tree};
+use stratalloc::strategies::freelist::{AddrTree, SizeTree};
 use stratalloc::{BestFit, ConstInit, FirstFit, Fixed, Heap, Linear, NextFit, Strategy as Allocator};
 
 const REGION_BYTES: usize = 3 << 20;
@@ -181,14 +181,6 @@ proptest! {
     #[test]
     fn best_fit_tree_places_as_the_walk(ops in ops()) {
         compare::<BestFit<Linear>, BestFit<SizeTree>>(&ops).map_err(TestCaseError::fail)?;
-    }
-
-    /// A pool of 3 B-tree nodes: most blocks in the spill treap, moving back as room frees up.
-    #[test]
-    fn trees_with_spilling_pools_place_as_the_walk(ops in ops()) {
-        compare::<FirstFit<Linear>, FirstFit<Tree<ByAddr, 3>>>(&ops).map_err(TestCaseError::fail)?;
-        compare::<NextFit<Linear>, NextFit<Tree<ByAddr, 3>>>(&ops).map_err(TestCaseError::fail)?;
-        compare::<BestFit<Linear>, BestFit<Tree<BySize, 3>>>(&ops).map_err(TestCaseError::fail)?;
     }
 }
 // ANCHOR_END: equivalence_props

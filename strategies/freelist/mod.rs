@@ -67,7 +67,6 @@
 //! that moves takes it twice, copying outside it).
 
 mod block;
-mod btree;
 mod engine;
 mod linear;
 mod policy;
@@ -82,12 +81,11 @@ use crate::strategy::{CheckError, ConstInit, Strategy, StrategyStats};
 use crate::sync::SpinLock;
 
 pub use self::block::{BLOCK_ALIGN, HEADER_BYTES, MIN_BLOCK_BYTES, NODE_BYTES};
-pub use self::btree::{BTree, FANOUT, MIN_FILL};
 pub use self::engine::{CHUNK_BYTES, FreeIndex, MERGE_MAX_BYTES, Placement, RETAIN_FREE_BYTES, fit_start};
 pub use self::linear::Linear;
 pub use self::policy::{AddrSearch, Best, First, Next, SizeSearch};
 pub use self::segregated::{Classes, DefaultClasses, SegLists, Segregated};
-pub use self::tree::{AddrTree, ByAddr, BySize, POOL_NODES, SizeTree, Treap, Tree, TreeOrder};
+pub use self::tree::{AddrTree, ByAddr, BySize, SizeTree, Treap, TreeOrder};
 pub use block::Block;
 
 use self::engine::Core;

@@ -171,40 +171,7 @@ churn_tests! {
     first_tree: FirstFit;
     next_tree: NextFit;
     best_tree: BestFit;
-    first_tree_spills: FirstFit<Tree<ByAddr, 3>>;
-    next_tree_spills: NextFit<Tree<ByAddr, 3>>;
-    best_tree_spills: BestFit<Tree<BySize, 3>>;
     segregated: SegregatedFit;
-}
-
-/// With a pool of 3 B-tree nodes most free blocks spill into the in-block treap, and frees
-/// move spilled blocks back into the B-tree: both parts and the moves between them are
-/// exercised (the churn above checks the heap after every step).
-#[test]
-fn small_pools_spill_and_refill() {
-    let h: Heap<FirstFit<Tree<ByAddr, 3>>, Mmap> = Heap::new();
-    let mut rng = Rng(5);
-    let mut live = Vec::new();
-    let (mut spilled, mut refilled) = (0, 0);
-    for i in 0..2000 {
-        let lens = |h: &Heap<FirstFit<Tree<ByAddr, 3>>, Mmap>| h.strategy().core.lock().policy.index().lens();
-        let before = lens(&h);
-        if i < 500 || rng.below(2) > 0 || live.is_empty() {
-            let l = layout(1 + rng.below(300) as usize, 8);
-            // SAFETY: non-zero size.
-            live.push((unsafe { h.alloc(l) }, l));
-        } else {
-            let (p, l) = live.swap_remove(rng.below(live.len() as u64) as usize);
-            // SAFETY: live block with its layout.
-            unsafe { h.dealloc(p, l) };
-        }
-        let after = lens(&h);
-        spilled = spilled.max(after.1);
-        refilled += (after.1 < before.1 && after.0 > before.0) as usize;
-        check(&h);
-    }
-    assert!(spilled > 20, "at most {spilled} blocks spilled");
-    assert!(refilled > 20, "only {refilled} moves back into the pool");
 }
 
 fn layout(size: usize, align: usize) -> Layout {
