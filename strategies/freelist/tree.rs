@@ -99,6 +99,9 @@ fn size_key(size: usize, addr: usize) -> u128 {
 pub struct Treap<O> {
     root: *mut u8,
     len: usize,
+    /// Null or a node: the block that last took another's place (`replace`), which is
+    /// usually the remainder of the last split, lying at next fit's rover.
+    hot: *mut u8,
     _order: PhantomData<O>,
 }
 
@@ -291,6 +294,9 @@ impl<O: TreeOrder> Treap<O> {
         // SAFETY: `x` and its relatives are nodes of the tree.
         unsafe {
             let xn = node(x);
+            if x == self.hot {
+                self.hot = ptr::null_mut();
+            }
             while !(*xn).left.is_null() && !(*xn).right.is_null() {
                 let (l, r) = ((*xn).left, (*xn).right);
                 self.rotate_up(if (*node(l)).prio > (*node(r)).prio { l } else { r });
@@ -315,6 +321,7 @@ impl<O: TreeOrder> Treap<O> {
         parent: *mut u8,
         prev: &mut *mut u8,
         count: &mut usize,
+        hot_seen: &mut bool,
         visit: &mut dyn FnMut(Block) -> Result<(), CheckError>,
     ) -> Result<usize, CheckError> {
         if t.is_null() {
@@ -322,6 +329,7 @@ impl<O: TreeOrder> Treap<O> {
         }
         let err = |what, detail| Err(CheckError { what, addr: t as usize, detail });
         *count += 1;
+        *hot_seen |= t == self.hot;
         if *count > self.len {
             return err("tree: more nodes than len (cycle?)", *count);
         }
@@ -339,12 +347,12 @@ impl<O: TreeOrder> Treap<O> {
             if (*n).size != Block::at(t).size() {
                 return err("tree: node.size != header size", (*n).size);
             }
-            let lmax = self.check_at((*n).left, t, prev, count, visit)?;
+            let lmax = self.check_at((*n).left, t, prev, count, hot_seen, visit)?;
             if !prev.is_null() && !Self::lt(*prev, t) {
                 return err("tree: in-order keys not strictly increasing", *prev as usize);
             }
             *prev = t;
-            let rmax = self.check_at((*n).right, t, prev, count, visit)?;
+            let rmax = self.check_at((*n).right, t, prev, count, hot_seen, visit)?;
             let max = (*n).size.max(lmax).max(rmax);
             if Self::AUGMENTED && (*n).max != max {
                 return err("tree: node.max != max(size, children's max)", (*n).max);
@@ -357,7 +365,7 @@ impl<O: TreeOrder> Treap<O> {
 // SAFETY: only node memory of indexed blocks is written; the tree holds exactly what was
 // inserted and not removed (the checker proves it).
 unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
-    const EMPTY: Self = Treap { root: ptr::null_mut(), len: 0, _order: PhantomData };
+    const EMPTY: Self = Treap { root: ptr::null_mut(), len: 0, hot: ptr::null_mut(), _order: PhantomData };
 
     #[inline]
     unsafe fn insert(&mut self, b: Block, size: usize, _hint: Option<Block>) {
@@ -399,6 +407,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
             let (x, mut n) = (new.ptr(), node(old.ptr()).read());
             n.size = new_size;
             node(x).write(n);
+            self.hot = x;
             self.relink(n.parent, old.ptr(), x);
             for child in [n.left, n.right] {
                 if !child.is_null() {
@@ -427,11 +436,18 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
         &self,
         visit: &mut dyn FnMut(Block) -> Result<(), CheckError>,
     ) -> Result<usize, CheckError> {
-        let (mut prev, mut count) = (ptr::null_mut(), 0);
+        let (mut prev, mut count, mut hot_seen) = (ptr::null_mut(), 0, false);
         // SAFETY: forwarded.
-        unsafe { self.check_at(self.root, ptr::null_mut(), &mut prev, &mut count, visit) }?;
+        unsafe { self.check_at(self.root, ptr::null_mut(), &mut prev, &mut count, &mut hot_seen, visit) }?;
         if count != self.len {
             return Err(CheckError { what: "tree: #nodes != len", addr: self.root as usize, detail: count });
+        }
+        if !self.hot.is_null() && !hot_seen {
+            return Err(CheckError {
+                what: "tree: hot is not a node of the tree",
+                addr: self.hot as usize,
+                detail: 0,
+            });
         }
         Ok(count)
     }
@@ -498,27 +514,46 @@ impl AddrTree {
     }
     // ANCHOR_END: addr_leftmost_fit
 
-    /// The lowest-address block at or above `from` of size `>= need` (alignments up to
-    /// `BLOCK_ALIGN`). The blocks at or above `from`, in address order, are: the least such
-    /// node `c`, then `c`'s right subtree, then the nearest ancestor of which `c` lies in the
-    /// left subtree, then that ancestor's right subtree, and so on up. Each candidate node is
-    /// tested, and the first right subtree whose `max` admits `need` holds the answer.
+    /// The least node at or above address `from` (null if none): `hot` if it lies exactly
+    /// at `from` (next fit's rover is usually the end of the last block handed out, where
+    /// the split's remainder lies), else one descent.
     ///
     /// # Safety
     /// The tree holds live free blocks.
     #[inline]
-    unsafe fn first_from(&self, from: usize, need: usize) -> Option<Block> {
+    unsafe fn at_or_above(&self, from: usize) -> *mut u8 {
+        if self.hot as usize == from {
+            return self.hot;
+        }
+        let (mut t, mut c) = (self.root, ptr::null_mut());
+        while !t.is_null() {
+            // SAFETY: `t` is a node.
+            let n = node(t);
+            if (t as usize) < from {
+                // SAFETY: as above.
+                t = unsafe { (*n).right };
+            } else {
+                c = t;
+                // SAFETY: as above.
+                t = unsafe { (*n).left };
+            }
+        }
+        c
+    }
+
+    // ANCHOR: addr_climb_fit
+    /// The lowest-address block of size `>= need` at or above node `c` (alignments up to
+    /// `BLOCK_ALIGN`). The blocks from `c` on, in address order, are: `c`, then `c`'s
+    /// right subtree, then the nearest ancestor of which `c` lies in the left subtree, then
+    /// that ancestor's right subtree, and so on up. Each such ancestor is tested, and the
+    /// first right subtree whose `max` admits `need` holds the answer (`leftmost_fit`).
+    ///
+    /// # Safety
+    /// `c` is null or a node of a tree of live free blocks.
+    #[inline]
+    unsafe fn climb_fit(mut c: *mut u8, need: usize) -> Option<Block> {
         // SAFETY: every pointer followed is a node of the tree (or null, tested first).
         unsafe {
-            let (mut t, mut c) = (self.root, ptr::null_mut());
-            while !t.is_null() {
-                if (t as usize) < from {
-                    t = (*node(t)).right;
-                } else {
-                    c = t;
-                    t = (*node(t)).left;
-                }
-            }
             while !c.is_null() {
                 let n = node(c);
                 if (*n).size >= need {
@@ -542,11 +577,12 @@ impl AddrTree {
             None
         }
     }
+    // ANCHOR_END: addr_climb_fit
 }
 
 // SAFETY: for alignments up to `BLOCK_ALIGN` (a block fits exactly when its size is at
-// least `need`), `leftmost_fit` and `first_from` return the lowest-address block at or above
-// `from` with size `>= need` (see their loop invariants). Otherwise `first_at` visits every
+// least `need`), `climb_fit` from the least node at or above `from` returns the
+// lowest-address block at or above `from` with size `>= need` (see its doc). Otherwise `first_at` visits every
 // subtree that may hold a block at or above `from` of size `>= need` (pruning only by `max`,
 // a necessary condition), left before node before right, and tests each with `fit_start`.
 // Either way it is the lowest-address fitting block, as the contract asks.
@@ -557,7 +593,7 @@ unsafe impl AddrSearch for AddrTree {
         unsafe {
             match (align <= BLOCK_ALIGN, from) {
                 (true, 0) => Self::leftmost_fit(self.root, need),
-                (true, _) => self.first_from(from, need),
+                (true, _) => Self::climb_fit(self.at_or_above(from), need),
                 (false, _) => Self::first_at(self.root, from, need, align),
             }
         }
