@@ -38,31 +38,6 @@ fn main() {
         "best-fit" => run(&Heap::<BestFit<SizeTree>>::new(), steps),
         "segregated-fit" => run(&Heap::<SegregatedFit>::new(), steps),
         "talc" => run(&workload::talc_over_mmap(1 << 30), steps),
-        "count" => count(),
         other => eprintln!("unknown strategy {other}"),
-    }
-}
-
-#[allow(dead_code)]
-fn count() {
-    use stratalloc::Heap;
-    let h = Heap::<FirstFit<AddrTree>>::new();
-    let trace = Churn::new(0x5eed, TRACE_STEPS);
-    let mut live = Live::fill(&h, &trace);
-    for i in 0..400_000 {
-        let (slot, size) = trace.steps[i % TRACE_STEPS];
-        live.replace(slot, size);
-        if i % 50_000 == 0 {
-            eprintln!("{i}: {:?}", h.strategy().free_summary());
-        }
-    }
-    let h = Heap::<BestFit<SizeTree>>::new();
-    let mut live = Live::fill(&h, &trace);
-    for i in 0..400_000 {
-        let (slot, size) = trace.steps[i % TRACE_STEPS];
-        live.replace(slot, size);
-        if i % 100_000 == 0 {
-            eprintln!("best {i}: {:?}", h.strategy().free_summary());
-        }
     }
 }

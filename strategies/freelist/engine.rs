@@ -117,17 +117,11 @@ pub unsafe trait Placement: Send {
 #[inline]
 pub unsafe fn fit_start(b: Block, need: usize, align: usize) -> Option<usize> {
     // SAFETY: the caller passes a live block.
-    fit_range(b.addr(), unsafe { b.end() }, need, align)
-}
-// ANCHOR_END: fit_start
-
-/// [`fit_start`] for a free block `start..end` known by its bounds (an index that keeps
-/// them need not read the header).
-#[inline]
-pub fn fit_range(start: usize, end: usize, need: usize, align: usize) -> Option<usize> {
+    let (start, end) = (b.addr(), unsafe { b.end() });
     let q = if align <= BLOCK_ALIGN { start } else { aligned_start(start, align)? };
     (q.checked_add(need)? <= end).then_some(q)
 }
+// ANCHOR_END: fit_start
 
 /// Start of the first block at or above `start` whose payload is `align`-aligned and whose
 /// gap below is empty or can hold a free block.

@@ -16,21 +16,34 @@
 //!
 //! - [`AddrTree`] orders by address and keeps in each node the largest block size of its
 //!   subtree (`max`). First fit descends to the leftmost subtree whose `max` admits the
-//!   request: the lowest-address fitting block, as the list walk finds it. Next fit does the
-//!   same from the rover's address.
-//! - [`SizeTree`] orders by `(size, address)`. Best fit takes the least key `>= (need, 0)`:
-//!   the smallest fitting block, lowest address on ties, as the list walk finds it.
+//!   request: the lowest-address fitting block, as the list walk finds it. For alignments up
+//!   to 16 bytes a block fits exactly when it is big enough, so this is one descent without
+//!   backtracking (`leftmost_fit`). Next fit starts at the least block at or above the
+//!   rover and climbs (`climb_fit`): that block, its right subtree, the next ancestor to the
+//!   right, and so on, descending into the first right subtree whose `max` admits the
+//!   request. The least block at or above the rover is usually the remainder of the last
+//!   split, which lies exactly at the rover: the tree remembers the block that last took
+//!   another's place (`hot`) and starts there when its address is the rover, else descends.
+//! - [`SizeTree`] orders by `(size, address)`, compared as one 128-bit integer. Best fit
+//!   takes the least key `>= (need, 0)`: the smallest fitting block, lowest address on ties,
+//!   as the list walk finds it.
 //!
 //! For alignments above 16 bytes a block of sufficient size may still not fit (its aligned
-//! start lies too high); both searches then go on to the next candidate in the same order,
-//! so the decision stays the walk's.
+//! start lies too high); both searches then go on to the next candidate in the same order
+//! (`first_at` for the address tree), so the decision stays the walk's.
+//!
+//! Why the nodes stay in the blocks: an out-of-line index (a pool of compact treap nodes, or
+//! a B+ tree of 16-entry nodes, in the heap's own memory) was built and measured
+//! (`benches/README.md`): it cost more instructions than its fewer cache misses saved, and
+//! memory drawn from the page source would move the chunks, so the heaps would no longer
+//! place blocks at the same offsets as the `Linear` reference over the same region.
 //!
 //! Invariants (checked by `check`), for every node `n`:
 //! - order: `key(n.left subtree) < key(n) < key(n.right subtree)`;
 //! - heap: `n.prio >= n.left.prio`, `n.prio >= n.right.prio`;
 //! - links: `n.left.parent == n`, `n.right.parent == n`, `root.parent == null`;
 //! - augmentation (address tree): `n.max == max(n.size, n.left.max, n.right.max)`;
-//! - `n.size ==` the block's header size; `#nodes == len`.
+//! - `n.size ==` the block's header size; `#nodes == len`; `hot` is null or a node.
 
 use core::marker::PhantomData;
 use core::ptr;
@@ -294,7 +307,7 @@ impl<O: TreeOrder> Treap<O> {
         // SAFETY: `x` and its relatives are nodes of the tree.
         unsafe {
             let xn = node(x);
-            if x == self.hot {
+            if !O::KEYED_BY_SIZE && x == self.hot {
                 self.hot = ptr::null_mut();
             }
             while !(*xn).left.is_null() && !(*xn).right.is_null() {
@@ -522,15 +535,14 @@ impl AddrTree {
     /// The tree holds live free blocks.
     #[inline]
     unsafe fn at_or_above(&self, from: usize) -> *mut u8 {
-        if self.hot as usize == from {
+        if !self.hot.is_null() && self.hot as usize == from {
             return self.hot;
         }
         let (mut t, mut c) = (self.root, ptr::null_mut());
         while !t.is_null() {
-            // SAFETY: `t` is a node.
             let n = node(t);
             if (t as usize) < from {
-                // SAFETY: as above.
+                // SAFETY: `t` is a node of the tree.
                 t = unsafe { (*n).right };
             } else {
                 c = t;
@@ -580,12 +592,14 @@ impl AddrTree {
     // ANCHOR_END: addr_climb_fit
 }
 
-// SAFETY: for alignments up to `BLOCK_ALIGN` (a block fits exactly when its size is at
-// least `need`), `climb_fit` from the least node at or above `from` returns the
-// lowest-address block at or above `from` with size `>= need` (see its doc). Otherwise `first_at` visits every
-// subtree that may hold a block at or above `from` of size `>= need` (pruning only by `max`,
-// a necessary condition), left before node before right, and tests each with `fit_start`.
-// Either way it is the lowest-address fitting block, as the contract asks.
+// SAFETY: for alignments up to `BLOCK_ALIGN` a block fits exactly when its size is at
+// least `need`: then `leftmost_fit` from the root (`from == 0`), or `climb_fit` from the least
+// node at or above `from` (`at_or_above`: `hot` only if it lies exactly at `from`, a node by
+// the tree's invariant), returns the lowest-address block at or above `from` of size
+// `>= need` (see their docs). Otherwise `first_at` visits every subtree that may hold a
+// block at or above `from` of size `>= need` (pruning only by `max`, a necessary
+// condition), left before node before right, and tests each with `fit_start`. Either way it
+// is the lowest-address fitting block, as the contract asks.
 unsafe impl AddrSearch for AddrTree {
     #[inline]
     unsafe fn first_fit(&self, from: usize, need: usize, align: usize) -> Option<Block> {
