@@ -16,26 +16,39 @@
 //!
 //! - [`AddrTree`] orders by address and keeps in each node the largest block size of its
 //!   subtree (`max`). First fit descends to the leftmost subtree whose `max` admits the
-//!   request: the lowest-address fitting block, as the list walk finds it. Next fit does the
-//!   same from the rover's address.
-//! - [`SizeTree`] orders by `(size, address)`. Best fit takes the least key `>= (need, 0)`:
-//!   the smallest fitting block, lowest address on ties, as the list walk finds it.
+//!   request: the lowest-address fitting block, as the list walk finds it. For alignments up
+//!   to 16 bytes a block fits exactly when it is big enough, so this is one descent without
+//!   backtracking (`leftmost_fit`). Next fit starts at the least block at or above the
+//!   rover and climbs (`climb_fit`): that block, its right subtree, the next ancestor to the
+//!   right, and so on, descending into the first right subtree whose `max` admits the
+//!   request. The least block at or above the rover is usually the remainder of the last
+//!   split, which lies exactly at the rover: the tree remembers the block that last took
+//!   another's place (`hot`) and starts there when its address is the rover, else descends.
+//! - [`SizeTree`] orders by `(size, address)`, compared as one 128-bit integer. Best fit
+//!   takes the least key `>= (need, 0)`: the smallest fitting block, lowest address on ties,
+//!   as the list walk finds it.
 //!
 //! For alignments above 16 bytes a block of sufficient size may still not fit (its aligned
-//! start lies too high); both searches then go on to the next candidate in the same order,
-//! so the decision stays the walk's.
+//! start lies too high); both searches then go on to the next candidate in the same order
+//! (`first_at` for the address tree), so the decision stays the walk's.
+//!
+//! Why the nodes stay in the blocks: an out-of-line index (a pool of compact treap nodes, or
+//! a B+ tree of 16-entry nodes, in the heap's own memory) was built and measured
+//! (`benches/README.md`): it cost more instructions than its fewer cache misses saved, and
+//! memory drawn from the page source would move the chunks, so the heaps would no longer
+//! place blocks at the same offsets as the `Linear` reference over the same region.
 //!
 //! Invariants (checked by `check`), for every node `n`:
 //! - order: `key(n.left subtree) < key(n) < key(n.right subtree)`;
 //! - heap: `n.prio >= n.left.prio`, `n.prio >= n.right.prio`;
 //! - links: `n.left.parent == n`, `n.right.parent == n`, `root.parent == null`;
 //! - augmentation (address tree): `n.max == max(n.size, n.left.max, n.right.max)`;
-//! - `n.size ==` the block's header size; `#nodes == len`.
+//! - `n.size ==` the block's header size; `#nodes == len`; `hot` is null or a node.
 
 use core::marker::PhantomData;
 use core::ptr;
 
-use super::block::Block;
+use super::block::{BLOCK_ALIGN, Block};
 use super::engine::{FreeIndex, fit_start};
 use super::policy::{AddrSearch, SizeSearch};
 use crate::strategy::CheckError;
@@ -83,15 +96,25 @@ pub struct BySize;
 impl TreeOrder for BySize {
     #[inline]
     fn less(a: *mut u8, a_size: usize, b: *mut u8, b_size: usize) -> bool {
-        (a_size, a) < (b_size, b)
+        size_key(a_size, a as usize) < size_key(b_size, b as usize)
     }
     const KEYED_BY_SIZE: bool = true;
+}
+
+/// The key `(size, addr)` as one integer, so that comparing keys takes one branch-free
+/// wide comparison instead of two dependent branches.
+#[inline]
+fn size_key(size: usize, addr: usize) -> u128 {
+    (size as u128) << 64 | addr as u128
 }
 
 /// A treap of free blocks ordered by `O`.
 pub struct Treap<O> {
     root: *mut u8,
     len: usize,
+    /// Null or a node: the block that last took another's place (`replace`), which is
+    /// usually the remainder of the last split, lying at next fit's rover.
+    hot: *mut u8,
     _order: PhantomData<O>,
 }
 
@@ -284,6 +307,9 @@ impl<O: TreeOrder> Treap<O> {
         // SAFETY: `x` and its relatives are nodes of the tree.
         unsafe {
             let xn = node(x);
+            if !O::KEYED_BY_SIZE && x == self.hot {
+                self.hot = ptr::null_mut();
+            }
             while !(*xn).left.is_null() && !(*xn).right.is_null() {
                 let (l, r) = ((*xn).left, (*xn).right);
                 self.rotate_up(if (*node(l)).prio > (*node(r)).prio { l } else { r });
@@ -308,6 +334,7 @@ impl<O: TreeOrder> Treap<O> {
         parent: *mut u8,
         prev: &mut *mut u8,
         count: &mut usize,
+        hot_seen: &mut bool,
         visit: &mut dyn FnMut(Block) -> Result<(), CheckError>,
     ) -> Result<usize, CheckError> {
         if t.is_null() {
@@ -315,6 +342,7 @@ impl<O: TreeOrder> Treap<O> {
         }
         let err = |what, detail| Err(CheckError { what, addr: t as usize, detail });
         *count += 1;
+        *hot_seen |= t == self.hot;
         if *count > self.len {
             return err("tree: more nodes than len (cycle?)", *count);
         }
@@ -332,12 +360,12 @@ impl<O: TreeOrder> Treap<O> {
             if (*n).size != Block::at(t).size() {
                 return err("tree: node.size != header size", (*n).size);
             }
-            let lmax = self.check_at((*n).left, t, prev, count, visit)?;
+            let lmax = self.check_at((*n).left, t, prev, count, hot_seen, visit)?;
             if !prev.is_null() && !Self::lt(*prev, t) {
                 return err("tree: in-order keys not strictly increasing", *prev as usize);
             }
             *prev = t;
-            let rmax = self.check_at((*n).right, t, prev, count, visit)?;
+            let rmax = self.check_at((*n).right, t, prev, count, hot_seen, visit)?;
             let max = (*n).size.max(lmax).max(rmax);
             if Self::AUGMENTED && (*n).max != max {
                 return err("tree: node.max != max(size, children's max)", (*n).max);
@@ -350,7 +378,7 @@ impl<O: TreeOrder> Treap<O> {
 // SAFETY: only node memory of indexed blocks is written; the tree holds exactly what was
 // inserted and not removed (the checker proves it).
 unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
-    const EMPTY: Self = Treap { root: ptr::null_mut(), len: 0, _order: PhantomData };
+    const EMPTY: Self = Treap { root: ptr::null_mut(), len: 0, hot: ptr::null_mut(), _order: PhantomData };
 
     #[inline]
     unsafe fn insert(&mut self, b: Block, size: usize, _hint: Option<Block>) {
@@ -392,6 +420,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
             let (x, mut n) = (new.ptr(), node(old.ptr()).read());
             n.size = new_size;
             node(x).write(n);
+            self.hot = x;
             self.relink(n.parent, old.ptr(), x);
             for child in [n.left, n.right] {
                 if !child.is_null() {
@@ -420,11 +449,18 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
         &self,
         visit: &mut dyn FnMut(Block) -> Result<(), CheckError>,
     ) -> Result<usize, CheckError> {
-        let (mut prev, mut count) = (ptr::null_mut(), 0);
+        let (mut prev, mut count, mut hot_seen) = (ptr::null_mut(), 0, false);
         // SAFETY: forwarded.
-        unsafe { self.check_at(self.root, ptr::null_mut(), &mut prev, &mut count, visit) }?;
+        unsafe { self.check_at(self.root, ptr::null_mut(), &mut prev, &mut count, &mut hot_seen, visit) }?;
         if count != self.len {
             return Err(CheckError { what: "tree: #nodes != len", addr: self.root as usize, detail: count });
+        }
+        if !self.hot.is_null() && !hot_seen {
+            return Err(CheckError {
+                what: "tree: hot is not a node of the tree",
+                addr: self.hot as usize,
+                detail: 0,
+            });
         }
         Ok(count)
     }
@@ -459,14 +495,122 @@ impl AddrTree {
     // ANCHOR_END: addr_first_at
 }
 
-// SAFETY: the search visits every subtree that may hold a block at or above `from` of size
-// `>= need` (pruning only by `max`, a necessary condition), left before node before right, so
-// it returns the lowest-address fitting block, as the contract asks.
+impl AddrTree {
+    // ANCHOR: addr_leftmost_fit
+    /// The lowest-address block of size `>= need` in `t` (alignments up to `BLOCK_ALIGN`,
+    /// where a block fits exactly when it is big enough): one descent, no backtracking.
+    /// Loop invariant: `t.max >= need`, so `t`'s subtree holds the answer: the left subtree
+    /// if its `max` admits `need`, else `t` if big enough, else the right subtree (whose
+    /// `max` must then be the one `>= need`).
+    ///
+    /// # Safety
+    /// `t` is null or a subtree of live free blocks.
+    #[inline]
+    unsafe fn leftmost_fit(mut t: *mut u8, need: usize) -> Option<Block> {
+        // SAFETY: `t` and its descendants are nodes of live free blocks.
+        unsafe {
+            if max_of(t) < need {
+                return None;
+            }
+            loop {
+                let n = node(t);
+                let l = (*n).left;
+                if max_of(l) >= need {
+                    t = l;
+                } else if (*n).size >= need {
+                    return Some(Block::at(t));
+                } else {
+                    t = (*n).right;
+                }
+            }
+        }
+    }
+    // ANCHOR_END: addr_leftmost_fit
+
+    /// The least node at or above address `from` (null if none): `hot` if it lies exactly
+    /// at `from` (next fit's rover is usually the end of the last block handed out, where
+    /// the split's remainder lies), else one descent.
+    ///
+    /// # Safety
+    /// The tree holds live free blocks.
+    #[inline]
+    unsafe fn at_or_above(&self, from: usize) -> *mut u8 {
+        if !self.hot.is_null() && self.hot as usize == from {
+            return self.hot;
+        }
+        let (mut t, mut c) = (self.root, ptr::null_mut());
+        while !t.is_null() {
+            let n = node(t);
+            if (t as usize) < from {
+                // SAFETY: `t` is a node of the tree.
+                t = unsafe { (*n).right };
+            } else {
+                c = t;
+                // SAFETY: as above.
+                t = unsafe { (*n).left };
+            }
+        }
+        c
+    }
+
+    // ANCHOR: addr_climb_fit
+    /// The lowest-address block of size `>= need` at or above node `c` (alignments up to
+    /// `BLOCK_ALIGN`). The blocks from `c` on, in address order, are: `c`, then `c`'s
+    /// right subtree, then the nearest ancestor of which `c` lies in the left subtree, then
+    /// that ancestor's right subtree, and so on up. Each such ancestor is tested, and the
+    /// first right subtree whose `max` admits `need` holds the answer (`leftmost_fit`).
+    ///
+    /// # Safety
+    /// `c` is null or a node of a tree of live free blocks.
+    #[inline]
+    unsafe fn climb_fit(mut c: *mut u8, need: usize) -> Option<Block> {
+        // SAFETY: every pointer followed is a node of the tree (or null, tested first).
+        unsafe {
+            while !c.is_null() {
+                let n = node(c);
+                if (*n).size >= need {
+                    return Some(Block::at(c));
+                }
+                if max_of((*n).right) >= need {
+                    return Self::leftmost_fit((*n).right, need);
+                }
+                // Up to the nearest ancestor whose left subtree holds `c`.
+                let mut x = c;
+                c = ptr::null_mut();
+                while !(*node(x)).parent.is_null() {
+                    let p = (*node(x)).parent;
+                    if (*node(p)).left == x {
+                        c = p;
+                        break;
+                    }
+                    x = p;
+                }
+            }
+            None
+        }
+    }
+    // ANCHOR_END: addr_climb_fit
+}
+
+// SAFETY: for alignments up to `BLOCK_ALIGN` a block fits exactly when its size is at
+// least `need`: then `leftmost_fit` from the root (`from == 0`), or `climb_fit` from the least
+// node at or above `from` (`at_or_above`: `hot` only if it lies exactly at `from`, a node by
+// the tree's invariant), returns the lowest-address block at or above `from` of size
+// `>= need` (see their docs). Otherwise `first_at` visits every subtree that may hold a
+// block at or above `from` of size `>= need` (pruning only by `max`, a necessary
+// condition), left before node before right, and tests each with `fit_start`. Either way it
+// is the lowest-address fitting block, as the contract asks.
 unsafe impl AddrSearch for AddrTree {
     #[inline]
     unsafe fn first_fit(&self, from: usize, need: usize, align: usize) -> Option<Block> {
         // SAFETY: forwarded.
-        unsafe { Self::first_at(self.root, from, need, align) }
+        unsafe {
+            match (align <= BLOCK_ALIGN, from) {
+                (true, 0) => Self::leftmost_fit(self.root, need),
+                (true, _) => Self::climb_fit(self.at_or_above(from), need),
+                (false, _) => Self::first_at(self.root, from, need, align),
+            }
+        }
     }
 }
 
@@ -481,7 +625,7 @@ impl SizeTree {
         while !t.is_null() {
             // SAFETY: `t` is a node.
             let n = unsafe { &*node(t) };
-            if (n.size, t as usize) >= (size, addr) {
+            if size_key(n.size, t as usize) >= size_key(size, addr) {
                 best = t;
                 t = n.left;
             } else {
