@@ -41,7 +41,9 @@
 //!
 //! # Free path (see `free_small` in mod.rs)
 //! Owner: clear the bit (no atomics). Non-owner: the span's remote stack, or the mcentral lock
-//! for a span nobody owns. Tiny objects: counter as above.
+//! for a span nobody owns. Tiny objects: counter as above. Every free through a cache also
+//! counts its bytes (`note_free`, a plain add): each `FREE_STEP_BYTES` freed run a bounded
+//! step of background work (drain, sweep, scavenge; see scavenger.rs).
 //!
 //! # Threads
 //! The `std` feature binds a cache to each thread and heap with a destructor-free,
@@ -65,6 +67,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
 use super::Root;
+use super::scavenger::FREE_STEP_BYTES;
 use super::sizeclass::{SPAN_CLASS_COUNT, TINY_SPAN_CLASS};
 use super::span::Span;
 use crate::source::PageSource;
@@ -120,6 +123,9 @@ pub struct MCache {
     pub in_use: AtomicBool,
     /// Refills from mcentral so far (paces the background scavenger work).
     pub refills: Cell<u32>,
+    /// Bytes this cache may still free before it runs a bounded step of background work
+    /// (scavenger.rs, `FREE_STEP_BYTES`).
+    pub free_budget: Cell<isize>,
 }
 // ANCHOR_END: mcache_struct
 
@@ -144,6 +150,7 @@ impl MCache {
             next_free: ptr::null_mut(),
             in_use: AtomicBool::new(true),
             refills: Cell::new(0),
+            free_budget: Cell::new(FREE_STEP_BYTES as isize),
         }
     }
 
@@ -159,6 +166,15 @@ impl MCache {
         b.store(b.load(Ordering::Relaxed) + bytes, Ordering::Relaxed);
         let o = &self.live_objects;
         o.store(o.load(Ordering::Relaxed) + objects, Ordering::Relaxed);
+    }
+
+    /// Counts `bytes` freed through this cache; true (and the budget renewed) when a
+    /// bounded step of background work is due. Owner only.
+    #[inline]
+    pub fn note_free(&self, bytes: usize) -> bool {
+        let left = self.free_budget.get() - bytes as isize;
+        self.free_budget.set(if left < 0 { FREE_STEP_BYTES as isize } else { left });
+        left < 0
     }
 
     /// Moves this cache's statistics into the root's and updates the peak.
