@@ -1,12 +1,24 @@
 // The workloads of the quick allocator comparison, included by each `bench_*` example, which
-// sets its own `#[global_allocator]`. Prints one line per workload: name and seconds.
+// sets its own `#[global_allocator]`.
 //
 // Run: `cargo run --release --example bench_tiered` (and `bench_mimalloc`, `bench_system`).
+// With no argument, the example runs each workload in a child process of its own (itself,
+// with the workload's name as argument), so that the peak RSS each reports is that
+// workload's alone (the kernel's high-water mark is per process). With workload names as
+// arguments it runs those in this process, one after the other (the peak RSS printed is then
+// the process's peak so far). One line per workload:
+//
+//     <allocator> <workload> <seconds> s <peak RSS> MiB
+//
+// `python3 examples/bench/compare.py` builds the three examples and runs them alternately,
+// several rounds, and prints the least time, the peak RSS and the ratios to mimalloc.
 
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
+
+use serde_json::{Map, Value};
 
 struct Rng(u64);
 impl Rng {
@@ -131,13 +143,77 @@ fn prodcons64() -> f64 {
     t.elapsed().as_secs_f64()
 }
 
+/// A JSON record: nested objects, arrays, strings, integers, floats, booleans, nulls.
+fn json_record(rng: &mut Rng, i: u64) -> Value {
+    const WORDS: [&str; 8] = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];
+    let word = |rng: &mut Rng| Value::from(WORDS[(rng.next() % 8) as usize]);
+    let mut stats = Map::new();
+    stats.insert("scores".into(), (0..rng.next() % 12).map(|_| Value::from(rng.next() % 1_000_000)).collect());
+    // Quarters: exactly representable, so the text survives a parse and a print unchanged.
+    stats.insert("mean".into(), Value::from((rng.next() % 400_000) as f64 / 4.0));
+    stats.insert("note".into(), Value::from(WORDS[(i % 8) as usize].repeat(1 + (rng.next() % 4) as usize)));
+    let mut r = Map::new();
+    r.insert("id".into(), Value::from(i));
+    r.insert("name".into(), Value::from(format!("user-{i}-{}", rng.next() % 10_000)));
+    r.insert("active".into(), Value::from(rng.next().is_multiple_of(2)));
+    r.insert("tags".into(), (0..rng.next() % 6).map(|_| word(rng)).collect());
+    r.insert("stats".into(), Value::Object(stats));
+    r.insert("parent".into(), if i.is_multiple_of(5) { Value::Null } else { Value::from(i / 5) });
+    r
+        .into()
+}
+
+/// serde_json: a ~25 MB document (generated once, untimed), then parsed into a `Value` and
+/// serialised back, twice; each round trip must give the same text.
+fn serde_json() -> f64 {
+    let mut rng = Rng(2024);
+    let doc: Value = (0..130_000).map(|i| json_record(&mut rng, i)).collect();
+    let text = serde_json::to_string(&doc).unwrap();
+    drop(doc);
+    assert!((24_000_000..27_000_000).contains(&text.len()), "document of {} bytes", text.len());
+    let t = Instant::now();
+    for _ in 0..scaled(2) {
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let again = serde_json::to_string(&v).unwrap();
+        drop(v);
+        assert!(again == text, "round trip changed the document");
+    }
+    t.elapsed().as_secs_f64()
+}
+
+/// The process's peak resident set size so far, in MiB (Linux `VmHWM`; 0 elsewhere).
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+type Workload = (&'static str, fn() -> f64);
+const WORKLOADS: [Workload; 4] =
+    [("churn", churn), ("larson2", larson2), ("prodcons64", prodcons64), ("serde_json", serde_json)];
+
 fn run(name: &str) {
     let which: Vec<String> = std::env::args().skip(1).collect();
-    type Workload = (&'static str, fn() -> f64);
-    let all: [Workload; 3] = [("churn", churn), ("larson2", larson2), ("prodcons64", prodcons64)];
-    for (w, f) in all {
-        if which.is_empty() || which.iter().any(|a| a == w) {
-            println!("{name} {w} {:.3}", f());
+    if which.is_empty() {
+        // Each workload in a fresh process: this program again, with the workload's name.
+        let me = std::env::current_exe().expect("current_exe");
+        for (w, _) in WORKLOADS {
+            let st = std::process::Command::new(&me).arg(w).status().expect("spawn");
+            assert!(st.success(), "{name} {w}: {st}");
+        }
+        return;
+    }
+    for a in &which {
+        assert!(WORKLOADS.iter().any(|(w, _)| w == a), "unknown workload {a}");
+    }
+    for (w, f) in WORKLOADS {
+        if which.iter().any(|a| a == w) {
+            let secs = f();
+            println!("{name} {w} {secs:.3} s {:.1} MiB", peak_rss_mib());
         }
     }
 }
