@@ -175,3 +175,58 @@ fn fast_path_work_after_another_threads_big_free_returns_memory() {
     // SAFETY: the other thread has exited.
     unsafe { HEAP.check() }.unwrap();
 }
+
+/// The scavenger gives runs back with the heap lock released: two threads allocate, fill,
+/// check and free small and large blocks (their frees run free-paced steps, their large
+/// requests large-path steps) while a third trims over and over. Every byte must survive,
+/// and the heap must check out afterwards.
+#[test]
+fn scavenging_races_allocation_without_losing_bytes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static HEAP: Heap<Tiered, Tracked<Mmap>> = Heap::with_source(Tracked::new(Mmap));
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..2u8).map(|t| s.spawn(move || churn_and_check(&HEAP, t))).collect();
+        let trimmer = s.spawn(|| {
+            let mut trims = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                HEAP.trim();
+                trims += 1;
+            }
+            trims
+        });
+        for w in workers {
+            w.join().unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert!(trimmer.join().unwrap() > 0);
+    });
+    assert!(HEAP.source().counts().calls_of(stratalloc::Op::Unused) > 0);
+    // SAFETY: the other threads have exited.
+    unsafe { HEAP.check() }.unwrap();
+}
+
+fn churn_and_check(heap: &Heap<Tiered, Tracked<Mmap>>, t: u8) {
+    let sizes = [100usize, 3000, 40_000, 300_000, 2 << 20];
+    for round in 0..40usize {
+        let v: Vec<(usize, Layout, u8)> = (0..50)
+            .map(|i| {
+                let l = Layout::from_size_align(sizes[(i + round) % sizes.len()], 8).unwrap();
+                // SAFETY: non-zero size.
+                let p = unsafe { heap.alloc(l) };
+                assert!(!p.is_null());
+                let tag = (i as u8).wrapping_mul(7).wrapping_add(t);
+                // SAFETY: the block is ours, `l.size()` bytes.
+                unsafe { std::ptr::write_bytes(p, tag, l.size()) };
+                (p as usize, l, tag)
+            })
+            .collect();
+        for (p, l, tag) in v {
+            // SAFETY: the block is live and was filled above.
+            let b = unsafe { std::slice::from_raw_parts(p as *const u8, l.size()) };
+            assert!(b.iter().all(|&x| x == tag), "block {p:#x} of {} bytes changed", l.size());
+            // SAFETY: live block of this heap, freed once.
+            unsafe { heap.dealloc(p as *mut u8, l) };
+        }
+    }
+}

@@ -47,7 +47,7 @@ def main():
                 t, m = run_one(a, w)
                 times.setdefault((w, a), []).append(t)
                 rss.setdefault((w, a), []).append(m)
-                print(f"round {r + 1}: {a} {w} {t:.3} s {m:.1} MiB", file=sys.stderr)
+                print(f"round {r + 1}: {a} {w} {t:.3f} s {m:.1f} MiB", file=sys.stderr)
     print(f"# least time of {args.rounds} alternating rounds; peak RSS: highest of the rounds")
     print(f"{'workload':<12} {'allocator':<10} {'time s':>8} {'x mimalloc':>10} {'peak RSS MiB':>13} {'x mimalloc':>10}")
     for w in args.workloads:
