@@ -9,9 +9,11 @@ Run from the repository root:
 Builds the three `bench_*` examples in release mode, then runs every (workload, allocator)
 pair `--rounds` times (default 5), alternating the allocators (the order rotates each round,
 so that a noisy moment of a shared machine does not always hit the same one). Prints, per
-workload and allocator: the least time of the rounds, its ratio to mimalloc's least time,
-the peak RSS (the highest of the rounds; the kernel's VmHWM of that process) and its ratio
-to mimalloc's. Ratios come from the same run; absolute times from a shared machine are noisy.
+workload and allocator: the least CPU time (user + system of all threads, over the timed
+part) and the least wall time of the rounds, each with its ratio to mimalloc's, and the
+peak RSS (the highest of the rounds; the kernel's VmHWM of that process) with its ratio to
+mimalloc's. Ratios come from the same run; absolute times from a shared machine are noisy,
+CPU time less so than wall time.
 """
 
 import argparse
@@ -26,9 +28,9 @@ def run_one(alloc, workload):
     out = subprocess.run(
         [f"target/release/examples/bench_{alloc}", workload], check=True, capture_output=True, text=True
     ).stdout.split()
-    # <allocator> <workload> <seconds> s <peak RSS> MiB
-    assert out[0] == alloc and out[1] == workload, out
-    return float(out[2]), float(out[4])
+    # <allocator> <workload> <wall seconds> s <CPU seconds> s-cpu <peak RSS> MiB
+    assert out[0] == alloc and out[1] == workload and out[5] == "s-cpu", out
+    return float(out[2]), float(out[4]), float(out[6])
 
 
 def main():
@@ -38,24 +40,27 @@ def main():
     args = ap.parse_args()
     examples = sum((["--example", f"bench_{a}"] for a in ALLOCATORS), [])
     subprocess.run(["cargo", "build", "--release", "--quiet", *examples], check=True)
-    times = {}
-    rss = {}
+    res = {}
     for r in range(args.rounds):
         order = ALLOCATORS[r % 3 :] + ALLOCATORS[: r % 3]
         for w in args.workloads:
             for a in order:
-                t, m = run_one(a, w)
-                times.setdefault((w, a), []).append(t)
-                rss.setdefault((w, a), []).append(m)
-                print(f"round {r + 1}: {a} {w} {t:.3f} s {m:.1f} MiB", file=sys.stderr)
-    print(f"# least time of {args.rounds} alternating rounds; peak RSS: highest of the rounds")
-    print(f"{'workload':<12} {'allocator':<10} {'time s':>8} {'x mimalloc':>10} {'peak RSS MiB':>13} {'x mimalloc':>10}")
+                wall, cpu, rss = run_one(a, w)
+                res.setdefault((w, a), []).append((wall, cpu, rss))
+                print(f"round {r + 1}: {a} {w} {wall:.3f} s {cpu:.3f} s-cpu {rss:.1f} MiB", file=sys.stderr)
+    print(f"# {args.rounds} alternating rounds: least CPU and wall time, highest peak RSS; x = ratio to mimalloc")
+    print(
+        f"{'workload':<11} {'allocator':<9} {'cpu s':>7} {'x':>5} {'wall s':>7} {'x':>5} {'peak RSS MiB':>12} {'x':>5}"
+    )
     for w in args.workloads:
-        tm = min(times[(w, "mimalloc")])
-        mm = max(rss[(w, "mimalloc")])
+        m = res[(w, "mimalloc")]
+        mw, mc, mr = min(x[0] for x in m), min(x[1] for x in m), max(x[2] for x in m)
         for a in ALLOCATORS:
-            t, m = min(times[(w, a)]), max(rss[(w, a)])
-            print(f"{w:<12} {a:<10} {t:>8.3f} {t / tm:>10.2f} {m:>13.1f} {m / mm:>10.2f}")
+            v = res[(w, a)]
+            wall, cpu, rss = min(x[0] for x in v), min(x[1] for x in v), max(x[2] for x in v)
+            print(
+                f"{w:<11} {a:<9} {cpu:>7.3f} {cpu / mc:>5.2f} {wall:>7.3f} {wall / mw:>5.2f} {rss:>12.1f} {rss / mr:>5.2f}"
+            )
 
 
 if __name__ == "__main__":

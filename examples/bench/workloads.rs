@@ -8,7 +8,11 @@
 // arguments it runs those in this process, one after the other (the peak RSS printed is then
 // the process's peak so far). One line per workload:
 //
-//     <allocator> <workload> <seconds> s <peak RSS> MiB
+//     <allocator> <workload> <wall seconds> s <CPU seconds> s-cpu <peak RSS> MiB
+//
+// Seconds are those of the timed part (not the setup, e.g. not the generation of the JSON
+// document); CPU seconds are user + system time of all the process's threads over it, the
+// better figure on a shared machine. The peak RSS is the process's (setup included).
 //
 // `python3 examples/bench/compare.py` builds the three examples and runs them alternately,
 // several rounds, and prints the least time, the peak RSS and the ratios to mimalloc.
@@ -16,7 +20,7 @@
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
@@ -54,6 +58,39 @@ fn ends(b: &Block) -> (u8, u8) {
     unsafe { (b[0].assume_init(), b[b.len() - 1].assume_init()) }
 }
 
+/// Wall-clock and CPU seconds (user + system, all threads of the process) of a timed part.
+struct Times {
+    wall: f64,
+    cpu: f64,
+}
+
+/// Starts timing: wall clock and the process's CPU time.
+struct Clock {
+    wall: Instant,
+    cpu: Duration,
+}
+
+impl Clock {
+    fn start() -> Clock {
+        Clock { wall: Instant::now(), cpu: process_cpu() }
+    }
+
+    fn stop(&self) -> Times {
+        Times { wall: self.wall.elapsed().as_secs_f64(), cpu: (process_cpu() - self.cpu).as_secs_f64() }
+    }
+}
+
+/// CPU time (user + system) of the whole process so far, exited threads included.
+fn process_cpu() -> Duration {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage.
+    let r = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    assert_eq!(r, 0, "getrusage");
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 /// Iterations scaled by `BENCH_SCALE` (percent, default 100), e.g. for callgrind runs.
 fn scaled(n: u32) -> u32 {
     let pct: u64 = std::env::var("BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(100);
@@ -61,28 +98,28 @@ fn scaled(n: u32) -> u32 {
 }
 
 /// One thread, 10,000 live objects of mixed sizes, 4M replacements.
-fn churn() -> f64 {
+fn churn() -> Times {
     let mut rng = Rng(42);
     let mut slots: Vec<Block> = (0..10_000).map(|i| block(rng.size(), i as u8)).collect();
-    let t = Instant::now();
+    let t = Clock::start();
     for i in 0..scaled(4_000_000) {
         let k = (rng.next() % slots.len() as u64) as usize;
         let old = std::mem::replace(&mut slots[k], block(rng.size(), i as u8));
         let (a, b) = ends(&old);
         assert_eq!(a, b);
     }
-    let s = t.elapsed().as_secs_f64();
+    let s = t.stop();
     drop(slots);
     s
 }
 
 /// Two threads replace objects in one shared table of slots (larson-like): about half of the
 /// frees are of objects the other thread allocated.
-fn larson2() -> f64 {
+fn larson2() -> Times {
     const SLOTS: usize = 5000;
     let slots: Vec<AtomicPtr<u8>> = (0..SLOTS).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect();
     let sizes: Vec<AtomicUsize> = (0..SLOTS).map(|_| AtomicUsize::new(0)).collect();
-    let t = Instant::now();
+    let t = Clock::start();
     std::thread::scope(|s| {
         for th in 0..2u64 {
             let (slots, sizes) = (&slots, &sizes);
@@ -111,7 +148,7 @@ fn larson2() -> f64 {
             });
         }
     });
-    let s = t.elapsed().as_secs_f64();
+    let s = t.stop();
     for (p, n) in slots.iter().zip(&sizes) {
         let p = p.load(Ordering::Relaxed);
         if !p.is_null() {
@@ -124,9 +161,9 @@ fn larson2() -> f64 {
 }
 
 /// One producer allocates 64 B objects in batches of 1000, one consumer frees them.
-fn prodcons64() -> f64 {
+fn prodcons64() -> Times {
     let (tx, rx) = mpsc::sync_channel::<Vec<Box<[u8; 64]>>>(16);
-    let t = Instant::now();
+    let t = Clock::start();
     let c = std::thread::spawn(move || {
         let mut n = 0usize;
         for v in rx {
@@ -140,7 +177,7 @@ fn prodcons64() -> f64 {
     }
     drop(tx);
     c.join().unwrap();
-    t.elapsed().as_secs_f64()
+    t.stop()
 }
 
 /// A JSON record: nested objects, arrays, strings, integers, floats, booleans, nulls.
@@ -165,20 +202,20 @@ fn json_record(rng: &mut Rng, i: u64) -> Value {
 
 /// serde_json: a ~25 MB document (generated once, untimed), then parsed into a `Value` and
 /// serialised back, twice; each round trip must give the same text.
-fn serde_json() -> f64 {
+fn serde_json() -> Times {
     let mut rng = Rng(2024);
     let doc: Value = (0..130_000).map(|i| json_record(&mut rng, i)).collect();
     let text = serde_json::to_string(&doc).unwrap();
     drop(doc);
     assert!((24_000_000..27_000_000).contains(&text.len()), "document of {} bytes", text.len());
-    let t = Instant::now();
+    let t = Clock::start();
     for _ in 0..scaled(2) {
         let v: Value = serde_json::from_str(&text).unwrap();
         let again = serde_json::to_string(&v).unwrap();
         drop(v);
         assert!(again == text, "round trip changed the document");
     }
-    t.elapsed().as_secs_f64()
+    t.stop()
 }
 
 /// The process's peak resident set size so far, in MiB (Linux `VmHWM`; 0 elsewhere).
@@ -192,7 +229,7 @@ fn peak_rss_mib() -> f64 {
     kib / 1024.0
 }
 
-type Workload = (&'static str, fn() -> f64);
+type Workload = (&'static str, fn() -> Times);
 const WORKLOADS: [Workload; 4] =
     [("churn", churn), ("larson2", larson2), ("prodcons64", prodcons64), ("serde_json", serde_json)];
 
@@ -212,8 +249,8 @@ fn run(name: &str) {
     }
     for (w, f) in WORKLOADS {
         if which.iter().any(|a| a == w) {
-            let secs = f();
-            println!("{name} {w} {secs:.3} s {:.1} MiB", peak_rss_mib());
+            let t = f();
+            println!("{name} {w} {:.3} s {:.3} s-cpu {:.1} MiB", t.wall, t.cpu, peak_rss_mib());
         }
     }
 }
