@@ -41,9 +41,10 @@
 //!
 //! # Free path (see `free_small` in mod.rs)
 //! Owner: clear the bit (no atomics). Non-owner: the span's remote stack, or the mcentral lock
-//! for a span nobody owns. Tiny objects: counter as above. Every free through a cache also
-//! counts its bytes (`note_free`, a plain add): each `FREE_STEP_BYTES` freed run a bounded
-//! step of background work (drain, sweep, scavenge; see scavenger.rs).
+//! for a span nobody owns. Tiny objects: counter as above. Every free through a cache but
+//! the owner's bit clear also counts its bytes (`note_free`, a plain add): each
+//! `FREE_STEP_BYTES` so freed run a bounded step of background work (drain, sweep,
+//! scavenge; see scavenger.rs).
 //!
 //! # Threads
 //! The `std` feature binds a cache to each thread and heap with a destructor-free,

@@ -465,7 +465,11 @@ unsafe impl Strategy for Tiered {
             return;
         }
         let my = tls::lookup(root);
-        if s.span_class as usize == TINY_SPAN_CLASS {
+        let tiny = s.span_class as usize == TINY_SPAN_CLASS;
+        // The owner's free of a small object (a bit clear) is the fast path: it returns no
+        // page to the heap, so it pays no scavenger step (see scavenger.rs).
+        let owner_fast = !tiny && ptr::eq(s.owner.load(Ordering::Relaxed), my);
+        if tiny {
             free_tiny(root, my, s, p);
         } else {
             free_small(root, my, s, p);
@@ -476,7 +480,7 @@ unsafe impl Strategy for Tiered {
             // SAFETY: the thread's own cache.
             let c = unsafe { &*my };
             c.account(-(layout.size() as isize), -1);
-            if c.note_free(layout.size()) {
+            if !owner_fast && c.note_free(layout.size()) {
                 root.free_step(src, c);
             }
         }

@@ -7,9 +7,13 @@
 //! program does, whatever path it takes, and in full on `trim`:
 //! - every large allocation and free;
 //! - every 16th cache refill from mcentral;
-//! - every [`FREE_STEP_BYTES`] freed through a thread's cache (counted by the cache on every
-//!   free, fast path included), so a program that frees a large heap and then goes on with
-//!   allocations and frees its cache serves without a refill still gives the pages back.
+//! - every [`FREE_STEP_BYTES`] freed through a thread's cache off the owner's fast path
+//!   (frees into spans the cache does not own, which go on remote or pending stacks, and
+//!   tiny frees). Those are the frees that bring spans, and so pages, back to the heap;
+//!   the owner's free of a small object only clears a bit in a span it keeps owning, so it
+//!   pays nothing. A program that frees a large heap therefore pays, during the free, for
+//!   the steps that drain the pending stacks and give the pages back, however little work
+//!   it does afterwards (before, the pages stayed resident until a slow path or `trim`).
 //!
 //! # Glossary
 //! - *retained*: free pages that are Ready (`free_ready_pages`), i.e. resident but unused.
@@ -63,7 +67,8 @@ pub const RETAIN_MIN_PAGES: usize = 512;
 pub const SCAVENGE_STEP_PAGES: usize = 1024;
 /// Most pages one `unused` call gives back (one bitmap word, 512 KiB).
 pub const SCAVENGE_RUN_PAGES: usize = 64;
-/// Bytes freed through a thread's cache between two bounded steps (4 MiB).
+/// Bytes freed through a thread's cache, off the owner's fast path, between two bounded
+/// steps (4 MiB).
 pub const FREE_STEP_BYTES: usize = 4 << 20;
 
 /// How far a scavenge goes.
