@@ -250,55 +250,111 @@ impl<X: Placement> Core<X> {
 
     // ANCHOR: carve
     /// Cuts a used block of `need` bytes aligned for `align` out of indexed free block `f`:
-    /// a gap below stays free in place, a remainder of at least `MIN_BLOCK_BYTES` above
-    /// becomes a free block. Returns the used block and whether its payload is zero.
+    /// a gap below stays free in place ([`carve_gap`](Self::carve_gap)), a remainder of at
+    /// least `MIN_BLOCK_BYTES` above becomes a free block that takes `f`'s place in the
+    /// index. Returns the used block and whether its payload is zero.
     ///
     /// # Safety
     /// `f` is an indexed free block and `fit_start(f, need, align)` is `Some`.
+    #[inline]
     unsafe fn carve(&mut self, f: Block, need: usize, align: usize) -> (Block, bool) {
-        // SAFETY: `f` is a live free block (caller), so its header and neighbours are valid;
-        // every address written lies inside `f`, and never in its node (a gap and a used
-        // block are at least `MIN_BLOCK_BYTES`), so the index can still read it.
+        // SAFETY: `f` is a live free block (caller), so its header and the header above are
+        // valid; every address written lies inside `f` above its node (`need >=
+        // MIN_BLOCK_BYTES`), or is the header above `f`, so the index can still read the
+        // node; `f`'s own header is rewritten after the index is done.
         unsafe {
-            let (f_size, f_end) = (f.size(), f.end());
-            let q = fit_start(f, need, align).unwrap_or(f.addr());
-            let zero = self.fresh_block(f);
-            let a = Block::at(q as *mut u8);
-            let gap = q - f.addr();
-            let rest = f_end - q - need;
-            let a_size = if rest >= MIN_BLOCK_BYTES { need } else { need + rest };
-            self.free_bytes -= a_size;
-            // A free block's PREV_FREE is clear (coalescing), so only a gap sets it on `a`.
-            a.set_header(a_size | if gap > 0 { PREV_FREE } else { 0 });
-            if gap > 0 {
-                f.write_free(gap);
-                self.policy.index_mut().resized(f, f_size, gap);
+            let f_size = f.size();
+            if align > BLOCK_ALIGN
+                && let Some(q) = fit_start(f, need, align)
+                && q != f.addr()
+            {
+                return self.carve_gap(f, f_size, q, need);
             }
-            if rest >= MIN_BLOCK_BYTES {
-                let r = a.next();
+            let rest = f_size - need;
+            let a_size = if rest >= MIN_BLOCK_BYTES {
+                let r = Block::at(f.ptr().add(need));
                 r.write_free(rest);
-                if gap > 0 {
-                    self.free_blocks += 1;
-                    self.policy.index_mut().insert(r, rest, Some(f));
-                } else {
-                    self.policy.index_mut().replace(f, f_size, r, rest);
-                }
+                self.policy.index_mut().replace(f, f_size, r, rest);
+                need
             } else {
-                a.next().set_prev_free(false);
-                if gap == 0 {
-                    self.free_blocks -= 1;
-                    self.policy.index_mut().remove(f, f_size);
-                }
-            }
-            if zero {
-                // After the index is done with `f`'s node.
-                self.clear_fresh_metadata(f, a, a_size);
-            }
-            self.handed_out(a);
-            (a, zero)
+                Block::at(f.ptr().add(f_size)).set_prev_free(false);
+                self.free_blocks -= 1;
+                self.policy.index_mut().remove(f, f_size);
+                f_size
+            };
+            // A free block's PREV_FREE is clear (coalescing), and so is the used block's.
+            f.set_header(a_size);
+            self.free_bytes -= a_size;
+            let zero = self.handed_out(f, f, a_size);
+            (f, zero)
         }
     }
     // ANCHOR_END: carve
+
+    /// [`carve`](Self::carve) when the aligned start `q` lies above `f`'s start: `f` shrinks
+    /// to the gap below `q` (it stays indexed, resized), and a remainder above the used
+    /// block is indexed as a new free block.
+    ///
+    /// # Safety
+    /// As for `carve`, with `q = fit_start(f, need, align) > f.addr()` and `f_size` its size.
+    #[cold]
+    unsafe fn carve_gap(&mut self, f: Block, f_size: usize, q: usize, need: usize) -> (Block, bool) {
+        // SAFETY: `q..q + need` lies inside `f`, above a gap of at least `MIN_BLOCK_BYTES`
+        // (`fit_start`), so no write lands in `f`'s node.
+        unsafe {
+            let a = Block::at(q as *mut u8);
+            let (gap, rest) = (q - f.addr(), f.addr() + f_size - q - need);
+            let a_size = if rest >= MIN_BLOCK_BYTES { need } else { need + rest };
+            self.free_bytes -= a_size;
+            a.set_header(a_size | PREV_FREE);
+            f.write_free(gap);
+            self.policy.index_mut().resized(f, f_size, gap);
+            if rest >= MIN_BLOCK_BYTES {
+                let r = a.next();
+                r.write_free(rest);
+                self.free_blocks += 1;
+                self.policy.index_mut().insert(r, rest, Some(f));
+            } else {
+                a.next().set_prev_free(false);
+            }
+            let zero = self.handed_out(f, a, a_size);
+            (a, zero)
+        }
+    }
+
+    /// Records that `a` (`a_size` bytes, cut from free block `f`) is handed out: the policy's
+    /// rover and the fresh tail move past it. Returns whether its payload reads as zero
+    /// (`f` lay wholly in the fresh tail; its metadata words in `a` are cleared here, so
+    /// call this after the index is done with `f`'s node).
+    ///
+    /// # Safety
+    /// `a` lies inside `f`, which was a free block.
+    #[inline]
+    unsafe fn handed_out(&mut self, f: Block, a: Block, a_size: usize) -> bool {
+        let end = a.addr() + a_size;
+        self.policy.handed_out(end);
+        if end <= self.fresh.lo || a.addr() >= self.fresh.hi {
+            return false;
+        }
+        // SAFETY: forwarded.
+        unsafe { self.take_fresh(f, a, a_size) }
+    }
+
+    /// `a` (cut from `f`) overlaps the fresh tail: move the tail's start past it, and
+    /// clear `f`'s metadata words in `a` if `f` lay wholly in the tail.
+    ///
+    /// # Safety
+    /// As for [`handed_out`](Self::handed_out).
+    #[cold]
+    unsafe fn take_fresh(&mut self, f: Block, a: Block, a_size: usize) -> bool {
+        let zero = self.fresh_block(f);
+        if zero {
+            // SAFETY: `a` lies inside `f`, which lies in the fresh tail.
+            unsafe { self.clear_fresh_metadata(f, a, a_size) };
+        }
+        self.fresh.lo = (a.addr() + a_size).min(self.fresh.hi);
+        zero
+    }
 
     /// Whether `f` lies wholly in the fresh tail (so it reads as zero but for its metadata).
     fn fresh_block(&self, f: Block) -> bool {
@@ -323,11 +379,12 @@ impl<X: Placement> Core<X> {
         }
     }
 
-    /// Records that `a` is handed out: the fresh tail and the policy's rover move past it.
+    /// Records that used block `a`, grown in place, is handed out: the fresh tail and the
+    /// policy's rover move past it.
     ///
     /// # Safety
     /// `a` is a live block.
-    unsafe fn handed_out(&mut self, a: Block) {
+    unsafe fn grown(&mut self, a: Block) {
         // SAFETY: forwarded.
         let end = unsafe { a.end() };
         if end > self.fresh.lo && a.addr() < self.fresh.hi {
@@ -490,6 +547,20 @@ impl<X: Placement> Core<X> {
 
     // ---------------------------------------------------------------- free
 
+    // ANCHOR: prefetch_free
+    /// Starts fetching the two headers a free of payload `p` (`size` bytes) reads: its own,
+    /// and the one above it where it usually is (`p - 8 + need`; further only if a small
+    /// remainder was absorbed). Called before the lock is taken, so that these cache misses
+    /// overlap each other and the lock's atomic instruction (which waits for earlier stores)
+    /// instead of following it. A prefetch reads nothing and never faults.
+    #[inline(always)]
+    pub fn prefetch_free(p: NonNull<u8>, size: usize) {
+        let header = p.as_ptr().wrapping_sub(HEADER_BYTES);
+        prefetch(header);
+        prefetch(header.wrapping_add(need_guess(size)));
+    }
+    // ANCHOR_END: prefetch_free
+
     // ANCHOR: core_dealloc
     /// Frees the block of payload `p`, coalescing with free neighbours, and hands a wholly
     /// free chunk back to the source while more than `RETAIN_FREE_BYTES` are free.
@@ -503,12 +574,6 @@ impl<X: Placement> Core<X> {
         // SAFETY: the caller passes a live block of this heap.
         unsafe {
             let a = Block::from_payload(p);
-            // The block above is read next, after this header: start fetching where it
-            // usually is (`a + need`; more only if a small remainder was absorbed), so the
-            // two cache misses overlap instead of following each other.
-            if let Some(need) = block_need(size) {
-                prefetch(a.ptr().wrapping_add(need));
-            }
             let m = self.release_block(a, a.size());
             if self.free_bytes > RETAIN_FREE_BYTES && Self::may_be_whole_chunk::<P>(m) {
                 self.release_chunk(src, m);
@@ -524,6 +589,7 @@ impl<X: Placement> Core<X> {
     /// # Safety
     /// `a..a + size` lies in a chunk, is not in any block in use, and starts a block whose
     /// header says whether the block below is free.
+    #[inline]
     unsafe fn release_block(&mut self, a: Block, size: usize) -> Block {
         // SAFETY: `a`'s neighbours are valid blocks (or sentinels) of the same chunk; no write
         // lands in the node of an indexed block (only headers and footers change).
@@ -747,7 +813,7 @@ impl<X: Placement> Core<X> {
             } else {
                 a.next().set_prev_free(false);
             }
-            self.handed_out(a);
+            self.grown(a);
         }
         true
     }
@@ -799,7 +865,7 @@ impl<X: Placement> Core<X> {
             }
             self.live_bytes = self.live_bytes - old + new;
             self.peak_live_bytes = self.peak_live_bytes.max(self.live_bytes);
-            self.handed_out(b);
+            self.grown(b);
             Some(b.payload())
         }
     }
@@ -812,6 +878,13 @@ impl<X: Placement> Core<X> {
         // SAFETY: forwarded.
         unsafe { Block::from_payload(p).size() - HEADER_BYTES }
     }
+}
+
+/// `block_need(size)` without its overflow checks, for a prefetch address (any value is
+/// harmless there).
+#[inline(always)]
+fn need_guess(size: usize) -> usize {
+    (size.wrapping_add(HEADER_BYTES + BLOCK_ALIGN - 1) & !(BLOCK_ALIGN - 1)).max(MIN_BLOCK_BYTES)
 }
 
 /// Hints the CPU to fetch the cache line of `p` (no effect on results; never faults).

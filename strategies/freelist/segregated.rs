@@ -15,18 +15,26 @@
 //!
 //! Free: a block (and a split remainder) goes to the head of its own class's list.
 //!
+//! Cost per operation (the churn benchmark's hot path): one class computation, a bitmap
+//! word scan, the list head, and the node's two links; no search within a class (every
+//! block of the chosen class fits), and no branch on whether a list or a neighbour node
+//! exists when linking (a spare word absorbs the write to a missing neighbour, since
+//! whether a class is empty is as unpredictable as the request sizes). A block that stays
+//! in its class when it grows or shrinks keeps its place in the list.
+//!
 //! Invariants (checked by `check`): every block of list `c` has `class_of(size) == c`;
 //! `node.prev` links are the reverse of `node.next`; `bitmap bit c == (head[c] != null)`;
 //! `Σ list lengths == len`.
 
 use core::marker::PhantomData;
+use core::mem::offset_of;
 use core::ptr;
 
-use super::block::{BLOCK_ALIGN, Block, MIN_BLOCK_BYTES};
+use super::block::{BLOCK_ALIGN, Block, HEADER_BYTES, MIN_BLOCK_BYTES, NODE_BYTES};
 use super::engine::{FreeIndex, Placement, fit_start};
 use crate::strategy::CheckError;
 
-/// Most classes a [`Classes`] table may have (the size of the bitmap).
+/// Most classes a [`Classes`] table may have (the bits of the bitmap).
 pub const MAX_CLASSES: usize = 128;
 const BITMAP_WORDS: usize = MAX_CLASSES / 64;
 
@@ -43,6 +51,14 @@ pub trait Classes: Send + 'static {
     fn class_of(size: usize) -> usize;
     /// The smallest block size of `class`.
     fn class_min(class: usize) -> usize;
+
+    /// The first class whose every block holds `need` bytes: `need`'s own class if it
+    /// starts at `need`, else the next one (may be `COUNT`: none).
+    #[inline]
+    fn class_ceil(need: usize) -> usize {
+        let f = Self::class_of(need);
+        if Self::class_min(f) >= need { f } else { f + 1 }
+    }
 }
 
 /// Exact 16-byte classes below 1 KiB, then four classes per power of two; 128 classes.
@@ -76,13 +92,15 @@ impl Classes for DefaultClasses {
 }
 // ANCHOR_END: seg_classes
 
-/// The list node kept in a free block's node area.
+/// The list node kept in a free block's node area (the rest of `NODE_BYTES` is unused).
 #[repr(C)]
 #[derive(Copy, Clone)]
 struct Link {
     prev: *mut u8,
     next: *mut u8,
 }
+
+const _: () = assert!(size_of::<Link>() <= NODE_BYTES);
 
 #[inline]
 fn link(b: *mut u8) -> *mut Link {
@@ -93,7 +111,13 @@ fn link(b: *mut u8) -> *mut Link {
 /// The index of segregated fit: per-class doubly linked lists (LIFO) and their bitmap.
 pub struct SegLists<C> {
     heads: [*mut u8; MAX_CLASSES],
+    /// Bit `c % 64` of word `c / 64` is set `== (heads[c] != null)`; bits of classes
+    /// `>= C::COUNT` are clear.
     bitmap: [u64; BITMAP_WORDS],
+    /// Absorbs the link write meant for the old head when a list was empty, so that a push
+    /// needs no branch on it (whether a class is empty is as unpredictable as the sizes);
+    /// never read.
+    spare: *mut u8,
     len: usize,
     _classes: PhantomData<C>,
 }
@@ -109,17 +133,61 @@ impl<C: Classes> SegLists<C> {
     /// The first non-empty class at or above `from`.
     #[inline]
     fn first_class_from(&self, from: usize) -> Option<usize> {
-        let mut w = from / 64;
-        let mut bits = self.bitmap.get(w)? & (!0u64 << (from % 64));
-        loop {
-            if bits != 0 {
-                return Some(w * 64 + bits.trailing_zeros() as usize);
-            }
-            w += 1;
-            bits = *self.bitmap.get(w)?;
+        let w = from / 64;
+        let bits = *self.bitmap.get(w)? & (!0u64 << (from % 64));
+        if bits != 0 {
+            return Some(w * 64 + bits.trailing_zeros() as usize);
         }
+        // The words above `w` (one at most with 128 classes).
+        let rest = self.bitmap.get(w + 1..)?;
+        let (k, &bits) = rest.iter().enumerate().find(|&(_, &b)| b != 0)?;
+        Some((w + 1 + k) * 64 + bits.trailing_zeros() as usize)
     }
     // ANCHOR_END: seg_first_class
+
+    /// The `prev` field of listed block `b`'s node, or the spare word if `b` is null.
+    #[inline]
+    fn prev_field(&mut self, b: *mut u8) -> *mut *mut u8 {
+        let field = b.wrapping_add(HEADER_BYTES + offset_of!(Link, prev)).cast();
+        core::hint::select_unpredictable(b.is_null(), &raw mut self.spare, field)
+    }
+
+    /// Puts free block `b` at the head of list `c`.
+    ///
+    /// # Safety
+    /// `b` is a free block not listed, of class `c`.
+    #[inline]
+    unsafe fn push(&mut self, b: Block, c: usize) {
+        let head = self.heads[c];
+        // SAFETY: `b` is a free block not listed (its node is ours), `head` null or listed.
+        unsafe {
+            link(b.ptr()).write(Link { prev: ptr::null_mut(), next: head });
+            self.prev_field(head).write(b.ptr());
+        }
+        self.heads[c] = b.ptr();
+        self.bitmap[c / 64] |= 1 << (c % 64);
+        self.len += 1;
+    }
+
+    /// Takes listed block `b` out of list `c`.
+    ///
+    /// # Safety
+    /// `b` is in list `c`.
+    #[inline]
+    unsafe fn unlink(&mut self, b: Block, c: usize) {
+        // SAFETY: `b` is in list `c`; its neighbours are listed or null.
+        unsafe {
+            let Link { prev, next } = link(b.ptr()).read();
+            if prev.is_null() {
+                self.heads[c] = next;
+                self.bitmap[c / 64] &= !((next.is_null() as u64) << (c % 64));
+            } else {
+                (*link(prev)).next = next;
+            }
+            self.prev_field(next).write(prev);
+        }
+        self.len -= 1;
+    }
 
     /// The blocks of list `c`, head first.
     fn list(&self, c: usize) -> impl Iterator<Item = Block> + '_ {
@@ -146,11 +214,10 @@ impl<C: Classes> SegLists<C> {
     /// O(1): the head of the first non-empty class whose every block holds `need` bytes.
     #[inline]
     fn find_fast(&self, need: usize) -> Option<Block> {
-        let f = C::class_of(need);
-        let from = if C::class_min(f) >= need { f } else { f + 1 };
-        let c = self.first_class_from(from).filter(|&c| c < C::COUNT)?;
-        // SAFETY: a set bit means a non-empty list, whose head is a listed block.
-        Some(unsafe { Block::at(self.heads[c]) })
+        let c = self.first_class_from(C::class_ceil(need))?;
+        // SAFETY: a set bit means a non-empty list (so `c < C::COUNT`), whose head is a
+        // listed block.
+        Some(unsafe { Block::at(*self.heads.get_unchecked(c)) })
     }
     // ANCHOR_END: seg_find_fast
 
@@ -158,7 +225,7 @@ impl<C: Classes> SegLists<C> {
     #[cold]
     fn find_slow(&self, need: usize, align: usize) -> Option<Block> {
         let mut c = C::class_of(need);
-        while let Some(k) = self.first_class_from(c).filter(|&k| k < C::COUNT) {
+        while let Some(k) = self.first_class_from(c) {
             if let Some(b) = self.walk_class(k, need, align) {
                 return Some(b);
             }
@@ -176,6 +243,7 @@ unsafe impl<C: Classes> FreeIndex for SegLists<C> {
         SegLists {
             heads: [ptr::null_mut(); MAX_CLASSES],
             bitmap: [0; BITMAP_WORDS],
+            spare: ptr::null_mut(),
             len: 0,
             _classes: PhantomData,
         }
@@ -183,50 +251,25 @@ unsafe impl<C: Classes> FreeIndex for SegLists<C> {
 
     #[inline]
     unsafe fn insert(&mut self, b: Block, size: usize, _hint: Option<Block>) {
-        let c = C::class_of(size);
-        let head = self.heads[c];
-        // SAFETY: `b` is a free block not listed, `head` null or listed.
-        unsafe {
-            link(b.ptr()).write(Link { prev: ptr::null_mut(), next: head });
-            if !head.is_null() {
-                (*link(head)).prev = b.ptr();
-            }
-        }
-        self.heads[c] = b.ptr();
-        self.bitmap[c / 64] |= 1 << (c % 64);
-        self.len += 1;
+        // SAFETY: forwarded.
+        unsafe { self.push(b, C::class_of(size)) }
     }
 
     #[inline]
     unsafe fn remove(&mut self, b: Block, size: usize) {
-        let c = C::class_of(size);
-        // SAFETY: `b` is in list `c`; its neighbours are listed or null.
-        unsafe {
-            let Link { prev, next } = link(b.ptr()).read();
-            if prev.is_null() {
-                self.heads[c] = next;
-                if next.is_null() {
-                    self.bitmap[c / 64] &= !(1 << (c % 64));
-                }
-            } else {
-                (*link(prev)).next = next;
-            }
-            if !next.is_null() {
-                (*link(next)).prev = prev;
-            }
-        }
-        self.len -= 1;
+        // SAFETY: forwarded.
+        unsafe { self.unlink(b, C::class_of(size)) }
     }
 
     #[inline]
     unsafe fn replace(&mut self, old: Block, old_size: usize, new: Block, new_size: usize) {
-        let c = C::class_of(new_size);
+        let (c, old_c) = (C::class_of(new_size), C::class_of(old_size));
         // SAFETY: `old` is listed; its node is read whole before `new`'s (which may overlap
         // it) is written; its neighbours are listed or null.
         unsafe {
-            if C::class_of(old_size) != c {
-                self.remove(old, old_size);
-                self.insert(new, new_size, None);
+            if old_c != c {
+                self.unlink(old, old_c);
+                self.push(new, c);
                 return;
             }
             // Same class: `new` takes `old`'s place in the list.
@@ -238,19 +281,18 @@ unsafe impl<C: Classes> FreeIndex for SegLists<C> {
             } else {
                 (*link(prev)).next = new.ptr();
             }
-            if !next.is_null() {
-                (*link(next)).prev = new.ptr();
-            }
+            self.prev_field(next).write(new.ptr());
         }
     }
 
     #[inline]
     unsafe fn resized(&mut self, b: Block, old_size: usize, new_size: usize) {
-        if C::class_of(old_size) != C::class_of(new_size) {
-            // SAFETY: `b` is listed with `old_size`.
+        let (old_c, c) = (C::class_of(old_size), C::class_of(new_size));
+        if old_c != c {
+            // SAFETY: `b` is listed with `old_size`, so in list `old_c`.
             unsafe {
-                self.remove(b, old_size);
-                self.insert(b, new_size, None);
+                self.unlink(b, old_c);
+                self.push(b, c);
             }
         }
     }
@@ -327,3 +369,44 @@ unsafe impl<C: Classes> Placement for Segregated<C> {
     }
 }
 // ANCHOR_END: seg_policy
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The [`Classes`] contract for [`DefaultClasses`], and `class_ceil` against its
+    /// definition (the first class whose smallest block holds `need`).
+    #[test]
+    fn default_classes_keep_the_contract() {
+        type D = DefaultClasses;
+        for c in 1..D::COUNT {
+            assert!(D::class_min(c - 1) < D::class_min(c), "class_min not increasing at {c}");
+            assert_eq!(D::class_of(D::class_min(c)), c, "class_of(class_min({c}))");
+        }
+        assert!(D::class_min(0) <= MIN_BLOCK_BYTES);
+        let mut last = 0;
+        let mut size = MIN_BLOCK_BYTES;
+        while size < 1 << 30 {
+            let c = D::class_of(size);
+            assert!(c >= last && c < D::COUNT && D::class_min(c) <= size, "class_of({size}) = {c}");
+            let ceil = (0..D::COUNT).find(|&k| D::class_min(k) >= size).unwrap_or(D::COUNT);
+            assert_eq!(D::class_ceil(size), ceil, "class_ceil({size})");
+            last = c;
+            size += if size < 4096 { BLOCK_ALIGN } else { size / 64 };
+        }
+    }
+
+    /// The bitmap scan finds classes in either word, and none past the last.
+    #[test]
+    fn first_class_from_crosses_words() {
+        let mut l = SegLists::<DefaultClasses>::EMPTY;
+        assert_eq!(l.first_class_from(0), None);
+        l.bitmap = [1 << 5, 1 << 7];
+        assert_eq!(l.first_class_from(0), Some(5));
+        assert_eq!(l.first_class_from(5), Some(5));
+        assert_eq!(l.first_class_from(6), Some(64 + 7));
+        assert_eq!(l.first_class_from(64 + 7), Some(64 + 7));
+        assert_eq!(l.first_class_from(64 + 8), None);
+        assert_eq!(l.first_class_from(MAX_CLASSES), None);
+    }
+}

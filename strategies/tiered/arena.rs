@@ -109,6 +109,20 @@ pub fn page_in_arena(addr: usize) -> usize {
     (addr >> PAGE_SHIFT) & (ARENA_PAGES - 1)
 }
 
+/// spanOf for a pointer this heap handed out: no range or null checks (the free path).
+///
+/// # Safety
+/// `addr` is a live block of the heap whose index table is `index`.
+#[inline(always)]
+pub unsafe fn span_of_live(index: *const AtomicPtr<Arena>, addr: usize) -> *mut Span {
+    // SAFETY: a live block lies in a registered arena, whose index entry is Ready and set,
+    // and whose metadata lives as long as the heap.
+    unsafe {
+        let arena = (*index.add(index_of(addr))).load(Ordering::Relaxed);
+        (*arena).span_at(page_in_arena(addr))
+    }
+}
+
 // ANCHOR: span_of
 /// spanOf: the span that holds `addr`, or null. Two dependent loads after the index.
 ///

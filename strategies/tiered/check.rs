@@ -7,6 +7,7 @@ use core::sync::atomic::Ordering;
 use super::arena::{ARENA_PAGES, index_of, span_of};
 use super::mheap::HeapInner;
 use super::remote::RemoteStack;
+use super::sizeclass;
 use super::span::{BITMAP_WORDS, Span, SpanList};
 use super::{EMPTY_SPAN, MCache, PAGE_BYTES, Root, SPAN_CLASS_COUNT};
 use crate::strategy::CheckError;
@@ -106,6 +107,18 @@ fn check_span(s: &Span) -> Result<(), CheckError> {
         ones
     );
     ensure!(s.alloc_count.get() <= s.nelems, "alloc_count > nelems", s.base, s.alloc_count.get());
+    ensure!(
+        s.refill_count == s.nelems - s.refill_min(),
+        "refill_count != nelems - refill_min",
+        s.base,
+        s.refill_count
+    );
+    ensure!(
+        s.div_mul == sizeclass::div_mul(s.class as usize),
+        "span div_mul is not its class's",
+        s.base,
+        s.div_mul
+    );
     for i in s.nelems as usize..BITMAP_WORDS * 64 {
         ensure!(s.bit(i), "padding bit clear", s.base, i);
     }
@@ -113,7 +126,7 @@ fn check_span(s: &Span) -> Result<(), CheckError> {
     for k in 0..64 {
         if cache >> k & 1 == 1 {
             let i = fi + k;
-            ensure!(i < s.nelems as usize && !s.bit(i), "alloc cache offers a taken object", s.base, i);
+            ensure!(i < s.nelems as usize && s.bit(i), "alloc cache holds an unclaimed object", s.base, i);
             ensure!(i / 64 == fi / 64, "alloc cache spans two words", s.base, i);
         }
     }
@@ -201,24 +214,7 @@ fn check_caches(h: &HeapInner) -> Result<(), CheckError> {
                 ensure!(s.list.get() == SpanList::None, "cached span also on a central list", s.base, spc);
             }
             for spc in 0..SPAN_CLASS_COUNT {
-                for slot in &cache.retained[spc] {
-                    // SAFETY: retained spans are live.
-                    let Some(s) = (unsafe { slot.get().as_ref() }) else { continue };
-                    ensure!(
-                        ptr::eq(s.owner.load(Ordering::Relaxed), c),
-                        "retained span not owned",
-                        s.base,
-                        spc
-                    );
-                    ensure!(s.span_class as usize == spc, "retained span of another class", s.base, spc);
-                    ensure!(s.list.get() == SpanList::None, "retained span on a central list", s.base, spc);
-                    ensure!(
-                        !ptr::eq(s, cache.alloc[spc].get()),
-                        "retained span is also current",
-                        s.base,
-                        spc
-                    );
-                }
+                check_owned(cache, c, spc)?;
             }
             ensure!(cache.tiny_offset.get() <= 16, "tiny offset past the block", c, cache.tiny_offset.get());
         } else {
@@ -229,11 +225,35 @@ fn check_caches(h: &HeapInner) -> Result<(), CheckError> {
                     c,
                     spc
                 );
-                let held = cache.retained[spc].iter().any(|s| !s.get().is_null());
-                ensure!(!held, "released cache still retains a span", c, spc);
+                let l = &cache.owned[spc];
+                ensure!(
+                    l.head.get().is_null() && l.tail.get().is_null() && l.len.get() == 0,
+                    "released cache still owns a span",
+                    c,
+                    spc
+                );
             }
         }
         c = cache.next_all;
     }
+    Ok(())
+}
+
+/// A cache's owned list of one span class: links, tags, owner, length.
+fn check_owned(cache: &MCache, c: *mut MCache, spc: usize) -> Result<(), CheckError> {
+    let l = &cache.owned[spc];
+    let (mut n, mut prev) = (0u32, ptr::null::<Span>());
+    for s in l.iter() {
+        n += 1;
+        ensure!(ptr::eq(s.owner.load(Ordering::Relaxed), c), "owned span not owned", s.base, spc);
+        ensure!(s.span_class as usize == spc, "owned span of another class", s.base, spc);
+        ensure!(s.list.get() == SpanList::Owned, "owned span list tag wrong", s.base, s.list.get() as u8);
+        ensure!(ptr::eq(s.prev.get(), prev), "owned list back link wrong", s.base, spc);
+        ensure!(!ptr::eq(s, cache.alloc[spc].get()), "owned span is also current", s.base, spc);
+        ensure!(n <= l.len.get(), "owned list longer than its length", s.base, spc);
+        prev = s;
+    }
+    ensure!(n == l.len.get(), "owned list length wrong", spc, n);
+    ensure!(ptr::eq(l.tail.get(), prev), "owned list tail wrong", spc, n);
     Ok(())
 }

@@ -20,30 +20,50 @@
 //!   -1). A current block whose objects are all freed (`tiny_given == counter`) is reused
 //!   from offset 0.
 //!
+//! - `owned[spc]`: this cache's other spans of span class `spc` (see "Owned spans"), an
+//!   intrusive list ([`OwnedList`]) through the spans' `next` / `prev`.
+//!
 //! # Alloc path
 //! 1. Small: `alloc[spc].next_free_fast()` (span.rs). Tiny: bump `tiny_offset` after Go's
 //!    alignment (8 for sizes that are multiples of 8, else 4, else 2, else 1), or take a new
 //!    block; as in Go the new block becomes current only if it leaves more room than the old.
-//! 2. Empty cache word: `refill` (cold): continue the span's scan; at its end collect the
-//!    span's remote frees and rewind if anything is free; else retain it or give it back
-//!    (uncacheSpan) and take a retained span with room, or cacheSpan another from mcentral
-//!    (one lock hold for both). Every 8th mcentral refill (or past 1 MiB unflushed) flushes
-//!    this cache's statistics to the root.
+//!    Both are inlined into `Tiered::alloc`'s fast path, which saves no register and calls
+//!    nothing but, in tail position, the refill below.
+//! 2. Empty cache word: `refill` (cold): continue the span's scan; at its end sweep the span
+//!    (collect its remote frees) and rewind it if it is still worth a refill (at least
+//!    [`Span::refill_min`] free objects); else put it at the tail of `owned[spc]` and take
+//!    the head if that one is worth a refill (or, after collecting every owned span's remote
+//!    frees, the first that is); else cacheSpan from mcentral, giving mcentral the owned
+//!    tail in the same lock hold if the class's owned spans exceed [`OWNED_PAGES`]. Every
+//!    8th mcentral refill (or past 1 MiB unflushed) flushes this cache's statistics to the
+//!    root.
 //!
-//! # Retained spans (a departure from Go, after mimalloc's per-thread pages)
-//! When the current span of a class has no free object left, the cache keeps owning it in
-//! one of [`RETAIN_SLOTS`] slots (at most 64 KiB of spans per class) instead of handing it
-//! to mcentral at once. Frees into it by this thread stay lock-free and atomic-free bit
-//! clears, and a refill first looks for a retained span with a free object (after
-//! collecting its remote frees) before it asks mcentral. Go needs no such thing: its frees
-//! are the GC's sweeps, not one call per object. The retained spans go to mcentral when the
-//! slots are full, at `release_all` (thread exit, `trim` of the calling thread).
+//! # Owned spans and the refill policy (a departure from Go, after mimalloc's pages)
+//! A span the cache has used stays owned by it (on `owned[spc]`) until the class holds
+//! more than [`OWNED_PAGES`] (2 MiB) of them, the thread exits, or the thread calls `trim`
+//! (`release_all`): this thread's frees into it stay lock-free, atomic-free bit clears, as
+//! mimalloc keeps each page with the thread heap that owns it. Go needs no such thing: its
+//! frees are the GC's sweeps, not one call per object.
 //!
-//! # Free path (see `free_small` in mod.rs)
-//! Owner: clear the bit (no atomics). Non-owner: the span's remote stack, or the mcentral lock
-//! for a span nobody owns. Tiny objects: counter as above. Every free through a cache but
-//! the owner's bit clear also counts its bytes (`note_free`, a plain add): each
-//! `FREE_STEP_BYTES` so freed run a bounded step of background work (drain, sweep,
+//! The policy decides how freed slots become reusable. A span is swept (rewound) or taken
+//! only when it has at least [`Span::refill_min`] free objects (a quarter of the span, at
+//! least min(8, half)), so that every refill pays for a batch of allocations; a span with
+//! fewer waits and collects frees. Rewinding at the first free slot instead makes the
+//! program's random frees cost a refill for every two or three allocations. The owned list
+//! is FIFO (spans that run dry go to the tail), and the owner's free that brings a span to
+//! `refill_min` free objects moves it to the head ([`MCache::on_refillable`], one compare on
+//! the free path), so the next refill takes it without a search. Remote frees are not seen
+//! until collected: when the head is not worth a refill, the refill collects the owned
+//! spans' remote stacks in list order until one is. Only when no owned span is worth it
+//! does the class grow (mcentral), so a class's spans stay about three quarters full or
+//! more at the margin.
+//!
+//! # Free path (see `free_small` and `Tiered::dealloc` in mod.rs)
+//! Owner: clear the bit (no atomics); if that makes the span worth a refill, move it to the
+//! head of its owned list. Non-owner: the span's remote stack, or the mcentral pending
+//! stack for a span nobody owns. Tiny objects: counter as above. Every free but the owner's
+//! bit clear (`dealloc_slow`) also counts its bytes in the cache (`note_free`, a plain add):
+//! each `FREE_STEP_BYTES` so freed run a bounded step of background work (drain, sweep,
 //! scavenge; see scavenger.rs).
 //!
 //! # Threads
@@ -58,8 +78,10 @@
 //! are handled the same way, since the guard is std's TLS destructor.
 //!
 //! # Invariants (checked by `Tiered::check`)
-//! - `alloc[spc]` is [`EMPTY_SPAN`] or a span of class `spc` with `owner == self`; so is every
-//!   non-null `retained[spc][i]`, and no span is in two places;
+//! - `alloc[spc]` is [`EMPTY_SPAN`] or a span of class `spc` with `owner == self` and on no
+//!   list; every span on `owned[spc]` is of class `spc`, has `owner == self` and
+//!   `list == Owned`, and is not current; `owned[spc].len` is the list's length and its
+//!   links are consistent (`prev` of each is the one before, `tail` the last);
 //! - `tiny != 0` ⇒ it is an object of `tiny_span` (a span of `TINY_SPAN_CLASS`) and
 //!   `tiny_offset <= 16`.
 
@@ -70,16 +92,15 @@ use core::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use super::Root;
 use super::scavenger::FREE_STEP_BYTES;
 use super::sizeclass::{SPAN_CLASS_COUNT, TINY_SPAN_CLASS};
-use super::span::Span;
+use super::span::{Span, SpanList};
 use crate::source::PageSource;
 
 /// Size of a tiny block (Go's `maxTinySize`).
 pub const TINY_BLOCK_BYTES: usize = 16;
 
-/// Retained spans per span class at most.
-pub const RETAIN_SLOTS: usize = 8;
-/// Runtime pages of retained spans per span class at most (64 KiB), at least one span.
-const RETAIN_PAGES: usize = 8;
+/// Runtime pages of owned spans (current span aside) per span class at most (2 MiB);
+/// past it, refill gives the least free span to mcentral.
+pub const OWNED_PAGES: usize = 256;
 
 /// mcentral refills between two flushes of a cache's statistics to the root.
 const FLUSH_EVERY_REFILLS: u32 = 8;
@@ -92,15 +113,85 @@ const BACKGROUND_EVERY_REFILLS: u32 = 16;
 /// The span every class of a fresh cache points at (Go's `emptymspan`).
 pub static EMPTY_SPAN: Span = Span::empty();
 
+/// A cache's owned spans of one span class (besides the current one): an intrusive
+/// doubly-linked list through the spans' `next` / `prev` (free while a span has an owner),
+/// tagged [`SpanList::Owned`]. Owner only.
+pub struct OwnedList {
+    /// First span (worth a refill if any is), or null.
+    pub head: Cell<*const Span>,
+    /// Last span, or null.
+    pub tail: Cell<*const Span>,
+    /// Number of spans.
+    pub len: Cell<u32>,
+}
+
+impl OwnedList {
+    const fn new() -> OwnedList {
+        OwnedList { head: Cell::new(ptr::null()), tail: Cell::new(ptr::null()), len: Cell::new(0) }
+    }
+
+    /// Links `s` between `prev` and `next` (either may be null).
+    fn link(&self, s: &Span, prev: *const Span, next: *const Span) {
+        s.prev.set(prev);
+        s.next.set(next);
+        // SAFETY: list members are live spans owned by this cache.
+        match unsafe { prev.as_ref() } {
+            Some(p) => p.next.set(s),
+            None => self.head.set(s),
+        }
+        // SAFETY: as above.
+        match unsafe { next.as_ref() } {
+            Some(n) => n.prev.set(s),
+            None => self.tail.set(s),
+        }
+        s.list.set(SpanList::Owned);
+        self.len.set(self.len.get() + 1);
+    }
+
+    fn push_head(&self, s: &Span) {
+        self.link(s, ptr::null(), self.head.get());
+    }
+
+    fn push_tail(&self, s: &Span) {
+        self.link(s, self.tail.get(), ptr::null());
+    }
+
+    fn remove(&self, s: &Span) {
+        let (p, n) = (s.prev.get(), s.next.get());
+        // SAFETY: list members are live spans owned by this cache.
+        match unsafe { p.as_ref() } {
+            Some(p) => p.next.set(n),
+            None => self.head.set(n),
+        }
+        // SAFETY: as above.
+        match unsafe { n.as_ref() } {
+            Some(n) => n.prev.set(p),
+            None => self.tail.set(p),
+        }
+        s.list.set(SpanList::None);
+        self.len.set(self.len.get() - 1);
+    }
+
+    /// The spans, head first.
+    pub fn iter(&self) -> impl Iterator<Item = &Span> {
+        let mut p = self.head.get();
+        core::iter::from_fn(move || {
+            // SAFETY: list members are live spans owned by this cache.
+            let s = unsafe { p.as_ref() }?;
+            p = s.next.get();
+            Some(s)
+        })
+    }
+}
+
 // ANCHOR: mcache_struct
 /// A thread cache (Go's `mcache`). Lives in heap metadata.
 #[repr(C)]
 pub struct MCache {
     /// Current span per span class.
     pub alloc: [Cell<*const Span>; SPAN_CLASS_COUNT],
-    /// Spans this cache keeps owning after they stopped being current (see "Retained
-    /// spans"); null slots are free.
-    pub retained: [[Cell<*const Span>; RETAIN_SLOTS]; SPAN_CLASS_COUNT],
+    /// Spans this cache owns besides the current one, per span class (see "Owned spans").
+    pub owned: [OwnedList; SPAN_CLASS_COUNT],
     /// Current tiny block (0 = none).
     pub tiny: Cell<usize>,
     /// Bump offset in the tiny block.
@@ -139,7 +230,7 @@ impl MCache {
     pub fn new(root: *const Root, next_all: *mut MCache) -> MCache {
         MCache {
             alloc: [const { Cell::new(&EMPTY_SPAN as *const Span) }; SPAN_CLASS_COUNT],
-            retained: [const { [const { Cell::new(ptr::null()) }; RETAIN_SLOTS] }; SPAN_CLASS_COUNT],
+            owned: [const { OwnedList::new() }; SPAN_CLASS_COUNT],
             tiny: Cell::new(0),
             tiny_offset: Cell::new(0),
             tiny_given: Cell::new(0),
@@ -185,13 +276,23 @@ impl MCache {
         root.add_live(b, o);
     }
 
+    /// `next_free_fast` in the current span of span class `spc` (no refill).
+    #[inline(always)]
+    pub fn alloc_small_fast(&self, spc: usize) -> Option<usize> {
+        debug_assert!(spc < SPAN_CLASS_COUNT);
+        // SAFETY: as in `alloc_small`.
+        unsafe { &*self.alloc.get_unchecked(spc).get() }.next_free_fast()
+    }
+
     // ANCHOR: alloc_small
     /// An object of span class `spc`: the fast path, no lock, no atomics.
     #[inline(always)]
     pub fn alloc_small<P: PageSource>(&self, root: &Root, src: &P, spc: usize) -> Option<usize> {
-        // SAFETY: `alloc[spc]` always points at a live span owned by this cache (or at the
-        // static empty span).
-        let s = unsafe { &*self.alloc[spc].get() };
+        debug_assert!(spc < SPAN_CLASS_COUNT);
+        // SAFETY: (1) `spc < SPAN_CLASS_COUNT`: callers pass `span_class(class)` of a class
+        // from `class_for` (below CLASS_COUNT) or TINY_SPAN_CLASS; (2) `alloc[spc]` always
+        // points at a live span owned by this cache (or at the static empty span).
+        let s = unsafe { &*self.alloc.get_unchecked(spc).get() };
         match s.next_free_fast() {
             Some(p) => Some(p),
             None => self.refill(root, src, spc),
@@ -200,8 +301,9 @@ impl MCache {
     // ANCHOR_END: alloc_small
 
     // ANCHOR: refill
-    /// Go's `mcache.refill`: finish the current span's scan, sweep it (collect remote frees
-    /// and rewind), or swap it for another from mcentral.
+    /// Go's `mcache.refill`: finish the current span's scan; at its end sweep the span
+    /// (collect its remote frees) and rewind it if enough of it is free, else switch to an
+    /// owned span worth a refill, or to one from mcentral (see "Refill policy").
     #[cold]
     #[inline(never)]
     fn refill<P: PageSource>(&self, root: &Root, src: &P, spc: usize) -> Option<usize> {
@@ -216,25 +318,64 @@ impl MCache {
                 return Some(p);
             }
             s.collect_remote();
-            if !s.is_full() {
+            if s.free_objects() >= s.refill_min() {
                 s.rewind();
-                if let Some(p) = s.next_free() {
-                    return Some(p);
-                }
+                return s.next_free();
             }
             self.alloc[spc].set(&EMPTY_SPAN);
-            let old = (!self.retain(spc, s)).then_some(s);
-            if let Some(t) = self.take_retained(spc) {
-                if let Some(old) = old {
-                    root.central[spc].uncache_span(&root.heap, old);
-                }
-                self.alloc[spc].set(t);
-                return t.next_free();
-            }
-            return self.refill_central(root, src, spc, old);
+            self.owned[spc].push_tail(s);
         }
-        self.refill_central(root, src, spc, None)
+        if let Some(t) = self.take_owned(spc) {
+            self.alloc[spc].set(t);
+            t.rewind();
+            return t.next_free();
+        }
+        let old = self.over_budget(spc);
+        self.refill_central(root, src, spc, old)
     }
+
+    /// An owned span worth a refill, off the owned list: the head if it is one, else the
+    /// first found after collecting every owned span's remote frees.
+    fn take_owned(&self, spc: usize) -> Option<&Span> {
+        let l = &self.owned[spc];
+        // SAFETY: owned spans are live and owned by this cache.
+        let head = unsafe { l.head.get().as_ref() }?;
+        let found = if head.free_objects() >= head.refill_min() {
+            Some(head)
+        } else {
+            l.iter().find(|s| {
+                s.collect_remote();
+                s.free_objects() >= s.refill_min()
+            })
+        };
+        found.inspect(|s| l.remove(s))
+    }
+
+    /// The owned span at the tail (the one least recently worth a refill) if the class's
+    /// owned spans exceed [`OWNED_PAGES`], off the list, for mcentral.
+    fn over_budget(&self, spc: usize) -> Option<&Span> {
+        let l = &self.owned[spc];
+        // SAFETY: owned spans are live and owned by this cache.
+        let tail = unsafe { l.tail.get().as_ref() }?;
+        if (l.len.get() as usize) * tail.npages <= OWNED_PAGES {
+            return None;
+        }
+        l.remove(tail);
+        Some(tail)
+    }
+
+    // ANCHOR: on_refillable
+    /// An owner's free brought span `s` to [`Span::refill_min`] free objects: if it is on
+    /// the owned list, it moves to the head, where the next refill takes it.
+    #[cold]
+    pub fn on_refillable(&self, s: &Span) {
+        if s.list.get() == SpanList::Owned {
+            let l = &self.owned[s.span_class as usize];
+            l.remove(s);
+            l.push_head(s);
+        }
+    }
+    // ANCHOR_END: on_refillable
 
     /// The part of refill that goes to mcentral (giving `old` back in the same lock hold).
     fn refill_central<P: PageSource>(
@@ -260,41 +401,6 @@ impl MCache {
     }
     // ANCHOR_END: refill
 
-    /// Keeps owning the full span `s` in a free retained slot, if the class's budget allows.
-    fn retain(&self, spc: usize, s: &Span) -> bool {
-        let max = (RETAIN_PAGES / s.npages).clamp(1, RETAIN_SLOTS);
-        match self.retained[spc][..max].iter().find(|c| c.get().is_null()) {
-            Some(slot) => {
-                slot.set(s);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// A retained span with a free object (after collecting its remote frees), rewound and
-    /// out of its slot.
-    fn take_retained(&self, spc: usize) -> Option<&Span> {
-        // First a span with objects this thread freed (no shared cache line is read), then
-        // one whose remote frees make room.
-        for pass in 0..2 {
-            for slot in &self.retained[spc] {
-                // SAFETY: retained spans are live and owned by this cache.
-                let Some(s) = (unsafe { slot.get().as_ref() }) else { continue };
-                if pass == 1 {
-                    s.collect_remote();
-                }
-                if !s.is_full() {
-                    slot.set(ptr::null());
-                    s.collect_remote();
-                    s.rewind();
-                    return Some(s);
-                }
-            }
-        }
-        None
-    }
-
     // ANCHOR: alloc_tiny
     /// The tiny allocator (Go's `mallocgcTiny`): `size < 16`, `align <= 8`.
     #[inline]
@@ -305,6 +411,18 @@ impl MCache {
         size: usize,
         align: usize,
     ) -> Option<usize> {
+        match self.alloc_tiny_fast(size, align) {
+            Some(p) => Some(p),
+            None => self.alloc_tiny_block(root, src, size, self.tiny_offset.get()),
+        }
+    }
+    // ANCHOR_END: alloc_tiny
+
+    // ANCHOR: alloc_tiny_fast
+    /// The bump in the current tiny block; `None` if there is none or the request does not
+    /// fit.
+    #[inline(always)]
+    pub fn alloc_tiny_fast(&self, size: usize, align: usize) -> Option<usize> {
         let old_off = self.tiny_offset.get();
         let go_align = if size & 7 == 0 {
             8
@@ -315,20 +433,24 @@ impl MCache {
         } else {
             1
         };
-        let off = old_off.next_multiple_of(go_align.max(align));
+        // Both are powers of two: round up with a mask, not a division.
+        let a = go_align.max(align);
+        let off = (old_off + a - 1) & !(a - 1);
         let t = self.tiny.get();
         if t != 0 && off + size <= TINY_BLOCK_BYTES {
             self.tiny_offset.set(off + size);
             self.tiny_given.set(self.tiny_given.get() + 1);
             return Some(t + off);
         }
-        self.alloc_tiny_block(root, src, size, old_off)
+        None
     }
-    // ANCHOR_END: alloc_tiny
+    // ANCHOR_END: alloc_tiny_fast
 
     // ANCHOR: alloc_tiny_block
+    /// A new tiny block for a request that does not fit in the current one (`old_off` is
+    /// its bump offset).
     #[cold]
-    fn alloc_tiny_block<P: PageSource>(
+    pub fn alloc_tiny_block<P: PageSource>(
         &self,
         root: &Root,
         src: &P,
@@ -411,12 +533,11 @@ impl MCache {
             root.central[spc].uncache_span(&root.heap, unsafe { &*cur });
         }
         for spc in 0..SPAN_CLASS_COUNT {
-            for slot in &self.retained[spc] {
-                let s = slot.replace(ptr::null());
-                if !s.is_null() {
-                    // SAFETY: retained spans are live and owned by this cache.
-                    root.central[spc].uncache_span(&root.heap, unsafe { &*s });
-                }
+            let l = &self.owned[spc];
+            // SAFETY: owned spans are live and owned by this cache.
+            while let Some(s) = unsafe { l.head.get().as_ref() } {
+                l.remove(s);
+                root.central[spc].uncache_span(&root.heap, s);
             }
         }
         self.flush_stats(root);
@@ -493,6 +614,13 @@ pub mod tls {
             // SAFETY: the cache was this thread's, and the slot no longer names it.
             unsafe { root.release_cache(c) };
         }
+    }
+
+    /// The calling thread's cache for `root` if `root` is the heap it used last (the
+    /// allocation fast path; never creates, never calls).
+    #[inline(always)]
+    pub fn peek(root: *const Root) -> *mut MCache {
+        TC.with(|t| if ptr::eq(t.roots[0].get(), root) { t.caches[0].get() } else { ptr::null_mut() })
     }
 
     /// The calling thread's cache for `root`, if it has one (the free path; never creates).
@@ -579,6 +707,12 @@ pub mod tls {
     /// Always none.
     #[inline]
     pub fn lookup(_root: *const Root) -> *mut MCache {
+        ptr::null_mut()
+    }
+
+    /// Always none.
+    #[inline]
+    pub fn peek(_root: *const Root) -> *mut MCache {
         ptr::null_mut()
     }
 

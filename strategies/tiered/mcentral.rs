@@ -16,14 +16,19 @@
 //!   holds this mcentral's lock.
 //!
 //! # cacheSpan (refill of an mcache)
-//! 1. Lock; pop a partial span; set its owner to the mcache; collect its remote frees; rewind
-//!    its scan to object 0. Unlock.
-//! 2. No partial span: the spare, if any. Else `grow`, i.e. ask the heap for `class_pages` pages and make a fresh span
-//!    owned by the mcache (outside this lock).
+//! 1. Lock; drain the pending frees; uncache the span the mcache gives back, if any; pop
+//!    partial spans (at most [`TAKE_LOOK_SPANS`]), collecting each one's remote frees, until
+//!    one is worth a refill (`Span::refill_min` free objects: the mcache's policy, see
+//!    mcache.rs); those that are not go back to the tail. Set its owner to the mcache,
+//!    rewind its scan to object 0. Unlock.
+//! 2. None worth it: the spare, if any. Else `grow`, i.e. ask the heap for `class_pages`
+//!    pages and make a fresh span owned by the mcache (outside this lock). If the heap
+//!    cannot grow, any partial span with a free object.
 //!
-//! # uncacheSpan (the mcache lets its current span go)
-//! Lock; clear the owner; collect remote frees; then an empty span becomes the spare or goes
-//! back to the heap (after unlocking), a full one on `full`, any other on `partial`.
+//! # uncacheSpan (the mcache lets a span go)
+//! Lock; drop the span's alloc cache (its claimed objects go back to the bitmap); clear the
+//! owner; collect remote frees; then an empty span becomes the spare or goes back to the
+//! heap (after unlocking), a full one on `full`, any other on `partial`.
 //!
 //! # Free into an unowned span (`free_unowned`, `drain`)
 //! One CAS: the object goes on this mcentral's *pending* stack, no lock. Whoever next holds
@@ -60,6 +65,10 @@ use super::sizeclass::{class_of_span_class, class_pages};
 use super::span::{Span, SpanList};
 use crate::source::PageSource;
 use crate::sync::SpinLock;
+
+/// Partial spans cacheSpan looks at for one worth a refill before it takes the spare or
+/// grows.
+const TAKE_LOOK_SPANS: usize = 4;
 
 /// An intrusive doubly-linked list of spans.
 pub struct List {
@@ -209,36 +218,57 @@ impl MCentral {
         }
         match got {
             Some(s) => Some(s),
-            None => self.grow(heap, src, spc, cache),
+            None => self.grow(heap, src, spc, cache).or_else(|| self.take_any(cache)),
         }
     }
 
-    /// A partial span (or the spare) for `cache`, under the lock.
+    /// A partial span worth a refill (at least [`Span::refill_min`] free objects, looking
+    /// at the first [`TAKE_LOOK_SPANS`]; those passed over go to the tail), else the spare,
+    /// for `cache`, under the lock.
     fn take(l: &mut Lists, cache: *mut MCache) -> Option<&'static Span> {
-        while let Some(s) = l.partial.pop() {
-            s.owner.store(cache, Ordering::Relaxed);
+        for _ in 0..TAKE_LOOK_SPANS.min(l.partial.len) {
+            let s = l.partial.pop()?;
             s.collect_remote();
-            if s.is_full() {
-                // Cannot happen by the list invariant; keep the lists right regardless.
-                s.owner.store(ptr::null_mut(), Ordering::Relaxed);
-                l.full.push(s, SpanList::Full);
+            if s.free_objects() < s.refill_min() {
+                l.file(s);
                 continue;
             }
-            s.rewind();
-            return Some(s);
+            return Some(Self::own(s, cache));
         }
         // SAFETY: the spare is a live span, kept under this lock.
         let s = unsafe { l.spare.as_ref() }?;
         l.spare = ptr::null();
         s.list.set(SpanList::None);
+        Some(Self::own(s, cache))
+    }
+
+    /// The heap cannot grow: any partial span, even one with few free objects.
+    #[cold]
+    fn take_any(&self, cache: *mut MCache) -> Option<&'static Span> {
+        let mut l = self.lock.lock();
+        while let Some(s) = l.partial.pop() {
+            s.collect_remote();
+            if s.is_full() {
+                // Cannot happen by the list invariant; keep the lists right regardless.
+                l.full.push(s, SpanList::Full);
+                continue;
+            }
+            return Some(Self::own(s, cache));
+        }
+        None
+    }
+
+    /// `s`, off every list, becomes `cache`'s, its scan rewound.
+    fn own(s: &'static Span, cache: *mut MCache) -> &'static Span {
         s.owner.store(cache, Ordering::Relaxed);
         s.rewind();
-        Some(s)
+        s
     }
 
     /// uncacheSpan's work under the lock: the span loses its owner and goes on a list or
     /// becomes the spare; returns it if it is empty and must go back to the heap.
     fn file_uncached<'s>(l: &mut Lists, s: &'s Span) -> Option<&'s Span> {
+        s.drop_alloc_cache();
         s.owner.store(ptr::null_mut(), Ordering::Relaxed);
         s.collect_remote();
         if s.alloc_count.get() != 0 {

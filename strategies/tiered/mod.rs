@@ -26,28 +26,34 @@
 //!   and may be moved.
 //!
 //! # Alloc path (one allocation through every tier)
-//! 1. `Tiered::alloc` picks the path from the layout: tiny, small (class from
-//!    `size_to_class8` / `size_to_class128`) or large.
-//! 2. Small: the thread's mcache, current span of the span class, `next_free_fast` (a
-//!    count-trailing-zeros in `allocCache`): no lock, no atomic.
-//! 3. Span exhausted: `mcache::refill` → `mcentral::cache_span` (a partial span, after
-//!    collecting its remote frees) → `mcentral::grow` → `mheap::alloc_span` (page allocator,
-//!    grows by arenas) → `PageSource` (`reserve`, `map`, `used`).
-//! 4. Large: `mheap::alloc_span` under the heap lock.
+//! 1. `Tiered::alloc` tries `alloc_fast`: the thread's mcache (thread-local, most recent
+//!    heap), then tiny (bump in the 16 B block) or small (class from `size_to_class8` /
+//!    `size_to_class128`, current span of the span class, `next_free_fast`: a
+//!    count-trailing-zeros in `allocCache`). No lock, no atomic, no call, so no register
+//!    is saved.
+//! 2. Alloc cache empty: `mcache::refill` (a tail call from the fast path): the next bitmap
+//!    word of the span, else the span's sweep and rewind, else an owned span worth a
+//!    refill, else `mcentral::cache_span` (a partial span worth a refill, after collecting
+//!    its remote frees) → `mcentral::grow` → `mheap::alloc_span` (page allocator, grows by
+//!    arenas) → `PageSource` (`reserve`, `map`, `used`).
+//! 3. Everything else (`alloc_slow`): the heap's creation, the thread's first cache, large
+//!    objects (`mheap::alloc_span` under the heap lock), alignments over 8.
 //!
 //! # Free path, and how a freed object becomes reusable (the explicit-free decision)
 //! Go never frees: its sweeper rebuilds a span's alloc bits from the GC's mark bits and
 //! rewinds `freeindex`. mimalloc gives each page a local free list plus an atomic list for
 //! other threads. stratalloc keeps Go's bitmaps and makes the bit itself the truth:
 //! 1. `spanOf(ptr)` (arena index, then the arena's page → span map): O(1), no header.
-//! 2. The owner of the span (the mcache whose current span it is, or one of the few full
-//!    spans it retains, see mcache.rs) clears the object's bit: no lock, no atomic. The
-//!    object is reused when the owner's scan comes round again: at the end of a scan the
-//!    owner rewinds to object 0 if any object is free (Go's sweep, done by the owner, for
-//!    one span, when it needs it), or switches to a retained span with free objects.
+//! 2. The owner of the span (the mcache whose current span it is, or that keeps it on its
+//!    owned list, see mcache.rs) clears the object's bit: no lock, no atomic, no call (the
+//!    fast path of `Tiered::dealloc`). The object is reused when the owner next scans the
+//!    span: once a span has a quarter of its objects free (`Span::refill_min`), the owner's
+//!    refill rewinds it to object 0 (Go's sweep, done by the owner, for one span, when it
+//!    is worth it) or takes it from the head of its owned list.
 //! 3. Another thread's free of an object in an owned span pushes it on the span's remote
 //!    stack (one CAS, lock-free, loom-tested); the owner collects the stack at the end of a
-//!    scan, and mcentral collects it when the span changes hands.
+//!    scan and when it looks for an owned span worth a refill, and mcentral collects it
+//!    when the span changes hands.
 //! 4. A free into a span that nobody owns (on mcentral's lists) goes on that mcentral's
 //!    pending stack (one CAS, no lock); the next cacheSpan (or background step, or trim)
 //!    drains it under the lock: the bit is cleared, a full span becomes partial (at the
@@ -60,11 +66,14 @@
 //!    the next large request; the scavenger releases them when too many are retained.
 //!
 //! The trade-off, measured in the benchmarks: a bitmap span is visited by a scan, so a
-//! program that frees at random leaves holes that cost a refill (a few hundred instructions)
-//! per handful of objects, and frees into spans no cache owns meet in one CAS head per class;
-//! mimalloc's per-page free lists and thread-owned pages make both nearly free. In exchange
-//! a span has one owner at a time, exactly Go's shape, the alloc bitmap is the single truth
-//! the checker verifies, and empty spans return to the heap at once.
+//! program that frees at random leaves holes that cost a refill (about 200 instructions
+//! on average in the churn benchmark, central lists and page heap included) per batch of
+//! objects (at least a quarter of the span), and a class's spans stay up to a quarter
+//! empty; frees into spans no cache owns meet in one CAS head per
+//! class. mimalloc's per-page free lists make a freed slot reusable at once at no scan. In
+//! exchange a span has one owner at a time, exactly Go's shape, and the alloc bitmap is the
+//! single truth the checker verifies. Empty spans go back to the heap once they leave
+//! their owner (at most 2 MiB of spans per class and thread stay owned).
 //!
 //! # Threads
 //! See mcache.rs: a cache per thread and heap, an exit guard that gives it back, and a shared
@@ -92,7 +101,7 @@ use core::sync::atomic::{AtomicIsize, AtomicPtr, AtomicUsize, Ordering};
 
 use crate::source::PageSource;
 use crate::strategy::{CheckError, ConstInit, Strategy, StrategyStats};
-use crate::sync::SpinLock;
+use crate::sync::{SpinGuard, SpinLock};
 
 mod arena;
 mod fixalloc;
@@ -109,12 +118,14 @@ mod scavenger;
 pub mod sizeclass;
 mod span;
 
-use arena::{Arena, INDEX_BYTES, span_of};
+use arena::{Arena, INDEX_BYTES, span_of_live};
 use mcache::{EMPTY_SPAN, MCache, tls};
 use mcentral::MCentral;
 use mheap::MHeap;
 use scavenger::Goal;
-use sizeclass::{PAGE_BYTES, SPAN_CLASS_COUNT, TINY_SPAN_CLASS, class_for, span_class};
+use sizeclass::{
+    MAX_SMALL_BYTES, PAGE_BYTES, SPAN_CLASS_COUNT, TINY_SPAN_CLASS, class_for, class_of, span_class,
+};
 use span::Span;
 
 /// The Go runtime's tiered allocator: thread caches, central lists, page heap, arenas,
@@ -169,6 +180,9 @@ pub struct Root {
 unsafe impl Sync for Root {}
 // SAFETY: as above.
 unsafe impl Send for Root {}
+
+// The free path tells span kinds apart by the low bit of the span class.
+const _: () = assert!(TINY_SPAN_CLASS & 1 == 0 && span_class(1) & 1 == 1 && span_class(67) & 1 == 1);
 
 /// Spans the background sweep looks at per call.
 const SWEEP_STEP_SPANS: usize = 16;
@@ -264,7 +278,8 @@ impl Root {
     }
 
     // ANCHOR: with_cache
-    /// Runs `f` with the calling thread's cache, or the shared cache under its lock.
+    /// Runs `f` with the calling thread's cache, or the shared cache under its lock. `f` is
+    /// inlined into both branches, so the fast path builds no closure.
     #[inline(always)]
     fn with_cache<P: PageSource>(
         &self,
@@ -280,17 +295,19 @@ impl Root {
             c.account(size as isize, 1);
             return Some(p);
         }
-        self.with_shared_cache(src, size, f)
+        let g = self.shared_cache(src)?;
+        // SAFETY: the shared cache is used only under its lock, held by `g`.
+        let c = unsafe { &**g };
+        let p = f(c)?;
+        c.account(size as isize, 1);
+        Some(p)
     }
     // ANCHOR_END: with_cache
 
+    /// The shared cache, locked (made at first use); `None` if it cannot be made.
     #[cold]
-    fn with_shared_cache<P: PageSource>(
-        &self,
-        src: &P,
-        size: usize,
-        f: impl FnOnce(&MCache) -> Option<usize>,
-    ) -> Option<usize> {
+    #[inline(never)]
+    fn shared_cache<P: PageSource>(&self, src: &P) -> Option<SpinGuard<'_, *mut MCache>> {
         let mut g = self.shared.lock();
         if g.is_null() {
             *g = self.new_cache(src);
@@ -298,7 +315,19 @@ impl Root {
                 return None;
             }
         }
-        // SAFETY: the shared cache is used only under its lock, held here.
+        Some(g)
+    }
+
+    /// `with_cache` that always takes the shared cache (tests).
+    #[cfg(test)]
+    fn with_shared_cache<P: PageSource>(
+        &self,
+        src: &P,
+        size: usize,
+        f: impl FnOnce(&MCache) -> Option<usize>,
+    ) -> Option<usize> {
+        let g = self.shared_cache(src)?;
+        // SAFETY: the shared cache is used only under its lock, held by `g`.
         let c = unsafe { &**g };
         let p = f(c)?;
         c.account(size as isize, 1);
@@ -332,8 +361,32 @@ impl Root {
     fn span_of(&self, p: usize) -> &Span {
         // SAFETY: `p` is a live block of this heap, so its arena is registered, its index
         // entry Ready, and its span live.
-        unsafe { &*span_of(self.index, p) }
+        unsafe { &*span_of_live(self.index, p) }
     }
+}
+
+/// `alloc_fast` found the alloc cache of span class `spc` empty: refill (mcache.rs).
+#[cold]
+#[inline(never)]
+fn refill_small<P: PageSource>(
+    root: &Root,
+    src: &P,
+    c: &MCache,
+    spc: usize,
+    size: usize,
+) -> Option<NonNull<u8>> {
+    let p = c.alloc_small(root, src, spc)?;
+    c.account(size as isize, 1);
+    NonNull::new(p as *mut u8)
+}
+
+/// `alloc_fast` found no room in the tiny block: a new block (mcache.rs).
+#[cold]
+#[inline(never)]
+fn refill_tiny<P: PageSource>(root: &Root, src: &P, c: &MCache, size: usize) -> Option<NonNull<u8>> {
+    let p = c.alloc_tiny_block(root, src, size, c.tiny_offset.get())?;
+    c.account(size as isize, 1);
+    NonNull::new(p as *mut u8)
 }
 
 // ANCHOR: free_small
@@ -344,7 +397,10 @@ pub(crate) fn free_small(root: &Root, my: *mut MCache, s: &Span, p: usize) {
     let owner = s.owner.load(Ordering::Relaxed);
     let i = s.object_index(p);
     if owner == my && !my.is_null() {
-        s.free_local(i);
+        if s.free_local(i) == s.refill_count {
+            // SAFETY: `my` is the calling thread's cache (non-null, checked above).
+            unsafe { (*my).on_refillable(s) };
+        }
         return;
     }
     if owner.is_null() {
@@ -421,7 +477,78 @@ impl Tiered {
         self.existing_root()
     }
 
+    // ANCHOR: alloc_fast
+    /// The allocation fast path, with no call but tail calls (so no registers to save), no
+    /// lock and no atomic read-modify-write: the thread's cache (most recent heap only),
+    /// then a bump in the tiny block or `next_free_fast` in the class's current span; an
+    /// empty tiny block or alloc cache goes to `refill_small` / `refill_tiny`. `Err` sends
+    /// the request to `alloc_slow`: no heap or cache yet, large or over-aligned request.
+    #[inline(always)]
+    fn alloc_fast<P: PageSource>(&self, src: &P, layout: Layout) -> Result<Option<NonNull<u8>>, ()> {
+        let root = self.existing_root().ok_or(())?;
+        // SAFETY: null or the calling thread's own cache, live while the thread is.
+        let c = unsafe { tls::peek(root).as_ref() }.ok_or(())?;
+        let (size, align) = (layout.size(), layout.align());
+        let p = if size < mcache::TINY_BLOCK_BYTES && align <= 8 {
+            match c.alloc_tiny_fast(size, align) {
+                Some(p) => p,
+                None => return Ok(refill_tiny(root, src, c, size)),
+            }
+        } else if size <= MAX_SMALL_BYTES && align <= 8 {
+            let spc = span_class(class_of(size));
+            match c.alloc_small_fast(spc) {
+                Some(p) => p,
+                None => return Ok(refill_small(root, src, c, spc, size)),
+            }
+        } else {
+            return Err(());
+        };
+        c.account(size as isize, 1);
+        Ok(NonNull::new(p as *mut u8))
+    }
+    // ANCHOR_END: alloc_fast
+
+    /// Everything `alloc_fast` leaves: makes the heap and the thread's cache if needed,
+    /// refills, large objects.
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
+        let root = self.root(src)?;
+        NonNull::new(self.alloc_in(root, src, layout)? as *mut u8)
+    }
+
+    /// Every free `dealloc`'s fast path leaves: large and tiny objects, objects of spans
+    /// another cache (or none) owns, threads without a cache.
+    #[cold]
+    #[inline(never)]
+    fn dealloc_slow<P: PageSource>(&self, src: &P, root: &Root, s: &Span, p: usize, size: usize) {
+        // Small spans have odd span classes; large (0) and tiny spans even ones.
+        if s.span_class & 1 == 0 && s.class == 0 {
+            root.free_large(src, s, size);
+            return;
+        }
+        let my = tls::lookup(root);
+        if s.span_class & 1 == 1 {
+            free_small(root, my, s, p);
+        } else {
+            free_tiny(root, my, s, p);
+        }
+        if my.is_null() {
+            root.add_live(-(size as isize), -1);
+        } else {
+            // SAFETY: the thread's own cache.
+            let c = unsafe { &*my };
+            c.account(-(size as isize), -1);
+            // Only the frees that leave the owner's fast path count: they are the ones that
+            // bring spans, and so pages, back to the heap (see scavenger.rs).
+            if c.note_free(size) {
+                root.free_step(src, c);
+            }
+        }
+    }
+
     // ANCHOR: alloc_in
+    #[inline(always)]
     fn alloc_in<P: PageSource>(&self, root: &Root, src: &P, layout: Layout) -> Option<usize> {
         let (size, align) = (layout.size(), layout.align());
         if size < mcache::TINY_BLOCK_BYTES && align <= 8 {
@@ -449,8 +576,10 @@ unsafe impl Strategy for Tiered {
     // ANCHOR: tiered_alloc
     #[inline]
     unsafe fn alloc<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
-        let root = self.root(src)?;
-        NonNull::new(self.alloc_in(root, src, layout)? as *mut u8)
+        match self.alloc_fast(src, layout) {
+            Ok(p) => p,
+            Err(()) => self.alloc_slow(src, layout),
+        }
     }
     // ANCHOR_END: tiered_alloc
 
@@ -460,30 +589,18 @@ unsafe impl Strategy for Tiered {
         let Some(root) = self.existing_root() else { return };
         let p = ptr.as_ptr() as usize;
         let s = root.span_of(p);
-        if s.class == 0 {
-            root.free_large(src, s, layout.size());
+        let my = tls::peek(root);
+        // The fast path: a small object (odd span class) of a span this thread's cache owns.
+        if s.span_class & 1 == 1 && !my.is_null() && ptr::eq(s.owner.load(Ordering::Relaxed), my) {
+            // SAFETY: the calling thread's own cache.
+            let my = unsafe { &*my };
+            my.account(-(layout.size() as isize), -1);
+            if s.free_local(s.object_index(p)) == s.refill_count {
+                my.on_refillable(s);
+            }
             return;
         }
-        let my = tls::lookup(root);
-        let tiny = s.span_class as usize == TINY_SPAN_CLASS;
-        // The owner's free of a small object (a bit clear) is the fast path: it returns no
-        // page to the heap, so it pays no scavenger step (see scavenger.rs).
-        let owner_fast = !tiny && ptr::eq(s.owner.load(Ordering::Relaxed), my);
-        if tiny {
-            free_tiny(root, my, s, p);
-        } else {
-            free_small(root, my, s, p);
-        }
-        if my.is_null() {
-            root.add_live(-(layout.size() as isize), -1);
-        } else {
-            // SAFETY: the thread's own cache.
-            let c = unsafe { &*my };
-            c.account(-(layout.size() as isize), -1);
-            if !owner_fast && c.note_free(layout.size()) {
-                root.free_step(src, c);
-            }
-        }
+        self.dealloc_slow(src, root, s, p, layout.size());
     }
     // ANCHOR_END: tiered_dealloc
 

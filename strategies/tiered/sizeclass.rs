@@ -323,9 +323,20 @@ pub const fn class_of_span_class(spc: usize) -> usize {
 /// Object index of a byte offset inside a span of `class`, by multiply and shift.
 #[inline]
 pub fn object_index(offset: usize, class: usize) -> usize {
-    ((offset as u64 * TABLES.div_mul[class] as u64) >> 32) as usize
+    div_by_mul(offset, TABLES.div_mul[class])
+}
+
+/// `offset / size` given `div_mul` of the size's class (see step 5 above).
+#[inline(always)]
+pub fn div_by_mul(offset: usize, div_mul: u32) -> usize {
+    ((offset as u64 * div_mul as u64) >> 32) as usize
 }
 // ANCHOR_END: object_index
+
+/// `div_mul` of `class` (spans copy it, as Go's `mspan.divMul`).
+pub fn div_mul(class: usize) -> u32 {
+    TABLES.div_mul[class]
+}
 
 /// One row of Go's comment table.
 #[derive(Copy, Clone, Debug, PartialEq)]

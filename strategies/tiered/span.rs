@@ -5,34 +5,44 @@
 //!
 //! # Glossary
 //! - `alloc_bits`: one bit per object, 1 = handed out and not yet freed *as far as the span
-//!   knows* (a free from a non-owner thread waits on `remote` until collected). Bits past
-//!   `nelems` in the last word are set for good ("padding"), so a scan never hands them out.
+//!   knows* (a free from a non-owner thread waits on `remote` until collected), or *claimed*
+//!   by the alloc cache. Bits past `nelems` in the last word are set for good ("padding"),
+//!   so a scan never hands them out.
 //! - `freeindex`: objects below it have been looked at by the current scan (Go's meaning).
-//! - `alloc_cache`: the *inverted* alloc bits from `freeindex` to the end of its 64-bit word,
-//!   shifted so that bit 0 is object `freeindex` (Go's `allocCache`).
+//! - `alloc_cache`: the objects of `freeindex`'s 64-bit word from `freeindex` on that were
+//!   free when the word was loaded, shifted so that bit 0 is object `freeindex` (Go's
+//!   `allocCache`, the inverted alloc bits). Loading a word *claims* them: their alloc bits
+//!   are set and `alloc_count` counts them at once, so that handing one out touches only
+//!   the cache and `freeindex` (as in Go, whose allocation never writes `allocBits`).
+//!   Dropping a non-empty cache (`drop_alloc_cache`) gives the unclaimed ones back.
 //! - `remote`: a lock-free stack (Treiber) of objects freed by threads that do not own the
 //!   span, linked through each object's first word (every object is at least 8 bytes).
-//! - `owner`: the mcache whose current span this is, or null (in mcentral, or a large span).
+//! - `owner`: the mcache whose current or owned span this is, or null (in mcentral, or a
+//!   large span).
 //!
 //! # Alloc path (owner only)
-//! 1. `next_free_fast`: `t = ctz(alloc_cache)`; object `freeindex + t` is free; shift the
-//!    cache by `t + 1`, set the object's bit, `alloc_count += 1`. No atomics.
+//! 1. `next_free_fast`: `t = ctz(alloc_cache)`; object `freeindex + t` is ours (claimed);
+//!    shift the cache by `t + 1`, `freeindex` past the object. No atomics, no bitmap write.
 //! 2. Cache empty: `next_free` reloads it from the next word with a free bit (Go's
-//!    `nextFreeIndex`); at the end of the span the scan is over.
+//!    `nextFreeIndex`) and claims that word's free objects from `freeindex` on; at the end
+//!    of the span the scan is over.
 //! 3. Explicit free replaces Go's sweep: a freed object clears its bit at once (owner) or is
 //!    collected from `remote` later. When a scan ends, the owner collects `remote` and, if
-//!    any object is free, starts the scan again from object 0 (`rewind`): the explicit-free
-//!    counterpart of Go's sweep resetting `freeindex` to 0.
+//!    enough objects are free ([`Span::refill_min`]), starts the scan again from object 0
+//!    (`rewind`): the explicit-free counterpart of Go's sweep resetting `freeindex` to 0.
 //!
 //! # Free path
 //! - Owner (or whoever holds the span's mcentral lock when it has no owner): `free_local`
-//!   clears the bit (`object_index` divides by multiply and shift).
+//!   clears the bit (`object_index` divides by multiply and shift with the span's own
+//!   `div_mul`) and returns the new `alloc_count`; the owner compares it with
+//!   `refill_count` to see the span become worth a refill (mcache.rs).
 //! - Anyone else: `push_remote` (one CAS).
 //!
 //! # Invariants (checked by `Tiered::check`)
 //! - `alloc_count == popcount(alloc_bits) - padding <= nelems`;
-//! - every bit of `alloc_cache` set ⇒ that object's alloc bit is clear, and the cache covers
-//!   only objects of `freeindex`'s word;
+//! - `refill_count == nelems - refill_min()`, `div_mul == ceil(2^32 / elem_bytes)`;
+//! - every bit of `alloc_cache` set ⇒ that object is below `nelems` with its alloc bit set
+//!   (claimed), and the cache covers only objects of `freeindex`'s word;
 //! - every object on `remote` lies in the span, at an object boundary, with its bit set.
 
 use core::cell::Cell;
@@ -47,6 +57,13 @@ use super::sizeclass::{self, CLASS_BYTES, MAX_OBJECTS_PER_SPAN, PAGE_BYTES};
 /// Words of an alloc bitmap (1024 objects at most).
 pub const BITMAP_WORDS: usize = MAX_OBJECTS_PER_SPAN / 64;
 
+/// A span is worth a refill when at least `nelems / REFILL_MIN_DIVISOR` of its objects are
+/// free (see [`Span::refill_min`]).
+pub const REFILL_MIN_DIVISOR: u32 = 4;
+/// ... and at least this many (at most half the span), so that a span of few large
+/// objects is not visited for one object at a time.
+pub const REFILL_MIN_OBJECTS: u32 = 8;
+
 /// Which list (if any) a span is on.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -59,6 +76,8 @@ pub enum SpanList {
     Full = 2,
     /// mcentral's one spare empty span.
     Spare = 3,
+    /// An mcache's list of owned spans that are not current (see mcache.rs).
+    Owned = 4,
 }
 
 // ANCHOR: span_struct
@@ -66,9 +85,10 @@ pub enum SpanList {
 /// as `&Span`, with owner-mutable fields in `Cell`s (see the module docs for who may write).
 ///
 /// Layout by cache line, so that threads freeing into a span do not make its owner's
-/// allocation line bounce: line 0 holds what every free reads and almost nobody writes,
-/// lines 1-3 what the owner writes on each allocation (cache, index, count, bitmap), line 4
-/// the remote stack that other threads write (offsets asserted below).
+/// allocation line bounce: line 0 holds what every free reads and only a change of owner
+/// writes, lines 1-3 what the owner writes on each allocation, free or list move (cache,
+/// index, count, list links, bitmap), line 4 the remote stack that other threads write
+/// (offsets asserted below).
 #[repr(C, align(64))]
 pub struct Span {
     /// First byte of the span.
@@ -77,7 +97,7 @@ pub struct Span {
     pub elem_bytes: usize,
     /// Runtime pages.
     pub npages: usize,
-    /// The mcache whose current (or retained) span this is, or null.
+    /// The mcache whose current (or owned) span this is, or null.
     pub owner: AtomicPtr<MCache>,
     /// Tiny spans only: one counter per 16 B block (see mcache.rs).
     pub tiny_counts: *const TinyCounter,
@@ -89,22 +109,30 @@ pub struct Span {
     pub span_class: u8,
     /// Whether the pages may hold old data (false: fresh from a zeroing source).
     pub needzero: Cell<bool>,
-    /// Which mcentral list the span is on.
-    pub list: Cell<SpanList>,
-    _pad0: [u64; 2],
+    _pad0: u8,
+    /// `nelems - refill_min()`: when an owner's free brings `alloc_count` down to this, the
+    /// span has just become worth a refill (see "Owned spans" in mcache.rs).
+    pub refill_count: u32,
+    /// `ceil(2^32 / elem_bytes)` for small spans (Go's `mspan.divMul`): object index by
+    /// multiply and shift, with no table lookup on the free path.
+    pub div_mul: u32,
+    _pad1: [u32; 2],
     /// Inverted alloc bits from `freeindex` to the end of its word.
     pub alloc_cache: Cell<u64>,
     /// Next object the scan looks at.
     pub freeindex: Cell<u32>,
     /// Objects whose alloc bit is set.
     pub alloc_count: Cell<u32>,
-    /// mcentral list links.
+    /// List links (mcentral's lists, the owner's `owned` list).
     pub next: Cell<*const Span>,
-    /// mcentral list links.
+    /// List links.
     pub prev: Cell<*const Span>,
     /// 1 = allocated (or freed remotely and not yet collected).
     pub alloc_bits: [Cell<u64>; BITMAP_WORDS],
-    _pad1: [u64; 4],
+    /// Which list the span is on (an mcentral's, or its owner's `owned` list). Kept off
+    /// line 0, which other threads read on every free.
+    pub list: Cell<SpanList>,
+    _pad2: [u8; 31],
     /// Objects freed by non-owners, linked through their first word.
     pub remote: RemoteStack,
 }
@@ -112,6 +140,7 @@ pub struct Span {
 
 const _: () = {
     assert!(core::mem::offset_of!(Span, alloc_cache) == 64);
+    assert!(core::mem::offset_of!(Span, list) >= 64);
     assert!(core::mem::offset_of!(Span, remote) == 256);
 };
 
@@ -143,8 +172,11 @@ impl Span {
             prev: Cell::new(ptr::null()),
             tiny_counts: ptr::null(),
             alloc_bits: [const { Cell::new(0) }; BITMAP_WORDS],
-            _pad0: [0; 2],
-            _pad1: [0; 4],
+            refill_count: 0,
+            div_mul: 0,
+            _pad0: 0,
+            _pad1: [0; 2],
+            _pad2: [0; 31],
         }
     }
 
@@ -171,8 +203,10 @@ impl Span {
             span_class: spc as u8,
             npages,
             tiny_counts,
+            div_mul: sizeclass::div_mul(class),
             ..Span::empty()
         };
+        let s = Span { refill_count: s.nelems - s.refill_min(), ..s };
         s.needzero.set(needzero);
         if class != 0 {
             // Padding bits past nelems are set for good.
@@ -194,10 +228,11 @@ impl Span {
         if self.class == 0 { 0 } else { (BITMAP_WORDS * 64) as u32 - self.nelems }
     }
 
-    #[inline]
-    fn set_bit(&self, i: usize) {
-        let w = &self.alloc_bits[i / 64];
-        w.set(w.get() | 1 << (i % 64));
+    /// The bitmap word of object `i` (`i < nelems <= 1024`; the mask, a no-op then, lets
+    /// the compiler drop the bounds check).
+    #[inline(always)]
+    fn word(&self, i: usize) -> &Cell<u64> {
+        &self.alloc_bits[(i / 64) % BITMAP_WORDS]
     }
 
     /// Whether object `i`'s alloc bit is set.
@@ -219,15 +254,14 @@ impl Span {
         let i = self.freeindex.get() + t;
         self.alloc_cache.set((c >> t) >> 1);
         self.freeindex.set(i + 1);
-        self.set_bit(i as usize);
-        self.alloc_count.set(self.alloc_count.get() + 1);
         Some(self.base + i as usize * self.elem_bytes)
     }
     // ANCHOR_END: next_free_fast
 
     // ANCHOR: next_free
     /// Go's `nextFreeIndex`: reloads the cache from the first word past `freeindex` with a
-    /// free bit and allocates from it; `None` at the end of the span. Owner only.
+    /// free bit, claims that word's free objects from `freeindex` on, and allocates from
+    /// it; `None` at the end of the span. Owner only.
     #[cold]
     pub fn next_free(&self) -> Option<usize> {
         loop {
@@ -235,8 +269,11 @@ impl Span {
             if fi >= self.nelems as usize {
                 return None;
             }
-            let inv = !self.alloc_bits[fi / 64].get() >> (fi % 64);
+            let w = self.word(fi);
+            let inv = !w.get() >> (fi % 64);
             if inv != 0 {
+                w.set(w.get() | !0 << (fi % 64));
+                self.alloc_count.set(self.alloc_count.get() + inv.count_ones());
                 self.alloc_cache.set(inv);
                 return self.next_free_fast();
             }
@@ -249,25 +286,41 @@ impl Span {
     /// Starts the scan again from object 0 (after frees; see the module docs).
     #[inline]
     pub fn rewind(&self) {
+        self.drop_alloc_cache();
         self.freeindex.set(0);
-        self.alloc_cache.set(0);
+    }
+
+    /// Gives the objects the alloc cache claimed and did not hand out back to the bitmap
+    /// (before the span changes hands or its scan restarts). Owner only.
+    #[inline]
+    pub fn drop_alloc_cache(&self) {
+        let c = self.alloc_cache.replace(0);
+        if c != 0 {
+            let fi = self.freeindex.get() as usize;
+            let w = self.word(fi);
+            w.set(w.get() & !(c << (fi % 64)));
+            self.alloc_count.set(self.alloc_count.get() - c.count_ones());
+        }
     }
     // ANCHOR_END: rewind
 
     /// Object index of `addr`, without a division (Go's `divMul`).
     #[inline]
     pub fn object_index(&self, addr: usize) -> usize {
-        sizeclass::object_index(addr - self.base, self.class as usize)
+        sizeclass::div_by_mul(addr - self.base, self.div_mul)
     }
 
     // ANCHOR: free_local
-    /// Frees object `i` (owner, or mcentral lock holder for an unowned span).
+    /// Frees object `i` (owner, or mcentral lock holder for an unowned span); returns the
+    /// new `alloc_count`.
     #[inline]
-    pub fn free_local(&self, i: usize) {
-        let w = &self.alloc_bits[i / 64];
+    pub fn free_local(&self, i: usize) -> u32 {
+        let w = self.word(i);
         debug_assert!(w.get() >> (i % 64) & 1 == 1, "double free of object {i} in span {:#x}", self.base);
         w.set(w.get() & !(1 << (i % 64)));
-        self.alloc_count.set(self.alloc_count.get() - 1);
+        let n = self.alloc_count.get() - 1;
+        self.alloc_count.set(n);
+        n
     }
     // ANCHOR_END: free_local
 
@@ -315,6 +368,24 @@ impl Span {
     pub fn is_full(&self) -> bool {
         self.alloc_count.get() == self.nelems
     }
+
+    /// Objects not handed out, as far as the span knows (remote frees not yet collected
+    /// are not counted).
+    #[inline]
+    pub fn free_objects(&self) -> u32 {
+        self.nelems - self.alloc_count.get()
+    }
+
+    // ANCHOR: refill_min
+    /// Free objects that make the span worth a refill: a scan of it then hands out at
+    /// least this many objects (`nelems / REFILL_MIN_DIVISOR`, at least 1). A span with
+    /// fewer is left to collect more frees (see "Refill policy" in mcache.rs).
+    #[inline]
+    pub fn refill_min(&self) -> u32 {
+        let n = self.nelems;
+        (n / REFILL_MIN_DIVISOR).max((n / 2).min(REFILL_MIN_OBJECTS)).max(1)
+    }
+    // ANCHOR_END: refill_min
 
     /// The counter of the tiny block at object index `i` (tiny spans only).
     #[inline]
