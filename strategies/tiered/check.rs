@@ -53,6 +53,13 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
             let addr = a.base + p * PAGE_BYTES;
             let used = a.pages.is_used(p);
             let sp = a.span_at(p);
+            let fl = h.scav_inflight;
+            if fl.addr <= addr && addr < fl.addr + fl.npages * PAGE_BYTES {
+                // The scavenger's in-flight run: taken out of the page allocator, no span.
+                ensure!(used && sp.is_null(), "in-flight scavenger run not marked in use", addr, 0);
+                ensure!(!a.pages.is_scav(p), "in-flight scavenger run already scavenged", addr, 0);
+                continue;
+            }
             ensure!(used != sp.is_null(), "page bitmap and span map disagree", addr, used as usize);
             if used {
                 ensure!(!a.pages.is_scav(p), "an in-use page is scavenged", addr, 0);

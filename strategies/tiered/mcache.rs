@@ -61,7 +61,10 @@
 //! # Free path (see `free_small` and `Tiered::dealloc` in mod.rs)
 //! Owner: clear the bit (no atomics); if that makes the span worth a refill, move it to the
 //! head of its owned list. Non-owner: the span's remote stack, or the mcentral pending
-//! stack for a span nobody owns. Tiny objects: counter as above.
+//! stack for a span nobody owns. Tiny objects: counter as above. Every free but the owner's
+//! bit clear (`dealloc_slow`) also counts its bytes in the cache (`note_free`, a plain add):
+//! each `FREE_STEP_BYTES` so freed run a bounded step of background work (drain, sweep,
+//! scavenge; see scavenger.rs).
 //!
 //! # Threads
 //! The `std` feature binds a cache to each thread and heap with a destructor-free,
@@ -87,6 +90,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
 use super::Root;
+use super::scavenger::FREE_STEP_BYTES;
 use super::sizeclass::{SPAN_CLASS_COUNT, TINY_SPAN_CLASS};
 use super::span::{Span, SpanList};
 use crate::source::PageSource;
@@ -211,6 +215,9 @@ pub struct MCache {
     pub in_use: AtomicBool,
     /// Refills from mcentral so far (paces the background scavenger work).
     pub refills: Cell<u32>,
+    /// Bytes this cache may still free before it runs a bounded step of background work
+    /// (scavenger.rs, `FREE_STEP_BYTES`).
+    pub free_budget: Cell<isize>,
 }
 // ANCHOR_END: mcache_struct
 
@@ -235,6 +242,7 @@ impl MCache {
             next_free: ptr::null_mut(),
             in_use: AtomicBool::new(true),
             refills: Cell::new(0),
+            free_budget: Cell::new(FREE_STEP_BYTES as isize),
         }
     }
 
@@ -250,6 +258,15 @@ impl MCache {
         b.store(b.load(Ordering::Relaxed) + bytes, Ordering::Relaxed);
         let o = &self.live_objects;
         o.store(o.load(Ordering::Relaxed) + objects, Ordering::Relaxed);
+    }
+
+    /// Counts `bytes` freed through this cache; true (and the budget renewed) when a
+    /// bounded step of background work is due. Owner only.
+    #[inline]
+    pub fn note_free(&self, bytes: usize) -> bool {
+        let left = self.free_budget.get() - bytes as isize;
+        self.free_budget.set(if left < 0 { FREE_STEP_BYTES as isize } else { left });
+        left < 0
     }
 
     /// Moves this cache's statistics into the root's and updates the peak.

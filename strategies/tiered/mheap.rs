@@ -22,10 +22,12 @@
 //! # Free path (`free_span`)
 //! Clear the span map, mark the pages free (they stay Ready: a later request reuses them
 //! without a system call; the scavenger releases them when too many are retained), give the
-//! span record back. Needs no page source, so it can run when a thread exits.
+//! span record back. Needs no page source, so it can run when a thread exits; the
+//! scavenger's bounded steps (scavenger.rs) run where the source is known and no lock is
+//! held, so the heap lock is never held across a system call of the scavenger.
 //!
 //! # Invariants (checked by `Tiered::check`)
-//! - `inuse_pages` = pages of all live spans = pages marked in use;
+//! - `inuse_pages` = pages of all live spans = pages marked in use - `scav_inflight.npages`;
 //! - `free_ready_pages` = free pages not scavenged;
 //! - `arenas[..narenas]` sorted by base, each registered in the index.
 
@@ -37,6 +39,7 @@ use super::fixalloc::{FixAlloc, Persistent};
 use super::mcache::MCache;
 use super::pagealloc::{self, set_bits};
 use super::remote::TinyCounter;
+use super::scavenger::ScavRun;
 use super::sizeclass::{PAGE_BYTES, TINY_SPAN_CLASS, class_objects};
 use super::span::Span;
 use crate::source::PageSource;
@@ -51,6 +54,9 @@ const INDEX_OS_PAGES_MAX: usize = INDEX_BYTES / 4096;
 pub struct MHeap {
     /// Everything, under the heap lock.
     pub lock: SpinLock<HeapInner>,
+    /// Held by the one scavenger at work (see scavenger.rs); taken before the heap lock,
+    /// never while holding it.
+    pub scav_lock: SpinLock<()>,
 }
 
 /// The heap's state (under the lock).
@@ -83,6 +89,9 @@ pub struct HeapInner {
     pub reserved_bytes: usize,
     /// Pages released by the scavenger so far.
     pub scavenged_pages_total: usize,
+    /// The run the scavenger is giving back with the heap lock released (see scavenger.rs),
+    /// or `ScavRun::NONE`.
+    pub scav_inflight: ScavRun,
 }
 
 // SAFETY: the raw pointers point into metadata and arenas owned by this heap; the state is
@@ -108,7 +117,9 @@ impl MHeap {
                 free_ready_pages: 0,
                 reserved_bytes: 0,
                 scavenged_pages_total: 0,
+                scav_inflight: ScavRun::NONE,
             }),
+            scav_lock: SpinLock::new(()),
         }
     }
 }

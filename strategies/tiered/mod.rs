@@ -122,6 +122,7 @@ use arena::{Arena, INDEX_BYTES, span_of_live};
 use mcache::{EMPTY_SPAN, MCache, tls};
 use mcentral::MCentral;
 use mheap::MHeap;
+use scavenger::Goal;
 use sizeclass::{
     MAX_SMALL_BYTES, PAGE_BYTES, SPAN_CLASS_COUNT, TINY_SPAN_CLASS, class_for, class_of, span_class,
 };
@@ -252,24 +253,29 @@ impl Root {
     }
 
     // ANCHOR: background
-    /// Bounded scavenger and sweep work, on slow paths.
+    /// Bounded scavenger and sweep work: on large allocations and frees, every 16th refill
+    /// from mcentral, and every `FREE_STEP_BYTES` a cache frees (see scavenger.rs). Takes no
+    /// lock across the scavenger's system calls.
     fn background<P: PageSource>(&self, src: &P) {
         for c in &self.central {
             c.drain_pending(&self.heap, self.index);
         }
         let spc = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) % SPAN_CLASS_COUNT;
         self.central[spc].sweep(&self.heap, self.index, SWEEP_STEP_SPANS);
-        if !P::RELEASES_MEMORY {
-            return;
-        }
-        if let Some(mut h) = self.heap.lock.try_lock()
-            && h.over_target()
-        {
-            let keep = h.retain_target_pages();
-            h.scavenge(src, scavenger::SCAVENGE_STEP_PAGES, keep);
+        if P::RELEASES_MEMORY {
+            self.heap.scavenge(src, scavenger::SCAVENGE_STEP_PAGES, Goal::Target, false);
         }
     }
     // ANCHOR_END: background
+
+    /// The bounded step a cache's frees pay for (see `MCache::note_free`): statistics
+    /// flushed, then `background`.
+    #[cold]
+    #[inline(never)]
+    fn free_step<P: PageSource>(&self, src: &P, c: &MCache) {
+        c.flush_stats(self);
+        self.background(src);
+    }
 
     // ANCHOR: with_cache
     /// Runs `f` with the calling thread's cache, or the shared cache under its lock. `f` is
@@ -531,7 +537,13 @@ impl Tiered {
             root.add_live(-(size as isize), -1);
         } else {
             // SAFETY: the thread's own cache.
-            unsafe { (*my).account(-(size as isize), -1) };
+            let c = unsafe { &*my };
+            c.account(-(size as isize), -1);
+            // Only the frees that leave the owner's fast path count: they are the ones that
+            // bring spans, and so pages, back to the heap (see scavenger.rs).
+            if c.note_free(size) {
+                root.free_step(src, c);
+            }
         }
     }
 
@@ -697,15 +709,7 @@ unsafe impl Strategy for Tiered {
         if !P::RELEASES_MEMORY {
             return 0;
         }
-        let mut pages = 0;
-        loop {
-            let n = root.heap.lock.lock().scavenge(src, scavenger::SCAVENGE_STEP_PAGES, 0);
-            if n == 0 {
-                break;
-            }
-            pages += n;
-        }
-        pages * PAGE_BYTES
+        root.heap.scavenge(src, usize::MAX, Goal::All, true) * PAGE_BYTES
     }
 }
 

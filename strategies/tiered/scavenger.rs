@@ -3,32 +3,57 @@
 //! Go original: `runtime/mgcscavenge.go` (the background scavenger, `scavengeOne`, the
 //! `retainExtraPercent` goal). Go runs it in the background at about 1% of a CPU and
 //! synchronously when the heap grows past its limit. stratalloc has no background thread:
-//! the work runs synchronously on slow paths (large allocation and free, span refill from
-//! mcentral), bounded per call, and in full on `trim`.
+//! the work runs synchronously in bounded steps (`Root::background`) paced by the work the
+//! program does, whatever path it takes, and in full on `trim`:
+//! - every large allocation and free;
+//! - every 16th cache refill from mcentral;
+//! - every [`FREE_STEP_BYTES`] freed through a thread's cache off the owner's fast path
+//!   (frees into spans the cache does not own, which go on remote or pending stacks, and
+//!   tiny frees). Those are the frees that bring spans, and so pages, back to the heap;
+//!   the owner's free of a small object only clears a bit in a span it keeps owning, so it
+//!   pays nothing. A program that frees a large heap therefore pays, during the free, for
+//!   the steps that drain the pending stacks and give the pages back, however little work
+//!   it does afterwards (before, the pages stayed resident until a slow path or `trim`).
 //!
 //! # Glossary
 //! - *retained*: free pages that are Ready (`free_ready_pages`), i.e. resident but unused.
 //! - *target*: retained may be at most [`RETAIN_EXTRA_PERCENT`] % of the pages in use (Go's
 //!   goal: retained memory about 10% above the heap in use), and never has to go below
 //!   [`RETAIN_MIN_PAGES`] (4 MiB), so that small heaps do not make a system call per free.
+//! - *in-flight run*: the run of pages one scavenger is giving back right now, taken out of
+//!   the page allocator (marked in use, no span) while the heap lock is released.
 //!
-//! # Work (`scavenge`)
-//! From the highest address down (the page allocator takes the lowest first, so these pages
-//! are the last to be reused), find runs of pages that are free and not yet scavenged, one
-//! bitmap word (64 pages) at a time, call `PageSource::unused` (Ready → Prepared, Linux
-//! `MADV_DONTNEED`), and set their scavenged bits. The page allocator calls `used` on them
-//! again when it hands them out. At most `max_pages` per call.
+//! # Work (`MHeap::scavenge`)
+//! One scavenger at a time (`MHeap::scav_lock`; a background step that finds it busy skips).
+//! Repeatedly, until `max_pages` are released or retained memory is down to the goal:
+//! 1. Under the heap lock, find the highest run of pages that are free and not yet
+//!    scavenged, at most one bitmap word ([`SCAVENGE_RUN_PAGES`] = 64 pages, 512 KiB), below
+//!    the previous one (the page allocator takes the lowest first, so these are the last to be
+//!    reused); mark it in use so that no allocation can take it (Go's `scavengeOne` does the
+//!    same with `allocRange`), and record it as the in-flight run.
+//! 2. Release the heap lock; call `PageSource::unused` (Ready → Prepared, Linux
+//!    `MADV_DONTNEED`) on the run.
+//! 3. Under the heap lock again, mark the run free and set its scavenged bits (or, if
+//!    `unused` failed, leave them clear: the pages are still Ready).
+//!
+//! So the heap lock is never held across a system call: it is held for the bitmap walk and a
+//! few bit updates, and an allocation that needs the lock meanwhile waits for at most that,
+//! not for the kernel to tear down up to 8 MiB of mappings (the choice of Go as well). The
+//! cost is one more lock round trip per 512 KiB released. The page allocator calls `used` on
+//! scavenged pages again when it hands them out.
 //!
 //! Not done (Go does): skipping dense chunks, never splitting a huge page, pacing by CPU time.
 //!
 //! # Invariants
 //! A scavenged page is free; `free_ready_pages` counts free pages whose scavenged bit is
-//! clear (checked by `Tiered::check`).
+//! clear; the in-flight run (if any) is marked in use, has no span, is not scavenged, and
+//! is counted neither in `inuse_pages` nor in `free_ready_pages` (checked by
+//! `Tiered::check`).
 
 use core::ptr::NonNull;
 
 use super::arena::ARENA_PAGES;
-use super::mheap::HeapInner;
+use super::mheap::{HeapInner, MHeap};
 use super::pagealloc::set_bits;
 use super::sizeclass::PAGE_BYTES;
 use crate::source::PageSource;
@@ -38,8 +63,36 @@ use crate::source::PageSource;
 pub const RETAIN_EXTRA_PERCENT: usize = 10;
 /// Retained pages that are always allowed (4 MiB).
 pub const RETAIN_MIN_PAGES: usize = 512;
-/// Most pages one slow-path call gives back (8 MiB).
+/// Most pages one bounded step gives back (8 MiB).
 pub const SCAVENGE_STEP_PAGES: usize = 1024;
+/// Most pages one `unused` call gives back (one bitmap word, 512 KiB).
+pub const SCAVENGE_RUN_PAGES: usize = 64;
+/// Bytes freed through a thread's cache, off the owner's fast path, between two bounded
+/// steps (4 MiB).
+pub const FREE_STEP_BYTES: usize = 4 << 20;
+
+/// How far a scavenge goes.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum Goal {
+    /// Down to the retained-memory target (background steps).
+    Target,
+    /// Every free page (trim).
+    All,
+}
+
+/// A run of pages being given back (the in-flight run).
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub struct ScavRun {
+    /// First byte.
+    pub addr: usize,
+    /// Runtime pages.
+    pub npages: usize,
+}
+
+impl ScavRun {
+    /// No run.
+    pub const NONE: ScavRun = ScavRun { addr: 0, npages: 0 };
+}
 
 impl HeapInner {
     // ANCHOR: target
@@ -54,40 +107,100 @@ impl HeapInner {
     }
     // ANCHOR_END: target
 
-    // ANCHOR: scavenge
-    /// Gives back up to `max_pages` free Ready pages, highest first, while more than `keep`
-    /// are retained. Returns the pages given back.
-    pub fn scavenge<P: PageSource>(&mut self, src: &P, max_pages: usize, keep: usize) -> usize {
-        let mut released = 0;
+    /// Free Ready pages a scavenger working toward `goal` may still give back.
+    fn excess_pages(&self, goal: Goal) -> usize {
+        match goal {
+            Goal::Target if !self.over_target() => 0,
+            Goal::Target => self.free_ready_pages - self.retain_target_pages(),
+            Goal::All => self.free_ready_pages,
+        }
+    }
+
+    // ANCHOR: take_run
+    /// Step 1: the highest run of free, unscavenged pages that ends at or below `below`, at
+    /// most `max_pages` long and inside one bitmap word, taken out of the page allocator as
+    /// the in-flight run.
+    pub(super) fn take_scavenge_run(&mut self, below: usize, max_pages: usize) -> Option<ScavRun> {
         for ai in (0..self.narenas).rev() {
             // SAFETY: registered arenas are initialised; the heap lock is held (`&mut self`).
             let a = unsafe { &mut *self.arenas[ai] };
-            for w in (0..ARENA_PAGES / 64).rev() {
-                let mut cand = !a.pages.alloc[w] & !a.pages.scav[w];
-                while cand != 0 {
-                    let budget = (max_pages - released).min(self.free_ready_pages.saturating_sub(keep));
-                    if budget == 0 {
-                        return released;
-                    }
-                    let hi = 63 - cand.leading_zeros() as usize;
-                    let run = ((!(cand << (63 - hi))).leading_zeros() as usize).min(budget);
-                    let lo = hi + 1 - run;
-                    let first = w * 64 + lo;
-                    let addr = a.base + first * PAGE_BYTES;
-                    // SAFETY: the pages are free and Ready (alloc and scav bits clear) in an
-                    // arena from `src`; nothing uses their contents.
-                    let r = unsafe { src.unused(NonNull::new_unchecked(addr as *mut u8), run * PAGE_BYTES) };
-                    if r.is_err() {
-                        return released;
-                    }
-                    set_bits(&mut a.pages.scav, first, run, true);
-                    let mask = if run == 64 { !0 } else { ((1u64 << run) - 1) << lo };
-                    cand &= !mask;
-                    self.free_ready_pages -= run;
-                    self.scavenged_pages_total += run;
-                    released += run;
-                }
+            if a.base >= below {
+                continue;
             }
+            let top_page = ((below - a.base) / PAGE_BYTES).min(ARENA_PAGES);
+            for w in (0..top_page.div_ceil(64)).rev() {
+                let mut cand = !a.pages.alloc[w] & !a.pages.scav[w];
+                if top_page < (w + 1) * 64 {
+                    cand &= (1u64 << (top_page - w * 64)) - 1;
+                }
+                if cand == 0 {
+                    continue;
+                }
+                let hi = 63 - cand.leading_zeros() as usize;
+                let run = ((!(cand << (63 - hi))).leading_zeros() as usize).min(max_pages);
+                let first = w * 64 + hi + 1 - run;
+                a.pages.mark(first, run, true);
+                self.free_ready_pages -= run;
+                let r = ScavRun { addr: a.base + first * PAGE_BYTES, npages: run };
+                self.scav_inflight = r;
+                return Some(r);
+            }
+        }
+        None
+    }
+
+    /// Step 3: the in-flight run goes back to the page allocator, scavenged if `released`.
+    pub(super) fn finish_scavenge_run(&mut self, r: ScavRun, released: bool) {
+        let a = self.arena_of_mut(r.addr);
+        let first = (r.addr - a.base) / PAGE_BYTES;
+        a.pages.mark(first, r.npages, false);
+        if released {
+            set_bits(&mut a.pages.scav, first, r.npages, true);
+            self.scavenged_pages_total += r.npages;
+        } else {
+            self.free_ready_pages += r.npages;
+        }
+        self.scav_inflight = ScavRun::NONE;
+    }
+    // ANCHOR_END: take_run
+}
+
+impl MHeap {
+    // ANCHOR: scavenge
+    /// Gives back up to `max_pages` free Ready pages, highest first, while retained memory is
+    /// above `goal`, without holding the heap lock across `unused`. When another scavenger
+    /// is at work, waits for it if `wait`, else returns 0 at once. Returns the pages given
+    /// back.
+    pub fn scavenge<P: PageSource>(&self, src: &P, max_pages: usize, goal: Goal, wait: bool) -> usize {
+        let _one = if wait {
+            self.scav_lock.lock()
+        } else {
+            match self.scav_lock.try_lock() {
+                Some(g) => g,
+                None => return 0,
+            }
+        };
+        let (mut released, mut below) = (0, usize::MAX);
+        while released < max_pages {
+            let run = {
+                let mut h = self.lock.lock();
+                let budget = (max_pages - released).min(h.excess_pages(goal)).min(SCAVENGE_RUN_PAGES);
+                if budget == 0 {
+                    break;
+                }
+                h.take_scavenge_run(below, budget)
+            };
+            let Some(r) = run else { break };
+            // SAFETY: the run is free, Ready and mapped (alloc and scav bits were clear) in an
+            // arena from `src`; marked in use as the in-flight run, nothing else touches it.
+            let ok = unsafe { src.unused(NonNull::new_unchecked(r.addr as *mut u8), r.npages * PAGE_BYTES) }
+                .is_ok();
+            self.lock.lock().finish_scavenge_run(r, ok);
+            if !ok {
+                break;
+            }
+            released += r.npages;
+            below = r.addr;
         }
         released
     }

@@ -175,3 +175,38 @@ fn fixed_regions_fail_cleanly_or_work() {
     // SAFETY: single thread.
     unsafe { big.check() }.unwrap();
 }
+
+/// The scavenger's in-flight run (taken out of the page allocator while `unused` runs with
+/// the heap lock released) is never handed out, and the checker accepts the heap meanwhile.
+#[test]
+fn scavenger_in_flight_run_is_not_allocated() {
+    use super::scavenger::SCAVENGE_RUN_PAGES;
+    use super::sizeclass::PAGE_BYTES;
+    let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+    let big = Layout::from_size_align(SCAVENGE_RUN_PAGES * PAGE_BYTES, 8).unwrap();
+    let p = heap.alloc_layout(big).unwrap().as_ptr();
+    // SAFETY: a live block of this heap, freed once.
+    unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, big) };
+    let root = heap.strategy().existing_root().unwrap();
+    let run = root.heap.lock.lock().take_scavenge_run(usize::MAX, SCAVENGE_RUN_PAGES).unwrap();
+    assert!(run.npages > 0 && run.npages <= SCAVENGE_RUN_PAGES);
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    // Allocations avoid the run while it is in flight.
+    let mut live = Vec::new();
+    for _ in 0..4 {
+        let q = heap.alloc_layout(big).unwrap().as_ptr() as usize;
+        assert!(q + big.size() <= run.addr || q >= run.addr + run.npages * PAGE_BYTES, "{q:#x} in {run:?}");
+        live.push(q);
+    }
+    root.heap.lock.lock().finish_scavenge_run(run, false);
+    // SAFETY: as above.
+    unsafe { heap.check() }.unwrap();
+    for q in live {
+        // SAFETY: live blocks of this heap, freed once.
+        unsafe { core::alloc::GlobalAlloc::dealloc(&heap, q as *mut u8, big) };
+    }
+    assert!(heap.trim() >= big.size());
+    // SAFETY: as above.
+    unsafe { heap.check() }.unwrap();
+}

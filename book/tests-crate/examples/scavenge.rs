@@ -1,4 +1,5 @@
-//! What `Tiered` gives back to the OS after a large heap is freed, for the book's chapter
+//! What `Tiered` gives back to the OS after a large heap is freed, phase by phase (large
+//! frees, small frees, fast-path small work, large work, `trim`), for the book's chapter
 //! "Freeing and scavenging".
 //!
 //! Run: `cargo run --release -p book-examples --example scavenge > book/src/measured/scavenge.txt`

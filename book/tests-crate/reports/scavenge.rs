@@ -3,10 +3,13 @@
 //!
 //! Run: `cargo run --release -p book-examples --example scavenge > book/src/measured/scavenge.txt`
 //!
-//! Allocates 256 MiB in 1 MiB large objects and 256 MiB in 128 B small objects, frees it all,
-//! then does a little further work (small allocations and frees that refill caches), then
-//! calls `trim`. After each phase it prints what `Tracked` counts as Ready (resident) and how
-//! many `unused` calls (MADV_DONTNEED) were made. Deterministic in its counts.
+//! Allocates 256 MiB in 1 MiB large objects and 256 MiB in 128 B small objects, frees it all
+//! (large first), then does a little further work (100,000 small allocations and frees that
+//! the thread's cache serves without a refill from the central lists, then four large ones),
+//! then calls `trim`. After each phase it prints what `Tracked` counts as Ready (resident)
+//! and how many `unused` calls (MADV_DONTNEED) were made, so it shows the scavenger's bounded
+//! steps on large frees, on the frees a cache counts, and `trim`. Deterministic in its
+//! counts.
 
 use core::fmt::Write;
 
