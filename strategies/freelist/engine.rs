@@ -208,6 +208,26 @@ impl<X: Placement> Core<X> {
         self.free_bytes
     }
 
+    /// Calls `visit` for every block of every chunk (diagnostics; see `FreeList::walk`).
+    pub fn walk(&self, visit: &mut dyn FnMut(super::BlockInfo)) {
+        let mut c = self.chunks;
+        while !c.is_null() {
+            // SAFETY: `c` is a live chunk of the list, and blocks tile it up to its END
+            // sentinel (the block-format invariant), so every header read is a block's.
+            unsafe {
+                let (chunk, chunk_bytes) = (c as usize, ChunkHead::bytes(c));
+                let end = ChunkHead::end_sentinel(c).addr();
+                let mut b = ChunkHead::first(c);
+                while b.addr() < end {
+                    let (addr, bytes, free) = (b.addr(), b.size(), b.is_free());
+                    visit(super::BlockInfo { addr, bytes, free, chunk, chunk_bytes });
+                    b = b.next();
+                }
+                c = (*c).next;
+            }
+        }
+    }
+
     /// Statistics.
     pub fn stats(&self) -> StrategyStats {
         StrategyStats {

@@ -141,6 +141,30 @@ impl<X: Placement> FreeList<X> {
     }
 }
 
+/// One block as [`FreeList::walk`] reports it: a heap map for diagnostics (loss breakdowns,
+/// fragmentation pictures).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct BlockInfo {
+    /// Address of the block's header (its payload starts `HEADER_BYTES` above).
+    pub addr: usize,
+    /// Bytes of the block, header included.
+    pub bytes: usize,
+    /// Whether the block is free.
+    pub free: bool,
+    /// Base address of the block's chunk.
+    pub chunk: usize,
+    /// Bytes of the block's chunk (`CHUNK_OVERHEAD_BYTES + Σ` its block sizes).
+    pub chunk_bytes: usize,
+}
+
+impl<X: Placement> FreeList<X> {
+    /// Calls `visit` for every block of every chunk, in address order within a chunk, under
+    /// the heap's lock: `visit` must not use this heap (it would wait for the lock forever).
+    pub fn walk(&self, mut visit: impl FnMut(BlockInfo)) {
+        self.core.lock().walk(&mut visit);
+    }
+}
+
 impl<X: Placement> Default for FreeList<X> {
     fn default() -> Self {
         Self::new()
