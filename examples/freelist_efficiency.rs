@@ -12,6 +12,15 @@
 //! sum over `RUNS` (default 50) runs divided by the arena bytes over all runs. Our strategies
 //! run over a `Fixed` source on the arena; talc claims the same arena.
 //!
+//! **Loss breakdown** (`breakdown` alone prints only this): the same runs for each policy,
+//! stopped at the first failure, with the heap walked ([`FreeList::walk`]) to say where the
+//! arena is: live requested bytes, block headers, rounding to 16 B, padding to
+//! `MIN_BLOCK_BYTES`, remainders kept in used blocks, free blocks (gaps below over-aligned
+//! blocks, then by size), chunk heads and sentinels, and what the source still holds (the
+//! parts add up to the arena, asserted). Then what failed: the block it needed, the largest
+//! free block, and whether the largest free block, the failed realloc's free neighbours, or
+//! the top free block with what the source holds would have served it.
+//!
 //! **Fragmentation** (Johnstone & Wilson): `max heap / max live - 1` over a run, heap being
 //! the strategy's committed bytes (chunks held, free blocks included) over `Mmap`:
 //! - churn: the benchmark's 10,000 live objects (70% 8-128 B, 25% 128-1024 B, 4% 1-8 KiB,
