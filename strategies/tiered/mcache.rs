@@ -102,6 +102,14 @@ pub const TINY_BLOCK_BYTES: usize = 16;
 /// past it, refill gives the least free span to mcentral.
 pub const OWNED_PAGES: usize = 256;
 
+/// Runtime pages of wholly empty owned spans kept per span class (at least one span);
+/// an owner's free that empties one more gives it to mcentral.
+pub const EMPTY_OWNED_PAGES: usize = 16;
+
+/// Owned spans a refill looks at when the head is not worth a refill; those passed over
+/// go to the tail, so successive refills go round the list.
+pub const TAKE_OWNED_LOOK_SPANS: usize = 4;
+
 /// mcentral refills between two flushes of a cache's statistics to the root.
 const FLUSH_EVERY_REFILLS: u32 = 8;
 /// A cache flushes its statistics sooner when its unflushed live bytes exceed this.
@@ -123,11 +131,20 @@ pub struct OwnedList {
     pub tail: Cell<*const Span>,
     /// Number of spans.
     pub len: Cell<u32>,
+    /// Runtime pages of the members that are wholly empty (`alloc_count == 0`); an
+    /// owner's free that would take it past [`EMPTY_OWNED_PAGES`] gives the span it
+    /// emptied to mcentral instead (see "Owned spans").
+    pub empty_pages: Cell<u32>,
 }
 
 impl OwnedList {
     const fn new() -> OwnedList {
-        OwnedList { head: Cell::new(ptr::null()), tail: Cell::new(ptr::null()), len: Cell::new(0) }
+        OwnedList {
+            head: Cell::new(ptr::null()),
+            tail: Cell::new(ptr::null()),
+            len: Cell::new(0),
+            empty_pages: Cell::new(0),
+        }
     }
 
     /// Links `s` between `prev` and `next` (either may be null).
@@ -170,6 +187,9 @@ impl OwnedList {
         }
         s.list.set(SpanList::None);
         self.len.set(self.len.get() - 1);
+        if s.alloc_count.get() == 0 {
+            self.empty_pages.set(self.empty_pages.get() - s.npages as u32);
+        }
     }
 
     /// The spans, head first.
@@ -335,20 +355,28 @@ impl MCache {
     }
 
     /// An owned span worth a refill, off the owned list: the head if it is one, else the
-    /// first found after collecting every owned span's remote frees.
+    /// first of the next [`TAKE_OWNED_LOOK_SPANS`] that is once its remote frees are
+    /// collected; those passed over go to the tail (a bounded walk: a heap that only grows
+    /// would otherwise pay a walk of the whole list for every refill).
     fn take_owned(&self, spc: usize) -> Option<&Span> {
         let l = &self.owned[spc];
         // SAFETY: owned spans are live and owned by this cache.
         let head = unsafe { l.head.get().as_ref() }?;
-        let found = if head.free_objects() >= head.refill_min() {
-            Some(head)
-        } else {
-            l.iter().find(|s| {
-                s.collect_remote();
-                s.free_objects() >= s.refill_min()
-            })
-        };
-        found.inspect(|s| l.remove(s))
+        if head.free_objects() >= head.refill_min() {
+            l.remove(head);
+            return Some(head);
+        }
+        for _ in 0..TAKE_OWNED_LOOK_SPANS.min(l.len.get() as usize) {
+            // SAFETY: as above.
+            let s = unsafe { &*l.head.get() };
+            l.remove(s);
+            s.collect_remote();
+            if s.free_objects() >= s.refill_min() {
+                return Some(s);
+            }
+            l.push_tail(s);
+        }
+        None
     }
 
     /// The owned span at the tail (the one least recently worth a refill) if the class's
@@ -365,15 +393,35 @@ impl MCache {
     }
 
     // ANCHOR: on_refillable
-    /// An owner's free brought span `s` to [`Span::refill_min`] free objects: if it is on
-    /// the owned list, it moves to the head, where the next refill takes it.
+    /// An owner's free brought span `s` to [`Span::refill_min`] free objects, or emptied
+    /// it: if it is on the owned list, it moves to the head, where the next refill takes
+    /// it; but a wholly empty span when the class already keeps one goes to mcentral (its
+    /// spare, or the heap, where the scavenger reaches it).
     #[cold]
     pub fn on_refillable(&self, s: &Span) {
-        if s.list.get() == SpanList::Owned {
-            let l = &self.owned[s.span_class as usize];
-            l.remove(s);
-            l.push_head(s);
+        if s.list.get() != SpanList::Owned {
+            return;
         }
+        let spc = s.span_class as usize;
+        let l = &self.owned[spc];
+        let npages = s.npages as u32;
+        let empty = s.alloc_count.get() == 0;
+        if empty {
+            // Counted from now: `remove` uncounts it.
+            l.empty_pages.set(l.empty_pages.get() + npages);
+        }
+        l.remove(s);
+        if empty {
+            let kept = l.empty_pages.get();
+            if kept > 0 && (kept + npages) as usize > EMPTY_OWNED_PAGES {
+                // SAFETY: a cache's root outlives it.
+                let root = unsafe { &*self.root };
+                root.central[spc].uncache_span(&root.heap, s);
+                return;
+            }
+            l.empty_pages.set(kept + npages);
+        }
+        l.push_head(s);
     }
     // ANCHOR_END: on_refillable
 
