@@ -32,8 +32,9 @@
 //! 2. Empty cache word: `refill` (cold): continue the span's scan; at its end sweep the span
 //!    (collect its remote frees) and rewind it if it is still worth a refill (at least
 //!    [`Span::refill_min`] free objects); else put it at the tail of `owned[spc]` and take
-//!    the head if that one is worth a refill (or, after collecting every owned span's remote
-//!    frees, the first that is); else cacheSpan from mcentral, giving mcentral the owned
+//!    the head if that one is worth a refill (or, after collecting the remote frees of the
+//!    next [`TAKE_OWNED_LOOK_SPANS`], the first that is; those passed over go to the tail);
+//!    else cacheSpan from mcentral, giving mcentral the owned
 //!    tail in the same lock hold if the class's owned spans exceed [`OWNED_PAGES`]. Every
 //!    8th mcentral refill (or past 1 MiB unflushed) flushes this cache's statistics to the
 //!    root.
@@ -53,14 +54,26 @@
 //! is FIFO (spans that run dry go to the tail), and the owner's free that brings a span to
 //! `refill_min` free objects moves it to the head ([`MCache::on_refillable`], one compare on
 //! the free path), so the next refill takes it without a search. Remote frees are not seen
-//! until collected: when the head is not worth a refill, the refill collects the owned
-//! spans' remote stacks in list order until one is. Only when no owned span is worth it
-//! does the class grow (mcentral), so a class's spans stay about three quarters full or
-//! more at the margin.
+//! until collected: when the head is not worth a refill, the refill collects the remote
+//! stacks of at most [`TAKE_OWNED_LOOK_SPANS`] spans from the head, moving each that is
+//! still not worth it to the tail, so that successive refills go round the list. The walk
+//! is bounded because a heap that only grows (a parser building a tree) has no owned span
+//! worth a refill, and a walk of the whole list (up to 256 spans) on every refill cost
+//! serde_json 15 % of its time. Only when none is found does the class grow (mcentral).
+//!
+//! Wholly empty owned spans are capped: at most [`EMPTY_OWNED_PAGES`] pages of them per
+//! class (`owned[spc].empty_pages`, at least one span). The owner's free that empties a
+//! span (`alloc_count` 0: the second compare on the free path) calls `on_refillable`,
+//! which keeps it at the head if the cap allows and else gives it to mcentral (uncacheSpan:
+//! its spare, or the page heap, where the scavenger reaches it). A thread that frees
+//! everything so keeps its current spans and at most that much empty memory per class, not
+//! 2 MiB per class. Spans emptied by remote frees are seen only when a refill collects
+//! them (and then taken), so the cap counts the owner's frees only.
 //!
 //! # Free path (see `free_small` and `Tiered::dealloc` in mod.rs)
 //! Owner: clear the bit (no atomics); if that makes the span worth a refill, move it to the
-//! head of its owned list. Non-owner: the span's remote stack, or the mcentral pending
+//! head of its owned list; if it empties it, keep it there or give it to mcentral (the
+//! empty cap above). Non-owner: the span's remote stack, or the mcentral pending
 //! stack for a span nobody owns. Tiny objects: counter as above. Every free but the owner's
 //! bit clear (`dealloc_slow`) also counts its bytes in the cache (`note_free`, a plain add):
 //! each `FREE_STEP_BYTES` so freed run a bounded step of background work (drain, sweep,
@@ -82,6 +95,8 @@
 //!   list; every span on `owned[spc]` is of class `spc`, has `owner == self` and
 //!   `list == Owned`, and is not current; `owned[spc].len` is the list's length and its
 //!   links are consistent (`prev` of each is the one before, `tail` the last);
+//!   `owned[spc].empty_pages == Σ npages of its members with alloc_count == 0`, and a free
+//!   by the owner never takes it past [`EMPTY_OWNED_PAGES`] unless it is one span;
 //! - `tiny != 0` ⇒ it is an object of `tiny_span` (a span of `TINY_SPAN_CLASS`) and
 //!   `tiny_offset <= 16`.
 
@@ -104,7 +119,7 @@ pub const OWNED_PAGES: usize = 256;
 
 /// Runtime pages of wholly empty owned spans kept per span class (at least one span);
 /// an owner's free that empties one more gives it to mcentral.
-pub const EMPTY_OWNED_PAGES: usize = 16;
+pub const EMPTY_OWNED_PAGES: usize = 64;
 
 /// Owned spans a refill looks at when the head is not worth a refill; those passed over
 /// go to the tail, so successive refills go round the list.
