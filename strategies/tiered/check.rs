@@ -254,6 +254,8 @@ fn check_owned(cache: &MCache, c: *mut MCache, spc: usize) -> Result<(), CheckEr
         prev = s;
     }
     ensure!(n == l.len.get(), "owned list length wrong", spc, n);
+    let empty: usize = l.iter().filter(|s| s.alloc_count.get() == 0).map(|s| s.npages).sum();
+    ensure!(empty == l.empty_pages.get() as usize, "owned empty pages miscounted", spc, empty);
     ensure!(ptr::eq(l.tail.get(), prev), "owned list tail wrong", spc, n);
     Ok(())
 }

@@ -32,8 +32,9 @@
 //! 2. Empty cache word: `refill` (cold): continue the span's scan; at its end sweep the span
 //!    (collect its remote frees) and rewind it if it is still worth a refill (at least
 //!    [`Span::refill_min`] free objects); else put it at the tail of `owned[spc]` and take
-//!    the head if that one is worth a refill (or, after collecting every owned span's remote
-//!    frees, the first that is); else cacheSpan from mcentral, giving mcentral the owned
+//!    the head if that one is worth a refill (or, after collecting the remote frees of the
+//!    next [`TAKE_OWNED_LOOK_SPANS`], the first that is; those passed over go to the tail);
+//!    else cacheSpan from mcentral, giving mcentral the owned
 //!    tail in the same lock hold if the class's owned spans exceed [`OWNED_PAGES`]. Every
 //!    8th mcentral refill (or past 1 MiB unflushed) flushes this cache's statistics to the
 //!    root.
@@ -53,14 +54,26 @@
 //! is FIFO (spans that run dry go to the tail), and the owner's free that brings a span to
 //! `refill_min` free objects moves it to the head ([`MCache::on_refillable`], one compare on
 //! the free path), so the next refill takes it without a search. Remote frees are not seen
-//! until collected: when the head is not worth a refill, the refill collects the owned
-//! spans' remote stacks in list order until one is. Only when no owned span is worth it
-//! does the class grow (mcentral), so a class's spans stay about three quarters full or
-//! more at the margin.
+//! until collected: when the head is not worth a refill, the refill collects the remote
+//! stacks of at most [`TAKE_OWNED_LOOK_SPANS`] spans from the head, moving each that is
+//! still not worth it to the tail, so that successive refills go round the list. The walk
+//! is bounded because a heap that only grows (a parser building a tree) has no owned span
+//! worth a refill, and a walk of the whole list (up to 256 spans) on every refill cost
+//! serde_json 15 % of its time. Only when none is found does the class grow (mcentral).
+//!
+//! Wholly empty owned spans are capped: at most [`EMPTY_OWNED_PAGES`] pages of them per
+//! class (`owned[spc].empty_pages`, at least one span). The owner's free that empties a
+//! span (`alloc_count` 0: the second compare on the free path) calls `on_refillable`,
+//! which keeps it at the head if the cap allows and else gives it to mcentral (uncacheSpan:
+//! its spare, or the page heap, where the scavenger reaches it). A thread that frees
+//! everything so keeps its current spans and at most that much empty memory per class, not
+//! 2 MiB per class. Spans emptied by remote frees are seen only when a refill collects
+//! them (and then taken), so the cap counts the owner's frees only.
 //!
 //! # Free path (see `free_small` and `Tiered::dealloc` in mod.rs)
 //! Owner: clear the bit (no atomics); if that makes the span worth a refill, move it to the
-//! head of its owned list. Non-owner: the span's remote stack, or the mcentral pending
+//! head of its owned list; if it empties it, keep it there or give it to mcentral (the
+//! empty cap above). Non-owner: the span's remote stack, or the mcentral pending
 //! stack for a span nobody owns. Tiny objects: counter as above. Every free but the owner's
 //! bit clear (`dealloc_slow`) also counts its bytes in the cache (`note_free`, a plain add):
 //! each `FREE_STEP_BYTES` so freed run a bounded step of background work (drain, sweep,
@@ -82,6 +95,8 @@
 //!   list; every span on `owned[spc]` is of class `spc`, has `owner == self` and
 //!   `list == Owned`, and is not current; `owned[spc].len` is the list's length and its
 //!   links are consistent (`prev` of each is the one before, `tail` the last);
+//!   `owned[spc].empty_pages == Σ npages of its members with alloc_count == 0`, and a free
+//!   by the owner never takes it past [`EMPTY_OWNED_PAGES`] unless it is one span;
 //! - `tiny != 0` ⇒ it is an object of `tiny_span` (a span of `TINY_SPAN_CLASS`) and
 //!   `tiny_offset <= 16`.
 
@@ -101,6 +116,14 @@ pub const TINY_BLOCK_BYTES: usize = 16;
 /// Runtime pages of owned spans (current span aside) per span class at most (2 MiB);
 /// past it, refill gives the least free span to mcentral.
 pub const OWNED_PAGES: usize = 256;
+
+/// Runtime pages of wholly empty owned spans kept per span class (at least one span);
+/// an owner's free that empties one more gives it to mcentral.
+pub const EMPTY_OWNED_PAGES: usize = 64;
+
+/// Owned spans a refill looks at when the head is not worth a refill; those passed over
+/// go to the tail, so successive refills go round the list.
+pub const TAKE_OWNED_LOOK_SPANS: usize = 4;
 
 /// mcentral refills between two flushes of a cache's statistics to the root.
 const FLUSH_EVERY_REFILLS: u32 = 8;
@@ -123,11 +146,20 @@ pub struct OwnedList {
     pub tail: Cell<*const Span>,
     /// Number of spans.
     pub len: Cell<u32>,
+    /// Runtime pages of the members that are wholly empty (`alloc_count == 0`); an
+    /// owner's free that would take it past [`EMPTY_OWNED_PAGES`] gives the span it
+    /// emptied to mcentral instead (see "Owned spans").
+    pub empty_pages: Cell<u32>,
 }
 
 impl OwnedList {
     const fn new() -> OwnedList {
-        OwnedList { head: Cell::new(ptr::null()), tail: Cell::new(ptr::null()), len: Cell::new(0) }
+        OwnedList {
+            head: Cell::new(ptr::null()),
+            tail: Cell::new(ptr::null()),
+            len: Cell::new(0),
+            empty_pages: Cell::new(0),
+        }
     }
 
     /// Links `s` between `prev` and `next` (either may be null).
@@ -170,6 +202,9 @@ impl OwnedList {
         }
         s.list.set(SpanList::None);
         self.len.set(self.len.get() - 1);
+        if s.alloc_count.get() == 0 {
+            self.empty_pages.set(self.empty_pages.get() - s.npages as u32);
+        }
     }
 
     /// The spans, head first.
@@ -335,20 +370,28 @@ impl MCache {
     }
 
     /// An owned span worth a refill, off the owned list: the head if it is one, else the
-    /// first found after collecting every owned span's remote frees.
+    /// first of the next [`TAKE_OWNED_LOOK_SPANS`] that is once its remote frees are
+    /// collected; those passed over go to the tail (a bounded walk: a heap that only grows
+    /// would otherwise pay a walk of the whole list for every refill).
     fn take_owned(&self, spc: usize) -> Option<&Span> {
         let l = &self.owned[spc];
         // SAFETY: owned spans are live and owned by this cache.
         let head = unsafe { l.head.get().as_ref() }?;
-        let found = if head.free_objects() >= head.refill_min() {
-            Some(head)
-        } else {
-            l.iter().find(|s| {
-                s.collect_remote();
-                s.free_objects() >= s.refill_min()
-            })
-        };
-        found.inspect(|s| l.remove(s))
+        if head.free_objects() >= head.refill_min() {
+            l.remove(head);
+            return Some(head);
+        }
+        for _ in 0..TAKE_OWNED_LOOK_SPANS.min(l.len.get() as usize) {
+            // SAFETY: as above.
+            let s = unsafe { &*l.head.get() };
+            l.remove(s);
+            s.collect_remote();
+            if s.free_objects() >= s.refill_min() {
+                return Some(s);
+            }
+            l.push_tail(s);
+        }
+        None
     }
 
     /// The owned span at the tail (the one least recently worth a refill) if the class's
@@ -365,15 +408,35 @@ impl MCache {
     }
 
     // ANCHOR: on_refillable
-    /// An owner's free brought span `s` to [`Span::refill_min`] free objects: if it is on
-    /// the owned list, it moves to the head, where the next refill takes it.
+    /// An owner's free brought span `s` to [`Span::refill_min`] free objects, or emptied
+    /// it: if it is on the owned list, it moves to the head, where the next refill takes
+    /// it; but a wholly empty span when the class already keeps one goes to mcentral (its
+    /// spare, or the heap, where the scavenger reaches it).
     #[cold]
     pub fn on_refillable(&self, s: &Span) {
-        if s.list.get() == SpanList::Owned {
-            let l = &self.owned[s.span_class as usize];
-            l.remove(s);
-            l.push_head(s);
+        if s.list.get() != SpanList::Owned {
+            return;
         }
+        let spc = s.span_class as usize;
+        let l = &self.owned[spc];
+        let npages = s.npages as u32;
+        let empty = s.alloc_count.get() == 0;
+        if empty {
+            // Counted from now: `remove` uncounts it.
+            l.empty_pages.set(l.empty_pages.get() + npages);
+        }
+        l.remove(s);
+        if empty {
+            let kept = l.empty_pages.get();
+            if kept > 0 && (kept + npages) as usize > EMPTY_OWNED_PAGES {
+                // SAFETY: a cache's root outlives it.
+                let root = unsafe { &*self.root };
+                root.central[spc].uncache_span(&root.heap, s);
+                return;
+            }
+            l.empty_pages.set(kept + npages);
+        }
+        l.push_head(s);
     }
     // ANCHOR_END: on_refillable
 

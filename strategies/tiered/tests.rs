@@ -210,3 +210,69 @@ fn scavenger_in_flight_run_is_not_allocated() {
     // SAFETY: as above.
     unsafe { heap.check() }.unwrap();
 }
+
+/// Pages held by the calling thread's cache for `heap` (current and owned spans), and the
+/// most pages of wholly empty owned spans in one class.
+fn cache_holdings(heap: &Heap<Tiered, Tracked<Mmap>>) -> (usize, usize) {
+    use super::mcache::{EMPTY_SPAN, tls};
+    use super::sizeclass::SPAN_CLASS_COUNT;
+    let root = heap.strategy().existing_root().unwrap();
+    // SAFETY: this thread's cache, used by no other thread.
+    let cache = unsafe { &*tls::lookup(root) };
+    let (mut pages, mut most_empty) = (0, 0);
+    for spc in 0..SPAN_CLASS_COUNT {
+        let cur = cache.alloc[spc].get();
+        if !core::ptr::eq(cur, &EMPTY_SPAN) {
+            // SAFETY: a current span is live.
+            pages += unsafe { &*cur }.npages;
+        }
+        let mut empty = 0;
+        for s in cache.owned[spc].iter() {
+            pages += s.npages;
+            if s.alloc_count.get() == 0 {
+                empty += s.npages;
+            }
+        }
+        most_empty = most_empty.max(empty);
+    }
+    (pages, most_empty)
+}
+
+/// A thread that frees everything it allocated (owner frees, no trim, no exit) keeps, per
+/// class it used, its current span and at most `EMPTY_OWNED_PAGES` (or one span) of wholly
+/// empty owned spans; the other emptied spans go back to mcentral and the heap. Before, it
+/// kept up to `OWNED_PAGES` (2 MiB) of empty owned spans per class.
+#[test]
+fn owner_frees_keep_a_bounded_number_of_empty_owned_spans() {
+    use super::mcache::EMPTY_OWNED_PAGES;
+    use super::sizeclass::{class_for, class_pages};
+    let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+    let sizes = [16usize, 48, 128, 512, 1024, 4096];
+    let mut live = Vec::new();
+    for (k, &size) in sizes.iter().enumerate() {
+        let l = Layout::from_size_align(size, 8).unwrap();
+        for _ in 0..(4 << 20) / size {
+            let p = heap.alloc_layout(l).unwrap().as_ptr();
+            fill(p, 8, k as u8);
+            live.push((p, l, k as u8));
+        }
+    }
+    let (held_before, _) = cache_holdings(&heap);
+    for (p, l, k) in live {
+        verify(p, 8, k);
+        // SAFETY: a live block of this heap, freed once.
+        unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, l) };
+    }
+    // SAFETY: single thread.
+    unsafe { heap.check() }.unwrap();
+    let (held, most_empty) = cache_holdings(&heap);
+    let empty_bound = |size| class_pages(class_for(size, 8).unwrap()).max(EMPTY_OWNED_PAGES);
+    let bound: usize = sizes.iter().map(|&s| class_pages(class_for(s, 8).unwrap()) + empty_bound(s)).sum();
+    assert!(most_empty <= empty_bound(4096), "{most_empty} pages of empty owned spans in one class");
+    assert!(
+        held <= bound,
+        "the cache holds {held} pages after freeing everything (bound {bound}, before {held_before})"
+    );
+    assert_eq!(heap.stats().live_objects, 0);
+    heap.strategy().release_thread_cache();
+}
