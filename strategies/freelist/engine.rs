@@ -305,7 +305,7 @@ impl<X: Placement> Core<X> {
             // A free block's PREV_FREE is clear (coalescing), and so is the used block's.
             f.set_header(a_size);
             self.free_bytes -= a_size;
-            let zero = self.handed_out(f, f, a_size);
+            let zero = self.handed_out(f, f_size, f, a_size);
             (f, zero)
         }
     }
@@ -337,42 +337,55 @@ impl<X: Placement> Core<X> {
             } else {
                 a.next().set_prev_free(false);
             }
-            let zero = self.handed_out(f, a, a_size);
+            let zero = self.handed_out(f, f_size, a, a_size);
             (a, zero)
         }
     }
 
-    /// Records that `a` (`a_size` bytes, cut from free block `f`) is handed out: the policy's
-    /// rover and the fresh tail move past it. Returns whether its payload reads as zero
-    /// (`f` lay wholly in the fresh tail; its metadata words in `a` are cleared here, so
-    /// call this after the index is done with `f`'s node).
+    /// Records that `a` (`a_size` bytes, cut from free block `f` of `f_size` bytes) is handed
+    /// out: the policy's rover and the fresh tail move past it. Returns whether its payload
+    /// reads as zero (`f` lay wholly in the fresh tail; its metadata words in `a` are cleared
+    /// here, so call this after the index is done with `f`'s node).
+    ///
+    /// One test on the hot path: a free block that overlaps the fresh tail ends at
+    /// `fresh.hi` (every block above `fresh.lo` is free and was never handed out, so they
+    /// are one block, coalesced with a free block containing `fresh.lo`; see [`Fresh`]), so
+    /// only a cut from the block ending at `fresh.hi` can overlap it; the exact overlap test
+    /// is in the cold [`take_fresh`](Self::take_fresh).
     ///
     /// # Safety
-    /// `a` lies inside `f`, which was a free block.
+    /// `a` lies inside `f`, which was a free block of `f_size` bytes.
     #[inline]
-    unsafe fn handed_out(&mut self, f: Block, a: Block, a_size: usize) -> bool {
-        let end = a.addr() + a_size;
-        self.policy.handed_out(end);
-        if end <= self.fresh.lo || a.addr() >= self.fresh.hi {
+    unsafe fn handed_out(&mut self, f: Block, f_size: usize, a: Block, a_size: usize) -> bool {
+        self.policy.handed_out(a.addr() + a_size);
+        if f.addr() + f_size != self.fresh.hi {
             return false;
         }
         // SAFETY: forwarded.
         unsafe { self.take_fresh(f, a, a_size) }
     }
 
-    /// `a` (cut from `f`) overlaps the fresh tail: move the tail's start past it, and
-    /// clear `f`'s metadata words in `a` if `f` lay wholly in the tail.
+    /// `a` (cut from `f`, which ends at `fresh.hi`) may overlap the fresh tail: if it does,
+    /// move the tail's start past it (forgetting an exhausted tail), and clear `f`'s
+    /// metadata words in `a` if `f` lay wholly in the tail.
     ///
     /// # Safety
     /// As for [`handed_out`](Self::handed_out).
     #[cold]
     unsafe fn take_fresh(&mut self, f: Block, a: Block, a_size: usize) -> bool {
+        let end = a.addr() + a_size;
+        if end <= self.fresh.lo || a.addr() >= self.fresh.hi {
+            return false;
+        }
         let zero = self.fresh_block(f);
         if zero {
             // SAFETY: `a` lies inside `f`, which lies in the fresh tail.
             unsafe { self.clear_fresh_metadata(f, a, a_size) };
         }
-        self.fresh.lo = (a.addr() + a_size).min(self.fresh.hi);
+        self.fresh.lo = end.min(self.fresh.hi);
+        if self.fresh.lo == self.fresh.hi {
+            self.fresh = Fresh { lo: 0, hi: 0 };
+        }
         zero
     }
 
@@ -595,7 +608,9 @@ impl<X: Placement> Core<X> {
         unsafe {
             let a = Block::from_payload(p);
             let m = self.release_block(a, a.size());
-            if self.free_bytes > RETAIN_FREE_BYTES && Self::may_be_whole_chunk::<P>(m) {
+            // The address test first: it is rarely true (a block at a chunk's start), while
+            // the churn keeps more than `RETAIN_FREE_BYTES` free.
+            if Self::may_be_whole_chunk::<P>(m) && self.free_bytes > RETAIN_FREE_BYTES {
                 self.release_chunk(src, m);
             }
         }
