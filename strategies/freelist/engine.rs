@@ -150,16 +150,21 @@ struct Fresh {
 ///
 /// Invariants (checked by [`Core::check`]):
 /// - `committed_bytes == reserved_bytes == Σ chunk bytes`, `chunk_count == #chunks`;
-/// - `free_bytes == Σ size(free blocks)`, `free_blocks == #free blocks == index.len()`;
-/// - `used_blocks == live_objects == #used blocks`; `live_bytes <= Σ (size - HEADER_BYTES)`
-///   over used blocks; `peak_live_bytes >= live_bytes`.
+/// - `free_bytes == Σ size(free blocks)`;
+/// - `live_objects == #used blocks`; `blocks == #used blocks + #free blocks`, so
+///   `blocks - live_objects == #free blocks == index.len()`;
+/// - `live_bytes <= Σ (size - HEADER_BYTES)` over used blocks; `peak_live_bytes >= live_bytes`.
+///
+/// `blocks` counts all blocks rather than free ones so that the common operations leave it
+/// alone: a request that takes a whole free block, and a free that coalesces with neither
+/// neighbour, change only `live_objects` (one counter update less on each).
 pub struct Core<X> {
     pub(super) policy: X,
     chunks: *mut ChunkHead,
     chunk_count: usize,
     committed_bytes: usize,
     free_bytes: usize,
-    free_blocks: usize,
+    blocks: usize,
     live_bytes: usize,
     live_objects: usize,
     peak_live_bytes: usize,
@@ -178,7 +183,7 @@ impl<X: Placement> Core<X> {
         chunk_count: 0,
         committed_bytes: 0,
         free_bytes: 0,
-        free_blocks: 0,
+        blocks: 0,
         live_bytes: 0,
         live_objects: 0,
         peak_live_bytes: 0,
@@ -187,13 +192,18 @@ impl<X: Placement> Core<X> {
 
     /// Free blocks and free bytes now.
     pub fn free_totals(&self) -> (usize, usize) {
-        (self.free_blocks, self.free_bytes)
+        (self.free_blocks(), self.free_bytes)
+    }
+
+    /// Free blocks now (derived: see the invariants on [`Core`]).
+    fn free_blocks(&self) -> usize {
+        self.blocks - self.live_objects
     }
 
     /// Free blocks now (tests).
     #[cfg(test)]
     pub fn free_blocks_for_test(&self) -> usize {
-        self.free_blocks
+        self.free_blocks()
     }
 
     /// Chunks now (tests).
@@ -262,10 +272,15 @@ impl<X: Placement> Core<X> {
     }
     // ANCHOR_END: core_alloc
 
+    #[inline]
     fn count_alloc(&mut self, bytes: usize) {
         self.live_bytes += bytes;
         self.live_objects += 1;
-        self.peak_live_bytes = self.peak_live_bytes.max(self.live_bytes);
+        // A branch, not a max: a new peak is rare once a program runs, so the store is
+        // skipped.
+        if self.live_bytes > self.peak_live_bytes {
+            self.peak_live_bytes = self.live_bytes;
+        }
     }
 
     // ANCHOR: carve
@@ -294,18 +309,19 @@ impl<X: Placement> Core<X> {
             let a_size = if rest >= MIN_BLOCK_BYTES {
                 let r = Block::at(f.ptr().add(need));
                 r.write_free(rest);
+                self.blocks += 1;
                 self.policy.index_mut().replace(f, f_size, r, rest);
                 need
             } else {
+                // `f` becomes the used block: `blocks` is unchanged.
                 Block::at(f.ptr().add(f_size)).set_prev_free(false);
-                self.free_blocks -= 1;
                 self.policy.index_mut().remove(f, f_size);
                 f_size
             };
             // A free block's PREV_FREE is clear (coalescing), and so is the used block's.
             f.set_header(a_size);
             self.free_bytes -= a_size;
-            let zero = self.handed_out(f, f, a_size);
+            let zero = self.handed_out(f, f_size, f, a_size);
             (f, zero)
         }
     }
@@ -326,53 +342,67 @@ impl<X: Placement> Core<X> {
             let (gap, rest) = (q - f.addr(), f.addr() + f_size - q - need);
             let a_size = if rest >= MIN_BLOCK_BYTES { need } else { need + rest };
             self.free_bytes -= a_size;
+            self.blocks += 1;
             a.set_header(a_size | PREV_FREE);
             f.write_free(gap);
             self.policy.index_mut().resized(f, f_size, gap);
             if rest >= MIN_BLOCK_BYTES {
                 let r = a.next();
                 r.write_free(rest);
-                self.free_blocks += 1;
+                self.blocks += 1;
                 self.policy.index_mut().insert(r, rest, Some(f));
             } else {
                 a.next().set_prev_free(false);
             }
-            let zero = self.handed_out(f, a, a_size);
+            let zero = self.handed_out(f, f_size, a, a_size);
             (a, zero)
         }
     }
 
-    /// Records that `a` (`a_size` bytes, cut from free block `f`) is handed out: the policy's
-    /// rover and the fresh tail move past it. Returns whether its payload reads as zero
-    /// (`f` lay wholly in the fresh tail; its metadata words in `a` are cleared here, so
-    /// call this after the index is done with `f`'s node).
+    /// Records that `a` (`a_size` bytes, cut from free block `f` of `f_size` bytes) is handed
+    /// out: the policy's rover and the fresh tail move past it. Returns whether its payload
+    /// reads as zero (`f` lay wholly in the fresh tail; its metadata words in `a` are cleared
+    /// here, so call this after the index is done with `f`'s node).
+    ///
+    /// One test on the hot path: a free block that overlaps the fresh tail ends at
+    /// `fresh.hi` (every block above `fresh.lo` is free and was never handed out, so they
+    /// are one block, coalesced with a free block containing `fresh.lo`; see [`Fresh`]), so
+    /// only a cut from the block ending at `fresh.hi` can overlap it; the exact overlap test
+    /// is in the cold [`take_fresh`](Self::take_fresh).
     ///
     /// # Safety
-    /// `a` lies inside `f`, which was a free block.
+    /// `a` lies inside `f`, which was a free block of `f_size` bytes.
     #[inline]
-    unsafe fn handed_out(&mut self, f: Block, a: Block, a_size: usize) -> bool {
-        let end = a.addr() + a_size;
-        self.policy.handed_out(end);
-        if end <= self.fresh.lo || a.addr() >= self.fresh.hi {
+    unsafe fn handed_out(&mut self, f: Block, f_size: usize, a: Block, a_size: usize) -> bool {
+        self.policy.handed_out(a.addr() + a_size);
+        if f.addr() + f_size != self.fresh.hi {
             return false;
         }
         // SAFETY: forwarded.
         unsafe { self.take_fresh(f, a, a_size) }
     }
 
-    /// `a` (cut from `f`) overlaps the fresh tail: move the tail's start past it, and
-    /// clear `f`'s metadata words in `a` if `f` lay wholly in the tail.
+    /// `a` (cut from `f`, which ends at `fresh.hi`) may overlap the fresh tail: if it does,
+    /// move the tail's start past it (forgetting an exhausted tail), and clear `f`'s
+    /// metadata words in `a` if `f` lay wholly in the tail.
     ///
     /// # Safety
     /// As for [`handed_out`](Self::handed_out).
     #[cold]
     unsafe fn take_fresh(&mut self, f: Block, a: Block, a_size: usize) -> bool {
+        let end = a.addr() + a_size;
+        if end <= self.fresh.lo || a.addr() >= self.fresh.hi {
+            return false;
+        }
         let zero = self.fresh_block(f);
         if zero {
             // SAFETY: `a` lies inside `f`, which lies in the fresh tail.
             unsafe { self.clear_fresh_metadata(f, a, a_size) };
         }
-        self.fresh.lo = (a.addr() + a_size).min(self.fresh.hi);
+        self.fresh.lo = end.min(self.fresh.hi);
+        if self.fresh.lo == self.fresh.hi {
+            self.fresh = Fresh { lo: 0, hi: 0 };
+        }
         zero
     }
 
@@ -498,7 +528,7 @@ impl<X: Placement> Core<X> {
             let new_end = ChunkHead::end_sentinel(c);
             new_end.set_header(0);
             old_end.set_header(bytes | if last_free { PREV_FREE } else { 0 });
-            let m = self.release_block(old_end, bytes);
+            let m = self.release_block::<false>(old_end, bytes);
             if P::FRESH_ZEROED {
                 // No block starts at or above `lo` when the new space joined the old last
                 // block: then nothing is claimed until a block is cut above it.
@@ -533,7 +563,7 @@ impl<X: Placement> Core<X> {
             self.committed_bytes += bytes;
             let b = ChunkHead::first(base);
             b.set_header(bytes);
-            self.release_block(b, bytes)
+            self.release_block::<false>(b, bytes)
         }
     }
     // ANCHOR_END: grow
@@ -559,7 +589,7 @@ impl<X: Placement> Core<X> {
             self.chunk_count += 1;
             self.committed_bytes += bytes;
             self.free_bytes += size;
-            self.free_blocks += 1;
+            self.blocks += 1;
             self.policy.index_mut().insert(f, size, None);
             f
         }
@@ -594,8 +624,10 @@ impl<X: Placement> Core<X> {
         // SAFETY: the caller passes a live block of this heap.
         unsafe {
             let a = Block::from_payload(p);
-            let m = self.release_block(a, a.size());
-            if self.free_bytes > RETAIN_FREE_BYTES && Self::may_be_whole_chunk::<P>(m) {
+            let m = self.release_block::<true>(a, a.size());
+            // The address test first: it is rarely true (a block at a chunk's start), while
+            // the churn keeps more than `RETAIN_FREE_BYTES` free.
+            if Self::may_be_whole_chunk::<P>(m) && self.free_bytes > RETAIN_FREE_BYTES {
                 self.release_chunk(src, m);
             }
         }
@@ -603,14 +635,17 @@ impl<X: Placement> Core<X> {
     // ANCHOR_END: core_dealloc
 
     // ANCHOR: release_block
-    /// Makes `a..a + size` (a used block, or its tail) free, coalescing; returns the
-    /// resulting free block.
+    /// Makes `a..a + size` free, coalescing; returns the resulting free block. `USED`: it
+    /// is a used block that was counted in `blocks` (a free: the common case, where a block
+    /// with no free neighbour leaves `blocks` as it is); otherwise new space or a used
+    /// block's tail, not counted yet.
     ///
     /// # Safety
     /// `a..a + size` lies in a chunk, is not in any block in use, and starts a block whose
     /// header says whether the block below is free.
     #[inline]
-    unsafe fn release_block(&mut self, a: Block, size: usize) -> Block {
+    unsafe fn release_block<const USED: bool>(&mut self, a: Block, size: usize) -> Block {
+        let counted = USED as usize;
         // SAFETY: `a`'s neighbours are valid blocks (or sentinels) of the same chunk; no write
         // lands in the node of an indexed block (only headers and footers change).
         unsafe {
@@ -621,13 +656,14 @@ impl<X: Placement> Core<X> {
                 (false, false) => {
                     a.write_free(size);
                     next.set_prev_free(true);
-                    self.free_blocks += 1;
+                    self.blocks += 1 - counted;
                     self.policy.index_mut().insert(a, size, None);
                     a
                 }
                 (false, true) => {
                     let n_size = next.size();
                     a.write_free(size + n_size);
+                    self.blocks -= counted;
                     self.policy.index_mut().replace(next, n_size, a, size + n_size);
                     a
                 }
@@ -636,6 +672,7 @@ impl<X: Placement> Core<X> {
                     let b_size = b.size();
                     b.write_free(b_size + size);
                     next.set_prev_free(true);
+                    self.blocks -= counted;
                     self.policy.index_mut().resized(b, b_size, b_size + size);
                     b
                 }
@@ -643,7 +680,7 @@ impl<X: Placement> Core<X> {
                     let b = a.prev();
                     let (b_size, n_size) = (b.size(), next.size());
                     self.policy.index_mut().remove(next, n_size);
-                    self.free_blocks -= 1;
+                    self.blocks -= 1 + counted;
                     b.write_free(b_size + size + n_size);
                     self.policy.index_mut().resized(b, b_size, b_size + size + n_size);
                     b
@@ -685,7 +722,7 @@ impl<X: Placement> Core<X> {
                 return false;
             }
             self.policy.index_mut().remove(m, size);
-            self.free_blocks -= 1;
+            self.blocks -= 1;
             self.free_bytes -= size;
             self.unlink_chunk(chunk);
             if src.free(NonNull::new_unchecked(chunk.cast()), bytes).is_err() {
@@ -798,7 +835,7 @@ impl<X: Placement> Core<X> {
                 a.set_header(need | (a.header() & PREV_FREE));
                 let t = a.next();
                 t.set_header(tail);
-                self.release_block(t, tail);
+                self.release_block::<false>(t, tail);
             }
         }
         true
@@ -824,7 +861,7 @@ impl<X: Placement> Core<X> {
             if rest >= MIN_BLOCK_BYTES {
                 self.policy.index_mut().replace(n, n_size, r, rest);
             } else {
-                self.free_blocks -= 1;
+                self.blocks -= 1;
                 self.policy.index_mut().remove(n, n_size);
             }
             a.set_header(a_size | (a.header() & PREV_FREE));
@@ -862,10 +899,10 @@ impl<X: Placement> Core<X> {
                 return None;
             }
             self.policy.index_mut().remove(b, b_size);
-            self.free_blocks -= 1;
+            self.blocks -= 1;
             if n_size > 0 {
                 self.policy.index_mut().remove(n, n_size);
-                self.free_blocks -= 1;
+                self.blocks -= 1;
             }
             self.free_bytes -= b_size + n_size;
             ptr::copy(p.as_ptr(), b.payload().as_ptr(), old);
@@ -878,7 +915,7 @@ impl<X: Placement> Core<X> {
                 r.write_free(rest);
                 r.next().set_prev_free(true);
                 self.free_bytes += rest;
-                self.free_blocks += 1;
+                self.blocks += 1;
                 self.policy.index_mut().insert(r, rest, None);
             } else {
                 b.next().set_prev_free(false);
@@ -1078,7 +1115,7 @@ impl<X: Placement> Core<X> {
         let equal = [
             (w.chunks, self.chunk_count, "chunk_count != #chunks"),
             (w.chunk_bytes, self.committed_bytes, "committed_bytes != Σ chunk bytes"),
-            (w.free_blocks, self.free_blocks, "free_blocks != #free blocks"),
+            (w.free_blocks + w.used_blocks, self.blocks, "blocks != #used + #free blocks"),
             (w.free_bytes, self.free_bytes, "free_bytes != Σ free block sizes"),
             (w.used_blocks, self.live_objects, "live_objects != #used blocks"),
         ];

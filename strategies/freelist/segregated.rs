@@ -24,7 +24,9 @@
 //!
 //! Invariants (checked by `check`): every block of list `c` has `class_of(size) == c`;
 //! `node.prev` links are the reverse of `node.next`; `bitmap bit c == (head[c] != null)`;
-//! `Σ list lengths == len`.
+//! `Σ list lengths == #free blocks`; `node.class == c`. The lists keep no length of their
+//! own (one counter update less per list change): the core's checker compares the walked
+//! count with its own count of free blocks and stops a cycle at the first block seen twice.
 
 use core::marker::PhantomData;
 use core::mem::offset_of;
@@ -93,11 +95,17 @@ impl Classes for DefaultClasses {
 // ANCHOR_END: seg_classes
 
 /// The list node kept in a free block's node area (the rest of `NODE_BYTES` is unused).
+///
+/// `class == class_of(block size)`, the list the block is in: kept so that taking a block
+/// out of its list (on every allocation and most frees) reads the class from the node,
+/// whose cache line is loaded for the links anyway, instead of computing it again from the
+/// size (a branch on the size that mispredicts often).
 #[repr(C)]
 #[derive(Copy, Clone)]
 struct Link {
     prev: *mut u8,
     next: *mut u8,
+    class: usize,
 }
 
 const _: () = assert!(size_of::<Link>() <= NODE_BYTES);
@@ -118,7 +126,6 @@ pub struct SegLists<C> {
     /// needs no branch on it (whether a class is empty is as unpredictable as the sizes);
     /// never read.
     spare: *mut u8,
-    len: usize,
     _classes: PhantomData<C>,
 }
 
@@ -161,23 +168,26 @@ impl<C: Classes> SegLists<C> {
         let head = self.heads[c];
         // SAFETY: `b` is a free block not listed (its node is ours), `head` null or listed.
         unsafe {
-            link(b.ptr()).write(Link { prev: ptr::null_mut(), next: head });
+            link(b.ptr()).write(Link { prev: ptr::null_mut(), next: head, class: c });
             self.prev_field(head).write(b.ptr());
         }
         self.heads[c] = b.ptr();
         self.bitmap[c / 64] |= 1 << (c % 64);
-        self.len += 1;
     }
 
-    /// Takes listed block `b` out of list `c`.
+    /// Takes listed block `b` out of its list (the class its node names).
     ///
     /// # Safety
-    /// `b` is in list `c`.
+    /// `b` is listed.
     #[inline]
-    unsafe fn unlink(&mut self, b: Block, c: usize) {
-        // SAFETY: `b` is in list `c`; its neighbours are listed or null.
+    unsafe fn unlink(&mut self, b: Block) {
+        // SAFETY: `b` is listed, in the list its node names; its neighbours are listed or
+        // null.
         unsafe {
-            let Link { prev, next } = link(b.ptr()).read();
+            let Link { prev, next, class } = link(b.ptr()).read();
+            // `class < C::COUNT <= MAX_CLASSES` (the node invariant); the mask only spares
+            // the bounds checks.
+            let c = class % MAX_CLASSES;
             if prev.is_null() {
                 self.heads[c] = next;
                 self.bitmap[c / 64] &= !((next.is_null() as u64) << (c % 64));
@@ -186,7 +196,6 @@ impl<C: Classes> SegLists<C> {
             }
             self.prev_field(next).write(prev);
         }
-        self.len -= 1;
     }
 
     /// The blocks of list `c`, head first.
@@ -244,7 +253,6 @@ unsafe impl<C: Classes> FreeIndex for SegLists<C> {
             heads: [ptr::null_mut(); MAX_CLASSES],
             bitmap: [0; BITMAP_WORDS],
             spare: ptr::null_mut(),
-            len: 0,
             _classes: PhantomData,
         }
     };
@@ -256,19 +264,20 @@ unsafe impl<C: Classes> FreeIndex for SegLists<C> {
     }
 
     #[inline]
-    unsafe fn remove(&mut self, b: Block, size: usize) {
+    unsafe fn remove(&mut self, b: Block, _size: usize) {
+        // The class comes from the node.
         // SAFETY: forwarded.
-        unsafe { self.unlink(b, C::class_of(size)) }
+        unsafe { self.unlink(b) }
     }
 
     #[inline]
-    unsafe fn replace(&mut self, old: Block, old_size: usize, new: Block, new_size: usize) {
-        let (c, old_c) = (C::class_of(new_size), C::class_of(old_size));
+    unsafe fn replace(&mut self, old: Block, _old_size: usize, new: Block, new_size: usize) {
+        let c = C::class_of(new_size);
         // SAFETY: `old` is listed; its node is read whole before `new`'s (which may overlap
         // it) is written; its neighbours are listed or null.
         unsafe {
-            if old_c != c {
-                self.unlink(old, old_c);
+            if (*link(old.ptr())).class != c {
+                self.unlink(old);
                 self.push(new, c);
                 return;
             }
@@ -286,12 +295,13 @@ unsafe impl<C: Classes> FreeIndex for SegLists<C> {
     }
 
     #[inline]
-    unsafe fn resized(&mut self, b: Block, old_size: usize, new_size: usize) {
-        let (old_c, c) = (C::class_of(old_size), C::class_of(new_size));
-        if old_c != c {
-            // SAFETY: `b` is listed with `old_size`, so in list `old_c`.
+    unsafe fn resized(&mut self, b: Block, _old_size: usize, new_size: usize) {
+        let c = C::class_of(new_size);
+        // SAFETY: `b` is listed, so its node is intact.
+        if unsafe { (*link(b.ptr())).class } != c {
+            // SAFETY: `b` is listed.
             unsafe {
-                self.unlink(b, old_c);
+                self.unlink(b);
                 self.push(b, c);
             }
         }
@@ -323,15 +333,12 @@ unsafe impl<C: Classes> FreeIndex for SegLists<C> {
                 if C::class_of(size) != c {
                     return err("seg: block in the list of another class", c);
                 }
-                n += 1;
-                if n > self.len {
-                    return err("seg: more nodes than len (cycle?)", n);
+                if l.class != c {
+                    return err("seg: node.class != its list's class", l.class);
                 }
+                n += 1;
                 prev = b.ptr();
             }
-        }
-        if n != self.len {
-            return Err(CheckError { what: "seg: #nodes != len", addr: 0, detail: n });
         }
         Ok(n)
     }
