@@ -380,6 +380,16 @@ fn refill_small<P: PageSource>(
     NonNull::new(p as *mut u8)
 }
 
+/// `alloc_fast` counted its `OP_STEP_ALLOCS`th allocation: a bounded step of background
+/// work (scavenger.rs), then the object `p` it took.
+#[cold]
+#[inline(never)]
+fn op_step<P: PageSource>(root: &Root, src: &P, c: &MCache, p: usize) -> Option<NonNull<u8>> {
+    c.ops_left.set(scavenger::OP_STEP_ALLOCS);
+    root.free_step(src, c);
+    NonNull::new(p as *mut u8)
+}
+
 /// `alloc_fast` found no room in the tiny block: a new block (mcache.rs).
 #[cold]
 #[inline(never)]
@@ -505,6 +515,9 @@ impl Tiered {
             return Err(());
         };
         c.account(size as isize, 1);
+        if c.count_op() {
+            return Ok(op_step(root, src, c, p));
+        }
         Ok(NonNull::new(p as *mut u8))
     }
     // ANCHOR_END: alloc_fast

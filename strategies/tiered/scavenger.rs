@@ -71,6 +71,12 @@ pub const SCAVENGE_RUN_PAGES: usize = 64;
 /// steps (4 MiB).
 pub const FREE_STEP_BYTES: usize = 4 << 20;
 
+/// Bounded background steps, in which the pages in use did not grow, that memory freed
+/// below the peak stays retained (see "Hold").
+pub const HOLD_STEPS: usize = 96;
+/// Allocations served by a thread cache's fast path between two bounded steps.
+pub const OP_STEP_ALLOCS: u32 = 4096;
+
 /// How far a scavenge goes.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub enum Goal {
@@ -96,14 +102,38 @@ impl ScavRun {
 
 impl HeapInner {
     // ANCHOR: target
-    /// Retained free pages allowed by the target.
+    /// Retained free pages allowed by the target: the pages in use may grow back to
+    /// [`RETAIN_EXTRA_PERCENT`] % above the held peak (the pages in use themselves once the
+    /// hold has ended) without a fault.
     pub fn retain_target_pages(&self) -> usize {
-        (self.inuse_pages * RETAIN_EXTRA_PERCENT / 100).max(RETAIN_MIN_PAGES)
+        let base = self.hold_peak_pages.max(self.inuse_pages);
+        (base + base * RETAIN_EXTRA_PERCENT / 100 - self.inuse_pages).max(RETAIN_MIN_PAGES)
     }
 
     /// Whether retained memory is above the target.
     pub fn over_target(&self) -> bool {
         self.free_ready_pages > self.retain_target_pages()
+    }
+
+    /// Called whenever `inuse_pages` grows: a new peak (re)arms the hold.
+    #[inline]
+    pub(super) fn note_inuse_rise(&mut self) {
+        if self.inuse_pages >= self.hold_peak_pages {
+            self.hold_peak_pages = self.inuse_pages;
+            self.hold_steps_left = HOLD_STEPS;
+        }
+    }
+
+    /// One bounded background step: if the heap did not grow since the previous step, the
+    /// hold ages by one, and when it ends the peak falls to the pages in use now.
+    pub(super) fn age_hold(&mut self) {
+        if self.inuse_pages <= self.step_inuse_pages {
+            self.hold_steps_left = self.hold_steps_left.saturating_sub(1);
+            if self.hold_steps_left == 0 {
+                self.hold_peak_pages = self.inuse_pages;
+            }
+        }
+        self.step_inuse_pages = self.inuse_pages;
     }
     // ANCHOR_END: target
 
@@ -180,6 +210,9 @@ impl MHeap {
                 None => return 0,
             }
         };
+        if goal == Goal::Target {
+            self.lock.lock().age_hold();
+        }
         let (mut released, mut below) = (0, usize::MAX);
         while released < max_pages {
             let run = {
