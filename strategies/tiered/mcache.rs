@@ -28,7 +28,10 @@
 //!    alignment (8 for sizes that are multiples of 8, else 4, else 2, else 1), or take a new
 //!    block; as in Go the new block becomes current only if it leaves more room than the old.
 //!    Both are inlined into `Tiered::alloc`'s fast path, which saves no register and calls
-//!    nothing but, in tail position, the refill below.
+//!    nothing but, in tail position, the refill below, and, every [`OP_STEP_ALLOCS`]th
+//!    allocation (`ops_left`, a countdown: one decrement and a branch), a bounded step of
+//!    background work (scavenger.rs: so that a program whose cache serves everything
+//!    without a refill still lets the scavenger's hold end).
 //! 2. Empty cache word: `refill` (cold): continue the span's scan; at its end sweep the span
 //!    (collect its remote frees) and rewind it if it is still worth a refill (at least
 //!    [`Span::refill_min`] free objects); else put it at the tail of `owned[spc]` and take
