@@ -33,10 +33,12 @@
 //!
 //! # Glossary
 //! - *retained*: free pages that are Ready (`free_ready_pages`), i.e. resident but unused.
-//! - *target*: the pages in use plus retained may be at most [`RETAIN_EXTRA_PERCENT`] %
-//!   above the held peak (see "Hold"; once the hold has ended, the pages in use: Go's goal,
-//!   retained memory about 10% above the heap in use), and retained never has to go below
-//!   [`RETAIN_MIN_PAGES`] (4 MiB), so that small heaps do not make a system call per free.
+//! - *target*: retained may be [`RETAIN_EXTRA_PERCENT`] % of the pages in use (Go's goal:
+//!   retained memory about 10% above the heap in use) or, if more, the held peak minus the
+//!   pages in use (see "Hold": the heap may grow back to its held peak without a fault), and
+//!   never has to go below [`RETAIN_MIN_PAGES`] (4 MiB), so that small heaps do not make a
+//!   system call per free. (Holding 10 % above the held peak instead raised serde_json's
+//!   peak RSS from 342 to 367 MiB for 7 % fewer page faults.)
 //! - *in-flight run*: the run of pages one scavenger is giving back right now, taken out of
 //!   the page allocator (marked in use, no span) while the heap lock is released.
 //!
@@ -121,12 +123,11 @@ impl ScavRun {
 
 impl HeapInner {
     // ANCHOR: target
-    /// Retained free pages allowed by the target: the pages in use may grow back to
-    /// [`RETAIN_EXTRA_PERCENT`] % above the held peak (the pages in use themselves once the
-    /// hold has ended) without a fault.
+    /// Retained free pages allowed by the target: [`RETAIN_EXTRA_PERCENT`] % of the pages
+    /// in use, or as many as the pages in use may grow by to reach the held peak again.
     pub fn retain_target_pages(&self) -> usize {
-        let base = self.hold_peak_pages.max(self.inuse_pages);
-        (base + base * RETAIN_EXTRA_PERCENT / 100 - self.inuse_pages).max(RETAIN_MIN_PAGES)
+        let held = self.hold_peak_pages.saturating_sub(self.inuse_pages);
+        held.max(self.inuse_pages * RETAIN_EXTRA_PERCENT / 100).max(RETAIN_MIN_PAGES)
     }
 
     /// Whether retained memory is above the target.
