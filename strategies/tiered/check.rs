@@ -7,6 +7,7 @@ use core::sync::atomic::Ordering;
 use super::arena::{ARENA_PAGES, index_of, span_of};
 use super::mheap::HeapInner;
 use super::remote::RemoteStack;
+use super::scavenger::HOLD_STEPS;
 use super::sizeclass;
 use super::span::{BITMAP_WORDS, Span, SpanList};
 use super::{EMPTY_SPAN, MCache, PAGE_BYTES, Root, SPAN_CLASS_COUNT};
@@ -85,6 +86,9 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
     }
     ensure!(inuse == h.inuse_pages, "inuse_pages differs from the bitmaps", 0, inuse);
     ensure!(free_ready == h.free_ready_pages, "free_ready_pages differs from the bitmaps", 0, free_ready);
+    // The scavenger's hold (scavenger.rs): the held peak is never below the pages in use.
+    ensure!(h.inuse_pages <= h.hold_peak_pages, "held peak below the pages in use", 0, h.hold_peak_pages);
+    ensure!(h.hold_steps_left <= HOLD_STEPS, "hold longer than HOLD_STEPS", 0, h.hold_steps_left);
     Ok(())
 }
 

@@ -28,7 +28,10 @@
 //!    alignment (8 for sizes that are multiples of 8, else 4, else 2, else 1), or take a new
 //!    block; as in Go the new block becomes current only if it leaves more room than the old.
 //!    Both are inlined into `Tiered::alloc`'s fast path, which saves no register and calls
-//!    nothing but, in tail position, the refill below.
+//!    nothing but, in tail position, the refill below, and, every [`OP_STEP_ALLOCS`]th
+//!    allocation (`ops_left`, a countdown: one decrement and a branch), a bounded step of
+//!    background work (scavenger.rs: so that a program whose cache serves everything
+//!    without a refill still lets the scavenger's hold end).
 //! 2. Empty cache word: `refill` (cold): continue the span's scan; at its end sweep the span
 //!    (collect its remote frees) and rewind it if it is still worth a refill (at least
 //!    [`Span::refill_min`] free objects); else put it at the tail of `owned[spc]` and take
@@ -105,7 +108,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
 use super::Root;
-use super::scavenger::FREE_STEP_BYTES;
+use super::scavenger::{FREE_STEP_BYTES, OP_STEP_ALLOCS};
 use super::sizeclass::{SPAN_CLASS_COUNT, TINY_SPAN_CLASS};
 use super::span::{Span, SpanList};
 use crate::source::PageSource;
@@ -253,6 +256,9 @@ pub struct MCache {
     /// Bytes this cache may still free before it runs a bounded step of background work
     /// (scavenger.rs, `FREE_STEP_BYTES`).
     pub free_budget: Cell<isize>,
+    /// Fast-path allocations left before this cache runs a bounded step of background work
+    /// (scavenger.rs, `OP_STEP_ALLOCS`).
+    pub ops_left: Cell<u32>,
 }
 // ANCHOR_END: mcache_struct
 
@@ -278,6 +284,7 @@ impl MCache {
             in_use: AtomicBool::new(true),
             refills: Cell::new(0),
             free_budget: Cell::new(FREE_STEP_BYTES as isize),
+            ops_left: Cell::new(OP_STEP_ALLOCS),
         }
     }
 
@@ -302,6 +309,15 @@ impl MCache {
         let left = self.free_budget.get() - bytes as isize;
         self.free_budget.set(if left < 0 { FREE_STEP_BYTES as isize } else { left });
         left < 0
+    }
+
+    /// Counts one fast-path allocation; true when a bounded step of background work is due
+    /// (the caller renews the count on its cold path). Owner only.
+    #[inline(always)]
+    pub fn count_op(&self) -> bool {
+        let n = self.ops_left.get().wrapping_sub(1);
+        self.ops_left.set(n);
+        n == 0
     }
 
     /// Moves this cache's statistics into the root's and updates the peak.

@@ -92,6 +92,16 @@ pub struct HeapInner {
     /// The run the scavenger is giving back with the heap lock released (see scavenger.rs),
     /// or `ScavRun::NONE`.
     pub scav_inflight: ScavRun,
+    /// The in-use level the retained-memory target is measured from while a hold lasts
+    /// (scavenger.rs, "hold"): raised to `inuse_pages` whenever in-use reaches it.
+    pub hold_peak_pages: usize,
+    /// Steps, in which in-use did not grow, left before the hold ends ([`HOLD_STEPS`] when
+    /// armed).
+    ///
+    /// [`HOLD_STEPS`]: super::scavenger::HOLD_STEPS
+    pub hold_steps_left: usize,
+    /// `inuse_pages` at the previous scavenger step (to tell whether the heap grew since).
+    pub step_inuse_pages: usize,
 }
 
 // SAFETY: the raw pointers point into metadata and arenas owned by this heap; the state is
@@ -118,6 +128,9 @@ impl MHeap {
                 reserved_bytes: 0,
                 scavenged_pages_total: 0,
                 scav_inflight: ScavRun::NONE,
+                hold_peak_pages: 0,
+                hold_steps_left: 0,
+                step_inuse_pages: 0,
             }),
             scav_lock: SpinLock::new(()),
         }
@@ -183,6 +196,7 @@ impl HeapInner {
         unsafe { span.as_ptr().write(Span::new(base, npages, spc, needzero, tiny)) };
         self.for_each_piece(base, npages, |a, first, n| a.set_spans(first, n, span.as_ptr()));
         self.inuse_pages += npages;
+        self.note_inuse_rise();
         Some(span)
     }
     // ANCHOR_END: alloc_span

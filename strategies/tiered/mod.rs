@@ -30,7 +30,9 @@
 //!    heap), then tiny (bump in the 16 B block) or small (class from `size_to_class8` /
 //!    `size_to_class128`, current span of the span class, `next_free_fast`: a
 //!    count-trailing-zeros in `allocCache`). No lock, no atomic, no call, so no register
-//!    is saved.
+//!    is saved. A countdown in the mcache (`count_op`) sends every `OP_STEP_ALLOCS`th
+//!    allocation to `op_step` (a tail call): a bounded step of background work
+//!    (scavenger.rs).
 //! 2. Alloc cache empty: `mcache::refill` (a tail call from the fast path): the next bitmap
 //!    word of the span, else the span's sweep and rewind, else an owned span worth a
 //!    refill, else `mcentral::cache_span` (a partial span worth a refill, after collecting
@@ -254,7 +256,8 @@ impl Root {
 
     // ANCHOR: background
     /// Bounded scavenger and sweep work: on large allocations and frees, every 16th refill
-    /// from mcentral, and every `FREE_STEP_BYTES` a cache frees (see scavenger.rs). Takes no
+    /// from mcentral, every `FREE_STEP_BYTES` a cache frees and every `OP_STEP_ALLOCS`
+    /// allocations its fast path serves (see scavenger.rs). Takes no
     /// lock across the scavenger's system calls.
     fn background<P: PageSource>(&self, src: &P) {
         for c in &self.central {
@@ -268,8 +271,8 @@ impl Root {
     }
     // ANCHOR_END: background
 
-    /// The bounded step a cache's frees pay for (see `MCache::note_free`): statistics
-    /// flushed, then `background`.
+    /// The bounded step a cache's frees and fast-path allocations pay for (see
+    /// `MCache::note_free`, `MCache::count_op`): statistics flushed, then `background`.
     #[cold]
     #[inline(never)]
     fn free_step<P: PageSource>(&self, src: &P, c: &MCache) {
@@ -380,6 +383,16 @@ fn refill_small<P: PageSource>(
     NonNull::new(p as *mut u8)
 }
 
+/// `alloc_fast` counted its `OP_STEP_ALLOCS`th allocation: a bounded step of background
+/// work (scavenger.rs), then the object `p` it took.
+#[cold]
+#[inline(never)]
+fn op_step<P: PageSource>(root: &Root, src: &P, c: &MCache, p: usize) -> Option<NonNull<u8>> {
+    c.ops_left.set(scavenger::OP_STEP_ALLOCS);
+    root.free_step(src, c);
+    NonNull::new(p as *mut u8)
+}
+
 /// `alloc_fast` found no room in the tiny block: a new block (mcache.rs).
 #[cold]
 #[inline(never)]
@@ -482,7 +495,8 @@ impl Tiered {
     /// The allocation fast path, with no call but tail calls (so no registers to save), no
     /// lock and no atomic read-modify-write: the thread's cache (most recent heap only),
     /// then a bump in the tiny block or `next_free_fast` in the class's current span; an
-    /// empty tiny block or alloc cache goes to `refill_small` / `refill_tiny`. `Err` sends
+    /// empty tiny block or alloc cache goes to `refill_small` / `refill_tiny`, and every
+    /// `OP_STEP_ALLOCS`th allocation to `op_step` (the countdown `MCache::count_op`). `Err` sends
     /// the request to `alloc_slow`: no heap or cache yet, large or over-aligned request.
     #[inline(always)]
     fn alloc_fast<P: PageSource>(&self, src: &P, layout: Layout) -> Result<Option<NonNull<u8>>, ()> {
@@ -505,6 +519,9 @@ impl Tiered {
             return Err(());
         };
         c.account(size as isize, 1);
+        if c.count_op() {
+            return Ok(op_step(root, src, c, p));
+        }
         Ok(NonNull::new(p as *mut u8))
     }
     // ANCHOR_END: alloc_fast
