@@ -45,6 +45,10 @@
 //! rewinds `freeindex`. mimalloc gives each page a local free list plus an atomic list for
 //! other threads. stratalloc keeps Go's bitmaps and makes the bit itself the truth:
 //! 1. `spanOf(ptr)` (arena index, then the arena's page → span map): O(1), no header.
+//!    `Tiered` keeps the index's address beside the root pointer, so the free path reaches
+//!    the span in three dependent loads from the `static` (index address, arena, span).
+//!    The owner test compares the span's owner with the thread's most recently used cache
+//!    (`tls::peek_any`) with no root compare: an owner is always a cache of its span's heap.
 //! 2. The owner of the span (the mcache whose current span it is, or that keeps it on its
 //!    owned list, see mcache.rs) clears the object's bit: no lock, no atomic, no call (the
 //!    fast path of `Tiered::dealloc`). The object is reused when the owner next scans the
