@@ -601,14 +601,12 @@ unsafe impl Strategy for Tiered {
     // ANCHOR: tiered_dealloc
     #[inline]
     unsafe fn dealloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, layout: Layout) {
-        // The index, not the root: one dependent load fewer on the way to the span.
+        // The index, not the root: one dependent load fewer on the way to the span. No null
+        // test: `ptr` came from this heap's `alloc`, which published the index first.
         let index = self.index.load(Ordering::Acquire);
-        if index.is_null() {
-            return;
-        }
         let p = ptr.as_ptr() as usize;
-        // SAFETY: `p` is a live block of this heap, so its arena is registered in `index`,
-        // its index entry Ready, and its span live.
+        // SAFETY: `p` is a live block of this heap (the caller's contract), so the index is
+        // set, `p`'s arena is registered in it, its index entry Ready, and its span live.
         let s = unsafe { &*span_of_live(index, p) };
         let my = tls::peek_any();
         // The fast path: a small object (odd span class) of a span this thread's cache owns.
