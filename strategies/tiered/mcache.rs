@@ -702,6 +702,14 @@ pub mod tls {
         TC.with(|t| if ptr::eq(t.roots[0].get(), root) { t.caches[0].get() } else { ptr::null_mut() })
     }
 
+    /// The calling thread's most recently used cache, of whichever heap (the free path's
+    /// owner test: a span's owner is a cache of the span's heap, so equality with it needs
+    /// no root compare; never creates, never calls).
+    #[inline(always)]
+    pub fn peek_any() -> *mut MCache {
+        TC.with(|t| t.caches[0].get())
+    }
+
     /// The calling thread's cache for `root`, if it has one (the free path; never creates).
     #[inline]
     pub fn lookup(root: *const Root) -> *mut MCache {
@@ -786,6 +794,12 @@ pub mod tls {
     /// Always none.
     #[inline]
     pub fn lookup(_root: *const Root) -> *mut MCache {
+        ptr::null_mut()
+    }
+
+    /// Always none.
+    #[inline]
+    pub fn peek_any() -> *mut MCache {
         ptr::null_mut()
     }
 

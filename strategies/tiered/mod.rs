@@ -22,8 +22,9 @@
 //!   class; *tiny object*: under 16 B (alignment up to 8), bumped into a 16 B block;
 //!   *large object*: anything else, a whole page run (class 0).
 //! - *root*: every structure of one heap ([`Root`]), in memory from the page source, made at
-//!   the first allocation; [`Tiered`] itself is one pointer and a lock, so it fits a `static`
-//!   and may be moved.
+//!   the first allocation; [`Tiered`] itself is two pointers (the root, and a copy of the
+//!   root's arena index for the free path) and a lock, so it fits a `static` and may be
+//!   moved.
 //!
 //! # Alloc path (one allocation through every tier)
 //! 1. `Tiered::alloc` tries `alloc_fast`: the thread's mcache (thread-local, most recent
@@ -46,6 +47,10 @@
 //! rewinds `freeindex`. mimalloc gives each page a local free list plus an atomic list for
 //! other threads. stratalloc keeps Go's bitmaps and makes the bit itself the truth:
 //! 1. `spanOf(ptr)` (arena index, then the arena's page → span map): O(1), no header.
+//!    `Tiered` keeps the index's address beside the root pointer, so the free path reaches
+//!    the span in three dependent loads from the `static` (index address, arena, span).
+//!    The owner test compares the span's owner with the thread's most recently used cache
+//!    (`tls::peek_any`) with no root compare: an owner is always a cache of its span's heap.
 //! 2. The owner of the span (the mcache whose current span it is, or that keeps it on its
 //!    owned list, see mcache.rs) clears the object's bit: no lock, no atomic, no call (the
 //!    fast path of `Tiered::dealloc`). The object is reused when the owner next scans the
@@ -142,11 +147,18 @@ use span::Span;
 /// ```
 pub struct Tiered {
     root: AtomicPtr<Root>,
+    /// `root.index`, stored before `root` is published: the free path reads it straight
+    /// from here, one dependent load fewer than through the root.
+    index: AtomicPtr<AtomicPtr<Arena>>,
     init: SpinLock<()>,
 }
 
 impl ConstInit for Tiered {
-    const INIT: Self = Tiered { root: AtomicPtr::new(ptr::null_mut()), init: SpinLock::new(()) };
+    const INIT: Self = Tiered {
+        root: AtomicPtr::new(ptr::null_mut()),
+        index: AtomicPtr::new(ptr::null_mut()),
+        init: SpinLock::new(()),
+    };
 }
 
 impl Default for Tiered {
@@ -487,6 +499,7 @@ impl Tiered {
             r.root_bytes = bytes;
             r.heap.lock.get_mut().index = r.index;
         }
+        self.index.store(index.as_ptr().cast(), Ordering::Release);
         self.root.store(mem.as_ptr(), Ordering::Release);
         self.existing_root()
     }
@@ -539,7 +552,8 @@ impl Tiered {
     /// another cache (or none) owns, threads without a cache.
     #[cold]
     #[inline(never)]
-    fn dealloc_slow<P: PageSource>(&self, src: &P, root: &Root, s: &Span, p: usize, size: usize) {
+    fn dealloc_slow<P: PageSource>(&self, src: &P, s: &Span, p: usize, size: usize) {
+        let Some(root) = self.existing_root() else { return };
         // Small spans have odd span classes; large (0) and tiny spans even ones.
         if s.span_class & 1 == 0 && s.class == 0 {
             root.free_large(src, s, size);
@@ -604,11 +618,16 @@ unsafe impl Strategy for Tiered {
     // ANCHOR: tiered_dealloc
     #[inline]
     unsafe fn dealloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, layout: Layout) {
-        let Some(root) = self.existing_root() else { return };
+        // The index, not the root: one dependent load fewer on the way to the span. No null
+        // test: `ptr` came from this heap's `alloc`, which published the index first.
+        let index = self.index.load(Ordering::Acquire);
         let p = ptr.as_ptr() as usize;
-        let s = root.span_of(p);
-        let my = tls::peek(root);
+        // SAFETY: `p` is a live block of this heap (the caller's contract), so the index is
+        // set, `p`'s arena is registered in it, its index entry Ready, and its span live.
+        let s = unsafe { &*span_of_live(index, p) };
+        let my = tls::peek_any();
         // The fast path: a small object (odd span class) of a span this thread's cache owns.
+        // A span's owner is a cache of this heap, so `owner == my` needs no root compare.
         if s.span_class & 1 == 1 && !my.is_null() && ptr::eq(s.owner.load(Ordering::Relaxed), my) {
             // SAFETY: the calling thread's own cache.
             let my = unsafe { &*my };
@@ -619,7 +638,7 @@ unsafe impl Strategy for Tiered {
             }
             return;
         }
-        self.dealloc_slow(src, root, s, p, layout.size());
+        self.dealloc_slow(src, s, p, layout.size());
     }
     // ANCHOR_END: tiered_dealloc
 
