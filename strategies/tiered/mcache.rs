@@ -424,6 +424,16 @@ impl MCache {
     }
 
     // ANCHOR: on_refillable
+    /// The owner's free of object `i` of small span `s` (this cache owns `s`): a bit clear
+    /// and a count, and [`Self::on_refillable`] when that makes `s` worth a refill or empty.
+    #[inline(always)]
+    pub fn free_owned(&self, s: &Span, i: usize) {
+        let n = s.free_local(i);
+        if n == s.refill_count || n == 0 {
+            self.on_refillable(s);
+        }
+    }
+
     /// An owner's free brought span `s` to [`Span::refill_min`] free objects, or emptied
     /// it: if it is on the owned list, it moves to the head, where the next refill takes
     /// it; but a wholly empty span when the class already keeps one goes to mcentral (its

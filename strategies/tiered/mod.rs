@@ -422,11 +422,8 @@ pub(crate) fn free_small(root: &Root, my: *mut MCache, s: &Span, p: usize) {
     let owner = s.owner.load(Ordering::Relaxed);
     let i = s.object_index(p);
     if owner == my && !my.is_null() {
-        let n = s.free_local(i);
-        if n == s.refill_count || n == 0 {
-            // SAFETY: `my` is the calling thread's cache (non-null, checked above).
-            unsafe { (*my).on_refillable(s) };
-        }
+        // SAFETY: `my` is the calling thread's cache (non-null, checked above).
+        unsafe { (*my).free_owned(s, i) };
         return;
     }
     if owner.is_null() {
@@ -632,10 +629,7 @@ unsafe impl Strategy for Tiered {
             // SAFETY: the calling thread's own cache.
             let my = unsafe { &*my };
             my.account(-(layout.size() as isize), -1);
-            let n = s.free_local(s.object_index(p));
-            if n == s.refill_count || n == 0 {
-                my.on_refillable(s);
-            }
+            my.free_owned(s, s.object_index(p));
             return;
         }
         self.dealloc_slow(src, s, p, layout.size());
