@@ -97,6 +97,7 @@ impl FromStr for StrategyKind {
 /// let heap = Heap::from_parts(AnyStrategy::new(kind).unwrap(), Mmap);
 /// let p = heap.alloc_layout(Layout::new::<[u64; 4]>()).unwrap();
 /// assert_eq!(heap.stats().live_objects, 1);
+/// # // SAFETY: `p` is a live block of this heap, allocated with this layout.
 /// # unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p.as_ptr(), Layout::new::<[u64; 4]>()) };
 /// ```
 // The variants differ in size (segregated fit keeps 128 list heads inline), but boxing is
