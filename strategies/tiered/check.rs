@@ -94,6 +94,7 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
 
 /// One span: bitmap vs counts, alloc cache, remote stack.
 fn check_span(s: &Span) -> Result<(), CheckError> {
+    ensure!(s.alloc_base == s.base, "alloc_base != base", s.base, s.alloc_base);
     if s.class == 0 {
         ensure!(
             s.nelems == 1 && s.owner.load(Ordering::Relaxed).is_null(),

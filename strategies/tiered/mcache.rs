@@ -369,7 +369,7 @@ impl MCache {
                 return Some(p);
             }
             s.collect_remote();
-            if s.free_objects() >= s.refill_min() {
+            if s.worth_refill() {
                 s.rewind();
                 return s.next_free();
             }
@@ -393,7 +393,7 @@ impl MCache {
         let l = &self.owned[spc];
         // SAFETY: owned spans are live and owned by this cache.
         let head = unsafe { l.head.get().as_ref() }?;
-        if head.free_objects() >= head.refill_min() {
+        if head.worth_refill() {
             l.remove(head);
             return Some(head);
         }
@@ -402,7 +402,7 @@ impl MCache {
             let s = unsafe { &*l.head.get() };
             l.remove(s);
             s.collect_remote();
-            if s.free_objects() >= s.refill_min() {
+            if s.worth_refill() {
                 return Some(s);
             }
             l.push_tail(s);

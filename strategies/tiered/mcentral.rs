@@ -229,7 +229,7 @@ impl MCentral {
         for _ in 0..TAKE_LOOK_SPANS.min(l.partial.len) {
             let s = l.partial.pop()?;
             s.collect_remote();
-            if s.free_objects() < s.refill_min() {
+            if !s.worth_refill() {
                 l.file(s);
                 continue;
             }

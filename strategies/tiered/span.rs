@@ -40,7 +40,8 @@
 //!
 //! # Invariants (checked by `Tiered::check`)
 //! - `alloc_count == popcount(alloc_bits) - padding <= nelems`;
-//! - `refill_count == nelems - refill_min()`, `div_mul == ceil(2^32 / elem_bytes)`;
+//! - `refill_count == nelems - refill_min()`, `div_mul == ceil(2^32 / elem_bytes)`,
+//!   `alloc_base == base`;
 //! - every bit of `alloc_cache` set ⇒ that object is below `nelems` with its alloc bit set
 //!   (claimed), and the cache covers only objects of `freeindex`'s word;
 //! - every object on `remote` lies in the span, at an object boundary, with its bit set.
@@ -84,25 +85,35 @@ pub enum SpanList {
 /// One span (Go's `mspan`). Lives in metadata from the page source; shared between threads
 /// as `&Span`, with owner-mutable fields in `Cell`s (see the module docs for who may write).
 ///
-/// Layout by cache line, so that threads freeing into a span do not make its owner's
-/// allocation line bounce: line 0 holds what every free reads and only a change of owner
-/// writes, lines 1-3 what the owner writes on each allocation, free or list move (cache,
-/// index, count, list links, bitmap), line 4 the remote stack that other threads write
-/// (offsets asserted below).
+/// Layout by cache line (offsets asserted below). A free is a random access: the span it
+/// lands in is seldom in the cache, so what it reads and writes is packed into one line.
+/// - Line 0: what a free reads (base, owner, class, `div_mul`) and writes (`alloc_count`, and
+///   the alloc bits of objects 0-255: spans of up to 256 objects, the classes from 32 B up,
+///   keep their whole bitmap there). Other threads' frees read it too, and the owner's
+///   writes make it move between cores then: a miss that the owner's own frees, the common
+///   case, no longer pay twice.
+/// - Lines 1-2: the rest of the bitmap, then what an allocation reads and writes (alloc
+///   cache, `freeindex`, object size and a copy of `base`), so an allocation reads one line.
+/// - Line 3: what only slow paths use (list links, list, page count, tiny counters).
+/// - Line 4: the remote stack, which other threads write.
 #[repr(C, align(64))]
 pub struct Span {
-    /// First byte of the span.
+    // Line 0 (bytes 0-63) holds all that a free by the span's owner reads and writes, for
+    // spans of up to 256 objects (their bitmap fits in its last 32 bytes): the span's
+    // identity, the object count and the first four bitmap words. A free then misses in the
+    // cache at most once on the span (twice for bigger bitmaps), not once per field group.
+    /// Address of the first object (the first page).
     pub base: usize,
-    /// Object size (bytes); for a large span, the span's bytes.
-    pub elem_bytes: usize,
-    /// Runtime pages.
-    pub npages: usize,
     /// The mcache whose current (or owned) span this is, or null.
     pub owner: AtomicPtr<MCache>,
-    /// Tiny spans only: one counter per 16 B block (see mcache.rs).
-    pub tiny_counts: *const TinyCounter,
-    /// Objects in the span (1 for a large span).
-    pub nelems: u32,
+    /// `ceil(2^32 / elem_bytes)` for small spans (Go's `mspan.divMul`): object index by
+    /// multiply and shift, with no table lookup on the free path.
+    pub div_mul: u32,
+    /// Objects whose alloc bit is set.
+    pub alloc_count: Cell<u32>,
+    /// `nelems - refill_min()`: when an owner's free brings `alloc_count` down to this, the
+    /// span has just become worth a refill (see "Owned spans" in mcache.rs).
+    pub refill_count: u32,
     /// Size class (0 = large).
     pub class: u8,
     /// Span class (`class << 1 | noscan`, see sizeclass.rs).
@@ -110,38 +121,42 @@ pub struct Span {
     /// Whether the pages may hold old data (false: fresh from a zeroing source).
     pub needzero: Cell<bool>,
     _pad0: u8,
-    /// `nelems - refill_min()`: when an owner's free brings `alloc_count` down to this, the
-    /// span has just become worth a refill (see "Owned spans" in mcache.rs).
-    pub refill_count: u32,
-    /// `ceil(2^32 / elem_bytes)` for small spans (Go's `mspan.divMul`): object index by
-    /// multiply and shift, with no table lookup on the free path.
-    pub div_mul: u32,
-    _pad1: [u32; 2],
+    /// 1 = allocated (or freed remotely and not yet collected); words 0-3 in line 0.
+    pub alloc_bits: [Cell<u64>; BITMAP_WORDS],
+    // From byte 160: the owner's allocation state, then what only slow paths use.
     /// Inverted alloc bits from `freeindex` to the end of its word.
     pub alloc_cache: Cell<u64>,
     /// Next object the scan looks at.
     pub freeindex: Cell<u32>,
-    /// Objects whose alloc bit is set.
-    pub alloc_count: Cell<u32>,
+    /// Objects in the span (1 for a large span).
+    pub nelems: u32,
+    /// Object size (bytes); for a large span, the span's bytes.
+    pub elem_bytes: usize,
+    /// A copy of `base` beside the alloc cache, so that an allocation reads one line of the
+    /// span (`alloc_base == base`, set once, checked).
+    pub alloc_base: usize,
+    /// Runtime pages.
+    pub npages: usize,
+    /// Tiny spans only: one counter per 16 B block (see mcache.rs).
+    pub tiny_counts: *const TinyCounter,
     /// List links (mcentral's lists, the owner's `owned` list).
     pub next: Cell<*const Span>,
     /// List links.
     pub prev: Cell<*const Span>,
-    /// 1 = allocated (or freed remotely and not yet collected).
-    pub alloc_bits: [Cell<u64>; BITMAP_WORDS],
-    /// Which list the span is on (an mcentral's, or its owner's `owned` list). Kept off
-    /// line 0, which other threads read on every free.
+    /// Which list the span is on (an mcentral's, or its owner's `owned` list).
     pub list: Cell<SpanList>,
-    _pad2: [u8; 31],
-    /// Objects freed by non-owners, linked through their first word.
+    _pad1: [u8; 31],
+    /// Objects freed by non-owners, linked through their first word (its own line: other
+    /// threads write it).
     pub remote: RemoteStack,
 }
 // ANCHOR_END: span_struct
 
 const _: () = {
-    assert!(core::mem::offset_of!(Span, alloc_cache) == 64);
-    assert!(core::mem::offset_of!(Span, list) >= 64);
+    assert!(core::mem::offset_of!(Span, alloc_bits) == 32);
+    assert!(core::mem::offset_of!(Span, alloc_cache) == 32 + 8 * BITMAP_WORDS);
     assert!(core::mem::offset_of!(Span, remote) == 256);
+    assert!(core::mem::size_of::<Span>() == 320);
 };
 
 // SAFETY: spans are shared by raw pointers between threads; each `Cell` field is written only
@@ -159,6 +174,7 @@ impl Span {
             freeindex: Cell::new(0),
             alloc_count: Cell::new(0),
             base: 0,
+            alloc_base: 0,
             elem_bytes: 0,
             nelems: 0,
             class: 0,
@@ -175,8 +191,7 @@ impl Span {
             refill_count: 0,
             div_mul: 0,
             _pad0: 0,
-            _pad1: [0; 2],
-            _pad2: [0; 31],
+            _pad1: [0; 31],
         }
     }
 
@@ -197,6 +212,7 @@ impl Span {
         };
         let s = Span {
             base,
+            alloc_base: base,
             elem_bytes,
             nelems: nelems as u32,
             class: class as u8,
@@ -254,7 +270,7 @@ impl Span {
         let i = self.freeindex.get() + t;
         self.alloc_cache.set((c >> t) >> 1);
         self.freeindex.set(i + 1);
-        Some(self.base + i as usize * self.elem_bytes)
+        Some(self.alloc_base + i as usize * self.elem_bytes)
     }
     // ANCHOR_END: next_free_fast
 
@@ -369,11 +385,11 @@ impl Span {
         self.alloc_count.get() == self.nelems
     }
 
-    /// Objects not handed out, as far as the span knows (remote frees not yet collected
-    /// are not counted).
+    /// Whether at least [`Self::refill_min`] objects are free (`nelems - alloc_count >=
+    /// refill_min()`), read from line 0 alone: `alloc_count <= refill_count`.
     #[inline]
-    pub fn free_objects(&self) -> u32 {
-        self.nelems - self.alloc_count.get()
+    pub fn worth_refill(&self) -> bool {
+        self.alloc_count.get() <= self.refill_count
     }
 
     // ANCHOR: refill_min
@@ -408,6 +424,20 @@ mod tests {
     extern crate std;
     use super::*;
     use std::vec::Vec;
+
+    /// The layout's promise: a span of a class of 32 B or more keeps its whole bitmap in
+    /// line 0, beside the fields a free reads.
+    #[test]
+    fn classes_from_32_bytes_keep_their_bitmap_in_line_0() {
+        let line0_words = (64 - core::mem::offset_of!(Span, alloc_bits)) / 8;
+        for class in 1..sizeclass::CLASS_COUNT {
+            let objects = sizeclass::class_objects(class);
+            if CLASS_BYTES[class] >= 32 {
+                assert!(objects <= line0_words * 64, "class {class}: {objects} objects");
+            }
+        }
+        assert!(sizeclass::class_objects(3) > line0_words * 64, "24 B spans need line 1");
+    }
 
     #[test]
     fn scan_hands_out_every_object_once_then_rewinds() {
