@@ -430,9 +430,9 @@ mod tests {
     #[test]
     fn classes_from_32_bytes_keep_their_bitmap_in_line_0() {
         let line0_words = (64 - core::mem::offset_of!(Span, alloc_bits)) / 8;
-        for class in 1..sizeclass::CLASS_COUNT {
+        for (class, &bytes) in CLASS_BYTES.iter().enumerate().skip(1) {
             let objects = sizeclass::class_objects(class);
-            if CLASS_BYTES[class] >= 32 {
+            if bytes >= 32 {
                 assert!(objects <= line0_words * 64, "class {class}: {objects} objects");
             }
         }
