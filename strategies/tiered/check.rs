@@ -32,7 +32,7 @@ pub fn check(root: &Root) -> Result<(), CheckError> {
     for spc in 0..SPAN_CLASS_COUNT {
         check_central(root, spc)?;
     }
-    check_caches(&h)
+    check_caches(root, &h)
 }
 
 /// Arena index and list, page bitmaps vs summaries vs the span map, every span.
@@ -196,7 +196,7 @@ fn check_central(root: &Root, spc: usize) -> Result<(), CheckError> {
 }
 
 /// Every cache in use owns its current spans.
-fn check_caches(h: &HeapInner) -> Result<(), CheckError> {
+fn check_caches(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
     let mut c = h.all_caches;
     while !c.is_null() {
         // SAFETY: cache records live as long as the heap.
@@ -221,6 +221,7 @@ fn check_caches(h: &HeapInner) -> Result<(), CheckError> {
             for spc in 0..SPAN_CLASS_COUNT {
                 check_owned(cache, c, spc)?;
             }
+            check_free_stacks(root, cache)?;
             ensure!(cache.tiny_offset.get() <= 16, "tiny offset past the block", c, cache.tiny_offset.get());
         } else {
             for spc in 0..SPAN_CLASS_COUNT {
@@ -238,8 +239,36 @@ fn check_caches(h: &HeapInner) -> Result<(), CheckError> {
                     spc
                 );
             }
+            for (class, st) in cache.free.iter().enumerate() {
+                ensure!(st.len.get() == 0, "released cache still holds objects on a free stack", c, class);
+            }
         }
         c = cache.next_all;
+    }
+    Ok(())
+}
+
+/// A cache's free stacks (mcache.rs, "Free stacks"): within their room, each object a
+/// live small object with its alloc bit set and room for its stack's class, none twice.
+fn check_free_stacks(root: &Root, cache: &MCache) -> Result<(), CheckError> {
+    for (class, st) in cache.free.iter().enumerate() {
+        ensure!(st.len.get() <= st.cap, "free stack over its room", class, st.len.get());
+        for (i, p) in st.iter().enumerate() {
+            ensure!(
+                root.can_stack(p, class),
+                "free stack holds an object that is not a live small one",
+                p,
+                class
+            );
+            let s = root.span_of(p);
+            ensure!(
+                !s.in_alloc_cache(s.object_index(p)),
+                "object both on a free stack and in an alloc cache",
+                p,
+                class
+            );
+            ensure!(st.iter().skip(i + 1).all(|q| q != p), "object twice on a free stack", p, class);
+        }
     }
     Ok(())
 }

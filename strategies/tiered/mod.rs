@@ -29,7 +29,8 @@
 //! # Alloc path (one allocation through every tier)
 //! 1. `Tiered::alloc` tries `alloc_fast`: the thread's mcache (thread-local, most recent
 //!    heap), then tiny (bump in the 16 B block) or small (class from `size_to_class8` /
-//!    `size_to_class128`, current span of the span class, `next_free_fast`: a
+//!    `size_to_class128`; the top of the class's free stack if it has one, see mcache.rs;
+//!    else the current span of the span class, `next_free_fast`: a
 //!    count-trailing-zeros in `allocCache`). No lock, no atomic, no call, so no register
 //!    is saved. A countdown in the mcache (`count_op`) sends every `OP_STEP_ALLOCS`th
 //!    allocation to `op_step` (a tail call): a bounded step of background work
@@ -46,6 +47,12 @@
 //! Go never frees: its sweeper rebuilds a span's alloc bits from the GC's mark bits and
 //! rewinds `freeindex`. mimalloc gives each page a local free list plus an atomic list for
 //! other threads. stratalloc keeps Go's bitmaps and makes the bit itself the truth:
+//! 0. First, a free stack (mcache.rs, "Free stacks"): a small object (16 B to 32 KiB,
+//!    alignment up to 8) goes onto the freeing thread's stack for its class, which the
+//!    free's layout gives, unless the stack is full. No span is read, and the object's bit
+//!    stays set: to its span it is still allocated (to the thread's cache). The thread's
+//!    next allocation of that class takes it back, newest first, while it is likely still
+//!    in the processor's cache. Only a full stack sends the free down the path below.
 //! 1. `spanOf(ptr)` (arena index, then the arena's page → span map): O(1), no header.
 //!    `Tiered` keeps the index's address beside the root pointer, so the free path reaches
 //!    the span in three dependent loads from the `static` (index address, arena, span).
@@ -77,7 +84,9 @@
 //! on average in the churn benchmark, central lists and page heap included) per batch of
 //! objects (at least a quarter of the span), and a class's spans stay up to a quarter
 //! empty; frees into spans no cache owns meet in one CAS head per
-//! class. mimalloc's per-page free lists make a freed slot reusable at once at no scan. In
+//! class. mimalloc's per-page free lists make a freed slot reusable at once at no scan;
+//! the free stacks give the same to a thread's most recent frees, a bounded number per
+//! class, and leave the bulk to the spans. In
 //! exchange a span has one owner at a time, exactly Go's shape, and the alloc bitmap is the
 //! single truth the checker verifies. Empty spans go back to the heap once they leave
 //! their owner (at most 2 MiB of spans per class and thread stay owned).
@@ -131,7 +140,8 @@ use mcentral::MCentral;
 use mheap::MHeap;
 use scavenger::Goal;
 use sizeclass::{
-    MAX_SMALL_BYTES, PAGE_BYTES, SPAN_CLASS_COUNT, TINY_SPAN_CLASS, class_for, class_of, span_class,
+    CLASS_BYTES, MAX_SMALL_BYTES, PAGE_BYTES, SPAN_CLASS_COUNT, TINY_SPAN_CLASS, class_for, class_of,
+    span_class,
 };
 use span::Span;
 
@@ -378,6 +388,25 @@ impl Root {
         // entry Ready, and its span live.
         unsafe { &*span_of_live(self.index, p) }
     }
+
+    /// Whether `p` may be on a free stack of size class `class`: a live block of this heap
+    /// (for a small span: at an object boundary, alloc bit set; a large span: its base),
+    /// with room for a `class` object (see "Free stacks" in mcache.rs). For debug checks
+    /// and the checker: it looks the span up, which the free stack exists to avoid.
+    fn can_stack(&self, p: usize, class: usize) -> bool {
+        // SAFETY: the index is published with the root; `span_of` checks the range.
+        let s = unsafe { arena::span_of(self.index, p) };
+        // SAFETY: non-null entries of the span map point at live spans.
+        let Some(s) = (unsafe { s.as_ref() }) else { return false };
+        let room = CLASS_BYTES[class] as usize;
+        // Small spans only (odd span classes): a large object's layout is never small
+        // (`realloc` keeps it large), and tiny objects (under 16 B) never reach a stack.
+        if s.span_class & 1 == 0 || p < s.base || p >= s.end() {
+            return false;
+        }
+        let i = s.object_index(p);
+        s.base + i * s.elem_bytes == p && i < s.nelems as usize && s.bit(i) && s.elem_bytes >= room
+    }
 }
 
 /// `alloc_fast` found the alloc cache of span class `spc` empty: refill (mcache.rs).
@@ -520,10 +549,16 @@ impl Tiered {
                 None => return Ok(refill_tiny(root, src, c, size)),
             }
         } else if size <= MAX_SMALL_BYTES && align <= 8 {
-            let spc = span_class(class_of(size));
-            match c.alloc_small_fast(spc) {
+            let class = class_of(size);
+            match c.pop_free(class) {
                 Some(p) => p,
-                None => return Ok(refill_small(root, src, c, spc, size)),
+                None => {
+                    let spc = span_class(class);
+                    match c.alloc_small_fast(spc) {
+                        Some(p) => p,
+                        None => return Ok(refill_small(root, src, c, spc, size)),
+                    }
+                }
             }
         } else {
             return Err(());
@@ -615,10 +650,26 @@ unsafe impl Strategy for Tiered {
     // ANCHOR: tiered_dealloc
     #[inline]
     unsafe fn dealloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, layout: Layout) {
+        let p = ptr.as_ptr() as usize;
+        // The fastest path: a small object (not tiny) onto this thread's free stack of its
+        // class, which the layout gives (the caller's contract: the layout it was allocated
+        // with, which `alloc` mapped to that class). No span is read.
+        let size = layout.size();
+        if (mcache::TINY_BLOCK_BYTES..=MAX_SMALL_BYTES).contains(&size)
+            && layout.align() <= 8
+            && let Some(root) = self.existing_root()
+            // SAFETY: null or the calling thread's own cache, live while the thread is.
+            && let Some(c) = unsafe { tls::peek(root).as_ref() }
+        {
+            debug_assert!(root.can_stack(p, class_of(size)), "foreign or double free of {p:#x}");
+            if c.push_free(class_of(size), p) {
+                c.account(-(size as isize), -1);
+                return;
+            }
+        }
         // The index, not the root: one dependent load fewer on the way to the span. No null
         // test: `ptr` came from this heap's `alloc`, which published the index first.
         let index = self.index.load(Ordering::Acquire);
-        let p = ptr.as_ptr() as usize;
         // SAFETY: `p` is a live block of this heap (the caller's contract), so the index is
         // set, `p`'s arena is registered in it, its index entry Ready, and its span live.
         let s = unsafe { &*span_of_live(index, p) };
@@ -663,7 +714,11 @@ unsafe impl Strategy for Tiered {
     ) -> Option<NonNull<u8>> {
         // SAFETY: forwarded with the caller's guarantees.
         let usable = unsafe { self.usable_size(ptr, layout) };
-        if new_size <= usable && new_size > usable / 2 {
+        // In place only if the block stays on its side of the small/large line: a large
+        // object freed with a small layout would go onto a free stack (see "Free stacks" in
+        // mcache.rs), which holds small objects only.
+        let small = |n: usize| n <= MAX_SMALL_BYTES;
+        if new_size <= usable && new_size > usable / 2 && small(new_size) == small(layout.size()) {
             let root = self.existing_root()?;
             let delta = new_size as isize - layout.size() as isize;
             let my = tls::lookup(root);

@@ -251,6 +251,12 @@ impl Span {
         &self.alloc_bits[(i / 64) % BITMAP_WORDS]
     }
 
+    /// Whether object `i` is in the alloc cache (claimed, not handed out yet).
+    pub fn in_alloc_cache(&self, i: usize) -> bool {
+        let fi = self.freeindex.get() as usize;
+        i >= fi && i - fi < 64 && self.alloc_cache.get() >> (i - fi) & 1 == 1
+    }
+
     /// Whether object `i`'s alloc bit is set.
     #[inline]
     pub fn bit(&self, i: usize) -> bool {

@@ -324,3 +324,132 @@ fn scavenger_holds_freed_pages_for_hold_steps() {
         unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, l) };
     }
 }
+
+/// The free stacks (mcache.rs, "Free stacks"): the last objects a thread freed of a class
+/// are the next it hands out of that class, newest first, up to the stack's room; past it
+/// frees go to the spans, and nothing is lost or handed out twice.
+#[test]
+fn free_stacks_hand_back_the_last_freed_objects_first() {
+    use super::mcache::{FREE_STACK_BYTES, FREE_STACK_SLOTS};
+    let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+    let l = Layout::from_size_align(48, 8).unwrap();
+    let mut live: Vec<usize> = (0..200).map(|_| heap.alloc_layout(l).unwrap().as_ptr() as usize).collect();
+    for (k, &p) in live.iter().enumerate() {
+        fill(p as *mut u8, 48, k as u8);
+    }
+    // Free 40 (more than the stack holds), newest last.
+    let freed: Vec<usize> = live.drain(100..140).collect();
+    for &p in &freed {
+        // SAFETY: live blocks of this heap.
+        unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p as *mut u8, l) };
+    }
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    let room = FREE_STACK_SLOTS.min(FREE_STACK_BYTES / 48);
+    // The stack holds the first `room` freed (the later ones found it full): handed back
+    // newest first.
+    for k in (0..room).rev() {
+        let p = heap.alloc_layout(l).unwrap().as_ptr() as usize;
+        assert_eq!(p, freed[k], "allocation {} after the frees", room - 1 - k);
+        live.push(p);
+    }
+    // Then from the spans: never an object that is still live.
+    for _ in 0..100 {
+        let p = heap.alloc_layout(l).unwrap().as_ptr() as usize;
+        assert!(!live.contains(&p), "{p:#x} handed out twice");
+        live.push(p);
+    }
+    // SAFETY: as above.
+    unsafe { heap.check() }.unwrap();
+    for (k, &p) in live.iter().take(100).enumerate() {
+        verify(p as *const u8, 48, k as u8);
+    }
+    assert_eq!(heap.stats().live_objects, live.len());
+    for &p in &live {
+        // SAFETY: live blocks of this heap.
+        unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p as *mut u8, l) };
+    }
+    heap.strategy().release_thread_cache();
+    // SAFETY: as above.
+    unsafe { heap.check() }.unwrap();
+    assert_eq!(heap.stats().live_objects, 0);
+}
+
+/// Objects another thread allocated go onto the freeing thread's stack and are reused
+/// there; when that thread exits, its stacks are freed into their spans, so a trim then
+/// gives every page back.
+#[test]
+fn free_stacks_of_an_exiting_thread_reach_their_spans() {
+    let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+    let l = Layout::from_size_align(1000, 8).unwrap();
+    let ptrs: Vec<usize> = (0..64).map(|_| heap.alloc_layout(l).unwrap().as_ptr() as usize).collect();
+    let reused = std::thread::scope(|s| {
+        s.spawn(|| {
+            // A first allocation gives the thread its cache (a thread without one frees
+            // through the spans).
+            let small = Layout::from_size_align(24, 8).unwrap();
+            let first = heap.alloc_layout(small).unwrap().as_ptr();
+            // SAFETY: a live block of this heap.
+            unsafe { core::alloc::GlobalAlloc::dealloc(&heap, first, small) };
+            for &p in &ptrs {
+                // SAFETY: live blocks of this heap, no longer used by the main thread.
+                unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p as *mut u8, l) };
+            }
+            let q = heap.alloc_layout(l).unwrap().as_ptr() as usize;
+            // SAFETY: as above.
+            unsafe { core::alloc::GlobalAlloc::dealloc(&heap, q as *mut u8, l) };
+            q
+        })
+        .join()
+        .unwrap()
+    });
+    assert!(ptrs.contains(&reused), "the freeing thread did not reuse an object it freed");
+    heap.strategy().release_thread_cache();
+    heap.trim();
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    assert_eq!(heap.stats().live_objects, 0);
+    let ready = heap.source().counts().ready;
+    assert!(ready < 1 << 20, "{ready} bytes still Ready after every object was freed and the heap trimmed");
+}
+
+/// A large object reallocated to a small size moves (a large object must never be freed
+/// with a small layout, which would put it on a free stack).
+#[test]
+fn realloc_of_a_large_object_to_a_small_size_moves_it() {
+    let heap: Heap<Tiered> = Heap::new();
+    let big = Layout::from_size_align(40 << 10, 8).unwrap();
+    let p = heap.alloc_layout(big).unwrap().as_ptr();
+    fill(p, 30 << 10, 9);
+    // SAFETY: a live block of this heap with layout `big`.
+    let q = unsafe { core::alloc::GlobalAlloc::realloc(&heap, p, big, 30 << 10) };
+    assert_ne!(q, p, "kept in place although it became small");
+    verify(q, 30 << 10, 9);
+    // SAFETY: the new block and its layout.
+    unsafe { core::alloc::GlobalAlloc::dealloc(&heap, q, Layout::from_size_align(30 << 10, 8).unwrap()) };
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+}
+
+/// What the free stacks of one thread can hold at most, all classes full (the figure the
+/// mcache docs quote).
+#[test]
+fn free_stacks_hold_at_most_three_quarters_of_a_mebibyte_per_thread() {
+    use super::mcache::FREE_STACK_SLOTS;
+    use super::sizeclass::{CLASS_BYTES, CLASS_COUNT};
+    let c = super::mcache::MCache::new(core::ptr::null(), core::ptr::null_mut());
+    let mut total = 0usize;
+    assert_eq!(c.free.len(), CLASS_COUNT);
+    for (class, (st, &size)) in c.free.iter().zip(&CLASS_BYTES).enumerate() {
+        assert!(st.cap as usize <= FREE_STACK_SLOTS);
+        let size = size as usize;
+        if size < 16 {
+            assert_eq!(st.cap, 0, "class {class} ({size} B) is tiny-sized and never stacks");
+        } else {
+            assert!(st.cap >= 1, "class {class} has no room");
+        }
+        total += st.cap as usize * size;
+    }
+    std::println!("free stacks hold at most {total} bytes per thread");
+    assert!(total <= 768 << 10, "{total}");
+}
