@@ -239,9 +239,10 @@ fn cache_holdings(heap: &Heap<Tiered, Tracked<Mmap>>) -> (usize, usize) {
 }
 
 /// A thread that frees everything it allocated (owner frees, no trim, no exit) keeps, per
-/// class it used, its current span and at most `EMPTY_OWNED_PAGES` (or one span) of wholly
-/// empty owned spans; the other emptied spans go back to mcentral and the heap. Before, it
-/// kept up to `OWNED_PAGES` (2 MiB) of empty owned spans per class.
+/// class it used, its current span, at most `EMPTY_OWNED_PAGES` (or one span) of wholly
+/// empty owned spans, and the spans that the objects on its free stack keep from
+/// emptying (one each at most); the other emptied spans go back to mcentral and the heap.
+/// Before, it kept up to `OWNED_PAGES` of empty owned spans per class.
 #[test]
 fn owner_frees_keep_a_bounded_number_of_empty_owned_spans() {
     use super::mcache::EMPTY_OWNED_PAGES;
@@ -267,7 +268,15 @@ fn owner_frees_keep_a_bounded_number_of_empty_owned_spans() {
     unsafe { heap.check() }.unwrap();
     let (held, most_empty) = cache_holdings(&heap);
     let empty_bound = |size| class_pages(class_for(size, 8).unwrap()).max(EMPTY_OWNED_PAGES);
-    let bound: usize = sizes.iter().map(|&s| class_pages(class_for(s, 8).unwrap()) + empty_bound(s)).sum();
+    let root = heap.strategy().existing_root().unwrap();
+    // SAFETY: this thread's cache, used by no other thread.
+    let cache = unsafe { &*super::mcache::tls::lookup(root) };
+    let stacked = |size| {
+        let class = class_for(size, 8).unwrap();
+        cache.free[class].len.get() as usize * class_pages(class)
+    };
+    let bound: usize =
+        sizes.iter().map(|&s| class_pages(class_for(s, 8).unwrap()) + empty_bound(s) + stacked(s)).sum();
     assert!(most_empty <= empty_bound(4096), "{most_empty} pages of empty owned spans in one class");
     assert!(
         held <= bound,
