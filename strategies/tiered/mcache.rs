@@ -142,7 +142,7 @@ use core::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
 use super::Root;
 use super::scavenger::{FREE_STEP_BYTES, OP_STEP_ALLOCS};
-use super::sizeclass::{CLASS_BYTES, CLASS_COUNT, SPAN_CLASS_COUNT, TINY_SPAN_CLASS};
+use super::sizeclass::{CLASS_BYTES, CLASS_COUNT, PAGE_BYTES, SPAN_CLASS_COUNT, TINY_SPAN_CLASS};
 use super::span::{Span, SpanList};
 use crate::source::PageSource;
 
@@ -599,6 +599,12 @@ impl MCache {
                 // SAFETY: a cache's root outlives it.
                 let root = unsafe { &*self.root };
                 root.central[spc].uncache_span(&root.heap, s);
+                // Pages on their way back to the heap pace the scavenger like the frees
+                // off the fast path; this free cannot run the step (no page source here),
+                // so the next allocation does.
+                if self.note_free(npages as usize * PAGE_BYTES) {
+                    self.ops_left.set(1);
+                }
                 return;
             }
             l.empty_pages.set(kept + npages);
