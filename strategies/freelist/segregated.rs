@@ -83,6 +83,17 @@ impl Classes for DefaultClasses {
         (EXACT_CLASSES + (k - 10) * 4 + sub).min(Self::COUNT - 1)
     }
 
+    /// The exact classes first, by one division: `class_min(c) == MIN_BLOCK_BYTES + 16 c`
+    /// up to `class_min(EXACT_CLASSES) == 1024`, so the ceiling is `ceil((need - 64) / 16)`.
+    #[inline]
+    fn class_ceil(need: usize) -> usize {
+        if need <= 1024 {
+            return need.saturating_sub(MIN_BLOCK_BYTES - (BLOCK_ALIGN - 1)) / BLOCK_ALIGN;
+        }
+        let f = Self::class_of(need);
+        if Self::class_min(f) >= need { f } else { f + 1 }
+    }
+
     #[inline]
     fn class_min(class: usize) -> usize {
         if class < EXACT_CLASSES {
@@ -367,11 +378,13 @@ unsafe impl<C: Classes> Placement for Segregated<C> {
     }
     #[inline]
     unsafe fn find(&mut self, need: usize, align: usize) -> Option<Block> {
-        if align <= BLOCK_ALIGN
-            && let Some(b) = self.lists.find_fast(need)
-        {
-            return Some(b);
+        if align > BLOCK_ALIGN {
+            return None;
         }
+        self.lists.find_fast(need)
+    }
+    #[inline]
+    unsafe fn find_rest(&mut self, need: usize, align: usize) -> Option<Block> {
         self.lists.find_slow(need, align)
     }
 }
