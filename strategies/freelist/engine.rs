@@ -9,7 +9,7 @@ use core::ptr::{self, NonNull};
 
 use super::block::{
     BLOCK_ALIGN, Block, CHUNK_OVERHEAD_BYTES, ChunkHead, FIRST_BLOCK_OFFSET, FLAGS, FREE, HEADER_BYTES,
-    MARK_INDEX, MARK_WALK, MIN_BLOCK_BYTES, NODE_BYTES, PREV_FREE, block_need,
+    MARK_INDEX, MARK_WALK, MIN_BLOCK_BYTES, NODE_BYTES, PREV_FREE, block_need, layout_need,
 };
 use crate::source::{PageSource, align_up};
 use crate::strategy::{CheckError, StrategyStats};
@@ -273,12 +273,14 @@ impl<X: Placement> Core<X> {
     /// `src` is this heap's source; `layout.size() > 0`.
     #[inline]
     pub unsafe fn alloc<P: PageSource>(&mut self, src: &P, layout: Layout) -> Option<(NonNull<u8>, bool)> {
-        let need = block_need(layout.size())?;
+        // Unchecked: a block found for `need` proves it in range (it is no bigger than the
+        // block); otherwise `alloc_rest` checks it.
+        let need = layout_need(layout);
         // SAFETY: the index holds only live free blocks of this heap.
         match unsafe { self.policy.find(need, layout.align()) } {
             // SAFETY: `f` is an indexed free block into which the request fits.
             Some(f) => Some(unsafe { self.take(f, need, layout) }),
-            None => self.alloc_rest(src, need, layout),
+            None => self.alloc_rest(src, layout),
         }
     }
 
@@ -286,13 +288,8 @@ impl<X: Placement> Core<X> {
     /// search, else growth. Out of line, so the allocation path keeps few registers live.
     #[cold]
     #[inline(never)]
-    fn alloc_rest<P: PageSource>(
-        &mut self,
-        src: &P,
-        need: usize,
-        layout: Layout,
-    ) -> Option<(NonNull<u8>, bool)> {
-        let align = layout.align();
+    fn alloc_rest<P: PageSource>(&mut self, src: &P, layout: Layout) -> Option<(NonNull<u8>, bool)> {
+        let (need, align) = (block_need(layout.size())?, layout.align());
         // SAFETY: the index holds only live free blocks of this heap; `find` just failed.
         let f = match unsafe { self.policy.find_rest(need, align) } {
             Some(f) => f,

@@ -152,9 +152,9 @@ impl<C: Classes> SegLists<C> {
     #[inline]
     fn first_class_from(&self, from: usize) -> Option<usize> {
         let w = from / 64;
-        let bits = *self.bitmap.get(w)? & (!0u64 << (from % 64));
+        let bits = *self.bitmap.get(w)? >> (from % 64);
         if bits != 0 {
-            return Some(w * 64 + bits.trailing_zeros() as usize);
+            return Some(from + bits.trailing_zeros() as usize);
         }
         // The words above `w` (one at most with 128 classes).
         let rest = self.bitmap.get(w + 1..)?;
