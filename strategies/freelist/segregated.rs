@@ -23,7 +23,7 @@
 //! in its class when it grows or shrinks keeps its place in the list.
 //!
 //! Invariants (checked by `check`): every block of list `c` has `class_of(size) == c`;
-//! `node.prev` links are the reverse of `node.next`; `bitmap bit c == (head[c] != null)`;
+//! `node.prev` links are the reverse of `node.next` (but for the head's `prev`, unspecified); `bitmap bit c == (head[c] != null)`;
 //! `Σ list lengths == #free blocks`; `node.class == c`. The lists keep no length of their
 //! own (one counter update less per list change): the core's checker compares the walked
 //! count with its own count of free blocks and stops a cycle at the first block seen twice.
@@ -111,6 +111,11 @@ impl Classes for DefaultClasses {
 /// out of its list (on every allocation and most frees) reads the class from the node,
 /// whose cache line is loaded for the links anyway, instead of computing it again from the
 /// size (a branch on the size that mispredicts often).
+///
+/// `prev` is the block before this one in its list, except for the head (`heads[class] ==
+/// this block`), whose `prev` is unspecified: taking the head out (every allocation of the
+/// fast path) then writes only `heads[class]`, not the new head's node. A block is
+/// the head exactly when `heads[class]` names it, which `unlink` tests.
 #[repr(C)]
 #[derive(Copy, Clone)]
 struct Link {
@@ -199,13 +204,14 @@ impl<C: Classes> SegLists<C> {
             // `class < C::COUNT <= MAX_CLASSES` (the node invariant); the mask only spares
             // the bounds checks.
             let c = class % MAX_CLASSES;
-            if prev.is_null() {
+            if self.heads[c] == b.ptr() {
+                // `next` becomes the head: its `prev` need not change.
                 self.heads[c] = next;
                 self.bitmap[c / 64] &= !((next.is_null() as u64) << (c % 64));
             } else {
                 (*link(prev)).next = next;
+                self.prev_field(next).write(prev);
             }
-            self.prev_field(next).write(prev);
         }
     }
 
@@ -296,7 +302,7 @@ unsafe impl<C: Classes> FreeIndex for SegLists<C> {
             let l = link(old.ptr()).read();
             let (prev, next) = (l.prev, l.next);
             link(new.ptr()).write(l);
-            if prev.is_null() {
+            if self.heads[c] == old.ptr() {
                 self.heads[c] = new.ptr();
             } else {
                 (*link(prev)).next = new.ptr();
@@ -338,7 +344,8 @@ unsafe impl<C: Classes> FreeIndex for SegLists<C> {
                 // SAFETY: `visit` found `b` to be a live free block.
                 let (l, size) = unsafe { (link(b.ptr()).read(), b.size()) };
                 let err = |what, detail| Err(CheckError { what, addr: b.addr(), detail });
-                if l.prev != prev {
+                // The head's `prev` is unspecified (see `Link`).
+                if !prev.is_null() && l.prev != prev {
                     return err("seg: node.prev != previous node", c);
                 }
                 if C::class_of(size) != c {
