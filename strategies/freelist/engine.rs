@@ -284,6 +284,30 @@ impl<X: Placement> Core<X> {
         }
     }
 
+    /// [`alloc`](Self::alloc) without the zero flag (a plain allocation): the result is one
+    /// pointer, so the fast path's return joins the slow path's without testing which
+    /// variant of a pair came back.
+    ///
+    /// # Safety
+    /// As for [`alloc`](Self::alloc).
+    #[inline]
+    pub unsafe fn alloc_plain<P: PageSource>(&mut self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
+        let need = layout_need(layout);
+        // SAFETY: as in `alloc`.
+        match unsafe { self.policy.find(need, layout.align()) } {
+            // SAFETY: as in `alloc`.
+            Some(f) => Some(unsafe { self.take(f, need, layout) }.0),
+            None => self.alloc_rest_plain(src, layout),
+        }
+    }
+
+    /// [`alloc_rest`](Self::alloc_rest) for [`alloc_plain`](Self::alloc_plain).
+    #[cold]
+    #[inline(never)]
+    fn alloc_rest_plain<P: PageSource>(&mut self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
+        self.alloc_rest(src, layout).map(|(p, _)| p)
+    }
+
     /// [`alloc`](Self::alloc) when the policy's common case found nothing: the rest of its
     /// search, else growth. Out of line, so the allocation path keeps few registers live.
     #[cold]

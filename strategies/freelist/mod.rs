@@ -189,7 +189,7 @@ unsafe impl<X: Placement> Strategy for FreeList<X> {
     #[inline]
     unsafe fn alloc<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.core.lock().alloc(src, layout) }.map(|(p, _)| p)
+        unsafe { self.core.lock().alloc_plain(src, layout) }
     }
 
     #[inline]

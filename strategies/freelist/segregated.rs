@@ -199,15 +199,15 @@ impl<C: Classes> SegLists<C> {
     unsafe fn unlink(&mut self, b: Block) {
         // SAFETY: `b` is listed, in the list its node names; its neighbours are listed or
         // null.
+        // `class < C::COUNT <= MAX_CLASSES` (the node invariant), so the head and the bitmap
+        // word are in bounds: no bounds checks.
         unsafe {
-            let Link { prev, next, class } = link(b.ptr()).read();
-            // `class < C::COUNT <= MAX_CLASSES` (the node invariant); the mask only spares
-            // the bounds checks.
-            let c = class % MAX_CLASSES;
-            if self.heads[c] == b.ptr() {
+            let Link { prev, next, class: c } = link(b.ptr()).read();
+            let head = self.heads.get_unchecked_mut(c);
+            if *head == b.ptr() {
                 // `next` becomes the head: its `prev` need not change.
-                self.heads[c] = next;
-                self.bitmap[c / 64] &= !((next.is_null() as u64) << (c % 64));
+                *head = next;
+                *self.bitmap.get_unchecked_mut(c / 64) &= !((next.is_null() as u64) << (c % 64));
             } else {
                 (*link(prev)).next = next;
                 self.prev_field(next).write(prev);
