@@ -184,7 +184,10 @@ impl<C: Classes> SegLists<C> {
         let head = self.heads[c];
         // SAFETY: `b` is a free block not listed (its node is ours), `head` null or listed.
         unsafe {
-            link(b.ptr()).write(Link { prev: ptr::null_mut(), next: head, class: c });
+            // The head's `prev` is left as it is (unspecified).
+            let l = link(b.ptr());
+            (*l).next = head;
+            (*l).class = c;
             self.prev_field(head).write(b.ptr());
         }
         self.heads[c] = b.ptr();
