@@ -327,7 +327,8 @@ impl<X: Placement> Core<X> {
     /// reads as zero.
     ///
     /// # Safety
-    /// As for [`carve`](Self::carve), with `need == block_need(layout.size())`.
+    /// As for [`carve`](Self::carve), with `need == layout_need(layout)` (which equals
+    /// `block_need(layout.size())` for every block that can be found).
     #[inline]
     unsafe fn take(&mut self, f: Block, need: usize, layout: Layout) -> (NonNull<u8>, bool) {
         // Counted first: nothing is live across `carve`'s cold calls but `f` and `self`.

@@ -16,17 +16,23 @@
 //! Free: a block (and a split remainder) goes to the head of its own class's list.
 //!
 //! Cost per operation (the churn benchmark's hot path): one class computation, a bitmap
-//! word scan, the list head, and the node's two links; no search within a class (every
-//! block of the chosen class fits), and no branch on whether a list or a neighbour node
-//! exists when linking (a spare word absorbs the write to a missing neighbour, since
-//! whether a class is empty is as unpredictable as the request sizes). A block that stays
-//! in its class when it grows or shrinks keeps its place in the list.
+//! word scan, the list head, and the node's links; no search within a class (every block
+//! of the chosen class fits), and no branch on whether a list or a neighbour node exists
+//! when linking (a spare word absorbs the write to a missing neighbour, since whether a
+//! class is empty is as unpredictable as the request sizes). Taking a list's head (every
+//! allocation of the fast path) writes the list head and the bitmap but no node: the head's
+//! `prev` link is left unspecified. A block that stays in its class when it grows or shrinks
+//! keeps its place in the list. The O(1) search is [`Placement::find`], inlined in the
+//! allocation path; the walk of a class, for alignments above 16 bytes or when no class
+//! above the request's has a block, is [`Placement::find_rest`], out of line.
 //!
 //! Invariants (checked by `check`): every block of list `c` has `class_of(size) == c`;
-//! `node.prev` links are the reverse of `node.next` (but for the head's `prev`, unspecified); `bitmap bit c == (head[c] != null)`;
-//! `Σ list lengths == #free blocks`; `node.class == c`. The lists keep no length of their
-//! own (one counter update less per list change): the core's checker compares the walked
-//! count with its own count of free blocks and stops a cycle at the first block seen twice.
+//! `node.prev` links are the reverse of `node.next` (but the head's `prev`, which is
+//! unspecified: a block is the head when `heads[c]` names it); `bitmap bit c == (head[c]
+//! != null)`; `Σ list lengths == #free blocks`; `node.class == c`. The lists keep no length
+//! of their own (one counter update less per list change): the core's checker compares the
+//! walked count with its own count of free blocks and stops a cycle at the first block seen
+//! twice.
 
 use core::marker::PhantomData;
 use core::mem::offset_of;
