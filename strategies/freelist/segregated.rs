@@ -122,12 +122,20 @@ impl Classes for DefaultClasses {
 /// this block`), whose `prev` is unspecified: taking the head out (every allocation of the
 /// fast path) then writes only `heads[class]`, not the new head's node. A block is
 /// the head exactly when `heads[class]` names it, which `unlink` tests.
+///
+/// Field order: `next` and `class`, which every allocation of the fast path reads and every
+/// free writes, come first, in the two words after the header, so that they share the
+/// header's cache line unless the header is its line's last word (a quarter of the blocks:
+/// headers lie 8 bytes below a 16-byte boundary); `prev`, needed only to take a block out
+/// from inside its list, comes last. With `prev` first, half the nodes reached into the
+/// next line (churn: 4.93 -> 4.75 L1 and 1.15 -> 1.07 simulated 1 MiB L2 misses per
+/// replacement).
 #[repr(C)]
 #[derive(Copy, Clone)]
 struct Link {
-    prev: *mut u8,
     next: *mut u8,
     class: usize,
+    prev: *mut u8,
 }
 
 const _: () = assert!(size_of::<Link>() <= NODE_BYTES);
