@@ -80,8 +80,9 @@ pub unsafe trait FreeIndex: Send {
 /// A placement policy: which free block a request takes. Owns its index.
 ///
 /// # Safety
-/// *Implementors must guarantee* that [`find`](Self::find) returns only a block now in the
-/// index for which [`fit_start`] returns `Some`.
+/// *Implementors must guarantee* that [`find`](Self::find) and
+/// [`find_rest`](Self::find_rest) return only a block now in the index for which
+/// [`fit_start`] returns `Some`.
 pub unsafe trait Placement: Send {
     /// The index of free blocks.
     type Index: FreeIndex;

@@ -385,8 +385,9 @@ pub struct Segregated<C> {
 }
 
 // ANCHOR: seg_policy
-// SAFETY: `find_fast` returns a block of a class whose every block is `>= need` (fits for
-// alignments up to 16); `find_slow` checks `fit_start` on each candidate.
+// SAFETY: `find` returns what `find_fast` returns, a block of a class whose every block is
+// `>= need`, and only for alignments up to 16 (where `>= need` fits); `find_rest` returns
+// what `find_slow` returns, which checks `fit_start` on each candidate.
 unsafe impl<C: Classes> Placement for Segregated<C> {
     type Index = SegLists<C>;
     const EMPTY: Self = Segregated { lists: SegLists::EMPTY };
