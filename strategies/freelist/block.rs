@@ -73,6 +73,15 @@ pub fn block_need(bytes: usize) -> Option<usize> {
 }
 // ANCHOR_END: block_need
 
+/// [`block_need`] of a [`Layout`](core::alloc::Layout)'s size without the range check, for
+/// the allocation path's search: a layout's size is at most `isize::MAX`, so the sum cannot
+/// overflow. The result may exceed `block_need`'s limit; it is safe to search for (no free
+/// block is that big, so nothing is found and [`block_need`] decides).
+#[inline]
+pub fn layout_need(layout: core::alloc::Layout) -> usize {
+    ((layout.size() + HEADER_BYTES + BLOCK_ALIGN - 1) & !(BLOCK_ALIGN - 1)).max(MIN_BLOCK_BYTES)
+}
+
 /// A block, named by the address of its header. Copy; carries no ownership.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub struct Block(NonNull<u8>);

@@ -37,9 +37,9 @@
 //!
 //! ## Free path
 //! 1. Read the neighbours' tags: the header above (FREE) and this header's PREV_FREE, and
-//!    merge with whichever is free (immediate coalescing), telling the index. Both headers
-//!    are prefetched before the lock is taken (the one above where `layout.size()` says it
-//!    is), so their cache misses overlap each other and the lock's atomic instruction.
+//!    merge with whichever is free (immediate coalescing), telling the index. The block's
+//!    own header is prefetched before the lock is taken, so its cache miss overlaps the
+//!    lock's atomic instruction.
 //! 2. If the merged block spans its whole chunk and the heap holds more than
 //!    [`RETAIN_FREE_BYTES`] free, the chunk goes back to the source (`free`, Go's sysFree);
 //!    [`Strategy::trim`] gives back every wholly free chunk.
@@ -189,12 +189,12 @@ unsafe impl<X: Placement> Strategy for FreeList<X> {
     #[inline]
     unsafe fn alloc<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.core.lock().alloc(src, layout) }.map(|(p, _)| p)
+        unsafe { self.core.lock().alloc_plain(src, layout) }
     }
 
     #[inline]
     unsafe fn dealloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, layout: Layout) {
-        Core::<X>::prefetch_free(ptr, layout.size());
+        Core::<X>::prefetch_free(ptr);
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.core.lock().dealloc(src, ptr, layout.size()) }
     }
