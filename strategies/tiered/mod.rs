@@ -106,6 +106,19 @@
 //! exact at that granularity: it may miss a high point between two flushes of a cache by up
 //! to 1 MiB plus what 8 refills hand out.
 //!
+//! # Bad input
+//! - Requests the design cannot serve (a size or alignment past what the page source can
+//!   reserve) and exhausted sources return null: no panic, no abort.
+//! - A double free, a free of a pointer this heap did not hand out, or a free with another
+//!   layout than the allocation's breaks the caller's contract (`GlobalAlloc::dealloc`).
+//!   Debug builds detect the common cases at the free: a pointer pushed on a free stack
+//!   must be a live small object of this heap with room for the layout's class
+//!   (`Root::can_stack`) and not already on the stack, and an owner's bit clear must find
+//!   the bit set; each is a `debug_assert!`. Release builds do not look (the free stack
+//!   exists to avoid reading the span), but `check` reports what such a free corrupted:
+//!   an object twice on a stack, a stacked object that is not live, bitmaps and counts
+//!   that disagree.
+//!
 //! # Invariants
 //! Written next to each structure, checked by [`Tiered`]'s `check` (the walker below):
 //! arena index and arena list, page bitmaps vs summaries vs spans, span bitmaps vs counts,

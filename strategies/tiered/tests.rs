@@ -462,3 +462,20 @@ fn free_stacks_hold_at_most_three_quarters_of_a_mebibyte_per_thread() {
     std::println!("free stacks hold at most {total} bytes per thread");
     assert!(total <= 768 << 10, "{total}");
 }
+
+/// A double free of a small object is caught at the free in debug builds (the free stack's
+/// check), not handed out twice later.
+#[cfg(debug_assertions)]
+#[test]
+#[should_panic(expected = "double free")]
+fn double_free_is_caught_in_debug_builds() {
+    let heap: Heap<Tiered> = Heap::new();
+    let l = Layout::from_size_align(64, 8).unwrap();
+    let p = heap.alloc_layout(l).unwrap().as_ptr();
+    // SAFETY: deliberately wrong: the second free breaks the contract, which the debug
+    // check turns into a panic before anything is corrupted.
+    unsafe {
+        core::alloc::GlobalAlloc::dealloc(&heap, p, l);
+        core::alloc::GlobalAlloc::dealloc(&heap, p, l);
+    }
+}
