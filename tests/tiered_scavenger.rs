@@ -36,6 +36,39 @@ fn fill_gib(heap: &Heap<Tiered, Tracked<Mmap>>) -> Vec<(usize, Layout)> {
     v
 }
 
+/// `n` fresh blocks of layout `l`.
+fn alloc_each(heap: &Heap<Tiered, Tracked<Mmap>>, l: Layout, n: usize) -> Vec<usize> {
+    (0..n)
+        .map(|_| {
+            // SAFETY: `l` has a non-zero size.
+            let p = unsafe { heap.alloc(l) };
+            assert!(!p.is_null());
+            p as usize
+        })
+        .collect()
+}
+
+/// Alloc/free pairs of layout `l` (the thread cache's fast path) until `heap` holds less
+/// than `limit` bytes Ready, at most 1,000,000 of them; returns how many it took.
+fn pairs_until_ready_below(heap: &Heap<Tiered, Tracked<Mmap>>, l: Layout, limit: usize) -> usize {
+    let mut pairs = 0;
+    while heap.source().counts().ready >= limit {
+        assert!(
+            pairs < 1_000_000,
+            "Ready still {} MiB after {pairs} alloc/free pairs",
+            heap.source().counts().ready >> 20
+        );
+        // SAFETY: non-zero size; freed at once.
+        unsafe {
+            let p = heap.alloc(l);
+            assert!(!p.is_null());
+            heap.dealloc(p, l);
+        }
+        pairs += 1;
+    }
+    pairs
+}
+
 fn free_all(heap: &Heap<Tiered, Tracked<Mmap>>, v: Vec<(usize, Layout)>) {
     for (p, l) in v {
         // SAFETY: live blocks of this heap.
@@ -96,37 +129,18 @@ fn fast_path_work_after_a_big_small_free_returns_memory() {
     const SMALL_LIMIT: usize = 24 << 20;
     let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
     let l = Layout::from_size_align(128, 8).unwrap();
-    let v: Vec<usize> = (0..(256 << 20) / 128)
-        .map(|_| {
-            // SAFETY: non-zero size.
-            let p = unsafe { heap.alloc(l) };
-            assert!(!p.is_null());
-            p as usize
-        })
-        .collect();
+    let v = alloc_each(&heap, l, (256 << 20) / 128);
     assert!(heap.source().counts().ready >= 256 << 20);
     let unused_before_free = heap.source().counts().calls_of(stratalloc::Op::Unused);
     for p in v {
         // SAFETY: live blocks of this heap, freed once.
         unsafe { heap.dealloc(p as *mut u8, l) };
     }
-    // Fast-path work only, at most 1,000,000 pairs: the owner's frees pay no steps, so the
-    // free above must have paid for the work (its frees went on pending stacks).
-    let mut pairs = 0;
-    while heap.source().counts().ready >= SMALL_LIMIT {
-        assert!(
-            pairs < 1_000_000,
-            "Ready still {} MiB after {pairs} alloc/free pairs",
-            heap.source().counts().ready >> 20
-        );
-        // SAFETY: non-zero size; freed at once.
-        unsafe {
-            let p = heap.alloc(l);
-            assert!(!p.is_null());
-            heap.dealloc(p, l);
-        }
-        pairs += 1;
-    }
+    // Fast-path work only, at most 1,000,000 pairs: the steps it runs are the ones the
+    // free above paid for (frees into spans past the 128 MiB the thread keeps went on
+    // pending stacks; the spans its own frees emptied owe theirs to the next allocation)
+    // and its own allocation countdown.
+    pairs_until_ready_below(&heap, l, SMALL_LIMIT);
     assert!(heap.source().counts().calls_of(stratalloc::Op::Unused) > unused_before_free);
     let st = heap.stats();
     assert_eq!(st.live_objects, 0);
@@ -147,14 +161,7 @@ fn fast_path_work_after_another_threads_big_free_returns_memory() {
     // SAFETY: non-zero size; freed at once.
     unsafe { HEAP.dealloc(HEAP.alloc(l), l) };
     std::thread::spawn(move || {
-        let v: Vec<usize> = (0..(128 << 20) / 1000)
-            .map(|_| {
-                // SAFETY: non-zero size.
-                let p = unsafe { HEAP.alloc(l) };
-                assert!(!p.is_null());
-                p as usize
-            })
-            .collect();
+        let v = alloc_each(&HEAP, l, (128 << 20) / 1000);
         for p in v {
             // SAFETY: live blocks of this heap, freed once.
             unsafe { HEAP.dealloc(p as *mut u8, l) };
@@ -162,17 +169,7 @@ fn fast_path_work_after_another_threads_big_free_returns_memory() {
     })
     .join()
     .unwrap();
-    let mut pairs = 0;
-    while HEAP.source().counts().ready >= SMALL_LIMIT {
-        assert!(
-            pairs < 1_000_000,
-            "Ready still {} MiB after {pairs} pairs",
-            HEAP.source().counts().ready >> 20
-        );
-        // SAFETY: non-zero size; freed at once.
-        unsafe { HEAP.dealloc(HEAP.alloc(l), l) };
-        pairs += 1;
-    }
+    pairs_until_ready_below(&HEAP, l, SMALL_LIMIT);
     // SAFETY: the other thread has exited.
     unsafe { HEAP.check() }.unwrap();
 }

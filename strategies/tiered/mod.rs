@@ -89,7 +89,7 @@
 //! class, and leave the bulk to the spans. In
 //! exchange a span has one owner at a time, exactly Go's shape, and the alloc bitmap is the
 //! single truth the checker verifies. Empty spans go back to the heap once they leave
-//! their owner (at most 2 MiB of spans per class and thread stay owned).
+//! their owner (at most 128 MiB of spans per class and thread stay owned).
 //!
 //! # Threads
 //! See mcache.rs: a cache per thread and heap, an exit guard that gives it back, and a shared
@@ -402,10 +402,10 @@ impl Root {
         unsafe { &*span_of_live(self.index, p) }
     }
 
-    /// Whether `p` may be on a free stack of size class `class`: a live block of this heap
-    /// (for a small span: at an object boundary, alloc bit set; a large span: its base),
-    /// with room for a `class` object (see "Free stacks" in mcache.rs). For debug checks
-    /// and the checker: it looks the span up, which the free stack exists to avoid.
+    /// Whether `p` may be on a free stack of size class `class`: an object of a small span
+    /// of this heap (at an object boundary, alloc bit set) with room for a `class` object
+    /// (see "Free stacks" in mcache.rs). For debug checks and the checker: it looks the
+    /// span up, which the free stack exists to avoid.
     fn can_stack(&self, p: usize, class: usize) -> bool {
         // SAFETY: the index is published with the root; `span_of` checks the range.
         let s = unsafe { arena::span_of(self.index, p) };
@@ -674,8 +674,9 @@ unsafe impl Strategy for Tiered {
             // SAFETY: null or the calling thread's own cache, live while the thread is.
             && let Some(c) = unsafe { tls::peek(root).as_ref() }
         {
-            debug_assert!(root.can_stack(p, class_of(size)), "foreign or double free of {p:#x}");
-            if c.push_free(class_of(size), p) {
+            let class = class_of(size);
+            debug_assert!(root.can_stack(p, class), "foreign or double free of {p:#x}");
+            if c.push_free(class, p) {
                 c.account(-(size as isize), -1);
                 return;
             }
@@ -692,11 +693,11 @@ unsafe impl Strategy for Tiered {
         if s.span_class & 1 == 1 && !my.is_null() && ptr::eq(s.owner.load(Ordering::Relaxed), my) {
             // SAFETY: the calling thread's own cache.
             let my = unsafe { &*my };
-            my.account(-(layout.size() as isize), -1);
+            my.account(-(size as isize), -1);
             my.free_owned(s, s.object_index(p));
             return;
         }
-        self.dealloc_slow(src, s, p, layout.size());
+        self.dealloc_slow(src, s, p, size);
     }
     // ANCHOR_END: tiered_dealloc
 

@@ -24,6 +24,17 @@ fn verify(p: *const u8, n: usize, seed: u8) {
     }
 }
 
+/// Frees each of `ptrs`.
+///
+/// # Safety
+/// `ptrs` are distinct live blocks of `heap`, allocated with layout `l`.
+unsafe fn free_each<P: crate::PageSource>(heap: &Heap<Tiered, P>, ptrs: &[usize], l: Layout) {
+    for &p in ptrs {
+        // SAFETY: the caller's guarantee.
+        unsafe { core::alloc::GlobalAlloc::dealloc(heap, p as *mut u8, l) };
+    }
+}
+
 #[test]
 fn every_class_and_large_round_trip() {
     let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
@@ -72,10 +83,8 @@ fn tiny_blocks_are_reused_once_all_objects_are_freed() {
     // Retired blocks: fill many blocks, free everything, and the span count does not grow.
     for _ in 0..3 {
         let v: Vec<usize> = (0..10_000).map(|_| heap.alloc_layout(l).unwrap().as_ptr() as usize).collect();
-        for p in v {
-            // SAFETY: as above.
-            unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p as *mut u8, l) };
-        }
+        // SAFETY: live blocks of this heap.
+        unsafe { free_each(&heap, &v, l) };
     }
     heap.strategy().release_thread_cache();
     // SAFETY: no other thread uses the heap.
@@ -123,10 +132,8 @@ fn shared_cache_path_mixes_with_thread_caches() {
             [(a, l), (b, tiny)]
         })
         .collect();
-    for &p in &own {
-        // SAFETY: live blocks of this heap.
-        unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p as *mut u8, l) };
-    }
+    // SAFETY: live blocks of this heap.
+    unsafe { free_each(&heap, &own, l) };
     for (i, &(p, lay)) in shared.iter().enumerate() {
         if lay.size() == 48 {
             verify(p as *const u8, 48, (i / 2) as u8);
@@ -348,10 +355,8 @@ fn free_stacks_hand_back_the_last_freed_objects_first() {
     }
     // Free 40 (more than the stack holds), newest last.
     let freed: Vec<usize> = live.drain(100..140).collect();
-    for &p in &freed {
-        // SAFETY: live blocks of this heap.
-        unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p as *mut u8, l) };
-    }
+    // SAFETY: live blocks of this heap.
+    unsafe { free_each(&heap, &freed, l) };
     // SAFETY: no other thread uses the heap.
     unsafe { heap.check() }.unwrap();
     let room = FREE_STACK_SLOTS.min(FREE_STACK_BYTES / 48);
@@ -374,10 +379,8 @@ fn free_stacks_hand_back_the_last_freed_objects_first() {
         verify(p as *const u8, 48, k as u8);
     }
     assert_eq!(heap.stats().live_objects, live.len());
-    for &p in &live {
-        // SAFETY: live blocks of this heap.
-        unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p as *mut u8, l) };
-    }
+    // SAFETY: live blocks of this heap.
+    unsafe { free_each(&heap, &live, l) };
     heap.strategy().release_thread_cache();
     // SAFETY: as above.
     unsafe { heap.check() }.unwrap();
@@ -400,10 +403,8 @@ fn free_stacks_of_an_exiting_thread_reach_their_spans() {
             let first = heap.alloc_layout(small).unwrap().as_ptr();
             // SAFETY: a live block of this heap.
             unsafe { core::alloc::GlobalAlloc::dealloc(&heap, first, small) };
-            for &p in &ptrs {
-                // SAFETY: live blocks of this heap, no longer used by the main thread.
-                unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p as *mut u8, l) };
-            }
+            // SAFETY: live blocks of this heap, no longer used by the main thread.
+            unsafe { free_each(&heap, &ptrs, l) };
             let q = heap.alloc_layout(l).unwrap().as_ptr() as usize;
             // SAFETY: as above.
             unsafe { core::alloc::GlobalAlloc::dealloc(&heap, q as *mut u8, l) };
