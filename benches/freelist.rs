@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use criterion::{
     BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
 };
-use stratalloc::{AddrTree, BestFit, FirstFit, Heap, Linear, NextFit, SegregatedFit, SizeTree};
+use stratalloc::{AddrTree, BestFit, FirstFit, Heap, Linear, NextFit, SegregatedFit, SizeBins, SizeTree};
 
 #[path = "common/workload.rs"]
 mod workload;
@@ -59,6 +59,7 @@ fn churn(c: &mut Criterion) {
     heap!("next-fit/linear", NextFit<Linear>);
     heap!("next-fit/tree", NextFit<AddrTree>);
     heap!("best-fit/linear", BestFit<Linear>);
+    heap!("best-fit/bins", BestFit<SizeBins>);
     heap!("best-fit/tree", BestFit<SizeTree>);
     heap!("segregated-fit", SegregatedFit);
     churn_one(&mut group, "mimalloc", &mimalloc::MiMalloc, &trace);

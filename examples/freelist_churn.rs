@@ -10,7 +10,7 @@
 
 use core::alloc::GlobalAlloc;
 
-use stratalloc::{AddrTree, BestFit, FirstFit, Heap, NextFit, SegregatedFit, SizeTree};
+use stratalloc::{AddrTree, BestFit, FirstFit, Heap, NextFit, SegregatedFit, SizeBins, SizeTree};
 
 #[path = "../benches/common/workload.rs"]
 mod workload;
@@ -35,7 +35,8 @@ fn main() {
     match name {
         "first-fit" => run(&Heap::<FirstFit<AddrTree>>::new(), steps),
         "next-fit" => run(&Heap::<NextFit<AddrTree>>::new(), steps),
-        "best-fit" => run(&Heap::<BestFit<SizeTree>>::new(), steps),
+        "best-fit" => run(&Heap::<BestFit<SizeBins>>::new(), steps),
+        "best-fit-tree" => run(&Heap::<BestFit<SizeTree>>::new(), steps),
         "segregated-fit" => run(&Heap::<SegregatedFit>::new(), steps),
         "talc" => run(&workload::talc_over_mmap(1 << 30), steps),
         other => eprintln!("unknown strategy {other}"),

@@ -49,5 +49,7 @@ pub use heap::{Heap, SourceCalls, Stats};
 pub use source::Mmap;
 pub use source::{Failing, Fixed, Op, PageSource, Region, SourceError, State, Tracked, TrackedCounts};
 pub use strategies::Tiered;
-pub use strategies::freelist::{AddrTree, BestFit, FirstFit, Linear, NextFit, SegregatedFit, SizeTree};
+pub use strategies::freelist::{
+    AddrTree, BestFit, FirstFit, Linear, NextFit, SegregatedFit, SizeBins, SizeTree,
+};
 pub use strategy::{CheckError, ConstInit, Strategy, StrategyStats};

@@ -16,7 +16,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use std::alloc::System;
 
 use proptest::prelude::*;
-use stratalloc::strategies::freelist::{AddrTree, SizeTree};
+use stratalloc::strategies::freelist::{AddrTree, SizeBins, SizeTree};
 use stratalloc::{BestFit, ConstInit, FirstFit, Fixed, Heap, Linear, NextFit, Strategy as Allocator};
 
 const REGION_BYTES: usize = 3 << 20;
@@ -181,6 +181,11 @@ proptest! {
     #[test]
     fn best_fit_tree_places_as_the_walk(ops in ops()) {
         compare::<BestFit<Linear>, BestFit<SizeTree>>(&ops).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn best_fit_bins_place_as_the_walk(ops in ops()) {
+        compare::<BestFit<Linear>, BestFit<SizeBins>>(&ops).map_err(TestCaseError::fail)?;
     }
 }
 // ANCHOR_END: equivalence_props

@@ -71,6 +71,7 @@
 //! One [`SpinLock`] around the whole state; every `Strategy` method takes it once (realloc
 //! that moves takes it twice, copying outside it).
 
+mod bins;
 mod block;
 mod engine;
 mod linear;
@@ -85,12 +86,13 @@ use crate::source::PageSource;
 use crate::strategy::{CheckError, ConstInit, Strategy, StrategyStats};
 use crate::sync::SpinLock;
 
+pub use self::bins::{BIN_COUNT, BIN_MAX_BYTES, SizeBins};
 pub use self::block::{BLOCK_ALIGN, HEADER_BYTES, MIN_BLOCK_BYTES, NODE_BYTES};
 pub use self::engine::{CHUNK_BYTES, FreeIndex, MERGE_MAX_BYTES, Placement, RETAIN_FREE_BYTES, fit_start};
 pub use self::linear::Linear;
 pub use self::policy::{AddrSearch, Best, First, Next, SizeSearch};
 pub use self::segregated::{Classes, DefaultClasses, SegLists, Segregated};
-pub use self::tree::{AddrTree, ByAddr, BySize, SizeTree, Treap, TreeOrder};
+pub use self::tree::{AddrTree, ByAddr, ByAddrMin, BySize, SizeTree, Treap, TreeOrder};
 pub use block::Block;
 
 use self::engine::Core;
@@ -112,7 +114,7 @@ pub type FirstFit<I = AddrTree> = FreeList<First<I>>;
 pub type NextFit<I = AddrTree> = FreeList<Next<I>>;
 /// Best fit: the smallest fitting block, the lowest address among equals. Default index
 /// [`SizeTree`]; `BestFit<Linear>` is the reference walk.
-pub type BestFit<I = SizeTree> = FreeList<Best<I>>;
+pub type BestFit<I = SizeBins> = FreeList<Best<I>>;
 /// Segregated fit: one free list per size class and a bitmap of non-empty classes; the
 /// classes are a type parameter ([`DefaultClasses`]).
 pub type SegregatedFit<C = DefaultClasses> = FreeList<Segregated<C>>;

@@ -170,7 +170,8 @@ churn_tests! {
     best_linear: BestFit<Linear>;
     first_tree: FirstFit;
     next_tree: NextFit;
-    best_tree: BestFit;
+    best_bins: BestFit;
+    best_tree: BestFit<SizeTree>;
     segregated: SegregatedFit;
 }
 

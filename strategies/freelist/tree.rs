@@ -79,6 +79,10 @@ pub trait TreeOrder: Send + 'static {
     /// Whether the key holds the size (then a change of size moves the block, and no
     /// subtree maximum is kept).
     const KEYED_BY_SIZE: bool;
+    /// Whether each node keeps the largest size of its subtree (`max`).
+    const AUGMENTED: bool = !Self::KEYED_BY_SIZE;
+    /// Whether the tree keeps a pointer to its least node (`min`).
+    const TRACKS_MIN: bool = false;
 }
 
 /// Order by address.
@@ -89,6 +93,19 @@ impl TreeOrder for ByAddr {
         a < b
     }
     const KEYED_BY_SIZE: bool = false;
+}
+
+/// Order by address, with no subtree maxima but the least node kept: the bins of
+/// [`SizeBins`](super::SizeBins), whose blocks all have one size.
+pub struct ByAddrMin;
+impl TreeOrder for ByAddrMin {
+    #[inline]
+    fn less(a: *mut u8, _: usize, b: *mut u8, _: usize) -> bool {
+        a < b
+    }
+    const KEYED_BY_SIZE: bool = false;
+    const AUGMENTED: bool = false;
+    const TRACKS_MIN: bool = true;
 }
 
 /// Order by size, then address.
@@ -115,6 +132,8 @@ pub struct Treap<O> {
     /// Null or a node: the block that last took another's place (`replace`), which is
     /// usually the remainder of the last split, lying at next fit's rover.
     hot: *mut u8,
+    /// Null or the least node, if `O::TRACKS_MIN` (else always null).
+    min: *mut u8,
     _order: PhantomData<O>,
 }
 
@@ -164,7 +183,25 @@ unsafe fn pull(t: *mut u8) {
 
 impl<O: TreeOrder> Treap<O> {
     /// Whether subtree maxima are kept.
-    const AUGMENTED: bool = !O::KEYED_BY_SIZE;
+    const AUGMENTED: bool = O::AUGMENTED;
+
+    /// The least node (null if the tree is empty); only for orders that track it.
+    #[inline]
+    pub(super) fn least(&self) -> *mut u8 {
+        self.min
+    }
+
+    /// The number of nodes.
+    #[inline]
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Points `min` elsewhere, for the checker's tests.
+    #[cfg(test)]
+    pub(super) fn set_min_for_test(&mut self, min: *mut u8) {
+        self.min = min;
+    }
 
     /// Whether node `a` sorts before node `b`.
     ///
@@ -310,6 +347,19 @@ impl<O: TreeOrder> Treap<O> {
             if !O::KEYED_BY_SIZE && x == self.hot {
                 self.hot = ptr::null_mut();
             }
+            if O::TRACKS_MIN && x == self.min {
+                // The least node has no left child: its successor is the least node of its
+                // right subtree, else its parent.
+                let mut next = (*xn).right;
+                if next.is_null() {
+                    next = (*xn).parent;
+                } else {
+                    while !(*node(next)).left.is_null() {
+                        next = (*node(next)).left;
+                    }
+                }
+                self.min = next;
+            }
             while !(*xn).left.is_null() && !(*xn).right.is_null() {
                 let (l, r) = ((*xn).left, (*xn).right);
                 self.rotate_up(if (*node(l)).prio > (*node(r)).prio { l } else { r });
@@ -378,7 +428,13 @@ impl<O: TreeOrder> Treap<O> {
 // SAFETY: only node memory of indexed blocks is written; the tree holds exactly what was
 // inserted and not removed (the checker proves it).
 unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
-    const EMPTY: Self = Treap { root: ptr::null_mut(), len: 0, hot: ptr::null_mut(), _order: PhantomData };
+    const EMPTY: Self = Treap {
+        root: ptr::null_mut(),
+        len: 0,
+        hot: ptr::null_mut(),
+        min: ptr::null_mut(),
+        _order: PhantomData,
+    };
 
     #[inline]
     unsafe fn insert(&mut self, b: Block, size: usize, _hint: Option<Block>) {
@@ -395,6 +451,9 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
                 prio: hash_prio(x),
             });
             self.insert_node(x, size);
+        }
+        if O::TRACKS_MIN && (self.min.is_null() || x < self.min) {
+            self.min = x;
         }
         self.len += 1;
     }
@@ -421,6 +480,9 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
             n.size = new_size;
             node(x).write(n);
             self.hot = x;
+            if O::TRACKS_MIN && self.min == old.ptr() {
+                self.min = x;
+            }
             self.relink(n.parent, old.ptr(), x);
             for child in [n.left, n.right] {
                 if !child.is_null() {
@@ -454,6 +516,21 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
         unsafe { self.check_at(self.root, ptr::null_mut(), &mut prev, &mut count, &mut hot_seen, visit) }?;
         if count != self.len {
             return Err(CheckError { what: "tree: #nodes != len", addr: self.root as usize, detail: count });
+        }
+        if O::TRACKS_MIN {
+            let mut least = self.root;
+            // SAFETY: the walk above proved every node reachable from the root live.
+            while !least.is_null() && unsafe { !(*node(least)).left.is_null() } {
+                // SAFETY: as above.
+                least = unsafe { (*node(least)).left };
+            }
+            if least != self.min {
+                return Err(CheckError {
+                    what: "tree: min is not the least node",
+                    addr: self.min as usize,
+                    detail: least as usize,
+                });
+            }
         }
         if !self.hot.is_null() && !hot_seen {
             return Err(CheckError {
@@ -610,6 +687,41 @@ unsafe impl AddrSearch for AddrTree {
                 (true, _) => Self::climb_fit(self.at_or_above(from), need),
                 (false, _) => Self::first_at(self.root, from, need, align),
             }
+        }
+    }
+}
+
+impl Treap<ByAddrMin> {
+    /// The lowest-address block of the tree for which `fit_start(b, need, align)` is
+    /// `Some`: an in-order walk with no pruning (every block of a bin has the bin's size,
+    /// so only the alignment decides), stopping at the first fit.
+    ///
+    /// # Safety
+    /// The tree holds live free blocks.
+    pub(super) unsafe fn first_fitting(&self, need: usize, align: usize) -> Option<Block> {
+        // SAFETY: forwarded.
+        unsafe { Self::first_fitting_at(self.root, need, align) }
+    }
+
+    /// [`first_fitting`](Self::first_fitting) in the subtree `t`.
+    ///
+    /// # Safety
+    /// `t` is null or a subtree of live free blocks.
+    unsafe fn first_fitting_at(t: *mut u8, need: usize, align: usize) -> Option<Block> {
+        if t.is_null() {
+            return None;
+        }
+        // SAFETY: `t` and its descendants are nodes of live free blocks.
+        unsafe {
+            let n = node(t);
+            if let Some(b) = Self::first_fitting_at((*n).left, need, align) {
+                return Some(b);
+            }
+            let b = Block::at(t);
+            if fit_start(b, need, align).is_some() {
+                return Some(b);
+            }
+            Self::first_fitting_at((*n).right, need, align)
         }
     }
 }

@@ -1,0 +1,347 @@
+//! Best fit's default index: exact-size bins for small blocks, a size tree for the rest.
+//!
+//! # Design
+//! Best fit asks for the least `(size, address)` among the blocks that fit. Below
+//! [`BIN_MAX_BYTES`] every block size has a bin of its own ([`BIN_COUNT`] bins, one per
+//! `BLOCK_ALIGN` step from `MIN_BLOCK_BYTES`), and a bitmap says which bins hold a block.
+//! A bin is a treap of its blocks by address that keeps its least node, so for alignments
+//! up to `BLOCK_ALIGN` (where a block fits exactly when it is big enough) the answer is the
+//! least block of the first non-empty bin at or above the request's size: a bitmap scan and
+//! one pointer, with no descent. Blocks above `BIN_MAX_BYTES` live in a [`SizeTree`], which
+//! answers the requests no bin can serve.
+//!
+//! This is the structure of segregated fit with two differences that keep best fit's
+//! decisions: a bin holds one size, not a range of sizes, and it is ordered by address, so
+//! ties go to the lowest address as the list walk's do. The bins' treaps are small (the
+//! free blocks spread over 128 bins), so an insert descends a few levels where the one size
+//! tree of [`SizeTree`] descends through all of them.
+//!
+//! Alloc: `best_fit` scans the bitmap from the request's bin; the first non-empty bin's
+//! least block is the answer (over-aligned requests walk each bin in address order for the
+//! first block whose aligned start fits, then go on to the next bin, then to the tree).
+//! Free: a block enters the bin of its size (or the tree); a block that changes size moves.
+//!
+//! Invariants (checked by `check`), with `bin(s) = (s - MIN_BLOCK_BYTES) / BLOCK_ALIGN`:
+//! - every block in bin `i` has size `MIN_BLOCK_BYTES + i * BLOCK_ALIGN`; every block in the
+//!   tree is larger than `BIN_MAX_BYTES`;
+//! - bit `i` of `nonempty` is set exactly when bin `i` holds a block;
+//! - each bin is a valid treap by address whose `min` is its least node (`Treap::check`),
+//!   and the tree is a valid size tree.
+
+use super::block::{BLOCK_ALIGN, Block, MIN_BLOCK_BYTES};
+use super::engine::FreeIndex;
+use super::policy::SizeSearch;
+use super::tree::{ByAddrMin, SizeTree, Treap};
+use crate::strategy::CheckError;
+
+/// Number of exact-size bins.
+pub const BIN_COUNT: usize = 128;
+/// The largest block size with a bin; larger blocks go to the size tree.
+pub const BIN_MAX_BYTES: usize = MIN_BLOCK_BYTES + (BIN_COUNT - 1) * BLOCK_ALIGN;
+
+const WORDS: usize = BIN_COUNT / 64;
+const _: () = assert!(BIN_COUNT.is_multiple_of(64));
+
+/// The bin of a block size `MIN_BLOCK_BYTES..=BIN_MAX_BYTES` (a multiple of `BLOCK_ALIGN`).
+#[inline]
+fn bin_of(size: usize) -> usize {
+    (size - MIN_BLOCK_BYTES) / BLOCK_ALIGN
+}
+
+/// The first bin whose blocks are at least `need` bytes (`need <= BIN_MAX_BYTES`).
+#[inline]
+fn bin_ceil(need: usize) -> usize {
+    need.saturating_sub(MIN_BLOCK_BYTES).div_ceil(BLOCK_ALIGN)
+}
+
+/// Exact-size bins by address below `BIN_MAX_BYTES`, a size tree above: best fit's default
+/// index (see the module docs).
+pub struct SizeBins {
+    /// Bit `i` set ⇔ `bins[i]` is non-empty.
+    nonempty: [u64; WORDS],
+    /// `bins[i]` holds the free blocks of size `MIN_BLOCK_BYTES + i * BLOCK_ALIGN`.
+    bins: [Treap<ByAddrMin>; BIN_COUNT],
+    /// The free blocks larger than `BIN_MAX_BYTES`.
+    large: SizeTree,
+}
+
+impl SizeBins {
+    /// The first non-empty bin at or above `from`, if any.
+    #[inline]
+    fn next_nonempty(&self, from: usize) -> Option<usize> {
+        let mut w = from / 64;
+        if w >= WORDS {
+            return None;
+        }
+        let mut bits = self.nonempty[w] & (!0u64 << (from % 64));
+        loop {
+            if bits != 0 {
+                return Some(w * 64 + bits.trailing_zeros() as usize);
+            }
+            w += 1;
+            if w == WORDS {
+                return None;
+            }
+            bits = self.nonempty[w];
+        }
+    }
+
+    #[inline]
+    fn set_bit(&mut self, i: usize) {
+        self.nonempty[i / 64] |= 1 << (i % 64);
+    }
+
+    #[inline]
+    fn clear_bit(&mut self, i: usize) {
+        self.nonempty[i / 64] &= !(1 << (i % 64));
+    }
+}
+
+// SAFETY: every method forwards to exactly one bin treap or the size tree, chosen by the
+// block's size, so each block is in one of them; the treaps write only node memory.
+// `replace` removes `old` (reading its node) before `new`'s node is written.
+unsafe impl FreeIndex for SizeBins {
+    const EMPTY: Self = SizeBins {
+        nonempty: [0; WORDS],
+        bins: [const { <Treap<ByAddrMin> as FreeIndex>::EMPTY }; BIN_COUNT],
+        large: SizeTree::EMPTY,
+    };
+
+    #[inline]
+    unsafe fn insert(&mut self, b: Block, size: usize, _hint: Option<Block>) {
+        // SAFETY: forwarded.
+        unsafe {
+            if size <= BIN_MAX_BYTES {
+                let i = bin_of(size);
+                self.bins[i].insert(b, size, None);
+                self.set_bit(i);
+            } else {
+                self.large.insert(b, size, None);
+            }
+        }
+    }
+
+    #[inline]
+    unsafe fn remove(&mut self, b: Block, size: usize) {
+        // SAFETY: forwarded.
+        unsafe {
+            if size <= BIN_MAX_BYTES {
+                let i = bin_of(size);
+                self.bins[i].remove(b, size);
+                if self.bins[i].len() == 0 {
+                    self.clear_bit(i);
+                }
+            } else {
+                self.large.remove(b, size);
+            }
+        }
+    }
+
+    #[inline]
+    unsafe fn replace(&mut self, old: Block, old_size: usize, new: Block, new_size: usize) {
+        // SAFETY: forwarded. Same bin: no block lies between `old` and `new` (the contract),
+        // so `new` takes `old`'s place in the bin's address order.
+        unsafe {
+            if old_size == new_size && old_size <= BIN_MAX_BYTES {
+                self.bins[bin_of(old_size)].replace(old, old_size, new, new_size);
+            } else {
+                self.remove(old, old_size);
+                self.insert(new, new_size, None);
+            }
+        }
+    }
+
+    #[inline]
+    unsafe fn resized(&mut self, b: Block, old_size: usize, new_size: usize) {
+        // SAFETY: forwarded.
+        unsafe {
+            self.remove(b, old_size);
+            self.insert(b, new_size, None);
+        }
+    }
+
+    unsafe fn check(
+        &self,
+        visit: &mut dyn FnMut(Block) -> Result<(), CheckError>,
+    ) -> Result<usize, CheckError> {
+        let mut total = 0;
+        for (i, bin) in self.bins.iter().enumerate() {
+            let size = MIN_BLOCK_BYTES + i * BLOCK_ALIGN;
+            let mut in_bin = |b: Block| {
+                visit(b)?;
+                // SAFETY: `visit` proved `b` a live free block, so its header is readable.
+                let b_size = unsafe { b.size() };
+                if b_size != size {
+                    return Err(CheckError {
+                        what: "bins: block size is not its bin's",
+                        addr: b.addr(),
+                        detail: i,
+                    });
+                }
+                Ok(())
+            };
+            // SAFETY: forwarded (the index holds only live free blocks).
+            let n = unsafe { bin.check(&mut in_bin) }?;
+            if (n > 0) != (self.nonempty[i / 64] >> (i % 64) & 1 == 1) {
+                return Err(CheckError {
+                    what: "bins: nonempty bit != (bin holds a block)",
+                    addr: 0,
+                    detail: i,
+                });
+            }
+            total += n;
+        }
+        let mut in_tree = |b: Block| {
+            visit(b)?;
+            // SAFETY: as above.
+            let b_size = unsafe { b.size() };
+            if b_size <= BIN_MAX_BYTES {
+                return Err(CheckError {
+                    what: "bins: tree holds a block with a bin",
+                    addr: b.addr(),
+                    detail: b_size,
+                });
+            }
+            Ok(())
+        };
+        // SAFETY: forwarded.
+        Ok(total + unsafe { self.large.check(&mut in_tree) }?)
+    }
+}
+
+// ANCHOR: bins_best_fit
+// SAFETY: candidates are taken in increasing `(size, address)`: bins in increasing size
+// from the least that can hold `need`, each in address order (its least block alone when
+// the alignment is at most `BLOCK_ALIGN`, since then every block of the bin fits), then the
+// tree, whose blocks are all larger than any bin's; the first that fits is returned.
+unsafe impl SizeSearch for SizeBins {
+    #[inline]
+    unsafe fn best_fit(&self, need: usize, align: usize) -> Option<Block> {
+        if need <= BIN_MAX_BYTES {
+            let mut from = bin_ceil(need);
+            while let Some(i) = self.next_nonempty(from) {
+                let bin = &self.bins[i];
+                if align <= BLOCK_ALIGN {
+                    // SAFETY: a non-empty bin's least node is one of its blocks.
+                    return Some(unsafe { Block::at(bin.least()) });
+                }
+                // SAFETY: the bin holds live free blocks.
+                if let Some(b) = unsafe { bin.first_fitting(need, align) } {
+                    return Some(b);
+                }
+                from = i + 1;
+            }
+        }
+        // SAFETY: the tree holds live free blocks.
+        unsafe { self.large.best_fit(need, align) }
+    }
+}
+// ANCHOR_END: bins_best_fit
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    /// Free blocks laid out back to back in a buffer (header addresses `8 mod 16`, as in a
+    /// chunk), enough for the index: it reads only nodes, and `check` reads headers.
+    #[repr(C, align(16))]
+    struct Buf([u8; 16384]);
+
+    fn lay_out(buf: &mut Buf, sizes: &[usize]) -> Vec<Block> {
+        let mut at = BLOCK_ALIGN - size_of::<usize>();
+        let mut blocks = Vec::new();
+        for &size in sizes {
+            assert!(at + size <= buf.0.len());
+            // SAFETY: `at..at + size` lies in the buffer, which outlives the blocks' use.
+            let b = unsafe { Block::at(buf.0.as_mut_ptr().add(at)) };
+            // SAFETY: as above: the header, node and footer lie inside the block.
+            unsafe { b.write_free(size) };
+            blocks.push(b);
+            at += size;
+        }
+        blocks
+    }
+
+    fn check(bins: &SizeBins) -> Result<usize, CheckError> {
+        // SAFETY: the index holds the buffer's blocks, all free and laid out.
+        unsafe { bins.check(&mut |_| Ok(())) }
+    }
+
+    fn best(bins: &SizeBins, need: usize) -> Option<Block> {
+        // SAFETY: as above.
+        unsafe { bins.best_fit(need, BLOCK_ALIGN) }
+    }
+
+    #[test]
+    fn smallest_fitting_size_then_lowest_address() {
+        let mut buf = Buf([0; 16384]);
+        let b = lay_out(&mut buf, &[96, 64, 128, 64, 2400, 3000, 96]);
+        let mut bins = SizeBins::EMPTY;
+        // Inserted out of address order, so the least node is not simply the first insert.
+        for i in [6, 3, 0, 5, 1, 4, 2] {
+            // SAFETY: each block is free and not yet in the index.
+            unsafe { bins.insert(b[i], b[i].size(), None) };
+        }
+        assert_eq!(check(&bins), Ok(7));
+        assert_eq!(best(&bins, 64), Some(b[1]), "the lower of the two 64-byte blocks");
+        assert_eq!(best(&bins, 80), Some(b[0]), "96 bytes, the lower of two");
+        assert_eq!(best(&bins, 112), Some(b[2]));
+        assert_eq!(best(&bins, 144), Some(b[4]), "from the tree: the smaller large block");
+        assert_eq!(best(&bins, 2500), Some(b[5]));
+        assert_eq!(best(&bins, 3008), None);
+        // SAFETY: `b[1]` is in the index with its size.
+        unsafe { bins.remove(b[1], 64) };
+        assert_eq!(best(&bins, 64), Some(b[3]), "the least node moves to the next address");
+        // SAFETY: as above.
+        unsafe { bins.remove(b[3], 64) };
+        assert_eq!(best(&bins, 64), Some(b[0]), "an emptied bin is skipped");
+        assert_eq!(bins.nonempty[0] & 1, 0, "bin 0 (64 bytes) is marked empty");
+        assert_eq!(check(&bins), Ok(5));
+    }
+
+    #[test]
+    fn resized_blocks_move_between_bins_and_tree() {
+        let mut buf = Buf([0; 16384]);
+        let b = lay_out(&mut buf, &[64, 2112]);
+        let mut bins = SizeBins::EMPTY;
+        // SAFETY: free blocks not in the index; then each is in it with the size given.
+        unsafe {
+            bins.insert(b[0], 64, None);
+            bins.insert(b[1], 2112, None);
+            b[0].write_free(2176);
+            bins.resized(b[0], 64, 2176);
+            b[1].write_free(128);
+            bins.resized(b[1], 2112, 128);
+        }
+        assert_eq!(check(&bins), Ok(2));
+        assert_eq!(best(&bins, 64), Some(b[1]));
+        assert_eq!(best(&bins, 144), Some(b[0]));
+    }
+
+    #[test]
+    fn check_catches_a_wrong_bitmap_and_a_wrong_bin() {
+        let mut buf = Buf([0; 16384]);
+        let b = lay_out(&mut buf, &[80, 96]);
+        let mut bins = SizeBins::EMPTY;
+        // SAFETY: free blocks not in the index.
+        unsafe {
+            bins.insert(b[0], 80, None);
+            bins.insert(b[1], 96, None);
+        }
+        assert_eq!(check(&bins), Ok(2));
+        bins.nonempty[1] |= 1;
+        assert_eq!(check(&bins).unwrap_err().what, "bins: nonempty bit != (bin holds a block)");
+        bins.nonempty[1] = 0;
+        let bin_96 = bin_of(96);
+        bins.bins[bin_96].set_min_for_test(b[0].ptr());
+        assert_eq!(check(&bins).unwrap_err().what, "tree: min is not the least node");
+        bins.bins[bin_96].set_min_for_test(b[1].ptr());
+        assert_eq!(check(&bins), Ok(2));
+        // The header says 112 bytes while the block sits in the 96-byte bin.
+        // SAFETY: the block is free; only its size word changes.
+        unsafe { b[1].write_free(112) };
+        assert_eq!(check(&bins).unwrap_err().what, "bins: block size is not its bin's");
+    }
+}
