@@ -5,7 +5,8 @@
 //! cargo build --release --example freelist_churn
 //! perf stat -e cycles:u,instructions:u target/release/examples/freelist_churn first-fit 2000000
 //! ```
-//! Strategies: first-fit, next-fit, best-fit, segregated-fit, talc. The second argument is
+//! Strategies: first-fit, next-fit, best-fit (its default index, `SizeBins`), best-fit-tree
+//! (`SizeTree`), segregated-fit, talc. The second argument is
 //! the number of replacements after the fill (default 1,000,000).
 
 use core::alloc::GlobalAlloc;

@@ -38,7 +38,7 @@ use stratalloc::strategies::freelist::{
 };
 use stratalloc::{
     AddrTree, BestFit, ConstInit, FirstFit, Fixed, Heap, Linear, Mmap, NextFit, PageSource, SegregatedFit,
-    SizeTree, Strategy,
+    SizeBins, SizeTree, Strategy,
 };
 
 #[path = "../benches/common/workload.rs"]
@@ -348,7 +348,8 @@ macro_rules! for_each_strategy {
         $m!("first-fit (linear)", FirstFit<Linear>);
         $m!("next-fit (tree)", NextFit<AddrTree>);
         $m!("next-fit (linear)", NextFit<Linear>);
-        $m!("best-fit (tree)", BestFit<SizeTree>);
+        $m!("best-fit (bins)", BestFit<SizeBins>);
+        $m!("best-fit (size tree)", BestFit<SizeTree>);
         $m!("best-fit (linear)", BestFit<Linear>);
         $m!("segregated-fit", SegregatedFit);
     };
@@ -359,7 +360,7 @@ fn print_breakdowns(arena: &Arena, runs: usize) {
     let columns = [
         ("first fit", breakdown_of::<First<AddrTree>>(arena, runs)),
         ("next fit", breakdown_of::<Next<AddrTree>>(arena, runs)),
-        ("best fit", breakdown_of::<Best<SizeTree>>(arena, runs)),
+        ("best fit", breakdown_of::<Best<SizeBins>>(arena, runs)),
         ("segregated fit", breakdown_of::<Segregated<DefaultClasses>>(arena, runs)),
     ];
     println!("Where the arena is at the first failure (share of the arena, mean over the runs)");

@@ -12,9 +12,10 @@
 //!   find its lower neighbour. A used block carries no footer; instead, the PREV_FREE flag in
 //!   the header above tells whether the word below a header is a footer.
 //! - *index*: the set of free blocks in the order a policy searches ([`FreeIndex`]): the
-//!   seed's address-ordered list [`Linear`] (O(n)), the treaps [`AddrTree`] and
-//!   [`SizeTree`] (O(log n), the defaults, same decisions), or segregated fit's class lists
-//!   [`SegLists`]. A free block holds the node of whichever index is used, so the minimum
+//!   seed's address-ordered list [`Linear`] (O(n)); the defaults, O(log n) and making the
+//!   same decisions: the treap [`AddrTree`] (first and next fit) and [`SizeBins`] (best fit:
+//!   exact-size bins below 2 KiB, each a treap by address, and the treap [`SizeTree`]
+//!   above); or segregated fit's class lists [`SegLists`]. A free block holds the node of whichever index is used, so the minimum
 //!   block, [`MIN_BLOCK_BYTES`] = 64, is header + [`NODE_BYTES`] (6 words, the treap's) +
 //!   footer, for every policy: one block format.
 //! - *policy* ([`Placement`]): which free block a request takes. A policy is a few lines;
@@ -113,7 +114,8 @@ pub type FirstFit<I = AddrTree> = FreeList<First<I>>;
 /// wrapping around. Default index [`AddrTree`]; `NextFit<Linear>` is the reference walk.
 pub type NextFit<I = AddrTree> = FreeList<Next<I>>;
 /// Best fit: the smallest fitting block, the lowest address among equals. Default index
-/// [`SizeTree`]; `BestFit<Linear>` is the reference walk.
+/// [`SizeBins`] (exact-size bins, a tree above 2 KiB); `BestFit<SizeTree>` keeps every block
+/// in one tree; `BestFit<Linear>` is the reference walk.
 pub type BestFit<I = SizeBins> = FreeList<Best<I>>;
 /// Segregated fit: one free list per size class and a bitmap of non-empty classes; the
 /// classes are a type parameter ([`DefaultClasses`]).

@@ -26,7 +26,13 @@
 //!   another's place (`hot`) and starts there when its address is the rover, else descends.
 //! - [`SizeTree`] orders by `(size, address)`, compared as one 128-bit integer. Best fit
 //!   takes the least key `>= (need, 0)`: the smallest fitting block, lowest address on ties,
-//!   as the list walk finds it.
+//!   as the list walk finds it. It is best fit's index above 2 KiB (the large blocks of
+//!   [`SizeBins`](super::SizeBins), best fit's default), and `BestFit<SizeTree>` uses it
+//!   for every block.
+//! - `Treap<ByAddrMin>` orders by address with no maxima and keeps a pointer to its least
+//!   node (`min`), so the least block is one load: a bin of [`SizeBins`](super::SizeBins),
+//!   whose blocks all have one size. Removing the least node (it has no left child) moves
+//!   `min` to its successor: the least node of its right subtree, else its parent.
 //!
 //! For alignments above 16 bytes a block of sufficient size may still not fit (its aligned
 //! start lies too high); both searches then go on to the next candidate in the same order
@@ -43,7 +49,9 @@
 //! - heap: `n.prio >= n.left.prio`, `n.prio >= n.right.prio`;
 //! - links: `n.left.parent == n`, `n.right.parent == n`, `root.parent == null`;
 //! - augmentation (address tree): `n.max == max(n.size, n.left.max, n.right.max)`;
-//! - `n.size ==` the block's header size; `#nodes == len`; `hot` is null or a node.
+//! - `n.size ==` the block's header size; `#nodes == len`; `hot` is null or a node;
+//! - orders that track it ([`TreeOrder::TRACKS_MIN`]): `min` is the least node (null if
+//!   the tree is empty).
 
 use core::marker::PhantomData;
 use core::ptr;

@@ -12,7 +12,9 @@
 use std::time::Instant;
 
 use core::alloc::Layout;
-use stratalloc::{BestFit, ConstInit, FirstFit, Heap, Linear, Mmap, NextFit, Op, SegregatedFit, Strategy};
+use stratalloc::{
+    BestFit, ConstInit, FirstFit, Heap, Linear, Mmap, NextFit, Op, SegregatedFit, SizeTree, Strategy,
+};
 
 const REPS: usize = 11;
 const PAIRS: usize = 200;
@@ -75,7 +77,8 @@ fn main() {
     row::<BestFit<Linear>>("BestFit<Linear>");
     row::<FirstFit>("FirstFit (AddrTree)");
     row::<NextFit>("NextFit (AddrTree)");
-    row::<BestFit>("BestFit (SizeTree)");
+    row::<BestFit>("BestFit (SizeBins)");
+    row::<BestFit<SizeTree>>("BestFit<SizeTree>");
     row::<SegregatedFit>("SegregatedFit");
 }
 
