@@ -240,28 +240,24 @@ unsafe impl SizeSearch for SizeBins {
 
 #[cfg(test)]
 mod tests {
-    extern crate std;
     use super::*;
-    use std::vec::Vec;
 
     /// Free blocks laid out back to back in a buffer (header addresses `8 mod 16`, as in a
     /// chunk), enough for the index: it reads only nodes, and `check` reads headers.
     #[repr(C, align(16))]
     struct Buf([u8; 16384]);
 
-    fn lay_out(buf: &mut Buf, sizes: &[usize]) -> Vec<Block> {
+    fn lay_out<const N: usize>(buf: &mut Buf, sizes: [usize; N]) -> [Block; N] {
         let mut at = BLOCK_ALIGN - size_of::<usize>();
-        let mut blocks = Vec::new();
-        for &size in sizes {
-            assert!(at + size <= buf.0.len());
+        core::array::from_fn(|i| {
+            assert!(at + sizes[i] <= buf.0.len());
             // SAFETY: `at..at + size` lies in the buffer, which outlives the blocks' use.
             let b = unsafe { Block::at(buf.0.as_mut_ptr().add(at)) };
             // SAFETY: as above: the header, node and footer lie inside the block.
-            unsafe { b.write_free(size) };
-            blocks.push(b);
-            at += size;
-        }
-        blocks
+            unsafe { b.write_free(sizes[i]) };
+            at += sizes[i];
+            b
+        })
     }
 
     fn check(bins: &SizeBins) -> Result<usize, CheckError> {
@@ -277,7 +273,7 @@ mod tests {
     #[test]
     fn smallest_fitting_size_then_lowest_address() {
         let mut buf = Buf([0; 16384]);
-        let b = lay_out(&mut buf, &[96, 64, 128, 64, 2400, 3000, 96]);
+        let b = lay_out(&mut buf, [96, 64, 128, 64, 2400, 3000, 96]);
         let mut bins = SizeBins::EMPTY;
         // Inserted out of address order, so the least node is not simply the first insert.
         for i in [6, 3, 0, 5, 1, 4, 2] {
@@ -304,7 +300,7 @@ mod tests {
     #[test]
     fn resized_blocks_move_between_bins_and_tree() {
         let mut buf = Buf([0; 16384]);
-        let b = lay_out(&mut buf, &[64, 2112]);
+        let b = lay_out(&mut buf, [64, 2112]);
         let mut bins = SizeBins::EMPTY;
         // SAFETY: free blocks not in the index; then each is in it with the size given.
         unsafe {
@@ -323,7 +319,7 @@ mod tests {
     #[test]
     fn check_catches_a_wrong_bitmap_and_a_wrong_bin() {
         let mut buf = Buf([0; 16384]);
-        let b = lay_out(&mut buf, &[80, 96]);
+        let b = lay_out(&mut buf, [80, 96]);
         let mut bins = SizeBins::EMPTY;
         // SAFETY: free blocks not in the index.
         unsafe {
