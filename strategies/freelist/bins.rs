@@ -10,6 +10,10 @@
 //! one pointer, with no descent. Blocks above `BIN_MAX_BYTES` live in a [`SizeTree`], which
 //! answers the requests no bin can serve.
 //!
+//! The index lives in the heap itself (about 4 KiB: 128 bins of four words, the bitmap and
+//! the tree's root), so a `static` `Heap<BestFit>` is that much larger; nothing is
+//! allocated.
+//!
 //! This is the structure of segregated fit with two differences that keep best fit's
 //! decisions: a bin holds one size, not a range of sizes, and it is ordered by address, so
 //! ties go to the lowest address as the list walk's do. The bins' treaps are small (the
@@ -268,6 +272,12 @@ mod tests {
     fn best(bins: &SizeBins, need: usize) -> Option<Block> {
         // SAFETY: as above.
         unsafe { bins.best_fit(need, BLOCK_ALIGN) }
+    }
+
+    #[test]
+    fn the_index_is_about_4_kib() {
+        // The module docs promise it: bins of four words, the bitmap, the tree's own words.
+        assert!(size_of::<SizeBins>() <= 4 * 1024 + 64, "{} bytes", size_of::<SizeBins>());
     }
 
     #[test]
