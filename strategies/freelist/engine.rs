@@ -684,17 +684,23 @@ impl<X: Placement> Core<X> {
 
     // ANCHOR: core_dealloc
     /// Frees the block of payload `p`, coalescing with free neighbours, and hands a wholly
-    /// free chunk back to the source while more than `RETAIN_FREE_BYTES` are free.
+    /// free chunk back to the source while more than `RETAIN_FREE_BYTES` are free. Returns
+    /// `false`, and changes nothing, if the free is bad input it can see ([`Self::bad_free`]).
     ///
     /// # Safety
-    /// `p` is a live payload of this heap allocated for `size` bytes; `src` is its source.
+    /// `p` is a payload of this heap allocated for `size` bytes, live or freed before (a
+    /// double free) but not handed out again since; `src` is its source.
     #[inline]
-    pub unsafe fn dealloc<P: PageSource>(&mut self, src: &P, p: NonNull<u8>, size: usize) {
-        self.live_bytes -= size;
-        // SAFETY: the caller passes a live block of this heap.
+    pub unsafe fn dealloc<P: PageSource>(&mut self, src: &P, p: NonNull<u8>, size: usize) -> bool {
+        // SAFETY: the caller passes a block of this heap.
         unsafe {
             let a = Block::from_payload(p);
-            let m = self.release_block::<true>(a, a.size());
+            let header = a.header();
+            if self.bad_free(a, header) {
+                return false;
+            }
+            self.live_bytes -= size;
+            let m = self.release_block::<true>(a, header & !FLAGS);
             // Apart from `live_bytes` (in another basic block), so that the compiler does
             // not pair the two updates in a vector register (four more instructions).
             self.live_objects -= 1;
@@ -704,8 +710,41 @@ impl<X: Placement> Core<X> {
                 self.release_chunk(src, m);
             }
         }
+        true
     }
     // ANCHOR_END: core_dealloc
+
+    /// Whether freeing (or reallocating) block `a`, whose header word is `header`, is bad
+    /// input this heap can see: the block is free already (a double free whose block was not
+    /// handed out again: its header keeps the FREE bit, also when it was merged into the
+    /// free block below, whose payload keeps the freed block's header word, marked FREE by
+    /// `release_block`), or, in debug
+    /// builds only (a walk of the chunk list), `a` lies in none of this heap's chunks (a
+    /// foreign pointer). One predictable test on the header the free reads anyway.
+    ///
+    /// # Safety
+    /// `header` was read from `a`, which is a block of this heap unless the pointer is
+    /// foreign.
+    #[inline]
+    pub unsafe fn bad_free(&self, a: Block, header: usize) -> bool {
+        header & FREE != 0 || (cfg!(debug_assertions) && !in_some_chunk(self.chunks, a.addr()))
+    }
+
+    /// [`Self::bad_free`] for the payload `p` of a realloc.
+    ///
+    /// # Safety
+    /// As for `bad_free`: `p` is a payload of this heap, live or freed but not handed out
+    /// again.
+    pub unsafe fn bad_realloc(&self, p: NonNull<u8>) -> bool {
+        // SAFETY: forwarded; the header lies just below the payload.
+        unsafe {
+            let a = Block::from_payload(p);
+            if cfg!(debug_assertions) && !in_some_chunk(self.chunks, a.addr()) {
+                return true;
+            }
+            self.bad_free(a, a.header())
+        }
+    }
 
     // ANCHOR: release_block
     /// Makes `a..a + size` free, coalescing; returns the resulting free block. `USED`: it
@@ -743,6 +782,7 @@ impl<X: Placement> Core<X> {
                 (true, false) => {
                     let b = a.prev();
                     let b_size = b.size();
+                    a.set_header(size | FREE); // stale inside `b`, for `bad_free`
                     b.write_free(b_size + size);
                     next.set_prev_free(true);
                     self.blocks -= counted;
@@ -752,6 +792,7 @@ impl<X: Placement> Core<X> {
                 (true, true) => {
                     let b = a.prev();
                     let (b_size, n_size) = (b.size(), next.size());
+                    a.set_header(size | FREE); // stale inside `b`, for `bad_free`
                     self.policy.index_mut().remove(next, n_size);
                     self.blocks -= 1 + counted;
                     b.write_free(b_size + size + n_size);

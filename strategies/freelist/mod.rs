@@ -68,6 +68,23 @@
 //! checks tags, coalescing and tiling, marks each free block, then walks the index and
 //! checks that it holds every free block exactly once and nothing else.
 //!
+//! ## Bad input
+//! - A request no block and no growth can serve (a size past what the page source can
+//!   reserve, an exhausted `Fixed` region, a failing source) returns null: no panic, no
+//!   abort. Sizes are checked before any sum can overflow ([`block_need`](block::block_need)).
+//! - A **double free** of a block not handed out again since is detected in every build: the
+//!   block's header still has its FREE bit (also when the block was merged into the free
+//!   block below: the merge marks the old header word, left inside the bigger block, FREE
+//!   too), so `dealloc` ignores it and
+//!   leaves the heap as it was, and `realloc` of such a pointer returns null. One test on
+//!   the header word the free reads anyway. If the block was handed out again, the second
+//!   free frees the new owner's block: not detectable.
+//! - A **foreign pointer** (not from this heap) is detected in debug builds, where every
+//!   free and realloc first checks that the block lies in one of the heap's chunks (a walk
+//!   of the chunk list); release builds do not look, and `check` reports the damage.
+//! - Debug builds also panic, after releasing the lock, with a message naming the policy,
+//!   the call and the pointer, so that the bug is seen; release builds only ignore.
+//!
 //! ## Locking
 //! One [`SpinLock`] around the whole state; every `Strategy` method takes it once (realloc
 //! that moves takes it twice, copying outside it).
@@ -103,6 +120,28 @@ use self::engine::Core;
 /// [`SegregatedFit`].
 pub struct FreeList<X> {
     core: SpinLock<Core<X>>,
+}
+
+/// The message of a debug build's panic at a detected double free or foreign pointer.
+struct BadPointer {
+    policy: &'static str,
+    call: &'static str,
+    ptr: NonNull<u8>,
+}
+
+impl core::fmt::Display for BadPointer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "stratalloc {}: {} of {:p}, a block that is free already or not from this heap \
+             (double or foreign free); ignored, the heap is unchanged",
+            self.policy, self.call, self.ptr
+        )
+    }
+}
+
+fn bad_pointer(policy: &'static str, call: &'static str, ptr: NonNull<u8>) -> BadPointer {
+    BadPointer { policy, call, ptr }
 }
 
 // ANCHOR: freelist_aliases
@@ -200,7 +239,9 @@ unsafe impl<X: Placement> Strategy for FreeList<X> {
     unsafe fn dealloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, layout: Layout) {
         Core::<X>::prefetch_free(ptr);
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.core.lock().dealloc(src, ptr, layout.size()) }
+        let done = unsafe { self.core.lock().dealloc(src, ptr, layout.size()) };
+        // After the lock is released: the panic hook may allocate.
+        debug_assert!(done, "{}", bad_pointer(X::NAME, "dealloc", ptr));
     }
 
     unsafe fn alloc_zeroed<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
@@ -222,6 +263,15 @@ unsafe impl<X: Placement> Strategy for FreeList<X> {
     ) -> Option<NonNull<u8>> {
         let new = 'new: {
             let mut core = self.core.lock();
+            // SAFETY: `ptr` is a payload of this heap (caller), or bad input that this
+            // detects where it can.
+            if unsafe { core.bad_realloc(ptr) } {
+                drop(core);
+                if cfg!(debug_assertions) {
+                    panic!("{}", bad_pointer(X::NAME, "realloc", ptr));
+                }
+                return None;
+            }
             if new_size < layout.size()
                 // SAFETY: `ptr` is live for `layout` (caller), which is bigger than `new_size`.
                 && let Some(q) = unsafe { core.shrink_by_moving(ptr, new_size, layout.align()) }
@@ -245,7 +295,8 @@ unsafe impl<X: Placement> Strategy for FreeList<X> {
         // SAFETY: both blocks are live and disjoint; the old one is freed after the copy.
         unsafe {
             ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), layout.size().min(new_size));
-            self.core.lock().dealloc(src, ptr, layout.size());
+            let done = self.core.lock().dealloc(src, ptr, layout.size());
+            debug_assert!(done, "the old block of a realloc was checked live");
         }
         Some(new)
     }

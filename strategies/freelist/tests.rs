@@ -444,3 +444,85 @@ fn names_and_any_strategy() {
         }
     }
 }
+
+/// Runs `f` and says whether it panicked (debug builds panic at detected bad input).
+fn panics(f: impl FnOnce()) -> bool {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err()
+}
+
+/// A double free is ignored (and reported by a panic in debug builds) by every policy: the
+/// heap is unchanged, passes its checker, and hands the block out once, not twice. Both
+/// cases: the block alone (its own header says FREE) and merged into the free block below
+/// (its old header word says FREE inside the bigger block).
+fn double_free_is_ignored<S: Strategy + ConstInit>() {
+    let (_a, src) = fixed(1 << 20);
+    let h: Heap<S, Fixed> = Heap::with_source(src);
+    let l = layout(200, 8);
+    let [p, q, r, guard] = [(); 4].map(|()| h.alloc_layout(l).unwrap().as_ptr());
+    // SAFETY: live blocks with their layout.
+    unsafe {
+        h.dealloc(q, l);
+        h.dealloc(r, l); // merges into q's free block below it
+    }
+    let before = h.stats();
+    for bad in [q, r] {
+        // SAFETY: deliberately bad input, which this heap detects: the block is free.
+        let panicked = panics(|| unsafe { h.dealloc(bad, l) });
+        assert_eq!(panicked, cfg!(debug_assertions), "{}: panics in debug builds only", h.strategy().name());
+        assert_eq!(h.stats(), before, "{}: the double free changed the heap", h.strategy().name());
+        check(&h);
+        // SAFETY: as above; a realloc of a freed block fails.
+        let panicked = panics(|| assert!(unsafe { h.realloc(bad, l, 400) }.is_null()));
+        assert_eq!(panicked, cfg!(debug_assertions));
+        check(&h);
+    }
+    // The space of q and r is handed out once: two allocations get two distinct blocks.
+    let (x, y) = (h.alloc_layout(l).unwrap().as_ptr(), h.alloc_layout(l).unwrap().as_ptr());
+    assert_ne!(x, y);
+    check(&h);
+    // SAFETY: live blocks with their layout.
+    unsafe {
+        for b in [p, x, y, guard] {
+            h.dealloc(b, l);
+        }
+    }
+    check(&h);
+}
+
+#[test]
+fn double_frees_are_ignored_by_every_policy() {
+    double_free_is_ignored::<FirstFit<Linear>>();
+    double_free_is_ignored::<FirstFit>();
+    double_free_is_ignored::<NextFit>();
+    double_free_is_ignored::<BestFit>();
+    double_free_is_ignored::<BestFit<SizeTree>>();
+    double_free_is_ignored::<SegregatedFit>();
+}
+
+/// Debug builds see a pointer that lies in none of the heap's chunks.
+#[cfg(debug_assertions)]
+#[test]
+fn foreign_pointers_panic_in_debug_builds() {
+    let (_a, src) = fixed(1 << 20);
+    let h: Heap<BestFit, Fixed> = Heap::with_source(src);
+    let other: Heap<BestFit> = Heap::new();
+    let l = layout(64, 8);
+    let mine = h.alloc_layout(l).unwrap().as_ptr();
+    let foreign = other.alloc_layout(l).unwrap().as_ptr();
+    let before = h.stats();
+    // SAFETY: deliberately bad input, detected in debug builds before anything is read.
+    assert!(panics(|| unsafe { h.dealloc(foreign, l) }));
+    assert!(panics(|| {
+        // SAFETY: as above.
+        unsafe { h.realloc(foreign, l, 128) };
+    }));
+    assert_eq!(h.stats(), before);
+    check(&h);
+    // SAFETY: live blocks with their layouts, each freed to its own heap.
+    unsafe {
+        h.dealloc(mine, l);
+        other.dealloc(foreign, l);
+    }
+    check(&h);
+    check(&other);
+}
