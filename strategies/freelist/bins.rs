@@ -310,10 +310,12 @@ mod tests {
     #[test]
     fn resized_blocks_move_between_bins_and_tree() {
         let mut buf = Buf([0; 16384]);
-        let b = lay_out(&mut buf, [64, 2112]);
+        // Room for b[0] to grow to 2176 bytes without overlapping b[1].
+        let b = lay_out(&mut buf, [2176, 2112]);
         let mut bins = SizeBins::EMPTY;
         // SAFETY: free blocks not in the index; then each is in it with the size given.
         unsafe {
+            b[0].write_free(64);
             bins.insert(b[0], 64, None);
             bins.insert(b[1], 2112, None);
             b[0].write_free(2176);
