@@ -4,21 +4,30 @@
 //! Best fit asks for the least `(size, address)` among the blocks that fit. Below
 //! [`BIN_MAX_BYTES`] every block size has a bin of its own ([`BIN_COUNT`] bins, one per
 //! `BLOCK_ALIGN` step from `MIN_BLOCK_BYTES`), and a bitmap says which bins hold a block.
-//! A bin is a treap of its blocks by address that keeps its least node, so for alignments
+//! A bin keeps its blocks in address order and knows its least one: as a doubly linked
+//! list while it holds at most [`BIN_LIST_MAX`] blocks, as a treap by address beyond (so a
+//! bin's operations stay O(log n) however many free blocks share a size). For alignments
 //! up to `BLOCK_ALIGN` (where a block fits exactly when it is big enough) the answer is the
 //! least block of the first non-empty bin at or above the request's size: a bitmap scan and
 //! one pointer, with no descent. Blocks above `BIN_MAX_BYTES` live in a [`SizeTree`], which
 //! answers the requests no bin can serve.
 //!
-//! The index lives in the heap itself (about 4 KiB: 128 bins of four words, the bitmap and
-//! the tree's root), so a `static` `Heap<BestFit>` is that much larger; nothing is
-//! allocated.
+//! Why lists first: in the churn of `benches/freelist.rs` best fit keeps about 220 free
+//! blocks in 60 bins, rarely more than 30 in one. A short sorted list's least block is its
+//! head, a removal unlinks in O(1) with no successor to find, and an insert walks a few
+//! nodes, where a treap descends and rotates with a branch per level that the processor
+//! cannot predict: the lists took a third off best fit's time per replacement (numbers in
+//! `benches/README.md`).
+//!
+//! The index lives in the heap itself (about 6 KiB: per bin a list head and length and an
+//! empty treap's four words, the bitmap, the tree's root), so a `static` `Heap<BestFit>` is
+//! that much larger; nothing is allocated.
 //!
 //! This is the structure of segregated fit with two differences that keep best fit's
 //! decisions: a bin holds one size, not a range of sizes, and it is ordered by address, so
-//! ties go to the lowest address as the list walk's do. The bins' treaps are small (the
-//! free blocks spread over 128 bins), so an insert descends a few levels where the one size
-//! tree of [`SizeTree`] descends through all of them.
+//! ties go to the lowest address as the list walk's do. The bins are small (the free blocks
+//! spread over 128 bins), so an insert walks a few nodes where the one size tree of
+//! [`SizeTree`] descends through all of them.
 //!
 //! Alloc: `best_fit` scans the bitmap from the request's bin; the first non-empty bin's
 //! least block is the answer (over-aligned requests walk each bin in address order for the
@@ -29,14 +38,16 @@
 //! - every block in bin `i` has size `MIN_BLOCK_BYTES + i * BLOCK_ALIGN`; every block in the
 //!   tree is larger than `BIN_MAX_BYTES`;
 //! - bit `i` of `nonempty` is set exactly when bin `i` holds a block;
-//! - each bin is a valid treap by address whose `min` is its least node (`Treap::check`),
-//!   and the tree is a valid size tree.
+//! - each bin is a valid sorted list of at most `BIN_LIST_MAX` blocks, or a valid treap by
+//!   address of more than [`BIN_LIST_MIN`] blocks whose `min` is its least node
+//!   (`Bin::check`, `Treap::check`), and the tree is a valid size tree.
 
 use super::block::{BLOCK_ALIGN, Block, MIN_BLOCK_BYTES};
-use super::engine::FreeIndex;
+use super::engine::{FreeIndex, fit_start};
 use super::policy::SizeSearch;
 use super::tree::{ByAddrMin, SizeTree, Treap};
 use crate::strategy::CheckError;
+use core::ptr;
 
 /// Number of exact-size bins.
 pub const BIN_COUNT: usize = 128;
@@ -64,7 +75,9 @@ pub struct SizeBins {
     /// Bit `i` set ⇔ `bins[i]` is non-empty.
     nonempty: [u64; WORDS],
     /// `bins[i]` holds the free blocks of size `MIN_BLOCK_BYTES + i * BLOCK_ALIGN`.
-    bins: [Treap<ByAddrMin>; BIN_COUNT],
+    bins: [Bin; BIN_COUNT],
+    /// `trees[i]` holds them instead when `bins[i]` is a treap bin (else it is empty).
+    trees: [Treap<ByAddrMin>; BIN_COUNT],
     /// The free blocks larger than `BIN_MAX_BYTES`.
     large: SizeTree,
 }
@@ -101,23 +114,300 @@ impl SizeBins {
     }
 }
 
+/// Most blocks a bin keeps as a sorted list; the next insert turns it into a treap.
+pub const BIN_LIST_MAX: usize = 32;
+/// A treap bin that falls to this many blocks turns back into a list. Below
+/// [`BIN_LIST_MAX`], so that a bin at either boundary does not convert on every operation.
+pub const BIN_LIST_MIN: usize = 16;
+
+/// A list bin's links, in the block's node area.
+#[repr(C)]
+struct Link {
+    prev: *mut u8,
+    next: *mut u8,
+}
+
+/// The links of block `b` (a non-null header address).
+#[inline]
+fn link(b: *mut u8) -> *mut Link {
+    // SAFETY: callers pass block headers (non-null); the node follows the header.
+    unsafe { Block::at(b) }.node::<Link>()
+}
+
+/// One bin: the blocks of one size in address order, as a doubly linked list while there
+/// are at most [`BIN_LIST_MAX`] of them, as a treap by address (O(log n)) beyond. The list
+/// part is this struct (two words: a scan of the bins reads few cache lines); a treap bin's
+/// tree is kept apart, in [`SizeBins`]'s `trees`, and passed in where it is needed.
+///
+/// A short sorted list is the cheaper structure here: its least block is the head, a removal
+/// unlinks in O(1) with no successor to find, and an insert walks a few nodes with one
+/// loop, where a treap insert descends and rotates with a branch per level that the
+/// processor cannot predict. The treap bounds the cost when many free blocks share a size.
+///
+/// Invariants (checked by `check`): a list bin (`len != IN_TREE`) has an empty tree, and
+/// `len <= BIN_LIST_MAX` blocks from `head`, with `head.prev` null, `x.next.prev == x` and
+/// strictly increasing addresses; a treap bin (`len == IN_TREE`) has a null `head` and more
+/// than `BIN_LIST_MIN` blocks in its tree.
+struct Bin {
+    /// The least block of a list bin (null if empty or a treap bin).
+    head: *mut u8,
+    /// Blocks in the list, or `IN_TREE`.
+    len: usize,
+}
+
+/// `Bin::len` of a treap bin.
+const IN_TREE: usize = usize::MAX;
+
+// SAFETY: a bin links blocks owned by one heap, reached only under its lock.
+unsafe impl Send for Bin {}
+
+impl Bin {
+    const EMPTY: Self = Bin { head: ptr::null_mut(), len: 0 };
+
+    #[inline]
+    fn is_tree(&self) -> bool {
+        self.len == IN_TREE
+    }
+
+    /// Whether the bin holds no block.
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The least block's header address (null if empty); `tree` is the bin's tree.
+    #[inline]
+    fn least(&self, tree: &Treap<ByAddrMin>) -> *mut u8 {
+        if self.is_tree() { tree.least() } else { self.head }
+    }
+
+    // ANCHOR: bin_insert
+    /// Adds free block `b` of this bin's `size`.
+    ///
+    /// # Safety
+    /// `b` is a free block of `size` bytes in no index; `tree` is the bin's tree.
+    #[inline(always)]
+    unsafe fn insert(&mut self, tree: &mut Treap<ByAddrMin>, b: Block, size: usize) {
+        // SAFETY: the walk follows list nodes of live free blocks; `b`'s node is ours.
+        unsafe {
+            if self.is_tree() {
+                return tree.insert(b, size, None);
+            }
+            if self.len == BIN_LIST_MAX {
+                return self.grow_to_tree(tree, b, size);
+            }
+            let x = b.ptr();
+            let (mut prev, mut next) = (ptr::null_mut(), self.head);
+            while !next.is_null() && next < x {
+                prev = next;
+                next = (*link(next)).next;
+            }
+            link(x).write(Link { prev, next });
+            if prev.is_null() {
+                self.head = x;
+            } else {
+                (*link(prev)).next = x;
+            }
+            if !next.is_null() {
+                (*link(next)).prev = x;
+            }
+            self.len += 1;
+        }
+    }
+    // ANCHOR_END: bin_insert
+
+    /// Removes block `b` of this bin's `size`.
+    ///
+    /// # Safety
+    /// `b` is in this bin; `tree` is the bin's tree.
+    #[inline(always)]
+    unsafe fn remove(&mut self, tree: &mut Treap<ByAddrMin>, b: Block, size: usize) {
+        // SAFETY: `b` and its list neighbours are live free blocks of this bin.
+        unsafe {
+            if self.is_tree() {
+                tree.remove(b, size);
+                if tree.len() == BIN_LIST_MIN {
+                    self.shrink_to_list(tree, size);
+                }
+                return;
+            }
+            let l = link(b.ptr()).read();
+            if l.prev.is_null() {
+                self.head = l.next;
+            } else {
+                (*link(l.prev)).next = l.next;
+            }
+            if !l.next.is_null() {
+                (*link(l.next)).prev = l.prev;
+            }
+            self.len -= 1;
+        }
+    }
+
+    /// `new` (of `size` bytes) takes the place of `old`, which is in this bin; no block of
+    /// the bin lies between them. `new`'s node may overlap `old`'s.
+    ///
+    /// # Safety
+    /// As above; `new` is a free block in no index; `tree` is the bin's tree.
+    #[inline]
+    unsafe fn replace(&mut self, tree: &mut Treap<ByAddrMin>, old: Block, new: Block, size: usize) {
+        // SAFETY: `old`'s links are read whole before `new`'s are written; its neighbours
+        // are live free blocks of this bin.
+        unsafe {
+            if self.is_tree() {
+                return tree.replace(old, size, new, size);
+            }
+            let (l, x) = (link(old.ptr()).read(), new.ptr());
+            link(x).write(Link { prev: l.prev, next: l.next });
+            if l.prev.is_null() {
+                self.head = x;
+            } else {
+                (*link(l.prev)).next = x;
+            }
+            if !l.next.is_null() {
+                (*link(l.next)).prev = x;
+            }
+        }
+    }
+
+    /// A full list becomes a treap, then takes `b`.
+    ///
+    /// # Safety
+    /// As for `insert`, with the list full.
+    #[cold]
+    unsafe fn grow_to_tree(&mut self, tree: &mut Treap<ByAddrMin>, b: Block, size: usize) {
+        // SAFETY: each list node is read (its `next`) before the treap writes over it.
+        unsafe {
+            let mut x = self.head;
+            (self.head, self.len) = (ptr::null_mut(), IN_TREE);
+            while !x.is_null() {
+                let next = (*link(x)).next;
+                tree.insert(Block::at(x), size, None);
+                x = next;
+            }
+            tree.insert(b, size, None);
+        }
+    }
+
+    /// A treap down to `BIN_LIST_MIN` blocks becomes a list: its least block, removed, goes
+    /// to the list's tail, until the treap is empty.
+    ///
+    /// # Safety
+    /// The bin is a treap bin of blocks of `size` bytes; `tree` is its tree.
+    #[cold]
+    unsafe fn shrink_to_list(&mut self, tree: &mut Treap<ByAddrMin>, size: usize) {
+        // SAFETY: a block leaves the treap (which reads its node) before its links are
+        // written.
+        unsafe {
+            let mut tail: *mut u8 = ptr::null_mut();
+            self.len = 0;
+            while tree.len() > 0 {
+                let x = tree.least();
+                tree.remove(Block::at(x), size);
+                link(x).write(Link { prev: tail, next: ptr::null_mut() });
+                if tail.is_null() {
+                    self.head = x;
+                } else {
+                    (*link(tail)).next = x;
+                }
+                tail = x;
+                self.len += 1;
+            }
+        }
+    }
+
+    /// The lowest-address block of the bin whose aligned start fits.
+    ///
+    /// # Safety
+    /// The bin holds live free blocks; `tree` is its tree.
+    unsafe fn first_fitting(&self, tree: &Treap<ByAddrMin>, need: usize, align: usize) -> Option<Block> {
+        // SAFETY: forwarded; the walk follows list nodes of live free blocks.
+        unsafe {
+            if self.is_tree() {
+                return tree.first_fitting(need, align);
+            }
+            let mut x = self.head;
+            while !x.is_null() {
+                let b = Block::at(x);
+                if fit_start(b, need, align).is_some() {
+                    return Some(b);
+                }
+                x = (*link(x)).next;
+            }
+            None
+        }
+    }
+
+    /// Calls `visit` for every block (before reading its node) and checks the bin's own
+    /// invariants (above); returns the number of blocks.
+    ///
+    /// # Safety
+    /// The bin holds only live free blocks; `tree` is its tree.
+    unsafe fn check(
+        &self,
+        tree: &Treap<ByAddrMin>,
+        visit: &mut dyn FnMut(Block) -> Result<(), CheckError>,
+    ) -> Result<usize, CheckError> {
+        let err = |what, addr, detail| Err(CheckError { what, addr, detail });
+        if self.is_tree() {
+            if !self.head.is_null() {
+                return err("bins: a treap bin has a list head", self.head as usize, 0);
+            }
+            if tree.len() <= BIN_LIST_MIN {
+                return err("bins: a treap bin with at most BIN_LIST_MIN blocks", 0, tree.len());
+            }
+            // SAFETY: forwarded.
+            return unsafe { tree.check(visit) };
+        }
+        if tree.len() != 0 {
+            return err("bins: a list bin's tree holds blocks", 0, tree.len());
+        }
+        if self.len > BIN_LIST_MAX {
+            return err("bins: a list bin longer than BIN_LIST_MAX", self.head as usize, self.len);
+        }
+        let (mut x, mut prev, mut n) = (self.head, ptr::null_mut(), 0);
+        while !x.is_null() {
+            n += 1;
+            if n > self.len {
+                return err("bins: a list bin has more blocks than len (cycle?)", x as usize, n);
+            }
+            // SAFETY: `visit` checks `x` is a live free block before its links are read.
+            visit(unsafe { Block::at(x) })?;
+            // SAFETY: as above.
+            let l = unsafe { link(x).read() };
+            if l.prev != prev {
+                return err("bins: list node's prev != the node before it", x as usize, l.prev as usize);
+            }
+            if !prev.is_null() && prev >= x {
+                return err("bins: list addresses not strictly increasing", x as usize, prev as usize);
+            }
+            (prev, x) = (x, l.next);
+        }
+        if n != self.len {
+            return err("bins: len != blocks in the list", self.head as usize, n);
+        }
+        Ok(n)
+    }
+}
+
 // SAFETY: every method forwards to exactly one bin treap or the size tree, chosen by the
 // block's size, so each block is in one of them; the treaps write only node memory.
 // `replace` removes `old` (reading its node) before `new`'s node is written.
 unsafe impl FreeIndex for SizeBins {
     const EMPTY: Self = SizeBins {
         nonempty: [0; WORDS],
-        bins: [const { <Treap<ByAddrMin> as FreeIndex>::EMPTY }; BIN_COUNT],
+        bins: [const { Bin::EMPTY }; BIN_COUNT],
+        trees: [const { <Treap<ByAddrMin> as FreeIndex>::EMPTY }; BIN_COUNT],
         large: SizeTree::EMPTY,
     };
 
-    #[inline]
+    #[inline(always)]
     unsafe fn insert(&mut self, b: Block, size: usize, _hint: Option<Block>) {
         // SAFETY: forwarded.
         unsafe {
             if size <= BIN_MAX_BYTES {
                 let i = bin_of(size);
-                self.bins[i].insert(b, size, None);
+                self.bins[i].insert(&mut self.trees[i], b, size);
                 self.set_bit(i);
             } else {
                 self.large.insert(b, size, None);
@@ -125,14 +415,14 @@ unsafe impl FreeIndex for SizeBins {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     unsafe fn remove(&mut self, b: Block, size: usize) {
         // SAFETY: forwarded.
         unsafe {
             if size <= BIN_MAX_BYTES {
                 let i = bin_of(size);
-                self.bins[i].remove(b, size);
-                if self.bins[i].len() == 0 {
+                self.bins[i].remove(&mut self.trees[i], b, size);
+                if self.bins[i].is_empty() {
                     self.clear_bit(i);
                 }
             } else {
@@ -147,7 +437,8 @@ unsafe impl FreeIndex for SizeBins {
         // so `new` takes `old`'s place in the bin's address order.
         unsafe {
             if old_size == new_size && old_size <= BIN_MAX_BYTES {
-                self.bins[bin_of(old_size)].replace(old, old_size, new, new_size);
+                let i = bin_of(old_size);
+                self.bins[i].replace(&mut self.trees[i], old, new, new_size);
             } else {
                 self.remove(old, old_size);
                 self.insert(new, new_size, None);
@@ -185,7 +476,7 @@ unsafe impl FreeIndex for SizeBins {
                 Ok(())
             };
             // SAFETY: forwarded (the index holds only live free blocks).
-            let n = unsafe { bin.check(&mut in_bin) }?;
+            let n = unsafe { bin.check(&self.trees[i], &mut in_bin) }?;
             if (n > 0) != (self.nonempty[i / 64] >> (i % 64) & 1 == 1) {
                 return Err(CheckError {
                     what: "bins: nonempty bit != (bin holds a block)",
@@ -227,10 +518,10 @@ unsafe impl SizeSearch for SizeBins {
                 let bin = &self.bins[i];
                 if align <= BLOCK_ALIGN {
                     // SAFETY: a non-empty bin's least node is one of its blocks.
-                    return Some(unsafe { Block::at(bin.least()) });
+                    return Some(unsafe { Block::at(bin.least(&self.trees[i])) });
                 }
                 // SAFETY: the bin holds live free blocks.
-                if let Some(b) = unsafe { bin.first_fitting(need, align) } {
+                if let Some(b) = unsafe { bin.first_fitting(&self.trees[i], need, align) } {
                     return Some(b);
                 }
                 from = i + 1;
@@ -275,9 +566,44 @@ mod tests {
     }
 
     #[test]
-    fn the_index_is_about_4_kib() {
-        // The module docs promise it: bins of four words, the bitmap, the tree's own words.
-        assert!(size_of::<SizeBins>() <= 4 * 1024 + 64, "{} bytes", size_of::<SizeBins>());
+    fn the_index_is_about_6_kib() {
+        // The module docs promise it: per bin a list head and length and a treap's four
+        // words, the bitmap, the tree's own words.
+        assert!(size_of::<SizeBins>() <= 6 * 1024 + 64, "{} bytes", size_of::<SizeBins>());
+    }
+
+    /// A small deterministic permutation of `0..N` (a multiplicative step coprime to `N`).
+    fn shuffled<const N: usize>(step: usize) -> [usize; N] {
+        core::array::from_fn(|i| i * step % N)
+    }
+
+    #[test]
+    fn a_bin_turns_into_a_treap_and_back_and_keeps_its_order() {
+        const N: usize = BIN_LIST_MAX + 9;
+        let mut buf = Buf([0; 16384]);
+        let b = lay_out(&mut buf, [64; N]);
+        let mut bins = SizeBins::EMPTY;
+        let mut live = [false; N];
+        // Inserted out of address order; the bin becomes a treap at the 33rd block.
+        for i in shuffled::<N>(17) {
+            // SAFETY: each block is free and not yet in the index.
+            unsafe { bins.insert(b[i], 64, None) };
+            live[i] = true;
+            let least = live.iter().position(|&l| l).unwrap();
+            assert_eq!(best(&bins, 64), Some(b[least]));
+            assert_eq!(bins.bins[0].is_tree(), live.iter().filter(|&&l| l).count() > BIN_LIST_MAX);
+            check(&bins).unwrap();
+        }
+        // Removed in another order; the bin is a list again once it falls to 16 blocks.
+        for (k, i) in shuffled::<N>(23).into_iter().enumerate() {
+            // SAFETY: `b[i]` is in the index with its size.
+            unsafe { bins.remove(b[i], 64) };
+            live[i] = false;
+            assert_eq!(best(&bins, 64), live.iter().position(|&l| l).map(|j| b[j]));
+            assert_eq!(bins.bins[0].is_tree(), N - 1 - k > BIN_LIST_MIN, "after {} removals", k + 1);
+            check(&bins).unwrap();
+        }
+        assert!(bins.bins[0].is_empty() && bins.nonempty[0] & 1 == 0);
     }
 
     #[test]
@@ -343,13 +669,34 @@ mod tests {
         assert_eq!(check(&bins).unwrap_err().what, "bins: nonempty bit != (bin holds a block)");
         bins.nonempty[1] = 0;
         let bin_96 = bin_of(96);
-        bins.bins[bin_96].set_min_for_test(b[0].ptr());
-        assert_eq!(check(&bins).unwrap_err().what, "tree: min is not the least node");
-        bins.bins[bin_96].set_min_for_test(b[1].ptr());
+        bins.bins[bin_96].len = 2;
+        assert_eq!(check(&bins).unwrap_err().what, "bins: len != blocks in the list");
+        bins.bins[bin_96].len = 1;
         assert_eq!(check(&bins), Ok(2));
         // The header says 112 bytes while the block sits in the 96-byte bin.
         // SAFETY: the block is free; only its size word changes.
         unsafe { b[1].write_free(112) };
         assert_eq!(check(&bins).unwrap_err().what, "bins: block size is not its bin's");
+    }
+
+    #[test]
+    fn check_catches_a_treap_bin_with_a_wrong_least_node() {
+        const N: usize = BIN_LIST_MAX + 1;
+        let mut buf = Buf([0; 16384]);
+        let b = lay_out(&mut buf, [64; N]);
+        let mut bins = SizeBins::EMPTY;
+        for x in b {
+            // SAFETY: each block is free and not yet in the index.
+            unsafe { bins.insert(x, 64, None) };
+        }
+        assert!(bins.bins[0].is_tree());
+        assert_eq!(check(&bins), Ok(N));
+        bins.trees[0].set_min_for_test(b[1].ptr());
+        assert_eq!(check(&bins).unwrap_err().what, "tree: min is not the least node");
+        bins.trees[0].set_min_for_test(b[0].ptr());
+        assert_eq!(check(&bins), Ok(N));
+        // A list head left behind in a treap bin.
+        bins.bins[0].head = b[0].ptr();
+        assert_eq!(check(&bins).unwrap_err().what, "bins: a treap bin has a list head");
     }
 }

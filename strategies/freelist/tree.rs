@@ -30,8 +30,9 @@
 //!   [`SizeBins`](super::SizeBins), best fit's default), and `BestFit<SizeTree>` uses it
 //!   for every block.
 //! - `Treap<ByAddrMin>` orders by address with no maxima and keeps a pointer to its least
-//!   node (`min`), so the least block is one load: a bin of [`SizeBins`](super::SizeBins),
-//!   whose blocks all have one size. Removing the least node (it has no left child) moves
+//!   node (`min`), so the least block is one load: a bin of [`SizeBins`](super::SizeBins)
+//!   with more than 32 blocks (smaller bins are sorted lists), whose blocks all have one
+//!   size. Removing the least node (it has no left child) moves
 //!   `min` to its successor: the least node of its right subtree, else its parent.
 //!
 //! For alignments above 16 bytes a block of sufficient size may still not fit (its aligned
