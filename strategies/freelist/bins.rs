@@ -19,9 +19,9 @@
 //! cannot predict: the lists took a third off best fit's time per replacement (numbers in
 //! `benches/README.md`).
 //!
-//! The index lives in the heap itself (about 6 KiB: per bin a list head and length and an
-//! empty treap's four words, the bitmap, the tree's root), so a `static` `Heap<BestFit>` is
-//! that much larger; nothing is allocated.
+//! The index lives in the heap itself (about 7 KiB: per bin a list head and length, a mode
+//! flag and an empty treap's four words, the bitmap, the tree's root), so a `static`
+//! `Heap<BestFit>` is that much larger; nothing is allocated.
 //!
 //! This is the structure of segregated fit with two differences that keep best fit's
 //! decisions: a bin holds one size, not a range of sizes, and it is ordered by address, so
@@ -43,11 +43,11 @@
 //!   (`Bin::check`, `Treap::check`), and the tree is a valid size tree.
 
 use super::block::{BLOCK_ALIGN, Block, MIN_BLOCK_BYTES};
-use super::engine::{FreeIndex, fit_start};
-use super::policy::SizeSearch;
+use super::engine::FreeIndex;
+use super::linear::Linear;
+use super::policy::{AddrSearch, SizeSearch};
 use super::tree::{ByAddrMin, SizeTree, Treap};
 use crate::strategy::CheckError;
-use core::ptr;
 
 /// Number of exact-size bins.
 pub const BIN_COUNT: usize = 128;
@@ -120,65 +120,40 @@ pub const BIN_LIST_MAX: usize = 32;
 /// [`BIN_LIST_MAX`], so that a bin at either boundary does not convert on every operation.
 pub const BIN_LIST_MIN: usize = 16;
 
-/// A list bin's links, in the block's node area.
-#[repr(C)]
-struct Link {
-    prev: *mut u8,
-    next: *mut u8,
-}
-
-/// The links of block `b` (a non-null header address).
-#[inline]
-fn link(b: *mut u8) -> *mut Link {
-    // SAFETY: callers pass block headers (non-null); the node follows the header.
-    unsafe { Block::at(b) }.node::<Link>()
-}
-
-/// One bin: the blocks of one size in address order, as a doubly linked list while there
-/// are at most [`BIN_LIST_MAX`] of them, as a treap by address (O(log n)) beyond. The list
-/// part is this struct (two words: a scan of the bins reads few cache lines); a treap bin's
-/// tree is kept apart, in [`SizeBins`]'s `trees`, and passed in where it is needed.
+/// One bin: the blocks of one size in address order, as a [`Linear`] list (the reference
+/// index's sorted doubly linked list) while there are at most [`BIN_LIST_MAX`] of them, as
+/// a treap by address (O(log n)) beyond. The list part is this struct (three words: a scan
+/// of the bins reads few cache lines); a treap bin's tree is kept apart, in
+/// [`SizeBins`]'s `trees`, and passed in where it is needed.
 ///
 /// A short sorted list is the cheaper structure here: its least block is the head, a removal
 /// unlinks in O(1) with no successor to find, and an insert walks a few nodes with one
 /// loop, where a treap insert descends and rotates with a branch per level that the
 /// processor cannot predict. The treap bounds the cost when many free blocks share a size.
 ///
-/// Invariants (checked by `check`): a list bin (`len != IN_TREE`) has an empty tree, and
-/// `len <= BIN_LIST_MAX` blocks from `head`, with `head.prev` null, `x.next.prev == x` and
-/// strictly increasing addresses; a treap bin (`len == IN_TREE`) has a null `head` and more
-/// than `BIN_LIST_MIN` blocks in its tree.
+/// Invariants (checked by `check`): a list bin has an empty tree and at most
+/// `BIN_LIST_MAX` blocks in a valid list (`Linear`'s invariants); a treap bin has an empty
+/// list and more than `BIN_LIST_MIN` blocks in its tree.
 struct Bin {
-    /// The least block of a list bin (null if empty or a treap bin).
-    head: *mut u8,
-    /// Blocks in the list, or `IN_TREE`.
-    len: usize,
+    /// The blocks of a list bin (empty for a treap bin).
+    list: Linear,
+    /// Whether the bin is a treap bin.
+    in_tree: bool,
 }
 
-/// `Bin::len` of a treap bin.
-const IN_TREE: usize = usize::MAX;
-
-// SAFETY: a bin links blocks owned by one heap, reached only under its lock.
-unsafe impl Send for Bin {}
-
 impl Bin {
-    const EMPTY: Self = Bin { head: ptr::null_mut(), len: 0 };
-
-    #[inline]
-    fn is_tree(&self) -> bool {
-        self.len == IN_TREE
-    }
+    const EMPTY: Self = Bin { list: <Linear as FreeIndex>::EMPTY, in_tree: false };
 
     /// Whether the bin holds no block.
     #[inline]
     fn is_empty(&self) -> bool {
-        self.len == 0
+        !self.in_tree && self.list.len() == 0
     }
 
     /// The least block's header address (null if empty); `tree` is the bin's tree.
     #[inline]
     fn least(&self, tree: &Treap<ByAddrMin>) -> *mut u8 {
-        if self.is_tree() { tree.least() } else { self.head }
+        if self.in_tree { tree.least() } else { self.list.first() }
     }
 
     // ANCHOR: bin_insert
@@ -188,30 +163,15 @@ impl Bin {
     /// `b` is a free block of `size` bytes in no index; `tree` is the bin's tree.
     #[inline(always)]
     unsafe fn insert(&mut self, tree: &mut Treap<ByAddrMin>, b: Block, size: usize) {
-        // SAFETY: the walk follows list nodes of live free blocks; `b`'s node is ours.
+        // SAFETY: forwarded.
         unsafe {
-            if self.is_tree() {
-                return tree.insert(b, size, None);
-            }
-            if self.len == BIN_LIST_MAX {
-                return self.grow_to_tree(tree, b, size);
-            }
-            let x = b.ptr();
-            let (mut prev, mut next) = (ptr::null_mut(), self.head);
-            while !next.is_null() && next < x {
-                prev = next;
-                next = (*link(next)).next;
-            }
-            link(x).write(Link { prev, next });
-            if prev.is_null() {
-                self.head = x;
+            if self.in_tree {
+                tree.insert(b, size, None);
+            } else if self.list.len() == BIN_LIST_MAX {
+                self.grow_to_tree(tree, b, size);
             } else {
-                (*link(prev)).next = x;
+                self.list.insert(b, size, None);
             }
-            if !next.is_null() {
-                (*link(next)).prev = x;
-            }
-            self.len += 1;
         }
     }
     // ANCHOR_END: bin_insert
@@ -222,25 +182,15 @@ impl Bin {
     /// `b` is in this bin; `tree` is the bin's tree.
     #[inline(always)]
     unsafe fn remove(&mut self, tree: &mut Treap<ByAddrMin>, b: Block, size: usize) {
-        // SAFETY: `b` and its list neighbours are live free blocks of this bin.
+        // SAFETY: forwarded.
         unsafe {
-            if self.is_tree() {
-                tree.remove(b, size);
-                if tree.len() == BIN_LIST_MIN {
-                    self.shrink_to_list(tree, size);
-                }
-                return;
+            if !self.in_tree {
+                return self.list.remove(b, size);
             }
-            let l = link(b.ptr()).read();
-            if l.prev.is_null() {
-                self.head = l.next;
-            } else {
-                (*link(l.prev)).next = l.next;
+            tree.remove(b, size);
+            if tree.len() == BIN_LIST_MIN {
+                self.shrink_to_list(tree, size);
             }
-            if !l.next.is_null() {
-                (*link(l.next)).prev = l.prev;
-            }
-            self.len -= 1;
         }
     }
 
@@ -251,21 +201,12 @@ impl Bin {
     /// As above; `new` is a free block in no index; `tree` is the bin's tree.
     #[inline]
     unsafe fn replace(&mut self, tree: &mut Treap<ByAddrMin>, old: Block, new: Block, size: usize) {
-        // SAFETY: `old`'s links are read whole before `new`'s are written; its neighbours
-        // are live free blocks of this bin.
+        // SAFETY: forwarded (both read the old node whole before writing the new one).
         unsafe {
-            if self.is_tree() {
-                return tree.replace(old, size, new, size);
-            }
-            let (l, x) = (link(old.ptr()).read(), new.ptr());
-            link(x).write(Link { prev: l.prev, next: l.next });
-            if l.prev.is_null() {
-                self.head = x;
+            if self.in_tree {
+                tree.replace(old, size, new, size);
             } else {
-                (*link(l.prev)).next = x;
-            }
-            if !l.next.is_null() {
-                (*link(l.next)).prev = x;
+                self.list.replace(old, size, new, size);
             }
         }
     }
@@ -276,42 +217,34 @@ impl Bin {
     /// As for `insert`, with the list full.
     #[cold]
     unsafe fn grow_to_tree(&mut self, tree: &mut Treap<ByAddrMin>, b: Block, size: usize) {
-        // SAFETY: each list node is read (its `next`) before the treap writes over it.
+        // SAFETY: the list's iterator reads each block's `next` before yielding it, so the
+        // treap may write over the yielded block's node.
         unsafe {
-            let mut x = self.head;
-            (self.head, self.len) = (ptr::null_mut(), IN_TREE);
-            while !x.is_null() {
-                let next = (*link(x)).next;
-                tree.insert(Block::at(x), size, None);
-                x = next;
+            for x in self.list.iter() {
+                tree.insert(x, size, None);
             }
             tree.insert(b, size, None);
         }
+        (self.list, self.in_tree) = (<Linear as FreeIndex>::EMPTY, true);
     }
 
     /// A treap down to `BIN_LIST_MIN` blocks becomes a list: its least block, removed, goes
-    /// to the list's tail, until the treap is empty.
+    /// to the list's tail (the insert's walk starts at the old tail: O(1)), until the treap
+    /// is empty.
     ///
     /// # Safety
     /// The bin is a treap bin of blocks of `size` bytes; `tree` is its tree.
     #[cold]
     unsafe fn shrink_to_list(&mut self, tree: &mut Treap<ByAddrMin>, size: usize) {
-        // SAFETY: a block leaves the treap (which reads its node) before its links are
-        // written.
+        self.in_tree = false;
+        let mut tail = None;
+        // SAFETY: a block leaves the treap (which reads its node) before the list writes it.
         unsafe {
-            let mut tail: *mut u8 = ptr::null_mut();
-            self.len = 0;
             while tree.len() > 0 {
-                let x = tree.least();
-                tree.remove(Block::at(x), size);
-                link(x).write(Link { prev: tail, next: ptr::null_mut() });
-                if tail.is_null() {
-                    self.head = x;
-                } else {
-                    (*link(tail)).next = x;
-                }
-                tail = x;
-                self.len += 1;
+                let x = Block::at(tree.least());
+                tree.remove(x, size);
+                self.list.insert(x, size, tail);
+                tail = Some(x);
             }
         }
     }
@@ -321,20 +254,9 @@ impl Bin {
     /// # Safety
     /// The bin holds live free blocks; `tree` is its tree.
     unsafe fn first_fitting(&self, tree: &Treap<ByAddrMin>, need: usize, align: usize) -> Option<Block> {
-        // SAFETY: forwarded; the walk follows list nodes of live free blocks.
+        // SAFETY: forwarded.
         unsafe {
-            if self.is_tree() {
-                return tree.first_fitting(need, align);
-            }
-            let mut x = self.head;
-            while !x.is_null() {
-                let b = Block::at(x);
-                if fit_start(b, need, align).is_some() {
-                    return Some(b);
-                }
-                x = (*link(x)).next;
-            }
-            None
+            if self.in_tree { tree.first_fitting(need, align) } else { self.list.first_fit(0, need, align) }
         }
     }
 
@@ -348,45 +270,25 @@ impl Bin {
         tree: &Treap<ByAddrMin>,
         visit: &mut dyn FnMut(Block) -> Result<(), CheckError>,
     ) -> Result<usize, CheckError> {
-        let err = |what, addr, detail| Err(CheckError { what, addr, detail });
-        if self.is_tree() {
-            if !self.head.is_null() {
-                return err("bins: a treap bin has a list head", self.head as usize, 0);
+        let err = |what, detail| Err(CheckError { what, addr: self.list.first() as usize, detail });
+        if self.in_tree {
+            if self.list.len() != 0 || !self.list.first().is_null() {
+                return err("bins: a treap bin's list holds blocks", self.list.len());
             }
             if tree.len() <= BIN_LIST_MIN {
-                return err("bins: a treap bin with at most BIN_LIST_MIN blocks", 0, tree.len());
+                return err("bins: a treap bin with at most BIN_LIST_MIN blocks", tree.len());
             }
             // SAFETY: forwarded.
             return unsafe { tree.check(visit) };
         }
         if tree.len() != 0 {
-            return err("bins: a list bin's tree holds blocks", 0, tree.len());
+            return err("bins: a list bin's tree holds blocks", tree.len());
         }
-        if self.len > BIN_LIST_MAX {
-            return err("bins: a list bin longer than BIN_LIST_MAX", self.head as usize, self.len);
+        if self.list.len() > BIN_LIST_MAX {
+            return err("bins: a list bin longer than BIN_LIST_MAX", self.list.len());
         }
-        let (mut x, mut prev, mut n) = (self.head, ptr::null_mut(), 0);
-        while !x.is_null() {
-            n += 1;
-            if n > self.len {
-                return err("bins: a list bin has more blocks than len (cycle?)", x as usize, n);
-            }
-            // SAFETY: `visit` checks `x` is a live free block before its links are read.
-            visit(unsafe { Block::at(x) })?;
-            // SAFETY: as above.
-            let l = unsafe { link(x).read() };
-            if l.prev != prev {
-                return err("bins: list node's prev != the node before it", x as usize, l.prev as usize);
-            }
-            if !prev.is_null() && prev >= x {
-                return err("bins: list addresses not strictly increasing", x as usize, prev as usize);
-            }
-            (prev, x) = (x, l.next);
-        }
-        if n != self.len {
-            return err("bins: len != blocks in the list", self.head as usize, n);
-        }
-        Ok(n)
+        // SAFETY: forwarded.
+        unsafe { self.list.check(visit) }
     }
 }
 
@@ -566,10 +468,10 @@ mod tests {
     }
 
     #[test]
-    fn the_index_is_about_6_kib() {
-        // The module docs promise it: per bin a list head and length and a treap's four
-        // words, the bitmap, the tree's own words.
-        assert!(size_of::<SizeBins>() <= 6 * 1024 + 64, "{} bytes", size_of::<SizeBins>());
+    fn the_index_is_about_7_kib() {
+        // The module docs promise it: per bin a list head and length, a mode flag and a
+        // treap's four words, the bitmap, the tree's own words.
+        assert!(size_of::<SizeBins>() <= 7 * 1024 + 64, "{} bytes", size_of::<SizeBins>());
     }
 
     /// A small deterministic permutation of `0..N` (a multiplicative step coprime to `N`).
@@ -591,7 +493,7 @@ mod tests {
             live[i] = true;
             let least = live.iter().position(|&l| l).unwrap();
             assert_eq!(best(&bins, 64), Some(b[least]));
-            assert_eq!(bins.bins[0].is_tree(), live.iter().filter(|&&l| l).count() > BIN_LIST_MAX);
+            assert_eq!(bins.bins[0].in_tree, live.iter().filter(|&&l| l).count() > BIN_LIST_MAX);
             check(&bins).unwrap();
         }
         // Removed in another order; the bin is a list again once it falls to 16 blocks.
@@ -600,7 +502,7 @@ mod tests {
             unsafe { bins.remove(b[i], 64) };
             live[i] = false;
             assert_eq!(best(&bins, 64), live.iter().position(|&l| l).map(|j| b[j]));
-            assert_eq!(bins.bins[0].is_tree(), N - 1 - k > BIN_LIST_MIN, "after {} removals", k + 1);
+            assert_eq!(bins.bins[0].in_tree, N - 1 - k > BIN_LIST_MIN, "after {} removals", k + 1);
             check(&bins).unwrap();
         }
         assert!(bins.bins[0].is_empty() && bins.nonempty[0] & 1 == 0);
@@ -668,10 +570,11 @@ mod tests {
         bins.nonempty[1] |= 1;
         assert_eq!(check(&bins).unwrap_err().what, "bins: nonempty bit != (bin holds a block)");
         bins.nonempty[1] = 0;
+        // A list bin marked as a treap bin.
         let bin_96 = bin_of(96);
-        bins.bins[bin_96].len = 2;
-        assert_eq!(check(&bins).unwrap_err().what, "bins: len != blocks in the list");
-        bins.bins[bin_96].len = 1;
+        bins.bins[bin_96].in_tree = true;
+        assert_eq!(check(&bins).unwrap_err().what, "bins: a treap bin's list holds blocks");
+        bins.bins[bin_96].in_tree = false;
         assert_eq!(check(&bins), Ok(2));
         // The header says 112 bytes while the block sits in the 96-byte bin.
         // SAFETY: the block is free; only its size word changes.
@@ -689,14 +592,14 @@ mod tests {
             // SAFETY: each block is free and not yet in the index.
             unsafe { bins.insert(x, 64, None) };
         }
-        assert!(bins.bins[0].is_tree());
+        assert!(bins.bins[0].in_tree);
         assert_eq!(check(&bins), Ok(N));
         bins.trees[0].set_min_for_test(b[1].ptr());
         assert_eq!(check(&bins).unwrap_err().what, "tree: min is not the least node");
         bins.trees[0].set_min_for_test(b[0].ptr());
         assert_eq!(check(&bins), Ok(N));
-        // A list head left behind in a treap bin.
-        bins.bins[0].head = b[0].ptr();
-        assert_eq!(check(&bins).unwrap_err().what, "bins: a treap bin has a list head");
+        // A treap bin marked as a list bin.
+        bins.bins[0].in_tree = false;
+        assert_eq!(check(&bins).unwrap_err().what, "bins: a list bin's tree holds blocks");
     }
 }

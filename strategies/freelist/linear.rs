@@ -37,6 +37,18 @@ fn link(b: *mut u8) -> *mut Link {
 }
 
 impl Linear {
+    /// The lowest-address block's header (null if the list is empty).
+    #[inline]
+    pub(super) fn first(&self) -> *mut u8 {
+        self.head
+    }
+
+    /// The number of blocks.
+    #[inline]
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
     /// Links `b` between `prev` and `next` (either may be null).
     ///
     /// # Safety
@@ -57,8 +69,9 @@ impl Linear {
         }
     }
 
-    /// Iterates the blocks in address order.
-    fn iter(&self) -> impl Iterator<Item = Block> + '_ {
+    /// Iterates the blocks in address order. Each block's `next` link is read before the
+    /// block is yielded, so the caller may write over the node of a yielded block.
+    pub(super) fn iter(&self) -> impl Iterator<Item = Block> + '_ {
         let mut at = self.head;
         core::iter::from_fn(move || {
             if at.is_null() {
@@ -78,6 +91,7 @@ impl Linear {
 unsafe impl FreeIndex for Linear {
     const EMPTY: Self = Linear { head: ptr::null_mut(), len: 0 };
 
+    #[inline]
     unsafe fn insert(&mut self, b: Block, _size: usize, hint: Option<Block>) {
         let b = b.ptr();
         // SAFETY: the walk follows list links of live free blocks.
@@ -95,6 +109,7 @@ unsafe impl FreeIndex for Linear {
         self.len += 1;
     }
 
+    #[inline]
     unsafe fn remove(&mut self, b: Block, _size: usize) {
         // SAFETY: `b` is listed; its neighbours are listed or null.
         unsafe {
@@ -111,6 +126,7 @@ unsafe impl FreeIndex for Linear {
         self.len -= 1;
     }
 
+    #[inline]
     unsafe fn replace(&mut self, old: Block, _old_size: usize, new: Block, _new_size: usize) {
         // SAFETY: `old` is listed; `new` takes its position (read before write: the nodes
         // may overlap).
