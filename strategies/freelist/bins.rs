@@ -16,7 +16,7 @@
 //! blocks in 60 bins, rarely more than 30 in one. A short sorted list's least block is its
 //! head, a removal unlinks in O(1) with no successor to find, and an insert walks a few
 //! nodes, where a treap descends and rotates with a branch per level that the processor
-//! cannot predict: the lists took a third off best fit's time per replacement (numbers in
+//! cannot predict: the lists took a quarter off best fit's time per replacement (numbers in
 //! `benches/README.md`).
 //!
 //! The index lives in the heap itself (about 7 KiB: per bin a list head and length, a mode
