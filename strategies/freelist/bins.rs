@@ -46,6 +46,7 @@ use super::block::{BLOCK_ALIGN, Block, MIN_BLOCK_BYTES};
 use super::engine::FreeIndex;
 use super::linear::Linear;
 use super::policy::{AddrSearch, SizeSearch};
+use super::segregated::first_set_from;
 use super::tree::{ByAddrMin, SizeTree, Treap};
 use crate::strategy::CheckError;
 
@@ -86,21 +87,7 @@ impl SizeBins {
     /// The first non-empty bin at or above `from`, if any.
     #[inline]
     fn next_nonempty(&self, from: usize) -> Option<usize> {
-        let mut w = from / 64;
-        if w >= WORDS {
-            return None;
-        }
-        let mut bits = self.nonempty[w] & (!0u64 << (from % 64));
-        loop {
-            if bits != 0 {
-                return Some(w * 64 + bits.trailing_zeros() as usize);
-            }
-            w += 1;
-            if w == WORDS {
-                return None;
-            }
-            bits = self.nonempty[w];
-        }
+        first_set_from(&self.nonempty, from)
     }
 
     #[inline]

@@ -718,9 +718,9 @@ impl<X: Placement> Core<X> {
     /// input this heap can see: the block is free already (a double free whose block was not
     /// handed out again: its header keeps the FREE bit, also when it was merged into the
     /// free block below, whose payload keeps the freed block's header word, marked FREE by
-    /// `release_block`), or, in debug
-    /// builds only (a walk of the chunk list), `a` lies in none of this heap's chunks (a
-    /// foreign pointer). One predictable test on the header the free reads anyway.
+    /// `release_block`), or, in debug builds only (a walk of the chunk list), `a` lies in
+    /// none of this heap's chunks (a foreign pointer). One predictable test on the header the
+    /// free reads anyway.
     ///
     /// # Safety
     /// `header` was read from `a`, which is a block of this heap unless the pointer is
@@ -739,9 +739,6 @@ impl<X: Placement> Core<X> {
         // SAFETY: forwarded; the header lies just below the payload.
         unsafe {
             let a = Block::from_payload(p);
-            if cfg!(debug_assertions) && !in_some_chunk(self.chunks, a.addr()) {
-                return true;
-            }
             self.bad_free(a, a.header())
         }
     }

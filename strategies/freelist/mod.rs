@@ -14,10 +14,11 @@
 //! - *index*: the set of free blocks in the order a policy searches ([`FreeIndex`]): the
 //!   seed's address-ordered list [`Linear`] (O(n)); the defaults, O(log n) and making the
 //!   same decisions: the treap [`AddrTree`] (first and next fit) and [`SizeBins`] (best fit:
-//!   exact-size bins below 2 KiB, each a treap by address, and the treap [`SizeTree`]
-//!   above); or segregated fit's class lists [`SegLists`]. A free block holds the node of whichever index is used, so the minimum
-//!   block, [`MIN_BLOCK_BYTES`] = 64, is header + [`NODE_BYTES`] (6 words, the treap's) +
-//!   footer, for every policy: one block format.
+//!   exact-size bins below 2 KiB, each a sorted list or, past 32 blocks, a treap by address,
+//!   and the treap [`SizeTree`] above); or segregated fit's class lists [`SegLists`]. A free
+//!   block holds the node of whichever index is used, so the minimum block,
+//!   [`MIN_BLOCK_BYTES`] = 64, is header + [`NODE_BYTES`] (6 words, the treap's) + footer,
+//!   for every policy: one block format.
 //! - *policy* ([`Placement`]): which free block a request takes. A policy is a few lines;
 //!   the core (`engine.rs`) does every split, coalesce, growth and hand-back.
 //!
@@ -75,8 +76,8 @@
 //! - A **double free** of a block not handed out again since is detected in every build: the
 //!   block's header still has its FREE bit (also when the block was merged into the free
 //!   block below: the merge marks the old header word, left inside the bigger block, FREE
-//!   too), so `dealloc` ignores it and
-//!   leaves the heap as it was, and `realloc` of such a pointer returns null. One test on
+//!   too), so `dealloc` ignores it and leaves the heap as it was, and `realloc` of such a
+//!   pointer returns null. One test on
 //!   the header word the free reads anyway. If the block was handed out again, the second
 //!   free frees the new owner's block: not detectable.
 //! - A **foreign pointer** (not from this heap) is detected in debug builds, where every
@@ -138,10 +139,6 @@ impl core::fmt::Display for BadPointer {
             self.policy, self.call, self.ptr
         )
     }
-}
-
-fn bad_pointer(policy: &'static str, call: &'static str, ptr: NonNull<u8>) -> BadPointer {
-    BadPointer { policy, call, ptr }
 }
 
 // ANCHOR: freelist_aliases
@@ -241,7 +238,7 @@ unsafe impl<X: Placement> Strategy for FreeList<X> {
         // SAFETY: forwarded with the caller's guarantees.
         let done = unsafe { self.core.lock().dealloc(src, ptr, layout.size()) };
         // After the lock is released: the panic hook may allocate.
-        debug_assert!(done, "{}", bad_pointer(X::NAME, "dealloc", ptr));
+        debug_assert!(done, "{}", BadPointer { policy: X::NAME, call: "dealloc", ptr });
     }
 
     unsafe fn alloc_zeroed<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
@@ -268,7 +265,7 @@ unsafe impl<X: Placement> Strategy for FreeList<X> {
             if unsafe { core.bad_realloc(ptr) } {
                 drop(core);
                 if cfg!(debug_assertions) {
-                    panic!("{}", bad_pointer(X::NAME, "realloc", ptr));
+                    panic!("{}", BadPointer { policy: X::NAME, call: "realloc", ptr });
                 }
                 return None;
             }

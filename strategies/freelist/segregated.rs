@@ -153,6 +153,25 @@ fn link(b: *mut u8) -> *mut Link {
     unsafe { Block::at(b) }.node::<Link>()
 }
 
+// ANCHOR: first_set_from
+/// The first set bit at or above bit `from` of a bitmap of 64-bit words (`None` if none,
+/// or if `from` lies past the end): a shift and a count of trailing zeros in the first word,
+/// then the first non-zero word above. Segregated fit's classes and best fit's bins
+/// (`bins.rs`) find their first non-empty list with it.
+#[inline]
+pub(super) fn first_set_from(words: &[u64], from: usize) -> Option<usize> {
+    let w = from / 64;
+    let bits = *words.get(w)? >> (from % 64);
+    if bits != 0 {
+        return Some(from + bits.trailing_zeros() as usize);
+    }
+    // The words above `w` (three at most with 256 classes).
+    let rest = words.get(w + 1..)?;
+    let (k, &bits) = rest.iter().enumerate().find(|&(_, &b)| b != 0)?;
+    Some((w + 1 + k) * 64 + bits.trailing_zeros() as usize)
+}
+// ANCHOR_END: first_set_from
+
 /// The index of segregated fit: per-class doubly linked lists (LIFO) and their bitmap.
 pub struct SegLists<C> {
     heads: [*mut u8; MAX_CLASSES],
@@ -177,15 +196,7 @@ impl<C: Classes> SegLists<C> {
     /// The first non-empty class at or above `from`.
     #[inline]
     fn first_class_from(&self, from: usize) -> Option<usize> {
-        let w = from / 64;
-        let bits = *self.bitmap.get(w)? >> (from % 64);
-        if bits != 0 {
-            return Some(from + bits.trailing_zeros() as usize);
-        }
-        // The words above `w` (three at most with 256 classes).
-        let rest = self.bitmap.get(w + 1..)?;
-        let (k, &bits) = rest.iter().enumerate().find(|&(_, &b)| b != 0)?;
-        Some((w + 1 + k) * 64 + bits.trailing_zeros() as usize)
+        first_set_from(&self.bitmap, from)
     }
     // ANCHOR_END: seg_first_class
 
