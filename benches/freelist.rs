@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use criterion::{
     BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
 };
-use stratalloc::{AddrTree, BestFit, FirstFit, Heap, Linear, NextFit, SegregatedFit, SizeBins, SizeTree};
+use stratalloc::{
+    AddrRegions, AddrTree, BestFit, FirstFit, Heap, Linear, NextFit, SegregatedFit, SizeBins, SizeTree,
+};
 
 #[path = "common/workload.rs"]
 mod workload;
@@ -55,8 +57,10 @@ fn churn(c: &mut Criterion) {
         }};
     }
     heap!("first-fit/linear", FirstFit<Linear>);
+    heap!("first-fit/regions", FirstFit<AddrRegions>);
     heap!("first-fit/tree", FirstFit<AddrTree>);
     heap!("next-fit/linear", NextFit<Linear>);
+    heap!("next-fit/regions", NextFit<AddrRegions>);
     heap!("next-fit/tree", NextFit<AddrTree>);
     heap!("best-fit/linear", BestFit<Linear>);
     heap!("best-fit/bins", BestFit<SizeBins>);

@@ -5,13 +5,16 @@
 //! cargo build --release --example freelist_churn
 //! perf stat -e cycles:u,instructions:u target/release/examples/freelist_churn first-fit 2000000
 //! ```
-//! Strategies: first-fit, next-fit, best-fit (its default index, `SizeBins`), best-fit-tree
-//! (`SizeTree`), segregated-fit, talc. The second argument is
-//! the number of replacements after the fill (default 1,000,000).
+//! Strategies: first-fit and next-fit (their default index, `AddrRegions`), first-fit-tree and
+//! next-fit-tree (`AddrTree`), best-fit (its default index, `SizeBins`), best-fit-tree
+//! (`SizeTree`), segregated-fit, talc. The second argument is the number of replacements
+//! after the fill (default 1,000,000).
 
 use core::alloc::GlobalAlloc;
 
-use stratalloc::{AddrTree, BestFit, FirstFit, Heap, NextFit, SegregatedFit, SizeBins, SizeTree};
+use stratalloc::{
+    AddrRegions, AddrTree, BestFit, FirstFit, Heap, NextFit, SegregatedFit, SizeBins, SizeTree,
+};
 
 #[path = "../benches/common/workload.rs"]
 mod workload;
@@ -34,8 +37,10 @@ fn main() {
     let name = args.get(1).map_or("first-fit", String::as_str);
     let steps = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
     match name {
-        "first-fit" => run(&Heap::<FirstFit<AddrTree>>::new(), steps),
-        "next-fit" => run(&Heap::<NextFit<AddrTree>>::new(), steps),
+        "first-fit" => run(&Heap::<FirstFit<AddrRegions>>::new(), steps),
+        "first-fit-tree" => run(&Heap::<FirstFit<AddrTree>>::new(), steps),
+        "next-fit" => run(&Heap::<NextFit<AddrRegions>>::new(), steps),
+        "next-fit-tree" => run(&Heap::<NextFit<AddrTree>>::new(), steps),
         "best-fit" => run(&Heap::<BestFit<SizeBins>>::new(), steps),
         "best-fit-tree" => run(&Heap::<BestFit<SizeTree>>::new(), steps),
         "segregated-fit" => run(&Heap::<SegregatedFit>::new(), steps),

@@ -37,8 +37,8 @@ use stratalloc::strategies::freelist::{
     Placement, Segregated,
 };
 use stratalloc::{
-    AddrTree, BestFit, ConstInit, FirstFit, Fixed, Heap, Linear, Mmap, NextFit, PageSource, SegregatedFit,
-    SizeBins, SizeTree, Strategy,
+    AddrRegions, AddrTree, BestFit, ConstInit, FirstFit, Fixed, Heap, Linear, Mmap, NextFit, PageSource,
+    SegregatedFit, SizeBins, SizeTree, Strategy,
 };
 
 #[path = "../benches/common/workload.rs"]
@@ -344,8 +344,10 @@ fn frag(r: (usize, usize)) -> String {
 
 macro_rules! for_each_strategy {
     ($m:ident) => {
+        $m!("first-fit (regions)", FirstFit<AddrRegions>);
         $m!("first-fit (tree)", FirstFit<AddrTree>);
         $m!("first-fit (linear)", FirstFit<Linear>);
+        $m!("next-fit (regions)", NextFit<AddrRegions>);
         $m!("next-fit (tree)", NextFit<AddrTree>);
         $m!("next-fit (linear)", NextFit<Linear>);
         $m!("best-fit (bins)", BestFit<SizeBins>);
@@ -358,8 +360,8 @@ macro_rules! for_each_strategy {
 /// The loss breakdown table: one column per policy (the `Linear` indexes decide the same).
 fn print_breakdowns(arena: &Arena, runs: usize) {
     let columns = [
-        ("first fit", breakdown_of::<First<AddrTree>>(arena, runs)),
-        ("next fit", breakdown_of::<Next<AddrTree>>(arena, runs)),
+        ("first fit", breakdown_of::<First<AddrRegions>>(arena, runs)),
+        ("next fit", breakdown_of::<Next<AddrRegions>>(arena, runs)),
         ("best fit", breakdown_of::<Best<SizeBins>>(arena, runs)),
         ("segregated fit", breakdown_of::<Segregated<DefaultClasses>>(arena, runs)),
     ];

@@ -50,6 +50,6 @@ pub use source::Mmap;
 pub use source::{Failing, Fixed, Op, PageSource, Region, SourceError, State, Tracked, TrackedCounts};
 pub use strategies::Tiered;
 pub use strategies::freelist::{
-    AddrTree, BestFit, FirstFit, Linear, NextFit, SegregatedFit, SizeBins, SizeTree,
+    AddrRegions, AddrTree, BestFit, FirstFit, Linear, NextFit, SegregatedFit, SizeBins, SizeTree,
 };
 pub use strategy::{CheckError, ConstInit, Strategy, StrategyStats};

@@ -16,10 +16,13 @@ use core::alloc::{GlobalAlloc, Layout};
 use std::alloc::System;
 
 use proptest::prelude::*;
-use stratalloc::strategies::freelist::{AddrTree, SizeBins, SizeTree};
+use stratalloc::strategies::freelist::{AddrRegions, AddrTree, SizeBins, SizeTree};
 use stratalloc::{BestFit, ConstInit, FirstFit, Fixed, Heap, Linear, NextFit, Strategy as Allocator};
 
 const REGION_BYTES: usize = 3 << 20;
+/// The region of the sequences that reach past `AddrRegions`' window (32 MiB centred on the
+/// first free block, which lies at the start of the region), into its spill tree.
+const BIG_REGION_BYTES: usize = 40 << 20;
 /// Alignment of each region: above the largest alignment asked for, so that both regions
 /// sit at the same address modulo every alignment and offsets compare.
 const REGION_ALIGN: usize = 2 << 20;
@@ -63,31 +66,44 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
     proptest::collection::vec(op(), 1..400)
 }
 
+/// Sequences that fill more than half of `BIG_REGION_BYTES`: blocks of up to 4 MiB, fewer
+/// frees.
+fn big_ops() -> impl Strategy<Value = Vec<Op>> {
+    let big = prop_oneof![6 => size(), 1 => (1usize << 20)..=(4 << 20)];
+    let op = prop_oneof![
+        6 => (big, align()).prop_map(|(size, align)| Op::Alloc { size, align, zeroed: false }),
+        2 => any::<usize>().prop_map(|which| Op::Free { which }),
+        2 => (any::<usize>(), size()).prop_map(|(which, size)| Op::Realloc { which, size }),
+    ];
+    proptest::collection::vec(op, 50..300)
+}
+
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(64);
     ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
 }
 
-/// A page-aligned region from the system allocator, freed on drop (after the heap).
-struct Region(*mut u8);
+/// A region of `.1` bytes from the system allocator, `REGION_ALIGN`-aligned, freed on drop
+/// (after the heap).
+struct Region(*mut u8, usize);
 
 impl Region {
-    fn new() -> Self {
+    fn new(bytes: usize) -> Self {
         // SAFETY: non-zero size.
-        let p = unsafe { System.alloc(Layout::from_size_align(REGION_BYTES, REGION_ALIGN).unwrap()) };
+        let p = unsafe { System.alloc(Layout::from_size_align(bytes, REGION_ALIGN).unwrap()) };
         assert!(!p.is_null());
-        Region(p)
+        Region(p, bytes)
     }
     fn source(&self) -> Fixed {
         // SAFETY: the region outlives the heap (drop order in `Side`) and is used by it alone.
-        unsafe { Fixed::new(self.0, REGION_BYTES) }
+        unsafe { Fixed::new(self.0, self.1) }
     }
 }
 
 impl Drop for Region {
     fn drop(&mut self) {
         // SAFETY: allocated in `new` with this layout.
-        unsafe { System.dealloc(self.0, Layout::from_size_align(REGION_BYTES, REGION_ALIGN).unwrap()) }
+        unsafe { System.dealloc(self.0, Layout::from_size_align(self.1, REGION_ALIGN).unwrap()) }
     }
 }
 
@@ -99,8 +115,8 @@ struct Side<S> {
 }
 
 impl<S: Allocator + ConstInit> Side<S> {
-    fn new() -> Self {
-        let region = Region::new();
+    fn new(bytes: usize) -> Self {
+        let region = Region::new(bytes);
         Side { heap: Heap::with_source(region.source()), region, live: Vec::new() }
     }
 
@@ -152,7 +168,15 @@ impl<S: Allocator + ConstInit> Side<S> {
 // ANCHOR: equivalence_compare
 /// Runs `ops` through both heaps; the first step where they disagree is an error.
 fn compare<A: Allocator + ConstInit, B: Allocator + ConstInit>(ops: &[Op]) -> Result<(), String> {
-    let (mut a, mut b) = (Side::<A>::new(), Side::<B>::new());
+    compare_in::<A, B>(ops, REGION_BYTES)
+}
+
+/// [`compare`] over regions of `bytes`.
+fn compare_in<A: Allocator + ConstInit, B: Allocator + ConstInit>(
+    ops: &[Op],
+    bytes: usize,
+) -> Result<(), String> {
+    let (mut a, mut b) = (Side::<A>::new(bytes), Side::<B>::new(bytes));
     for (i, op) in ops.iter().enumerate() {
         let (x, y) = (a.apply(op), b.apply(op));
         if x != y {
@@ -176,6 +200,26 @@ proptest! {
     #[test]
     fn next_fit_tree_places_as_the_walk(ops in ops()) {
         compare::<NextFit<Linear>, NextFit<AddrTree>>(&ops).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn first_fit_regions_place_as_the_walk(ops in ops()) {
+        compare::<FirstFit<Linear>, FirstFit<AddrRegions>>(&ops).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn next_fit_regions_place_as_the_walk(ops in ops()) {
+        compare::<NextFit<Linear>, NextFit<AddrRegions>>(&ops).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn first_fit_regions_and_spill_place_as_the_walk(ops in big_ops()) {
+        compare_in::<FirstFit<Linear>, FirstFit<AddrRegions>>(&ops, BIG_REGION_BYTES).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn next_fit_regions_and_spill_place_as_the_walk(ops in big_ops()) {
+        compare_in::<NextFit<Linear>, NextFit<AddrRegions>>(&ops, BIG_REGION_BYTES).map_err(TestCaseError::fail)?;
     }
 
     #[test]
@@ -214,7 +258,7 @@ fn sequences_coalesce_and_exhaust() {
     let (mut coalesced, mut failed, mut most_free_blocks) = (0, 0, 0);
     for _ in 0..16 {
         let ops = ops().new_tree(&mut runner).unwrap().current();
-        let mut s = Side::<FirstFit<Linear>>::new();
+        let mut s = Side::<FirstFit<Linear>>::new(REGION_BYTES);
         for op in &ops {
             let before = s.heap.strategy().free_summary().blocks;
             let r = s.apply(op);
@@ -228,4 +272,27 @@ fn sequences_coalesce_and_exhaust() {
     assert!(coalesced > 100, "only {coalesced} coalescing frees");
     assert!(failed > 0, "no sequence ran the region out of memory");
     assert!(most_free_blocks > 10, "at most {most_free_blocks} free blocks to choose from");
+}
+
+/// The big sequences place blocks past `AddrRegions`' window (16 MiB above the first free
+/// block), where its spill tree holds them, and keep many blocks inside it.
+#[test]
+fn big_sequences_reach_the_spill() {
+    use proptest::strategy::ValueTree;
+    use stratalloc::strategies::freelist::{REGION_BYTES as R, REGION_COUNT};
+    let half_window = R * REGION_COUNT / 2;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let (mut past, mut inside) = (0, 0);
+    for _ in 0..8 {
+        let ops = big_ops().new_tree(&mut runner).unwrap().current();
+        let mut s = Side::<FirstFit<Linear>>::new(BIG_REGION_BYTES);
+        for op in &ops {
+            if let Some(Some(off)) = s.apply(op) {
+                past += (off > half_window + (1 << 20)) as usize;
+                inside += (off < half_window - (1 << 20)) as usize;
+            }
+        }
+    }
+    assert!(past > 20, "only {past} placements past the window");
+    assert!(inside > 200, "only {inside} placements inside it");
 }

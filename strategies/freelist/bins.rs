@@ -45,7 +45,7 @@
 use super::block::{BLOCK_ALIGN, Block, MIN_BLOCK_BYTES};
 use super::engine::FreeIndex;
 use super::linear::Linear;
-use super::policy::{AddrSearch, SizeSearch};
+use super::policy::SizeSearch;
 use super::segregated::first_set_from;
 use super::tree::{ByAddrMin, SizeTree, Treap};
 use crate::strategy::CheckError;
@@ -243,7 +243,7 @@ impl Bin {
     unsafe fn first_fitting(&self, tree: &Treap<ByAddrMin>, need: usize, align: usize) -> Option<Block> {
         // SAFETY: forwarded.
         unsafe {
-            if self.in_tree { tree.first_fitting(need, align) } else { self.list.first_fit(0, need, align) }
+            if self.in_tree { tree.first_fitting(need, align) } else { self.list.first_at(0, need, align) }
         }
     }
 

@@ -176,17 +176,29 @@ unsafe impl FreeIndex for Linear {
     }
 }
 
-// ANCHOR: linear_first_fit
-// SAFETY: returns only listed blocks that `fit_start` accepts.
-unsafe impl AddrSearch for Linear {
+impl Linear {
+    // ANCHOR: linear_first_fit
+    /// The first listed block at or above `from` that fits: the walk of first and next fit.
+    ///
+    /// # Safety
+    /// The list holds only live free blocks.
     #[inline]
-    unsafe fn first_fit(&self, from: usize, need: usize, align: usize) -> Option<Block> {
+    pub(super) unsafe fn first_at(&self, from: usize, need: usize, align: usize) -> Option<Block> {
         // SAFETY: every listed block is a live free block.
         self.iter()
             .find(|&b| b.addr() >= from && unsafe { b.size() >= need && fit_start(b, need, align).is_some() })
     }
+    // ANCHOR_END: linear_first_fit
 }
-// ANCHOR_END: linear_first_fit
+
+// SAFETY: returns only listed blocks that `fit_start` accepts (`first_at`).
+unsafe impl AddrSearch for Linear {
+    #[inline]
+    unsafe fn first_fit(&mut self, from: usize, need: usize, align: usize) -> Option<Block> {
+        // SAFETY: forwarded.
+        unsafe { self.first_at(from, need, align) }
+    }
+}
 
 // ANCHOR: linear_best_fit
 // SAFETY: returns only listed blocks that `fit_start` accepts.

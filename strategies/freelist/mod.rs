@@ -12,10 +12,13 @@
 //!   find its lower neighbour. A used block carries no footer; instead, the PREV_FREE flag in
 //!   the header above tells whether the word below a header is a footer.
 //! - *index*: the set of free blocks in the order a policy searches ([`FreeIndex`]): the
-//!   seed's address-ordered list [`Linear`] (O(n)); the defaults, O(log n) and making the
-//!   same decisions: the treap [`AddrTree`] (first and next fit) and [`SizeBins`] (best fit:
-//!   exact-size bins below 2 KiB, each a sorted list or, past 32 blocks, a treap by address,
-//!   and the treap [`SizeTree`] above); or segregated fit's class lists [`SegLists`]. A free
+//!   seed's address-ordered list [`Linear`] (O(n)); the defaults, which make the same
+//!   decisions fast: [`AddrRegions`] (first and next fit: 4 KiB regions of the address
+//!   space, each a short sorted list, under a flat 16-way tree of their largest sizes kept in
+//!   the heap, with the treap [`AddrTree`] for blocks outside its 32 MiB window) and
+//!   [`SizeBins`] (best fit: exact-size bins below 2 KiB, each a sorted list or, past 32
+//!   blocks, a treap by address, and the treap [`SizeTree`] above); or segregated fit's class
+//!   lists [`SegLists`]. `AddrTree` alone also serves first and next fit, in O(log n). A free
 //!   block holds the node of whichever index is used, so the minimum block,
 //!   [`MIN_BLOCK_BYTES`] = 64, is header + [`NODE_BYTES`] (6 words, the treap's) + footer,
 //!   for every policy: one block format.
@@ -95,6 +98,7 @@ mod block;
 mod engine;
 mod linear;
 mod policy;
+mod regions;
 mod segregated;
 mod tree;
 
@@ -110,6 +114,7 @@ pub use self::block::{BLOCK_ALIGN, HEADER_BYTES, MIN_BLOCK_BYTES, NODE_BYTES};
 pub use self::engine::{CHUNK_BYTES, FreeIndex, MERGE_MAX_BYTES, Placement, RETAIN_FREE_BYTES, fit_start};
 pub use self::linear::Linear;
 pub use self::policy::{AddrSearch, Best, First, Next, SizeSearch};
+pub use self::regions::{AddrRegions, REGION_BYTES, REGION_COUNT};
 pub use self::segregated::{Classes, DefaultClasses, SegLists, Segregated};
 pub use self::tree::{AddrTree, ByAddr, ByAddrMin, BySize, SizeTree, Treap, TreeOrder};
 pub use block::Block;
@@ -142,13 +147,15 @@ impl core::fmt::Display for BadPointer {
 }
 
 // ANCHOR: freelist_aliases
-/// First fit: the lowest-address free block that fits. The default index, [`AddrTree`],
-/// finds it in O(log n); `FirstFit<Linear>` walks the seed's address-ordered list, O(n), and
-/// chooses the same block.
-pub type FirstFit<I = AddrTree> = FreeList<First<I>>;
+/// First fit: the lowest-address free block that fits. The default index, [`AddrRegions`],
+/// finds it with a few vector comparisons over a compact tree of region maxima and a short
+/// list walk; `FirstFit<AddrTree>` with a treap descent, O(log n); `FirstFit<Linear>` walks
+/// the seed's address-ordered list, O(n). All three choose the same block.
+pub type FirstFit<I = AddrRegions> = FreeList<First<I>>;
 /// Next fit: the first fitting block at or above the end of the last block handed out,
-/// wrapping around. Default index [`AddrTree`]; `NextFit<Linear>` is the reference walk.
-pub type NextFit<I = AddrTree> = FreeList<Next<I>>;
+/// wrapping around. Default index [`AddrRegions`]; `NextFit<AddrTree>` is the treap,
+/// `NextFit<Linear>` the reference walk.
+pub type NextFit<I = AddrRegions> = FreeList<Next<I>>;
 /// Best fit: the smallest fitting block, the lowest address among equals. Default index
 /// [`SizeBins`] (exact-size bins, a tree above 2 KiB); `BestFit<SizeTree>` keeps every block
 /// in one tree; `BestFit<Linear>` is the reference walk.

@@ -15,13 +15,14 @@ use super::engine::{FreeIndex, Placement};
 ///
 /// # Safety
 /// *Implementors must guarantee* that `first_fit` returns the indexed block of lowest
-/// address `>= from` for which `fit_start(b, need, align)` is `Some`, or `None` if none.
+/// address `>= from` for which `fit_start(b, need, align)` is `Some`, or `None` if none,
+/// and leaves the same blocks indexed (it may tighten bounds the index keeps about them).
 pub unsafe trait AddrSearch: FreeIndex {
     /// The lowest-address indexed block at or above `from` that fits.
     ///
     /// # Safety
     /// The index holds only live free blocks.
-    unsafe fn first_fit(&self, from: usize, need: usize, align: usize) -> Option<Block>;
+    unsafe fn first_fit(&mut self, from: usize, need: usize, align: usize) -> Option<Block>;
 }
 
 /// An index that finds the smallest fitting block, lowest address among equal sizes.

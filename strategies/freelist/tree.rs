@@ -620,7 +620,7 @@ impl AddrTree {
     /// # Safety
     /// The tree holds live free blocks.
     #[inline]
-    unsafe fn at_or_above(&self, from: usize) -> *mut u8 {
+    pub(super) unsafe fn at_or_above(&self, from: usize) -> *mut u8 {
         if !self.hot.is_null() && self.hot as usize == from {
             return self.hot;
         }
@@ -637,6 +637,21 @@ impl AddrTree {
             }
         }
         c
+    }
+
+    /// The greatest node (null if the tree is empty).
+    ///
+    /// # Safety
+    /// The tree holds live free blocks.
+    pub(super) unsafe fn greatest(&self) -> *mut u8 {
+        let mut t = self.root;
+        // SAFETY: every pointer followed is a node of the tree (the root tested for null).
+        unsafe {
+            while !t.is_null() && !(*node(t)).right.is_null() {
+                t = (*node(t)).right;
+            }
+        }
+        t
     }
 
     // ANCHOR: addr_climb_fit
@@ -688,7 +703,7 @@ impl AddrTree {
 // is the lowest-address fitting block, as the contract asks.
 unsafe impl AddrSearch for AddrTree {
     #[inline]
-    unsafe fn first_fit(&self, from: usize, need: usize, align: usize) -> Option<Block> {
+    unsafe fn first_fit(&mut self, from: usize, need: usize, align: usize) -> Option<Block> {
         // SAFETY: forwarded.
         unsafe {
             match (align <= BLOCK_ALIGN, from) {

@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use core::alloc::Layout;
 use stratalloc::{
-    BestFit, ConstInit, FirstFit, Heap, Linear, Mmap, NextFit, Op, SegregatedFit, SizeTree, Strategy,
+    AddrTree, BestFit, ConstInit, FirstFit, Heap, Linear, Mmap, NextFit, Op, SegregatedFit, SizeTree,
+    Strategy,
 };
 
 const REPS: usize = 11;
@@ -75,8 +76,10 @@ fn main() {
     row::<FirstFit<Linear>>("FirstFit<Linear>");
     row::<NextFit<Linear>>("NextFit<Linear>");
     row::<BestFit<Linear>>("BestFit<Linear>");
-    row::<FirstFit>("FirstFit (AddrTree)");
-    row::<NextFit>("NextFit (AddrTree)");
+    row::<FirstFit>("FirstFit (AddrRegions)");
+    row::<NextFit>("NextFit (AddrRegions)");
+    row::<FirstFit<AddrTree>>("FirstFit<AddrTree>");
+    row::<NextFit<AddrTree>>("NextFit<AddrTree>");
     row::<BestFit>("BestFit (SizeBins)");
     row::<BestFit<SizeTree>>("BestFit<SizeTree>");
     row::<SegregatedFit>("SegregatedFit");
