@@ -72,7 +72,8 @@ const FAN: usize = 16;
 const REGION_SHIFT: u32 = 12;
 /// Bytes of address space per region.
 pub const REGION_BYTES: usize = 1 << REGION_SHIFT;
-/// Regions in the window: `FAN` cubed, so the tree above the leaves has two levels.
+/// Regions in the window: `TOPS` times `FAN` cubed, so the tree above the leaves has two
+/// levels (`mid`, then `top`).
 pub const REGION_COUNT: usize = TOPS * FAN * FAN * FAN;
 /// Groups of 16 entries at the top level.
 const TOPS: usize = 2;
@@ -99,7 +100,8 @@ pub struct AddrRegions {
     mid: [[Units; FAN]; TOPS * FAN],
     /// Blocks that start outside the window.
     spill: AddrTree,
-    /// `leaf[g][i]`: the largest `units(size)` of region `g * FAN + i`'s blocks (0: none).
+    /// `leaf[g][i]`: an upper bound on `units(size)` of region `g * FAN + i`'s blocks, 0
+    /// exactly when it has none.
     leaf: [[Units; FAN]; REGION_COUNT / FAN],
     /// `lists[k]`: the free blocks starting in region `k`, in address order.
     lists: [Linear; REGION_COUNT],
@@ -196,9 +198,9 @@ impl AddrRegions {
     }
 
     // ANCHOR: next_region
-    /// The first region at or above `p` whose largest block has at least `v` units: the
-    /// rest of `p`'s group of 16 leaves, else the next group (found among the 16 `mid`
-    /// entries, else the 16 `top` entries) and its first big-enough leaf.
+    /// The first region at or above `p` whose bound is at least `v` units: the rest of
+    /// `p`'s group of 16 leaves, else the next group whose `mid` entry admits `v` (among
+    /// the 16 of `p`'s `mid` line, else through the `top` lines) and its first such leaf.
     #[inline]
     fn next_region(&self, p: usize, v: Units) -> Option<usize> {
         if p >= REGION_COUNT {
@@ -278,8 +280,9 @@ impl AddrRegions {
     /// Moves the window to where the blocks are: every region block goes to the spill, the
     /// window is centred on the span of all blocks (or starts at the lowest, if the span is
     /// wider than the window), and the spill's blocks inside it move to their regions.
-    /// O(n log n), and run only when the spill has at least doubled since the last time
-    /// (`spill_mark`), so its cost per operation stays O(log n) amortized.
+    /// O(n log n) for n indexed blocks. It runs only when the spill holds more than a fifth
+    /// of the blocks and at least twice `spill_mark` (its size after the last move), so at
+    /// least n/10 blocks entered the spill since: O(log n) amortized per operation.
     ///
     /// # Safety
     /// The index holds only live free blocks.
