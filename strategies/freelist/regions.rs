@@ -42,8 +42,8 @@
 //!   doubled since the last move, the index *rewindows*: every block goes to the spill,
 //!   the window is centred on the span of the blocks (or starts at the lowest if they span
 //!   more), and the blocks inside it come back. O(n log n), at most once per doubling of
-//!   the spill, so O(log n) amortized per operation, and never on a heap that stays within
-//!   32 MiB of where it started.
+//!   the spill, so O(log n) amortized per operation, and never while the blocks stay
+//!   between 24 MiB below and 8 MiB above the first one.
 //!
 //! The index is about 150 KiB (a list head and length per region, the maxima, the spill's
 //! root), so a `static` `Heap<FirstFit>` is that much larger; nothing is allocated.
