@@ -151,10 +151,14 @@ impl core::fmt::Display for BadPointer {
 /// finds it with a few vector comparisons over a compact tree of region maxima and a short
 /// list walk; `FirstFit<AddrTree>` with a treap descent, O(log n); `FirstFit<Linear>` walks
 /// the seed's address-ordered list, O(n). All three choose the same block.
+///
+/// `AddrRegions` keeps about 150 KiB inside the heap (a `static` pays it in `.bss`); on a
+/// small target, or with a small `Fixed` arena, `FirstFit<AddrTree>` keeps its whole index
+/// in the free blocks and a few words.
 pub type FirstFit<I = AddrRegions> = FreeList<First<I>>;
 /// Next fit: the first fitting block at or above the end of the last block handed out,
-/// wrapping around. Default index [`AddrRegions`]; `NextFit<AddrTree>` is the treap,
-/// `NextFit<Linear>` the reference walk.
+/// wrapping around. Default index [`AddrRegions`]; `NextFit<AddrTree>` is the treap (no
+/// 150 KiB index in the heap), `NextFit<Linear>` the reference walk.
 pub type NextFit<I = AddrRegions> = FreeList<Next<I>>;
 /// Best fit: the smallest fitting block, the lowest address among equals. Default index
 /// [`SizeBins`] (exact-size bins, a tree above 2 KiB); `BestFit<SizeTree>` keeps every block
