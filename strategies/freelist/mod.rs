@@ -152,7 +152,7 @@ impl core::fmt::Display for BadPointer {
 /// list walk; `FirstFit<AddrTree>` with a treap descent, O(log n); `FirstFit<Linear>` walks
 /// the seed's address-ordered list, O(n). All three choose the same block.
 ///
-/// `AddrRegions` keeps about 150 KiB inside the heap (a `static` pays it in `.bss`); on a
+/// `AddrRegions` keeps about 150 KiB inside the heap (a `static` heap holds it); on a
 /// small target, or with a small `Fixed` arena, `FirstFit<AddrTree>` keeps its whole index
 /// in the free blocks and a few words.
 pub type FirstFit<I = AddrRegions> = FreeList<First<I>>;
