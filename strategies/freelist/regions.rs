@@ -192,6 +192,12 @@ impl AddrRegions {
         (self.placed && k < REGION_COUNT).then_some(k)
     }
 
+    /// The lowest address of region `k`.
+    #[inline(always)]
+    fn base(&self, k: usize) -> usize {
+        self.lo.wrapping_add(k << REGION_SHIFT)
+    }
+
     #[inline(always)]
     fn leaf(&self, k: usize) -> Units {
         self.leaf[k / FAN][k % FAN]
@@ -227,11 +233,15 @@ impl AddrRegions {
     }
     // ANCHOR_END: next_region
 
-    /// Sets `leaf[k]` to `v`, which is at least its old value: the levels above only rise.
+    /// Raises `leaf[k]` to `v` if it is below: the levels above only rise.
     #[inline(always)]
     fn raise(&mut self, k: usize, v: Units) {
         let (g, h) = (k / FAN, k / (FAN * FAN));
-        self.leaf[g][k % FAN] = v;
+        let leaf = &mut self.leaf[g][k % FAN];
+        if *leaf >= v {
+            return;
+        }
+        *leaf = v;
         let m = &mut self.mid[h][g % FAN];
         if *m < v {
             *m = v;
@@ -271,10 +281,7 @@ impl AddrRegions {
         // SAFETY: forwarded.
         unsafe { self.lists[k].insert(b, size, hint) };
         self.in_window += 1;
-        let u = units(size);
-        if u > self.leaf(k) {
-            self.raise(k, u);
-        }
+        self.raise(k, units(size));
     }
 
     /// Moves the window to where the blocks are: every region block goes to the spill, the
@@ -330,10 +337,7 @@ impl AddrRegions {
             return None;
         }
         let v = need_units(need);
-        let mut p = match from.checked_sub(self.lo) {
-            None => 0,
-            Some(off) => off >> REGION_SHIFT,
-        };
+        let mut p = from.saturating_sub(self.lo) >> REGION_SHIFT;
         while let Some(k) = self.next_region(p, v) {
             // ANCHOR: tighten
             // Region `k`'s list in address order: the first block at or above `from` that
@@ -349,7 +353,7 @@ impl AddrRegions {
                 }
                 largest = largest.max(units(size));
             }
-            if from <= self.lo + (k << REGION_SHIFT) {
+            if from <= self.base(k) {
                 self.lower(k, largest);
             }
             // ANCHOR_END: tighten
@@ -430,10 +434,7 @@ unsafe impl FreeIndex for AddrRegions {
             match (ko, kn) {
                 (Some(k), Some(kn)) if k == kn => {
                     self.lists[k].replace(old, old_size, new, new_size);
-                    let u = units(new_size);
-                    if u > self.leaf(k) {
-                        self.raise(k, u);
-                    }
+                    self.raise(k, units(new_size));
                 }
                 (None, None) => self.spill.replace(old, old_size, new, new_size),
                 _ => {
@@ -449,12 +450,7 @@ unsafe impl FreeIndex for AddrRegions {
     #[inline]
     unsafe fn resized(&mut self, b: Block, old_size: usize, new_size: usize) {
         match self.region_of(b.addr()) {
-            Some(k) => {
-                let u = units(new_size);
-                if u > self.leaf(k) {
-                    self.raise(k, u);
-                }
-            }
+            Some(k) => self.raise(k, units(new_size)),
             // SAFETY: forwarded.
             None => unsafe { self.spill.resized(b, old_size, new_size) },
         }
@@ -466,7 +462,7 @@ unsafe impl FreeIndex for AddrRegions {
     ) -> Result<usize, CheckError> {
         let mut n = 0;
         for (k, list) in self.lists.iter().enumerate() {
-            let base = self.lo.wrapping_add(k << REGION_SHIFT);
+            let base = self.base(k);
             if list.len() > 0 && !self.placed {
                 return err("regions: a region list holds blocks but the window is not placed", base, k);
             }
