@@ -4,14 +4,14 @@
     benches/task_clock_ab.py ROUNDS STEPS LABEL=BINARY:STRATEGY ...
 
 Each BINARY is a copy of `target/release/examples/freelist_churn` (keep one per build);
-STRATEGY is its first argument (segregated-fit, talc, ...). For each LABEL the fill alone
-is measured five times (`perf stat -e task-clock BINARY STRATEGY 0`, least kept); then
-ROUNDS rounds run every LABEL once with STEPS replacements, in the given order and reversed
-every other round. CPU ns per replacement = (task-clock - least fill) / STEPS. Printed per
-LABEL: least, median, the median of the per-round ratios to the first LABEL and to `talc`
-(if a LABEL is named so). Ratios of runs moments apart resist the load of the shared
-machine better than either figure alone; the same binary under two labels shows the
-resolution (about 3% with 30 rounds of 2,000,000).
+STRATEGY is its first argument (segregated-fit, talc, mimalloc, ...). For each LABEL the
+fill alone is measured five times (`perf stat -e task-clock BINARY STRATEGY 0`, least
+kept); then ROUNDS rounds run every LABEL once with STEPS replacements, in the given order
+and reversed every other round. CPU ns per replacement = (task-clock - least fill) / STEPS.
+Printed per LABEL: least, median, the median of the per-round ratios to the first LABEL and
+to the anchors `talc` and `mimalloc` (each one that is a LABEL). Ratios of runs moments
+apart resist the load of the shared machine better than either figure alone; the same
+binary under two labels shows the resolution (about 3% with 30 rounds of 2,000,000).
 """
 import statistics
 import subprocess
@@ -40,8 +40,10 @@ def main():
         v = ns[lbl]
         line = f"{lbl:12s} least {min(v):6.1f} median {statistics.median(v):6.1f} ns"
         line += f"  /{first} median {statistics.median([a / b for a, b in zip(v, ns[first])]):.3f}"
-        if "talc" in ns:
-            line += f"  /talc median {statistics.median([a / b for a, b in zip(v, ns['talc'])]):.3f}"
+        for anchor in ("talc", "mimalloc"):
+            if anchor in ns:
+                ratio = statistics.median([a / b for a, b in zip(v, ns[anchor])])
+                line += f"  /{anchor} median {ratio:.3f}"
         print(line)
 
 

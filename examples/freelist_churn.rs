@@ -7,8 +7,8 @@
 //! ```
 //! Strategies: first-fit and next-fit (their default index, `AddrRegions`), first-fit-tree and
 //! next-fit-tree (`AddrTree`), best-fit (its default index, `SizeBins`), best-fit-tree
-//! (`SizeTree`), segregated-fit, talc. The second argument is the number of replacements
-//! after the fill (default 1,000,000).
+//! (`SizeTree`), segregated-fit, and the two anchors talc and mimalloc. The second argument is
+//! the number of replacements after the fill (default 1,000,000).
 
 use core::alloc::GlobalAlloc;
 
@@ -45,6 +45,7 @@ fn main() {
         "best-fit-tree" => run(&Heap::<BestFit<SizeTree>>::new(), steps),
         "segregated-fit" => run(&Heap::<SegregatedFit>::new(), steps),
         "talc" => run(&workload::talc_over_mmap(1 << 30), steps),
+        "mimalloc" => run(&mimalloc::MiMalloc, steps),
         other => eprintln!("unknown strategy {other}"),
     }
 }
