@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the preload tests run, when missing: gcc, python3, sqlite3, git (Debian
-# packages; needs root). With --mimalloc, also Debian's libmimalloc2.0, the comparison
+# Installs what the preload tests run, when missing: gcc, g++, python3, sqlite3, git, perl
+# (Debian packages; needs root). With --mimalloc, also Debian's libmimalloc2.0, the comparison
 # harness's anchor (optional: a failure to install it is reported, not fatal).
 set -euo pipefail
 missing=()
@@ -8,6 +8,8 @@ command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 command -v python3 >/dev/null || missing+=(python3)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
 command -v git >/dev/null || missing+=(git)
+command -v g++ >/dev/null || missing+=(g++)
+command -v perl >/dev/null || missing+=(perl)
 updated=0
 apt_install() {
     [ "$(id -u)" = 0 ] || { echo "install-tools.sh: need root to apt-get install $*" >&2; return 1; }

@@ -34,10 +34,10 @@ fn real_programs_under_every_strategy() {
     let lib = library();
     assert!(lib.exists(), "{} not found", lib.display());
     let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests");
-    if ["gcc", "python3", "sqlite3", "git"].into_iter().any(|t| !have(t)) {
+    if ["gcc", "g++", "python3", "sqlite3", "git", "perl"].into_iter().any(|t| !have(t)) {
         // A fresh machine: install them (Debian packages; needs root, fails clearly if not).
         let status = Command::new("bash").arg(tests.join("install-tools.sh")).status();
-        assert!(status.is_ok_and(|s| s.success()), "gcc, python3, sqlite3 and git are needed");
+        assert!(status.is_ok_and(|s| s.success()), "gcc, g++, python3, sqlite3, git and perl are needed");
     }
     let script = tests.join("real_programs.sh");
     let status = Command::new("bash").arg(&script).arg(&lib).status().expect("run real_programs.sh");

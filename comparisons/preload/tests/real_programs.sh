@@ -12,12 +12,16 @@
 #   git          tests/programs/git_workload.sh: init, 41 commits, merge, gc, fsck, log, ...
 #   gcc          gcc compiling tests/programs/hello.c (object file compared byte for byte),
 #                linking it, and the program's output
+#   cxx          tests/programs/containers.cpp (compiled here with g++): four threads of
+#                standard containers, over-aligned new, big arrays and exceptions
+#   perl         perl running tests/programs/hashes.pl: growing hashes, spliced arrays
 # and compares stdout and the exit status with a run without the library. Each run also sets
 # STRATALLOC_STATS=1 and must print a statistics line naming the strategy (proof that the
 # library, not glibc, served it). Plus: the default strategy, and one clear stderr line for an
 # unknown name. Ends with "N passed, N failed"; exit status 1 if anything failed.
 #
-# Needs: gcc, python3, sqlite3, git (.ci/steps/50-preload.sh installs the missing ones).
+# Needs: gcc, g++, python3, sqlite3, git, perl (tests/install-tools.sh installs the missing
+# ones; .ci/steps/50-preload.sh runs it).
 set -uo pipefail
 
 lib=$(realpath "${1:?usage: real_programs.sh LIB [STRATEGY...]}")
@@ -35,7 +39,7 @@ failed=0
 pass() { passed=$((passed + 1)); printf 'ok    %s\n' "$*"; }
 fail() { failed=$((failed + 1)); printf 'FAIL  %s\n' "$*"; }
 
-for tool in gcc python3 sqlite3 git; do
+for tool in gcc g++ python3 sqlite3 git perl; do
     command -v "$tool" >/dev/null || { echo "missing tool: $tool"; exit 2; }
 done
 # The real interpreter, not a version-manager shim script.
@@ -50,7 +54,9 @@ prog_gcc() {
     cp "$programs/hello.c" "$1/hello.c" && cd "$1" &&
         gcc -O2 -c hello.c -o hello.o && gcc hello.o -o hello && sha256sum hello.o && ./hello
 }
-program_names=(edge_cases python sqlite git gcc)
+prog_cxx() { "$work/containers"; }
+prog_perl() { perl "$programs/hashes.pl"; }
+program_names=(edge_cases python sqlite git gcc cxx perl)
 
 # run NAME PRELOAD STRATEGY -> stdout in $work/out, stderr in $work/err, status in $status
 run() {
@@ -76,6 +82,10 @@ cflags=(-O1 -fno-builtin -Wall -Wno-alloc-size-larger-than -Wno-use-after-free -
 if ! gcc "${cflags[@]}" -o "$work/edge_cases" "$here/edge_cases.c" 2>"$work/cc.err"; then
     cat "$work/cc.err"
     fail "compile edge_cases.c"
+fi
+if ! g++ -O1 -std=c++17 -pthread -Wall -o "$work/containers" "$programs/containers.cpp" 2>"$work/cc.err"; then
+    cat "$work/cc.err"
+    fail "compile containers.cpp"
 fi
 
 # Reference outputs, without the library.
