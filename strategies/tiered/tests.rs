@@ -423,6 +423,36 @@ fn free_stacks_of_an_exiting_thread_reach_their_spans() {
     assert!(ready < 1 << 20, "{ready} bytes still Ready after every object was freed and the heap trimmed");
 }
 
+/// Frees into spans that no cache owns go on pending stacks and set the root's hint; the
+/// next background step (here: a large allocation's) drains every pending stack and clears
+/// the hint.
+#[test]
+fn background_drains_pending_frees_when_the_hint_says_so() {
+    use core::sync::atomic::Ordering::Relaxed;
+    let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+    let l = Layout::from_size_align(1000, 8).unwrap();
+    let ptrs: Vec<usize> = (0..64).map(|_| heap.alloc_layout(l).unwrap().as_ptr() as usize).collect();
+    // The spans go back to the central lists without an owner.
+    heap.strategy().release_thread_cache();
+    let root = heap.strategy().existing_root().unwrap();
+    assert!(!root.pending_hint.load(Relaxed), "hint set before any free went on a pending stack");
+    assert!(root.central.iter().all(|c| c.pending.is_empty()));
+    // SAFETY: live blocks of this heap, freed once.
+    unsafe { free_each(&heap, &ptrs, l) };
+    assert!(root.pending_hint.load(Relaxed), "frees into unowned spans did not set the hint");
+    assert!(root.central.iter().any(|c| !c.pending.is_empty()), "no free went on a pending stack");
+    let big = Layout::from_size_align(1 << 20, 8).unwrap();
+    let p = heap.alloc_layout(big).unwrap().as_ptr();
+    assert!(!root.pending_hint.load(Relaxed), "the background step left the hint set");
+    assert!(root.central.iter().all(|c| c.pending.is_empty()), "the background step left pending frees");
+    // SAFETY: a live block of this heap.
+    unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, big) };
+    heap.strategy().release_thread_cache();
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    assert_eq!(heap.stats().live_objects, 0);
+}
+
 /// A large object reallocated to a small size moves (a large object must never be freed
 /// with a small layout, which would put it on a free stack).
 #[test]
