@@ -301,8 +301,9 @@ impl Root {
     /// from mcentral, every `FREE_STEP_BYTES` a cache frees and every `OP_STEP_ALLOCS`
     /// allocations its fast path serves (see scavenger.rs). Takes no
     /// lock across the scavenger's system calls. The pending stacks are drained only when a
-    /// free has gone on one since the last drain (`pending_hint`): a program whose large
-    /// objects come and go spent 17 % of its time here reading 136 empty stacks.
+    /// free has gone on one since the last drain (`pending_hint`): the preload tests' C++
+    /// program, whose large objects come and go, spent 11 % of its samples here reading 136
+    /// empty stacks.
     fn background<P: PageSource>(&self, src: &P) {
         if self.pending_hint.load(Ordering::Relaxed) && self.pending_hint.swap(false, Ordering::Acquire) {
             for c in &self.central {
