@@ -126,6 +126,44 @@ fn fixed_is_const_constructible_and_runs_out_with_exhausted() {
     assert_eq!(SOURCE.check(), Ok(0));
 }
 
+/// Issue #15, item 1: `Fixed::from_region` is safe, so two sources over one `Region` must not
+/// both hand out its bytes. The first source to reserve claims the region; the other has
+/// nothing to give, whichever order they were built in.
+#[test]
+fn a_region_serves_one_fixed_source_only() {
+    static SHARED: Region<{ 16 * PAGE }> = Region::new();
+    let (first, second) = (Fixed::from_region(&SHARED), Fixed::from_region(&SHARED));
+    let a = second.reserve(PAGE, PAGE).unwrap();
+    assert_eq!(first.reserve(PAGE, PAGE), Err(SourceError::Exhausted { op: Op::Reserve, bytes: PAGE }));
+    assert_eq!(first.available(), 0, "a source over a region claimed by another has nothing");
+    // The claim stays after the owner gave everything back.
+    // SAFETY: `a` was reserved from `second` above and is not used.
+    unsafe { second.free(a, PAGE).unwrap() };
+    assert_eq!(first.reserve(PAGE, PAGE), Err(SourceError::Exhausted { op: Op::Reserve, bytes: PAGE }));
+    assert_eq!(second.reserve(PAGE, PAGE), Ok(a), "the owner keeps using its region");
+    assert_eq!(second.available(), 15 * PAGE);
+}
+
+/// Two heaps over sources built from one `Region`: the second returns null and never a
+/// block that overlaps the first heap's.
+#[test]
+fn two_heaps_over_one_region_never_share_memory() {
+    use core::alloc::{GlobalAlloc, Layout};
+    use stratalloc::{BestFit, FirstFit, Heap};
+    static ARENA: Region<{ 1 << 20 }> = Region::new();
+    static ONE: Heap<FirstFit, Fixed> = Heap::with_source(Fixed::from_region(&ARENA));
+    let two: Heap<BestFit, Fixed> = Heap::with_source(Fixed::from_region(&ARENA));
+    let layout = Layout::from_size_align(64, 8).unwrap();
+    // SAFETY: non-zero size; the blocks are freed below with the same layout.
+    unsafe {
+        let p = ONE.alloc(layout);
+        assert!(!p.is_null());
+        let q = two.alloc(layout);
+        assert!(q.is_null(), "the second heap over one region got {q:p} (first: {p:p})");
+        ONE.dealloc(p, layout);
+    }
+}
+
 /// A `Fixed` over a fresh heap buffer; the buffer outlives the source.
 fn fixed(pages: usize) -> (Fixed, Vec<u8>) {
     let mut buf = vec![0u8; (pages + 1) * PAGE];

@@ -19,6 +19,7 @@
 
 use core::cell::UnsafeCell;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Op, PageSource, SourceError, align_up, check_range};
 use crate::sync::SpinLock;
@@ -31,24 +32,35 @@ const NO_HOLE: usize = usize::MAX;
 // ANCHOR: region
 /// A region of memory to give to [`Fixed`], aligned to its page size; put it in a `static`.
 ///
+/// A region serves one source for the life of the program: the first [`Fixed`] built over
+/// it with [`Fixed::from_region`] that reserves memory claims it, and any other source over
+/// the same region answers every `reserve` with [`SourceError::Exhausted`] (its heap
+/// returns null), so two heaps never share its bytes.
+///
 /// ```
 /// use stratalloc::{Fixed, Region};
 /// static ARENA: Region<{ 1 << 20 }> = Region::new();
 /// let source = Fixed::from_region(&ARENA);
 /// ```
 #[repr(C, align(4096))]
-pub struct Region<const BYTES: usize>(UnsafeCell<[u8; BYTES]>);
+pub struct Region<const BYTES: usize> {
+    bytes: UnsafeCell<[u8; BYTES]>,
+    /// Set, never cleared, by the first source over the region that reserves from it.
+    claimed: AtomicBool,
+}
 // ANCHOR_END: region
 
-// SAFETY: a `Region` is only ever accessed through the `Fixed` source built over it, which
-// hands out disjoint ranges; it is never read through a shared reference.
+// SAFETY: the bytes are reached only through a pointer taken by `Fixed::from_region`, and
+// only the one source that claims the region (`claimed`, an atomic) hands any of them out,
+// in disjoint ranges; `Region` has no accessor that reads or writes them through `&self`.
+// `claimed` is an atomic, shared safely.
 unsafe impl<const BYTES: usize> Sync for Region<BYTES> {}
 
 impl<const BYTES: usize> Region<BYTES> {
     /// A zeroed region (placed in `.bss` when `static`).
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
-        Region(UnsafeCell::new([0; BYTES]))
+        Region { bytes: UnsafeCell::new([0; BYTES]), claimed: AtomicBool::new(false) }
     }
 }
 
@@ -58,6 +70,9 @@ struct FixedState {
     next: usize,
     /// Offset of the lowest hole, or `NO_HOLE`.
     head: usize,
+    /// Whether this source may hand out the region: always for `Fixed::new`; for
+    /// `Fixed::from_region`, once it has claimed the region at its first `reserve`.
+    owner: bool,
 }
 
 /// Written at the start of every hole.
@@ -81,13 +96,19 @@ struct HoleHeader {
 pub struct Fixed {
     start: *mut u8,
     len: usize,
+    /// The claim flag of the [`Region`] this source was built over (`from_region`), `None`
+    /// for `new`, whose caller promises exclusive use.
+    claim: Option<&'static AtomicBool>,
     state: SpinLock<FixedState>,
 }
 
-// SAFETY: `start..start + len` is memory the creator handed over for the source's exclusive
-// use (see `Fixed::new`); all mutable bookkeeping is behind the lock.
+// SAFETY: `start..start + len` is memory handed over for the source's exclusive use (the
+// caller's promise in `Fixed::new`, or a `'static` `Region` that only the one source that
+// claims it hands out), not tied to a thread; the bookkeeping moves with the source.
 unsafe impl Send for Fixed {}
-// SAFETY: as above; `&Fixed` only gives access through locked bookkeeping.
+// SAFETY: through `&Fixed`, the fields `start`, `len` and `claim` (an atomic) are only read;
+// the bookkeeping and the hole headers inside the memory are read and written only under the
+// lock (`state`), and the ranges handed out are disjoint.
 unsafe impl Sync for Fixed {}
 
 impl Fixed {
@@ -98,14 +119,39 @@ impl Fixed {
     /// The memory must be valid for reads and writes for the lifetime of the source and of
     /// every block allocated from it, and nothing else may access it meanwhile.
     pub const unsafe fn new(start: *mut u8, len: usize) -> Self {
-        Fixed { start, len, state: SpinLock::new(FixedState { next: 0, head: NO_HOLE }) }
+        Fixed {
+            start,
+            len,
+            claim: None,
+            state: SpinLock::new(FixedState { next: 0, head: NO_HOLE, owner: true }),
+        }
     }
 
     /// A source over a `static` [`Region`].
+    ///
+    /// The source claims the region at its first `reserve`. A region serves one source: if
+    /// another source over it has claimed it already, this one has nothing to give, and every
+    /// `reserve` fails with [`SourceError::Exhausted`] (and [`available`](Self::available)
+    /// is 0).
     pub const fn from_region<const BYTES: usize>(region: &'static Region<BYTES>) -> Self {
-        // SAFETY: the region is 'static and, being only reachable through this source once
-        // handed over (a `Region` exposes no accessors), used by nothing else.
-        unsafe { Fixed::new(region.0.get().cast::<u8>(), BYTES) }
+        Fixed {
+            start: region.bytes.get().cast::<u8>(),
+            len: BYTES,
+            claim: Some(&region.claimed),
+            state: SpinLock::new(FixedState { next: 0, head: NO_HOLE, owner: false }),
+        }
+    }
+
+    /// Whether this source owns its memory, claiming its region first if it has not yet
+    /// (called under the lock). `false`: another source over the same region claimed it.
+    fn owns(&self, st: &mut FixedState) -> bool {
+        if !st.owner {
+            // The flag is only ever set, so one source in the whole program wins it.
+            st.owner = self
+                .claim
+                .is_some_and(|c| c.compare_exchange(false, true, Ordering::Relaxed, Ordering::Relaxed).is_ok());
+        }
+        st.owner
     }
 
     /// The page-aligned usable range, as addresses.
@@ -237,6 +283,9 @@ impl Fixed {
     /// Bytes that a `reserve` could still draw from: the bump region plus all holes.
     pub fn available(&self) -> usize {
         let st = self.state.lock();
+        if !st.owner && self.claim.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return 0;
+        }
         let mut free = self.capacity() - st.next;
         let mut cur = st.head;
         while cur != NO_HOLE {
@@ -279,9 +328,11 @@ impl Fixed {
 
 // SAFETY: (1) reservations are carved from disjoint parts of the caller's region under the
 // lock (a hole is handed out only once: it leaves the list first; a range can only become a
-// hole if it was handed out); (2) the region is always readable and writable, and this source
-// writes only into holes, which nobody else uses;
-// (3) FRESH_ZEROED is false, so nothing is promised; (4) nothing panics or allocates.
+// hole if it was handed out), and a source over a `Region` hands out nothing until it has
+// claimed the region, which only one source can do (the flag is set once, by
+// compare-exchange, and never cleared); (2) the region is always readable and writable, and
+// this source writes only into holes, which nobody else uses; (3) FRESH_ZEROED is false, so
+// nothing is promised; (4) nothing panics or allocates.
 unsafe impl PageSource for Fixed {
     const PAGE_BYTES: usize = FIXED_PAGE_BYTES;
     const FRESH_ZEROED: bool = false;
@@ -294,6 +345,9 @@ unsafe impl PageSource for Fixed {
         }
         let (lo, hi) = self.bounds();
         let mut st = self.state.lock();
+        if !self.owns(&mut st) {
+            return Err(SourceError::Exhausted { op: Op::Reserve, bytes });
+        }
         if let Some(off) = self.take_hole(&mut st, bytes, align) {
             return NonNull::new(self.at(off)).ok_or(SourceError::Exhausted { op: Op::Reserve, bytes });
         }
