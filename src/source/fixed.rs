@@ -156,7 +156,7 @@ impl Fixed {
 
     /// The page-aligned usable range, as addresses.
     fn bounds(&self) -> (usize, usize) {
-        let lo = self.start as usize;
+        let lo = self.start.addr();
         let Some(first) = align_up(lo, FIXED_PAGE_BYTES) else { return (lo, lo) };
         let end = lo.saturating_add(self.len) & !(FIXED_PAGE_BYTES - 1);
         (first, end.max(first))
@@ -171,7 +171,7 @@ impl Fixed {
     fn in_bounds(&self, op: Op, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError> {
         check_range(op, base, bytes, FIXED_PAGE_BYTES)?;
         let (lo, hi) = self.bounds();
-        let a = base.as_ptr() as usize;
+        let a = base.addr().get();
         if a < lo || a + bytes > hi {
             return Err(SourceError::Invalid { op, addr: a, bytes });
         }
@@ -183,7 +183,7 @@ impl Fixed {
     /// A pointer to offset `off` of the usable range, with the region's provenance.
     fn at(&self, off: usize) -> *mut u8 {
         let (lo, _) = self.bounds();
-        self.start.wrapping_add(lo - self.start as usize + off)
+        self.start.wrapping_add(lo - self.start.addr() + off)
     }
 
     fn header(&self, off: usize) -> HoleHeader {
@@ -381,7 +381,7 @@ unsafe impl PageSource for Fixed {
     unsafe fn free(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError> {
         self.in_bounds(Op::Free, base, bytes)?;
         let (lo, _) = self.bounds();
-        let addr = base.as_ptr() as usize;
+        let addr = base.addr().get();
         let mut st = self.state.lock();
         self.insert_hole(&mut st, addr - lo, bytes).map_err(|()| SourceError::Invalid {
             op: Op::Free,

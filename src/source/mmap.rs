@@ -89,16 +89,17 @@ unsafe impl PageSource for Mmap {
             return Err(SourceError::Exhausted { op: Op::Reserve, bytes });
         };
         let raw = Self::mmap(ptr::null_mut(), total, libc::PROT_NONE, false, Op::Reserve)?;
-        let start = raw.as_ptr() as usize;
-        let aligned = (start + align - 1) & !(align - 1);
-        let head = aligned - start;
+        let start = raw.addr().get();
+        let head = ((start + align - 1) & !(align - 1)) - start;
         let tail = total - head - bytes;
+        // The aligned part, as a pointer into the mapping (its provenance).
+        let aligned = raw.as_ptr().wrapping_add(head);
         // Trimming cannot fail on ranges we own unless the kernel runs out of mapping slots;
         // if it does, the excess stays reserved (a leak of address space, not of memory).
         let _ = Self::munmap(raw.as_ptr(), head, Op::Reserve);
-        let _ = Self::munmap((aligned + bytes) as *mut u8, tail, Op::Reserve);
+        let _ = Self::munmap(aligned.wrapping_add(bytes), tail, Op::Reserve);
         // `aligned` lies inside a successful mapping, so it is not null.
-        NonNull::new(aligned as *mut u8).ok_or(SourceError::Os { op: Op::Reserve, errno: 0 })
+        NonNull::new(aligned).ok_or(SourceError::Os { op: Op::Reserve, errno: 0 })
     }
     // ANCHOR_END: mmap_reserve
 

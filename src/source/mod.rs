@@ -334,7 +334,7 @@ pub const fn align_up(n: usize, align: usize) -> Option<usize> {
 /// non-zero length, no wrap-around.
 #[inline]
 pub(crate) fn check_range(op: Op, base: NonNull<u8>, bytes: usize, page: usize) -> Result<(), SourceError> {
-    let addr = base.as_ptr() as usize;
+    let addr = base.addr().get();
     if bytes == 0
         || !addr.is_multiple_of(page)
         || !bytes.is_multiple_of(page)

@@ -161,7 +161,7 @@ impl<P: PageSource> Tracked<P> {
         inner: impl FnOnce() -> Result<(), SourceError>,
     ) -> Result<(), SourceError> {
         super::check_range(op, base, bytes, P::PAGE_BYTES)?;
-        let start = base.as_ptr() as usize;
+        let start = base.addr().get();
         let end = start + bytes;
         let mut t = self.table.lock();
         if let Some(found) = t.first_mismatch(start, end, op.from_state()) {
@@ -317,7 +317,7 @@ unsafe impl<P: PageSource> PageSource for Tracked<P> {
         let mut t = self.table.lock();
         self.reserve_room(&mut t)?;
         let base = self.inner.reserve(bytes, align)?;
-        let start = base.as_ptr() as usize;
+        let start = base.addr().get();
         if let Some(found) = t.first_mismatch(start, start + bytes, Some(State::None)) {
             // The inner source handed out something it had already handed out.
             return Err(Self::illegal(&mut t, Op::Reserve, start, bytes, found));

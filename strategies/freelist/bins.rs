@@ -257,7 +257,7 @@ impl Bin {
         tree: &Treap<ByAddrMin>,
         visit: &mut dyn FnMut(Block) -> Result<(), CheckError>,
     ) -> Result<usize, CheckError> {
-        let err = |what, detail| Err(CheckError { what, addr: self.list.first() as usize, detail });
+        let err = |what, detail| Err(CheckError { what, addr: self.list.first().addr(), detail });
         if self.in_tree {
             if self.list.len() != 0 || !self.list.first().is_null() {
                 return err("bins: a treap bin's list holds blocks", self.list.len());

@@ -110,7 +110,7 @@ impl Block {
     /// Address of the header.
     #[inline]
     pub fn addr(self) -> usize {
-        self.0.as_ptr() as usize
+        self.0.addr().get()
     }
 
     /// Pointer to the header.

@@ -241,7 +241,7 @@ impl<X: Placement> Core<X> {
             // SAFETY: `c` is a live chunk of the list, and blocks tile it up to its END
             // sentinel (the block-format invariant), so every header read is a block's.
             unsafe {
-                let (chunk, chunk_bytes) = (c as usize, ChunkHead::bytes(c));
+                let (chunk, chunk_bytes) = (c.addr(), ChunkHead::bytes(c));
                 let end = ChunkHead::end_sentinel(c).addr();
                 let mut b = ChunkHead::first(c);
                 while b.addr() < end {
@@ -406,7 +406,7 @@ impl<X: Placement> Core<X> {
         // SAFETY: `q..q + need` lies inside `f`, above a gap of at least `MIN_BLOCK_BYTES`
         // (`fit_start`), so no write lands in `f`'s node.
         unsafe {
-            let a = Block::at(q as *mut u8);
+            let a = Block::at(f.ptr().with_addr(q));
             let (gap, rest) = (q - f.addr(), f.addr() + f_size - q - need);
             let a_size = if rest >= MIN_BLOCK_BYTES { need } else { need + rest };
             self.free_bytes -= a_size;
@@ -485,14 +485,14 @@ impl<X: Placement> Core<X> {
     /// # Safety
     /// `a` lies inside `f`, which was free and lies in the fresh tail.
     unsafe fn clear_fresh_metadata(&self, f: Block, a: Block, a_size: usize) {
-        let (lo, hi) = (a.payload().as_ptr() as usize, a.addr() + a_size);
+        let (lo, hi) = (a.payload().addr().get(), a.addr() + a_size);
         let node = f.addr() + HEADER_BYTES;
         let footer = self.fresh.hi - HEADER_BYTES;
         for (s, e) in [(node, node + NODE_BYTES), (footer, footer + HEADER_BYTES)] {
             let (s, e) = (s.max(lo), e.min(hi));
             if s < e {
                 // SAFETY: `s..e` lies inside the payload of `a`, which this heap owns.
-                unsafe { ptr::write_bytes(s as *mut u8, 0, e - s) };
+                unsafe { ptr::write_bytes(a.ptr().with_addr(s), 0, e - s) };
             }
         }
     }
@@ -561,11 +561,11 @@ impl<X: Placement> Core<X> {
     /// `base..base + bytes` is fresh Ready memory from this heap's source, owned by nobody.
     unsafe fn extend_chunk<P: PageSource>(&mut self, base: *mut u8, bytes: usize) -> Option<Block> {
         let limit = if P::RELEASES_MEMORY { MERGE_MAX_BYTES } else { usize::MAX };
-        let (lo, hi) = (base as usize, base as usize + bytes);
+        let (lo, hi) = (base.addr(), base.addr() + bytes);
         let mut c = self.chunks;
         while !c.is_null() {
             // SAFETY: `c` is a live chunk of the list.
-            let (c_lo, c_bytes, next) = unsafe { (c as usize, ChunkHead::bytes(c), (*c).next) };
+            let (c_lo, c_bytes, next) = unsafe { (c.addr(), ChunkHead::bytes(c), (*c).next) };
             if c_bytes.saturating_add(bytes) <= limit {
                 if c_lo + c_bytes == lo {
                     // SAFETY: the new range starts where chunk `c` ends.
@@ -820,7 +820,7 @@ impl<X: Placement> Core<X> {
     /// `m` is an indexed free block of this heap; `src` is its source.
     #[cold]
     unsafe fn release_chunk<P: PageSource>(&mut self, src: &P, m: Block) -> bool {
-        let chunk = (m.addr() - FIRST_BLOCK_OFFSET) as *mut ChunkHead;
+        let chunk = m.ptr().wrapping_sub(FIRST_BLOCK_OFFSET).cast::<ChunkHead>();
         // Only a chunk of the list may be read as one: the word below a block that is not
         // first is user data.
         if !self.is_chunk_head(chunk) {
@@ -877,7 +877,7 @@ impl<X: Placement> Core<X> {
             let bytes = ChunkHead::bytes(chunk);
             self.chunk_count -= 1;
             self.committed_bytes -= bytes;
-            let base = chunk as usize;
+            let base = chunk.addr();
             if self.fresh.hi > base && self.fresh.hi < base + bytes {
                 self.fresh = Fresh { lo: 0, hi: 0 };
             }
@@ -1141,10 +1141,10 @@ impl<X: Placement> Core<X> {
             // SAFETY: `c` is reached through the list of live chunks.
             unsafe {
                 if (*c).prev != prev {
-                    return broken("chunk.prev != previous chunk in the list", c as usize, 0);
+                    return broken("chunk.prev != previous chunk in the list", c.addr(), 0);
                 }
                 if walk.chunks > self.chunk_count {
-                    return broken("chunk list longer than chunk_count (cycle?)", c as usize, walk.chunks);
+                    return broken("chunk list longer than chunk_count (cycle?)", c.addr(), walk.chunks);
                 }
                 self.walk_blocks::<P>(c, walk)?;
                 prev = c;
@@ -1165,7 +1165,7 @@ impl<X: Placement> Core<X> {
         unsafe {
             let bytes = ChunkHead::bytes(c);
             if (*c).begin & FLAGS != 0 || !bytes.is_multiple_of(P::PAGE_BYTES) || bytes == 0 {
-                return broken("BEGIN sentinel != chunk bytes (page multiple, no flags)", c as usize, bytes);
+                return broken("BEGIN sentinel != chunk bytes (page multiple, no flags)", c.addr(), bytes);
             }
             let end = ChunkHead::end_sentinel(c);
             let mut b = ChunkHead::first(c);
@@ -1205,7 +1205,7 @@ impl<X: Placement> Core<X> {
                 return broken("END sentinel != 0 | FREE of the last block", end.addr(), end.header());
             }
             if sum + CHUNK_OVERHEAD_BYTES != bytes {
-                return broken("Σ block sizes + CHUNK_OVERHEAD_BYTES != chunk bytes", c as usize, sum);
+                return broken("Σ block sizes + CHUNK_OVERHEAD_BYTES != chunk bytes", c.addr(), sum);
             }
             walk.chunks += 1;
             walk.chunk_bytes += bytes;
@@ -1215,7 +1215,7 @@ impl<X: Placement> Core<X> {
 
     /// The counters against the walk's totals.
     fn check_totals(&self, w: &Walk) -> Result<(), CheckError> {
-        let me = self as *const Self as usize;
+        let me = ptr::from_ref(self).addr();
         let equal = [
             (w.chunks, self.chunk_count, "chunk_count != #chunks"),
             (w.chunk_bytes, self.committed_bytes, "committed_bytes != Σ chunk bytes"),
@@ -1261,7 +1261,7 @@ impl<X: Placement> Core<X> {
         // SAFETY: the index holds live free blocks (checked one by one by `visit`).
         let n = unsafe { self.policy.index().check(&mut visit) }?;
         if n != free_blocks {
-            return broken("index length != #free blocks", self as *const Self as usize, n);
+            return broken("index length != #free blocks", ptr::from_ref(self).addr(), n);
         }
         Ok(())
     }
@@ -1295,7 +1295,7 @@ impl<X: Placement> Core<X> {
             }
             let mut w = b.addr() + HEADER_BYTES + NODE_BYTES;
             while w < hi - HEADER_BYTES {
-                let word = (w as *const usize).read();
+                let word = b.ptr().with_addr(w).cast::<usize>().read();
                 if word != 0 {
                     return broken("fresh free block not zero outside its metadata", w, word);
                 }
@@ -1332,7 +1332,7 @@ fn in_some_chunk(mut c: *mut ChunkHead, addr: usize) -> bool {
     while !c.is_null() {
         // SAFETY: `c` is a live chunk of the list.
         let bytes = unsafe { ChunkHead::bytes(c) };
-        if (c as usize..c as usize + bytes).contains(&addr) && addr.is_multiple_of(size_of::<usize>()) {
+        if (c.addr()..c.addr() + bytes).contains(&addr) && addr.is_multiple_of(size_of::<usize>()) {
             return true;
         }
         // SAFETY: as above.

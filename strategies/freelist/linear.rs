@@ -157,7 +157,7 @@ unsafe impl FreeIndex for Linear {
             }
             if !prev.is_null() && prev >= b.ptr() {
                 let what = "linear: addresses not strictly increasing";
-                return Err(CheckError { what, addr: b.addr(), detail: prev as usize });
+                return Err(CheckError { what, addr: b.addr(), detail: prev.addr() });
             }
             n += 1;
             if n > self.len {
@@ -170,7 +170,7 @@ unsafe impl FreeIndex for Linear {
             prev = b.ptr();
         }
         if n != self.len {
-            return Err(CheckError { what: "linear: #nodes != len", addr: self.head as usize, detail: n });
+            return Err(CheckError { what: "linear: #nodes != len", addr: self.head.addr(), detail: n });
         }
         Ok(n)
     }

@@ -309,7 +309,7 @@ impl AddrRegions {
             (self.leaf, self.mid, self.top, self.in_window) =
                 ([[0; FAN]; REGION_COUNT / FAN], [[0; FAN]; TOPS * FAN], [[0; FAN]; TOPS], 0);
             let (first, last) = (self.spill.at_or_above(0), self.spill.greatest());
-            let (lo, hi) = (first as usize, last as usize + Block::at(last).size());
+            let (lo, hi) = (first.addr(), last.addr() + Block::at(last).size());
             let slack = WINDOW_BYTES.saturating_sub(hi - lo) / 2;
             self.lo = lo.saturating_sub(slack) & !(REGION_BYTES - 1);
             loop {
@@ -317,7 +317,7 @@ impl AddrRegions {
                 if t.is_null() {
                     break;
                 }
-                let Some(k) = self.region_of(t as usize) else { break };
+                let Some(k) = self.region_of(t.addr()) else { break };
                 let b = Block::at(t);
                 let size = b.size();
                 self.spill.remove(b, size);
@@ -619,7 +619,8 @@ mod tests {
         const SLOTS: usize = 768;
         let mut buf = vec![0u8; SLOTS * SLOT + 64];
         // Header addresses `8 mod 16`, as in a chunk.
-        let base = (buf.as_mut_ptr() as usize).next_multiple_of(16) + BLOCK_ALIGN - size_of::<usize>();
+        let start = buf.as_mut_ptr();
+        let base = start.addr().next_multiple_of(16) + BLOCK_ALIGN - size_of::<usize>();
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move || {
             rng ^= rng << 13;
@@ -641,7 +642,7 @@ mod tests {
                     Some((b, size)) => r.remove(b, size),
                     None => {
                         let size = (MIN_BLOCK + next() % (SLOT - MIN_BLOCK - 16)) & !(BLOCK_ALIGN - 1);
-                        let b = Block::at((base + slot * SLOT) as *mut u8);
+                        let b = Block::at(start.with_addr(base + slot * SLOT));
                         b.write_free(size);
                         r.insert(b, size, None);
                         live[slot] = Some((b, size));

@@ -91,7 +91,7 @@ fn churn<S: Strategy + ConstInit, P: PageSource>(h: &Heap<S, P>, seed: u64, ops:
                 // SAFETY: non-zero size.
                 let p = unsafe { if zeroed { h.alloc_zeroed(layout) } else { h.alloc(layout) } };
                 let Some(p) = NonNull::new(p) else { continue };
-                assert_eq!(p.as_ptr() as usize % layout.align(), 0, "misaligned {p:p} for {layout:?}");
+                assert_eq!(p.addr().get() % layout.align(), 0, "misaligned {p:p} for {layout:?}");
                 if zeroed {
                     // SAFETY: live block of `size` bytes.
                     let s = unsafe { core::slice::from_raw_parts(p.as_ptr(), layout.size()) };
@@ -118,7 +118,7 @@ fn churn<S: Strategy + ConstInit, P: PageSource>(h: &Heap<S, P>, seed: u64, ops:
                     let keep = l.layout.size().min(new_size);
                     l.layout = Layout::from_size_align(new_size, l.layout.align()).unwrap();
                     verify(l, keep);
-                    assert_eq!(p.as_ptr() as usize % l.layout.align(), 0);
+                    assert_eq!(p.addr().get() % l.layout.align(), 0);
                     fill(l);
                 }
             }
@@ -216,7 +216,7 @@ fn large_alignments_up_to_1mib() {
             // SAFETY: non-zero size.
             let p = unsafe { h.alloc(l) };
             assert!(!p.is_null(), "{l:?}");
-            assert_eq!(p as usize % (1 << shift), 0, "{l:?} at {p:p}");
+            assert_eq!(p.addr() % (1 << shift), 0, "{l:?} at {p:p}");
             // SAFETY: live block.
             unsafe { core::ptr::write_bytes(p, 0xab, size) };
             live.push((p, l));

@@ -122,7 +122,7 @@ pub struct BySize;
 impl TreeOrder for BySize {
     #[inline]
     fn less(a: *mut u8, a_size: usize, b: *mut u8, b_size: usize) -> bool {
-        size_key(a_size, a as usize) < size_key(b_size, b as usize)
+        size_key(a_size, a.addr()) < size_key(b_size, b.addr())
     }
     const KEYED_BY_SIZE: bool = true;
 }
@@ -164,7 +164,7 @@ fn node(b: *mut u8) -> *mut Node {
 /// The priority a block gets when it enters the tree: a hash of its address.
 #[inline]
 fn hash_prio(b: *mut u8) -> u64 {
-    ((b as usize as u64) >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    ((b.addr() as u64) >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// `max` of a subtree (0 for the empty one).
@@ -399,7 +399,7 @@ impl<O: TreeOrder> Treap<O> {
         if t.is_null() {
             return Ok(0);
         }
-        let err = |what, detail| Err(CheckError { what, addr: t as usize, detail });
+        let err = |what, detail| Err(CheckError { what, addr: t.addr(), detail });
         *count += 1;
         *hot_seen |= t == self.hot;
         if *count > self.len {
@@ -411,17 +411,17 @@ impl<O: TreeOrder> Treap<O> {
         unsafe {
             let n = node(t);
             if (*n).parent != parent {
-                return err("tree: node.parent != the node linking to it", (*n).parent as usize);
+                return err("tree: node.parent != the node linking to it", (*n).parent.addr());
             }
             if !parent.is_null() && (*n).prio > (*node(parent)).prio {
-                return err("tree: priority above the parent's (heap order)", parent as usize);
+                return err("tree: priority above the parent's (heap order)", parent.addr());
             }
             if (*n).size != Block::at(t).size() {
                 return err("tree: node.size != header size", (*n).size);
             }
             let lmax = self.check_at((*n).left, t, prev, count, hot_seen, visit)?;
             if !prev.is_null() && !Self::lt(*prev, t) {
-                return err("tree: in-order keys not strictly increasing", *prev as usize);
+                return err("tree: in-order keys not strictly increasing", (*prev).addr());
             }
             *prev = t;
             let rmax = self.check_at((*n).right, t, prev, count, hot_seen, visit)?;
@@ -524,7 +524,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
         // SAFETY: forwarded.
         unsafe { self.check_at(self.root, ptr::null_mut(), &mut prev, &mut count, &mut hot_seen, visit) }?;
         if count != self.len {
-            return Err(CheckError { what: "tree: #nodes != len", addr: self.root as usize, detail: count });
+            return Err(CheckError { what: "tree: #nodes != len", addr: self.root.addr(), detail: count });
         }
         if O::TRACKS_MIN {
             let mut least = self.root;
@@ -536,15 +536,15 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
             if least != self.min {
                 return Err(CheckError {
                     what: "tree: min is not the least node",
-                    addr: self.min as usize,
-                    detail: least as usize,
+                    addr: self.min.addr(),
+                    detail: least.addr(),
                 });
             }
         }
         if !self.hot.is_null() && !hot_seen {
             return Err(CheckError {
                 what: "tree: hot is not a node of the tree",
-                addr: self.hot as usize,
+                addr: self.hot.addr(),
                 detail: 0,
             });
         }
@@ -565,7 +565,7 @@ impl AddrTree {
                 return None;
             }
             let n = node(t);
-            if (t as usize) < from {
+            if t.addr() < from {
                 return Self::first_at((*n).right, from, need, align);
             }
             if let Some(b) = Self::first_at((*n).left, from, need, align) {
@@ -621,13 +621,13 @@ impl AddrTree {
     /// The tree holds live free blocks.
     #[inline]
     pub(super) unsafe fn at_or_above(&self, from: usize) -> *mut u8 {
-        if !self.hot.is_null() && self.hot as usize == from {
+        if !self.hot.is_null() && self.hot.addr() == from {
             return self.hot;
         }
         let (mut t, mut c) = (self.root, ptr::null_mut());
         while !t.is_null() {
             let n = node(t);
-            if (t as usize) < from {
+            if t.addr() < from {
                 // SAFETY: `t` is a node of the tree.
                 t = unsafe { (*n).right };
             } else {
@@ -761,7 +761,7 @@ impl SizeTree {
         while !t.is_null() {
             // SAFETY: `t` is a node.
             let n = unsafe { &*node(t) };
-            if size_key(n.size, t as usize) >= size_key(size, addr) {
+            if size_key(n.size, t.addr()) >= size_key(size, addr) {
                 best = t;
                 t = n.left;
             } else {
@@ -792,7 +792,7 @@ unsafe impl SizeSearch for SizeTree {
                 return Some(b);
             }
             // SAFETY: as above.
-            (size, addr) = (unsafe { (*node(t)).size }, t as usize + 1);
+            (size, addr) = (unsafe { (*node(t)).size }, t.addr() + 1);
         }
     }
 }
