@@ -5,6 +5,7 @@
 //! holder preempted on a 2-core machine gets to run.
 
 use core::cell::UnsafeCell;
+use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -14,12 +15,12 @@ pub struct SpinLock<T> {
     value: UnsafeCell<T>,
 }
 
-// SAFETY: the lock hands out at most one `&mut T` at a time (the `locked` flag is taken with
-// Acquire and released with Release), so sharing the lock shares `T` only by moving access
-// between threads, which `T: Send` allows.
+// SAFETY: `&SpinLock<T>` reaches the `T` only through a guard, and at most one guard exists at
+// a time (the `locked` flag is taken with Acquire and released with Release, so each holder
+// sees the previous holder's writes): sharing the lock moves exclusive access to `T` from
+// thread to thread, which `T: Send` allows. (`SpinLock<T>` is `Send` when `T` is, by the
+// auto trait: moving the lock moves the `T`.)
 unsafe impl<T: Send> Sync for SpinLock<T> {}
-// SAFETY: moving the lock moves the `T`.
-unsafe impl<T: Send> Send for SpinLock<T> {}
 
 impl<T> SpinLock<T> {
     /// A new, unlocked lock.
@@ -33,7 +34,7 @@ impl<T> SpinLock<T> {
         if self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
             self.lock_slow();
         }
-        SpinGuard { lock: self }
+        SpinGuard { lock: self, _not_auto: PhantomData }
     }
 
     /// Takes the lock if it is free.
@@ -42,7 +43,7 @@ impl<T> SpinLock<T> {
         self.locked
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .ok()
-            .map(|_| SpinGuard { lock: self })
+            .map(|_| SpinGuard { lock: self, _not_auto: PhantomData })
     }
 
     #[cold]
@@ -65,15 +66,6 @@ impl<T> SpinLock<T> {
         }
     }
 
-    /// Forces the lock open. Used after `fork` in the child, where the holder no longer exists.
-    ///
-    /// # Safety
-    /// No guard of this lock may be alive in the current thread, and no other thread may use
-    /// the lock concurrently (true in a freshly forked child).
-    pub unsafe fn force_unlock(&self) {
-        self.locked.store(false, Ordering::Release);
-    }
-
     /// Direct access when the caller holds `&mut self` (no locking needed).
     pub fn get_mut(&mut self) -> &mut T {
         self.value.get_mut()
@@ -89,9 +81,27 @@ fn yield_now() {
 }
 
 /// Access to the value behind a [`SpinLock`]; unlocks on drop.
+///
+/// A guard shared between threads shares `&T`, so it is `Sync` only when `T` is:
+///
+/// ```compile_fail
+/// fn shared<G: Sync>() {}
+/// shared::<stratalloc::sync::SpinGuard<'static, core::cell::Cell<u8>>>();
+/// ```
 pub struct SpinGuard<'a, T> {
     lock: &'a SpinLock<T>,
+    /// Turns off the auto traits, which would follow `&SpinLock<T>` (`Sync` for any
+    /// `T: Send`); the impls below give the right bounds.
+    _not_auto: PhantomData<*const T>,
 }
+
+// SAFETY: a guard is exclusive access to the `T` (at most one guard exists per lock); sending
+// it sends that access, and unlocking from another thread is fine for this lock (an atomic
+// store, no owner thread), so `T: Send` suffices.
+unsafe impl<T: Send> Send for SpinGuard<'_, T> {}
+// SAFETY: `&SpinGuard` gives only `&T` (through `Deref`), to every thread that shares it,
+// which `T: Sync` allows.
+unsafe impl<T: Sync> Sync for SpinGuard<'_, T> {}
 
 impl<T> Deref for SpinGuard<'_, T> {
     type Target = T;

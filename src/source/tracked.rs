@@ -60,7 +60,9 @@ struct Table {
     counts: TrackedCounts,
 }
 
-// SAFETY: the table memory is owned by the table alone and only reached under the lock.
+// SAFETY: `ptr` names table memory that this table alone owns (taken from the inner source
+// for it, reached through no other pointer) and that holds plain `Extent`s; nothing in it is
+// tied to a thread, so moving the table moves that ownership with it.
 unsafe impl Send for Table {}
 
 /// Wraps a source `P`, checking and counting every transition.

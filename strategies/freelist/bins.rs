@@ -377,7 +377,7 @@ unsafe impl FreeIndex for SizeBins {
         }
         let mut in_tree = |b: Block| {
             visit(b)?;
-            // SAFETY: as above.
+            // SAFETY: `visit` has just checked that `b` is a live free block.
             let b_size = unsafe { b.size() };
             if b_size <= BIN_MAX_BYTES {
                 return Err(CheckError {
@@ -437,7 +437,7 @@ mod tests {
             assert!(at + sizes[i] <= buf.0.len());
             // SAFETY: `at..at + size` lies in the buffer, which outlives the blocks' use.
             let b = unsafe { Block::at(buf.0.as_mut_ptr().add(at)) };
-            // SAFETY: as above: the header, node and footer lie inside the block.
+            // SAFETY: `b` and its `sizes[i]` bytes (header, node, footer) lie in the buffer.
             unsafe { b.write_free(sizes[i]) };
             at += sizes[i];
             b
@@ -450,7 +450,7 @@ mod tests {
     }
 
     fn best(bins: &SizeBins, need: usize) -> Option<Block> {
-        // SAFETY: as above.
+        // SAFETY: the index holds the buffer's blocks, all free and laid out.
         unsafe { bins.best_fit(need, BLOCK_ALIGN) }
     }
 
@@ -515,7 +515,7 @@ mod tests {
         // SAFETY: `b[1]` is in the index with its size.
         unsafe { bins.remove(b[1], 64) };
         assert_eq!(best(&bins, 64), Some(b[3]), "the least node moves to the next address");
-        // SAFETY: as above.
+        // SAFETY: `b[3]` is in the index with its size.
         unsafe { bins.remove(b[3], 64) };
         assert_eq!(best(&bins, 64), Some(b[0]), "an emptied bin is skipped");
         assert_eq!(bins.nonempty[0] & 1, 0, "bin 0 (64 bytes) is marked empty");

@@ -150,7 +150,9 @@ impl Block {
     /// As for [`header`](Self::header), and the caller owns the block's metadata.
     #[inline]
     pub unsafe fn set_header(self, word: usize) {
-        // SAFETY: as for `header`.
+        // SAFETY: the header word is inside the live chunk and word-aligned (block starts are
+        // `BLOCK_ALIGN - HEADER_BYTES` modulo `BLOCK_ALIGN`); the caller owns the metadata,
+        // so nobody else reads or writes it meanwhile.
         unsafe { self.0.as_ptr().cast::<usize>().write(word) }
     }
 

@@ -1,7 +1,7 @@
 //! The split/coalesce core shared by every free-list policy: chunks, carving, freeing,
 //! realloc in place, growth and hand-back, statistics and the checker.
 //!
-//! See [`super`] for the overview. A policy ([`Placement`]) is consulted only to *choose* a
+//! See [`super`] for the overview. A policy ([`Policy`]) is consulted only to *choose* a
 //! free block and to keep its index up to date; everything that touches block memory is here.
 
 use core::alloc::Layout;
@@ -15,13 +15,13 @@ use crate::source::{PageSource, align_up};
 use crate::strategy::{CheckError, StrategyStats};
 
 /// Smallest chunk the heap asks its source for (a request that needs more gets its own size).
-pub const CHUNK_BYTES: usize = 256 * 1024;
+pub(super) const CHUNK_BYTES: usize = 256 * 1024;
 /// Largest chunk that growth may make by extending an adjacent chunk, for sources that give
 /// memory back (smaller chunks can be handed back sooner); unbounded otherwise.
-pub const MERGE_MAX_BYTES: usize = 64 << 20;
+pub(super) const MERGE_MAX_BYTES: usize = 64 << 20;
 /// Free memory kept cached: a chunk that becomes wholly free is handed back to the source
 /// (`free`, Go's sysFree) only while the heap's free bytes exceed this.
-pub const RETAIN_FREE_BYTES: usize = 1024 * 1024;
+pub(super) const RETAIN_FREE_BYTES: usize = 1024 * 1024;
 
 /// The set of free blocks, kept in step with the core's changes, in an order a policy can
 /// search.
@@ -77,13 +77,26 @@ pub unsafe trait FreeIndex: Send {
     ) -> Result<usize, CheckError>;
 }
 
-/// A placement policy: which free block a request takes. Owns its index.
+/// A placement policy of a [`FreeList`](super::FreeList): which free block a request takes
+/// ([`First`](super::First), [`Next`](super::Next), [`Best`](super::Best) or
+/// [`Segregated`](super::Segregated), over an index).
+///
+/// Sealed: implemented by those policies only. What a policy does is the free lists' own
+/// business (the private trait it extends, whose methods choose blocks in heap memory); the
+/// trait is public so that code can be generic over `FreeList<X>`.
+pub trait Placement: Policy {}
+
+impl<X: Policy> Placement for X {}
+
+/// What a placement policy does: which free block a request takes. Owns its index. Public
+/// only in name (declared in a private module, so no code outside the crate can name it,
+/// implement it or call its methods), as the supertrait of [`Placement`].
 ///
 /// # Safety
 /// *Implementors must guarantee* that [`find`](Self::find) and
 /// [`find_rest`](Self::find_rest) return only a block now in the index for which
 /// [`fit_start`] returns `Some`.
-pub unsafe trait Placement: Send {
+pub unsafe trait Policy: Send {
     /// The index of free blocks.
     type Index: FreeIndex;
     /// An empty policy (no work).
@@ -131,7 +144,7 @@ pub unsafe trait Placement: Send {
 /// # Safety
 /// `b` is a live block.
 #[inline]
-pub unsafe fn fit_start(b: Block, need: usize, align: usize) -> Option<usize> {
+pub(super) unsafe fn fit_start(b: Block, need: usize, align: usize) -> Option<usize> {
     // SAFETY: the caller passes a live block.
     let (start, end) = (b.addr(), unsafe { b.end() });
     let q = if align <= BLOCK_ALIGN { start } else { aligned_start(start, align)? };
@@ -187,11 +200,13 @@ pub struct Core<X> {
     fresh: Fresh,
 }
 
-// SAFETY: the raw pointers name chunks owned by this heap alone; the core is only reached
-// under the strategy's lock.
+// SAFETY: the raw pointers name chunks that this core alone owns (taken from the page source
+// for it; blocks handed out are the users', and the core never touches their payloads);
+// nothing is tied to a thread, so moving the core moves that ownership with it. The policy
+// `X` is `Send` itself.
 unsafe impl<X: Send> Send for Core<X> {}
 
-impl<X: Placement> Core<X> {
+impl<X: Policy> Core<X> {
     /// An empty heap.
     pub const EMPTY: Self = Core {
         policy: X::EMPTY,
@@ -294,9 +309,9 @@ impl<X: Placement> Core<X> {
     #[inline]
     pub unsafe fn alloc_plain<P: PageSource>(&mut self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
         let need = layout_need(layout);
-        // SAFETY: as in `alloc`.
+        // SAFETY: the index holds only live free blocks of this heap.
         match unsafe { self.policy.find(need, layout.align()) } {
-            // SAFETY: as in `alloc`.
+            // SAFETY: `f` is an indexed free block into which the request fits (`find`).
             Some(f) => Some(unsafe { self.take(f, need, layout) }.0),
             None => self.alloc_rest_plain(src, layout),
         }
@@ -727,7 +742,8 @@ impl<X: Placement> Core<X> {
     /// foreign.
     #[inline]
     pub unsafe fn bad_free(&self, a: Block, header: usize) -> bool {
-        header & FREE != 0 || (cfg!(debug_assertions) && !in_some_chunk(self.chunks, a.addr()))
+        // SAFETY: `self.chunks` is this heap's list of live chunks.
+        header & FREE != 0 || (cfg!(debug_assertions) && !unsafe { in_some_chunk(self.chunks, a.addr()) })
     }
 
     /// [`Self::bad_free`] for the payload `p` of a realloc.
@@ -1114,7 +1130,7 @@ struct Walk {
     usable_bytes: usize,
 }
 
-impl<X: Placement> Core<X> {
+impl<X: Policy> Core<X> {
     /// Walks every chunk and block and the index, checking every invariant of the block
     /// format, of the index and of the statistics.
     ///
@@ -1128,7 +1144,9 @@ impl<X: Placement> Core<X> {
             // SAFETY: the walk found every chunk consistent, so marks can be set and read.
             .and_then(|()| unsafe { self.check_index(walk.free_blocks) })
             .and_then(|()| self.check_fresh());
-        // SAFETY: as above; the marks are cleared whatever the outcome.
+        // SAFETY: exclusive access (caller). Marks are set only on headers of blocks the walk
+        // found in consistent chunks, and this walks those chunks again; it runs whatever the
+        // outcome, so no mark is left behind.
         unsafe { self.clear_marks() };
         r
     }
@@ -1241,7 +1259,8 @@ impl<X: Placement> Core<X> {
     unsafe fn check_index(&self, free_blocks: usize) -> Result<(), CheckError> {
         let chunks = self.chunks;
         let mut visit = |b: Block| -> Result<(), CheckError> {
-            if !in_some_chunk(chunks, b.addr()) {
+            // SAFETY: `chunks` is this heap's list of live chunks, which the walk checked.
+            if !unsafe { in_some_chunk(chunks, b.addr()) } {
                 return broken("index holds an address outside every chunk", b.addr(), 0);
             }
             // SAFETY: `b` lies in a live chunk; a header there was checked by the walk or is
@@ -1328,14 +1347,17 @@ impl<X: Placement> Core<X> {
 }
 
 /// Whether `addr` lies inside one of the chunks of the list starting at `c`.
-fn in_some_chunk(mut c: *mut ChunkHead, addr: usize) -> bool {
+///
+/// # Safety
+/// `c` is null or the first of a list of live chunks.
+unsafe fn in_some_chunk(mut c: *mut ChunkHead, addr: usize) -> bool {
     while !c.is_null() {
-        // SAFETY: `c` is a live chunk of the list.
+        // SAFETY: `c` is a live chunk of the list (caller).
         let bytes = unsafe { ChunkHead::bytes(c) };
         if (c.addr()..c.addr() + bytes).contains(&addr) && addr.is_multiple_of(size_of::<usize>()) {
             return true;
         }
-        // SAFETY: as above.
+        // SAFETY: `c` is a live chunk of the list (caller), whose head holds the next link.
         c = unsafe { (*c).next };
     }
     false

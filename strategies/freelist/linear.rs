@@ -26,7 +26,9 @@ pub struct Linear {
     len: usize,
 }
 
-// SAFETY: the list links blocks owned by one heap, reached only under its lock.
+// SAFETY: the pointers name free blocks of the one heap that owns this index, whose nodes
+// only the index reads and writes, and only through `&mut self` or `&self` of the index;
+// nothing is tied to a thread, so moving the index moves that exclusive access with it.
 unsafe impl Send for Linear {}
 
 /// The link of block `b`.
@@ -79,7 +81,7 @@ impl Linear {
             }
             // SAFETY: `at` is a list member; its node holds the next link.
             let b = unsafe { Block::at(at) };
-            // SAFETY: as above.
+            // SAFETY: `at` is a list member, so its node holds the next link.
             at = unsafe { (*link(at)).next };
             Some(b)
         })

@@ -4,21 +4,21 @@
 //! # Design
 //!
 //! ## Glossary
-//! - *chunk*: a run of pages from the [`PageSource`] (at least [`CHUNK_BYTES`]), laid out as
+//! - *chunk*: a run of pages from the [`PageSource`] (at least `CHUNK_BYTES`, 256 KiB), laid out as
 //!   a BEGIN sentinel, blocks, and an END sentinel, and linked in the heap's chunk list.
 //! - *block*: a header word (size | flags) and a payload. Sizes are multiples of 16 bytes,
 //!   payloads 16-aligned. A *free* block also holds an index *node* after its header and a
 //!   *footer* (its size again) in its last word: the boundary tags that let a freed block
 //!   find its lower neighbour. A used block carries no footer; instead, the PREV_FREE flag in
 //!   the header above tells whether the word below a header is a footer.
-//! - *index*: the set of free blocks in the order a policy searches ([`FreeIndex`]): the
+//! - *index*: the set of free blocks in the order a policy searches (the `FreeIndex` trait): the
 //!   seed's address-ordered list [`Linear`] (O(n)); the defaults, which make the same
 //!   decisions fast: [`AddrRegions`] (first and next fit: 4 KiB regions of the address
 //!   space, each a short sorted list, under a flat 16-way tree of their largest sizes kept in
 //!   the heap, with the treap [`AddrTree`] for blocks outside its 32 MiB window) and
 //!   [`SizeBins`] (best fit: exact-size bins below 2 KiB, each a sorted list or, past 32
 //!   blocks, a treap by address, and the treap [`SizeTree`] above); or segregated fit's class
-//!   lists [`SegLists`]. `AddrTree` alone also serves first and next fit, in O(log n). A free
+//!   lists (`SegLists`). `AddrTree` alone also serves first and next fit, in O(log n). A free
 //!   block holds the node of whichever index is used, so the minimum block,
 //!   [`MIN_BLOCK_BYTES`] = 64, is header + [`NODE_BYTES`] (6 words, the treap's) + footer,
 //!   for every policy: one block format.
@@ -27,14 +27,14 @@
 //!
 //! ## Allocation path
 //! 1. `need = max(round16(size + 8), MIN_BLOCK_BYTES)`; alignments above 16 also need a
-//!    start whose gap below is empty or can stay a free block ([`fit_start`]).
+//!    start whose gap below is empty or can stay a free block (`fit_start`).
 //! 2. The policy searches its index for a free block that fits.
 //! 3. None: grow, taking `max(CHUNK_BYTES, need + overhead)` from the source
 //!    (`alloc_ready`: reserve, map, used; Go's sysReserve/sysMap/sysUsed), falling back to
 //!    the exact size when the big one is refused. If the new range touches a chunk (above
 //!    or below; `Fixed` hands out ranges in order, the kernel often places mappings next to
 //!    each other), it joins that chunk as a free block, coalesced with its neighbour, so
-//!    chunk boundaries do not cut the heap up (up to [`MERGE_MAX_BYTES`] per chunk for
+//!    chunk boundaries do not cut the heap up (up to `MERGE_MAX_BYTES`, 64 MiB, per chunk for
 //!    sources that give memory back). Otherwise it becomes a new chunk.
 //! 4. Carve: an alignment gap below stays a free block at the same address; a remainder of
 //!    at least `MIN_BLOCK_BYTES` above becomes a free block that takes the old block's
@@ -46,7 +46,7 @@
 //!    own header is prefetched before the lock is taken, so its cache miss overlaps the
 //!    lock's atomic instruction.
 //! 2. If the merged block spans its whole chunk and the heap holds more than
-//!    [`RETAIN_FREE_BYTES`] free, the chunk goes back to the source (`free`, Go's sysFree);
+//!    `RETAIN_FREE_BYTES` (1 MiB) free, the chunk goes back to the source (`free`, Go's sysFree);
 //!    [`Strategy::trim`] gives back every wholly free chunk.
 //!
 //! ## Realloc
@@ -75,7 +75,7 @@
 //! ## Bad input
 //! - A request no block and no growth can serve (a size past what the page source can
 //!   reserve, an exhausted `Fixed` region, a failing source) returns null: no panic, no
-//!   abort. Sizes are checked before any sum can overflow ([`block_need`](block::block_need)).
+//!   abort. Sizes are checked before any sum can overflow (`block_need`).
 //! - A **double free** of a block not handed out again since is detected in every build: the
 //!   block's header still has its FREE bit (also when the block was merged into the free
 //!   block below: the merge marks the old header word, left inside the bigger block, FREE
@@ -109,15 +109,19 @@ use crate::source::PageSource;
 use crate::strategy::{CheckError, ConstInit, Strategy, StrategyStats};
 use crate::sync::SpinLock;
 
+// The public API: the heaps, their policies and indexes (types to name, with no methods of
+// their own), the class tables of segregated fit, and the constants of the block format.
+// Everything that touches block memory (`Block`, `FreeIndex`, `Treap`, `fit_start`, the
+// core) is private: the modules are, and items they declare `pub` only appear, unnameable,
+// in the signatures of the sealed trait `Policy` behind `Placement`.
 pub use self::bins::{BIN_COUNT, BIN_MAX_BYTES, SizeBins};
 pub use self::block::{BLOCK_ALIGN, HEADER_BYTES, MIN_BLOCK_BYTES, NODE_BYTES};
-pub use self::engine::{CHUNK_BYTES, FreeIndex, MERGE_MAX_BYTES, Placement, RETAIN_FREE_BYTES, fit_start};
+pub use self::engine::Placement;
 pub use self::linear::Linear;
-pub use self::policy::{AddrSearch, Best, First, Next, SizeSearch};
+pub use self::policy::{Best, First, Next};
 pub use self::regions::{AddrRegions, REGION_BYTES, REGION_COUNT};
-pub use self::segregated::{Classes, DefaultClasses, SegLists, Segregated};
-pub use self::tree::{AddrTree, ByAddr, ByAddrMin, BySize, SizeTree, Treap, TreeOrder};
-pub use block::Block;
+pub use self::segregated::{Classes, DefaultClasses, MAX_CLASSES, Segregated};
+pub use self::tree::{AddrTree, SizeTree};
 
 use self::engine::Core;
 
@@ -291,7 +295,8 @@ unsafe impl<X: Placement> Strategy for FreeList<X> {
                 return Some(ptr);
             }
             if layout.align() <= BLOCK_ALIGN
-                // SAFETY: as above; the alignment survives the move.
+                // SAFETY: `ptr` is live for `layout` (caller); the payload moves to another
+                // 16-aligned payload, which keeps alignments up to `BLOCK_ALIGN`.
                 && let Some(p) = unsafe { core.grow_backward(ptr, layout.size(), new_size) }
             {
                 return Some(p);

@@ -9,7 +9,7 @@
 //! changes only the cost of a decision, never the decision.
 
 use super::block::Block;
-use super::engine::{FreeIndex, Placement};
+use super::engine::{FreeIndex, Policy};
 
 /// An index that finds the lowest-address fitting block at or above an address.
 ///
@@ -45,7 +45,7 @@ pub struct First<I> {
 
 // ANCHOR: first
 // SAFETY: `find` returns what `first_fit` returns, which fits (AddrSearch contract).
-unsafe impl<I: AddrSearch> Placement for First<I> {
+unsafe impl<I: AddrSearch> Policy for First<I> {
     type Index = I;
     const EMPTY: Self = First { index: I::EMPTY };
     const NAME: &'static str = "first-fit";
@@ -78,7 +78,7 @@ pub struct Next<I> {
 
 // ANCHOR: next
 // SAFETY: `find` returns what `first_fit` returns, which fits (AddrSearch contract).
-unsafe impl<I: AddrSearch> Placement for Next<I> {
+unsafe impl<I: AddrSearch> Policy for Next<I> {
     type Index = I;
     const EMPTY: Self = Next { index: I::EMPTY, rover: 0 };
     const NAME: &'static str = "next-fit";
@@ -112,7 +112,7 @@ pub struct Best<I> {
 
 // ANCHOR: best
 // SAFETY: `find` returns what `best_fit` returns, which fits (SizeSearch contract).
-unsafe impl<I: SizeSearch> Placement for Best<I> {
+unsafe impl<I: SizeSearch> Policy for Best<I> {
     type Index = I;
     const EMPTY: Self = Best { index: I::EMPTY };
     const NAME: &'static str = "best-fit";

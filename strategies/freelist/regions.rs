@@ -347,7 +347,7 @@ impl AddrRegions {
             for b in self.lists[k].iter() {
                 // SAFETY: list `k`'s blocks are live free blocks.
                 let size = unsafe { b.size() };
-                // SAFETY: as above.
+                // SAFETY: list `k`'s blocks are live free blocks.
                 if b.addr() >= from && size >= need && unsafe { fit_start(b, need, align) }.is_some() {
                     return Some(b);
                 }
@@ -657,7 +657,8 @@ mod tests {
                 let from = if next() % 2 == 0 { 0 } else { base + next() % (SLOTS * SLOT) };
                 let need = (MIN_BLOCK + next() % SLOT) & !(BLOCK_ALIGN - 1);
                 let align = if next() % 4 == 0 { 4096 } else { BLOCK_ALIGN };
-                // SAFETY: as above.
+                // SAFETY: the index and `live` hold the same free blocks, laid out in their
+                // slots of the buffer, which outlives them.
                 let (got, want) = unsafe {
                     let want = live
                         .iter()

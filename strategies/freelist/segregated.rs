@@ -25,9 +25,9 @@
 //! class is empty is as unpredictable as the request sizes). Taking a list's head (every
 //! allocation of the fast path) writes the list head and the bitmap but no node: the head's
 //! `prev` link is left unspecified. A block that stays in its class when it grows or shrinks
-//! keeps its place in the list. The O(1) search is [`Placement::find`], inlined in the
+//! keeps its place in the list. The O(1) search is [`Policy::find`](super::engine::Policy::find), inlined in the
 //! allocation path; the walk of a class, for alignments above 16 bytes or when no class
-//! above the request's has a block, is [`Placement::find_rest`], out of line.
+//! above the request's has a block, is [`Policy::find_rest`](super::engine::Policy::find_rest), out of line.
 //!
 //! Invariants (checked by `check`): every block of list `c` has `class_of(size) == c`;
 //! `node.prev` links are the reverse of `node.next` (but the head's `prev`, which is
@@ -42,7 +42,7 @@ use core::mem::offset_of;
 use core::ptr;
 
 use super::block::{BLOCK_ALIGN, Block, HEADER_BYTES, MIN_BLOCK_BYTES, NODE_BYTES};
-use super::engine::{FreeIndex, Placement, fit_start};
+use super::engine::{FreeIndex, Policy, fit_start};
 use crate::strategy::CheckError;
 
 /// Most classes a [`Classes`] table may have (the bits of the bitmap).
@@ -51,11 +51,14 @@ const BITMAP_WORDS: usize = MAX_CLASSES / 64;
 
 /// A table of size classes for [`SegregatedFit`](super::SegregatedFit).
 ///
-/// *Implementors must guarantee*: `0 < COUNT <= MAX_CLASSES` (checked at compile time);
-/// `class_of` is monotone, maps every block size to `0..COUNT`, and
-/// `class_min(class_of(s)) <= s`; `class_min` is strictly increasing with
-/// `class_min(0) <= MIN_BLOCK_BYTES`.
-pub trait Classes: Send + 'static {
+/// # Safety
+/// Segregated fit hands out the first block of a class without looking at its size, so a
+/// wrong table hands out blocks too small for the request. *Implementors must guarantee*:
+/// `0 < COUNT <= MAX_CLASSES` (checked at compile time); `class_of` is monotone, maps every
+/// block size to `0..COUNT`, and `class_min(class_of(s)) <= s`; `class_min` is strictly
+/// increasing with `class_min(0) <= MIN_BLOCK_BYTES`; `class_ceil`, if overridden, returns
+/// what the provided method returns.
+pub unsafe trait Classes: Send + 'static {
     /// Number of classes.
     const COUNT: usize;
     /// The class holding blocks of `size` bytes.
@@ -83,7 +86,15 @@ const SUB_BITS: usize = 4;
 const SUBS: usize = 1 << SUB_BITS;
 
 // ANCHOR: seg_classes
-impl Classes for DefaultClasses {
+// SAFETY: `COUNT == MAX_CLASSES`. Below 1 KiB, `class_of` is `(size - 64) / 16`, at most
+// `EXACT_CLASSES - 1`, and `class_min(c) == 64 + 16 c` is the least size of class `c`; from
+// 1 KiB each power of two `2^k` is cut into `SUBS` equal steps, `class_of` names the step
+// (capped at `COUNT - 1`, which only merges the top sizes into the last class) and
+// `class_min` its first size, so `class_of` is monotone, `class_min(class_of(s)) <= s` and
+// `class_min` increases. `class_ceil`'s shortcut below 1 KiB is `ceil((need - 64) / 16)`,
+// the first `c` with `64 + 16 c >= need`, i.e. the provided method's answer. The test
+// `default_classes_keep_the_contract` checks all of it.
+unsafe impl Classes for DefaultClasses {
     const COUNT: usize = MAX_CLASSES;
 
     #[inline]
@@ -185,7 +196,9 @@ pub struct SegLists<C> {
     _classes: PhantomData<C>,
 }
 
-// SAFETY: the lists link blocks owned by one heap, reached only under its lock.
+// SAFETY: the pointers name free blocks of the one heap that owns this index, whose nodes
+// only the index reads and writes, and only through `&mut self` or `&self` of the index;
+// nothing is tied to a thread, so moving the index moves that exclusive access with it.
 unsafe impl<C> Send for SegLists<C> {}
 
 impl<C: Classes> SegLists<C> {
@@ -259,7 +272,7 @@ impl<C: Classes> SegLists<C> {
             }
             // SAFETY: `at` is a listed block; its node holds the next link.
             let b = unsafe { Block::at(at) };
-            // SAFETY: as above.
+            // SAFETY: `at` is a listed block, so its node holds the list's next link.
             at = unsafe { (*link(at)).next };
             Some(b)
         })
@@ -406,7 +419,7 @@ pub struct Segregated<C> {
 // SAFETY: `find` returns what `find_fast` returns, a block of a class whose every block is
 // `>= need`, and only for alignments up to 16 (where `>= need` fits); `find_rest` returns
 // what `find_slow` returns, which checks `fit_start` on each candidate.
-unsafe impl<C: Classes> Placement for Segregated<C> {
+unsafe impl<C: Classes> Policy for Segregated<C> {
     type Index = SegLists<C>;
     const EMPTY: Self = Segregated { lists: SegLists::EMPTY };
     const NAME: &'static str = "segregated-fit";

@@ -7,6 +7,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 use std::vec::Vec;
 
+use super::engine::{CHUNK_BYTES, RETAIN_FREE_BYTES};
 use super::*;
 use crate::heap::Heap;
 use crate::source::{Failing, Fixed, Mmap, Op, Tracked};
@@ -471,7 +472,8 @@ fn double_free_is_ignored<S: Strategy + ConstInit>() {
         assert_eq!(panicked, cfg!(debug_assertions), "{}: panics in debug builds only", h.strategy().name());
         assert_eq!(h.stats(), before, "{}: the double free changed the heap", h.strategy().name());
         check(&h);
-        // SAFETY: as above; a realloc of a freed block fails.
+        // SAFETY: deliberately bad input, which this heap detects: the block is free, so the
+        // realloc fails.
         let panicked = panics(|| assert!(unsafe { h.realloc(bad, l, 400) }.is_null()));
         assert_eq!(panicked, cfg!(debug_assertions));
         check(&h);
@@ -513,7 +515,7 @@ fn foreign_pointers_panic_in_debug_builds() {
     // SAFETY: deliberately bad input, detected in debug builds before anything is read.
     assert!(panics(|| unsafe { h.dealloc(foreign, l) }));
     assert!(panics(|| {
-        // SAFETY: as above.
+        // SAFETY: deliberately bad input, detected in debug builds before anything is read.
         unsafe { h.realloc(foreign, l, 128) };
     }));
     assert_eq!(h.stats(), before);

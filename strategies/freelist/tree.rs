@@ -146,12 +146,18 @@ pub struct Treap<O> {
     _order: PhantomData<O>,
 }
 
-/// The default index of first and next fit: a treap by address with subtree maxima.
+/// An index of first and next fit (`FirstFit<AddrTree>`, `NextFit<AddrTree>`): a treap by
+/// address with subtree maxima, O(log n), kept wholly in the free blocks. A type to name in
+/// a heap's type, with no public methods (`Treap` is private to the free lists).
 pub type AddrTree = Treap<ByAddr>;
-/// The default index of best fit: a treap by `(size, address)`.
+/// An index of best fit (`BestFit<SizeTree>`): a treap by `(size, address)`, kept wholly in
+/// the free blocks. A type to name in a heap's type, with no public methods.
 pub type SizeTree = Treap<BySize>;
 
-// SAFETY: the tree links blocks owned by one heap, reached only under its lock.
+// SAFETY: the pointers name free blocks of the one heap that owns this index, whose nodes
+// only the index reads and writes, and only through `&mut self` or `&self` of the index;
+// nothing is tied to a thread, so moving the index moves that exclusive access with it. `O`
+// is only a marker (`PhantomData`), never stored.
 unsafe impl<O> Send for Treap<O> {}
 
 /// The node of block `b` (a non-null header address).
@@ -183,7 +189,7 @@ unsafe fn max_of(t: *mut u8) -> usize {
 /// `t` is a tree node whose children are null or nodes.
 #[inline]
 unsafe fn pull(t: *mut u8) {
-    // SAFETY: as above.
+    // SAFETY: `t` is a tree node and its children null or nodes (caller), as `max_of` needs.
     unsafe {
         let n = node(t);
         (*n).max = (*n).size.max(max_of((*n).left)).max(max_of((*n).right));
@@ -218,7 +224,7 @@ impl<O: TreeOrder> Treap<O> {
     /// Both are nodes (their `size` fields are set).
     #[inline]
     unsafe fn lt(a: *mut u8, b: *mut u8) -> bool {
-        // SAFETY: as above.
+        // SAFETY: both are nodes (caller), so their `size` fields can be read.
         unsafe { O::less(a, (*node(a)).size, b, (*node(b)).size) }
     }
 
@@ -407,7 +413,8 @@ impl<O: TreeOrder> Treap<O> {
         }
         // SAFETY: `visit` checks `t` is a live free block before its node is read.
         visit(unsafe { Block::at(t) })?;
-        // SAFETY: as above; children are checked when reached.
+        // SAFETY: `visit` has just checked that `t` is a live free block, so its node can be
+        // read; its children are checked when the walk reaches them.
         unsafe {
             let n = node(t);
             if (*n).parent != parent {
@@ -530,7 +537,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
             let mut least = self.root;
             // SAFETY: the walk above proved every node reachable from the root live.
             while !least.is_null() && unsafe { !(*node(least)).left.is_null() } {
-                // SAFETY: as above.
+                // SAFETY: `least` is a node reachable from the root, which the walk proved live.
                 least = unsafe { (*node(least)).left };
             }
             if least != self.min {
@@ -632,7 +639,7 @@ impl AddrTree {
                 t = unsafe { (*n).right };
             } else {
                 c = t;
-                // SAFETY: as above.
+                // SAFETY: `t` is a node of the tree.
                 t = unsafe { (*n).left };
             }
         }
@@ -787,11 +794,11 @@ unsafe impl SizeSearch for SizeTree {
             }
             // SAFETY: `t` is a node of a live free block.
             let b = unsafe { Block::at(t) };
-            // SAFETY: as above.
+            // SAFETY: `b` is the block of node `t`, a live free block.
             if unsafe { fit_start(b, need, align) }.is_some() {
                 return Some(b);
             }
-            // SAFETY: as above.
+            // SAFETY: `t` is a node of a live free block, so its node can be read.
             (size, addr) = (unsafe { (*node(t)).size }, t.addr() + 1);
         }
     }
