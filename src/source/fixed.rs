@@ -147,9 +147,9 @@ impl Fixed {
     fn owns(&self, st: &mut FixedState) -> bool {
         if !st.owner {
             // The flag is only ever set, so one source in the whole program wins it.
-            st.owner = self
-                .claim
-                .is_some_and(|c| c.compare_exchange(false, true, Ordering::Relaxed, Ordering::Relaxed).is_ok());
+            st.owner = self.claim.is_some_and(|c| {
+                c.compare_exchange(false, true, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+            });
         }
         st.owner
     }
