@@ -433,10 +433,13 @@ mod tests {
 
     fn lay_out<const N: usize>(buf: &mut Buf, sizes: [usize; N]) -> [Block; N] {
         let mut at = BLOCK_ALIGN - size_of::<usize>();
+        // One pointer for all blocks: taking one per block through `&mut buf` would invalidate
+        // the blocks laid out before it (Miri's Stacked Borrows).
+        let (start, len) = (buf.0.as_mut_ptr(), buf.0.len());
         core::array::from_fn(|i| {
-            assert!(at + sizes[i] <= buf.0.len());
+            assert!(at + sizes[i] <= len);
             // SAFETY: `at..at + size` lies in the buffer, which outlives the blocks' use.
-            let b = unsafe { Block::at(buf.0.as_mut_ptr().add(at)) };
+            let b = unsafe { Block::at(start.add(at)) };
             // SAFETY: `b` and its `sizes[i]` bytes (header, node, footer) lie in the buffer.
             unsafe { b.write_free(sizes[i]) };
             at += sizes[i];
