@@ -211,12 +211,27 @@ pub fn pattern_byte(seed: u64, i: usize) -> u8 {
     (x >> 56) as u8 ^ (x as u8) ^ (i as u8).wrapping_mul(151)
 }
 
+/// The offsets of a `len`-byte block that the pattern covers: every byte, or under Miri (where
+/// each byte costs thousands of times more) the first [`MIRI_EDGE_BYTES`] and one byte in
+/// every [`MIRI_EDGE_BYTES`] after them. The set does not depend on `len`, so a prefix kept by
+/// realloc holds the pattern at every offset it checks.
+#[inline]
+fn pattern_offsets(len: usize) -> impl Iterator<Item = usize> {
+    let step = if cfg!(miri) { MIRI_EDGE_BYTES } else { 1 };
+    let head = if cfg!(miri) { len.min(MIRI_EDGE_BYTES) } else { len };
+    (0..head).chain((head + step - 1..len).step_by(step))
+}
+
+/// Under Miri: the pattern's dense head, and its stride after it.
+pub const MIRI_EDGE_BYTES: usize = 64;
+
 /// Writes the pattern of `seed` over `ptr..ptr + len`.
 ///
 /// # Safety
 /// The range is valid for writes.
 pub unsafe fn fill(ptr: *mut u8, len: usize, seed: u64) {
-    for i in 0..len {
+    // The last byte too, so that a write touches both ends of the block whatever the stride.
+    for i in pattern_offsets(len).chain(len.checked_sub(1)) {
         // SAFETY: `i < len`, inside the caller's range.
         unsafe { *ptr.add(i) = pattern_byte(seed, i) };
     }
@@ -227,7 +242,7 @@ pub unsafe fn fill(ptr: *mut u8, len: usize, seed: u64) {
 /// # Safety
 /// The range is valid for reads.
 pub unsafe fn verify(ptr: *const u8, len: usize, seed: u64, what: &str) -> Result<(), String> {
-    for i in 0..len {
+    for i in pattern_offsets(len) {
         // SAFETY: `i < len`, inside the caller's range.
         let got = unsafe { *ptr.add(i) };
         let want = pattern_byte(seed, i);
@@ -248,12 +263,14 @@ pub unsafe fn verify(ptr: *const u8, len: usize, seed: u64, what: &str) -> Resul
 /// # Safety
 /// The range is valid for reads.
 pub unsafe fn verify_zero(ptr: *const u8, len: usize, what: &str) -> Result<(), String> {
-    // SAFETY: the caller's range.
-    let s = unsafe { core::slice::from_raw_parts(ptr, len) };
-    match s.iter().position(|&b| b != 0) {
-        None => Ok(()),
-        Some(i) => Err(format!("{what}: block {ptr:p} ({len} bytes) not zero at offset {i}: {:#04x}", s[i])),
+    for i in pattern_offsets(len) {
+        // SAFETY: `i < len`, inside the caller's range.
+        let got = unsafe { *ptr.add(i) };
+        if got != 0 {
+            return Err(format!("{what}: block {ptr:p} ({len} bytes) not zero at offset {i}: {got:#04x}"));
+        }
     }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -684,15 +701,24 @@ impl Rng {
 
 /// 8 threads allocate, realloc and free, and free each other's blocks; patterns checked.
 pub fn threads<S: Strategy + ConstInit, K: SourceKind>(opts: &Opts) {
-    const THREADS: usize = 8;
-    const STEPS: usize = 1500;
     let env = K::env::<S>();
-    let heap = &env.heap;
+    threads_on(&env.heap, 8, 1500, 64 << 10, opts, K::check_source::<S>);
+}
+
+/// [`threads`] on a given heap: `threads` threads of `steps` steps, sizes up to `max_size`.
+pub fn threads_on<S: Strategy, P: PageSource>(
+    heap: &Heap<S, P>,
+    threads: usize,
+    steps: usize,
+    max_size: usize,
+    opts: &Opts,
+    check_source: fn(&Heap<S, P>, &Opts) -> Result<(), String>,
+) {
     let pool: Mutex<Vec<Block>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
-        for t in 0..THREADS {
+        for t in 0..threads {
             let pool = &pool;
-            s.spawn(move || thread_worker(heap, pool, t as u64, STEPS));
+            s.spawn(move || thread_worker(heap, pool, t as u64, steps, max_size));
         }
     });
     // Free what is left in the pool, checking it.
@@ -711,7 +737,7 @@ pub fn threads<S: Strategy + ConstInit, K: SourceKind>(opts: &Opts) {
     }
     assert!(s.peak_live_bytes > 0, "the heap was not used: {s:?}");
     heap.trim();
-    K::check_source(heap, opts).unwrap();
+    check_source(heap, opts).unwrap();
 }
 
 fn thread_worker<S: Strategy, P: PageSource>(
@@ -719,13 +745,14 @@ fn thread_worker<S: Strategy, P: PageSource>(
     pool: &Mutex<Vec<Block>>,
     t: u64,
     steps: usize,
+    max_size: usize,
 ) {
     let mut rng = Rng::new(t + 1);
     let mut mine: Vec<Block> = Vec::new();
     for step in 0..steps {
         match rng.below(10) {
             0..=3 => {
-                let layout = Layout::from_size_align(rng.size(64 << 10), rng.align(4096)).unwrap();
+                let layout = Layout::from_size_align(rng.size(max_size), rng.align(4096)).unwrap();
                 // SAFETY: Heap accepts every layout.
                 let p = unsafe { heap.alloc(layout) };
                 let p = NonNull::new(p).unwrap_or_else(|| panic!("thread {t}: alloc {layout:?} failed"));
@@ -746,7 +773,7 @@ fn thread_worker<S: Strategy, P: PageSource>(
             6 if !mine.is_empty() => {
                 let i = rng.below(mine.len());
                 let b = mine[i];
-                let size = rng.size(64 << 10);
+                let size = rng.size(max_size);
                 // SAFETY: a live block of this heap; `size > 0` and valid for its alignment.
                 let p = unsafe { heap.realloc(b.ptr.as_ptr(), b.layout, size) };
                 let p = NonNull::new(p).unwrap_or_else(|| panic!("thread {t}: realloc failed"));
