@@ -1,7 +1,10 @@
 //! Choosing a strategy at run time: names, and the enum over all strategies.
 //!
-//! The harness, the preload library and anyone who reads a strategy from configuration parse
-//! one of [`StrategyKind::NAMES`] and builds an [`AnyStrategy`] from it.
+//! A program that reads its strategy from configuration parses one of
+//! [`StrategyKind::NAMES`] and builds an [`AnyStrategy`] from it: one type, one `static`, the
+//! choice made when the program starts. (The comparison harness and the preload library do
+//! not go through it: they parse the same names, then use a heap of the chosen concrete
+//! type, so that no allocation pays for the `match`.)
 
 use core::fmt;
 use core::str::FromStr;
@@ -88,17 +91,17 @@ impl FromStr for StrategyKind {
 /// Every strategy in one type, chosen at run time; calls are forwarded by `enum_dispatch`
 /// (a `match`, no virtual call).
 ///
-/// Every [`StrategyKind`] is built: [`AnyStrategy::new`] returns `Some` for each.
+/// Every [`StrategyKind`] has its variant: [`AnyStrategy::new`] builds any of them.
 ///
 /// ```
 /// use core::alloc::Layout;
 /// use stratalloc::{AnyStrategy, Heap, Mmap, StrategyKind};
 /// let kind: StrategyKind = "best-fit".parse().unwrap();
-/// let heap = Heap::from_parts(AnyStrategy::new(kind).unwrap(), Mmap);
+/// let heap = Heap::from_parts(AnyStrategy::new(kind), Mmap);
 /// let p = heap.alloc_layout(Layout::new::<[u64; 4]>()).unwrap();
 /// assert_eq!(heap.stats().live_objects, 1);
 /// # // SAFETY: `p` is a live block of this heap, allocated with this layout.
-/// # unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p.as_ptr(), Layout::new::<[u64; 4]>()) };
+/// # unsafe { heap.dealloc_layout(p, Layout::new::<[u64; 4]>()) };
 /// ```
 // The variants differ in size (segregated fit keeps 128 list heads inline), but boxing is
 // not an option for an allocator, and the value usually lives once, in a `static`.
@@ -144,14 +147,14 @@ impl AnyStrategy {
         AnyStrategy::Tiered(<Tiered as crate::ConstInit>::INIT)
     }
 
-    /// The strategy of `kind`, or `None` for a kind not built yet.
-    pub const fn new(kind: StrategyKind) -> Option<Self> {
+    /// The strategy of `kind` (no work until the first allocation).
+    pub const fn new(kind: StrategyKind) -> Self {
         match kind {
-            StrategyKind::FirstFit => Some(Self::first_fit()),
-            StrategyKind::NextFit => Some(Self::next_fit()),
-            StrategyKind::BestFit => Some(Self::best_fit()),
-            StrategyKind::SegregatedFit => Some(Self::segregated_fit()),
-            StrategyKind::Tiered => Some(Self::tiered()),
+            StrategyKind::FirstFit => Self::first_fit(),
+            StrategyKind::NextFit => Self::next_fit(),
+            StrategyKind::BestFit => Self::best_fit(),
+            StrategyKind::SegregatedFit => Self::segregated_fit(),
+            StrategyKind::Tiered => Self::tiered(),
         }
     }
 

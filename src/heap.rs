@@ -252,6 +252,18 @@ impl<S: Strategy, P: PageSource> Heap<S, P> {
     }
     // ANCHOR_END: alloc_layout
 
+    /// Frees a block from [`alloc_layout`](Self::alloc_layout) (or any other allocation of
+    /// this heap); zero-size blocks are ignored, as their pointer owns no memory.
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this heap allocated for `layout` (or resized to it), and is
+    /// not used afterwards.
+    #[inline]
+    pub unsafe fn dealloc_layout(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller passes a live block of this heap with its layout.
+        unsafe { self.free_layout(ptr, layout) }
+    }
+
     /// How many bytes the block can really hold.
     ///
     /// # Safety

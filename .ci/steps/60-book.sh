@@ -2,7 +2,7 @@
 # The book (book/): builds it with a pinned mdBook and fails on any warning or error in the
 # build output (a missing include file, a broken SUMMARY entry, a bad book.toml), then runs
 # `cargo test -p book-examples`: the chapters' Rust examples as doc tests, the worked
-# examples (book/tests-crate/*.rs), and the check of every relative link, image, heading
+# examples (book/book-examples/*.rs), and the check of every relative link, image, heading
 # anchor and include anchor of book/src (mdBook says nothing about a missing include anchor).
 #
 # Run from anywhere: bash .ci/steps/60-book.sh

@@ -434,15 +434,14 @@ fn names_and_any_strategy() {
     assert_eq!(NextFit::<Linear>::new().name(), "next-fit");
     assert_eq!(BestFit::<Linear>::new().name(), "best-fit");
     for kind in crate::any::StrategyKind::ALL {
-        if let Some(s) = AnyStrategy::new(kind) {
-            assert_eq!(s.name(), kind.name());
-            assert_eq!(s.kind(), kind);
-            let h = Heap::from_parts(s, Mmap);
-            let p = h.alloc_layout(layout(10, 8)).unwrap();
-            // SAFETY: live block with its layout.
-            unsafe { h.dealloc(p.as_ptr(), layout(10, 8)) };
-            check(&h);
-        }
+        let s = AnyStrategy::new(kind);
+        assert_eq!(s.name(), kind.name());
+        assert_eq!(s.kind(), kind);
+        let h = Heap::from_parts(s, Mmap);
+        let p = h.alloc_layout(layout(10, 8)).unwrap();
+        // SAFETY: live block with its layout.
+        unsafe { h.dealloc_layout(p, layout(10, 8)) };
+        check(&h);
     }
 }
 

@@ -3,7 +3,7 @@
 //! "Freeing and scavenging".
 //!
 //! Run: `cargo run --release -p book-examples --example scavenge > book/src/measured/scavenge.txt`
-//! (the code is `book/tests-crate/reports/scavenge.rs`; `tests/measured.rs` checks that the
+//! (the code is `book/book-examples/reports/scavenge.rs`; `tests/measured.rs` checks that the
 //! committed file is what it prints now).
 
 fn main() {
