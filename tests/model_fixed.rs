@@ -17,7 +17,7 @@ use stratalloc::{
 };
 
 /// Operations per model sequence, and how often the walker runs.
-const STEPS: usize = if cfg!(miri) { 1000 } else { 6000 };
+const STEPS: usize = if cfg!(miri) { 400 } else { 6000 };
 const CHECK_EVERY: usize = if cfg!(miri) { 250 } else { 1 };
 /// Threads and steps per thread in the cross-thread test.
 const THREADS: usize = if cfg!(miri) { 3 } else { 6 };
