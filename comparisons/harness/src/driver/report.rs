@@ -36,7 +36,6 @@ pub struct Cell {
 pub struct Summary {
     pub workloads: Vec<&'static str>,
     pub allocators: Vec<(String, String)>,
-    pub absent: Vec<String>,
     pub cells: HashMap<(String, String), Cell>,
     pub machine: Machine,
     pub command: String,
@@ -189,7 +188,6 @@ pub fn summarise(opts: &Opts, set: &RunnerSet, results: Results) -> Summary {
             .chain(opts.c_workloads.iter().map(|w| w.name).filter(|n| !c_skipped(&c_notes, n)))
             .collect(),
         allocators: set.runners.iter().map(|r| (r.name.clone(), r.kind.clone())).collect(),
-        absent: set.absent.clone(),
         cells,
         machine: machine::describe(),
         command: command_line(),
@@ -293,7 +291,7 @@ pub fn terminal(s: &Summary) -> String {
     out
 }
 
-/// Failures, time-outs and absent allocators; `heading` is the markdown heading level, or
+/// Failures, time-outs and C notes; `heading` is the markdown heading level, or
 /// "" for the terminal.
 fn notes(s: &Summary, heading: &str) -> String {
     let md = !heading.is_empty();
@@ -320,13 +318,6 @@ fn notes(s: &Summary, heading: &str) -> String {
                 _ => {}
             }
         }
-    }
-    if !s.absent.is_empty() {
-        let _ = writeln!(
-            out,
-            "{bullet}Not in the allocator table yet (absent, not run): {}",
-            s.absent.join(", ")
-        );
     }
     for n in &s.c_notes {
         let _ = writeln!(out, "{bullet}{n}");
@@ -510,7 +501,6 @@ fn to_json(s: &Summary) -> serde_json::Value {
             "threads": s.opts.threads, "seed": s.opts.seed, "timeout_s": s.opts.timeout.as_secs_f64(),
         },
         "allocators": s.allocators.iter().map(|(n, k)| serde_json::json!({"name": n, "kind": k})).collect::<Vec<_>>(),
-        "absent": s.absent,
         "workloads": s.opts.workloads.iter().map(|w| serde_json::json!({"name": w.name, "group": w.group, "about": w.about}))
             .chain(s.opts.c_workloads.iter().map(|w| serde_json::json!({"name": w.name, "group": "C, preloaded", "about": w.about})))
             .collect::<Vec<_>>(),

@@ -5,7 +5,7 @@
 //! failed. The driver compares checksums across allocators as a second line of defence.
 //! Scale 1 is the quick set's size (about 10-100 ms with mimalloc on 2 cores).
 
-use crate::common::Check;
+use crate::check::Check;
 
 pub mod mimalloc_bench;
 pub mod programs;
@@ -178,7 +178,7 @@ pub const ALL: &[Workload] = &[
     },
 ];
 
-/// The workload called `name`.
+/// The workload called `name`, of the default set or of [`TARGETS`](crate::targets::TARGETS).
 pub fn find(name: &str) -> Option<&'static Workload> {
-    ALL.iter().find(|w| w.name == name)
+    ALL.iter().chain(crate::targets::TARGETS).find(|w| w.name == name)
 }

@@ -23,8 +23,8 @@ use std::collections::HashMap;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
-use crate::common::{Block, Check, FNV0, fnv};
-use crate::workloads::{Ctx, Outcome};
+use crate::check::{Block, Check, FNV0, fnv};
+use crate::suite::{Ctx, Outcome};
 
 /// Events the recording buffer can hold (24 bytes each, mapped lazily).
 pub const MAX_EVENTS: usize = 16 << 20;
@@ -226,7 +226,7 @@ fn replay_once(b: &[u8]) -> Check<u64> {
             _ => return Err(format!("trace: unknown event kind {kind}")),
         }
     }
-    crate::common::free_all(live.into_iter().flatten())?;
+    crate::check::free_all(live.into_iter().flatten())?;
     Ok(h ^ events)
 }
 
@@ -259,7 +259,7 @@ pub fn record_main() {
     let run = || -> Check<Vec<u8>> {
         start()?;
         for name in RECORDED {
-            let w = crate::workloads::find(name).ok_or("unknown workload")?;
+            let w = crate::suite::find(name).ok_or("unknown workload")?;
             (w.run)(&ctx)?;
         }
         Ok(encode(stop()?))

@@ -5,7 +5,8 @@
 //! the figures include the allocator's metadata and whatever it keeps cached.
 
 use super::{Ctx, Outcome};
-use crate::common::{Block, Check, Rng, free_all, mix, peak_rss_bytes, rss_bytes};
+use crate::check::{Block, Check, free_all, mix, peak_rss_bytes, rss_bytes};
+use crate::rng::Rng;
 
 const MIB: usize = 1024 * 1024;
 

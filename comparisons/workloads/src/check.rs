@@ -1,63 +1,17 @@
-//! What every workload shares: a seeded generator, checked blocks, checksums, memory readings.
+//! The one stamped-block checker, and what else every workload shares: checksums, memory
+//! readings, threads.
 //!
-//! A [`Block`] is one allocation made through the global allocator with an explicit
+//! A [`Block`] is one allocation made through an allocator (the global one by default) with an explicit
 //! `Layout`. It is stamped when made (a tag at its head and the tag's complement at its
 //! tail, or a byte pattern for blocks under 16 bytes) and verified when freed, so an
 //! allocator that hands out overlapping blocks, or writes into a live one, is caught as a
 //! failed check instead of finishing fast.
 
-use std::alloc::{self, Layout};
+use std::alloc::{self, GlobalAlloc, Layout};
 use std::ptr::NonNull;
 
 /// A workload's verdict on itself: `Err` names the broken check.
 pub type Check<T = ()> = Result<T, String>;
-
-/// xoshiro-like 64-bit generator (splitmix64 steps): small, fast and seedable.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator seeded from `seed` and a stream number (thread, round...).
-    pub fn new(seed: u64, stream: u64) -> Self {
-        let mut r = Rng(seed ^ stream.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x2545_f491_4f6c_dd1d);
-        r.next_u64();
-        r
-    }
-    /// The next 64 random bits.
-    #[inline]
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n` (`n > 0`).
-    #[inline]
-    pub fn below(&mut self, n: usize) -> usize {
-        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
-    }
-    /// Uniform in `lo..=hi`.
-    #[inline]
-    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + self.below(hi - lo + 1)
-    }
-    /// Uniform in `[0, 1)`.
-    #[inline]
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// True with probability `1/n`.
-    #[inline]
-    pub fn one_in(&mut self, n: usize) -> bool {
-        self.below(n) == 0
-    }
-    /// Log-uniform in `lo..=hi`.
-    pub fn log_uniform(&mut self, lo: usize, hi: usize) -> usize {
-        let (l, h) = ((lo as f64).ln(), (hi as f64 + 1.0).ln());
-        ((l + (h - l) * self.unit()).exp() as usize).clamp(lo, hi)
-    }
-}
 
 /// FNV-1a over bytes, folded into a running checksum.
 #[inline]
@@ -119,35 +73,144 @@ pub fn filled_all(b: &[u8], tag: u64) -> bool {
     b.iter().enumerate().all(|(i, &x)| x == t ^ (i as u8))
 }
 
-/// A stamped allocation made with an explicit layout through the global allocator.
-pub struct Block {
+/// An allocator a [`Block`] is made in: a copyable handle, so that a block of the process's
+/// global allocator ([`Global`], zero-sized) costs no more than a pointer and a layout.
+pub trait Alloc: Copy {
+    /// Allocates `layout`.
+    ///
+    /// # Safety
+    /// As [`GlobalAlloc::alloc`]: `layout` has a non-zero size.
+    unsafe fn alloc(self, layout: Layout) -> *mut u8;
+    /// Allocates `layout`, zeroed.
+    ///
+    /// # Safety
+    /// As [`GlobalAlloc::alloc_zeroed`].
+    unsafe fn alloc_zeroed(self, layout: Layout) -> *mut u8;
+    /// Frees `ptr`.
+    ///
+    /// # Safety
+    /// As [`GlobalAlloc::dealloc`]: `ptr` is a live block of this allocator with `layout`.
+    unsafe fn dealloc(self, ptr: *mut u8, layout: Layout);
+    /// Resizes `ptr` to `new_size` bytes.
+    ///
+    /// # Safety
+    /// As [`GlobalAlloc::realloc`].
+    unsafe fn realloc(self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8;
+}
+
+/// The process's global allocator (whatever `#[global_allocator]` names).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Global;
+
+impl Alloc for Global {
+    #[inline]
+    unsafe fn alloc(self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller keeps `alloc`'s contract, which is `std::alloc::alloc`'s.
+        unsafe { alloc::alloc(layout) }
+    }
+    #[inline]
+    unsafe fn alloc_zeroed(self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller keeps `alloc_zeroed`'s contract, which is std's.
+        unsafe { alloc::alloc_zeroed(layout) }
+    }
+    #[inline]
+    unsafe fn dealloc(self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller passes a live block of the global allocator with its layout.
+        unsafe { alloc::dealloc(ptr, layout) }
+    }
+    #[inline]
+    unsafe fn realloc(self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller passes a live block of the global allocator with its layout.
+        unsafe { alloc::realloc(ptr, layout, new_size) }
+    }
+}
+
+impl<A: GlobalAlloc> Alloc for &A {
+    #[inline]
+    unsafe fn alloc(self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller keeps `GlobalAlloc::alloc`'s contract for `*self`.
+        unsafe { GlobalAlloc::alloc(self, layout) }
+    }
+    #[inline]
+    unsafe fn alloc_zeroed(self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller keeps `GlobalAlloc::alloc_zeroed`'s contract for `*self`.
+        unsafe { GlobalAlloc::alloc_zeroed(self, layout) }
+    }
+    #[inline]
+    unsafe fn dealloc(self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller passes a live block of `*self` with its layout.
+        unsafe { GlobalAlloc::dealloc(self, ptr, layout) }
+    }
+    #[inline]
+    unsafe fn realloc(self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller passes a live block of `*self` with its layout.
+        unsafe { GlobalAlloc::realloc(self, ptr, layout, new_size) }
+    }
+}
+
+/// A stamped allocation made with an explicit layout in allocator `A` (by default the
+/// process's global allocator); freed by `A` when dropped.
+pub struct Block<A: Alloc = Global> {
     ptr: NonNull<u8>,
     layout: Layout,
     tag: u64,
+    alloc: A,
 }
 
-// SAFETY: a Block owns its memory exclusively; the global allocator accepts frees from any
-// thread.
-unsafe impl Send for Block {}
+// SAFETY: a Block owns its memory exclusively, and an allocator that may be sent (a
+// `GlobalAlloc` behind a shared reference is `Sync`) accepts frees from any thread.
+unsafe impl<A: Alloc + Send> Send for Block<A> {}
 
 impl Block {
-    /// Allocates `size` bytes (`size > 0`) aligned to `align` and stamps them with `tag`.
+    /// Allocates `size` bytes (`size > 0`) aligned to `align` from the global allocator and
+    /// stamps them with `tag`.
     #[inline]
     pub fn new(size: usize, align: usize, tag: u64) -> Check<Block> {
+        Block::new_in(Global, size, align, tag)
+    }
+
+    /// Allocates zeroed memory from the global allocator, checks it is zero, then stamps it.
+    pub fn zeroed(size: usize, align: usize, tag: u64) -> Check<Block> {
+        Block::zeroed_in(Global, size, align, tag)
+    }
+}
+
+impl Block {
+    /// Gives the block up as its address, layout and tag, for structures that hold raw
+    /// pointers (atomic slots); [`Block::from_raw`] takes it back.
+    pub fn into_raw(self) -> (NonNull<u8>, Layout, u64) {
+        let parts = (self.ptr, self.layout, self.tag);
+        std::mem::forget(self);
+        parts
+    }
+
+    /// The block [`Block::into_raw`] gave up.
+    ///
+    /// # Safety
+    /// The parts come from one `into_raw` call of a global-allocator block, taken back once.
+    pub unsafe fn from_raw(ptr: NonNull<u8>, layout: Layout, tag: u64) -> Block {
+        Block { ptr, layout, tag, alloc: Global }
+    }
+}
+
+impl<A: Alloc> Block<A> {
+    /// Allocates `size` bytes (`size > 0`) aligned to `align` in `a` and stamps them with `tag`.
+    #[inline]
+    pub fn new_in(a: A, size: usize, align: usize, tag: u64) -> Check<Self> {
         let layout = Layout::from_size_align(size, align).map_err(|e| format!("bad layout: {e}"))?;
         // SAFETY: the size is non-zero (callers never ask for 0).
-        let p = unsafe { alloc::alloc(layout) };
-        let mut b = Block::own(p, layout, tag)?;
+        let p = unsafe { a.alloc(layout) };
+        let mut b = Self::own(a, p, layout, tag)?;
         stamp(b.bytes_mut(), tag);
         Ok(b)
     }
 
-    /// Allocates zeroed memory, checks it is zero, then stamps it.
-    pub fn zeroed(size: usize, align: usize, tag: u64) -> Check<Block> {
+    /// Allocates zeroed memory in `a`, checks it is zero, then stamps it.
+    pub fn zeroed_in(a: A, size: usize, align: usize, tag: u64) -> Check<Self> {
         let layout = Layout::from_size_align(size, align).map_err(|e| format!("bad layout: {e}"))?;
         // SAFETY: the size is non-zero.
-        let p = unsafe { alloc::alloc_zeroed(layout) };
-        let mut b = Block::own(p, layout, tag)?;
+        let p = unsafe { a.alloc_zeroed(layout) };
+        let mut b = Self::own(a, p, layout, tag)?;
         if b.bytes().iter().step_by(61).any(|&x| x != 0) {
             return Err(format!("alloc_zeroed returned non-zero memory at {p:p} ({size} B)"));
         }
@@ -155,12 +218,12 @@ impl Block {
         Ok(b)
     }
 
-    fn own(p: *mut u8, layout: Layout, tag: u64) -> Check<Block> {
+    fn own(alloc: A, p: *mut u8, layout: Layout, tag: u64) -> Check<Self> {
         let ptr = NonNull::new(p).ok_or_else(|| format!("allocation of {} B failed", layout.size()))?;
         if !(p as usize).is_multiple_of(layout.align()) {
             return Err(format!("block {p:p} is not aligned to {}", layout.align()));
         }
-        Ok(Block { ptr, layout, tag })
+        Ok(Block { ptr, layout, tag, alloc })
     }
 
     /// The block's bytes.
@@ -215,15 +278,16 @@ impl Block {
         Ok(())
     }
 
-    /// Resizes through the global allocator's realloc, checking the kept prefix.
+    /// Resizes through the allocator's realloc, checking the kept prefix.
     pub fn realloc(&mut self, new_size: usize) -> Check {
         self.verify()?;
         // The first bytes, kept on the stack (no allocation inside the measured work).
         let keep_old = 8.min(self.size());
         let mut head = [0u8; 8];
         head[..keep_old].copy_from_slice(&self.bytes()[..keep_old]);
-        // SAFETY: the block is live for `layout`; `new_size > 0` is valid for its alignment.
-        let p = unsafe { alloc::realloc(self.ptr.as_ptr(), self.layout, new_size) };
+        // SAFETY: the block is live for `layout` in `alloc`; `new_size > 0` is valid for its
+        // alignment.
+        let p = unsafe { self.alloc.realloc(self.ptr.as_ptr(), self.layout, new_size) };
         let layout = Layout::from_size_align(new_size, self.layout.align()).map_err(|e| e.to_string())?;
         let Some(ptr) = NonNull::new(p) else {
             return Err(format!("realloc to {new_size} B failed"));
@@ -240,16 +304,16 @@ impl Block {
     }
 }
 
-impl Drop for Block {
+impl<A: Alloc> Drop for Block<A> {
     fn drop(&mut self) {
-        // SAFETY: the block is live and was allocated with `layout`.
-        unsafe { alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+        // SAFETY: the block is live and was allocated in `alloc` with `layout`.
+        unsafe { self.alloc.dealloc(self.ptr.as_ptr(), self.layout) }
     }
 }
 
 /// Verifies and frees every block.
-pub fn free_all(blocks: impl IntoIterator<Item = Block>) -> Check {
-    blocks.into_iter().try_for_each(Block::free)
+pub fn free_all<A: Alloc>(blocks: impl IntoIterator<Item = Block<A>>) -> Check {
+    blocks.into_iter().try_for_each(Block::<A>::free)
 }
 
 /// Resident set size now, in bytes (Linux `/proc/self/statm`), or 0 where unknown.

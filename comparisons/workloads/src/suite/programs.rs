@@ -6,11 +6,13 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{Value, json};
 
 use super::{Ctx, Outcome};
-use crate::common::{Check, FNV0, Rng, fnv, mix};
+use crate::check::{Check, FNV0, fnv, mix};
+use crate::rng::Rng;
 
 const WORDS: [&str; 8] = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];
 
-fn record(r: &mut Rng, i: usize) -> Value {
+/// One generated record: nested objects, arrays, strings, integers, booleans, nulls.
+pub(crate) fn record(r: &mut Rng, i: usize) -> Value {
     let tags: Vec<Value> = (0..r.below(6)).map(|_| json!(WORDS[r.below(8)])).collect();
     let nums: Vec<i64> = (0..r.below(12)).map(|_| r.below(1_000_000) as i64 - 500_000).collect();
     json!({

@@ -5,7 +5,8 @@
 //! sums the tags and sizes of what was freed or kept, independently of addresses.
 
 use super::{Ctx, Outcome};
-use crate::common::{Block, Check, Rng, fill_all, filled_all, free_all, mix, on_threads, rounds};
+use crate::check::{Block, Check, fill_all, filled_all, free_all, mix, on_threads, rounds};
+use crate::rng::Rng;
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;

@@ -1,0 +1,26 @@
+//! # workloads: the one place for what stratalloc measures and how
+//!
+//! Glossary:
+//! - *allocator table*: [`for_each_allocator!`], every allocator and composition, one line
+//!   each; everything that runs allocators reads it ([`allocators`]).
+//! - *workload*: a program that allocates in a known pattern and checks its own results
+//!   ([`suite`]); scale 1 is the quick size. The harness runs each in a process of its own
+//!   with the allocator as `#[global_allocator]`; the examples and benches call the same code
+//!   on allocator values.
+//! - *stamped block*: [`Block`], an allocation with a tag at both ends, checked when freed
+//!   ([`check`]); the churn's lighter one-byte tag is in [`churn`].
+//! - *trace*: a recorded allocation trace of a real program, replayed by every allocator
+//!   ([`trace`]).
+//! - [`Rng`]: the one seeded generator ([`rng`]).
+
+pub mod allocators;
+pub mod check;
+pub mod churn;
+pub mod rng;
+pub mod suite;
+pub mod targets;
+pub mod trace;
+
+pub use check::{Alloc, Block, Check, Global};
+pub use rng::Rng;
+pub use suite::{ALL, Ctx, Outcome, Workload, find};
