@@ -333,3 +333,17 @@ unsafe impl GlobalAlloc for LinkedListArena {
         }
     }
 }
+
+/// talc 5 with a spin lock over memory claimed by hand (for arenas the caller owns).
+pub type ManualTalc = talc::TalcLock<spinning_top::RawSpinlock, talc::source::Manual>;
+
+/// A [`ManualTalc`] that has claimed `base..base + bytes`.
+///
+/// # Safety
+/// The region is writable, used by nothing else, and outlives every use of the result.
+pub unsafe fn talc_over(base: *mut u8, bytes: usize) -> ManualTalc {
+    let t = ManualTalc::new(talc::source::Manual);
+    // SAFETY: the caller gives the region to talc alone for as long as talc is used.
+    unsafe { t.lock().claim(base, bytes) }.expect("talc claims the arena");
+    t
+}

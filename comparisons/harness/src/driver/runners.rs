@@ -47,6 +47,14 @@ fn describe(path: &Path) -> Option<(String, String)> {
     Some((v["name"].as_str()?.to_string(), v["kind"].as_str()?.to_string()))
 }
 
+/// Whether `file` is a runner this package builds: a slot `alloc_NN` or the test allocator.
+/// (Other `alloc_*` files in a shared target directory are stale runners of older builds.)
+fn is_runner_bin(file: &str) -> bool {
+    let slot =
+        file.strip_prefix("alloc_").is_some_and(|n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_digit()));
+    slot || file == "alloc_broken_overlap"
+}
+
 /// Table order, then the others (the test allocator).
 fn rank(name: &str) -> usize {
     let table = workloads::allocators::NAMES;
@@ -73,7 +81,7 @@ pub fn discover(opts: &Opts) -> Result<RunnerSet, String> {
         let path = e.path();
         if file == "trace_record" {
             set.recorder = Some(path);
-        } else if file.starts_with("alloc_") && !file.contains('.') && !file.contains('-') {
+        } else if is_runner_bin(&file) {
             let Some((name, kind)) = describe(&path) else { continue };
             if kind != "spare" {
                 set.runners.push(Runner { name, kind, path });
