@@ -14,8 +14,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-echo "== harness: cargo test -p comparisons"
-cargo test -p comparisons
+echo "== harness: cargo test -p comparisons (with the preload library for the C workloads)"
+cargo build --release -p stratalloc-preload
+STRATALLOC_PRELOAD_LIB="${CARGO_TARGET_DIR:-$PWD/target}/release/libstratalloc_preload.so" \
+    cargo test -p comparisons
 
 echo "== harness: smoke run of the driver (larson; tiered and mimalloc; 1 rep)"
 out=$(mktemp -d)

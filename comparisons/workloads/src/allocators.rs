@@ -14,10 +14,8 @@
 //! address space with `mmap(MAP_NORESERVE)` on their first allocation: pages are only backed
 //! when touched, as with a static arena, without a 4 GiB array in the binary.
 
-use core::alloc::{GlobalAlloc, Layout};
-use core::ptr::{self, NonNull};
-
-pub use mimalloc::MiMalloc;
+#[cfg(feature = "run")]
+pub use anchors::*;
 
 /// The list of allocators, in table order. The callback macro (an identifier in scope)
 /// receives its own leading arguments, a `;`, then two groups:
@@ -220,130 +218,139 @@ pub const fn select(names: &[&str], want: &str) -> u64 {
     0
 }
 
-/// Bytes of address space reserved for an arena anchor.
-pub const ARENA_BYTES: usize = 4 << 30;
+/// The anchors that need code of ours: talc and linked_list_allocator over an arena.
+#[cfg(feature = "run")]
+mod anchors {
+    use core::alloc::{GlobalAlloc, Layout};
+    use core::ptr::{self, NonNull};
 
-/// Reserves the arena: readable, writable, backed lazily, not counted against commit.
-fn map_arena() -> Option<NonNull<u8>> {
-    // SAFETY: an anonymous private mapping at an address of the kernel's choice touches no
-    // existing memory.
-    let p = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            ARENA_BYTES,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED { None } else { NonNull::new(p.cast()) }
-}
+    pub use mimalloc::MiMalloc;
 
-/// talc's `Source` that claims one mmap'd arena on the first out-of-memory (then fails).
-#[derive(Debug)]
-pub struct ClaimArenaOnOom {
-    claimed: bool,
-}
+    /// Bytes of address space reserved for an arena anchor.
+    pub const ARENA_BYTES: usize = 4 << 30;
 
-// SAFETY: `acquire` touches only `talc` (through `claim`) and the kernel (mmap); it never uses
-// the global allocator.
-unsafe impl talc::source::Source for ClaimArenaOnOom {
-    fn acquire<B: talc::base::binning::Binning>(
-        talc: &mut talc::base::Talc<Self, B>,
-        _layout: Layout,
-    ) -> Result<(), ()> {
-        if talc.source.claimed {
-            return Err(());
-        }
-        talc.source.claimed = true;
-        let base = map_arena().ok_or(())?;
-        // SAFETY: the arena is fresh, writable, exclusively ours, and lives for the process.
-        unsafe { talc.claim(base.as_ptr(), ARENA_BYTES) }.map(|_| ()).ok_or(())
+    /// Reserves the arena: readable, writable, backed lazily, not counted against commit.
+    fn map_arena() -> Option<NonNull<u8>> {
+        // SAFETY: an anonymous private mapping at an address of the kernel's choice touches no
+        // existing memory.
+        let p = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                ARENA_BYTES,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED { None } else { NonNull::new(p.cast()) }
     }
-}
 
-/// talc 5 as a global allocator: `TalcLock` (spin lock) claiming a 4 GiB arena on OOM.
-pub struct TalcArena(talc::TalcLock<spinning_top::RawSpinlock, ClaimArenaOnOom>);
-
-impl TalcArena {
-    /// An empty talc; the arena is claimed by its first allocation.
-    pub const fn new() -> Self {
-        TalcArena(talc::TalcLock::new(ClaimArenaOnOom { claimed: false }))
+    /// talc's `Source` that claims one mmap'd arena on the first out-of-memory (then fails).
+    #[derive(Debug)]
+    pub struct ClaimArenaOnOom {
+        claimed: bool,
     }
-}
 
-impl Default for TalcArena {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-// SAFETY: forwards to `TalcLock`'s GlobalAlloc implementation.
-unsafe impl GlobalAlloc for TalcArena {
-    #[inline]
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.0.alloc(layout) }
-    }
-    #[inline]
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.0.dealloc(ptr, layout) }
-    }
-    #[inline]
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.0.realloc(ptr, layout, new_size) }
-    }
-}
-
-/// linked_list_allocator's `LockedHeap` over a 4 GiB arena mapped at its first allocation.
-pub struct LinkedListArena(linked_list_allocator::LockedHeap);
-
-impl LinkedListArena {
-    /// An empty heap; the arena is mapped by its first allocation.
-    pub const fn new() -> Self {
-        LinkedListArena(linked_list_allocator::LockedHeap::empty())
-    }
-}
-
-impl Default for LinkedListArena {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-// SAFETY: every call takes the heap's lock; the arena is initialised once under that lock
-// before any block is handed out, and linked_list_allocator's blocks are valid and disjoint.
-unsafe impl GlobalAlloc for LinkedListArena {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let mut heap = self.0.lock();
-        if heap.size() == 0 {
-            let Some(base) = map_arena() else { return ptr::null_mut() };
+    // SAFETY: `acquire` touches only `talc` (through `claim`) and the kernel (mmap); it never uses
+    // the global allocator.
+    unsafe impl talc::source::Source for ClaimArenaOnOom {
+        fn acquire<B: talc::base::binning::Binning>(
+            talc: &mut talc::base::Talc<Self, B>,
+            _layout: Layout,
+        ) -> Result<(), ()> {
+            if talc.source.claimed {
+                return Err(());
+            }
+            talc.source.claimed = true;
+            let base = map_arena().ok_or(())?;
             // SAFETY: the arena is fresh, writable, exclusively ours, and lives for the process.
-            unsafe { heap.init(base.as_ptr(), ARENA_BYTES) };
-        }
-        heap.allocate_first_fit(layout).map_or(ptr::null_mut(), NonNull::as_ptr)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if let Some(p) = NonNull::new(ptr) {
-            // SAFETY: the caller passes a block of this heap with its layout.
-            unsafe { self.0.lock().deallocate(p, layout) }
+            unsafe { talc.claim(base.as_ptr(), ARENA_BYTES) }.map(|_| ()).ok_or(())
         }
     }
-}
 
-/// talc 5 with a spin lock over memory claimed by hand (for arenas the caller owns).
-pub type ManualTalc = talc::TalcLock<spinning_top::RawSpinlock, talc::source::Manual>;
+    /// talc 5 as a global allocator: `TalcLock` (spin lock) claiming a 4 GiB arena on OOM.
+    pub struct TalcArena(talc::TalcLock<spinning_top::RawSpinlock, ClaimArenaOnOom>);
 
-/// A [`ManualTalc`] that has claimed `base..base + bytes`.
-///
-/// # Safety
-/// The region is writable, used by nothing else, and outlives every use of the result.
-pub unsafe fn talc_over(base: *mut u8, bytes: usize) -> ManualTalc {
-    let t = ManualTalc::new(talc::source::Manual);
-    // SAFETY: the caller gives the region to talc alone for as long as talc is used.
-    unsafe { t.lock().claim(base, bytes) }.expect("talc claims the arena");
-    t
+    impl TalcArena {
+        /// An empty talc; the arena is claimed by its first allocation.
+        pub const fn new() -> Self {
+            TalcArena(talc::TalcLock::new(ClaimArenaOnOom { claimed: false }))
+        }
+    }
+
+    impl Default for TalcArena {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    // SAFETY: forwards to `TalcLock`'s GlobalAlloc implementation.
+    unsafe impl GlobalAlloc for TalcArena {
+        #[inline]
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { self.0.alloc(layout) }
+        }
+        #[inline]
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { self.0.dealloc(ptr, layout) }
+        }
+        #[inline]
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { self.0.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    /// linked_list_allocator's `LockedHeap` over a 4 GiB arena mapped at its first allocation.
+    pub struct LinkedListArena(linked_list_allocator::LockedHeap);
+
+    impl LinkedListArena {
+        /// An empty heap; the arena is mapped by its first allocation.
+        pub const fn new() -> Self {
+            LinkedListArena(linked_list_allocator::LockedHeap::empty())
+        }
+    }
+
+    impl Default for LinkedListArena {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    // SAFETY: every call takes the heap's lock; the arena is initialised once under that lock
+    // before any block is handed out, and linked_list_allocator's blocks are valid and disjoint.
+    unsafe impl GlobalAlloc for LinkedListArena {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let mut heap = self.0.lock();
+            if heap.size() == 0 {
+                let Some(base) = map_arena() else { return ptr::null_mut() };
+                // SAFETY: the arena is fresh, writable, exclusively ours, and lives for the process.
+                unsafe { heap.init(base.as_ptr(), ARENA_BYTES) };
+            }
+            heap.allocate_first_fit(layout).map_or(ptr::null_mut(), NonNull::as_ptr)
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            if let Some(p) = NonNull::new(ptr) {
+                // SAFETY: the caller passes a block of this heap with its layout.
+                unsafe { self.0.lock().deallocate(p, layout) }
+            }
+        }
+    }
+
+    /// talc 5 with a spin lock over memory claimed by hand (for arenas the caller owns).
+    pub type ManualTalc = talc::TalcLock<spinning_top::RawSpinlock, talc::source::Manual>;
+
+    /// A [`ManualTalc`] that has claimed `base..base + bytes`.
+    ///
+    /// # Safety
+    /// The region is writable, used by nothing else, and outlives every use of the result.
+    pub unsafe fn talc_over(base: *mut u8, bytes: usize) -> ManualTalc {
+        let t = ManualTalc::new(talc::source::Manual);
+        // SAFETY: the caller gives the region to talc alone for as long as talc is used.
+        unsafe { t.lock().claim(base, bytes) }.expect("talc claims the arena");
+        t
+    }
 }

@@ -13,14 +13,25 @@
 //!   ([`trace`]).
 //! - [`Rng`]: the one seeded generator ([`rng`]).
 
+//!
+//! Without the default feature `run`, only the table and the generator are built (what the
+//! preload library needs).
+
 pub mod allocators;
+#[cfg(feature = "run")]
 pub mod check;
+#[cfg(feature = "run")]
 pub mod churn;
 pub mod rng;
+#[cfg(feature = "run")]
 pub mod suite;
+#[cfg(feature = "run")]
 pub mod targets;
+#[cfg(feature = "run")]
 pub mod trace;
 
+#[cfg(feature = "run")]
 pub use check::{Alloc, Block, Check, Global};
 pub use rng::Rng;
+#[cfg(feature = "run")]
 pub use suite::{ALL, Ctx, Outcome, Workload, find};
