@@ -61,7 +61,31 @@ fn rank(name: &str) -> usize {
     table.iter().position(|(n, _)| *n == name).unwrap_or(table.len())
 }
 
-/// Finds, builds if needed, and describes the runners; applies `--allocators`.
+/// The suffix of the runners of `--ab`'s build.
+pub const B_SUFFIX: &str = "@b";
+
+/// The runners in `dir`, each named with `suffix`.
+fn runners_in(dir: &Path, suffix: &str) -> Result<Vec<Runner>, String> {
+    let mut runners = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        // Another build may predate the slots: its runners are alloc_<name>.
+        let older = !suffix.is_empty() && file.starts_with("alloc_") && !file.contains(['.', '-']);
+        if !is_runner_bin(&file) && !older {
+            continue;
+        }
+        let Some((name, kind)) = describe(&e.path()) else { continue };
+        let name = name + suffix;
+        if kind != "spare" && kind != "absent" && !runners.iter().any(|r: &Runner| r.name == name) {
+            runners.push(Runner { name, kind, path: e.path() });
+        }
+    }
+    Ok(runners)
+}
+
+/// Finds, builds if needed, and describes the runners; applies `--allocators` (a name there
+/// selects its `@b` runner too).
 pub fn discover(opts: &Opts) -> Result<RunnerSet, String> {
     if let (true, None, Ok(cargo)) = (opts.build, &opts.bin_dir, std::env::var("CARGO")) {
         build_with_cargo(&cargo)?;
@@ -75,20 +99,12 @@ pub fn discover(opts: &Opts) -> Result<RunnerSet, String> {
             .to_path_buf(),
     };
     let mut set = RunnerSet { dir: dir.clone(), ..Default::default() };
-    let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    for e in entries.flatten() {
-        let file = e.file_name().to_string_lossy().into_owned();
-        let path = e.path();
-        if file == "trace_record" {
-            set.recorder = Some(path);
-        } else if is_runner_bin(&file) {
-            let Some((name, kind)) = describe(&path) else { continue };
-            if kind != "spare" {
-                set.runners.push(Runner { name, kind, path });
-            }
-        }
+    set.recorder = Some(dir.join("trace_record")).filter(|p| p.exists());
+    set.runners = runners_in(&dir, "")?;
+    if let Some(b) = &opts.ab {
+        set.runners.extend(runners_in(b, B_SUFFIX)?);
     }
-    set.runners.sort_by_key(|r| rank(&r.name));
+    set.runners.sort_by_key(|r| (rank(r.name.trim_end_matches(B_SUFFIX)), r.name.ends_with(B_SUFFIX)));
     let by_default = |r: &Runner| r.kind == "strategy" || r.kind == "anchor";
     match &opts.allocators {
         None => {
@@ -96,12 +112,13 @@ pub fn discover(opts: &Opts) -> Result<RunnerSet, String> {
             set.runners.retain(by_default);
         }
         Some(want) => {
+            let wanted = |r: &Runner| want.iter().any(|w| r.name == *w || r.name == format!("{w}{B_SUFFIX}"));
             for w in want {
                 if !set.runners.iter().any(|r| &r.name == w) {
                     return Err(format!("allocator {w}: unknown; try --list"));
                 }
             }
-            let (named, rest) = set.runners.into_iter().partition(|r| want.contains(&r.name));
+            let (named, rest) = set.runners.into_iter().partition(wanted);
             (set.runners, set.on_request) = (named, rest);
         }
     }
