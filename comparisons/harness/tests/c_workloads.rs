@@ -4,14 +4,11 @@
 //! builds it and sets it); without them each test says in one line that it skips, so that
 //! `cargo test` neither installs tools nor builds another profile.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn out_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("comparisons-ctest-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
+mod support;
+use support::{out_dir, result, verdict};
 
 /// Whether `tool --version` runs; if not, says in one line that `test` skips.
 fn have(tool: &str, test: &str) -> bool {
@@ -37,16 +34,6 @@ fn drive(allocators: &str, workloads: &str, out: &Path, lib: Option<&Path>) -> s
     serde_json::from_str(&json).expect("valid JSON")
 }
 
-fn verdict(j: &serde_json::Value, workload: &str, allocator: &str) -> String {
-    j["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["workload"] == workload && r["allocator"] == allocator)
-        .map(|r| format!("{} {}", r["verdict"].as_str().unwrap(), r["reason"]))
-        .unwrap_or_else(|| panic!("no result for {workload} / {allocator}: {j}"))
-}
-
 #[test]
 fn c_workloads_pass_with_glibc_and_a_preloaded_strategy() {
     let test = "C workloads with a preloaded strategy";
@@ -61,10 +48,9 @@ fn c_workloads_pass_with_glibc_and_a_preloaded_strategy() {
     let j = drive("system,segregated-fit,talc", "c-larson,c-python", &out, None);
     for w in ["c-larson", "c-python"] {
         for a in ["system", "segregated-fit"] {
-            assert_eq!(verdict(&j, w, a), "ok null", "{w} / {a}");
-            let r =
-                j["results"].as_array().unwrap().iter().find(|r| r["workload"] == w && r["allocator"] == a);
-            assert_eq!(r.unwrap()["preloaded"], true);
+            let r = result(&j, w, a);
+            assert_eq!(verdict(&j, w, a), "ok", "{w} / {a}: {}", r["reason"]);
+            assert_eq!(r["preloaded"], true);
         }
         // talc has no preload library: no cell, never a made-up one.
         assert!(
@@ -110,7 +96,7 @@ fn a_broken_preload_library_is_reported_failed() {
     let st = Command::new("gcc").args(["-O1", "-shared", "-fPIC", "-o"]).arg(&lib).arg(&src).status();
     assert!(st.expect("gcc runs").success(), "compiling the broken malloc failed");
     let j = drive("system,first-fit", "c-larson", &out.join("results"), Some(&lib));
-    assert_eq!(verdict(&j, "c-larson", "system"), "ok null");
-    assert!(verdict(&j, "c-larson", "first-fit").starts_with("failed"), "overlapping blocks went unnoticed");
+    assert_eq!(verdict(&j, "c-larson", "system"), "ok", "{}", result(&j, "c-larson", "system")["reason"]);
+    assert_eq!(verdict(&j, "c-larson", "first-fit"), "failed", "overlapping blocks went unnoticed");
     let _ = std::fs::remove_dir_all(out);
 }

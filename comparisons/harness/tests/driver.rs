@@ -4,11 +4,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-fn out_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("comparisons-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
+mod support;
+use support::{out_dir, verdict};
 
 fn drive(allocators: &str, workloads: &str, out: &PathBuf) -> (std::process::Output, serde_json::Value) {
     drive_with(allocators, workloads, out, "0.05", "120")
@@ -29,16 +26,6 @@ fn drive_with(
         .expect("driver runs");
     let json = std::fs::read_to_string(out.join("results.json")).expect("results.json written");
     (o, serde_json::from_str(&json).expect("valid JSON"))
-}
-
-fn verdict(j: &serde_json::Value, workload: &str, allocator: &str) -> String {
-    j["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["workload"] == workload && r["allocator"] == allocator)
-        .map(|r| r["verdict"].as_str().unwrap().to_string())
-        .unwrap_or_else(|| panic!("no result for {workload} / {allocator}"))
 }
 
 #[test]

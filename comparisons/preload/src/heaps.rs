@@ -55,17 +55,7 @@ const fn row(name: &str) -> u8 {
 }
 
 const fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i].to_ascii_lowercase() != b[i].to_ascii_lowercase() {
-            return false;
-        }
-        i += 1;
-    }
-    true
+    a.eq_ignore_ascii_case(b)
 }
 
 /// `name` with a NUL appended, as a C string.

@@ -231,19 +231,7 @@ mod anchors {
 
     /// Reserves the arena: readable, writable, backed lazily, not counted against commit.
     fn map_arena() -> Option<NonNull<u8>> {
-        // SAFETY: an anonymous private mapping at an address of the kernel's choice touches no
-        // existing memory.
-        let p = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                ARENA_BYTES,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED { None } else { NonNull::new(p.cast()) }
+        crate::check::map_lazily(ARENA_BYTES)
     }
 
     /// talc's `Source` that claims one mmap'd arena on the first out-of-memory (then fails).

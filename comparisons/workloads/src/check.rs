@@ -316,6 +316,37 @@ pub fn free_all<A: Alloc>(blocks: impl IntoIterator<Item = Block<A>>) -> Check {
     blocks.into_iter().try_for_each(Block::<A>::free)
 }
 
+/// Maps `bytes` of fresh memory: readable, writable, backed when touched, not counted
+/// against the commit limit; lives for the process. `None` if the kernel refuses.
+pub fn map_lazily(bytes: usize) -> Option<NonNull<u8>> {
+    // SAFETY: an anonymous private mapping at an address of the kernel's choice touches no
+    // existing memory.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED { None } else { NonNull::new(p.cast()) }
+}
+
+/// Verifies and frees every block of every batch received; returns the sum of their mixed
+/// tags (the consumer of a producer/consumer workload).
+pub fn consume(batches: std::sync::mpsc::Receiver<Vec<Block>>) -> Check<u64> {
+    let mut sum = 0u64;
+    for batch in batches {
+        for b in batch {
+            sum = sum.wrapping_add(mix(b.tag()));
+            b.free()?;
+        }
+    }
+    Ok(sum)
+}
+
 /// Resident set size now, in bytes (Linux `/proc/self/statm`), or 0 where unknown.
 pub fn rss_bytes() -> usize {
     let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();

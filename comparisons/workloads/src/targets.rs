@@ -9,7 +9,7 @@ use std::alloc::Layout;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
-use crate::check::{Block, Check, Global, mix, on_threads};
+use crate::check::{Block, Check, Global, consume, mix, on_threads};
 use crate::churn::Live;
 use crate::rng::{CHURN_LIVE, Rng, churn_size};
 use crate::suite::{Ctx, Outcome, Workload};
@@ -118,16 +118,7 @@ pub fn prodcons(c: &Ctx) -> Check<Outcome> {
     let batches = c.n(400);
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Block>>(16);
     std::thread::scope(|s| {
-        let consumer = s.spawn(move || -> Check<u64> {
-            let mut sum = 0u64;
-            for batch in rx {
-                for b in batch {
-                    sum = sum.wrapping_add(mix(b.tag()));
-                    b.free()?;
-                }
-            }
-            Ok(sum)
-        });
+        let consumer = s.spawn(move || consume(rx));
         for n in 0..batches {
             let batch = (0..1000).map(|k| Block::new(64, 8, (n * 1000 + k) as u64)).collect::<Check<_>>()?;
             tx.send(batch).map_err(|_| "consumer gone")?;

@@ -85,22 +85,9 @@ unsafe impl GlobalAlloc for Recorder {
 
 /// Maps the event buffer and starts recording.
 pub fn start() -> Check {
-    let bytes = MAX_EVENTS * size_of::<[u64; 3]>();
-    // SAFETY: an anonymous private mapping touches no existing memory.
-    let p = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            bytes,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err("trace: cannot map the event buffer".into());
-    }
-    EVENTS.store(p.cast(), Ordering::Relaxed);
+    let p = crate::check::map_lazily(MAX_EVENTS * size_of::<[u64; 3]>())
+        .ok_or("trace: cannot map the event buffer")?;
+    EVENTS.store(p.as_ptr().cast(), Ordering::Relaxed);
     NEXT.store(0, Ordering::Relaxed);
     RECORDING.store(true, Ordering::SeqCst);
     Ok(())

@@ -5,7 +5,7 @@
 //! sums the tags and sizes of what was freed or kept, independently of addresses.
 
 use super::{Ctx, Outcome};
-use crate::check::{Block, Check, fill_all, filled_all, free_all, mix, on_threads, rounds};
+use crate::check::{Block, Check, consume, fill_all, filled_all, free_all, mix, on_threads, rounds};
 use crate::rng::Rng;
 
 const KIB: usize = 1024;
@@ -61,16 +61,7 @@ pub fn xmalloc(c: &Ctx) -> Check<Outcome> {
                 }
                 Ok(())
             });
-            consumers.push(s.spawn(move || -> Check<u64> {
-                let mut sum = 0u64;
-                for batch in rx {
-                    for b in batch {
-                        sum = sum.wrapping_add(mix(b.tag()));
-                        b.free()?;
-                    }
-                }
-                Ok(sum)
-            }));
+            consumers.push(s.spawn(move || consume(rx)));
         }
         consumers.into_iter().map(|h| h.join().map_err(|_| "consumer panicked".to_string())?).collect()
     })?;
