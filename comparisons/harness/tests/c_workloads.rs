@@ -4,17 +4,24 @@
 //! builds it and sets it); without them each test says in one line that it skips, so that
 //! `cargo test` neither installs tools nor builds another profile.
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
 
 mod support;
 use support::{out_dir, result, verdict};
 
-/// Whether `tool --version` runs; if not, says in one line that `test` skips.
+/// Says in one line that `test` skips, and why: straight to stderr, since the test harness
+/// captures `eprintln!` and this line is for whoever runs a plain `cargo test`.
+fn skip(test: &str, why: &str) {
+    let _ = writeln!(std::io::stderr(), "skipped: {test} ({why})");
+}
+
+/// Whether `tool --version` runs; if not, says that `test` skips.
 fn have(tool: &str, test: &str) -> bool {
     let ok = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("skipped: {test} ({tool} is not installed)");
+        skip(test, &format!("{tool} is not installed"));
     }
     ok
 }
@@ -38,7 +45,7 @@ fn drive(allocators: &str, workloads: &str, out: &Path, lib: Option<&Path>) -> s
 fn c_workloads_pass_with_glibc_and_a_preloaded_strategy() {
     let test = "C workloads with a preloaded strategy";
     if std::env::var_os("STRATALLOC_PRELOAD_LIB").is_none() {
-        eprintln!("skipped: {test} (set STRATALLOC_PRELOAD_LIB to a built libstratalloc_preload.so)");
+        skip(test, "set STRATALLOC_PRELOAD_LIB to a built libstratalloc_preload.so");
         return;
     }
     if !have("gcc", test) || !have("python3", test) {

@@ -12,13 +12,17 @@
 //! STRATALLOC_PRELOAD_LIB=$PWD/target/release/libstratalloc_preload.so cargo test -p stratalloc-preload
 //! ```
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
 
 #[test]
 fn real_programs_under_every_strategy() {
     let Some(lib) = std::env::var_os("STRATALLOC_PRELOAD_LIB").map(PathBuf::from) else {
-        eprintln!(
+        // Straight to stderr: the test harness captures `eprintln!`, and this line is for
+        // whoever runs a plain `cargo test`.
+        let _ = writeln!(
+            std::io::stderr(),
             "skipped: real-program tests (set STRATALLOC_PRELOAD_LIB to a built \
              libstratalloc_preload.so, or run .ci/steps/50-preload.sh)"
         );
