@@ -3,7 +3,8 @@
 //! A workload is a function of a [`Ctx`] (scale, threads, seed) that returns an
 //! allocator-independent checksum and optional metrics, or `Err` naming the check that
 //! failed. The driver compares checksums across allocators as a second line of defence.
-//! Scale 1 is the quick set's size (about 10-100 ms with mimalloc on 2 cores).
+//! Scale 1 is the quick set's size (tens of milliseconds with mimalloc: long enough to time,
+//! short enough for the quick run); the driver's `--scale` multiplies it.
 
 use crate::check::Check;
 
