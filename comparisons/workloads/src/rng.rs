@@ -24,10 +24,15 @@ impl Rng {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
-    /// Uniform in `0..n` (`n > 0`).
+    /// Uniform in `0..n` (`n > 0`): the high 32 bits scaled for `n` up to `u32::MAX` (the
+    /// sequences the workloads' checksums were made with), all 64 bits above.
     #[inline]
     pub fn below(&mut self, n: usize) -> usize {
-        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
+        if n as u64 <= u64::from(u32::MAX) {
+            (((self.next_u64() >> 32) * n as u64) >> 32) as usize
+        } else {
+            ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+        }
     }
     /// Uniform in `lo..=hi`.
     #[inline]
