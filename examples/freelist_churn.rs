@@ -3,49 +3,45 @@
 //!
 //! ```text
 //! cargo build --release --example freelist_churn
-//! perf stat -e cycles:u,instructions:u target/release/examples/freelist_churn first-fit 2000000
+//! perf stat -e task-clock target/release/examples/freelist_churn first-fit 2000000
 //! ```
-//! Strategies: first-fit and next-fit (their default index, `AddrRegions`), first-fit-tree and
-//! next-fit-tree (`AddrTree`), best-fit (its default index, `SizeBins`), best-fit-tree
-//! (`SizeTree`), segregated-fit, and the two anchors talc and mimalloc. The second argument is
-//! the number of replacements after the fill (default 1,000,000).
+//! The first argument is any name of the allocator table (`workloads::for_each_allocator!`:
+//! first-fit, first-fit-tree, first-fit-linear, best-fit-tree, segregated-fit, talc,
+//! mimalloc, ...); the second the number of replacements after the fill (default 1,000,000).
 
-use core::alloc::GlobalAlloc;
-
-use stratalloc::{
-    AddrRegions, AddrTree, BestFit, FirstFit, Heap, NextFit, SegregatedFit, SizeBins, SizeTree,
-};
-
-#[path = "../benches/common/workload.rs"]
-mod workload;
-use workload::{Churn, Live};
+use workloads::Alloc;
+use workloads::churn::{Churn, Live};
 
 /// Steps of the trace, cycled through.
 const TRACE_STEPS: usize = 1 << 18;
 
-fn run<A: GlobalAlloc>(alloc: &A, steps: usize) {
+fn run<A: Alloc>(alloc: A, steps: usize) -> workloads::Check {
     let trace = Churn::new(0x5eed, TRACE_STEPS);
-    let mut live = Live::fill(alloc, &trace);
+    let mut live = Live::fill(alloc, &trace.initial)?;
     for i in 0..steps {
         let (slot, size) = trace.steps[i % TRACE_STEPS];
-        live.replace(slot, size);
+        live.replace(slot, size)?;
     }
+    Ok(())
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let name = args.get(1).map_or("first-fit", String::as_str);
+    let wanted = args.get(1).map_or("first-fit", String::as_str);
     let steps = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
-    match name {
-        "first-fit" => run(&Heap::<FirstFit<AddrRegions>>::new(), steps),
-        "first-fit-tree" => run(&Heap::<FirstFit<AddrTree>>::new(), steps),
-        "next-fit" => run(&Heap::<NextFit<AddrRegions>>::new(), steps),
-        "next-fit-tree" => run(&Heap::<NextFit<AddrTree>>::new(), steps),
-        "best-fit" => run(&Heap::<BestFit<SizeBins>>::new(), steps),
-        "best-fit-tree" => run(&Heap::<BestFit<SizeTree>>::new(), steps),
-        "segregated-fit" => run(&Heap::<SegregatedFit>::new(), steps),
-        "talc" => run(&workload::talc_over_mmap(1 << 30), steps),
-        "mimalloc" => run(&mimalloc::MiMalloc, steps),
-        other => eprintln!("unknown strategy {other}"),
+    let mut found = false;
+    workloads::each_allocator!(|name, _kind, a| {
+        if name == wanted {
+            found = true;
+            if let Err(e) = run(a, steps) {
+                eprintln!("{name}: FAILED: {e}");
+                std::process::exit(1);
+            }
+        }
+    });
+    if !found {
+        let names: Vec<&str> = workloads::allocators::NAMES.iter().map(|(n, _)| *n).collect();
+        eprintln!("unknown allocator {wanted}; the table has: {}", names.join(", "));
+        std::process::exit(64);
     }
 }

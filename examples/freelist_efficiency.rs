@@ -41,9 +41,10 @@ use stratalloc::{
     SegregatedFit, SizeBins, SizeTree, Strategy,
 };
 
-#[path = "../benches/common/workload.rs"]
-mod workload;
-use workload::{Rng, churn_size};
+use workloads::Rng;
+use workloads::allocators::talc_over;
+use workloads::churn::Churn;
+use workloads::rng::churn_size;
 
 // ------------------------------------------------------------------------ heap efficiency
 
@@ -53,7 +54,7 @@ fn he_size(rng: &mut Rng) -> usize {
 }
 
 fn he_align(rng: &mut Rng) -> usize {
-    8 << ((rng.next() as u16).trailing_zeros() / 2)
+    8 << ((rng.next_u64() as u16).trailing_zeros() / 2)
 }
 
 /// The request that failed first.
@@ -80,7 +81,7 @@ impl Outcome {
 fn fill_until_failure<A: GlobalAlloc>(a: &A, rng: &mut Rng) -> Outcome {
     let mut live: Vec<(*mut u8, Layout)> = Vec::new();
     loop {
-        match rng.next() % 10 {
+        match rng.below(10) {
             0..=4 => {
                 let l = Layout::from_size_align(he_size(rng), he_align(rng)).unwrap();
                 // SAFETY: non-zero size.
@@ -129,7 +130,7 @@ fn efficiency_of<S: Strategy + ConstInit>(arena: &Arena, runs: usize) -> f64 {
         // SAFETY: the arena is ours; each run's heap is dropped (and never used) before the
         // next one reuses the memory.
         let heap: Heap<S, Fixed> = Heap::with_source(unsafe { Fixed::new(arena.base, arena.bytes) });
-        used += fill_until_failure(&heap, &mut Rng(0x1234_5678 + run as u64)).live_bytes();
+        used += fill_until_failure(&heap, &mut Rng::seeded(0x1234_5678 + run as u64)).live_bytes();
         total += arena.bytes;
     }
     used as f64 / total as f64 * 100.0
@@ -138,10 +139,9 @@ fn efficiency_of<S: Strategy + ConstInit>(arena: &Arena, runs: usize) -> f64 {
 fn talc_efficiency(arena: &Arena, runs: usize) -> f64 {
     let (mut used, mut total) = (0, 0);
     for run in 0..runs {
-        let t = workload::Talc::new(talc::source::Manual);
         // SAFETY: as above: the arena is ours and the previous user is gone.
-        unsafe { t.lock().claim(arena.base, arena.bytes) }.expect("talc claims the arena");
-        used += fill_until_failure(&t, &mut Rng(0x1234_5678 + run as u64)).live_bytes();
+        let t = unsafe { talc_over(arena.base, arena.bytes) };
+        used += fill_until_failure(&t, &mut Rng::seeded(0x1234_5678 + run as u64)).live_bytes();
         total += arena.bytes;
     }
     used as f64 / total as f64 * 100.0
@@ -186,7 +186,7 @@ fn breakdown_of<X: Placement>(arena: &Arena, runs: usize) -> Breakdown {
         // SAFETY: as in `efficiency_of`.
         let heap: Heap<FreeList<X>, Fixed> =
             Heap::with_source(unsafe { Fixed::new(arena.base, arena.bytes) });
-        let out = fill_until_failure(&heap, &mut Rng(0x1234_5678 + run as u64));
+        let out = fill_until_failure(&heap, &mut Rng::seeded(0x1234_5678 + run as u64));
         // SAFETY: this thread alone uses the heap.
         unsafe { heap.check() }.expect("heap consistent at the first failure");
         let mut blocks = Vec::new();
@@ -312,7 +312,7 @@ fn peak_ratio<S: Strategy + ConstInit>(steps: &[(u32, usize)], slots: usize) -> 
 
 /// The churn as (slot, size) steps, the first 10,000 filling the slots.
 fn churn_steps() -> Vec<(u32, usize)> {
-    let c = workload::Churn::new(0x5eed, 200_000);
+    let c = Churn::new(0x5eed, 200_000);
     let fill = c.initial.iter().enumerate().map(|(i, &s)| (i as u32, s));
     fill.chain(c.steps.iter().copied()).collect()
 }
@@ -320,7 +320,7 @@ fn churn_steps() -> Vec<(u32, usize)> {
 /// Five ramps up to 20,000 live objects and down to 2,000; size 0 = free only.
 fn ramp_steps() -> (Vec<(u32, usize)>, usize) {
     const SLOTS: usize = 20_000;
-    let mut rng = Rng(0xfeed);
+    let mut rng = Rng::seeded(0xfeed);
     let mut steps = Vec::new();
     let mut used: Vec<u32> = Vec::new();
     let mut free: Vec<u32> = (0..SLOTS as u32).rev().collect();
@@ -429,7 +429,7 @@ fn main() {
     let (ramps, ramp_slots) = ramp_steps();
     macro_rules! fr {
         ($name:literal, $s:ty) => {{
-            let a = peak_ratio::<$s>(&churn, workload::CHURN_LIVE);
+            let a = peak_ratio::<$s>(&churn, workloads::rng::CHURN_LIVE);
             let b = peak_ratio::<$s>(&ramps, ramp_slots);
             println!("| {} | {} | {} |", $name, frag(a), frag(b));
         }};

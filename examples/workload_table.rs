@@ -1,5 +1,7 @@
-//! The interim main job: runs a few workloads with every strategy that exists (through a
-//! `Heap`, as an allocator-api2 `Allocator`) and with the system allocator, and prints a table.
+//! A few workloads through `Heap` values in one process: every strategy chosen at run time
+//! (`Heap<AnyStrategy>`, as a `GlobalAlloc` and as an allocator-api2 `Allocator`) and the
+//! system allocator, in a table. The workloads' code is the workloads crate's (the churn,
+//! stamped blocks, the generator).
 //!
 //! ```text
 //! cargo run --release --example workload_table            # all workloads
@@ -8,92 +10,29 @@
 //!
 //! Strategies come from [`StrategyKind::ALL`] through [`AnyStrategy`], so a strategy appears
 //! here as soon as it joins the runtime enum; one not built yet is listed as such. Every
-//! workload checks what it reads back (a pattern per block), so a broken allocator reports
+//! workload checks what it reads back (stamps or tags per block), so a broken allocator reports
 //! FAILED instead of a time. Times are wall-clock of one run on a shared machine: compare
 //! ratios within one run, not across runs.
 
-use core::alloc::Layout;
-use core::ptr::NonNull;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use allocator_api2::alloc::{Allocator, Global};
+use allocator_api2::alloc::Allocator;
 use allocator_api2::vec::Vec as AVec;
 use stratalloc::{AnyStrategy, Heap, Mmap, StrategyKind};
+use workloads::rng::{CHURN_LIVE, churn_size};
+use workloads::{Alloc, Block, Rng};
 
-/// xorshift64*, deterministic.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    /// The churn size mix of WORKLOADS.md: 70% 8-128 B, 25% 128-1024 B, 4% 1-8 KiB, 1% 8-64 KiB.
-    fn mixed_size(&mut self) -> usize {
-        match self.below(100) {
-            0..=69 => 8 + self.below(121),
-            70..=94 => 128 + self.below(897),
-            95..=98 => 1024 + self.below(7 << 10),
-            _ => (8 << 10) + self.below(56 << 10),
-        }
-    }
-}
-
-/// A live block: address, layout, and the byte written at both ends.
-struct Slot {
-    ptr: NonNull<u8>,
-    layout: Layout,
-    tag: u8,
-}
-
-// SAFETY: a slot is an address handed between threads with the allocator that owns it.
-unsafe impl Send for Slot {}
-
-fn take<A: Allocator>(a: &A, layout: Layout, tag: u8) -> Result<Slot, String> {
-    let ptr = a.allocate(layout).map_err(|_| format!("allocation of {layout:?} failed"))?.cast::<u8>();
-    // SAFETY: a fresh block of `layout.size() >= 1` bytes.
-    unsafe {
-        *ptr.as_ptr() = tag;
-        *ptr.as_ptr().add(layout.size() - 1) = tag;
-    }
-    Ok(Slot { ptr, layout, tag })
-}
-
-fn give<A: Allocator>(a: &A, s: Slot) -> Result<(), String> {
-    // SAFETY: the slot is a live block of `a` with its layout.
-    unsafe {
-        let (first, last) = (*s.ptr.as_ptr(), *s.ptr.as_ptr().add(s.layout.size() - 1));
-        if first != s.tag || last != s.tag {
-            return Err(format!("block {:p} ({:?}) corrupted", s.ptr, s.layout));
-        }
-        a.deallocate(s.ptr, s.layout);
-    }
-    Ok(())
-}
-
-/// 10,000 live blocks of mixed sizes, 200,000 random replacements, one thread.
-fn churn<A: Allocator + Sync>(a: &A, probe: Probe) -> Result<(), String> {
-    let mut rng = Rng::new(1);
-    let mut live = Vec::with_capacity(10_000);
-    for i in 0..10_000 {
-        live.push(take(a, Layout::from_size_align(rng.mixed_size(), 8).unwrap(), i as u8)?);
-    }
-    for i in 0..200_000usize {
-        let k = rng.below(live.len());
-        let fresh = take(a, Layout::from_size_align(rng.mixed_size(), 8).unwrap(), i as u8)?;
-        give(a, std::mem::replace(&mut live[k], fresh))?;
+/// The churn (10,000 live blocks of the churn mix), 200,000 random replacements, one thread.
+fn churn<A: Alloc>(a: A, probe: Probe) -> Result<(), String> {
+    let mut rng = Rng::seeded(1);
+    let sizes: Vec<usize> = (0..CHURN_LIVE).map(|_| churn_size(&mut rng)).collect();
+    let mut live = workloads::churn::Live::fill(a, &sizes)?;
+    for _ in 0..200_000 {
+        live.replace(rng.below(CHURN_LIVE) as u32, churn_size(&mut rng))?;
     }
     probe();
-    live.into_iter().try_for_each(|s| give(a, s))
+    live.free_all()
 }
 
 /// 64 vectors grown by push, interleaved, to 200,000 elements each (realloc-heavy); summed.
@@ -114,59 +53,48 @@ fn vec_growth<A: Allocator + Sync>(a: &A, probe: Probe) -> Result<(), String> {
     Ok(())
 }
 
-/// 4 threads each replace 2,000 live blocks 50,000 times, handing every 8th block to a shared
-/// pool that the others free (frees from another thread).
-fn threads<A: Allocator + Sync>(a: &A, probe: Probe) -> Result<(), String> {
-    let pool: Mutex<Vec<Slot>> = Mutex::new(Vec::new());
-    let results: Vec<Result<(), String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..4u64)
-            .map(|t| {
-                let pool = &pool;
-                s.spawn(move || -> Result<(), String> {
-                    let mut rng = Rng::new(t + 10);
-                    let mut live = Vec::with_capacity(2000);
-                    for i in 0..2000 {
-                        live.push(take(a, Layout::from_size_align(rng.mixed_size(), 16).unwrap(), i as u8)?);
-                    }
-                    for i in 0..50_000usize {
-                        let k = rng.below(live.len());
-                        let fresh = take(a, Layout::from_size_align(rng.mixed_size(), 16).unwrap(), i as u8)?;
-                        let old = std::mem::replace(&mut live[k], fresh);
-                        if i % 8 == 0 {
-                            let theirs = {
-                                let mut p = pool.lock().unwrap();
-                                p.push(old);
-                                if p.len() > 64 { Some(p.swap_remove(0)) } else { None }
-                            };
-                            if let Some(s) = theirs {
-                                give(a, s)?;
-                            }
-                        } else {
-                            give(a, old)?;
-                        }
-                    }
-                    if t == 0 {
-                        probe();
-                    }
-                    live.into_iter().try_for_each(|s| give(a, s))
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("thread panicked".into()))).collect()
-    });
-    results.into_iter().collect::<Result<(), String>>()?;
-    pool.into_inner().unwrap().into_iter().try_for_each(|s| give(a, s))
+/// 4 threads each replace 2,000 live stamped blocks 50,000 times, handing every 8th block to
+/// a shared pool that the others free (frees from another thread).
+fn threads<A: Alloc + Send + Sync>(a: A, probe: Probe) -> Result<(), String> {
+    let pool: Mutex<Vec<Block<A>>> = Mutex::new(Vec::new());
+    workloads::check::on_threads(4, |t| {
+        let mut rng = Rng::new(10, t as u64);
+        let mut live = Vec::with_capacity(2000);
+        for i in 0..2000 {
+            live.push(Block::new_in(a, churn_size(&mut rng), 16, i)?);
+        }
+        for i in 0..50_000u64 {
+            let k = rng.below(live.len());
+            let old = std::mem::replace(&mut live[k], Block::new_in(a, churn_size(&mut rng), 16, i)?);
+            if i % 8 == 0 {
+                let theirs = {
+                    let mut p = pool.lock().map_err(|_| "pool poisoned")?;
+                    p.push(old);
+                    if p.len() > 64 { Some(p.swap_remove(0)) } else { None }
+                };
+                theirs.map_or(Ok(()), Block::free)?;
+            } else {
+                old.free()?;
+            }
+        }
+        if t == 0 {
+            probe();
+        }
+        workloads::check::free_all(live)
+    })?;
+    workloads::check::free_all(pool.into_inner().map_err(|_| "pool poisoned")?)
 }
 
 /// Called by a workload at its steady state (all its data live), to sample statistics.
 type Probe<'a> = &'a (dyn Fn() + Sync);
-type Workload = fn(&Heap<AnyStrategy, Mmap>, Probe) -> Result<(), String>;
-type SystemWorkload = fn(&Global, Probe) -> Result<(), String>;
+type AnyHeap = Heap<AnyStrategy, Mmap>;
+type Workload = fn(&AnyHeap, Probe) -> Result<(), String>;
+type SystemWorkload = fn(Probe) -> Result<(), String>;
 
 const WORKLOADS: [(&str, Workload, SystemWorkload); 3] = [
-    ("churn", churn::<Heap<AnyStrategy, Mmap>>, churn::<Global>),
-    ("vec-growth", vec_growth::<Heap<AnyStrategy, Mmap>>, vec_growth::<Global>),
-    ("threads", threads::<Heap<AnyStrategy, Mmap>>, threads::<Global>),
+    ("churn", |h, p| churn(h, p), |p| churn(workloads::Global, p)),
+    ("vec-growth", |h, p| vec_growth(h, p), |p| vec_growth(&allocator_api2::alloc::Global, p)),
+    ("threads", |h, p| threads(h, p), |p| threads(workloads::Global, p)),
 ];
 
 fn mib(bytes: usize) -> String {
@@ -186,7 +114,7 @@ fn main() {
             continue;
         }
         let t = Instant::now();
-        let r = on_system(&Global, &|| {});
+        let r = on_system(&|| {});
         let system_ms = t.elapsed().as_secs_f64() * 1e3;
         let shown = if r.is_ok() { format!("{system_ms:.1}") } else { "FAILED".into() };
         println!("{name:<11} {:<15} {shown:>10} {:>9} {:>14} {:>14} {:>13}", "system", "1.00", "-", "-", "-");

@@ -3,10 +3,11 @@
 # libmimalloc2.0, the comparison harness's anchor), builds
 # target/release/libstratalloc_preload.so and runs comparisons/preload/tests/real_programs.sh:
 # python3, sqlite3, git, gcc, a threaded C++ program, perl and the C edge-case test under
-# every strategy, compared with runs without the library. (`cargo test -p stratalloc-preload`, part of
-# `cargo test --workspace`, runs the same script.)
+# every strategy, compared with runs without the library. (`cargo test -p stratalloc-preload`
+# runs the same script when STRATALLOC_PRELOAD_LIB names the library, as below; without it,
+# as in `cargo test --workspace`, it skips in one line and installs nothing.)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash comparisons/preload/tests/install-tools.sh --mimalloc
 cargo build --release -p stratalloc-preload
-bash comparisons/preload/tests/real_programs.sh target/release/libstratalloc_preload.so
+STRATALLOC_PRELOAD_LIB="${CARGO_TARGET_DIR:-$PWD/target}/release/libstratalloc_preload.so" cargo test -p stratalloc-preload --test real_programs -- --nocapture

@@ -13,23 +13,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 
-/// Deterministic xorshift generator.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use workloads::Rng;
 
 // ---------------------------------------------------------------------------------------------
 // Collections.
@@ -42,11 +26,11 @@ pub fn collections() {
     assert_eq!(v.iter().sum::<u64>(), n * (n - 1) / 2);
 
     // HashMap and BTreeMap fed the same churn must agree at every checkpoint.
-    let mut rng = Rng::new(1);
+    let mut rng = Rng::seeded(1);
     let mut h: HashMap<u64, String> = HashMap::new();
     let mut b: BTreeMap<u64, String> = BTreeMap::new();
     for step in 0..120_000u64 {
-        let k = rng.below(20_000);
+        let k = rng.below(20_000) as u64;
         if rng.below(3) == 0 {
             assert_eq!(h.remove(&k), b.remove(&k), "step {step}: remove {k}");
         } else {
@@ -358,11 +342,11 @@ pub fn random_json(rng: &mut Rng, depth: u32, budget: &mut i64) -> Json {
         2 => Json::Num(match rng.below(3) {
             0 => rng.below(1 << 40) as f64,
             1 => -(rng.below(100_000) as f64) / 64.0,
-            _ => (rng.next() >> 11) as f64 * 1e-3,
+            _ => (rng.next_u64() >> 11) as f64 * 1e-3,
         }),
         3 => {
             const CHARS: [char; 12] = ['a', 'Z', '7', ' ', '"', '\\', '\n', '\t', 'é', '→', '\u{1}', '字'];
-            Json::Str((0..rng.below(24)).map(|_| CHARS[rng.below(CHARS.len() as u64) as usize]).collect())
+            Json::Str((0..rng.below(24)).map(|_| CHARS[rng.below(CHARS.len())]).collect())
         }
         4 | 5 => Json::Arr((0..rng.below(12)).map(|_| random_json(rng, depth - 1, budget)).collect()),
         _ => Json::Obj(
@@ -375,7 +359,7 @@ pub fn random_json(rng: &mut Rng, depth: u32, budget: &mut i64) -> Json {
 
 /// Builds a document, serializes it, parses it back, and serializes again: all equal.
 pub fn json_roundtrip() {
-    let mut rng = Rng::new(2024);
+    let mut rng = Rng::seeded(2024);
     for round in 0..4 {
         let mut budget = 60_000;
         let doc = Json::Arr((0..200).map(|_| random_json(&mut rng, 8, &mut budget)).collect());
@@ -478,12 +462,12 @@ pub fn threads_drop_each_others_data() {
         let tx = senders[(t + 1) % THREADS].clone();
         let checked = Arc::clone(&checked);
         handles.push(thread::spawn(move || {
-            let mut rng = Rng::new(t as u64 + 100);
+            let mut rng = Rng::seeded(t as u64 + 100);
             for round in 0..ROUNDS {
-                let n = rng.below(50) as usize + 1;
+                let n = rng.below(50) + 1;
                 let strings: Vec<String> =
                     (0..n).map(|i| format!("t{t}-r{round}-i{i}-{}", "#".repeat(i))).collect();
-                let nums: Box<[u64]> = (0..rng.below(2000) + 1).map(|i| i * (t as u64 + 1)).collect();
+                let nums: Box<[u64]> = (0..rng.below(2000) as u64 + 1).map(|i| i * (t as u64 + 1)).collect();
                 tx.send((t, round, strings, nums)).unwrap();
                 let (from, r, s, b) = rx.recv().unwrap();
                 assert_eq!(from, (t + THREADS - 1) % THREADS);

@@ -4,7 +4,8 @@
 //! Groups: `pair/<bytes>` (alloc then free), `batch10k/lifo` and `batch10k/random` (10,000
 //! blocks of 8..512 B, then freed newest-first or in a shuffled order), `realloc_growth`
 //! (8 B doubled to 1 MiB), `remote_free` (1,000 blocks of 64 B allocated here and freed by
-//! another thread). A strategy joins by its line in `comparisons::for_each_allocator!`.
+//! another thread). Every strategy and anchor of the table (`workloads::for_each_allocator!`)
+//! joins; the variants (other indexes and sources) are left to `benches/freelist.rs`.
 //!
 //! `cargo bench -p comparisons --bench micro [-- FILTER]`.
 
@@ -13,7 +14,7 @@ use std::hint::black_box;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use comparisons::common::Rng;
+use comparisons::workloads::Rng;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 const PAIR_BYTES: [usize; 7] = [8, 16, 64, 512, 4096, 64 * 1024, 1024 * 1024];
@@ -138,17 +139,12 @@ fn run_all<A: GlobalAlloc + Sync>(c: &mut Criterion, name: &str, a: &'static A) 
     remote_free(c, name, a);
 }
 
-macro_rules! bench_table {
-    ($c:ident ; $($name:literal, $kind:ident, $ty:ty = $init:expr;)*) => {
-        $({
-            static ALLOCATOR: $ty = $init;
-            run_all($c, $name, &ALLOCATOR);
-        })*
-    };
-}
-
 fn micro(c: &mut Criterion) {
-    comparisons::for_each_allocator!(bench_table, c);
+    comparisons::workloads::each_allocator!(|name, kind, a| {
+        if kind != "variant" {
+            run_all(c, name, a);
+        }
+    });
 }
 
 criterion_group!(benches, micro);

@@ -9,6 +9,9 @@
 //! failures (exit code, signal, time-out, missing result, checksum differing from the
 //! others) -> aggregate medians -> write the report.
 //!
+//! A/B runs (`--ab DIR`): the runner bins of another build join as `<name>@b`, in the same
+//! rotation; with `--anchor <name>` every ratio, the per-rep CPU ratio included, is B over A.
+//!
 //! C workloads (`driver/cload.rs`, `--c-workloads` or `c-...` names) go through the same
 //! plan, timing and report: their child is a real program with the allocator preloaded
 //! (`LD_PRELOAD`), and their checksum is a hash of the program's output.
@@ -48,25 +51,29 @@ pub struct Opts {
     pub seed: u64,
     pub build: bool,
     pub bin_dir: Option<PathBuf>,
+    /// The allocator every ratio is taken against.
+    pub anchor: String,
+    /// Runner bins of another build, run as `<name>@b` beside this build's (A/B runs).
+    pub ab: Option<PathBuf>,
 }
 
 fn cli() -> Command {
     Command::new("comparisons")
         .about("Workloads x allocators, each allocator the global allocator of its own process")
-        .arg(
-            Arg::new("quick").long("quick").action(ArgAction::SetTrue).help(
-                "Every workload, C ones included, at small sizes (scale 1, 3 reps, 5 s limit): under 3 minutes on 2 cores",
-            ),
-        )
+        .arg(Arg::new("quick").long("quick").action(ArgAction::SetTrue).help(
+            "Every workload of the default set, C ones included, at small sizes (scale 1, 3 reps, 5 s limit)",
+        ))
         .arg(
             Arg::new("workloads")
                 .long("workloads")
                 .value_delimiter(',')
                 .help("Comma list of workloads (default: all Rust workloads; c-... names are C workloads)"),
         )
-        .arg(Arg::new("c-workloads").long("c-workloads").action(ArgAction::SetTrue).help(
-            "Also run every C workload (real programs with each allocator preloaded; part of --quick)",
-        ))
+        .arg(
+            Arg::new("c-workloads").long("c-workloads").action(ArgAction::SetTrue).help(
+                "Also run every C workload (real programs with each allocator preloaded; part of --quick)",
+            ),
+        )
         .arg(
             Arg::new("allocators")
                 .long("allocators")
@@ -117,6 +124,16 @@ fn cli() -> Command {
                 .help("Where the runner bins are"),
         )
         .arg(
+            Arg::new("anchor")
+                .long("anchor")
+                .default_value(report::ANCHOR)
+                .help("The allocator every ratio is taken against"),
+        )
+        .arg(Arg::new("ab").long("ab").value_parser(value_parser!(PathBuf)).help(
+            "A/B runs: also run the runner bins in this directory (another build's target/release), \
+             as <name>@b, interleaved with this build's; try --anchor tiered --allocators tiered",
+        ))
+        .arg(
             Arg::new("list")
                 .long("list")
                 .action(ArgAction::SetTrue)
@@ -145,7 +162,7 @@ fn parse() -> Result<(Opts, bool), String> {
             }
         }
     }
-    // The quick set includes the C workloads (2m31s in all on 2 cores); --workloads narrows it.
+    // The quick set includes the C workloads; --workloads narrows it.
     if m.get_flag("c-workloads") || (quick && m.get_many::<String>("workloads").is_none()) {
         c_workloads = cload::ALL.iter().collect();
     }
@@ -167,6 +184,8 @@ fn parse() -> Result<(Opts, bool), String> {
         seed: *m.get_one::<u64>("seed").unwrap_or(&42),
         build: !m.get_flag("no-build"),
         bin_dir: m.get_one::<PathBuf>("bin-dir").cloned(),
+        anchor: m.get_one::<String>("anchor").cloned().unwrap_or_else(|| report::ANCHOR.into()),
+        ab: m.get_one::<PathBuf>("ab").cloned(),
     };
     Ok((opts, m.get_flag("list")))
 }

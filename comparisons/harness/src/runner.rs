@@ -1,17 +1,17 @@
-//! The child side: `alloc_<name> run WORKLOAD ...` runs one workload under the bin's global
+//! The child side: `alloc_NN run WORKLOAD ...` runs one workload under the bin's global
 //! allocator and prints one `RESULT {json}` line, or `FAILED: why` with exit code 2.
 //!
 //! Protocol (what the driver reads):
-//! - `--describe`: prints `{"name":..,"kind":..}`; kind `absent` means the allocator is not
-//!   in the table yet, and the bin runs nothing.
+//! - `--describe`: prints `{"name":..,"kind":..}`; kind `spare` means a runner slot past the
+//!   end of the table, which runs nothing.
 //! - `run WORKLOAD --scale X --threads N --seed S [--trace FILE]`: exit 0 and a RESULT line
 //!   on success; exit 2 on a failed check; a panic or a crash is a non-zero exit or a signal.
 
-use crate::workloads::{self, Ctx};
+use workloads::Ctx;
 
 /// Exit code of a failed check.
 pub const EXIT_FAILED: i32 = 2;
-/// Exit code of an absent allocator asked to run.
+/// Exit code of a spare slot asked to run.
 pub const EXIT_ABSENT: i32 = 3;
 
 fn fail(msg: &str, code: i32) -> ! {
@@ -37,13 +37,13 @@ fn parse_run(args: &[String]) -> Result<(&'static workloads::Workload, Ctx), Str
     Ok((w, ctx))
 }
 
-/// The main of every runner bin; `kind` is the table's kind, or `absent`.
+/// The main of every runner bin; `kind` is the table's kind, or `spare`.
 pub fn main(name: &str, kind: &str) {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("--describe") => println!("{}", serde_json::json!({ "name": name, "kind": kind })),
-        Some("run") if kind == "absent" => {
-            fail(&format!("{name} is not in the allocator table"), EXIT_ABSENT)
+        Some("run") if kind == "spare" => {
+            fail(&format!("{name} is a spare runner slot (no row of the allocator table)"), EXIT_ABSENT)
         }
         Some("run") => {
             let (w, ctx) = parse_run(&args[1..]).unwrap_or_else(|e| fail(&e, EXIT_FAILED));

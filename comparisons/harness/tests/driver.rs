@@ -4,11 +4,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-fn out_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("comparisons-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
+mod support;
+use support::{out_dir, verdict};
 
 fn drive(allocators: &str, workloads: &str, out: &PathBuf) -> (std::process::Output, serde_json::Value) {
     drive_with(allocators, workloads, out, "0.05", "120")
@@ -31,16 +28,6 @@ fn drive_with(
     (o, serde_json::from_str(&json).expect("valid JSON"))
 }
 
-fn verdict(j: &serde_json::Value, workload: &str, allocator: &str) -> String {
-    j["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["workload"] == workload && r["allocator"] == allocator)
-        .map(|r| r["verdict"].as_str().unwrap().to_string())
-        .unwrap_or_else(|| panic!("no result for {workload} / {allocator}"))
-}
-
 #[test]
 fn overlapping_blocks_are_reported_failed() {
     let out = out_dir("broken");
@@ -59,7 +46,8 @@ fn overlapping_blocks_are_reported_failed() {
 #[test]
 fn every_workload_passes_with_the_system_allocator() {
     let out = out_dir("sound");
-    let all: Vec<&str> = comparisons::workloads::ALL.iter().map(|w| w.name).collect();
+    let workloads = comparisons::workloads::ALL.iter().chain(comparisons::workloads::targets::TARGETS);
+    let all: Vec<&str> = workloads.map(|w| w.name).collect();
     let (o, j) = drive("system", &all.join(","), &out);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     for w in all {
@@ -80,7 +68,7 @@ fn a_run_over_the_time_limit_is_killed_and_reported() {
 }
 
 #[test]
-fn unknown_and_absent_allocators_are_refused() {
+fn unknown_allocators_are_refused() {
     let o = Command::new(env!("CARGO_BIN_EXE_comparisons"))
         .args(["--no-build", "--allocators", "no-such-allocator", "--out"])
         .arg(out_dir("unknown"))
@@ -88,4 +76,16 @@ fn unknown_and_absent_allocators_are_refused() {
         .expect("driver runs");
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-allocator: unknown"));
+}
+
+#[test]
+fn every_row_of_the_table_has_a_runner_slot() {
+    let manifest = include_str!("../Cargo.toml");
+    let slots = (0..).take_while(|k| manifest.contains(&format!("\"alloc_{k:02}\""))).count();
+    let rows = comparisons::workloads::allocators::NAMES.len();
+    assert!(
+        rows <= slots,
+        "the allocator table has {rows} rows but comparisons/harness/Cargo.toml has {slots} runner \
+         slots: add lines like {{ name = \"alloc_{slots:02}\", path = \"src/runner_bin.rs\", test = false, bench = false }}"
+    );
 }

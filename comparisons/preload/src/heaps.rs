@@ -9,13 +9,14 @@
 //! reserved, so `free` can tell a block of ours from a foreign pointer before handing it to a
 //! strategy.
 //!
-//! To add a strategy: one line in the `strategies!` invocation below.
+//! The heaps are those of the allocator table (`workloads::for_each_allocator!`): a strategy
+//! added there is served here too, under its table name.
 
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use core::{ffi::CStr, fmt::Write};
 
-use stratalloc::{Heap, Mmap, PageSource, SourceError, Strategy, StrategyKind};
+use stratalloc::{Heap, Mmap, PageSource, SourceError, Strategy};
 
 use crate::env;
 use crate::report::Line;
@@ -31,43 +32,70 @@ pub trait Visit {
     fn visit<S: Strategy>(self, heap: &'static Heap<S, Src>) -> Self::Out;
 }
 
-macro_rules! strategies {
-    (default: $default:ident; $($variant:ident => $ty:ty, $heap:ident;)+) => {
-        $(
-            static $heap: Heap<$ty, Src> = Heap::with_source(Bounded(Mmap));
-        )+
+/// A strategy of the table, by its row among the table's strategies (`NAMES`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Choice(u8);
 
-        /// The strategies built into this library, in [`StrategyKind::ALL`] order.
-        pub const AVAILABLE: &[StrategyKind] = &[$(StrategyKind::$variant),+];
+impl core::fmt::Display for Choice {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(NAMES[usize::from(self.0)])
+    }
+}
 
-        /// The strategy used when `STRATALLOC_STRATEGY` is unset, unknown or not built in.
-        pub const DEFAULT: StrategyKind = StrategyKind::$default;
+/// The row of `name` in `NAMES` (a compile error if absent).
+const fn row(name: &str) -> u8 {
+    let mut i = 0;
+    while i < NAMES.len() {
+        if NAMES[i].len() == name.len() && eq_ignore_case(NAMES[i].as_bytes(), name.as_bytes()) {
+            return i as u8;
+        }
+        i += 1;
+    }
+    panic!("not a strategy of the allocator table")
+}
 
-        /// Runs `v` on the heap of `kind` (the default's heap if `kind` is not built in).
+const fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+/// `name` with a NUL appended, as a C string.
+const fn c_name(with_nul: &'static str) -> &'static CStr {
+    match CStr::from_bytes_with_nul(with_nul.as_bytes()) {
+        Ok(c) => c,
+        Err(_) => panic!("a strategy name holds a NUL"),
+    }
+}
+
+/// One heap per strategy of the allocator table (`workloads::for_each_allocator!`, its
+/// `strategies` group: designs and variants); the anchors are not ours to serve.
+macro_rules! heaps {
+    (; strategies { $($name:literal, $kind:ident, $sty:ty, $src:ty;)* } anchors { $($anchors:tt)* }) => {
+        /// The strategies built into this library, in table order.
+        pub const NAMES: &[&str] = &[$($name),*];
+
+        /// `STRATALLOC_STRATEGY`'s values as C strings, for [`strategy_name`].
+        const C_NAMES: &[&CStr] = &[$(c_name(concat!($name, "\0"))),*];
+
+        /// Runs `v` on the heap of `choice`.
         #[inline]
-        pub fn visit<V: Visit>(kind: StrategyKind, v: V) -> V::Out {
-            #[allow(unreachable_patterns)]
-            match kind {
-                $(StrategyKind::$variant => v.visit(&$heap),)+
-                _ => visit(DEFAULT, v),
-            }
+        pub fn visit<V: Visit>(choice: Choice, v: V) -> V::Out {
+            $(
+                if choice.0 == const { row($name) } {
+                    static HEAP: Heap<$sty, Src> = Heap::with_source(Bounded(Mmap));
+                    return v.visit(&HEAP);
+                }
+            )*
+            unreachable!("a Choice is a row of NAMES")
         }
     };
 }
 
-strategies! {
-    default: Tiered;
-    FirstFit => stratalloc::FirstFit, FIRST_FIT;
-    NextFit => stratalloc::NextFit, NEXT_FIT;
-    BestFit => stratalloc::BestFit, BEST_FIT;
-    SegregatedFit => stratalloc::SegregatedFit, SEGREGATED_FIT;
-    Tiered => stratalloc::Tiered, TIERED;
-}
+workloads::for_each_allocator!(heaps);
 
-/// `STRATALLOC_STRATEGY`'s value as a C string, for [`strategy_name`].
-const C_NAMES: [&CStr; 5] = [c"first-fit", c"next-fit", c"best-fit", c"segregated-fit", c"tiered"];
+/// The strategy used when `STRATALLOC_STRATEGY` is unset or unknown.
+pub const DEFAULT: Choice = Choice(row("tiered"));
 
-/// Index of the selected strategy in `StrategyKind::ALL`, or `UNSET`.
+/// Row of the selected strategy in `NAMES`, or `UNSET`.
 static SELECTED: AtomicU8 = AtomicU8::new(UNSET);
 const UNSET: u8 = u8::MAX;
 /// Whether some thread has started choosing.
@@ -77,62 +105,51 @@ pub static STATS_AT_EXIT: AtomicBool = AtomicBool::new(false);
 
 /// The selected strategy; chooses it on the first call.
 #[inline]
-pub fn selected() -> StrategyKind {
+pub fn selected() -> Choice {
     match SELECTED.load(Ordering::Acquire) {
         UNSET => choose(),
-        i => kind_at(i),
+        i => Choice(i),
     }
-}
-
-fn kind_at(i: u8) -> StrategyKind {
-    StrategyKind::ALL.get(usize::from(i)).copied().unwrap_or(DEFAULT)
 }
 
 /// The selected strategy's name as a C string (for `stratalloc_strategy_name`).
 pub fn strategy_name() -> &'static CStr {
-    C_NAMES[selected() as usize]
+    C_NAMES[usize::from(selected().0)]
 }
 
 #[cold]
-fn choose() -> StrategyKind {
+fn choose() -> Choice {
     if CHOOSING.swap(true, Ordering::AcqRel) {
         // Another thread is reading the environment (it does not allocate): wait for it.
         loop {
             let i = SELECTED.load(Ordering::Acquire);
             if i != UNSET {
-                return kind_at(i);
+                return Choice(i);
             }
             std::thread::yield_now();
         }
     }
     let settings = env::read();
     STATS_AT_EXIT.store(settings.stats, Ordering::Relaxed);
-    let kind = settings.strategy.map_or(DEFAULT, |name| from_name(name.as_bytes()));
-    SELECTED.store(kind as u8, Ordering::Release);
-    kind
+    let choice = settings.strategy.map_or(DEFAULT, |name| from_name(name.as_bytes()));
+    SELECTED.store(choice.0, Ordering::Release);
+    choice
 }
 
-/// The strategy `name` asks for, or the default with one line on stderr saying why.
-fn from_name(name: &[u8]) -> StrategyKind {
-    let parsed = core::str::from_utf8(name).ok().and_then(|s| s.parse::<StrategyKind>().ok());
-    let mut line = Line::<320>::new();
-    let _ = match parsed {
-        Some(kind) if AVAILABLE.contains(&kind) => return kind,
-        Some(kind) => write!(
-            line,
-            "stratalloc: STRATALLOC_STRATEGY={kind} is not built into this library; using {DEFAULT}"
-        ),
-        None => {
-            let shown = core::str::from_utf8(name).unwrap_or("(not UTF-8)");
-            let valid = StrategyKind::NAMES;
-            write!(
-                line,
-                "stratalloc: unknown STRATALLOC_STRATEGY=\"{shown}\" (valid: {}, {}, {}, {}, {}); \
-                 using {DEFAULT}",
-                valid[0], valid[1], valid[2], valid[3], valid[4]
-            )
-        }
-    };
+/// The strategy `name` asks for (case-insensitive, spaces trimmed), or the default with one
+/// line on stderr saying why.
+fn from_name(name: &[u8]) -> Choice {
+    let trimmed = name.trim_ascii();
+    if let Some(i) = NAMES.iter().position(|n| eq_ignore_case(n.as_bytes(), trimmed)) {
+        return Choice(i as u8);
+    }
+    let mut line = Line::<640>::new();
+    let shown = core::str::from_utf8(name).unwrap_or("(not UTF-8)");
+    let _ = write!(line, "stratalloc: unknown STRATALLOC_STRATEGY=\"{shown}\" (valid: ");
+    for (i, n) in NAMES.iter().enumerate() {
+        let _ = write!(line, "{}{n}", if i > 0 { ", " } else { "" });
+    }
+    let _ = write!(line, "); using {DEFAULT}");
     line.emit();
     DEFAULT
 }

@@ -1,8 +1,8 @@
 //! Records the allocation trace of the program workloads (see `comparisons::trace`).
 
 #[global_allocator]
-static RECORDER: comparisons::trace::Recorder = comparisons::trace::Recorder;
+static RECORDER: workloads::trace::Recorder = workloads::trace::Recorder;
 
 fn main() {
-    comparisons::trace::record_main()
+    workloads::trace::record_main()
 }

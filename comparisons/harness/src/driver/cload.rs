@@ -18,6 +18,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use comparisons::workloads;
+
 use crate::Opts;
 
 /// Debian's mimalloc preload library (package libmimalloc2.0).
@@ -180,7 +182,11 @@ fn compile_larson(out: &Path) -> Result<(), String> {
 fn preloads(names: &[String], lib: &Path, notes: &mut Vec<String>) -> Vec<Preload> {
     let mut out = Vec::new();
     for name in names {
-        let strategy = stratalloc::StrategyKind::NAMES.iter().find(|n| **n == name.as_str()).copied();
+        // The preload library serves every strategy and variant of the table.
+        let strategy = workloads::allocators::NAMES
+            .iter()
+            .find(|(n, kind)| *n == name.as_str() && *kind != "anchor")
+            .map(|(n, _)| *n);
         let p = match (name.as_str(), strategy) {
             (_, Some(st)) => {
                 Preload { allocator: name.clone(), lib: Some(lib.to_path_buf()), strategy: Some(st) }

@@ -220,12 +220,17 @@ impl Job<'_> {
 }
 
 /// The order of runs: for each rep and workload, the allocators rotated by one more place.
+/// In A/B runs (`--ab`) every other round also goes backwards, so that neither build of an
+/// allocator always runs right after the other (the one that follows a process inherits the
+/// kernel's work of reclaiming its memory).
 fn plan<'a>(opts: &Opts, set: &'a RunnerSet, c: Option<&'a CSetup>) -> Vec<Job<'a>> {
     let mut jobs = Vec::new();
     for rep in 0..opts.reps {
         for (wi, w) in opts.workloads.iter().enumerate() {
             let n = set.runners.len();
+            let backwards = opts.ab.is_some() && (rep + wi) % 2 == 1;
             for k in 0..n {
+                let k = if backwards { n - 1 - k } else { k };
                 jobs.push(Job { rep, task: Task::Rust(w, &set.runners[(k + rep + wi) % n]) });
             }
         }

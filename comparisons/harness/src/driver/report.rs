@@ -10,7 +10,7 @@ use crate::exec::{Results, Run, Status};
 use crate::machine::{self, Machine};
 use crate::runners::RunnerSet;
 
-/// The anchor every ratio is taken against.
+/// The anchor every ratio is taken against unless `--anchor` names another.
 pub const ANCHOR: &str = "mimalloc";
 
 /// Verdict of one workload x allocator cell.
@@ -28,6 +28,8 @@ pub struct Cell {
     pub wall_s: Vec<f64>,
     pub cpu_s: Vec<f64>,
     pub maxrss_kib: Vec<u64>,
+    /// CPU seconds by rep, for ratios within a round.
+    pub rep_cpu_s: Vec<(usize, f64)>,
     pub metrics: Vec<(String, f64)>,
     pub checksum: Option<String>,
 }
@@ -36,7 +38,6 @@ pub struct Cell {
 pub struct Summary {
     pub workloads: Vec<&'static str>,
     pub allocators: Vec<(String, String)>,
-    pub absent: Vec<String>,
     pub cells: HashMap<(String, String), Cell>,
     pub machine: Machine,
     pub command: String,
@@ -79,8 +80,25 @@ impl Summary {
         self.cells.values().filter(|c| matches!(c.verdict, Verdict::Failed(_))).count()
     }
     fn ratio(&self, w: &str, a: &str, f: fn(&Cell) -> Option<f64>) -> Option<f64> {
-        let base = f(self.cell(w, ANCHOR)?)?;
+        let base = f(self.cell(w, &self.opts.anchor)?)?;
         Some(f(self.cell(w, a)?)? / base)
+    }
+    /// The median over reps of the CPU-time ratio to the anchor within the same rep (both
+    /// runs moments apart, so a noisy minute of a shared machine hits both).
+    pub fn round_ratio(&self, w: &str, a: &str) -> Option<f64> {
+        let (base, cell) = (self.cell(w, &self.opts.anchor)?, self.cell(w, a)?);
+        if base.verdict != Verdict::Ok || cell.verdict != Verdict::Ok {
+            return None;
+        }
+        let ratios: Vec<f64> = cell
+            .rep_cpu_s
+            .iter()
+            .filter_map(|(rep, cpu)| {
+                let b = base.rep_cpu_s.iter().find(|(r, _)| r == rep)?.1;
+                (b > 0.0).then(|| cpu / b)
+            })
+            .collect();
+        median(&ratios)
     }
     fn names(&self) -> Vec<String> {
         self.allocators.iter().map(|(n, _)| n.clone()).collect()
@@ -144,6 +162,7 @@ pub fn summarise(opts: &Opts, set: &RunnerSet, results: Results) -> Summary {
             wall_s: vec![],
             cpu_s: vec![],
             maxrss_kib: vec![],
+            rep_cpu_s: vec![],
             metrics: vec![],
             checksum: None,
         });
@@ -152,6 +171,7 @@ pub fn summarise(opts: &Opts, set: &RunnerSet, results: Results) -> Summary {
                 c.wall_s.push(r.wall_s);
                 c.cpu_s.push(r.cpu_s);
                 c.maxrss_kib.push(r.maxrss_kib);
+                c.rep_cpu_s.push((r.rep, r.cpu_s));
                 c.checksum = Some(checksum.clone());
                 metric_lists.entry(key).or_default().extend(metrics.iter().cloned());
             }
@@ -189,7 +209,6 @@ pub fn summarise(opts: &Opts, set: &RunnerSet, results: Results) -> Summary {
             .chain(opts.c_workloads.iter().map(|w| w.name).filter(|n| !c_skipped(&c_notes, n)))
             .collect(),
         allocators: set.runners.iter().map(|r| (r.name.clone(), r.kind.clone())).collect(),
-        absent: set.absent.clone(),
         cells,
         machine: machine::describe(),
         command: command_line(),
@@ -272,18 +291,25 @@ fn ratio_fmt(s: &Summary, f: fn(&Cell) -> Option<f64>) -> impl Fn(&str, &str) ->
     }
 }
 
+fn round_fmt(s: &Summary) -> impl Fn(&str, &str) -> Option<String> + '_ {
+    move |w, a| s.round_ratio(w, a).map(|r| format!("{r:.2}"))
+}
+
 /// The terminal report.
 pub fn terminal(s: &Summary) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "\nWall time, median of {} reps, ratio to {ANCHOR} (lower is better)", s.opts.reps);
+    let anchor = &s.opts.anchor;
+    let _ = writeln!(out, "\nWall time, median of {} reps, ratio to {anchor} (lower is better)", s.opts.reps);
     out += &table(s, &ratio_fmt(s, Cell::wall), false);
     out += &geomean_row(s, Cell::wall, false);
-    if s.allocators.iter().all(|(n, _)| n != ANCHOR) {
-        let _ = writeln!(out, "({ANCHOR} was not run: values in parentheses are median seconds)");
+    if s.allocators.iter().all(|(n, _)| n != anchor) {
+        let _ = writeln!(out, "({anchor} was not run: values in parentheses are median seconds)");
     }
-    let _ = writeln!(out, "\n{ANCHOR} median wall time (ms):");
+    let _ = writeln!(out, "\nCPU time, ratio to {anchor}: median over reps of the ratio within each rep");
+    out += &table(s, &round_fmt(s), false);
+    let _ = writeln!(out, "\n{anchor} median wall time (ms):");
     for w in &s.workloads {
-        if let Some(v) = s.cell(w, ANCHOR).and_then(Cell::wall) {
+        if let Some(v) = s.cell(w, anchor).and_then(Cell::wall) {
             let _ = write!(out, "{w} {:.0}  ", v * 1000.0);
         }
     }
@@ -293,7 +319,7 @@ pub fn terminal(s: &Summary) -> String {
     out
 }
 
-/// Failures, time-outs and absent allocators; `heading` is the markdown heading level, or
+/// Failures, time-outs and C notes; `heading` is the markdown heading level, or
 /// "" for the terminal.
 fn notes(s: &Summary, heading: &str) -> String {
     let md = !heading.is_empty();
@@ -320,13 +346,6 @@ fn notes(s: &Summary, heading: &str) -> String {
                 _ => {}
             }
         }
-    }
-    if !s.absent.is_empty() {
-        let _ = writeln!(
-            out,
-            "{bullet}Not in the allocator table yet (absent, not run): {}",
-            s.absent.join(", ")
-        );
     }
     for n in &s.c_notes {
         let _ = writeln!(out, "{bullet}{n}");
@@ -360,18 +379,19 @@ pub fn write_all(opts: &Opts, s: &Summary) -> Result<Vec<PathBuf>, String> {
     let ratios = |f: fn(&Cell) -> Option<f64>| -> Vec<Vec<Option<f64>>> {
         s.workloads.iter().map(|w| names.iter().map(|a| s.ratio(w, a, f)).collect()).collect()
     };
+    let anchor = &s.opts.anchor;
     crate::plot::grouped_bars(
         &wall_svg,
-        "Wall time, ratio to mimalloc (log scale, lower is better)",
-        "wall time / mimalloc's (no bar: FAILED, TIMEOUT or not run)",
+        &format!("Wall time, ratio to {anchor} (log scale, lower is better)"),
+        &format!("wall time / {anchor}'s (no bar: FAILED, TIMEOUT or not run)"),
         &s.workloads,
         &names,
         &ratios(Cell::wall),
     )?;
     crate::plot::grouped_bars(
         &rss_svg,
-        "Peak RSS, ratio to mimalloc (log scale, lower is better)",
-        "peak RSS / mimalloc's (no bar: FAILED, TIMEOUT or not run)",
+        &format!("Peak RSS, ratio to {anchor} (log scale, lower is better)"),
+        &format!("peak RSS / {anchor}'s (no bar: FAILED, TIMEOUT or not run)"),
         &s.workloads,
         &names,
         &ratios(Cell::rss_mib),
@@ -420,18 +440,32 @@ fn markdown(s: &Summary, standalone: bool) -> String {
          set: they include the allocator's metadata and caches and the pages the Rust runtime maps.\n"
     );
     if standalone {
-        let _ = writeln!(out, "![wall time ratio to mimalloc, per workload and allocator](wall_ratio.svg)\n");
+        let _ = writeln!(
+            out,
+            "![wall time ratio to {}, per workload and allocator](wall_ratio.svg)\n",
+            s.opts.anchor
+        );
     }
-    let _ = writeln!(out, "{h} Wall time, ratio to {ANCHOR} (median; lower is better)\n");
+    let anchor = &s.opts.anchor;
+    let _ = writeln!(out, "{h} Wall time, ratio to {anchor} (median; lower is better)\n");
     out += &table(s, &ratio_fmt(s, Cell::wall), true);
     out += &geomean_row(s, Cell::wall, true);
+    let _ = writeln!(
+        out,
+        "\n{h} CPU time, ratio to {anchor} within each rep (median over reps; lower is better)\n"
+    );
+    out += &table(s, &round_fmt(s), true);
     let _ = writeln!(out, "\n{h} Wall time, median (ms)\n");
     out += &table(s, &|w, a| s.cell(w, a).and_then(Cell::wall).map(|v| format!("{:.1}", v * 1000.0)), true);
     let _ = writeln!(out, "\n{h} CPU time (user + system), median (ms)\n");
     out += &table(s, &|w, a| s.cell(w, a).and_then(Cell::cpu).map(|v| format!("{:.1}", v * 1000.0)), true);
     let _ = writeln!(out, "\n{h} Peak RSS, median (MiB)\n");
     if standalone {
-        let _ = writeln!(out, "![peak RSS ratio to mimalloc, per workload and allocator](rss_ratio.svg)\n");
+        let _ = writeln!(
+            out,
+            "![peak RSS ratio to {}, per workload and allocator](rss_ratio.svg)\n",
+            s.opts.anchor
+        );
     }
     out += &table(s, &|w, a| s.cell(w, a).and_then(Cell::rss_mib).map(|v| format!("{v:.1}")), true);
     let metric_names: Vec<(&str, &str)> =
@@ -495,8 +529,9 @@ fn to_json(s: &Summary) -> serde_json::Value {
                 "preloaded": s.opts.c_workloads.iter().any(|c| c.name == *w),
                 "wall_s": c.wall_s, "cpu_s": c.cpu_s, "maxrss_kib": c.maxrss_kib,
                 "median_wall_s": c.wall(), "median_cpu_s": c.cpu(), "median_maxrss_mib": c.rss_mib(),
-                "wall_ratio_to_mimalloc": s.ratio(w, a, Cell::wall),
-                "rss_ratio_to_mimalloc": s.ratio(w, a, Cell::rss_mib),
+                "wall_ratio_to_anchor": s.ratio(w, a, Cell::wall),
+                "rss_ratio_to_anchor": s.ratio(w, a, Cell::rss_mib),
+                "cpu_round_ratio_to_anchor": s.round_ratio(w, a),
                 "checksum": c.checksum, "metrics": metrics,
             }));
         }
@@ -505,12 +540,12 @@ fn to_json(s: &Summary) -> serde_json::Value {
         "command": s.command,
         "machine": s.machine.json(),
         "anchor_versions": env!("ANCHOR_VERSIONS"),
+        "anchor": s.opts.anchor,
         "options": {
             "quick": s.opts.quick, "scale": s.opts.scale, "reps": s.opts.reps,
             "threads": s.opts.threads, "seed": s.opts.seed, "timeout_s": s.opts.timeout.as_secs_f64(),
         },
         "allocators": s.allocators.iter().map(|(n, k)| serde_json::json!({"name": n, "kind": k})).collect::<Vec<_>>(),
-        "absent": s.absent,
         "workloads": s.opts.workloads.iter().map(|w| serde_json::json!({"name": w.name, "group": w.group, "about": w.about}))
             .chain(s.opts.c_workloads.iter().map(|w| serde_json::json!({"name": w.name, "group": "C, preloaded", "about": w.about})))
             .collect::<Vec<_>>(),

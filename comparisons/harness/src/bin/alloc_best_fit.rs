@@ -1,2 +1,0 @@
-//! Runner with the `best-fit` allocator of the table as its global allocator.
-comparisons::runner!("best-fit");
