@@ -33,19 +33,7 @@ fn check<S: Strategy, P: PageSource>(h: &Heap<S, P>) {
     }
 }
 
-/// A tiny deterministic generator (xorshift64*).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use workloads::Rng;
 
 /// A live block in the shadow model: pointer, layout, fill byte.
 struct Live {
@@ -70,7 +58,7 @@ fn random_layout(rng: &mut Rng) -> Layout {
         0..=5 => 1 + rng.below(128),
         6..=8 => 1 + rng.below(4096),
         _ => 1 + rng.below(64 * 1024),
-    } as usize;
+    };
     let align = match rng.below(20) {
         0 => 1 << (5 + rng.below(16)), // 32 B ..= 1 MiB
         1..=3 => 1 << rng.below(5),
@@ -82,7 +70,7 @@ fn random_layout(rng: &mut Rng) -> Layout {
 /// Random alloc / zeroed alloc / realloc / free against a shadow model, checking every
 /// invariant after every operation.
 fn churn<S: Strategy + ConstInit, P: PageSource>(h: &Heap<S, P>, seed: u64, ops: usize) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::seeded(seed);
     let mut live: Vec<Live> = Vec::new();
     for i in 0..ops {
         match rng.below(10) {
@@ -103,13 +91,13 @@ fn churn<S: Strategy + ConstInit, P: PageSource>(h: &Heap<S, P>, seed: u64, ops:
                 live.push(l);
             }
             5..=7 if !live.is_empty() => {
-                let l = live.swap_remove(rng.below(live.len() as u64) as usize);
+                let l = live.swap_remove(rng.below(live.len()));
                 verify(&l, l.layout.size());
                 // SAFETY: live block with its layout.
                 unsafe { h.dealloc(l.p.as_ptr(), l.layout) };
             }
             8..=9 if !live.is_empty() => {
-                let k = rng.below(live.len() as u64) as usize;
+                let k = rng.below(live.len());
                 let new_size = random_layout(&mut rng).size();
                 let l = &mut live[k];
                 // SAFETY: live block with its layout; non-zero size.
@@ -411,9 +399,9 @@ fn adjacent_growth_extends_the_chunk() {
 #[test]
 fn alloc_zeroed_is_zero_after_reuse() {
     let h: Heap<FirstFit<Linear>, Mmap> = Heap::new();
-    let mut rng = Rng(5);
+    let mut rng = Rng::seeded(5);
     for round in 0..200 {
-        let l = layout(1 + rng.below(3000) as usize, 1 << rng.below(7));
+        let l = layout(1 + rng.below(3000), 1 << rng.below(7));
         // SAFETY: non-zero sizes; each block freed with its layout.
         unsafe {
             let p = h.alloc_zeroed(l);
