@@ -288,23 +288,28 @@ pub struct Run {
 // ANCHOR: find
 /// Lowest-address free run of `n` pages over arenas sorted by address; runs may cross into
 /// an adjacent arena.
-pub fn find(arenas: &[*mut Arena], n: usize) -> Option<Run> {
+///
+/// # Safety
+/// `arenas` are initialised arenas of one heap, whose lock the caller holds.
+pub unsafe fn find(arenas: &[*mut Arena], n: usize) -> Option<Run> {
     let (mut run, mut run_start) = (0usize, Run { arena: 0, page: 0 });
     let mut prev_end = 0usize;
     for (i, &a) in arenas.iter().enumerate() {
-        // SAFETY: every entry of the arena list is initialised metadata that lives as long as
-        // the heap; the heap lock is held by the caller.
+        // SAFETY: the caller passes initialised arena metadata, which lives as long as the
+        // heap; only shared references are made (see "Sharing" in arena.rs).
         let a = unsafe { &*a };
-        if a.base != prev_end {
+        // SAFETY: the caller holds the heap lock, so nobody changes the pages meanwhile.
+        let pages = unsafe { a.pages() };
+        if a.base_addr() != prev_end {
             run = 0;
         }
         prev_end = a.end();
-        let s = a.pages.sum;
+        let s = pages.sum;
         if run > 0 && run + s.start as usize >= n {
             return Some(run_start);
         }
         if n <= ARENA_PAGES
-            && let Some(p) = a.pages.find(n)
+            && let Some(p) = pages.find(n)
         {
             return Some(Run { arena: i, page: p });
         }

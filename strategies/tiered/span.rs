@@ -47,7 +47,7 @@
 //! - every object on `remote` lies in the span, at an object boundary, with its bit set.
 
 use core::cell::Cell;
-use core::ptr;
+use core::ptr::{self, NonNull};
 use core::sync::atomic::AtomicPtr;
 
 use super::remote::{RemoteStack, TinyCounter};
@@ -102,8 +102,9 @@ pub struct Span {
     // spans of up to 256 objects (their bitmap fits in its last 32 bytes): the span's
     // identity, the object count and the first four bitmap words. A free then misses in the
     // cache at most once on the span (twice for bigger bitmaps), not once per field group.
-    /// Address of the first object (the first page).
-    pub base: usize,
+    /// The first object (the first page), with the provenance of the arena's reservation:
+    /// every object pointer of the span is derived from it.
+    pub base: NonNull<u8>,
     /// The mcache whose current (or owned) span this is, or null.
     pub owner: AtomicPtr<MCache>,
     /// `ceil(2^32 / elem_bytes)` for small spans (Go's `mspan.divMul`): object index by
@@ -134,7 +135,7 @@ pub struct Span {
     pub elem_bytes: usize,
     /// A copy of `base` beside the alloc cache, so that an allocation reads one line of the
     /// span (`alloc_base == base`, set once, checked).
-    pub alloc_base: usize,
+    pub alloc_base: NonNull<u8>,
     /// Runtime pages.
     pub npages: usize,
     /// Tiny spans only: one counter per 16 B block (see mcache.rs).
@@ -159,10 +160,20 @@ const _: () = {
     assert!(core::mem::size_of::<Span>() == 320);
 };
 
-// SAFETY: spans are shared by raw pointers between threads; each `Cell` field is written only
-// by the span's owner (the owning mcache's thread, or the holder of its mcentral's lock, or
-// the heap lock for a large span), as the module docs state; the hand-over of ownership goes
-// through a lock, which orders the accesses. Cross-thread fields are atomics.
+// SAFETY: `Span` is `!Sync` for its `Cell`s and its raw `tiny_counts` pointer; spans are
+// shared between threads as `&Span`. Every `Cell` (alloc bits and count, alloc cache,
+// `freeindex`, `needzero`, list links and tag) is read and written by one party at a time,
+// the span's holder: the thread of the mcache that `owner` names, else the holder of the
+// span's mcentral lock (a span on its lists, or being filed there), else, for a large span,
+// the heap lock holder and the thread that holds its object. A span changes holder only
+// under the mcentral lock (cacheSpan, uncacheSpan) or the heap lock (`alloc_span`,
+// `free_span`), whose Acquire and Release order the old holder's accesses before the new
+// one's. Any other thread reads only fields set before the span was handed out and never
+// changed after (`base`, `alloc_base`, `div_mul`, `refill_count`, `class`, `span_class`,
+// `nelems`, `elem_bytes`, `npages`, `tiny_counts`; ordered by the locks that handed the span
+// and its objects out) and atomics (`owner`, `remote`, the tiny counters `tiny_counts` points
+// at). This holds for the debug checks too: the free path reads a span's bits only when the
+// freeing thread's cache owns it (`Root::can_stack`). `EMPTY_SPAN` is never written.
 unsafe impl Sync for Span {}
 
 impl Span {
@@ -173,8 +184,8 @@ impl Span {
             alloc_cache: Cell::new(0),
             freeindex: Cell::new(0),
             alloc_count: Cell::new(0),
-            base: 0,
-            alloc_base: 0,
+            base: NonNull::dangling(),
+            alloc_base: NonNull::dangling(),
             elem_bytes: 0,
             nelems: 0,
             class: 0,
@@ -183,7 +194,7 @@ impl Span {
             needzero: Cell::new(false),
             npages: 0,
             owner: AtomicPtr::new(ptr::null_mut()),
-            remote: RemoteStack::from_atomic(core::sync::atomic::AtomicUsize::new(0)),
+            remote: RemoteStack::from_atomic(AtomicPtr::new(ptr::null_mut())),
             next: Cell::new(ptr::null()),
             prev: Cell::new(ptr::null()),
             tiny_counts: ptr::null(),
@@ -197,7 +208,7 @@ impl Span {
 
     /// A fresh span of `npages` pages at `base` for span class `spc` (0 = large).
     pub fn new(
-        base: usize,
+        base: NonNull<u8>,
         npages: usize,
         spc: usize,
         needzero: bool,
@@ -267,7 +278,7 @@ impl Span {
     /// Go's `nextFreeFast`: the next free object from the cache, or `None` when the cache is
     /// empty. Owner only.
     #[inline(always)]
-    pub fn next_free_fast(&self) -> Option<usize> {
+    pub fn next_free_fast(&self) -> Option<NonNull<u8>> {
         let c = self.alloc_cache.get();
         if c == 0 {
             return None;
@@ -276,7 +287,10 @@ impl Span {
         let i = self.freeindex.get() + t;
         self.alloc_cache.set((c >> t) >> 1);
         self.freeindex.set(i + 1);
-        Some(self.alloc_base + i as usize * self.elem_bytes)
+        // SAFETY: a set bit of the alloc cache is an object below `nelems` (invariant), so
+        // its offset `i * elem_bytes` lies inside the span's pages, which `alloc_base`'s
+        // provenance covers.
+        Some(unsafe { self.alloc_base.add(i as usize * self.elem_bytes) })
     }
     // ANCHOR_END: next_free_fast
 
@@ -285,7 +299,7 @@ impl Span {
     /// free bit, claims that word's free objects from `freeindex` on, and allocates from
     /// it; `None` at the end of the span. Owner only.
     #[cold]
-    pub fn next_free(&self) -> Option<usize> {
+    pub fn next_free(&self) -> Option<NonNull<u8>> {
         loop {
             let fi = self.freeindex.get() as usize;
             if fi >= self.nelems as usize {
@@ -326,10 +340,27 @@ impl Span {
     }
     // ANCHOR_END: rewind
 
-    /// Object index of `addr`, without a division (Go's `divMul`).
+    /// Object index of address `addr` (in the span), without a division (Go's `divMul`).
     #[inline]
     pub fn object_index(&self, addr: usize) -> usize {
-        sizeclass::div_by_mul(addr - self.base, self.div_mul)
+        sizeclass::div_by_mul(addr - self.base_addr(), self.div_mul)
+    }
+
+    /// The first byte, as an address (arithmetic and keys only).
+    #[inline]
+    pub fn base_addr(&self) -> usize {
+        self.base.as_ptr().addr()
+    }
+
+    /// Object `i` of the span as a pointer derived from `base` (so with the provenance of
+    /// the span's pages, whatever pointer it is computed for).
+    ///
+    /// # Safety
+    /// `i < nelems`.
+    #[inline]
+    pub unsafe fn object(&self, i: usize) -> NonNull<u8> {
+        // SAFETY: `i < nelems` (the caller's contract): the offset lies inside the span.
+        unsafe { self.base.add(i * self.elem_bytes) }
     }
 
     // ANCHOR: free_local
@@ -338,7 +369,7 @@ impl Span {
     #[inline]
     pub fn free_local(&self, i: usize) -> u32 {
         let w = self.word(i);
-        debug_assert!(w.get() >> (i % 64) & 1 == 1, "double free of object {i} in span {:#x}", self.base);
+        debug_assert!(w.get() >> (i % 64) & 1 == 1, "double free of object {i} in span {:p}", self.base);
         w.set(w.get() & !(1 << (i % 64)));
         let n = self.alloc_count.get() - 1;
         self.alloc_count.set(n);
@@ -349,9 +380,10 @@ impl Span {
     // ANCHOR: push_remote
     /// Pushes a freed object on the remote stack (any thread). One CAS.
     #[inline]
-    pub fn push_remote(&self, obj: usize) {
-        // SAFETY: `obj` is a freed object of this span, at least 8 bytes and 8-aligned;
-        // nobody else uses it until it is collected.
+    pub fn push_remote(&self, obj: NonNull<u8>) {
+        // SAFETY: the callers pass a freed object of this span (every object is at least 8
+        // bytes and 8-aligned) with a pointer valid for it; nobody uses it until it is
+        // collected.
         unsafe { self.remote.push(obj) }
     }
     // ANCHOR_END: push_remote
@@ -362,12 +394,11 @@ impl Span {
     pub fn collect_remote(&self) -> usize {
         let mut p = self.remote.take();
         let mut n = 0;
-        while p != 0 {
-            // SAFETY: `p` is a node of the list just taken.
-            let next = unsafe { RemoteStack::next(p) };
-            self.free_local(self.object_index(p));
+        while let Some(q) = NonNull::new(p) {
+            // SAFETY: `q` is a node of the list just taken.
+            p = unsafe { RemoteStack::next(q) };
+            self.free_local(self.object_index(q.as_ptr().addr()));
             n += 1;
-            p = next;
         }
         n
     }
@@ -377,9 +408,9 @@ impl Span {
     pub fn remote_len(&self) -> usize {
         let mut p = self.remote.peek();
         let mut n = 0;
-        while p != 0 {
-            // SAFETY: no concurrent push (checker); nodes hold their links.
-            p = unsafe { RemoteStack::next(p) };
+        while let Some(q) = NonNull::new(p) {
+            // SAFETY: no concurrent push (the checker runs alone); nodes hold their links.
+            p = unsafe { RemoteStack::next(q) };
             n += 1;
         }
         n
@@ -421,7 +452,7 @@ impl Span {
     /// One past the last byte.
     #[inline]
     pub fn end(&self) -> usize {
-        self.base + self.npages * PAGE_BYTES
+        self.base_addr() + self.npages * PAGE_BYTES
     }
 }
 
@@ -448,7 +479,7 @@ mod tests {
     #[test]
     fn scan_hands_out_every_object_once_then_rewinds() {
         let mut mem = std::vec![0u64; PAGE_BYTES / 8];
-        let base = mem.as_mut_ptr() as usize;
+        let base = NonNull::new(mem.as_mut_ptr().cast::<u8>()).unwrap();
         let s = Span::new(base, 1, sizeclass::span_class(3), false, ptr::null());
         assert_eq!(s.nelems, 341);
         let mut got = Vec::new();
@@ -457,7 +488,7 @@ mod tests {
         }
         assert_eq!(got.len(), 341);
         assert!(s.is_full());
-        s.free_local(s.object_index(got[7]));
+        s.free_local(s.object_index(got[7].as_ptr().addr()));
         s.push_remote(got[100]);
         assert_eq!(s.collect_remote(), 1);
         assert_eq!(s.alloc_count.get(), 339);

@@ -28,12 +28,21 @@ fn verify(p: *const u8, n: usize, seed: u8) {
 ///
 /// # Safety
 /// `ptrs` are distinct live blocks of `heap`, allocated with layout `l`.
-unsafe fn free_each<P: crate::PageSource>(heap: &Heap<Tiered, P>, ptrs: &[usize], l: Layout) {
+unsafe fn free_each<P: crate::PageSource>(heap: &Heap<Tiered, P>, ptrs: &[*mut u8], l: Layout) {
     for &p in ptrs {
         // SAFETY: the caller's guarantee.
-        unsafe { core::alloc::GlobalAlloc::dealloc(heap, p as *mut u8, l) };
+        unsafe { core::alloc::GlobalAlloc::dealloc(heap, p, l) };
     }
 }
+
+/// Blocks handed to another thread in a test (raw pointers are neither `Send` nor `Sync`).
+struct Blocks(Vec<*mut u8>);
+// SAFETY: the blocks are plain memory of a heap that every thread may use; the tests hand
+// each block to one thread at a time.
+unsafe impl Sync for Blocks {}
+// SAFETY: the blocks are plain heap memory, tied to no thread: moving the list moves no
+// thread-bound data.
+unsafe impl Send for Blocks {}
 
 #[test]
 fn every_class_and_large_round_trip() {
@@ -44,7 +53,7 @@ fn every_class_and_large_round_trip() {
         for align in [1usize, 8, 16, 64, 4096, 8192, 16384, 1 << 20] {
             let l = Layout::from_size_align(size, align).unwrap();
             let p = heap.alloc_layout(l).unwrap().as_ptr();
-            assert_eq!(p as usize % align, 0, "size {size} align {align}");
+            assert_eq!(p.addr() % align, 0, "size {size} align {align}");
             fill(p, size, k as u8);
             live.push((p, l, k as u8));
         }
@@ -58,7 +67,7 @@ fn every_class_and_large_round_trip() {
         unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, l) };
     }
     heap.strategy().release_thread_cache();
-    // SAFETY: as above.
+    // SAFETY: no other thread uses the heap.
     unsafe { heap.check() }.unwrap();
     let st = heap.stats();
     assert_eq!((st.live_bytes, st.live_objects), (0, 0));
@@ -68,21 +77,21 @@ fn every_class_and_large_round_trip() {
 fn tiny_blocks_are_reused_once_all_objects_are_freed() {
     let heap: Heap<Tiered> = Heap::new();
     let l = Layout::from_size_align(4, 4).unwrap();
-    let a = heap.alloc_layout(l).unwrap().as_ptr() as usize;
-    let b = heap.alloc_layout(l).unwrap().as_ptr() as usize;
-    assert_eq!(b, a + 4, "tiny objects share a block");
+    let a = heap.alloc_layout(l).unwrap().as_ptr();
+    let b = heap.alloc_layout(l).unwrap().as_ptr();
+    assert_eq!(b, a.wrapping_add(4), "tiny objects share a block");
     // SAFETY: live blocks of this heap.
     unsafe {
-        core::alloc::GlobalAlloc::dealloc(&heap, a as *mut u8, l);
-        core::alloc::GlobalAlloc::dealloc(&heap, b as *mut u8, l);
+        core::alloc::GlobalAlloc::dealloc(&heap, a, l);
+        core::alloc::GlobalAlloc::dealloc(&heap, b, l);
     }
-    let c = heap.alloc_layout(l).unwrap().as_ptr() as usize;
+    let c = heap.alloc_layout(l).unwrap().as_ptr();
     assert_eq!(c, a, "an emptied current tiny block is reused from offset 0");
-    // SAFETY: as above.
-    unsafe { core::alloc::GlobalAlloc::dealloc(&heap, c as *mut u8, l) };
+    // SAFETY: a live block of this heap, freed once.
+    unsafe { core::alloc::GlobalAlloc::dealloc(&heap, c, l) };
     // Retired blocks: fill many blocks, free everything, and the span count does not grow.
     for _ in 0..3 {
-        let v: Vec<usize> = (0..10_000).map(|_| heap.alloc_layout(l).unwrap().as_ptr() as usize).collect();
+        let v: Vec<*mut u8> = (0..10_000).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
         // SAFETY: live blocks of this heap.
         unsafe { free_each(&heap, &v, l) };
     }
@@ -120,15 +129,15 @@ fn shared_cache_path_mixes_with_thread_caches() {
     let l = Layout::from_size_align(48, 8).unwrap();
     let tiny = Layout::from_size_align(5, 1).unwrap();
     // Make the root exist, through the thread's own cache.
-    let own: Vec<usize> = (0..500).map(|_| heap.alloc_layout(l).unwrap().as_ptr() as usize).collect();
+    let own: Vec<*mut u8> = (0..500).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
     let root = heap.strategy().existing_root().unwrap();
     let src = heap.source();
-    let shared: Vec<(usize, Layout)> = (0..500)
+    let shared: Vec<(core::ptr::NonNull<u8>, Layout)> = (0..500)
         .flat_map(|i| {
             let a =
                 root.with_shared_cache(src, 48, |c| c.alloc_small(root, src, super::span_class(5))).unwrap();
             let b = root.with_shared_cache(src, 5, |c| c.alloc_tiny(root, src, 5, 1)).unwrap();
-            fill(a as *mut u8, 48, i as u8);
+            fill(a.as_ptr(), 48, i as u8);
             [(a, l), (b, tiny)]
         })
         .collect();
@@ -136,10 +145,10 @@ fn shared_cache_path_mixes_with_thread_caches() {
     unsafe { free_each(&heap, &own, l) };
     for (i, &(p, lay)) in shared.iter().enumerate() {
         if lay.size() == 48 {
-            verify(p as *const u8, 48, (i / 2) as u8);
+            verify(p.as_ptr(), 48, (i / 2) as u8);
         }
-        // SAFETY: as above.
-        unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p as *mut u8, lay) };
+        // SAFETY: live blocks of this heap, freed once.
+        unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p.as_ptr(), lay) };
     }
     heap.trim();
     // SAFETY: no other thread uses the heap.
@@ -202,19 +211,20 @@ fn scavenger_in_flight_run_is_not_allocated() {
     // Allocations avoid the run while it is in flight.
     let mut live = Vec::new();
     for _ in 0..4 {
-        let q = heap.alloc_layout(big).unwrap().as_ptr() as usize;
-        assert!(q + big.size() <= run.addr || q >= run.addr + run.npages * PAGE_BYTES, "{q:#x} in {run:?}");
+        let q = heap.alloc_layout(big).unwrap().as_ptr();
+        let a = q.addr();
+        assert!(a + big.size() <= run.addr() || a >= run.addr() + run.npages * PAGE_BYTES, "{q:p} in {run:?}");
         live.push(q);
     }
     root.heap.lock.lock().finish_scavenge_run(run, false);
-    // SAFETY: as above.
+    // SAFETY: no other thread uses the heap.
     unsafe { heap.check() }.unwrap();
     for q in live {
         // SAFETY: live blocks of this heap, freed once.
-        unsafe { core::alloc::GlobalAlloc::dealloc(&heap, q as *mut u8, big) };
+        unsafe { core::alloc::GlobalAlloc::dealloc(&heap, q, big) };
     }
     assert!(heap.trim() >= big.size());
-    // SAFETY: as above.
+    // SAFETY: no other thread uses the heap.
     unsafe { heap.check() }.unwrap();
 }
 
@@ -333,7 +343,7 @@ fn scavenger_holds_freed_pages_for_hold_steps() {
         root.heap.scavenge(src, SCAVENGE_STEP_PAGES, Goal::Target, false);
     }
     assert!(ready(root) <= RETAIN_MIN_PAGES * PAGE_BYTES, "still {} bytes Ready", ready(root));
-    // SAFETY: as above.
+    // SAFETY: no other thread uses the heap.
     unsafe { heap.check() }.unwrap();
     for p in live {
         // SAFETY: live blocks of this heap, freed once.
@@ -349,12 +359,12 @@ fn free_stacks_hand_back_the_last_freed_objects_first() {
     use super::mcache::{FREE_STACK_BYTES, FREE_STACK_SLOTS};
     let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
     let l = Layout::from_size_align(48, 8).unwrap();
-    let mut live: Vec<usize> = (0..200).map(|_| heap.alloc_layout(l).unwrap().as_ptr() as usize).collect();
+    let mut live: Vec<*mut u8> = (0..200).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
     for (k, &p) in live.iter().enumerate() {
-        fill(p as *mut u8, 48, k as u8);
+        fill(p, 48, k as u8);
     }
     // Free 40 (more than the stack holds), newest last.
-    let freed: Vec<usize> = live.drain(100..140).collect();
+    let freed: Vec<*mut u8> = live.drain(100..140).collect();
     // SAFETY: live blocks of this heap.
     unsafe { free_each(&heap, &freed, l) };
     // SAFETY: no other thread uses the heap.
@@ -363,26 +373,26 @@ fn free_stacks_hand_back_the_last_freed_objects_first() {
     // The stack holds the first `room` freed (the later ones found it full): handed back
     // newest first.
     for k in (0..room).rev() {
-        let p = heap.alloc_layout(l).unwrap().as_ptr() as usize;
+        let p = heap.alloc_layout(l).unwrap().as_ptr();
         assert_eq!(p, freed[k], "allocation {} after the frees", room - 1 - k);
         live.push(p);
     }
     // Then from the spans: never an object that is still live.
     for _ in 0..100 {
-        let p = heap.alloc_layout(l).unwrap().as_ptr() as usize;
-        assert!(!live.contains(&p), "{p:#x} handed out twice");
+        let p = heap.alloc_layout(l).unwrap().as_ptr();
+        assert!(!live.contains(&p), "{p:p} handed out twice");
         live.push(p);
     }
-    // SAFETY: as above.
+    // SAFETY: no other thread uses the heap.
     unsafe { heap.check() }.unwrap();
     for (k, &p) in live.iter().take(100).enumerate() {
-        verify(p as *const u8, 48, k as u8);
+        verify(p, 48, k as u8);
     }
     assert_eq!(heap.stats().live_objects, live.len());
     // SAFETY: live blocks of this heap.
     unsafe { free_each(&heap, &live, l) };
     heap.strategy().release_thread_cache();
-    // SAFETY: as above.
+    // SAFETY: no other thread uses the heap.
     unsafe { heap.check() }.unwrap();
     assert_eq!(heap.stats().live_objects, 0);
 }
@@ -394,7 +404,8 @@ fn free_stacks_hand_back_the_last_freed_objects_first() {
 fn free_stacks_of_an_exiting_thread_reach_their_spans() {
     let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
     let l = Layout::from_size_align(1000, 8).unwrap();
-    let ptrs: Vec<usize> = (0..64).map(|_| heap.alloc_layout(l).unwrap().as_ptr() as usize).collect();
+    let ptrs = Blocks((0..64).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect());
+    let ptrs = &ptrs;
     let reused = std::thread::scope(|s| {
         s.spawn(|| {
             // A first allocation gives the thread its cache (a thread without one frees
@@ -404,16 +415,16 @@ fn free_stacks_of_an_exiting_thread_reach_their_spans() {
             // SAFETY: a live block of this heap.
             unsafe { core::alloc::GlobalAlloc::dealloc(&heap, first, small) };
             // SAFETY: live blocks of this heap, no longer used by the main thread.
-            unsafe { free_each(&heap, &ptrs, l) };
-            let q = heap.alloc_layout(l).unwrap().as_ptr() as usize;
-            // SAFETY: as above.
-            unsafe { core::alloc::GlobalAlloc::dealloc(&heap, q as *mut u8, l) };
-            q
+            unsafe { free_each(&heap, &ptrs.0, l) };
+            let q = heap.alloc_layout(l).unwrap().as_ptr();
+            // SAFETY: a live block of this heap, freed once.
+            unsafe { core::alloc::GlobalAlloc::dealloc(&heap, q, l) };
+            q.addr()
         })
         .join()
         .unwrap()
     });
-    assert!(ptrs.contains(&reused), "the freeing thread did not reuse an object it freed");
+    assert!(ptrs.0.iter().any(|p| p.addr() == reused), "the freeing thread did not reuse an object it freed");
     heap.strategy().release_thread_cache();
     heap.trim();
     // SAFETY: no other thread uses the heap.
@@ -431,7 +442,7 @@ fn background_drains_pending_frees_when_the_hint_says_so() {
     use core::sync::atomic::Ordering::Relaxed;
     let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
     let l = Layout::from_size_align(1000, 8).unwrap();
-    let ptrs: Vec<usize> = (0..64).map(|_| heap.alloc_layout(l).unwrap().as_ptr() as usize).collect();
+    let ptrs: Vec<*mut u8> = (0..64).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
     // The spans go back to the central lists without an owner.
     heap.strategy().release_thread_cache();
     let root = heap.strategy().existing_root().unwrap();
