@@ -521,3 +521,174 @@ fn double_free_is_caught_in_debug_builds() {
         core::alloc::GlobalAlloc::dealloc(&heap, p, l);
     }
 }
+
+/// A heap over a `Fixed` region from the global allocator: what Miri can run (it has no
+/// `mmap` for `Mmap`'s reservations). Tiered reserves its 32 MiB arena index and then a
+/// 64 MiB arena aligned to 64 MiB; in a region aligned to 64 MiB the root and the index take
+/// the first half, the arena the second, and metadata the rest of the first half, so 128 MiB
+/// holds a heap of one arena.
+struct RegionHeap {
+    heap: Heap<Tiered, crate::Fixed>,
+    region: *mut u8,
+}
+
+impl RegionHeap {
+    const LAYOUT: Layout = match Layout::from_size_align(128 << 20, 64 << 20) {
+        Ok(l) => l,
+        Err(_) => panic!(),
+    };
+
+    fn new() -> RegionHeap {
+        // SAFETY: a non-zero size.
+        let region = unsafe { std::alloc::alloc(Self::LAYOUT) };
+        assert!(!region.is_null());
+        // SAFETY: the region is valid for reads and writes until `drop`, and used by the
+        // source alone.
+        let src = unsafe { crate::Fixed::new(region, Self::LAYOUT.size()) };
+        RegionHeap { heap: Heap::with_source(src), region }
+    }
+}
+
+impl Drop for RegionHeap {
+    fn drop(&mut self) {
+        // The calling thread's cache names the root, inside the region: give it back first.
+        // Tests join every other thread that used the heap before this.
+        self.heap.strategy().release_thread_cache();
+        // SAFETY: allocated in `new` with this layout; no thread uses the heap any more.
+        unsafe { std::alloc::dealloc(self.region, Self::LAYOUT) };
+    }
+}
+
+/// A free reads the span map through `&Arena` with no lock while the heap lock holder
+/// changes the same arena's page bitmaps (here: a large allocation, in the same thread to
+/// make the interleaving certain). The reader's reference must stay valid: the page heap may
+/// make no `&mut Arena`. Run it under Miri (`cargo +nightly miri test --lib miri_`): when
+/// `arena_of_mut` made a `&mut Arena` for the page bitmaps, that unique reborrow invalidated
+/// the reader's `&Arena` (Stacked Borrows), and Miri reported its next use.
+#[test]
+fn miri_span_map_reader_keeps_its_arena_across_page_heap_changes() {
+    use super::arena::{index_of, page_in_arena};
+    use core::sync::atomic::Ordering::Relaxed;
+    let rh = RegionHeap::new();
+    let heap = &rh.heap;
+    let l = Layout::from_size_align(64, 8).unwrap();
+    let p = heap.alloc_layout(l).unwrap();
+    let root = heap.strategy().existing_root().unwrap();
+    let addr = p.as_ptr().addr();
+    // The free path's view of the arena (`span_of_live`), held across the change below.
+    // SAFETY: `p` is a live block, so its arena is registered and its index entry Ready.
+    let arena = unsafe { &*(*root.index.add(index_of(addr))).load(Relaxed) };
+    let span = arena.span_at(page_in_arena(addr));
+    assert!(!span.is_null());
+    let big = Layout::from_size_align(64 << 10, 8).unwrap();
+    let q = heap.alloc_layout(big).unwrap();
+    assert_eq!(index_of(q.as_ptr().addr()), index_of(addr), "the large object is in the same arena");
+    assert_eq!(arena.span_at(page_in_arena(addr)), span);
+    assert_ne!(arena.span_at(page_in_arena(q.as_ptr().addr())), span);
+    // SAFETY: live blocks of this heap, freed once.
+    unsafe {
+        core::alloc::GlobalAlloc::dealloc(heap, q.as_ptr(), big);
+        core::alloc::GlobalAlloc::dealloc(heap, p.as_ptr(), l);
+    }
+    heap.strategy().release_thread_cache();
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    assert_eq!(heap.stats().live_objects, 0);
+}
+
+/// A thread frees onto its free stack an object of a span that the main thread owns and
+/// keeps using (it frees another object of the same bitmap word meanwhile, with no
+/// synchronisation between the two). The debug check of the free must not read the span's
+/// alloc bits, which are the owner's `Cell`s. Run it under Miri (`cargo +nightly miri test
+/// --lib miri_`): when the check read them, Miri's data race detector reported the read
+/// against the owner's write (ThreadSanitizer reports the same pair).
+#[test]
+fn miri_free_of_another_threads_object_reads_no_owner_state() {
+    let rh = RegionHeap::new();
+    let heap = &rh.heap;
+    let l = Layout::from_size_align(64, 8).unwrap();
+    // Both objects of the main thread's current span, in bitmap word 0.
+    let x = heap.alloc_layout(l).unwrap().as_ptr();
+    let y = heap.alloc_layout(l).unwrap().as_ptr();
+    fill(x, 64, 1);
+    let x = Blocks(std::vec![x]);
+    let x = &x;
+    std::thread::scope(|s| {
+        let t = s.spawn(move || {
+            // A first allocation gives the thread its own cache, so its free goes onto its
+            // free stack (the checked path).
+            let small = Layout::from_size_align(24, 8).unwrap();
+            let first = heap.alloc_layout(small).unwrap().as_ptr();
+            verify(x.0[0], 64, 1);
+            // SAFETY: live blocks of this heap, handed to this thread, freed once.
+            unsafe {
+                core::alloc::GlobalAlloc::dealloc(heap, x.0[0], l);
+                core::alloc::GlobalAlloc::dealloc(heap, first, small);
+            }
+        });
+        // Meanwhile the owner frees `y`: a bit clear in the same word, no lock, no atomic.
+        // SAFETY: a live block of this heap, freed once.
+        unsafe { core::alloc::GlobalAlloc::dealloc(heap, y, l) };
+        t.join().unwrap();
+    });
+    heap.strategy().release_thread_cache();
+    // SAFETY: every other thread has exited.
+    unsafe { heap.check() }.unwrap();
+    assert_eq!(heap.stats().live_objects, 0);
+}
+
+/// Every path of an object under Miri's strict provenance (`-Zmiri-strict-provenance`):
+/// tiny, small and large objects, free stacks, the owner's frees, remote frees from another
+/// thread, pending frees into unowned spans, `realloc`, trim and the checker.
+#[test]
+fn miri_every_path_keeps_provenance() {
+    let rh = RegionHeap::new();
+    let heap = &rh.heap;
+    let layouts = [(3usize, 1usize), (8, 8), (13, 4), (48, 8), (1000, 8), (40 << 10, 8), (100, 4096)];
+    let mut blocks = Vec::new();
+    for round in 0..40u8 {
+        for &(size, align) in &layouts {
+            let l = Layout::from_size_align(size, align).unwrap();
+            let p = heap.alloc_layout(l).unwrap().as_ptr();
+            fill(p, size.min(32), round);
+            blocks.push((p, l, round));
+        }
+    }
+    // Every other block freed by another thread (remote and free-stack frees), the rest by
+    // this one after it gave its spans back (pending frees into unowned spans).
+    let (theirs, mine): (Vec<_>, Vec<_>) = blocks.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    let their_blocks = Blocks(theirs.iter().map(|(_, (p, _, _))| *p).collect());
+    let their_layouts: Vec<(Layout, u8)> = theirs.iter().map(|(_, (_, l, round))| (*l, *round)).collect();
+    let (theirs, their_layouts) = (&their_blocks, &their_layouts);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let first = Layout::from_size_align(24, 8).unwrap();
+            let f = heap.alloc_layout(first).unwrap().as_ptr();
+            for (&p, &(l, round)) in theirs.0.iter().zip(their_layouts) {
+                verify(p, l.size().min(32), round);
+                // SAFETY: live blocks of this heap, handed to this thread, freed once.
+                unsafe { core::alloc::GlobalAlloc::dealloc(heap, p, l) };
+            }
+            // SAFETY: as above.
+            unsafe { core::alloc::GlobalAlloc::dealloc(heap, f, first) };
+        })
+        .join()
+        .unwrap();
+    });
+    heap.strategy().release_thread_cache();
+    for (_, (p, l, round)) in mine {
+        verify(p, l.size().min(32), round);
+        // SAFETY: live blocks of this heap, freed once.
+        let q = unsafe { core::alloc::GlobalAlloc::realloc(heap, p, l, l.size() + 100) };
+        assert!(!q.is_null());
+        verify(q, l.size().min(32), round);
+        let nl = Layout::from_size_align(l.size() + 100, l.align()).unwrap();
+        // SAFETY: the block `realloc` returned, with its new layout.
+        unsafe { core::alloc::GlobalAlloc::dealloc(heap, q, nl) };
+    }
+    heap.strategy().release_thread_cache();
+    heap.trim();
+    // SAFETY: every other thread has exited.
+    unsafe { heap.check() }.unwrap();
+    assert_eq!(heap.stats().live_objects, 0);
+}
