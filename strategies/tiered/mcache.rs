@@ -181,7 +181,11 @@ const BACKGROUND_EVERY_REFILLS: u32 = 16;
 /// The free stacks of a fresh cache (empty, each with its class's room).
 const fn free_stacks_init() -> [FreeStack; CLASS_COUNT] {
     let mut a = [const {
-        FreeStack { len: Cell::new(0), cap: 0, slots: [const { Cell::new(NonNull::dangling()) }; FREE_STACK_SLOTS] }
+        FreeStack {
+            len: Cell::new(0),
+            cap: 0,
+            slots: [const { Cell::new(NonNull::dangling()) }; FREE_STACK_SLOTS],
+        }
     }; CLASS_COUNT];
     let mut c = 0;
     while c < CLASS_COUNT {

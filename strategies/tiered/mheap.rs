@@ -45,9 +45,9 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 use super::arena::{ADDR_BITS, ARENA_BYTES, ARENA_PAGES, Arena, INDEX_BYTES, index_of, page_in_arena};
-use super::pagealloc::ArenaPages;
 use super::fixalloc::{FixAlloc, Persistent};
 use super::mcache::MCache;
+use super::pagealloc::ArenaPages;
 use super::pagealloc::{self, set_bits};
 use super::remote::TinyCounter;
 use super::scavenger::ScavRun;
@@ -222,7 +222,9 @@ impl HeapInner {
         let span = rec.cast::<Span>();
         // SAFETY: a fresh span record, sized and aligned for a Span.
         unsafe { span.as_ptr().write(Span::new(base, npages, spc, needzero, tiny)) };
-        self.for_each_piece(base.as_ptr().addr(), npages, |a, _, first, n| a.set_spans(first, n, span.as_ptr()));
+        self.for_each_piece(base.as_ptr().addr(), npages, |a, _, first, n| {
+            a.set_spans(first, n, span.as_ptr())
+        });
         self.inuse_pages += npages;
         self.note_inuse_rise();
         Some(span)

@@ -213,7 +213,10 @@ fn scavenger_in_flight_run_is_not_allocated() {
     for _ in 0..4 {
         let q = heap.alloc_layout(big).unwrap().as_ptr();
         let a = q.addr();
-        assert!(a + big.size() <= run.addr() || a >= run.addr() + run.npages * PAGE_BYTES, "{q:p} in {run:?}");
+        assert!(
+            a + big.size() <= run.addr() || a >= run.addr() + run.npages * PAGE_BYTES,
+            "{q:p} in {run:?}"
+        );
         live.push(q);
     }
     root.heap.lock.lock().finish_scavenge_run(run, false);
