@@ -309,6 +309,11 @@ impl HeapInner {
             let s = span.as_ref();
             (s.base_addr(), s.npages, s.tiny_counts)
         };
+        // The record as the span map holds it (`FixAlloc`'s pointer, which may write), not
+        // `span`, which callers derive from a `&Span` (a pointer that may only read).
+        let rec = self.arena_of(base).span_at(page_in_arena(base));
+        debug_assert!(ptr::eq(rec, span.as_ptr()), "span map does not name the span freed");
+        let rec = NonNull::new(rec).unwrap_or(span);
         self.for_each_piece(base, npages, |a, pages, first, n| {
             a.set_spans(first, n, ptr::null_mut());
             pages.mark(first, n, false);
@@ -316,8 +321,9 @@ impl HeapInner {
         self.inuse_pages -= npages;
         self.free_ready_pages += npages;
         self.release_tiny_counts(tiny);
-        // SAFETY: the record came from `self.spans`.
-        unsafe { self.spans.free(span.cast()) };
+        // SAFETY: the record came from `self.spans`, and nothing uses it any more (the
+        // caller's contract).
+        unsafe { self.spans.free(rec.cast()) };
     }
     // ANCHOR_END: free_span
 
