@@ -567,7 +567,10 @@ impl Drop for RegionHeap {
 /// make the interleaving certain). The reader's reference must stay valid: the page heap may
 /// make no `&mut Arena`. Run it under Miri (`cargo +nightly miri test --lib miri_`): when
 /// `arena_of_mut` made a `&mut Arena` for the page bitmaps, that unique reborrow invalidated
-/// the reader's `&Arena` (Stacked Borrows), and Miri reported its next use.
+/// the reader's `&Arena` (Stacked Borrows), and Miri reported its next use. (Stacked Borrows
+/// still stops this test later, at the large object's free: `free_span` rewrites a span
+/// record while callers hold `&Span` arguments, a separate issue; with
+/// `-Zmiri-disable-stacked-borrows` it runs to the end.)
 #[test]
 fn miri_span_map_reader_keeps_its_arena_across_page_heap_changes() {
     use super::arena::{index_of, page_in_arena};
@@ -610,9 +613,15 @@ fn miri_free_of_another_threads_object_reads_no_owner_state() {
     let rh = RegionHeap::new();
     let heap = &rh.heap;
     let l = Layout::from_size_align(64, 8).unwrap();
-    // Both objects of the main thread's current span, in bitmap word 0.
+    // Objects of the main thread's current span, all in bitmap word 0.
     let x = heap.alloc_layout(l).unwrap().as_ptr();
     let y = heap.alloc_layout(l).unwrap().as_ptr();
+    let room = super::mcache::FREE_STACK_SLOTS.min(super::mcache::FREE_STACK_BYTES / 64);
+    let fillers: Vec<*mut u8> = (0..room).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
+    // Fill this thread's free stack of the class, so that its free of `y` below clears
+    // `y`'s bit in the span.
+    // SAFETY: live blocks of this heap, freed once.
+    unsafe { free_each(heap, &fillers, l) };
     fill(x, 64, 1);
     let x = Blocks(std::vec![x]);
     let x = &x;
@@ -640,7 +649,8 @@ fn miri_free_of_another_threads_object_reads_no_owner_state() {
     assert_eq!(heap.stats().live_objects, 0);
 }
 
-/// Every path of an object under Miri's strict provenance (`-Zmiri-strict-provenance`):
+/// Every path of an object under Miri's strict provenance (`-Zmiri-strict-provenance
+/// -Zmiri-disable-stacked-borrows`, for the `&Span` issue named above):
 /// tiny, small and large objects, free stacks, the owner's frees, remote frees from another
 /// thread, pending frees into unowned spans, `realloc`, trim and the checker.
 #[test]
