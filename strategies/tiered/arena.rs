@@ -17,7 +17,8 @@
 //!
 //! # Sharing
 //! An `Arena` is reached by any thread as `&Arena` (the free path's spanOf, with no lock), so
-//! everything a `&Arena` covers is either immutable after [`Arena::init`] (`base`) or atomic
+//! everything a `&Arena` covers is either immutable after [`Arena::init`] (`base`,
+//! `joins_prev`) or atomic
 //! (the span map). The page allocator's bitmaps and summaries (`pages`) are written under the
 //! heap lock; they sit in an `UnsafeCell`, so a shared `&Arena` asserts nothing about them,
 //! and they are reached only through [`Arena::pages`] / [`Arena::pages_mut`] with the heap
@@ -29,6 +30,9 @@
 //!
 //! # Invariants (checked by `Tiered::check`)
 //! - `index[a.base >> 26] == a` for every registered arena `a`;
+//! - `a.joins_prev` ⇒ the arena before `a` in the sorted list ends where `a` begins, and
+//!   both came from one `reserve` call; a span that covers `a`'s first page and began in
+//!   an earlier arena exists only then (see "Reservations" in pagealloc.rs);
 //! - `spans[p] == s` ⇔ page `p` lies in `s.base .. s.base + s.npages * PAGE_BYTES` of an
 //!   in-use span `s`; and then page `p` is marked in use in `pagealloc`'s bitmap.
 
@@ -62,6 +66,10 @@ pub struct Arena {
     /// First byte of the arena (aligned to [`ARENA_BYTES`]), with the provenance of the
     /// reservation it came from: every page and span pointer of the arena derives from it.
     pub base: NonNull<u8>,
+    /// Whether this arena continues the one just below it (`base - ARENA_BYTES`) in the
+    /// same reservation of the page source, so that a page run may cross from that arena
+    /// into this one (see "Reservations" in pagealloc.rs). Set at `init`, never changed.
+    pub joins_prev: bool,
     /// Page -> span (Go's `heapArena.spans`), read by any thread with no lock.
     pub spans: [AtomicPtr<Span>; ARENA_PAGES],
     /// The page allocator's bitmaps and summaries for this arena: under the heap lock, and
@@ -72,11 +80,11 @@ pub struct Arena {
 
 impl Arena {
     /// Initialises arena metadata in place at `at` for the arena starting at `base`: all pages
-    /// free and scavenged (Prepared), no spans.
+    /// free and scavenged (Prepared), no spans; `joins_prev` as the field says.
     ///
     /// # Safety
     /// `at` is valid for writes of one `Arena`, suitably aligned, and not yet shared.
-    pub unsafe fn init(at: *mut Arena, base: NonNull<u8>) {
+    pub unsafe fn init(at: *mut Arena, base: NonNull<u8>, joins_prev: bool) {
         // SAFETY: the caller gives room for one Arena that nobody else sees yet. The span map
         // and the bitmaps are atomics and integers, for which all-zero bytes are valid (null
         // pointers, zero words); `base` (not valid as zeros) is written before any read, by
@@ -85,6 +93,7 @@ impl Arena {
         unsafe {
             ptr::write_bytes(at.cast::<u8>(), 0, core::mem::size_of::<Arena>());
             ptr::addr_of_mut!((*at).base).write(base);
+            ptr::addr_of_mut!((*at).joins_prev).write(joins_prev);
             let pages = &mut *UnsafeCell::raw_get(ptr::addr_of!((*at).pages));
             pages.scav = [!0u64; ARENA_PAGES / 64];
             pages.sum = Summary::ALL_FREE_ARENA;

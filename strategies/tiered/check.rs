@@ -4,7 +4,7 @@
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
 
-use super::arena::{ARENA_PAGES, index_of, span_of};
+use super::arena::{ARENA_BYTES, ARENA_PAGES, index_of, span_of};
 use super::mheap::HeapInner;
 use super::remote::RemoteStack;
 use super::scavenger::HOLD_STEPS;
@@ -81,6 +81,13 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
         let pages = unsafe { a.pages() };
         let base = a.base_addr();
         ensure!(i == 0 || base > prev_base, "arena list not sorted by address", base, i);
+        // An arena joins only the one right below it, registered (same reservation).
+        ensure!(
+            !a.joins_prev || (i > 0 && prev_base + ARENA_BYTES == base),
+            "arena joins a previous arena that is not its neighbour",
+            base,
+            i
+        );
         prev_base = base;
         // SAFETY: the index entry of a registered arena is Ready.
         let entry = unsafe { (*root.index.add(index_of(base))).load(Ordering::Relaxed) };
@@ -115,11 +122,19 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
                 s.base_addr() <= addr && addr < s.end(),
                 "span map points at a span not covering the page",
                 addr,
-                s.base
+                s.base.get()
             );
             if s.base_addr() == addr {
                 check_span(s)?;
             }
+            // A span may run on into this arena only from the same reservation (see
+            // "Reservations" in pagealloc.rs): its pointers derive from where it starts.
+            ensure!(
+                p != 0 || s.base_addr() == addr || a.joins_prev,
+                "span crosses from one reservation into another",
+                addr,
+                s.base.get()
+            );
         }
     }
     ensure!(inuse == h.inuse_pages, "inuse_pages differs from the bitmaps", 0, inuse);
@@ -132,13 +147,13 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
 
 /// One span: bitmap vs counts, alloc cache, remote stack.
 fn check_span(s: &Span) -> Result<(), CheckError> {
-    ensure!(s.alloc_base == s.base, "alloc_base != base", s.base, s.alloc_base);
-    if s.class == 0 {
+    ensure!(s.alloc_base.get() == s.base.get(), "alloc_base != base", s.base.get(), s.alloc_base.get());
+    if s.class.get() == 0 {
         ensure!(
-            s.nelems == 1 && s.owner.load(Ordering::Relaxed).is_null(),
+            s.nelems.get() == 1 && s.owner.load(Ordering::Relaxed).is_null(),
             "large span malformed",
-            s.base,
-            s.nelems
+            s.base.get(),
+            s.nelems.get()
         );
         return Ok(());
     }
@@ -146,42 +161,52 @@ fn check_span(s: &Span) -> Result<(), CheckError> {
     ensure!(
         ones - s.padding() == s.alloc_count.get(),
         "alloc_count != popcount(alloc_bits) - padding",
-        s.base,
+        s.base.get(),
         ones
     );
-    ensure!(s.alloc_count.get() <= s.nelems, "alloc_count > nelems", s.base, s.alloc_count.get());
+    ensure!(s.alloc_count.get() <= s.nelems.get(), "alloc_count > nelems", s.base.get(), s.alloc_count.get());
     ensure!(
-        s.refill_count == s.nelems - s.refill_min(),
+        s.refill_count.get() == s.nelems.get() - s.refill_min(),
         "refill_count != nelems - refill_min",
-        s.base,
-        s.refill_count
+        s.base.get(),
+        s.refill_count.get()
     );
     ensure!(
-        s.div_mul == sizeclass::div_mul(s.class as usize),
+        s.div_mul.get() == sizeclass::div_mul(s.class.get() as usize),
         "span div_mul is not its class's",
-        s.base,
-        s.div_mul
+        s.base.get(),
+        s.div_mul.get()
     );
-    for i in s.nelems as usize..BITMAP_WORDS * 64 {
-        ensure!(s.bit(i), "padding bit clear", s.base, i);
+    for i in s.nelems.get() as usize..BITMAP_WORDS * 64 {
+        ensure!(s.bit(i), "padding bit clear", s.base.get(), i);
     }
     let (cache, fi) = (s.alloc_cache.get(), s.freeindex.get() as usize);
     for k in 0..64 {
         if cache >> k & 1 == 1 {
             let i = fi + k;
-            ensure!(i < s.nelems as usize && s.bit(i), "alloc cache holds an unclaimed object", s.base, i);
-            ensure!(i / 64 == fi / 64, "alloc cache spans two words", s.base, i);
+            ensure!(
+                i < s.nelems.get() as usize && s.bit(i),
+                "alloc cache holds an unclaimed object",
+                s.base.get(),
+                i
+            );
+            ensure!(i / 64 == fi / 64, "alloc cache spans two words", s.base.get(), i);
         }
     }
     let mut next = s.remote.peek();
     let mut n = 0u32;
     while let Some(q) = NonNull::new(next) {
         let p = q.as_ptr().addr();
-        ensure!(p >= s.base_addr() && p < s.end(), "remote free outside its span", p, s.base);
+        ensure!(p >= s.base_addr() && p < s.end(), "remote free outside its span", p, s.base.get());
         let i = s.object_index(p);
-        ensure!(s.base_addr() + i * s.elem_bytes == p && s.bit(i), "remote free not a marked object", p, i);
+        ensure!(
+            s.base_addr() + i * s.elem_bytes.get() == p && s.bit(i),
+            "remote free not a marked object",
+            p,
+            i
+        );
         n += 1;
-        ensure!(n <= s.alloc_count.get(), "remote stack longer than alloc_count", s.base, n);
+        ensure!(n <= s.alloc_count.get(), "remote stack longer than alloc_count", s.base.get(), n);
         // SAFETY: remote entries are freed objects holding the next link; no thread pushes
         // while the checker runs.
         next = unsafe { RemoteStack::next(q) };
@@ -199,17 +224,27 @@ fn check_central(root: &Root, spc: usize) -> Result<(), CheckError> {
             ensure!(
                 s.owner.load(Ordering::Relaxed).is_null(),
                 "span on a central list has an owner",
-                s.base,
+                s.base.get(),
                 spc
             );
-            ensure!(s.span_class as usize == spc, "span on the wrong central", s.base, s.span_class);
-            ensure!(s.list.get() == which, "span list tag wrong", s.base, s.list.get() as u8);
-            ensure!(s.alloc_count.get() > 0, "empty span kept on a central list", s.base, spc);
+            ensure!(
+                s.span_class.get() as usize == spc,
+                "span on the wrong central",
+                s.base.get(),
+                s.span_class.get()
+            );
+            ensure!(s.list.get() == which, "span list tag wrong", s.base.get(), s.list.get() as u8);
+            ensure!(s.alloc_count.get() > 0, "empty span kept on a central list", s.base.get(), spc);
             let remote = s.remote_len() as u32;
             if which == SpanList::Full {
-                ensure!(s.is_full(), "span on full list has free objects", s.base, s.alloc_count.get());
+                ensure!(s.is_full(), "span on full list has free objects", s.base.get(), s.alloc_count.get());
             } else {
-                ensure!(s.alloc_count.get() - remote < s.nelems, "span on partial list is full", s.base, spc);
+                ensure!(
+                    s.alloc_count.get() - remote < s.nelems.get(),
+                    "span on partial list is full",
+                    s.base.get(),
+                    spc
+                );
             }
         }
         ensure!(n == list.len, "central list length wrong", spc, n);
@@ -221,18 +256,38 @@ fn check_central(root: &Root, spc: usize) -> Result<(), CheckError> {
         // belong to live spans of registered arenas, whose index entries are Ready.
         let s = unsafe { span_of(root.index, p).as_ref() };
         let Some(s) = s else { return fail("pending free outside the heap", p, spc) };
-        ensure!(s.span_class as usize == spc, "pending free in a span of another class", p, s.span_class);
+        ensure!(
+            s.span_class.get() as usize == spc,
+            "pending free in a span of another class",
+            p,
+            s.span_class.get()
+        );
         let i = s.object_index(p);
-        ensure!(s.base_addr() + i * s.elem_bytes == p && s.bit(i), "pending free not a marked object", p, i);
+        ensure!(
+            s.base_addr() + i * s.elem_bytes.get() == p && s.bit(i),
+            "pending free not a marked object",
+            p,
+            i
+        );
         // SAFETY: pending entries are freed objects holding the next link (no thread runs).
         next = unsafe { RemoteStack::next(q) };
     }
     // SAFETY: the spare is a live span.
     if let Some(s) = unsafe { l.spare.as_ref() } {
-        ensure!(s.owner.load(Ordering::Relaxed).is_null(), "spare span has an owner", s.base, spc);
-        ensure!(s.span_class as usize == spc, "spare span of another class", s.base, s.span_class);
-        ensure!(s.list.get() == SpanList::Spare, "spare span list tag wrong", s.base, s.list.get() as u8);
-        ensure!(s.alloc_count.get() == 0 && s.remote.is_empty(), "spare span not empty", s.base, spc);
+        ensure!(s.owner.load(Ordering::Relaxed).is_null(), "spare span has an owner", s.base.get(), spc);
+        ensure!(
+            s.span_class.get() as usize == spc,
+            "spare span of another class",
+            s.base.get(),
+            s.span_class.get()
+        );
+        ensure!(
+            s.list.get() == SpanList::Spare,
+            "spare span list tag wrong",
+            s.base.get(),
+            s.list.get() as u8
+        );
+        ensure!(s.alloc_count.get() == 0 && s.remote.is_empty(), "spare span not empty", s.base.get(), spc);
     }
     Ok(())
 }
@@ -254,11 +309,21 @@ fn check_caches(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
                 ensure!(
                     ptr::eq(s.owner.load(Ordering::Relaxed), c),
                     "cached span not owned by its cache",
-                    s.base,
+                    s.base.get(),
                     spc
                 );
-                ensure!(s.span_class as usize == spc, "cached span of another class", s.base, spc);
-                ensure!(s.list.get() == SpanList::None, "cached span also on a central list", s.base, spc);
+                ensure!(
+                    s.span_class.get() as usize == spc,
+                    "cached span of another class",
+                    s.base.get(),
+                    spc
+                );
+                ensure!(
+                    s.list.get() == SpanList::None,
+                    "cached span also on a central list",
+                    s.base.get(),
+                    spc
+                );
             }
             for spc in 0..SPAN_CLASS_COUNT {
                 check_owned(cache, c, spc)?;
@@ -322,16 +387,21 @@ fn check_owned(cache: &MCache, c: *mut MCache, spc: usize) -> Result<(), CheckEr
     let (mut n, mut prev) = (0u32, ptr::null::<Span>());
     for s in l.iter() {
         n += 1;
-        ensure!(ptr::eq(s.owner.load(Ordering::Relaxed), c), "owned span not owned", s.base, spc);
-        ensure!(s.span_class as usize == spc, "owned span of another class", s.base, spc);
-        ensure!(s.list.get() == SpanList::Owned, "owned span list tag wrong", s.base, s.list.get() as u8);
-        ensure!(ptr::eq(s.prev.get(), prev), "owned list back link wrong", s.base, spc);
-        ensure!(!ptr::eq(s, cache.alloc[spc].get()), "owned span is also current", s.base, spc);
-        ensure!(n <= l.len.get(), "owned list longer than its length", s.base, spc);
+        ensure!(ptr::eq(s.owner.load(Ordering::Relaxed), c), "owned span not owned", s.base.get(), spc);
+        ensure!(s.span_class.get() as usize == spc, "owned span of another class", s.base.get(), spc);
+        ensure!(
+            s.list.get() == SpanList::Owned,
+            "owned span list tag wrong",
+            s.base.get(),
+            s.list.get() as u8
+        );
+        ensure!(ptr::eq(s.prev.get(), prev), "owned list back link wrong", s.base.get(), spc);
+        ensure!(!ptr::eq(s, cache.alloc[spc].get()), "owned span is also current", s.base.get(), spc);
+        ensure!(n <= l.len.get(), "owned list longer than its length", s.base.get(), spc);
         prev = s;
     }
     ensure!(n == l.len.get(), "owned list length wrong", spc, n);
-    let empty: usize = l.iter().filter(|s| s.alloc_count.get() == 0).map(|s| s.npages).sum();
+    let empty: usize = l.iter().filter(|s| s.alloc_count.get() == 0).map(|s| s.npages.get()).sum();
     ensure!(empty == l.empty_pages.get() as usize, "owned empty pages miscounted", spc, empty);
     ensure!(ptr::eq(l.tail.get(), prev), "owned list tail wrong", spc, n);
     Ok(())

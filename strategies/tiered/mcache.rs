@@ -265,7 +265,7 @@ impl OwnedList {
         s.list.set(SpanList::None);
         self.len.set(self.len.get() - 1);
         if s.alloc_count.get() == 0 {
-            self.empty_pages.set(self.empty_pages.get() - s.npages as u32);
+            self.empty_pages.set(self.empty_pages.get() - s.npages.get() as u32);
         }
     }
 
@@ -578,7 +578,7 @@ impl MCache {
         let l = &self.owned[spc];
         // SAFETY: owned spans are live and owned by this cache.
         let tail = unsafe { l.tail.get().as_ref() }?;
-        if (l.len.get() as usize) * tail.npages <= OWNED_PAGES {
+        if (l.len.get() as usize) * tail.npages.get() <= OWNED_PAGES {
             return None;
         }
         l.remove(tail);
@@ -591,7 +591,7 @@ impl MCache {
     #[inline(always)]
     pub fn free_owned(&self, s: &Span, i: usize) {
         let n = s.free_local(i);
-        if n == s.refill_count || n == 0 {
+        if n == s.refill_count.get() || n == 0 {
             self.on_refillable(s);
         }
     }
@@ -605,9 +605,9 @@ impl MCache {
         if s.list.get() != SpanList::Owned {
             return;
         }
-        let spc = s.span_class as usize;
+        let spc = s.span_class.get() as usize;
         let l = &self.owned[spc];
-        let npages = s.npages as u32;
+        let npages = s.npages.get() as u32;
         let empty = s.alloc_count.get() == 0;
         if empty {
             // Counted from now: `remove` uncounts it.

@@ -31,10 +31,10 @@
 //! atomics, the page bitmaps through `Arena::pages` / `Arena::pages_mut` under this heap's
 //! lock. Page and span pointers are derived from the arena's `base` (the pointer the source's
 //! `reserve` returned), never from an address. A run that continues from one arena into the
-//! next adjacent one (`pagealloc::find` joins them) is derived from the first arena's base:
-//! sound when both came from one reservation (a `grow` of several arenas, or every arena of
-//! a `Fixed` region); two separate `reserve` calls of `Mmap` that happen to be adjacent are
-//! two allocations to the abstract machine, which such a run would cross.
+//! next (`pagealloc::find` joins them) is derived from the first arena's base, which is sound
+//! because `find` joins two arenas only when they came from one `reserve` call (the later
+//! one's `joins_prev`, set by `grow`; see "Reservations" in pagealloc.rs): every object
+//! pointer then stays inside the reservation its provenance comes from.
 //!
 //! # Invariants (checked by `Tiered::check`)
 //! - `inuse_pages` = pages of all live spans = pages marked in use - `scav_inflight.npages`;
@@ -307,7 +307,7 @@ impl HeapInner {
         // SAFETY: the caller guarantees the span is ours and unreferenced.
         let (base, npages, tiny) = unsafe {
             let s = span.as_ref();
-            (s.base_addr(), s.npages, s.tiny_counts)
+            (s.base_addr(), s.npages.get(), s.tiny_counts.get())
         };
         // The record as the span map holds it (`FixAlloc`'s pointer, which may write), not
         // `span`, which callers derive from a `&Span` (a pointer that may only read).
@@ -349,19 +349,23 @@ impl HeapInner {
         for i in 0..count {
             // SAFETY: `i * ARENA_BYTES < bytes`: inside the reservation.
             let arena = unsafe { base.add(i * ARENA_BYTES) };
-            // An arena whose metadata cannot be made stays reserved but unused.
-            self.add_arena(src, arena)?;
+            // Every arena but the reservation's first continues the one before it. An arena
+            // whose metadata cannot be made stays reserved but unused, and so do the ones
+            // after it (never registered), so no registered arena joins a missing one.
+            self.add_arena(src, arena, i > 0)?;
         }
         Some(())
     }
     // ANCHOR_END: heap_grow
 
-    fn add_arena<P: PageSource>(&mut self, src: &P, base: NonNull<u8>) -> Option<()> {
+    /// Registers the arena at `base`; `joins_prev`: it continues the arena just below it in
+    /// the same reservation, already registered.
+    fn add_arena<P: PageSource>(&mut self, src: &P, base: NonNull<u8>, joins_prev: bool) -> Option<()> {
         let addr = base.as_ptr().addr();
         self.ready_index_entry(src, addr)?;
         let rec = self.meta.alloc_pages(src, core::mem::size_of::<Arena>())?.cast::<Arena>();
         // SAFETY: fresh pages sized for one Arena, page-aligned, not yet shared.
-        unsafe { Arena::init(rec.as_ptr(), base) };
+        unsafe { Arena::init(rec.as_ptr(), base, joins_prev) };
         // SAFETY: the entry's page of the index was made Ready above; `index_of(addr)` is
         // below `INDEX_ENTRIES` because `grow` checked the arena ends below `1 << ADDR_BITS`.
         unsafe { (*self.index.add(index_of(addr))).store(rec.as_ptr(), Ordering::Release) };

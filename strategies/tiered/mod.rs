@@ -448,11 +448,13 @@ impl Root {
         let room = CLASS_BYTES[class] as usize;
         // Small spans only (odd span classes): a large object's layout is never small
         // (`realloc` keeps it large), and tiny objects (under 16 B) never reach a stack.
-        if s.span_class & 1 == 0 || p < s.base_addr() || p >= s.end() {
+        if s.span_class.get() & 1 == 0 || p < s.base_addr() || p >= s.end() {
             return false;
         }
         let i = s.object_index(p);
-        let object = s.base_addr() + i * s.elem_bytes == p && i < s.nelems as usize && s.elem_bytes >= room;
+        let object = s.base_addr() + i * s.elem_bytes.get() == p
+            && i < s.nelems.get() as usize
+            && s.elem_bytes.get() >= room;
         let may_read_bits = match reader {
             Reader::Alone => true,
             Reader::Cache(c) => ptr::eq(s.owner.load(Ordering::Relaxed), c),
@@ -508,7 +510,7 @@ pub(crate) fn free_small(root: &Root, my: *mut MCache, s: &Span, p: NonNull<u8>)
         return;
     }
     if owner.is_null() {
-        root.central[s.span_class as usize].free_unowned(p);
+        root.central[s.span_class.get() as usize].free_unowned(p);
         root.pending_hint.store(true, Ordering::Release);
     } else {
         s.push_remote(p);
@@ -645,12 +647,12 @@ impl Tiered {
     fn dealloc_slow<P: PageSource>(&self, src: &P, s: &Span, p: NonNull<u8>, size: usize) {
         let Some(root) = self.existing_root() else { return };
         // Small spans have odd span classes; large (0) and tiny spans even ones.
-        if s.span_class & 1 == 0 && s.class == 0 {
+        if s.span_class.get() & 1 == 0 && s.class.get() == 0 {
             root.free_large(src, s, size);
             return;
         }
         let my = tls::lookup(root);
-        if s.span_class & 1 == 1 {
+        if s.span_class.get() & 1 == 1 {
             free_small(root, my, s, p);
         } else {
             free_tiny(root, my, s, p.as_ptr().addr());
@@ -678,7 +680,7 @@ impl Tiered {
         }
         match class_for(size, align) {
             Some(class) => root.with_cache(src, size, |c| c.alloc_small(root, src, span_class(class))),
-            None => root.alloc_large(src, layout).map(|s| s.base),
+            None => root.alloc_large(src, layout).map(|s| s.base.get()),
         }
     }
     // ANCHOR_END: alloc_in
@@ -737,7 +739,7 @@ unsafe impl Strategy for Tiered {
         let my = tls::peek_any();
         // The fast path: a small object (odd span class) of a span this thread's cache owns.
         // A span's owner is a cache of this heap, so `owner == my` needs no root compare.
-        if s.span_class & 1 == 1 && !my.is_null() && ptr::eq(s.owner.load(Ordering::Relaxed), my) {
+        if s.span_class.get() & 1 == 1 && !my.is_null() && ptr::eq(s.owner.load(Ordering::Relaxed), my) {
             // SAFETY: the calling thread's own cache.
             let my = unsafe { &*my };
             my.account(-(size as isize), -1);
@@ -756,9 +758,9 @@ unsafe impl Strategy for Tiered {
             let s = root.alloc_large(src, layout)?;
             if s.needzero.get() {
                 // SAFETY: the span's first `size` bytes are ours and Ready.
-                unsafe { ptr::write_bytes(s.base.as_ptr(), 0, size) };
+                unsafe { ptr::write_bytes(s.base.get().as_ptr(), 0, size) };
             }
-            return Some(s.base);
+            return Some(s.base.get());
         }
         let p = self.alloc_in(root, src, layout)?;
         // SAFETY: the block is valid for `size` bytes.
@@ -798,12 +800,12 @@ unsafe impl Strategy for Tiered {
     unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
         let Some(root) = self.existing_root() else { return layout.size() };
         let s = root.span_of(ptr.as_ptr().addr());
-        if s.class == 0 {
-            s.npages * PAGE_BYTES
-        } else if s.span_class as usize == TINY_SPAN_CLASS {
+        if s.class.get() == 0 {
+            s.npages.get() * PAGE_BYTES
+        } else if s.span_class.get() as usize == TINY_SPAN_CLASS {
             layout.size()
         } else {
-            s.elem_bytes
+            s.elem_bytes.get()
         }
     }
 

@@ -244,13 +244,13 @@ fn cache_holdings(heap: &Heap<Tiered, Tracked<Mmap>>) -> (usize, usize) {
         let cur = cache.alloc[spc].get();
         if !core::ptr::eq(cur, &EMPTY_SPAN) {
             // SAFETY: a current span is live.
-            pages += unsafe { &*cur }.npages;
+            pages += unsafe { &*cur }.npages.get();
         }
         let mut empty = 0;
         for s in cache.owned[spc].iter() {
-            pages += s.npages;
+            pages += s.npages.get();
             if s.alloc_count.get() == 0 {
-                empty += s.npages;
+                empty += s.npages.get();
             }
         }
         most_empty = most_empty.max(empty);
@@ -529,26 +529,29 @@ fn double_free_is_caught_in_debug_builds() {
 /// `mmap` for `Mmap`'s reservations). Tiered reserves its 32 MiB arena index and then a
 /// 64 MiB arena aligned to 64 MiB; in a region aligned to 64 MiB the root and the index take
 /// the first half, the arena the second, and metadata the rest of the first half, so 128 MiB
-/// holds a heap of one arena.
+/// holds a heap of one arena; each further 64 MiB holds one more.
 struct RegionHeap {
     heap: Heap<Tiered, crate::Fixed>,
     region: *mut u8,
+    layout: Layout,
 }
 
 impl RegionHeap {
-    const LAYOUT: Layout = match Layout::from_size_align(128 << 20, 64 << 20) {
-        Ok(l) => l,
-        Err(_) => panic!(),
-    };
-
+    /// A heap of one arena.
     fn new() -> RegionHeap {
+        Self::with_arenas(1)
+    }
+
+    /// A heap of up to `arenas` arenas.
+    fn with_arenas(arenas: usize) -> RegionHeap {
+        let layout = Layout::from_size_align((arenas + 1) << 26, 64 << 20).unwrap();
         // SAFETY: a non-zero size.
-        let region = unsafe { std::alloc::alloc(Self::LAYOUT) };
+        let region = unsafe { std::alloc::alloc(layout) };
         assert!(!region.is_null());
         // SAFETY: the region is valid for reads and writes until `drop`, and used by the
         // source alone.
-        let src = unsafe { crate::Fixed::new(region, Self::LAYOUT.size()) };
-        RegionHeap { heap: Heap::with_source(src), region }
+        let src = unsafe { crate::Fixed::new(region, layout.size()) };
+        RegionHeap { heap: Heap::with_source(src), region, layout }
     }
 }
 
@@ -558,7 +561,7 @@ impl Drop for RegionHeap {
         // Tests join every other thread that used the heap before this.
         self.heap.strategy().release_thread_cache();
         // SAFETY: allocated in `new` with this layout; no thread uses the heap any more.
-        unsafe { std::alloc::dealloc(self.region, Self::LAYOUT) };
+        unsafe { std::alloc::dealloc(self.region, self.layout) };
     }
 }
 
@@ -702,6 +705,54 @@ fn miri_every_path_keeps_provenance() {
     heap.strategy().release_thread_cache();
     heap.trim();
     // SAFETY: every other thread has exited.
+    unsafe { heap.check() }.unwrap();
+    assert_eq!(heap.stats().live_objects, 0);
+}
+
+/// A large object that needs more pages than one arena holds is served from one reservation
+/// of the page source, never across the boundary of two reservations that happen to be
+/// adjacent (see "Reservations" in pagealloc.rs). `Fixed` hands out reservations in order:
+/// in a region of 4 arenas the first arena (a reservation of its own, for the first small
+/// object) is followed at once by the two-arena reservation that the large object makes the
+/// heap grow; the old `find` joined the first arena's free pages to the second
+/// reservation's and derived the object from the first arena's base. Under Miri the object
+/// is touched at both ends, across the arena boundary inside its own reservation.
+#[test]
+fn miri_large_run_stays_in_one_reservation() {
+    use super::arena::{ARENA_BYTES, ARENA_PAGES};
+    use super::sizeclass::PAGE_BYTES;
+    let rh = RegionHeap::with_arenas(3);
+    let heap = &rh.heap;
+    let region = rh.region.addr();
+    let l = Layout::from_size_align(64, 8).unwrap();
+    let small = heap.alloc_layout(l).unwrap().as_ptr();
+    let first_arena = small.addr() & !(ARENA_BYTES - 1);
+    assert_eq!(first_arena, region + ARENA_BYTES, "root and index take the first 64 MiB");
+    // Eight pages more than an arena: the first arena is nearly all free, so only the
+    // reservation boundary keeps a run from starting there.
+    let big = Layout::from_size_align((ARENA_PAGES + 8) * PAGE_BYTES, 8).unwrap();
+    let p = heap.alloc_layout(big).unwrap().as_ptr();
+    assert_eq!(
+        p.addr(),
+        first_arena + ARENA_BYTES,
+        "the large object starts the new reservation, not inside the first arena"
+    );
+    fill(p, 64, 7);
+    // SAFETY: inside the object, on the far side of its arena boundary.
+    let tail = unsafe { p.add(big.size() - 64) };
+    fill(tail, 64, 9);
+    verify(p, 64, 7);
+    verify(tail, 64, 9);
+    // SAFETY: no other thread uses the heap (the checker also finds no span crossing from
+    // one reservation into another).
+    unsafe { heap.check() }.unwrap();
+    // SAFETY: live blocks of this heap, freed once.
+    unsafe {
+        core::alloc::GlobalAlloc::dealloc(heap, p, big);
+        core::alloc::GlobalAlloc::dealloc(heap, small, l);
+    }
+    heap.strategy().release_thread_cache();
+    // SAFETY: as above.
     unsafe { heap.check() }.unwrap();
     assert_eq!(heap.stats().live_objects, 0);
 }
