@@ -216,7 +216,10 @@ impl MCentral {
             (Self::take(&mut l, cache), empty)
         };
         if let Some(s) = empty {
-            // SAFETY: no live objects, on no list, no owner: nothing refers to it.
+            // SAFETY: no live objects, on no list, no owner; neither this function nor its
+            // caller (the refill that gave `old` back, or the cache letting `s` go) reads the
+            // span after this. Their `&Span`s stay live, which the record's reuse allows
+            // ("Reuse of span records" in span.rs).
             unsafe { heap.lock.lock().free_span(NonNull::from(s)) };
         }
         match got {
@@ -306,7 +309,10 @@ impl MCentral {
     pub fn uncache_span(&self, heap: &MHeap, s: &Span) {
         let empty = Self::file_uncached(&mut self.lock.lock(), s);
         if let Some(s) = empty {
-            // SAFETY: no live objects, on no list, no owner: nothing refers to it.
+            // SAFETY: no live objects, on no list, no owner; neither this function nor its
+            // caller (the refill that gave `old` back, or the cache letting `s` go) reads the
+            // span after this. Their `&Span`s stay live, which the record's reuse allows
+            // ("Reuse of span records" in span.rs).
             unsafe { heap.lock.lock().free_span(NonNull::from(s)) };
         }
     }
@@ -344,7 +350,8 @@ impl MCentral {
                 if s.alloc_count.get() == 0 {
                     l.list(was).remove(s);
                     if !l.keep_spare(s) {
-                        // SAFETY: no live objects; off every list; no owner.
+                        // SAFETY: no live objects; off every list; no owner; the loop goes on
+                        // to the next node and never reads `s` again.
                         unsafe { heap.lock.lock().free_span(NonNull::from(s)) };
                     }
                 } else if was == SpanList::Full {

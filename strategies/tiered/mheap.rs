@@ -301,16 +301,20 @@ impl HeapInner {
     /// the span free list.
     ///
     /// # Safety
-    /// `span` came from `alloc_span` of this heap, has no live objects, and nothing (no list,
-    /// no mcache) refers to it any more.
+    /// `span` came from `alloc_span` of this heap, has no live objects, no list or mcache
+    /// refers to it any more, and no thread reads its fields after this call. `&Span`s to it
+    /// may still be live in callers' frames: the record is rewritten when it is reused, which
+    /// they allow because no byte of a `Span` is outside a cell (see "Reuse of span records"
+    /// in span.rs).
     pub unsafe fn free_span(&mut self, span: NonNull<Span>) {
         // SAFETY: the caller guarantees the span is ours and unreferenced.
         let (base, npages, tiny) = unsafe {
             let s = span.as_ref();
             (s.base_addr(), s.npages.get(), s.tiny_counts.get())
         };
-        // The record as the span map holds it (`FixAlloc`'s pointer, which may write), not
-        // `span`, which callers derive from a `&Span` (a pointer that may only read).
+        // The record as the span map holds it, with the provenance `FixAlloc` handed out (the
+        // free list keeps it and hands it out again), rather than `span`, which callers
+        // derive from a `&Span` of theirs.
         let rec = self.arena_of(base).span_at(page_in_arena(base));
         debug_assert!(ptr::eq(rec, span.as_ptr()), "span map does not name the span freed");
         let rec = NonNull::new(rec).unwrap_or(span);
@@ -321,8 +325,8 @@ impl HeapInner {
         self.inuse_pages -= npages;
         self.free_ready_pages += npages;
         self.release_tiny_counts(tiny);
-        // SAFETY: the record came from `self.spans`, and nothing uses it any more (the
-        // caller's contract).
+        // SAFETY: the record came from `self.spans`, and no thread reads it any more (the
+        // caller's contract); references to it that are still live cover only cells.
         unsafe { self.spans.free(rec.cast()) };
     }
     // ANCHOR_END: free_span

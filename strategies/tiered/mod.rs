@@ -415,7 +415,9 @@ impl Root {
 
     // ANCHOR: free_large
     fn free_large<P: PageSource>(&self, src: &P, s: &Span, size: usize) {
-        // SAFETY: the span holds one live object, being freed; nothing else refers to it.
+        // SAFETY: the span holds one live object, being freed, and is on no list and in no
+        // cache; neither this function nor `dealloc_slow` reads it after this (their `&Span`
+        // stays live, which the record's reuse allows: "Reuse of span records" in span.rs).
         unsafe { self.heap.lock.lock().free_span(NonNull::from(s)) };
         self.add_live(-(size as isize), -1);
         self.background(src);

@@ -570,10 +570,10 @@ impl Drop for RegionHeap {
 /// make the interleaving certain). The reader's reference must stay valid: the page heap may
 /// make no `&mut Arena`. Run it under Miri (`cargo +nightly miri test --lib miri_`): when
 /// `arena_of_mut` made a `&mut Arena` for the page bitmaps, that unique reborrow invalidated
-/// the reader's `&Arena` (Stacked Borrows), and Miri reported its next use. (Stacked Borrows
-/// still stops this test later, at the large object's free: `free_span` rewrites a span
-/// record while callers hold `&Span` arguments, a separate issue; with
-/// `-Zmiri-disable-stacked-borrows` it runs to the end.)
+/// the reader's `&Arena` (Stacked Borrows), and Miri reported its next use. Later, the large
+/// object's free gives its span record back (`free_span`) while `dealloc_slow` holds a
+/// `&Span` argument to it: Stacked Borrows reported that write as a protector violation
+/// while the span's identity fields were plain (see "Reuse of span records" in span.rs).
 #[test]
 fn miri_span_map_reader_keeps_its_arena_across_page_heap_changes() {
     use super::arena::{index_of, page_in_arena};
@@ -652,8 +652,8 @@ fn miri_free_of_another_threads_object_reads_no_owner_state() {
     assert_eq!(heap.stats().live_objects, 0);
 }
 
-/// Every path of an object under Miri's strict provenance (`-Zmiri-strict-provenance
-/// -Zmiri-disable-stacked-borrows`, for the `&Span` issue named above):
+/// Every path of an object under Miri's strict provenance and Stacked Borrows
+/// (`-Zmiri-strict-provenance`):
 /// tiny, small and large objects, free stacks, the owner's frees, remote frees from another
 /// thread, pending frees into unowned spans, `realloc`, trim and the checker.
 #[test]
