@@ -5,49 +5,59 @@
 
 /// The atomics remote.rs is built on: loom's here.
 mod remote_atomics {
-    pub use loom::sync::atomic::{AtomicI8, AtomicUsize, Ordering};
+    pub use loom::sync::atomic::{AtomicI8, AtomicPtr, Ordering};
 }
 
 #[path = "../strategies/tiered/remote.rs"]
 #[allow(dead_code, clippy::all)]
 mod remote;
 
+use core::ptr::{self, NonNull};
+
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 use remote::{RemoteStack, TinyCounter};
 
-fn node() -> usize {
-    Box::into_raw(Box::new(0usize)) as usize
+fn node() -> NonNull<u8> {
+    NonNull::from(Box::leak(Box::new(0usize))).cast()
 }
 
-fn drain(s: &RemoteStack, out: &mut Vec<usize>) {
+fn drain(s: &RemoteStack, out: &mut Vec<NonNull<u8>>) {
     let mut p = s.take();
-    while p != 0 {
-        out.push(p);
-        // SAFETY: `p` is a node of the list just taken.
-        p = unsafe { RemoteStack::next(p) };
+    while let Some(q) = NonNull::new(p) {
+        out.push(q);
+        // SAFETY: `q` is a node of the list just taken.
+        p = unsafe { RemoteStack::next(q) };
     }
 }
+
+/// A node, movable into a loom thread (raw pointers are not `Send`).
+struct Node(NonNull<u8>);
+// SAFETY: a node is a leaked box of plain memory, tied to no thread; each is pushed by one
+// thread.
+unsafe impl Send for Node {}
 
 /// Two threads free into one span while the owner collects: every object is collected
 /// exactly once.
 #[test]
 fn remote_frees_are_collected_exactly_once() {
     loom::model(|| {
-        let stack = Arc::new(RemoteStack::from_atomic(loom::sync::atomic::AtomicUsize::new(0)));
+        let stack = Arc::new(RemoteStack::from_atomic(loom::sync::atomic::AtomicPtr::new(ptr::null_mut())));
         let (a, b, c) = (node(), node(), node());
         let s1 = stack.clone();
+        let (na, nc) = (Node(a), Node(c));
         let t1 = thread::spawn(move || {
-            // SAFETY: the node is given to the stack.
-            unsafe { s1.push(a) };
-            // SAFETY: as above.
-            unsafe { s1.push(c) };
+            // SAFETY: the node, a fresh 8-byte box, is given to the stack.
+            unsafe { s1.push(na.0) };
+            // SAFETY: the node, a fresh 8-byte box, is given to the stack.
+            unsafe { s1.push(nc.0) };
         });
         let s2 = stack.clone();
+        let nb = Node(b);
         let t2 = thread::spawn(move || {
-            // SAFETY: the node is given to the stack.
-            unsafe { s2.push(b) }
+            // SAFETY: the node, a fresh 8-byte box, is given to the stack.
+            unsafe { s2.push(nb.0) }
         });
         let mut seen = Vec::new();
         drain(&stack, &mut seen);
@@ -60,7 +70,7 @@ fn remote_frees_are_collected_exactly_once() {
         assert_eq!(seen, want);
         for p in want {
             // SAFETY: made by `node`, no longer on the stack.
-            drop(unsafe { Box::from_raw(p as *mut usize) });
+            drop(unsafe { Box::from_raw(p.as_ptr().cast::<usize>()) });
         }
     });
 }

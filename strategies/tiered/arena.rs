@@ -15,16 +15,29 @@
 //! - *span map* (`Arena::spans`, Go's `heapArena.spans`): page -> span. Every page of an
 //!   in-use span points to it; free pages point to nothing.
 //!
+//! # Sharing
+//! An `Arena` is reached by any thread as `&Arena` (the free path's spanOf, with no lock), so
+//! everything a `&Arena` covers is either immutable after [`Arena::init`] (`base`,
+//! `joins_prev`) or atomic
+//! (the span map). The page allocator's bitmaps and summaries (`pages`) are written under the
+//! heap lock; they sit in an `UnsafeCell`, so a shared `&Arena` asserts nothing about them,
+//! and they are reached only through [`Arena::pages`] / [`Arena::pages_mut`] with the heap
+//! lock held. No `&mut Arena` is ever made once the arena is registered.
+//!
 //! # spanOf (the free path)
 //! 1. `arena = index[addr >> 26]` (a Relaxed atomic load: a plain load);
 //! 2. `span = arena.spans[(addr >> 13) % 8192]`.
 //!
 //! # Invariants (checked by `Tiered::check`)
 //! - `index[a.base >> 26] == a` for every registered arena `a`;
+//! - `a.joins_prev` ⇒ the arena before `a` in the sorted list ends where `a` begins, and
+//!   both came from one `reserve` call; a span that covers `a`'s first page and began in
+//!   an earlier arena exists only then (see "Reservations" in pagealloc.rs);
 //! - `spans[p] == s` ⇔ page `p` lies in `s.base .. s.base + s.npages * PAGE_BYTES` of an
 //!   in-use span `s`; and then page `p` is marked in use in `pagealloc`'s bitmap.
 
-use core::ptr;
+use core::cell::UnsafeCell;
+use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 use super::pagealloc::{ArenaPages, Summary};
@@ -50,31 +63,75 @@ pub const INDEX_BYTES: usize = INDEX_ENTRIES * core::mem::size_of::<usize>();
 /// Metadata of one arena, in memory from the page source.
 #[repr(C)]
 pub struct Arena {
-    /// First byte of the arena (aligned to [`ARENA_BYTES`]).
-    pub base: usize,
-    /// Page -> span (Go's `heapArena.spans`).
+    /// First byte of the arena (aligned to [`ARENA_BYTES`]), with the provenance of the
+    /// reservation it came from: every page and span pointer of the arena derives from it.
+    pub base: NonNull<u8>,
+    /// Whether this arena continues the one just below it (`base - ARENA_BYTES`) in the
+    /// same reservation of the page source, so that a page run may cross from that arena
+    /// into this one (see "Reservations" in pagealloc.rs). Set at `init`, never changed.
+    pub joins_prev: bool,
+    /// Page -> span (Go's `heapArena.spans`), read by any thread with no lock.
     pub spans: [AtomicPtr<Span>; ARENA_PAGES],
-    /// The page allocator's bitmaps and summaries for this arena (under the heap lock).
-    pub pages: ArenaPages,
+    /// The page allocator's bitmaps and summaries for this arena: under the heap lock, and
+    /// only through [`Arena::pages`] / [`Arena::pages_mut`] (see "Sharing").
+    pages: UnsafeCell<ArenaPages>,
 }
 // ANCHOR_END: arena_struct
 
 impl Arena {
     /// Initialises arena metadata in place at `at` for the arena starting at `base`: all pages
-    /// free and scavenged (Prepared), no spans.
+    /// free and scavenged (Prepared), no spans; `joins_prev` as the field says.
     ///
     /// # Safety
-    /// `at` is valid for writes of one `Arena` and suitably aligned.
-    pub unsafe fn init(at: *mut Arena, base: usize) {
-        // SAFETY: the caller gives room for one Arena; every field is plain data for which
-        // all-zero bytes are a valid value (null pointers, zero words), then set below.
+    /// `at` is valid for writes of one `Arena`, suitably aligned, and not yet shared.
+    pub unsafe fn init(at: *mut Arena, base: NonNull<u8>, joins_prev: bool) {
+        // SAFETY: the caller gives room for one Arena that nobody else sees yet. The span map
+        // and the bitmaps are atomics and integers, for which all-zero bytes are valid (null
+        // pointers, zero words); `base` (not valid as zeros) is written before any read, by
+        // raw place projections, and the pages through the `UnsafeCell` of a record no one
+        // else can reach.
         unsafe {
             ptr::write_bytes(at.cast::<u8>(), 0, core::mem::size_of::<Arena>());
-            (*at).base = base;
-            (*at).pages.scav = [!0u64; ARENA_PAGES / 64];
-            (*at).pages.sum = Summary::ALL_FREE_ARENA;
-            (*at).pages.chunk_sum = [Summary::ALL_FREE_CHUNK; super::pagealloc::CHUNKS_PER_ARENA];
+            ptr::addr_of_mut!((*at).base).write(base);
+            ptr::addr_of_mut!((*at).joins_prev).write(joins_prev);
+            let pages = &mut *UnsafeCell::raw_get(ptr::addr_of!((*at).pages));
+            pages.scav = [!0u64; ARENA_PAGES / 64];
+            pages.sum = Summary::ALL_FREE_ARENA;
+            pages.chunk_sum = [Summary::ALL_FREE_CHUNK; super::pagealloc::CHUNKS_PER_ARENA];
         }
+    }
+
+    /// The page allocator's state of this arena, to read.
+    ///
+    /// # Safety
+    /// The caller holds the heap lock of the heap this arena belongs to (writers hold it
+    /// too, so no `&mut` from [`Arena::pages_mut`] is live meanwhile), for as long as it
+    /// uses the result.
+    #[inline]
+    pub unsafe fn pages(&self) -> &ArenaPages {
+        // SAFETY: the caller holds the heap lock, under which alone the pages are written.
+        unsafe { &*self.pages.get() }
+    }
+
+    /// The page allocator's state of this arena, to change.
+    ///
+    /// # Safety
+    /// The caller holds the heap lock of the heap this arena belongs to for as long as it
+    /// uses the result, and makes no other reference to this arena's pages meanwhile.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn pages_mut(&self) -> &mut ArenaPages {
+        // SAFETY: the heap lock serialises every access to the pages, and the caller makes
+        // no other reference to them while this one lives. The `&mut` covers the pages only:
+        // the span map and `base`, which other threads read through `&Arena`, are outside
+        // the cell.
+        unsafe { &mut *self.pages.get() }
+    }
+
+    /// First byte, as an address.
+    #[inline]
+    pub fn base_addr(&self) -> usize {
+        self.base.as_ptr().addr()
     }
 
     /// The span holding page `page` of this arena (null for a free page).
@@ -93,7 +150,7 @@ impl Arena {
     /// One past the last byte.
     #[inline]
     pub fn end(&self) -> usize {
-        self.base + ARENA_BYTES
+        self.base_addr() + ARENA_BYTES
     }
 }
 

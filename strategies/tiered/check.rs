@@ -1,26 +1,60 @@
 //! The walker behind `Tiered::check`: every invariant written in the other files, checked
 //! over every structure of a heap. Slow; for tests, with no other thread using the heap.
 
-use core::ptr;
+use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
 
-use super::arena::{ARENA_PAGES, index_of, span_of};
+use super::arena::{ARENA_BYTES, ARENA_PAGES, index_of, span_of};
 use super::mheap::HeapInner;
 use super::remote::RemoteStack;
 use super::scavenger::HOLD_STEPS;
 use super::sizeclass;
 use super::span::{BITMAP_WORDS, Span, SpanList};
-use super::{EMPTY_SPAN, MCache, PAGE_BYTES, Root, SPAN_CLASS_COUNT};
+use super::{EMPTY_SPAN, MCache, PAGE_BYTES, Reader, Root, SPAN_CLASS_COUNT};
 use crate::strategy::CheckError;
 
 fn fail(what: &'static str, addr: usize, detail: usize) -> Result<(), CheckError> {
     Err(CheckError { what, addr, detail })
 }
 
+/// What `ensure!` reports as an address or a detail: an integer, or a pointer's address.
+trait Report {
+    fn report(self) -> usize;
+}
+
+macro_rules! report_int {
+    ($($t:ty),*) => {$(
+        impl Report for $t {
+            fn report(self) -> usize {
+                self as usize
+            }
+        }
+    )*};
+}
+report_int!(usize, u32, u8, i32);
+
+impl<T> Report for *const T {
+    fn report(self) -> usize {
+        self.addr()
+    }
+}
+
+impl<T> Report for *mut T {
+    fn report(self) -> usize {
+        self.addr()
+    }
+}
+
+impl<T> Report for NonNull<T> {
+    fn report(self) -> usize {
+        self.as_ptr().addr()
+    }
+}
+
 macro_rules! ensure {
     ($cond:expr, $what:expr, $addr:expr, $detail:expr) => {
         if !$cond {
-            return fail($what, $addr as usize, $detail as usize);
+            return fail($what, Report::report($addr), Report::report($detail));
         }
     };
 }
@@ -40,32 +74,43 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
     let (mut inuse, mut free_ready) = (0usize, 0usize);
     let mut prev_base = 0usize;
     for i in 0..h.narenas {
-        // SAFETY: registered arenas are initialised and live as long as the heap.
+        // SAFETY: registered arenas are initialised and live as long as the heap; shared
+        // references only (see "Sharing" in arena.rs).
         let a = unsafe { &*h.arenas[i] };
-        ensure!(i == 0 || a.base > prev_base, "arena list not sorted by address", a.base, i);
-        prev_base = a.base;
+        // SAFETY: the caller holds the heap lock (`h`), for as long as `pages` is used.
+        let pages = unsafe { a.pages() };
+        let base = a.base_addr();
+        ensure!(i == 0 || base > prev_base, "arena list not sorted by address", base, i);
+        // An arena joins only the one right below it, registered (same reservation).
+        ensure!(
+            !a.joins_prev || (i > 0 && prev_base + ARENA_BYTES == base),
+            "arena joins a previous arena that is not its neighbour",
+            base,
+            i
+        );
+        prev_base = base;
         // SAFETY: the index entry of a registered arena is Ready.
-        let entry = unsafe { (*root.index.add(index_of(a.base))).load(Ordering::Relaxed) };
-        ensure!(ptr::eq(entry, a), "arena index entry does not name its arena", a.base, i);
-        let (chunks, sum) = a.pages.recomputed();
-        ensure!(chunks == a.pages.chunk_sum, "chunk summaries differ from the bitmap", a.base, 0);
-        ensure!(sum == a.pages.sum, "arena summary differs from its chunks", a.base, sum.max);
+        let entry = unsafe { (*root.index.add(index_of(base))).load(Ordering::Relaxed) };
+        ensure!(ptr::eq(entry, a), "arena index entry does not name its arena", base, i);
+        let (chunks, sum) = pages.recomputed();
+        ensure!(chunks == pages.chunk_sum, "chunk summaries differ from the bitmap", base, 0usize);
+        ensure!(sum == pages.sum, "arena summary differs from its chunks", base, sum.max);
         for p in 0..ARENA_PAGES {
-            let addr = a.base + p * PAGE_BYTES;
-            let used = a.pages.is_used(p);
+            let addr = base + p * PAGE_BYTES;
+            let used = pages.is_used(p);
             let sp = a.span_at(p);
             let fl = h.scav_inflight;
-            if fl.addr <= addr && addr < fl.addr + fl.npages * PAGE_BYTES {
+            if fl.addr() <= addr && addr < fl.addr() + fl.npages * PAGE_BYTES {
                 // The scavenger's in-flight run: taken out of the page allocator, no span.
-                ensure!(used && sp.is_null(), "in-flight scavenger run not marked in use", addr, 0);
-                ensure!(!a.pages.is_scav(p), "in-flight scavenger run already scavenged", addr, 0);
+                ensure!(used && sp.is_null(), "in-flight scavenger run not marked in use", addr, 0usize);
+                ensure!(!pages.is_scav(p), "in-flight scavenger run already scavenged", addr, 0usize);
                 continue;
             }
             ensure!(used != sp.is_null(), "page bitmap and span map disagree", addr, used as usize);
             if used {
-                ensure!(!a.pages.is_scav(p), "an in-use page is scavenged", addr, 0);
+                ensure!(!pages.is_scav(p), "an in-use page is scavenged", addr, 0usize);
                 inuse += 1;
-            } else if !a.pages.is_scav(p) {
+            } else if !pages.is_scav(p) {
                 free_ready += 1;
             }
             if sp.is_null() {
@@ -74,14 +119,22 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
             // SAFETY: the span map points at live spans.
             let s = unsafe { &*sp };
             ensure!(
-                s.base <= addr && addr < s.end(),
+                s.base_addr() <= addr && addr < s.end(),
                 "span map points at a span not covering the page",
                 addr,
-                s.base
+                s.base.get()
             );
-            if s.base == addr {
+            if s.base_addr() == addr {
                 check_span(s)?;
             }
+            // A span may run on into this arena only from the same reservation (see
+            // "Reservations" in pagealloc.rs): its pointers derive from where it starts.
+            ensure!(
+                p != 0 || s.base_addr() == addr || a.joins_prev,
+                "span crosses from one reservation into another",
+                addr,
+                s.base.get()
+            );
         }
     }
     ensure!(inuse == h.inuse_pages, "inuse_pages differs from the bitmaps", 0, inuse);
@@ -94,13 +147,13 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
 
 /// One span: bitmap vs counts, alloc cache, remote stack.
 fn check_span(s: &Span) -> Result<(), CheckError> {
-    ensure!(s.alloc_base == s.base, "alloc_base != base", s.base, s.alloc_base);
-    if s.class == 0 {
+    ensure!(s.alloc_base.get() == s.base.get(), "alloc_base != base", s.base.get(), s.alloc_base.get());
+    if s.class.get() == 0 {
         ensure!(
-            s.nelems == 1 && s.owner.load(Ordering::Relaxed).is_null(),
+            s.nelems.get() == 1 && s.owner.load(Ordering::Relaxed).is_null(),
             "large span malformed",
-            s.base,
-            s.nelems
+            s.base.get(),
+            s.nelems.get()
         );
         return Ok(());
     }
@@ -108,43 +161,55 @@ fn check_span(s: &Span) -> Result<(), CheckError> {
     ensure!(
         ones - s.padding() == s.alloc_count.get(),
         "alloc_count != popcount(alloc_bits) - padding",
-        s.base,
+        s.base.get(),
         ones
     );
-    ensure!(s.alloc_count.get() <= s.nelems, "alloc_count > nelems", s.base, s.alloc_count.get());
+    ensure!(s.alloc_count.get() <= s.nelems.get(), "alloc_count > nelems", s.base.get(), s.alloc_count.get());
     ensure!(
-        s.refill_count == s.nelems - s.refill_min(),
+        s.refill_count.get() == s.nelems.get() - s.refill_min(),
         "refill_count != nelems - refill_min",
-        s.base,
-        s.refill_count
+        s.base.get(),
+        s.refill_count.get()
     );
     ensure!(
-        s.div_mul == sizeclass::div_mul(s.class as usize),
+        s.div_mul.get() == sizeclass::div_mul(s.class.get() as usize),
         "span div_mul is not its class's",
-        s.base,
-        s.div_mul
+        s.base.get(),
+        s.div_mul.get()
     );
-    for i in s.nelems as usize..BITMAP_WORDS * 64 {
-        ensure!(s.bit(i), "padding bit clear", s.base, i);
+    for i in s.nelems.get() as usize..BITMAP_WORDS * 64 {
+        ensure!(s.bit(i), "padding bit clear", s.base.get(), i);
     }
     let (cache, fi) = (s.alloc_cache.get(), s.freeindex.get() as usize);
     for k in 0..64 {
         if cache >> k & 1 == 1 {
             let i = fi + k;
-            ensure!(i < s.nelems as usize && s.bit(i), "alloc cache holds an unclaimed object", s.base, i);
-            ensure!(i / 64 == fi / 64, "alloc cache spans two words", s.base, i);
+            ensure!(
+                i < s.nelems.get() as usize && s.bit(i),
+                "alloc cache holds an unclaimed object",
+                s.base.get(),
+                i
+            );
+            ensure!(i / 64 == fi / 64, "alloc cache spans two words", s.base.get(), i);
         }
     }
-    let mut p = s.remote.peek();
+    let mut next = s.remote.peek();
     let mut n = 0u32;
-    while p != 0 {
-        ensure!(p >= s.base && p < s.end(), "remote free outside its span", p, s.base);
+    while let Some(q) = NonNull::new(next) {
+        let p = q.as_ptr().addr();
+        ensure!(p >= s.base_addr() && p < s.end(), "remote free outside its span", p, s.base.get());
         let i = s.object_index(p);
-        ensure!(s.base + i * s.elem_bytes == p && s.bit(i), "remote free not a marked object", p, i);
+        ensure!(
+            s.base_addr() + i * s.elem_bytes.get() == p && s.bit(i),
+            "remote free not a marked object",
+            p,
+            i
+        );
         n += 1;
-        ensure!(n <= s.alloc_count.get(), "remote stack longer than alloc_count", s.base, n);
-        // SAFETY: remote entries are freed objects holding the next link.
-        p = unsafe { (p as *const usize).read() };
+        ensure!(n <= s.alloc_count.get(), "remote stack longer than alloc_count", s.base.get(), n);
+        // SAFETY: remote entries are freed objects holding the next link; no thread pushes
+        // while the checker runs.
+        next = unsafe { RemoteStack::next(q) };
     }
     Ok(())
 }
@@ -159,38 +224,70 @@ fn check_central(root: &Root, spc: usize) -> Result<(), CheckError> {
             ensure!(
                 s.owner.load(Ordering::Relaxed).is_null(),
                 "span on a central list has an owner",
-                s.base,
+                s.base.get(),
                 spc
             );
-            ensure!(s.span_class as usize == spc, "span on the wrong central", s.base, s.span_class);
-            ensure!(s.list.get() == which, "span list tag wrong", s.base, s.list.get() as u8);
-            ensure!(s.alloc_count.get() > 0, "empty span kept on a central list", s.base, spc);
+            ensure!(
+                s.span_class.get() as usize == spc,
+                "span on the wrong central",
+                s.base.get(),
+                s.span_class.get()
+            );
+            ensure!(s.list.get() == which, "span list tag wrong", s.base.get(), s.list.get() as u8);
+            ensure!(s.alloc_count.get() > 0, "empty span kept on a central list", s.base.get(), spc);
             let remote = s.remote_len() as u32;
             if which == SpanList::Full {
-                ensure!(s.is_full(), "span on full list has free objects", s.base, s.alloc_count.get());
+                ensure!(s.is_full(), "span on full list has free objects", s.base.get(), s.alloc_count.get());
             } else {
-                ensure!(s.alloc_count.get() - remote < s.nelems, "span on partial list is full", s.base, spc);
+                ensure!(
+                    s.alloc_count.get() - remote < s.nelems.get(),
+                    "span on partial list is full",
+                    s.base.get(),
+                    spc
+                );
             }
         }
         ensure!(n == list.len, "central list length wrong", spc, n);
     }
-    let mut p = root.central[spc].pending.peek();
-    while p != 0 {
-        // SAFETY: pending objects belong to live spans of registered arenas.
+    let mut next = root.central[spc].pending.peek();
+    while let Some(q) = NonNull::new(next) {
+        let p = q.as_ptr().addr();
+        // SAFETY: the index is the root's; `span_of` checks the range, and pending objects
+        // belong to live spans of registered arenas, whose index entries are Ready.
         let s = unsafe { span_of(root.index, p).as_ref() };
         let Some(s) = s else { return fail("pending free outside the heap", p, spc) };
-        ensure!(s.span_class as usize == spc, "pending free in a span of another class", p, s.span_class);
+        ensure!(
+            s.span_class.get() as usize == spc,
+            "pending free in a span of another class",
+            p,
+            s.span_class.get()
+        );
         let i = s.object_index(p);
-        ensure!(s.base + i * s.elem_bytes == p && s.bit(i), "pending free not a marked object", p, i);
+        ensure!(
+            s.base_addr() + i * s.elem_bytes.get() == p && s.bit(i),
+            "pending free not a marked object",
+            p,
+            i
+        );
         // SAFETY: pending entries are freed objects holding the next link (no thread runs).
-        p = unsafe { RemoteStack::next(p) };
+        next = unsafe { RemoteStack::next(q) };
     }
     // SAFETY: the spare is a live span.
     if let Some(s) = unsafe { l.spare.as_ref() } {
-        ensure!(s.owner.load(Ordering::Relaxed).is_null(), "spare span has an owner", s.base, spc);
-        ensure!(s.span_class as usize == spc, "spare span of another class", s.base, s.span_class);
-        ensure!(s.list.get() == SpanList::Spare, "spare span list tag wrong", s.base, s.list.get() as u8);
-        ensure!(s.alloc_count.get() == 0 && s.remote.is_empty(), "spare span not empty", s.base, spc);
+        ensure!(s.owner.load(Ordering::Relaxed).is_null(), "spare span has an owner", s.base.get(), spc);
+        ensure!(
+            s.span_class.get() as usize == spc,
+            "spare span of another class",
+            s.base.get(),
+            s.span_class.get()
+        );
+        ensure!(
+            s.list.get() == SpanList::Spare,
+            "spare span list tag wrong",
+            s.base.get(),
+            s.list.get() as u8
+        );
+        ensure!(s.alloc_count.get() == 0 && s.remote.is_empty(), "spare span not empty", s.base.get(), spc);
     }
     Ok(())
 }
@@ -212,11 +309,21 @@ fn check_caches(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
                 ensure!(
                     ptr::eq(s.owner.load(Ordering::Relaxed), c),
                     "cached span not owned by its cache",
-                    s.base,
+                    s.base.get(),
                     spc
                 );
-                ensure!(s.span_class as usize == spc, "cached span of another class", s.base, spc);
-                ensure!(s.list.get() == SpanList::None, "cached span also on a central list", s.base, spc);
+                ensure!(
+                    s.span_class.get() as usize == spc,
+                    "cached span of another class",
+                    s.base.get(),
+                    spc
+                );
+                ensure!(
+                    s.list.get() == SpanList::None,
+                    "cached span also on a central list",
+                    s.base.get(),
+                    spc
+                );
             }
             for spc in 0..SPAN_CLASS_COUNT {
                 check_owned(cache, c, spc)?;
@@ -254,15 +361,16 @@ fn check_free_stacks(root: &Root, cache: &MCache) -> Result<(), CheckError> {
     for (class, st) in cache.free.iter().enumerate() {
         ensure!(st.len.get() <= st.cap, "free stack over its room", class, st.len.get());
         for (i, p) in st.iter().enumerate() {
+            let addr = p.as_ptr().addr();
             ensure!(
-                root.can_stack(p, class),
+                root.can_stack(addr, class, Reader::Alone),
                 "free stack holds an object that is not a live small one",
                 p,
                 class
             );
-            let s = root.span_of(p);
+            let s = root.span_of(addr);
             ensure!(
-                !s.in_alloc_cache(s.object_index(p)),
+                !s.in_alloc_cache(s.object_index(addr)),
                 "object both on a free stack and in an alloc cache",
                 p,
                 class
@@ -279,16 +387,21 @@ fn check_owned(cache: &MCache, c: *mut MCache, spc: usize) -> Result<(), CheckEr
     let (mut n, mut prev) = (0u32, ptr::null::<Span>());
     for s in l.iter() {
         n += 1;
-        ensure!(ptr::eq(s.owner.load(Ordering::Relaxed), c), "owned span not owned", s.base, spc);
-        ensure!(s.span_class as usize == spc, "owned span of another class", s.base, spc);
-        ensure!(s.list.get() == SpanList::Owned, "owned span list tag wrong", s.base, s.list.get() as u8);
-        ensure!(ptr::eq(s.prev.get(), prev), "owned list back link wrong", s.base, spc);
-        ensure!(!ptr::eq(s, cache.alloc[spc].get()), "owned span is also current", s.base, spc);
-        ensure!(n <= l.len.get(), "owned list longer than its length", s.base, spc);
+        ensure!(ptr::eq(s.owner.load(Ordering::Relaxed), c), "owned span not owned", s.base.get(), spc);
+        ensure!(s.span_class.get() as usize == spc, "owned span of another class", s.base.get(), spc);
+        ensure!(
+            s.list.get() == SpanList::Owned,
+            "owned span list tag wrong",
+            s.base.get(),
+            s.list.get() as u8
+        );
+        ensure!(ptr::eq(s.prev.get(), prev), "owned list back link wrong", s.base.get(), spc);
+        ensure!(!ptr::eq(s, cache.alloc[spc].get()), "owned span is also current", s.base.get(), spc);
+        ensure!(n <= l.len.get(), "owned list longer than its length", s.base.get(), spc);
         prev = s;
     }
     ensure!(n == l.len.get(), "owned list length wrong", spc, n);
-    let empty: usize = l.iter().filter(|s| s.alloc_count.get() == 0).map(|s| s.npages).sum();
+    let empty: usize = l.iter().filter(|s| s.alloc_count.get() == 0).map(|s| s.npages.get()).sum();
     ensure!(empty == l.empty_pages.get() as usize, "owned empty pages miscounted", spc, empty);
     ensure!(ptr::eq(l.tail.get(), prev), "owned list tail wrong", spc, n);
     Ok(())

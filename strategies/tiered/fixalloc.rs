@@ -14,18 +14,21 @@
 //!
 //! # Invariants
 //! `cur <= end`; `committed_bytes` = bytes taken from the source for metadata. Everything here
-//! is used under the heap lock.
+//! is used under the heap lock. Records are pointers derived from the chunk the source
+//! returned (the bump pointer and the free list's links are pointers, never integers).
 
 use core::ptr::{self, NonNull};
 
-use crate::source::{PageSource, align_up};
+use crate::source::PageSource;
 
 /// Bytes of one metadata chunk taken from the page source.
 pub const META_CHUNK_BYTES: usize = 256 << 10;
 
 /// A bump allocator over chunks from the page source (Go's `persistentalloc`).
 pub struct Persistent {
-    cur: usize,
+    /// Next free byte of the current chunk (null before the first chunk).
+    cur: *mut u8,
+    /// Address one past the current chunk (for comparisons only).
     end: usize,
     /// Bytes taken from the source for metadata (chunks and large records).
     pub committed_bytes: usize,
@@ -33,16 +36,21 @@ pub struct Persistent {
 
 impl Persistent {
     /// Empty.
-    pub const INIT: Persistent = Persistent { cur: 0, end: 0, committed_bytes: 0 };
+    pub const INIT: Persistent = Persistent { cur: ptr::null_mut(), end: 0, committed_bytes: 0 };
 
-    /// `bytes` of memory aligned to `align` (at most an OS page), contents unspecified.
+    /// `bytes` of memory aligned to `align` (a power of two, at most an OS page), contents
+    /// unspecified.
     pub fn alloc<P: PageSource>(&mut self, src: &P, bytes: usize, align: usize) -> Option<NonNull<u8>> {
-        let at = align_up(self.cur, align)?;
-        if self.cur == 0 || at + bytes > self.end {
+        let cur = self.cur.addr();
+        let pad = cur.wrapping_neg() & (align - 1);
+        if self.cur.is_null() || pad.checked_add(bytes).is_none_or(|n| n > self.end - cur) {
             return self.alloc_slow(src, bytes, align);
         }
-        self.cur = at + bytes;
-        NonNull::new(at as *mut u8)
+        // SAFETY: `pad + bytes <= end - cur`: both offsets stay inside the current chunk.
+        let at = unsafe { self.cur.add(pad) };
+        // SAFETY: `pad + bytes <= end - cur`: `at + bytes` is at most one past the chunk.
+        self.cur = unsafe { at.add(bytes) };
+        NonNull::new(at)
     }
 
     #[cold]
@@ -53,14 +61,14 @@ impl Persistent {
         }
         let chunk = src.alloc_ready(META_CHUNK_BYTES, P::PAGE_BYTES).ok()?;
         self.committed_bytes += META_CHUNK_BYTES;
-        self.cur = chunk.as_ptr() as usize;
-        self.end = self.cur + META_CHUNK_BYTES;
+        self.cur = chunk.as_ptr();
+        self.end = chunk.as_ptr().addr() + META_CHUNK_BYTES;
         self.alloc(src, bytes, align)
     }
 
     /// Whole OS pages for a large record (an arena's metadata, the root).
     pub fn alloc_pages<P: PageSource>(&mut self, src: &P, bytes: usize) -> Option<NonNull<u8>> {
-        let bytes = align_up(bytes, P::PAGE_BYTES)?;
+        let bytes = crate::source::align_up(bytes, P::PAGE_BYTES)?;
         let p = src.alloc_ready(bytes, P::PAGE_BYTES).ok()?;
         self.committed_bytes += bytes;
         Some(p)
@@ -69,14 +77,17 @@ impl Persistent {
 
 /// A free list of records of one size (Go's `fixalloc`).
 pub struct FixAlloc {
-    free: *mut usize,
+    /// First free record, or null; each holds the next in its first word, as a pointer.
+    free: *mut u8,
     size: usize,
     /// Records handed out and not freed.
     pub inuse: usize,
 }
 
-// SAFETY: the free list points into metadata memory owned by the heap, only touched under the
-// heap lock.
+// SAFETY: `FixAlloc` is `!Send` only for its raw `free` pointer, which points into metadata
+// chunks that the heap owns (not into anything tied to a thread); every `FixAlloc` lives in
+// the heap's `HeapInner` and is only used through the heap lock, so moving it to another
+// thread moves nothing that the first thread may still touch.
 unsafe impl Send for FixAlloc {}
 
 impl FixAlloc {
@@ -88,13 +99,14 @@ impl FixAlloc {
     /// A record, contents unspecified, 64-byte aligned (one cache line, so that two records
     /// never share one).
     pub fn alloc<P: PageSource>(&mut self, meta: &mut Persistent, src: &P) -> Option<NonNull<u8>> {
-        let p = if self.free.is_null() {
-            meta.alloc(src, self.size, 64)?
-        } else {
-            let p = self.free;
-            // SAFETY: free records hold the link to the next one in their first word.
-            self.free = unsafe { p.read() } as *mut usize;
-            NonNull::new(p.cast())?
+        let p = match NonNull::new(self.free) {
+            None => meta.alloc(src, self.size, 64)?,
+            Some(p) => {
+                // SAFETY: a free record holds the link to the next one in its first word,
+                // written by `free` as a pointer; records are 64-byte aligned.
+                self.free = unsafe { p.cast::<*mut u8>().read() };
+                p
+            }
         };
         self.inuse += 1;
         Some(p)
@@ -105,10 +117,10 @@ impl FixAlloc {
     /// # Safety
     /// `p` came from this `FixAlloc` and nothing uses it any more.
     pub unsafe fn free(&mut self, p: NonNull<u8>) {
-        let p = p.as_ptr().cast::<usize>();
-        // SAFETY: the record is ours again and at least 8 bytes.
-        unsafe { p.write(self.free as usize) };
-        self.free = p;
+        // SAFETY: the record is ours again (the caller's contract), at least 64 bytes and
+        // 64-byte aligned: its first word takes the link.
+        unsafe { p.cast::<*mut u8>().write(self.free) };
+        self.free = p.as_ptr();
         self.inuse -= 1;
     }
 }

@@ -130,14 +130,14 @@
 //!   links are consistent (`prev` of each is the one before, `tail` the last);
 //!   `owned[spc].empty_pages == Σ npages of its members with alloc_count == 0`, and a free
 //!   by the owner never takes it past [`EMPTY_OWNED_PAGES`] unless it is one span;
-//! - `tiny != 0` ⇒ it is an object of `tiny_span` (a span of `TINY_SPAN_CLASS`) and
+//! - `tiny` is set ⇒ it is an object of `tiny_span` (a span of `TINY_SPAN_CLASS`) and
 //!   `tiny_offset <= 16`;
 //! - `free[class].len <= free[class].cap`; every object on it is an object of a small
 //!   span, with its alloc bit set, not in an alloc cache, with room for `class`
 //!   (`Root::can_stack`), and on the stack once; a released cache's stacks are empty.
 
 use core::cell::Cell;
-use core::ptr;
+use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
 use super::Root;
@@ -181,7 +181,11 @@ const BACKGROUND_EVERY_REFILLS: u32 = 16;
 /// The free stacks of a fresh cache (empty, each with its class's room).
 const fn free_stacks_init() -> [FreeStack; CLASS_COUNT] {
     let mut a = [const {
-        FreeStack { len: Cell::new(0), cap: 0, slots: [const { Cell::new(0) }; FREE_STACK_SLOTS] }
+        FreeStack {
+            len: Cell::new(0),
+            cap: 0,
+            slots: [const { Cell::new(NonNull::dangling()) }; FREE_STACK_SLOTS],
+        }
     }; CLASS_COUNT];
     let mut c = 0;
     while c < CLASS_COUNT {
@@ -229,7 +233,7 @@ impl OwnedList {
             Some(p) => p.next.set(s),
             None => self.head.set(s),
         }
-        // SAFETY: as above.
+        // SAFETY: `next` is null or a member of this list: a live span owned by this cache.
         match unsafe { next.as_ref() } {
             Some(n) => n.prev.set(s),
             None => self.tail.set(s),
@@ -253,7 +257,7 @@ impl OwnedList {
             Some(p) => p.next.set(n),
             None => self.head.set(n),
         }
-        // SAFETY: as above.
+        // SAFETY: `n` is null or a member of this list: a live span owned by this cache.
         match unsafe { n.as_ref() } {
             Some(n) => n.prev.set(p),
             None => self.tail.set(p),
@@ -261,7 +265,7 @@ impl OwnedList {
         s.list.set(SpanList::None);
         self.len.set(self.len.get() - 1);
         if s.alloc_count.get() == 0 {
-            self.empty_pages.set(self.empty_pages.get() - s.npages as u32);
+            self.empty_pages.set(self.empty_pages.get() - s.npages.get() as u32);
         }
     }
 
@@ -287,8 +291,9 @@ pub struct FreeStack {
     /// Room: `min(FREE_STACK_SLOTS, FREE_STACK_BYTES / size)`, at least 1; 0 for the
     /// classes that never use a stack (large, and 8 B: those are tiny requests).
     pub cap: u32,
-    /// Object addresses.
-    pub slots: [Cell<usize>; FREE_STACK_SLOTS],
+    /// The objects (`slots[..len]`), as the freeing caller's pointers: a pop hands out the
+    /// pointer the free was given, provenance and all.
+    pub slots: [Cell<NonNull<u8>>; FREE_STACK_SLOTS],
 }
 
 impl FreeStack {
@@ -306,11 +311,15 @@ impl FreeStack {
                 n
             }
         };
-        FreeStack { len: Cell::new(0), cap: cap as u32, slots: [const { Cell::new(0) }; FREE_STACK_SLOTS] }
+        FreeStack {
+            len: Cell::new(0),
+            cap: cap as u32,
+            slots: [const { Cell::new(NonNull::dangling()) }; FREE_STACK_SLOTS],
+        }
     }
 
     /// The objects on the stack, bottom first.
-    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = NonNull<u8>> + '_ {
         self.slots[..self.len.get() as usize].iter().map(Cell::get)
     }
 }
@@ -326,8 +335,8 @@ pub struct MCache {
     pub owned: [OwnedList; SPAN_CLASS_COUNT],
     /// Objects this thread freed last, per size class (see "Free stacks").
     pub free: [FreeStack; CLASS_COUNT],
-    /// Current tiny block (0 = none).
-    pub tiny: Cell<usize>,
+    /// Current tiny block (none: `None`), derived from its span's base.
+    pub tiny: Cell<Option<NonNull<u8>>>,
     /// Bump offset in the tiny block.
     pub tiny_offset: Cell<usize>,
     /// Objects of the current tiny block handed out, minus those the owner freed.
@@ -358,8 +367,15 @@ pub struct MCache {
 }
 // ANCHOR_END: mcache_struct
 
-// SAFETY: a cache is used by one thread at a time (its owner, or the holder of the shared
-// cache lock); other threads only read its atomics (statistics) and compare its address.
+// SAFETY: `MCache` is `!Sync` for its `Cell`s and raw pointers. The `Cell`s (current spans,
+// owned lists, free stacks, tiny block, counters) are used by one thread at a time: the
+// thread whose thread-local slots hold the cache, or, for the shared cache, the holder of the
+// root's `shared` lock; a record changes thread only through the heap lock (`new_cache`,
+// `release_cache`), whose Acquire and Release order the accesses. Other threads read only
+// `root` and `next_all` (written before the record is published under the heap lock, never
+// after), `next_free` (under the heap lock), the atomics (`live_bytes`, `live_objects`,
+// `in_use`), and compare the cache's address with a span's `owner`. The checker reads the
+// rest with no other thread running.
 unsafe impl Sync for MCache {}
 
 impl MCache {
@@ -369,7 +385,7 @@ impl MCache {
             alloc: [const { Cell::new(&EMPTY_SPAN as *const Span) }; SPAN_CLASS_COUNT],
             owned: [const { OwnedList::new() }; SPAN_CLASS_COUNT],
             free: free_stacks_init(),
-            tiny: Cell::new(0),
+            tiny: Cell::new(None),
             tiny_offset: Cell::new(0),
             tiny_given: Cell::new(0),
             tiny_span: Cell::new(ptr::null()),
@@ -426,9 +442,11 @@ impl MCache {
 
     /// `next_free_fast` in the current span of span class `spc` (no refill).
     #[inline(always)]
-    pub fn alloc_small_fast(&self, spc: usize) -> Option<usize> {
+    pub fn alloc_small_fast(&self, spc: usize) -> Option<NonNull<u8>> {
         debug_assert!(spc < SPAN_CLASS_COUNT);
-        // SAFETY: as in `alloc_small`.
+        // SAFETY: (1) `spc < SPAN_CLASS_COUNT`: the caller passes `span_class(class_of(size))`
+        // of a small size; (2) `alloc[spc]` always points at a live span owned by this cache
+        // (or at the static empty span).
         unsafe { &*self.alloc.get_unchecked(spc).get() }.next_free_fast()
     }
 
@@ -437,7 +455,7 @@ impl MCache {
     /// full (the caller frees it into its span). Owner only; `p` is a live small object of
     /// `class` (a span of span class `span_class(class)`), whose alloc bit stays set.
     #[inline(always)]
-    pub fn push_free(&self, class: usize, p: usize) -> bool {
+    pub fn push_free(&self, class: usize, p: NonNull<u8>) -> bool {
         debug_assert!(class < CLASS_COUNT);
         // SAFETY: `class < CLASS_COUNT`: callers pass `class_of(size)` of a small size.
         let st = unsafe { self.free.get_unchecked(class) };
@@ -445,7 +463,7 @@ impl MCache {
         if n >= st.cap {
             return false;
         }
-        debug_assert!(st.iter().all(|q| q != p), "double free of {p:#x} (already on the free stack)");
+        debug_assert!(st.iter().all(|q| q != p), "double free of {p:p} (already on the free stack)");
         // SAFETY: `n < cap <= FREE_STACK_SLOTS`.
         unsafe { st.slots.get_unchecked(n as usize) }.set(p);
         st.len.set(n + 1);
@@ -454,9 +472,10 @@ impl MCache {
 
     /// The object on top of size class `class`'s free stack, off it. Owner only.
     #[inline(always)]
-    pub fn pop_free(&self, class: usize) -> Option<usize> {
+    pub fn pop_free(&self, class: usize) -> Option<NonNull<u8>> {
         debug_assert!(class < CLASS_COUNT);
-        // SAFETY: as in `push_free`.
+        // SAFETY: `class < CLASS_COUNT`: callers pass `class_of(size)` of a small size, or a
+        // class of the loop over `0..CLASS_COUNT`.
         let st = unsafe { self.free.get_unchecked(class) };
         let n = st.len.get().checked_sub(1)?;
         st.len.set(n);
@@ -469,7 +488,7 @@ impl MCache {
     pub fn flush_free_stacks(&self, root: &Root) {
         for class in 0..CLASS_COUNT {
             while let Some(p) = self.pop_free(class) {
-                let s = root.span_of(p);
+                let s = root.span_of(p.as_ptr().addr());
                 super::free_small(root, self.as_mut_ptr(), s, p);
             }
         }
@@ -479,7 +498,7 @@ impl MCache {
     // ANCHOR: alloc_small
     /// An object of span class `spc`: the fast path, no lock, no atomics.
     #[inline(always)]
-    pub fn alloc_small<P: PageSource>(&self, root: &Root, src: &P, spc: usize) -> Option<usize> {
+    pub fn alloc_small<P: PageSource>(&self, root: &Root, src: &P, spc: usize) -> Option<NonNull<u8>> {
         debug_assert!(spc < SPAN_CLASS_COUNT);
         // SAFETY: (1) `spc < SPAN_CLASS_COUNT`: callers pass `span_class(class)` of a class
         // from `class_for` (below CLASS_COUNT) or TINY_SPAN_CLASS; (2) `alloc[spc]` always
@@ -498,7 +517,7 @@ impl MCache {
     /// owned span worth a refill, or to one from mcentral (see "Refill policy").
     #[cold]
     #[inline(never)]
-    fn refill<P: PageSource>(&self, root: &Root, src: &P, spc: usize) -> Option<usize> {
+    fn refill<P: PageSource>(&self, root: &Root, src: &P, spc: usize) -> Option<NonNull<u8>> {
         let cur = self.alloc[spc].get();
         if !ptr::eq(cur, &EMPTY_SPAN) {
             // SAFETY: a current span is live and owned by this cache.
@@ -539,7 +558,9 @@ impl MCache {
             return Some(head);
         }
         for _ in 0..TAKE_OWNED_LOOK_SPANS.min(l.len.get() as usize) {
-            // SAFETY: as above.
+            // SAFETY: the list has at least one member left (the loop runs at most `len`
+            // times and each round puts back or returns the one it removes), so the head is
+            // a live span owned by this cache.
             let s = unsafe { &*l.head.get() };
             l.remove(s);
             s.collect_remote();
@@ -557,7 +578,7 @@ impl MCache {
         let l = &self.owned[spc];
         // SAFETY: owned spans are live and owned by this cache.
         let tail = unsafe { l.tail.get().as_ref() }?;
-        if (l.len.get() as usize) * tail.npages <= OWNED_PAGES {
+        if (l.len.get() as usize) * tail.npages.get() <= OWNED_PAGES {
             return None;
         }
         l.remove(tail);
@@ -570,7 +591,7 @@ impl MCache {
     #[inline(always)]
     pub fn free_owned(&self, s: &Span, i: usize) {
         let n = s.free_local(i);
-        if n == s.refill_count || n == 0 {
+        if n == s.refill_count.get() || n == 0 {
             self.on_refillable(s);
         }
     }
@@ -584,9 +605,9 @@ impl MCache {
         if s.list.get() != SpanList::Owned {
             return;
         }
-        let spc = s.span_class as usize;
+        let spc = s.span_class.get() as usize;
         let l = &self.owned[spc];
-        let npages = s.npages as u32;
+        let npages = s.npages.get() as u32;
         let empty = s.alloc_count.get() == 0;
         if empty {
             // Counted from now: `remove` uncounts it.
@@ -620,7 +641,7 @@ impl MCache {
         src: &P,
         spc: usize,
         old: Option<&Span>,
-    ) -> Option<usize> {
+    ) -> Option<NonNull<u8>> {
         let n = self.refills.get().wrapping_add(1);
         self.refills.set(n);
         if n.is_multiple_of(FLUSH_EVERY_REFILLS)
@@ -646,7 +667,7 @@ impl MCache {
         src: &P,
         size: usize,
         align: usize,
-    ) -> Option<usize> {
+    ) -> Option<NonNull<u8>> {
         match self.alloc_tiny_fast(size, align) {
             Some(p) => Some(p),
             None => self.alloc_tiny_block(root, src, size, self.tiny_offset.get()),
@@ -658,7 +679,7 @@ impl MCache {
     /// The bump in the current tiny block; `None` if there is none or the request does not
     /// fit.
     #[inline(always)]
-    pub fn alloc_tiny_fast(&self, size: usize, align: usize) -> Option<usize> {
+    pub fn alloc_tiny_fast(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
         let old_off = self.tiny_offset.get();
         let go_align = if size & 7 == 0 {
             8
@@ -672,11 +693,13 @@ impl MCache {
         // Both are powers of two: round up with a mask, not a division.
         let a = go_align.max(align);
         let off = (old_off + a - 1) & !(a - 1);
-        let t = self.tiny.get();
-        if t != 0 && off + size <= TINY_BLOCK_BYTES {
+        if let Some(t) = self.tiny.get()
+            && off + size <= TINY_BLOCK_BYTES
+        {
             self.tiny_offset.set(off + size);
             self.tiny_given.set(self.tiny_given.get() + 1);
-            return Some(t + off);
+            // SAFETY: `off < TINY_BLOCK_BYTES`: inside the current block, a 16 B object.
+            return Some(unsafe { t.add(off) });
         }
         None
     }
@@ -692,12 +715,12 @@ impl MCache {
         src: &P,
         size: usize,
         old_off: usize,
-    ) -> Option<usize> {
+    ) -> Option<NonNull<u8>> {
         let blk = self.alloc_small(root, src, TINY_SPAN_CLASS)?;
         let span = self.alloc[TINY_SPAN_CLASS].get();
-        if self.tiny.get() == 0 || size < old_off {
+        if self.tiny.get().is_none() || size < old_off {
             self.retire_tiny(root);
-            self.tiny.set(blk);
+            self.tiny.set(Some(blk));
             self.tiny_span.set(span);
             self.tiny_offset.set(size);
             self.tiny_given.set(1);
@@ -706,7 +729,7 @@ impl MCache {
             // (nobody else knows it yet, so a plain store does).
             // SAFETY: `span` is the live tiny span `blk` came from.
             let s = unsafe { &*span };
-            s.tiny_count(s.object_index(blk)).set_retired_one();
+            s.tiny_count(s.object_index(blk.as_ptr().addr())).set_retired_one();
         }
         Some(blk)
     }
@@ -715,19 +738,16 @@ impl MCache {
     // ANCHOR: retire_tiny
     /// Stops using the current tiny block (see "tiny counter" in the module docs).
     pub fn retire_tiny(&self, root: &Root) {
-        let t = self.tiny.get();
-        if t == 0 {
-            return;
-        }
+        let Some(t) = self.tiny.get() else { return };
         // SAFETY: the current tiny block's span is live while the block has objects or is
         // current.
         let s = unsafe { &*self.tiny_span.get() };
         let g = self.tiny_given.get();
-        self.tiny.set(0);
+        self.tiny.set(None);
         self.tiny_offset.set(0);
         self.tiny_given.set(0);
         self.tiny_span.set(ptr::null());
-        if s.tiny_count(s.object_index(t)).retire(g) {
+        if s.tiny_count(s.object_index(t.as_ptr().addr())).retire(g) {
             // Every object was already freed: the block itself is free now.
             super::free_small(root, self.as_mut_ptr(), s, t);
         }
@@ -739,8 +759,9 @@ impl MCache {
     /// it.
     #[inline]
     pub fn free_tiny_local(&self, s: &Span, p: usize) -> bool {
-        let t = self.tiny.get();
-        if t == 0 || p & !(TINY_BLOCK_BYTES - 1) != t {
+        let Some(t) = self.tiny.get() else { return false };
+        let t = t.as_ptr().addr();
+        if p & !(TINY_BLOCK_BYTES - 1) != t {
             return false;
         }
         let g = self.tiny_given.get() - 1;

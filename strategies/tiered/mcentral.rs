@@ -110,7 +110,8 @@ impl List {
         if n.is_null() {
             self.tail = p;
         } else {
-            // SAFETY: as above.
+            // SAFETY: `n`, the member after `s`, is a live span, reached under the mcentral
+            // lock.
             unsafe { (*n).prev.set(p) };
         }
         s.list.set(SpanList::None);
@@ -147,8 +148,10 @@ pub struct Lists {
     pub spare: *const Span,
 }
 
-// SAFETY: the lists hold pointers to spans in heap metadata; they are only followed under
-// the lock.
+// SAFETY: `Lists` is `!Send` only for its raw span pointers. The spans live in heap metadata,
+// tied to no thread, and the lists sit in their mcentral's `SpinLock` and are only reached
+// through it, so moving them to another thread (what a lock holder there does) leaves
+// nothing that the previous holder still uses.
 unsafe impl Send for Lists {}
 
 impl Lists {
@@ -189,7 +192,7 @@ impl MCentral {
     pub const fn new() -> MCentral {
         MCentral {
             lock: SpinLock::new(Lists { partial: List::EMPTY, full: List::EMPTY, spare: ptr::null() }),
-            pending: RemoteStack::from_atomic(core::sync::atomic::AtomicUsize::new(0)),
+            pending: RemoteStack::from_atomic(AtomicPtr::new(ptr::null_mut())),
         }
     }
 
@@ -213,7 +216,10 @@ impl MCentral {
             (Self::take(&mut l, cache), empty)
         };
         if let Some(s) = empty {
-            // SAFETY: no live objects, on no list, no owner: nothing refers to it.
+            // SAFETY: no live objects, on no list, no owner; neither this function nor its
+            // caller (the refill that gave `old` back, or the cache letting `s` go) reads the
+            // span after this. Their `&Span`s stay live, which the record's reuse allows
+            // ("Reuse of span records" in span.rs).
             unsafe { heap.lock.lock().free_span(NonNull::from(s)) };
         }
         match got {
@@ -303,7 +309,10 @@ impl MCentral {
     pub fn uncache_span(&self, heap: &MHeap, s: &Span) {
         let empty = Self::file_uncached(&mut self.lock.lock(), s);
         if let Some(s) = empty {
-            // SAFETY: no live objects, on no list, no owner: nothing refers to it.
+            // SAFETY: no live objects, on no list, no owner; neither this function nor its
+            // caller (the refill that gave `old` back, or the cache letting `s` go) reads the
+            // span after this. Their `&Span`s stay live, which the record's reuse allows
+            // ("Reuse of span records" in span.rs).
             unsafe { heap.lock.lock().free_span(NonNull::from(s)) };
         }
     }
@@ -314,9 +323,9 @@ impl MCentral {
     /// mcentral's pending stack, no lock. The object is freed into its span by the next
     /// `drain` (cacheSpan, the background step, sweep).
     #[inline]
-    pub fn free_unowned(&self, p: usize) {
-        // SAFETY: `p` is a freed object (at least 8 bytes, 8-aligned) of a span of this class;
-        // nobody uses it until it is drained.
+    pub fn free_unowned(&self, p: NonNull<u8>) {
+        // SAFETY: the callers pass a freed object of a span of this class (at least 8 bytes,
+        // 8-aligned) with a pointer valid for it; nobody uses it until it is drained.
         unsafe { self.pending.push(p) }
     }
 
@@ -325,22 +334,24 @@ impl MCentral {
     /// moves from full to partial, or leaves its list when empty (to become the spare or go
     /// back to the heap; the heap lock is taken inside this lock, the only nesting of locks).
     fn drain(l: &mut Lists, pending: &RemoteStack, heap: &MHeap, index: *const AtomicPtr<Arena>) {
-        let mut p = pending.take();
-        while p != 0 {
+        let mut next = pending.take();
+        while let Some(p) = NonNull::new(next) {
             // SAFETY: `p` is a node of the list just taken.
-            let next = unsafe { RemoteStack::next(p) };
-            // SAFETY: `p` is an object of this heap, still counted in its span, so the span
-            // is live and its arena registered.
-            let s = unsafe { &*span_of(index, p) };
+            next = unsafe { RemoteStack::next(p) };
+            // SAFETY: `p` is an object of this heap, still counted in its span (its bit is
+            // set until this drain clears it), so the span is live, its arena registered and
+            // its index entry Ready.
+            let s = unsafe { &*span_of(index, p.as_ptr().addr()) };
             if !s.owner.load(Ordering::Relaxed).is_null() {
                 s.push_remote(p);
             } else {
                 let was = s.list.get();
-                s.free_local(s.object_index(p));
+                s.free_local(s.object_index(p.as_ptr().addr()));
                 if s.alloc_count.get() == 0 {
                     l.list(was).remove(s);
                     if !l.keep_spare(s) {
-                        // SAFETY: no live objects; off every list; no owner.
+                        // SAFETY: no live objects; off every list; no owner; the loop goes on
+                        // to the next node and never reads `s` again.
                         unsafe { heap.lock.lock().free_span(NonNull::from(s)) };
                     }
                 } else if was == SpanList::Full {
@@ -348,7 +359,6 @@ impl MCentral {
                     l.partial.push(s, SpanList::Partial);
                 }
             }
-            p = next;
         }
     }
 

@@ -26,6 +26,16 @@
 //! scavenger's bounded steps (scavenger.rs) run where the source is known and no lock is
 //! held, so the heap lock is never held across a system call of the scavenger.
 //!
+//! # Sharing and provenance
+//! Arena metadata is reached as `&Arena` only (see "Sharing" in arena.rs): the span map by
+//! atomics, the page bitmaps through `Arena::pages` / `Arena::pages_mut` under this heap's
+//! lock. Page and span pointers are derived from the arena's `base` (the pointer the source's
+//! `reserve` returned), never from an address. A run that continues from one arena into the
+//! next (`pagealloc::find` joins them) is derived from the first arena's base, which is sound
+//! because `find` joins two arenas only when they came from one `reserve` call (the later
+//! one's `joins_prev`, set by `grow`; see "Reservations" in pagealloc.rs): every object
+//! pointer then stays inside the reservation its provenance comes from.
+//!
 //! # Invariants (checked by `Tiered::check`)
 //! - `inuse_pages` = pages of all live spans = pages marked in use - `scav_inflight.npages`;
 //! - `free_ready_pages` = free pages not scavenged;
@@ -37,6 +47,7 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 use super::arena::{ADDR_BITS, ARENA_BYTES, ARENA_PAGES, Arena, INDEX_BYTES, index_of, page_in_arena};
 use super::fixalloc::{FixAlloc, Persistent};
 use super::mcache::MCache;
+use super::pagealloc::ArenaPages;
 use super::pagealloc::{self, set_bits};
 use super::remote::TinyCounter;
 use super::scavenger::ScavRun;
@@ -104,8 +115,11 @@ pub struct HeapInner {
     pub step_inuse_pages: usize,
 }
 
-// SAFETY: the raw pointers point into metadata and arenas owned by this heap; the state is
-// only reached under the lock.
+// SAFETY: `HeapInner` is `!Send` only for its raw pointers (arena list, index, cache lists)
+// and `FixAlloc`s; they point into metadata and arenas that this heap owns, not into anything
+// tied to a thread. The state lives inside the heap's `SpinLock` and is only reached through
+// it, so moving it to another thread (which is what `SpinLock<HeapInner>: Sync` lets a lock
+// holder on another thread do) leaves nothing that the previous holder still touches.
 unsafe impl Send for HeapInner {}
 
 impl MHeap {
@@ -138,26 +152,33 @@ impl MHeap {
 }
 
 impl HeapInner {
-    /// The arena holding `addr`, mutably (heap lock held: `&mut self`).
-    pub fn arena_of_mut(&mut self, addr: usize) -> &mut Arena {
-        // SAFETY: as in `arena_of`; page-allocator fields are only touched under the heap
-        // lock, which `&mut self` proves is held. (The span map is atomic and may be read
-        // concurrently through `&Arena`; it is only written through `set_spans`.)
-        unsafe { &mut *(*self.index.add(index_of(addr))).load(Ordering::Relaxed) }
+    /// The arena holding address `addr`, which lies in an arena of this heap.
+    pub fn arena_of(&self, addr: usize) -> &Arena {
+        // SAFETY: `addr` lies in a registered arena of this heap (every caller passes part of
+        // a run of the page allocator), so its index entry is in a Ready page of the index
+        // (`ready_index_entry`) and names initialised metadata that lives as long as the
+        // heap. Only a shared reference is made: other threads read the span map meanwhile.
+        unsafe { &*(*self.index.add(index_of(addr))).load(Ordering::Relaxed) }
     }
 
-    /// Calls `f(arena, first_page, pages)` for each arena-sized piece of a page run.
+    /// Calls `f(arena, pages, first_page, n)` for each arena-sized piece of the page run of
+    /// `npages` pages at address `addr` (in this heap's arenas), with the piece's arena and
+    /// that arena's page-allocator state.
     pub fn for_each_piece(
         &mut self,
         addr: usize,
         npages: usize,
-        mut f: impl FnMut(&mut Arena, usize, usize),
+        mut f: impl FnMut(&Arena, &mut ArenaPages, usize, usize),
     ) {
         let (mut a, mut left) = (addr, npages);
         while left > 0 {
             let first = page_in_arena(a);
             let n = left.min(ARENA_PAGES - first);
-            f(self.arena_of_mut(a), first, n);
+            let arena = self.arena_of(a);
+            // SAFETY: `&mut self` proves the heap lock held, for the whole call; the pages
+            // of this arena are referenced nowhere else meanwhile (`f` gets the arena as
+            // `&Arena`, whose pages sit in an `UnsafeCell` it does not open).
+            f(arena, unsafe { arena.pages_mut() }, first, n);
             a += n * PAGE_BYTES;
             left -= n;
         }
@@ -174,27 +195,36 @@ impl HeapInner {
         spc: usize,
     ) -> Option<NonNull<Span>> {
         let want = npages.checked_add(align_pages - 1)?;
-        let run = match pagealloc::find(&self.arenas[..self.narenas], want) {
+        // SAFETY: `&mut self` proves the heap lock held; the list holds this heap's arenas.
+        let run = match unsafe { pagealloc::find(&self.arenas[..self.narenas], want) } {
             Some(r) => r,
             None => {
                 self.grow(src, want)?;
-                pagealloc::find(&self.arenas[..self.narenas], want)?
+                // SAFETY: `&mut self` proves the heap lock held; the list holds this heap's
+                // arenas, now with the new ones.
+                unsafe { pagealloc::find(&self.arenas[..self.narenas], want) }?
             }
         };
-        // SAFETY: `run.arena` indexes an initialised arena.
-        let run_addr = unsafe { (*self.arenas[run.arena]).base } + run.page * PAGE_BYTES;
-        let base = run_addr.next_multiple_of(align_pages * PAGE_BYTES);
-        let needzero = self.make_ready(src, base, npages)? || !P::FRESH_ZEROED;
+        // SAFETY: `run.arena` indexes an initialised arena of the list.
+        let arena = unsafe { &*self.arenas[run.arena] };
+        let run_addr = arena.base_addr() + run.page * PAGE_BYTES;
+        let offset = run_addr.next_multiple_of(align_pages * PAGE_BYTES) - arena.base_addr();
+        // The run's first page as a pointer from the arena's base (see "Sharing and
+        // provenance"); `wrapping_add` because a run may continue into the next arena.
+        let base = NonNull::new(arena.base.as_ptr().wrapping_add(offset))?;
+        let needzero = self.make_ready(src, base.as_ptr().addr(), npages)? || !P::FRESH_ZEROED;
         let tiny = if spc == TINY_SPAN_CLASS { self.alloc_tiny_counts(src)? } else { ptr::null() };
         let Some(rec) = self.spans.alloc(&mut self.meta, src) else {
             self.release_tiny_counts(tiny);
-            self.unmake_ready(base, npages);
+            self.unmake_ready(base.as_ptr().addr(), npages);
             return None;
         };
         let span = rec.cast::<Span>();
         // SAFETY: a fresh span record, sized and aligned for a Span.
         unsafe { span.as_ptr().write(Span::new(base, npages, spc, needzero, tiny)) };
-        self.for_each_piece(base, npages, |a, first, n| a.set_spans(first, n, span.as_ptr()));
+        self.for_each_piece(base.as_ptr().addr(), npages, |a, _, first, n| {
+            a.set_spans(first, n, span.as_ptr())
+        });
         self.inuse_pages += npages;
         self.note_inuse_rise();
         Some(span)
@@ -208,27 +238,28 @@ impl HeapInner {
         let mut failed = false;
         let mut dirty = 0usize;
         let mut readied = 0usize;
-        self.for_each_piece(base, npages, |a, first, n| {
+        self.for_each_piece(base, npages, |a, pages, first, n| {
             if failed {
                 return;
             }
             let mut p = first;
             while p < first + n {
-                if !a.pages.is_scav(p) {
+                if !pages.is_scav(p) {
                     dirty += 1;
                     p += 1;
                     continue;
                 }
-                let q = (p..first + n).find(|&q| !a.pages.is_scav(q)).unwrap_or(first + n);
-                let addr = a.base + p * PAGE_BYTES;
-                // SAFETY: the pages are free, mapped and Prepared (scav bit set), in an arena
-                // reserved from `src`.
-                let r = unsafe { src.used(NonNull::new_unchecked(addr as *mut u8), (q - p) * PAGE_BYTES) };
+                let q = (p..first + n).find(|&q| !pages.is_scav(q)).unwrap_or(first + n);
+                // SAFETY: `p < ARENA_PAGES`: the page lies inside the arena's reservation.
+                let at = unsafe { a.base.add(p * PAGE_BYTES) };
+                // SAFETY: pages `p .. q` are free, mapped and Prepared (scav bit set), in an
+                // arena reserved from `src`; `at` carries the reservation's provenance.
+                let r = unsafe { src.used(at, (q - p) * PAGE_BYTES) };
                 if r.is_err() {
                     failed = true;
                     return;
                 }
-                set_bits(&mut a.pages.scav, p, q - p, false);
+                set_bits(&mut pages.scav, p, q - p, false);
                 readied += q - p;
                 p = q;
             }
@@ -238,7 +269,7 @@ impl HeapInner {
         if failed {
             return None;
         }
-        self.for_each_piece(base, npages, |a, first, n| a.pages.mark(first, n, true));
+        self.for_each_piece(base, npages, |_, pages, first, n| pages.mark(first, n, true));
         self.free_ready_pages -= npages;
         Some(dirty > 0)
     }
@@ -246,7 +277,7 @@ impl HeapInner {
 
     /// Undoes `make_ready` (the pages stay Ready, free).
     fn unmake_ready(&mut self, base: usize, npages: usize) {
-        self.for_each_piece(base, npages, |a, first, n| a.pages.mark(first, n, false));
+        self.for_each_piece(base, npages, |_, pages, first, n| pages.mark(first, n, false));
         self.free_ready_pages += npages;
     }
 
@@ -270,23 +301,33 @@ impl HeapInner {
     /// the span free list.
     ///
     /// # Safety
-    /// `span` came from `alloc_span` of this heap, has no live objects, and nothing (no list,
-    /// no mcache) refers to it any more.
+    /// `span` came from `alloc_span` of this heap, has no live objects, no list or mcache
+    /// refers to it any more, and no thread reads its fields after this call. `&Span`s to it
+    /// may still be live in callers' frames: the record is rewritten when it is reused, which
+    /// they allow because no byte of a `Span` is outside a cell (see "Reuse of span records"
+    /// in span.rs).
     pub unsafe fn free_span(&mut self, span: NonNull<Span>) {
         // SAFETY: the caller guarantees the span is ours and unreferenced.
         let (base, npages, tiny) = unsafe {
             let s = span.as_ref();
-            (s.base, s.npages, s.tiny_counts)
+            (s.base_addr(), s.npages.get(), s.tiny_counts.get())
         };
-        self.for_each_piece(base, npages, |a, first, n| {
+        // The record as the span map holds it, with the provenance `FixAlloc` handed out (the
+        // free list keeps it and hands it out again), rather than `span`, which callers
+        // derive from a `&Span` of theirs.
+        let rec = self.arena_of(base).span_at(page_in_arena(base));
+        debug_assert!(ptr::eq(rec, span.as_ptr()), "span map does not name the span freed");
+        let rec = NonNull::new(rec).unwrap_or(span);
+        self.for_each_piece(base, npages, |a, pages, first, n| {
             a.set_spans(first, n, ptr::null_mut());
-            a.pages.mark(first, n, false);
+            pages.mark(first, n, false);
         });
         self.inuse_pages -= npages;
         self.free_ready_pages += npages;
         self.release_tiny_counts(tiny);
-        // SAFETY: the record came from `self.spans`.
-        unsafe { self.spans.free(span.cast()) };
+        // SAFETY: the record came from `self.spans`, and no thread reads it any more (the
+        // caller's contract); references to it that are still live cover only cells.
+        unsafe { self.spans.free(rec.cast()) };
     }
     // ANCHOR_END: free_span
 
@@ -300,33 +341,41 @@ impl HeapInner {
         }
         let bytes = count.checked_mul(ARENA_BYTES)?;
         let base = src.reserve(bytes, ARENA_BYTES).ok()?;
-        let b = base.as_ptr() as usize;
-        let fits = b.checked_add(bytes).is_some_and(|e| e <= 1 << ADDR_BITS);
+        let fits = base.as_ptr().addr().checked_add(bytes).is_some_and(|e| e <= 1 << ADDR_BITS);
         // SAFETY: `base .. + bytes` was just reserved from `src`, is Reserved and unused.
         if !fits || unsafe { src.map(base, bytes) }.is_err() {
-            // SAFETY: as above; nothing refers to it.
+            // SAFETY: `base .. + bytes` was just reserved from `src` and nothing refers to it
+            // (the map failed or was not tried).
             let _ = unsafe { src.free(base, bytes) };
             return None;
         }
         self.reserved_bytes += bytes;
         for i in 0..count {
-            // An arena whose metadata cannot be made stays reserved but unused.
-            self.add_arena(src, b + i * ARENA_BYTES)?;
+            // SAFETY: `i * ARENA_BYTES < bytes`: inside the reservation.
+            let arena = unsafe { base.add(i * ARENA_BYTES) };
+            // Every arena but the reservation's first continues the one before it. An arena
+            // whose metadata cannot be made stays reserved but unused, and so do the ones
+            // after it (never registered), so no registered arena joins a missing one.
+            self.add_arena(src, arena, i > 0)?;
         }
         Some(())
     }
     // ANCHOR_END: heap_grow
 
-    fn add_arena<P: PageSource>(&mut self, src: &P, base: usize) -> Option<()> {
-        self.ready_index_entry(src, base)?;
+    /// Registers the arena at `base`; `joins_prev`: it continues the arena just below it in
+    /// the same reservation, already registered.
+    fn add_arena<P: PageSource>(&mut self, src: &P, base: NonNull<u8>, joins_prev: bool) -> Option<()> {
+        let addr = base.as_ptr().addr();
+        self.ready_index_entry(src, addr)?;
         let rec = self.meta.alloc_pages(src, core::mem::size_of::<Arena>())?.cast::<Arena>();
-        // SAFETY: fresh pages sized for one Arena, page-aligned.
-        unsafe { Arena::init(rec.as_ptr(), base) };
-        // SAFETY: the entry's page was made Ready above.
-        unsafe { (*self.index.add(index_of(base))).store(rec.as_ptr(), Ordering::Release) };
+        // SAFETY: fresh pages sized for one Arena, page-aligned, not yet shared.
+        unsafe { Arena::init(rec.as_ptr(), base, joins_prev) };
+        // SAFETY: the entry's page of the index was made Ready above; `index_of(addr)` is
+        // below `INDEX_ENTRIES` because `grow` checked the arena ends below `1 << ADDR_BITS`.
+        unsafe { (*self.index.add(index_of(addr))).store(rec.as_ptr(), Ordering::Release) };
         let at = self.arenas[..self.narenas].partition_point(|&a| {
-            // SAFETY: registered arenas are initialised.
-            unsafe { (*a).base < base }
+            // SAFETY: the arena list holds initialised arenas; only `base` is read.
+            unsafe { (*a).base_addr() < addr }
         });
         self.arenas.copy_within(at..self.narenas, at + 1);
         self.arenas[at] = rec.as_ptr();
@@ -343,13 +392,17 @@ impl HeapInner {
         }
         let page_bytes = P::PAGE_BYTES.max(4096);
         let first = entry_off / page_bytes * page_bytes;
-        let addr = self.index as usize + first;
+        // SAFETY: `first < INDEX_BYTES`: inside the index reservation, whose provenance
+        // `self.index` carries.
+        let at = unsafe { self.index.cast::<u8>().cast_mut().add(first) };
+        let at = NonNull::new(at)?;
         // SAFETY: the index region was reserved and mapped from `src` at root creation; this
         // page of it is still Prepared (its bits are clear).
-        unsafe { src.used(NonNull::new_unchecked(addr as *mut u8), page_bytes) }.ok()?;
+        unsafe { src.used(at, page_bytes) }.ok()?;
         if !P::FRESH_ZEROED {
-            // SAFETY: the page is Ready and belongs to the index.
-            unsafe { ptr::write_bytes(addr as *mut u8, 0, page_bytes) };
+            // SAFETY: the page was just made Ready and belongs to the index; no entry of it
+            // is in use yet (its bits were clear), so nobody reads it meanwhile.
+            unsafe { ptr::write_bytes(at.as_ptr(), 0, page_bytes) };
         }
         set_bits(&mut self.index_ready, first / 4096, page_bytes / 4096, true);
         Some(())

@@ -141,7 +141,7 @@ mod pagealloc;
 mod remote;
 /// The atomics `remote.rs` is built on (loom's in tests/loom_tiered.rs).
 mod remote_atomics {
-    pub use core::sync::atomic::{AtomicI8, AtomicUsize, Ordering};
+    pub use core::sync::atomic::{AtomicI8, AtomicPtr, Ordering};
 }
 mod scavenger;
 pub mod sizeclass;
@@ -218,10 +218,17 @@ pub struct Root {
     root_bytes: usize,
 }
 
-// SAFETY: every field is either immutable after creation (`index`, `root_bytes`), atomic, or
-// behind a lock.
+// SAFETY: `Root` is `!Sync` for its raw `index` pointer (and the fields below it that hold
+// raw pointers: `HeapInner`, `Lists` and the shared cache pointer are `Send`, so their locks
+// are `Sync`). `index` is written once, before the root is published (Release) and never
+// after, and it points at the arena index, whose entries are atomics. Every other field is
+// atomic (statistics, `pending_hint`, `sweep_cursor`, the pending stacks) or behind a
+// `SpinLock` (the page heap, the central lists, the shared cache), so `&Root` on several
+// threads shares nothing unsynchronised.
 unsafe impl Sync for Root {}
-// SAFETY: as above.
+// SAFETY: `Root` is `!Send` for the same raw pointers; they point into memory from the heap's
+// page source (the arena index, caches, spans, arenas), tied to no thread, so a root may be
+// moved (in practice it never is: it stays where it was made).
 unsafe impl Send for Root {}
 
 // The free path tells span kinds apart by the low bit of the span class.
@@ -229,6 +236,15 @@ const _: () = assert!(TINY_SPAN_CLASS & 1 == 0 && span_class(1) & 1 == 1 && span
 
 /// Spans the background sweep looks at per call.
 const SWEEP_STEP_SPANS: usize = 16;
+
+/// Who runs `Root::can_stack`, which decides whether it may read a span's alloc bits.
+#[derive(Copy, Clone)]
+enum Reader {
+    /// The checker: no other thread uses the heap.
+    Alone,
+    /// A free on the thread whose cache this is.
+    Cache(*const MCache),
+}
 
 impl Root {
     const fn new() -> Root {
@@ -335,8 +351,8 @@ impl Root {
         &self,
         src: &P,
         size: usize,
-        f: impl FnOnce(&MCache) -> Option<usize>,
-    ) -> Option<usize> {
+        f: impl FnOnce(&MCache) -> Option<NonNull<u8>>,
+    ) -> Option<NonNull<u8>> {
         let c = tls::get(self, src);
         if !c.is_null() {
             // SAFETY: the thread's own cache, live while the thread is.
@@ -374,8 +390,8 @@ impl Root {
         &self,
         src: &P,
         size: usize,
-        f: impl FnOnce(&MCache) -> Option<usize>,
-    ) -> Option<usize> {
+        f: impl FnOnce(&MCache) -> Option<NonNull<u8>>,
+    ) -> Option<NonNull<u8>> {
         let g = self.shared_cache(src)?;
         // SAFETY: the shared cache is used only under its lock, held by `g`.
         let c = unsafe { &**g };
@@ -399,7 +415,9 @@ impl Root {
 
     // ANCHOR: free_large
     fn free_large<P: PageSource>(&self, src: &P, s: &Span, size: usize) {
-        // SAFETY: the span holds one live object, being freed; nothing else refers to it.
+        // SAFETY: the span holds one live object, being freed, and is on no list and in no
+        // cache; neither this function nor `dealloc_slow` reads it after this (their `&Span`
+        // stays live, which the record's reuse allows: "Reuse of span records" in span.rs).
         unsafe { self.heap.lock.lock().free_span(NonNull::from(s)) };
         self.add_live(-(size as isize), -1);
         self.background(src);
@@ -414,23 +432,36 @@ impl Root {
         unsafe { &*span_of_live(self.index, p) }
     }
 
-    /// Whether `p` may be on a free stack of size class `class`: an object of a small span
-    /// of this heap (at an object boundary, alloc bit set) with room for a `class` object
-    /// (see "Free stacks" in mcache.rs). For debug checks and the checker: it looks the
-    /// span up, which the free stack exists to avoid.
-    fn can_stack(&self, p: usize, class: usize) -> bool {
-        // SAFETY: the index is published with the root; `span_of` checks the range.
+    /// Whether address `p` may be on a free stack of size class `class`: an object of a
+    /// small span of this heap (at an object boundary, alloc bit set) with room for a
+    /// `class` object (see "Free stacks" in mcache.rs). For debug checks and the checker: it
+    /// looks the span up, which the free stack exists to avoid.
+    ///
+    /// The alloc bit belongs to the span's holder (see `unsafe impl Sync for Span`), so it
+    /// is read only when `reader` may: the checker, with no other thread running, or the
+    /// cache that owns the span. A free on another thread checks the rest, which is fixed
+    /// while the span lives, and leaves the bit alone.
+    fn can_stack(&self, p: usize, class: usize, reader: Reader) -> bool {
+        // SAFETY: the index is published with the root; `span_of` checks the range, and the
+        // entry of any address in a registered arena is in a Ready page.
         let s = unsafe { arena::span_of(self.index, p) };
         // SAFETY: non-null entries of the span map point at live spans.
         let Some(s) = (unsafe { s.as_ref() }) else { return false };
         let room = CLASS_BYTES[class] as usize;
         // Small spans only (odd span classes): a large object's layout is never small
         // (`realloc` keeps it large), and tiny objects (under 16 B) never reach a stack.
-        if s.span_class & 1 == 0 || p < s.base || p >= s.end() {
+        if s.span_class.get() & 1 == 0 || p < s.base_addr() || p >= s.end() {
             return false;
         }
         let i = s.object_index(p);
-        s.base + i * s.elem_bytes == p && i < s.nelems as usize && s.bit(i) && s.elem_bytes >= room
+        let object = s.base_addr() + i * s.elem_bytes.get() == p
+            && i < s.nelems.get() as usize
+            && s.elem_bytes.get() >= room;
+        let may_read_bits = match reader {
+            Reader::Alone => true,
+            Reader::Cache(c) => ptr::eq(s.owner.load(Ordering::Relaxed), c),
+        };
+        object && (!may_read_bits || s.bit(i))
     }
 }
 
@@ -446,17 +477,17 @@ fn refill_small<P: PageSource>(
 ) -> Option<NonNull<u8>> {
     let p = c.alloc_small(root, src, spc)?;
     c.account(size as isize, 1);
-    NonNull::new(p as *mut u8)
+    Some(p)
 }
 
 /// `alloc_fast` counted its `OP_STEP_ALLOCS`th allocation: a bounded step of background
 /// work (scavenger.rs), then the object `p` it took.
 #[cold]
 #[inline(never)]
-fn op_step<P: PageSource>(root: &Root, src: &P, c: &MCache, p: usize) -> Option<NonNull<u8>> {
+fn op_step<P: PageSource>(root: &Root, src: &P, c: &MCache, p: NonNull<u8>) -> Option<NonNull<u8>> {
     c.ops_left.set(scavenger::OP_STEP_ALLOCS);
     root.free_step(src, c);
-    NonNull::new(p as *mut u8)
+    Some(p)
 }
 
 /// `alloc_fast` found no room in the tiny block: a new block (mcache.rs).
@@ -465,23 +496,23 @@ fn op_step<P: PageSource>(root: &Root, src: &P, c: &MCache, p: usize) -> Option<
 fn refill_tiny<P: PageSource>(root: &Root, src: &P, c: &MCache, size: usize) -> Option<NonNull<u8>> {
     let p = c.alloc_tiny_block(root, src, size, c.tiny_offset.get())?;
     c.account(size as isize, 1);
-    NonNull::new(p as *mut u8)
+    Some(p)
 }
 
 // ANCHOR: free_small
 /// Frees object `p` of small span `s` (not tiny) as the cache `my` (may be null): see
 /// "Free path" in the module docs.
 #[inline]
-pub(crate) fn free_small(root: &Root, my: *mut MCache, s: &Span, p: usize) {
+pub(crate) fn free_small(root: &Root, my: *mut MCache, s: &Span, p: NonNull<u8>) {
     let owner = s.owner.load(Ordering::Relaxed);
-    let i = s.object_index(p);
+    let i = s.object_index(p.as_ptr().addr());
     if owner == my && !my.is_null() {
         // SAFETY: `my` is the calling thread's cache (non-null, checked above).
         unsafe { (*my).free_owned(s, i) };
         return;
     }
     if owner.is_null() {
-        root.central[s.span_class as usize].free_unowned(p);
+        root.central[s.span_class.get() as usize].free_unowned(p);
         root.pending_hint.store(true, Ordering::Release);
     } else {
         s.push_remote(p);
@@ -490,15 +521,20 @@ pub(crate) fn free_small(root: &Root, my: *mut MCache, s: &Span, p: usize) {
 // ANCHOR_END: free_small
 
 // ANCHOR: free_tiny
-/// Frees tiny object `p` of tiny span `s` (see "tiny counter" in mcache.rs).
+/// Frees tiny object `p` (an address) of tiny span `s` (see "tiny counter" in mcache.rs).
 #[inline]
 fn free_tiny(root: &Root, my: *mut MCache, s: &Span, p: usize) {
     // SAFETY: `my` is null or the calling thread's cache.
     if !my.is_null() && unsafe { (*my).free_tiny_local(s, p) } {
         return;
     }
-    let blk = p & !(mcache::TINY_BLOCK_BYTES - 1);
-    if s.tiny_count(s.object_index(blk)).free_one() {
+    let i = s.object_index(p);
+    if s.tiny_count(i).free_one() {
+        // The block as a pointer from the span's base, not from the caller's pointer: that
+        // one need only cover its own few bytes of the block, and the block's first word
+        // takes a stack link.
+        // SAFETY: `p` lies in the span (a live object of it), so `i < nelems`.
+        let blk = unsafe { s.object(i) };
         free_small(root, my, s, blk);
     }
 }
@@ -537,7 +573,7 @@ impl Tiered {
         };
         // SAFETY: `index` was just reserved from `src`; on failure nothing refers to it.
         if unsafe { src.map(index, INDEX_BYTES) }.is_err() {
-            // SAFETY: as above.
+            // SAFETY: `index` was just reserved from `src`, and nothing refers to it.
             let _ = unsafe { src.free(index, INDEX_BYTES) };
             // SAFETY: the root's pages are unused.
             let _ = unsafe { src.free(mem.cast(), bytes) };
@@ -593,7 +629,7 @@ impl Tiered {
         if c.count_op() {
             return Ok(op_step(root, src, c, p));
         }
-        Ok(NonNull::new(p as *mut u8))
+        Ok(Some(p))
     }
     // ANCHOR_END: alloc_fast
 
@@ -603,25 +639,25 @@ impl Tiered {
     #[inline(never)]
     fn alloc_slow<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
         let root = self.root(src)?;
-        NonNull::new(self.alloc_in(root, src, layout)? as *mut u8)
+        self.alloc_in(root, src, layout)
     }
 
     /// Every free `dealloc`'s fast path leaves: large and tiny objects, objects of spans
     /// another cache (or none) owns, threads without a cache.
     #[cold]
     #[inline(never)]
-    fn dealloc_slow<P: PageSource>(&self, src: &P, s: &Span, p: usize, size: usize) {
+    fn dealloc_slow<P: PageSource>(&self, src: &P, s: &Span, p: NonNull<u8>, size: usize) {
         let Some(root) = self.existing_root() else { return };
         // Small spans have odd span classes; large (0) and tiny spans even ones.
-        if s.span_class & 1 == 0 && s.class == 0 {
+        if s.span_class.get() & 1 == 0 && s.class.get() == 0 {
             root.free_large(src, s, size);
             return;
         }
         let my = tls::lookup(root);
-        if s.span_class & 1 == 1 {
+        if s.span_class.get() & 1 == 1 {
             free_small(root, my, s, p);
         } else {
-            free_tiny(root, my, s, p);
+            free_tiny(root, my, s, p.as_ptr().addr());
         }
         if my.is_null() {
             root.add_live(-(size as isize), -1);
@@ -639,14 +675,14 @@ impl Tiered {
 
     // ANCHOR: alloc_in
     #[inline(always)]
-    fn alloc_in<P: PageSource>(&self, root: &Root, src: &P, layout: Layout) -> Option<usize> {
+    fn alloc_in<P: PageSource>(&self, root: &Root, src: &P, layout: Layout) -> Option<NonNull<u8>> {
         let (size, align) = (layout.size(), layout.align());
         if size < mcache::TINY_BLOCK_BYTES && align <= 8 {
             return root.with_cache(src, size, |c| c.alloc_tiny(root, src, size, align));
         }
         match class_for(size, align) {
             Some(class) => root.with_cache(src, size, |c| c.alloc_small(root, src, span_class(class))),
-            None => root.alloc_large(src, layout).map(|s| s.base),
+            None => root.alloc_large(src, layout).map(|s| s.base.get()),
         }
     }
     // ANCHOR_END: alloc_in
@@ -676,7 +712,9 @@ unsafe impl Strategy for Tiered {
     // ANCHOR: tiered_dealloc
     #[inline]
     unsafe fn dealloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, layout: Layout) {
-        let p = ptr.as_ptr() as usize;
+        // The address, for the span lookup and arithmetic; `ptr` itself (the caller's
+        // provenance) is what goes on a stack.
+        let p = ptr.as_ptr().addr();
         // The fastest path: a small object (not tiny) onto this thread's free stack of its
         // class, which the layout gives (the caller's contract: the layout it was allocated
         // with, which `alloc` mapped to that class). No span is read.
@@ -688,8 +726,8 @@ unsafe impl Strategy for Tiered {
             && let Some(c) = unsafe { tls::peek(root).as_ref() }
         {
             let class = class_of(size);
-            debug_assert!(root.can_stack(p, class), "foreign or double free of {p:#x}");
-            if c.push_free(class, p) {
+            debug_assert!(root.can_stack(p, class, Reader::Cache(c)), "foreign or double free of {p:#x}");
+            if c.push_free(class, ptr) {
                 c.account(-(size as isize), -1);
                 return;
             }
@@ -703,14 +741,14 @@ unsafe impl Strategy for Tiered {
         let my = tls::peek_any();
         // The fast path: a small object (odd span class) of a span this thread's cache owns.
         // A span's owner is a cache of this heap, so `owner == my` needs no root compare.
-        if s.span_class & 1 == 1 && !my.is_null() && ptr::eq(s.owner.load(Ordering::Relaxed), my) {
+        if s.span_class.get() & 1 == 1 && !my.is_null() && ptr::eq(s.owner.load(Ordering::Relaxed), my) {
             // SAFETY: the calling thread's own cache.
             let my = unsafe { &*my };
             my.account(-(size as isize), -1);
             my.free_owned(s, s.object_index(p));
             return;
         }
-        self.dealloc_slow(src, s, p, size);
+        self.dealloc_slow(src, s, ptr, size);
     }
     // ANCHOR_END: tiered_dealloc
 
@@ -722,14 +760,14 @@ unsafe impl Strategy for Tiered {
             let s = root.alloc_large(src, layout)?;
             if s.needzero.get() {
                 // SAFETY: the span's first `size` bytes are ours and Ready.
-                unsafe { ptr::write_bytes(s.base as *mut u8, 0, size) };
+                unsafe { ptr::write_bytes(s.base.get().as_ptr(), 0, size) };
             }
-            return NonNull::new(s.base as *mut u8);
+            return Some(s.base.get());
         }
         let p = self.alloc_in(root, src, layout)?;
         // SAFETY: the block is valid for `size` bytes.
-        unsafe { ptr::write_bytes(p as *mut u8, 0, size) };
-        NonNull::new(p as *mut u8)
+        unsafe { ptr::write_bytes(p.as_ptr(), 0, size) };
+        Some(p)
     }
 
     unsafe fn realloc<P: PageSource>(
@@ -763,13 +801,13 @@ unsafe impl Strategy for Tiered {
 
     unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
         let Some(root) = self.existing_root() else { return layout.size() };
-        let s = root.span_of(ptr.as_ptr() as usize);
-        if s.class == 0 {
-            s.npages * PAGE_BYTES
-        } else if s.span_class as usize == TINY_SPAN_CLASS {
+        let s = root.span_of(ptr.as_ptr().addr());
+        if s.class.get() == 0 {
+            s.npages.get() * PAGE_BYTES
+        } else if s.span_class.get() as usize == TINY_SPAN_CLASS {
             layout.size()
         } else {
-            s.elem_bytes
+            s.elem_bytes.get()
         }
     }
 

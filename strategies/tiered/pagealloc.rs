@@ -4,8 +4,20 @@
 //! bitmap over the whole address space and a 5-level radix tree of summaries. Here the tree
 //! has three levels that follow the arenas: a summary per arena, a summary per 512-page
 //! chunk (Go's `pallocChunkPages`), and the bits. Arenas are kept sorted by address, and a run
-//! may cross from one arena into the next when they are adjacent in memory, so requests
-//! larger than an arena are served as well.
+//! may cross from one arena into the next when they are adjacent parts of one reservation
+//! (see "Reservations"), so requests larger than an arena are served as well.
+//!
+//! # Reservations
+//! A run's pointers derive from the base of the arena it starts in (mheap.rs, "Sharing and
+//! provenance"), so a run may only cover memory of the allocation that base came from: one
+//! `reserve` call of the page source. `grow` reserves all the arenas a request needs in one
+//! call and marks each arena after the first of a reservation `joins_prev`; `find` joins a
+//! free run across the boundary into an arena only when it is set. Two reservations that
+//! happen to be adjacent (`Fixed` hands out ranges in order; `Mmap` may too) are never
+//! joined: to the abstract machine they are two allocations, even where the source carves
+//! them from one region. A request larger than what is left in one reservation then grows
+//! the heap instead (with one reservation big enough for it), as Go's `grow` does for a
+//! request larger than the free space at the end of the heap.
 //!
 //! # Glossary
 //! - *summary* (Go's `pallocSum`): for a range of pages, `start` = free pages at its
@@ -16,7 +28,7 @@
 //!
 //! # Alloc path (`find`, then `mark`)
 //! 1. Walk the arenas in address order, carrying the free run that ends at the previous
-//!    arena's end when the next arena is adjacent; stop at the first arena where the carried
+//!    arena's end when the next arena continues it in one reservation (`joins_prev`); stop at the first arena where the carried
 //!    run plus `start` fits, or whose `max` fits.
 //! 2. Inside that arena, the same walk over its 16 chunk summaries, then over the bits.
 //! 3. Mark the run in use, make its scavenged pages Ready (`PageSource::used`), recompute
@@ -287,24 +299,30 @@ pub struct Run {
 
 // ANCHOR: find
 /// Lowest-address free run of `n` pages over arenas sorted by address; runs may cross into
-/// an adjacent arena.
-pub fn find(arenas: &[*mut Arena], n: usize) -> Option<Run> {
+/// an adjacent arena of the same reservation (`joins_prev`, see "Reservations"), never into
+/// one of another.
+///
+/// # Safety
+/// `arenas` are initialised arenas of one heap, whose lock the caller holds.
+pub unsafe fn find(arenas: &[*mut Arena], n: usize) -> Option<Run> {
     let (mut run, mut run_start) = (0usize, Run { arena: 0, page: 0 });
     let mut prev_end = 0usize;
     for (i, &a) in arenas.iter().enumerate() {
-        // SAFETY: every entry of the arena list is initialised metadata that lives as long as
-        // the heap; the heap lock is held by the caller.
+        // SAFETY: the caller passes initialised arena metadata, which lives as long as the
+        // heap; only shared references are made (see "Sharing" in arena.rs).
         let a = unsafe { &*a };
-        if a.base != prev_end {
+        // SAFETY: the caller holds the heap lock, so nobody changes the pages meanwhile.
+        let pages = unsafe { a.pages() };
+        if !a.joins_prev || a.base_addr() != prev_end {
             run = 0;
         }
         prev_end = a.end();
-        let s = a.pages.sum;
+        let s = pages.sum;
         if run > 0 && run + s.start as usize >= n {
             return Some(run_start);
         }
         if n <= ARENA_PAGES
-            && let Some(p) = a.pages.find(n)
+            && let Some(p) = pages.find(n)
         {
             return Some(Run { arena: i, page: p });
         }

@@ -5,8 +5,9 @@
 //! does not own the span must reach the owner (mimalloc's `thread_free` list plays this role).
 //!
 //! # `RemoteStack` (a span's remote frees)
-//! A Treiber stack of freed objects linked through their first word. `push`: write the link,
-//! CAS the head (Release). `take`: swap the head with 0 (Acquire) and walk the detached list.
+//! A Treiber stack of freed objects linked through their first word. Heads and links are
+//! pointers (never integers), so each object keeps the provenance it was pushed with.
+//! `push`: write the link, CAS the head (Release). `take`: swap the head with 0 (Acquire) and walk the detached list.
 //! Only one thread takes at a time (the owner, or the mcentral lock holder), and nodes are
 //! never popped one by one, so there is no ABA problem.
 //!
@@ -22,66 +23,70 @@
 //!   equals `-(objects still live)`, so it is zero exactly when the block is free.
 
 // The atomics come from the parent module: `core`'s in the library, loom's in the loom test.
-use super::remote_atomics::{AtomicI8, AtomicUsize, Ordering};
+use core::ptr::{self, NonNull};
+
+use super::remote_atomics::{AtomicI8, AtomicPtr, Ordering};
 
 /// A lock-free stack of freed objects (see the module docs).
 pub struct RemoteStack {
-    head: AtomicUsize,
+    head: AtomicPtr<u8>,
 }
 
 impl RemoteStack {
-    /// A stack with head `head` (pass an atomic holding 0 for an empty stack).
-    pub const fn from_atomic(head: AtomicUsize) -> Self {
+    /// A stack with head `head` (pass an atomic holding null for an empty stack).
+    pub const fn from_atomic(head: AtomicPtr<u8>) -> Self {
         RemoteStack { head }
     }
 
     /// Pushes `obj`.
     ///
     /// # Safety
-    /// `obj` is a non-null, 8-aligned address of at least 8 writable bytes that nobody else
-    /// uses until it is taken.
+    /// `obj` is valid for writes of 8 bytes, 8-aligned, and nobody else uses its first 8
+    /// bytes until it is taken.
     #[inline]
-    pub unsafe fn push(&self, obj: usize) {
+    pub unsafe fn push(&self, obj: NonNull<u8>) {
         let mut old = self.head.load(Ordering::Relaxed);
         loop {
-            // SAFETY: the caller gives the object to the stack.
-            unsafe { (obj as *mut usize).write(old) };
-            match self.head.compare_exchange_weak(old, obj, Ordering::Release, Ordering::Relaxed) {
+            // SAFETY: the caller gives the object's first word to the stack: valid for
+            // writes, aligned, used by nobody else.
+            unsafe { obj.cast::<*mut u8>().write(old) };
+            match self.head.compare_exchange_weak(old, obj.as_ptr(), Ordering::Release, Ordering::Relaxed) {
                 Ok(_) => return,
                 Err(now) => old = now,
             }
         }
     }
 
-    /// Detaches the whole stack; walk it with [`RemoteStack::next`].
+    /// Detaches the whole stack (null if empty); walk it with [`RemoteStack::next`].
     #[inline]
-    pub fn take(&self) -> usize {
-        if self.head.load(Ordering::Relaxed) == 0 {
-            return 0;
+    pub fn take(&self) -> *mut u8 {
+        if self.head.load(Ordering::Relaxed).is_null() {
+            return ptr::null_mut();
         }
-        self.head.swap(0, Ordering::Acquire)
+        self.head.swap(ptr::null_mut(), Ordering::Acquire)
     }
 
     /// Whether the stack looks empty (a hint, Relaxed).
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.head.load(Ordering::Relaxed) == 0
+        self.head.load(Ordering::Relaxed).is_null()
     }
 
     /// The head without detaching (for the checker, with no other thread running).
-    pub fn peek(&self) -> usize {
+    pub fn peek(&self) -> *mut u8 {
         self.head.load(Ordering::Acquire)
     }
 
-    /// The node after `p` in a detached list.
+    /// The node after `p` in a detached list (null at the end).
     ///
     /// # Safety
     /// `p` is a node of a list returned by `take` (or `peek` with no concurrent push).
     #[inline]
-    pub unsafe fn next(p: usize) -> usize {
-        // SAFETY: nodes hold their link in the first word, written before the Release push
-        // that the Acquire swap synchronises with.
-        unsafe { (p as *const usize).read() }
+    pub unsafe fn next(p: NonNull<u8>) -> *mut u8 {
+        // SAFETY: a node holds its link in its first word, written by `push` (through the
+        // same pointer, so with its provenance) before the Release CAS that the caller's
+        // Acquire `take` (or `peek`) synchronises with; the node stays the taker's.
+        unsafe { p.cast::<*mut u8>().read() }
     }
 }
 

@@ -110,15 +110,20 @@ pub enum Goal {
 /// A run of pages being given back (the in-flight run).
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub struct ScavRun {
-    /// First byte.
-    pub addr: usize,
+    /// First byte, derived from its arena's base.
+    pub base: NonNull<u8>,
     /// Runtime pages.
     pub npages: usize,
 }
 
 impl ScavRun {
     /// No run.
-    pub const NONE: ScavRun = ScavRun { addr: 0, npages: 0 };
+    pub const NONE: ScavRun = ScavRun { base: NonNull::dangling(), npages: 0 };
+
+    /// First byte, as an address.
+    pub fn addr(&self) -> usize {
+        self.base.as_ptr().addr()
+    }
 }
 
 impl HeapInner {
@@ -172,14 +177,18 @@ impl HeapInner {
     /// the in-flight run.
     pub(super) fn take_scavenge_run(&mut self, below: usize, max_pages: usize) -> Option<ScavRun> {
         for ai in (0..self.narenas).rev() {
-            // SAFETY: registered arenas are initialised; the heap lock is held (`&mut self`).
-            let a = unsafe { &mut *self.arenas[ai] };
-            if a.base >= below {
+            // SAFETY: the arena list holds initialised arenas, reached by shared reference
+            // only (other threads read their span maps).
+            let a = unsafe { &*self.arenas[ai] };
+            // SAFETY: `&mut self` proves the heap lock held; no other reference to this
+            // arena's pages is made while `pages` lives.
+            let pages = unsafe { a.pages_mut() };
+            if a.base_addr() >= below {
                 continue;
             }
-            let top_page = ((below - a.base) / PAGE_BYTES).min(ARENA_PAGES);
+            let top_page = ((below - a.base_addr()) / PAGE_BYTES).min(ARENA_PAGES);
             for w in (0..top_page.div_ceil(64)).rev() {
-                let mut cand = !a.pages.alloc[w] & !a.pages.scav[w];
+                let mut cand = !pages.alloc[w] & !pages.scav[w];
                 if top_page < (w + 1) * 64 {
                     cand &= (1u64 << (top_page - w * 64)) - 1;
                 }
@@ -189,9 +198,10 @@ impl HeapInner {
                 let hi = 63 - cand.leading_zeros() as usize;
                 let run = ((!(cand << (63 - hi))).leading_zeros() as usize).min(max_pages);
                 let first = w * 64 + hi + 1 - run;
-                a.pages.mark(first, run, true);
+                pages.mark(first, run, true);
                 self.free_ready_pages -= run;
-                let r = ScavRun { addr: a.base + first * PAGE_BYTES, npages: run };
+                // SAFETY: `first < ARENA_PAGES`: inside the arena's reservation.
+                let r = ScavRun { base: unsafe { a.base.add(first * PAGE_BYTES) }, npages: run };
                 self.scav_inflight = r;
                 return Some(r);
             }
@@ -201,11 +211,14 @@ impl HeapInner {
 
     /// Step 3: the in-flight run goes back to the page allocator, scavenged if `released`.
     pub(super) fn finish_scavenge_run(&mut self, r: ScavRun, released: bool) {
-        let a = self.arena_of_mut(r.addr);
-        let first = (r.addr - a.base) / PAGE_BYTES;
-        a.pages.mark(first, r.npages, false);
+        let a = self.arena_of(r.addr());
+        let first = (r.addr() - a.base_addr()) / PAGE_BYTES;
+        // SAFETY: `&mut self` proves the heap lock held; no other reference to this arena's
+        // pages is made while `pages` lives.
+        let pages = unsafe { a.pages_mut() };
+        pages.mark(first, r.npages, false);
         if released {
-            set_bits(&mut a.pages.scav, first, r.npages, true);
+            set_bits(&mut pages.scav, first, r.npages, true);
             self.scavenged_pages_total += r.npages;
         } else {
             self.free_ready_pages += r.npages;
@@ -246,14 +259,13 @@ impl MHeap {
             let Some(r) = run else { break };
             // SAFETY: the run is free, Ready and mapped (alloc and scav bits were clear) in an
             // arena from `src`; marked in use as the in-flight run, nothing else touches it.
-            let ok = unsafe { src.unused(NonNull::new_unchecked(r.addr as *mut u8), r.npages * PAGE_BYTES) }
-                .is_ok();
+            let ok = unsafe { src.unused(r.base, r.npages * PAGE_BYTES) }.is_ok();
             self.lock.lock().finish_scavenge_run(r, ok);
             if !ok {
                 break;
             }
             released += r.npages;
-            below = r.addr;
+            below = r.addr();
         }
         released
     }

@@ -45,9 +45,44 @@
 //! - every bit of `alloc_cache` set ⇒ that object is below `nelems` with its alloc bit set
 //!   (claimed), and the cache covers only objects of `freeindex`'s word;
 //! - every object on `remote` lies in the span, at an object boundary, with its bit set.
+//!
+//! # Reuse of span records
+//! A span record is metadata from the heap's `FixAlloc`: when the span is freed
+//! (`MHeap::free_span`) the record goes on the free list, whose link is written into its
+//! first word, and the next `alloc_span` writes a whole new `Span` over it, possibly at
+//! once (`grow` and `cache_span` run in the same call chains as frees). Threads still hold
+//! `&Span` to it then: the caller chains that free a span take it as `&Span`
+//! (`dealloc_slow` → `free_large`, `free_owned` → `on_refillable` → `uncache_span`,
+//! `refill_central(old)` → `cache_span`), and another thread's free that pushed the
+//! span's last object is still inside its `&Span` call while the owner collects, empties
+//! and frees the span (see "Remote frees and the record" below).
+//!
+//! So no byte of a `Span` is immutable to the language: every field is a [`Cell`], an
+//! atomic, or an [`Init`] (a cell with no setter), and the struct has no implicit padding
+//! (asserted below). A `&Span` then asserts nothing about the record's contents, and the
+//! rewrite of a freed record through the free list's pointer does not contradict any
+//! reference that is still live (Stacked Borrows: no frozen byte under a protected
+//! `&Span`). It costs nothing: reading an [`Init`] is a plain load, as reading a plain field
+//! is, and a `&Span` was already never `noalias` (the struct has cells). That the
+//! fields an [`Init`] holds do not change while the span is live is the protocol's
+//! promise (only `Span::new` writes them), not the type's.
+//!
+//! # Remote frees and the record
+//! A thread that frees an object of a span it does not own touches the span record only
+//! before the push that hands the object over: it reads `owner`, `span_class`, `div_mul`
+//! and `base` (fixed while the span lives), then one CAS on `remote` (`push_remote`) or on
+//! the mcentral's pending stack (`free_unowned`, which takes no span field). Until that CAS
+//! the object's alloc bit is set and counted in `alloc_count`, so the span cannot become
+//! empty and be freed (`free_span` needs `alloc_count == 0`, and only the holder, after
+//! collecting the object, can bring it there); after the CAS the pusher reads nothing of
+//! the record, though its `&Span` argument lives until it returns. Tiny objects are the
+//! same with the tiny counter: `free_one`'s `fetch_add` is its last access to the span
+//! unless it returned true, and then the block is still allocated until this thread frees
+//! it. A record reused under a returning pusher is therefore never read by it again, and
+//! its still-live `&Span` asserts nothing about the contents (above).
 
 use core::cell::Cell;
-use core::ptr;
+use core::ptr::{self, NonNull};
 use core::sync::atomic::AtomicPtr;
 
 use super::remote::{RemoteStack, TinyCounter};
@@ -83,7 +118,9 @@ pub enum SpanList {
 
 // ANCHOR: span_struct
 /// One span (Go's `mspan`). Lives in metadata from the page source; shared between threads
-/// as `&Span`, with owner-mutable fields in `Cell`s (see the module docs for who may write).
+/// as `&Span`, with owner-mutable fields in `Cell`s and the fields set once per use of the
+/// record in [`Init`]s (see the module docs for who may write, and "Reuse of span records"
+/// for why no field is plain).
 ///
 /// Layout by cache line (offsets asserted below). A free is a random access: the span it
 /// lands in is seldom in the cache, so what it reads and writes is packed into one line.
@@ -102,25 +139,26 @@ pub struct Span {
     // spans of up to 256 objects (their bitmap fits in its last 32 bytes): the span's
     // identity, the object count and the first four bitmap words. A free then misses in the
     // cache at most once on the span (twice for bigger bitmaps), not once per field group.
-    /// Address of the first object (the first page).
-    pub base: usize,
+    /// The first object (the first page), with the provenance of the arena's reservation:
+    /// every object pointer of the span is derived from it.
+    pub base: Init<NonNull<u8>>,
     /// The mcache whose current (or owned) span this is, or null.
     pub owner: AtomicPtr<MCache>,
     /// `ceil(2^32 / elem_bytes)` for small spans (Go's `mspan.divMul`): object index by
     /// multiply and shift, with no table lookup on the free path.
-    pub div_mul: u32,
+    pub div_mul: Init<u32>,
     /// Objects whose alloc bit is set.
     pub alloc_count: Cell<u32>,
     /// `nelems - refill_min()`: when an owner's free brings `alloc_count` down to this, the
     /// span has just become worth a refill (see "Owned spans" in mcache.rs).
-    pub refill_count: u32,
+    pub refill_count: Init<u32>,
     /// Size class (0 = large).
-    pub class: u8,
+    pub class: Init<u8>,
     /// Span class (`class << 1 | noscan`, see sizeclass.rs).
-    pub span_class: u8,
+    pub span_class: Init<u8>,
     /// Whether the pages may hold old data (false: fresh from a zeroing source).
     pub needzero: Cell<bool>,
-    _pad0: u8,
+    _pad0: Init<u8>,
     /// 1 = allocated (or freed remotely and not yet collected); words 0-3 in line 0.
     pub alloc_bits: [Cell<u64>; BITMAP_WORDS],
     // From byte 160: the owner's allocation state, then what only slow paths use.
@@ -129,40 +167,120 @@ pub struct Span {
     /// Next object the scan looks at.
     pub freeindex: Cell<u32>,
     /// Objects in the span (1 for a large span).
-    pub nelems: u32,
+    pub nelems: Init<u32>,
     /// Object size (bytes); for a large span, the span's bytes.
-    pub elem_bytes: usize,
+    pub elem_bytes: Init<usize>,
     /// A copy of `base` beside the alloc cache, so that an allocation reads one line of the
     /// span (`alloc_base == base`, set once, checked).
-    pub alloc_base: usize,
+    pub alloc_base: Init<NonNull<u8>>,
     /// Runtime pages.
-    pub npages: usize,
+    pub npages: Init<usize>,
     /// Tiny spans only: one counter per 16 B block (see mcache.rs).
-    pub tiny_counts: *const TinyCounter,
+    pub tiny_counts: Init<*const TinyCounter>,
     /// List links (mcentral's lists, the owner's `owned` list).
     pub next: Cell<*const Span>,
     /// List links.
     pub prev: Cell<*const Span>,
     /// Which list the span is on (an mcentral's, or its owner's `owned` list).
     pub list: Cell<SpanList>,
-    _pad1: [u8; 31],
+    _pad1: Init<[u8; 31]>,
     /// Objects freed by non-owners, linked through their first word (its own line: other
     /// threads write it).
     pub remote: RemoteStack,
+    /// The rest of line 4, explicit so that no byte of the record lies outside a cell (see
+    /// "Reuse of span records").
+    _pad2: Init<[u8; 56]>,
 }
 // ANCHOR_END: span_struct
 
+/// A span field set when the record is made (`Span::new`) and only read while the span
+/// lives: a [`Cell`] without a setter. A cell, not a plain field, because the record is
+/// rewritten when it is reused while `&Span`s to it may still be live (see "Reuse of span
+/// records" in the module docs).
+#[repr(transparent)]
+pub struct Init<T>(Cell<T>);
+
+impl<T: Copy> Init<T> {
+    /// A field holding `v`.
+    #[inline(always)]
+    pub const fn new(v: T) -> Init<T> {
+        Init(Cell::new(v))
+    }
+
+    /// The value.
+    #[inline(always)]
+    pub fn get(&self) -> T {
+        self.0.get()
+    }
+}
+
+/// One past the bytes of the field at `offset` whose projection is `_field` (for the
+/// layout assertions below).
+const fn field_end<T>(offset: usize, _field: fn(&Span) -> &T) -> usize {
+    offset + core::mem::size_of::<T>()
+}
+
+/// Asserts that the fields, in declaration order, leave no byte between them and none after
+/// the last: every byte of a record is inside a field, hence inside a cell or an atomic
+/// (see "Reuse of span records").
+macro_rules! assert_no_padding {
+    ($first:ident $(, $f:ident)*) => {
+        let end = field_end(core::mem::offset_of!(Span, $first), |s| &s.$first);
+        $(
+            assert!(end == core::mem::offset_of!(Span, $f), "implicit padding in Span");
+            let end = field_end(core::mem::offset_of!(Span, $f), |s| &s.$f);
+        )*
+        assert!(end == core::mem::size_of::<Span>(), "implicit padding at the end of Span");
+    };
+}
+
 const _: () = {
+    assert_no_padding!(
+        base,
+        owner,
+        div_mul,
+        alloc_count,
+        refill_count,
+        class,
+        span_class,
+        needzero,
+        _pad0,
+        alloc_bits,
+        alloc_cache,
+        freeindex,
+        nelems,
+        elem_bytes,
+        alloc_base,
+        npages,
+        tiny_counts,
+        next,
+        prev,
+        list,
+        _pad1,
+        remote,
+        _pad2
+    );
     assert!(core::mem::offset_of!(Span, alloc_bits) == 32);
     assert!(core::mem::offset_of!(Span, alloc_cache) == 32 + 8 * BITMAP_WORDS);
     assert!(core::mem::offset_of!(Span, remote) == 256);
     assert!(core::mem::size_of::<Span>() == 320);
 };
 
-// SAFETY: spans are shared by raw pointers between threads; each `Cell` field is written only
-// by the span's owner (the owning mcache's thread, or the holder of its mcentral's lock, or
-// the heap lock for a large span), as the module docs state; the hand-over of ownership goes
-// through a lock, which orders the accesses. Cross-thread fields are atomics.
+// SAFETY: `Span` is `!Sync` for its `Cell`s and `Init`s and its raw `tiny_counts` pointer;
+// spans are shared between threads as `&Span`. Every `Cell` (alloc bits and count, alloc cache,
+// `freeindex`, `needzero`, list links and tag) is read and written by one party at a time,
+// the span's holder: the thread of the mcache that `owner` names, else the holder of the
+// span's mcentral lock (a span on its lists, or being filed there), else, for a large span,
+// the heap lock holder and the thread that holds its object. A span changes holder only
+// under the mcentral lock (cacheSpan, uncacheSpan) or the heap lock (`alloc_span`,
+// `free_span`), whose Acquire and Release order the old holder's accesses before the new
+// one's. Any other thread reads only `Init` fields, written by `Span::new` before the span
+// was handed out and never while it lives (`base`, `alloc_base`, `div_mul`, `refill_count`,
+// `class`, `span_class`, `nelems`, `elem_bytes`, `npages`, `tiny_counts`; ordered by the
+// locks that handed the span and its objects out; a freed record is rewritten only after
+// every such reader is done with it, see "Remote frees and the record") and atomics (`owner`, `remote`, the tiny counters `tiny_counts` points
+// at). This holds for the debug checks too: the free path reads a span's bits only when the
+// freeing thread's cache owns it (`Root::can_stack`). `EMPTY_SPAN` is never written.
 unsafe impl Sync for Span {}
 
 impl Span {
@@ -173,31 +291,32 @@ impl Span {
             alloc_cache: Cell::new(0),
             freeindex: Cell::new(0),
             alloc_count: Cell::new(0),
-            base: 0,
-            alloc_base: 0,
-            elem_bytes: 0,
-            nelems: 0,
-            class: 0,
-            span_class: 0,
+            base: Init::new(NonNull::dangling()),
+            alloc_base: Init::new(NonNull::dangling()),
+            elem_bytes: Init::new(0),
+            nelems: Init::new(0),
+            class: Init::new(0),
+            span_class: Init::new(0),
             list: Cell::new(SpanList::None),
             needzero: Cell::new(false),
-            npages: 0,
+            npages: Init::new(0),
             owner: AtomicPtr::new(ptr::null_mut()),
-            remote: RemoteStack::from_atomic(core::sync::atomic::AtomicUsize::new(0)),
+            remote: RemoteStack::from_atomic(AtomicPtr::new(ptr::null_mut())),
             next: Cell::new(ptr::null()),
             prev: Cell::new(ptr::null()),
-            tiny_counts: ptr::null(),
+            tiny_counts: Init::new(ptr::null()),
             alloc_bits: [const { Cell::new(0) }; BITMAP_WORDS],
-            refill_count: 0,
-            div_mul: 0,
-            _pad0: 0,
-            _pad1: [0; 31],
+            refill_count: Init::new(0),
+            div_mul: Init::new(0),
+            _pad0: Init::new(0),
+            _pad1: Init::new([0; 31]),
+            _pad2: Init::new([0; 56]),
         }
     }
 
     /// A fresh span of `npages` pages at `base` for span class `spc` (0 = large).
     pub fn new(
-        base: usize,
+        base: NonNull<u8>,
         npages: usize,
         spc: usize,
         needzero: bool,
@@ -211,18 +330,18 @@ impl Span {
             (size, npages * PAGE_BYTES / size)
         };
         let s = Span {
-            base,
-            alloc_base: base,
-            elem_bytes,
-            nelems: nelems as u32,
-            class: class as u8,
-            span_class: spc as u8,
-            npages,
-            tiny_counts,
-            div_mul: sizeclass::div_mul(class),
+            base: Init::new(base),
+            alloc_base: Init::new(base),
+            elem_bytes: Init::new(elem_bytes),
+            nelems: Init::new(nelems as u32),
+            class: Init::new(class as u8),
+            span_class: Init::new(spc as u8),
+            npages: Init::new(npages),
+            tiny_counts: Init::new(tiny_counts),
+            div_mul: Init::new(sizeclass::div_mul(class)),
             ..Span::empty()
         };
-        let s = Span { refill_count: s.nelems - s.refill_min(), ..s };
+        let s = Span { refill_count: Init::new(s.nelems.get() - s.refill_min()), ..s };
         s.needzero.set(needzero);
         if class != 0 {
             // Padding bits past nelems are set for good.
@@ -241,7 +360,7 @@ impl Span {
     /// Number of padding bits.
     #[inline]
     pub fn padding(&self) -> u32 {
-        if self.class == 0 { 0 } else { (BITMAP_WORDS * 64) as u32 - self.nelems }
+        if self.class.get() == 0 { 0 } else { (BITMAP_WORDS * 64) as u32 - self.nelems.get() }
     }
 
     /// The bitmap word of object `i` (`i < nelems <= 1024`; the mask, a no-op then, lets
@@ -267,7 +386,7 @@ impl Span {
     /// Go's `nextFreeFast`: the next free object from the cache, or `None` when the cache is
     /// empty. Owner only.
     #[inline(always)]
-    pub fn next_free_fast(&self) -> Option<usize> {
+    pub fn next_free_fast(&self) -> Option<NonNull<u8>> {
         let c = self.alloc_cache.get();
         if c == 0 {
             return None;
@@ -276,7 +395,10 @@ impl Span {
         let i = self.freeindex.get() + t;
         self.alloc_cache.set((c >> t) >> 1);
         self.freeindex.set(i + 1);
-        Some(self.alloc_base + i as usize * self.elem_bytes)
+        // SAFETY: a set bit of the alloc cache is an object below `nelems` (invariant), so
+        // its offset `i * elem_bytes` lies inside the span's pages, which `alloc_base`'s
+        // provenance covers.
+        Some(unsafe { self.alloc_base.get().add(i as usize * self.elem_bytes.get()) })
     }
     // ANCHOR_END: next_free_fast
 
@@ -285,10 +407,10 @@ impl Span {
     /// free bit, claims that word's free objects from `freeindex` on, and allocates from
     /// it; `None` at the end of the span. Owner only.
     #[cold]
-    pub fn next_free(&self) -> Option<usize> {
+    pub fn next_free(&self) -> Option<NonNull<u8>> {
         loop {
             let fi = self.freeindex.get() as usize;
-            if fi >= self.nelems as usize {
+            if fi >= self.nelems.get() as usize {
                 return None;
             }
             let w = self.word(fi);
@@ -326,10 +448,27 @@ impl Span {
     }
     // ANCHOR_END: rewind
 
-    /// Object index of `addr`, without a division (Go's `divMul`).
+    /// Object index of address `addr` (in the span), without a division (Go's `divMul`).
     #[inline]
     pub fn object_index(&self, addr: usize) -> usize {
-        sizeclass::div_by_mul(addr - self.base, self.div_mul)
+        sizeclass::div_by_mul(addr - self.base_addr(), self.div_mul.get())
+    }
+
+    /// The first byte, as an address (arithmetic and keys only).
+    #[inline]
+    pub fn base_addr(&self) -> usize {
+        self.base.get().as_ptr().addr()
+    }
+
+    /// Object `i` of the span as a pointer derived from `base` (so with the provenance of
+    /// the span's pages, whatever pointer it is computed for).
+    ///
+    /// # Safety
+    /// `i < nelems`.
+    #[inline]
+    pub unsafe fn object(&self, i: usize) -> NonNull<u8> {
+        // SAFETY: `i < nelems` (the caller's contract): the offset lies inside the span.
+        unsafe { self.base.get().add(i * self.elem_bytes.get()) }
     }
 
     // ANCHOR: free_local
@@ -338,7 +477,11 @@ impl Span {
     #[inline]
     pub fn free_local(&self, i: usize) -> u32 {
         let w = self.word(i);
-        debug_assert!(w.get() >> (i % 64) & 1 == 1, "double free of object {i} in span {:#x}", self.base);
+        debug_assert!(
+            w.get() >> (i % 64) & 1 == 1,
+            "double free of object {i} in span {:p}",
+            self.base.get()
+        );
         w.set(w.get() & !(1 << (i % 64)));
         let n = self.alloc_count.get() - 1;
         self.alloc_count.set(n);
@@ -349,9 +492,10 @@ impl Span {
     // ANCHOR: push_remote
     /// Pushes a freed object on the remote stack (any thread). One CAS.
     #[inline]
-    pub fn push_remote(&self, obj: usize) {
-        // SAFETY: `obj` is a freed object of this span, at least 8 bytes and 8-aligned;
-        // nobody else uses it until it is collected.
+    pub fn push_remote(&self, obj: NonNull<u8>) {
+        // SAFETY: the callers pass a freed object of this span (every object is at least 8
+        // bytes and 8-aligned) with a pointer valid for it; nobody uses it until it is
+        // collected.
         unsafe { self.remote.push(obj) }
     }
     // ANCHOR_END: push_remote
@@ -362,12 +506,11 @@ impl Span {
     pub fn collect_remote(&self) -> usize {
         let mut p = self.remote.take();
         let mut n = 0;
-        while p != 0 {
-            // SAFETY: `p` is a node of the list just taken.
-            let next = unsafe { RemoteStack::next(p) };
-            self.free_local(self.object_index(p));
+        while let Some(q) = NonNull::new(p) {
+            // SAFETY: `q` is a node of the list just taken.
+            p = unsafe { RemoteStack::next(q) };
+            self.free_local(self.object_index(q.as_ptr().addr()));
             n += 1;
-            p = next;
         }
         n
     }
@@ -377,9 +520,9 @@ impl Span {
     pub fn remote_len(&self) -> usize {
         let mut p = self.remote.peek();
         let mut n = 0;
-        while p != 0 {
-            // SAFETY: no concurrent push (checker); nodes hold their links.
-            p = unsafe { RemoteStack::next(p) };
+        while let Some(q) = NonNull::new(p) {
+            // SAFETY: no concurrent push (the checker runs alone); nodes hold their links.
+            p = unsafe { RemoteStack::next(q) };
             n += 1;
         }
         n
@@ -388,14 +531,14 @@ impl Span {
     /// Whether every object is handed out.
     #[inline]
     pub fn is_full(&self) -> bool {
-        self.alloc_count.get() == self.nelems
+        self.alloc_count.get() == self.nelems.get()
     }
 
     /// Whether at least [`Self::refill_min`] objects are free (`nelems - alloc_count >=
     /// refill_min()`), read from line 0 alone: `alloc_count <= refill_count`.
     #[inline]
     pub fn worth_refill(&self) -> bool {
-        self.alloc_count.get() <= self.refill_count
+        self.alloc_count.get() <= self.refill_count.get()
     }
 
     // ANCHOR: refill_min
@@ -404,7 +547,7 @@ impl Span {
     /// fewer is left to collect more frees (see "Refill policy" in mcache.rs).
     #[inline]
     pub fn refill_min(&self) -> u32 {
-        let n = self.nelems;
+        let n = self.nelems.get();
         (n / REFILL_MIN_DIVISOR).max((n / 2).min(REFILL_MIN_OBJECTS)).max(1)
     }
     // ANCHOR_END: refill_min
@@ -412,16 +555,17 @@ impl Span {
     /// The counter of the tiny block at object index `i` (tiny spans only).
     #[inline]
     pub fn tiny_count(&self, i: usize) -> &TinyCounter {
-        debug_assert!(!self.tiny_counts.is_null() && i < self.nelems as usize);
+        let counts = self.tiny_counts.get();
+        debug_assert!(!counts.is_null() && i < self.nelems.get() as usize);
         // SAFETY: tiny spans carry a counter array of `nelems` entries that lives as long as
         // the span.
-        unsafe { &*self.tiny_counts.add(i) }
+        unsafe { &*counts.add(i) }
     }
 
     /// One past the last byte.
     #[inline]
     pub fn end(&self) -> usize {
-        self.base + self.npages * PAGE_BYTES
+        self.base_addr() + self.npages.get() * PAGE_BYTES
     }
 }
 
@@ -448,16 +592,16 @@ mod tests {
     #[test]
     fn scan_hands_out_every_object_once_then_rewinds() {
         let mut mem = std::vec![0u64; PAGE_BYTES / 8];
-        let base = mem.as_mut_ptr() as usize;
+        let base = NonNull::new(mem.as_mut_ptr().cast::<u8>()).unwrap();
         let s = Span::new(base, 1, sizeclass::span_class(3), false, ptr::null());
-        assert_eq!(s.nelems, 341);
+        assert_eq!(s.nelems.get(), 341);
         let mut got = Vec::new();
         while let Some(p) = s.next_free_fast().or_else(|| s.next_free()) {
             got.push(p);
         }
         assert_eq!(got.len(), 341);
         assert!(s.is_full());
-        s.free_local(s.object_index(got[7]));
+        s.free_local(s.object_index(got[7].as_ptr().addr()));
         s.push_remote(got[100]);
         assert_eq!(s.collect_remote(), 1);
         assert_eq!(s.alloc_count.get(), 339);
