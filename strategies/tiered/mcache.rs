@@ -382,7 +382,7 @@ impl MCache {
     /// A fresh cache for `root`.
     pub fn new(root: *const Root, next_all: *mut MCache) -> MCache {
         MCache {
-            alloc: [const { Cell::new(&EMPTY_SPAN as *const Span) }; SPAN_CLASS_COUNT],
+            alloc: [const { Cell::new(ptr::from_ref(&EMPTY_SPAN)) }; SPAN_CLASS_COUNT],
             owned: [const { OwnedList::new() }; SPAN_CLASS_COUNT],
             free: free_stacks_init(),
             tiny: Cell::new(None),
@@ -403,7 +403,7 @@ impl MCache {
 
     #[inline]
     fn as_mut_ptr(&self) -> *mut MCache {
-        (self as *const MCache).cast_mut()
+        ptr::from_ref(self).cast_mut()
     }
 
     /// Counts an allocation (+) or a free (-) in this cache's statistics. Owner only.
