@@ -63,10 +63,15 @@ fn sequence<S: Strategy, P: PageSource>(
                 let (i, size, align) = (rng.below(n), rng.size(MAX_SIZE), rng.align(1 << 10));
                 r.resize(i, size, align, rng.below(2) == 0)
             }
+            // Now and then a request no region (and no machine) can back: it must be refused.
+            15 if rng.below(8) == 0 => {
+                let huge = (1usize << (40 + rng.below(7))) + rng.below(1 << 30);
+                r.alloc(huge, rng.align(1 << 13), rng.below(2) == 0, Api::Global).map(|_| ())
+            }
             _ => r.model.verify_all(),
         };
         res.unwrap_or_else(|e| panic!("{} step {step}: {e}", heap.strategy().name()));
-        if step % CHECK_EVERY == 0 {
+        if step.is_multiple_of(CHECK_EVERY) {
             r.check(&opts).unwrap_or_else(|e| panic!("{} step {step}: {e}", heap.strategy().name()));
             check(heap);
         }
