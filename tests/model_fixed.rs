@@ -10,7 +10,7 @@
 #[macro_use]
 mod harness;
 
-use harness::{Api, Opts, OwnedRegion, Rng, Runner};
+use harness::{Api, Backing, Opts, OwnedRegion, Rng, Runner, ThreadShape};
 use stratalloc::{
     BestFit, ConstInit, FirstFit, Fixed, Heap, Linear, NextFit, PageSource, SegregatedFit, Strategy, Tiered,
     Tracked,
@@ -35,9 +35,14 @@ fn region_bytes<S: Strategy + ConstInit>() -> usize {
 
 /// A deterministic random sequence on `heap`, every block's pattern checked, the walker run
 /// every `CHECK_EVERY` steps; then everything freed and the heap trimmed.
-fn sequence<S: Strategy, P: PageSource>(heap: &Heap<S, P>, seed: u64, check: impl Fn(&Heap<S, P>)) {
+fn sequence<S: Strategy, P: PageSource>(
+    heap: &Heap<S, P>,
+    region: usize,
+    seed: u64,
+    check: impl Fn(&Heap<S, P>),
+) {
     let opts = Opts::DEFAULT;
-    let mut r = Runner::new(heap, true);
+    let mut r = Runner::new(heap, Backing::Region(region));
     let mut rng = Rng::new(seed);
     for step in 0..STEPS {
         let n = r.model.blocks.len();
@@ -58,10 +63,15 @@ fn sequence<S: Strategy, P: PageSource>(heap: &Heap<S, P>, seed: u64, check: imp
                 let (i, size, align) = (rng.below(n), rng.size(MAX_SIZE), rng.align(1 << 10));
                 r.resize(i, size, align, rng.below(2) == 0)
             }
+            // Now and then a request no region (and no machine) can back: it must be refused.
+            15 if rng.below(8) == 0 => {
+                let huge = (1usize << (40 + rng.below(7))) + rng.below(1 << 30);
+                r.alloc(huge, rng.align(1 << 13), rng.below(2) == 0, Api::Global).map(|_| ())
+            }
             _ => r.model.verify_all(),
         };
         res.unwrap_or_else(|e| panic!("{} step {step}: {e}", heap.strategy().name()));
-        if step % CHECK_EVERY == 0 {
+        if step.is_multiple_of(CHECK_EVERY) {
             r.check(&opts).unwrap_or_else(|e| panic!("{} step {step}: {e}", heap.strategy().name()));
             check(heap);
         }
@@ -94,23 +104,23 @@ fn tracked_ok<S: Strategy>(heap: &Heap<S, Tracked<Fixed>>) {
 fn model_fixed<S: Strategy + ConstInit>() {
     let region = OwnedRegion::new(region_bytes::<S>());
     let heap: Heap<S, Fixed> = Heap::with_source(region.source());
-    sequence(&heap, 1, fixed_ok);
+    sequence(&heap, region_bytes::<S>(), 1, fixed_ok);
     drop(heap);
 }
 
 fn model_tracked<S: Strategy + ConstInit>() {
     let region = OwnedRegion::new(region_bytes::<S>());
     let heap: Heap<S, Tracked<Fixed>> = Heap::with_source(Tracked::new(region.source()));
-    sequence(&heap, 2, tracked_ok);
+    sequence(&heap, region_bytes::<S>(), 2, tracked_ok);
     drop(heap);
 }
 
 fn threads_fixed<S: Strategy + ConstInit>() {
     let region = OwnedRegion::new(region_bytes::<S>());
     let heap: Heap<S, Fixed> = Heap::with_source(region.source());
-    harness::threads_on(&heap, THREADS, THREAD_STEPS, MAX_SIZE, &Opts::DEFAULT, |h, _| {
-        harness::fixed_consistent(h.source())
-    });
+    let shape = ThreadShape { threads: THREADS, steps: THREAD_STEPS, max_size: MAX_SIZE, max_align: 4096 };
+    let backing = Backing::Region(region_bytes::<S>());
+    harness::threads_on(&heap, shape, backing, &Opts::DEFAULT, |h, _| harness::fixed_consistent(h.source()));
     drop(heap);
 }
 

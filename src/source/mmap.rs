@@ -13,6 +13,28 @@ use crate::ConstInit;
 ///
 /// Fresh memory reads as zero, and [`unused`](PageSource::unused) returns memory to the OS
 /// with `MADV_DONTNEED` (Go's default since 1.16: it lowers RSS at once, unlike `MADV_FREE`).
+///
+/// # Memory that cannot be backed is refused
+///
+/// Only [`reserve`](PageSource::reserve) and [`fault`](PageSource::fault) map with
+/// `MAP_NORESERVE`: their mappings are `PROT_NONE`, cost no memory and are not charged to the
+/// kernel's commit accounting. [`map`](PageSource::map) maps read-write *without*
+/// `MAP_NORESERVE`, as Go's `sysMap` does, so the kernel charges the range to its overcommit
+/// accounting and refuses (`ENOMEM`) what it will not promise: in the default heuristic mode
+/// (`vm.overcommit_memory = 0`) a single range larger than RAM + swap, in strict mode (`2`)
+/// anything past the commit limit. So that the answer does not depend on that setting, `map`
+/// also refuses on its own, with the same `ENOMEM`, any range larger than RAM + swap (as
+/// `sysinfo(2)` reports them, read on each such call; ranges up to 1 GiB skip the check), also
+/// when the kernel would overcommit (`vm.overcommit_memory = 1`).
+///
+/// A strategy reaches memory only through `map`, so every entry point of every strategy over
+/// `Mmap` (`alloc`, `alloc_zeroed`, `realloc`, `grow`, ...) gives the same answer for a
+/// request no machine can back: null, with the heap unchanged. A program is never handed
+/// memory that gets it killed when it touches it.
+///
+/// Cost: a read-write private mapping is charged to `Committed_AS` when it is mapped, not when
+/// it is touched; nothing else changes. Address-space limits (`ulimit -v`, `RLIMIT_AS`) count
+/// reservations and mappings alike, as before.
 #[derive(Copy, Clone, Debug, Default)]
 pub struct Mmap;
 
@@ -40,9 +62,14 @@ fn last_errno() -> i32 {
 }
 
 impl Mmap {
-    /// `mmap` with the given protection, at `hint` (`MAP_FIXED` when `fixed`).
+    /// `mmap` with the given protection, at `hint` (`MAP_FIXED` when `fixed`). Inaccessible
+    /// (`PROT_NONE`) mappings are made with `MAP_NORESERVE`; accessible ones are charged to
+    /// the kernel's commit accounting (see the type's docs).
     fn mmap(hint: *mut u8, bytes: usize, prot: i32, fixed: bool, op: Op) -> Result<NonNull<u8>, SourceError> {
-        let mut flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+        let mut flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+        if prot == libc::PROT_NONE {
+            flags |= libc::MAP_NORESERVE;
+        }
         if fixed {
             flags |= libc::MAP_FIXED;
         }
@@ -54,6 +81,36 @@ impl Mmap {
             return Err(SourceError::Os { op, errno: last_errno() });
         }
         NonNull::new(p.cast()).ok_or(SourceError::Os { op, errno: 0 })
+    }
+
+    /// Whether `bytes` of read-write memory exceed what the machine could ever back: RAM +
+    /// swap, the line the kernel's heuristic overcommit mode draws for one mapping.
+    #[cfg(target_os = "linux")]
+    fn beyond_machine(bytes: usize) -> bool {
+        /// Ranges up to this size are left to the kernel without asking `sysinfo`.
+        const UNCHECKED_BYTES: usize = 1 << 30;
+        if bytes <= UNCHECKED_BYTES {
+            return false;
+        }
+        // SAFETY: `sysinfo` only writes the struct it is given, which is a valid, exclusive,
+        // properly aligned `libc::sysinfo` (all-zero is a valid value of it).
+        let info = unsafe {
+            let mut info: libc::sysinfo = core::mem::zeroed();
+            if libc::sysinfo(&mut info) != 0 {
+                // No answer: leave the decision to the kernel.
+                return false;
+            }
+            info
+        };
+        let unit = (info.mem_unit as usize).max(1);
+        let ram = (info.totalram as usize).saturating_mul(unit);
+        let swap = (info.totalswap as usize).saturating_mul(unit);
+        bytes > ram.saturating_add(swap)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn beyond_machine(_bytes: usize) -> bool {
+        false
     }
 
     fn munmap(base: *mut u8, bytes: usize, op: Op) -> Result<(), SourceError> {
@@ -105,6 +162,10 @@ unsafe impl PageSource for Mmap {
 
     unsafe fn map(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError> {
         check_range(Op::Map, base, bytes, OS_PAGE_BYTES)?;
+        if Self::beyond_machine(bytes) {
+            return Err(SourceError::Os { op: Op::Map, errno: libc::ENOMEM });
+        }
+        // Without MAP_NORESERVE (see `mmap`): the kernel refuses what it will not commit.
         let prot = libc::PROT_READ | libc::PROT_WRITE;
         Self::mmap(base.as_ptr(), bytes, prot, true, Op::Map).map(|_| ())
     }

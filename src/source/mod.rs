@@ -28,12 +28,17 @@
 //!
 //! | method | transition | Go | [`Mmap`] on Linux |
 //! |---|---|---|---|
-//! | [`reserve`](PageSource::reserve) | None → Reserved | sysReserve | `mmap(PROT_NONE)` |
-//! | [`map`](PageSource::map) | Reserved → Prepared | sysMap | `mmap(MAP_FIXED, PROT_READ\|PROT_WRITE)` |
+//! | [`reserve`](PageSource::reserve) | None → Reserved | sysReserve | `mmap(PROT_NONE, MAP_NORESERVE)` |
+//! | [`map`](PageSource::map) | Reserved → Prepared | sysMap | `mmap(MAP_FIXED, PROT_READ\|PROT_WRITE)`, commit-charged |
 //! | [`used`](PageSource::used) | Prepared → Ready | sysUsed | nothing |
 //! | [`unused`](PageSource::unused) | Ready → Prepared | sysUnused | `madvise(MADV_DONTNEED)` |
 //! | [`fault`](PageSource::fault) | any → Reserved | sysFault | `mmap(MAP_FIXED, PROT_NONE)` |
 //! | [`free`](PageSource::free) | any → None | sysFree | `munmap` |
+//!
+//! `map` is where a source refuses memory it cannot back: [`Mmap`] maps without
+//! `MAP_NORESERVE`, so the kernel's commit accounting refuses a range it will not promise,
+//! and it refuses a range larger than RAM + swap itself (see [`Mmap`]). `reserve` only takes
+//! address space, which costs no memory.
 //!
 //! Failure is a value ([`SourceError`]), never a panic. [`Tracked`] checks every transition
 //! against this table and refuses illegal ones, so tests can prove that a strategy follows it.
@@ -266,7 +271,8 @@ pub unsafe trait PageSource: Sync {
     /// up to `PAGE_BYTES` means page alignment).
     fn reserve(&self, bytes: usize, align: usize) -> Result<NonNull<u8>, SourceError>;
 
-    /// Reserved → Prepared: puts memory behind the range (Go's sysMap).
+    /// Reserved → Prepared: puts memory behind the range (Go's sysMap). A source refuses
+    /// here, with an error, memory it cannot back (see [`Mmap`]).
     ///
     /// # Safety
     /// `base..base + bytes` lies in a range reserved from this source and is Reserved.

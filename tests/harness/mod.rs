@@ -13,15 +13,19 @@
 //! - `random_ops` (proptest): random sequences of alloc / alloc_zeroed / dealloc / realloc
 //!   (through `GlobalAlloc`) and allocate / allocate_zeroed / grow / grow_zeroed / shrink (through
 //!   allocator-api2's `Allocator`, with changes of alignment), sizes 0..=256 KiB biased toward
-//!   small, alignments 1..=1 MiB, run against a shadow model ([`Model`]). After every operation:
+//!   small with rare ones up to 1 MiB and rarer ones of 1 TiB..2^47 bytes (no machine backs
+//!   them), alignments 1..=1 MiB with rare ones up to 1 GiB, run against a shadow model
+//!   ([`Model`]). Every answer is judged by the [`Backing`] rules below. After every operation:
 //!   the pointer is aligned; the block (up to its usable size) overlaps no other live block;
 //!   zeroed memory reads zero; every block touched keeps its per-block pattern (checked on free,
 //!   after realloc, and for all live blocks at `Verify` steps and at the end); the strategy's
 //!   invariant walker (`Heap::check`) passes; `stats()` match the model (live bytes/objects,
 //!   peak >= live, committed >= live); with `Tracked`, no illegal transition was attempted and
 //!   the strategy's committed / reserved bytes equal the source's Ready / owned bytes.
-//! - `threads`: 8 threads allocate, realloc and free, and free each other's blocks, checking
-//!   every pattern; then the heap is consistent and empty.
+//! - `threads`: 64 threads allocate (plain and zeroed), realloc and free, and free each
+//!   other's blocks, sizes up to 1 MiB (256 KiB over `Fixed`) and alignments up to 1 MiB,
+//!   every byte of every block checked; every thread is joined (its thread-local destructors
+//!   have run) before the heap is checked consistent and empty.
 //! - `collections`: allocator-api2 `Vec`/`Box` over the heap.
 //! - `exhaustion` (with `fixed`): a small `Fixed` region runs out: null, consistent heap,
 //!   freed memory reusable.
@@ -31,8 +35,32 @@
 //! - `freed_and_trimmed` (with `tracked`): after everything is freed and trimmed, the Ready
 //!   bytes of the source equal the strategy's committed bytes.
 //!
-//! Knobs: `PROPTEST_CASES` (default 32 cases per strategy x source), sequences of up to 160
-//! operations.
+//! # When a null is legal ([`Backing`])
+//! A strategy that answers null too easily (one that always did would pass a suite that
+//! accepted any null) is caught by a rule per source, applied to every alloc, realloc, grow
+//! and shrink, with `live` the bytes the model holds live before the request:
+//! - over the OS (`mmap`, `tracked`; [`Backing::Machine`]): with `machine` = RAM + swap
+//!   ([`machine_bytes`]), a request of `size > machine` **must** be refused (a pointer to
+//!   memory no machine can back gets the program killed when it touches it); a request with
+//!   `size + align <= machine / 2` **must** be granted; in between a null is legal (only
+//!   alignments of 1 GiB on a small machine land there). The harness never issues a size
+//!   between 1 GiB and `machine`, which it would have to touch: on a machine with more than a
+//!   TiB, such a drawn request is skipped.
+//! - over a `Fixed` region of `region` bytes ([`Backing::Region`]): `size > region` must be
+//!   refused; a null is legal only when `live + size + align > region / 2` (half the region
+//!   is left to fragmentation, alignment gaps and metadata); anything else must be granted.
+//! - over a source that fails on purpose ([`Backing::Failing`]): a null is always legal,
+//!   except that `size > machine` must still be refused.
+//!
+//! # Reproducing a failure
+//! `random_ops` prints its seed (`PROPTEST_RNG_SEED=...`) in the failure message and on
+//! stderr: rerunning with that variable set replays the same sequences. Failures are also
+//! persisted, as proptest does, in `tests/<test file>.proptest-regressions` next to the test
+//! (commit that file): every later run replays them first.
+//!
+//! Knobs: `PROPTEST_CASES` (default 32 cases per strategy x source), `PROPTEST_RNG_SEED`;
+//! sequences of up to 160 operations. With `--nocapture` each `random_ops` reports its
+//! cases and operations (`.ci/deep.sh` sums them).
 #![allow(dead_code, unused_macros, unused_imports)]
 
 pub mod reference;
@@ -70,7 +98,9 @@ pub fn config() -> proptest::test_runner::Config {
     proptest::test_runner::Config {
         cases,
         max_shrink_iters: 2048,
-        failure_persistence: None,
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
         ..proptest::test_runner::Config::default()
     }
 }
@@ -82,8 +112,8 @@ pub fn config() -> proptest::test_runner::Config {
 pub trait SourceKind {
     /// The source type.
     type P: PageSource;
-    /// Whether running out of memory is a legal outcome (a bounded `Fixed` region).
-    const MAY_EXHAUST: bool;
+    /// When a null answer is legal over this source.
+    const BACKING: Backing;
     /// A fresh heap over a fresh source.
     fn env<S: ConstInit>() -> Env<S, Self::P>;
     /// Checks of the source itself after an operation.
@@ -143,7 +173,7 @@ pub mod kinds {
 
 impl SourceKind for kinds::mmap {
     type P = Mmap;
-    const MAY_EXHAUST: bool = false;
+    const BACKING: Backing = Backing::Machine;
     fn env<S: ConstInit>() -> Env<S, Mmap> {
         Env { heap: Heap::with_source(Mmap), _region: None }
     }
@@ -151,7 +181,7 @@ impl SourceKind for kinds::mmap {
 
 impl SourceKind for kinds::fixed {
     type P = Fixed;
-    const MAY_EXHAUST: bool = true;
+    const BACKING: Backing = Backing::Region(FIXED_REGION_BYTES);
     fn env<S: ConstInit>() -> Env<S, Fixed> {
         let region = OwnedRegion::new(FIXED_REGION_BYTES);
         Env { heap: Heap::with_source(region.source()), _region: Some(region) }
@@ -168,7 +198,7 @@ pub fn fixed_consistent(f: &Fixed) -> Result<(), String> {
 
 impl SourceKind for kinds::tracked {
     type P = Tracked<Mmap>;
-    const MAY_EXHAUST: bool = false;
+    const BACKING: Backing = Backing::Machine;
     fn env<S: ConstInit>() -> Env<S, Tracked<Mmap>> {
         Env { heap: Heap::with_source(Tracked::new(Mmap)), _region: None }
     }
@@ -202,6 +232,75 @@ pub fn tracked_agrees<S: Strategy, P: PageSource>(
 }
 
 // ---------------------------------------------------------------------------------------------
+// When a null is legal.
+
+/// What a source can back, and so when a refused request is legal (the rules are in the
+/// [module docs](self)).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Backing {
+    /// The operating system: only requests past the machine's memory may (and must) fail.
+    Machine,
+    /// A `Fixed` region of this many bytes.
+    Region(usize),
+    /// A source that fails on purpose: any refusal is legal.
+    Failing,
+}
+
+/// What the model expects of one request.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// A null is the only correct answer: no source behind this heap can back the request.
+    Refuse,
+    /// Either answer is correct.
+    Either,
+    /// A null is a bug.
+    Grant,
+    /// The harness does not issue this request (it would have to touch more than it should).
+    Skip,
+}
+
+/// Requests above this are only issued when the machine cannot back them (see [`Backing`]).
+pub const TOUCHABLE_MAX: usize = 1 << 30;
+
+/// RAM + swap of this machine (`sysinfo(2)`), the line past which no request can be backed.
+pub fn machine_bytes() -> usize {
+    static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(|| {
+        // SAFETY: `sysinfo` writes only the struct it is given, a valid exclusive
+        // `libc::sysinfo` for which all-zero is a valid value.
+        let info = unsafe {
+            let mut info: libc::sysinfo = core::mem::zeroed();
+            assert_eq!(libc::sysinfo(&mut info), 0, "sysinfo failed");
+            info
+        };
+        let unit = (info.mem_unit as usize).max(1);
+        (info.totalram as usize).saturating_add(info.totalswap as usize).saturating_mul(unit)
+    })
+}
+
+impl Backing {
+    /// The verdict on a request of `size` bytes aligned to `align`, `live` bytes being live.
+    pub fn expect(self, size: usize, align: usize, live: usize) -> Expect {
+        let machine = machine_bytes();
+        if size > machine {
+            return Expect::Refuse;
+        }
+        if size > TOUCHABLE_MAX {
+            return Expect::Skip;
+        }
+        let want = size.saturating_add(align);
+        match self {
+            Backing::Machine if want > machine / 2 => Expect::Either,
+            Backing::Machine => Expect::Grant,
+            Backing::Region(region) if size > region => Expect::Refuse,
+            Backing::Region(region) if live.saturating_add(want) > region / 2 => Expect::Either,
+            Backing::Region(_) => Expect::Grant,
+            Backing::Failing => Expect::Either,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Patterns.
 
 /// The byte at offset `i` of the block with seed `seed`.
@@ -230,6 +329,14 @@ pub const MIRI_EDGE_BYTES: usize = 64;
 /// # Safety
 /// The range is valid for writes.
 pub unsafe fn fill(ptr: *mut u8, len: usize, seed: u64) {
+    if !cfg!(miri) {
+        for (run, at) in (0..len).step_by(PATTERN_RUN).enumerate() {
+            let n = PATTERN_RUN.min(len - at);
+            // SAFETY: `at + n <= len`, inside the caller's range.
+            unsafe { ptr.add(at).copy_from_nonoverlapping(pattern_run(seed, run).as_ptr(), n) };
+        }
+        return;
+    }
     // The last byte too, so that a write touches both ends of the block whatever the stride.
     for i in pattern_offsets(len).chain(len.checked_sub(1)) {
         // SAFETY: `i < len`, inside the caller's range.
@@ -237,22 +344,67 @@ pub unsafe fn fill(ptr: *mut u8, len: usize, seed: u64) {
     }
 }
 
+/// Offsets a pattern run covers: [`pattern_byte`] is `x ^ (i as u8 * 151)` with `x` the same
+/// for every `i` of one run of 256 offsets.
+const PATTERN_RUN: usize = 256;
+
+/// `(i as u8).wrapping_mul(151)` for `i` in `0..256`.
+const PATTERN_MIX: [u8; PATTERN_RUN] = {
+    let mut t = [0u8; PATTERN_RUN];
+    let mut i = 0;
+    while i < PATTERN_RUN {
+        t[i] = (i as u8).wrapping_mul(151);
+        i += 1;
+    }
+    t
+};
+
+/// The pattern bytes of offsets `run * 256 .. run * 256 + 256`: equal to [`pattern_byte`] at
+/// each, computed eight bytes at a time, so that every byte of a block is written and checked
+/// at memory speed (`copy` and `==` on slices) even where the tests are not optimised.
+#[inline]
+fn pattern_run(seed: u64, run: usize) -> [u8; PATTERN_RUN] {
+    let x = seed ^ (run as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let splat = u64::from_ne_bytes([(x >> 56) as u8 ^ (x as u8); 8]);
+    let mut out = PATTERN_MIX;
+    for w in out.chunks_exact_mut(8) {
+        let v = u64::from_ne_bytes(w.try_into().unwrap()) ^ splat;
+        w.copy_from_slice(&v.to_ne_bytes());
+    }
+    out
+}
+
+fn corrupted(what: &str, ptr: *const u8, len: usize, i: usize, got: u8, want: u8) -> String {
+    format!(
+        "{what}: block {ptr:p} ({len} bytes) corrupted at offset {i} ({:p}): {got:#04x}, expected {want:#04x}",
+        ptr.wrapping_add(i)
+    )
+}
+
 /// Checks `ptr..ptr + len` holds the pattern of `seed`.
 ///
 /// # Safety
 /// The range is valid for reads.
 pub unsafe fn verify(ptr: *const u8, len: usize, seed: u64, what: &str) -> Result<(), String> {
+    if !cfg!(miri) {
+        for (run, at) in (0..len).step_by(PATTERN_RUN).enumerate() {
+            let n = PATTERN_RUN.min(len - at);
+            // SAFETY: `at + n <= len`, inside the caller's range.
+            let got = unsafe { core::slice::from_raw_parts(ptr.add(at), n) };
+            let want = pattern_run(seed, run);
+            if got != &want[..n] {
+                let j = (0..n).find(|&j| got[j] != want[j]).unwrap_or(0);
+                return Err(corrupted(what, ptr, len, at + j, got[j], want[j]));
+            }
+        }
+        return Ok(());
+    }
     for i in pattern_offsets(len) {
         // SAFETY: `i < len`, inside the caller's range.
         let got = unsafe { *ptr.add(i) };
         let want = pattern_byte(seed, i);
         if got != want {
-            return Err(format!(
-                "{what}: block {ptr:p} ({len} bytes) corrupted at offset {i} ({:p}): {got:#04x}, \
-                 expected {want:#04x}",
-                // SAFETY: `i < len`, inside the range.
-                unsafe { ptr.add(i) }
-            ));
+            return Err(corrupted(what, ptr, len, i, got, want));
         }
     }
     Ok(())
@@ -263,6 +415,23 @@ pub unsafe fn verify(ptr: *const u8, len: usize, seed: u64, what: &str) -> Resul
 /// # Safety
 /// The range is valid for reads.
 pub unsafe fn verify_zero(ptr: *const u8, len: usize, what: &str) -> Result<(), String> {
+    if !cfg!(miri) {
+        const ZERO: [u8; PATTERN_RUN] = [0; PATTERN_RUN];
+        for at in (0..len).step_by(PATTERN_RUN) {
+            let n = PATTERN_RUN.min(len - at);
+            // SAFETY: `at + n <= len`, inside the caller's range.
+            let got = unsafe { core::slice::from_raw_parts(ptr.add(at), n) };
+            if got != &ZERO[..n] {
+                let j = (0..n).find(|&j| got[j] != 0).unwrap_or(0);
+                return Err(format!(
+                    "{what}: block {ptr:p} ({len} bytes) not zero at offset {}: {:#04x}",
+                    at + j,
+                    got[j]
+                ));
+            }
+        }
+        return Ok(());
+    }
     for i in pattern_offsets(len) {
         // SAFETY: `i < len`, inside the caller's range.
         let got = unsafe { *ptr.add(i) };
@@ -271,6 +440,18 @@ pub unsafe fn verify_zero(ptr: *const u8, len: usize, what: &str) -> Result<(), 
         }
     }
     Ok(())
+}
+
+#[test]
+fn pattern_runs_match_pattern_bytes() {
+    for seed in [0u64, 1, 0xDEAD_BEEF, u64::MAX] {
+        for run in [0usize, 1, 7, 1 << 20] {
+            let r = pattern_run(seed, run);
+            for (j, &b) in r.iter().enumerate() {
+                assert_eq!(b, pattern_byte(seed, run * PATTERN_RUN + j), "seed {seed} run {run} byte {j}");
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -314,22 +495,29 @@ pub enum Op {
     Verify,
 }
 
-/// Sizes 0..=256 KiB, mostly small.
+/// Sizes 0..=256 KiB, mostly small; about one in 200 up to 1 MiB, and one in 300 of
+/// 1 TiB..2^47 bytes, which no machine can back ([`Backing`]).
 pub fn sizes() -> impl PropStrategy<Value = usize> + Clone {
     prop_oneof![
-        10 => 0usize..=64,
-        5 => 65usize..=1024,
-        2 => 1025usize..=16 << 10,
-        1 => (16usize << 10) + 1..=256 << 10,
+        200 => 0usize..=64,
+        100 => 65usize..=1024,
+        40 => 1025usize..=16 << 10,
+        20 => (16usize << 10) + 1..=256 << 10,
+        2 => (256usize << 10) + 1..=1 << 20,
+        1 => (40u32..=46, proptest::num::usize::ANY).prop_map(|(s, x)| (1usize << s) + x % (1usize << s)),
     ]
 }
 
-/// Alignments 1..=1 MiB, mostly small.
+/// Alignments 1..=1 MiB, mostly small; about one in 800 of 2 MiB..=1 GiB. (Rare because
+/// they are slow to check, not to make: a free-list chunk grown for such an alignment has
+/// a fresh tail of up to the alignment, which the free lists' checker reads whole after every
+/// operation.)
 pub fn aligns() -> impl PropStrategy<Value = usize> + Clone {
     prop_oneof![
-        12 => (0u32..=4).prop_map(|s| 1usize << s),
-        3 => (5u32..=12).prop_map(|s| 1usize << s),
-        1 => (13u32..=20).prop_map(|s| 1usize << s),
+        600 => (0u32..=4).prop_map(|s| 1usize << s),
+        150 => (5u32..=12).prop_map(|s| 1usize << s),
+        50 => (13u32..=20).prop_map(|s| 1usize << s),
+        1 => (21u32..=30).prop_map(|s| 1usize << s),
     ]
 }
 
@@ -440,25 +628,53 @@ impl Model {
 pub struct Runner<'h, S, P> {
     pub heap: &'h Heap<S, P>,
     pub model: Model,
-    pub may_exhaust: bool,
-    /// Allocations refused (only legal with `may_exhaust`).
+    /// When a null is legal.
+    pub backing: Backing,
+    /// Requests refused (each one legal by the [`Backing`] rules).
     pub refused: usize,
+    /// Requests the harness skipped ([`Expect::Skip`]).
+    pub skipped: usize,
 }
 
 impl<'h, S: Strategy, P: PageSource> Runner<'h, S, P> {
-    pub fn new(heap: &'h Heap<S, P>, may_exhaust: bool) -> Self {
-        Runner { heap, model: Model::default(), may_exhaust, refused: 0 }
+    pub fn new(heap: &'h Heap<S, P>, backing: Backing) -> Self {
+        Runner { heap, model: Model::default(), backing, refused: 0, skipped: 0 }
     }
 
-    fn refused(&mut self, what: &str) -> Result<(), String> {
+    /// The verdict on a request for `layout`.
+    fn expect(&self, size: usize, align: usize) -> Expect {
+        if size == 0 {
+            return Expect::Grant; // a dangling pointer, no memory
+        }
+        self.backing.expect(size, align, self.model.live_bytes)
+    }
+
+    /// A null answer to a request the verdict `e` was given for.
+    fn refused(&mut self, e: Expect, what: &str) -> Result<(), String> {
         self.refused += 1;
-        if self.may_exhaust {
-            Ok(())
-        } else {
+        if e == Expect::Grant {
             Err(format!(
-                "{what} failed on a source that cannot run out ({} live blocks)",
-                self.model.blocks.len()
+                "{what} refused, though {:?} can back it ({} live blocks, {} bytes live)",
+                self.backing,
+                self.model.blocks.len(),
+                self.model.live_bytes
             ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A pointer returned for a request the verdict `e` was given for: an error if no machine
+    /// can back it (the block is left untouched, and leaked).
+    fn granted(&self, e: Expect, what: &str) -> Result<(), String> {
+        if e == Expect::Refuse {
+            Err(format!(
+                "{what} granted, though {:?} cannot back it (machine: {} bytes)",
+                self.backing,
+                machine_bytes()
+            ))
+        } else {
+            Ok(())
         }
     }
 
@@ -484,6 +700,11 @@ impl<'h, S: Strategy, P: PageSource> Runner<'h, S, P> {
     /// Allocates and records a block.
     pub fn alloc(&mut self, size: usize, align: usize, zeroed: bool, api: Api) -> Result<bool, String> {
         let layout = Layout::from_size_align(size, align).expect("generated layouts are valid");
+        let e = self.expect(size, align);
+        if e == Expect::Skip {
+            self.skipped += 1;
+            return Ok(false);
+        }
         let p = match api {
             // SAFETY: Heap accepts every layout (zero size included).
             Api::Global => unsafe {
@@ -494,10 +715,12 @@ impl<'h, S: Strategy, P: PageSource> Runner<'h, S, P> {
                 r.ok().map(|s| s.cast::<u8>())
             }
         };
+        let what = format!("alloc{} {layout:?} ({api:?})", if zeroed { "_zeroed" } else { "" });
         let Some(p) = p else {
-            self.refused(&format!("alloc {layout:?}"))?;
+            self.refused(e, &what)?;
             return Ok(false);
         };
+        self.granted(e, &what)?;
         self.adopt(p, layout, zeroed.then_some(0))?;
         Ok(true)
     }
@@ -523,13 +746,19 @@ impl<'h, S: Strategy, P: PageSource> Runner<'h, S, P> {
         if size == 0 || Layout::from_size_align(size, b.layout.align()).is_err() {
             return Ok(()); // GlobalAlloc::realloc requires a non-zero, valid new size.
         }
+        let e = self.expect(size, b.layout.align());
+        if e == Expect::Skip {
+            self.skipped += 1;
+            return Ok(());
+        }
         // SAFETY: a live block of this heap with its layout; `size` is valid for its alignment.
         let p = unsafe { self.heap.realloc(b.ptr.as_ptr(), b.layout, size) };
         let Some(p) = NonNull::new(p) else {
             // SAFETY: on failure the old block is untouched and live.
             unsafe { verify(b.ptr.as_ptr(), b.layout.size(), b.seed, "block after failed realloc")? };
-            return self.refused(&format!("realloc {:?} -> {size}", b.layout));
+            return self.refused(e, &format!("realloc {:?} -> {size}", b.layout));
         };
+        self.granted(e, &format!("realloc {:?} -> {size}", b.layout))?;
         self.moved(i, p, Layout::from_size_align(size, b.layout.align()).unwrap(), None)
     }
 
@@ -538,6 +767,11 @@ impl<'h, S: Strategy, P: PageSource> Runner<'h, S, P> {
         let b = self.model.blocks[i];
         let new = Layout::from_size_align(size, align).expect("generated layouts are valid");
         let grow = size >= b.layout.size();
+        let e = self.expect(size, align);
+        if e == Expect::Skip {
+            self.skipped += 1;
+            return Ok(());
+        }
         // SAFETY: a live block of this heap with its layout; grow gets new.size >= old.size,
         // shrink new.size <= old.size, as the API requires.
         let r = unsafe {
@@ -550,8 +784,9 @@ impl<'h, S: Strategy, P: PageSource> Runner<'h, S, P> {
         let Ok(p) = r else {
             // SAFETY: on failure the old block is untouched and live.
             unsafe { verify(b.ptr.as_ptr(), b.layout.size(), b.seed, "block after failed resize")? };
-            return self.refused(&format!("resize {:?} -> {new:?}", b.layout));
+            return self.refused(e, &format!("resize {:?} -> {new:?}", b.layout));
         };
+        self.granted(e, &format!("resize {:?} -> {new:?}", b.layout))?;
         let zero_from = (grow && zeroed).then_some(b.layout.size());
         self.moved(i, p.cast(), new, zero_from)
     }
@@ -627,7 +862,7 @@ impl<'h, S: Strategy, P: PageSource> Runner<'h, S, P> {
 /// then frees everything and trims.
 pub fn run_ops<S: Strategy + ConstInit, K: SourceKind>(ops: &[Op], opts: &Opts) -> Result<(), String> {
     let env = K::env::<S>();
-    run_ops_on::<S, K::P>(&env.heap, ops, opts, K::MAY_EXHAUST, K::check_source::<S>)
+    run_ops_on::<S, K::P>(&env.heap, ops, opts, K::BACKING, K::check_source::<S>)
 }
 
 /// [`run_ops`] on a given heap.
@@ -635,10 +870,10 @@ pub fn run_ops_on<S: Strategy, P: PageSource>(
     heap: &Heap<S, P>,
     ops: &[Op],
     opts: &Opts,
-    may_exhaust: bool,
+    backing: Backing,
     check_source: fn(&Heap<S, P>, &Opts) -> Result<(), String>,
 ) -> Result<(), String> {
-    let mut r = Runner::new(heap, may_exhaust);
+    let mut r = Runner::new(heap, backing);
     for (step, op) in ops.iter().enumerate() {
         let at = |e: String| format!("step {step} ({op:?}): {e}");
         r.apply(op).map_err(at)?;
@@ -652,6 +887,53 @@ pub fn run_ops_on<S: Strategy, P: PageSource>(
     r.check(opts).map_err(|e| format!("after trim: {e}"))?;
     check_source(heap, opts).map_err(|e| format!("after trim: {e}"))?;
     Ok(())
+}
+
+/// A seed for a run that was given none: random, so that every run explores new sequences,
+/// and printed, so that any of them can be replayed.
+fn fresh_seed() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+/// The `random_ops` property for strategy `S` over source kind `K`: [`config`]'s cases of
+/// [`ops`], each run by [`run_ops`]. `source_file` (the test's `file!()`) names the file
+/// failures persist in, `name` the test. The seed (`PROPTEST_RNG_SEED`, or a fresh one) is
+/// printed on stderr and in the failure message, with the minimal failing sequence.
+pub fn random_ops<S: Strategy + ConstInit, K: SourceKind>(
+    opts: &Opts,
+    source_file: &'static str,
+    name: &'static str,
+) {
+    use proptest::test_runner::{RngSeed, TestCaseError, TestError, TestRunner};
+    let mut config = config();
+    config.source_file = Some(source_file);
+    config.test_name = Some(name);
+    let seed = match config.rng_seed {
+        RngSeed::Fixed(seed) => seed,
+        RngSeed::Random => fresh_seed(),
+    };
+    config.rng_seed = RngSeed::Fixed(seed);
+    let cases = config.cases;
+    let operations = core::cell::Cell::new(0usize);
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&ops(), |ops| {
+        operations.set(operations.get() + ops.len());
+        run_ops::<S, K>(&ops, opts).map_err(TestCaseError::fail)
+    });
+    eprintln!("random_ops {name}: {cases} cases, {} operations, PROPTEST_RNG_SEED={seed}", operations.get());
+    let rerun = format!(
+        "rerun with PROPTEST_RNG_SEED={seed} PROPTEST_CASES={cases} (the failing sequence is also \
+         persisted next to {source_file}, as {})",
+        source_file.replace(".rs", ".proptest-regressions")
+    );
+    match result {
+        Ok(()) => {}
+        Err(TestError::Fail(why, ops)) => {
+            panic!("{name} failed: {why}\nminimal failing sequence ({} ops): {ops:#?}\n{rerun}", ops.len())
+        }
+        Err(TestError::Abort(why)) => panic!("{name} aborted: {why}\n{rerun}"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -699,26 +981,61 @@ impl Rng {
 // ---------------------------------------------------------------------------------------------
 // Threads.
 
-/// 8 threads allocate, realloc and free, and free each other's blocks; patterns checked.
+/// Threads of the `threads` test, and steps each.
+pub const THREADS: usize = 64;
+/// Steps per thread of the `threads` test.
+pub const THREAD_STEPS: usize = 400;
+/// Live blocks a thread of the `threads` test keeps at most (it frees when it has this many).
+pub const THREAD_LIVE_MAX: usize = 16;
+
+/// [`THREADS`] threads allocate, realloc and free, and free each other's blocks; every byte
+/// checked. Sizes up to 1 MiB (256 KiB over a `Fixed` region), alignments up to 1 MiB.
 pub fn threads<S: Strategy + ConstInit, K: SourceKind>(opts: &Opts) {
     let env = K::env::<S>();
-    threads_on(&env.heap, 8, 1500, 64 << 10, opts, K::check_source::<S>);
+    let max_size = if matches!(K::BACKING, Backing::Region(_)) { 256 << 10 } else { 1 << 20 };
+    let shape = ThreadShape { threads: THREADS, steps: THREAD_STEPS, max_size, max_align: 1 << 20 };
+    threads_on(&env.heap, shape, K::BACKING, opts, K::check_source::<S>);
 }
 
-/// [`threads`] on a given heap: `threads` threads of `steps` steps, sizes up to `max_size`.
+/// The shape of a threads test.
+#[derive(Copy, Clone, Debug)]
+pub struct ThreadShape {
+    /// Threads.
+    pub threads: usize,
+    /// Steps per thread.
+    pub steps: usize,
+    /// Largest size.
+    pub max_size: usize,
+    /// Largest alignment.
+    pub max_align: usize,
+}
+
+/// [`threads`] on a given heap. Every thread is joined (`pthread_join`: its thread-local
+/// destructors have run, so a strategy's thread cache has been flushed) before the heap is
+/// checked; a null is judged by `backing` (with the heap's live bytes at that moment).
 pub fn threads_on<S: Strategy, P: PageSource>(
     heap: &Heap<S, P>,
-    threads: usize,
-    steps: usize,
-    max_size: usize,
+    shape: ThreadShape,
+    backing: Backing,
     opts: &Opts,
     check_source: fn(&Heap<S, P>, &Opts) -> Result<(), String>,
 ) {
     let pool: Mutex<Vec<Block>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
-        for t in 0..threads {
-            let pool = &pool;
-            s.spawn(move || thread_worker(heap, pool, t as u64, steps, max_size));
+        let workers: Vec<_> = (0..shape.threads)
+            .map(|t| {
+                let pool = &pool;
+                s.spawn(move || thread_worker(heap, pool, t as u64, shape, backing))
+            })
+            .collect();
+        // `scope` alone returns when the closures have returned, which can be before the
+        // threads' TLS destructors have run; `join` waits for the threads to be gone.
+        for (t, w) in workers.into_iter().enumerate() {
+            if let Err(e) = w.join() {
+                let why =
+                    e.downcast_ref::<String>().map(String::as_str).or(e.downcast_ref::<&str>().copied());
+                panic!("thread {t} panicked: {}", why.unwrap_or("(no message)"));
+            }
         }
     });
     // Free what is left in the pool, checking it.
@@ -740,23 +1057,48 @@ pub fn threads_on<S: Strategy, P: PageSource>(
     check_source(heap, opts).unwrap();
 }
 
+/// A null from the heap in a thread: legal or a panic, by `backing`.
+fn thread_refused<S: Strategy, P: PageSource>(
+    heap: &Heap<S, P>,
+    backing: Backing,
+    t: u64,
+    what: &str,
+    layout: Layout,
+) {
+    let e = backing.expect(layout.size(), layout.align(), heap.stats().live_bytes);
+    assert!(e != Expect::Grant, "thread {t}: {what} {layout:?} refused, though {backing:?} can back it");
+}
+
 fn thread_worker<S: Strategy, P: PageSource>(
     heap: &Heap<S, P>,
     pool: &Mutex<Vec<Block>>,
     t: u64,
-    steps: usize,
-    max_size: usize,
+    shape: ThreadShape,
+    backing: Backing,
 ) {
     let mut rng = Rng::new(t + 1);
     let mut mine: Vec<Block> = Vec::new();
-    for step in 0..steps {
-        match rng.below(10) {
+    for step in 0..shape.steps {
+        let roll = match rng.below(10) {
+            0..=3 if mine.len() >= THREAD_LIVE_MAX => 4,
+            roll => roll,
+        };
+        match roll {
             0..=3 => {
-                let layout = Layout::from_size_align(rng.size(max_size), rng.align(4096)).unwrap();
+                let size = rng.size(shape.max_size);
+                let layout = Layout::from_size_align(size, rng.align(shape.max_align)).unwrap();
+                let zeroed = rng.below(4) == 0;
                 // SAFETY: Heap accepts every layout.
-                let p = unsafe { heap.alloc(layout) };
-                let p = NonNull::new(p).unwrap_or_else(|| panic!("thread {t}: alloc {layout:?} failed"));
+                let p = unsafe { if zeroed { heap.alloc_zeroed(layout) } else { heap.alloc(layout) } };
+                let Some(p) = NonNull::new(p) else {
+                    thread_refused(heap, backing, t, "alloc", layout);
+                    continue;
+                };
                 assert!((p.as_ptr() as usize).is_multiple_of(layout.align()), "thread {t}: {p:p} misaligned");
+                if zeroed {
+                    // SAFETY: a fresh live block of `size` bytes.
+                    unsafe { verify_zero(p.as_ptr(), size, "zeroed block in a thread").unwrap() };
+                }
                 let seed = (t << 48) ^ step as u64 ^ 0x5555;
                 // SAFETY: a fresh live block of `size` bytes.
                 unsafe { fill(p.as_ptr(), layout.size(), seed) };
@@ -773,10 +1115,18 @@ fn thread_worker<S: Strategy, P: PageSource>(
             6 if !mine.is_empty() => {
                 let i = rng.below(mine.len());
                 let b = mine[i];
-                let size = rng.size(max_size);
+                let size = rng.size(shape.max_size);
                 // SAFETY: a live block of this heap; `size > 0` and valid for its alignment.
                 let p = unsafe { heap.realloc(b.ptr.as_ptr(), b.layout, size) };
-                let p = NonNull::new(p).unwrap_or_else(|| panic!("thread {t}: realloc failed"));
+                let Some(p) = NonNull::new(p) else {
+                    let new = Layout::from_size_align(size, b.layout.align()).unwrap();
+                    thread_refused(heap, backing, t, "realloc to", new);
+                    // SAFETY: a refused realloc leaves the block live and intact.
+                    unsafe {
+                        verify(b.ptr.as_ptr(), b.layout.size(), b.seed, "block after failed realloc").unwrap()
+                    };
+                    continue;
+                };
                 let kept = size.min(b.layout.size());
                 // SAFETY: the new block is live for `size >= kept` bytes.
                 unsafe {
@@ -869,7 +1219,7 @@ pub fn exhaustion<S: Strategy + ConstInit>(opts: &Opts) {
     const REGION_BYTES: usize = 8 << 20;
     let region = OwnedRegion::new(REGION_BYTES);
     let heap: Heap<S, Fixed> = Heap::with_source(region.source());
-    let mut r = Runner::new(&heap, true);
+    let mut r = Runner::new(&heap, Backing::Region(REGION_BYTES));
     let mut rng = Rng::new(42);
     let fill_up = |r: &mut Runner<S, Fixed>, rng: &mut Rng| -> usize {
         let refused_before = r.refused;
@@ -936,7 +1286,7 @@ pub fn injected_failure<S: Strategy + ConstInit>(opts: &Opts) {
     let mut held_after_cycle = Vec::new();
     let mut rng = Rng::new(7);
     for cycle in 0..6usize {
-        let mut r = Runner::new(&heap, true);
+        let mut r = Runner::new(&heap, Backing::Failing);
         for k in 0..300usize {
             if k % 50 == 25 {
                 // A request larger than anything this heap has seen must reach the source,
@@ -1010,7 +1360,7 @@ pub fn freed_and_trimmed<S: Strategy + ConstInit>(opts: &Opts) {
     let heap: Heap<S, Tracked<Mmap>> = Heap::with_source(Tracked::new(Mmap));
     let mut held = Vec::new();
     for round in 0..3 {
-        let mut r = Runner::new(&heap, false);
+        let mut r = Runner::new(&heap, Backing::Machine);
         let mut rng = Rng::new(99);
         for _ in 0..2000 {
             if rng.below(3) == 0 && !r.model.blocks.is_empty() {
@@ -1052,13 +1402,9 @@ macro_rules! strategy_suite {
             type K = $crate::harness::kinds::$kind;
             const OPTS: $crate::harness::Opts = $opts;
 
-            proptest::proptest! {
-                #![proptest_config($crate::harness::config())]
-                #[test]
-                fn random_ops(ops in $crate::harness::ops()) {
-                    $crate::harness::run_ops::<$s, K>(&ops, &OPTS)
-                        .map_err(proptest::test_runner::TestCaseError::fail)?;
-                }
+            #[test]
+            fn random_ops() {
+                $crate::harness::random_ops::<$s, K>(&OPTS, file!(), concat!(module_path!(), "::random_ops"));
             }
 
             #[test]

@@ -148,3 +148,43 @@ unsafe impl<S: Strategy> Strategy for Corrupting<S> {
         unsafe { self.inner.check(src) }
     }
 }
+
+/// A strategy that refuses every request: correct by `Strategy`'s letter (null is always a
+/// legal answer there), useless in fact. The harness must report it, over every source.
+pub struct Refusing;
+
+impl ConstInit for Refusing {
+    const INIT: Self = Refusing;
+}
+
+// SAFETY: it never hands out a block, so (1)-(3) hold vacuously; (4) it fails with `None`
+// and takes nothing from the source; (5) it has no state.
+unsafe impl Strategy for Refusing {
+    fn name(&self) -> &'static str {
+        "refusing"
+    }
+
+    unsafe fn alloc<P: PageSource>(&self, _src: &P, _layout: Layout) -> Option<NonNull<u8>> {
+        None
+    }
+
+    unsafe fn dealloc<P: PageSource>(&self, _src: &P, _ptr: NonNull<u8>, _layout: Layout) {}
+
+    unsafe fn realloc<P: PageSource>(
+        &self,
+        _src: &P,
+        _ptr: NonNull<u8>,
+        _layout: Layout,
+        _new_size: usize,
+    ) -> Option<NonNull<u8>> {
+        None
+    }
+
+    fn stats(&self) -> StrategyStats {
+        StrategyStats::default()
+    }
+
+    unsafe fn check<P: PageSource>(&self, _src: &P) -> Result<(), CheckError> {
+        Ok(())
+    }
+}

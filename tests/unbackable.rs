@@ -1,0 +1,147 @@
+//! Requests no machine can back (issue #16, item 3): every strategy over `Mmap` refuses them
+//! through every entry point (`alloc`, `alloc_zeroed`, `realloc`, `allocate`,
+//! `allocate_zeroed`, `grow`, `grow_zeroed`), gives the same answer for all of them, and stays
+//! usable afterwards. No pointer a test here gets back for such a request is ever touched: if
+//! a strategy wrongly returns one, the test frees it untouched and fails.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::NonNull;
+
+use allocator_api2::alloc::Allocator;
+use stratalloc::{
+    BestFit, ConstInit, FirstFit, Heap, Linear, Mmap, NextFit, PageSource, SegregatedFit, SourceError,
+    Strategy, Tiered,
+};
+
+/// 64 TiB: more than any machine's memory and swap, less than the 128 TiB of user address
+/// space of x86-64 Linux (so address space alone does not refuse it).
+const HUGE: usize = 1 << 46;
+
+/// A page source call for `HUGE` read-write bytes is refused, and so is one past RAM + swap.
+#[test]
+fn mmap_refuses_to_map_what_it_cannot_commit() {
+    let m = Mmap;
+    // Reserving address space costs nothing and stays allowed.
+    let base = m.reserve(HUGE, 4096).expect("64 TiB of PROT_NONE address space");
+    // SAFETY: `base..base + HUGE` was just reserved from `m` and is Reserved.
+    let mapped = unsafe { m.map(base, HUGE) };
+    // SAFETY: the whole reservation, unused by anything.
+    unsafe { m.free(base, HUGE) }.unwrap();
+    match mapped {
+        Err(SourceError::Os { errno, .. }) => assert_eq!(errno, libc::ENOMEM),
+        Err(SourceError::Exhausted { .. }) => {}
+        other => panic!("mapping 64 TiB read-write: {other:?}, expected a refusal"),
+    }
+    assert!(m.alloc_ready(HUGE, 4096).is_err(), "alloc_ready of 64 TiB succeeded");
+}
+
+/// A 64 MiB read-write range (a tiered arena) still maps, and can be touched end to end.
+#[test]
+fn mmap_still_maps_a_64_mib_arena() {
+    const ARENA: usize = 64 << 20;
+    let m = Mmap;
+    let p = m.alloc_ready(ARENA, ARENA).expect("a 64 MiB arena");
+    // SAFETY: `p..p + ARENA` is Ready memory of this test alone.
+    unsafe {
+        for off in (0..ARENA).step_by(4096) {
+            *p.as_ptr().add(off) = off as u8 | 1;
+        }
+        for off in (0..ARENA).step_by(4096) {
+            assert_eq!(*p.as_ptr().add(off), off as u8 | 1);
+        }
+        m.free(p, ARENA).unwrap();
+    }
+}
+
+/// Records an unexpected success (the pointer is freed untouched).
+fn refused<T>(what: &str, r: Option<T>, errors: &mut Vec<String>) -> Option<T> {
+    if r.is_some() {
+        errors.push(format!("{what} succeeded"));
+    }
+    r
+}
+
+fn refuses_huge<S: Strategy + ConstInit>() {
+    let heap: Heap<S, Mmap> = Heap::new();
+    let name = heap.strategy().name();
+    let mut errors = Vec::new();
+    let huge = Layout::from_size_align(HUGE, 8).unwrap();
+    let huge_align = Layout::from_size_align(64, 1 << 40).unwrap();
+    // Something live first, so that realloc and grow have a block to move.
+    let small = Layout::from_size_align(100, 8).unwrap();
+    // SAFETY: non-zero sizes throughout; every block returned is freed once with its layout.
+    unsafe {
+        let keep = heap.alloc(small);
+        assert!(!keep.is_null(), "{name}: 100 bytes refused");
+        keep.write_bytes(0x5A, 100);
+        for layout in [huge, huge_align] {
+            for zeroed in [false, true] {
+                let p = if zeroed { heap.alloc_zeroed(layout) } else { heap.alloc(layout) };
+                let what =
+                    format!("{name}: GlobalAlloc::alloc{} {layout:?}", if zeroed { "_zeroed" } else { "" });
+                if let Some(p) = refused(&what, NonNull::new(p), &mut errors) {
+                    heap.dealloc(p.as_ptr(), layout);
+                }
+                let r = if zeroed { heap.allocate_zeroed(layout) } else { heap.allocate(layout) };
+                let what =
+                    format!("{name}: Allocator::allocate{} {layout:?}", if zeroed { "_zeroed" } else { "" });
+                if let Some(p) = refused(&what, r.ok(), &mut errors) {
+                    heap.deallocate(p.cast(), layout);
+                }
+            }
+        }
+        let p = heap.realloc(keep, small, HUGE);
+        let keep = match refused(&format!("{name}: realloc to {HUGE}"), NonNull::new(p), &mut errors) {
+            Some(p) => {
+                let moved = Layout::from_size_align(HUGE, 8).unwrap();
+                heap.dealloc(p.as_ptr(), moved);
+                let k = heap.alloc(small);
+                k.write_bytes(0x5A, 100);
+                k
+            }
+            None => keep,
+        };
+        let kept = NonNull::new(keep).unwrap();
+        for zeroed in [false, true] {
+            let r = if zeroed { heap.grow_zeroed(kept, small, huge) } else { heap.grow(kept, small, huge) };
+            if let Some(p) =
+                refused(&format!("{name}: grow (zeroed: {zeroed}) to {huge:?}"), r.ok(), &mut errors)
+            {
+                heap.deallocate(p.cast(), huge);
+                panic!("{errors:?}");
+            }
+        }
+        // A refused realloc or grow leaves the block live and intact.
+        assert!(
+            core::slice::from_raw_parts(keep, 100).iter().all(|&b| b == 0x5A),
+            "{name}: a refused realloc changed the block"
+        );
+        // The heap still works and is consistent.
+        let q = heap.alloc(Layout::from_size_align(1 << 20, 64).unwrap());
+        assert!(!q.is_null(), "{name}: 1 MiB refused after the refusals");
+        q.write_bytes(1, 1 << 20);
+        heap.dealloc(q, Layout::from_size_align(1 << 20, 64).unwrap());
+        heap.dealloc(keep, small);
+        heap.check().unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    assert!(errors.is_empty(), "requests no machine can back were granted:\n{}", errors.join("\n"));
+    assert_eq!(heap.stats().live_objects, 0);
+}
+
+macro_rules! unbackable {
+    ($($name:ident: $s:ty),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            refuses_huge::<$s>();
+        }
+    )*};
+}
+
+unbackable! {
+    first_fit: FirstFit,
+    first_fit_linear: FirstFit<Linear>,
+    next_fit: NextFit,
+    best_fit: BestFit,
+    segregated_fit: SegregatedFit,
+    tiered: Tiered,
+}
