@@ -4,9 +4,10 @@
 //!
 //! # Glossary
 //! - *arena*: [`ARENA_BYTES`] = 64 MiB of address space, [`ARENA_PAGES`] = 8192 runtime pages,
-//!   aligned to its size, reserved from the page source and then mapped in one call (mapping
-//!   with `MAP_NORESERVE` costs nothing; pages become Ready only when the page allocator hands
-//!   them out, see `pagealloc.rs`).
+//!   aligned to its size, reserved from the page source and then mapped in one call (with
+//!   `Mmap`, a read-write mapping the kernel charges to its commit account but backs with
+//!   memory only where touched; pages become Ready only when the page allocator hands them
+//!   out, see `pagealloc.rs`).
 //! - *arena index*: one level, as Go has on linux/amd64 (L1 bits 0, L2 bits 22): a table of
 //!   2^22 arena pointers covering a 48-bit address space, indexed by `addr >> 26`. The table
 //!   (32 MiB) is only *reserved*; the 4 KiB OS page that holds an entry is mapped and made
