@@ -10,7 +10,7 @@
 #[macro_use]
 mod harness;
 
-use harness::{Api, Backing, Opts, OwnedRegion, Rng, Runner, ThreadShape};
+use harness::{Api, Backing, Draw, Opts, OwnedRegion, Rng, Runner, ThreadShape};
 use stratalloc::{
     BestFit, ConstInit, FirstFit, Fixed, Heap, Linear, NextFit, PageSource, SegregatedFit, Strategy, Tiered,
     Tracked,
@@ -43,7 +43,7 @@ fn sequence<S: Strategy, P: PageSource>(
 ) {
     let opts = Opts::DEFAULT;
     let mut r = Runner::new(heap, Backing::Region(region));
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::seeded(seed);
     for step in 0..STEPS {
         let n = r.model.blocks.len();
         // Allocation outweighs freeing; past LIVE_MAX blocks, free instead.

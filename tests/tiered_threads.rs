@@ -47,26 +47,21 @@ fn verify_and_free(heap: &TieredHeap, b: Block) {
     unsafe { heap.dealloc(p, b.layout) };
 }
 
-/// xorshift, so the test needs no crates.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+use workloads::Rng;
+
+/// A size: 40% tiny, 50% small, 9% up to 32 KiB, 1% large.
+fn size(rng: &mut Rng) -> usize {
+    match rng.below(100) {
+        0..=39 => 1 + rng.below(15),
+        40..=89 => 16 + rng.below(1000),
+        90..=98 => 1000 + rng.below(31_000),
+        _ => 32_769 + rng.below(300_000),
     }
-    fn size(&mut self) -> usize {
-        match self.next() % 100 {
-            0..=39 => 1 + (self.next() % 15) as usize,
-            40..=89 => 16 + (self.next() % 1000) as usize,
-            90..=98 => 1000 + (self.next() % 31_000) as usize,
-            _ => 32_769 + (self.next() % 300_000) as usize,
-        }
-    }
-    fn align(&mut self) -> usize {
-        [1, 1, 1, 8, 8, 16, 64, 4096][(self.next() % 8) as usize]
-    }
+}
+
+/// An alignment, mostly small.
+fn align(rng: &mut Rng) -> usize {
+    [1, 1, 1, 8, 8, 16, 64, 4096][rng.below(8)]
 }
 
 fn finish(heap: &TieredHeap) {
@@ -88,10 +83,10 @@ fn larson_like_replacement_across_threads() {
             .map(|t| {
                 let slots = slots.clone();
                 thread::spawn(move || {
-                    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (round * 2 + t + 1));
+                    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15, round * 2 + t + 1);
                     for it in 0..8_000u32 {
-                        let i = (rng.next() % slots.len() as u64) as usize;
-                        let new = make(heap, rng.size(), rng.align(), (it as u8) ^ (t as u8));
+                        let i = rng.below(slots.len());
+                        let new = make(heap, size(&mut rng), align(&mut rng), (it as u8) ^ (t as u8));
                         let old = slots[i].lock().unwrap().replace(new);
                         if let Some(old) = old {
                             verify_and_free(heap, old);
@@ -165,9 +160,9 @@ fn exited_threads_objects_freed_elsewhere() {
             .map(|t| {
                 let barrier = barrier.clone();
                 thread::spawn(move || {
-                    let mut rng = Rng(u64::from(round) * 7 + u64::from(t) + 1);
+                    let mut rng = Rng::new(u64::from(round) * 7, u64::from(t) + 1);
                     let v: Vec<Block> =
-                        (0..300).map(|i| make(heap, rng.size(), 8, round ^ i as u8)).collect();
+                        (0..300).map(|i| make(heap, size(&mut rng), 8, round ^ i as u8)).collect();
                     barrier.wait();
                     v
                 })

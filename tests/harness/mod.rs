@@ -939,26 +939,20 @@ pub fn random_ops<S: Strategy + ConstInit, K: SourceKind>(
 // ---------------------------------------------------------------------------------------------
 // Deterministic randomness for the non-proptest tests.
 
-/// xorshift64*: small, deterministic, no allocation.
-#[derive(Clone)]
-pub struct Rng(u64);
+/// The project's one generator (the workloads crate's), with the harness's size and
+/// alignment mixes on top.
+pub use workloads::Rng;
 
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
+/// The harness's draws from an [`Rng`].
+pub trait Draw {
     /// A size biased toward small, up to `max`.
-    pub fn size(&mut self, max: usize) -> usize {
+    fn size(&mut self, max: usize) -> usize;
+    /// An alignment biased toward small, up to `max`.
+    fn align(&mut self, max: usize) -> usize;
+}
+
+impl Draw for Rng {
+    fn size(&mut self, max: usize) -> usize {
         let r = match self.below(16) {
             0..=9 => 1 + self.below(64),
             10..=13 => 65 + self.below(960),
@@ -967,8 +961,7 @@ impl Rng {
         };
         r.min(max)
     }
-    /// An alignment biased toward small, up to `max`.
-    pub fn align(&mut self, max: usize) -> usize {
+    fn align(&mut self, max: usize) -> usize {
         let shift = match self.below(16) {
             0..=11 => self.below(5),
             12..=14 => 5 + self.below(8),
@@ -1076,7 +1069,7 @@ fn thread_worker<S: Strategy, P: PageSource>(
     shape: ThreadShape,
     backing: Backing,
 ) {
-    let mut rng = Rng::new(t + 1);
+    let mut rng = Rng::seeded(t + 1);
     let mut mine: Vec<Block> = Vec::new();
     for step in 0..shape.steps {
         let roll = match rng.below(10) {
@@ -1220,7 +1213,7 @@ pub fn exhaustion<S: Strategy + ConstInit>(opts: &Opts) {
     let region = OwnedRegion::new(REGION_BYTES);
     let heap: Heap<S, Fixed> = Heap::with_source(region.source());
     let mut r = Runner::new(&heap, Backing::Region(REGION_BYTES));
-    let mut rng = Rng::new(42);
+    let mut rng = Rng::seeded(42);
     let fill_up = |r: &mut Runner<S, Fixed>, rng: &mut Rng| -> usize {
         let refused_before = r.refused;
         for _ in 0..100_000 {
@@ -1284,7 +1277,7 @@ pub fn injected_failure<S: Strategy + ConstInit>(opts: &Opts) {
     let heap: FailingHeap<S> = Heap::with_source(Failing::new(Tracked::new(Mmap)));
     let tracked = heap.source().inner();
     let mut held_after_cycle = Vec::new();
-    let mut rng = Rng::new(7);
+    let mut rng = Rng::seeded(7);
     for cycle in 0..6usize {
         let mut r = Runner::new(&heap, Backing::Failing);
         for k in 0..300usize {
@@ -1361,7 +1354,7 @@ pub fn freed_and_trimmed<S: Strategy + ConstInit>(opts: &Opts) {
     let mut held = Vec::new();
     for round in 0..3 {
         let mut r = Runner::new(&heap, Backing::Machine);
-        let mut rng = Rng::new(99);
+        let mut rng = Rng::seeded(99);
         for _ in 0..2000 {
             if rng.below(3) == 0 && !r.model.blocks.is_empty() {
                 let i = rng.below(r.model.blocks.len());
