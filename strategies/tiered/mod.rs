@@ -375,7 +375,10 @@ impl Root {
         if !c.is_null() {
             // SAFETY: the thread's own cache, live while the thread is.
             let c = unsafe { &*c };
-            let p = f(c)?;
+            let Some(p) = f(c) else {
+                self.failed_with_cache(c);
+                return None;
+            };
             c.account(size as isize, 1);
             return Some(p);
         }
@@ -387,6 +390,18 @@ impl Root {
         Some(p)
     }
     // ANCHOR_END: with_cache
+
+    /// A request failed through the thread's cache `c`: if the cache holds nothing (the
+    /// heap never served this thread, or got everything back), it is given back and the
+    /// thread's slot cleared, so that a heap whose every allocation failed leaves no slot
+    /// pointing into its memory (issue 16, item 6).
+    #[cold]
+    #[inline(never)]
+    fn failed_with_cache(&self, c: &MCache) {
+        if c.holds_nothing() {
+            tls::forget(self);
+        }
+    }
 
     /// The shared cache, locked (made at first use); `None` if it cannot be made.
     #[cold]
@@ -943,6 +958,18 @@ impl Root {
             self.heap.scav_lock.force_unlock();
             self.shared.force_unlock();
         }
+    }
+}
+
+/// Dropping a `Tiered` gives the dropping thread's cache for it back and clears that
+/// thread's slot, so the slot never points into the heap's memory once the heap's owner may
+/// free it (a `Fixed` region after the heap is dropped). Other threads' caches are not
+/// reached: a thread that used the heap must be done with it (exited, or
+/// [`release_thread_cache`](Tiered::release_thread_cache) called) before the region is
+/// freed ("Threads" in the module docs). The root itself stays (issue 22).
+impl Drop for Tiered {
+    fn drop(&mut self) {
+        self.release_thread_cache();
     }
 }
 
