@@ -239,6 +239,37 @@ impl<S: Strategy, P: PageSource> Heap<S, P> {
         unsafe { self.strategy.trim(&self.source) }
     }
 
+    /// The `fork` protocol, prepare step: takes every lock of the strategy (see
+    /// [`Strategy::fork_prepare`]). Call it from a `pthread_atfork` prepare handler (or just
+    /// before `fork`), then [`fork_parent`](Self::fork_parent) in the parent and
+    /// [`fork_child`](Self::fork_child) in the child. The page source's own locks (`Fixed`,
+    /// `Tracked`; `Mmap` has none) need no step for the strategies of this crate, whose every
+    /// source call runs under one of their locks.
+    pub fn fork_prepare(&self) {
+        self.strategy.fork_prepare();
+    }
+
+    /// The `fork` protocol in the parent: releases what [`fork_prepare`](Self::fork_prepare)
+    /// took.
+    ///
+    /// # Safety
+    /// The calling thread called `fork_prepare` on this heap and has not released it since.
+    pub unsafe fn fork_parent(&self) {
+        // SAFETY: the caller's guarantee is the strategy's.
+        unsafe { self.strategy.fork_parent() }
+    }
+
+    /// The `fork` protocol in the child: releases what [`fork_prepare`](Self::fork_prepare)
+    /// took.
+    ///
+    /// # Safety
+    /// Called in the child of a `fork` made after the calling thread's `fork_prepare` on
+    /// this heap, before any other use of the heap in the child.
+    pub unsafe fn fork_child(&self) {
+        // SAFETY: the caller's guarantee is the strategy's.
+        unsafe { self.strategy.fork_child() }
+    }
+
     // ANCHOR: alloc_layout
     /// Allocates; `None` when the source is exhausted. Zero-size layouts get a dangling
     /// pointer.

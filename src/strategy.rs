@@ -158,6 +158,33 @@ pub unsafe trait Strategy: Send + Sync {
         let _ = src;
         0
     }
+
+    /// The `fork` protocol, step 1 (a `pthread_atfork` prepare handler): takes every lock of
+    /// the strategy, in the order the strategy documents, and keeps them. After it returns no
+    /// other thread is inside a locked section of the strategy, so a child forked now
+    /// inherits no lock held mid-operation. Must be followed, on the same thread and before
+    /// any other call on this strategy from it, by [`fork_parent`](Self::fork_parent) in the
+    /// parent and [`fork_child`](Self::fork_child) in the child.
+    ///
+    /// A strategy that calls its page source only under its own locks (every strategy of this
+    /// crate does) thereby also leaves the source's locks (`Fixed`, `Tracked`) free. There is
+    /// no default: a strategy with no lock says so with an empty body.
+    fn fork_prepare(&self);
+
+    /// The `fork` protocol in the parent: releases what [`fork_prepare`](Self::fork_prepare)
+    /// took.
+    ///
+    /// # Safety
+    /// The calling thread called `fork_prepare` on this strategy and has not released it since.
+    unsafe fn fork_parent(&self);
+
+    /// The `fork` protocol in the child: releases what [`fork_prepare`](Self::fork_prepare)
+    /// took, and may reset state that belonged to threads that do not exist in the child.
+    ///
+    /// # Safety
+    /// Called in the child of a `fork` made after the calling thread's `fork_prepare` on this
+    /// strategy (so this thread is the child's only thread).
+    unsafe fn fork_child(&self);
 }
 // ANCHOR_END: strategy
 

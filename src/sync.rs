@@ -66,6 +66,22 @@ impl<T> SpinLock<T> {
         }
     }
 
+    /// Takes the lock and keeps it without a guard, until [`force_unlock`](Self::force_unlock)
+    /// (the `fork` protocol: locks taken in the prepare handler are released in the parent
+    /// and child handlers, which are other calls).
+    pub fn lock_held(&self) {
+        core::mem::forget(self.lock());
+    }
+
+    /// Releases a lock taken with [`lock_held`](Self::lock_held).
+    ///
+    /// # Safety
+    /// The calling thread took the lock with `lock_held` and no guard of it exists (in a
+    /// `fork` child, the thread that forked is the one that took it).
+    pub unsafe fn force_unlock(&self) {
+        self.locked.store(false, Ordering::Release);
+    }
+
     /// Direct access when the caller holds `&mut self` (no locking needed).
     pub fn get_mut(&mut self) -> &mut T {
         self.value.get_mut()

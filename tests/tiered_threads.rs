@@ -229,3 +229,99 @@ fn allocation_during_thread_teardown() {
     }
     finish(&TLS_HEAP);
 }
+
+/// A caller's region for a `Fixed` source, from `std::alloc` (large: a mapping of its own,
+/// so using it after it is freed faults).
+struct Region {
+    base: *mut u8,
+    layout: Layout,
+}
+
+impl Region {
+    fn new(bytes: usize) -> Region {
+        let layout = Layout::from_size_align(bytes, 1 << 12).unwrap();
+        // SAFETY: non-zero size.
+        let base = unsafe { std::alloc::alloc(layout) };
+        assert!(!base.is_null());
+        Region { base, layout }
+    }
+
+    fn source(&self) -> stratalloc::Fixed {
+        // SAFETY: the region outlives the heap built over it (each test drops the heap before
+        // the region) and nothing else uses it meanwhile.
+        unsafe { stratalloc::Fixed::new(self.base, self.layout.size()) }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { std::alloc::dealloc(self.base, self.layout) }
+    }
+}
+
+/// Two more `Tiered` heaps on this thread (over `Mmap`), each allocating and freeing: the
+/// thread's cache slots shift, and the oldest is evicted.
+fn use_two_more_heaps() {
+    for _ in 0..2 {
+        let heap: Heap<Tiered> = Heap::new();
+        let layout = Layout::from_size_align(48, 8).unwrap();
+        // SAFETY: non-zero size.
+        let p = unsafe { heap.alloc(layout) };
+        assert!(!p.is_null());
+        // SAFETY: allocated just above with this layout.
+        unsafe { heap.dealloc(p, layout) };
+        // The heap (and its root, which `Tiered` never frees) is leaked on purpose: a root
+        // over `Mmap` outlives its heap value anyway.
+        std::mem::forget(heap);
+    }
+}
+
+/// Issue 16, item 6: three `Heap<Tiered, Fixed>` over regions too small for an arena (every
+/// allocation fails, but the root and the arena index fit), dropped, their regions freed;
+/// the thread's next heaps must not touch those regions through its cache slots.
+#[test]
+fn failed_fixed_heaps_leave_no_cache_slot() {
+    thread::spawn(|| {
+        for _ in 0..3 {
+            let region = Region::new(40 << 20);
+            let heap: Heap<Tiered, stratalloc::Fixed> = Heap::with_source(region.source());
+            for size in [8, 100, 5000, 1 << 20] {
+                let layout = Layout::from_size_align(size, 8).unwrap();
+                // SAFETY: non-zero size.
+                let p = unsafe { heap.alloc(layout) };
+                assert!(p.is_null(), "a region without room for an arena served {size} bytes");
+            }
+            drop(heap);
+            drop(region);
+        }
+        use_two_more_heaps();
+    })
+    .join()
+    .unwrap();
+}
+
+/// The same with heaps whose allocations succeeded (all freed before the heap is dropped, as
+/// `Fixed::new` requires): dropping the heap gives the thread's cache back.
+#[test]
+fn dropped_fixed_heaps_leave_no_cache_slot() {
+    thread::spawn(|| {
+        for _ in 0..3 {
+            let region = Region::new(192 << 20);
+            let heap: Heap<Tiered, stratalloc::Fixed> = Heap::with_source(region.source());
+            let layouts = [8, 100, 5000, 1 << 20].map(|s| Layout::from_size_align(s, 8).unwrap());
+            // SAFETY: non-zero sizes.
+            let ps = layouts.map(|l| unsafe { heap.alloc(l) });
+            for (p, l) in ps.into_iter().zip(layouts) {
+                assert!(!p.is_null(), "allocation of {} failed", l.size());
+                // SAFETY: allocated above with this layout.
+                unsafe { heap.dealloc(p, l) };
+            }
+            drop(heap);
+            drop(region);
+        }
+        use_two_more_heaps();
+    })
+    .join()
+    .unwrap();
+}

@@ -194,6 +194,21 @@ unsafe impl Strategy for Bump {
         st.committed_bytes -= given_back;
         given_back
     }
+
+    fn fork_prepare(&self) {
+        // One lock guards all the state.
+        self.state.lock_held();
+    }
+
+    unsafe fn fork_parent(&self) {
+        // SAFETY: `fork_prepare` took the lock on this thread (caller), without a guard.
+        unsafe { self.state.force_unlock() };
+    }
+
+    unsafe fn fork_child(&self) {
+        // SAFETY: as in `fork_parent`: the child's only thread took the lock.
+        unsafe { self.state.force_unlock() };
+    }
 }
 // ANCHOR_END: strategy
 

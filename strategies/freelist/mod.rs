@@ -332,6 +332,22 @@ unsafe impl<X: Placement> Strategy for FreeList<X> {
         // SAFETY: `src` is this heap's source (caller).
         unsafe { self.core.lock().trim(src) }
     }
+
+    /// The one lock: the core's.
+    fn fork_prepare(&self) {
+        self.core.lock_held();
+    }
+
+    unsafe fn fork_parent(&self) {
+        // SAFETY: this thread took the core lock in `fork_prepare` (caller), without a guard.
+        unsafe { self.core.force_unlock() };
+    }
+
+    unsafe fn fork_child(&self) {
+        // SAFETY: as in `fork_parent`: the child's only thread is the one that took the lock.
+        // All free-list state is behind this lock, so nothing else belongs to a lost thread.
+        unsafe { self.core.force_unlock() };
+    }
 }
 
 #[cfg(test)]

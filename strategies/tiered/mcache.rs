@@ -775,6 +775,15 @@ impl MCache {
     }
     // ANCHOR_END: free_tiny_local
 
+    /// Whether the cache holds nothing of its heap: no current or owned span, no tiny
+    /// block, empty free stacks (so giving it back changes nothing but the slot).
+    pub fn holds_nothing(&self) -> bool {
+        self.tiny.get().is_none()
+            && self.alloc.iter().all(|a| ptr::eq(a.get(), &EMPTY_SPAN))
+            && self.owned.iter().all(|l| l.len.get() == 0)
+            && self.free.iter().all(|f| f.len.get() == 0)
+    }
+
     // ANCHOR: release_all
     /// Go's `releaseAll`: gives every current span back to mcentral, retires the tiny block,
     /// flushes the statistics. Needs no page source, so it can run at thread exit.
@@ -993,4 +1002,8 @@ pub mod tls {
     pub fn get<P: PageSource>(_root: &Root, _src: &P) -> *mut MCache {
         ptr::null_mut()
     }
+
+    /// Nothing to give back: no thread has a cache.
+    #[inline]
+    pub fn forget(_root: &Root) {}
 }

@@ -98,6 +98,24 @@
 //! when dropped), so this holds for `Mmap` and `Tracked<Mmap>`; over a `Fixed` region, the
 //! region must outlive those threads.
 //!
+//! `fork` (the `Strategy` fork protocol): `fork_prepare` takes every lock, in this order,
+//! which is the order in which the code nests them (a lock is only ever taken while holding
+//! locks that come before it here):
+//! 1. `Tiered::init` (the root's creation);
+//! 2. `Root::shared` (the shared cache: its holder refills, so it takes the ones below);
+//! 3. `MHeap::scav_lock` (one scavenger; it takes the heap lock);
+//! 4. `MCentral::lock` of every span class, in span-class order (a holder may take the heap
+//!    lock, never another mcentral's);
+//! 5. `MHeap::lock`, the page heap, which also guards the cache lists (`all_caches`,
+//!    `free_caches`) that thread exit and cache creation change.
+//!
+//! With all of them held no thread is inside a locked section, thread-exit flushes
+//! (`release_cache`) included, and no page-source call is in flight (each runs under `init`,
+//! `scav_lock` or the heap lock). `fork_parent` and `fork_child` release them in the reverse
+//! order. In the child, the caches of the parent's other threads are abandoned: their spans
+//! stay owned by caches nobody uses (the child's frees into them take the remote path), since
+//! their owners may have been in a lock-free fast path at the fork.
+//!
 //! # Statistics
 //! `live_bytes` / `live_objects` are exact once every cache has flushed; each cache counts
 //! its own allocations and frees and flushes them to the root every 8th refill from mcentral
@@ -357,7 +375,10 @@ impl Root {
         if !c.is_null() {
             // SAFETY: the thread's own cache, live while the thread is.
             let c = unsafe { &*c };
-            let p = f(c)?;
+            let Some(p) = f(c) else {
+                self.failed_with_cache(c);
+                return None;
+            };
             c.account(size as isize, 1);
             return Some(p);
         }
@@ -369,6 +390,18 @@ impl Root {
         Some(p)
     }
     // ANCHOR_END: with_cache
+
+    /// A request failed through the thread's cache `c`: if the cache holds nothing (the
+    /// heap never served this thread, or got everything back), it is given back and the
+    /// thread's slot cleared, so that a heap whose every allocation failed leaves no slot
+    /// pointing into its memory (issue 16, item 6).
+    #[cold]
+    #[inline(never)]
+    fn failed_with_cache(&self, c: &MCache) {
+        if c.holds_nothing() {
+            tls::forget(self);
+        }
+    }
 
     /// The shared cache, locked (made at first use); `None` if it cannot be made.
     #[cold]
@@ -862,6 +895,81 @@ unsafe impl Strategy for Tiered {
             return 0;
         }
         root.heap.scavenge(src, usize::MAX, Goal::All, true) * PAGE_BYTES
+    }
+
+    /// Takes `init`, then the root's locks (`Root::fork_lock`). Holding `init` keeps the root
+    /// from being made during the fork, so the root read after it is the one unlocked later.
+    fn fork_prepare(&self) {
+        self.init.lock_held();
+        if let Some(root) = self.existing_root() {
+            root.fork_lock();
+        }
+    }
+
+    unsafe fn fork_parent(&self) {
+        if let Some(root) = self.existing_root() {
+            // SAFETY: `fork_prepare` took the root's locks on this thread (caller); the root
+            // it saw is this one, since `init` (held) is what a root is made under.
+            unsafe { root.fork_unlock() };
+        }
+        // SAFETY: `fork_prepare` took `init` on this thread (caller).
+        unsafe { self.init.force_unlock() };
+    }
+
+    /// Releases the locks as in the parent. The caches of the parent's other threads stay
+    /// in use by threads that do not exist here: they are abandoned, not released, because a
+    /// cache's fast paths run without a lock and its owner may have been in the middle of one
+    /// at the fork. Their spans stay owned, so the child's frees into them take the
+    /// non-owner path (the span's remote stack), which is always safe; the memory is lost
+    /// to the child, never handed out twice.
+    unsafe fn fork_child(&self) {
+        // SAFETY: the child's only thread is the one that called `fork_prepare` (caller), so
+        // the locks are its own; as in `fork_parent`.
+        unsafe { self.fork_parent() };
+    }
+}
+
+impl Root {
+    /// Every lock of the root, in the fork order (see "Threads" in the module docs): shared
+    /// cache, scavenger, the mcentrals by span class, the page heap (which also guards the
+    /// cache lists).
+    fn fork_lock(&self) {
+        self.shared.lock_held();
+        self.heap.scav_lock.lock_held();
+        for c in &self.central {
+            c.lock.lock_held();
+        }
+        self.heap.lock.lock_held();
+    }
+
+    /// Releases what `fork_lock` took, in the reverse order.
+    ///
+    /// # Safety
+    /// The calling thread took them with `fork_lock` (or is the only thread of a child forked
+    /// after that).
+    unsafe fn fork_unlock(&self) {
+        // SAFETY: every lock below was taken by `fork_lock` on this thread (caller), and no
+        // guard of them exists.
+        unsafe {
+            self.heap.lock.force_unlock();
+            for c in self.central.iter().rev() {
+                c.lock.force_unlock();
+            }
+            self.heap.scav_lock.force_unlock();
+            self.shared.force_unlock();
+        }
+    }
+}
+
+/// Dropping a `Tiered` gives the dropping thread's cache for it back and clears that
+/// thread's slot, so the slot never points into the heap's memory once the heap's owner may
+/// free it (a `Fixed` region after the heap is dropped). Other threads' caches are not
+/// reached: a thread that used the heap must be done with it (exited, or
+/// [`release_thread_cache`](Tiered::release_thread_cache) called) before the region is
+/// freed ("Threads" in the module docs). The root itself stays (issue 22).
+impl Drop for Tiered {
+    fn drop(&mut self) {
+        self.release_thread_cache();
     }
 }
 

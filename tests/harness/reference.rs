@@ -93,6 +93,13 @@ unsafe impl Strategy for PagePerBlock {
         }
         Ok(())
     }
+
+    /// No lock: every block is its own reservation and the counters are atomics.
+    fn fork_prepare(&self) {}
+
+    unsafe fn fork_parent(&self) {}
+
+    unsafe fn fork_child(&self) {}
 }
 
 /// Wraps a strategy and, on every `REALLOC_EVERY`th realloc, flips one byte of the moved block:
@@ -147,6 +154,20 @@ unsafe impl<S: Strategy> Strategy for Corrupting<S> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.inner.check(src) }
     }
+
+    fn fork_prepare(&self) {
+        self.inner.fork_prepare();
+    }
+
+    unsafe fn fork_parent(&self) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.inner.fork_parent() }
+    }
+
+    unsafe fn fork_child(&self) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.inner.fork_child() }
+    }
 }
 
 /// A strategy that refuses every request: correct by `Strategy`'s letter (null is always a
@@ -187,4 +208,11 @@ unsafe impl Strategy for Refusing {
     unsafe fn check<P: PageSource>(&self, _src: &P) -> Result<(), CheckError> {
         Ok(())
     }
+
+    /// No state, so no lock.
+    fn fork_prepare(&self) {}
+
+    unsafe fn fork_parent(&self) {}
+
+    unsafe fn fork_child(&self) {}
 }

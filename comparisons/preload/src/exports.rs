@@ -487,8 +487,53 @@ extern "C" fn on_load() {
     heaps::selected();
     // SAFETY: the handlers are `extern "C" fn()` that live as long as the process.
     unsafe {
-        libc::pthread_atfork(Some(entry::before_fork), Some(entry::after_fork), Some(entry::after_fork));
+        libc::pthread_atfork(Some(before_fork), Some(after_fork_parent), Some(after_fork_child));
     }
+}
+
+/// The fork protocol's steps on the selected heap.
+#[derive(Copy, Clone)]
+enum ForkStep {
+    Prepare,
+    Parent,
+    Child,
+}
+
+impl Visit for ForkStep {
+    type Out = ();
+    fn visit<S: Strategy>(self, heap: &'static Heap<S, Src>) {
+        match self {
+            ForkStep::Prepare => heap.fork_prepare(),
+            // SAFETY: `before_fork` ran `Prepare` on this thread just before the fork (the
+            // handlers are registered together, and the heap is fixed since `on_load`).
+            ForkStep::Parent => unsafe { heap.fork_parent() },
+            // SAFETY: as for `Parent`; this is the child's only thread.
+            ForkStep::Child => unsafe { heap.fork_child() },
+        }
+    }
+}
+
+/// `pthread_atfork` prepare, in this order: close the entry gate and wait until no call is
+/// in flight (`entry::before_fork`), then take every lock of the selected heap
+/// (`Heap::fork_prepare`, in the strategy's documented order). The locks cover what the
+/// gate does not: a strategy's work outside a malloc-family call (a thread cache flushed
+/// by an exiting thread's destructor).
+extern "C" fn before_fork() {
+    entry::before_fork();
+    heaps::visit(heaps::selected(), ForkStep::Prepare);
+}
+
+/// `pthread_atfork` parent: the heap's locks, then the gate (the reverse of `before_fork`).
+extern "C" fn after_fork_parent() {
+    heaps::visit(heaps::selected(), ForkStep::Parent);
+    entry::after_fork();
+}
+
+/// `pthread_atfork` child: as in the parent (the strategy may also reset state of the
+/// threads that the child lacks).
+extern "C" fn after_fork_child() {
+    heaps::visit(heaps::selected(), ForkStep::Child);
+    entry::after_fork();
 }
 
 /// Runs at exit (after the program's atexit handlers): prints the statistics if asked.

@@ -65,11 +65,13 @@
 //! - Threads (C or Rust): nothing to set up; our thread-local state is two `const`-initialised
 //!   `Cell`s without destructors, so it never registers anything nor allocates. Thread exit is
 //!   the strategy's business (e.g. Tiered flushing its thread cache).
-//! - `fork`: a `pthread_atfork` handler registered by our constructor closes the entry gate
-//!   and waits until no entry is in flight on any thread before the fork, then opens it in
-//!   parent and child. So the child never inherits a heap lock held mid-operation by a thread
-//!   that does not exist in it. (Work a strategy does outside an entry, such as a thread
-//!   cache flushed by a thread-exit destructor, is not covered by the gate.)
+//! - `fork`: `pthread_atfork` handlers registered by our constructor. Prepare closes the
+//!   entry gate and waits until no entry is in flight on any thread, then takes every lock
+//!   of the selected heap (`Heap::fork_prepare`, in the strategy's documented order); parent
+//!   and child release the heap's locks, then open the gate. So the child never inherits a
+//!   heap lock held mid-operation by a thread that does not exist in it, whether that thread
+//!   was in a call (the gate) or doing the strategy's own work outside one, such as a thread
+//!   cache flushed by a thread-exit destructor (the locks).
 //! - Exit: with `STRATALLOC_STATS=1` a `.fini_array` destructor prints the heap's statistics
 //!   to stderr, formatted in a stack buffer and written with `write(2)`.
 //! - Pointers from before we initialised: there are none of ours (we initialise on the first

@@ -7,6 +7,9 @@
 # does not have built in fails (the library itself says so on stderr and falls back).
 # For each strategy it runs, with LD_PRELOAD=LIB STRATALLOC_STRATEGY=<name>:
 #   edge_cases   tests/edge_cases.c (compiled here), every C-API edge case from many threads
+#   fork_stress  tests/fork_stress.c (compiled here): 1,000 forks while three threads keep
+#                creating and joining short-lived allocating threads; every child must exit
+#                within 10 s (a hung child is killed and fails the run)
 #   python       tests/programs/threaded.py, a threaded allocation-heavy workload
 #   sqlite       sqlite3 running tests/programs/query.sql on a database file
 #   git          tests/programs/git_workload.sh: init, 41 commits, merge, gc, fsck, log, ...
@@ -47,6 +50,7 @@ python=$(python3 -c 'import sys; print(sys.executable)')
 
 # --- the programs: each writes its stdout to $out; $1 is a fresh scratch directory --------
 prog_edge_cases() { EXPECT_STRATEGY=${expect_strategy:-} "$work/edge_cases"; }
+prog_fork_stress() { "$work/fork_stress" 1000; }
 prog_python() { "$python" "$programs/threaded.py"; }
 prog_sqlite() { sqlite3 "$1/test.db" <"$programs/query.sql"; }
 prog_git() { bash "$programs/git_workload.sh" "$1"; }
@@ -56,7 +60,7 @@ prog_gcc() {
 }
 prog_cxx() { "$work/containers"; }
 prog_perl() { perl "$programs/hashes.pl"; }
-program_names=(edge_cases python sqlite git gcc cxx perl)
+program_names=(edge_cases fork_stress python sqlite git gcc cxx perl)
 
 # run NAME PRELOAD STRATEGY -> stdout in $work/out, stderr in $work/err, status in $status
 run() {
@@ -82,6 +86,10 @@ cflags=(-O1 -fno-builtin -Wall -Wno-alloc-size-larger-than -Wno-use-after-free -
 if ! gcc "${cflags[@]}" -o "$work/edge_cases" "$here/edge_cases.c" 2>"$work/cc.err"; then
     cat "$work/cc.err"
     fail "compile edge_cases.c"
+fi
+if ! gcc "${cflags[@]}" -o "$work/fork_stress" "$here/fork_stress.c" 2>"$work/cc.err"; then
+    cat "$work/cc.err"
+    fail "compile fork_stress.c"
 fi
 if ! g++ -O1 -std=c++17 -pthread -Wall -o "$work/containers" "$programs/containers.cpp" 2>"$work/cc.err"; then
     cat "$work/cc.err"
@@ -133,6 +141,16 @@ for strategy in "${strategies[@]}"; do
         if [ "$name" = edge_cases ]; then
             # Its own verdict: the checks it counted (the reference run checked the test).
             if [ "$status" -eq 0 ] && grep -q "(stratalloc): [0-9]* passed, 0 failed" "$work/out"; then
+                pass "$what: $(cat "$work/out")"
+            else
+                cat "$work/out"
+                tail -20 "$work/err"
+                fail "$what: exit status $status"
+            fi
+        elif [ "$name" = fork_stress ]; then
+            # Its own verdict: no hung and no failed child.
+            if [ "$status" -eq 0 ] && grep -q "forks, 0 hung, 0 failed" "$work/out" &&
+                grep -q "^stratalloc\[[0-9]*\]: strategy=$strategy " "$work/err"; then
                 pass "$what: $(cat "$work/out")"
             else
                 cat "$work/out"
