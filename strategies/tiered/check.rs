@@ -4,7 +4,7 @@
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
 
-use super::arena::{ARENA_BYTES, ARENA_PAGES, index_of, span_of};
+use super::arena::{ARENA_BYTES, ARENA_PAGES, index_entry, index_of, span_of};
 use super::mheap::HeapInner;
 use super::remote::RemoteStack;
 use super::scavenger::HOLD_STEPS;
@@ -89,8 +89,9 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
             i
         );
         prev_base = base;
-        // SAFETY: the index entry of a registered arena is Ready.
-        let entry = unsafe { (*root.index.add(index_of(base))).load(Ordering::Relaxed) };
+        // SAFETY: `root.index` is the heap's L1 table; its L2 tables live as long as it.
+        let entry = unsafe { index_entry(root.index, index_of(base)) }
+            .map_or(ptr::null_mut(), |e| e.load(Ordering::Relaxed));
         ensure!(ptr::eq(entry, a), "arena index entry does not name its arena", base, i);
         let (chunks, sum) = pages.recomputed();
         ensure!(chunks == pages.chunk_sum, "chunk summaries differ from the bitmap", base, 0usize);
