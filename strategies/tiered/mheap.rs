@@ -150,7 +150,86 @@ impl MHeap {
     }
 }
 
+impl MHeap {
+    /// Gives back to `src` the arenas that hold nothing (every page free and scavenged),
+    /// address space and metadata, and returns the address space given back. Called by
+    /// `trim` after its scavenge, so that the arenas a large or over-aligned request grew
+    /// the heap by do not stay reserved after it is freed (issue #16, item 5); Go never
+    /// frees an arena.
+    ///
+    /// An arena goes only when no registered arena joins it (`joins_prev`, see
+    /// "Reservations" in pagealloc.rs): the arenas of one reservation go from its top
+    /// down, so no arena ever joins one that is gone. The arenas are taken out of the index
+    /// and the arena list under the heap lock, and freed after it is released (no system
+    /// call under the heap lock); the scavenger's lock is held throughout, so no run of
+    /// theirs is in flight. Nothing else refers to an empty arena: the free path reads an
+    /// arena only for a live block, and an empty arena has none.
+    pub fn release_empty_arenas<P: PageSource>(&self, src: &P) -> usize {
+        let _one = self.scav_lock.lock();
+        let Some(rec_bytes) = crate::source::align_up(core::mem::size_of::<Arena>(), P::PAGE_BYTES) else {
+            return 0;
+        };
+        let mut released = 0;
+        loop {
+            let mut batch = [(NonNull::<u8>::dangling(), NonNull::<u8>::dangling()); 16];
+            let n = self.lock.lock().unregister_empty_arenas(&mut batch, rec_bytes);
+            for &(rec, base) in &batch[..n] {
+                // SAFETY: `base .. + ARENA_BYTES` is an arena reserved from `src`, and `rec`
+                // its metadata record (`rec_bytes` of pages from `src`); both were taken out
+                // of every structure of the heap under its lock, and nothing else refers to
+                // them (see above).
+                unsafe {
+                    let _ = src.free(base, ARENA_BYTES);
+                    let _ = src.free(rec, rec_bytes);
+                }
+            }
+            released += n * ARENA_BYTES;
+            if n < batch.len() {
+                return released;
+            }
+        }
+    }
+}
+
 impl HeapInner {
+    /// Takes empty arenas out of the index and the arena list, from the highest address
+    /// down (see `MHeap::release_empty_arenas`), at most `out.len()`; writes each one's
+    /// metadata record and base to `out` for the caller to free, and returns how many.
+    fn unregister_empty_arenas(&mut self, out: &mut [(NonNull<u8>, NonNull<u8>)], rec_bytes: usize) -> usize {
+        let mut n = 0;
+        let mut i = self.narenas;
+        while i > 0 && n < out.len() {
+            i -= 1;
+            // SAFETY: the list holds initialised arenas of this heap, whose lock `&mut self`
+            // proves held; only shared references are made (see "Sharing" in arena.rs).
+            let a = unsafe { &*self.arenas[i] };
+            // SAFETY: as above: the heap lock is held.
+            let pages = unsafe { a.pages() };
+            let empty = pages.sum.start as usize == ARENA_PAGES && pages.scav.iter().all(|&w| w == !0);
+            let joined = i + 1 < self.narenas && {
+                // SAFETY: as above.
+                let b = unsafe { &*self.arenas[i + 1] };
+                b.joins_prev && b.base_addr() == a.end()
+            };
+            let Some(rec) = NonNull::new(self.arenas[i]) else { continue };
+            if !empty || joined {
+                continue;
+            }
+            // SAFETY: `self.index` is the heap's L1 table; the arena is registered, so its
+            // entry exists.
+            if let Some(e) = unsafe { index_entry(self.index, index_of(a.base_addr())) } {
+                e.store(ptr::null_mut(), Ordering::Release);
+            }
+            out[n] = (rec.cast::<u8>(), a.base);
+            self.arenas.copy_within(i + 1..self.narenas, i);
+            self.narenas -= 1;
+            self.reserved_bytes -= ARENA_BYTES;
+            self.meta.committed_bytes -= rec_bytes;
+            n += 1;
+        }
+        n
+    }
+
     /// The arena holding address `addr`, which lies in an arena of this heap.
     pub fn arena_of(&self, addr: usize) -> &Arena {
         // SAFETY: `self.index` is the heap's L1 table. `addr` lies in a registered arena of

@@ -858,7 +858,10 @@ unsafe impl Strategy for Tiered {
         if !P::RELEASES_MEMORY {
             return 0;
         }
-        root.heap.scavenge(src, usize::MAX, Goal::All, true) * PAGE_BYTES
+        let scavenged = root.heap.scavenge(src, usize::MAX, Goal::All, true) * PAGE_BYTES;
+        // Arenas left empty go back to the source (address space; their memory went above).
+        root.heap.release_empty_arenas(src);
+        scavenged
     }
 }
 
