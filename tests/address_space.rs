@@ -4,7 +4,8 @@
 //!   holds, every strategy over `Mmap` serves 64 blocks of 1 MiB. The limit applies to the
 //!   whole process, so each strategy runs in a child process: this test binary re-executes
 //!   itself with `STRATALLOC_ASLIMIT_CHILD` naming the strategy, and the child sets the limit
-//!   (current `VmSize` + 128 MiB) before it makes its heap.
+//!   (current `VmSize` + 128 MiB) before it makes its heap, which serves a few small blocks
+//!   before the 1 MiB ones.
 //! - After blocks aligned to 256 MiB and 1 GiB are freed and the heap trimmed, `Tiered`
 //!   holds about the address space it held before them.
 
@@ -34,6 +35,13 @@ fn child(kind: StrategyKind) -> ! {
     // SAFETY: `setrlimit` only reads the struct it is given, a valid `rlimit`.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &rl) }, 0, "setrlimit");
     let heap: Heap<AnyStrategy, Mmap> = Heap::from_parts(AnyStrategy::new(kind), Mmap);
+    // A few small blocks first, as a real program has before it asks for 1 MiB blocks:
+    // they take pages of the heap, so the 1 MiB blocks do not fill one region exactly.
+    let small = Layout::from_size_align(64, 8).unwrap();
+    let mut smalls = [core::ptr::null_mut::<u8>(); 256];
+    for s in &mut smalls {
+        *s = heap.alloc_layout(small).map_or(core::ptr::null_mut(), |p| p.as_ptr());
+    }
     let layout = Layout::from_size_align(BLOCK_BYTES, 16).unwrap();
     let mut blocks = [core::ptr::null_mut::<u8>(); BLOCKS];
     let mut served = 0;
@@ -45,6 +53,7 @@ fn child(kind: StrategyKind) -> ! {
         served += 1;
     }
     println!("served {served}");
+    assert!(smalls.iter().all(|p| !p.is_null()), "small blocks refused");
     std::process::exit(0)
 }
 

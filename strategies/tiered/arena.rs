@@ -19,6 +19,15 @@
 //!   backs only the pages touched, and alone they can take a quarter of a small limit. Two
 //!   levels cost address space in proportion to use (one L2 table per slice in use), for one
 //!   more dependent load on the free path (L1 entry, L2 entry, arena, span).
+//! - *partial arena*: an arena whose reservation covers only its first `usable_pages`
+//!   pages (a multiple of the 512-page chunk), still aligned to [`ARENA_BYTES`] so that the
+//!   index and the page arithmetic are those of a full arena. `mheap::grow` makes one only
+//!   when the page source refuses a whole arena (an address-space limit): it degrades to
+//!   half, a quarter, ... of an arena, down to what the request needs. The pages past
+//!   `usable_pages` are not reserved; they are marked in use in the page bitmap (and left
+//!   "scavenged") from `init` on, so the page allocator and the scavenger never touch
+//!   them, and no span covers them. A partial arena is alone in its reservation: it joins
+//!   no arena and none joins it.
 //! - *span map* (`Arena::spans`, Go's `heapArena.spans`): page -> span. Every page of an
 //!   in-use span points to it; free pages point to nothing.
 //!
@@ -86,6 +95,9 @@ pub struct Arena {
     /// same reservation of the page source, so that a page run may cross from that arena
     /// into this one (see "Reservations" in pagealloc.rs). Set at `init`, never changed.
     pub joins_prev: bool,
+    /// Pages of the arena that are reserved and can be handed out: [`ARENA_PAGES`], or fewer
+    /// for a *partial arena* (see "Partial arenas"). Set at `init`, never changed.
+    pub usable_pages: usize,
     /// Page -> span (Go's `heapArena.spans`), read by any thread with no lock.
     pub spans: [AtomicPtr<Span>; ARENA_PAGES],
     /// The page allocator's bitmaps and summaries for this arena: under the heap lock, and
@@ -95,12 +107,13 @@ pub struct Arena {
 // ANCHOR_END: arena_struct
 
 impl Arena {
-    /// Initialises arena metadata in place at `at` for the arena starting at `base`: all pages
-    /// free and scavenged (Prepared), no spans; `joins_prev` as the field says.
+    /// Initialises arena metadata in place at `at` for the arena starting at `base`: its
+    /// first `usable_pages` pages free and scavenged (Prepared), the rest (none for a full
+    /// arena) marked in use for good, no spans; `joins_prev` as the field says.
     ///
     /// # Safety
     /// `at` is valid for writes of one `Arena`, suitably aligned, and not yet shared.
-    pub unsafe fn init(at: *mut Arena, base: NonNull<u8>, joins_prev: bool) {
+    pub unsafe fn init(at: *mut Arena, base: NonNull<u8>, joins_prev: bool, usable_pages: usize) {
         // SAFETY: the caller gives room for one Arena that nobody else sees yet. The span map
         // and the bitmaps are atomics and integers, for which all-zero bytes are valid (null
         // pointers, zero words); `base` (not valid as zeros) is written before any read, by
@@ -110,10 +123,14 @@ impl Arena {
             ptr::write_bytes(at.cast::<u8>(), 0, core::mem::size_of::<Arena>());
             ptr::addr_of_mut!((*at).base).write(base);
             ptr::addr_of_mut!((*at).joins_prev).write(joins_prev);
+            ptr::addr_of_mut!((*at).usable_pages).write(usable_pages);
             let pages = &mut *UnsafeCell::raw_get(ptr::addr_of!((*at).pages));
             pages.scav = [!0u64; ARENA_PAGES / 64];
             pages.sum = Summary::ALL_FREE_ARENA;
             pages.chunk_sum = [Summary::ALL_FREE_CHUNK; super::pagealloc::CHUNKS_PER_ARENA];
+            if usable_pages < ARENA_PAGES {
+                pages.mark(usable_pages, ARENA_PAGES - usable_pages, true);
+            }
         }
     }
 

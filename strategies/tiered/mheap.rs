@@ -171,19 +171,19 @@ impl MHeap {
         };
         let mut released = 0;
         loop {
-            let mut batch = [(NonNull::<u8>::dangling(), NonNull::<u8>::dangling()); 16];
+            let mut batch = [(NonNull::<u8>::dangling(), NonNull::<u8>::dangling(), 0); 16];
             let n = self.lock.lock().unregister_empty_arenas(&mut batch, rec_bytes);
-            for &(rec, base) in &batch[..n] {
-                // SAFETY: `base .. + ARENA_BYTES` is an arena reserved from `src`, and `rec`
+            for &(rec, base, bytes) in &batch[..n] {
+                released += bytes;
+                // SAFETY: `base .. + bytes` is an arena reserved from `src`, and `rec`
                 // its metadata record (`rec_bytes` of pages from `src`); both were taken out
                 // of every structure of the heap under its lock, and nothing else refers to
                 // them (see above).
                 unsafe {
-                    let _ = src.free(base, ARENA_BYTES);
+                    let _ = src.free(base, bytes);
                     let _ = src.free(rec, rec_bytes);
                 }
             }
-            released += n * ARENA_BYTES;
             if n < batch.len() {
                 return released;
             }
@@ -194,8 +194,13 @@ impl MHeap {
 impl HeapInner {
     /// Takes empty arenas out of the index and the arena list, from the highest address
     /// down (see `MHeap::release_empty_arenas`), at most `out.len()`; writes each one's
-    /// metadata record and base to `out` for the caller to free, and returns how many.
-    fn unregister_empty_arenas(&mut self, out: &mut [(NonNull<u8>, NonNull<u8>)], rec_bytes: usize) -> usize {
+    /// metadata record, base and reserved bytes to `out` for the caller to free, and
+    /// returns how many.
+    fn unregister_empty_arenas(
+        &mut self,
+        out: &mut [(NonNull<u8>, NonNull<u8>, usize)],
+        rec_bytes: usize,
+    ) -> usize {
         let mut n = 0;
         let mut i = self.narenas;
         while i > 0 && n < out.len() {
@@ -205,7 +210,8 @@ impl HeapInner {
             let a = unsafe { &*self.arenas[i] };
             // SAFETY: as above: the heap lock is held.
             let pages = unsafe { a.pages() };
-            let empty = pages.sum.start as usize == ARENA_PAGES && pages.scav.iter().all(|&w| w == !0);
+            // A partial arena's tail is marked in use, so its free run from page 0 ends there.
+            let empty = pages.sum.start as usize >= a.usable_pages && pages.scav.iter().all(|&w| w == !0);
             let joined = i + 1 < self.narenas && {
                 // SAFETY: as above.
                 let b = unsafe { &*self.arenas[i + 1] };
@@ -220,10 +226,10 @@ impl HeapInner {
             if let Some(e) = unsafe { index_entry(self.index, index_of(a.base_addr())) } {
                 e.store(ptr::null_mut(), Ordering::Release);
             }
-            out[n] = (rec.cast::<u8>(), a.base);
+            out[n] = (rec.cast::<u8>(), a.base, a.usable_pages * PAGE_BYTES);
             self.arenas.copy_within(i + 1..self.narenas, i);
             self.narenas -= 1;
-            self.reserved_bytes -= ARENA_BYTES;
+            self.reserved_bytes -= a.usable_pages * PAGE_BYTES;
             self.meta.committed_bytes -= rec_bytes;
             n += 1;
         }
@@ -427,7 +433,15 @@ impl HeapInner {
         }
         let bytes = count.checked_mul(ARENA_BYTES)?;
         let align = align_pages.checked_mul(PAGE_BYTES)?.max(ARENA_BYTES);
-        let base = src.reserve(bytes, align).ok()?;
+        let (base, bytes, usable) = match src.reserve(bytes, align) {
+            Ok(base) => (base, bytes, ARENA_PAGES),
+            // Degrade: a partial arena (see arena.rs), when one is enough for the run.
+            Err(_) if count == 1 => {
+                let (base, bytes) = Self::reserve_partial(src, npages, align)?;
+                (base, bytes, bytes / PAGE_BYTES)
+            }
+            Err(_) => return None,
+        };
         let fits = base.as_ptr().addr().checked_add(bytes).is_some_and(|e| e <= 1 << ADDR_BITS);
         // SAFETY: `base .. + bytes` was just reserved from `src`, is Reserved and unused.
         if !fits || unsafe { src.map(base, bytes) }.is_err() {
@@ -443,7 +457,7 @@ impl HeapInner {
             // Every arena but the reservation's first continues the one before it. An arena
             // whose metadata cannot be made stays reserved but unused, and so do the ones
             // after it (never registered), so no registered arena joins a missing one.
-            self.add_arena(src, arena, i > 0)?;
+            self.add_arena(src, arena, i > 0, usable)?;
         }
         let addr = base.as_ptr().addr();
         let at = self.arenas[..self.narenas].partition_point(|&a| {
@@ -454,15 +468,37 @@ impl HeapInner {
     }
     // ANCHOR_END: heap_grow
 
+    /// The reservation of a partial arena for a run of `npages` (at most an arena), when a
+    /// whole arena was refused: half an arena, then a quarter, ..., and last the run's own
+    /// size in whole chunks, each aligned to `align`. Returns the base and the bytes.
+    #[cold]
+    fn reserve_partial<P: PageSource>(src: &P, npages: usize, align: usize) -> Option<(NonNull<u8>, usize)> {
+        let need = npages.next_multiple_of(pagealloc::CHUNK_PAGES).min(ARENA_PAGES) * PAGE_BYTES;
+        let mut bytes = ARENA_BYTES / 2;
+        while bytes > need {
+            if let Ok(base) = src.reserve(bytes, align) {
+                return Some((base, bytes));
+            }
+            bytes /= 2;
+        }
+        (need < ARENA_BYTES).then(|| src.reserve(need, align).ok().map(|b| (b, need))).flatten()
+    }
+
     /// Registers the arena at `base`; `joins_prev`: it continues the arena just below it in
     /// the same reservation, already registered.
-    fn add_arena<P: PageSource>(&mut self, src: &P, base: NonNull<u8>, joins_prev: bool) -> Option<()> {
+    fn add_arena<P: PageSource>(
+        &mut self,
+        src: &P,
+        base: NonNull<u8>,
+        joins_prev: bool,
+        usable_pages: usize,
+    ) -> Option<()> {
         let addr = base.as_ptr().addr();
         // `grow` checked that the arena ends below `1 << ADDR_BITS`, so it has an entry.
         let entry: *const AtomicPtr<Arena> = self.ready_index_entry(src, addr)?;
         let rec = self.meta.alloc_pages(src, core::mem::size_of::<Arena>())?.cast::<Arena>();
         // SAFETY: fresh pages sized for one Arena, page-aligned, not yet shared.
-        unsafe { Arena::init(rec.as_ptr(), base, joins_prev) };
+        unsafe { Arena::init(rec.as_ptr(), base, joins_prev, usable_pages) };
         // SAFETY: `entry` is in an L2 table, which lives as long as the heap.
         unsafe { (*entry).store(rec.as_ptr(), Ordering::Release) };
         let at = self.arenas[..self.narenas].partition_point(|&a| {
