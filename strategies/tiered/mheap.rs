@@ -454,10 +454,17 @@ impl HeapInner {
         for i in 0..count {
             // SAFETY: `i * ARENA_BYTES < bytes`: inside the reservation.
             let arena = unsafe { base.add(i * ARENA_BYTES) };
-            // Every arena but the reservation's first continues the one before it. An arena
-            // whose metadata cannot be made stays reserved but unused, and so do the ones
-            // after it (never registered), so no registered arena joins a missing one.
-            self.add_arena(src, arena, i > 0, usable)?;
+            // Every arena but the reservation's first continues the one before it. If an
+            // arena's metadata cannot be made, it and the ones after it (never registered,
+            // so no registered arena joins a missing one) go back to the source.
+            if self.add_arena(src, arena, i > 0, usable).is_none() {
+                let rest = bytes - i * ARENA_BYTES;
+                // SAFETY: `arena .. + rest` is the tail of the reservation just made, mapped
+                // and never registered: nothing refers to it.
+                let _ = unsafe { src.free(arena, rest) };
+                self.reserved_bytes -= rest;
+                return None;
+            }
         }
         let addr = base.as_ptr().addr();
         let at = self.arenas[..self.narenas].partition_point(|&a| {
