@@ -32,6 +32,14 @@ use crate::ConstInit;
 /// request no machine can back: null, with the heap unchanged. A program is never handed
 /// memory that gets it killed when it touches it.
 ///
+/// # Alignment without doubling the address space
+///
+/// [`reserve`](PageSource::reserve) with an alignment above the page first reserves exactly
+/// `bytes` and keeps it if it is aligned, then asks for `bytes` at the aligned addresses just
+/// below and above as hints (never `MAP_FIXED`), and only then over-reserves by
+/// `align - page` and trims. Each try holds no more address space than the request, so an
+/// address-space limit (`RLIMIT_AS`) does not refuse an aligned reservation that fits.
+///
 /// Cost: a read-write private mapping is charged to `Committed_AS` when it is mapped, not when
 /// it is touched; nothing else changes. Address-space limits (`ulimit -v`, `RLIMIT_AS`) count
 /// reservations and mappings alike, as before.

@@ -13,9 +13,13 @@
 //!
 //! # Alloc path (`alloc_span`)
 //! 1. `pagealloc::find` the lowest run of `npages` (plus `align_pages - 1` to align).
-//! 2. None: `grow` reserves one or more arenas (64 MiB each, aligned) in one reservation, so
-//!    that a run larger than an arena fits, maps them (Reserved → Prepared), registers them
-//!    in the index and the arena list with every page free and scavenged, and retries.
+//! 2. None: `grow` reserves one or more arenas (64 MiB each, aligned to 64 MiB or to the
+//!    run's alignment if larger) in one reservation, as many as the run needs, maps them
+//!    (Reserved → Prepared), registers them in the index and the arena list with every
+//!    page free and scavenged, and takes the run at the reservation's start. If the source
+//!    refuses a whole arena (an address-space limit), a run that fits one arena gets a
+//!    *partial arena* instead (see arena.rs). `trim` gives arenas that hold nothing back
+//!    (`MHeap::release_empty_arenas`).
 //! 3. Make the run's scavenged pages Ready (`used`), mark it in use, take a span record, point
 //!    the span map at it.
 //!
