@@ -27,8 +27,8 @@ const LIVE_MAX: usize = if cfg!(miri) { 96 } else { 600 };
 /// Largest request: sizes reach the tiered design's large objects (over 32 KiB).
 const MAX_SIZE: usize = if cfg!(miri) { 40 << 10 } else { 160 << 10 };
 
-/// The region each heap gets. The tiered design reserves a 32 MiB arena index and 64 MiB
-/// arenas aligned to their size, so it needs more than the free lists.
+/// The region each heap gets. The tiered design reserves 64 MiB arenas aligned to their
+/// size, so it needs more than the free lists.
 fn region_bytes<S: Strategy + ConstInit>() -> usize {
     if S::INIT.name() == "tiered" { 256 << 20 } else { 32 << 20 }
 }

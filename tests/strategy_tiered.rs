@@ -1,5 +1,5 @@
 //! The shared strategy harness run on `Tiered` over `Mmap` and `Tracked<Mmap>` (the tiered
-//! design reserves 64 MiB arenas and a 32 MiB arena index, more than the harness's `Fixed`
+//! design reserves 64 MiB arenas, more than the harness's `Fixed`
 //! region holds, so it is not run over `Fixed`).
 
 #[macro_use]

@@ -32,6 +32,14 @@ use crate::ConstInit;
 /// request no machine can back: null, with the heap unchanged. A program is never handed
 /// memory that gets it killed when it touches it.
 ///
+/// # Alignment without doubling the address space
+///
+/// [`reserve`](PageSource::reserve) with an alignment above the page first reserves exactly
+/// `bytes` and keeps it if it is aligned, then asks for `bytes` at the aligned addresses just
+/// below and above as hints (never `MAP_FIXED`), and only then over-reserves by
+/// `align - page` and trims. Each try holds no more address space than the request, so an
+/// address-space limit (`RLIMIT_AS`) does not refuse an aligned reservation that fits.
+///
 /// Cost: a read-write private mapping is charged to `Committed_AS` when it is mapped, not when
 /// it is touched; nothing else changes. Address-space limits (`ulimit -v`, `RLIMIT_AS`) count
 /// reservations and mappings alike, as before.
@@ -113,6 +121,23 @@ impl Mmap {
         false
     }
 
+    /// A reservation of `bytes` at exactly `addr`, asked for as a hint (never `MAP_FIXED`):
+    /// `None` if the kernel put it elsewhere (then given back at once) or refused.
+    fn reserve_at(addr: usize, bytes: usize) -> Option<NonNull<u8>> {
+        if addr == 0 || addr.checked_add(bytes).is_none() {
+            return None;
+        }
+        // The hint is only an address for the kernel to consider: no memory is reached
+        // through it, so it carries no provenance; the result is the kernel's pointer.
+        let hint = ptr::without_provenance_mut::<u8>(addr);
+        let p = Self::mmap(hint, bytes, libc::PROT_NONE, false, Op::Reserve).ok()?;
+        if p.addr().get() == addr {
+            return Some(p);
+        }
+        let _ = Self::munmap(p.as_ptr(), bytes, Op::Reserve);
+        None
+    }
+
     fn munmap(base: *mut u8, bytes: usize, op: Op) -> Result<(), SourceError> {
         if bytes == 0 {
             return Ok(());
@@ -140,6 +165,25 @@ unsafe impl PageSource for Mmap {
         let align = align.max(OS_PAGE_BYTES);
         if bytes == 0 || !bytes.is_multiple_of(OS_PAGE_BYTES) || !align.is_power_of_two() {
             return Err(SourceError::Invalid { op: Op::Reserve, addr: 0, bytes });
+        }
+        // First a reservation of exactly `bytes`: page alignment needs nothing more, and a
+        // larger alignment may happen to hold (Go's `sysReserveAligned` also tries this).
+        let raw = Self::mmap(ptr::null_mut(), bytes, libc::PROT_NONE, false, Op::Reserve)?;
+        let start = raw.addr().get();
+        if start & (align - 1) == 0 {
+            return Ok(raw);
+        }
+        // Not aligned: give it back and ask for `bytes` at the aligned addresses on either
+        // side of it, as hints (no MAP_FIXED, so nothing mapped there is replaced). The kernel
+        // places mappings top-down, so the space just below the one it chose is often free.
+        // Each try costs only `bytes` of address space, so this works under an address-space
+        // limit (`RLIMIT_AS`) that the over-reserve below would exceed.
+        let _ = Self::munmap(raw.as_ptr(), bytes, Op::Reserve);
+        let down = start & !(align - 1);
+        for hint in [down, down.wrapping_add(align)] {
+            if let Some(p) = Self::reserve_at(hint, bytes) {
+                return Ok(p);
+            }
         }
         // Over-reserve by `align - page` and trim both ends (Go's sysReserveAligned).
         let Some(total) = bytes.checked_add(align - OS_PAGE_BYTES) else {

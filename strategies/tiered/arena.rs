@@ -8,11 +8,26 @@
 //!   `Mmap`, a read-write mapping the kernel charges to its commit account but backs with
 //!   memory only where touched; pages become Ready only when the page allocator hands them
 //!   out, see `pagealloc.rs`).
-//! - *arena index*: one level, as Go has on linux/amd64 (L1 bits 0, L2 bits 22): a table of
-//!   2^22 arena pointers covering a 48-bit address space, indexed by `addr >> 26`. The table
-//!   (32 MiB) is only *reserved*; the 4 KiB OS page that holds an entry is mapped and made
-//!   Ready when the first arena it covers is registered, so the table costs one OS page per
-//!   32 GiB of address space actually used (512 entries of 64 MiB).
+//! - *arena index*: two levels covering a 48-bit address space (Go's `heapAddrBits`),
+//!   indexed by the arena number `addr >> 26`. Its top [`L2_BITS`] bits pick an entry of
+//!   the L1 table ([`L1_ENTRIES`] pointers, [`INDEX_L1_BYTES`], made Ready when the heap is
+//!   created); that entry points to an L2 table ([`IndexL2`], [`L2_ENTRIES`] arena
+//!   pointers, one per arena of a 256 GiB slice of the address space), made from metadata
+//!   pages when the first arena of its slice is registered and never freed. Go on
+//!   linux/amd64 has one level of 2^22 entries, a 32 MiB table mapped at once; under an
+//!   address-space limit (`RLIMIT_AS`) those 32 MiB count in full even though the kernel
+//!   backs only the pages touched, and alone they can take a quarter of a small limit. Two
+//!   levels cost address space in proportion to use (one L2 table per slice in use), for one
+//!   more dependent load on the free path (L1 entry, L2 entry, arena, span).
+//! - *partial arena*: an arena whose reservation covers only its first `usable_pages`
+//!   pages (a multiple of the 512-page chunk), still aligned to [`ARENA_BYTES`] so that the
+//!   index and the page arithmetic are those of a full arena. `mheap::grow` makes one only
+//!   when the page source refuses a whole arena (an address-space limit): it degrades to
+//!   half, a quarter, ... of an arena, down to what the request needs. The pages past
+//!   `usable_pages` are not reserved; they are marked in use in the page bitmap (and left
+//!   "scavenged") from `init` on, so the page allocator and the scavenger never touch
+//!   them, and no span covers them. A partial arena is alone in its reservation: it joins
+//!   no arena and none joins it.
 //! - *span map* (`Arena::spans`, Go's `heapArena.spans`): page -> span. Every page of an
 //!   in-use span points to it; free pages point to nothing.
 //!
@@ -26,11 +41,12 @@
 //! lock held. No `&mut Arena` is ever made once the arena is registered.
 //!
 //! # spanOf (the free path)
-//! 1. `arena = index[addr >> 26]` (a Relaxed atomic load: a plain load);
+//! 1. `l2 = l1[addr >> 38]`, then `arena = l2[(addr >> 26) % 4096]` (Relaxed atomic loads:
+//!    plain loads);
 //! 2. `span = arena.spans[(addr >> 13) % 8192]`.
 //!
 //! # Invariants (checked by `Tiered::check`)
-//! - `index[a.base >> 26] == a` for every registered arena `a`;
+//! - `index[a.base >> 26] == a` for every registered arena `a` (through both levels);
 //! - `a.joins_prev` ⇒ the arena before `a` in the sorted list ends where `a` begins, and
 //!   both came from one `reserve` call; a span that covers `a`'s first page and began in
 //!   an earlier arena exists only then (see "Reservations" in pagealloc.rs);
@@ -54,10 +70,18 @@ pub const ARENA_SHIFT: usize = 26;
 pub const ARENA_PAGES: usize = ARENA_BYTES / PAGE_BYTES;
 /// Bits of address the index covers (Go's `heapAddrBits`, 48 on amd64).
 pub const ADDR_BITS: usize = 48;
-/// Entries of the one-level index.
+/// Arena numbers the index covers (`1 << (ADDR_BITS - ARENA_SHIFT)`).
 pub const INDEX_ENTRIES: usize = 1 << (ADDR_BITS - ARENA_SHIFT);
-/// Bytes of the index table (reserved, mapped lazily).
-pub const INDEX_BYTES: usize = INDEX_ENTRIES * core::mem::size_of::<usize>();
+/// Bits of the arena number that index an L2 table.
+pub const L2_BITS: usize = 12;
+/// Arena pointers per L2 table.
+pub const L2_ENTRIES: usize = 1 << L2_BITS;
+/// Entries of the L1 table (pointers to L2 tables).
+pub const L1_ENTRIES: usize = INDEX_ENTRIES >> L2_BITS;
+/// Bytes of the L1 table (Ready from the heap's creation).
+pub const INDEX_L1_BYTES: usize = L1_ENTRIES * core::mem::size_of::<usize>();
+/// Bytes of one L2 table (metadata pages, made when first needed).
+pub const INDEX_L2_BYTES: usize = core::mem::size_of::<IndexL2>();
 // ANCHOR_END: arena_consts
 
 // ANCHOR: arena_struct
@@ -71,6 +95,9 @@ pub struct Arena {
     /// same reservation of the page source, so that a page run may cross from that arena
     /// into this one (see "Reservations" in pagealloc.rs). Set at `init`, never changed.
     pub joins_prev: bool,
+    /// Pages of the arena that are reserved and can be handed out: [`ARENA_PAGES`], or fewer
+    /// for a *partial arena* (see "Partial arenas"). Set at `init`, never changed.
+    pub usable_pages: usize,
     /// Page -> span (Go's `heapArena.spans`), read by any thread with no lock.
     pub spans: [AtomicPtr<Span>; ARENA_PAGES],
     /// The page allocator's bitmaps and summaries for this arena: under the heap lock, and
@@ -80,12 +107,13 @@ pub struct Arena {
 // ANCHOR_END: arena_struct
 
 impl Arena {
-    /// Initialises arena metadata in place at `at` for the arena starting at `base`: all pages
-    /// free and scavenged (Prepared), no spans; `joins_prev` as the field says.
+    /// Initialises arena metadata in place at `at` for the arena starting at `base`: its
+    /// first `usable_pages` pages free and scavenged (Prepared), the rest (none for a full
+    /// arena) marked in use for good, no spans; `joins_prev` as the field says.
     ///
     /// # Safety
     /// `at` is valid for writes of one `Arena`, suitably aligned, and not yet shared.
-    pub unsafe fn init(at: *mut Arena, base: NonNull<u8>, joins_prev: bool) {
+    pub unsafe fn init(at: *mut Arena, base: NonNull<u8>, joins_prev: bool, usable_pages: usize) {
         // SAFETY: the caller gives room for one Arena that nobody else sees yet. The span map
         // and the bitmaps are atomics and integers, for which all-zero bytes are valid (null
         // pointers, zero words); `base` (not valid as zeros) is written before any read, by
@@ -95,10 +123,14 @@ impl Arena {
             ptr::write_bytes(at.cast::<u8>(), 0, core::mem::size_of::<Arena>());
             ptr::addr_of_mut!((*at).base).write(base);
             ptr::addr_of_mut!((*at).joins_prev).write(joins_prev);
+            ptr::addr_of_mut!((*at).usable_pages).write(usable_pages);
             let pages = &mut *UnsafeCell::raw_get(ptr::addr_of!((*at).pages));
             pages.scav = [!0u64; ARENA_PAGES / 64];
             pages.sum = Summary::ALL_FREE_ARENA;
             pages.chunk_sum = [Summary::ALL_FREE_CHUNK; super::pagealloc::CHUNKS_PER_ARENA];
+            if usable_pages < ARENA_PAGES {
+                pages.mark(usable_pages, ARENA_PAGES - usable_pages, true);
+            }
         }
     }
 
@@ -155,10 +187,39 @@ impl Arena {
     }
 }
 
-/// Index of the arena holding `addr` in the one-level table.
+/// One L2 table of the arena index: the arenas of one slice of [`L2_ENTRIES`] arenas.
+#[repr(C)]
+pub struct IndexL2 {
+    /// Arena pointers, null where no arena is registered.
+    pub entries: [AtomicPtr<Arena>; L2_ENTRIES],
+}
+
+/// The arena index as the heap and the free path hold it: the L1 table, whose entries
+/// point to L2 tables (null where none was made).
+pub type Index = *const AtomicPtr<IndexL2>;
+
+/// Arena number of `addr` (its entry of the index, L1 and L2 bits together).
 #[inline]
 pub fn index_of(addr: usize) -> usize {
     addr >> ARENA_SHIFT
+}
+
+/// The index entry of arena number `i`, or `None` if `i` is out of range or its L2 table
+/// does not exist yet.
+///
+/// # Safety
+/// `index` is a heap's L1 table, Ready, whose non-null entries name initialised L2 tables
+/// that live as long as the heap.
+#[inline]
+pub unsafe fn index_entry<'a>(index: Index, i: usize) -> Option<&'a AtomicPtr<Arena>> {
+    if i >= INDEX_ENTRIES {
+        return None;
+    }
+    // SAFETY: `i >> L2_BITS < L1_ENTRIES`: inside the L1 table (the caller's contract).
+    let l2 = unsafe { (*index.add(i >> L2_BITS)).load(Ordering::Acquire) };
+    // SAFETY: a non-null L1 entry names an initialised L2 table (Acquire pairs with the
+    // Release store that published it), which lives as long as the heap.
+    unsafe { l2.as_ref() }.map(|t| &t.entries[i & (L2_ENTRIES - 1)])
 }
 
 /// Page number of `addr` inside its arena.
@@ -172,29 +233,30 @@ pub fn page_in_arena(addr: usize) -> usize {
 /// # Safety
 /// `addr` is a live block of the heap whose index table is `index`.
 #[inline(always)]
-pub unsafe fn span_of_live(index: *const AtomicPtr<Arena>, addr: usize) -> *mut Span {
-    // SAFETY: a live block lies in a registered arena, whose index entry is Ready and set,
-    // and whose metadata lives as long as the heap.
+pub unsafe fn span_of_live(index: Index, addr: usize) -> *mut Span {
+    let i = index_of(addr);
+    // SAFETY: a live block lies in a registered arena, whose L2 table and index entry are
+    // set, and whose metadata lives as long as the heap; the allocation that returned the
+    // block happened before this free (the caller's contract), after both were published.
     unsafe {
-        let arena = (*index.add(index_of(addr))).load(Ordering::Relaxed);
+        let l2 = (*index.add(i >> L2_BITS)).load(Ordering::Relaxed);
+        let arena = (*l2).entries[i & (L2_ENTRIES - 1)].load(Ordering::Relaxed);
         (*arena).span_at(page_in_arena(addr))
     }
 }
 
 // ANCHOR: span_of
-/// spanOf: the span that holds `addr`, or null. Two dependent loads after the index.
+/// spanOf: the span that holds `addr`, or null. Three dependent loads after the index.
 ///
 /// # Safety
-/// `index` is the root's index table, and the entry for `addr` is in a Ready page of it when
-/// `addr` belongs to a registered arena (true for every pointer this heap handed out).
+/// `index` is the root's index (L1 table, Ready; its non-null entries name L2 tables).
 #[inline]
-pub unsafe fn span_of(index: *const AtomicPtr<Arena>, addr: usize) -> *mut Span {
-    let i = index_of(addr);
-    if i >= INDEX_ENTRIES {
+pub unsafe fn span_of(index: Index, addr: usize) -> *mut Span {
+    // SAFETY: the caller's contract is `index_entry`'s.
+    let Some(e) = (unsafe { index_entry(index, index_of(addr)) }) else {
         return ptr::null_mut();
-    }
-    // SAFETY: `i` is in bounds of the table; the caller guarantees its page is Ready.
-    let arena = unsafe { (*index.add(i)).load(Ordering::Acquire) };
+    };
+    let arena = e.load(Ordering::Acquire);
     if arena.is_null() {
         return ptr::null_mut();
     }

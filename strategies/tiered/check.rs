@@ -4,7 +4,7 @@
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
 
-use super::arena::{ARENA_BYTES, ARENA_PAGES, index_of, span_of};
+use super::arena::{ARENA_BYTES, ARENA_PAGES, index_entry, index_of, span_of};
 use super::mheap::HeapInner;
 use super::remote::RemoteStack;
 use super::scavenger::HOLD_STEPS;
@@ -73,6 +73,7 @@ pub fn check(root: &Root) -> Result<(), CheckError> {
 fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
     let (mut inuse, mut free_ready) = (0usize, 0usize);
     let mut prev_base = 0usize;
+    let mut prev_usable = ARENA_PAGES;
     for i in 0..h.narenas {
         // SAFETY: registered arenas are initialised and live as long as the heap; shared
         // references only (see "Sharing" in arena.rs).
@@ -83,22 +84,36 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
         ensure!(i == 0 || base > prev_base, "arena list not sorted by address", base, i);
         // An arena joins only the one right below it, registered (same reservation).
         ensure!(
-            !a.joins_prev || (i > 0 && prev_base + ARENA_BYTES == base),
+            !a.joins_prev || (i > 0 && prev_base + ARENA_BYTES == base && prev_usable == ARENA_PAGES),
             "arena joins a previous arena that is not its neighbour",
             base,
             i
         );
         prev_base = base;
-        // SAFETY: the index entry of a registered arena is Ready.
-        let entry = unsafe { (*root.index.add(index_of(base))).load(Ordering::Relaxed) };
+        prev_usable = a.usable_pages;
+        // SAFETY: `root.index` is the heap's L1 table; its L2 tables live as long as it.
+        let entry = unsafe { index_entry(root.index, index_of(base)) }
+            .map_or(ptr::null_mut(), |e| e.load(Ordering::Relaxed));
         ensure!(ptr::eq(entry, a), "arena index entry does not name its arena", base, i);
         let (chunks, sum) = pages.recomputed();
         ensure!(chunks == pages.chunk_sum, "chunk summaries differ from the bitmap", base, 0usize);
         ensure!(sum == pages.sum, "arena summary differs from its chunks", base, sum.max);
+        ensure!(a.usable_pages <= ARENA_PAGES, "arena larger than an arena", base, a.usable_pages);
+        ensure!(
+            a.usable_pages == ARENA_PAGES || !a.joins_prev,
+            "partial arena joins another",
+            base,
+            a.usable_pages
+        );
         for p in 0..ARENA_PAGES {
             let addr = base + p * PAGE_BYTES;
             let used = pages.is_used(p);
             let sp = a.span_at(p);
+            if p >= a.usable_pages {
+                // A partial arena's tail (see arena.rs): not reserved, in use for good.
+                ensure!(used && sp.is_null(), "partial arena's tail free or in a span", addr, 0usize);
+                continue;
+            }
             let fl = h.scav_inflight;
             if fl.addr() <= addr && addr < fl.addr() + fl.npages * PAGE_BYTES {
                 // The scavenger's in-flight run: taken out of the page allocator, no span.

@@ -56,7 +56,7 @@
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use super::arena::{Arena, span_of};
+use super::arena::{Index, span_of};
 use super::remote::RemoteStack;
 
 use super::mcache::MCache;
@@ -207,7 +207,7 @@ impl MCentral {
         spc: usize,
         cache: *mut MCache,
         old: Option<&Span>,
-        index: *const AtomicPtr<Arena>,
+        index: Index,
     ) -> Option<&'static Span> {
         let (got, empty) = {
             let mut l = self.lock.lock();
@@ -333,7 +333,7 @@ impl MCentral {
     /// since gets the object on its remote stack; an unowned one has its bit cleared, and
     /// moves from full to partial, or leaves its list when empty (to become the spare or go
     /// back to the heap; the heap lock is taken inside this lock, the only nesting of locks).
-    fn drain(l: &mut Lists, pending: &RemoteStack, heap: &MHeap, index: *const AtomicPtr<Arena>) {
+    fn drain(l: &mut Lists, pending: &RemoteStack, heap: &MHeap, index: Index) {
         let mut next = pending.take();
         while let Some(p) = NonNull::new(next) {
             // SAFETY: `p` is a node of the list just taken.
@@ -363,7 +363,7 @@ impl MCentral {
     }
 
     /// Drains the pending frees (see `drain`) if there are any.
-    pub fn drain_pending(&self, heap: &MHeap, index: *const AtomicPtr<Arena>) {
+    pub fn drain_pending(&self, heap: &MHeap, index: Index) {
         if !self.pending.is_empty() {
             Self::drain(&mut self.lock.lock(), &self.pending, heap, index);
         }
@@ -382,7 +382,7 @@ impl MCentral {
     /// Collects remote frees that wait on unowned spans (see "A free that races with
     /// uncacheSpan"), looking at up to `max` spans; gives empty spans back to the heap.
     /// Returns the spans given back.
-    pub fn sweep(&self, heap: &MHeap, index: *const AtomicPtr<Arena>, max: usize) -> usize {
+    pub fn sweep(&self, heap: &MHeap, index: Index, max: usize) -> usize {
         let mut freed = [ptr::null::<Span>(); 16];
         let mut nfreed = 0;
         {

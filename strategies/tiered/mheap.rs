@@ -13,9 +13,13 @@
 //!
 //! # Alloc path (`alloc_span`)
 //! 1. `pagealloc::find` the lowest run of `npages` (plus `align_pages - 1` to align).
-//! 2. None: `grow` reserves one or more arenas (64 MiB each, aligned) in one reservation, so
-//!    that a run larger than an arena fits, maps them (Reserved → Prepared), registers them
-//!    in the index and the arena list with every page free and scavenged, and retries.
+//! 2. None: `grow` reserves one or more arenas (64 MiB each, aligned to 64 MiB or to the
+//!    run's alignment if larger) in one reservation, as many as the run needs, maps them
+//!    (Reserved → Prepared), registers them in the index and the arena list with every
+//!    page free and scavenged, and takes the run at the reservation's start. If the source
+//!    refuses a whole arena (an address-space limit), a run that fits one arena gets a
+//!    *partial arena* instead (see arena.rs). `trim` gives arenas that hold nothing back
+//!    (`MHeap::release_empty_arenas`).
 //! 3. Make the run's scavenged pages Ready (`used`), mark it in use, take a span record, point
 //!    the span map at it.
 //!
@@ -44,7 +48,10 @@
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use super::arena::{ADDR_BITS, ARENA_BYTES, ARENA_PAGES, Arena, INDEX_BYTES, index_of, page_in_arena};
+use super::arena::{
+    ADDR_BITS, ARENA_BYTES, ARENA_PAGES, ARENA_SHIFT, Arena, INDEX_L1_BYTES, INDEX_L2_BYTES, Index, IndexL2,
+    L2_BITS, L2_ENTRIES, index_entry, index_of, page_in_arena,
+};
 use super::fixalloc::{FixAlloc, Persistent};
 use super::mcache::MCache;
 use super::pagealloc::ArenaPages;
@@ -58,8 +65,6 @@ use crate::sync::SpinLock;
 
 /// Most arenas one heap can hold (64 GiB of heap).
 pub const MAX_ARENAS: usize = 1024;
-/// OS pages of the index table that can be Ready (one bit each).
-const INDEX_OS_PAGES_MAX: usize = INDEX_BYTES / 4096;
 
 /// The page heap (Go's `mheap`).
 pub struct MHeap {
@@ -76,10 +81,9 @@ pub struct HeapInner {
     pub arenas: [*mut Arena; MAX_ARENAS],
     /// Number of arenas.
     pub narenas: usize,
-    /// The arena index (read lock-free by spanOf; entries written here).
-    pub index: *const AtomicPtr<Arena>,
-    /// Which OS pages of the index are Ready.
-    index_ready: [u64; INDEX_OS_PAGES_MAX / 64],
+    /// The arena index, its L1 table (read lock-free by spanOf; entries and L2 tables
+    /// written here).
+    pub index: Index,
     /// Metadata bump allocator.
     pub meta: Persistent,
     /// Span records.
@@ -130,7 +134,6 @@ impl MHeap {
                 arenas: [ptr::null_mut(); MAX_ARENAS],
                 narenas: 0,
                 index: ptr::null(),
-                index_ready: [0; INDEX_OS_PAGES_MAX / 64],
                 meta: Persistent::INIT,
                 spans: FixAlloc::new(core::mem::size_of::<Span>()),
                 caches: FixAlloc::new(core::mem::size_of::<MCache>()),
@@ -151,14 +154,103 @@ impl MHeap {
     }
 }
 
+impl MHeap {
+    /// Gives back to `src` the arenas that hold nothing (every page free and scavenged),
+    /// address space and metadata, and returns the address space given back. Called by
+    /// `trim` after its scavenge, so that the arenas a large or over-aligned request grew
+    /// the heap by do not stay reserved after it is freed (issue #16, item 5); Go never
+    /// frees an arena.
+    ///
+    /// An arena goes only when no registered arena joins it (`joins_prev`, see
+    /// "Reservations" in pagealloc.rs): the arenas of one reservation go from its top
+    /// down, so no arena ever joins one that is gone. The arenas are taken out of the index
+    /// and the arena list under the heap lock, and freed after it is released (no system
+    /// call under the heap lock); the scavenger's lock is held throughout, so no run of
+    /// theirs is in flight. Nothing else refers to an empty arena: the free path reads an
+    /// arena only for a live block, and an empty arena has none.
+    pub fn release_empty_arenas<P: PageSource>(&self, src: &P) -> usize {
+        let _one = self.scav_lock.lock();
+        let Some(rec_bytes) = crate::source::align_up(core::mem::size_of::<Arena>(), P::PAGE_BYTES) else {
+            return 0;
+        };
+        let mut released = 0;
+        loop {
+            let mut batch = [(NonNull::<u8>::dangling(), NonNull::<u8>::dangling(), 0); 16];
+            let n = self.lock.lock().unregister_empty_arenas(&mut batch, rec_bytes);
+            for &(rec, base, bytes) in &batch[..n] {
+                released += bytes;
+                // SAFETY: `base .. + bytes` is an arena reserved from `src`, and `rec`
+                // its metadata record (`rec_bytes` of pages from `src`); both were taken out
+                // of every structure of the heap under its lock, and nothing else refers to
+                // them (see above).
+                unsafe {
+                    let _ = src.free(base, bytes);
+                    let _ = src.free(rec, rec_bytes);
+                }
+            }
+            if n < batch.len() {
+                return released;
+            }
+        }
+    }
+}
+
 impl HeapInner {
+    /// Takes empty arenas out of the index and the arena list, from the highest address
+    /// down (see `MHeap::release_empty_arenas`), at most `out.len()`; writes each one's
+    /// metadata record, base and reserved bytes to `out` for the caller to free, and
+    /// returns how many.
+    fn unregister_empty_arenas(
+        &mut self,
+        out: &mut [(NonNull<u8>, NonNull<u8>, usize)],
+        rec_bytes: usize,
+    ) -> usize {
+        let mut n = 0;
+        let mut i = self.narenas;
+        while i > 0 && n < out.len() {
+            i -= 1;
+            // SAFETY: the list holds initialised arenas of this heap, whose lock `&mut self`
+            // proves held; only shared references are made (see "Sharing" in arena.rs).
+            let a = unsafe { &*self.arenas[i] };
+            // SAFETY: as above: the heap lock is held.
+            let pages = unsafe { a.pages() };
+            // A partial arena's tail is marked in use, so its free run from page 0 ends there.
+            let empty = pages.sum.start as usize >= a.usable_pages && pages.scav.iter().all(|&w| w == !0);
+            let joined = i + 1 < self.narenas && {
+                // SAFETY: as above.
+                let b = unsafe { &*self.arenas[i + 1] };
+                b.joins_prev && b.base_addr() == a.end()
+            };
+            let Some(rec) = NonNull::new(self.arenas[i]) else { continue };
+            if !empty || joined {
+                continue;
+            }
+            // SAFETY: `self.index` is the heap's L1 table; the arena is registered, so its
+            // entry exists.
+            if let Some(e) = unsafe { index_entry(self.index, index_of(a.base_addr())) } {
+                e.store(ptr::null_mut(), Ordering::Release);
+            }
+            out[n] = (rec.cast::<u8>(), a.base, a.usable_pages * PAGE_BYTES);
+            self.arenas.copy_within(i + 1..self.narenas, i);
+            self.narenas -= 1;
+            self.reserved_bytes -= a.usable_pages * PAGE_BYTES;
+            self.meta.committed_bytes -= rec_bytes;
+            n += 1;
+        }
+        n
+    }
+
     /// The arena holding address `addr`, which lies in an arena of this heap.
     pub fn arena_of(&self, addr: usize) -> &Arena {
-        // SAFETY: `addr` lies in a registered arena of this heap (every caller passes part of
-        // a run of the page allocator), so its index entry is in a Ready page of the index
-        // (`ready_index_entry`) and names initialised metadata that lives as long as the
+        // SAFETY: `self.index` is the heap's L1 table. `addr` lies in a registered arena of
+        // this heap (every caller passes part of a run of the page allocator), so its L2
+        // table and entry are set and name initialised metadata that lives as long as the
         // heap. Only a shared reference is made: other threads read the span map meanwhile.
-        unsafe { &*(*self.index.add(index_of(addr))).load(Ordering::Relaxed) }
+        unsafe {
+            let i = index_of(addr);
+            let l2 = (*self.index.add(i >> L2_BITS)).load(Ordering::Relaxed);
+            &*(*l2).entries[i & (L2_ENTRIES - 1)].load(Ordering::Relaxed)
+        }
     }
 
     /// Calls `f(arena, pages, first_page, n)` for each arena-sized piece of the page run of
@@ -198,12 +290,8 @@ impl HeapInner {
         // SAFETY: `&mut self` proves the heap lock held; the list holds this heap's arenas.
         let run = match unsafe { pagealloc::find(&self.arenas[..self.narenas], want) } {
             Some(r) => r,
-            None => {
-                self.grow(src, want)?;
-                // SAFETY: `&mut self` proves the heap lock held; the list holds this heap's
-                // arenas, now with the new ones.
-                unsafe { pagealloc::find(&self.arenas[..self.narenas], want) }?
-            }
+            // The new reservation starts with `npages` free pages aligned as asked.
+            None => self.grow(src, npages, align_pages)?,
         };
         // SAFETY: `run.arena` indexes an initialised arena of the list.
         let arena = unsafe { &*self.arenas[run.arena] };
@@ -332,15 +420,32 @@ impl HeapInner {
     // ANCHOR_END: free_span
 
     // ANCHOR: heap_grow
-    /// Reserves and registers enough new arenas for a run of `npages` (Go's `mheap.grow`).
+    /// Reserves and registers enough new arenas for a run of `npages` aligned to
+    /// `align_pages` pages (Go's `mheap.grow`), and returns that run: the first page of the
+    /// new reservation.
+    ///
+    /// The reservation is as large as the run needs, in whole arenas, and the page source
+    /// aligns it (to the arena size, or to the run's alignment when that is larger): an
+    /// over-aligned request costs the arenas it covers, not twice its alignment (issue #16,
+    /// item 5), and the source decides how to find an aligned range (`Mmap` tries hinted
+    /// reservations of the exact size before it over-reserves; see `Mmap::reserve`).
     #[cold]
-    fn grow<P: PageSource>(&mut self, src: &P, npages: usize) -> Option<()> {
+    fn grow<P: PageSource>(&mut self, src: &P, npages: usize, align_pages: usize) -> Option<pagealloc::Run> {
         let count = npages.div_ceil(ARENA_PAGES).max(1);
         if self.narenas + count > MAX_ARENAS {
             return None;
         }
         let bytes = count.checked_mul(ARENA_BYTES)?;
-        let base = src.reserve(bytes, ARENA_BYTES).ok()?;
+        let align = align_pages.checked_mul(PAGE_BYTES)?.max(ARENA_BYTES);
+        let (base, bytes, usable) = match src.reserve(bytes, align) {
+            Ok(base) => (base, bytes, ARENA_PAGES),
+            // Degrade: a partial arena (see arena.rs), when one is enough for the run.
+            Err(_) if count == 1 => {
+                let (base, bytes) = Self::reserve_partial(src, npages, align)?;
+                (base, bytes, bytes / PAGE_BYTES)
+            }
+            Err(_) => return None,
+        };
         let fits = base.as_ptr().addr().checked_add(bytes).is_some_and(|e| e <= 1 << ADDR_BITS);
         // SAFETY: `base .. + bytes` was just reserved from `src`, is Reserved and unused.
         if !fits || unsafe { src.map(base, bytes) }.is_err() {
@@ -353,26 +458,60 @@ impl HeapInner {
         for i in 0..count {
             // SAFETY: `i * ARENA_BYTES < bytes`: inside the reservation.
             let arena = unsafe { base.add(i * ARENA_BYTES) };
-            // Every arena but the reservation's first continues the one before it. An arena
-            // whose metadata cannot be made stays reserved but unused, and so do the ones
-            // after it (never registered), so no registered arena joins a missing one.
-            self.add_arena(src, arena, i > 0)?;
+            // Every arena but the reservation's first continues the one before it. If an
+            // arena's metadata cannot be made, it and the ones after it (never registered,
+            // so no registered arena joins a missing one) go back to the source.
+            if self.add_arena(src, arena, i > 0, usable).is_none() {
+                let rest = bytes - i * ARENA_BYTES;
+                // SAFETY: `arena .. + rest` is the tail of the reservation just made, mapped
+                // and never registered: nothing refers to it.
+                let _ = unsafe { src.free(arena, rest) };
+                self.reserved_bytes -= rest;
+                return None;
+            }
         }
-        Some(())
+        let addr = base.as_ptr().addr();
+        let at = self.arenas[..self.narenas].partition_point(|&a| {
+            // SAFETY: the arena list holds initialised arenas; only `base` is read.
+            unsafe { (*a).base_addr() < addr }
+        });
+        Some(pagealloc::Run { arena: at, page: 0 })
     }
     // ANCHOR_END: heap_grow
 
+    /// The reservation of a partial arena for a run of `npages` (at most an arena), when a
+    /// whole arena was refused: half an arena, then a quarter, ..., and last the run's own
+    /// size in whole chunks, each aligned to `align`. Returns the base and the bytes.
+    #[cold]
+    fn reserve_partial<P: PageSource>(src: &P, npages: usize, align: usize) -> Option<(NonNull<u8>, usize)> {
+        let need = npages.next_multiple_of(pagealloc::CHUNK_PAGES).min(ARENA_PAGES) * PAGE_BYTES;
+        let mut bytes = ARENA_BYTES / 2;
+        while bytes > need {
+            if let Ok(base) = src.reserve(bytes, align) {
+                return Some((base, bytes));
+            }
+            bytes /= 2;
+        }
+        (need < ARENA_BYTES).then(|| src.reserve(need, align).ok().map(|b| (b, need))).flatten()
+    }
+
     /// Registers the arena at `base`; `joins_prev`: it continues the arena just below it in
     /// the same reservation, already registered.
-    fn add_arena<P: PageSource>(&mut self, src: &P, base: NonNull<u8>, joins_prev: bool) -> Option<()> {
+    fn add_arena<P: PageSource>(
+        &mut self,
+        src: &P,
+        base: NonNull<u8>,
+        joins_prev: bool,
+        usable_pages: usize,
+    ) -> Option<()> {
         let addr = base.as_ptr().addr();
-        self.ready_index_entry(src, addr)?;
+        // `grow` checked that the arena ends below `1 << ADDR_BITS`, so it has an entry.
+        let entry: *const AtomicPtr<Arena> = self.ready_index_entry(src, addr)?;
         let rec = self.meta.alloc_pages(src, core::mem::size_of::<Arena>())?.cast::<Arena>();
         // SAFETY: fresh pages sized for one Arena, page-aligned, not yet shared.
-        unsafe { Arena::init(rec.as_ptr(), base, joins_prev) };
-        // SAFETY: the entry's page of the index was made Ready above; `index_of(addr)` is
-        // below `INDEX_ENTRIES` because `grow` checked the arena ends below `1 << ADDR_BITS`.
-        unsafe { (*self.index.add(index_of(addr))).store(rec.as_ptr(), Ordering::Release) };
+        unsafe { Arena::init(rec.as_ptr(), base, joins_prev, usable_pages) };
+        // SAFETY: `entry` is in an L2 table, which lives as long as the heap.
+        unsafe { (*entry).store(rec.as_ptr(), Ordering::Release) };
         let at = self.arenas[..self.narenas].partition_point(|&a| {
             // SAFETY: the arena list holds initialised arenas; only `base` is read.
             unsafe { (*a).base_addr() < addr }
@@ -383,36 +522,31 @@ impl HeapInner {
         Some(())
     }
 
-    /// Makes the OS page of the index that holds `base`'s entry Ready, once.
-    fn ready_index_entry<P: PageSource>(&mut self, src: &P, base: usize) -> Option<()> {
-        let entry_off = index_of(base) * core::mem::size_of::<usize>();
-        let os_page = entry_off / 4096;
-        if self.index_ready[os_page / 64] >> (os_page % 64) & 1 == 1 {
-            return Some(());
+    /// The index entry of the arena at `base`, making its L2 table (from metadata pages)
+    /// if it has none yet; `None` if that fails.
+    fn ready_index_entry<P: PageSource>(&mut self, src: &P, base: usize) -> Option<&AtomicPtr<Arena>> {
+        let i = index_of(base);
+        // SAFETY: `self.index` is the heap's L1 table, Ready since the heap's creation; its
+        // non-null entries are L2 tables made below, which are never freed.
+        if let Some(e) = unsafe { index_entry(self.index, i) } {
+            return Some(e);
         }
-        let page_bytes = P::PAGE_BYTES.max(4096);
-        let first = entry_off / page_bytes * page_bytes;
-        // SAFETY: `first < INDEX_BYTES`: inside the index reservation, whose provenance
-        // `self.index` carries.
-        let at = unsafe { self.index.cast::<u8>().cast_mut().add(first) };
-        let at = NonNull::new(at)?;
-        // SAFETY: the index region was reserved and mapped from `src` at root creation; this
-        // page of it is still Prepared (its bits are clear).
-        unsafe { src.used(at, page_bytes) }.ok()?;
-        if !P::FRESH_ZEROED {
-            // SAFETY: the page was just made Ready and belongs to the index; no entry of it
-            // is in use yet (its bits were clear), so nobody reads it meanwhile.
-            unsafe { ptr::write_bytes(at.as_ptr(), 0, page_bytes) };
+        if i >= 1 << (ADDR_BITS - ARENA_SHIFT) {
+            return None;
         }
-        set_bits(&mut self.index_ready, first / 4096, page_bytes / 4096, true);
-        Some(())
+        let t = self.meta.alloc_pages(src, INDEX_L2_BYTES)?.cast::<IndexL2>();
+        // SAFETY: fresh Ready pages sized for one `IndexL2` (page-aligned), seen by nobody
+        // yet; all-zero bytes are null atomic pointers.
+        unsafe { ptr::write_bytes(t.as_ptr().cast::<u8>(), 0, INDEX_L2_BYTES) };
+        // SAFETY: `i >> L2_BITS` is inside the L1 table (`i` is in range); the table is
+        // published with Release, after it was zeroed, for `index_entry`'s Acquire.
+        unsafe { (*self.index.add(i >> L2_BITS)).store(t.as_ptr(), Ordering::Release) };
+        // SAFETY: the L2 table now exists.
+        unsafe { index_entry(self.index, i) }
     }
 
     /// Bytes held Ready: live spans, retained free pages, metadata.
     pub fn committed_bytes(&self) -> usize {
-        let index_pages: usize = self.index_ready.iter().map(|w| w.count_ones() as usize).sum();
-        (self.inuse_pages + self.free_ready_pages) * PAGE_BYTES
-            + self.meta.committed_bytes
-            + index_pages * 4096
+        (self.inuse_pages + self.free_ready_pages) * PAGE_BYTES + self.meta.committed_bytes + INDEX_L1_BYTES
     }
 }

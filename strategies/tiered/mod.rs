@@ -165,7 +165,7 @@ mod scavenger;
 pub mod sizeclass;
 mod span;
 
-use arena::{Arena, INDEX_BYTES, span_of_live};
+use arena::{INDEX_L1_BYTES, Index, IndexL2, span_of_live};
 use mcache::{EMPTY_SPAN, MCache, tls};
 use mcentral::MCentral;
 use mheap::MHeap;
@@ -190,7 +190,7 @@ pub struct Tiered {
     root: AtomicPtr<Root>,
     /// `root.index`, stored before `root` is published: the free path reads it straight
     /// from here, one dependent load fewer than through the root.
-    index: AtomicPtr<AtomicPtr<Arena>>,
+    index: AtomicPtr<AtomicPtr<IndexL2>>,
     init: SpinLock<()>,
 }
 
@@ -214,8 +214,8 @@ pub struct Root {
     pub(crate) heap: MHeap,
     /// One central list per span class.
     pub(crate) central: [MCentral; SPAN_CLASS_COUNT],
-    /// The arena index (reserved at creation, entries made Ready on demand).
-    index: *const AtomicPtr<Arena>,
+    /// The arena index's L1 table (Ready from creation; L2 tables made on demand).
+    index: Index,
     /// The cache used under a lock by re-entrant calls, exiting threads and `no_std`.
     shared: SpinLock<*mut MCache>,
     /// Flushed live bytes (caches keep unflushed deltas).
@@ -599,19 +599,16 @@ impl Tiered {
         }
         let bytes = core::mem::size_of::<Root>().next_multiple_of(P::PAGE_BYTES);
         let mem = src.alloc_ready(bytes, P::PAGE_BYTES).ok()?.cast::<Root>();
-        let Ok(index) = src.reserve(INDEX_BYTES, P::PAGE_BYTES) else {
+        // The L1 table of the arena index, Ready at once (see "arena index" in arena.rs).
+        let index_bytes = INDEX_L1_BYTES.next_multiple_of(P::PAGE_BYTES);
+        let Ok(index) = src.alloc_ready(index_bytes, P::PAGE_BYTES) else {
             // SAFETY: the root's pages are unused.
             let _ = unsafe { src.free(mem.cast(), bytes) };
             return None;
         };
-        // SAFETY: `index` was just reserved from `src`; on failure nothing refers to it.
-        if unsafe { src.map(index, INDEX_BYTES) }.is_err() {
-            // SAFETY: `index` was just reserved from `src`, and nothing refers to it.
-            let _ = unsafe { src.free(index, INDEX_BYTES) };
-            // SAFETY: the root's pages are unused.
-            let _ = unsafe { src.free(mem.cast(), bytes) };
-            return None;
-        }
+        // SAFETY: fresh Ready pages of `index_bytes`, seen by nobody yet; all-zero bytes are
+        // null atomic pointers (no L2 table yet).
+        unsafe { ptr::write_bytes(index.as_ptr(), 0, index_bytes) };
         // SAFETY: fresh Ready pages sized and aligned for a Root.
         unsafe {
             mem.as_ptr().write(Root::new());
@@ -863,7 +860,7 @@ unsafe impl Strategy for Tiered {
             live_objects: objects.max(0) as usize,
             peak_live_bytes: root.peak_live_bytes.load(Ordering::Relaxed).max(live_bytes),
             committed_bytes: h.committed_bytes() + root.root_bytes,
-            reserved_bytes: h.reserved_bytes + INDEX_BYTES + h.meta.committed_bytes + root.root_bytes,
+            reserved_bytes: h.reserved_bytes + INDEX_L1_BYTES + h.meta.committed_bytes + root.root_bytes,
         }
     }
 
@@ -894,7 +891,10 @@ unsafe impl Strategy for Tiered {
         if !P::RELEASES_MEMORY {
             return 0;
         }
-        root.heap.scavenge(src, usize::MAX, Goal::All, true) * PAGE_BYTES
+        let scavenged = root.heap.scavenge(src, usize::MAX, Goal::All, true) * PAGE_BYTES;
+        // Arenas left empty go back to the source (address space; their memory went above).
+        root.heap.release_empty_arenas(src);
+        scavenged
     }
 
     /// Takes `init`, then the root's locks (`Root::fork_lock`). Holding `init` keeps the root

@@ -576,7 +576,7 @@ impl Drop for RegionHeap {
 /// while the span's identity fields were plain (see "Reuse of span records" in span.rs).
 #[test]
 fn miri_span_map_reader_keeps_its_arena_across_page_heap_changes() {
-    use super::arena::{index_of, page_in_arena};
+    use super::arena::{index_entry, index_of, page_in_arena};
     use core::sync::atomic::Ordering::Relaxed;
     let rh = RegionHeap::new();
     let heap = &rh.heap;
@@ -585,8 +585,8 @@ fn miri_span_map_reader_keeps_its_arena_across_page_heap_changes() {
     let root = heap.strategy().existing_root().unwrap();
     let addr = p.as_ptr().addr();
     // The free path's view of the arena (`span_of_live`), held across the change below.
-    // SAFETY: `p` is a live block, so its arena is registered and its index entry Ready.
-    let arena = unsafe { &*(*root.index.add(index_of(addr))).load(Relaxed) };
+    // SAFETY: `p` is a live block, so its arena is registered in the index (the root's).
+    let arena = unsafe { &*index_entry(root.index, index_of(addr)).unwrap().load(Relaxed) };
     let span = arena.span_at(page_in_arena(addr));
     assert!(!span.is_null());
     let big = Layout::from_size_align(64 << 10, 8).unwrap();
