@@ -23,7 +23,10 @@
 //!   [`MIN_BLOCK_BYTES`] = 64, is header + [`NODE_BYTES`] (6 words, the treap's) + footer,
 //!   for every policy: one block format.
 //! - *policy* ([`Placement`]): which free block a request takes. A policy is a few lines;
-//!   the core (`engine.rs`) does every split, coalesce, growth and hand-back.
+//!   the core (`engine/`) does every split, coalesce, growth and hand-back, one concern a
+//!   file: `index.rs` (the traits between core and policies, `fit_start`), `carve.rs`
+//!   (allocation, split), `free.rs` (free, coalescing), `chunk.rs` (growth, hand-back),
+//!   `fresh.rs` (the fresh tail), `realloc.rs`, `check.rs` (the checker).
 //!
 //! ## Allocation path
 //! 1. `need = max(round16(size + 8), MIN_BLOCK_BYTES)`; alignments above 16 also need a
@@ -54,8 +57,8 @@
 //! if a free block fits (copy, then the whole old block is freed and coalesces); otherwise
 //! it shrinks in place (a tail that can stand as a block, or that can join a free block
 //! above, is freed). Leaving shrunk blocks where they were kept free space cut into pieces
-//! too small for later big requests: moving them raised heap efficiency (talc's method) from
-//! 93.8% to 95.7% for first fit and from 96.9% to 98.4% for best fit.
+//! too small for later big requests: moving them raised heap efficiency (talc's method) for
+//! first and best fit (the figures are in `benches/README.md`).
 //! Growing: in place when the block above is free and big enough. Otherwise, when the
 //! block below is free and the two (with the block above, if free) are big enough, the
 //! contents move down into them (alignments up to 16 bytes). Otherwise allocate, copy, free.
@@ -68,9 +71,9 @@
 //!
 //! ## Invariants (checked by [`Strategy::check`] after every operation in tests)
 //! Equations are written next to the data: the block format in `block.rs`, the totals on
-//! `Core`, each index's ordering on its type. The checker walks every chunk and block,
-//! checks tags, coalescing and tiling, marks each free block, then walks the index and
-//! checks that it holds every free block exactly once and nothing else.
+//! `Core`, each index's ordering on its type. The checker (`engine/check.rs`) walks every
+//! chunk and block, checks tags, coalescing and tiling, marks each free block, then walks
+//! the index and checks that it holds every free block exactly once and nothing else.
 //!
 //! ## Bad input
 //! - A request no block and no growth can serve (a size past what the page source can

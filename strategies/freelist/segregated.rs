@@ -6,7 +6,7 @@
 //!   power of two (at most 6.25% internal spread), the last class taking everything from
 //!   4.75 MiB. Sixteen rather than four: a request above 1 KiB takes a block of the next
 //!   class up, so the spread is what such a request may leave unused or split off; with
-//!   four, the churn benchmark's heap was 15% bigger (see `benches/README.md`).
+//!   four, the churn benchmark's heap was bigger (figures in `benches/README.md`).
 //! - *bitmap*: bit `c` is set exactly when list `c` is non-empty, so the first non-empty
 //!   class at or above a class is found with a count of trailing zeros: O(1).
 //!
