@@ -370,7 +370,7 @@ fn check_caches(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
     Ok(())
 }
 
-/// A cache's free stacks (mcache.rs, "Free stacks"): within their room, each object a
+/// A cache's free stacks (freestack.rs): within their room, each object a
 /// live small object with its alloc bit set and room for its stack's class, none twice.
 fn check_free_stacks(root: &Root, cache: &MCache) -> Result<(), CheckError> {
     for (class, st) in cache.free.iter().enumerate() {

@@ -1,29 +1,19 @@
 //! The thread cache: one per thread (Go: one per P), one current span per span class, the
-//! tiny allocator; no lock and no atomic read-modify-write on its fast paths.
+//! owned spans and the refill policy; no lock and no atomic read-modify-write on its fast
+//! paths. Its tiny allocator is in tiny.rs, its free stacks in freestack.rs, its binding to
+//! threads in tls.rs.
 //!
-//! Go original: `mcache` in `runtime/mcache.go` (`refill`, `releaseAll`), the tiny allocator
-//! in `mallocgc` (malloc.go).
+//! Go original: `mcache` in `runtime/mcache.go` (`refill`, `releaseAll`).
 //!
 //! # Glossary
 //! - `alloc[spc]`: the current span of span class `spc`, owned by this cache
 //!   (`span.owner == self`); initially [`EMPTY_SPAN`], so the first allocation refills.
-//! - *tiny block*: a 16 B object of [`TINY_SPAN_CLASS`] that the tiny allocator bumps into
-//!   for requests under 16 B with alignment at most 8 (Go: pointer-free ones only; Rust
-//!   objects are never scanned). `tiny` is the current block, `tiny_offset` the bump offset.
-//! - *tiny counter*: one `AtomicI8` per tiny block (in its span's counter array). Go cannot
-//!   free a tiny object alone, and its block dies with the last of them; with explicit free
-//!   we count. While a block is current, `tiny_given` (plain, owner only) counts its objects
-//!   handed out minus those freed by the owner; other threads' frees add 1 to the counter.
-//!   When the block stops being current, the owner subtracts `tiny_given` from the counter
-//!   ("retire"). The operation that brings a retired counter to 0 frees the block: the
-//!   retire itself (`fetch_sub` returned `tiny_given`) or a later free (`fetch_add` returned
-//!   -1). A current block whose objects are all freed (`tiny_given == counter`) is reused
-//!   from offset 0.
+//! - *tiny block*, *tiny counter*: see tiny.rs (the tiny allocator).
 //!
 //! - `owned[spc]`: this cache's other spans of span class `spc` (see "Owned spans"), an
 //!   intrusive list ([`OwnedList`]) through the spans' `next` / `prev`.
 //!
-//! - `free[class]`: the *free stack* of a size class (see "Free stacks").
+//! - `free[class]`: the *free stack* of a size class (see freestack.rs).
 //!
 //! # Alloc path
 //! 1. Small: the top of `free[class]` if the stack is not empty, else
@@ -64,8 +54,8 @@
 //! stacks of at most [`TAKE_OWNED_LOOK_SPANS`] spans from the head, moving each that is
 //! still not worth it to the tail, so that successive refills go round the list. The walk
 //! is bounded because a heap that only grows (a parser building a tree) has no owned span
-//! worth a refill, and a walk of the whole list (then up to 256 spans) on every refill cost
-//! serde_json 15 % of its time. Only when none is found does the class grow (mcentral).
+//! worth a refill, and a walk of the whole list on every refill cost serde_json a large
+//! share of its time (figure in benches/README.md). Only when none is found does the class grow (mcentral).
 //!
 //! Wholly empty owned spans are capped: at most [`EMPTY_OWNED_PAGES`] pages of them per
 //! class (`owned[spc].empty_pages`, at least one span). The owner's free that empties a
@@ -76,34 +66,11 @@
 //! 2 MiB per class. Spans emptied by remote frees are seen only when a refill collects
 //! them (and then taken), so the cap counts the owner's frees only.
 //!
-//! # Free stacks (explicit free's answer to the question Go's GC never asks)
-//! A program that frees an object has usually just used it, so its memory is likely still
-//! in the processor's cache. Go's sweep cannot exploit that (it finds dead objects long
-//! after), and a bitmap span hands out its lowest free slot, wherever the last free was.
-//! So the cache keeps, per size class, a stack of the objects this thread freed last (at
-//! most [`FREE_STACK_SLOTS`], and at most [`FREE_STACK_BYTES`] of them but always room
-//! for one), and the class's next allocation takes the top one. In the churn benchmark
-//! this halves the first-level cache misses (cachegrind), because the program's writes
-//! into its new objects land on lines it has just read.
-//! - A free of a small object (16 B to 32 KiB, alignment up to 8) by a thread that has a
-//!   cache for this heap pushes it, whoever allocated it: the layout gives the class, so
-//!   no span is read. The object's alloc bit stays set: to its span, whose owner may be
-//!   another thread, it is still allocated, now to this cache. Nothing else can hand it
-//!   out, and nothing in the span changes.
-//! - A full stack sends the free down the span path below.
-//! - The layout a free passes may be smaller than the block's class (an in-place `realloc`
-//!   that shrank it), never larger, so a stacked object always has room for its stack's
-//!   class. `realloc` never keeps a large object in place at a small size, so stacks hold
-//!   objects of small spans only.
-//! - `release_all` (thread exit, `trim`) first frees every stacked object into its span
-//!   as this cache would (`flush_free_stacks`).
-//! - Memory held: at most 16 objects and 16 KiB per class and thread (one object over
-//!   16 KiB; 721 KiB per thread if every class's stack is full), and the spans they keep
-//!   from emptying.
-//! - A thread without a cache (before its first allocation, during its exit) and the
-//!   shared cache never stack.
+//! # Free stacks
+//! See freestack.rs: per size class, the objects this thread freed last, which the
+//! class's next allocation takes back first.
 //!
-//! # Free path (see `free_small` and `Tiered::dealloc` in mod.rs)
+//! # Free path (see `free_small` in malloc.rs and `Tiered::dealloc` in mod.rs)
 //! First the free stack (above). Then, owner: clear the bit (no atomics); if that makes the span worth a refill, move it to the
 //! head of its owned list; if it empties it, keep it there or give it to mcentral (the
 //! empty cap above). Non-owner: the span's remote stack, or the mcentral pending
@@ -113,15 +80,8 @@
 //! scavenge; see scavenger.rs).
 //!
 //! # Threads
-//! The `std` feature binds a cache to each thread and heap with a destructor-free,
-//! const-initialised `thread_local!` (no allocation, no registration), and registers a
-//! separate exit guard once per thread; while that registration runs (glibc's
-//! `__cxa_thread_atexit_impl` may call `calloc`, i.e. us) and after the guard has run, the
-//! thread uses the root's *shared cache* under its lock. The guard gives every cache of the
-//! thread back (`release_all`: uncacheSpan for each class, retire the tiny block, flush
-//! statistics) and the record goes on the heap's free-cache list for the next thread. Frees
-//! never need a cache: without one they take the non-owner path. Threads created by C code
-//! are handled the same way, since the guard is std's TLS destructor.
+//! See tls.rs: a cache per thread and heap, bound by a thread-local slot and given back
+//! by an exit guard; the shared cache otherwise.
 //!
 //! # Invariants (checked by `Tiered::check`)
 //! - `alloc[spc]` is [`EMPTY_SPAN`] or a span of class `spc` with `owner == self` and on no
@@ -141,19 +101,17 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
 use super::Root;
+use super::freestack::{FreeStack, free_stacks_init};
 use super::scavenger::{FREE_STEP_BYTES, OP_STEP_ALLOCS};
-use super::sizeclass::{CLASS_BYTES, CLASS_COUNT, PAGE_BYTES, SPAN_CLASS_COUNT, TINY_SPAN_CLASS};
+use super::sizeclass::{CLASS_COUNT, PAGE_BYTES, SPAN_CLASS_COUNT};
 use super::span::{Span, SpanList};
 use crate::source::PageSource;
 
-/// Size of a tiny block (Go's `maxTinySize`).
-pub const TINY_BLOCK_BYTES: usize = 16;
-
 /// Runtime pages of owned spans (current span aside) per span class at most (128 MiB);
 /// past it, refill gives the least free span to mcentral. (At 2 MiB, a single-threaded
-/// program with a large heap, serde_json's 300 MiB `Value`, had most of its spans in
-/// mcentral, and every free into them took the pending stack and a drain under the lock:
-/// 5 % of its instructions.)
+/// program with a large heap, serde_json's `Value`, had most of its spans in mcentral, and
+/// every free into them took the pending stack and a drain under the lock; figures in
+/// benches/README.md.)
 pub const OWNED_PAGES: usize = 16384;
 
 /// Runtime pages of wholly empty owned spans kept per span class (at least one span);
@@ -164,12 +122,6 @@ pub const EMPTY_OWNED_PAGES: usize = 64;
 /// go to the tail, so successive refills go round the list.
 pub const TAKE_OWNED_LOOK_SPANS: usize = 4;
 
-/// Objects a class's free stack holds at most (see "Free stacks").
-pub const FREE_STACK_SLOTS: usize = 16;
-
-/// Bytes a class's free stack holds at most (but always room for one object).
-pub const FREE_STACK_BYTES: usize = 16 << 10;
-
 /// mcentral refills between two flushes of a cache's statistics to the root.
 const FLUSH_EVERY_REFILLS: u32 = 8;
 /// A cache flushes its statistics sooner when its unflushed live bytes exceed this.
@@ -177,23 +129,6 @@ const FLUSH_BYTES: usize = 1 << 20;
 
 /// Refills between two calls of the scavenger's bounded work.
 const BACKGROUND_EVERY_REFILLS: u32 = 16;
-
-/// The free stacks of a fresh cache (empty, each with its class's room).
-const fn free_stacks_init() -> [FreeStack; CLASS_COUNT] {
-    let mut a = [const {
-        FreeStack {
-            len: Cell::new(0),
-            cap: 0,
-            slots: [const { Cell::new(NonNull::dangling()) }; FREE_STACK_SLOTS],
-        }
-    }; CLASS_COUNT];
-    let mut c = 0;
-    while c < CLASS_COUNT {
-        a[c] = FreeStack::new(c);
-        c += 1;
-    }
-    a
-}
 
 /// The span every class of a fresh cache points at (Go's `emptymspan`).
 pub static EMPTY_SPAN: Span = Span::empty();
@@ -281,50 +216,6 @@ impl OwnedList {
     }
 }
 
-// ANCHOR: free_stack
-/// The free stack of one size class (see "Free stacks"): the objects of that class this
-/// thread freed last, newest on top. Owner only.
-#[repr(C)]
-pub struct FreeStack {
-    /// Objects on the stack (`slots[..len]`).
-    pub len: Cell<u32>,
-    /// Room: `min(FREE_STACK_SLOTS, FREE_STACK_BYTES / size)`, at least 1; 0 for the
-    /// classes that never use a stack (large, and 8 B: those are tiny requests).
-    pub cap: u32,
-    /// The objects (`slots[..len]`), as the freeing caller's pointers: a pop hands out the
-    /// pointer the free was given, provenance and all.
-    pub slots: [Cell<NonNull<u8>>; FREE_STACK_SLOTS],
-}
-
-impl FreeStack {
-    const fn new(class: usize) -> FreeStack {
-        let size = CLASS_BYTES[class] as usize;
-        let cap = if size < TINY_BLOCK_BYTES {
-            0
-        } else {
-            let n = FREE_STACK_BYTES / size;
-            if n == 0 {
-                1
-            } else if n > FREE_STACK_SLOTS {
-                FREE_STACK_SLOTS
-            } else {
-                n
-            }
-        };
-        FreeStack {
-            len: Cell::new(0),
-            cap: cap as u32,
-            slots: [const { Cell::new(NonNull::dangling()) }; FREE_STACK_SLOTS],
-        }
-    }
-
-    /// The objects on the stack, bottom first.
-    pub fn iter(&self) -> impl Iterator<Item = NonNull<u8>> + '_ {
-        self.slots[..self.len.get() as usize].iter().map(Cell::get)
-    }
-}
-// ANCHOR_END: free_stack
-
 // ANCHOR: mcache_struct
 /// A thread cache (Go's `mcache`). Lives in heap metadata.
 #[repr(C)]
@@ -333,7 +224,7 @@ pub struct MCache {
     pub alloc: [Cell<*const Span>; SPAN_CLASS_COUNT],
     /// Spans this cache owns besides the current one, per span class (see "Owned spans").
     pub owned: [OwnedList; SPAN_CLASS_COUNT],
-    /// Objects this thread freed last, per size class (see "Free stacks").
+    /// Objects this thread freed last, per size class (see freestack.rs).
     pub free: [FreeStack; CLASS_COUNT],
     /// Current tiny block (none: `None`), derived from its span's base.
     pub tiny: Cell<Option<NonNull<u8>>>,
@@ -402,7 +293,7 @@ impl MCache {
     }
 
     #[inline]
-    fn as_mut_ptr(&self) -> *mut MCache {
+    pub(super) fn as_mut_ptr(&self) -> *mut MCache {
         ptr::from_ref(self).cast_mut()
     }
 
@@ -449,51 +340,6 @@ impl MCache {
         // (or at the static empty span).
         unsafe { &*self.alloc.get_unchecked(spc).get() }.next_free_fast()
     }
-
-    // ANCHOR: free_stack_ops
-    /// Puts freed object `p` of size class `class` on its free stack; false if the stack is
-    /// full (the caller frees it into its span). Owner only; `p` is a live small object of
-    /// `class` (a span of span class `span_class(class)`), whose alloc bit stays set.
-    #[inline(always)]
-    pub fn push_free(&self, class: usize, p: NonNull<u8>) -> bool {
-        debug_assert!(class < CLASS_COUNT);
-        // SAFETY: `class < CLASS_COUNT`: callers pass `class_of(size)` of a small size.
-        let st = unsafe { self.free.get_unchecked(class) };
-        let n = st.len.get();
-        if n >= st.cap {
-            return false;
-        }
-        debug_assert!(st.iter().all(|q| q != p), "double free of {p:p} (already on the free stack)");
-        // SAFETY: `n < cap <= FREE_STACK_SLOTS`.
-        unsafe { st.slots.get_unchecked(n as usize) }.set(p);
-        st.len.set(n + 1);
-        true
-    }
-
-    /// The object on top of size class `class`'s free stack, off it. Owner only.
-    #[inline(always)]
-    pub fn pop_free(&self, class: usize) -> Option<NonNull<u8>> {
-        debug_assert!(class < CLASS_COUNT);
-        // SAFETY: `class < CLASS_COUNT`: callers pass `class_of(size)` of a small size, or a
-        // class of the loop over `0..CLASS_COUNT`.
-        let st = unsafe { self.free.get_unchecked(class) };
-        let n = st.len.get().checked_sub(1)?;
-        st.len.set(n);
-        // SAFETY: `n < len <= cap <= FREE_STACK_SLOTS`.
-        Some(unsafe { st.slots.get_unchecked(n as usize) }.get())
-    }
-
-    /// Frees every object of this cache's free stacks into its span, as this cache (the
-    /// owner's bit clear, or a remote free), so that their spans can empty. Owner only.
-    pub fn flush_free_stacks(&self, root: &Root) {
-        for class in 0..CLASS_COUNT {
-            while let Some(p) = self.pop_free(class) {
-                let s = root.span_of(p.as_ptr().addr());
-                super::free_small(root, self.as_mut_ptr(), s, p);
-            }
-        }
-    }
-    // ANCHOR_END: free_stack_ops
 
     // ANCHOR: alloc_small
     /// An object of span class `spc`: the fast path, no lock, no atomics.
@@ -658,123 +504,6 @@ impl MCache {
     }
     // ANCHOR_END: refill
 
-    // ANCHOR: alloc_tiny
-    /// The tiny allocator (Go's `mallocgcTiny`): `size < 16`, `align <= 8`.
-    #[inline]
-    pub fn alloc_tiny<P: PageSource>(
-        &self,
-        root: &Root,
-        src: &P,
-        size: usize,
-        align: usize,
-    ) -> Option<NonNull<u8>> {
-        match self.alloc_tiny_fast(size, align) {
-            Some(p) => Some(p),
-            None => self.alloc_tiny_block(root, src, size, self.tiny_offset.get()),
-        }
-    }
-    // ANCHOR_END: alloc_tiny
-
-    // ANCHOR: alloc_tiny_fast
-    /// The bump in the current tiny block; `None` if there is none or the request does not
-    /// fit.
-    #[inline(always)]
-    pub fn alloc_tiny_fast(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
-        let old_off = self.tiny_offset.get();
-        let go_align = if size & 7 == 0 {
-            8
-        } else if size & 3 == 0 {
-            4
-        } else if size & 1 == 0 {
-            2
-        } else {
-            1
-        };
-        // Both are powers of two: round up with a mask, not a division.
-        let a = go_align.max(align);
-        let off = (old_off + a - 1) & !(a - 1);
-        if let Some(t) = self.tiny.get()
-            && off + size <= TINY_BLOCK_BYTES
-        {
-            self.tiny_offset.set(off + size);
-            self.tiny_given.set(self.tiny_given.get() + 1);
-            // SAFETY: `off < TINY_BLOCK_BYTES`: inside the current block, a 16 B object.
-            return Some(unsafe { t.add(off) });
-        }
-        None
-    }
-    // ANCHOR_END: alloc_tiny_fast
-
-    // ANCHOR: alloc_tiny_block
-    /// A new tiny block for a request that does not fit in the current one (`old_off` is
-    /// its bump offset).
-    #[cold]
-    pub fn alloc_tiny_block<P: PageSource>(
-        &self,
-        root: &Root,
-        src: &P,
-        size: usize,
-        old_off: usize,
-    ) -> Option<NonNull<u8>> {
-        let blk = self.alloc_small(root, src, TINY_SPAN_CLASS)?;
-        let span = self.alloc[TINY_SPAN_CLASS].get();
-        if self.tiny.get().is_none() || size < old_off {
-            self.retire_tiny(root);
-            self.tiny.set(Some(blk));
-            self.tiny_span.set(span);
-            self.tiny_offset.set(size);
-            self.tiny_given.set(1);
-        } else {
-            // The old block keeps more room: this block is retired at once with one object
-            // (nobody else knows it yet, so a plain store does).
-            // SAFETY: `span` is the live tiny span `blk` came from.
-            let s = unsafe { &*span };
-            s.tiny_count(s.object_index(blk.as_ptr().addr())).set_retired_one();
-        }
-        Some(blk)
-    }
-    // ANCHOR_END: alloc_tiny_block
-
-    // ANCHOR: retire_tiny
-    /// Stops using the current tiny block (see "tiny counter" in the module docs).
-    pub fn retire_tiny(&self, root: &Root) {
-        let Some(t) = self.tiny.get() else { return };
-        // SAFETY: the current tiny block's span is live while the block has objects or is
-        // current.
-        let s = unsafe { &*self.tiny_span.get() };
-        let g = self.tiny_given.get();
-        self.tiny.set(None);
-        self.tiny_offset.set(0);
-        self.tiny_given.set(0);
-        self.tiny_span.set(ptr::null());
-        if s.tiny_count(s.object_index(t.as_ptr().addr())).retire(g) {
-            // Every object was already freed: the block itself is free now.
-            super::free_small(root, self.as_mut_ptr(), s, t);
-        }
-    }
-    // ANCHOR_END: retire_tiny
-
-    // ANCHOR: free_tiny_local
-    /// A free by the owner of an object in its current tiny block; `false` if `p` is not in
-    /// it.
-    #[inline]
-    pub fn free_tiny_local(&self, s: &Span, p: usize) -> bool {
-        let Some(t) = self.tiny.get() else { return false };
-        let t = t.as_ptr().addr();
-        if p & !(TINY_BLOCK_BYTES - 1) != t {
-            return false;
-        }
-        let g = self.tiny_given.get() - 1;
-        self.tiny_given.set(g);
-        if s.tiny_count(s.object_index(t)).reset_if_all_freed(g) {
-            // Every object of the block is freed (none can be freed again): reuse it from 0.
-            self.tiny_given.set(0);
-            self.tiny_offset.set(0);
-        }
-        true
-    }
-    // ANCHOR_END: free_tiny_local
-
     /// Whether the cache holds nothing of its heap: no current or owned span, no tiny
     /// block, empty free stacks (so giving it back changes nothing but the slot).
     pub fn holds_nothing(&self) -> bool {
@@ -810,200 +539,4 @@ impl MCache {
         self.flush_stats(root);
     }
     // ANCHOR_END: release_all
-}
-
-/// Binding of caches to threads (`std`), see "Threads" in the module docs.
-#[cfg(feature = "std")]
-pub mod tls {
-    use core::cell::Cell;
-    use core::ptr;
-
-    use super::MCache;
-    use crate::source::PageSource;
-    use crate::strategies::tiered::Root;
-
-    /// Heaps one thread keeps a cache for at once; more evicts the least recently used.
-    const SLOTS: usize = 4;
-    const UNREGISTERED: u8 = 0;
-    const REGISTERING: u8 = 1;
-    const ACTIVE: u8 = 2;
-    const DEAD: u8 = 3;
-
-    struct ThreadCaches {
-        state: Cell<u8>,
-        roots: [Cell<*const Root>; SLOTS],
-        caches: [Cell<*mut MCache>; SLOTS],
-    }
-
-    std::thread_local! {
-        // Const-initialised and without a destructor: using it never allocates or registers.
-        static TC: ThreadCaches = const {
-            ThreadCaches {
-                state: Cell::new(UNREGISTERED),
-                roots: [const { Cell::new(ptr::null()) }; SLOTS],
-                caches: [const { Cell::new(ptr::null_mut()) }; SLOTS],
-            }
-        };
-        static GUARD: ExitGuard = const { ExitGuard };
-    }
-
-    struct ExitGuard;
-
-    impl Drop for ExitGuard {
-        fn drop(&mut self) {
-            TC.with(|t| {
-                t.state.set(DEAD);
-                for i in 0..SLOTS {
-                    let r = t.roots[i].replace(ptr::null());
-                    let c = t.caches[i].replace(ptr::null_mut());
-                    if !r.is_null() {
-                        // SAFETY: a root outlives the threads that used it (Tiered's docs);
-                        // the cache is this thread's.
-                        unsafe { (*r).release_cache(c) };
-                    }
-                }
-            });
-        }
-    }
-
-    /// Gives back the calling thread's cache for `root`, if any.
-    pub fn forget(root: &Root) {
-        let c = TC.with(|t| {
-            for i in 0..SLOTS {
-                if ptr::eq(t.roots[i].get(), root) {
-                    t.roots[i].set(ptr::null());
-                    return t.caches[i].replace(ptr::null_mut());
-                }
-            }
-            ptr::null_mut()
-        });
-        if !c.is_null() {
-            // SAFETY: the cache was this thread's, and the slot no longer names it.
-            unsafe { root.release_cache(c) };
-        }
-    }
-
-    /// The calling thread's cache for `root` if `root` is the heap it used last (the
-    /// allocation fast path; never creates, never calls).
-    #[inline(always)]
-    pub fn peek(root: *const Root) -> *mut MCache {
-        TC.with(|t| if ptr::eq(t.roots[0].get(), root) { t.caches[0].get() } else { ptr::null_mut() })
-    }
-
-    /// The calling thread's most recently used cache, of whichever heap (the free path's
-    /// owner test: a span's owner is a cache of the span's heap, so equality with it needs
-    /// no root compare; never creates, never calls).
-    #[inline(always)]
-    pub fn peek_any() -> *mut MCache {
-        TC.with(|t| t.caches[0].get())
-    }
-
-    /// The calling thread's cache for `root`, if it has one (the free path; never creates).
-    #[inline]
-    pub fn lookup(root: *const Root) -> *mut MCache {
-        TC.with(|t| {
-            if t.roots[0].get() == root {
-                return t.caches[0].get();
-            }
-            for i in 1..SLOTS {
-                if t.roots[i].get() == root {
-                    return t.caches[i].get();
-                }
-            }
-            ptr::null_mut()
-        })
-    }
-
-    /// The calling thread's cache for `root`, made if needed; null when the thread must use
-    /// the shared path (registration in progress, thread exiting, no memory).
-    #[inline]
-    pub fn get<P: PageSource>(root: &Root, src: &P) -> *mut MCache {
-        TC.with(|t| {
-            if ptr::eq(t.roots[0].get(), root) {
-                return t.caches[0].get();
-            }
-            get_slow(t, root, src)
-        })
-    }
-
-    #[cold]
-    fn get_slow<P: PageSource>(t: &ThreadCaches, root: &Root, src: &P) -> *mut MCache {
-        for i in 1..SLOTS {
-            if ptr::eq(t.roots[i].get(), root) {
-                // Move the hit to slot 0 (most recently used).
-                let c = t.caches[i].get();
-                t.roots[i].set(t.roots[0].get());
-                t.caches[i].set(t.caches[0].get());
-                t.roots[0].set(root);
-                t.caches[0].set(c);
-                return c;
-            }
-        }
-        match t.state.get() {
-            UNREGISTERED => {
-                t.state.set(REGISTERING);
-                // Registers the exit guard's destructor; may allocate (re-entering us, which
-                // then sees REGISTERING and takes the shared path).
-                GUARD.with(|_| {});
-                t.state.set(ACTIVE);
-            }
-            ACTIVE => {}
-            _ => return ptr::null_mut(),
-        }
-        let c = root.new_cache(src);
-        if c.is_null() {
-            return c;
-        }
-        // Evict the least recently used slot, then shift everything down one.
-        let last_root = t.roots[SLOTS - 1].get();
-        if !last_root.is_null() {
-            // SAFETY: a root outlives the threads that used it; the cache is this thread's.
-            unsafe { (*last_root).release_cache(t.caches[SLOTS - 1].get()) };
-        }
-        for i in (1..SLOTS).rev() {
-            t.roots[i].set(t.roots[i - 1].get());
-            t.caches[i].set(t.caches[i - 1].get());
-        }
-        t.roots[0].set(root);
-        t.caches[0].set(c);
-        c
-    }
-}
-
-/// Without `std` there are no thread caches: every thread uses the shared cache.
-#[cfg(not(feature = "std"))]
-pub mod tls {
-    use core::ptr;
-
-    use super::MCache;
-    use crate::source::PageSource;
-    use crate::strategies::tiered::Root;
-
-    /// Always none.
-    #[inline]
-    pub fn lookup(_root: *const Root) -> *mut MCache {
-        ptr::null_mut()
-    }
-
-    /// Always none.
-    #[inline]
-    pub fn peek_any() -> *mut MCache {
-        ptr::null_mut()
-    }
-
-    /// Always none.
-    #[inline]
-    pub fn peek(_root: *const Root) -> *mut MCache {
-        ptr::null_mut()
-    }
-
-    /// Always none: use the shared cache.
-    #[inline]
-    pub fn get<P: PageSource>(_root: &Root, _src: &P) -> *mut MCache {
-        ptr::null_mut()
-    }
-
-    /// Nothing to give back: no thread has a cache.
-    #[inline]
-    pub fn forget(_root: &Root) {}
 }

@@ -7,7 +7,11 @@
 //! |---|---|---|
 //! | `sizeclass.rs` | `_mkmalloc/mksizeclasses.go`, `sizeclasses.go` | 68 size classes, generated |
 //! | `span.rs` | `mspan`, `nextFreeFast` | a run of pages cut into objects of one class |
-//! | `mcache.rs` | `mcache`, tiny allocator | per-thread current spans, no lock |
+//! | `mcache.rs` | `mcache`, `refill`, `releaseAll` | per-thread current and owned spans, no lock |
+//! | `tiny.rs` | `mallocgcTiny`, `maxTinySize` | the tiny allocator, 16 B blocks |
+//! | `freestack.rs` | (none: Go has a GC) | per-class stacks of a thread's last frees |
+//! | `tls.rs` | `p.mcache`, `getMCache` | binds caches to threads, exit guard |
+//! | `malloc.rs` | `mallocgc`, `largeAlloc` | the malloc and free paths (`Tiered`, `Root`) |
 //! | `mcentral.rs` | `mcentral` | per-span-class lists of spans nobody caches |
 //! | `mheap.rs` | `mheap` | page runs, large objects, arenas, metadata |
 //! | `pagealloc.rs` | `pageAlloc` | bitmap and summaries, lowest address first |
@@ -29,7 +33,7 @@
 //! # Alloc path (one allocation through every tier)
 //! 1. `Tiered::alloc` tries `alloc_fast`: the thread's mcache (thread-local, most recent
 //!    heap), then tiny (bump in the 16 B block) or small (class from `size_to_class8` /
-//!    `size_to_class128`; the top of the class's free stack if it has one, see mcache.rs;
+//!    `size_to_class128`; the top of the class's free stack if it has one, see freestack.rs;
 //!    else the current span of the span class, `next_free_fast`: a
 //!    count-trailing-zeros in `allocCache`). No lock, no atomic, no call, so no register
 //!    is saved. A countdown in the mcache (`count_op`) sends every `OP_STEP_ALLOCS`th
@@ -47,7 +51,7 @@
 //! Go never frees: its sweeper rebuilds a span's alloc bits from the GC's mark bits and
 //! rewinds `freeindex`. mimalloc gives each page a local free list plus an atomic list for
 //! other threads. stratalloc keeps Go's bitmaps and makes the bit itself the truth:
-//! 0. First, a free stack (mcache.rs, "Free stacks"): a small object (16 B to 32 KiB,
+//! 0. First, a free stack (freestack.rs): a small object (16 B to 32 KiB,
 //!    alignment up to 8) goes onto the freeing thread's stack for its class, which the
 //!    free's layout gives, unless the stack is full. No span is read, and the object's bit
 //!    stays set: to its span it is still allocated (to the thread's cache). The thread's
@@ -74,15 +78,14 @@
 //!    tail: the lists are FIFO, so the span cacheSpan hands out has had the longest time to
 //!    collect frees), an empty span becomes the class's one spare or goes back to the heap
 //!    (Go's sweeper frees dead spans the same way).
-//! 5. Tiny objects: a per-block counter (see mcache.rs); the 16 B block is freed as an object
+//! 5. Tiny objects: a per-block counter (see tiny.rs); the 16 B block is freed as an object
 //!    when its last tiny object is.
 //! 6. Large objects: the heap lock, and the pages go back to the page allocator, Ready, for
 //!    the next large request; the scavenger releases them when too many are retained.
 //!
-//! The trade-off, measured in the benchmarks: a bitmap span is visited by a scan, so a
-//! program that frees at random leaves holes that cost a refill (about 200 instructions
-//! on average in the churn benchmark, central lists and page heap included) per batch of
-//! objects (at least a quarter of the span), and a class's spans stay up to a quarter
+//! The trade-off, measured in the benchmarks (figures in benches/README.md): a bitmap span
+//! is visited by a scan, so a program that frees at random leaves holes that cost a refill
+//! (central lists and page heap included) per batch of objects (at least a quarter of the span), and a class's spans stay up to a quarter
 //! empty; frees into spans no cache owns meet in one CAS head per
 //! class. mimalloc's per-page free lists make a freed slot reusable at once at no scan;
 //! the free stacks give the same to a thread's most recent frees, a bounded number per
@@ -92,7 +95,7 @@
 //! their owner (at most 128 MiB of spans per class and thread stay owned).
 //!
 //! # Threads
-//! See mcache.rs: a cache per thread and heap, an exit guard that gives it back, and a shared
+//! See tls.rs: a cache per thread and heap, an exit guard that gives it back, and a shared
 //! cache under a lock for re-entrant calls and thread teardown. A heap's root must outlive
 //! the threads that used it: `Tiered` never frees its root (it has no source to free it to
 //! when dropped), so this holds for `Mmap` and `Tracked<Mmap>`; over a `Fixed` region, the
@@ -148,10 +151,12 @@ use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicUsize, Orderi
 
 use crate::source::PageSource;
 use crate::strategy::{CheckError, ConstInit, Strategy, StrategyStats};
-use crate::sync::{SpinGuard, SpinLock};
+use crate::sync::SpinLock;
 
 mod arena;
 mod fixalloc;
+mod freestack;
+mod malloc;
 mod mcache;
 mod mcentral;
 mod mheap;
@@ -164,15 +169,17 @@ mod remote_atomics {
 mod scavenger;
 pub mod sizeclass;
 mod span;
+mod tiny;
+mod tls;
 
 use arena::{INDEX_L1_BYTES, Index, IndexL2, span_of_live};
-use mcache::{EMPTY_SPAN, MCache, tls};
+use freestack::Reader;
+use mcache::{EMPTY_SPAN, MCache};
 use mcentral::MCentral;
 use mheap::MHeap;
 use scavenger::Goal;
 use sizeclass::{
-    CLASS_BYTES, MAX_SMALL_BYTES, PAGE_BYTES, SPAN_CLASS_COUNT, TINY_SPAN_CLASS, class_for, class_of,
-    span_class,
+    MAX_SMALL_BYTES, PAGE_BYTES, SPAN_CLASS_COUNT, TINY_SPAN_CLASS, class_for, class_of, span_class,
 };
 use span::Span;
 
@@ -255,15 +262,6 @@ const _: () = assert!(TINY_SPAN_CLASS & 1 == 0 && span_class(1) & 1 == 1 && span
 /// Spans the background sweep looks at per call.
 const SWEEP_STEP_SPANS: usize = 16;
 
-/// Who runs `Root::can_stack`, which decides whether it may read a span's alloc bits.
-#[derive(Copy, Clone)]
-enum Reader {
-    /// The checker: no other thread uses the heap.
-    Alone,
-    /// A free on the thread whose cache this is.
-    Cache(*const MCache),
-}
-
 impl Root {
     const fn new() -> Root {
         Root {
@@ -335,9 +333,9 @@ impl Root {
     /// from mcentral, every `FREE_STEP_BYTES` a cache frees and every `OP_STEP_ALLOCS`
     /// allocations its fast path serves (see scavenger.rs). Takes no
     /// lock across the scavenger's system calls. The pending stacks are drained only when a
-    /// free has gone on one since the last drain (`pending_hint`): the preload tests' C++
-    /// program, whose large objects come and go, spent 11 % of its samples here reading 136
-    /// empty stacks.
+    /// free has gone on one since the last drain (`pending_hint`): without it, the preload
+    /// tests' C++ program, whose large objects come and go, spent a large share of its
+    /// samples here reading 136 empty stacks (figure in benches/README.md).
     fn background<P: PageSource>(&self, src: &P) {
         if self.pending_hint.load(Ordering::Relaxed) && self.pending_hint.swap(false, Ordering::Acquire) {
             for c in &self.central {
@@ -352,111 +350,6 @@ impl Root {
     }
     // ANCHOR_END: background
 
-    /// The bounded step a cache's frees and fast-path allocations pay for (see
-    /// `MCache::note_free`, `MCache::count_op`): statistics flushed, then `background`.
-    #[cold]
-    #[inline(never)]
-    fn free_step<P: PageSource>(&self, src: &P, c: &MCache) {
-        c.flush_stats(self);
-        self.background(src);
-    }
-
-    // ANCHOR: with_cache
-    /// Runs `f` with the calling thread's cache, or the shared cache under its lock. `f` is
-    /// inlined into both branches, so the fast path builds no closure.
-    #[inline(always)]
-    fn with_cache<P: PageSource>(
-        &self,
-        src: &P,
-        size: usize,
-        f: impl FnOnce(&MCache) -> Option<NonNull<u8>>,
-    ) -> Option<NonNull<u8>> {
-        let c = tls::get(self, src);
-        if !c.is_null() {
-            // SAFETY: the thread's own cache, live while the thread is.
-            let c = unsafe { &*c };
-            let Some(p) = f(c) else {
-                self.failed_with_cache(c);
-                return None;
-            };
-            c.account(size as isize, 1);
-            return Some(p);
-        }
-        let g = self.shared_cache(src)?;
-        // SAFETY: the shared cache is used only under its lock, held by `g`.
-        let c = unsafe { &**g };
-        let p = f(c)?;
-        c.account(size as isize, 1);
-        Some(p)
-    }
-    // ANCHOR_END: with_cache
-
-    /// A request failed through the thread's cache `c`: if the cache holds nothing (the
-    /// heap never served this thread, or got everything back), it is given back and the
-    /// thread's slot cleared, so that a heap whose every allocation failed leaves no slot
-    /// pointing into its memory (issue 16, item 6).
-    #[cold]
-    #[inline(never)]
-    fn failed_with_cache(&self, c: &MCache) {
-        if c.holds_nothing() {
-            tls::forget(self);
-        }
-    }
-
-    /// The shared cache, locked (made at first use); `None` if it cannot be made.
-    #[cold]
-    #[inline(never)]
-    fn shared_cache<P: PageSource>(&self, src: &P) -> Option<SpinGuard<'_, *mut MCache>> {
-        let mut g = self.shared.lock();
-        if g.is_null() {
-            *g = self.new_cache(src);
-            if g.is_null() {
-                return None;
-            }
-        }
-        Some(g)
-    }
-
-    /// `with_cache` that always takes the shared cache (tests).
-    #[cfg(test)]
-    fn with_shared_cache<P: PageSource>(
-        &self,
-        src: &P,
-        size: usize,
-        f: impl FnOnce(&MCache) -> Option<NonNull<u8>>,
-    ) -> Option<NonNull<u8>> {
-        let g = self.shared_cache(src)?;
-        // SAFETY: the shared cache is used only under its lock, held by `g`.
-        let c = unsafe { &**g };
-        let p = f(c)?;
-        c.account(size as isize, 1);
-        Some(p)
-    }
-
-    // ANCHOR: alloc_large
-    /// A large object: a page run of its own (Go's `largeAlloc`).
-    fn alloc_large<P: PageSource>(&self, src: &P, layout: Layout) -> Option<&Span> {
-        let npages = layout.size().div_ceil(PAGE_BYTES);
-        let align_pages = (layout.align() / PAGE_BYTES).max(1);
-        let s = self.heap.lock.lock().alloc_span(src, npages, align_pages, 0)?;
-        self.add_live(layout.size() as isize, 1);
-        self.background(src);
-        // SAFETY: a live span, until freed.
-        Some(unsafe { s.as_ref() })
-    }
-    // ANCHOR_END: alloc_large
-
-    // ANCHOR: free_large
-    fn free_large<P: PageSource>(&self, src: &P, s: &Span, size: usize) {
-        // SAFETY: the span holds one live object, being freed, and is on no list and in no
-        // cache; neither this function nor `dealloc_slow` reads it after this (their `&Span`
-        // stays live, which the record's reuse allows: "Reuse of span records" in span.rs).
-        unsafe { self.heap.lock.lock().free_span(NonNull::from(s)) };
-        self.add_live(-(size as isize), -1);
-        self.background(src);
-    }
-    // ANCHOR_END: free_large
-
     /// spanOf.
     #[inline]
     fn span_of(&self, p: usize) -> &Span {
@@ -464,114 +357,7 @@ impl Root {
         // entry Ready, and its span live.
         unsafe { &*span_of_live(self.index, p) }
     }
-
-    /// Whether address `p` may be on a free stack of size class `class`: an object of a
-    /// small span of this heap (at an object boundary, alloc bit set) with room for a
-    /// `class` object (see "Free stacks" in mcache.rs). For debug checks and the checker: it
-    /// looks the span up, which the free stack exists to avoid.
-    ///
-    /// The alloc bit belongs to the span's holder (see `unsafe impl Sync for Span`), so it
-    /// is read only when `reader` may: the checker, with no other thread running, or the
-    /// cache that owns the span. A free on another thread checks the rest, which is fixed
-    /// while the span lives, and leaves the bit alone.
-    fn can_stack(&self, p: usize, class: usize, reader: Reader) -> bool {
-        // SAFETY: the index is published with the root; `span_of` checks the range, and the
-        // entry of any address in a registered arena is in a Ready page.
-        let s = unsafe { arena::span_of(self.index, p) };
-        // SAFETY: non-null entries of the span map point at live spans.
-        let Some(s) = (unsafe { s.as_ref() }) else { return false };
-        let room = CLASS_BYTES[class] as usize;
-        // Small spans only (odd span classes): a large object's layout is never small
-        // (`realloc` keeps it large), and tiny objects (under 16 B) never reach a stack.
-        if s.span_class.get() & 1 == 0 || p < s.base_addr() || p >= s.end() {
-            return false;
-        }
-        let i = s.object_index(p);
-        let object = s.base_addr() + i * s.elem_bytes.get() == p
-            && i < s.nelems.get() as usize
-            && s.elem_bytes.get() >= room;
-        let may_read_bits = match reader {
-            Reader::Alone => true,
-            Reader::Cache(c) => ptr::eq(s.owner.load(Ordering::Relaxed), c),
-        };
-        object && (!may_read_bits || s.bit(i))
-    }
 }
-
-/// `alloc_fast` found the alloc cache of span class `spc` empty: refill (mcache.rs).
-#[cold]
-#[inline(never)]
-fn refill_small<P: PageSource>(
-    root: &Root,
-    src: &P,
-    c: &MCache,
-    spc: usize,
-    size: usize,
-) -> Option<NonNull<u8>> {
-    let p = c.alloc_small(root, src, spc)?;
-    c.account(size as isize, 1);
-    Some(p)
-}
-
-/// `alloc_fast` counted its `OP_STEP_ALLOCS`th allocation: a bounded step of background
-/// work (scavenger.rs), then the object `p` it took.
-#[cold]
-#[inline(never)]
-fn op_step<P: PageSource>(root: &Root, src: &P, c: &MCache, p: NonNull<u8>) -> Option<NonNull<u8>> {
-    c.ops_left.set(scavenger::OP_STEP_ALLOCS);
-    root.free_step(src, c);
-    Some(p)
-}
-
-/// `alloc_fast` found no room in the tiny block: a new block (mcache.rs).
-#[cold]
-#[inline(never)]
-fn refill_tiny<P: PageSource>(root: &Root, src: &P, c: &MCache, size: usize) -> Option<NonNull<u8>> {
-    let p = c.alloc_tiny_block(root, src, size, c.tiny_offset.get())?;
-    c.account(size as isize, 1);
-    Some(p)
-}
-
-// ANCHOR: free_small
-/// Frees object `p` of small span `s` (not tiny) as the cache `my` (may be null): see
-/// "Free path" in the module docs.
-#[inline]
-pub(crate) fn free_small(root: &Root, my: *mut MCache, s: &Span, p: NonNull<u8>) {
-    let owner = s.owner.load(Ordering::Relaxed);
-    let i = s.object_index(p.as_ptr().addr());
-    if owner == my && !my.is_null() {
-        // SAFETY: `my` is the calling thread's cache (non-null, checked above).
-        unsafe { (*my).free_owned(s, i) };
-        return;
-    }
-    if owner.is_null() {
-        root.central[s.span_class.get() as usize].free_unowned(p);
-        root.pending_hint.store(true, Ordering::Release);
-    } else {
-        s.push_remote(p);
-    }
-}
-// ANCHOR_END: free_small
-
-// ANCHOR: free_tiny
-/// Frees tiny object `p` (an address) of tiny span `s` (see "tiny counter" in mcache.rs).
-#[inline]
-fn free_tiny(root: &Root, my: *mut MCache, s: &Span, p: usize) {
-    // SAFETY: `my` is null or the calling thread's cache.
-    if !my.is_null() && unsafe { (*my).free_tiny_local(s, p) } {
-        return;
-    }
-    let i = s.object_index(p);
-    if s.tiny_count(i).free_one() {
-        // The block as a pointer from the span's base, not from the caller's pointer: that
-        // one need only cover its own few bytes of the block, and the block's first word
-        // takes a stack link.
-        // SAFETY: `p` lies in the span (a live object of it), so `i < nelems`.
-        let blk = unsafe { s.object(i) };
-        free_small(root, my, s, blk);
-    }
-}
-// ANCHOR_END: free_tiny
 
 impl Tiered {
     #[inline]
@@ -621,101 +407,6 @@ impl Tiered {
         self.root.store(mem.as_ptr(), Ordering::Release);
         self.existing_root()
     }
-
-    // ANCHOR: alloc_fast
-    /// The allocation fast path, with no call but tail calls (so no registers to save), no
-    /// lock and no atomic read-modify-write: the thread's cache (most recent heap only),
-    /// then a bump in the tiny block or `next_free_fast` in the class's current span; an
-    /// empty tiny block or alloc cache goes to `refill_small` / `refill_tiny`, and every
-    /// `OP_STEP_ALLOCS`th allocation to `op_step` (the countdown `MCache::count_op`). `Err` sends
-    /// the request to `alloc_slow`: no heap or cache yet, large or over-aligned request.
-    #[inline(always)]
-    fn alloc_fast<P: PageSource>(&self, src: &P, layout: Layout) -> Result<Option<NonNull<u8>>, ()> {
-        let root = self.existing_root().ok_or(())?;
-        // SAFETY: null or the calling thread's own cache, live while the thread is.
-        let c = unsafe { tls::peek(root).as_ref() }.ok_or(())?;
-        let (size, align) = (layout.size(), layout.align());
-        let p = if size < mcache::TINY_BLOCK_BYTES && align <= 8 {
-            match c.alloc_tiny_fast(size, align) {
-                Some(p) => p,
-                None => return Ok(refill_tiny(root, src, c, size)),
-            }
-        } else if size <= MAX_SMALL_BYTES && align <= 8 {
-            let class = class_of(size);
-            match c.pop_free(class) {
-                Some(p) => p,
-                None => {
-                    let spc = span_class(class);
-                    match c.alloc_small_fast(spc) {
-                        Some(p) => p,
-                        None => return Ok(refill_small(root, src, c, spc, size)),
-                    }
-                }
-            }
-        } else {
-            return Err(());
-        };
-        c.account(size as isize, 1);
-        if c.count_op() {
-            return Ok(op_step(root, src, c, p));
-        }
-        Ok(Some(p))
-    }
-    // ANCHOR_END: alloc_fast
-
-    /// Everything `alloc_fast` leaves: makes the heap and the thread's cache if needed,
-    /// refills, large objects.
-    #[cold]
-    #[inline(never)]
-    fn alloc_slow<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
-        let root = self.root(src)?;
-        self.alloc_in(root, src, layout)
-    }
-
-    /// Every free `dealloc`'s fast path leaves: large and tiny objects, objects of spans
-    /// another cache (or none) owns, threads without a cache.
-    #[cold]
-    #[inline(never)]
-    fn dealloc_slow<P: PageSource>(&self, src: &P, s: &Span, p: NonNull<u8>, size: usize) {
-        let Some(root) = self.existing_root() else { return };
-        // Small spans have odd span classes; large (0) and tiny spans even ones.
-        if s.span_class.get() & 1 == 0 && s.class.get() == 0 {
-            root.free_large(src, s, size);
-            return;
-        }
-        let my = tls::lookup(root);
-        if s.span_class.get() & 1 == 1 {
-            free_small(root, my, s, p);
-        } else {
-            free_tiny(root, my, s, p.as_ptr().addr());
-        }
-        if my.is_null() {
-            root.add_live(-(size as isize), -1);
-        } else {
-            // SAFETY: the thread's own cache.
-            let c = unsafe { &*my };
-            c.account(-(size as isize), -1);
-            // Only the frees that leave the owner's fast path count: they are the ones that
-            // bring spans, and so pages, back to the heap (see scavenger.rs).
-            if c.note_free(size) {
-                root.free_step(src, c);
-            }
-        }
-    }
-
-    // ANCHOR: alloc_in
-    #[inline(always)]
-    fn alloc_in<P: PageSource>(&self, root: &Root, src: &P, layout: Layout) -> Option<NonNull<u8>> {
-        let (size, align) = (layout.size(), layout.align());
-        if size < mcache::TINY_BLOCK_BYTES && align <= 8 {
-            return root.with_cache(src, size, |c| c.alloc_tiny(root, src, size, align));
-        }
-        match class_for(size, align) {
-            Some(class) => root.with_cache(src, size, |c| c.alloc_small(root, src, span_class(class))),
-            None => root.alloc_large(src, layout).map(|s| s.base.get()),
-        }
-    }
-    // ANCHOR_END: alloc_in
 }
 
 // SAFETY: (1) blocks are objects of distinct span slots or distinct page runs, aligned as the
@@ -749,7 +440,7 @@ unsafe impl Strategy for Tiered {
         // class, which the layout gives (the caller's contract: the layout it was allocated
         // with, which `alloc` mapped to that class). No span is read.
         let size = layout.size();
-        if (mcache::TINY_BLOCK_BYTES..=MAX_SMALL_BYTES).contains(&size)
+        if (tiny::TINY_BLOCK_BYTES..=MAX_SMALL_BYTES).contains(&size)
             && layout.align() <= 8
             && let Some(root) = self.existing_root()
             // SAFETY: null or the calling thread's own cache, live while the thread is.
@@ -785,7 +476,7 @@ unsafe impl Strategy for Tiered {
     unsafe fn alloc_zeroed<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
         let root = self.root(src)?;
         let (size, align) = (layout.size(), layout.align());
-        let large = class_for(size, align).is_none() && !(size < mcache::TINY_BLOCK_BYTES && align <= 8);
+        let large = class_for(size, align).is_none() && !(size < tiny::TINY_BLOCK_BYTES && align <= 8);
         if large {
             let s = root.alloc_large(src, layout)?;
             if s.needzero.get() {
@@ -811,7 +502,7 @@ unsafe impl Strategy for Tiered {
         let usable = unsafe { self.usable_size(ptr, layout) };
         // In place only if the block stays on its side of the small/large line: a large
         // object freed with a small layout would go onto a free stack (see "Free stacks" in
-        // mcache.rs), which holds small objects only.
+        // freestack.rs), which holds small objects only.
         let small = |n: usize| n <= MAX_SMALL_BYTES;
         if new_size <= usable && new_size > usable / 2 && small(new_size) == small(layout.size()) {
             let root = self.existing_root()?;

@@ -20,7 +20,7 @@
 //! A program that drops a large structure and builds another at once (serde_json: drop a
 //! parsed `Value`, parse again) would, with a target relative to the pages in use *now*,
 //! see the freed pages released during the drop and fault every one of them in again
-//! (measured: 220,000 page faults against 105,000 without a scavenger). Go keeps memory up
+//! (measured: far more page faults than without a scavenger; figures in benches/README.md). Go keeps memory up
 //! to its heap goal, which follows the previous peak; mimalloc purges after a delay. Here
 //! the target is measured from a *held peak* (`hold_peak_pages`): raised to the pages in use
 //! whenever they reach it (which re-arms the hold: [`HOLD_STEPS`] steps), and each bounded
@@ -38,7 +38,7 @@
 //!   pages in use (see "Hold": the heap may grow back to its held peak without a fault), and
 //!   never has to go below [`RETAIN_MIN_PAGES`] (4 MiB), so that small heaps do not make a
 //!   system call per free. (Holding 10 % above the held peak instead raised serde_json's
-//!   peak RSS from 342 to 367 MiB for 7 % fewer page faults.)
+//!   peak RSS for few fewer page faults; figures in benches/README.md.)
 //! - *in-flight run*: the run of pages one scavenger is giving back right now, taken out of
 //!   the page allocator (marked in use, no span) while the heap lock is released.
 //!

@@ -12,7 +12,7 @@
 //!   apart so that the GC can skip their spans. Rust has no GC: every ordinary object lives in
 //!   the noscan span class of its size class, and the one "scan" span class in use is
 //!   [`TINY_SPAN_CLASS`] (class 2, 16 B), which holds the tiny allocator's 16 B blocks, whose
-//!   objects are counted per block (see `mcache.rs`).
+//!   objects are counted per block (see `tiny.rs`).
 //! - *runtime page*: [`PAGE_BYTES`] = 8 KiB; a span is `CLASS_PAGES[c]` runtime pages.
 //!
 //! # The algorithm (mksizeclasses.go)

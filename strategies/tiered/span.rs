@@ -175,7 +175,7 @@ pub struct Span {
     pub alloc_base: Init<NonNull<u8>>,
     /// Runtime pages.
     pub npages: Init<usize>,
-    /// Tiny spans only: one counter per 16 B block (see mcache.rs).
+    /// Tiny spans only: one counter per 16 B block (see tiny.rs).
     pub tiny_counts: Init<*const TinyCounter>,
     /// List links (mcentral's lists, the owner's `owned` list).
     pub next: Cell<*const Span>,

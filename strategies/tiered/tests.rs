@@ -234,8 +234,9 @@ fn scavenger_in_flight_run_is_not_allocated() {
 /// Pages held by the calling thread's cache for `heap` (current and owned spans), and the
 /// most pages of wholly empty owned spans in one class.
 fn cache_holdings(heap: &Heap<Tiered, Tracked<Mmap>>) -> (usize, usize) {
-    use super::mcache::{EMPTY_SPAN, tls};
+    use super::mcache::EMPTY_SPAN;
     use super::sizeclass::SPAN_CLASS_COUNT;
+    use super::tls;
     let root = heap.strategy().existing_root().unwrap();
     // SAFETY: this thread's cache, used by no other thread.
     let cache = unsafe { &*tls::lookup(root) };
@@ -290,7 +291,7 @@ fn owner_frees_keep_a_bounded_number_of_empty_owned_spans() {
     let empty_bound = |size| class_pages(class_for(size, 8).unwrap()).max(EMPTY_OWNED_PAGES);
     let root = heap.strategy().existing_root().unwrap();
     // SAFETY: this thread's cache, used by no other thread.
-    let cache = unsafe { &*super::mcache::tls::lookup(root) };
+    let cache = unsafe { &*super::tls::lookup(root) };
     let stacked = |size| {
         let class = class_for(size, 8).unwrap();
         cache.free[class].len.get() as usize * class_pages(class)
@@ -354,12 +355,12 @@ fn scavenger_holds_freed_pages_for_hold_steps() {
     }
 }
 
-/// The free stacks (mcache.rs, "Free stacks"): the last objects a thread freed of a class
+/// The free stacks (freestack.rs): the last objects a thread freed of a class
 /// are the next it hands out of that class, newest first, up to the stack's room; past it
 /// frees go to the spans, and nothing is lost or handed out twice.
 #[test]
 fn free_stacks_hand_back_the_last_freed_objects_first() {
-    use super::mcache::{FREE_STACK_BYTES, FREE_STACK_SLOTS};
+    use super::freestack::{FREE_STACK_BYTES, FREE_STACK_SLOTS};
     let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
     let l = Layout::from_size_align(48, 8).unwrap();
     let mut live: Vec<*mut u8> = (0..200).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
@@ -489,7 +490,7 @@ fn realloc_of_a_large_object_to_a_small_size_moves_it() {
 /// mcache docs quote).
 #[test]
 fn free_stacks_hold_at_most_three_quarters_of_a_mebibyte_per_thread() {
-    use super::mcache::FREE_STACK_SLOTS;
+    use super::freestack::FREE_STACK_SLOTS;
     use super::sizeclass::{CLASS_BYTES, CLASS_COUNT};
     let c = super::mcache::MCache::new(core::ptr::null(), core::ptr::null_mut());
     let mut total = 0usize;
@@ -619,7 +620,7 @@ fn miri_free_of_another_threads_object_reads_no_owner_state() {
     // Objects of the main thread's current span, all in bitmap word 0.
     let x = heap.alloc_layout(l).unwrap().as_ptr();
     let y = heap.alloc_layout(l).unwrap().as_ptr();
-    let room = super::mcache::FREE_STACK_SLOTS.min(super::mcache::FREE_STACK_BYTES / 64);
+    let room = super::freestack::FREE_STACK_SLOTS.min(super::freestack::FREE_STACK_BYTES / 64);
     let fillers: Vec<*mut u8> = (0..room).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
     // Fill this thread's free stack of the class, so that its free of `y` below clears
     // `y`'s bit in the span.
