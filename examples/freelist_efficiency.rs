@@ -139,7 +139,7 @@ fn efficiency_of<S: Strategy + ConstInit>(arena: &Arena, runs: usize) -> f64 {
 fn talc_efficiency(arena: &Arena, runs: usize) -> f64 {
     let (mut used, mut total) = (0, 0);
     for run in 0..runs {
-        // SAFETY: as above: the arena is ours and the previous user is gone.
+        // SAFETY: the arena is this function's alone and the previous run's allocator is gone.
         let t = unsafe { talc_over(arena.base, arena.bytes) };
         used += fill_until_failure(&t, &mut Rng::seeded(0x1234_5678 + run as u64)).live_bytes();
         total += arena.bytes;
@@ -183,7 +183,7 @@ const FREE_MID_BYTES: usize = 16 * 1024;
 fn breakdown_of<X: Placement>(arena: &Arena, runs: usize) -> Breakdown {
     let mut bd = Breakdown::default();
     for run in 0..runs {
-        // SAFETY: as in `efficiency_of`.
+        // SAFETY: the arena is this function's alone and the previous run's heap is gone.
         let heap: Heap<FreeList<X>, Fixed> =
             Heap::with_source(unsafe { Fixed::new(arena.base, arena.bytes) });
         let out = fill_until_failure(&heap, &mut Rng::seeded(0x1234_5678 + run as u64));

@@ -206,7 +206,7 @@ unsafe impl Strategy for Bump {
     }
 
     unsafe fn fork_child(&self) {
-        // SAFETY: as in `fork_parent`: the child's only thread took the lock.
+        // SAFETY: this thread took the lock in `fork_prepare`, and it is the child's only thread.
         unsafe { self.state.force_unlock() };
     }
 }

@@ -347,7 +347,8 @@ unsafe impl<X: Placement> Strategy for FreeList<X> {
     }
 
     unsafe fn fork_child(&self) {
-        // SAFETY: as in `fork_parent`: the child's only thread is the one that took the lock.
+        // SAFETY: this thread took the core lock in `fork_prepare` (caller), and in the child it
+        // is the only thread, so no holder is lost when the lock is released here.
         // All free-list state is behind this lock, so nothing else belongs to a lost thread.
         unsafe { self.core.force_unlock() };
     }

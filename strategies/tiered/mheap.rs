@@ -212,12 +212,12 @@ impl HeapInner {
             // SAFETY: the list holds initialised arenas of this heap, whose lock `&mut self`
             // proves held; only shared references are made (see "Sharing" in arena.rs).
             let a = unsafe { &*self.arenas[i] };
-            // SAFETY: as above: the heap lock is held.
+            // SAFETY: `&mut self` proves the heap lock held, which `pages` requires.
             let pages = unsafe { a.pages() };
             // A partial arena's tail is marked in use, so its free run from page 0 ends there.
             let empty = pages.sum.start as usize >= a.usable_pages && pages.scav.iter().all(|&w| w == !0);
             let joined = i + 1 < self.narenas && {
-                // SAFETY: as above.
+                // SAFETY: `i + 1 < narenas`: an initialised arena of this heap, only shared.
                 let b = unsafe { &*self.arenas[i + 1] };
                 b.joins_prev && b.base_addr() == a.end()
             };

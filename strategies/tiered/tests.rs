@@ -686,7 +686,7 @@ fn miri_every_path_keeps_provenance() {
                 // SAFETY: live blocks of this heap, handed to this thread, freed once.
                 unsafe { core::alloc::GlobalAlloc::dealloc(heap, p, l) };
             }
-            // SAFETY: as above.
+            // SAFETY: `f` was allocated above on this thread for `first`, freed once.
             unsafe { core::alloc::GlobalAlloc::dealloc(heap, f, first) };
         })
         .join()
@@ -755,7 +755,7 @@ fn large_run_stays_in_one_reservation() {
         core::alloc::GlobalAlloc::dealloc(heap, small, l);
     }
     heap.strategy().release_thread_cache();
-    // SAFETY: as above.
+    // SAFETY: no other thread uses the heap now.
     unsafe { heap.check() }.unwrap();
     assert_eq!(heap.stats().live_objects, 0);
 }

@@ -739,7 +739,7 @@ impl<'h, S: Strategy, P: PageSource> Runner<'h, S, P> {
         match api {
             // SAFETY: a live block of this heap with its layout.
             Api::Global => unsafe { self.heap.dealloc(b.ptr.as_ptr(), b.layout) },
-            // SAFETY: as above.
+            // SAFETY: a live block of this heap with its layout, freed once.
             Api::Allocator => unsafe { self.heap.deallocate(b.ptr, b.layout) },
         }
         Ok(())

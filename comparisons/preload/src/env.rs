@@ -78,7 +78,7 @@ fn from_environ(mut env: *const *const c_char) -> Settings {
         if entry.is_null() {
             return settings;
         }
-        // SAFETY: as above, `entry` points at a NUL-terminated string.
+        // SAFETY: a non-null entry of `environ` points at a NUL-terminated string.
         settings.entry(unsafe { CStr::from_ptr(entry) }.to_bytes());
         // SAFETY: the array goes on at least up to its NULL terminator.
         env = unsafe { env.add(1) };

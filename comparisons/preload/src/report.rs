@@ -71,7 +71,7 @@ pub fn errno() -> i32 {
 /// Sets this thread's errno.
 #[inline]
 pub fn set_errno(value: i32) {
-    // SAFETY: as in `errno`.
+    // SAFETY: `__errno_location` returns this thread's errno slot, valid for the thread's life.
     unsafe { *libc::__errno_location() = value };
 }
 

@@ -250,7 +250,7 @@ pub fn cache_scratch(c: &Ctx) -> Check<Outcome> {
                 // SAFETY: `p` points at the first of the block's 8 live bytes.
                 unsafe { p.write_volatile((w as u8).wrapping_add(i as u8)) };
             }
-            // SAFETY: as above.
+            // SAFETY: `p` points into a live block of this workload, inside its size.
             sum = sum.wrapping_add(unsafe { p.read_volatile() } as u64);
         }
         Ok(sum)
