@@ -250,13 +250,17 @@ impl<C: Classes> SegLists<C> {
         // `class < C::COUNT <= MAX_CLASSES` (the node invariant), so the head and the bitmap
         // word are in bounds: no bounds checks.
         unsafe {
-            let Link { prev, next, class: c } = link(b.ptr()).read();
+            // Field by field: the head's `prev` may never have been written, and is read only
+            // for a block that is not the head.
+            let l = link(b.ptr());
+            let (next, c) = ((*l).next, (*l).class);
             let head = self.heads.get_unchecked_mut(c);
             if *head == b.ptr() {
                 // `next` becomes the head: its `prev` need not change.
                 *head = next;
                 *self.bitmap.get_unchecked_mut(c / 64) &= !((next.is_null() as u64) << (c % 64));
             } else {
+                let prev = (*l).prev;
                 (*link(prev)).next = next;
                 self.prev_field(next).write(prev);
             }
@@ -346,13 +350,17 @@ unsafe impl<C: Classes> FreeIndex for SegLists<C> {
                 self.push(new, c);
                 return;
             }
-            // Same class: `new` takes `old`'s place in the list.
-            let l = link(old.ptr()).read();
-            let (prev, next) = (l.prev, l.next);
-            link(new.ptr()).write(l);
+            // Same class: `new` takes `old`'s place in the list. Every field is read before
+            // any is written (the nodes may overlap); the head's `prev`, which may never have
+            // been written, is neither read nor copied.
+            let (l, nl) = (link(old.ptr()), link(new.ptr()));
+            let next = (*l).next;
             if self.heads[c] == old.ptr() {
+                ((*nl).next, (*nl).class) = (next, c);
                 self.heads[c] = new.ptr();
             } else {
+                let prev = (*l).prev;
+                ((*nl).next, (*nl).class, (*nl).prev) = (next, c, prev);
                 (*link(prev)).next = new.ptr();
             }
             self.prev_field(next).write(new.ptr());
@@ -390,17 +398,21 @@ unsafe impl<C: Classes> FreeIndex for SegLists<C> {
             for b in self.list(c) {
                 visit(b)?;
                 // SAFETY: `visit` found `b` to be a live free block.
-                let (l, size) = unsafe { (link(b.ptr()).read(), b.size()) };
+                let (l, size) = (link(b.ptr()), unsafe { b.size() });
                 let err = |what, detail| Err(CheckError { what, addr: b.addr(), detail });
-                // The head's `prev` is unspecified (see `Link`).
-                if !prev.is_null() && l.prev != prev {
+                // The head's `prev` is unspecified (see `Link`), maybe never written: read
+                // only the others'.
+                // SAFETY: `b` is a live free block, so its node is ours to read.
+                if !prev.is_null() && unsafe { (*l).prev } != prev {
                     return err("seg: node.prev != previous node", c);
                 }
                 if C::class_of(size) != c {
                     return err("seg: block in the list of another class", c);
                 }
-                if l.class != c {
-                    return err("seg: node.class != its list's class", l.class);
+                // SAFETY: `visit` found `b` to be a live free block, so its node is ours.
+                let class = unsafe { (*l).class };
+                if class != c {
+                    return err("seg: node.class != its list's class", class);
                 }
                 n += 1;
                 prev = b.ptr();
