@@ -156,18 +156,35 @@ fn shared_cache_path_mixes_with_thread_caches() {
     assert_eq!(heap.stats().live_objects, 0);
 }
 
-/// Over a caller's region: too small a region makes every request fail cleanly (the design
-/// needs a 32 MiB index reservation and a 64 MiB arena); a region large enough works, and
-/// runs out cleanly.
+/// Over a caller's region: a small region serves from a partial arena when it happens to
+/// hold an arena-aligned address with room after it (where the linker put it decides), and
+/// otherwise fails cleanly, every time; a region large enough works, and runs out cleanly.
 #[test]
 fn fixed_regions_fail_cleanly_or_work() {
     use crate::{Fixed, Region};
     static SMALL: Region<{ 8 << 20 }> = Region::new();
     static BIG: Region<{ 192 << 20 }> = Region::new();
     let small: Heap<Tiered, Fixed> = Heap::with_source(Fixed::from_region(&SMALL));
-    for _ in 0..3 {
-        assert!(small.alloc_layout(Layout::from_size_align(64, 8).unwrap()).is_none());
+    let l64 = Layout::from_size_align(64, 8).unwrap();
+    let first = small.alloc_layout(l64);
+    for i in 0..3u8 {
+        match small.alloc_layout(l64) {
+            Some(p) => {
+                assert!(first.is_some(), "a small region failed, then served");
+                fill(p.as_ptr(), 64, i);
+                verify(p.as_ptr(), 64, i);
+                // SAFETY: just allocated with this layout, freed once.
+                unsafe { core::alloc::GlobalAlloc::dealloc(&small, p.as_ptr(), l64) };
+            }
+            None => assert!(first.is_none(), "a small region served, then failed"),
+        }
     }
+    if let Some(p) = first {
+        // SAFETY: allocated above with this layout, freed once.
+        unsafe { core::alloc::GlobalAlloc::dealloc(&small, p.as_ptr(), l64) };
+    }
+    // SAFETY: no other thread uses the heap.
+    unsafe { small.check() }.unwrap();
     let big: Heap<Tiered, Fixed> = Heap::with_source(Fixed::from_region(&BIG));
     let l = Layout::from_size_align(1 << 20, 8).unwrap();
     let mut got = Vec::new();
@@ -532,7 +549,9 @@ fn double_free_is_caught_in_debug_builds() {
 /// the first half, the arena the second, and metadata the rest of the first half, so 128 MiB
 /// holds a heap of one arena; each further 64 MiB holds one more.
 struct RegionHeap {
-    heap: Heap<Tiered, crate::Fixed>,
+    /// Dropped by hand in `drop`, before the region it lives over is freed (`Fixed::new`'s
+    /// contract: the memory outlives the source and everything built on it).
+    heap: core::mem::ManuallyDrop<Heap<Tiered, crate::Fixed>>,
     region: *mut u8,
     layout: Layout,
 }
@@ -552,7 +571,7 @@ impl RegionHeap {
         // SAFETY: the region is valid for reads and writes until `drop`, and used by the
         // source alone.
         let src = unsafe { crate::Fixed::new(region, layout.size()) };
-        RegionHeap { heap: Heap::with_source(src), region, layout }
+        RegionHeap { heap: core::mem::ManuallyDrop::new(Heap::with_source(src)), region, layout }
     }
 }
 
@@ -561,7 +580,10 @@ impl Drop for RegionHeap {
         // The calling thread's cache names the root, inside the region: give it back first.
         // Tests join every other thread that used the heap before this.
         self.heap.strategy().release_thread_cache();
-        // SAFETY: allocated in `new` with this layout; no thread uses the heap any more.
+        // SAFETY: `heap` is dropped once, here, and not used after.
+        unsafe { core::mem::ManuallyDrop::drop(&mut self.heap) };
+        // SAFETY: allocated in `new` with this layout; the heap over it is gone and no thread
+        // uses it any more.
         unsafe { std::alloc::dealloc(self.region, self.layout) };
     }
 }
@@ -580,7 +602,7 @@ fn miri_span_map_reader_keeps_its_arena_across_page_heap_changes() {
     use super::arena::{index_entry, index_of, page_in_arena};
     use core::sync::atomic::Ordering::Relaxed;
     let rh = RegionHeap::new();
-    let heap = &rh.heap;
+    let heap: &Heap<Tiered, crate::Fixed> = &rh.heap;
     let l = Layout::from_size_align(64, 8).unwrap();
     let p = heap.alloc_layout(l).unwrap();
     let root = heap.strategy().existing_root().unwrap();
@@ -615,7 +637,7 @@ fn miri_span_map_reader_keeps_its_arena_across_page_heap_changes() {
 #[test]
 fn miri_free_of_another_threads_object_reads_no_owner_state() {
     let rh = RegionHeap::new();
-    let heap = &rh.heap;
+    let heap: &Heap<Tiered, crate::Fixed> = &rh.heap;
     let l = Layout::from_size_align(64, 8).unwrap();
     // Objects of the main thread's current span, all in bitmap word 0.
     let x = heap.alloc_layout(l).unwrap().as_ptr();
@@ -660,7 +682,7 @@ fn miri_free_of_another_threads_object_reads_no_owner_state() {
 #[test]
 fn miri_every_path_keeps_provenance() {
     let rh = RegionHeap::new();
-    let heap = &rh.heap;
+    let heap: &Heap<Tiered, crate::Fixed> = &rh.heap;
     let layouts = [(3usize, 1usize), (8, 8), (13, 4), (48, 8), (1000, 8), (40 << 10, 8), (100, 4096)];
     let mut blocks = Vec::new();
     for round in 0..40u8 {
@@ -725,7 +747,7 @@ fn large_run_stays_in_one_reservation() {
     use super::arena::{ARENA_BYTES, ARENA_PAGES};
     use super::sizeclass::PAGE_BYTES;
     let rh = RegionHeap::with_arenas(3);
-    let heap = &rh.heap;
+    let heap: &Heap<Tiered, crate::Fixed> = &rh.heap;
     let region = rh.region.addr();
     let l = Layout::from_size_align(64, 8).unwrap();
     let small = heap.alloc_layout(l).unwrap().as_ptr();
