@@ -16,7 +16,7 @@ use crate::source::PageSource;
 use crate::strategies::Tiered;
 use crate::strategies::freelist::{BestFit, FirstFit, NextFit, SegregatedFit};
 // `enum_dispatch` pastes the trait's method signatures here, so their types must be in scope.
-use crate::strategy::{CheckError, Strategy, StrategyStats};
+use crate::strategy::{BadFree, BlockInfo, CheckError, Strategy, StrategyStats};
 
 /// The strategies by name.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]

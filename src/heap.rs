@@ -11,7 +11,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use allocator_api2::alloc::{AllocError, Allocator};
 
 use crate::source::{Op, PageSource, SourceError};
-use crate::strategy::{CheckError, ConstInit, Strategy};
+use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Strategy};
 
 #[cfg(unix)]
 use crate::source::Mmap;
@@ -147,8 +147,12 @@ unsafe impl<P: PageSource> PageSource for Counted<P> {
 ///
 /// Zero-size requests get a dangling pointer aligned as asked (no memory is used). Failure
 /// is a null pointer ([`GlobalAlloc`]) or [`AllocError`] ([`Allocator`]), never a panic.
+///
+/// Dropping a heap gives everything it took from its source back
+/// ([`Strategy::release_all`]), live blocks included, like mimalloc's `mi_heap_destroy`: a
+/// block must not be used after its heap is dropped. (A heap in a `static` is never dropped.)
 #[cfg(unix)]
-pub struct Heap<S, P = Mmap> {
+pub struct Heap<S: Strategy, P: PageSource = Mmap> {
     strategy: S,
     source: Counted<P>,
 }
@@ -156,12 +160,12 @@ pub struct Heap<S, P = Mmap> {
 
 /// An allocator: strategy `S` drawing memory from page source `P`.
 #[cfg(not(unix))]
-pub struct Heap<S, P> {
+pub struct Heap<S: Strategy, P: PageSource> {
     strategy: S,
     source: Counted<P>,
 }
 
-impl<S: ConstInit, P: ConstInit> Heap<S, P> {
+impl<S: Strategy + ConstInit, P: PageSource + ConstInit> Heap<S, P> {
     // ANCHOR: heap_new
     /// A heap with the strategy's and the source's initial values; does no work.
     pub const fn new() -> Self {
@@ -170,20 +174,20 @@ impl<S: ConstInit, P: ConstInit> Heap<S, P> {
     // ANCHOR_END: heap_new
 }
 
-impl<S: ConstInit, P: ConstInit> Default for Heap<S, P> {
+impl<S: Strategy + ConstInit, P: PageSource + ConstInit> Default for Heap<S, P> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<S: ConstInit, P> Heap<S, P> {
+impl<S: Strategy + ConstInit, P: PageSource> Heap<S, P> {
     /// A heap over a given source (for [`Fixed`](crate::Fixed) or a configured wrapper).
     pub const fn with_source(source: P) -> Self {
         Heap { strategy: S::INIT, source: Counted::new(source) }
     }
 }
 
-impl<S, P> Heap<S, P> {
+impl<S: Strategy, P: PageSource> Heap<S, P> {
     /// A heap from a strategy value and a source (for a strategy chosen at run time).
     pub const fn from_parts(strategy: S, source: P) -> Self {
         Heap { strategy, source: Counted::new(source) }
@@ -232,6 +236,43 @@ impl<S: Strategy, P: PageSource> Heap<S, P> {
         // guarantees exclusivity.
         unsafe { self.strategy.check(&self.source) }
     }
+
+    // ANCHOR: heap_by_address
+    /// The live block of this heap that starts at `ptr`, found from the address alone; `None`
+    /// for any other pointer (interior, freed, foreign, null), without undefined behaviour.
+    /// See [`Strategy::block_of`].
+    #[inline]
+    pub fn block_of(&self, ptr: *const u8) -> Option<BlockInfo> {
+        self.strategy.block_of(ptr)
+    }
+
+    /// Frees the block that starts at `ptr` without its layout (C's `free`); returns its
+    /// usable size. A pointer that is not a live block of this heap (a double free, an
+    /// interior, stack or foreign pointer) is refused with the reason and changes nothing.
+    /// See [`Strategy::free`]. (Zero-size blocks own no memory and are not blocks: their
+    /// dangling pointers are refused as [`BadFree::Foreign`].)
+    ///
+    /// # Safety
+    /// If `ptr` is a live block of this heap, it is not used after the call and no other
+    /// thread frees or resizes it concurrently.
+    #[inline]
+    pub unsafe fn free(&self, ptr: NonNull<u8>) -> Result<usize, BadFree> {
+        // SAFETY: this heap's source is the one the strategy has always used; the caller
+        // gives the block up.
+        unsafe { self.strategy.free(&self.source, ptr) }
+    }
+
+    /// Gives everything back to the page source, live blocks included, and leaves the heap
+    /// as new (what dropping it does; see [`Strategy::release_all`]).
+    ///
+    /// # Safety
+    /// No block of this heap is used after the call, and no other thread uses the heap during
+    /// it.
+    pub unsafe fn release_all(&self) {
+        // SAFETY: this heap's source is the strategy's; the caller's guarantees are the rest.
+        unsafe { self.strategy.release_all(&self.source) }
+    }
+    // ANCHOR_END: heap_by_address
 
     /// Gives free memory back to the page source where the strategy can; returns the bytes.
     pub fn trim(&self) -> usize {
@@ -332,6 +373,17 @@ impl<S: Strategy, P: PageSource> Heap<S, P> {
         unsafe { self.strategy.realloc(&self.source, ptr, old, new_size) }
     }
 }
+
+// ANCHOR: heap_drop
+impl<S: Strategy, P: PageSource> Drop for Heap<S, P> {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self` proves no other thread uses the heap, and no `Allocator`
+        // borrow of it is alive; blocks handed out through raw pointers (`GlobalAlloc`) must
+        // not outlive their heap, as its documentation says. The source is the strategy's.
+        unsafe { self.strategy.release_all(&self.source) }
+    }
+}
+// ANCHOR_END: heap_drop
 
 // ANCHOR: global_alloc
 // SAFETY: every method forwards to a `Strategy`, whose contract gives exactly GlobalAlloc's

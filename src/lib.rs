@@ -52,4 +52,4 @@ pub use strategies::Tiered;
 pub use strategies::freelist::{
     AddrRegions, AddrTree, BestFit, FirstFit, Linear, NextFit, SegregatedFit, SizeBins, SizeTree,
 };
-pub use strategy::{CheckError, ConstInit, Strategy, StrategyStats};
+pub use strategy::{BadFree, BlockInfo, CheckError, ConstInit, Strategy, StrategyStats};

@@ -24,7 +24,9 @@ pub trait ConstInit {
 /// What a strategy reports about itself (see [`Heap::stats`](crate::Heap::stats)).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct StrategyStats {
-    /// Bytes requested by the live blocks (the sum of their `Layout::size()`).
+    /// Bytes the live blocks hold: the sum of their usable sizes ([`BlockInfo::usable`]),
+    /// which is at least the sum of their `Layout::size()`. Counted in usable sizes so that a
+    /// free by address ([`Strategy::free`]), which knows no requested size, keeps it exact.
     pub live_bytes: usize,
     /// Number of live blocks.
     pub live_objects: usize,
@@ -38,6 +40,51 @@ pub struct StrategyStats {
     pub reserved_bytes: usize,
 }
 // ANCHOR_END: strategy_stats
+
+// ANCHOR: block_info
+/// What a strategy knows about a live block, found from its address alone
+/// ([`Strategy::block_of`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct BlockInfo {
+    /// The block's address: the pointer `alloc` returned for it.
+    pub start: usize,
+    /// Bytes the block can hold (what [`Strategy::usable_size`] answers; at least the size it
+    /// was requested with). Any layout whose size lies between the requested size and this,
+    /// with the block's alignment, may be passed to `dealloc` and `realloc` for the block.
+    pub usable: usize,
+    /// The largest alignment the block honours: the largest power of two dividing `start`,
+    /// capped at the strategy's page size (or at the alignment it was requested with, if
+    /// larger). A layout for the block may name any alignment up to this.
+    pub align: usize,
+}
+// ANCHOR_END: block_info
+
+// ANCHOR: bad_free
+/// Why a free by address ([`Strategy::free`]) was refused. Whatever the kind, nothing changed:
+/// the heap is as it was before the call and no block can be handed out twice.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum BadFree {
+    /// Not in memory this strategy holds (another heap, the stack, another mapping).
+    Foreign,
+    /// Inside this strategy's memory, but not the start of a block (an interior pointer).
+    Interior,
+    /// The start of a block that is not live: a double free (or a free of a block the
+    /// strategy never handed out).
+    NotLive,
+}
+
+impl fmt::Display for BadFree {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BadFree::Foreign => "pointer not from this heap",
+            BadFree::Interior => "pointer inside a block, not its start",
+            BadFree::NotLive => "block not live (double free)",
+        })
+    }
+}
+
+impl core::error::Error for BadFree {}
+// ANCHOR_END: bad_free
 
 /// A broken invariant found by a strategy's walker ([`Strategy::check`]).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -140,6 +187,38 @@ pub unsafe trait Strategy: Send + Sync {
 
     /// What the strategy holds and what is live.
     fn stats(&self) -> StrategyStats;
+
+    // ANCHOR: address_contract
+    /// Finds the live block that starts at `ptr`, from the address alone. Answers `None`,
+    /// without undefined behaviour, for any pointer that is not the start of a live block of
+    /// this strategy: an interior pointer, a freed block, the stack, another heap, another
+    /// mapping, null. Costs O(1) or O(log chunks), in release builds too.
+    ///
+    /// A pointer whose block another thread frees during the call may get either answer.
+    fn block_of(&self, ptr: *const u8) -> Option<BlockInfo>;
+
+    /// Frees the block that starts at `ptr` without its layout (C's `free`). A pointer that is
+    /// not the start of a live block of this strategy is refused with the reason, and nothing
+    /// changes: a double free, an interior or a foreign pointer is never turned into a block
+    /// handed out twice. On success returns the block's usable size.
+    ///
+    /// # Safety
+    /// `src` is the source this strategy has always been used with. If `ptr` is a live block
+    /// of this strategy, the caller gives it up: no reference to its memory is used after the
+    /// call, and no other thread frees or resizes it concurrently.
+    unsafe fn free<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Result<usize, BadFree>;
+
+    /// Gives everything the strategy took from `src` back to it (every page to None), live
+    /// blocks included, and returns the strategy to its initial state: it may be used again
+    /// and will start afresh. What a dropped [`Heap`](crate::Heap) does.
+    ///
+    /// # Safety
+    /// `src` is the source this strategy has always been used with. No live block is used
+    /// after the call, and no other thread uses the strategy during it. Threads that used the
+    /// strategy before may still be alive: the strategy must not let their per-thread state
+    /// point into released memory (they may use the strategy again later, or exit).
+    unsafe fn release_all<P: PageSource>(&self, src: &P);
+    // ANCHOR_END: address_contract
 
     /// Walks every structure of the strategy and checks every invariant written next to its
     /// data. Slow; for tests. Must not run concurrently with other calls on the same value.

@@ -108,7 +108,7 @@ impl Drop for Region {
 }
 
 /// One heap of the comparison, with its live blocks (pointer, layout).
-struct Side<S> {
+struct Side<S: Allocator> {
     heap: Heap<S, Fixed>,
     region: Region,
     live: Vec<(*mut u8, Layout)>,

@@ -27,7 +27,7 @@ use core::ptr::{self, NonNull};
 
 use stratalloc::source::align_up;
 use stratalloc::sync::SpinLock;
-use stratalloc::{CheckError, ConstInit, PageSource, Strategy, StrategyStats};
+use stratalloc::{BadFree, BlockInfo, CheckError, ConstInit, PageSource, Strategy, StrategyStats};
 
 /// Smallest chunk asked from the source.
 pub const CHUNK_BYTES: usize = 64 * 1024;
@@ -155,6 +155,17 @@ unsafe impl Strategy for Bump {
             st.cursor = st.chunk as usize + HEADER_BYTES;
         }
     }
+
+    // PLACEHOLDER (#22, being built).
+    fn block_of(&self, _ptr: *const u8) -> Option<BlockInfo> {
+        None
+    }
+
+    unsafe fn free<P: PageSource>(&self, _src: &P, _ptr: NonNull<u8>) -> Result<usize, BadFree> {
+        Err(BadFree::Foreign)
+    }
+
+    unsafe fn release_all<P: PageSource>(&self, _src: &P) {}
 
     fn stats(&self) -> StrategyStats {
         let st = self.state.lock();

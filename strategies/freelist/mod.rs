@@ -326,6 +326,17 @@ unsafe impl<X: Placement> Strategy for FreeList<X> {
         self.core.lock().stats()
     }
 
+    // PLACEHOLDER (#22, being built): answers "not mine" and refuses every free by address.
+    fn block_of(&self, _ptr: *const u8) -> Option<crate::BlockInfo> {
+        None
+    }
+
+    unsafe fn free<P: PageSource>(&self, _src: &P, _ptr: NonNull<u8>) -> Result<usize, crate::BadFree> {
+        Err(crate::BadFree::Foreign)
+    }
+
+    unsafe fn release_all<P: PageSource>(&self, _src: &P) {}
+
     unsafe fn check<P: PageSource>(&self, _src: &P) -> Result<(), CheckError> {
         // SAFETY: no other thread uses the heap during the call (caller).
         unsafe { self.core.lock().check::<P>() }

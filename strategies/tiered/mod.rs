@@ -532,6 +532,17 @@ unsafe impl Strategy for Tiered {
         }
     }
 
+    // PLACEHOLDER (#22, being built): answers "not mine" and refuses every free by address.
+    fn block_of(&self, _ptr: *const u8) -> Option<crate::BlockInfo> {
+        None
+    }
+
+    unsafe fn free<P: PageSource>(&self, _src: &P, _ptr: NonNull<u8>) -> Result<usize, crate::BadFree> {
+        Err(crate::BadFree::Foreign)
+    }
+
+    unsafe fn release_all<P: PageSource>(&self, _src: &P) {}
+
     fn stats(&self) -> StrategyStats {
         let Some(root) = self.existing_root() else { return StrategyStats::default() };
         let h = root.heap.lock.lock();

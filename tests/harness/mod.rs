@@ -115,7 +115,7 @@ pub trait SourceKind {
     /// When a null answer is legal over this source.
     const BACKING: Backing;
     /// A fresh heap over a fresh source.
-    fn env<S: ConstInit>() -> Env<S, Self::P>;
+    fn env<S: Strategy + ConstInit>() -> Env<S, Self::P>;
     /// Checks of the source itself after an operation.
     fn check_source<S: Strategy>(_heap: &Heap<S, Self::P>, _opts: &Opts) -> Result<(), String> {
         Ok(())
@@ -123,7 +123,7 @@ pub trait SourceKind {
 }
 
 /// A heap and the memory its source lives in (dropped after the heap: field order).
-pub struct Env<S, P> {
+pub struct Env<S: Strategy, P: PageSource> {
     pub heap: Heap<S, P>,
     _region: Option<OwnedRegion>,
 }
@@ -174,7 +174,7 @@ pub mod kinds {
 impl SourceKind for kinds::mmap {
     type P = Mmap;
     const BACKING: Backing = Backing::Machine;
-    fn env<S: ConstInit>() -> Env<S, Mmap> {
+    fn env<S: Strategy + ConstInit>() -> Env<S, Mmap> {
         Env { heap: Heap::with_source(Mmap), _region: None }
     }
 }
@@ -182,7 +182,7 @@ impl SourceKind for kinds::mmap {
 impl SourceKind for kinds::fixed {
     type P = Fixed;
     const BACKING: Backing = Backing::Region(FIXED_REGION_BYTES);
-    fn env<S: ConstInit>() -> Env<S, Fixed> {
+    fn env<S: Strategy + ConstInit>() -> Env<S, Fixed> {
         let region = OwnedRegion::new(FIXED_REGION_BYTES);
         Env { heap: Heap::with_source(region.source()), _region: Some(region) }
     }
@@ -199,7 +199,7 @@ pub fn fixed_consistent(f: &Fixed) -> Result<(), String> {
 impl SourceKind for kinds::tracked {
     type P = Tracked<Mmap>;
     const BACKING: Backing = Backing::Machine;
-    fn env<S: ConstInit>() -> Env<S, Tracked<Mmap>> {
+    fn env<S: Strategy + ConstInit>() -> Env<S, Tracked<Mmap>> {
         Env { heap: Heap::with_source(Tracked::new(Mmap)), _region: None }
     }
     fn check_source<S: Strategy>(heap: &Heap<S, Tracked<Mmap>>, opts: &Opts) -> Result<(), String> {
@@ -630,7 +630,7 @@ impl Model {
 }
 
 /// Runs the model's checks on a heap; `S`/`P` any.
-pub struct Runner<'h, S, P> {
+pub struct Runner<'h, S: Strategy, P: PageSource> {
     pub heap: &'h Heap<S, P>,
     pub model: Model,
     /// When a null is legal.

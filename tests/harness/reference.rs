@@ -9,7 +9,7 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use stratalloc::{CheckError, ConstInit, PageSource, Strategy, StrategyStats};
+use stratalloc::{BadFree, BlockInfo, CheckError, ConstInit, PageSource, Strategy, StrategyStats};
 
 /// One reservation per block.
 pub struct PagePerBlock {
@@ -74,6 +74,16 @@ unsafe impl Strategy for PagePerBlock {
     unsafe fn usable_size(&self, _ptr: NonNull<u8>, layout: Layout) -> usize {
         layout.size()
     }
+
+    fn block_of(&self, _ptr: *const u8) -> Option<BlockInfo> {
+        None
+    }
+
+    unsafe fn free<P: PageSource>(&self, _src: &P, _ptr: NonNull<u8>) -> Result<usize, BadFree> {
+        Err(BadFree::Foreign)
+    }
+
+    unsafe fn release_all<P: PageSource>(&self, _src: &P) {}
 
     fn stats(&self) -> StrategyStats {
         let committed = self.committed_bytes.load(Ordering::Relaxed);
@@ -146,6 +156,16 @@ unsafe impl<S: Strategy> Strategy for Corrupting<S> {
         Some(p)
     }
 
+    fn block_of(&self, _ptr: *const u8) -> Option<BlockInfo> {
+        None
+    }
+
+    unsafe fn free<P: PageSource>(&self, _src: &P, _ptr: NonNull<u8>) -> Result<usize, BadFree> {
+        Err(BadFree::Foreign)
+    }
+
+    unsafe fn release_all<P: PageSource>(&self, _src: &P) {}
+
     fn stats(&self) -> StrategyStats {
         self.inner.stats()
     }
@@ -200,6 +220,16 @@ unsafe impl Strategy for Refusing {
     ) -> Option<NonNull<u8>> {
         None
     }
+
+    fn block_of(&self, _ptr: *const u8) -> Option<BlockInfo> {
+        None
+    }
+
+    unsafe fn free<P: PageSource>(&self, _src: &P, _ptr: NonNull<u8>) -> Result<usize, BadFree> {
+        Err(BadFree::Foreign)
+    }
+
+    unsafe fn release_all<P: PageSource>(&self, _src: &P) {}
 
     fn stats(&self) -> StrategyStats {
         StrategyStats::default()
