@@ -52,9 +52,10 @@ pub struct BlockInfo {
     /// was requested with). Any layout whose size lies between the requested size and this,
     /// with the block's alignment, may be passed to `dealloc` and `realloc` for the block.
     pub usable: usize,
-    /// The largest alignment the block honours: the largest power of two dividing `start`,
-    /// capped at the strategy's page size (or at the alignment it was requested with, if
-    /// larger). A layout for the block may name any alignment up to this.
+    /// The largest alignment a layout for the block may name in `dealloc` and `realloc`: at
+    /// least the alignment it was allocated with, and `start` is a multiple of it. (A C
+    /// front end frees by address and reallocates with its own small alignment; this tells
+    /// a caller with no layout how far it may go.)
     pub align: usize,
 }
 // ANCHOR_END: block_info

@@ -469,6 +469,8 @@ pub enum Api {
     Global,
     /// allocator-api2's `Allocator`.
     Allocator,
+    /// Frees by address alone ([`Heap::free`]); allocates as `Global`.
+    Address,
 }
 
 /// One step of a random sequence.
@@ -495,6 +497,12 @@ pub enum Op {
         size: usize,
         align: usize,
         zeroed: bool,
+    },
+    /// A bad free by address (a freed block, an interior or a foreign pointer): must be
+    /// refused and change nothing.
+    BadFree {
+        which: Index,
+        kind: u8,
     },
     /// Check every live block's pattern.
     Verify,
@@ -527,7 +535,7 @@ pub fn aligns() -> impl PropStrategy<Value = usize> + Clone {
 }
 
 fn apis() -> impl PropStrategy<Value = Api> + Clone {
-    prop_oneof![Just(Api::Global), Just(Api::Allocator)]
+    prop_oneof![Just(Api::Global), Just(Api::Allocator), Just(Api::Address)]
 }
 
 /// One operation.
@@ -539,6 +547,7 @@ pub fn op() -> impl PropStrategy<Value = Op> {
         2 => (proptest::arbitrary::any::<Index>(), sizes()).prop_map(|(which, size)| Op::Realloc { which, size }),
         2 => (proptest::arbitrary::any::<Index>(), sizes(), aligns(), proptest::bool::ANY)
             .prop_map(|(which, size, align, zeroed)| Op::Resize { which, size, align, zeroed }),
+        1 => (proptest::arbitrary::any::<Index>(), 0u8..4).prop_map(|(which, kind)| Op::BadFree { which, kind }),
         1 => Just(Op::Verify),
     ]
 }
@@ -571,6 +580,9 @@ pub struct Model {
     /// Live non-empty blocks: start -> (end of usable range, seed).
     by_addr: BTreeMap<usize, (usize, u64)>,
     next_seed: u64,
+    /// Starts of recently freed non-empty blocks (the newest last), for double frees.
+    pub freed: std::collections::VecDeque<usize>,
+    /// Σ usable sizes of the live blocks (what `StrategyStats::live_bytes` counts).
     pub live_bytes: usize,
     pub live_objects: usize,
 }
@@ -601,7 +613,7 @@ impl Model {
                 ));
             }
             self.by_addr.insert(addr, (end, b.seed));
-            self.live_bytes += b.layout.size();
+            self.live_bytes += b.usable;
             self.live_objects += 1;
         }
         self.blocks.push(b);
@@ -613,10 +625,19 @@ impl Model {
         let b = self.blocks.swap_remove(i);
         if b.layout.size() > 0 {
             self.by_addr.remove(&(b.ptr.as_ptr() as usize));
-            self.live_bytes -= b.layout.size();
+            self.live_bytes -= b.usable;
             self.live_objects -= 1;
+            if self.freed.len() == 16 {
+                self.freed.pop_front();
+            }
+            self.freed.push_back(b.ptr.as_ptr() as usize);
         }
         b
+    }
+
+    /// Whether `addr` is the start of a live non-empty block.
+    pub fn is_live_start(&self, addr: usize) -> bool {
+        self.by_addr.contains_key(&addr)
     }
 
     /// Checks every live block's pattern.
@@ -712,7 +733,7 @@ impl<'h, S: Strategy, P: PageSource> Runner<'h, S, P> {
         }
         let p = match api {
             // SAFETY: Heap accepts every layout (zero size included).
-            Api::Global => unsafe {
+            Api::Global | Api::Address => unsafe {
                 NonNull::new(if zeroed { self.heap.alloc_zeroed(layout) } else { self.heap.alloc(layout) })
             },
             Api::Allocator => {
@@ -741,6 +762,115 @@ impl<'h, S: Strategy, P: PageSource> Runner<'h, S, P> {
             Api::Global => unsafe { self.heap.dealloc(b.ptr.as_ptr(), b.layout) },
             // SAFETY: a live block of this heap with its layout, freed once.
             Api::Allocator => unsafe { self.heap.deallocate(b.ptr, b.layout) },
+            Api::Address => {
+                // SAFETY: a live block of this heap (or a zero-size block's dangling pointer,
+                // which is no block and must be refused), freed once.
+                let r = unsafe { self.heap.free(b.ptr) };
+                match (b.layout.size(), r) {
+                    (0, Err(_)) => {}
+                    (0, Ok(n)) => {
+                        return Err(format!(
+                            "free by address of a zero-size block {:p} freed {n} bytes",
+                            b.ptr
+                        ));
+                    }
+                    (_, Ok(n)) if n == b.usable => {}
+                    (_, r) => {
+                        return Err(format!(
+                            "free by address of live block {:p} ({:?}, usable {}): {r:?}",
+                            b.ptr, b.layout, b.usable
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A pointer that is not the start of a live block: a recently freed block (`kind` 0), an
+    /// interior pointer of a live block (1), a stack address (2) or a block of the system
+    /// allocator (3); `None` when the kind has no candidate now.
+    fn not_a_block(&self, which: &Index, kind: u8, stack: &u64, boxed: &u64) -> Option<NonNull<u8>> {
+        let m = &self.model;
+        let p = match kind {
+            0 if !m.freed.is_empty() => {
+                let a = m.freed[which.index(m.freed.len())];
+                // The address only: it is compared and passed back, never dereferenced here.
+                NonNull::new(core::ptr::without_provenance_mut::<u8>(a))?
+            }
+            1 if !m.blocks.is_empty() => {
+                let b = m.blocks[which.index(m.blocks.len())];
+                if b.layout.size() == 0 || b.usable < 2 {
+                    return None;
+                }
+                let off = 1 + which.index(b.usable - 1);
+                // SAFETY: `off < usable`, inside the block.
+                unsafe { b.ptr.add(off) }
+            }
+            2 => NonNull::from(stack).cast(),
+            3 => NonNull::from(boxed).cast(),
+            _ => return None,
+        };
+        (!m.is_live_start(p.as_ptr() as usize)).then_some(p)
+    }
+
+    /// A bad free by address: must be refused, and change nothing the checks can see.
+    pub fn bad_free(&mut self, which: &Index, kind: u8) -> Result<(), String> {
+        let stack = 0u64;
+        let boxed = Box::new(0u64);
+        let Some(p) = self.not_a_block(which, kind, &stack, &boxed) else { return Ok(()) };
+        let before = self.heap.stats();
+        // SAFETY: `p` is no live block of this heap, so the call must refuse it and change
+        // nothing; nothing of ours is given up.
+        let r = unsafe { self.heap.free(p) };
+        let after = self.heap.stats();
+        if r.is_ok() || (before.live_bytes, before.live_objects) != (after.live_bytes, after.live_objects) {
+            return Err(format!(
+                "bad free (kind {kind}) of {p:p} answered {r:?}; stats {before:?} -> {after:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// `block_of` knows every live block exactly and refuses everything else: interior
+    /// pointers, recently freed blocks, the stack, the system allocator's blocks, null.
+    pub fn check_block_of(&self) -> Result<(), String> {
+        let m = &self.model;
+        for b in &m.blocks {
+            let p = b.ptr.as_ptr();
+            if b.layout.size() == 0 {
+                if let Some(i) = self.heap.block_of(p) {
+                    return Err(format!("block_of of a zero-size block's dangling {p:p}: {i:?}"));
+                }
+                continue;
+            }
+            match self.heap.block_of(p) {
+                Some(i) if i.start == p as usize && i.usable == b.usable && i.align >= b.layout.align() => {}
+                other => {
+                    return Err(format!(
+                        "block_of({p:p}) of a live block ({:?}, usable {}) = {other:?}",
+                        b.layout, b.usable
+                    ));
+                }
+            }
+            for off in [1, b.usable / 2, b.usable - 1] {
+                let q = p.wrapping_add(off);
+                if off > 0 && !m.is_live_start(q as usize) && self.heap.block_of(q).is_some() {
+                    return Err(format!("block_of({q:p}), {off} bytes into live block {p:p}, is Some"));
+                }
+            }
+        }
+        for &a in &m.freed {
+            if !m.is_live_start(a) && self.heap.block_of(core::ptr::without_provenance(a)).is_some() {
+                return Err(format!("block_of({a:#x}) of a freed block is Some"));
+            }
+        }
+        let stack = 0u64;
+        let boxed = Box::new(0u64);
+        for q in [(&raw const stack).cast::<u8>(), (&raw const *boxed).cast::<u8>(), core::ptr::null()] {
+            if let Some(i) = self.heap.block_of(q) {
+                return Err(format!("block_of({q:p}), not from this heap, = {i:?}"));
+            }
         }
         Ok(())
     }
@@ -821,6 +951,7 @@ impl<'h, S: Strategy, P: PageSource> Runner<'h, S, P> {
             Op::Resize { ref which, size, align, zeroed } if n > 0 => {
                 self.resize(which.index(n), size, align, zeroed)
             }
+            Op::BadFree { ref which, kind } => self.bad_free(which, kind),
             Op::Verify => self.model.verify_all(),
             _ => Ok(()),
         }
@@ -830,6 +961,7 @@ impl<'h, S: Strategy, P: PageSource> Runner<'h, S, P> {
     pub fn check(&self, opts: &Opts) -> Result<(), String> {
         // SAFETY: single-threaded use of the heap here.
         unsafe { self.heap.check() }.map_err(|e| format!("Heap::check: {e}"))?;
+        self.check_block_of()?;
         let s = self.heap.stats();
         if opts.exact_stats
             && (s.live_bytes != self.model.live_bytes || s.live_objects != self.model.live_objects)
@@ -857,7 +989,7 @@ impl<'h, S: Strategy, P: PageSource> Runner<'h, S, P> {
         while !self.model.blocks.is_empty() {
             k = k.wrapping_mul(31).wrapping_add(7);
             let i = k % self.model.blocks.len();
-            self.dealloc(i, if k & 1 == 0 { Api::Global } else { Api::Allocator })?;
+            self.dealloc(i, [Api::Global, Api::Allocator, Api::Address][k % 3])?;
         }
         Ok(())
     }
