@@ -62,7 +62,9 @@ pub struct BlockInfo {
 
 // ANCHOR: bad_free
 /// Why a free by address ([`Strategy::free`]) was refused. Whatever the kind, nothing changed:
-/// the heap is as it was before the call and no block can be handed out twice.
+/// the heap is as it was before the call and no block can be handed out twice. The kind is the
+/// strategy's best account: where it cannot tell an interior pointer from the start of a
+/// freed block without a scan, it may answer either.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum BadFree {
     /// Not in memory this strategy holds (another heap, the stack, another mapping).
