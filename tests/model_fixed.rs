@@ -57,7 +57,7 @@ fn sequence<S: Strategy, P: PageSource>(
                 let api = if rng.below(2) == 0 { Api::Global } else { Api::Allocator };
                 r.alloc(rng.size(MAX_SIZE), rng.align(1 << 13), zeroed, api).map(|_| ())
             }
-            7..=11 if n > 0 => r.dealloc(rng.below(n), Api::Global),
+            7..=11 if n > 0 => r.dealloc(rng.below(n), if roll < 10 { Api::Global } else { Api::Address }),
             12..=13 if n > 0 => r.realloc(rng.below(n), rng.size(MAX_SIZE)),
             14 if n > 0 => {
                 let (i, size, align) = (rng.below(n), rng.size(MAX_SIZE), rng.align(1 << 10));

@@ -1187,6 +1187,27 @@ pub fn threads_on<S: Strategy, P: PageSource>(
     check_source(heap, opts).unwrap();
 }
 
+/// Frees a live block by address from a worker thread, after checking that `block_of` knows
+/// it (a zero-size block's dangling pointer must be refused instead).
+fn free_by_address<S: Strategy, P: PageSource>(heap: &Heap<S, P>, b: Block, t: u64) {
+    let info = heap.block_of(b.ptr.as_ptr());
+    if b.layout.size() == 0 {
+        assert!(info.is_none(), "thread {t}: block_of of a zero-size block's dangling pointer: {info:?}");
+        // SAFETY: no block; the heap must refuse it.
+        assert!(unsafe { heap.free(b.ptr) }.is_err(), "thread {t}: freed a zero-size block's pointer");
+        return;
+    }
+    let info = info.unwrap_or_else(|| panic!("thread {t}: block_of({:p}) of a live block is None", b.ptr));
+    assert!(
+        info.usable >= b.layout.size() && info.align >= b.layout.align(),
+        "thread {t}: {info:?} for {:?}",
+        b.layout
+    );
+    // SAFETY: a live block of this heap, given up.
+    let r = unsafe { heap.free(b.ptr) };
+    assert_eq!(r, Ok(info.usable), "thread {t}: free by address of live block {:p}", b.ptr);
+}
+
 /// A null from the heap in a thread: legal or a panic, by `backing`.
 fn thread_refused<S: Strategy, P: PageSource>(
     heap: &Heap<S, P>,
@@ -1237,9 +1258,12 @@ fn thread_worker<S: Strategy, P: PageSource>(
             4..=5 if !mine.is_empty() => {
                 let b = mine.swap_remove(rng.below(mine.len()));
                 // SAFETY: a live block of this heap.
-                unsafe {
-                    verify(b.ptr.as_ptr(), b.layout.size(), b.seed, "own block").unwrap();
-                    heap.dealloc(b.ptr.as_ptr(), b.layout);
+                unsafe { verify(b.ptr.as_ptr(), b.layout.size(), b.seed, "own block").unwrap() };
+                if roll == 4 {
+                    // SAFETY: a live block of this heap with its layout, given up.
+                    unsafe { heap.dealloc(b.ptr.as_ptr(), b.layout) };
+                } else {
+                    free_by_address(heap, b, t);
                 }
             }
             6 if !mine.is_empty() => {
@@ -1282,8 +1306,13 @@ fn thread_worker<S: Strategy, P: PageSource>(
                 };
                 // SAFETY: a live block of this heap, now owned by this thread.
                 unsafe {
-                    verify(b.ptr.as_ptr(), b.layout.size(), b.seed, "block from another thread").unwrap();
-                    heap.dealloc(b.ptr.as_ptr(), b.layout);
+                    verify(b.ptr.as_ptr(), b.layout.size(), b.seed, "block from another thread").unwrap()
+                };
+                if rng.below(2) == 0 {
+                    // SAFETY: a live block of this heap with its layout, given up.
+                    unsafe { heap.dealloc(b.ptr.as_ptr(), b.layout) };
+                } else {
+                    free_by_address(heap, b, t);
                 }
             }
             _ => {}
