@@ -392,3 +392,5 @@ const BLOCK_ALIGN_CAP_BYTES: usize = 4096;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_address;
