@@ -63,7 +63,13 @@ fn assert_disjoint(name: &str, blocks: &[(usize, usize)]) {
     let mut v = blocks.to_vec();
     v.sort_unstable();
     for w in v.windows(2) {
-        assert!(w[0].0 + w[0].1 <= w[1].0, "{name}: blocks {:#x}+{} and {:#x} overlap", w[0].0, w[0].1, w[1].0);
+        assert!(
+            w[0].0 + w[0].1 <= w[1].0,
+            "{name}: blocks {:#x}+{} and {:#x} overlap",
+            w[0].0,
+            w[0].1,
+            w[1].0
+        );
     }
 }
 
@@ -124,7 +130,8 @@ fn bad_pointers<X: Placement, P: PageSource>(h: &Heap<FreeList<X>, P>) {
     }
     assert_eq!(h.block_of(ptr::null()), None, "{name}: null");
     // The layout-taking calls refuse the same pointers (debug builds panic after refusing).
-    for (what, bad) in [("freed", q), ("interior", p.map_addr(|a| a.saturating_add(16))), ("foreign", theirs)] {
+    for (what, bad) in [("freed", q), ("interior", p.map_addr(|a| a.saturating_add(16))), ("foreign", theirs)]
+    {
         // SAFETY: deliberately bad input, refused by the live bit before anything is read.
         let panicked = panics(|| unsafe { h.dealloc(bad.as_ptr(), l) });
         assert_eq!(panicked, cfg!(debug_assertions), "{name}: dealloc of {what}");
@@ -144,9 +151,11 @@ fn bad_pointers<X: Placement, P: PageSource>(h: &Heap<FreeList<X>, P>) {
     assert_eq!(unsafe { h.free(p) }, Err(BadFree::NotLive), "{name}: double free");
     check(h);
     // Nothing is handed out twice: many allocations after the double frees are disjoint.
-    let mut got: Vec<NonNull<u8>> = (0..300).map(|i| h.alloc_layout(layout(1 + (i * 37) % 600, 8)).unwrap()).collect();
+    let mut got: Vec<NonNull<u8>> =
+        (0..300).map(|i| h.alloc_layout(layout(1 + (i * 37) % 600, 8)).unwrap()).collect();
     got.extend([guard, aligned]);
-    let spans: Vec<(usize, usize)> = got.iter().map(|b| (b.addr().get(), h.block_of(b.as_ptr()).unwrap().usable)).collect();
+    let spans: Vec<(usize, usize)> =
+        got.iter().map(|b| (b.addr().get(), h.block_of(b.as_ptr()).unwrap().usable)).collect();
     assert_disjoint(name, &spans);
     check(h);
     for b in got {
@@ -168,7 +177,8 @@ fn random_by_address<S: Strategy, P: PageSource>(h: &Heap<S, P>, seed: u64, ops:
     let mut live: BTreeMap<usize, (NonNull<u8>, Layout, u8)> = BTreeMap::new();
     let mut freed: Vec<NonNull<u8>> = Vec::new();
     for i in 0..ops {
-        let pick = |rng: &mut Rng, live: &BTreeMap<usize, _>| *live.keys().nth(rng.below(live.len())).unwrap();
+        let pick =
+            |rng: &mut Rng, live: &BTreeMap<usize, _>| *live.keys().nth(rng.below(live.len())).unwrap();
         match rng.below(10) {
             0..=4 => {
                 let size = if rng.below(8) == 0 { 1 + rng.below(20_000) } else { 1 + rng.below(300) };
@@ -178,12 +188,17 @@ fn random_by_address<S: Strategy, P: PageSource>(h: &Heap<S, P>, seed: u64, ops:
                 let fill = (i as u8) | 1;
                 // SAFETY: fresh block of `size` bytes.
                 unsafe { ptr::write_bytes(p.as_ptr(), fill, size) };
-                assert!(live.insert(p.addr().get(), (p, l, fill)).is_none(), "{name}: {p:p} handed out twice");
+                assert!(
+                    live.insert(p.addr().get(), (p, l, fill)).is_none(),
+                    "{name}: {p:p} handed out twice"
+                );
             }
             5..=6 if !live.is_empty() => {
                 let (p, l, fill) = live.remove(&pick(&mut rng, &live)).unwrap();
                 // SAFETY: live block of `l.size()` bytes.
-                assert!(unsafe { core::slice::from_raw_parts(p.as_ptr(), l.size()) }.iter().all(|&b| b == fill));
+                assert!(
+                    unsafe { core::slice::from_raw_parts(p.as_ptr(), l.size()) }.iter().all(|&b| b == fill)
+                );
                 // SAFETY: live block; by address or with its layout.
                 if rng.below(2) == 0 {
                     let usable = unsafe { h.usable_size(p, l) };
@@ -231,7 +246,8 @@ fn random_by_address<S: Strategy, P: PageSource>(h: &Heap<S, P>, seed: u64, ops:
         check(h);
         let mut usable_sum = 0;
         for (&a, &(p, l, _)) in &live {
-            let info = h.block_of(p.as_ptr()).unwrap_or_else(|| panic!("{name}: op {i}: live {a:#x} not found"));
+            let info =
+                h.block_of(p.as_ptr()).unwrap_or_else(|| panic!("{name}: op {i}: live {a:#x} not found"));
             // SAFETY: live block with its layout.
             let usable = unsafe { h.usable_size(p, l) };
             assert_eq!((info.start, info.usable), (a, usable), "{name}: op {i}");
@@ -285,7 +301,11 @@ fn release_all_tracked<S: Strategy + ConstInit>() {
             assert_eq!(h.block_of(p.as_ptr()), None, "{name}: released block still found");
         }
         let s = h.stats();
-        assert_eq!((s.live_bytes, s.live_objects, s.committed_bytes, s.reserved_bytes), (0, 0, 0, 0), "{name}");
+        assert_eq!(
+            (s.live_bytes, s.live_objects, s.committed_bytes, s.reserved_bytes),
+            (0, 0, 0, 0),
+            "{name}"
+        );
         check(&h);
     }
 }

@@ -841,7 +841,11 @@ impl<'h, S: Strategy, P: PageSource> Runner<'h, S, P> {
         if opts.exact_stats && (!bytes_agree || s.live_objects != self.model.live_objects) {
             return Err(format!(
                 "stats say {} bytes in {} objects live, the model {} bytes (usable {}) in {} objects",
-                s.live_bytes, s.live_objects, self.model.live_bytes, self.model.usable_bytes, self.model.live_objects
+                s.live_bytes,
+                s.live_objects,
+                self.model.live_bytes,
+                self.model.usable_bytes,
+                self.model.live_objects
             ));
         }
         if s.peak_live_bytes < s.live_bytes {
