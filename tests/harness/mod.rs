@@ -967,7 +967,7 @@ impl<'h, S: Strategy, P: PageSource> Runner<'h, S, P> {
             && (s.live_bytes != self.model.live_bytes || s.live_objects != self.model.live_objects)
         {
             return Err(format!(
-                "stats say {} bytes in {} objects live, the model {} bytes in {} objects",
+                "stats say {} bytes in {} objects live, the model {} bytes (usable sizes) in {} objects",
                 s.live_bytes, s.live_objects, self.model.live_bytes, self.model.live_objects
             ));
         }
