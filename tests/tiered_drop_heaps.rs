@@ -32,7 +32,7 @@ fn three_hundred_dropped_heaps_give_their_memory_back() {
             unsafe { p.write_bytes(1, size.min(4096)) };
             ptrs.push((p, l));
         }
-        if k % 3 != 0 {
+        if !k.is_multiple_of(3) {
             for (p, l) in ptrs.drain(..) {
                 // SAFETY: live blocks, freed once.
                 unsafe { heap.dealloc(p, l) };

@@ -820,7 +820,10 @@ fn block_of_and_free_by_address_know_live_starts_only() {
         assert_eq!(heap.block_of(p.as_ptr()), None, "{size} B: freed block still known");
         // SAFETY: a double free: refused.
         let again = unsafe { heap.free(p) };
-        assert!(matches!(again, Err(BadFree::NotLive | BadFree::Foreign)), "{size} B: double free gave {again:?}");
+        assert!(
+            matches!(again, Err(BadFree::NotLive | BadFree::Foreign)),
+            "{size} B: double free gave {again:?}"
+        );
         // SAFETY: no other thread uses the heap.
         unsafe { heap.check() }.unwrap();
         assert_eq!(heap.stats().live_bytes, 0);
