@@ -1058,3 +1058,61 @@ fn release_all_gives_every_page_back_and_the_heap_works_again() {
         assert_eq!(heap.block_of(live[0]), None, "a released block is still known");
     }
 }
+
+/// The address-based paths under Miri (over `Fixed`): `block_of` on live, stacked, interior
+/// and foreign pointers, frees by address, double frees refused on the owner's and on
+/// another thread's path (the remote bit), then `release_all` with a block still live, and
+/// the heap used again.
+#[test]
+fn miri_free_by_address_double_free_and_release_all() {
+    let rh = RegionHeap::new();
+    let heap: &Heap<Tiered, crate::Fixed> = &rh.heap;
+    let l = l8(48);
+    let ps: Vec<*mut u8> = (0..6).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
+    let big = heap.alloc_layout(l8(40 << 10)).unwrap();
+    for &p in &ps {
+        fill(p, 48, 3);
+        assert_eq!(heap.block_of(p).map(|b| b.usable), Some(48));
+        assert_eq!(heap.block_of(p.wrapping_add(8)), None);
+    }
+    // SAFETY: live blocks, freed once; then double frees, refused.
+    unsafe {
+        assert_eq!(heap.free(NonNull::new(ps[0]).unwrap()), Ok(48));
+        assert_eq!(heap.free(NonNull::new(ps[0]).unwrap()), Err(crate::BadFree::NotLive));
+        core::alloc::GlobalAlloc::dealloc(heap, ps[0], l);
+        assert_eq!(heap.free(big), Ok(40 << 10));
+        assert!(heap.free(big).is_err());
+    }
+    assert_eq!(heap.block_of(ps[0]), None);
+    let theirs = Blocks(ps[1..3].to_vec());
+    let theirs = &theirs;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for &p in &theirs.0 {
+                verify(p, 48, 3);
+                // SAFETY: live blocks handed to this thread, freed once; then refused.
+                unsafe {
+                    assert_eq!(heap.free(NonNull::new(p).unwrap()), Ok(48));
+                    assert_eq!(heap.free(NonNull::new(p).unwrap()), Err(crate::BadFree::NotLive));
+                }
+            }
+        })
+        .join()
+        .unwrap();
+    });
+    for &p in &ps[1..3] {
+        assert_eq!(heap.block_of(p), None, "a remote-freed block looks live");
+        // SAFETY: double frees of remote-freed blocks: refused.
+        assert!(unsafe { heap.free(NonNull::new(p).unwrap()) }.is_err());
+    }
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    // SAFETY: `ps[3..]` are never used again; no other thread uses the heap.
+    unsafe { heap.release_all() };
+    assert_eq!(heap.block_of(ps[3]), None);
+    let p = heap.alloc_layout(l).unwrap();
+    // SAFETY: live, freed once.
+    assert_eq!(unsafe { heap.free(p) }, Ok(48));
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+}
