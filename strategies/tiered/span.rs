@@ -520,10 +520,10 @@ impl Span {
     /// changed. Holder only: one load of each bitmap word and one store.
     #[inline(always)]
     pub fn take_live(&self, i: usize) -> bool {
-        let (w, m) = Self::bit_of(&self.live, i);
+        let (word, m) = ((i / 64) % BITMAP_WORDS, 1u64 << (i % 64));
+        let w = &self.live[word];
         let v = w.load(Ordering::Relaxed);
-        let (r, _) = Self::bit_of(&self.remote_bits, i);
-        if v & m == 0 || r.load(Ordering::Relaxed) & m != 0 {
+        if v & m == 0 || self.remote_bits[word].load(Ordering::Relaxed) & m != 0 {
             return false;
         }
         w.store(v & !m, Ordering::Relaxed);
@@ -575,6 +575,13 @@ impl Span {
         if self.class.get() == 0 {
             return (off == 0).then_some(0);
         }
+        self.small_object_at(off)
+    }
+
+    /// [`Self::object_at`] for a small span, given the offset from `base` (the free path,
+    /// which knows the span is small).
+    #[inline(always)]
+    pub fn small_object_at(&self, off: usize) -> Option<usize> {
         let i = sizeclass::div_by_mul(off, self.div_mul.get());
         (i < self.nelems.get() as usize && i * self.elem_bytes.get() == off).then_some(i)
     }
