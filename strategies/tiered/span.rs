@@ -307,6 +307,24 @@ impl InitPtr {
         NonNull::new(self.0.load(Ordering::Relaxed)).unwrap_or(NonNull::dangling())
     }
 
+    /// The pointer's address (comparisons and arithmetic only; no null test).
+    #[inline(always)]
+    pub fn addr(&self) -> usize {
+        self.0.load(Ordering::Relaxed).addr()
+    }
+
+    /// The pointer, without the null test of [`Self::get`] (the allocation fast path).
+    ///
+    /// # Safety
+    /// The span is live and the caller holds it or one of its live objects (so the record
+    /// is not being reused, and `init` stored a non-null pointer).
+    #[inline(always)]
+    pub unsafe fn get_live(&self) -> NonNull<u8> {
+        // SAFETY: a live span's base was stored by `init` from a `NonNull` (the caller's
+        // contract), and nothing else writes it while the span lives.
+        unsafe { NonNull::new_unchecked(self.0.load(Ordering::Relaxed)) }
+    }
+
     /// Sets the pointer (`Span::init`).
     #[inline(always)]
     fn set(&self, v: NonNull<u8>) {
@@ -514,10 +532,12 @@ impl Span {
         self.alloc_cache.set((c >> t) >> 1);
         self.freeindex.set(i + 1);
         self.set_live(i as usize);
-        // SAFETY: a set bit of the alloc cache is an object below `nelems` (invariant), so
-        // its offset `i * elem_bytes` lies inside the span's pages, which `alloc_base`'s
-        // provenance covers.
-        Some(unsafe { self.alloc_base.get().add(i as usize * self.elem_bytes.get()) })
+        // SAFETY: (1) a non-empty alloc cache belongs to a live span that the calling owner
+        // holds (the static empty span's is always empty), as `get_live` requires; (2) a set
+        // bit of the alloc cache is an object below `nelems` (invariant), so its offset
+        // `i * elem_bytes` lies inside the span's pages, which `alloc_base`'s provenance
+        // covers.
+        Some(unsafe { self.alloc_base.get_live().add(i as usize * self.elem_bytes.get()) })
     }
     // ANCHOR_END: next_free_fast
 
@@ -576,7 +596,7 @@ impl Span {
     /// The first byte, as an address (arithmetic and keys only).
     #[inline]
     pub fn base_addr(&self) -> usize {
-        self.base.get().as_ptr().addr()
+        self.base.addr()
     }
 
     // ANCHOR: free_local
