@@ -10,9 +10,9 @@
 //!   (over [`MAX_SMALL_BYTES`]), which get whole page runs instead.
 //! - *span class*: `class << 1 | noscan`, 136 of them. Go keeps pointer-free (noscan) objects
 //!   apart so that the GC can skip their spans. Rust has no GC: every ordinary object lives in
-//!   the noscan span class of its size class, and the one "scan" span class in use is
-//!   [`TINY_SPAN_CLASS`] (class 2, 16 B), which holds the tiny allocator's 16 B blocks, whose
-//!   objects are counted per block (see `tiny.rs`).
+//!   the noscan span class of its size class; the "scan" halves (even span classes but 0,
+//!   the large objects) are unused since the tiny allocator went (issue 22, see the module
+//!   docs of mod.rs).
 //! - *runtime page*: [`PAGE_BYTES`] = 8 KiB; a span is `CLASS_PAGES[c]` runtime pages.
 //!
 //! # The algorithm (mksizeclasses.go)
@@ -120,10 +120,6 @@ pub const SMALL_SIZE_DIV: usize = 8;
 pub const LARGE_SIZE_DIV: usize = 128;
 /// Most objects one span holds (class 1: 8192 / 8).
 pub const MAX_OBJECTS_PER_SPAN: usize = 1024;
-/// The class of the tiny allocator's 16 B blocks.
-pub const TINY_CLASS: usize = 2;
-/// The span class of tiny blocks (class 2, the "scan" half; see the glossary).
-pub const TINY_SPAN_CLASS: usize = TINY_CLASS << 1;
 
 /// One generated class.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -244,6 +240,22 @@ pub static CLASS_BYTES: [u32; CLASS_COUNT] = {
     a
 };
 
+/// The alignment every object of each class has (0 for class 0): the largest power of two
+/// dividing its size, at most a runtime page. Objects sit at `span base + i * size` with the
+/// span base page-aligned, so this is what the class guarantees; the fast paths serve a
+/// request aligned up to it from the class without the search of `class_for_aligned`.
+pub static CLASS_ALIGN: [u32; CLASS_COUNT] = {
+    let mut a = [0u32; CLASS_COUNT];
+    let mut c = 1;
+    while c < CLASS_COUNT {
+        let size = CLASS_BYTES[c];
+        let pow = 1u32 << size.trailing_zeros();
+        a[c] = if pow > PAGE_BYTES as u32 { PAGE_BYTES as u32 } else { pow };
+        c += 1;
+    }
+    a
+};
+
 /// Pages per span of each class.
 #[inline]
 pub fn class_pages(class: usize) -> usize {
@@ -326,10 +338,12 @@ pub fn object_index(offset: usize, class: usize) -> usize {
     div_by_mul(offset, TABLES.div_mul[class])
 }
 
-/// `offset / size` given `div_mul` of the size's class (see step 5 above).
+/// `offset / size` given `div_mul` of the size's class (see step 5 above), for offsets
+/// inside a span. The product wraps for larger ones (a pointer the free path checks may lie
+/// anywhere), giving an index its callers then find out of range or off an object start.
 #[inline(always)]
 pub fn div_by_mul(offset: usize, div_mul: u32) -> usize {
-    ((offset as u64 * div_mul as u64) >> 32) as usize
+    ((offset as u64).wrapping_mul(div_mul as u64) >> 32) as usize
 }
 // ANCHOR_END: object_index
 
