@@ -94,13 +94,14 @@ fn release_all_returns_every_page<S: Strategy + ConstInit>() {
 }
 
 /// Threads use a heap over a `Fixed` region, stay alive while it is dropped and its region
-/// freed, then use other heaps of the same strategy (a fresh region each) and exit: no thread
-/// reaches the freed region through what it kept of the first heap.
+/// poisoned and freed, then use other heaps of the same strategy (a fresh region each) and
+/// exit: no thread reaches the freed region through what it kept of the first heap. Regions
+/// are 72 MiB aligned to 64 MiB, so that `Tiered` finds a whole arena in each.
 fn threads_outlive_a_dropped_heap<S: Strategy + ConstInit + 'static>() {
-    const REGION: usize = 16 << 20;
+    const REGION: usize = 72 << 20;
     const THREADS: usize = 3;
-    let region_layout = Layout::from_size_align(REGION, 1 << 16).unwrap();
-    for round in 0..4 {
+    let region_layout = Layout::from_size_align(REGION, 64 << 20).unwrap();
+    for round in 0..3 {
         // SAFETY: non-zero size.
         let base = unsafe { System.alloc(region_layout) };
         assert!(!base.is_null());
@@ -114,27 +115,32 @@ fn threads_outlive_a_dropped_heap<S: Strategy + ConstInit + 'static>() {
                 let (heap, used, dropped) = (Arc::clone(&heap), Arc::clone(&used), Arc::clone(&dropped));
                 thread::spawn(move || {
                     let mut rng = Rng::seeded((round * 10 + t) as u64);
-                    let live = fill(&*heap, &mut rng, 300);
-                    for (p, l) in live {
-                        // SAFETY: a live block of this heap with its layout.
-                        unsafe { heap.dealloc(p, l) };
-                    }
+                    // A failed check must not leave the other threads at a barrier: each
+                    // phase's panic is caught and reported after the barriers.
+                    let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        for (p, l) in fill(&*heap, &mut rng, 300) {
+                            // SAFETY: a live block of this heap with its layout.
+                            unsafe { heap.dealloc(p, l) };
+                        }
+                    }));
                     drop(heap);
                     used.wait();
                     dropped.wait();
+                    first?;
                     // The first heap and its region are gone; use new heaps on this thread.
-                    for k in 0..6 {
-                        // SAFETY: non-zero size.
-                        let base =
-                            unsafe { System.alloc(Layout::from_size_align(4 << 20, 1 << 16).unwrap()) };
-                        // SAFETY: as above; freed after the heap is dropped.
-                        let h: Heap<S, Fixed> = Heap::with_source(unsafe { Fixed::new(base, 4 << 20) });
-                        let live = fill(&h, &mut rng, 100 + k);
-                        drop(live);
-                        drop(h);
-                        // SAFETY: allocated above with this layout; its heap is dropped.
-                        unsafe { System.dealloc(base, Layout::from_size_align(4 << 20, 1 << 16).unwrap()) };
-                    }
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        for k in 0..4 {
+                            // SAFETY: non-zero size.
+                            let base = unsafe { System.alloc(region_layout) };
+                            assert!(!base.is_null());
+                            // SAFETY: as above; freed after the heap is dropped.
+                            let h: Heap<S, Fixed> = Heap::with_source(unsafe { Fixed::new(base, REGION) });
+                            drop(fill(&h, &mut rng, 100 + k));
+                            drop(h);
+                            // SAFETY: allocated above with this layout; its heap is dropped.
+                            unsafe { System.dealloc(base, region_layout) };
+                        }
+                    }))
                 })
             })
             .collect();
@@ -148,8 +154,13 @@ fn threads_outlive_a_dropped_heap<S: Strategy + ConstInit + 'static>() {
             System.dealloc(base, region_layout);
         }
         dropped.wait();
-        for h in handles {
-            h.join().unwrap();
+        for (t, h) in handles.into_iter().enumerate() {
+            if let Err(e) = h.join().unwrap() {
+                std::panic::resume_unwind(Box::new(format!(
+                    "thread {t}: {}",
+                    e.downcast_ref::<String>().map(String::as_str).unwrap_or("panicked")
+                )));
+            }
         }
     }
 }
