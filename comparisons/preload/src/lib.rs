@@ -85,7 +85,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod block;
+mod bad;
 mod entry;
 mod env;
 mod exports;
