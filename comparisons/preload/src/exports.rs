@@ -13,7 +13,7 @@ use crate::bad;
 use crate::entry::{self, Entry};
 use crate::fallback;
 use crate::heaps::{self, Src, Visit};
-use crate::report::{Line, errno, set_errno};
+use crate::report::{Line, errno, errno_slot, set_errno};
 
 /// Heap blocks freed by a re-entered call, which cannot touch the heap (leaked).
 static REENTRANT_LEAKS: AtomicUsize = AtomicUsize::new(0);
@@ -367,10 +367,13 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
 /// `p` is NULL or a live block from a malloc-family function, freed once.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn free(p: *mut c_void) {
-    let saved = errno();
+    let errno = errno_slot();
+    // SAFETY: this thread's errno slot, valid for the thread's life.
+    let saved = unsafe { *errno };
     // SAFETY: the caller's guarantee.
     unsafe { free_ptr(p.cast()) }
-    set_errno(saved);
+    // SAFETY: as above.
+    unsafe { *errno = saved };
 }
 
 /// C `calloc`: zeroed; NULL + ENOMEM when `count * size` overflows.
@@ -570,6 +573,7 @@ pub extern "C" fn __libc_pvalloc(size: usize) -> *mut c_void {
 /// malloc) and registers the fork handlers.
 extern "C" fn on_load() {
     heaps::selected();
+    entry::init();
     // SAFETY: the handlers are `extern "C" fn()` that live as long as the process.
     unsafe {
         libc::pthread_atfork(Some(before_fork), Some(after_fork_parent), Some(after_fork_child));
@@ -611,14 +615,14 @@ extern "C" fn before_fork() {
 /// `pthread_atfork` parent: the heap's locks, then the gate (the reverse of `before_fork`).
 extern "C" fn after_fork_parent() {
     heaps::visit(heaps::selected(), ForkStep::Parent);
-    entry::after_fork();
+    entry::after_fork_parent();
 }
 
 /// `pthread_atfork` child: as in the parent (the strategy may also reset state of the
 /// threads that the child lacks).
 extern "C" fn after_fork_child() {
     heaps::visit(heaps::selected(), ForkStep::Child);
-    entry::after_fork();
+    entry::after_fork_child();
 }
 
 /// Runs at exit (after the program's atexit handlers): prints the statistics if asked.
