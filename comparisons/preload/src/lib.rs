@@ -71,10 +71,14 @@
 //!
 //! ## Process events
 //! - Threads (C or Rust): nothing to set up; our thread-local state is two `const`-initialised
-//!   `Cell`s without destructors, so it never registers anything nor allocates. Thread exit is
-//!   the strategy's business (e.g. Tiered flushing its thread cache).
+//!   `Cell`s without destructors, so reading it never registers anything nor allocates. A
+//!   thread's first call claims a gate flag and sets a `pthread_key` (no allocation for
+//!   glibc's first keys) whose destructor gives the flag back at thread exit (see [`entry`]).
+//!   The rest of thread exit is the strategy's business (e.g. Tiered flushing its thread
+//!   cache).
 //! - `fork`: `pthread_atfork` handlers registered by our constructor. Prepare closes the
-//!   entry gate and waits until no entry is in flight on any thread, then takes every lock
+//!   entry gate and waits until no entry is in flight on any thread (an asymmetric Dekker
+//!   handshake: plain stores on the entry path, `membarrier` in the forker), then takes every lock
 //!   of the selected heap (`Heap::fork_prepare`, in the strategy's documented order); parent
 //!   and child release the heap's locks, then open the gate. So the child never inherits a
 //!   heap lock held mid-operation by a thread that does not exist in it, whether that thread
