@@ -7,6 +7,9 @@
 #
 # ALLOCATOR as for run-preloaded.sh (which this runs every program through): glibc,
 # mimalloc, first-fit, next-fit, best-fit, segregated-fit, tiered. Default: all seven.
+# STRATEGY@PATH runs a strategy from another build of the library (PATH is its
+# libstratalloc_preload.so; the row is labelled STRATEGY@DIR, DIR the build's directory
+# name two levels up), for before/after rows in the same run.
 # Each rep runs every (metric, allocator) once, the allocators in an order rotated every
 # rep; a cell is the median over the reps (default 5). Ratios: the hot pair against glibc,
 # churn and resident bytes against mimalloc (issue 22's targets). Needs gcc, the library
@@ -32,7 +35,13 @@ for ((rep = 0; rep < reps; rep++)); do
     for metric in "${metrics[@]}"; do
         for ((i = 0; i < n; i++)); do
             a=${allocators[$(((i + rep) % n))]}
-            if out=$("$here/../run-preloaded.sh" "$a" "$work/small_objects" "$metric" 2>"$work/err"); then
+            lib=${STRATALLOC_PRELOAD_LIB:-}
+            name=$a
+            if [[ $a == *@* ]]; then
+                name=${a%%@*}
+                lib=${a#*@}
+            fi
+            if out=$(STRATALLOC_PRELOAD_LIB=$lib "$here/../run-preloaded.sh" "$name" "$work/small_objects" "$metric" 2>"$work/err"); then
                 v=$(awk -v m="$metric" '$1 == m { print $2 }' <<<"$out")
             else
                 v=FAILED
@@ -60,9 +69,12 @@ for metric in "${metrics[@]}"; do
 done
 echo "| allocator | hot malloc(16)/free pair, ns | / glibc | churn 100k live 16..1024 B, ns/op | / mimalloc | resident B per live 16 B object | / mimalloc |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
+label() { # allocator -> its row label
+    if [[ $1 == *@* ]]; then echo "${1%%@*}@$(basename "$(dirname "$(dirname "${1#*@}")")")"; else echo "$1"; fi
+}
 for a in "${allocators[@]}"; do
     h=${med["hot $a"]} c=${med["churn $a"]} r=${med["rss $a"]}
-    echo "| $a | $h | $(ratio "$h" "${med["hot glibc"]:-}") | $c | $(ratio "$c" "${med["churn mimalloc"]:-}") | $r | $(ratio "$r" "${med["rss mimalloc"]:-}") |"
+    echo "| $(label "$a") | $h | $(ratio "$h" "${med["hot glibc"]:-}") | $c | $(ratio "$c" "${med["churn mimalloc"]:-}") | $r | $(ratio "$r" "${med["rss mimalloc"]:-}") |"
 done
 echo
 echo "$reps reps, medians; $(nproc) CPUs; $(date -u +%Y-%m-%d)"

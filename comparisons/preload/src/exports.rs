@@ -314,9 +314,8 @@ unsafe fn resize(user: NonNull<u8>, n: usize) -> *mut u8 {
         set_errno(libc::ENOMEM);
         return moved;
     }
-    // SAFETY: both blocks are live and disjoint; the old one holds `usable` bytes, the new
-    // one `n > usable`.
-    // SAFETY: the old block is live (found just above) and the caller gives it up.
+    // SAFETY: both blocks are live (the old one found just above) and disjoint; the old one
+    // holds `usable` bytes, the new one `n > usable`; the caller gives the old one up.
     unsafe {
         ptr::copy_nonoverlapping(p, moved, usable);
         free_ptr(p);
