@@ -84,8 +84,14 @@ fn split(key: usize) -> Option<(usize, usize, usize)> {
 
 impl LiveMap {
     /// An empty map (no pool, no memory).
-    pub(super) const EMPTY: Self =
-        LiveMap { root: ptr::null_mut(), hot_key: NO_KEY, hot_leaf: ptr::null_mut(), pool: ptr::null_mut(), bump: 0, bytes: 0 };
+    pub(super) const EMPTY: Self = LiveMap {
+        root: ptr::null_mut(),
+        hot_key: NO_KEY,
+        hot_leaf: ptr::null_mut(),
+        pool: ptr::null_mut(),
+        bump: 0,
+        bytes: 0,
+    };
 
     /// The leaf of `key`, or null if none covers it (reads only the map's tables).
     fn leaf_walk(&self, key: usize) -> *mut u64 {
@@ -168,7 +174,9 @@ impl LiveMap {
     pub(super) fn is_set(&mut self, addr: usize) -> bool {
         let leaf = self.leaf_of(addr);
         // SAFETY: `leaf` is a leaf of this map when non-null, and `slot`'s word is in it.
-        !leaf.is_null() && addr & ((1 << GRANULE_SHIFT) - 1) == 0 && unsafe { *leaf.add(slot(addr).0) & slot(addr).1 != 0 }
+        !leaf.is_null()
+            && addr & ((1 << GRANULE_SHIFT) - 1) == 0
+            && unsafe { *leaf.add(slot(addr).0) & slot(addr).1 != 0 }
     }
 
     /// [`is_set`](Self::is_set) without touching the cache (the checker).

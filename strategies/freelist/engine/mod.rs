@@ -24,11 +24,11 @@ mod realloc;
 use core::ptr::{self, NonNull};
 
 use self::fresh::Fresh;
+pub(super) use self::index::fit_start;
+pub use self::index::{FreeIndex, Placement, Policy};
 use self::live::LiveMap;
 #[cfg(test)]
 pub(super) use self::live::POOL_BYTES;
-pub(super) use self::index::fit_start;
-pub use self::index::{FreeIndex, Placement, Policy};
 use super::block::{Block, ChunkHead, HEADER_BYTES};
 use crate::strategy::StrategyStats;
 
