@@ -150,7 +150,7 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicUsize, Ordering};
 
 use crate::source::PageSource;
-use crate::strategy::{CheckError, ConstInit, Strategy, StrategyStats};
+use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Strategy, StrategyStats};
 use crate::sync::SpinLock;
 
 mod arena;
@@ -164,24 +164,19 @@ mod pagealloc;
 mod remote;
 /// The atomics `remote.rs` is built on (loom's in tests/loom_tiered.rs).
 mod remote_atomics {
-    pub use core::sync::atomic::{AtomicI8, AtomicPtr, Ordering};
+    pub use core::sync::atomic::{AtomicPtr, Ordering};
 }
 mod scavenger;
 pub mod sizeclass;
 mod span;
-mod tiny;
 mod tls;
 
-use arena::{INDEX_L1_BYTES, Index, IndexL2, span_of_live};
-use freestack::Reader;
+use arena::{INDEX_L1_BYTES, Index};
 use mcache::{EMPTY_SPAN, MCache};
 use mcentral::MCentral;
 use mheap::MHeap;
 use scavenger::Goal;
-use sizeclass::{
-    MAX_SMALL_BYTES, PAGE_BYTES, SPAN_CLASS_COUNT, TINY_SPAN_CLASS, class_for, class_of, span_class,
-};
-use span::Span;
+use sizeclass::{MAX_SMALL_BYTES, PAGE_BYTES, SPAN_CLASS_COUNT, class_for, span_class};
 
 /// The Go runtime's tiered allocator: thread caches, central lists, page heap, arenas,
 /// scavenger. See the [module docs](self).
@@ -195,16 +190,12 @@ use span::Span;
 /// ```
 pub struct Tiered {
     root: AtomicPtr<Root>,
-    /// `root.index`, stored before `root` is published: the free path reads it straight
-    /// from here, one dependent load fewer than through the root.
-    index: AtomicPtr<AtomicPtr<IndexL2>>,
     init: SpinLock<()>,
 }
 
 impl ConstInit for Tiered {
     const INIT: Self = Tiered {
         root: AtomicPtr::new(ptr::null_mut()),
-        index: AtomicPtr::new(ptr::null_mut()),
         init: SpinLock::new(()),
     };
 }
@@ -241,6 +232,9 @@ pub struct Root {
     pending_hint: AtomicBool,
     /// Bytes of this record.
     root_bytes: usize,
+    /// The heap's key: what thread-local slots name it by (see "Heap keys" in tls.rs);
+    /// 0 if it has none (then no thread binds a cache to it).
+    pub(crate) key: u64,
 }
 
 // SAFETY: `Root` is `!Sync` for its raw `index` pointer (and the fields below it that hold
@@ -257,7 +251,7 @@ unsafe impl Sync for Root {}
 unsafe impl Send for Root {}
 
 // The free path tells span kinds apart by the low bit of the span class.
-const _: () = assert!(TINY_SPAN_CLASS & 1 == 0 && span_class(1) & 1 == 1 && span_class(67) & 1 == 1);
+const _: () = assert!(span_class(1) & 1 == 1 && span_class(67) & 1 == 1);
 
 /// Spans the background sweep looks at per call.
 const SWEEP_STEP_SPANS: usize = 16;
@@ -275,6 +269,7 @@ impl Root {
             sweep_cursor: AtomicUsize::new(0),
             pending_hint: AtomicBool::new(false),
             root_bytes: 0,
+            key: 0,
         }
     }
 
@@ -349,14 +344,6 @@ impl Root {
         }
     }
     // ANCHOR_END: background
-
-    /// spanOf.
-    #[inline]
-    fn span_of(&self, p: usize) -> &Span {
-        // SAFETY: `p` is a live block of this heap, so its arena is registered, its index
-        // entry Ready, and its span live.
-        unsafe { &*span_of_live(self.index, p) }
-    }
 }
 
 impl Tiered {
@@ -402,8 +389,8 @@ impl Tiered {
             r.index = index.as_ptr().cast();
             r.root_bytes = bytes;
             r.heap.lock.get_mut().index = r.index;
+            r.key = tls::register();
         }
-        self.index.store(index.as_ptr().cast(), Ordering::Release);
         self.root.store(mem.as_ptr(), Ordering::Release);
         self.existing_root()
     }
@@ -431,53 +418,20 @@ unsafe impl Strategy for Tiered {
     // ANCHOR_END: tiered_alloc
 
     // ANCHOR: tiered_dealloc
+    /// The free by address (`free_addr`, malloc.rs): the layout is not needed, and a free
+    /// that `free` would refuse (a double free, a foreign or interior pointer) is ignored
+    /// here, so it changes nothing (see "Bad input" in the module docs).
     #[inline]
     unsafe fn dealloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, layout: Layout) {
-        // The address, for the span lookup and arithmetic; `ptr` itself (the caller's
-        // provenance) is what goes on a stack.
-        let p = ptr.as_ptr().addr();
-        // The fastest path: a small object (not tiny) onto this thread's free stack of its
-        // class, which the layout gives (the caller's contract: the layout it was allocated
-        // with, which `alloc` mapped to that class). No span is read.
-        let size = layout.size();
-        if (tiny::TINY_BLOCK_BYTES..=MAX_SMALL_BYTES).contains(&size)
-            && layout.align() <= 8
-            && let Some(root) = self.existing_root()
-            // SAFETY: null or the calling thread's own cache, live while the thread is.
-            && let Some(c) = unsafe { tls::peek(root).as_ref() }
-        {
-            let class = class_of(size);
-            debug_assert!(root.can_stack(p, class, Reader::Cache(c)), "foreign or double free of {p:#x}");
-            if c.push_free(class, ptr) {
-                c.account(-(size as isize), -1);
-                return;
-            }
-        }
-        // The index, not the root: one dependent load fewer on the way to the span. No null
-        // test: `ptr` came from this heap's `alloc`, which published the index first.
-        let index = self.index.load(Ordering::Acquire);
-        // SAFETY: `p` is a live block of this heap (the caller's contract), so the index is
-        // set, `p`'s arena is registered in it, its index entry Ready, and its span live.
-        let s = unsafe { &*span_of_live(index, p) };
-        let my = tls::peek_any();
-        // The fast path: a small object (odd span class) of a span this thread's cache owns.
-        // A span's owner is a cache of this heap, so `owner == my` needs no root compare.
-        if s.span_class.get() & 1 == 1 && !my.is_null() && ptr::eq(s.owner.load(Ordering::Relaxed), my) {
-            // SAFETY: the calling thread's own cache.
-            let my = unsafe { &*my };
-            my.account(-(size as isize), -1);
-            my.free_owned(s, s.object_index(p));
-            return;
-        }
-        self.dealloc_slow(src, s, ptr, size);
+        let _ = layout;
+        let _ = self.free_addr(src, ptr);
     }
     // ANCHOR_END: tiered_dealloc
 
     unsafe fn alloc_zeroed<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
         let root = self.root(src)?;
         let (size, align) = (layout.size(), layout.align());
-        let large = class_for(size, align).is_none() && !(size < tiny::TINY_BLOCK_BYTES && align <= 8);
-        if large {
+        if class_for(size, align).is_none() {
             let s = root.alloc_large(src, layout)?;
             if s.needzero.get() {
                 // SAFETY: the span's first `size` bytes are ours and Ready.
@@ -500,20 +454,11 @@ unsafe impl Strategy for Tiered {
     ) -> Option<NonNull<u8>> {
         // SAFETY: forwarded with the caller's guarantees.
         let usable = unsafe { self.usable_size(ptr, layout) };
-        // In place only if the block stays on its side of the small/large line: a large
-        // object freed with a small layout would go onto a free stack (see "Free stacks" in
-        // freestack.rs), which holds small objects only.
+        // In place only if the block stays on its side of the small/large line, so that a
+        // large block's usable size stays whole pages and a small one's its class.
         let small = |n: usize| n <= MAX_SMALL_BYTES;
         if new_size <= usable && new_size > usable / 2 && small(new_size) == small(layout.size()) {
-            let root = self.existing_root()?;
-            let delta = new_size as isize - layout.size() as isize;
-            let my = tls::lookup(root);
-            if my.is_null() {
-                root.add_live(delta, 0);
-            } else {
-                // SAFETY: the thread's own cache.
-                unsafe { (*my).account(delta, 0) };
-            }
+            // The block stays as it is: its usable size, which the statistics count, too.
             return Some(ptr);
         }
         // SAFETY: forwarded with the caller's guarantees.
@@ -521,27 +466,66 @@ unsafe impl Strategy for Tiered {
     }
 
     unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
-        let Some(root) = self.existing_root() else { return layout.size() };
-        let s = root.span_of(ptr.as_ptr().addr());
-        if s.class.get() == 0 {
-            s.npages.get() * PAGE_BYTES
-        } else if s.span_class.get() as usize == TINY_SPAN_CLASS {
-            layout.size()
-        } else {
-            s.elem_bytes.get()
+        self.block_of(ptr.as_ptr()).map_or(layout.size(), |b| b.usable)
+    }
+
+    // ANCHOR: tiered_block_of
+    /// spanOf, then the object's index and its live bit (see "Liveness" in span.rs).
+    fn block_of(&self, ptr: *const u8) -> Option<BlockInfo> {
+        let root = self.existing_root()?;
+        let p = ptr.addr();
+        // SAFETY: the root's index; `span_of` checks the range and every entry.
+        let s = unsafe { arena::span_of(root.index, p) };
+        // SAFETY: a non-null entry of a span map names a span record, mapped while the heap
+        // lives; only fields fixed while the span lives and atomics are read.
+        let s = unsafe { s.as_ref() }?;
+        if s.span_class.get() & 1 == 0 && s.class.get() != 0 {
+            return None;
+        }
+        let i = s.object_at(p)?;
+        if !s.is_live(i) {
+            return None;
+        }
+        let usable = if s.class.get() == 0 { s.npages.get() * PAGE_BYTES } else { s.elem_bytes.get() };
+        let pow = 1usize << p.trailing_zeros().min(usize::BITS - 1);
+        // Large spans keep the alignment they were made with (up to their base's); small
+        // objects are promised at most a page.
+        let align = if s.class.get() == 0 { pow } else { pow.min(PAGE_BYTES) };
+        Some(BlockInfo { start: p, usable, align })
+    }
+    // ANCHOR_END: tiered_block_of
+
+    unsafe fn free<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Result<usize, BadFree> {
+        self.free_addr(src, ptr)
+    }
+
+    // ANCHOR: tiered_release_all
+    /// Everything back to `src`: the heap's key out of the registry first (so no thread
+    /// slot reaches the heap again; see "Heap keys" in tls.rs), then every arena, arena
+    /// record, L2 table and metadata chunk (`MHeap::release_all`), the L1 table and the
+    /// root; `Tiered` is then as `INIT` made it.
+    unsafe fn release_all<P: PageSource>(&self, src: &P) {
+        let _g = self.init.lock();
+        let Some(root) = self.existing_root() else { return };
+        tls::unregister(root.key);
+        tls::drop_slot(root.key);
+        let (root_bytes, index) = (root.root_bytes, root.index);
+        // SAFETY: no other thread uses the heap (the caller's contract), and no thread slot
+        // reaches it any more (its key is out of the registry).
+        unsafe { root.heap.release_all(src) };
+        self.root.store(ptr::null_mut(), Ordering::Release);
+        let index_bytes = INDEX_L1_BYTES.next_multiple_of(P::PAGE_BYTES);
+        let root_ptr = NonNull::from(root).cast::<u8>();
+        // SAFETY: the L1 table and the root are pages from `src` (`init_root`), used by
+        // nothing now: the root is no longer published and nobody else runs.
+        unsafe {
+            if let Some(ix) = NonNull::new(index.cast_mut()) {
+                let _ = src.free(ix.cast(), index_bytes);
+            }
+            let _ = src.free(root_ptr, root_bytes);
         }
     }
-
-    // PLACEHOLDER (#22, being built): answers "not mine" and refuses every free by address.
-    fn block_of(&self, _ptr: *const u8) -> Option<crate::BlockInfo> {
-        None
-    }
-
-    unsafe fn free<P: PageSource>(&self, _src: &P, _ptr: NonNull<u8>) -> Result<usize, crate::BadFree> {
-        Err(crate::BadFree::Foreign)
-    }
-
-    unsafe fn release_all<P: PageSource>(&self, _src: &P) {}
+    // ANCHOR_END: tiered_release_all
 
     fn stats(&self) -> StrategyStats {
         let Some(root) = self.existing_root() else { return StrategyStats::default() };
