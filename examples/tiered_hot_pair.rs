@@ -3,7 +3,8 @@
 //! `GlobalAlloc` (layout-taking free) and, where the strategy has it, `Heap::free` (free by
 //! address). Prints one line per case: `case ns_per_pair`.
 //!
-//! Run: `cargo run --release --example tiered_hot_pair`.
+//! Run: `cargo run --release --example tiered_hot_pair [SIZE ALIGN PAIRS]` (with arguments,
+//! one case and one timing, e.g. for `valgrind --tool=callgrind` instruction counts).
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
@@ -15,7 +16,7 @@ static HEAP: Heap<Tiered> = Heap::new();
 
 const PAIRS: usize = 20_000_000;
 
-fn pair(size: usize, align: usize) -> f64 {
+fn pair(size: usize, align: usize, pairs: usize) -> f64 {
     let l = Layout::from_size_align(size, align).unwrap();
     // Warm up: the heap, the thread's cache, the class's span.
     for _ in 0..1000 {
@@ -23,21 +24,26 @@ fn pair(size: usize, align: usize) -> f64 {
         unsafe { HEAP.dealloc(black_box(HEAP.alloc(l)), l) };
     }
     let t = Instant::now();
-    for _ in 0..PAIRS {
+    for _ in 0..pairs {
         // SAFETY: as above.
         unsafe {
             let p = HEAP.alloc(black_box(l));
-            black_box(p.cast::<u64>().write_volatile(1));
+            p.cast::<u64>().write_volatile(1);
             HEAP.dealloc(black_box(p), l);
         }
     }
-    t.elapsed().as_nanos() as f64 / PAIRS as f64
+    t.elapsed().as_nanos() as f64 / pairs as f64
 }
 
 fn main() {
+    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().unwrap()).collect();
+    if let [size, align, pairs] = args[..] {
+        println!("dealloc size={size} align={align} {:.2}", pair(size, align, pairs));
+        return;
+    }
     for &(size, align) in &[(16, 8), (16, 16), (8, 16), (64, 8), (64, 16), (100, 16), (1024, 16)] {
         // Best of 5, to keep the figure stable.
-        let best = (0..5).map(|_| pair(size, align)).fold(f64::MAX, f64::min);
+        let best = (0..5).map(|_| pair(size, align, PAIRS)).fold(f64::MAX, f64::min);
         println!("dealloc size={size} align={align} {best:.2}");
     }
 }

@@ -45,7 +45,8 @@ pub struct Persistent {
 
 impl Persistent {
     /// Empty.
-    pub const INIT: Persistent = Persistent { chunks: ptr::null_mut(), cur: ptr::null_mut(), end: 0, committed_bytes: 0 };
+    pub const INIT: Persistent =
+        Persistent { chunks: ptr::null_mut(), cur: ptr::null_mut(), end: 0, committed_bytes: 0 };
 
     /// `bytes` of memory aligned to `align` (a power of two, at most an OS page), contents
     /// unspecified.

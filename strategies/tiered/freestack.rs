@@ -85,17 +85,11 @@ pub struct FreeStack {
 impl FreeStack {
     const fn new(class: usize) -> FreeStack {
         let size = CLASS_BYTES[class] as usize;
-        let cap = if size == 0 {
-            0
-        } else {
-            let n = FREE_STACK_BYTES / size;
-            if n == 0 {
-                1
-            } else if n > FREE_STACK_SLOTS {
-                FREE_STACK_SLOTS
-            } else {
-                n
-            }
+        let cap = match FREE_STACK_BYTES.checked_div(size) {
+            None => 0,
+            Some(0) => 1,
+            Some(n) if n > FREE_STACK_SLOTS => FREE_STACK_SLOTS,
+            Some(n) => n,
         };
         FreeStack {
             len: Cell::new(0),
@@ -108,9 +102,8 @@ impl FreeStack {
 
     /// The objects on the stack, bottom first, each with its span and index.
     pub fn iter(&self) -> impl Iterator<Item = (NonNull<u8>, *const Span, usize)> + '_ {
-        (0..self.len.get() as usize).map(|k| {
-            (self.slots[k].get(), self.spans[k].get(), self.index[k].get() as usize)
-        })
+        (0..self.len.get() as usize)
+            .map(|k| (self.slots[k].get(), self.spans[k].get(), self.index[k].get() as usize))
     }
 }
 // ANCHOR_END: free_stack

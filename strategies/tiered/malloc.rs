@@ -7,7 +7,9 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
 
 use super::mcache::MCache;
-use super::sizeclass::{CLASS_ALIGN, CLASS_BYTES, MAX_SMALL_BYTES, PAGE_BYTES, class_for, class_of, span_class};
+use super::sizeclass::{
+    CLASS_ALIGN, CLASS_BYTES, MAX_SMALL_BYTES, PAGE_BYTES, class_for, class_of, span_class,
+};
 use super::span::Span;
 use super::{Root, Tiered, arena, scavenger, tls};
 use crate::source::PageSource;
@@ -179,22 +181,36 @@ fn op_step<P: PageSource>(root: &Root, src: &P, c: &MCache, p: NonNull<u8>) -> O
 /// mod.rs. Returns the object's usable size; `Err`, with nothing changed, for an object that
 /// is not live (a double free).
 #[inline(always)]
-pub(crate) fn free_small(root: &Root, my: *mut MCache, s: &Span, i: usize, p: NonNull<u8>) -> Result<usize, BadFree> {
+pub(crate) fn free_small(
+    root: &Root,
+    my: *mut MCache,
+    s: &Span,
+    i: usize,
+    p: NonNull<u8>,
+) -> Result<usize, BadFree> {
     let owner = s.owner.load(Ordering::Relaxed);
     if owner == my && !my.is_null() {
-        // The owner holds the span: its live bit is this thread's to read and write.
-        if !s.is_live(i) {
-            return Err(BadFree::NotLive);
-        }
-        s.clear_live(i);
         // SAFETY: `my` is the calling thread's cache (non-null, checked above).
-        let c = unsafe { &*my };
-        if !c.push_free(s, i, p) {
-            c.free_owned(s, i);
-        }
-        return Ok(s.elem_bytes.get());
+        return unsafe { &*my }.free_mine(s, i, p);
     }
     free_not_owned(root, owner, s, i, p)
+}
+
+impl MCache {
+    /// The owner's free of object `i` at `p` of span `s` (this cache owns `s`, so the live
+    /// bit is this thread's to read and write): refused if not live, else onto the free
+    /// stack, or its bit cleared in the span when the stack is full. Returns the usable
+    /// size; counts nothing.
+    #[inline(always)]
+    pub(crate) fn free_mine(&self, s: &Span, i: usize, p: NonNull<u8>) -> Result<usize, BadFree> {
+        if !s.take_live(i) {
+            return Err(BadFree::NotLive);
+        }
+        if !self.push_free(s, i, p) {
+            self.free_owned(s, i);
+        }
+        Ok(s.elem_bytes.get())
+    }
 }
 // ANCHOR_END: free_small
 
@@ -203,7 +219,13 @@ pub(crate) fn free_small(root: &Root, my: *mut MCache, s: &Span, i: usize, p: No
 /// if nobody owns it.
 #[cold]
 #[inline(never)]
-fn free_not_owned(root: &Root, owner: *mut MCache, s: &Span, i: usize, p: NonNull<u8>) -> Result<usize, BadFree> {
+fn free_not_owned(
+    root: &Root,
+    owner: *mut MCache,
+    s: &Span,
+    i: usize,
+    p: NonNull<u8>,
+) -> Result<usize, BadFree> {
     if !s.claim_remote(i) {
         return Err(BadFree::NotLive);
     }
@@ -298,9 +320,10 @@ impl Tiered {
         let my = tls::peek(root.key);
         if !my.is_null() && ptr::eq(s.owner.load(Ordering::Relaxed), my) {
             // The fast path: a span this thread's cache owns.
-            let bytes = free_small(root, my, s, i, ptr)?;
-            // SAFETY: the calling thread's own cache.
-            unsafe { (*my).account(-(bytes as isize), -1) };
+            // SAFETY: the calling thread's own cache (non-null, checked).
+            let c = unsafe { &*my };
+            let bytes = c.free_mine(s, i, ptr)?;
+            c.account(-(bytes as isize), -1);
             return Ok(bytes);
         }
         self.free_slow(src, root, s, i, ptr)
@@ -352,5 +375,5 @@ impl Tiered {
             None => root.alloc_large(src, layout).map(|s| s.base.get()),
         }
     }
-// ANCHOR_END: alloc_in
+    // ANCHOR_END: alloc_in
 }

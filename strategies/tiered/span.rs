@@ -327,12 +327,7 @@ impl Span {
     }
 
     /// A fresh span of `npages` pages at `base` for span class `spc` (0 = large).
-    pub fn new(
-        base: NonNull<u8>,
-        npages: usize,
-        spc: usize,
-        needzero: bool,
-    ) -> Span {
+    pub fn new(base: NonNull<u8>, npages: usize, spc: usize, needzero: bool) -> Span {
         let class = sizeclass::class_of_span_class(spc);
         let (elem_bytes, nelems) = if class == 0 {
             (npages * PAGE_BYTES, 1)
@@ -518,6 +513,21 @@ impl Span {
     pub fn set_live(&self, i: usize) {
         let (w, m) = Self::bit_of(&self.live, i);
         w.store(w.load(Ordering::Relaxed) | m, Ordering::Relaxed);
+    }
+
+    /// The holder frees object `i`: clears its live bit and returns true if it was live and
+    /// not freed by another thread meanwhile (its remote bit clear); else false, nothing
+    /// changed. Holder only: one load of each bitmap word and one store.
+    #[inline(always)]
+    pub fn take_live(&self, i: usize) -> bool {
+        let (w, m) = Self::bit_of(&self.live, i);
+        let v = w.load(Ordering::Relaxed);
+        let (r, _) = Self::bit_of(&self.remote_bits, i);
+        if v & m == 0 || r.load(Ordering::Relaxed) & m != 0 {
+            return false;
+        }
+        w.store(v & !m, Ordering::Relaxed);
+        true
     }
 
     /// Marks object `i` not live (freed by its holder, or collected). Holder only.
