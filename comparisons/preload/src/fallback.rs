@@ -109,15 +109,18 @@ pub fn in_pool(p: *const u8) -> bool {
     p.addr().wrapping_sub(POOL.0.get().addr()) < POOL_BYTES
 }
 
-/// The slot of a pool address and whether `p` is its start.
-fn slot_of(p: *const u8) -> (usize, bool) {
-    let offset = p.addr() - POOL.0.get().addr();
-    (offset / SLOT_BYTES, offset.is_multiple_of(SLOT_BYTES))
+/// The slot of a pool address and whether `p` is its start; `Err(Foreign)` outside the pool.
+fn slot_of(p: *const u8) -> Result<(usize, bool), BadFree> {
+    let offset = p.addr().wrapping_sub(POOL.0.get().addr());
+    if offset >= POOL_BYTES {
+        return Err(BadFree::Foreign);
+    }
+    Ok((offset / SLOT_BYTES, offset.is_multiple_of(SLOT_BYTES)))
 }
 
-/// The usable size of the live pool block at `p`, or why `p` (in the pool) is none.
+/// The usable size of the live pool block at `p`, or why `p` is none.
 pub fn pool_block(p: *const u8) -> Result<usize, BadFree> {
-    let (slot, start) = slot_of(p);
+    let (slot, start) = slot_of(p)?;
     if !start {
         return Err(BadFree::Interior);
     }
@@ -127,10 +130,10 @@ pub fn pool_block(p: *const u8) -> Result<usize, BadFree> {
     Ok(SLOT_BYTES)
 }
 
-/// Frees the pool block at `p` (in the pool); refuses an interior pointer or a slot that is
-/// not live, changing nothing.
+/// Frees the pool block at `p`; refuses an interior pointer, a slot that is not live or an
+/// address outside the pool, changing nothing.
 pub fn pool_free(p: *const u8) -> Result<(), BadFree> {
-    let (slot, start) = slot_of(p);
+    let (slot, start) = slot_of(p)?;
     if !start {
         return Err(BadFree::Interior);
     }
