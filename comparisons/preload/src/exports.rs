@@ -269,7 +269,8 @@ unsafe fn realloc_ptr(p: *mut u8, n: usize) -> *mut u8 {
 /// `realloc` of a non-NULL pointer to `n > 0` bytes.
 ///
 /// # Safety
-/// As for [`realloc_ptr`].
+/// `user` is a pointer the program gives up if the call succeeds (C's contract: a live
+/// block, not used concurrently; anything else is refused as a bad call).
 unsafe fn resize(user: NonNull<u8>, n: usize) -> *mut u8 {
     let p = user.as_ptr();
     let usable = if fallback::in_pool(p) {
@@ -363,7 +364,9 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
 /// C `free`; leaves errno as it was (POSIX.1-2024), whatever the strategy's OS calls do.
 ///
 /// # Safety
-/// `p` is NULL or a live block from a malloc-family function, freed once.
+/// `p` is NULL or a live block from a malloc-family function, not used after the call (C's
+/// contract). Any other pointer (freed, interior, foreign) is recognised by its address,
+/// without reading its memory, and refused as a bad call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn free(p: *mut c_void) {
     let errno = errno_slot();
@@ -371,7 +374,7 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
     let saved = unsafe { *errno };
     // SAFETY: the caller's guarantee.
     unsafe { free_ptr(p.cast()) }
-    // SAFETY: as above.
+    // SAFETY: this thread's errno slot (`__errno_location`'s), valid for the thread's life.
     unsafe { *errno = saved };
 }
 
@@ -390,7 +393,8 @@ pub extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
 /// C `realloc` (glibc's rules for NULL and 0).
 ///
 /// # Safety
-/// `p` is NULL or a live block from a malloc-family function.
+/// `p` is NULL or a live block from a malloc-family function, not used concurrently (C's
+/// contract). Any other pointer is recognised by its address and refused as a bad call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     // SAFETY: the caller's guarantee.
@@ -595,7 +599,9 @@ impl Visit for ForkStep {
             // SAFETY: `before_fork` ran `Prepare` on this thread just before the fork (the
             // handlers are registered together, and the heap is fixed since `on_load`).
             ForkStep::Parent => unsafe { heap.fork_parent() },
-            // SAFETY: as for `Parent`; this is the child's only thread.
+            // SAFETY: `before_fork` ran `Prepare` on this thread just before the fork (the
+            // handlers are registered together, and the heap is fixed since `on_load`); this
+            // is the child's only thread.
             ForkStep::Child => unsafe { heap.fork_child() },
         }
     }
