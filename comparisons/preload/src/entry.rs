@@ -1,23 +1,36 @@
 //! Entries into the allocator: the re-entry guard and the fork gate (see lib.rs).
 //!
-//! Thread-local state is one `Cell<u8>` with a `const` initialiser and no destructor: in a
-//! library loaded at start-up it lives in the static TLS block, so reading it never
+//! Thread-local state is one struct of `Cell`s with a `const` initialiser and no destructor:
+//! in a library loaded at start-up it lives in the static TLS block, so reading it never
 //! allocates, never registers a destructor and works on threads created by C code.
 //!
-//! The gate is a Dekker handshake over sharded in-flight counters:
-//! - an entry increments its thread's shard, then reads `FORKING`; if set it steps back
-//!   (decrement) and waits;
-//! - `fork`'s prepare handler sets `FORKING`, then waits for every shard to read 0.
+//! The gate lets `fork`'s prepare handler wait until no entry is in flight on any thread. It
+//! is a Dekker handshake between an entry (announce itself, then read `FORKING`) and the
+//! forker (set `FORKING`, then read every announcement); one of the two always sees the
+//! other. An entry announces itself in one of two ways:
+//! - *its own flag* (the fast way): each thread claims one of `FLAG_COUNT` flags (one cache
+//!   line each) on its first entry and gives it back when it exits (a `pthread_key`
+//!   destructor: glibc's first keys live inside the thread descriptor, so setting one does
+//!   not allocate). An entry sets its flag with a plain store and a compiler fence, and
+//!   clears it with a release store on the way out: no read-modify-write, no fence
+//!   instruction. The forker pays for both sides: after setting `FORKING` it calls
+//!   `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, which runs a full memory barrier on
+//!   every running thread of the process, so an entry either saw `FORKING` or its flag is
+//!   visible to the forker's reads (the asymmetric fence of liburcu and folly). Used when
+//!   the kernel accepted the registration for that command at load ([`init`]).
+//! - *a shard counter* (otherwise: no membarrier, no free flag, no pthread key, or a thread
+//!   that is exiting): a sequentially consistent increment of one of `SHARD_COUNT` counters
+//!   (picked by the thread's TLS address), a read of `FORKING`, a decrement on the way out.
 //!
-//! With sequentially consistent operations one of the two always sees the other, so once
-//! prepare returns no entry is in flight and none starts until the gate opens. The shards
-//! (one cache line each) keep threads from contending on one counter.
-//!
-//! Invariant: `sum(IN_FLIGHT) == entries in flight + entries stepping back`, and it is 0
-//! whenever the thread that forks is between prepare and parent/child.
+//! Invariants: a flag is set only by its owner thread, between entering and leaving (so it
+//! is clear while its thread is outside the allocator); `sum(IN_FLIGHT)` counts the entries
+//! in flight by shard plus those stepping back; both are clear on every thread but the
+//! forker between prepare and parent/child.
 
 use core::cell::Cell;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::ffi::c_void;
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, compiler_fence};
 
 /// Not inside the allocator.
 const OUTSIDE: u8 = 0;
@@ -26,24 +39,62 @@ const INSIDE: u8 = 1;
 /// The thread that is forking, between prepare and parent/child; passes the gate.
 const FORKER: u8 = 2;
 
+/// A thread's `flag` before it claimed one.
+const NO_FLAG: u16 = u16::MAX;
+/// A thread's `flag` when it uses the shard counters for good (no flag free at its first
+/// entry, no pthread key, or its flag was given back at thread exit).
+const SHARDS_ONLY: u16 = u16::MAX - 1;
+
+/// This thread's entry state.
+struct ThreadEntry {
+    /// `OUTSIDE`, `INSIDE` or `FORKER`.
+    state: Cell<u8>,
+    /// Index of this thread's flag in `FLAGS`, or `NO_FLAG` / `SHARDS_ONLY`.
+    flag: Cell<u16>,
+}
+
 std::thread_local! {
-    static THREAD_STATE: Cell<u8> = const { Cell::new(OUTSIDE) };
+    static THREAD: ThreadEntry = const {
+        ThreadEntry { state: Cell::new(OUTSIDE), flag: Cell::new(NO_FLAG) }
+    };
 }
 
 const SHARD_COUNT: usize = 16;
+const FLAG_COUNT: usize = 512;
 
 #[repr(align(64))]
 struct Shard(AtomicUsize);
 
+#[repr(align(64))]
+struct Flag(AtomicU8);
+
 static IN_FLIGHT: [Shard; SHARD_COUNT] = [const { Shard(AtomicUsize::new(0)) }; SHARD_COUNT];
+static FLAGS: [Flag; FLAG_COUNT] = [const { Flag(AtomicU8::new(0)) }; FLAG_COUNT];
+/// Bit `i` set ⇔ flag `i` belongs to a thread.
+static OWNED: [AtomicU64; FLAG_COUNT / 64] = [const { AtomicU64::new(0) }; FLAG_COUNT / 64];
 static FORKING: AtomicBool = AtomicBool::new(false);
+/// Whether entries may use their own flags: the membarrier registration succeeded and the
+/// pthread key exists.
+static FLAGS_ON: AtomicBool = AtomicBool::new(false);
+/// The pthread key whose destructor gives a thread's flag back (valid when `FLAGS_ON`).
+static KEY: AtomicUsize = AtomicUsize::new(0);
+
+/// How an entry announced itself (and so how it leaves).
+enum Gate {
+    /// The forking thread: not counted.
+    Forker,
+    /// Its thread's own flag.
+    Flag(&'static AtomicU8),
+    /// A shard counter.
+    Shard(&'static AtomicUsize),
+}
 
 /// Proof that this thread is inside the allocator and fork waits for it; leaves on drop.
 pub struct Entry {
-    /// This thread's state cell (in its static TLS block, alive as long as the thread).
-    state: *const Cell<u8>,
-    /// The shard incremented on entry, `None` for the forking thread (which is not counted).
-    shard: Option<&'static AtomicUsize>,
+    /// This thread's state (in its static TLS block, alive as long as the thread).
+    thread: *const ThreadEntry,
+    /// How it passed the gate.
+    gate: Gate,
     /// The thread state to restore on drop.
     before: u8,
 }
@@ -53,30 +104,61 @@ impl Entry {
     /// thread is already inside the allocator (a re-entered call).
     #[inline]
     pub fn enter() -> Option<Entry> {
-        // One TLS lookup per entry: the cell's address serves for the state and the shard.
-        let state: *const Cell<u8> = THREAD_STATE.with(|cell| cell as *const Cell<u8>);
-        // SAFETY: the cell lives as long as this thread, and only this thread touches it.
-        let cell = unsafe { &*state };
-        let before = cell.get();
+        // One TLS lookup per entry: the struct's address serves for the state, the flag and
+        // the shard.
+        let thread: *const ThreadEntry = THREAD.with(|t| t as *const ThreadEntry);
+        // SAFETY: the struct lives as long as this thread, and only this thread touches it.
+        let t = unsafe { &*thread };
+        let before = t.state.get();
         if before == INSIDE {
             return None;
         }
-        cell.set(INSIDE);
-        let shard = if before == FORKER { None } else { Some(pass_gate(shard_of(state as usize))) };
-        Some(Entry { state, shard, before })
+        t.state.set(INSIDE);
+        let gate = if before == FORKER { Gate::Forker } else { pass_gate(t, thread.addr()) };
+        Some(Entry { thread, gate, before })
     }
 }
 
 impl Drop for Entry {
     #[inline]
     fn drop(&mut self) {
-        if let Some(shard) = self.shard {
-            shard.fetch_sub(1, Ordering::SeqCst);
+        match self.gate {
+            Gate::Forker => {}
+            Gate::Flag(flag) => flag.store(0, Ordering::Release),
+            Gate::Shard(shard) => {
+                shard.fetch_sub(1, Ordering::SeqCst);
+            }
         }
         // SAFETY: the entry never leaves the thread that made it (`Entry` is neither Send
-        // nor Sync, holding a raw pointer), so the cell is this thread's, still alive.
-        unsafe { (*self.state).set(self.before) };
+        // nor Sync, holding a raw pointer), so the struct is this thread's, still alive.
+        unsafe { (*self.thread).state.set(self.before) };
     }
+}
+
+#[inline]
+fn pass_gate(t: &ThreadEntry, tls_addr: usize) -> Gate {
+    let index = match t.flag.get() {
+        NO_FLAG => claim_flag(t),
+        index => index,
+    };
+    if let Some(flag) = FLAGS.get(usize::from(index)) {
+        // The fast side of the asymmetric Dekker handshake: the forker's membarrier stands
+        // for the fence between this store and the load below.
+        flag.0.store(1, Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        if FORKING.load(Ordering::Relaxed) {
+            wait_for_fork_flag(&flag.0);
+        }
+        // Orders the heap accesses of this entry after the gate.
+        compiler_fence(Ordering::SeqCst);
+        return Gate::Flag(&flag.0);
+    }
+    let shard = shard_of(tls_addr);
+    shard.fetch_add(1, Ordering::SeqCst);
+    if FORKING.load(Ordering::SeqCst) {
+        wait_for_fork_shard(shard);
+    }
+    Gate::Shard(shard)
 }
 
 /// The shard of the thread whose TLS block is at `tls_addr`.
@@ -86,17 +168,76 @@ fn shard_of(tls_addr: usize) -> &'static AtomicUsize {
     &IN_FLIGHT[hash >> (usize::BITS - SHARD_COUNT.trailing_zeros())].0
 }
 
-#[inline]
-fn pass_gate(shard: &'static AtomicUsize) -> &'static AtomicUsize {
-    shard.fetch_add(1, Ordering::SeqCst);
-    if FORKING.load(Ordering::SeqCst) {
-        wait_for_fork(shard);
+/// This thread's first entry: claims a free flag and has the pthread key give it back at
+/// thread exit; `SHARDS_ONLY` when flags are off or none is free.
+#[cold]
+fn claim_flag(t: &ThreadEntry) -> u16 {
+    let mut claimed = SHARDS_ONLY;
+    if FLAGS_ON.load(Ordering::Acquire) {
+        'words: for (w, word) in OWNED.iter().enumerate() {
+            let mut bits = word.load(Ordering::Relaxed);
+            while bits != u64::MAX {
+                let bit = (!bits).trailing_zeros() as usize;
+                match word.compare_exchange_weak(bits, bits | 1 << bit, Ordering::Acquire, Ordering::Relaxed)
+                {
+                    Ok(_) => {
+                        claimed = (w * 64 + bit) as u16;
+                        break 'words;
+                    }
+                    Err(now) => bits = now,
+                }
+            }
+        }
     }
-    shard
+    if claimed != SHARDS_ONLY {
+        // The key's value is the flag's index + 1 (never null, so the destructor runs); it
+        // is a number, never dereferenced, hence a pointer without provenance.
+        let value = ptr::without_provenance::<c_void>(usize::from(claimed) + 1);
+        // SAFETY: `KEY` holds a key made by `pthread_key_create` (`FLAGS_ON` is only set
+        // after it succeeded) and never deleted.
+        if unsafe { libc::pthread_setspecific(KEY.load(Ordering::Relaxed) as libc::pthread_key_t, value) }
+            != 0
+        {
+            release_flag_bit(usize::from(claimed));
+            claimed = SHARDS_ONLY;
+        }
+    }
+    t.flag.set(claimed);
+    claimed
+}
+
+fn release_flag_bit(index: usize) {
+    OWNED[index / 64].fetch_and(!(1 << (index % 64)), Ordering::Release);
+}
+
+/// The pthread key's destructor, at thread exit: gives the thread's flag back. The thread
+/// uses the shard counters for any later entry (other exit-time destructors may still
+/// allocate), so it never claims a flag again.
+extern "C" fn give_flag_back(value: *mut c_void) {
+    let index = value.addr().wrapping_sub(1);
+    if index < FLAG_COUNT {
+        THREAD.with(|t| t.flag.set(SHARDS_ONLY));
+        release_flag_bit(index);
+    }
 }
 
 #[cold]
-fn wait_for_fork(shard: &AtomicUsize) {
+fn wait_for_fork_flag(flag: &AtomicU8) {
+    loop {
+        flag.store(0, Ordering::Release);
+        while FORKING.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        flag.store(1, Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        if !FORKING.load(Ordering::Relaxed) {
+            return;
+        }
+    }
+}
+
+#[cold]
+fn wait_for_fork_shard(shard: &AtomicUsize) {
     loop {
         shard.fetch_sub(1, Ordering::SeqCst);
         while FORKING.load(Ordering::SeqCst) {
@@ -109,10 +250,57 @@ fn wait_for_fork(shard: &AtomicUsize) {
     }
 }
 
+/// Linux `membarrier` commands (`<linux/membarrier.h>`).
+const MEMBARRIER_CMD_QUERY: libc::c_long = 0;
+const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+
+fn membarrier(cmd: libc::c_long) -> libc::c_long {
+    // SAFETY: `membarrier(cmd, flags = 0, cpu_id = 0)` takes no pointers; it does not
+    // allocate, and an unsupported command is an error return.
+    unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0 as libc::c_long, 0 as libc::c_long) }
+}
+
+/// Registers for private expedited membarriers; whether the kernel accepted.
+fn register_membarrier() -> bool {
+    let supported = membarrier(MEMBARRIER_CMD_QUERY);
+    supported >= 0
+        && supported & MEMBARRIER_CMD_PRIVATE_EXPEDITED != 0
+        && membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0
+}
+
+/// At load: turns the per-thread flags on if the kernel has private expedited membarriers
+/// and a pthread key can be made (otherwise every entry uses the shard counters).
+pub fn init() {
+    let saved = crate::report::errno();
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: `key` is a valid out-pointer; the destructor is an `extern "C" fn` that lives
+    // as long as the process (this library is never unloaded: it serves malloc).
+    let made = unsafe { libc::pthread_key_create(&mut key, Some(give_flag_back)) } == 0;
+    if made && register_membarrier() {
+        KEY.store(key as usize, Ordering::Relaxed);
+        FLAGS_ON.store(true, Ordering::Release);
+    }
+    crate::report::set_errno(saved);
+}
+
 /// `pthread_atfork` prepare: close the gate and wait until no entry is in flight.
 pub extern "C" fn before_fork() {
-    THREAD_STATE.set(FORKER);
+    THREAD.with(|t| t.state.set(FORKER));
     FORKING.store(true, Ordering::SeqCst);
+    if FLAGS_ON.load(Ordering::Acquire) {
+        // The slow side of the handshake: a full barrier on every running thread, so each
+        // entry either saw `FORKING` or set its flag where the loads below see it. (It
+        // cannot fail once the registration succeeded.)
+        let saved = crate::report::errno();
+        membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+        crate::report::set_errno(saved);
+    }
+    for flag in &FLAGS {
+        while flag.0.load(Ordering::Acquire) != 0 {
+            std::thread::yield_now();
+        }
+    }
     for shard in &IN_FLIGHT {
         while shard.0.load(Ordering::SeqCst) != 0 {
             std::thread::yield_now();
@@ -120,8 +308,35 @@ pub extern "C" fn before_fork() {
     }
 }
 
-/// `pthread_atfork` parent and child: open the gate.
-pub extern "C" fn after_fork() {
+/// `pthread_atfork` parent: open the gate.
+pub extern "C" fn after_fork_parent() {
     FORKING.store(false, Ordering::SeqCst);
-    THREAD_STATE.set(OUTSIDE);
+    THREAD.with(|t| t.state.set(OUTSIDE));
+}
+
+/// `pthread_atfork` child: the parent's other threads do not exist here, so their flags go
+/// back (only this thread's stays owned); the membarrier registration is made again for
+/// the child's process (flags off if refused: the child has one thread, none in flight, so
+/// the switch is safe); then open the gate.
+pub extern "C" fn after_fork_child() {
+    let mine = THREAD.with(|t| t.flag.get());
+    for (w, word) in OWNED.iter().enumerate() {
+        let keep = match usize::from(mine).checked_sub(w * 64) {
+            Some(bit) if bit < 64 => 1 << bit,
+            _ => 0,
+        };
+        word.store(keep, Ordering::Relaxed);
+    }
+    if FLAGS_ON.load(Ordering::Relaxed) {
+        let saved = crate::report::errno();
+        if !register_membarrier() {
+            FLAGS_ON.store(false, Ordering::Release);
+            if usize::from(mine) < FLAG_COUNT {
+                THREAD.with(|t| t.flag.set(SHARDS_ONLY));
+                OWNED[usize::from(mine) / 64].store(0, Ordering::Relaxed);
+            }
+        }
+        crate::report::set_errno(saved);
+    }
+    after_fork_parent();
 }

@@ -13,11 +13,14 @@ use core::ffi::{CStr, c_char};
 pub const STRATEGY_VAR: &[u8] = b"STRATALLOC_STRATEGY=";
 /// `STRATALLOC_STATS=1` (anything but empty or `0`) prints statistics at exit.
 pub const STATS_VAR: &[u8] = b"STRATALLOC_STATS=";
+/// `STRATALLOC_BAD_FREE=abort|report|ignore`: what a bad free does (see [`crate::bad`]).
+pub const BAD_FREE_VAR: &[u8] = b"STRATALLOC_BAD_FREE=";
 
 /// Longest strategy name kept; longer values are reported as unknown (truncated).
 const NAME_BYTES: usize = 40;
 
-/// The value of `STRATALLOC_STRATEGY`, copied into a fixed buffer.
+/// The value of a setting (`STRATALLOC_STRATEGY`, `STRATALLOC_BAD_FREE`), copied into a fixed
+/// buffer.
 #[derive(Copy, Clone)]
 pub struct Name {
     bytes: [u8; NAME_BYTES],
@@ -44,6 +47,8 @@ pub struct Settings {
     pub strategy: Option<Name>,
     /// Whether `STRATALLOC_STATS` asks for statistics at exit.
     pub stats: bool,
+    /// `STRATALLOC_BAD_FREE`, if set.
+    pub bad_free: Option<Name>,
 }
 
 impl Settings {
@@ -53,6 +58,8 @@ impl Settings {
             self.strategy = Some(Name::from(value));
         } else if let Some(value) = entry.strip_prefix(STATS_VAR) {
             self.stats = !(value.is_empty() || value == b"0");
+        } else if let Some(value) = entry.strip_prefix(BAD_FREE_VAR) {
+            self.bad_free = Some(Name::from(value));
         }
     }
 }

@@ -7,21 +7,29 @@ use core::fmt::Write;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use stratalloc::{Heap, Op, Strategy};
+use stratalloc::{BadFree, BlockInfo, Heap, Op, Strategy};
 
-use crate::block::{self, Found, MIN_ALIGN_BYTES, Origin};
+use crate::bad;
 use crate::entry::{self, Entry};
 use crate::fallback;
 use crate::heaps::{self, Src, Visit};
-use crate::report::{Line, errno, set_errno};
+use crate::report::{Line, errno, errno_slot, set_errno};
 
-/// Frees of pointers that are not ours (ignored).
-static FOREIGN_FREES: AtomicUsize = AtomicUsize::new(0);
 /// Heap blocks freed by a re-entered call, which cannot touch the heap (leaked).
 static REENTRANT_LEAKS: AtomicUsize = AtomicUsize::new(0);
 
+/// Alignment of every pointer malloc returns (glibc's MALLOC_ALIGNMENT on 64-bit targets).
+const MIN_ALIGN_BYTES: usize = 16;
 /// OS page for valloc / pvalloc.
 const PAGE_BYTES: usize = 4096;
+
+/// The layout a C request of `n` bytes aligned to `align` (a power of two) asks the heap
+/// for: `n` bytes (at least 1, so that `malloc(0)` gets a unique block: the strategy's
+/// smallest), aligned to `max(align, 16)`. `None` when no block that large can exist.
+#[inline]
+fn layout_for(n: usize, align: usize) -> Option<Layout> {
+    Layout::from_size_align(n.max(1), align.max(MIN_ALIGN_BYTES)).ok()
+}
 
 // ---------------------------------------------------------------------------------------
 // The generic operations on the selected heap.
@@ -35,48 +43,96 @@ impl Visit for Alloc {
     type Out = *mut u8;
     #[inline]
     fn visit<S: Strategy>(self, heap: &'static Heap<S, Src>) -> *mut u8 {
-        // SAFETY: `layout` has a non-zero size (it includes the header).
-        let base =
-            unsafe { if self.zeroed { heap.alloc_zeroed(self.layout) } else { heap.alloc(self.layout) } };
-        match NonNull::new(base) {
-            // SAFETY: a fresh block of `layout`, aligned as it asks.
-            Some(base) => unsafe { block::finish(base, self.layout, Origin::Heap) },
-            None => ptr::null_mut(),
-        }
+        // SAFETY: `layout` has a non-zero size (`layout_for` asks for at least 1 byte).
+        unsafe { if self.zeroed { heap.alloc_zeroed(self.layout) } else { heap.alloc(self.layout) } }
     }
 }
 
-struct Dealloc(Found);
+/// Frees by address; `Err(Foreign)` at once for an address outside the span the heap ever
+/// reserved (no strategy code runs for it). Made only by [`Free::new`].
+struct Free(NonNull<u8>);
 
-impl Visit for Dealloc {
-    type Out = ();
+impl Free {
+    /// # Safety
+    /// If `p` is a live block, the caller gives it up: it is not used after the visit, nor
+    /// freed or resized concurrently.
+    unsafe fn new(p: NonNull<u8>) -> Free {
+        Free(p)
+    }
+}
+
+impl Visit for Free {
+    type Out = Result<usize, BadFree>;
     #[inline]
-    fn visit<S: Strategy>(self, heap: &'static Heap<S, Src>) {
-        // SAFETY: `owner` found a live heap block of this layout (the heap in use is the
-        // selected one, which allocated it).
-        unsafe { heap.dealloc(self.0.base.as_ptr(), self.0.layout) }
+    fn visit<S: Strategy>(self, heap: &'static Heap<S, Src>) -> Result<usize, BadFree> {
+        if !heaps::contains(self.0.as_ptr()) {
+            return Err(BadFree::Foreign);
+        }
+        // SAFETY: `Free::new`'s caller gives the block up if it is a live one; any other
+        // pointer is refused by the strategy without effect.
+        unsafe { heap.free(self.0) }
     }
 }
 
+/// The live heap block at an address, if it is one.
+struct BlockOf(*const u8);
+
+impl Visit for BlockOf {
+    type Out = Option<BlockInfo>;
+    #[inline]
+    fn visit<S: Strategy>(self, heap: &'static Heap<S, Src>) -> Option<BlockInfo> {
+        if !heaps::contains(self.0) {
+            return None;
+        }
+        heap.block_of(self.0)
+    }
+}
+
+/// `realloc` of a pointer that may be a heap block: `None` when it is not a live one. Made
+/// only by [`Realloc::new`].
 struct Realloc {
-    found: Found,
-    new_layout: Layout,
+    p: NonNull<u8>,
+    n: usize,
+}
+
+impl Realloc {
+    /// # Safety
+    /// If `p` is a live block, the program owns it and does not use it concurrently; it
+    /// gives it up if the visit returns a non-null pointer.
+    unsafe fn new(p: NonNull<u8>, n: usize) -> Realloc {
+        Realloc { p, n }
+    }
 }
 
 impl Visit for Realloc {
-    type Out = *mut u8;
-    fn visit<S: Strategy>(self, heap: &'static Heap<S, Src>) -> *mut u8 {
-        let Realloc { found, new_layout } = self;
-        // SAFETY: a live heap block with its layout; `new_layout` has the same alignment and
-        // is a valid layout (so its size rounded up to the alignment fits in isize).
-        let base = unsafe { heap.realloc(found.base.as_ptr(), found.layout, new_layout.size()) };
-        match NonNull::new(base) {
-            // SAFETY: the resized block of `new_layout`; the header moved with the contents
-            // and is rewritten with the new size.
-            Some(base) => unsafe { block::finish(base, new_layout, Origin::Heap) },
-            None => ptr::null_mut(),
+    type Out = Option<*mut u8>;
+    fn visit<S: Strategy>(self, heap: &'static Heap<S, Src>) -> Option<*mut u8> {
+        let Realloc { p, n } = self;
+        let info = BlockOf(p.as_ptr()).visit(heap)?;
+        if keeps(info.usable, n) {
+            return Some(p.as_ptr());
         }
+        // C realloc keeps malloc's alignment only, so the old block is described (and the
+        // new one asked for) with alignment 16: every block of ours honours at least that
+        // (`info.align >= 16`), and `BlockInfo` allows any size from the request up to
+        // `usable` in the layout, so the strategy keeps all `usable` bytes.
+        let (Ok(old), Some(_)) = (Layout::from_size_align(info.usable, MIN_ALIGN_BYTES), layout_for(n, 16))
+        else {
+            return Some(ptr::null_mut());
+        };
+        // SAFETY: `p` is a live block of this heap (just found by `block_of`; by
+        // `Realloc::new`'s contract nothing frees or resizes it concurrently, and it is
+        // given up on success) and `old` a layout `BlockInfo` allows for it; `n > 0`, and
+        // `n` rounded up to 16 fits a `Layout` (checked just above).
+        Some(unsafe { heap.realloc(p.as_ptr(), old, n) })
     }
+}
+
+/// Whether `realloc` to `n` bytes keeps a block of `usable` bytes as it is: it fits, and
+/// at least half of the block stays in use (otherwise the strategy gets to shrink it).
+#[inline]
+fn keeps(usable: usize, n: usize) -> bool {
+    n <= usable && n >= usable / 2
 }
 
 struct Trim;
@@ -95,7 +151,7 @@ impl Visit for PrintStats {
     fn visit<S: Strategy>(self, heap: &'static Heap<S, Src>) {
         let s = heap.stats();
         let c = &s.source;
-        let mut line = Line::<512>::new();
+        let mut line = Line::<600>::new();
         // SAFETY: `getpid` has no preconditions.
         let pid = unsafe { libc::getpid() };
         let _ = write!(
@@ -103,7 +159,7 @@ impl Visit for PrintStats {
             "stratalloc[{pid}]: strategy={} live_bytes={} live_objects={} peak_live_bytes={} \
              committed_bytes={} reserved_bytes={} source_calls: reserve={} map={} used={} \
              unused={} fault={} free={} failed={} fallback_blocks={} foreign_frees={} \
-             reentrant_leaks={}",
+             interior_frees={} double_frees={} bad_reallocs={} reentrant_leaks={}",
             heaps::selected(),
             s.live_bytes,
             s.live_objects,
@@ -118,7 +174,10 @@ impl Visit for PrintStats {
             c.calls_of(Op::Free),
             c.failed,
             fallback::FALLBACK_BLOCKS.load(Ordering::Relaxed),
-            FOREIGN_FREES.load(Ordering::Relaxed),
+            bad::FOREIGN.load(Ordering::Relaxed),
+            bad::INTERIOR.load(Ordering::Relaxed),
+            bad::DOUBLE.load(Ordering::Relaxed),
+            bad::REALLOC.load(Ordering::Relaxed),
             REENTRANT_LEAKS.load(Ordering::Relaxed),
         );
         line.emit();
@@ -131,7 +190,7 @@ impl Visit for PrintStats {
 /// Allocates for a C request; NULL with ENOMEM on failure.
 #[inline]
 fn alloc_request(n: usize, align: usize, zeroed: bool) -> *mut u8 {
-    let p = match block::layout_for(n, align) {
+    let p = match layout_for(n, align) {
         Some(layout) => alloc_block(layout, zeroed),
         None => ptr::null_mut(),
     };
@@ -150,114 +209,141 @@ fn alloc_block(layout: Layout, zeroed: bool) -> *mut u8 {
     }
 }
 
-/// The block below `user` if it is ours.
+/// `free`, by address: the pool's range first (a static range check), then the heap (its
+/// reserved span, then the strategy's own refusal), then the direct fallback blocks; a
+/// pointer none of them owns is a bad call. A re-entered call does not touch the heap: a
+/// pointer that is no fallback block is leaked (counted), as the heap may be locked by the
+/// interrupted call.
 ///
 /// # Safety
-/// `user` came from a malloc-family function (see [`block::read`]).
-#[inline]
-unsafe fn owner(user: NonNull<u8>) -> Option<Found> {
-    // SAFETY: forwarded with the caller's guarantee.
-    let found = unsafe { block::read(user) }?;
-    let ours = match found.origin {
-        Origin::Heap => heaps::contains(found.base, found.layout.size()),
-        Origin::Pool | Origin::Direct => fallback::owns(&found),
-    };
-    ours.then_some(found)
-}
-
-/// Gives a block back to its owner.
-///
-/// # Safety
-/// `found` describes a live block of ours, released once.
-unsafe fn release(found: Found) {
-    match found.origin {
-        Origin::Heap => match Entry::enter() {
-            Some(_entry) => heaps::visit(heaps::selected(), Dealloc(found)),
-            None => {
-                REENTRANT_LEAKS.fetch_add(1, Ordering::Relaxed);
-            }
-        },
-        // SAFETY: a live fallback block (the caller's guarantee).
-        Origin::Pool | Origin::Direct => unsafe { fallback::free(&found) },
-    }
-}
-
-/// Reports a pointer that is not ours, once per process, and counts it.
-#[cold]
-fn foreign(p: *mut u8, what: &str) {
-    if FOREIGN_FREES.fetch_add(1, Ordering::Relaxed) == 0 {
-        let mut line = Line::<160>::new();
-        let _ = write!(line, "stratalloc: {what}({p:p}): not a block of this allocator; ignored");
-        line.emit();
-    }
-}
-
-/// `free`.
-///
-/// # Safety
-/// `p` is NULL or a live block from a malloc-family function.
+/// `p` is NULL or a pointer the program gives up (C's contract for `free`: a live block, not
+/// used after the call nor freed concurrently; anything else is refused as a bad call).
 #[inline]
 unsafe fn free_ptr(p: *mut u8) {
     let Some(user) = NonNull::new(p) else { return };
-    // SAFETY: the caller's guarantee.
-    match unsafe { owner(user) } {
-        // SAFETY: a live block of ours, freed once (the caller's guarantee).
-        Some(found) => unsafe { release(found) },
-        None => foreign(p, "free"),
+    if fallback::in_pool(p) {
+        if let Err(why) = fallback::pool_free(p) {
+            bad::bad_free(p, why);
+        }
+        return;
+    }
+    let why = match Entry::enter() {
+        // SAFETY: the caller gives the block up.
+        Some(_entry) => match heaps::visit(heaps::selected(), unsafe { Free::new(user) }) {
+            Ok(_) => return,
+            Err(why) => why,
+        },
+        None => {
+            // SAFETY: the caller gives the block up.
+            if !unsafe { fallback::direct_free(user) } {
+                REENTRANT_LEAKS.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+    };
+    // SAFETY: the caller gives the block up.
+    if !unsafe { fallback::direct_free(user) } {
+        bad::bad_free(p, why);
     }
 }
 
-/// `realloc`.
+/// `realloc`, with glibc's rules for NULL and 0: `realloc(NULL, n)` is `malloc(n)`;
+/// `realloc(p, 0)` frees `p` and returns NULL, errno untouched.
 ///
 /// # Safety
-/// `p` is NULL or a live block from a malloc-family function.
+/// `p` is NULL or a pointer the program gives up if the call succeeds (C's contract: a live
+/// block, not used concurrently; anything else is refused as a bad call).
 unsafe fn realloc_ptr(p: *mut u8, n: usize) -> *mut u8 {
     let Some(user) = NonNull::new(p) else { return alloc_request(n, MIN_ALIGN_BYTES, false) };
     if n == 0 {
-        // glibc: realloc(p, 0) frees p and returns NULL (errno untouched).
+        let saved = errno();
         // SAFETY: the caller's guarantee.
-        unsafe { free(p.cast()) };
+        unsafe { free_ptr(p) };
+        set_errno(saved);
         return ptr::null_mut();
     }
     // SAFETY: the caller's guarantee.
-    let Some(found) = (unsafe { owner(user) }) else {
-        foreign(p, "realloc");
-        set_errno(libc::ENOMEM);
-        return ptr::null_mut();
+    unsafe { resize(user, n) }
+}
+
+/// `realloc` of a non-NULL pointer to `n > 0` bytes.
+///
+/// # Safety
+/// `user` is a pointer the program gives up if the call succeeds (C's contract: a live
+/// block, not used concurrently; anything else is refused as a bad call).
+unsafe fn resize(user: NonNull<u8>, n: usize) -> *mut u8 {
+    let p = user.as_ptr();
+    let usable = if fallback::in_pool(p) {
+        match fallback::pool_block(p) {
+            Ok(usable) => usable,
+            Err(_) => return bad_realloc(p),
+        }
+    } else {
+        match Entry::enter() {
+            Some(_entry) => {
+                // SAFETY: the caller's guarantee is `Realloc::new`'s.
+                let op = unsafe { Realloc::new(user, n) };
+                if let Some(moved) = heaps::visit(heaps::selected(), op) {
+                    if moved.is_null() {
+                        set_errno(libc::ENOMEM);
+                    }
+                    return moved;
+                }
+            }
+            // A re-entered call cannot ask the heap (it may be locked by the interrupted
+            // call); only a direct fallback block can be resized here.
+            None if fallback::direct_block(p).is_none() => {
+                set_errno(libc::ENOMEM);
+                return ptr::null_mut();
+            }
+            None => {}
+        }
+        match fallback::direct_block(p) {
+            Some(usable) => usable,
+            None => return bad_realloc(p),
+        }
     };
-    let Some(new_layout) = block::layout_for(n, found.layout.align()) else {
-        set_errno(libc::ENOMEM);
-        return ptr::null_mut();
-    };
-    if new_layout.size() == found.layout.size() {
+    // A fallback block: kept when it fits, otherwise moved.
+    if n <= usable {
         return p;
     }
-    let moved = match (found.origin, Entry::enter()) {
-        (Origin::Heap, Some(_entry)) => heaps::visit(heaps::selected(), Realloc { found, new_layout }),
-        // SAFETY: `found` is the live block below `user`.
-        _ => unsafe { move_block(found, user, new_layout) },
+    let moved = match layout_for(n, MIN_ALIGN_BYTES) {
+        Some(layout) => alloc_block(layout, false),
+        None => ptr::null_mut(),
     };
     if moved.is_null() {
         set_errno(libc::ENOMEM);
+        return moved;
+    }
+    // SAFETY: both blocks are live (the old one found just above) and disjoint; the old one
+    // holds `usable` bytes, the new one `n > usable`; the caller gives the old one up.
+    unsafe {
+        ptr::copy_nonoverlapping(p, moved, usable);
+        free_ptr(p);
     }
     moved
 }
 
-/// Realloc by allocate, copy and release (fallback blocks; heap blocks on a re-entered call).
-///
-/// # Safety
-/// `found` is the live block below `user`; it is released on success.
-unsafe fn move_block(found: Found, user: NonNull<u8>, new_layout: Layout) -> *mut u8 {
-    let new = alloc_block(new_layout, false);
-    if !new.is_null() {
-        let keep = found.user_bytes().min(new_layout.size() - block::offset_for(new_layout.align()));
-        // SAFETY: both blocks are live and disjoint and hold at least `keep` user bytes.
-        unsafe {
-            ptr::copy_nonoverlapping(user.as_ptr(), new, keep);
-            release(found);
-        }
+/// A `realloc` of a pointer that is no live block: a bad call; NULL with ENOMEM.
+#[cold]
+fn bad_realloc(p: *mut u8) -> *mut u8 {
+    bad::bad_realloc(p);
+    set_errno(libc::ENOMEM);
+    ptr::null_mut()
+}
+
+/// The usable size of the live block at `p` (0 when it is none). On a re-entered call only
+/// fallback blocks are looked up (the heap may be locked by the interrupted call).
+fn usable_size(p: *mut u8) -> usize {
+    if fallback::in_pool(p) {
+        return fallback::pool_block(p).unwrap_or(0);
     }
-    new
+    if let Some(_entry) = Entry::enter()
+        && let Some(info) = heaps::visit(heaps::selected(), BlockOf(p))
+    {
+        return info.usable;
+    }
+    fallback::direct_block(p).unwrap_or(0)
 }
 
 /// The memalign family, after its own argument rules: `align` is a power of two.
@@ -278,13 +364,18 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
 /// C `free`; leaves errno as it was (POSIX.1-2024), whatever the strategy's OS calls do.
 ///
 /// # Safety
-/// `p` is NULL or a live block from a malloc-family function, freed once.
+/// `p` is NULL or a live block from a malloc-family function, not used after the call (C's
+/// contract). Any other pointer (freed, interior, foreign) is recognised by its address,
+/// without reading its memory, and refused as a bad call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn free(p: *mut c_void) {
-    let saved = errno();
+    let errno = errno_slot();
+    // SAFETY: this thread's errno slot, valid for the thread's life.
+    let saved = unsafe { *errno };
     // SAFETY: the caller's guarantee.
     unsafe { free_ptr(p.cast()) }
-    set_errno(saved);
+    // SAFETY: this thread's errno slot (`__errno_location`'s), valid for the thread's life.
+    unsafe { *errno = saved };
 }
 
 /// C `calloc`: zeroed; NULL + ENOMEM when `count * size` overflows.
@@ -302,7 +393,8 @@ pub extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
 /// C `realloc` (glibc's rules for NULL and 0).
 ///
 /// # Safety
-/// `p` is NULL or a live block from a malloc-family function.
+/// `p` is NULL or a live block from a malloc-family function, not used concurrently (C's
+/// contract). Any other pointer is recognised by its address and refused as a bad call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     // SAFETY: the caller's guarantee.
@@ -386,16 +478,15 @@ pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
     }
 }
 
-/// glibc `malloc_usable_size`: bytes the program may use in the block (0 for NULL or a
-/// pointer that is not ours).
-///
-/// # Safety
-/// `p` is NULL or a live block from a malloc-family function.
+/// glibc `malloc_usable_size`: bytes the program may use in the block, exactly what the
+/// strategy can hold there (0 for NULL or a pointer that is not the start of a live block).
+/// Safe for any pointer: it is looked up by address only.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
-    let Some(user) = NonNull::new(p.cast::<u8>()) else { return 0 };
-    // SAFETY: the caller's guarantee.
-    unsafe { owner(user) }.map_or(0, |found| found.user_bytes())
+pub extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
+    if p.is_null() {
+        return 0;
+    }
+    usable_size(p.cast())
 }
 
 /// glibc `malloc_trim`: gives free memory back to the OS where the strategy can; 1 if some
@@ -485,6 +576,7 @@ pub extern "C" fn __libc_pvalloc(size: usize) -> *mut c_void {
 /// malloc) and registers the fork handlers.
 extern "C" fn on_load() {
     heaps::selected();
+    entry::init();
     // SAFETY: the handlers are `extern "C" fn()` that live as long as the process.
     unsafe {
         libc::pthread_atfork(Some(before_fork), Some(after_fork_parent), Some(after_fork_child));
@@ -507,7 +599,9 @@ impl Visit for ForkStep {
             // SAFETY: `before_fork` ran `Prepare` on this thread just before the fork (the
             // handlers are registered together, and the heap is fixed since `on_load`).
             ForkStep::Parent => unsafe { heap.fork_parent() },
-            // SAFETY: as for `Parent`; this is the child's only thread.
+            // SAFETY: `before_fork` ran `Prepare` on this thread just before the fork (the
+            // handlers are registered together, and the heap is fixed since `on_load`); this
+            // is the child's only thread.
             ForkStep::Child => unsafe { heap.fork_child() },
         }
     }
@@ -526,14 +620,14 @@ extern "C" fn before_fork() {
 /// `pthread_atfork` parent: the heap's locks, then the gate (the reverse of `before_fork`).
 extern "C" fn after_fork_parent() {
     heaps::visit(heaps::selected(), ForkStep::Parent);
-    entry::after_fork();
+    entry::after_fork_parent();
 }
 
 /// `pthread_atfork` child: as in the parent (the strategy may also reset state of the
 /// threads that the child lacks).
 extern "C" fn after_fork_child() {
     heaps::visit(heaps::selected(), ForkStep::Child);
-    entry::after_fork();
+    entry::after_fork_child();
 }
 
 /// Runs at exit (after the program's atexit handlers): prints the statistics if asked.

@@ -131,6 +131,9 @@ fn choose() -> Choice {
     }
     let settings = env::read();
     STATS_AT_EXIT.store(settings.stats, Ordering::Relaxed);
+    if let Some(value) = settings.bad_free {
+        crate::bad::configure(value.as_bytes());
+    }
     let choice = settings.strategy.map_or(DEFAULT, |name| from_name(name.as_bytes()));
     SELECTED.store(choice.0, Ordering::Release);
     choice
@@ -159,12 +162,14 @@ static RESERVED_LO: AtomicUsize = AtomicUsize::new(usize::MAX);
 /// One past the highest address any heap here ever reserved.
 static RESERVED_HI: AtomicUsize = AtomicUsize::new(0);
 
-/// Whether `base..base + bytes` lies inside the span of address space the heaps reserved.
+/// Whether `p` lies inside the span of address space the heaps ever reserved: a cheap first
+/// test before asking the strategy (a pointer outside it is no heap block). A block handed to
+/// another thread was reserved before it was handed out, so that thread sees the span that
+/// holds it.
 #[inline]
-pub fn contains(base: NonNull<u8>, bytes: usize) -> bool {
-    let start = base.as_ptr() as usize;
-    start >= RESERVED_LO.load(Ordering::Relaxed)
-        && start.checked_add(bytes).is_some_and(|end| end <= RESERVED_HI.load(Ordering::Relaxed))
+pub fn contains(p: *const u8) -> bool {
+    let addr = p.addr();
+    addr >= RESERVED_LO.load(Ordering::Relaxed) && addr < RESERVED_HI.load(Ordering::Relaxed)
 }
 
 /// A page source that records the span of address space it reserved (into `RESERVED_LO` and

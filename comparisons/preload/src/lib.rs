@@ -12,13 +12,14 @@
 //! ## Glossary
 //! - *C request*: what the program asked for: `n` bytes aligned to `align` (16 unless it
 //!   called an aligned function with more).
-//! - *Block*: what we ask a heap (or the fallback) for: a [`Layout`](core::alloc::Layout)
-//!   `(offset + user bytes, max(align, 16))`, with `offset = max(align, 16)`.
-//! - *Header*: 16 bytes right below the user pointer: the block's layout size and a tag
-//!   (magic, origin, log2 of the alignment). C `free` has no size; the header gives the
-//!   `Layout` back. See [`block`].
-//! - *Origin*: who owns the block: the selected heap, the re-entry pool, or a direct mapping
-//!   (the last two form the *fallback*, see [`fallback`]).
+//! - *Block*: what we ask a heap (or the fallback) for and hand out as is: a
+//!   [`Layout`](core::alloc::Layout) `(max(n, 1), max(align, 16))`. No header: C `free` has
+//!   no size, and the strategies find a block from its address alone
+//!   ([`Heap::block_of`](stratalloc::Heap::block_of), [`Heap::free`](stratalloc::Heap::free)).
+//! - *Owner*: who holds a block: the selected heap, the re-entry pool or a direct mapping
+//!   (the last two form the *fallback*, see [`fallback`]). Told apart by address only.
+//! - *Bad call*: a `free`/`realloc` of a pointer that is not the start of a live block of
+//!   any owner (double free, interior, stack, foreign); see [`bad`].
 //! - *Entry*: one call of an exported function on one thread; [`entry`] marks it so that a
 //!   re-entered call (malloc called from inside our malloc) is recognised, and so that `fork`
 //!   waits until no entry is in flight.
@@ -31,21 +32,26 @@
 //!    strategy registering a thread-local destructor makes glibc call `calloc`, a signal
 //!    handler interrupted a `malloc`), serve the block from the fallback, which takes no lock
 //!    the interrupted call could hold.
-//! 4. On the first call only: read `STRATALLOC_STRATEGY`/`STRATALLOC_STATS` without allocating
-//!    ([`env`]) and select the heap ([`heaps`]).
-//! 5. Allocate the block from the selected heap, write the header, return `base + offset`.
+//! 4. On the first call only: read the `STRATALLOC_*` settings without allocating ([`env`])
+//!    and select the heap ([`heaps`]).
+//! 5. Return the selected heap's block for the layout.
 //!
-//! ## Free path (free, realloc)
-//! 1. NULL: nothing (free), malloc (realloc).
-//! 2. Read the header below the pointer. A tag without our magic, or a heap block outside the
-//!    address range the heap ever reserved, is a *foreign* pointer: it is counted, reported
-//!    once on stderr and ignored (leaked), never passed to a strategy.
-//! 3. Heap blocks go back to the selected heap with the layout from the header; fallback
-//!    blocks to the fallback. A heap block freed by a re-entered call is leaked (counted):
-//!    the heap may be locked by the interrupted call.
+//! ## Free path (free, realloc, malloc_usable_size): the pointer classified by address
+//! 1. NULL: nothing (free), malloc (realloc), 0 (malloc_usable_size).
+//! 2. In the re-entry pool's range (a static array): the pool's (slot start and bit).
+//! 3. Otherwise, on a call that is not re-entered: outside the span the heap ever reserved,
+//!    not the heap's; inside it, the strategy frees the block by address or refuses the
+//!    pointer with a reason, changing nothing (`Heap::free`; `Heap::block_of` for realloc
+//!    and malloc_usable_size). A re-entered call does not touch the heap (the interrupted
+//!    call may hold its locks): a pointer it frees that is no fallback block is leaked
+//!    (counted), a realloc of one fails with ENOMEM.
+//! 4. Otherwise a direct fallback block, found in the fallback's table.
+//! 5. Otherwise a bad call: counted, then reported, aborted or ignored as
+//!    `STRATALLOC_BAD_FREE` says ([`bad`]).
 //!
 //! ## C semantics chosen (glibc's, as documented in its manual and man pages)
-//! - `malloc(0)`, `calloc(0, n)`, `memalign(a, 0)`: a unique pointer (16 usable bytes).
+//! - `malloc(0)`, `calloc(0, n)`, `memalign(a, 0)`: a unique pointer (a one-byte request: the
+//!   strategy's smallest block).
 //! - `realloc(NULL, n)` is `malloc(n)`; `realloc(p, 0)` with `p != NULL` frees `p` and
 //!   returns NULL without touching errno, as glibc does (C23 leaves it undefined).
 //! - `calloc` and `reallocarray` overflow: NULL and `ENOMEM`.
@@ -57,16 +63,22 @@
 //!   `SIZE_MAX / 2 + 1`: NULL + `EINVAL`. `valloc(n)` is `memalign(page, n)`; `pvalloc(n)`
 //!   rounds `n` up to a page (overflow: `ENOMEM`).
 //! - Every pointer is 16-byte aligned at least; `malloc_usable_size` and `free` work on
-//!   blocks from every function. `malloc_usable_size` is the request rounded up to 16 bytes
-//!   (at least 16), all of which the program may use and `realloc` keeps.
+//!   blocks from every function. `malloc_usable_size` is exact: what the block holds
+//!   (`BlockInfo::usable`), all of which the program may use and `realloc` keeps. `realloc`
+//!   to a size from half the usable size up to it returns the same pointer; a moved block
+//!   has malloc's alignment (16), as in glibc.
 //! - Every failure sets `ENOMEM` (except posix_memalign, which returns it).
 //!
 //! ## Process events
 //! - Threads (C or Rust): nothing to set up; our thread-local state is two `const`-initialised
-//!   `Cell`s without destructors, so it never registers anything nor allocates. Thread exit is
-//!   the strategy's business (e.g. Tiered flushing its thread cache).
+//!   `Cell`s without destructors, so reading it never registers anything nor allocates. A
+//!   thread's first call claims a gate flag and sets a `pthread_key` (no allocation for
+//!   glibc's first keys) whose destructor gives the flag back at thread exit (see [`entry`]).
+//!   The rest of thread exit is the strategy's business (e.g. Tiered flushing its thread
+//!   cache).
 //! - `fork`: `pthread_atfork` handlers registered by our constructor. Prepare closes the
-//!   entry gate and waits until no entry is in flight on any thread, then takes every lock
+//!   entry gate and waits until no entry is in flight on any thread (an asymmetric Dekker
+//!   handshake: plain stores on the entry path, `membarrier` in the forker), then takes every lock
 //!   of the selected heap (`Heap::fork_prepare`, in the strategy's documented order); parent
 //!   and child release the heap's locks, then open the gate. So the child never inherits a
 //!   heap lock held mid-operation by a thread that does not exist in it, whether that thread
@@ -77,15 +89,14 @@
 //! - Pointers from before we initialised: there are none of ours (we initialise on the first
 //!   call, whenever it comes); blocks the dynamic loader allocated with its own minimal
 //!   malloc before switching to ours are never passed to `free` by glibc, and would be
-//!   recognised as foreign if they were. (Recognising one reads the 16 bytes below it: a
-//!   foreign pointer at the very start of a mapping would fault there.)
+//!   classified as foreign (by address: no memory of theirs is read) if they were.
 //! - Thread cancellation: our own `write`/`open`/`read` calls (messages, reading
 //!   /proc/self/environ) run with cancellation disabled, so a cancelled thread never unwinds
 //!   through our frames.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod block;
+mod bad;
 mod entry;
 mod env;
 mod exports;

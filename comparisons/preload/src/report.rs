@@ -61,6 +61,13 @@ pub fn write_stderr(mut bytes: &[u8]) {
     }
 }
 
+/// This thread's errno slot (one call for a read and a later write).
+#[inline]
+pub fn errno_slot() -> *mut i32 {
+    // SAFETY: `__errno_location` has no preconditions and returns this thread's errno slot.
+    unsafe { libc::__errno_location() }
+}
+
 /// This thread's errno.
 #[inline]
 pub fn errno() -> i32 {

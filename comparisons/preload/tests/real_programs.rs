@@ -1,5 +1,6 @@
-//! Real programs (python3, sqlite3, git, gcc, g++, perl) and the C edge-case test under every
-//! strategy of the preload library, compared with runs without it: tests/real_programs.sh.
+//! Real programs (python3, sqlite3, git, gcc, g++, perl) and the C tests (edge cases, bad frees,
+//! fork stress) under every strategy of the preload library, compared with runs without it:
+//! tests/real_programs.sh.
 //!
 //! The programs are not Rust dependencies, so `cargo test` neither installs them nor builds
 //! the library in another profile: this test runs the script on the library named by

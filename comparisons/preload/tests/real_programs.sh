@@ -7,6 +7,10 @@
 # does not have built in fails (the library itself says so on stderr and falls back).
 # For each strategy it runs, with LD_PRELOAD=LIB STRATALLOC_STRATEGY=<name>:
 #   edge_cases   tests/edge_cases.c (compiled here), every C-API edge case from many threads
+#   bad_frees    tests/bad_frees.c (compiled here): double, interior, stack, static, mmap and
+#                +1 GiB frees and bad reallocs, each in a child, in every STRATALLOC_BAD_FREE
+#                mode (report, abort, ignore); the heap stays sound after each; usable sizes
+#                exact, realloc keeps contents
 #   fork_stress  tests/fork_stress.c (compiled here): 1,000 forks while three threads keep
 #                creating and joining short-lived allocating threads; every child must exit
 #                within 10 s (a hung child is killed and fails the run)
@@ -50,6 +54,7 @@ python=$(python3 -c 'import sys; print(sys.executable)')
 
 # --- the programs: each writes its stdout to $out; $1 is a fresh scratch directory --------
 prog_edge_cases() { EXPECT_STRATEGY=${expect_strategy:-} "$work/edge_cases"; }
+prog_bad_frees() { EXPECT_STRATEGY=${expect_strategy:-} "$work/bad_frees"; }
 prog_fork_stress() { "$work/fork_stress" 1000; }
 prog_python() { "$python" "$programs/threaded.py"; }
 prog_sqlite() { sqlite3 "$1/test.db" <"$programs/query.sql"; }
@@ -60,7 +65,7 @@ prog_gcc() {
 }
 prog_cxx() { "$work/containers"; }
 prog_perl() { perl "$programs/hashes.pl"; }
-program_names=(edge_cases fork_stress python sqlite git gcc cxx perl)
+program_names=(edge_cases bad_frees fork_stress python sqlite git gcc cxx perl)
 
 # run NAME PRELOAD STRATEGY -> stdout in $work/out, stderr in $work/err, status in $status
 run() {
@@ -86,6 +91,10 @@ cflags=(-O1 -fno-builtin -Wall -Wno-alloc-size-larger-than -Wno-use-after-free -
 if ! gcc "${cflags[@]}" -o "$work/edge_cases" "$here/edge_cases.c" 2>"$work/cc.err"; then
     cat "$work/cc.err"
     fail "compile edge_cases.c"
+fi
+if ! gcc "${cflags[@]}" -Wno-free-nonheap-object -o "$work/bad_frees" "$here/bad_frees.c" -ldl 2>"$work/cc.err"; then
+    cat "$work/cc.err"
+    fail "compile bad_frees.c"
 fi
 if ! gcc "${cflags[@]}" -o "$work/fork_stress" "$here/fork_stress.c" 2>"$work/cc.err"; then
     cat "$work/cc.err"
@@ -138,7 +147,7 @@ for strategy in "${strategies[@]}"; do
         run "$name" "$lib" "$strategy"
         took=$(($(date +%s) - start))
         what="$strategy $name (${took}s)"
-        if [ "$name" = edge_cases ]; then
+        if [ "$name" = edge_cases ] || [ "$name" = bad_frees ]; then
             # Its own verdict: the checks it counted (the reference run checked the test).
             if [ "$status" -eq 0 ] && grep -q "(stratalloc): [0-9]* passed, 0 failed" "$work/out"; then
                 pass "$what: $(cat "$work/out")"
