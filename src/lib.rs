@@ -49,6 +49,7 @@ pub use heap::{Heap, SourceCalls, Stats};
 pub use source::Mmap;
 pub use source::{Failing, Fixed, Op, PageSource, Region, SourceError, State, Tracked, TrackedCounts};
 pub use strategies::Tiered;
+pub use strategies::layers::{Arenas, Identity, Segregate, ThreadCache};
 pub use strategies::freelist::{
     AddrRegions, AddrTree, BestFit, FirstFit, Linear, NextFit, SegregatedFit, SizeBins, SizeTree,
 };
