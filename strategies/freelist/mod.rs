@@ -251,11 +251,12 @@ unsafe impl<X: Placement> Strategy for FreeList<X> {
     }
 
     #[inline]
-    unsafe fn dealloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, layout: Layout) {
+    unsafe fn dealloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, _layout: Layout) {
         Core::<X>::prefetch_free(ptr);
-        // SAFETY: forwarded with the caller's guarantees.
-        let done = unsafe { self.core.lock().dealloc(src, ptr, layout.size()) };
-        // After the lock is released: the panic hook may allocate.
+        // SAFETY: `src` is this heap's source (caller); a pointer that is not a live payload
+        // is refused by its live bit before anything it names is read.
+        let done = unsafe { self.core.lock().dealloc(src, ptr) }.is_some();
+        // After the lock is released: the panic hook may allocate. Release builds ignore it.
         debug_assert!(done, "{}", BadPointer { policy: X::NAME, call: "dealloc", ptr });
     }
 
@@ -278,9 +279,7 @@ unsafe impl<X: Placement> Strategy for FreeList<X> {
     ) -> Option<NonNull<u8>> {
         let new = 'new: {
             let mut core = self.core.lock();
-            // SAFETY: `ptr` is a payload of this heap (caller), or bad input that this
-            // detects where it can.
-            if unsafe { core.bad_realloc(ptr) } {
+            if !core.is_live(ptr.as_ptr()) {
                 drop(core);
                 if cfg!(debug_assertions) {
                     panic!("{}", BadPointer { policy: X::NAME, call: "realloc", ptr });
@@ -294,7 +293,7 @@ unsafe impl<X: Placement> Strategy for FreeList<X> {
                 break 'new q;
             }
             // SAFETY: `ptr` is live for `layout` (caller).
-            if unsafe { core.resize_in_place(ptr, layout.size(), new_size) } {
+            if unsafe { core.resize_in_place(ptr, new_size) } {
                 return Some(ptr);
             }
             if layout.align() <= BLOCK_ALIGN
@@ -311,7 +310,7 @@ unsafe impl<X: Placement> Strategy for FreeList<X> {
         // SAFETY: both blocks are live and disjoint; the old one is freed after the copy.
         unsafe {
             ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), layout.size().min(new_size));
-            let done = self.core.lock().dealloc(src, ptr, layout.size());
+            let done = self.core.lock().dealloc(src, ptr).is_some();
             debug_assert!(done, "the old block of a realloc was checked live");
         }
         Some(new)
@@ -326,16 +325,33 @@ unsafe impl<X: Placement> Strategy for FreeList<X> {
         self.core.lock().stats()
     }
 
-    // PLACEHOLDER (#22, being built): answers "not mine" and refuses every free by address.
-    fn block_of(&self, _ptr: *const u8) -> Option<crate::BlockInfo> {
-        None
+    fn block_of(&self, ptr: *const u8) -> Option<crate::BlockInfo> {
+        let mut core = self.core.lock();
+        if !core.is_live(ptr) {
+            return None;
+        }
+        let start = ptr.addr();
+        // SAFETY: the live bit says `ptr` is the payload of a used block of this heap, which
+        // stays live while the lock is held.
+        let usable = unsafe { Core::<X>::usable(NonNull::new_unchecked(ptr.cast_mut())) };
+        Some(crate::BlockInfo { start, usable, align: block_align(start) })
     }
 
-    unsafe fn free<P: PageSource>(&self, _src: &P, _ptr: NonNull<u8>) -> Result<usize, crate::BadFree> {
-        Err(crate::BadFree::Foreign)
+    unsafe fn free<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Result<usize, crate::BadFree> {
+        Core::<X>::prefetch_free(ptr);
+        let mut core = self.core.lock();
+        // SAFETY: `src` is this heap's source (caller); the live bit is checked before `ptr`'s
+        // memory is read, and a live block is given up by the caller.
+        match unsafe { core.dealloc(src, ptr) } {
+            Some(usable) => Ok(usable),
+            None => Err(core.classify(ptr.as_ptr())),
+        }
     }
 
-    unsafe fn release_all<P: PageSource>(&self, _src: &P) {}
+    unsafe fn release_all<P: PageSource>(&self, src: &P) {
+        // SAFETY: `src` is this heap's source, and no block is used after the call (caller).
+        unsafe { self.core.lock().release_all(src) }
+    }
 
     unsafe fn check<P: PageSource>(&self, _src: &P) -> Result<(), CheckError> {
         // SAFETY: no other thread uses the heap during the call (caller).
@@ -364,6 +380,15 @@ unsafe impl<X: Placement> Strategy for FreeList<X> {
         unsafe { self.core.force_unlock() };
     }
 }
+
+/// The alignment a live block at `start` honours (see [`crate::BlockInfo::align`]): the
+/// largest power of two dividing `start`, capped at `BLOCK_ALIGN_CAP_BYTES`.
+fn block_align(start: usize) -> usize {
+    (1usize << start.trailing_zeros().min(usize::BITS - 1)).min(BLOCK_ALIGN_CAP_BYTES)
+}
+
+/// The cap on [`crate::BlockInfo::align`] for the free lists: a page of the common sources.
+const BLOCK_ALIGN_CAP_BYTES: usize = 4096;
 
 #[cfg(test)]
 mod tests;

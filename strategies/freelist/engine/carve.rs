@@ -5,7 +5,7 @@
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
-use super::super::block::{BLOCK_ALIGN, Block, MIN_BLOCK_BYTES, PREV_FREE, block_need, layout_need};
+use super::super::block::{BLOCK_ALIGN, Block, HEADER_BYTES, MIN_BLOCK_BYTES, PREV_FREE, block_need, layout_need};
 use super::{Core, FreeIndex, Policy, fit_start};
 use crate::source::PageSource;
 
@@ -75,11 +75,23 @@ impl<X: Policy> Core<X> {
     /// `block_need(layout.size())` for every block that can be found).
     #[inline]
     unsafe fn take(&mut self, f: Block, need: usize, layout: Layout) -> (NonNull<u8>, bool) {
-        // Counted first: nothing is live across `carve`'s cold calls but `f` and `self`.
-        self.count_alloc(layout.size());
         // SAFETY: forwarded.
-        let (a, zero) = unsafe { self.carve(f, need, layout.align()) };
+        let (a, a_size, zero) = unsafe { self.carve(f, need, layout.align()) };
+        // SAFETY: `a` is a used block just carved from a chunk; its payload is aligned.
+        unsafe { self.handed_live(a, a_size) };
         (a.payload(), zero)
+    }
+
+    /// Counts used block `a` of `a_size` bytes, just carved, as live (its usable size) and
+    /// sets its bit in the live-start map.
+    ///
+    /// # Safety
+    /// `a` is a used block of a chunk of this heap, not yet counted or marked.
+    #[inline(always)]
+    pub(super) unsafe fn handed_live(&mut self, a: Block, a_size: usize) {
+        self.count_alloc(a_size - HEADER_BYTES);
+        // SAFETY: `a`'s payload lies in a chunk and is `BLOCK_ALIGN`-aligned (caller).
+        unsafe { self.live.mark(a.payload().addr().get()) };
     }
     // ANCHOR_END: core_alloc
 
@@ -98,12 +110,12 @@ impl<X: Policy> Core<X> {
     /// Cuts a used block of `need` bytes aligned for `align` out of indexed free block `f`:
     /// a gap below stays free in place ([`carve_gap`](Self::carve_gap)), a remainder of at
     /// least `MIN_BLOCK_BYTES` above becomes a free block that takes `f`'s place in the
-    /// index. Returns the used block and whether its payload is zero.
+    /// index. Returns the used block, its size and whether its payload is zero.
     ///
     /// # Safety
     /// `f` is an indexed free block and `fit_start(f, need, align)` is `Some`.
     #[inline]
-    pub(super) unsafe fn carve(&mut self, f: Block, need: usize, align: usize) -> (Block, bool) {
+    pub(super) unsafe fn carve(&mut self, f: Block, need: usize, align: usize) -> (Block, usize, bool) {
         // SAFETY: `f` is a live free block (caller), so its header and the header above are
         // valid; every address written lies inside `f` above its node (`need >=
         // MIN_BLOCK_BYTES`), or is the header above `f`, so the index can still read the
@@ -133,7 +145,7 @@ impl<X: Policy> Core<X> {
             f.set_header(a_size);
             self.free_bytes -= a_size;
             let zero = self.handed_out(f, f_size, f, a_size);
-            (f, zero)
+            (f, a_size, zero)
         }
     }
     // ANCHOR_END: carve
@@ -145,7 +157,7 @@ impl<X: Policy> Core<X> {
     /// # Safety
     /// As for `carve`, with `q = fit_start(f, need, align) > f.addr()` and `f_size` its size.
     #[cold]
-    unsafe fn carve_gap(&mut self, f: Block, f_size: usize, q: usize, need: usize) -> (Block, bool) {
+    unsafe fn carve_gap(&mut self, f: Block, f_size: usize, q: usize, need: usize) -> (Block, usize, bool) {
         // SAFETY: `q..q + need` lies inside `f`, above a gap of at least `MIN_BLOCK_BYTES`
         // (`fit_start`), so no write lands in `f`'s node.
         unsafe {
@@ -166,7 +178,7 @@ impl<X: Policy> Core<X> {
                 a.next().set_prev_free(false);
             }
             let zero = self.handed_out(f, f_size, a, a_size);
-            (a, zero)
+            (a, a_size, zero)
         }
     }
 }

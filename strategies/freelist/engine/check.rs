@@ -85,6 +85,9 @@ impl<X: Policy> Core<X> {
                 return broken("BEGIN sentinel != chunk bytes (page multiple, no flags)", c.addr(), bytes);
             }
             let end = ChunkHead::end_sentinel(c);
+            if let Some(a) = self.live.first_uncovered(c.addr(), c.addr() + bytes) {
+                return broken("chunk byte outside the live-start map", a, bytes);
+            }
             let mut b = ChunkHead::first(c);
             let mut prev_free = false;
             let mut sum = 0;
@@ -111,6 +114,9 @@ impl<X: Policy> Core<X> {
                     walk.free_blocks += 1;
                     walk.free_bytes += size;
                 } else {
+                    if !self.live.is_set_walk(b.payload().addr().get()) {
+                        return broken("used block without its live bit", b.addr(), h);
+                    }
                     walk.used_blocks += 1;
                     walk.usable_bytes += size - HEADER_BYTES;
                 }
@@ -145,8 +151,14 @@ impl<X: Policy> Core<X> {
                 return broken(what, me, counted);
             }
         }
-        if self.live_bytes > w.usable_bytes {
-            return broken("live_bytes > Σ usable bytes of used blocks", me, self.live_bytes);
+        if self.live_bytes != w.usable_bytes {
+            return broken("live_bytes != Σ usable bytes of used blocks", me, self.live_bytes);
+        }
+        // Each used block's bit was seen set by the walk; as many bits as used blocks means
+        // no other bit is set.
+        let bits = self.live.count_set();
+        if bits != w.used_blocks {
+            return broken("live-start bits != #used blocks (a bit set off a used block)", me, bits);
         }
         if self.peak_live_bytes < self.live_bytes {
             return broken("peak_live_bytes < live_bytes", me, self.peak_live_bytes);

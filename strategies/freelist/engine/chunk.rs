@@ -24,11 +24,22 @@ impl<X: Policy> Core<X> {
         // Growth stays small (the heap's footprint overshoots by at most one chunk): chunks
         // are few anyway, since a chunk the source places next to another joins it.
         let want = align_up(CHUNK_BYTES, P::PAGE_BYTES)?;
+        // The live-start map's first pool comes before the first chunk, so that a source
+        // handing out neighbouring ranges puts later chunks next to it.
+        if !self.live.prepare(src) {
+            return None;
+        }
         let (base, bytes) = match src.alloc_ready(min.max(want), P::PAGE_BYTES) {
             Ok(b) => (b, min.max(want)),
             Err(_) if min < want => (src.alloc_ready(min, P::PAGE_BYTES).ok()?, min),
             Err(_) => return None,
         };
+        if !self.live.cover(src, base.addr().get(), base.addr().get() + bytes) {
+            // No map for it: no block may be handed out there. Back to the source, untouched.
+            // SAFETY: the range was just taken from `src` and nothing has used it.
+            let _ = unsafe { src.free(base, bytes) };
+            return None;
+        }
         let base = base.as_ptr();
         // SAFETY: the source just gave `bytes` Ready bytes at `base`, owned by nobody else.
         let f = unsafe {
@@ -248,7 +259,8 @@ impl<X: Policy> Core<X> {
         }
     }
 
-    /// Hands every wholly free chunk back to the source; returns the bytes given back.
+    /// Hands every wholly free chunk back to the source, and the live-start map when no chunk
+    /// is left; returns the bytes given back.
     ///
     /// # Safety
     /// `src` is this heap's source.
@@ -271,7 +283,35 @@ impl<X: Policy> Core<X> {
                 c = next;
             }
         }
+        if self.chunks.is_null() {
+            // No chunk left: the live-start map covers nothing still held, so it goes too.
+            given += self.live.bytes;
+            // SAFETY: the map's pools came from `src`; no chunk, so no bit is used.
+            unsafe { self.live.release(src) };
+        }
         given
+    }
+
+    /// Gives every chunk and the live-start map back to the source, live blocks included,
+    /// and empties the heap (what a dropped heap does).
+    ///
+    /// # Safety
+    /// `src` is this heap's source; no block of this heap is used after the call.
+    pub unsafe fn release_all<P: PageSource>(&mut self, src: &P) {
+        let mut c = self.chunks;
+        while !c.is_null() {
+            // SAFETY: `c` is a live chunk of the list (from `src`); the next link is read
+            // before the chunk goes back.
+            unsafe {
+                let (next, bytes) = ((*c).next, ChunkHead::bytes(c));
+                // A source that refuses a range back keeps it: nothing else can be done.
+                let _ = src.free(NonNull::new_unchecked(c.cast()), bytes);
+                c = next;
+            }
+        }
+        // SAFETY: the pools came from `src`; the chunks they described are gone.
+        unsafe { self.live.release(src) };
+        *self = Core::EMPTY;
     }
 }
 

@@ -1,12 +1,12 @@
-//! Freeing: the header prefetch before the lock, the detection of double and foreign frees,
-//! and coalescing with free neighbours by their boundary tags (Knuth's method, TAOCP 2.5).
+//! Freeing: the header prefetch before the lock, the refusal of pointers that are not live
+//! payloads (by the live-start map) and their classification, and coalescing with free neighbours by their boundary tags (Knuth's method, TAOCP 2.5).
 
 use core::ptr::NonNull;
 
-use super::super::block::{Block, FLAGS, FREE, HEADER_BYTES};
-use super::chunk::in_some_chunk;
+use super::super::block::{BLOCK_ALIGN, Block, ChunkHead, FLAGS, FREE, HEADER_BYTES};
 use super::{Core, FreeIndex, Policy, RETAIN_FREE_BYTES};
 use crate::source::PageSource;
+use crate::strategy::BadFree;
 
 impl<X: Policy> Core<X> {
     // ANCHOR: prefetch_free
@@ -29,22 +29,27 @@ impl<X: Policy> Core<X> {
     // ANCHOR: core_dealloc
     /// Frees the block of payload `p`, coalescing with free neighbours, and hands a wholly
     /// free chunk back to the source while more than `RETAIN_FREE_BYTES` are free. Returns
-    /// `false`, and changes nothing, if the free is bad input it can see ([`Self::bad_free`]).
+    /// the block's usable size, or `None`, changing nothing, if `p` is not the payload of a
+    /// used block of this heap (its bit in the live-start map is clear: a double, interior,
+    /// foreign or stack pointer). The map is read before any memory `p` names, so any
+    /// pointer is safe to pass.
     ///
     /// # Safety
-    /// `p` is a payload of this heap allocated for `size` bytes, live or freed before (a
-    /// double free) but not handed out again since; `src` is its source.
+    /// `src` is this heap's source; if `p` is a live payload of this heap, no one uses it
+    /// after the call.
     #[inline]
-    pub unsafe fn dealloc<P: PageSource>(&mut self, src: &P, p: NonNull<u8>, size: usize) -> bool {
-        // SAFETY: the caller passes a block of this heap.
+    pub unsafe fn dealloc<P: PageSource>(&mut self, src: &P, p: NonNull<u8>) -> Option<usize> {
+        if !self.live.take(p.addr().get()) {
+            return None;
+        }
+        // SAFETY: the bit was set, so `p` is the payload of a used block of a chunk of this
+        // heap (the map's invariant), whose header and neighbours are valid.
         unsafe {
             let a = Block::from_payload(p);
-            let header = a.header();
-            if self.bad_free(a, header) {
-                return false;
-            }
-            self.live_bytes -= size;
-            let m = self.release_block::<true>(a, header & !FLAGS);
+            let size = a.header() & !FLAGS;
+            debug_assert!(size != 0 && !a.is_free(), "live bit set on free block {:p}", a.ptr());
+            self.live_bytes -= size - HEADER_BYTES;
+            let m = self.release_block::<true>(a, size);
             // Apart from `live_bytes` (in another basic block), so that the compiler does
             // not pair the two updates in a vector register (four more instructions).
             self.live_objects -= 1;
@@ -53,39 +58,56 @@ impl<X: Policy> Core<X> {
             if Self::may_be_whole_chunk::<P>(m) && self.free_bytes > RETAIN_FREE_BYTES {
                 self.release_chunk(src, m);
             }
+            Some(size - HEADER_BYTES)
         }
-        true
     }
     // ANCHOR_END: core_dealloc
 
-    /// Whether freeing (or reallocating) block `a`, whose header word is `header`, is bad
-    /// input this heap can see: the block is free already (a double free whose block was not
-    /// handed out again: its header keeps the FREE bit, also when it was merged into the
-    /// free block below, whose payload keeps the freed block's header word, marked FREE by
-    /// `release_block`), or, in debug builds only (a walk of the chunk list), `a` lies in
-    /// none of this heap's chunks (a foreign pointer). One predictable test on the header the
-    /// free reads anyway.
-    ///
-    /// # Safety
-    /// `header` was read from `a`, which is a block of this heap unless the pointer is
-    /// foreign.
+    /// Whether `p` is the payload of a used block of this heap (its live bit): what a free or
+    /// realloc must be given. Safe for any pointer: reads only the live-start map.
     #[inline]
-    pub unsafe fn bad_free(&self, a: Block, header: usize) -> bool {
-        // SAFETY: `self.chunks` is this heap's list of live chunks.
-        header & FREE != 0 || (cfg!(debug_assertions) && !unsafe { in_some_chunk(self.chunks, a.addr()) })
+    pub fn is_live(&mut self, p: *const u8) -> bool {
+        self.live.is_set(p.addr())
     }
 
-    /// [`Self::bad_free`] for the payload `p` of a realloc.
-    ///
-    /// # Safety
-    /// As for `bad_free`: `p` is a payload of this heap, live or freed but not handed out
-    /// again.
-    pub unsafe fn bad_realloc(&self, p: NonNull<u8>) -> bool {
-        // SAFETY: forwarded; the header lies just below the payload.
+    /// Why `p`, which [`is_live`](Self::is_live) refused, is not a live payload: outside
+    /// every chunk (`Foreign`); the payload of a free block, or the old payload of a block
+    /// merged into a free one, whose header word is left marked FREE (`NotLive`); anywhere
+    /// else in a chunk (`Interior`). Walks the chunk list and the blocks of `p`'s chunk,
+    /// reading only headers and free blocks (never a used payload): for the error path.
+    #[cold]
+    pub fn classify(&self, p: *const u8) -> BadFree {
+        let addr = p.addr();
+        let mut c = self.chunks;
+        // SAFETY: live chunks of the list; blocks tile each chunk up to its END sentinel (the
+        // block-format invariant), so each header read is a block's; the word read inside a
+        // free block lies in it, and free blocks hold only the heap's metadata.
         unsafe {
-            let a = Block::from_payload(p);
-            self.bad_free(a, a.header())
+            while !c.is_null() && !(c.addr()..c.addr() + ChunkHead::bytes(c)).contains(&addr) {
+                c = (*c).next;
+            }
+            if c.is_null() {
+                return BadFree::Foreign;
+            }
+            let end = ChunkHead::end_sentinel(c).addr();
+            let mut b = ChunkHead::first(c);
+            while b.addr() < end && b.end() <= addr {
+                b = b.next();
+            }
+            if b.addr() >= end || addr < b.addr() || !b.is_free() {
+                return BadFree::Interior;
+            }
+            let aligned = addr.is_multiple_of(BLOCK_ALIGN);
+            if addr == b.payload().addr().get()
+                || (aligned && addr - HEADER_BYTES >= b.payload().addr().get() && {
+                    let word = b.ptr().with_addr(addr - HEADER_BYTES).cast::<usize>().read();
+                    word & FREE != 0
+                })
+            {
+                return BadFree::NotLive;
+            }
         }
+        BadFree::Interior
     }
 
     // ANCHOR: release_block
@@ -124,7 +146,7 @@ impl<X: Policy> Core<X> {
                 (true, false) => {
                     let b = a.prev();
                     let b_size = b.size();
-                    a.set_header(size | FREE); // stale inside `b`, for `bad_free`
+                    a.set_header(size | FREE); // stale inside `b`, for `classify`
                     b.write_free(b_size + size);
                     next.set_prev_free(true);
                     self.blocks -= counted;
@@ -134,7 +156,7 @@ impl<X: Policy> Core<X> {
                 (true, true) => {
                     let b = a.prev();
                     let (b_size, n_size) = (b.size(), next.size());
-                    a.set_header(size | FREE); // stale inside `b`, for `bad_free`
+                    a.set_header(size | FREE); // stale inside `b`, for `classify`
                     self.policy.index_mut().remove(next, n_size);
                     self.blocks -= 1 + counted;
                     b.write_free(b_size + size + n_size);

@@ -9,6 +9,7 @@
 //! - `chunk.rs`: chunk growth and hand-back;
 //! - `free.rs`: freeing and coalescing;
 //! - `realloc.rs`: realloc in place and by moving;
+//! - `live.rs`: the live-start map (a bit per payload granule, through a radix index);
 //! - `check.rs`: the checker.
 
 mod carve;
@@ -17,11 +18,15 @@ mod chunk;
 mod free;
 mod fresh;
 mod index;
+mod live;
 mod realloc;
 
 use core::ptr::{self, NonNull};
 
 use self::fresh::Fresh;
+use self::live::LiveMap;
+#[cfg(test)]
+pub(super) use self::live::POOL_BYTES;
 pub(super) use self::index::fit_start;
 pub use self::index::{FreeIndex, Placement, Policy};
 use super::block::{Block, ChunkHead, HEADER_BYTES};
@@ -43,7 +48,11 @@ pub(super) const RETAIN_FREE_BYTES: usize = 1024 * 1024;
 /// - `free_bytes == Σ size(free blocks)`;
 /// - `live_objects == #used blocks`; `blocks == #used blocks + #free blocks`, so
 ///   `blocks - live_objects == #free blocks == index.len()`;
-/// - `live_bytes <= Σ (size - HEADER_BYTES)` over used blocks; `peak_live_bytes >= live_bytes`.
+/// - `live_bytes == Σ (size - HEADER_BYTES)` over used blocks (their usable sizes, so that a
+///   free by address, which knows no requested size, keeps it exact);
+///   `peak_live_bytes >= live_bytes`;
+/// - `live` has a bit set at the payload of every used block and nowhere else, and covers
+///   every chunk (see `live.rs`).
 ///
 /// `blocks` counts all blocks rather than free ones so that the common operations leave it
 /// alone: a request that takes a whole free block, and a free that coalesces with neither
@@ -59,6 +68,7 @@ pub struct Core<X> {
     live_objects: usize,
     peak_live_bytes: usize,
     fresh: Fresh,
+    live: LiveMap,
 }
 
 // SAFETY: the raw pointers name chunks that this core alone owns (taken from the page source
@@ -80,6 +90,7 @@ impl<X: Policy> Core<X> {
         live_objects: 0,
         peak_live_bytes: 0,
         fresh: Fresh { lo: 0, hi: 0 },
+        live: LiveMap::EMPTY,
     };
 
     /// Free blocks and free bytes now.
@@ -130,14 +141,14 @@ impl<X: Policy> Core<X> {
         }
     }
 
-    /// Statistics.
+    /// Statistics. Committed and reserved bytes include the live-start map's pools.
     pub fn stats(&self) -> StrategyStats {
         StrategyStats {
             live_bytes: self.live_bytes,
             live_objects: self.live_objects,
             peak_live_bytes: self.peak_live_bytes,
-            committed_bytes: self.committed_bytes,
-            reserved_bytes: self.committed_bytes,
+            committed_bytes: self.committed_bytes + self.live.bytes,
+            reserved_bytes: self.committed_bytes + self.live.bytes,
         }
     }
 

@@ -4,7 +4,7 @@
 
 use core::ptr::{self, NonNull};
 
-use super::super::block::{Block, MIN_BLOCK_BYTES, PREV_FREE, block_need};
+use super::super::block::{Block, HEADER_BYTES, MIN_BLOCK_BYTES, PREV_FREE, block_need};
 use super::{Core, FreeIndex, Policy};
 
 impl<X: Policy> Core<X> {
@@ -12,8 +12,8 @@ impl<X: Policy> Core<X> {
     /// `true` if it did.
     ///
     /// # Safety
-    /// `p` is a live payload of this heap allocated for `old` bytes.
-    pub unsafe fn resize_in_place(&mut self, p: NonNull<u8>, old: usize, new: usize) -> bool {
+    /// `p` is a live payload of this heap.
+    pub unsafe fn resize_in_place(&mut self, p: NonNull<u8>, new: usize) -> bool {
         let Some(need) = block_need(new) else { return false };
         // SAFETY: `p` is live (caller); its neighbours are valid blocks of its chunk.
         unsafe {
@@ -22,7 +22,8 @@ impl<X: Policy> Core<X> {
             let ok =
                 if need <= size { self.shrink(a, size, need) } else { self.grow_into_next(a, size, need) };
             if ok {
-                self.live_bytes = self.live_bytes - old + new;
+                // Counted in usable sizes: the block's size after the change.
+                self.live_bytes = self.live_bytes + a.size() - size;
                 self.peak_live_bytes = self.peak_live_bytes.max(self.live_bytes);
             }
             ok
@@ -93,7 +94,8 @@ impl<X: Policy> Core<X> {
         let need = block_need(new)?;
         // SAFETY: `p` is live; its neighbours are valid blocks of its chunk; the index is told
         // before the copy overwrites the lower block's node; headers above the copied bytes
-        // are written after the copy.
+        // are written after the copy; `b`'s payload, whose bit is set, lies in the same chunk
+        // and is aligned like every payload.
         unsafe {
             let a = Block::from_payload(p);
             if !a.prev_is_free() {
@@ -127,7 +129,10 @@ impl<X: Policy> Core<X> {
             } else {
                 b.next().set_prev_free(false);
             }
-            self.live_bytes = self.live_bytes - old + new;
+            // The payload moves from `p` to `b`'s: its bit moves, and it counts `b`'s size.
+            self.live.take(p.addr().get());
+            self.live.mark(b.payload().addr().get());
+            self.live_bytes = self.live_bytes - (size - HEADER_BYTES) + (b.size() - HEADER_BYTES);
             self.peak_live_bytes = self.peak_live_bytes.max(self.live_bytes);
             self.grown(b);
             Some(b.payload())
@@ -160,13 +165,14 @@ impl<X: Policy> Core<X> {
             return None;
         }
         // SAFETY: the index holds only live free blocks; `f` is one into which the request
-        // fits (the policy's contract), disjoint from the used block of `p`.
-        let a = unsafe {
+        // fits (the policy's contract), disjoint from the used block of `p`; the block carved
+        // from it is a used block of a chunk, counted and marked once.
+        unsafe {
             let f = self.policy.find(need, align).or_else(|| self.policy.find_rest(need, align))?;
-            self.carve(f, need, align).0
-        };
-        self.count_alloc(new);
-        Some(a.payload())
+            let (a, a_size, _) = self.carve(f, need, align);
+            self.handed_live(a, a_size);
+            Some(a.payload())
+        }
     }
     // ANCHOR_END: shrink_by_moving
 }
