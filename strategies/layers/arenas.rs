@@ -123,8 +123,8 @@ unsafe impl<P: PageSource> PageSource for ArenaSource<'_, P> {
         unsafe { self.src.fault(base, bytes) }
     }
     unsafe fn free(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError> {
-        // The owner map keeps the range's entries: they are hints, confirmed by the arena
-        // they name, and the next arena to make the range Ready overwrites them.
+        // Forget the owners first: no block lives in the range any more (caller).
+        self.owners.clear(base.addr().get(), bytes);
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.src.free(base, bytes) }
     }

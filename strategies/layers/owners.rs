@@ -7,6 +7,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 
 use crate::source::{PageSource, SourceError};
 use crate::strategy::CheckError;
+use crate::sync::SpinLock;
 
 /// log2 of the granule: every range a page source hands out is a multiple of it (sources
 /// with smaller pages cannot be used under `Arenas`, which `Arenas` checks at compile time).
@@ -21,8 +22,12 @@ const FANOUT: usize = 1 << LEVEL_BITS;
 const _: () = assert!(GRANULE_SHIFT + 3 * LEVEL_BITS == ADDR_BITS);
 
 /// A leaf: one byte per granule, 0 for "no arena" and `i + 1` for arena `i`.
+/// Invariant: `set == number of non-zero owner bytes` (changed under the map's lock).
 struct Leaf {
     owner: [AtomicU8; FANOUT],
+    set: usize,
+    /// Next spare leaf (under the map's lock).
+    next_spare: *mut Leaf,
 }
 
 /// An interior node: the leaves of `FANOUT` consecutive runs of `FANOUT` granules.
@@ -36,20 +41,36 @@ struct Root {
 }
 
 /// Granule -> arena. Nodes come from the page source (zeroed `alloc_ready` ranges, which
-/// read as null pointers and "no arena"), are published with a compare-and-swap and never
-/// moved or freed before [`release`](Self::release), so a reader follows pointers without
-/// a lock.
+/// read as null pointers and "no arena") and are published with Release stores. Readers
+/// take no lock; writers (`record`, `clear`: page-source transitions, rare) take `lock`.
+/// A leaf whose granules are all cleared is unlinked onto the spare list and reused for
+/// another part of the address space, never given back before [`release`](Self::release):
+/// a reader holding a stale pointer to it still reads valid memory, and at worst gets a
+/// wrong arena for a pointer that is no live block, which that arena's lookup refuses.
+/// (A live block's leaf has its granule set, so it is never recycled under it.)
 ///
-/// Invariants: every node reachable from `root` is a Ready range of the source of its own
-/// size; `node_bytes == Σ node sizes`; every leaf byte is 0 or at most the arena count.
+/// Invariants: every node reachable from `root` or on the spare list is a Ready range of
+/// the source of its own size; `node_bytes == Σ node sizes`; every leaf byte is 0 or at
+/// most the arena count.
 pub struct OwnerMap {
     root: AtomicPtr<Root>,
     node_bytes: AtomicUsize,
+    /// Serialises writers; holds the spare leaves.
+    lock: SpinLock<Spares>,
 }
+
+/// The spare leaves (all bytes 0), linked through `next_spare`.
+struct Spares(*mut Leaf);
+// SAFETY: the leaves live in page-source memory tied to no thread.
+unsafe impl Send for Spares {}
 
 impl OwnerMap {
     /// An empty map; does no work.
-    pub const INIT: Self = OwnerMap { root: AtomicPtr::new(ptr::null_mut()), node_bytes: AtomicUsize::new(0) };
+    pub const INIT: Self = OwnerMap {
+        root: AtomicPtr::new(ptr::null_mut()),
+        node_bytes: AtomicUsize::new(0),
+        lock: SpinLock::new(Spares(ptr::null_mut())),
+    };
 
     /// Bytes of the source the nodes hold (Ready, reserved).
     pub fn node_bytes(&self) -> usize {
@@ -84,6 +105,7 @@ impl OwnerMap {
         let Some(end) = end else {
             return Err(SourceError::Invalid { op: crate::Op::Used, addr: base, bytes });
         };
+        let mut spares = self.lock.lock();
         let mut addr = base;
         while addr < end {
             let (r, m, l) = split(addr);
@@ -91,15 +113,68 @@ impl OwnerMap {
             // SAFETY: published nodes stay valid until `release` (invariant).
             let mid = self.node(src, &unsafe { root.as_ref() }.mid[r])?;
             // SAFETY: as above.
-            let leaf = self.node(src, &unsafe { mid.as_ref() }.leaf[m])?;
+            let slot = &unsafe { mid.as_ref() }.leaf[m];
+            let leaf = match NonNull::new(slot.load(Ordering::Acquire)) {
+                Some(leaf) => leaf,
+                None => self.spare_leaf(&mut spares, slot).map_or_else(|| self.node(src, slot), Ok)?,
+            };
             let run = (FANOUT - l).min((end - addr) >> GRANULE_SHIFT);
-            // SAFETY: as above.
-            for o in &unsafe { leaf.as_ref() }.owner[l..l + run] {
-                o.store(arena + 1, Ordering::Relaxed);
+            // SAFETY: published leaves stay valid until `release`; the lock is held, so this
+            // thread alone writes `set`.
+            let leaf = unsafe { &mut *leaf.as_ptr() };
+            for o in &leaf.owner[l..l + run] {
+                if o.swap(arena + 1, Ordering::Relaxed) == 0 {
+                    leaf.set += 1;
+                }
             }
             addr += run << GRANULE_SHIFT;
         }
         Ok(())
+    }
+
+    /// Links a spare leaf into `slot` (null), if there is one.
+    fn spare_leaf(&self, spares: &mut Spares, slot: &AtomicPtr<Leaf>) -> Option<NonNull<Leaf>> {
+        let leaf = NonNull::new(spares.0)?;
+        // SAFETY: spare leaves are valid, all-zero, and ours under the lock.
+        spares.0 = unsafe { (*leaf.as_ptr()).next_spare };
+        slot.store(leaf.as_ptr(), Ordering::Release);
+        Some(leaf)
+    }
+
+    /// Forgets the owner of every granule of `base..base + bytes` (the range went back to
+    /// the source); leaves left empty go to the spare list.
+    pub fn clear(&self, base: usize, bytes: usize) {
+        let Some(root) = NonNull::new(self.root.load(Ordering::Acquire)) else { return };
+        let end = base.saturating_add(bytes).min(1 << ADDR_BITS);
+        let mut spares = self.lock.lock();
+        let mut addr = base;
+        while addr < end {
+            let (r, m, l) = split(addr);
+            let run = (FANOUT - l).min((end - addr).div_ceil(GRANULE_BYTES));
+            // SAFETY: published nodes stay valid until `release` (invariant).
+            let mid = unsafe { root.as_ref() }.mid[r].load(Ordering::Acquire);
+            let slot = NonNull::new(mid).map(|mid| {
+                // SAFETY: as above.
+                &unsafe { &*mid.as_ptr() }.leaf[m]
+            });
+            if let Some(slot) = slot
+                && let Some(leaf) = NonNull::new(slot.load(Ordering::Acquire))
+            {
+                // SAFETY: as above; the lock is held, so this thread alone writes `set`.
+                let leaf = unsafe { &mut *leaf.as_ptr() };
+                for o in &leaf.owner[l..l + run] {
+                    if o.swap(0, Ordering::Relaxed) != 0 {
+                        leaf.set -= 1;
+                    }
+                }
+                if leaf.set == 0 {
+                    slot.store(ptr::null_mut(), Ordering::Release);
+                    leaf.next_spare = spares.0;
+                    spares.0 = leaf;
+                }
+            }
+            addr += run << GRANULE_SHIFT;
+        }
     }
 
     /// The node `slot` points to, made and published if it is still null.
@@ -140,6 +215,15 @@ impl OwnerMap {
     /// # Safety
     /// No other thread uses the map during the call; `src` is the one the nodes came from.
     pub unsafe fn release<P: PageSource>(&self, src: &P) {
+        let mut spares = self.lock.lock();
+        while let Some(leaf) = NonNull::new(spares.0) {
+            // SAFETY: spare leaves are valid and ours; no reader exists (caller).
+            unsafe {
+                spares.0 = (*leaf.as_ptr()).next_spare;
+                let _ = src.free(leaf.cast(), node_bytes::<P, Leaf>());
+            }
+        }
+        drop(spares);
         let Some(root) = NonNull::new(self.root.swap(ptr::null_mut(), Ordering::Acquire)) else { return };
         // SAFETY: the nodes are live until freed here; no other thread uses the map (caller).
         unsafe {
@@ -178,6 +262,14 @@ impl OwnerMap {
                 for l in &mid.as_ref().leaf {
                     let Some(leaf) = NonNull::new(l.load(Ordering::Acquire)) else { continue };
                     bytes += node_bytes::<P, Leaf>();
+                    let set = leaf.as_ref().owner.iter().filter(|o| o.load(Ordering::Relaxed) != 0).count();
+                    if set != leaf.as_ref().set || set == 0 {
+                        return Err(CheckError {
+                            what: "owner map leaf: set == non-zero bytes > 0",
+                            addr: leaf.as_ptr().addr(),
+                            detail: set,
+                        });
+                    }
                     if let Some(bad) = leaf.as_ref().owner.iter().find(|o| o.load(Ordering::Relaxed) as usize > arenas) {
                         return Err(CheckError {
                             what: "owner map names an arena that does not exist",
@@ -187,6 +279,12 @@ impl OwnerMap {
                     }
                 }
             }
+        }
+        let mut spare = self.lock.lock().0;
+        while let Some(leaf) = NonNull::new(spare) {
+            bytes += node_bytes::<P, Leaf>();
+            // SAFETY: spare leaves are valid; no writer (caller).
+            spare = unsafe { (*leaf.as_ptr()).next_spare };
         }
         if bytes != self.node_bytes() {
             return Err(CheckError { what: "owner map: node_bytes == Σ node sizes", addr: root.as_ptr().addr(), detail: bytes });
