@@ -80,6 +80,7 @@
 //! map, roots and records) added to the committed and reserved bytes.
 
 mod arenas;
+mod by_ref;
 mod identity;
 mod owners;
 mod segregate;
