@@ -41,9 +41,12 @@
 //!    sources that give memory back). Otherwise it becomes a new chunk.
 //! 4. Carve: an alignment gap below stays a free block at the same address; a remainder of
 //!    at least `MIN_BLOCK_BYTES` above becomes a free block that takes the old block's
-//!    place in the index; a smaller remainder stays in the used block.
+//!    place in the index; a smaller remainder stays in the used block. The used block's
+//!    payload gets its bit in the live-start map, and `live_bytes` counts its usable size.
 //!
 //! ## Free path
+//! 0. Test and clear the payload's bit in the live-start map (below): a pointer whose bit is
+//!    clear is refused before anything it names is read.
 //! 1. Read the neighbours' tags: the header above (FREE) and this header's PREV_FREE, and
 //!    merge with whichever is free (immediate coalescing), telling the index. The block's
 //!    own header is prefetched before the lock is taken, so its cache miss overlaps the
@@ -71,26 +74,40 @@
 //!
 //! ## Invariants (checked by [`Strategy::check`] after every operation in tests)
 //! Equations are written next to the data: the block format in `block.rs`, the totals on
-//! `Core`, each index's ordering on its type. The checker (`engine/check.rs`) walks every
-//! chunk and block, checks tags, coalescing and tiling, marks each free block, then walks
-//! the index and checks that it holds every free block exactly once and nothing else.
+//! `Core`, each index's ordering on its type, the map's in `engine/live.rs`. The checker
+//! (`engine/check.rs`) walks every chunk and block, checks tags, coalescing and tiling, that
+//! every used block has its live bit and as many bits are set as there are used blocks, that
+//! `live_bytes` is the sum of the used blocks' usable sizes, marks each free block, then
+//! walks the index and checks that it holds every free block exactly once and nothing else.
+//!
+//! ## Finding a block from its address (the live-start map)
+//! Every used block's payload has its bit set in the *live-start map* (`engine/live.rs`): one
+//! bit per 16-byte granule of address space, in 1 MiB leaves found through a three-level
+//! radix index keyed by address (Go's arena index behind `spanOf`). Allocation sets the bit,
+//! a free tests and clears it (one bit operation each, under the one lock, through a
+//! one-leaf cache); realloc in place keeps it, `grow_backward` moves it. The map's tables and
+//! leaves are cut from *pools* taken from the page source (the first before the first chunk,
+//! so that later chunks from a source that hands out neighbouring ranges still join it);
+//! every chunk, and every range that extends one, is covered before it is used, and a
+//! growth whose map memory is refused fails (null). So `block_of`, a free by address and
+//! the layout-taking `dealloc`/`realloc` check a pointer by the map alone, before reading
+//! any memory it names: O(1), in every build, safe for any pointer. The map's memory is
+//! counted in `committed_bytes`; it goes back with the last chunk (`trim`) or `release_all`.
 //!
 //! ## Bad input
 //! - A request no block and no growth can serve (a size past what the page source can
 //!   reserve, an exhausted `Fixed` region, a failing source) returns null: no panic, no
 //!   abort. Sizes are checked before any sum can overflow (`block_need`).
-//! - A **double free** of a block not handed out again since is detected in every build: the
-//!   block's header still has its FREE bit (also when the block was merged into the free
-//!   block below: the merge marks the old header word, left inside the bigger block, FREE
-//!   too), so `dealloc` ignores it and leaves the heap as it was, and `realloc` of such a
-//!   pointer returns null. One test on
-//!   the header word the free reads anyway. If the block was handed out again, the second
-//!   free frees the new owner's block: not detectable.
-//! - A **foreign pointer** (not from this heap) is detected in debug builds, where every
-//!   free and realloc first checks that the block lies in one of the heap's chunks (a walk
-//!   of the chunk list); release builds do not look, and `check` reports the damage.
-//! - Debug builds also panic, after releasing the lock, with a message naming the policy,
-//!   the call and the pointer, so that the bug is seen; release builds only ignore.
+//! - A pointer that is not the payload of a used block (a **double free**, an **interior**,
+//!   **stack** or **foreign** pointer) has its bit clear: `dealloc` ignores it and `realloc`
+//!   returns null, leaving the heap as it was, in every build; debug builds then panic, after
+//!   releasing the lock, with a message naming the policy, the call and the pointer.
+//!   [`Strategy::free`] returns the reason ([`BadFree`](crate::BadFree)), found by a walk of
+//!   the pointer's chunk on this error path only: outside every chunk, `Foreign`; the payload
+//!   of a free block, or the old payload of a block merged into one (whose header word the
+//!   merge leaves marked FREE), `NotLive`; anywhere else in a chunk, `Interior`.
+//! - A double free of a block handed out again since frees the new owner's block: no
+//!   allocator without per-block generations can tell.
 //!
 //! ## Locking
 //! One [`SpinLock`] around the whole state; every `Strategy` method takes it once (realloc
@@ -392,3 +409,5 @@ const BLOCK_ALIGN_CAP_BYTES: usize = 4096;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_address;

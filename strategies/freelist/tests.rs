@@ -378,7 +378,11 @@ fn wholly_free_chunks_go_back_to_the_source() {
     }
     let counts = h.source().counts();
     assert!(counts.calls_of(Op::Free) > 0, "no chunk was given back");
-    assert!(counts.ready <= RETAIN_FREE_BYTES + CHUNK_BYTES + POOL_BYTES, "kept {} bytes Ready", counts.ready);
+    assert!(
+        counts.ready <= RETAIN_FREE_BYTES + CHUNK_BYTES + POOL_BYTES,
+        "kept {} bytes Ready",
+        counts.ready
+    );
     assert_eq!(h.stats().committed_bytes, counts.ready);
     let given = h.trim();
     assert_eq!(given, counts.ready, "every chunk given back, and the live-start map after them");

@@ -5,7 +5,9 @@
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
-use super::super::block::{BLOCK_ALIGN, Block, HEADER_BYTES, MIN_BLOCK_BYTES, PREV_FREE, block_need, layout_need};
+use super::super::block::{
+    BLOCK_ALIGN, Block, HEADER_BYTES, MIN_BLOCK_BYTES, PREV_FREE, block_need, layout_need,
+};
 use super::{Core, FreeIndex, Policy, fit_start};
 use crate::source::PageSource;
 

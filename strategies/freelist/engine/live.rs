@@ -15,7 +15,7 @@
 //! - every byte of every chunk lies in a leaf (`cover` runs before a chunk, or the range
 //!   that extends one, is used);
 //! - a bit is set iff its granule is the payload of a used block;
-//! - `hot_leaf` is the leaf of key `hot_key` (or `hot_key == NO_KEY`);
+//! - each entry of `cache` holds a key and that key's leaf, or `NO_KEY`;
 //! - `bytes == Σ pool bytes`, all of them Ready.
 
 use core::ptr::{self, NonNull};
@@ -39,7 +39,10 @@ const _: () = assert!(ADDR_BITS == 48, "the tables resolve the 48 bits of user a
 /// Bytes of the first pool, taken before the first chunk so that, from a source that hands
 /// out neighbouring ranges, later chunks still land next to the first one.
 pub(in super::super) const POOL_BYTES: usize = 64 * 1024;
-/// No key: `hot_key`'s value when nothing is cached (keys are below `1 << (ADDR_BITS -
+/// Entries of the leaf cache, direct-mapped by the low bits of the key: a heap within this
+/// many MiB of contiguous address space finds every leaf there.
+const CACHE_ENTRIES: usize = 64;
+/// No key: a cache entry's key when it holds nothing (keys are below `1 << (ADDR_BITS -
 /// LEAF_SHIFT)`).
 const NO_KEY: usize = usize::MAX;
 
@@ -55,11 +58,18 @@ struct PoolHead {
     bytes: usize,
 }
 
+/// A leaf-cache entry: a key and its leaf.
+#[derive(Copy, Clone)]
+struct CacheEntry {
+    key: usize,
+    leaf: *mut u64,
+}
+
 /// The live-start map of one heap (see the module docs for the layout and invariants).
 pub(super) struct LiveMap {
     root: *mut L1,
-    hot_key: usize,
-    hot_leaf: *mut u64,
+    /// Recently used leaves, direct-mapped by `key % CACHE_ENTRIES`.
+    cache: [CacheEntry; CACHE_ENTRIES],
     /// The newest pool (null before the first); older pools follow through `next`.
     pool: *mut PoolHead,
     /// Offset of the first unused byte of the newest pool.
@@ -84,8 +94,13 @@ fn split(key: usize) -> Option<(usize, usize, usize)> {
 
 impl LiveMap {
     /// An empty map (no pool, no memory).
-    pub(super) const EMPTY: Self =
-        LiveMap { root: ptr::null_mut(), hot_key: NO_KEY, hot_leaf: ptr::null_mut(), pool: ptr::null_mut(), bump: 0, bytes: 0 };
+    pub(super) const EMPTY: Self = LiveMap {
+        root: ptr::null_mut(),
+        cache: [CacheEntry { key: NO_KEY, leaf: ptr::null_mut() }; CACHE_ENTRIES],
+        pool: ptr::null_mut(),
+        bump: 0,
+        bytes: 0,
+    };
 
     /// The leaf of `key`, or null if none covers it (reads only the map's tables).
     fn leaf_walk(&self, key: usize) -> *mut u64 {
@@ -112,7 +127,8 @@ impl LiveMap {
     #[inline(always)]
     fn leaf_of(&mut self, addr: usize) -> *mut u64 {
         let key = addr >> LEAF_SHIFT;
-        if key == self.hot_key { self.hot_leaf } else { self.leaf_miss(key) }
+        let e = self.cache[key % CACHE_ENTRIES];
+        if e.key == key { e.leaf } else { self.leaf_miss(key) }
     }
 
     /// [`leaf_of`](Self::leaf_of) past the cache: walks the tables and caches a leaf found.
@@ -121,7 +137,7 @@ impl LiveMap {
     fn leaf_miss(&mut self, key: usize) -> *mut u64 {
         let leaf = self.leaf_walk(key);
         if !leaf.is_null() {
-            (self.hot_key, self.hot_leaf) = (key, leaf);
+            self.cache[key % CACHE_ENTRIES] = CacheEntry { key, leaf };
         }
         leaf
     }
@@ -168,7 +184,9 @@ impl LiveMap {
     pub(super) fn is_set(&mut self, addr: usize) -> bool {
         let leaf = self.leaf_of(addr);
         // SAFETY: `leaf` is a leaf of this map when non-null, and `slot`'s word is in it.
-        !leaf.is_null() && addr & ((1 << GRANULE_SHIFT) - 1) == 0 && unsafe { *leaf.add(slot(addr).0) & slot(addr).1 != 0 }
+        !leaf.is_null()
+            && addr & ((1 << GRANULE_SHIFT) - 1) == 0
+            && unsafe { *leaf.add(slot(addr).0) & slot(addr).1 != 0 }
     }
 
     /// [`is_set`](Self::is_set) without touching the cache (the checker).

@@ -24,11 +24,11 @@ mod realloc;
 use core::ptr::{self, NonNull};
 
 use self::fresh::Fresh;
+pub(super) use self::index::fit_start;
+pub use self::index::{FreeIndex, Placement, Policy};
 use self::live::LiveMap;
 #[cfg(test)]
 pub(super) use self::live::POOL_BYTES;
-pub(super) use self::index::fit_start;
-pub use self::index::{FreeIndex, Placement, Policy};
 use super::block::{Block, ChunkHead, HEADER_BYTES};
 use crate::strategy::StrategyStats;
 
@@ -71,10 +71,10 @@ pub struct Core<X> {
     live: LiveMap,
 }
 
-// SAFETY: the raw pointers name chunks that this core alone owns (taken from the page source
-// for it; blocks handed out are the users', and the core never touches their payloads);
-// nothing is tied to a thread, so moving the core moves that ownership with it. The policy
-// `X` is `Send` itself.
+// SAFETY: the raw pointers name chunks and live-start map pools that this core alone owns
+// (taken from the page source for it; blocks handed out are the users', and the core never
+// touches their payloads); nothing is tied to a thread, so moving the core moves that
+// ownership with it. The policy `X` is `Send` itself.
 unsafe impl<X: Send> Send for Core<X> {}
 
 impl<X: Policy> Core<X> {
