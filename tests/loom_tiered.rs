@@ -5,7 +5,7 @@
 
 /// The atomics remote.rs is built on: loom's here.
 mod remote_atomics {
-    pub use loom::sync::atomic::{AtomicI8, AtomicPtr, Ordering};
+    pub use loom::sync::atomic::{AtomicPtr, Ordering};
 }
 
 #[path = "../strategies/tiered/remote.rs"]
@@ -15,9 +15,8 @@ mod remote;
 use core::ptr::{self, NonNull};
 
 use loom::sync::Arc;
-use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
-use remote::{RemoteStack, TinyCounter};
+use remote::RemoteStack;
 
 fn node() -> NonNull<u8> {
     NonNull::from(Box::leak(Box::new(0usize))).cast()
@@ -72,68 +71,5 @@ fn remote_frees_are_collected_exactly_once() {
             // SAFETY: made by `node`, no longer on the stack.
             drop(unsafe { Box::from_raw(p.as_ptr().cast::<usize>()) });
         }
-    });
-}
-
-/// The owner retires a block of 3 objects while two other threads free two of them; the
-/// owner frees the third afterwards. Exactly one party frees the block.
-#[test]
-fn tiny_block_is_freed_exactly_once() {
-    loom::model(|| {
-        let c = Arc::new(TinyCounter::from_atomic(loom::sync::atomic::AtomicI8::new(0)));
-        let freed = Arc::new(AtomicUsize::new(0));
-        let spawn_free = |c: Arc<TinyCounter>, f: Arc<AtomicUsize>| {
-            thread::spawn(move || {
-                if c.free_one() {
-                    f.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        };
-        let t1 = spawn_free(c.clone(), freed.clone());
-        let t2 = spawn_free(c.clone(), freed.clone());
-        if c.retire(3) {
-            freed.fetch_add(1, Ordering::Relaxed);
-        }
-        t1.join().unwrap();
-        t2.join().unwrap();
-        assert_eq!(freed.load(Ordering::Relaxed), 0, "one object is still live");
-        if c.free_one() {
-            freed.fetch_add(1, Ordering::Relaxed);
-        }
-        assert_eq!(freed.load(Ordering::Relaxed), 1);
-        assert_eq!(c.get(), 0, "a freed block's counter is back to zero for reuse");
-    });
-}
-
-/// The owner frees one object of its current block while another thread frees the other,
-/// then retires it: the block is freed exactly once, by whoever finishes last, or reset for
-/// reuse by the owner.
-#[test]
-fn owner_and_remote_free_of_a_current_block() {
-    loom::model(|| {
-        let c = Arc::new(TinyCounter::from_atomic(loom::sync::atomic::AtomicI8::new(0)));
-        let freed = Arc::new(AtomicUsize::new(0));
-        let (c1, f1) = (c.clone(), freed.clone());
-        let t = thread::spawn(move || {
-            if c1.free_one() {
-                f1.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-        // Owner: two objects out, frees one locally (given 2 -> 1).
-        let mut given = 1i8;
-        let reset = c.reset_if_all_freed(given);
-        if reset {
-            given = 0;
-        }
-        t.join().unwrap();
-        if !reset && c.reset_if_all_freed(given) {
-            given = 0;
-        }
-        // The owner now retires the block.
-        if c.retire(given) {
-            freed.fetch_add(1, Ordering::Relaxed);
-        }
-        assert_eq!(freed.load(Ordering::Relaxed), 1, "the block is free exactly once");
-        assert_eq!(c.get(), 0);
     });
 }

@@ -228,23 +228,6 @@ pub fn page_in_arena(addr: usize) -> usize {
     (addr >> PAGE_SHIFT) & (ARENA_PAGES - 1)
 }
 
-/// spanOf for a pointer this heap handed out: no range or null checks (the free path).
-///
-/// # Safety
-/// `addr` is a live block of the heap whose index table is `index`.
-#[inline(always)]
-pub unsafe fn span_of_live(index: Index, addr: usize) -> *mut Span {
-    let i = index_of(addr);
-    // SAFETY: a live block lies in a registered arena, whose L2 table and index entry are
-    // set, and whose metadata lives as long as the heap; the allocation that returned the
-    // block happened before this free (the caller's contract), after both were published.
-    unsafe {
-        let l2 = (*index.add(i >> L2_BITS)).load(Ordering::Relaxed);
-        let arena = (*l2).entries[i & (L2_ENTRIES - 1)].load(Ordering::Relaxed);
-        (*arena).span_at(page_in_arena(addr))
-    }
-}
-
 // ANCHOR: span_of
 /// spanOf: the span that holds `addr`, or null. Three dependent loads after the index.
 ///

@@ -10,7 +10,7 @@ use super::remote::RemoteStack;
 use super::scavenger::HOLD_STEPS;
 use super::sizeclass;
 use super::span::{BITMAP_WORDS, Span, SpanList};
-use super::{EMPTY_SPAN, MCache, PAGE_BYTES, Reader, Root, SPAN_CLASS_COUNT};
+use super::{EMPTY_SPAN, MCache, PAGE_BYTES, Root, SPAN_CLASS_COUNT};
 use crate::strategy::CheckError;
 
 fn fail(what: &'static str, addr: usize, detail: usize) -> Result<(), CheckError> {
@@ -66,7 +66,7 @@ pub fn check(root: &Root) -> Result<(), CheckError> {
     for spc in 0..SPAN_CLASS_COUNT {
         check_central(root, spc)?;
     }
-    check_caches(root, &h)
+    check_caches(&h)
 }
 
 /// Arena index and list, page bitmaps vs summaries vs the span map, every span.
@@ -170,8 +170,10 @@ fn check_span(s: &Span) -> Result<(), CheckError> {
             s.base.get(),
             s.nelems.get()
         );
+        ensure!(s.is_live(0), "large span without its live object", s.base.get(), 0usize);
         return Ok(());
     }
+    check_liveness(s)?;
     let ones: u32 = s.alloc_bits.iter().map(|w| w.get().count_ones()).sum();
     ensure!(
         ones - s.padding() == s.alloc_count.get(),
@@ -220,6 +222,7 @@ fn check_span(s: &Span) -> Result<(), CheckError> {
             p,
             i
         );
+        ensure!(remote_bit(s, i), "remote free without its remote bit", p, i);
         n += 1;
         ensure!(n <= s.alloc_count.get(), "remote stack longer than alloc_count", s.base.get(), n);
         // SAFETY: remote entries are freed objects holding the next link; no thread pushes
@@ -227,6 +230,32 @@ fn check_span(s: &Span) -> Result<(), CheckError> {
         next = unsafe { RemoteStack::next(q) };
     }
     Ok(())
+}
+
+/// A span's live and remote bits (span.rs, "Liveness"): live ⊆ alloc bits, no live bit
+/// past `nelems` or on an object of the alloc cache, remote ⊆ live.
+fn check_liveness(s: &Span) -> Result<(), CheckError> {
+    for w in 0..BITMAP_WORDS {
+        let live = s.live[w].load(Ordering::Relaxed);
+        let remote = s.remote_bits[w].load(Ordering::Relaxed);
+        ensure!(live & !s.alloc_bits[w].get() == 0, "live object with its alloc bit clear", s.base.get(), w);
+        ensure!(remote & !live == 0, "remote-freed object not live", s.base.get(), w);
+    }
+    for i in s.nelems.get() as usize..BITMAP_WORDS * 64 {
+        ensure!(!s.is_live(i), "live bit past nelems", s.base.get(), i);
+    }
+    let (cache, fi) = (s.alloc_cache.get(), s.freeindex.get() as usize);
+    for k in 0..64 {
+        if cache >> k & 1 == 1 {
+            ensure!(!s.is_live(fi + k), "object both live and in the alloc cache", s.base.get(), fi + k);
+        }
+    }
+    Ok(())
+}
+
+/// Whether object `i` of `s` has its remote bit set (a free waiting for the holder).
+fn remote_bit(s: &Span, i: usize) -> bool {
+    s.remote_bits[i / 64].load(Ordering::Relaxed) >> (i % 64) & 1 == 1
 }
 
 /// mcentral lists vs span states.
@@ -284,6 +313,7 @@ fn check_central(root: &Root, spc: usize) -> Result<(), CheckError> {
             p,
             i
         );
+        ensure!(remote_bit(s, i), "pending free without its remote bit", p, i);
         // SAFETY: pending entries are freed objects holding the next link (no thread runs).
         next = unsafe { RemoteStack::next(q) };
     }
@@ -308,7 +338,7 @@ fn check_central(root: &Root, spc: usize) -> Result<(), CheckError> {
 }
 
 /// Every cache in use owns its current spans.
-fn check_caches(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
+fn check_caches(h: &HeapInner) -> Result<(), CheckError> {
     let mut c = h.all_caches;
     while !c.is_null() {
         // SAFETY: cache records live as long as the heap.
@@ -343,8 +373,7 @@ fn check_caches(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
             for spc in 0..SPAN_CLASS_COUNT {
                 check_owned(cache, c, spc)?;
             }
-            check_free_stacks(root, cache)?;
-            ensure!(cache.tiny_offset.get() <= 16, "tiny offset past the block", c, cache.tiny_offset.get());
+            check_free_stacks(cache, c)?;
         } else {
             for spc in 0..SPAN_CLASS_COUNT {
                 ensure!(
@@ -370,27 +399,26 @@ fn check_caches(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
     Ok(())
 }
 
-/// A cache's free stacks (freestack.rs): within their room, each object a
-/// live small object with its alloc bit set and room for its stack's class, none twice.
-fn check_free_stacks(root: &Root, cache: &MCache) -> Result<(), CheckError> {
+/// A cache's free stacks (freestack.rs): within their room, each object object `index` of
+/// its recorded span, a span of the stack's class that this cache owns, with its alloc bit
+/// set, its live and remote bits clear, not in the alloc cache, and on no stack twice.
+fn check_free_stacks(cache: &MCache, c: *mut MCache) -> Result<(), CheckError> {
     for (class, st) in cache.free.iter().enumerate() {
         ensure!(st.len.get() <= st.cap, "free stack over its room", class, st.len.get());
-        for (i, p) in st.iter().enumerate() {
-            let addr = p.as_ptr().addr();
+        for (k, (p, sp, i)) in st.iter().enumerate() {
+            // SAFETY: a stacked object's span is live and owned by this cache.
+            let s = unsafe { &*sp };
+            ensure!(ptr::eq(s.owner.load(Ordering::Relaxed), c), "stacked object's span not owned", p, class);
+            ensure!(s.class.get() as usize == class, "stacked object of another class", p, class);
             ensure!(
-                root.can_stack(addr, class, Reader::Alone),
-                "free stack holds an object that is not a live small one",
+                i < s.nelems.get() as usize && s.object_at(p.as_ptr().addr()) == Some(i),
+                "stacked object is not its span's object",
                 p,
-                class
+                i
             );
-            let s = root.span_of(addr);
-            ensure!(
-                !s.in_alloc_cache(s.object_index(addr)),
-                "object both on a free stack and in an alloc cache",
-                p,
-                class
-            );
-            ensure!(st.iter().skip(i + 1).all(|q| q != p), "object twice on a free stack", p, class);
+            ensure!(s.bit(i) && !s.is_live(i) && !remote_bit(s, i), "stacked object's bits wrong", p, i);
+            ensure!(!s.in_alloc_cache(i), "object both on a free stack and in an alloc cache", p, class);
+            ensure!(st.iter().skip(k + 1).all(|q| q.0 != p), "object twice on a free stack", p, class);
         }
     }
     Ok(())

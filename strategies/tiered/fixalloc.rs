@@ -1,5 +1,5 @@
-//! Metadata allocators: every span, mcache, arena record and tiny-counter array comes from the
-//! page source, never from the global allocator.
+//! Metadata allocators: every span, mcache and arena record comes from the page source,
+//! never from the global allocator.
 //!
 //! Go originals: `persistentalloc` (malloc.go), a bump allocator over chunks the runtime maps
 //! itself, and `fixalloc` (mfixalloc.go), a free list of fixed-size records on top of it.
@@ -9,8 +9,10 @@
 //! [`META_CHUNK_BYTES`] from the source with `alloc_ready`.
 //!
 //! # Free path
-//! `FixAlloc::free`: push on the free list. Metadata memory is never given back to the
-//! source (as in Go), but records are reused.
+//! `FixAlloc::free`: push on the free list. Metadata memory is not given back to the
+//! source while the heap lives (as in Go), but records are reused; `release_all` gives
+//! every chunk back at once (`Persistent::release`), which the chunk list allows: each
+//! chunk's first [`CHUNK_HEADER_BYTES`] hold a pointer to the chunk taken before it.
 //!
 //! # Invariants
 //! `cur <= end`; `committed_bytes` = bytes taken from the source for metadata. Everything here
@@ -24,8 +26,15 @@ use crate::source::PageSource;
 /// Bytes of one metadata chunk taken from the page source.
 pub const META_CHUNK_BYTES: usize = 256 << 10;
 
+/// Bytes at the start of each chunk that hold the link to the previous chunk (a cache
+/// line, so that records stay 64-byte aligned).
+pub const CHUNK_HEADER_BYTES: usize = 64;
+
 /// A bump allocator over chunks from the page source (Go's `persistentalloc`).
 pub struct Persistent {
+    /// The chunk taken last (null before the first), linked to the earlier ones through
+    /// each chunk's first word.
+    chunks: *mut u8,
     /// Next free byte of the current chunk (null before the first chunk).
     cur: *mut u8,
     /// Address one past the current chunk (for comparisons only).
@@ -36,7 +45,8 @@ pub struct Persistent {
 
 impl Persistent {
     /// Empty.
-    pub const INIT: Persistent = Persistent { cur: ptr::null_mut(), end: 0, committed_bytes: 0 };
+    pub const INIT: Persistent =
+        Persistent { chunks: ptr::null_mut(), cur: ptr::null_mut(), end: 0, committed_bytes: 0 };
 
     /// `bytes` of memory aligned to `align` (a power of two, at most an OS page), contents
     /// unspecified.
@@ -61,9 +71,32 @@ impl Persistent {
         }
         let chunk = src.alloc_ready(META_CHUNK_BYTES, P::PAGE_BYTES).ok()?;
         self.committed_bytes += META_CHUNK_BYTES;
-        self.cur = chunk.as_ptr();
+        // SAFETY: a fresh Ready chunk, page-aligned: its first word takes the link.
+        unsafe { chunk.cast::<*mut u8>().write(self.chunks) };
+        self.chunks = chunk.as_ptr();
+        // SAFETY: `CHUNK_HEADER_BYTES < META_CHUNK_BYTES`: inside the chunk.
+        self.cur = unsafe { chunk.as_ptr().add(CHUNK_HEADER_BYTES) };
         self.end = chunk.as_ptr().addr() + META_CHUNK_BYTES;
         self.alloc(src, bytes, align)
+    }
+
+    /// Gives every chunk back to `src` and empties the allocator (the heap's `release_all`;
+    /// large records from [`Self::alloc_pages`] are the caller's to free).
+    ///
+    /// # Safety
+    /// `src` is the source the chunks came from, and nothing uses any record of them any
+    /// more.
+    pub unsafe fn release<P: PageSource>(&mut self, src: &P) {
+        let mut c = self.chunks;
+        while let Some(chunk) = NonNull::new(c) {
+            // SAFETY: a chunk of the list holds the link to the next one in its first word,
+            // written by `alloc_slow`; nothing else writes the header.
+            c = unsafe { chunk.cast::<*mut u8>().read() };
+            // SAFETY: the chunk came from `src` (`alloc_ready`) and is used no more (the
+            // caller's contract).
+            let _ = unsafe { src.free(chunk, META_CHUNK_BYTES) };
+        }
+        *self = Persistent::INIT;
     }
 
     /// Whole OS pages for a large record (an arena's metadata, the root).

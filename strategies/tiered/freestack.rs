@@ -10,18 +10,21 @@
 //! for one), and the class's next allocation takes the top one. In the churn benchmark
 //! this cuts the first-level cache misses (cachegrind; figure in benches/README.md),
 //! because the program's writes into its new objects land on lines it has just read.
-//! - A free of a small object (16 B to 32 KiB, alignment up to 8) by a thread that has a
-//!   cache for this heap pushes it, whoever allocated it: the layout gives the class, so
-//!   no span is read. The object's alloc bit stays set: to its span, whose owner may be
-//!   another thread, it is still allocated, now to this cache. Nothing else can hand it
-//!   out, and nothing in the span changes.
+//! - A free by the cache that owns the object's span (the owner's fast path in malloc.rs)
+//!   pushes it, after the free checked that it was live and cleared its live bit (span.rs,
+//!   "Liveness"): to `block_of` and to a second free it is not live any more. Its alloc bit
+//!   stays set: to its span it is still allocated, now to this cache, so nothing else can
+//!   hand it out. A free by any other thread takes the remote path, so a stack holds
+//!   objects of this cache's own spans only, and the pop that hands one out again sets its
+//!   live bit as the holder of its span.
 //! - A full stack sends the free down the span path below.
-//! - The layout a free passes may be smaller than the block's class (an in-place `realloc`
-//!   that shrank it), never larger, so a stacked object always has room for its stack's
-//!   class. `realloc` never keeps a large object in place at a small size, so stacks hold
-//!   objects of small spans only.
+//! - Each slot keeps the object's span and index beside its pointer, so that a pop sets the
+//!   live bit without a lookup.
+//! - A span leaves its owner only empty (no stacked object: those keep their alloc bit), at
+//!   `release_all` (which flushes the stacks first), or over the owned budget
+//!   (`MCache::over_budget`, which flushes that span's objects first).
 //! - `release_all` (thread exit, `trim`) first frees every stacked object into its span
-//!   as this cache would (`flush_free_stacks`).
+//!   as this cache (`flush_free_stacks`).
 //! - Memory held: at most 16 objects and 16 KiB per class and thread (one object over
 //!   16 KiB; 721 KiB per thread if every class's stack is full), and the spans they keep
 //!   from emptying.
@@ -30,12 +33,10 @@
 
 use core::cell::Cell;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::Ordering;
 
 use super::mcache::MCache;
 use super::sizeclass::{CLASS_BYTES, CLASS_COUNT};
-use super::tiny::TINY_BLOCK_BYTES;
-use super::{Root, arena};
+use super::span::Span;
 
 /// Objects a class's free stack holds at most (see "Free stacks").
 pub const FREE_STACK_SLOTS: usize = 16;
@@ -50,6 +51,8 @@ pub(super) const fn free_stacks_init() -> [FreeStack; CLASS_COUNT] {
             len: Cell::new(0),
             cap: 0,
             slots: [const { Cell::new(NonNull::dangling()) }; FREE_STACK_SLOTS],
+            spans: [const { Cell::new(ptr::null()) }; FREE_STACK_SLOTS],
+            index: [const { Cell::new(0) }; FREE_STACK_SLOTS],
         }
     }; CLASS_COUNT];
     let mut c = 0;
@@ -67,129 +70,117 @@ pub(super) const fn free_stacks_init() -> [FreeStack; CLASS_COUNT] {
 pub struct FreeStack {
     /// Objects on the stack (`slots[..len]`).
     pub len: Cell<u32>,
-    /// Room: `min(FREE_STACK_SLOTS, FREE_STACK_BYTES / size)`, at least 1; 0 for the
-    /// classes that never use a stack (large, and 8 B: those are tiny requests).
+    /// Room: `min(FREE_STACK_SLOTS, FREE_STACK_BYTES / size)`, at least 1; 0 for class 0
+    /// (large objects never use a stack).
     pub cap: u32,
     /// The objects (`slots[..len]`), as the freeing caller's pointers: a pop hands out the
     /// pointer the free was given, provenance and all.
     pub slots: [Cell<NonNull<u8>>; FREE_STACK_SLOTS],
+    /// The span of each object (owned by this cache).
+    pub spans: [Cell<*const Span>; FREE_STACK_SLOTS],
+    /// The index of each object in its span.
+    pub index: [Cell<u16>; FREE_STACK_SLOTS],
 }
 
 impl FreeStack {
     const fn new(class: usize) -> FreeStack {
         let size = CLASS_BYTES[class] as usize;
-        let cap = if size < TINY_BLOCK_BYTES {
-            0
-        } else {
-            let n = FREE_STACK_BYTES / size;
-            if n == 0 {
-                1
-            } else if n > FREE_STACK_SLOTS {
-                FREE_STACK_SLOTS
-            } else {
-                n
-            }
+        let cap = match FREE_STACK_BYTES.checked_div(size) {
+            None => 0,
+            Some(0) => 1,
+            Some(n) if n > FREE_STACK_SLOTS => FREE_STACK_SLOTS,
+            Some(n) => n,
         };
         FreeStack {
             len: Cell::new(0),
             cap: cap as u32,
             slots: [const { Cell::new(NonNull::dangling()) }; FREE_STACK_SLOTS],
+            spans: [const { Cell::new(ptr::null()) }; FREE_STACK_SLOTS],
+            index: [const { Cell::new(0) }; FREE_STACK_SLOTS],
         }
     }
 
-    /// The objects on the stack, bottom first.
-    pub fn iter(&self) -> impl Iterator<Item = NonNull<u8>> + '_ {
-        self.slots[..self.len.get() as usize].iter().map(Cell::get)
+    /// The objects on the stack, bottom first, each with its span and index.
+    pub fn iter(&self) -> impl Iterator<Item = (NonNull<u8>, *const Span, usize)> + '_ {
+        (0..self.len.get() as usize)
+            .map(|k| (self.slots[k].get(), self.spans[k].get(), self.index[k].get() as usize))
     }
 }
 // ANCHOR_END: free_stack
 
-/// Who runs `Root::can_stack`, which decides whether it may read a span's alloc bits.
-#[derive(Copy, Clone)]
-pub(super) enum Reader {
-    /// The checker: no other thread uses the heap.
-    Alone,
-    /// A free on the thread whose cache this is.
-    Cache(*const MCache),
-}
-
 impl MCache {
     // ANCHOR: free_stack_ops
-    /// Puts freed object `p` of size class `class` on its free stack; false if the stack is
-    /// full (the caller frees it into its span). Owner only; `p` is a live small object of
-    /// `class` (a span of span class `span_class(class)`), whose alloc bit stays set.
+    /// Puts freed object `i` (at `p`) of span `s` on its class's free stack; false if the
+    /// stack is full (the caller frees it into its span). Owner only: `s` is owned by this
+    /// cache, and the object was live and has had its live bit cleared; its alloc bit stays
+    /// set.
     #[inline(always)]
-    pub fn push_free(&self, class: usize, p: NonNull<u8>) -> bool {
+    pub fn push_free(&self, s: &Span, i: usize, p: NonNull<u8>) -> bool {
+        let class = s.class.get() as usize;
         debug_assert!(class < CLASS_COUNT);
-        // SAFETY: `class < CLASS_COUNT`: callers pass `class_of(size)` of a small size.
-        let st = unsafe { self.free.get_unchecked(class) };
+        // SAFETY: `class < CLASS_COUNT`: the class of a small span.
+        let st = unsafe { self.free.get_unchecked(class % CLASS_COUNT) };
         let n = st.len.get();
         if n >= st.cap {
             return false;
         }
-        debug_assert!(st.iter().all(|q| q != p), "double free of {p:p} (already on the free stack)");
-        // SAFETY: `n < cap <= FREE_STACK_SLOTS`.
-        unsafe { st.slots.get_unchecked(n as usize) }.set(p);
+        let k = n as usize % FREE_STACK_SLOTS;
+        // `n < cap <= FREE_STACK_SLOTS`, so `k == n`.
+        st.slots[k].set(p);
+        st.spans[k].set(s);
+        st.index[k].set(i as u16);
         st.len.set(n + 1);
         true
     }
 
-    /// The object on top of size class `class`'s free stack, off it. Owner only.
+    /// The object on top of size class `class`'s free stack, off it and live again. Owner
+    /// only.
     #[inline(always)]
     pub fn pop_free(&self, class: usize) -> Option<NonNull<u8>> {
         debug_assert!(class < CLASS_COUNT);
-        // SAFETY: `class < CLASS_COUNT`: callers pass `class_of(size)` of a small size, or a
-        // class of the loop over `0..CLASS_COUNT`.
-        let st = unsafe { self.free.get_unchecked(class) };
-        let n = st.len.get().checked_sub(1)?;
-        st.len.set(n);
-        // SAFETY: `n < len <= cap <= FREE_STACK_SLOTS`.
-        Some(unsafe { st.slots.get_unchecked(n as usize) }.get())
+        // SAFETY: `class < CLASS_COUNT`: callers pass `class_of(size)` of a small size.
+        let st = unsafe { self.free.get_unchecked(class % CLASS_COUNT) };
+        let n = st.len.get().checked_sub(1)? as usize % FREE_STACK_SLOTS;
+        st.len.set(n as u32);
+        // SAFETY: a stacked object's span is owned by this cache (a span leaves it only with
+        // no stacked object, see "Free stacks"), so it is live and this thread holds it.
+        let s = unsafe { &*st.spans[n].get() };
+        s.set_live(st.index[n].get() as usize);
+        Some(st.slots[n].get())
     }
 
-    /// Frees every object of this cache's free stacks into its span, as this cache (the
-    /// owner's bit clear, or a remote free), so that their spans can empty. Owner only.
-    pub fn flush_free_stacks(&self, root: &Root) {
-        for class in 0..CLASS_COUNT {
-            while let Some(p) = self.pop_free(class) {
-                let s = root.span_of(p.as_ptr().addr());
-                super::malloc::free_small(root, self.as_mut_ptr(), s, p);
+    /// Frees every object of this cache's free stacks into its span (the owner's bit clear),
+    /// so that their spans can empty. Owner only.
+    pub fn flush_free_stacks(&self) {
+        for st in &self.free {
+            self.flush_stack(st, |_| true);
+        }
+    }
+
+    /// Frees the objects of span `s` on its class's stack into it (before `s` leaves this
+    /// cache). Owner only.
+    pub fn flush_span(&self, s: &Span) {
+        let st = &self.free[s.class.get() as usize % CLASS_COUNT];
+        self.flush_stack(st, |t| ptr::eq(t, s));
+    }
+
+    /// Frees the objects of stack `st` whose span `pick` chooses into their spans, and keeps
+    /// the others in order.
+    fn flush_stack(&self, st: &FreeStack, pick: impl Fn(*const Span) -> bool) {
+        let mut kept = 0;
+        for k in 0..st.len.get() as usize {
+            let (p, s, i) = (st.slots[k].get(), st.spans[k].get(), st.index[k].get());
+            if pick(s) {
+                // SAFETY: a stacked object's span is live and owned by this cache.
+                self.free_owned(unsafe { &*s }, i as usize);
+            } else {
+                st.slots[kept].set(p);
+                st.spans[kept].set(s);
+                st.index[kept].set(i);
+                kept += 1;
             }
         }
+        st.len.set(kept as u32);
     }
     // ANCHOR_END: free_stack_ops
-}
-
-impl Root {
-    /// Whether address `p` may be on a free stack of size class `class`: an object of a
-    /// small span of this heap (at an object boundary, alloc bit set) with room for a
-    /// `class` object (see "Free stacks" above). For debug checks and the checker: it
-    /// looks the span up, which the free stack exists to avoid.
-    ///
-    /// The alloc bit belongs to the span's holder (see `unsafe impl Sync for Span`), so it
-    /// is read only when `reader` may: the checker, with no other thread running, or the
-    /// cache that owns the span. A free on another thread checks the rest, which is fixed
-    /// while the span lives, and leaves the bit alone.
-    pub(super) fn can_stack(&self, p: usize, class: usize, reader: Reader) -> bool {
-        // SAFETY: the index is published with the root; `span_of` checks the range, and the
-        // entry of any address in a registered arena is in a Ready page.
-        let s = unsafe { arena::span_of(self.index, p) };
-        // SAFETY: non-null entries of the span map point at live spans.
-        let Some(s) = (unsafe { s.as_ref() }) else { return false };
-        let room = CLASS_BYTES[class] as usize;
-        // Small spans only (odd span classes): a large object's layout is never small
-        // (`realloc` keeps it large), and tiny objects (under 16 B) never reach a stack.
-        if s.span_class.get() & 1 == 0 || p < s.base_addr() || p >= s.end() {
-            return false;
-        }
-        let i = s.object_index(p);
-        let object = s.base_addr() + i * s.elem_bytes.get() == p
-            && i < s.nelems.get() as usize
-            && s.elem_bytes.get() >= room;
-        let may_read_bits = match reader {
-            Reader::Alone => true,
-            Reader::Cache(c) => ptr::eq(s.owner.load(Ordering::Relaxed), c),
-        };
-        object && (!may_read_bits || s.bit(i))
-    }
 }

@@ -3,14 +3,17 @@
 //! Go original: `mallocgc` in `runtime/malloc.go` (`largeAlloc`); Go has no free.
 
 use core::alloc::Layout;
-use core::ptr::NonNull;
+use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
 
 use super::mcache::MCache;
-use super::sizeclass::{MAX_SMALL_BYTES, PAGE_BYTES, class_for, class_of, span_class};
+use super::sizeclass::{
+    CLASS_ALIGN, CLASS_BYTES, MAX_SMALL_BYTES, PAGE_BYTES, class_for, class_of, span_class,
+};
 use super::span::Span;
-use super::{Root, Tiered, scavenger, tiny, tls};
+use super::{Root, Tiered, arena, scavenger, tls};
 use crate::source::PageSource;
+use crate::strategy::BadFree;
 use crate::sync::SpinGuard;
 
 impl Root {
@@ -24,8 +27,9 @@ impl Root {
     }
 
     // ANCHOR: with_cache
-    /// Runs `f` with the calling thread's cache, or the shared cache under its lock. `f` is
-    /// inlined into both branches, so the fast path builds no closure.
+    /// Runs `f` with the calling thread's cache, or the shared cache under its lock, and
+    /// counts an object of `size` usable bytes. `f` is inlined into both branches, so the
+    /// fast path builds no closure.
     #[inline(always)]
     fn with_cache<P: PageSource>(
         &self,
@@ -101,21 +105,47 @@ impl Root {
         let npages = layout.size().div_ceil(PAGE_BYTES);
         let align_pages = (layout.align() / PAGE_BYTES).max(1);
         let s = self.heap.lock.lock().alloc_span(src, npages, align_pages, 0)?;
-        self.add_live(layout.size() as isize, 1);
-        self.background(src);
         // SAFETY: a live span, until freed.
-        Some(unsafe { s.as_ref() })
+        let s = unsafe { s.as_ref() };
+        // The allocating thread holds a large span until it hands the object out.
+        s.set_live(0);
+        self.add_live((npages * PAGE_BYTES) as isize, 1);
+        self.background(src);
+        Some(s)
     }
     // ANCHOR_END: alloc_large
 
     // ANCHOR: free_large
-    fn free_large<P: PageSource>(&self, src: &P, s: &Span, size: usize) {
+    /// Frees the large object at `p` (an address in a span of class 0 when the caller
+    /// looked): checked again under the heap lock, which every change of a large span's
+    /// liveness holds, so two frees of one object never both succeed.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn free_large<P: PageSource>(&self, src: &P, p: usize) -> Result<usize, BadFree> {
+        let mut h = self.heap.lock.lock();
+        // SAFETY: the root's index; `span_of` checks the range and the entries.
+        let s = unsafe { arena::span_of(self.index, p) };
+        // SAFETY: non-null entries of the span map name live spans (heap lock held).
+        let Some(s) = (unsafe { s.as_ref() }) else { return Err(BadFree::Foreign) };
+        if s.class.get() != 0 {
+            return Err(BadFree::Interior);
+        }
+        if s.base_addr() != p {
+            return Err(BadFree::Interior);
+        }
+        if !s.is_live(0) {
+            return Err(BadFree::NotLive);
+        }
+        s.clear_live(0);
+        let bytes = s.npages.get() * PAGE_BYTES;
         // SAFETY: the span holds one live object, being freed, and is on no list and in no
-        // cache; neither this function nor `dealloc_slow` reads it after this (their `&Span`
-        // stays live, which the record's reuse allows: "Reuse of span records" in span.rs).
-        unsafe { self.heap.lock.lock().free_span(NonNull::from(s)) };
-        self.add_live(-(size as isize), -1);
+        // cache; nothing reads it after this (the `&Span` stays live, which the record's
+        // reuse allows: "Reuse of span records" in span.rs).
+        unsafe { h.free_span(NonNull::from(s)) };
+        drop(h);
+        self.add_live(-(bytes as isize), -1);
         self.background(src);
+        Ok(bytes)
     }
     // ANCHOR_END: free_large
 }
@@ -145,64 +175,81 @@ fn op_step<P: PageSource>(root: &Root, src: &P, c: &MCache, p: NonNull<u8>) -> O
     Some(p)
 }
 
-/// `alloc_fast` found no room in the tiny block: a new block (tiny.rs).
-#[cold]
-#[inline(never)]
-fn refill_tiny<P: PageSource>(root: &Root, src: &P, c: &MCache, size: usize) -> Option<NonNull<u8>> {
-    let p = c.alloc_tiny_block(root, src, size, c.tiny_offset.get())?;
-    c.account(size as isize, 1);
-    Some(p)
-}
-
 // ANCHOR: free_small
-/// Frees object `p` of small span `s` (not tiny) as the cache `my` (may be null): see
-/// "Free path" in the module docs of mod.rs.
-#[inline]
-pub(crate) fn free_small(root: &Root, my: *mut MCache, s: &Span, p: NonNull<u8>) {
+/// Frees object `i` at `p` of small span `s` as the cache `my` (null: the thread has none
+/// for this heap), checking first that it is live: see "Free path" in the module docs of
+/// mod.rs. Returns the object's usable size; `Err`, with nothing changed, for an object that
+/// is not live (a double free).
+#[inline(always)]
+pub(crate) fn free_small(
+    root: &Root,
+    my: *mut MCache,
+    s: &Span,
+    i: usize,
+    p: NonNull<u8>,
+) -> Result<usize, BadFree> {
     let owner = s.owner.load(Ordering::Relaxed);
-    let i = s.object_index(p.as_ptr().addr());
     if owner == my && !my.is_null() {
         // SAFETY: `my` is the calling thread's cache (non-null, checked above).
-        unsafe { (*my).free_owned(s, i) };
-        return;
+        return unsafe { &*my }.free_mine(s, i, p);
     }
+    free_not_owned(root, owner, s, i, p)
+}
+
+impl MCache {
+    /// The owner's free of object `i` at `p` of span `s` (this cache owns `s`, so the live
+    /// bit is this thread's to read and write): refused if not live, else onto the free
+    /// stack, or its bit cleared in the span when the stack is full. Returns the usable
+    /// size; counts nothing.
+    #[inline(always)]
+    pub(crate) fn free_mine(&self, s: &Span, i: usize, p: NonNull<u8>) -> Result<usize, BadFree> {
+        if !s.take_live(i) {
+            return Err(BadFree::NotLive);
+        }
+        if !self.push_free(s, i, p) {
+            self.free_owned(s, i);
+        }
+        Ok(s.elem_bytes.get())
+    }
+}
+// ANCHOR_END: free_small
+
+/// `free_small` for a thread that does not own the span: the remote bit claims the object
+/// (refusing a double free), then the span's remote stack, or its mcentral's pending stack
+/// if nobody owns it.
+#[cold]
+#[inline(never)]
+fn free_not_owned(
+    root: &Root,
+    owner: *mut MCache,
+    s: &Span,
+    i: usize,
+    p: NonNull<u8>,
+) -> Result<usize, BadFree> {
+    if !s.claim_remote(i) {
+        return Err(BadFree::NotLive);
+    }
+    let bytes = s.elem_bytes.get();
     if owner.is_null() {
         root.central[s.span_class.get() as usize].free_unowned(p);
         root.pending_hint.store(true, Ordering::Release);
     } else {
         s.push_remote(p);
     }
+    Ok(bytes)
 }
-// ANCHOR_END: free_small
-
-// ANCHOR: free_tiny
-/// Frees tiny object `p` (an address) of tiny span `s` (see "tiny counter" in tiny.rs).
-#[inline]
-fn free_tiny(root: &Root, my: *mut MCache, s: &Span, p: usize) {
-    // SAFETY: `my` is null or the calling thread's cache.
-    if !my.is_null() && unsafe { (*my).free_tiny_local(s, p) } {
-        return;
-    }
-    let i = s.object_index(p);
-    if s.tiny_count(i).free_one() {
-        // The block as a pointer from the span's base, not from the caller's pointer: that
-        // one need only cover its own few bytes of the block, and the block's first word
-        // takes a stack link.
-        // SAFETY: `p` lies in the span (a live object of it), so `i < nelems`.
-        let blk = unsafe { s.object(i) };
-        free_small(root, my, s, blk);
-    }
-}
-// ANCHOR_END: free_tiny
 
 impl Tiered {
     // ANCHOR: alloc_fast
     /// The allocation fast path, with no call but tail calls (so no registers to save), no
     /// lock and no atomic read-modify-write: the thread's cache (most recent heap only),
-    /// then a bump in the tiny block or `next_free_fast` in the class's current span; an
-    /// empty tiny block or alloc cache goes to `refill_small` / `refill_tiny`, and every
-    /// `OP_STEP_ALLOCS`th allocation to `op_step` (the countdown `MCache::count_op`). `Err` sends
-    /// the request to `alloc_slow`: no heap or cache yet, large or over-aligned request.
+    /// then the top of the class's free stack or `next_free_fast` in the class's current
+    /// span; an empty alloc cache goes to `refill_small`, and every `OP_STEP_ALLOCS`th
+    /// allocation to `op_step` (the countdown `MCache::count_op`). The class is that of the
+    /// size rounded up to the alignment; it serves the request if its objects have that
+    /// alignment (`CLASS_ALIGN`: every class of a multiple of 16 B for C's 16). `Err` sends
+    /// the request to `alloc_slow`: no heap or cache yet, large request, or an alignment the
+    /// class lacks (8 B and 24 B for 16, ...).
     #[inline(always)]
     pub(super) fn alloc_fast<P: PageSource>(
         &self,
@@ -211,29 +258,29 @@ impl Tiered {
     ) -> Result<Option<NonNull<u8>>, ()> {
         let root = self.existing_root().ok_or(())?;
         // SAFETY: null or the calling thread's own cache, live while the thread is.
-        let c = unsafe { tls::peek(root).as_ref() }.ok_or(())?;
+        let c = unsafe { tls::peek(root.key).as_ref() }.ok_or(())?;
         let (size, align) = (layout.size(), layout.align());
-        let p = if size < tiny::TINY_BLOCK_BYTES && align <= 8 {
-            match c.alloc_tiny_fast(size, align) {
-                Some(p) => p,
-                None => return Ok(refill_tiny(root, src, c, size)),
-            }
-        } else if size <= MAX_SMALL_BYTES && align <= 8 {
-            let class = class_of(size);
-            match c.pop_free(class) {
-                Some(p) => p,
-                None => {
-                    let spc = span_class(class);
-                    match c.alloc_small_fast(spc) {
-                        Some(p) => p,
-                        None => return Ok(refill_small(root, src, c, spc, size)),
-                    }
+        // No overflow: `size <= isize::MAX - (align - 1)` (a `Layout`'s rule).
+        let rounded = (size + align - 1) & !(align - 1);
+        if rounded > MAX_SMALL_BYTES {
+            return Err(());
+        }
+        let class = class_of(rounded);
+        if align > CLASS_ALIGN[class] as usize {
+            return Err(());
+        }
+        let bytes = CLASS_BYTES[class] as usize;
+        let p = match c.pop_free(class) {
+            Some(p) => p,
+            None => {
+                let spc = span_class(class);
+                match c.alloc_small_fast(spc) {
+                    Some(p) => p,
+                    None => return Ok(refill_small(root, src, c, spc, bytes)),
                 }
             }
-        } else {
-            return Err(());
         };
-        c.account(size as isize, 1);
+        c.account(bytes as isize, 1);
         if c.count_op() {
             return Ok(op_step(root, src, c, p));
         }
@@ -250,35 +297,66 @@ impl Tiered {
         self.alloc_in(root, src, layout)
     }
 
-    /// Every free `dealloc`'s fast path leaves: large and tiny objects, objects of spans
-    /// another cache (or none) owns, threads without a cache.
+    // ANCHOR: free_addr
+    /// The free path of both `dealloc` and `free`: finds the span from the address alone
+    /// (spanOf), checks that `ptr` starts a live object of this heap, and frees it. `Err`,
+    /// with nothing changed, for anything else: see "Bad input" in the module docs.
+    #[inline(always)]
+    pub(super) fn free_addr<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Result<usize, BadFree> {
+        let root = self.existing_root().ok_or(BadFree::Foreign)?;
+        let p = ptr.as_ptr().addr();
+        // SAFETY: the root's index (L1 table, Ready; non-null entries name L2 tables that
+        // live as long as the heap); `span_of` checks the range and every entry.
+        let s = unsafe { arena::span_of(root.index, p) };
+        // SAFETY: a non-null entry of a span map names a span record, which stays mapped
+        // while the heap lives; a pointer that is not a live block may find a span being
+        // freed or reused meanwhile, whose fields are cells (see "Bad input").
+        let s = unsafe { s.as_ref() }.ok_or(BadFree::Foreign)?;
+        // Small spans have odd span classes; large spans class 0.
+        if s.span_class.get() & 1 == 0 {
+            return root.free_large(src, p);
+        }
+        let i = s.object_at(p).ok_or(BadFree::Interior)?;
+        let my = tls::peek(root.key);
+        if !my.is_null() && ptr::eq(s.owner.load(Ordering::Relaxed), my) {
+            // The fast path: a span this thread's cache owns.
+            // SAFETY: the calling thread's own cache (non-null, checked).
+            let c = unsafe { &*my };
+            let bytes = c.free_mine(s, i, ptr)?;
+            c.account(-(bytes as isize), -1);
+            return Ok(bytes);
+        }
+        self.free_slow(src, root, s, i, ptr)
+    }
+    // ANCHOR_END: free_addr
+
+    /// Every free `free_addr`'s fast path leaves: objects of spans another cache (or none)
+    /// owns, threads without a cache or whose cache is not the most recent.
     #[cold]
     #[inline(never)]
-    pub(super) fn dealloc_slow<P: PageSource>(&self, src: &P, s: &Span, p: NonNull<u8>, size: usize) {
-        let Some(root) = self.existing_root() else { return };
-        // Small spans have odd span classes; large (0) and tiny spans even ones.
-        if s.span_class.get() & 1 == 0 && s.class.get() == 0 {
-            root.free_large(src, s, size);
-            return;
-        }
-        let my = tls::lookup(root);
-        if s.span_class.get() & 1 == 1 {
-            free_small(root, my, s, p);
-        } else {
-            free_tiny(root, my, s, p.as_ptr().addr());
-        }
+    fn free_slow<P: PageSource>(
+        &self,
+        src: &P,
+        root: &Root,
+        s: &Span,
+        i: usize,
+        p: NonNull<u8>,
+    ) -> Result<usize, BadFree> {
+        let my = tls::lookup(root.key);
+        let bytes = free_small(root, my, s, i, p)?;
         if my.is_null() {
-            root.add_live(-(size as isize), -1);
+            root.add_live(-(bytes as isize), -1);
         } else {
             // SAFETY: the thread's own cache.
             let c = unsafe { &*my };
-            c.account(-(size as isize), -1);
+            c.account(-(bytes as isize), -1);
             // Only the frees that leave the owner's fast path count: they are the ones that
             // bring spans, and so pages, back to the heap (see scavenger.rs).
-            if c.note_free(size) {
+            if c.note_free(bytes) {
                 root.free_step(src, c);
             }
         }
+        Ok(bytes)
     }
 
     // ANCHOR: alloc_in
@@ -289,12 +367,11 @@ impl Tiered {
         src: &P,
         layout: Layout,
     ) -> Option<NonNull<u8>> {
-        let (size, align) = (layout.size(), layout.align());
-        if size < tiny::TINY_BLOCK_BYTES && align <= 8 {
-            return root.with_cache(src, size, |c| c.alloc_tiny(root, src, size, align));
-        }
-        match class_for(size, align) {
-            Some(class) => root.with_cache(src, size, |c| c.alloc_small(root, src, span_class(class))),
+        match class_for(layout.size(), layout.align()) {
+            Some(class) => {
+                let bytes = CLASS_BYTES[class] as usize;
+                root.with_cache(src, bytes, |c| c.alloc_small(root, src, span_class(class)))
+            }
             None => root.alloc_large(src, layout).map(|s| s.base.get()),
         }
     }

@@ -1,15 +1,12 @@
 //! The thread cache: one per thread (Go: one per P), one current span per span class, the
 //! owned spans and the refill policy; no lock and no atomic read-modify-write on its fast
-//! paths. Its tiny allocator is in tiny.rs, its free stacks in freestack.rs, its binding to
-//! threads in tls.rs.
+//! paths. Its free stacks are in freestack.rs, its binding to threads in tls.rs.
 //!
 //! Go original: `mcache` in `runtime/mcache.go` (`refill`, `releaseAll`).
 //!
 //! # Glossary
 //! - `alloc[spc]`: the current span of span class `spc`, owned by this cache
 //!   (`span.owner == self`); initially [`EMPTY_SPAN`], so the first allocation refills.
-//! - *tiny block*, *tiny counter*: see tiny.rs (the tiny allocator).
-//!
 //! - `owned[spc]`: this cache's other spans of span class `spc` (see "Owned spans"), an
 //!   intrusive list ([`OwnedList`]) through the spans' `next` / `prev`.
 //!
@@ -17,10 +14,8 @@
 //!
 //! # Alloc path
 //! 1. Small: the top of `free[class]` if the stack is not empty, else
-//!    `alloc[spc].next_free_fast()` (span.rs). Tiny: bump `tiny_offset` after Go's
-//!    alignment (8 for sizes that are multiples of 8, else 4, else 2, else 1), or take a new
-//!    block; as in Go the new block becomes current only if it leaves more room than the old.
-//!    Both are inlined into `Tiered::alloc`'s fast path, which saves no register and calls
+//!    `alloc[spc].next_free_fast()` (span.rs), which marks the object live. Both are
+//!    inlined into `Tiered::alloc`'s fast path, which saves no register and calls
 //!    nothing but, in tail position, the refill below, and, every [`OP_STEP_ALLOCS`]th
 //!    allocation (`ops_left`, a countdown: one decrement and a branch), a bounded step of
 //!    background work (scavenger.rs: so that a program whose cache serves everything
@@ -74,7 +69,7 @@
 //! First the free stack (above). Then, owner: clear the bit (no atomics); if that makes the span worth a refill, move it to the
 //! head of its owned list; if it empties it, keep it there or give it to mcentral (the
 //! empty cap above). Non-owner: the span's remote stack, or the mcentral pending
-//! stack for a span nobody owns. Tiny objects: counter as above. Every free but the owner's
+//! stack for a span nobody owns. Every free but the owner's
 //! bit clear (`dealloc_slow`) also counts its bytes in the cache (`note_free`, a plain add):
 //! each `FREE_STEP_BYTES` so freed run a bounded step of background work (drain, sweep,
 //! scavenge; see scavenger.rs).
@@ -90,11 +85,10 @@
 //!   links are consistent (`prev` of each is the one before, `tail` the last);
 //!   `owned[spc].empty_pages == Σ npages of its members with alloc_count == 0`, and a free
 //!   by the owner never takes it past [`EMPTY_OWNED_PAGES`] unless it is one span;
-//! - `tiny` is set ⇒ it is an object of `tiny_span` (a span of `TINY_SPAN_CLASS`) and
-//!   `tiny_offset <= 16`;
-//! - `free[class].len <= free[class].cap`; every object on it is an object of a small
-//!   span, with its alloc bit set, not in an alloc cache, with room for `class`
-//!   (`Root::can_stack`), and on the stack once; a released cache's stacks are empty.
+//! - `free[class].len <= free[class].cap`; every object on it is object `index` of its
+//!   recorded span, a span of `class` owned by this cache, with its alloc bit set and its
+//!   live bit clear, not in an alloc cache, and on the stack once; a released cache's
+//!   stacks are empty.
 
 use core::cell::Cell;
 use core::ptr::{self, NonNull};
@@ -226,14 +220,6 @@ pub struct MCache {
     pub owned: [OwnedList; SPAN_CLASS_COUNT],
     /// Objects this thread freed last, per size class (see freestack.rs).
     pub free: [FreeStack; CLASS_COUNT],
-    /// Current tiny block (none: `None`), derived from its span's base.
-    pub tiny: Cell<Option<NonNull<u8>>>,
-    /// Bump offset in the tiny block.
-    pub tiny_offset: Cell<usize>,
-    /// Objects of the current tiny block handed out, minus those the owner freed.
-    pub tiny_given: Cell<i8>,
-    /// Span of the current tiny block.
-    pub tiny_span: Cell<*const Span>,
     /// Live bytes allocated minus freed through this cache, not yet flushed to the root.
     /// Written only by the owning thread (load + store, no read-modify-write).
     pub live_bytes: AtomicIsize,
@@ -259,7 +245,7 @@ pub struct MCache {
 // ANCHOR_END: mcache_struct
 
 // SAFETY: `MCache` is `!Sync` for its `Cell`s and raw pointers. The `Cell`s (current spans,
-// owned lists, free stacks, tiny block, counters) are used by one thread at a time: the
+// owned lists, free stacks, counters) are used by one thread at a time: the
 // thread whose thread-local slots hold the cache, or, for the shared cache, the holder of the
 // root's `shared` lock; a record changes thread only through the heap lock (`new_cache`,
 // `release_cache`), whose Acquire and Release order the accesses. Other threads read only
@@ -276,10 +262,6 @@ impl MCache {
             alloc: [const { Cell::new(ptr::from_ref(&EMPTY_SPAN)) }; SPAN_CLASS_COUNT],
             owned: [const { OwnedList::new() }; SPAN_CLASS_COUNT],
             free: free_stacks_init(),
-            tiny: Cell::new(None),
-            tiny_offset: Cell::new(0),
-            tiny_given: Cell::new(0),
-            tiny_span: Cell::new(ptr::null()),
             live_bytes: AtomicIsize::new(0),
             live_objects: AtomicIsize::new(0),
             root,
@@ -347,7 +329,7 @@ impl MCache {
     pub fn alloc_small<P: PageSource>(&self, root: &Root, src: &P, spc: usize) -> Option<NonNull<u8>> {
         debug_assert!(spc < SPAN_CLASS_COUNT);
         // SAFETY: (1) `spc < SPAN_CLASS_COUNT`: callers pass `span_class(class)` of a class
-        // from `class_for` (below CLASS_COUNT) or TINY_SPAN_CLASS; (2) `alloc[spc]` always
+        // from `class_for` (below CLASS_COUNT); (2) `alloc[spc]` always
         // points at a live span owned by this cache (or at the static empty span).
         let s = unsafe { &*self.alloc.get_unchecked(spc).get() };
         match s.next_free_fast() {
@@ -428,6 +410,9 @@ impl MCache {
             return None;
         }
         l.remove(tail);
+        // Its objects on this cache's free stack go back into it first: a span leaves its
+        // owner with none stacked (see "Free stacks" in freestack.rs).
+        self.flush_span(tail);
         Some(tail)
     }
 
@@ -504,21 +489,19 @@ impl MCache {
     }
     // ANCHOR_END: refill
 
-    /// Whether the cache holds nothing of its heap: no current or owned span, no tiny
-    /// block, empty free stacks (so giving it back changes nothing but the slot).
+    /// Whether the cache holds nothing of its heap: no current or owned span, empty free
+    /// stacks (so giving it back changes nothing but the slot).
     pub fn holds_nothing(&self) -> bool {
-        self.tiny.get().is_none()
-            && self.alloc.iter().all(|a| ptr::eq(a.get(), &EMPTY_SPAN))
+        self.alloc.iter().all(|a| ptr::eq(a.get(), &EMPTY_SPAN))
             && self.owned.iter().all(|l| l.len.get() == 0)
             && self.free.iter().all(|f| f.len.get() == 0)
     }
 
     // ANCHOR: release_all
-    /// Go's `releaseAll`: gives every current span back to mcentral, retires the tiny block,
-    /// flushes the statistics. Needs no page source, so it can run at thread exit.
+    /// Go's `releaseAll`: gives every current span back to mcentral, flushes the
+    /// statistics. Needs no page source, so it can run at thread exit.
     pub fn release_all(&self, root: &Root) {
-        self.flush_free_stacks(root);
-        self.retire_tiny(root);
+        self.flush_free_stacks();
         for spc in 0..SPAN_CLASS_COUNT {
             let cur = self.alloc[spc].get();
             if ptr::eq(cur, &EMPTY_SPAN) {

@@ -346,7 +346,7 @@ impl MCentral {
                 s.push_remote(p);
             } else {
                 let was = s.list.get();
-                s.free_local(s.object_index(p.as_ptr().addr()));
+                s.collect_one(s.object_index(p.as_ptr().addr()));
                 if s.alloc_count.get() == 0 {
                     l.list(was).remove(s);
                     if !l.keep_spare(s) {

@@ -56,9 +56,8 @@ use super::fixalloc::{FixAlloc, Persistent};
 use super::mcache::MCache;
 use super::pagealloc::ArenaPages;
 use super::pagealloc::{self, set_bits};
-use super::remote::TinyCounter;
 use super::scavenger::ScavRun;
-use super::sizeclass::{PAGE_BYTES, TINY_SPAN_CLASS, class_objects};
+use super::sizeclass::PAGE_BYTES;
 use super::span::Span;
 use crate::source::PageSource;
 use crate::sync::SpinLock;
@@ -90,8 +89,6 @@ pub struct HeapInner {
     pub spans: FixAlloc,
     /// mcache records.
     pub caches: FixAlloc,
-    /// Tiny-counter arrays.
-    pub tiny: FixAlloc,
     /// Every mcache ever made (linked through `MCache::next_all`).
     pub all_caches: *mut MCache,
     /// mcaches of exited threads, for reuse (linked through `MCache::next_free`).
@@ -137,7 +134,6 @@ impl MHeap {
                 meta: Persistent::INIT,
                 spans: FixAlloc::new(core::mem::size_of::<Span>()),
                 caches: FixAlloc::new(core::mem::size_of::<MCache>()),
-                tiny: FixAlloc::new(super::sizeclass::MAX_OBJECTS_PER_SPAN / 2),
                 all_caches: ptr::null_mut(),
                 free_caches: ptr::null_mut(),
                 inuse_pages: 0,
@@ -154,7 +150,56 @@ impl MHeap {
     }
 }
 
+// Every `FixAlloc` record comes from a metadata chunk, never from pages of its own, so that
+// `Persistent::release` (the chunk list) gives back all of them.
+const _: () = assert!(core::mem::size_of::<MCache>() <= super::fixalloc::META_CHUNK_BYTES / 4);
+const _: () = assert!(core::mem::size_of::<Span>() <= super::fixalloc::META_CHUNK_BYTES / 4);
+
 impl MHeap {
+    /// Gives everything the page heap took from `src` back to it: every arena (the pages of
+    /// live spans included), every arena record, every L2 table of the index, every
+    /// metadata chunk (span and cache records). The L1 table and the root are the caller's.
+    /// Afterwards the heap must not be used: the caller frees the memory it lives in.
+    ///
+    /// # Safety
+    /// `src` is the heap's source; no other thread uses the heap during the call, and no
+    /// pointer into what it held (blocks, spans, caches, arenas) is used after it.
+    pub unsafe fn release_all<P: PageSource>(&self, src: &P) {
+        let _one = self.scav_lock.lock();
+        let mut h = self.lock.lock();
+        let h = &mut *h;
+        let page = P::PAGE_BYTES;
+        let rec_bytes = crate::source::align_up(core::mem::size_of::<Arena>(), page).unwrap_or(0);
+        for i in 0..h.narenas {
+            let rec = h.arenas[i];
+            // SAFETY: the list holds initialised arenas of this heap (heap lock held).
+            let (base, bytes) = unsafe { ((*rec).base, (*rec).usable_pages * PAGE_BYTES) };
+            // SAFETY: `base .. + bytes` is an arena reserved from `src` (a whole reservation
+            // or an arena-sized piece of one, as `release_empty_arenas` frees them) and `rec`
+            // its record (`rec_bytes` of pages from `src`); nothing uses them any more (the
+            // caller's contract).
+            unsafe {
+                let _ = src.free(base, bytes);
+                if let Some(rec) = NonNull::new(rec) {
+                    let _ = src.free(rec.cast(), rec_bytes);
+                }
+            }
+        }
+        h.narenas = 0;
+        let l2_bytes = crate::source::align_up(INDEX_L2_BYTES, page).unwrap_or(0);
+        for j in 0..super::arena::L1_ENTRIES {
+            // SAFETY: `j < L1_ENTRIES`: inside the L1 table, Ready while the heap lives.
+            let e = unsafe { &*h.index.add(j) };
+            if let Some(t) = NonNull::new(e.swap(ptr::null_mut(), Ordering::Relaxed)) {
+                // SAFETY: a non-null L1 entry is an L2 table made by `ready_index_entry`
+                // from `l2_bytes` of pages of `src`; nothing reads it any more.
+                let _ = unsafe { src.free(t.cast(), l2_bytes) };
+            }
+        }
+        // SAFETY: the chunks came from `src`; no record of them is used any more.
+        unsafe { h.meta.release(src) };
+    }
+
     /// Gives back to `src` the arenas that hold nothing (every page free and scavenged),
     /// address space and metadata, and returns the address space given back. Called by
     /// `trim` after its scavenge, so that the arenas a large or over-aligned request grew
@@ -301,15 +346,13 @@ impl HeapInner {
         // provenance"); `wrapping_add` because a run may continue into the next arena.
         let base = NonNull::new(arena.base.as_ptr().wrapping_add(offset))?;
         let needzero = self.make_ready(src, base.as_ptr().addr(), npages)? || !P::FRESH_ZEROED;
-        let tiny = if spc == TINY_SPAN_CLASS { self.alloc_tiny_counts(src)? } else { ptr::null() };
         let Some(rec) = self.spans.alloc(&mut self.meta, src) else {
-            self.release_tiny_counts(tiny);
             self.unmake_ready(base.as_ptr().addr(), npages);
             return None;
         };
         let span = rec.cast::<Span>();
         // SAFETY: a fresh span record, sized and aligned for a Span.
-        unsafe { span.as_ptr().write(Span::new(base, npages, spc, needzero, tiny)) };
+        unsafe { span.as_ptr().write(Span::new(base, npages, spc, needzero)) };
         self.for_each_piece(base.as_ptr().addr(), npages, |a, _, first, n| {
             a.set_spans(first, n, span.as_ptr())
         });
@@ -369,21 +412,6 @@ impl HeapInner {
         self.free_ready_pages += npages;
     }
 
-    fn alloc_tiny_counts<P: PageSource>(&mut self, src: &P) -> Option<*const TinyCounter> {
-        let p = self.tiny.alloc(&mut self.meta, src)?;
-        // SAFETY: the record holds 512 bytes (one counter per 16 B block of a one-page
-        // span); zero is "no objects".
-        unsafe { ptr::write_bytes(p.as_ptr(), 0, class_objects(super::sizeclass::TINY_CLASS)) };
-        Some(p.as_ptr().cast::<TinyCounter>().cast_const())
-    }
-
-    fn release_tiny_counts(&mut self, p: *const TinyCounter) {
-        if let Some(p) = NonNull::new(p.cast_mut()) {
-            // SAFETY: the array came from `self.tiny` and its span is gone.
-            unsafe { self.tiny.free(p.cast()) };
-        }
-    }
-
     // ANCHOR: free_span
     /// Gives a span's pages back to the page allocator (they stay Ready) and its record to
     /// the span free list.
@@ -396,9 +424,9 @@ impl HeapInner {
     /// in span.rs).
     pub unsafe fn free_span(&mut self, span: NonNull<Span>) {
         // SAFETY: the caller guarantees the span is ours and unreferenced.
-        let (base, npages, tiny) = unsafe {
+        let (base, npages) = unsafe {
             let s = span.as_ref();
-            (s.base_addr(), s.npages.get(), s.tiny_counts.get())
+            (s.base_addr(), s.npages.get())
         };
         // The record as the span map holds it, with the provenance `FixAlloc` handed out (the
         // free list keeps it and hands it out again), rather than `span`, which callers
@@ -412,7 +440,6 @@ impl HeapInner {
         });
         self.inuse_pages -= npages;
         self.free_ready_pages += npages;
-        self.release_tiny_counts(tiny);
         // SAFETY: the record came from `self.spans`, and no thread reads it any more (the
         // caller's contract); references to it that are still live cover only cells.
         unsafe { self.spans.free(rec.cast()) };

@@ -8,7 +8,6 @@
 //! | `sizeclass.rs` | `_mkmalloc/mksizeclasses.go`, `sizeclasses.go` | 68 size classes, generated |
 //! | `span.rs` | `mspan`, `nextFreeFast` | a run of pages cut into objects of one class |
 //! | `mcache.rs` | `mcache`, `refill`, `releaseAll` | per-thread current and owned spans, no lock |
-//! | `tiny.rs` | `mallocgcTiny`, `maxTinySize` | the tiny allocator, 16 B blocks |
 //! | `freestack.rs` | (none: Go has a GC) | per-class stacks of a thread's last frees |
 //! | `tls.rs` | `p.mcache`, `getMCache` | binds caches to threads, exit guard |
 //! | `malloc.rs` | `mallocgc`, `largeAlloc` | the malloc and free paths (`Tiered`, `Root`) |
@@ -17,26 +16,38 @@
 //! | `pagealloc.rs` | `pageAlloc` | bitmap and summaries, lowest address first |
 //! | `arena.rs` | `heapArena`, `spanOf` | 64 MiB arenas, page → span map |
 //! | `scavenger.rs` | `mgcscavenge.go` | gives free pages back to the OS |
-//! | `remote.rs` | (none: Go has a GC) | lock-free remote-free stack, tiny counters |
+//! | `remote.rs` | (none: Go has a GC) | lock-free remote-free stack |
 //! | `fixalloc.rs` | `fixalloc`, `persistentalloc` | metadata from the page source |
 //!
 //! # Glossary
 //! - *runtime page*: 8 KiB ([`sizeclass::PAGE_BYTES`]); *OS page*: the source's unit.
 //! - *small object*: up to 32 KiB with alignment up to 8 KiB, served from a span of its size
-//!   class; *tiny object*: under 16 B (alignment up to 8), bumped into a 16 B block;
-//!   *large object*: anything else, a whole page run (class 0).
+//!   class; *large object*: anything else, a whole page run (class 0).
+//! - *live*: an object handed out to the program and not freed; each span keeps one *live
+//!   bit* per object beside its alloc bits (see "Liveness" in span.rs). An object on a free
+//!   stack, in an alloc cache, or on its way to the span's holder (a remote free) has its
+//!   alloc bit set but is not live.
 //! - *root*: every structure of one heap ([`Root`]), in memory from the page source, made at
-//!   the first allocation; [`Tiered`] itself is two pointers (the root, and a copy of the
-//!   root's arena index for the free path) and a lock, so it fits a `static` and may be
-//!   moved.
+//!   the first allocation and given back by `release_all`; [`Tiered`] itself is a pointer
+//!   (the root) and a lock, so it fits a `static` and may be moved.
+//!
+//! # Small requests: no tiny allocator (issue 22)
+//! Go bumps requests under 16 B into shared 16 B blocks. A sub-block of such a block has no
+//! exact record of its start and size, which `block_of` and the free by address need, and
+//! keeping one would cost an atomic read-modify-write per tiny allocation. So, as in mimalloc
+//! and glibc, a request under 16 B takes a whole object: the 8 B class (class 1) up to 8 B,
+//! the 16 B class from 9 B, and the 16 B class for C's `malloc(1..=15)`, whose alignment is 16
+//! (class 1's objects are only 8-aligned).
 //!
 //! # Alloc path (one allocation through every tier)
 //! 1. `Tiered::alloc` tries `alloc_fast`: the thread's mcache (thread-local, most recent
-//!    heap), then tiny (bump in the 16 B block) or small (class from `size_to_class8` /
-//!    `size_to_class128`; the top of the class's free stack if it has one, see freestack.rs;
-//!    else the current span of the span class, `next_free_fast`: a
-//!    count-trailing-zeros in `allocCache`). No lock, no atomic, no call, so no register
-//!    is saved. A countdown in the mcache (`count_op`) sends every `OP_STEP_ALLOCS`th
+//!    heap), then the class of the size rounded up to the alignment (`size_to_class8` /
+//!    `size_to_class128`), if that class's objects have the alignment (`CLASS_ALIGN`: every
+//!    class but 8 B and 24 B serves C's 16); the top of the class's free stack if it has one
+//!    (see freestack.rs), else the current span of the span class, `next_free_fast`: a
+//!    count-trailing-zeros in `allocCache`. Either marks the object live (a plain store to
+//!    the span's live bits, which this thread holds). No lock, no atomic read-modify-write,
+//!    no call, so no register is saved. A countdown in the mcache (`count_op`) sends every `OP_STEP_ALLOCS`th
 //!    allocation to `op_step` (a tail call): a bounded step of background work
 //!    (scavenger.rs).
 //! 2. Alloc cache empty: `mcache::refill` (a tail call from the fast path): the next bitmap
@@ -45,42 +56,46 @@
 //!    its remote frees) → `mcentral::grow` → `mheap::alloc_span` (page allocator, grows by
 //!    arenas) → `PageSource` (`reserve`, `map`, `used`).
 //! 3. Everything else (`alloc_slow`): the heap's creation, the thread's first cache, large
-//!    objects (`mheap::alloc_span` under the heap lock), alignments over 8.
+//!    objects (`mheap::alloc_span` under the heap lock), alignments the size's class lacks
+//!    (`class_for_aligned` finds a class that has them).
 //!
 //! # Free path, and how a freed object becomes reusable (the explicit-free decision)
 //! Go never frees: its sweeper rebuilds a span's alloc bits from the GC's mark bits and
 //! rewinds `freeindex`. mimalloc gives each page a local free list plus an atomic list for
 //! other threads. stratalloc keeps Go's bitmaps and makes the bit itself the truth:
-//! 0. First, a free stack (freestack.rs): a small object (16 B to 32 KiB,
-//!    alignment up to 8) goes onto the freeing thread's stack for its class, which the
-//!    free's layout gives, unless the stack is full. No span is read, and the object's bit
-//!    stays set: to its span it is still allocated (to the thread's cache). The thread's
-//!    next allocation of that class takes it back, newest first, while it is likely still
-//!    in the processor's cache. Only a full stack sends the free down the path below.
-//! 1. `spanOf(ptr)` (arena index, then the arena's page → span map): O(1), no header.
-//!    `Tiered` keeps the index's address beside the root pointer, so the free path reaches
-//!    the span in three dependent loads from the `static` (index address, arena, span).
-//!    The owner test compares the span's owner with the thread's most recently used cache
-//!    (`tls::peek_any`) with no root compare: an owner is always a cache of its span's heap.
-//! 2. The owner of the span (the mcache whose current span it is, or that keeps it on its
+//! 1. `spanOf(ptr)` (arena index, then the arena's page → span map): O(1), no header, the
+//!    same for `dealloc` (whose layout is not needed) and the free by address (`free`).
+//!    Every step checks: an address outside the index, with no arena or no span, is
+//!    `Foreign`; one that does not start an object (`Span::object_at`) is `Interior`; an
+//!    object that is not live is `NotLive` (a double free). `free_addr` in malloc.rs.
+//! 2. A free by the owner of the span (the fast path; the owner test compares the span's
+//!    owner with the thread's cache for this heap, `tls::peek`): `take_live` clears the
+//!    live bit (a plain load and store: the owner holds the span), then the object goes
+//!    onto this thread's free stack for its class (freestack.rs), unless the stack is full.
+//!    Its alloc bit stays set: to its span it is still allocated (to the thread's cache).
+//!    The thread's next allocation of that class takes it back, newest first, while it is
+//!    likely still in the processor's cache. Only a full stack sends the free on to 3.
+//! 3. The owner of the span (the mcache whose current span it is, or that keeps it on its
 //!    owned list, see mcache.rs) clears the object's bit: no lock, no atomic, no call (the
 //!    fast path of `Tiered::dealloc`). The object is reused when the owner next scans the
 //!    span: once a span has a quarter of its objects free (`Span::refill_min`), the owner's
 //!    refill rewinds it to object 0 (Go's sweep, done by the owner, for one span, when it
 //!    is worth it) or takes it from the head of its owned list.
-//! 3. Another thread's free of an object in an owned span pushes it on the span's remote
-//!    stack (one CAS, lock-free, loom-tested); the owner collects the stack at the end of a
-//!    scan and when it looks for an owned span worth a refill, and mcentral collects it
-//!    when the span changes hands.
-//! 4. A free into a span that nobody owns (on mcentral's lists) goes on that mcentral's
-//!    pending stack (one CAS, no lock); the next cacheSpan (or background step, or trim)
+//! 4. Another thread's free of an object in an owned span first claims the object's remote
+//!    bit (`Span::claim_remote`, one `fetch_or`: a second claim, or a claim of an object
+//!    whose live bit is clear, is refused), then pushes it on the span's remote stack (one
+//!    CAS, lock-free, loom-tested); the owner collects the stack at the end of a scan and
+//!    when it looks for an owned span worth a refill, and mcentral collects it when the span
+//!    changes hands. Collecting clears the live bit, then the remote bit, then the alloc bit.
+//! 5. A free into a span that nobody owns (on mcentral's lists) claims the remote bit as in
+//!    4 and goes on that mcentral's pending stack (one CAS, no lock); the next cacheSpan (or background step, or trim)
 //!    drains it under the lock: the bit is cleared, a full span becomes partial (at the
 //!    tail: the lists are FIFO, so the span cacheSpan hands out has had the longest time to
 //!    collect frees), an empty span becomes the class's one spare or goes back to the heap
 //!    (Go's sweeper frees dead spans the same way).
-//! 5. Tiny objects: a per-block counter (see tiny.rs); the 16 B block is freed as an object
-//!    when its last tiny object is.
-//! 6. Large objects: the heap lock, and the pages go back to the page allocator, Ready, for
+//! 6. Large objects: the heap lock, under which the span is looked up again and its one
+//!    live bit checked and cleared (so two frees of one large object never both succeed),
+//!    and the pages go back to the page allocator, Ready, for
 //!    the next large request; the scavenger releases them when too many are retained.
 //!
 //! The trade-off, measured in the benchmarks (figures in benches/README.md): a bitmap span
@@ -96,10 +111,12 @@
 //!
 //! # Threads
 //! See tls.rs: a cache per thread and heap, an exit guard that gives it back, and a shared
-//! cache under a lock for re-entrant calls and thread teardown. A heap's root must outlive
-//! the threads that used it: `Tiered` never frees its root (it has no source to free it to
-//! when dropped), so this holds for `Mmap` and `Tracked<Mmap>`; over a `Fixed` region, the
-//! region must outlive those threads.
+//! cache under a lock for re-entrant calls and thread teardown. `release_all` (a dropped
+//! `Heap`) gives the root and every cache back while threads that used the heap may live on:
+//! their slots name the heap by a key that is never reused, checked against the heap's
+//! registry entry before a slot is dereferenced ("Heap keys" in tls.rs), so a stale slot is
+//! discarded without touching the released memory (over `Fixed`, a region its owner may
+//! have freed).
 //!
 //! `fork` (the `Strategy` fork protocol): `fork_prepare` takes every lock, in this order,
 //! which is the order in which the code nests them (a lock is only ever taken while holding
@@ -120,7 +137,10 @@
 //! their owners may have been in a lock-free fast path at the fork.
 //!
 //! # Statistics
-//! `live_bytes` / `live_objects` are exact once every cache has flushed; each cache counts
+//! `live_bytes` counts usable sizes: a small object's class size, a large object's whole
+//! pages (what `block_of` answers as `usable`), so a free by address, which knows no
+//! requested size, keeps it exact. `live_bytes` / `live_objects` are exact once every cache
+//! has flushed; each cache counts
 //! its own allocations and frees and flushes them to the root every 8th refill from mcentral
 //! (sooner past 1 MiB unflushed) and at thread exit, and `stats()` adds the unflushed counts
 //! of live caches. The peak is updated at the flushes (large objects: at once), so it is
@@ -130,16 +150,27 @@
 //! # Bad input
 //! - Requests the design cannot serve (a size or alignment past what the page source can
 //!   reserve) and exhausted sources return null: no panic, no abort.
-//! - A double free, a free of a pointer this heap did not hand out, or a free with another
-//!   layout than the allocation's breaks the caller's contract (`GlobalAlloc::dealloc`).
-//!   Debug builds detect the common cases at the free: a pointer pushed on a free stack
-//!   must be a live small object of this heap with room for the layout's class
-//!   (`Root::can_stack`) and not already on the stack, and an owner's bit clear must find
-//!   the bit set; each is a `debug_assert!`. Release builds do not look (the free stack
-//!   exists to avoid reading the span), but `check` reports what such a free corrupted:
-//!   an object twice on a stack, a stacked object that is not live, bitmaps and counts
+//! - Frees are checked in release builds, by both `free` (which reports the reason) and
+//!   `dealloc` (which ignores the free, as C's `free` of glibc would abort: a `GlobalAlloc`
+//!   has no way to report): a pointer outside this heap's arenas or on a page no span holds
+//!   (`Foreign`), one that is not the start of an object (`Interior`), an object that is not
+//!   live (`NotLive`: freed already, on a free stack, on a remote or pending stack, or never
+//!   handed out). Nothing changes, so no block is ever handed out twice. The checks are the
+//!   span lookup and the live bit the free needs anyway; the cost is a span read on every
+//!   free (the free stack used to take a free from its layout alone).
+//! - What the checks cannot see: a double free of a block whose memory was reused since (a
+//!   new block at the same address is freed instead, as in every allocator); and two frees
+//!   of one block racing on two threads with no order between them (the owner's check is a
+//!   plain load and store; a non-owner's is a `fetch_or`, so two non-owners never both
+//!   succeed).
+//! - `block_of` and `free` of a pointer into a span being freed or reused by another thread
+//!   at that moment read the span record while it is rewritten (its fields are cells: see
+//!   "Reuse of span records" in span.rs); the answer is then either, as the contract allows
+//!   for a block freed during the call.
+//! - `check` reports what a free outside these rules corrupted: an object twice on a stack,
+//!   a stacked object that is live, live bits outside the alloc bits, bitmaps and counts
 //!   that disagree.
-//!
+
 //! # Invariants
 //! Written next to each structure, checked by [`Tiered`]'s `check` (the walker below):
 //! arena index and arena list, page bitmaps vs summaries vs spans, span bitmaps vs counts,
@@ -150,7 +181,7 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicUsize, Ordering};
 
 use crate::source::PageSource;
-use crate::strategy::{CheckError, ConstInit, Strategy, StrategyStats};
+use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Strategy, StrategyStats};
 use crate::sync::SpinLock;
 
 mod arena;
@@ -164,24 +195,19 @@ mod pagealloc;
 mod remote;
 /// The atomics `remote.rs` is built on (loom's in tests/loom_tiered.rs).
 mod remote_atomics {
-    pub use core::sync::atomic::{AtomicI8, AtomicPtr, Ordering};
+    pub use core::sync::atomic::{AtomicPtr, Ordering};
 }
 mod scavenger;
 pub mod sizeclass;
 mod span;
-mod tiny;
 mod tls;
 
-use arena::{INDEX_L1_BYTES, Index, IndexL2, span_of_live};
-use freestack::Reader;
+use arena::{INDEX_L1_BYTES, Index};
 use mcache::{EMPTY_SPAN, MCache};
 use mcentral::MCentral;
 use mheap::MHeap;
 use scavenger::Goal;
-use sizeclass::{
-    MAX_SMALL_BYTES, PAGE_BYTES, SPAN_CLASS_COUNT, TINY_SPAN_CLASS, class_for, class_of, span_class,
-};
-use span::Span;
+use sizeclass::{MAX_SMALL_BYTES, PAGE_BYTES, SPAN_CLASS_COUNT, class_for, span_class};
 
 /// The Go runtime's tiered allocator: thread caches, central lists, page heap, arenas,
 /// scavenger. See the [module docs](self).
@@ -195,18 +221,11 @@ use span::Span;
 /// ```
 pub struct Tiered {
     root: AtomicPtr<Root>,
-    /// `root.index`, stored before `root` is published: the free path reads it straight
-    /// from here, one dependent load fewer than through the root.
-    index: AtomicPtr<AtomicPtr<IndexL2>>,
     init: SpinLock<()>,
 }
 
 impl ConstInit for Tiered {
-    const INIT: Self = Tiered {
-        root: AtomicPtr::new(ptr::null_mut()),
-        index: AtomicPtr::new(ptr::null_mut()),
-        init: SpinLock::new(()),
-    };
+    const INIT: Self = Tiered { root: AtomicPtr::new(ptr::null_mut()), init: SpinLock::new(()) };
 }
 
 impl Default for Tiered {
@@ -241,6 +260,9 @@ pub struct Root {
     pending_hint: AtomicBool,
     /// Bytes of this record.
     root_bytes: usize,
+    /// The heap's key: what thread-local slots name it by (see "Heap keys" in tls.rs);
+    /// 0 if it has none (then no thread binds a cache to it).
+    pub(crate) key: u64,
 }
 
 // SAFETY: `Root` is `!Sync` for its raw `index` pointer (and the fields below it that hold
@@ -257,7 +279,7 @@ unsafe impl Sync for Root {}
 unsafe impl Send for Root {}
 
 // The free path tells span kinds apart by the low bit of the span class.
-const _: () = assert!(TINY_SPAN_CLASS & 1 == 0 && span_class(1) & 1 == 1 && span_class(67) & 1 == 1);
+const _: () = assert!(span_class(1) & 1 == 1 && span_class(67) & 1 == 1);
 
 /// Spans the background sweep looks at per call.
 const SWEEP_STEP_SPANS: usize = 16;
@@ -275,6 +297,7 @@ impl Root {
             sweep_cursor: AtomicUsize::new(0),
             pending_hint: AtomicBool::new(false),
             root_bytes: 0,
+            key: 0,
         }
     }
 
@@ -349,14 +372,6 @@ impl Root {
         }
     }
     // ANCHOR_END: background
-
-    /// spanOf.
-    #[inline]
-    fn span_of(&self, p: usize) -> &Span {
-        // SAFETY: `p` is a live block of this heap, so its arena is registered, its index
-        // entry Ready, and its span live.
-        unsafe { &*span_of_live(self.index, p) }
-    }
 }
 
 impl Tiered {
@@ -402,8 +417,8 @@ impl Tiered {
             r.index = index.as_ptr().cast();
             r.root_bytes = bytes;
             r.heap.lock.get_mut().index = r.index;
+            r.key = tls::register();
         }
-        self.index.store(index.as_ptr().cast(), Ordering::Release);
         self.root.store(mem.as_ptr(), Ordering::Release);
         self.existing_root()
     }
@@ -431,53 +446,20 @@ unsafe impl Strategy for Tiered {
     // ANCHOR_END: tiered_alloc
 
     // ANCHOR: tiered_dealloc
+    /// The free by address (`free_addr`, malloc.rs): the layout is not needed, and a free
+    /// that `free` would refuse (a double free, a foreign or interior pointer) is ignored
+    /// here, so it changes nothing (see "Bad input" in the module docs).
     #[inline]
     unsafe fn dealloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, layout: Layout) {
-        // The address, for the span lookup and arithmetic; `ptr` itself (the caller's
-        // provenance) is what goes on a stack.
-        let p = ptr.as_ptr().addr();
-        // The fastest path: a small object (not tiny) onto this thread's free stack of its
-        // class, which the layout gives (the caller's contract: the layout it was allocated
-        // with, which `alloc` mapped to that class). No span is read.
-        let size = layout.size();
-        if (tiny::TINY_BLOCK_BYTES..=MAX_SMALL_BYTES).contains(&size)
-            && layout.align() <= 8
-            && let Some(root) = self.existing_root()
-            // SAFETY: null or the calling thread's own cache, live while the thread is.
-            && let Some(c) = unsafe { tls::peek(root).as_ref() }
-        {
-            let class = class_of(size);
-            debug_assert!(root.can_stack(p, class, Reader::Cache(c)), "foreign or double free of {p:#x}");
-            if c.push_free(class, ptr) {
-                c.account(-(size as isize), -1);
-                return;
-            }
-        }
-        // The index, not the root: one dependent load fewer on the way to the span. No null
-        // test: `ptr` came from this heap's `alloc`, which published the index first.
-        let index = self.index.load(Ordering::Acquire);
-        // SAFETY: `p` is a live block of this heap (the caller's contract), so the index is
-        // set, `p`'s arena is registered in it, its index entry Ready, and its span live.
-        let s = unsafe { &*span_of_live(index, p) };
-        let my = tls::peek_any();
-        // The fast path: a small object (odd span class) of a span this thread's cache owns.
-        // A span's owner is a cache of this heap, so `owner == my` needs no root compare.
-        if s.span_class.get() & 1 == 1 && !my.is_null() && ptr::eq(s.owner.load(Ordering::Relaxed), my) {
-            // SAFETY: the calling thread's own cache.
-            let my = unsafe { &*my };
-            my.account(-(size as isize), -1);
-            my.free_owned(s, s.object_index(p));
-            return;
-        }
-        self.dealloc_slow(src, s, ptr, size);
+        let _ = layout;
+        let _ = self.free_addr(src, ptr);
     }
     // ANCHOR_END: tiered_dealloc
 
     unsafe fn alloc_zeroed<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
         let root = self.root(src)?;
         let (size, align) = (layout.size(), layout.align());
-        let large = class_for(size, align).is_none() && !(size < tiny::TINY_BLOCK_BYTES && align <= 8);
-        if large {
+        if class_for(size, align).is_none() {
             let s = root.alloc_large(src, layout)?;
             if s.needzero.get() {
                 // SAFETY: the span's first `size` bytes are ours and Ready.
@@ -500,20 +482,11 @@ unsafe impl Strategy for Tiered {
     ) -> Option<NonNull<u8>> {
         // SAFETY: forwarded with the caller's guarantees.
         let usable = unsafe { self.usable_size(ptr, layout) };
-        // In place only if the block stays on its side of the small/large line: a large
-        // object freed with a small layout would go onto a free stack (see "Free stacks" in
-        // freestack.rs), which holds small objects only.
+        // In place only if the block stays on its side of the small/large line, so that a
+        // large block's usable size stays whole pages and a small one's its class.
         let small = |n: usize| n <= MAX_SMALL_BYTES;
         if new_size <= usable && new_size > usable / 2 && small(new_size) == small(layout.size()) {
-            let root = self.existing_root()?;
-            let delta = new_size as isize - layout.size() as isize;
-            let my = tls::lookup(root);
-            if my.is_null() {
-                root.add_live(delta, 0);
-            } else {
-                // SAFETY: the thread's own cache.
-                unsafe { (*my).account(delta, 0) };
-            }
+            // The block stays as it is: its usable size, which the statistics count, too.
             return Some(ptr);
         }
         // SAFETY: forwarded with the caller's guarantees.
@@ -521,27 +494,66 @@ unsafe impl Strategy for Tiered {
     }
 
     unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
-        let Some(root) = self.existing_root() else { return layout.size() };
-        let s = root.span_of(ptr.as_ptr().addr());
-        if s.class.get() == 0 {
-            s.npages.get() * PAGE_BYTES
-        } else if s.span_class.get() as usize == TINY_SPAN_CLASS {
-            layout.size()
-        } else {
-            s.elem_bytes.get()
+        self.block_of(ptr.as_ptr()).map_or(layout.size(), |b| b.usable)
+    }
+
+    // ANCHOR: tiered_block_of
+    /// spanOf, then the object's index and its live bit (see "Liveness" in span.rs).
+    fn block_of(&self, ptr: *const u8) -> Option<BlockInfo> {
+        let root = self.existing_root()?;
+        let p = ptr.addr();
+        // SAFETY: the root's index; `span_of` checks the range and every entry.
+        let s = unsafe { arena::span_of(root.index, p) };
+        // SAFETY: a non-null entry of a span map names a span record, mapped while the heap
+        // lives; only fields fixed while the span lives and atomics are read.
+        let s = unsafe { s.as_ref() }?;
+        if s.span_class.get() & 1 == 0 && s.class.get() != 0 {
+            return None;
+        }
+        let i = s.object_at(p)?;
+        if !s.is_live(i) {
+            return None;
+        }
+        let usable = if s.class.get() == 0 { s.npages.get() * PAGE_BYTES } else { s.elem_bytes.get() };
+        let pow = 1usize << p.trailing_zeros().min(usize::BITS - 1);
+        // Large spans keep the alignment they were made with (up to their base's); small
+        // objects are promised at most a page.
+        let align = if s.class.get() == 0 { pow } else { pow.min(PAGE_BYTES) };
+        Some(BlockInfo { start: p, usable, align })
+    }
+    // ANCHOR_END: tiered_block_of
+
+    unsafe fn free<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Result<usize, BadFree> {
+        self.free_addr(src, ptr)
+    }
+
+    // ANCHOR: tiered_release_all
+    /// Everything back to `src`: the heap's key out of the registry first (so no thread
+    /// slot reaches the heap again; see "Heap keys" in tls.rs), then every arena, arena
+    /// record, L2 table and metadata chunk (`MHeap::release_all`), the L1 table and the
+    /// root; `Tiered` is then as `INIT` made it.
+    unsafe fn release_all<P: PageSource>(&self, src: &P) {
+        let _g = self.init.lock();
+        let Some(root) = self.existing_root() else { return };
+        tls::unregister(root.key);
+        tls::drop_slot(root.key);
+        let (root_bytes, index) = (root.root_bytes, root.index);
+        // SAFETY: no other thread uses the heap (the caller's contract), and no thread slot
+        // reaches it any more (its key is out of the registry).
+        unsafe { root.heap.release_all(src) };
+        self.root.store(ptr::null_mut(), Ordering::Release);
+        let index_bytes = INDEX_L1_BYTES.next_multiple_of(P::PAGE_BYTES);
+        let root_ptr = NonNull::from(root).cast::<u8>();
+        // SAFETY: the L1 table and the root are pages from `src` (`init_root`), used by
+        // nothing now: the root is no longer published and nobody else runs.
+        unsafe {
+            if let Some(ix) = NonNull::new(index.cast_mut()) {
+                let _ = src.free(ix.cast(), index_bytes);
+            }
+            let _ = src.free(root_ptr, root_bytes);
         }
     }
-
-    // PLACEHOLDER (#22, being built): answers "not mine" and refuses every free by address.
-    fn block_of(&self, _ptr: *const u8) -> Option<crate::BlockInfo> {
-        None
-    }
-
-    unsafe fn free<P: PageSource>(&self, _src: &P, _ptr: NonNull<u8>) -> Result<usize, crate::BadFree> {
-        Err(crate::BadFree::Foreign)
-    }
-
-    unsafe fn release_all<P: PageSource>(&self, _src: &P) {}
+    // ANCHOR_END: tiered_release_all
 
     fn stats(&self) -> StrategyStats {
         let Some(root) = self.existing_root() else { return StrategyStats::default() };

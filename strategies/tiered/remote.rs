@@ -1,4 +1,4 @@
-//! The two lock-free structures of the tiered design, kept apart so that `loom` can check
+//! The lock-free stack of the tiered design, kept apart so that `loom` can check
 //! them (tests/loom_tiered.rs compiles this very file against loom's atomics).
 //!
 //! No Go original: Go's GC finds dead objects; with explicit free, a free from a thread that
@@ -11,21 +11,13 @@
 //! Only one thread takes at a time (the owner, or the mcentral lock holder), and nodes are
 //! never popped one by one, so there is no ABA problem.
 //!
-//! # `TinyCounter` (a tiny block's objects)
-//! Counts frees of a tiny block's objects by other threads (+1 each) and, when the block
-//! stops being current, the owner's count of objects still out (`retire(given)`: -given).
-//! The operation that brings a retired counter to zero frees the block: `retire` returning
-//! true (all objects already freed) or `free_one` returning true (the last one).
-//!
 //! # Invariants
-//! - stack: every node was pushed once and is taken once;
-//! - counter: before retire it equals the number of remote frees (>= 0); after retire it
-//!   equals `-(objects still live)`, so it is zero exactly when the block is free.
+//! - stack: every node was pushed once and is taken once.
 
 // The atomics come from the parent module: `core`'s in the library, loom's in the loom test.
 use core::ptr::{self, NonNull};
 
-use super::remote_atomics::{AtomicI8, AtomicPtr, Ordering};
+use super::remote_atomics::{AtomicPtr, Ordering};
 
 /// A lock-free stack of freed objects (see the module docs).
 pub struct RemoteStack {
@@ -87,54 +79,5 @@ impl RemoteStack {
         // same pointer, so with its provenance) before the Release CAS that the caller's
         // Acquire `take` (or `peek`) synchronises with; the node stays the taker's.
         unsafe { p.cast::<*mut u8>().read() }
-    }
-}
-
-/// A tiny block's object counter (see the module docs).
-pub struct TinyCounter(AtomicI8);
-
-impl TinyCounter {
-    /// A counter holding `c` (0: a block with no objects; the heap zeroes counter arrays in
-    /// bulk instead).
-    #[allow(dead_code)]
-    pub const fn from_atomic(c: AtomicI8) -> Self {
-        TinyCounter(c)
-    }
-
-    /// A free of one object by a thread that is not the block's current owner; true if this
-    /// free makes the (retired) block free.
-    #[inline]
-    pub fn free_one(&self) -> bool {
-        self.0.fetch_add(1, Ordering::AcqRel) == -1
-    }
-
-    /// The owner stops using the block with `given` objects still counted as out; true if
-    /// they are all freed already (the block is free now).
-    #[inline]
-    pub fn retire(&self, given: i8) -> bool {
-        self.0.fetch_sub(given, Ordering::AcqRel) == given
-    }
-
-    /// A fresh block retired at once with one object (nobody else knows it yet).
-    #[inline]
-    pub fn set_retired_one(&self) {
-        self.0.store(-1, Ordering::Relaxed);
-    }
-
-    /// Whether the owner's `given` equals the remote frees (every object of a current block
-    /// freed); if so resets to zero for reuse from offset 0.
-    #[inline]
-    pub fn reset_if_all_freed(&self, given: i8) -> bool {
-        if self.0.load(Ordering::Acquire) == given {
-            self.0.store(0, Ordering::Relaxed);
-            return true;
-        }
-        false
-    }
-
-    /// The raw value (tests).
-    #[allow(dead_code)]
-    pub fn get(&self) -> i8 {
-        self.0.load(Ordering::Relaxed)
     }
 }

@@ -10,9 +10,9 @@
 //!   (over [`MAX_SMALL_BYTES`]), which get whole page runs instead.
 //! - *span class*: `class << 1 | noscan`, 136 of them. Go keeps pointer-free (noscan) objects
 //!   apart so that the GC can skip their spans. Rust has no GC: every ordinary object lives in
-//!   the noscan span class of its size class, and the one "scan" span class in use is
-//!   [`TINY_SPAN_CLASS`] (class 2, 16 B), which holds the tiny allocator's 16 B blocks, whose
-//!   objects are counted per block (see `tiny.rs`).
+//!   the noscan span class of its size class; the "scan" halves (even span classes but 0,
+//!   the large objects) are unused since the tiny allocator went (issue 22, see the module
+//!   docs of mod.rs).
 //! - *runtime page*: [`PAGE_BYTES`] = 8 KiB; a span is `CLASS_PAGES[c]` runtime pages.
 //!
 //! # The algorithm (mksizeclasses.go)
@@ -120,10 +120,6 @@ pub const SMALL_SIZE_DIV: usize = 8;
 pub const LARGE_SIZE_DIV: usize = 128;
 /// Most objects one span holds (class 1: 8192 / 8).
 pub const MAX_OBJECTS_PER_SPAN: usize = 1024;
-/// The class of the tiny allocator's 16 B blocks.
-pub const TINY_CLASS: usize = 2;
-/// The span class of tiny blocks (class 2, the "scan" half; see the glossary).
-pub const TINY_SPAN_CLASS: usize = TINY_CLASS << 1;
 
 /// One generated class.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -239,6 +235,22 @@ pub static CLASS_BYTES: [u32; CLASS_COUNT] = {
     let mut c = 0;
     while c < CLASS_COUNT {
         a[c] = TABLES.classes[c].size;
+        c += 1;
+    }
+    a
+};
+
+/// The alignment every object of each class has (0 for class 0): the largest power of two
+/// dividing its size, at most a runtime page. Objects sit at `span base + i * size` with the
+/// span base page-aligned, so this is what the class guarantees; the fast paths serve a
+/// request aligned up to it from the class without the search of `class_for_aligned`.
+pub static CLASS_ALIGN: [u32; CLASS_COUNT] = {
+    let mut a = [0u32; CLASS_COUNT];
+    let mut c = 1;
+    while c < CLASS_COUNT {
+        let size = CLASS_BYTES[c];
+        let pow = 1u32 << size.trailing_zeros();
+        a[c] = if pow > PAGE_BYTES as u32 { PAGE_BYTES as u32 } else { pow };
         c += 1;
     }
     a

@@ -83,9 +83,9 @@
 
 use core::cell::Cell;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::AtomicPtr;
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
-use super::remote::{RemoteStack, TinyCounter};
+use super::remote::RemoteStack;
 
 use super::mcache::MCache;
 use super::sizeclass::{self, CLASS_BYTES, MAX_OBJECTS_PER_SPAN, PAGE_BYTES};
@@ -175,8 +175,8 @@ pub struct Span {
     pub alloc_base: Init<NonNull<u8>>,
     /// Runtime pages.
     pub npages: Init<usize>,
-    /// Tiny spans only: one counter per 16 B block (see tiny.rs).
-    pub tiny_counts: Init<*const TinyCounter>,
+    /// Unused (keeps line 3's layout).
+    _pad3: Init<usize>,
     /// List links (mcentral's lists, the owner's `owned` list).
     pub next: Cell<*const Span>,
     /// List links.
@@ -190,6 +190,13 @@ pub struct Span {
     /// The rest of line 4, explicit so that no byte of the record lies outside a cell (see
     /// "Reuse of span records").
     _pad2: Init<[u8; 56]>,
+    /// Lines 5-6: 1 = object handed out to the program and not freed (see "Liveness"):
+    /// written by the span's holder only (relaxed load and store), read by anyone.
+    pub live: [AtomicU64; BITMAP_WORDS],
+    /// Lines 7-8: 1 = object freed by a thread that does not hold the span, on its way to
+    /// the holder (the remote stack or the mcentral's pending stack; see "Liveness"). Set by
+    /// the freer (`fetch_or`), cleared by the holder when it collects the object.
+    pub remote_bits: [AtomicU64; BITMAP_WORDS],
 }
 // ANCHOR_END: span_struct
 
@@ -252,18 +259,21 @@ const _: () = {
         elem_bytes,
         alloc_base,
         npages,
-        tiny_counts,
+        _pad3,
         next,
         prev,
         list,
         _pad1,
         remote,
-        _pad2
+        _pad2,
+        live,
+        remote_bits
     );
     assert!(core::mem::offset_of!(Span, alloc_bits) == 32);
     assert!(core::mem::offset_of!(Span, alloc_cache) == 32 + 8 * BITMAP_WORDS);
     assert!(core::mem::offset_of!(Span, remote) == 256);
-    assert!(core::mem::size_of::<Span>() == 320);
+    assert!(core::mem::offset_of!(Span, live) == 320);
+    assert!(core::mem::size_of::<Span>() == 576);
 };
 
 // SAFETY: `Span` is `!Sync` for its `Cell`s and `Init`s and its raw `tiny_counts` pointer;
@@ -304,7 +314,9 @@ impl Span {
             remote: RemoteStack::from_atomic(AtomicPtr::new(ptr::null_mut())),
             next: Cell::new(ptr::null()),
             prev: Cell::new(ptr::null()),
-            tiny_counts: Init::new(ptr::null()),
+            _pad3: Init::new(0),
+            live: [const { AtomicU64::new(0) }; BITMAP_WORDS],
+            remote_bits: [const { AtomicU64::new(0) }; BITMAP_WORDS],
             alloc_bits: [const { Cell::new(0) }; BITMAP_WORDS],
             refill_count: Init::new(0),
             div_mul: Init::new(0),
@@ -315,13 +327,7 @@ impl Span {
     }
 
     /// A fresh span of `npages` pages at `base` for span class `spc` (0 = large).
-    pub fn new(
-        base: NonNull<u8>,
-        npages: usize,
-        spc: usize,
-        needzero: bool,
-        tiny_counts: *const TinyCounter,
-    ) -> Span {
+    pub fn new(base: NonNull<u8>, npages: usize, spc: usize, needzero: bool) -> Span {
         let class = sizeclass::class_of_span_class(spc);
         let (elem_bytes, nelems) = if class == 0 {
             (npages * PAGE_BYTES, 1)
@@ -337,7 +343,6 @@ impl Span {
             class: Init::new(class as u8),
             span_class: Init::new(spc as u8),
             npages: Init::new(npages),
-            tiny_counts: Init::new(tiny_counts),
             div_mul: Init::new(sizeclass::div_mul(class)),
             ..Span::empty()
         };
@@ -395,6 +400,7 @@ impl Span {
         let i = self.freeindex.get() + t;
         self.alloc_cache.set((c >> t) >> 1);
         self.freeindex.set(i + 1);
+        self.set_live(i as usize);
         // SAFETY: a set bit of the alloc cache is an object below `nelems` (invariant), so
         // its offset `i * elem_bytes` lies inside the span's pages, which `alloc_base`'s
         // provenance covers.
@@ -460,17 +466,6 @@ impl Span {
         self.base.get().as_ptr().addr()
     }
 
-    /// Object `i` of the span as a pointer derived from `base` (so with the provenance of
-    /// the span's pages, whatever pointer it is computed for).
-    ///
-    /// # Safety
-    /// `i < nelems`.
-    #[inline]
-    pub unsafe fn object(&self, i: usize) -> NonNull<u8> {
-        // SAFETY: `i < nelems` (the caller's contract): the offset lies inside the span.
-        unsafe { self.base.get().add(i * self.elem_bytes.get()) }
-    }
-
     // ANCHOR: free_local
     /// Frees object `i` (owner, or mcentral lock holder for an unowned span); returns the
     /// new `alloc_count`.
@@ -488,6 +483,102 @@ impl Span {
         n
     }
     // ANCHOR_END: free_local
+
+    // ANCHOR: liveness
+    /// The word of `bits` holding object `i`'s bit, and the bit's mask.
+    #[inline(always)]
+    fn bit_of(bits: &[AtomicU64; BITMAP_WORDS], i: usize) -> (&AtomicU64, u64) {
+        (&bits[(i / 64) % BITMAP_WORDS], 1 << (i % 64))
+    }
+
+    /// Whether object `i` (`i < nelems`) is live: handed out and not freed by anyone (see
+    /// "Liveness"). Any thread; an answer about an object another thread frees or takes
+    /// meanwhile may be either.
+    #[inline]
+    pub fn is_live(&self, i: usize) -> bool {
+        let (r, m) = Self::bit_of(&self.remote_bits, i);
+        // Acquire: a holder's collection clears the live bit before the remote bit
+        // (Release), so a reader that sees the remote bit clear after it sees the live bit
+        // clear too.
+        if r.load(Ordering::Acquire) & m != 0 {
+            return false;
+        }
+        let (w, m) = Self::bit_of(&self.live, i);
+        w.load(Ordering::Relaxed) & m != 0
+    }
+
+    /// Marks object `i` live (it is being handed out). Holder only: a relaxed load and
+    /// store, no read-modify-write.
+    #[inline(always)]
+    pub fn set_live(&self, i: usize) {
+        let (w, m) = Self::bit_of(&self.live, i);
+        w.store(w.load(Ordering::Relaxed) | m, Ordering::Relaxed);
+    }
+
+    /// The holder frees object `i`: clears its live bit and returns true if it was live and
+    /// not freed by another thread meanwhile (its remote bit clear); else false, nothing
+    /// changed. Holder only: one load of each bitmap word and one store.
+    #[inline(always)]
+    pub fn take_live(&self, i: usize) -> bool {
+        let (w, m) = Self::bit_of(&self.live, i);
+        let v = w.load(Ordering::Relaxed);
+        let (r, _) = Self::bit_of(&self.remote_bits, i);
+        if v & m == 0 || r.load(Ordering::Relaxed) & m != 0 {
+            return false;
+        }
+        w.store(v & !m, Ordering::Relaxed);
+        true
+    }
+
+    /// Marks object `i` not live (freed by its holder, or collected). Holder only.
+    #[inline(always)]
+    pub fn clear_live(&self, i: usize) {
+        let (w, m) = Self::bit_of(&self.live, i);
+        w.store(w.load(Ordering::Relaxed) & !m, Ordering::Relaxed);
+    }
+
+    /// A thread that does not hold the span frees object `i`: sets its remote bit (one
+    /// `fetch_or`). False, and nothing changed, if the object is not live: its remote bit
+    /// was already set (a double free on its way to the holder) or its live bit is clear.
+    #[inline]
+    pub fn claim_remote(&self, i: usize) -> bool {
+        let (r, m) = Self::bit_of(&self.remote_bits, i);
+        // Acquire: after a holder's collection (which clears the live bit, then this bit
+        // with Release), the live bit read below is the cleared one or a later one.
+        if r.fetch_or(m, Ordering::AcqRel) & m != 0 {
+            return false;
+        }
+        let (w, lm) = Self::bit_of(&self.live, i);
+        if w.load(Ordering::Relaxed) & lm == 0 {
+            r.fetch_and(!m, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// The holder collects object `i`, freed by another thread (`claim_remote`): live bit,
+    /// remote bit, then alloc bit cleared; returns the new `alloc_count`.
+    #[inline]
+    pub fn collect_one(&self, i: usize) -> u32 {
+        self.clear_live(i);
+        let (r, m) = Self::bit_of(&self.remote_bits, i);
+        r.fetch_and(!m, Ordering::Release);
+        self.free_local(i)
+    }
+
+    /// Object index of `addr` if it is the start of an object of this span (small or
+    /// large), else `None` (an interior pointer, or one past the last object). Reads only
+    /// fields fixed while the span lives.
+    #[inline]
+    pub fn object_at(&self, addr: usize) -> Option<usize> {
+        let off = addr.checked_sub(self.base_addr())?;
+        if self.class.get() == 0 {
+            return (off == 0).then_some(0);
+        }
+        let i = sizeclass::div_by_mul(off, self.div_mul.get());
+        (i < self.nelems.get() as usize && i * self.elem_bytes.get() == off).then_some(i)
+    }
+    // ANCHOR_END: liveness
 
     // ANCHOR: push_remote
     /// Pushes a freed object on the remote stack (any thread). One CAS.
@@ -509,7 +600,7 @@ impl Span {
         while let Some(q) = NonNull::new(p) {
             // SAFETY: `q` is a node of the list just taken.
             p = unsafe { RemoteStack::next(q) };
-            self.free_local(self.object_index(q.as_ptr().addr()));
+            self.collect_one(self.object_index(q.as_ptr().addr()));
             n += 1;
         }
         n
@@ -552,16 +643,6 @@ impl Span {
     }
     // ANCHOR_END: refill_min
 
-    /// The counter of the tiny block at object index `i` (tiny spans only).
-    #[inline]
-    pub fn tiny_count(&self, i: usize) -> &TinyCounter {
-        let counts = self.tiny_counts.get();
-        debug_assert!(!counts.is_null() && i < self.nelems.get() as usize);
-        // SAFETY: tiny spans carry a counter array of `nelems` entries that lives as long as
-        // the span.
-        unsafe { &*counts.add(i) }
-    }
-
     /// One past the last byte.
     #[inline]
     pub fn end(&self) -> usize {
@@ -593,7 +674,7 @@ mod tests {
     fn scan_hands_out_every_object_once_then_rewinds() {
         let mut mem = std::vec![0u64; PAGE_BYTES / 8];
         let base = NonNull::new(mem.as_mut_ptr().cast::<u8>()).unwrap();
-        let s = Span::new(base, 1, sizeclass::span_class(3), false, ptr::null());
+        let s = Span::new(base, 1, sizeclass::span_class(3), false);
         assert_eq!(s.nelems.get(), 341);
         let mut got = Vec::new();
         while let Some(p) = s.next_free_fast().or_else(|| s.next_free()) {

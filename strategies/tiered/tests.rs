@@ -4,6 +4,7 @@
 extern crate std;
 
 use core::alloc::Layout;
+use core::ptr::NonNull;
 use std::vec::Vec;
 
 use crate::{Heap, Mmap, Tracked};
@@ -73,29 +74,29 @@ fn every_class_and_large_round_trip() {
     assert_eq!((st.live_bytes, st.live_objects), (0, 0));
 }
 
+/// Requests under 16 B take whole objects of the 8 B and 16 B classes (there is no tiny
+/// allocator: see "Small requests" in the module docs), and alignment 16 (C's `malloc`)
+/// takes the 16 B class for any size up to 16.
 #[test]
-fn tiny_blocks_are_reused_once_all_objects_are_freed() {
+fn requests_under_16_bytes_take_whole_small_objects() {
     let heap: Heap<Tiered> = Heap::new();
-    let l = Layout::from_size_align(4, 4).unwrap();
-    let a = heap.alloc_layout(l).unwrap().as_ptr();
-    let b = heap.alloc_layout(l).unwrap().as_ptr();
-    assert_eq!(b, a.wrapping_add(4), "tiny objects share a block");
-    // SAFETY: live blocks of this heap.
-    unsafe {
-        core::alloc::GlobalAlloc::dealloc(&heap, a, l);
-        core::alloc::GlobalAlloc::dealloc(&heap, b, l);
+    for (size, align, usable) in [(1usize, 1usize, 8usize), (4, 4, 8), (8, 8, 8), (9, 1, 16), (15, 8, 16)] {
+        let l = Layout::from_size_align(size, align).unwrap();
+        let a = heap.alloc_layout(l).unwrap().as_ptr();
+        let b = heap.alloc_layout(l).unwrap().as_ptr();
+        assert!(a.addr().abs_diff(b.addr()) >= usable, "{size} B: {a:p} and {b:p} overlap");
+        assert_eq!(heap.block_of(a).unwrap().usable, usable, "{size} B align {align}");
+        // SAFETY: live blocks of this heap, freed once.
+        unsafe { free_each(&heap, &[a, b], l) };
     }
-    let c = heap.alloc_layout(l).unwrap().as_ptr();
-    assert_eq!(c, a, "an emptied current tiny block is reused from offset 0");
-    // SAFETY: a live block of this heap, freed once.
-    unsafe { core::alloc::GlobalAlloc::dealloc(&heap, c, l) };
-    // Retired blocks: fill many blocks, free everything, and the span count does not grow.
-    for _ in 0..3 {
-        let v: Vec<*mut u8> = (0..10_000).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
-        // SAFETY: live blocks of this heap.
-        unsafe { free_each(&heap, &v, l) };
+    for size in [1usize, 7, 8, 15, 16] {
+        let l = Layout::from_size_align(size, 16).unwrap();
+        let p = heap.alloc_layout(l).unwrap().as_ptr();
+        assert_eq!(p.addr() % 16, 0, "malloc({size}) misaligned");
+        assert_eq!(heap.block_of(p).unwrap().usable, 16, "malloc({size})");
+        // SAFETY: a live block of this heap, freed once.
+        unsafe { free_each(&heap, &[p], l) };
     }
-    heap.strategy().release_thread_cache();
     // SAFETY: no other thread uses the heap.
     unsafe { heap.check() }.unwrap();
     assert_eq!(heap.stats().live_objects, 0);
@@ -127,7 +128,7 @@ fn realloc_keeps_contents_across_classes() {
 fn shared_cache_path_mixes_with_thread_caches() {
     let heap: Heap<Tiered> = Heap::new();
     let l = Layout::from_size_align(48, 8).unwrap();
-    let tiny = Layout::from_size_align(5, 1).unwrap();
+    let five = Layout::from_size_align(5, 1).unwrap();
     // Make the root exist, through the thread's own cache.
     let own: Vec<*mut u8> = (0..500).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
     let root = heap.strategy().existing_root().unwrap();
@@ -136,9 +137,10 @@ fn shared_cache_path_mixes_with_thread_caches() {
         .flat_map(|i| {
             let a =
                 root.with_shared_cache(src, 48, |c| c.alloc_small(root, src, super::span_class(5))).unwrap();
-            let b = root.with_shared_cache(src, 5, |c| c.alloc_tiny(root, src, 5, 1)).unwrap();
+            let b =
+                root.with_shared_cache(src, 8, |c| c.alloc_small(root, src, super::span_class(1))).unwrap();
             fill(a.as_ptr(), 48, i as u8);
-            [(a, l), (b, tiny)]
+            [(a, l), (b, five)]
         })
         .collect();
     // SAFETY: live blocks of this heap.
@@ -256,7 +258,7 @@ fn cache_holdings(heap: &Heap<Tiered, Tracked<Mmap>>) -> (usize, usize) {
     use super::tls;
     let root = heap.strategy().existing_root().unwrap();
     // SAFETY: this thread's cache, used by no other thread.
-    let cache = unsafe { &*tls::lookup(root) };
+    let cache = unsafe { &*tls::lookup(root.key) };
     let (mut pages, mut most_empty) = (0, 0);
     for spc in 0..SPAN_CLASS_COUNT {
         let cur = cache.alloc[spc].get();
@@ -308,7 +310,7 @@ fn owner_frees_keep_a_bounded_number_of_empty_owned_spans() {
     let empty_bound = |size| class_pages(class_for(size, 8).unwrap()).max(EMPTY_OWNED_PAGES);
     let root = heap.strategy().existing_root().unwrap();
     // SAFETY: this thread's cache, used by no other thread.
-    let cache = unsafe { &*super::tls::lookup(root) };
+    let cache = unsafe { &*super::tls::lookup(root.key) };
     let stacked = |size| {
         let class = class_for(size, 8).unwrap();
         cache.free[class].len.get() as usize * class_pages(class)
@@ -418,9 +420,10 @@ fn free_stacks_hand_back_the_last_freed_objects_first() {
     assert_eq!(heap.stats().live_objects, 0);
 }
 
-/// Objects another thread allocated go onto the freeing thread's stack and are reused
-/// there; when that thread exits, its stacks are freed into their spans, so a trim then
-/// gives every page back.
+/// Objects of spans another thread owns do not go onto the freeing thread's stack (a stack
+/// holds objects of its cache's own spans only, so that its pops may set their live bits):
+/// they take the remote path, and once the owner gives its spans back a trim gives every
+/// page back.
 #[test]
 fn free_stacks_of_an_exiting_thread_reach_their_spans() {
     let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
@@ -445,7 +448,7 @@ fn free_stacks_of_an_exiting_thread_reach_their_spans() {
         .join()
         .unwrap()
     });
-    assert!(ptrs.0.iter().any(|p| p.addr() == reused), "the freeing thread did not reuse an object it freed");
+    assert!(ptrs.0.iter().all(|p| p.addr() != reused), "an object of another thread's span was stacked");
     heap.strategy().release_thread_cache();
     heap.trim();
     // SAFETY: no other thread uses the heap.
@@ -515,8 +518,8 @@ fn free_stacks_hold_at_most_three_quarters_of_a_mebibyte_per_thread() {
     for (class, (st, &size)) in c.free.iter().zip(&CLASS_BYTES).enumerate() {
         assert!(st.cap as usize <= FREE_STACK_SLOTS);
         let size = size as usize;
-        if size < 16 {
-            assert_eq!(st.cap, 0, "class {class} ({size} B) is tiny-sized and never stacks");
+        if size == 0 {
+            assert_eq!(st.cap, 0, "class {class} (large objects) never stacks");
         } else {
             assert!(st.cap >= 1, "class {class} has no room");
         }
@@ -524,23 +527,6 @@ fn free_stacks_hold_at_most_three_quarters_of_a_mebibyte_per_thread() {
     }
     std::println!("free stacks hold at most {total} bytes per thread");
     assert!(total <= 768 << 10, "{total}");
-}
-
-/// A double free of a small object is caught at the free in debug builds (the free stack's
-/// check), not handed out twice later.
-#[cfg(debug_assertions)]
-#[test]
-#[should_panic(expected = "double free")]
-fn double_free_is_caught_in_debug_builds() {
-    let heap: Heap<Tiered> = Heap::new();
-    let l = Layout::from_size_align(64, 8).unwrap();
-    let p = heap.alloc_layout(l).unwrap().as_ptr();
-    // SAFETY: deliberately wrong: the second free breaks the contract, which the debug
-    // check turns into a panic before anything is corrupted.
-    unsafe {
-        core::alloc::GlobalAlloc::dealloc(&heap, p, l);
-        core::alloc::GlobalAlloc::dealloc(&heap, p, l);
-    }
 }
 
 /// A heap over a `Fixed` region from the global allocator: what Miri can run (it has no
@@ -677,7 +663,7 @@ fn miri_free_of_another_threads_object_reads_no_owner_state() {
 
 /// Every path of an object under Miri's strict provenance and Stacked Borrows
 /// (`-Zmiri-strict-provenance`):
-/// tiny, small and large objects, free stacks, the owner's frees, remote frees from another
+/// small (from 3 B) and large objects, free stacks, the owner's frees, remote frees from another
 /// thread, pending frees into unowned spans, `realloc`, trim and the checker.
 #[test]
 fn miri_every_path_keeps_provenance() {
@@ -780,4 +766,353 @@ fn large_run_stays_in_one_reservation() {
     // SAFETY: no other thread uses the heap now.
     unsafe { heap.check() }.unwrap();
     assert_eq!(heap.stats().live_objects, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 22: blocks known from their address (block_of, free by address), bad frees refused.
+
+/// A layout of `size` bytes, alignment 8.
+fn l8(size: usize) -> Layout {
+    Layout::from_size_align(size, 8).unwrap()
+}
+
+/// `block_of` answers for the exact start of a live block only: not for an interior pointer,
+/// `+1`, a freed block (on the free stack or in its span), the stack, null, another heap.
+/// `free` by address refuses each of those with the reason and changes nothing.
+#[test]
+fn block_of_and_free_by_address_know_live_starts_only() {
+    use crate::BadFree;
+    let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+    let other: Heap<Tiered> = Heap::new();
+    let foreign = other.alloc_layout(l8(64)).unwrap();
+    let on_stack = 0u64;
+    for size in [1usize, 8, 16, 48, 4096, 20_000, 32 << 10, 40 << 10, 1 << 20] {
+        let p = heap.alloc_layout(l8(size)).unwrap();
+        let b = heap.block_of(p.as_ptr()).unwrap_or_else(|| panic!("{size} B: live block unknown"));
+        assert_eq!(b.start, p.as_ptr().addr());
+        assert!(b.usable >= size, "{size} B: usable {}", b.usable);
+        assert!(b.align >= 8 && b.start.is_multiple_of(b.align), "{size} B: {b:?}");
+        // SAFETY: `p` is live with this layout.
+        assert_eq!(unsafe { heap.usable_size(p, l8(size)) }, b.usable);
+        for off in [1, b.usable / 2, b.usable - 1] {
+            if off == 0 {
+                continue;
+            }
+            let q = p.as_ptr().wrapping_add(off);
+            assert_eq!(heap.block_of(q), None, "{size} B: interior +{off}");
+            // SAFETY: not a live block: refused, nothing changes.
+            let r = unsafe { heap.free(NonNull::new(q).unwrap()) };
+            assert!(matches!(r, Err(BadFree::Interior | BadFree::NotLive)), "{size} B: +{off} gave {r:?}");
+        }
+        assert_eq!(heap.block_of(core::ptr::from_ref(&on_stack).cast()), None);
+        assert_eq!(heap.block_of(core::ptr::null()), None);
+        assert_eq!(heap.block_of(foreign.as_ptr()), None);
+        // SAFETY: not blocks of `heap`: refused.
+        unsafe {
+            assert_eq!(heap.free(NonNull::from(&on_stack).cast()), Err(BadFree::Foreign));
+            assert_eq!(heap.free(foreign), Err(BadFree::Foreign));
+        }
+        // SAFETY: no other thread uses the heap.
+        unsafe { heap.check() }.unwrap();
+        assert_eq!(heap.stats().live_bytes, b.usable);
+        // SAFETY: live, freed once by address.
+        assert_eq!(unsafe { heap.free(p) }, Ok(b.usable));
+        assert_eq!(heap.block_of(p.as_ptr()), None, "{size} B: freed block still known");
+        // SAFETY: a double free: refused.
+        let again = unsafe { heap.free(p) };
+        assert!(
+            matches!(again, Err(BadFree::NotLive | BadFree::Foreign)),
+            "{size} B: double free gave {again:?}"
+        );
+        // SAFETY: no other thread uses the heap.
+        unsafe { heap.check() }.unwrap();
+        assert_eq!(heap.stats().live_bytes, 0);
+        assert_eq!(heap.stats().live_objects, 0);
+    }
+    // SAFETY: a live block of `other`, freed once.
+    unsafe { other.free(foreign) }.unwrap();
+}
+
+/// Objects a thread's free stack holds are not live: `block_of` says so and a second free
+/// (by address or with its layout) is refused; the pop that hands one out makes it live.
+#[test]
+fn objects_on_a_free_stack_are_not_live() {
+    let heap: Heap<Tiered> = Heap::new();
+    let l = l8(64);
+    let ps: Vec<*mut u8> = (0..8).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
+    // SAFETY: live blocks, freed once (onto the stack: room for 16).
+    unsafe { free_each(&heap, &ps, l) };
+    let root = heap.strategy().existing_root().unwrap();
+    // SAFETY: this thread's cache.
+    let cache = unsafe { &*super::tls::lookup(root.key) };
+    assert_eq!(cache.free[super::sizeclass::class_of(64)].len.get(), 8, "the frees did not stack");
+    for &p in &ps {
+        assert_eq!(heap.block_of(p), None, "{p:p} on the free stack looks live");
+        // SAFETY: a double free, refused.
+        assert_eq!(unsafe { heap.free(NonNull::new(p).unwrap()) }, Err(crate::BadFree::NotLive));
+        // SAFETY: a double free with the layout: ignored.
+        unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, l) };
+    }
+    assert_eq!(cache.free[super::sizeclass::class_of(64)].len.get(), 8, "a double free reached the stack");
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    let again: Vec<*mut u8> = (0..8).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
+    for &p in &again {
+        assert!(ps.contains(&p), "{p:p} not from the stack");
+        assert!(heap.block_of(p).is_some(), "{p:p} popped but not live");
+    }
+    // SAFETY: live blocks, freed once.
+    unsafe { free_each(&heap, &again, l) };
+    assert_eq!(heap.stats().live_objects, 0);
+}
+
+/// Double frees of 8 B, 4 KiB, 20,000 B, 32 KiB and 1 MiB, by address and with the layout
+/// (which used to pass silently, hand one address out many times, or crash), are refused;
+/// the heap stays consistent and its next 20,000 allocations are pairwise distinct.
+#[test]
+fn double_frees_are_refused_and_nothing_is_handed_out_twice() {
+    for size in [8usize, 4096, 20_000, 32 << 10, 1 << 20] {
+        let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+        let l = l8(size);
+        let keep: Vec<*mut u8> = (0..20).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
+        let p = heap.alloc_layout(l).unwrap().as_ptr();
+        // SAFETY: deliberately wrong frees: the first is real, the rest are refused.
+        unsafe {
+            core::alloc::GlobalAlloc::dealloc(&heap, p, l);
+            core::alloc::GlobalAlloc::dealloc(&heap, p, l);
+            assert!(heap.free(NonNull::new(p).unwrap()).is_err(), "{size} B: double free accepted");
+            core::alloc::GlobalAlloc::dealloc(&heap, p, l);
+        }
+        // SAFETY: no other thread uses the heap.
+        unsafe { heap.check() }.unwrap_or_else(|e| panic!("{size} B: {e}"));
+        assert_eq!(heap.stats().live_objects, keep.len());
+        let n = if size >= 1 << 20 { 200 } else { 20_000 };
+        let mut got = std::collections::HashSet::new();
+        let mut all = Vec::new();
+        for _ in 0..n {
+            let q = heap.alloc_layout(l).unwrap().as_ptr();
+            assert!(!keep.contains(&q), "{size} B: {q:p} is still live");
+            assert!(got.insert(q.addr()), "{size} B: {q:p} handed out twice");
+            all.push(q);
+        }
+        // SAFETY: no other thread uses the heap.
+        unsafe { heap.check() }.unwrap_or_else(|e| panic!("{size} B: {e}"));
+        // SAFETY: live blocks, freed once.
+        unsafe {
+            free_each(&heap, &all, l);
+            free_each(&heap, &keep, l);
+        }
+        assert_eq!(heap.stats().live_objects, 0);
+        assert_eq!(heap.stats().live_bytes, 0);
+    }
+}
+
+/// Thread A frees a block, thread B frees it again (by address, then with its layout): B is
+/// refused, for a block of A's span (B's free would be remote) and for one of B's own span
+/// (A's free was remote, and waits on the span's remote stack).
+#[test]
+fn cross_thread_double_free_is_refused() {
+    let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+    let heap = &heap;
+    let l = l8(256);
+    for owner_frees_first in [true, false] {
+        let blocks = Blocks((0..64).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect());
+        let blocks = &blocks;
+        let first = |ps: &Blocks| {
+            for &p in &ps.0 {
+                // SAFETY: live blocks, freed once here.
+                assert!(unsafe { heap.free(NonNull::new(p).unwrap()) }.is_ok());
+            }
+        };
+        let second = |ps: &Blocks| {
+            for &p in &ps.0 {
+                // SAFETY: double frees: refused.
+                unsafe {
+                    assert_eq!(heap.free(NonNull::new(p).unwrap()), Err(crate::BadFree::NotLive), "{p:p}");
+                    core::alloc::GlobalAlloc::dealloc(heap, p, l);
+                }
+            }
+        };
+        if owner_frees_first {
+            first(blocks);
+            std::thread::scope(|s| s.spawn(|| second(blocks)).join().unwrap());
+        } else {
+            std::thread::scope(|s| s.spawn(|| first(blocks)).join().unwrap());
+            second(blocks);
+        }
+        // SAFETY: the other thread has exited.
+        unsafe { heap.check() }.unwrap();
+        assert_eq!(heap.stats().live_objects, 0);
+        let again: Vec<*mut u8> = (0..2000).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
+        let distinct: std::collections::HashSet<usize> = again.iter().map(|p| p.addr()).collect();
+        assert_eq!(distinct.len(), again.len(), "a block handed out twice");
+        // SAFETY: live blocks, freed once.
+        unsafe { free_each(heap, &again, l) };
+    }
+    heap.strategy().release_thread_cache();
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+}
+
+/// Random operations mixing frees with the layout and by address, with `block_of` checked
+/// on every live block, on interior pointers, and on freed addresses not handed out again;
+/// the checker and exact statistics (usable sizes) after every 64 steps.
+#[test]
+fn random_ops_mix_both_free_styles() {
+    let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut live: Vec<(*mut u8, Layout, usize)> = Vec::new();
+    let mut freed: Vec<*mut u8> = Vec::new();
+    for step in 0..20_000 {
+        let r = next();
+        if r % 3 == 0 && !live.is_empty() {
+            let (p, l, usable) = live.swap_remove((r >> 8) as usize % live.len());
+            verify(p, l.size().min(16), l.size() as u8);
+            if r & 16 == 0 {
+                // SAFETY: a live block, freed once.
+                unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, l) };
+            } else {
+                // SAFETY: a live block, freed once.
+                assert_eq!(unsafe { heap.free(NonNull::new(p).unwrap()) }, Ok(usable));
+            }
+            freed.push(p);
+        } else {
+            let size = match r % 16 {
+                0 => 1 + (r >> 8) as usize % (256 << 10),
+                1..=3 => 1 + (r >> 8) as usize % (32 << 10),
+                _ => 1 + (r >> 8) as usize % 512,
+            };
+            let align = 1usize << ((r >> 40) % 6);
+            let l = Layout::from_size_align(size, align).unwrap();
+            let p = heap.alloc_layout(l).unwrap().as_ptr();
+            assert!(p.addr().is_multiple_of(align));
+            fill(p, size.min(16), size as u8);
+            let b = heap.block_of(p).unwrap();
+            assert!(b.usable >= size && b.align >= align, "{b:?} for {l:?}");
+            live.push((p, l, b.usable));
+            freed.retain(|&q| q != p);
+        }
+        if step % 64 == 0 {
+            for &(p, _, usable) in &live {
+                assert_eq!(heap.block_of(p).map(|b| b.usable), Some(usable), "{p:p}");
+                if usable > 1 {
+                    assert_eq!(heap.block_of(p.wrapping_add(1)), None);
+                }
+            }
+            for &q in &freed {
+                assert_eq!(heap.block_of(q), None, "freed {q:p} still known");
+            }
+            // SAFETY: no other thread uses the heap.
+            unsafe { heap.check() }.unwrap_or_else(|e| panic!("step {step}: {e}"));
+            let s = heap.stats();
+            assert_eq!(s.live_objects, live.len(), "step {step}");
+            assert_eq!(s.live_bytes, live.iter().map(|b| b.2).sum::<usize>(), "step {step}");
+        }
+    }
+    for (p, _, _) in live {
+        // SAFETY: live blocks, freed once.
+        unsafe { heap.free(NonNull::new(p).unwrap()) }.unwrap();
+    }
+    assert_eq!(heap.stats().live_bytes, 0);
+}
+
+/// `release_all` gives every page back to the source (Tracked: nothing left in any state
+/// but None), live blocks included, and the heap starts afresh when used again.
+#[test]
+fn release_all_gives_every_page_back_and_the_heap_works_again() {
+    let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+    for round in 0..3 {
+        let mut live = Vec::new();
+        for k in 0..2000usize {
+            let size = [8, 24, 100, 1000, 5000, 20_000, 40 << 10, 300 << 10][k % 8];
+            let l = l8(size);
+            let p = heap.alloc_layout(l).unwrap().as_ptr();
+            fill(p, size.min(64), k as u8);
+            if k % 3 == 0 {
+                // SAFETY: a live block, freed once.
+                unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, l) };
+            } else {
+                live.push(p);
+            }
+        }
+        // A second thread uses the heap and stays alive past the release (its slot must
+        // not reach the released heap).
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let p = heap.alloc_layout(l8(64)).unwrap();
+                // SAFETY: live, freed once.
+                unsafe { heap.free(p) }.unwrap();
+            });
+        });
+        // SAFETY: no block is used after this, no other thread uses the heap.
+        unsafe { heap.release_all() };
+        let c = heap.source().counts();
+        assert_eq!((c.reserved, c.prepared, c.ready), (0, 0, 0), "round {round}: pages left");
+        assert_eq!(heap.stats().live_objects, 0);
+        assert_eq!(heap.block_of(live[0]), None, "a released block is still known");
+    }
+}
+
+/// The address-based paths under Miri (over `Fixed`): `block_of` on live, stacked, interior
+/// and foreign pointers, frees by address, double frees refused on the owner's and on
+/// another thread's path (the remote bit), then `release_all` with a block still live, and
+/// the heap used again.
+#[test]
+fn miri_free_by_address_double_free_and_release_all() {
+    let rh = RegionHeap::new();
+    let heap: &Heap<Tiered, crate::Fixed> = &rh.heap;
+    let l = l8(48);
+    let ps: Vec<*mut u8> = (0..6).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
+    let big = heap.alloc_layout(l8(40 << 10)).unwrap();
+    for &p in &ps {
+        fill(p, 48, 3);
+        assert_eq!(heap.block_of(p).map(|b| b.usable), Some(48));
+        assert_eq!(heap.block_of(p.wrapping_add(8)), None);
+    }
+    // SAFETY: live blocks, freed once; then double frees, refused.
+    unsafe {
+        assert_eq!(heap.free(NonNull::new(ps[0]).unwrap()), Ok(48));
+        assert_eq!(heap.free(NonNull::new(ps[0]).unwrap()), Err(crate::BadFree::NotLive));
+        core::alloc::GlobalAlloc::dealloc(heap, ps[0], l);
+        assert_eq!(heap.free(big), Ok(40 << 10));
+        assert!(heap.free(big).is_err());
+    }
+    assert_eq!(heap.block_of(ps[0]), None);
+    let theirs = Blocks(ps[1..3].to_vec());
+    let theirs = &theirs;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for &p in &theirs.0 {
+                verify(p, 48, 3);
+                // SAFETY: live blocks handed to this thread, freed once; then refused.
+                unsafe {
+                    assert_eq!(heap.free(NonNull::new(p).unwrap()), Ok(48));
+                    assert_eq!(heap.free(NonNull::new(p).unwrap()), Err(crate::BadFree::NotLive));
+                }
+            }
+        })
+        .join()
+        .unwrap();
+    });
+    for &p in &ps[1..3] {
+        assert_eq!(heap.block_of(p), None, "a remote-freed block looks live");
+        // SAFETY: double frees of remote-freed blocks: refused.
+        assert!(unsafe { heap.free(NonNull::new(p).unwrap()) }.is_err());
+    }
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    // SAFETY: `ps[3..]` are never used again; no other thread uses the heap.
+    unsafe { heap.release_all() };
+    assert_eq!(heap.block_of(ps[3]), None);
+    let p = heap.alloc_layout(l).unwrap();
+    // SAFETY: live, freed once.
+    assert_eq!(unsafe { heap.free(p) }, Ok(48));
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
 }

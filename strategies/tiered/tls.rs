@@ -8,10 +8,88 @@
 //! separate exit guard once per thread; while that registration runs (glibc's
 //! `__cxa_thread_atexit_impl` may call `calloc`, i.e. us) and after the guard has run, the
 //! thread uses the root's *shared cache* under its lock. The guard gives every cache of the
-//! thread back (`release_all`: uncacheSpan for each class, retire the tiny block, flush
-//! statistics) and the record goes on the heap's free-cache list for the next thread. Frees
-//! never need a cache: without one they take the non-owner path. Threads created by C code
-//! are handled the same way, since the guard is std's TLS destructor.
+//! thread back (`release_all`: uncacheSpan for each class, flush statistics) and the record
+//! goes on the heap's free-cache list for the next thread. Frees never need a cache:
+//! without one they take the non-owner path. Threads created by C code are handled the
+//! same way, since the guard is std's TLS destructor.
+//!
+//! # Heap keys (a released heap is never reached through a slot)
+//! A heap may give everything back (`Strategy::release_all`, a dropped `Heap`) while
+//! threads that used it live on, with slots naming its root and cache, memory that is gone
+//! (or, over `Fixed`, a region its owner has freed). So a slot names its heap by a *key*,
+//! never compared with a pointer: each root registers in [`REGISTRY`] when it is made and
+//! gets `key = serial << INDEX_BITS | entry` (serials are never reused, so neither are
+//! keys); `release_all` clears its entry. A slot is used only when its key equals the key
+//! of the root the caller holds (the lookups below), so a stale slot never matches a live
+//! heap, even one whose root was made at the same address. The exit guard and an eviction
+//! reach a heap through a slot without the caller holding it: they *pin* the entry first
+//! (a CAS from `key` to `key | PINNED`), which fails once the heap is released, and
+//! `release_all` waits for a pin to end before it clears the entry. A heap made while every
+//! entry is taken gets key 0: it binds no cache to any thread (the shared cache serves it).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Bits of a key that name its registry entry.
+const INDEX_BITS: u32 = 10;
+/// Registry entries: heaps that can bind thread caches at once.
+const ENTRIES: usize = 1 << INDEX_BITS;
+/// Set in an entry while a thread releases its cache of that heap through a slot.
+const PINNED: u64 = 1 << 63;
+
+/// The keys of live heaps (0: a free entry). See "Heap keys".
+static REGISTRY: [AtomicU64; ENTRIES] = [const { AtomicU64::new(0) }; ENTRIES];
+/// The next serial number of a key.
+static SERIAL: AtomicU64 = AtomicU64::new(1);
+
+/// A key for a new heap, registered; 0 if every entry is taken.
+pub fn register() -> u64 {
+    let serial = SERIAL.fetch_add(1, Ordering::Relaxed) & (PINNED - 1) >> INDEX_BITS;
+    for (i, e) in REGISTRY.iter().enumerate() {
+        let key = serial << INDEX_BITS | i as u64;
+        if e.load(Ordering::Relaxed) == 0
+            && e.compare_exchange(0, key, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        {
+            return key;
+        }
+    }
+    0
+}
+
+/// Takes `key` out of the registry (its heap is being released), after any pin of it ends.
+pub fn unregister(key: u64) {
+    if key == 0 {
+        return;
+    }
+    let e = &REGISTRY[(key & (ENTRIES as u64 - 1)) as usize];
+    while e.compare_exchange_weak(key, 0, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+        if e.load(Ordering::Relaxed) & !PINNED != key {
+            return;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// Pins `key`'s heap so that it is not released until [`unpin`]; false if it is gone.
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
+fn pin(key: u64) -> bool {
+    if key == 0 {
+        return false;
+    }
+    let e = &REGISTRY[(key & (ENTRIES as u64 - 1)) as usize];
+    loop {
+        match e.compare_exchange_weak(key, key | PINNED, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => return true,
+            Err(now) if now == key | PINNED || now == key => core::hint::spin_loop(),
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Ends a pin taken by [`pin`].
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
+fn unpin(key: u64) {
+    REGISTRY[(key & (ENTRIES as u64 - 1)) as usize].store(key, Ordering::Release);
+}
 
 /// Binding of caches to threads (`std`), see "Threads" above.
 #[cfg(feature = "std")]
@@ -19,6 +97,7 @@ mod imp {
     use core::cell::Cell;
     use core::ptr;
 
+    use super::{pin, unpin};
     use crate::source::PageSource;
     use crate::strategies::tiered::Root;
     use crate::strategies::tiered::mcache::MCache;
@@ -32,6 +111,9 @@ mod imp {
 
     struct ThreadCaches {
         state: Cell<u8>,
+        /// The key of each slot's heap (0: empty); see "Heap keys".
+        keys: [Cell<u64>; SLOTS],
+        /// Dereferenced only while the key matches a root the caller holds, or is pinned.
         roots: [Cell<*const Root>; SLOTS],
         caches: [Cell<*mut MCache>; SLOTS],
     }
@@ -41,6 +123,7 @@ mod imp {
         static TC: ThreadCaches = const {
             ThreadCaches {
                 state: Cell::new(UNREGISTERED),
+                keys: [const { Cell::new(0) }; SLOTS],
                 roots: [const { Cell::new(ptr::null()) }; SLOTS],
                 caches: [const { Cell::new(ptr::null_mut()) }; SLOTS],
             }
@@ -55,23 +138,47 @@ mod imp {
             TC.with(|t| {
                 t.state.set(DEAD);
                 for i in 0..SLOTS {
-                    let r = t.roots[i].replace(ptr::null());
-                    let c = t.caches[i].replace(ptr::null_mut());
-                    if !r.is_null() {
-                        // SAFETY: a root outlives the threads that used it (Tiered's docs);
-                        // the cache is this thread's.
-                        unsafe { (*r).release_cache(c) };
-                    }
+                    release_slot(t, i);
                 }
             });
         }
     }
 
+    /// Empties slot `i`, giving its cache back if its heap is still registered (pinned
+    /// meanwhile, so that it is not released under the call).
+    fn release_slot(t: &ThreadCaches, i: usize) {
+        let key = t.keys[i].replace(0);
+        let r = t.roots[i].replace(ptr::null());
+        let c = t.caches[i].replace(ptr::null_mut());
+        if !r.is_null() && !c.is_null() && pin(key) {
+            // SAFETY: the key is registered and pinned, so its heap, root and caches are
+            // live until `unpin`; the cache is this thread's, and no slot names it now.
+            unsafe { (*r).release_cache(c) };
+            unpin(key);
+        }
+    }
+
+    /// Empties the calling thread's slot of the heap with `key`, if any, without touching
+    /// the heap (which is being released).
+    pub fn drop_slot(key: u64) {
+        let _ = TC.try_with(|t| {
+            for i in 0..SLOTS {
+                if key != 0 && t.keys[i].get() == key {
+                    t.keys[i].set(0);
+                    t.roots[i].set(ptr::null());
+                    t.caches[i].set(ptr::null_mut());
+                }
+            }
+        });
+    }
+
     /// Gives back the calling thread's cache for `root`, if any.
     pub fn forget(root: &Root) {
+        let key = root.key;
         let c = TC.with(|t| {
             for i in 0..SLOTS {
-                if ptr::eq(t.roots[i].get(), root) {
+                if key != 0 && t.keys[i].get() == key {
+                    t.keys[i].set(0);
                     t.roots[i].set(ptr::null());
                     return t.caches[i].replace(ptr::null_mut());
                 }
@@ -84,30 +191,21 @@ mod imp {
         }
     }
 
-    /// The calling thread's cache for `root` if `root` is the heap it used last (the
-    /// allocation fast path; never creates, never calls).
+    /// The calling thread's cache for the heap with `key` if it is the heap it used last
+    /// (the fast paths; never creates, never calls). Key 0 (a heap without a registry
+    /// entry) finds only empty slots, whose cache is null.
     #[inline(always)]
-    pub fn peek(root: *const Root) -> *mut MCache {
-        TC.with(|t| if ptr::eq(t.roots[0].get(), root) { t.caches[0].get() } else { ptr::null_mut() })
+    pub fn peek(key: u64) -> *mut MCache {
+        TC.with(|t| if t.keys[0].get() == key { t.caches[0].get() } else { ptr::null_mut() })
     }
 
-    /// The calling thread's most recently used cache, of whichever heap (the free path's
-    /// owner test: a span's owner is a cache of the span's heap, so equality with it needs
-    /// no root compare; never creates, never calls).
-    #[inline(always)]
-    pub fn peek_any() -> *mut MCache {
-        TC.with(|t| t.caches[0].get())
-    }
-
-    /// The calling thread's cache for `root`, if it has one (the free path; never creates).
+    /// The calling thread's cache for the heap with `key`, if it has one (the free path;
+    /// never creates).
     #[inline]
-    pub fn lookup(root: *const Root) -> *mut MCache {
+    pub fn lookup(key: u64) -> *mut MCache {
         TC.with(|t| {
-            if t.roots[0].get() == root {
-                return t.caches[0].get();
-            }
-            for i in 1..SLOTS {
-                if t.roots[i].get() == root {
+            for i in 0..SLOTS {
+                if t.keys[i].get() == key {
                     return t.caches[i].get();
                 }
             }
@@ -120,7 +218,7 @@ mod imp {
     #[inline]
     pub fn get<P: PageSource>(root: &Root, src: &P) -> *mut MCache {
         TC.with(|t| {
-            if ptr::eq(t.roots[0].get(), root) {
+            if t.keys[0].get() == root.key {
                 return t.caches[0].get();
             }
             get_slow(t, root, src)
@@ -129,12 +227,18 @@ mod imp {
 
     #[cold]
     fn get_slow<P: PageSource>(t: &ThreadCaches, root: &Root, src: &P) -> *mut MCache {
+        if root.key == 0 {
+            // No registry entry: no thread cache (see "Heap keys").
+            return ptr::null_mut();
+        }
         for i in 1..SLOTS {
-            if ptr::eq(t.roots[i].get(), root) {
+            if t.keys[i].get() == root.key {
                 // Move the hit to slot 0 (most recently used).
                 let c = t.caches[i].get();
+                t.keys[i].set(t.keys[0].get());
                 t.roots[i].set(t.roots[0].get());
                 t.caches[i].set(t.caches[0].get());
+                t.keys[0].set(root.key);
                 t.roots[0].set(root);
                 t.caches[0].set(c);
                 return c;
@@ -155,16 +259,16 @@ mod imp {
         if c.is_null() {
             return c;
         }
-        // Evict the least recently used slot, then shift everything down one.
-        let last_root = t.roots[SLOTS - 1].get();
-        if !last_root.is_null() {
-            // SAFETY: a root outlives the threads that used it; the cache is this thread's.
-            unsafe { (*last_root).release_cache(t.caches[SLOTS - 1].get()) };
-        }
-        for i in (1..SLOTS).rev() {
+        // Evict the least recently used slot (a slot of a released heap first), then shift
+        // everything down one.
+        let victim = (0..SLOTS).find(|&i| t.keys[i].get() == 0).unwrap_or(SLOTS - 1);
+        release_slot(t, victim);
+        for i in (1..=victim).rev() {
+            t.keys[i].set(t.keys[i - 1].get());
             t.roots[i].set(t.roots[i - 1].get());
             t.caches[i].set(t.caches[i - 1].get());
         }
+        t.keys[0].set(root.key);
         t.roots[0].set(root);
         t.caches[0].set(c);
         c
@@ -182,21 +286,19 @@ mod imp {
 
     /// Always none.
     #[inline]
-    pub fn lookup(_root: *const Root) -> *mut MCache {
+    pub fn lookup(_key: u64) -> *mut MCache {
         ptr::null_mut()
     }
 
     /// Always none.
     #[inline]
-    pub fn peek_any() -> *mut MCache {
+    pub fn peek(_key: u64) -> *mut MCache {
         ptr::null_mut()
     }
 
-    /// Always none.
+    /// No slots.
     #[inline]
-    pub fn peek(_root: *const Root) -> *mut MCache {
-        ptr::null_mut()
-    }
+    pub fn drop_slot(_key: u64) {}
 
     /// Always none: use the shared cache.
     #[inline]
@@ -209,4 +311,4 @@ mod imp {
     pub fn forget(_root: &Root) {}
 }
 
-pub(super) use imp::{forget, get, lookup, peek, peek_any};
+pub(super) use imp::{drop_slot, forget, get, lookup, peek};

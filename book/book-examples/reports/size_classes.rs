@@ -14,7 +14,7 @@ type Band = (usize, usize, f64);
 
 /// Share of slot bytes lost to rounding when every size in each `(lo, hi, weight)` band is
 /// requested equally often (weights are shares of requests), sizes 16 B and up (smaller
-/// requests go to the tiny allocator).
+/// requests are left out, as Go's tiny allocator serves them).
 fn rounding_waste(bands: &[Band]) -> f64 {
     let (mut requested, mut slots) = (0.0, 0.0);
     for &(lo, hi, weight) in bands {

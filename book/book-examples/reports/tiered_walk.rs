@@ -63,8 +63,8 @@ pub fn report() -> String {
     );
     let h: H = Heap::with_source(Tracked::new(Mmap));
     let mut base = None;
-    step(&mut out, &h, &mut base, "tiny: 8 B (first ever)", Layout::new::<u64>());
-    step(&mut out, &h, &mut base, "tiny: 4 B", Layout::new::<u32>());
+    step(&mut out, &h, &mut base, "8 B (first ever)", Layout::new::<u64>());
+    step(&mut out, &h, &mut base, "4 B (8 B class)", Layout::new::<u32>());
     step(&mut out, &h, &mut base, "small: 100 B", Layout::from_size_align(100, 8).unwrap());
     step(&mut out, &h, &mut base, "small: 100 B again", Layout::from_size_align(100, 8).unwrap());
     let large = Layout::from_size_align(100 * 1024, 8).unwrap();
