@@ -16,8 +16,8 @@ use core::ptr::NonNull;
 use crate::compose::{INNER_POOL, POOL, PoolFull, Spec, SpecNode};
 use crate::source::PageSource;
 use crate::strategies::Tiered;
-use crate::strategies::layers::{Arenas, DEFAULT_ARENAS, Routed, ThreadCache};
 use crate::strategies::freelist::{BestFit, FirstFit, NextFit, SegregatedFit};
+use crate::strategies::layers::{Arenas, DEFAULT_ARENAS, Routed, ThreadCache};
 // `enum_dispatch` pastes the trait's method signatures here, so their types must be in scope.
 use crate::strategy::{BadFree, BlockInfo, CheckError, Strategy, StrategyStats};
 
@@ -182,7 +182,9 @@ impl AnyInner {
                 AnyStrategy::SegregatedFit(s) => AnyInner::SegregatedFit(s),
                 _ => AnyInner::Tiered(<Tiered as crate::ConstInit>::INIT),
             },
-            SpecNode::ThreadCache(c) => AnyInner::ThreadCache(ThreadCache::new(INNER_POOL.place(Self::build(spec, c)?)?)),
+            SpecNode::ThreadCache(c) => {
+                AnyInner::ThreadCache(ThreadCache::new(INNER_POOL.place(Self::build(spec, c)?)?))
+            }
             // The parser refuses `arenas` inside `arenas`; should a spec built otherwise hold
             // one, its arenas are left out (the inner strategy serves alone).
             SpecNode::Arenas(c) => Self::build(spec, c)?,
@@ -272,7 +274,9 @@ impl AnyStrategy {
     fn build(spec: &Spec, i: u8) -> Result<Self, PoolFull> {
         Ok(match spec.node(i) {
             SpecNode::Base(k) => Self::new(k),
-            SpecNode::ThreadCache(c) => AnyStrategy::ThreadCache(ThreadCache::new(POOL.place(Self::build(spec, c)?)?)),
+            SpecNode::ThreadCache(c) => {
+                AnyStrategy::ThreadCache(ThreadCache::new(POOL.place(Self::build(spec, c)?)?))
+            }
             SpecNode::Arenas(c) => {
                 let first = INNER_POOL.place(AnyInner::build(spec, c)?)?;
                 let mut each = [first; DEFAULT_ARENAS];

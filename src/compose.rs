@@ -114,7 +114,9 @@ impl Spec {
             SpecNode::Base(_) => here,
             SpecNode::ThreadCache(c) => here + self.count(c, true),
             SpecNode::Arenas(c) => here + crate::strategies::layers::DEFAULT_ARENAS * self.count(c, true),
-            SpecNode::Segregate { small, large, .. } => here + self.count(small, true) + self.count(large, true),
+            SpecNode::Segregate { small, large, .. } => {
+                here + self.count(small, true) + self.count(large, true)
+            }
         }
     }
 
@@ -262,7 +264,10 @@ unsafe impl<T: Send + Sync> Sync for Pool<T> {}
 
 impl<T> Pool<T> {
     const fn new() -> Self {
-        Pool([const { Node { taken: AtomicBool::new(false), value: UnsafeCell::new(MaybeUninit::uninit()) } }; POOL_NODES])
+        Pool(
+            [const { Node { taken: AtomicBool::new(false), value: UnsafeCell::new(MaybeUninit::uninit()) } };
+                POOL_NODES],
+        )
     }
 
     /// Moves `value` into a free slot, for the rest of the program.

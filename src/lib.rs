@@ -54,8 +54,8 @@ pub use heap::{Heap, SourceCalls, Stats};
 pub use source::Mmap;
 pub use source::{Failing, Fixed, Op, PageSource, Region, SourceError, State, Tracked, TrackedCounts};
 pub use strategies::Tiered;
-pub use strategies::layers::{Arenas, Identity, Segregate, ThreadCache};
 pub use strategies::freelist::{
     AddrRegions, AddrTree, BestFit, FirstFit, Linear, NextFit, SegregatedFit, SizeBins, SizeTree,
 };
+pub use strategies::layers::{Arenas, Identity, Segregate, ThreadCache};
 pub use strategy::{BadFree, BlockInfo, CheckError, ConstInit, Strategy, StrategyStats};

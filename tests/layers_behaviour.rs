@@ -12,8 +12,8 @@ use std::sync::mpsc;
 
 use harness::reference::PagePerBlock;
 use stratalloc::{
-    Arenas, BadFree, BestFit, ConstInit, Heap, Mmap, PageSource, Segregate, SegregatedFit, Strategy, ThreadCache,
-    Tracked,
+    Arenas, BadFree, BestFit, ConstInit, Heap, Mmap, PageSource, Segregate, SegregatedFit, Strategy,
+    ThreadCache, Tracked,
 };
 
 /// A pointer that crosses threads in a test (the blocks are plain memory of a shared heap).
@@ -34,7 +34,9 @@ fn threads_spread_over_arenas() {
     let blocks: Vec<Vec<Sent>> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..4)
             .map(|_| {
-                s.spawn(|| (0..200).map(|i| Sent(heap.alloc_layout(layout(16 + i)).unwrap())).collect::<Vec<_>>())
+                s.spawn(|| {
+                    (0..200).map(|i| Sent(heap.alloc_layout(layout(16 + i)).unwrap())).collect::<Vec<_>>()
+                })
             })
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
@@ -45,7 +47,11 @@ fn threads_spread_over_arenas() {
     for (t, bs) in blocks.iter().enumerate() {
         for b in bs {
             let i = a.owner_of(b.0.as_ptr()).unwrap_or_else(|| panic!("thread {t}: {:p} in no arena", b.0));
-            assert!(a.arena(i).block_of(b.0.as_ptr()).is_some(), "owner map names the wrong arena for {:p}", b.0);
+            assert!(
+                a.arena(i).block_of(b.0.as_ptr()).is_some(),
+                "owner map names the wrong arena for {:p}",
+                b.0
+            );
         }
     }
     for (bs, t) in blocks.iter().zip(0..) {
@@ -120,7 +126,11 @@ fn thread_exit_hands_the_cache_back() {
     // SAFETY: no other thread uses the heap.
     unsafe { heap.check() }.unwrap();
     heap.trim();
-    assert_eq!(heap.strategy().inner().stats().live_objects, 0, "trim left blocks in an exited thread's cache");
+    assert_eq!(
+        heap.strategy().inner().stats().live_objects,
+        0,
+        "trim left blocks in an exited thread's cache"
+    );
     // SAFETY: as above.
     unsafe { heap.check() }.unwrap();
 }
@@ -208,7 +218,11 @@ fn bad_frees<S: Strategy + ConstInit>() {
         assert_eq!(heap.free(NonNull::from(&stack).cast()), Err(BadFree::Foreign));
         let boxed = Box::new(0u64);
         assert_eq!(heap.free(NonNull::from(&*boxed).cast()), Err(BadFree::Foreign));
-        assert!(heap.block_of(a.as_ptr()).is_none(), "{}: a freed block is still live", heap.strategy().name());
+        assert!(
+            heap.block_of(a.as_ptr()).is_none(),
+            "{}: a freed block is still live",
+            heap.strategy().name()
+        );
         assert!(heap.block_of(b.as_ptr()).is_some());
     }
     let c = heap.alloc_layout(l).unwrap();
@@ -268,7 +282,9 @@ fn release_all_gives_everything_back() {
             for t in 0..4 {
                 let heap = &heap;
                 s.spawn(move || {
-                    let v: Vec<_> = (0..100).map(|i| heap.alloc_layout(layout(8 + (i * 37 + t) % 3000)).unwrap()).collect();
+                    let v: Vec<_> = (0..100)
+                        .map(|i| heap.alloc_layout(layout(8 + (i * 37 + t) % 3000)).unwrap())
+                        .collect();
                     for (i, p) in v.into_iter().enumerate() {
                         if i % 4 != 0 {
                             // SAFETY: a live block of `heap`, given up.

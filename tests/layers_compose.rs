@@ -70,7 +70,9 @@ fn composed_heaps() {
             .unwrap_or_else(|e| panic!("{name} case {case}: {e}"));
         }
         let shape = ThreadShape { threads: 16, steps: 300, max_size: 64 << 10, max_align: 4096 };
-        harness::threads_on(&heap, shape, Backing::Machine, &opts, |h, o| harness::tracked_agrees(h.source(), h, o));
+        harness::threads_on(&heap, shape, Backing::Machine, &opts, |h, o| {
+            harness::tracked_agrees(h.source(), h, o)
+        });
         // SAFETY: no other thread uses the heap.
         unsafe { heap.release_all() };
         assert_eq!(heap.source().counts().owned(), 0, "{name}: release_all left memory with the source");

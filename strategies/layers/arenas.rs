@@ -52,7 +52,7 @@ impl<S: ConstInit, const N: usize> ConstInit for Arenas<S, N> {
         assert!(N >= 1 && N <= 255, "Arenas: N must be 1..=255 (the owner map stores arena + 1 in a byte)");
         Arenas {
             arenas: [const { Arena { busy: SpinLock::new(()), strategy: S::INIT } }; N],
-            owners: OwnerMap::INIT,
+            owners: OwnerMap::new(),
             next: AtomicUsize::new(0),
         }
     };
@@ -63,7 +63,7 @@ impl<S, const N: usize> Arenas<S, N> {
     pub fn from_fn(mut make: impl FnMut(usize) -> S) -> Self {
         Arenas {
             arenas: core::array::from_fn(|i| Arena { busy: SpinLock::new(()), strategy: make(i) }),
-            owners: OwnerMap::INIT,
+            owners: OwnerMap::new(),
             next: AtomicUsize::new(0),
         }
     }
@@ -349,7 +349,11 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
             // SAFETY: forwarded with the caller's guarantees; arena `i`'s own source.
             unsafe { a.strategy.check(&self.source(src, i)) }?;
             if a.busy.try_lock().is_none() {
-                return Err(CheckError { what: "arena lock free when no call is in flight", addr: 0, detail: i });
+                return Err(CheckError {
+                    what: "arena lock free when no call is in flight",
+                    addr: 0,
+                    detail: i,
+                });
             }
         }
         // SAFETY: no other thread uses the strategy (caller).

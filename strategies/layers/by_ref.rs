@@ -29,7 +29,13 @@ unsafe impl<S: Strategy> Strategy for &'static S {
         unsafe { (**self).alloc_zeroed(src, layout) }
     }
     #[inline(always)]
-    unsafe fn realloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, layout: Layout, new_size: usize) -> Option<NonNull<u8>> {
+    unsafe fn realloc<P: PageSource>(
+        &self,
+        src: &P,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Option<NonNull<u8>> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { (**self).realloc(src, ptr, layout, new_size) }
     }

@@ -35,7 +35,13 @@ unsafe impl<S: Strategy> Strategy for Identity<S> {
         unsafe { self.0.alloc_zeroed(src, layout) }
     }
     #[inline(always)]
-    unsafe fn realloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, layout: Layout, new_size: usize) -> Option<NonNull<u8>> {
+    unsafe fn realloc<P: PageSource>(
+        &self,
+        src: &P,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Option<NonNull<u8>> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.0.realloc(src, ptr, layout, new_size) }
     }

@@ -66,11 +66,13 @@ unsafe impl Send for Spares {}
 
 impl OwnerMap {
     /// An empty map; does no work.
-    pub const INIT: Self = OwnerMap {
-        root: AtomicPtr::new(ptr::null_mut()),
-        node_bytes: AtomicUsize::new(0),
-        lock: SpinLock::new(Spares(ptr::null_mut())),
-    };
+    pub const fn new() -> Self {
+        OwnerMap {
+            root: AtomicPtr::new(ptr::null_mut()),
+            node_bytes: AtomicUsize::new(0),
+            lock: SpinLock::new(Spares(ptr::null_mut())),
+        }
+    }
 
     /// Bytes of the source the nodes hold (Ready, reserved).
     pub fn node_bytes(&self) -> usize {
@@ -100,7 +102,13 @@ impl OwnerMap {
     /// Records arena `arena` for every granule of `base..base + bytes`. Fails, changing no
     /// owner, when the range passes [`ADDR_BITS`]; fails part way (the recorded prefix is
     /// harmless: owners are hints the arena confirms) when a node cannot be had.
-    pub fn record<P: PageSource>(&self, src: &P, base: usize, bytes: usize, arena: u8) -> Result<(), SourceError> {
+    pub fn record<P: PageSource>(
+        &self,
+        src: &P,
+        base: usize,
+        bytes: usize,
+        arena: u8,
+    ) -> Result<(), SourceError> {
         let end = base.checked_add(bytes).filter(|e| e >> ADDR_BITS == 0);
         let Some(end) = end else {
             return Err(SourceError::Invalid { op: crate::Op::Used, addr: base, bytes });
@@ -270,7 +278,9 @@ impl OwnerMap {
                             detail: set,
                         });
                     }
-                    if let Some(bad) = leaf.as_ref().owner.iter().find(|o| o.load(Ordering::Relaxed) as usize > arenas) {
+                    if let Some(bad) =
+                        leaf.as_ref().owner.iter().find(|o| o.load(Ordering::Relaxed) as usize > arenas)
+                    {
                         return Err(CheckError {
                             what: "owner map names an arena that does not exist",
                             addr: leaf.as_ptr().addr(),
@@ -287,7 +297,11 @@ impl OwnerMap {
             spare = unsafe { (*leaf.as_ptr()).next_spare };
         }
         if bytes != self.node_bytes() {
-            return Err(CheckError { what: "owner map: node_bytes == Σ node sizes", addr: root.as_ptr().addr(), detail: bytes });
+            return Err(CheckError {
+                what: "owner map: node_bytes == Σ node sizes",
+                addr: root.as_ptr().addr(),
+                detail: bytes,
+            });
         }
         Ok(())
     }

@@ -50,7 +50,9 @@ pub struct Routed<L, Small, Large> {
 /// compile time).
 pub type Segregate<const LIMIT: usize, Small, Large> = Routed<ConstLimit<LIMIT>, Small, Large>;
 
-impl<const LIMIT: usize, Small: ConstInit, Large: ConstInit> ConstInit for Routed<ConstLimit<LIMIT>, Small, Large> {
+impl<const LIMIT: usize, Small: ConstInit, Large: ConstInit> ConstInit
+    for Routed<ConstLimit<LIMIT>, Small, Large>
+{
     const INIT: Self = {
         assert!(LIMIT >= 1, "Segregate: LIMIT must be at least 1 byte");
         Routed { lim: ConstLimit, small: Small::INIT, large: Large::INIT }
@@ -113,8 +115,11 @@ impl<L: Limit, Small: Strategy, Large: Strategy> Routed<L, Small, Large> {
         // SAFETY: `new_size > 0`; the source is the one both sides always use. The new block
         // goes to the side the new size names (the other one), the old is freed on its own.
         unsafe {
-            let new =
-                if from_small { self.large.alloc(src, new_layout) } else { self.small.alloc(src, new_layout) }?;
+            let new = if from_small {
+                self.large.alloc(src, new_layout)
+            } else {
+                self.small.alloc(src, new_layout)
+            }?;
             ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), layout.size().min(new_size));
             if from_small {
                 self.small.dealloc(src, ptr, layout);
@@ -226,6 +231,7 @@ unsafe impl<L: Limit, Small: Strategy, Large: Strategy> Strategy for Routed<L, S
         // the large side's to judge (the sides' memory is disjoint, so a pointer the small
         // side calls interior or not live is no block of the large side either).
         match unsafe { self.small.free(src, ptr) } {
+            // SAFETY: forwarded with the caller's guarantees; the small side changed nothing.
             Err(BadFree::Foreign) => unsafe { self.large.free(src, ptr) },
             r => r,
         }

@@ -144,7 +144,12 @@ impl<S: Strategy> ThreadCache<S> {
     /// # Safety
     /// As for [`Strategy::alloc`].
     #[cold]
-    unsafe fn alloc_after_flush<P: PageSource>(&self, src: &P, layout: Layout, zeroed: bool) -> Option<NonNull<u8>> {
+    unsafe fn alloc_after_flush<P: PageSource>(
+        &self,
+        src: &P,
+        layout: Layout,
+        zeroed: bool,
+    ) -> Option<NonNull<u8>> {
         if self.flush(src) == 0 {
             return None;
         }
@@ -172,7 +177,8 @@ impl<S: Strategy> ThreadCache<S> {
 #[cfg(feature = "std")]
 fn mark_key(generation: u64, heap: usize) -> usize {
     let here = 0u8;
-    let mut x = generation ^ (heap as u64).rotate_left(17) ^ ((&raw const here).addr() as u64).rotate_left(41);
+    let mut x =
+        generation ^ (heap as u64).rotate_left(17) ^ ((&raw const here).addr() as u64).rotate_left(41);
     // splitmix64's finaliser.
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -309,8 +315,9 @@ unsafe impl<S: Strategy> Strategy for ThreadCache<S> {
                     return Err(BadFree::NotLive); // in a cache already: a double free
                 }
             }
-            // SAFETY: the calling thread's record; a live block the caller gives up.
             if let Some((rec, root)) = rec
+                // SAFETY: the calling thread's record; a live block the caller gives up,
+                // 16-aligned with its usable size in bin `b` (`bin_for_block`).
                 && unsafe { rec.push(ptr, b, info.usable, root.key) }
             {
                 return Ok(info.usable);
@@ -341,7 +348,11 @@ unsafe impl<S: Strategy> Strategy for ThreadCache<S> {
             // SAFETY: no other thread uses the strategy (caller).
             unsafe { root.check::<S, P>(&self.inner) }?;
             if root.generation != self.generation.load(Ordering::Relaxed) {
-                return Err(CheckError { what: "root generation == heap generation", addr: 0, detail: root.generation as usize });
+                return Err(CheckError {
+                    what: "root generation == heap generation",
+                    addr: 0,
+                    detail: root.generation as usize,
+                });
             }
         }
         // SAFETY: forwarded with the caller's guarantees.

@@ -319,7 +319,11 @@ impl Root {
         err?;
         let want = root_bytes::<P>() + chunks * chunk_bytes::<P>();
         if want != self.meta_bytes() {
-            return Err(CheckError { what: "meta_bytes == root + Σ chunks", addr: ptr::from_ref(self).addr(), detail: want });
+            return Err(CheckError {
+                what: "meta_bytes == root + Σ chunks",
+                addr: ptr::from_ref(self).addr(),
+                detail: want,
+            });
         }
         Ok(())
     }
@@ -465,8 +469,14 @@ impl Record {
                 return Err(CheckError { what: "cached bin: count == stack length", addr: 0, detail: b });
             }
         }
-        if bytes != self.cached_bytes.load(Ordering::Relaxed) || objects != self.cached_objects.load(Ordering::Relaxed) {
-            return Err(CheckError { what: "record: cached_bytes / cached_objects == Σ bins", addr: ptr::from_ref(self).addr(), detail: bytes });
+        if bytes != self.cached_bytes.load(Ordering::Relaxed)
+            || objects != self.cached_objects.load(Ordering::Relaxed)
+        {
+            return Err(CheckError {
+                what: "record: cached_bytes / cached_objects == Σ bins",
+                addr: ptr::from_ref(self).addr(),
+                detail: bytes,
+            });
         }
         Ok(())
     }
