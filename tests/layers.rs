@@ -51,3 +51,12 @@ mod identity_next_fit {
     use stratalloc::{Identity, NextFit};
     strategy_suites!(Identity<NextFit>);
 }
+
+/// `Tiered` reserves 64 MiB arenas, more than the harness's `Fixed` region: over the OS only.
+mod over_tiered {
+    use stratalloc::{Arenas, BestFit, Segregate, ThreadCache, Tiered};
+    strategy_suite!(tcache_mmap, ThreadCache<Tiered>, mmap);
+    strategy_suite!(tcache_tracked, ThreadCache<Tiered>, tracked);
+    strategy_suite!(segregate_mmap, Segregate<1024, Tiered, BestFit>, mmap);
+    strategy_suite!(arenas_mmap, Arenas<Tiered, 2>, mmap);
+}
