@@ -94,7 +94,9 @@ fn bad_pointers<X: Placement, P: PageSource>(h: &Heap<FreeList<X>, P>) {
     }
     check(h);
     let (chunk, chunk_bytes) = some_chunk(h.strategy());
-    let other: Heap<FreeList<X>> = Heap::new();
+    // Another heap over its own region (Miri runs this test and cannot map memory).
+    let (_other_region, other_src) = fixed(1 << 20);
+    let other: Heap<FreeList<X>, Fixed> = Heap::with_source(other_src);
     let theirs = other.alloc_layout(l).unwrap();
     let boxed = Box::new([7u8; 64]);
     let local = 5u64;
@@ -196,14 +198,15 @@ fn random_by_address<S: Strategy, P: PageSource>(h: &Heap<S, P>, seed: u64, ops:
             5..=6 if !live.is_empty() => {
                 let (p, l, fill) = live.remove(&pick(&mut rng, &live)).unwrap();
                 // SAFETY: live block of `l.size()` bytes.
-                assert!(
-                    unsafe { core::slice::from_raw_parts(p.as_ptr(), l.size()) }.iter().all(|&b| b == fill)
-                );
-                // SAFETY: live block; by address or with its layout.
+                let bytes = unsafe { core::slice::from_raw_parts(p.as_ptr(), l.size()) };
+                assert!(bytes.iter().all(|&b| b == fill), "{name}: op {i}: {p:p} lost its contents");
                 if rng.below(2) == 0 {
+                    // SAFETY: live block with its layout.
                     let usable = unsafe { h.usable_size(p, l) };
+                    // SAFETY: live block, given up here.
                     assert_eq!(unsafe { h.free(p) }, Ok(usable), "{name}: op {i}");
                 } else {
+                    // SAFETY: live block with its layout.
                     unsafe { h.dealloc(p.as_ptr(), l) };
                 }
                 freed.push(p);
