@@ -20,6 +20,7 @@
 //! returned (the bump pointer and the free list's links are pointers, never integers).
 
 use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::source::PageSource;
 
@@ -132,17 +133,27 @@ impl FixAlloc {
     /// A record, contents unspecified, 64-byte aligned (one cache line, so that two records
     /// never share one).
     pub fn alloc<P: PageSource>(&mut self, meta: &mut Persistent, src: &P) -> Option<NonNull<u8>> {
-        let p = match NonNull::new(self.free) {
-            None => meta.alloc(src, self.size, 64)?,
+        self.alloc_reused(meta, src).map(|(p, _)| p)
+    }
+
+    /// [`Self::alloc`], and whether the record was used before (it then holds what its last
+    /// user left, but for the link in its first word); false for fresh memory.
+    pub fn alloc_reused<P: PageSource>(
+        &mut self,
+        meta: &mut Persistent,
+        src: &P,
+    ) -> Option<(NonNull<u8>, bool)> {
+        let r = match NonNull::new(self.free) {
+            None => (meta.alloc(src, self.size, 64)?, false),
             Some(p) => {
                 // SAFETY: a free record holds the link to the next one in its first word,
-                // written by `free` as a pointer; records are 64-byte aligned.
-                self.free = unsafe { p.cast::<*mut u8>().read() };
-                p
+                // written by `free` as an atomic pointer; records are 64-byte aligned.
+                self.free = unsafe { p.cast::<AtomicPtr<u8>>().as_ref() }.load(Ordering::Relaxed);
+                (p, true)
             }
         };
         self.inuse += 1;
-        Some(p)
+        Some(r)
     }
 
     /// Gives a record back.
@@ -151,8 +162,10 @@ impl FixAlloc {
     /// `p` came from this `FixAlloc` and nothing uses it any more.
     pub unsafe fn free(&mut self, p: NonNull<u8>) {
         // SAFETY: the record is ours again (the caller's contract), at least 64 bytes and
-        // 64-byte aligned: its first word takes the link.
-        unsafe { p.cast::<*mut u8>().write(self.free) };
+        // 64-byte aligned: its first word takes the link. An atomic store: a span record's
+        // first word is its `base`, which a stale reader may load meanwhile (see "Reuse of
+        // span records" in span.rs); every record's first word is a pointer-sized field.
+        unsafe { p.cast::<AtomicPtr<u8>>().as_ref() }.store(self.free, Ordering::Relaxed);
         self.free = p.as_ptr();
         self.inuse -= 1;
     }

@@ -118,8 +118,9 @@ impl MCache {
     pub fn push_free(&self, s: &Span, i: usize, p: NonNull<u8>) -> bool {
         let class = s.class.get() as usize;
         debug_assert!(class < CLASS_COUNT);
-        // SAFETY: `class < CLASS_COUNT`: the class of a small span.
-        let st = unsafe { self.free.get_unchecked(class % CLASS_COUNT) };
+        // SAFETY: `class < CLASS_COUNT`: the class of a small span (`Span::new` takes it from
+        // a span class below `SPAN_CLASS_COUNT`).
+        let st = unsafe { self.free.get_unchecked(class) };
         let n = st.len.get();
         if n >= st.cap {
             return false;
@@ -139,7 +140,7 @@ impl MCache {
     pub fn pop_free(&self, class: usize) -> Option<NonNull<u8>> {
         debug_assert!(class < CLASS_COUNT);
         // SAFETY: `class < CLASS_COUNT`: callers pass `class_of(size)` of a small size.
-        let st = unsafe { self.free.get_unchecked(class % CLASS_COUNT) };
+        let st = unsafe { self.free.get_unchecked(class) };
         let n = st.len.get().checked_sub(1)? as usize % FREE_STACK_SLOTS;
         st.len.set(n as u32);
         // SAFETY: a stacked object's span is owned by this cache (a span leaves it only with

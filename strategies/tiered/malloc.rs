@@ -316,7 +316,8 @@ impl Tiered {
         if s.span_class.get() & 1 == 0 {
             return root.free_large(src, p);
         }
-        let i = s.object_at(p).ok_or(BadFree::Interior)?;
+        let off = p.checked_sub(s.base_addr()).ok_or(BadFree::Interior)?;
+        let i = s.small_object_at(off).ok_or(BadFree::Interior)?;
         let my = tls::peek(root.key);
         if !my.is_null() && ptr::eq(s.owner.load(Ordering::Relaxed), my) {
             // The fast path: a span this thread's cache owns.

@@ -346,13 +346,20 @@ impl HeapInner {
         // provenance"); `wrapping_add` because a run may continue into the next arena.
         let base = NonNull::new(arena.base.as_ptr().wrapping_add(offset))?;
         let needzero = self.make_ready(src, base.as_ptr().addr(), npages)? || !P::FRESH_ZEROED;
-        let Some(rec) = self.spans.alloc(&mut self.meta, src) else {
+        let Some((rec, reused)) = self.spans.alloc_reused(&mut self.meta, src) else {
             self.unmake_ready(base.as_ptr().addr(), npages);
             return None;
         };
         let span = rec.cast::<Span>();
-        // SAFETY: a fresh span record, sized and aligned for a Span.
-        unsafe { span.as_ptr().write(Span::new(base, npages, spc, needzero)) };
+        if !reused {
+            // SAFETY: fresh metadata sized and aligned for a Span, which no span map has ever
+            // named, so no thread can read it: written whole.
+            unsafe { span.as_ptr().write(Span::empty()) };
+        }
+        // SAFETY: an initialised record (written above, or a freed span's), held under the
+        // heap lock; `init` rewrites it field by field through cells and atomics (see
+        // "Reuse of span records" in span.rs).
+        unsafe { span.as_ref() }.init(base, npages, spc, needzero);
         self.for_each_piece(base.as_ptr().addr(), npages, |a, _, first, n| {
             a.set_spans(first, n, span.as_ptr())
         });

@@ -58,6 +58,13 @@ impl RemoteStack {
         self.head.swap(ptr::null_mut(), Ordering::Acquire)
     }
 
+    /// Empties the stack's head for a record that is reused (the stack is empty then: a
+    /// freed span has none waiting).
+    #[inline]
+    pub fn reset(&self) {
+        self.head.store(ptr::null_mut(), Ordering::Relaxed);
+    }
+
     /// Whether the stack looks empty (a hint, Relaxed).
     #[inline]
     pub fn is_empty(&self) -> bool {

@@ -8,8 +8,8 @@
 //! - every large allocation and free;
 //! - every 16th cache refill from mcentral;
 //! - every [`FREE_STEP_BYTES`] freed through a thread's cache off the owner's fast path
-//!   (frees into spans the cache does not own, which go on remote or pending stacks, and
-//!   tiny frees). Those are the frees that bring spans, and so pages, back to the heap;
+//!   (frees into spans the cache does not own, which go on remote or pending stacks).
+//!   Those are the frees that bring spans, and so pages, back to the heap;
 //!   the owner's free of a small object only clears a bit in a span it keeps owning;
 //! - every [`OP_STEP_ALLOCS`] allocations a thread's cache serves on its fast path (a
 //!   countdown in the mcache: one decrement and one branch per allocation). So a program

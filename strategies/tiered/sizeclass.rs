@@ -338,10 +338,12 @@ pub fn object_index(offset: usize, class: usize) -> usize {
     div_by_mul(offset, TABLES.div_mul[class])
 }
 
-/// `offset / size` given `div_mul` of the size's class (see step 5 above).
+/// `offset / size` given `div_mul` of the size's class (see step 5 above), for offsets
+/// inside a span. The product wraps for larger ones (a pointer the free path checks may lie
+/// anywhere), giving an index its callers then find out of range or off an object start.
 #[inline(always)]
 pub fn div_by_mul(offset: usize, div_mul: u32) -> usize {
-    ((offset as u64 * div_mul as u64) >> 32) as usize
+    ((offset as u64).wrapping_mul(div_mul as u64) >> 32) as usize
 }
 // ANCHOR_END: object_index
 

@@ -44,12 +44,32 @@
 //!   `alloc_base == base`;
 //! - every bit of `alloc_cache` set ⇒ that object is below `nelems` with its alloc bit set
 //!   (claimed), and the cache covers only objects of `freeindex`'s word;
-//! - every object on `remote` lies in the span, at an object boundary, with its bit set.
+//! - every object on `remote` lies in the span, at an object boundary, with its bit set
+//!   and its remote bit set;
+//! - `live ⊆ alloc_bits`, no live bit past `nelems` or on an object of the alloc cache,
+//!   `remote_bits ⊆ live`; a large span's one object is live.
+//!
+//! # Liveness (issue 22: a block known from its address)
+//! `alloc_bits` cannot say whether the program holds an object: an object on a free stack,
+//! in the alloc cache or on its way to the holder (a remote free) has its bit set too. So
+//! each span keeps two more bitmaps, atomics that any thread may read with relaxed loads:
+//! - `live`: 1 = handed out to the program and not freed by its holder. Written only by the
+//!   span's holder, with a plain (relaxed) load and store, no read-modify-write: set when an
+//!   object is handed out (`next_free_fast`, a free stack's pop, a large allocation), cleared
+//!   when the holder frees it (`take_live`, before the free stack or the bit clear) or
+//!   collects another thread's free of it (`collect_one`).
+//! - `remote_bits`: 1 = freed by a thread that does not hold the span, not yet collected.
+//!   Set by that thread with one `fetch_or` (`claim_remote`), whose old value refuses a
+//!   second free; cleared by the holder when it collects the object (live bit first, then
+//!   this bit with Release, then the alloc bit).
+//!
+//! An object is live iff its live bit is set and its remote bit clear (`is_live`): what
+//! `block_of` answers and every free checks (`free_addr` in malloc.rs).
 //!
 //! # Reuse of span records
 //! A span record is metadata from the heap's `FixAlloc`: when the span is freed
 //! (`MHeap::free_span`) the record goes on the free list, whose link is written into its
-//! first word, and the next `alloc_span` writes a whole new `Span` over it, possibly at
+//! first word, and the next `alloc_span` rewrites it as a new span (`Span::init`), possibly at
 //! once (`grow` and `cache_span` run in the same call chains as frees). Threads still hold
 //! `&Span` to it then: the caller chains that free a span take it as `&Span`
 //! (`dealloc_slow` → `free_large`, `free_owned` → `on_refillable` → `uncache_span`,
@@ -58,14 +78,22 @@
 //! and frees the span (see "Remote frees and the record" below).
 //!
 //! So no byte of a `Span` is immutable to the language: every field is a [`Cell`], an
-//! atomic, or an [`Init`] (a cell with no setter), and the struct has no implicit padding
-//! (asserted below). A `&Span` then asserts nothing about the record's contents, and the
-//! rewrite of a freed record through the free list's pointer does not contradict any
-//! reference that is still live (Stacked Borrows: no frozen byte under a protected
-//! `&Span`). It costs nothing: reading an [`Init`] is a plain load, as reading a plain field
-//! is, and a `&Span` was already never `noalias` (the struct has cells). That the
-//! fields an [`Init`] holds do not change while the span is live is the protocol's
-//! promise (only `Span::new` writes them), not the type's.
+//! atomic, an `Init` field ([`InitPtr`], [`InitU32`], ...: an atomic read and written with
+//! relaxed loads and stores, written only by [`Span::init`]) or padding in an [`Init`] cell,
+//! and the struct has no implicit padding (asserted below). A `&Span` then asserts nothing
+//! about the record's contents, and the rewrite of a freed record (the free list's link in
+//! its first word, then `Span::init`, field by field) does not contradict any reference that
+//! is still live (Stacked Borrows: no frozen byte under a protected `&Span`). It costs
+//! nothing: a relaxed load is a plain load, and a `&Span` was already never `noalias` (the
+//! struct has cells). That the `Init` fields do not change while the span is live is the
+//! protocol's promise (only `Span::init` writes them), not the type's.
+//!
+//! The `Init` fields and the live and remote bits are atomics for one more reader: a thread
+//! that checks a pointer which is not a live block (`block_of`, a bad free; see "Bad input"
+//! in mod.rs) may find, through the span map, a span that another thread frees and whose
+//! record is reused meanwhile. It reads only those fields, so its reads race with no plain
+//! write; its answer may be stale, which the contract allows for such a pointer. A fresh
+//! record (never named by a span map) is written whole (`Span::empty`) before `init`.
 //!
 //! # Remote frees and the record
 //! A thread that frees an object of a span it does not own touches the span record only
@@ -75,15 +103,12 @@
 //! the object's alloc bit is set and counted in `alloc_count`, so the span cannot become
 //! empty and be freed (`free_span` needs `alloc_count == 0`, and only the holder, after
 //! collecting the object, can bring it there); after the CAS the pusher reads nothing of
-//! the record, though its `&Span` argument lives until it returns. Tiny objects are the
-//! same with the tiny counter: `free_one`'s `fetch_add` is its last access to the span
-//! unless it returned true, and then the block is still allocated until this thread frees
-//! it. A record reused under a returning pusher is therefore never read by it again, and
+//! the record, though its `&Span` argument lives until it returns. A record reused under a returning pusher is therefore never read by it again, and
 //! its still-live `&Span` asserts nothing about the contents (above).
 
 use core::cell::Cell;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use super::remote::RemoteStack;
 
@@ -131,7 +156,8 @@ pub enum SpanList {
 ///   case, no longer pay twice.
 /// - Lines 1-2: the rest of the bitmap, then what an allocation reads and writes (alloc
 ///   cache, `freeindex`, object size and a copy of `base`), so an allocation reads one line.
-/// - Line 3: what only slow paths use (list links, list, page count, tiny counters).
+/// - Line 3: what only slow paths use (list links, list, page count).
+/// - Lines 5-8: the live and remote bits (see "Liveness").
 /// - Line 4: the remote stack, which other threads write.
 #[repr(C, align(64))]
 pub struct Span {
@@ -141,21 +167,21 @@ pub struct Span {
     // cache at most once on the span (twice for bigger bitmaps), not once per field group.
     /// The first object (the first page), with the provenance of the arena's reservation:
     /// every object pointer of the span is derived from it.
-    pub base: Init<NonNull<u8>>,
+    pub base: InitPtr,
     /// The mcache whose current (or owned) span this is, or null.
     pub owner: AtomicPtr<MCache>,
     /// `ceil(2^32 / elem_bytes)` for small spans (Go's `mspan.divMul`): object index by
     /// multiply and shift, with no table lookup on the free path.
-    pub div_mul: Init<u32>,
+    pub div_mul: InitU32,
     /// Objects whose alloc bit is set.
     pub alloc_count: Cell<u32>,
     /// `nelems - refill_min()`: when an owner's free brings `alloc_count` down to this, the
     /// span has just become worth a refill (see "Owned spans" in mcache.rs).
-    pub refill_count: Init<u32>,
+    pub refill_count: InitU32,
     /// Size class (0 = large).
-    pub class: Init<u8>,
+    pub class: InitU8,
     /// Span class (`class << 1 | noscan`, see sizeclass.rs).
-    pub span_class: Init<u8>,
+    pub span_class: InitU8,
     /// Whether the pages may hold old data (false: fresh from a zeroing source).
     pub needzero: Cell<bool>,
     _pad0: Init<u8>,
@@ -167,14 +193,14 @@ pub struct Span {
     /// Next object the scan looks at.
     pub freeindex: Cell<u32>,
     /// Objects in the span (1 for a large span).
-    pub nelems: Init<u32>,
+    pub nelems: InitU32,
     /// Object size (bytes); for a large span, the span's bytes.
-    pub elem_bytes: Init<usize>,
+    pub elem_bytes: InitUsize,
     /// A copy of `base` beside the alloc cache, so that an allocation reads one line of the
     /// span (`alloc_base == base`, set once, checked).
-    pub alloc_base: Init<NonNull<u8>>,
+    pub alloc_base: InitPtr,
     /// Runtime pages.
-    pub npages: Init<usize>,
+    pub npages: InitUsize,
     /// Unused (keeps line 3's layout).
     _pad3: Init<usize>,
     /// List links (mcentral's lists, the owner's `owned` list).
@@ -200,24 +226,109 @@ pub struct Span {
 }
 // ANCHOR_END: span_struct
 
-/// A span field set when the record is made (`Span::new`) and only read while the span
-/// lives: a [`Cell`] without a setter. A cell, not a plain field, because the record is
-/// rewritten when it is reused while `&Span`s to it may still be live (see "Reuse of span
-/// records" in the module docs).
+/// Bytes of a record that nobody reads: a [`Cell`] with no accessor, so that no byte of the
+/// record lies outside a cell (see "Reuse of span records").
 #[repr(transparent)]
 pub struct Init<T>(Cell<T>);
 
 impl<T: Copy> Init<T> {
-    /// A field holding `v`.
+    /// Bytes holding `v`.
     #[inline(always)]
     pub const fn new(v: T) -> Init<T> {
         Init(Cell::new(v))
     }
+}
 
-    /// The value.
+/// Defines a span field set when the record is (re)made (`Span::init`) and only read while
+/// the span lives. An atomic, read and written with relaxed loads and stores (plain moves),
+/// because a thread that checks a pointer which is not a live block (`block_of`, a bad
+/// free) may read the record of a span being freed or reused by another thread meanwhile:
+/// the answer is then stale, but the read is no data race (see "Reuse of span records").
+macro_rules! init_field {
+    ($(#[$doc:meta])* $name:ident, $t:ty, $atomic:ty) => {
+        $(#[$doc])*
+        #[repr(transparent)]
+        pub struct $name($atomic);
+
+        impl $name {
+            /// A field holding `v`.
+            #[inline(always)]
+            pub const fn new(v: $t) -> $name {
+                $name(<$atomic>::new(v))
+            }
+
+            /// The value.
+            #[inline(always)]
+            pub fn get(&self) -> $t {
+                self.0.load(Ordering::Relaxed)
+            }
+
+            /// Sets the value (`Span::init`, the record's holder).
+            #[inline(always)]
+            fn set(&self, v: $t) {
+                self.0.store(v, Ordering::Relaxed)
+            }
+        }
+    };
+}
+
+init_field!(
+    /// An `Init` field of type `u8`.
+    InitU8, u8, AtomicU8
+);
+init_field!(
+    /// An `Init` field of type `u32`.
+    InitU32, u32, AtomicU32
+);
+init_field!(
+    /// An `Init` field of type `usize`.
+    InitUsize, usize, AtomicUsize
+);
+
+/// An `Init` field holding a span's base pointer (never null once the span is made; the
+/// static empty span holds a dangling one).
+#[repr(transparent)]
+pub struct InitPtr(AtomicPtr<u8>);
+
+impl InitPtr {
+    /// A field holding `v`.
     #[inline(always)]
-    pub fn get(&self) -> T {
-        self.0.get()
+    pub const fn new(v: NonNull<u8>) -> InitPtr {
+        InitPtr(AtomicPtr::new(v.as_ptr()))
+    }
+
+    /// The pointer.
+    #[inline(always)]
+    pub fn get(&self) -> NonNull<u8> {
+        // A span's base is never null: `new` and `set` take a `NonNull`, and the only other
+        // writer of the record's first word, `FixAlloc::free`'s link, writes a freed
+        // record, which no reader of a live span reaches; a stale reader (see above) gets a
+        // dangling pointer instead of null, which it only compares.
+        NonNull::new(self.0.load(Ordering::Relaxed)).unwrap_or(NonNull::dangling())
+    }
+
+    /// The pointer's address (comparisons and arithmetic only; no null test).
+    #[inline(always)]
+    pub fn addr(&self) -> usize {
+        self.0.load(Ordering::Relaxed).addr()
+    }
+
+    /// The pointer, without the null test of [`Self::get`] (the allocation fast path).
+    ///
+    /// # Safety
+    /// The span is live and the caller holds it or one of its live objects (so the record
+    /// is not being reused, and `init` stored a non-null pointer).
+    #[inline(always)]
+    pub unsafe fn get_live(&self) -> NonNull<u8> {
+        // SAFETY: a live span's base was stored by `init` from a `NonNull` (the caller's
+        // contract), and nothing else writes it while the span lives.
+        unsafe { NonNull::new_unchecked(self.0.load(Ordering::Relaxed)) }
+    }
+
+    /// Sets the pointer (`Span::init`).
+    #[inline(always)]
+    fn set(&self, v: NonNull<u8>) {
+        self.0.store(v.as_ptr(), Ordering::Relaxed)
     }
 }
 
@@ -276,21 +387,20 @@ const _: () = {
     assert!(core::mem::size_of::<Span>() == 576);
 };
 
-// SAFETY: `Span` is `!Sync` for its `Cell`s and `Init`s and its raw `tiny_counts` pointer;
-// spans are shared between threads as `&Span`. Every `Cell` (alloc bits and count, alloc cache,
-// `freeindex`, `needzero`, list links and tag) is read and written by one party at a time,
-// the span's holder: the thread of the mcache that `owner` names, else the holder of the
-// span's mcentral lock (a span on its lists, or being filed there), else, for a large span,
-// the heap lock holder and the thread that holds its object. A span changes holder only
-// under the mcentral lock (cacheSpan, uncacheSpan) or the heap lock (`alloc_span`,
-// `free_span`), whose Acquire and Release order the old holder's accesses before the new
-// one's. Any other thread reads only `Init` fields, written by `Span::new` before the span
-// was handed out and never while it lives (`base`, `alloc_base`, `div_mul`, `refill_count`,
-// `class`, `span_class`, `nelems`, `elem_bytes`, `npages`, `tiny_counts`; ordered by the
-// locks that handed the span and its objects out; a freed record is rewritten only after
-// every such reader is done with it, see "Remote frees and the record") and atomics (`owner`, `remote`, the tiny counters `tiny_counts` points
-// at). This holds for the debug checks too: the free path reads a span's bits only when the
-// freeing thread's cache owns it (`Root::can_stack`). `EMPTY_SPAN` is never written.
+// SAFETY: `Span` is `!Sync` for its `Cell`s (the `Init` padding included); spans are shared
+// between threads as `&Span`. Every `Cell` (alloc bits and count, alloc cache, `freeindex`,
+// `needzero`, list links and tag) is read and written by one party at a time, the span's
+// holder: the thread of the mcache that `owner` names, else the holder of the span's
+// mcentral lock (a span on its lists, or being filed there), else, for a large span, the heap
+// lock holder and the thread that holds its object (and `Span::init`, under the heap lock,
+// for a record no one holds). A span changes holder only under the mcentral lock (cacheSpan,
+// uncacheSpan) or the heap lock (`alloc_span`, `free_span`), whose Acquire and Release order
+// the old holder's accesses before the new one's. Any other thread reads only atomics: the
+// `Init` fields (`base`, `alloc_base`, `div_mul`, `refill_count`, `class`, `span_class`,
+// `nelems`, `elem_bytes`, `npages`, written by `Span::init` before the span was handed out,
+// ordered by the locks that handed the span and its objects out), `owner`, `remote`, and
+// the live and remote bits (see "Liveness"). The padding cells are never read. `EMPTY_SPAN`
+// is never written.
 unsafe impl Sync for Span {}
 
 impl Span {
@@ -301,15 +411,15 @@ impl Span {
             alloc_cache: Cell::new(0),
             freeindex: Cell::new(0),
             alloc_count: Cell::new(0),
-            base: Init::new(NonNull::dangling()),
-            alloc_base: Init::new(NonNull::dangling()),
-            elem_bytes: Init::new(0),
-            nelems: Init::new(0),
-            class: Init::new(0),
-            span_class: Init::new(0),
+            base: InitPtr::new(NonNull::dangling()),
+            alloc_base: InitPtr::new(NonNull::dangling()),
+            elem_bytes: InitUsize::new(0),
+            nelems: InitU32::new(0),
+            class: InitU8::new(0),
+            span_class: InitU8::new(0),
             list: Cell::new(SpanList::None),
             needzero: Cell::new(false),
-            npages: Init::new(0),
+            npages: InitUsize::new(0),
             owner: AtomicPtr::new(ptr::null_mut()),
             remote: RemoteStack::from_atomic(AtomicPtr::new(ptr::null_mut())),
             next: Cell::new(ptr::null()),
@@ -318,8 +428,8 @@ impl Span {
             live: [const { AtomicU64::new(0) }; BITMAP_WORDS],
             remote_bits: [const { AtomicU64::new(0) }; BITMAP_WORDS],
             alloc_bits: [const { Cell::new(0) }; BITMAP_WORDS],
-            refill_count: Init::new(0),
-            div_mul: Init::new(0),
+            refill_count: InitU32::new(0),
+            div_mul: InitU32::new(0),
             _pad0: Init::new(0),
             _pad1: Init::new([0; 31]),
             _pad2: Init::new([0; 56]),
@@ -327,7 +437,19 @@ impl Span {
     }
 
     /// A fresh span of `npages` pages at `base` for span class `spc` (0 = large).
+    #[cfg(test)]
     pub fn new(base: NonNull<u8>, npages: usize, spc: usize, needzero: bool) -> Span {
+        let s = Span::empty();
+        s.init(base, npages, spc, needzero);
+        s
+    }
+
+    /// Makes this record (an empty span, or one freed by `MHeap::free_span`) a fresh span of
+    /// `npages` pages at `base` for span class `spc`, field by field: the `Init` fields with
+    /// relaxed stores, so that a stale reader of the old span (see `InitPtr`) races with no
+    /// plain write. The caller holds the record (the heap lock, for a record of the span
+    /// free list) and nobody else holds the span.
+    pub fn init(&self, base: NonNull<u8>, npages: usize, spc: usize, needzero: bool) {
         let class = sizeclass::class_of_span_class(spc);
         let (elem_bytes, nelems) = if class == 0 {
             (npages * PAGE_BYTES, 1)
@@ -335,31 +457,40 @@ impl Span {
             let size = CLASS_BYTES[class] as usize;
             (size, npages * PAGE_BYTES / size)
         };
-        let s = Span {
-            base: Init::new(base),
-            alloc_base: Init::new(base),
-            elem_bytes: Init::new(elem_bytes),
-            nelems: Init::new(nelems as u32),
-            class: Init::new(class as u8),
-            span_class: Init::new(spc as u8),
-            npages: Init::new(npages),
-            div_mul: Init::new(sizeclass::div_mul(class)),
-            ..Span::empty()
-        };
-        let s = Span { refill_count: Init::new(s.nelems.get() - s.refill_min()), ..s };
-        s.needzero.set(needzero);
+        self.base.set(base);
+        self.alloc_base.set(base);
+        self.elem_bytes.set(elem_bytes);
+        self.nelems.set(nelems as u32);
+        self.class.set(class as u8);
+        self.span_class.set(spc as u8);
+        self.npages.set(npages);
+        self.div_mul.set(sizeclass::div_mul(class));
+        self.refill_count.set(nelems as u32 - self.refill_min());
+        self.owner.store(ptr::null_mut(), Ordering::Relaxed);
+        self.alloc_count.set(0);
+        self.alloc_cache.set(0);
+        self.freeindex.set(0);
+        self.needzero.set(needzero);
+        self.next.set(ptr::null());
+        self.prev.set(ptr::null());
+        self.list.set(SpanList::None);
+        self.remote.reset();
+        for w in 0..BITMAP_WORDS {
+            self.live[w].store(0, Ordering::Relaxed);
+            self.remote_bits[w].store(0, Ordering::Relaxed);
+            self.alloc_bits[w].set(0);
+        }
         if class != 0 {
             // Padding bits past nelems are set for good.
             let (w, b) = (nelems / 64, nelems % 64);
             if b != 0 {
-                s.alloc_bits[w].set(!0 << b);
+                self.alloc_bits[w].set(!0 << b);
             }
             let first_full = nelems.div_ceil(64);
-            for word in &s.alloc_bits[first_full..] {
+            for word in &self.alloc_bits[first_full..] {
                 word.set(!0);
             }
         }
-        s
     }
 
     /// Number of padding bits.
@@ -401,10 +532,12 @@ impl Span {
         self.alloc_cache.set((c >> t) >> 1);
         self.freeindex.set(i + 1);
         self.set_live(i as usize);
-        // SAFETY: a set bit of the alloc cache is an object below `nelems` (invariant), so
-        // its offset `i * elem_bytes` lies inside the span's pages, which `alloc_base`'s
-        // provenance covers.
-        Some(unsafe { self.alloc_base.get().add(i as usize * self.elem_bytes.get()) })
+        // SAFETY: (1) a non-empty alloc cache belongs to a live span that the calling owner
+        // holds (the static empty span's is always empty), as `get_live` requires; (2) a set
+        // bit of the alloc cache is an object below `nelems` (invariant), so its offset
+        // `i * elem_bytes` lies inside the span's pages, which `alloc_base`'s provenance
+        // covers.
+        Some(unsafe { self.alloc_base.get_live().add(i as usize * self.elem_bytes.get()) })
     }
     // ANCHOR_END: next_free_fast
 
@@ -463,7 +596,7 @@ impl Span {
     /// The first byte, as an address (arithmetic and keys only).
     #[inline]
     pub fn base_addr(&self) -> usize {
-        self.base.get().as_ptr().addr()
+        self.base.addr()
     }
 
     // ANCHOR: free_local
@@ -520,10 +653,10 @@ impl Span {
     /// changed. Holder only: one load of each bitmap word and one store.
     #[inline(always)]
     pub fn take_live(&self, i: usize) -> bool {
-        let (w, m) = Self::bit_of(&self.live, i);
+        let (word, m) = ((i / 64) % BITMAP_WORDS, 1u64 << (i % 64));
+        let w = &self.live[word];
         let v = w.load(Ordering::Relaxed);
-        let (r, _) = Self::bit_of(&self.remote_bits, i);
-        if v & m == 0 || r.load(Ordering::Relaxed) & m != 0 {
+        if v & m == 0 || self.remote_bits[word].load(Ordering::Relaxed) & m != 0 {
             return false;
         }
         w.store(v & !m, Ordering::Relaxed);
@@ -575,6 +708,13 @@ impl Span {
         if self.class.get() == 0 {
             return (off == 0).then_some(0);
         }
+        self.small_object_at(off)
+    }
+
+    /// [`Self::object_at`] for a small span, given the offset from `base` (the free path,
+    /// which knows the span is small).
+    #[inline(always)]
+    pub fn small_object_at(&self, off: usize) -> Option<usize> {
         let i = sizeclass::div_by_mul(off, self.div_mul.get());
         (i < self.nelems.get() as usize && i * self.elem_bytes.get() == off).then_some(i)
     }
