@@ -73,6 +73,24 @@
 //!   sizes`, every cached block a live inner block in the bin of its usable size, carrying
 //!   the mark; `meta_bytes == root + chunks`; the stats report `inner live - cached`.
 //!
+//! ## Limits
+//! - The owner map keeps its nodes until `release_all`: a leaf (4 KiB, 16 MiB of address
+//!   space) emptied by the source's `free` goes to a spare list and is reused for another
+//!   part of the address space, never given back, because lock-free lookups of arbitrary
+//!   pointers (`block_of`, bad frees) may still be reading it. Memory held after `trim` is
+//!   therefore the most leaves the heap needed at once, which can grow by a leaf when the OS
+//!   places new mappings at new addresses.
+//! - `arenas(...)` needs a source whose pages are multiples of 4 KiB (checked at compile
+//!   time) and addresses below 2^48 (a higher range is refused as the source refusing).
+//! - A thread's cache is handed back at thread exit as an idle record with its blocks; the
+//!   blocks reach the inner strategy at the next `trim`, at the next request the inner
+//!   strategy refuses, or when a new thread adopts the record. `trim` cannot reach the
+//!   caches of threads that are still running.
+//! - The mark of a cached block is a keyed word, not a proof: a live block whose owner
+//!   wrote exactly `key ^ usable` into its second word is refused as a double free (and
+//!   leaks); the key is a per-heap hash, so only a program that reads the heap's metadata
+//!   can do it.
+//!
 //! ## Statistics
 //! Layers report their inner strategies' statistics: sums over sides and arenas (the peak
 //! is the sum of the peaks, an upper bound, since they fall at different moments), cached

@@ -74,16 +74,11 @@ fn cli() -> Command {
                 "Also run every C workload (real programs with each allocator preloaded; part of --quick)",
             ),
         )
-        .arg(
-            Arg::new("allocators")
-                .long("allocators")
-                .action(clap::ArgAction::Append)
-                .help(
-                    "Comma list of allocators (default: every allocator in the table); compositions \
+        .arg(Arg::new("allocators").long("allocators").action(clap::ArgAction::Append).help(
+            "Comma list of allocators (default: every allocator in the table); compositions \
                      such as tcache(arenas(best-fit)) or segregate(1024,segregated-fit,best-fit) \
                      keep their inner commas",
-                ),
-        )
+        ))
         .arg(
             Arg::new("reps")
                 .long("reps")
