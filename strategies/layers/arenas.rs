@@ -73,9 +73,16 @@ impl<S, const N: usize> Arenas<S, N> {
         &self.arenas[i].strategy
     }
 
-    /// The arena whose memory holds `ptr`, from the owner map (O(1), lock-free).
+    /// The arena whose memory holds `ptr`, from the owner map (O(1), lock-free), for any
+    /// pointer.
     pub fn owner_of(&self, ptr: *const u8) -> Option<usize> {
-        self.owners.owner(ptr.addr()).filter(|&i| i < N)
+        self.owners.owner_guarded(ptr.addr()).filter(|&i| i < N)
+    }
+
+    /// `owner_of` for a live block of this heap (no reader guard: its leaf stays linked).
+    #[inline]
+    fn owner_of_block(&self, ptr: NonNull<u8>) -> Option<usize> {
+        self.owners.owner(ptr.addr().get()).filter(|&i| i < N)
     }
 }
 
@@ -234,7 +241,7 @@ impl<S: Strategy, const N: usize> Arenas<S, N> {
     /// handed out); for a pointer the map does not know, the arena whose lookup knows it.
     #[inline]
     fn owner_of_live(&self, ptr: NonNull<u8>) -> Option<usize> {
-        self.owner_of(ptr.as_ptr()).or_else(|| self.search(ptr.as_ptr()))
+        self.owner_of_block(ptr).or_else(|| self.search(ptr.as_ptr()))
     }
 
     /// Asks every arena (the path of pointers the map does not know: never a live block).
@@ -367,7 +374,7 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
             // SAFETY: forwarded with the caller's guarantees; arena `i`'s own source.
             n += unsafe { a.strategy.trim(&self.source(src, i)) };
         }
-        n
+        n + self.owners.release_spares(src)
     }
 
     /// Every arena's lock in index order, then each inner strategy's locks in index order.

@@ -41,7 +41,8 @@
 //! block_of: the named arena's lookup; a pointer in no arena's memory is `None` at once.
 //!
 //! **ThreadCache** (`std`). alloc of `size <= 1024`, `align <= 16`: pop the calling thread's
-//! bin `ceil(size / 16)` (no lock, no atomic read-modify-write), clear the mark; empty: the
+//! bin `size / 16` if its head's usable size (kept in the mark) suffices, else bin
+//! `ceil(size / 16)` (no lock, no atomic read-modify-write), clear the mark; empty: the
 //! inner strategy. free by address: `inner.block_of` validates it (a pointer the inner
 //! strategy does not know goes to its `free`, which refuses it unchanged); a cacheable block
 //! (16-aligned, usable size in a bin) that carries the mark is already cached: refused as a
@@ -74,12 +75,12 @@
 //!   the mark; `meta_bytes == root + chunks`; the stats report `inner live - cached`.
 //!
 //! ## Limits
-//! - The owner map keeps its nodes until `release_all`: a leaf (4 KiB, 16 MiB of address
-//!   space) emptied by the source's `free` goes to a spare list and is reused for another
-//!   part of the address space, never given back, because lock-free lookups of arbitrary
-//!   pointers (`block_of`, bad frees) may still be reading it. Memory held after `trim` is
-//!   therefore the most leaves the heap needed at once, which can grow by a leaf when the OS
-//!   places new mappings at new addresses.
+//! - The owner map keeps its root and interior nodes until `release_all`; a leaf (4 KiB, 16
+//!   MiB of address space) emptied by the source's `free` goes to a spare list, reused for
+//!   another part of the address space, and goes back to the source at `trim` only when no
+//!   lookup of an arbitrary pointer (`block_of`, a free by address) is in flight: those
+//!   lookups count themselves in a striped reader count (two atomic operations each);
+//!   lookups of live blocks (`dealloc`, `realloc`) do not.
 //! - `arenas(...)` needs a source whose pages are multiples of 4 KiB (checked at compile
 //!   time) and addresses below 2^48 (a higher range is refused as the source refusing).
 //! - A thread's cache is handed back at thread exit as an idle record with its blocks; the

@@ -12,7 +12,7 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 pub use record::{BIN_BYTES, BIN_CAP, BIN_COUNT, MAX_CACHED_BYTES};
-use record::{Record, Root, bin_for_block, bin_for_request, is_marked};
+use record::{Record, Root, bin_for_block, is_marked};
 
 use crate::source::PageSource;
 use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Strategy, StrategyStats};
@@ -164,9 +164,8 @@ impl<S: Strategy> ThreadCache<S> {
             return None;
         }
         let (rec, root) = self.current()?;
-        // SAFETY: the record is the calling thread's; the bin index is 1..=BIN_COUNT for a
-        // size of 1..=MAX_CACHED_BYTES.
-        unsafe { rec.pop(bin_for_request(layout.size()), root.key) }.map(|(p, _)| p)
+        // SAFETY: the record is the calling thread's; the size is 1..=MAX_CACHED_BYTES.
+        unsafe { rec.pop_fit(layout.size(), root.key) }.map(|(p, _)| p)
     }
 }
 

@@ -11,8 +11,10 @@ use crate::sync::SpinLock;
 
 /// Bin width, and the alignment every cached block has and every cached request may ask.
 pub const BIN_BYTES: usize = 16;
-/// Bins: bin `b` (1..=BIN_COUNT) holds blocks of usable size `b * 16 ..= b * 16 + 15` and
-/// serves requests of `b * 16 - 15 ..= b * 16` bytes. Bin 0 is never used.
+/// Bins: bin `b` (1..=BIN_COUNT) holds blocks of usable size `b * 16 ..= b * 16 + 15`. A
+/// request of `s` bytes takes the head of bin `s / 16` if that block's usable size (in its
+/// mark) is at least `s` (the same-size reuse: a free list's block for 100 bytes has 104
+/// usable, in bin 6), else any block of bin `ceil(s / 16)`. Bin 0 is never used.
 pub const BIN_COUNT: usize = 64;
 /// The largest request the cache serves (glibc's tcache stops at 1032 bytes).
 pub const MAX_CACHED_BYTES: usize = BIN_COUNT * BIN_BYTES;
@@ -20,12 +22,6 @@ pub const MAX_CACHED_BYTES: usize = BIN_COUNT * BIN_BYTES;
 pub const BIN_CAP: u32 = 7;
 /// Bytes of a chunk of records (from the page source).
 const CHUNK_BYTES: usize = 16 << 10;
-
-/// The bin a request of `size` bytes (1..=MAX_CACHED_BYTES) takes from.
-#[inline(always)]
-pub const fn bin_for_request(size: usize) -> usize {
-    size.div_ceil(BIN_BYTES)
-}
 
 /// The bin a block of usable size `usable` goes to, if it is cacheable: a start aligned to
 /// [`BIN_BYTES`] (so any cached request's alignment is met) and a usable size in a bin.
@@ -379,6 +375,30 @@ impl Record {
         bin.count -= 1;
         self.account(-(usable as isize), -1);
         Some((p, usable))
+    }
+
+    /// Pops a block of usable size at least `size` (1..=MAX_CACHED_BYTES), if there is one:
+    /// the head of bin `size / 16` when its usable size suffices, else bin `ceil(size / 16)`.
+    ///
+    /// # Safety
+    /// The caller owns the record; `key` is the root's.
+    #[inline]
+    pub unsafe fn pop_fit(&self, size: usize, key: usize) -> Option<(NonNull<u8>, usize)> {
+        let lo = size / BIN_BYTES;
+        if lo >= 1 {
+            // SAFETY: the owner alone touches the bins (caller).
+            let head = unsafe { (*self.bins.get())[lo].head };
+            if let Some(h) = NonNull::new(head)
+                // SAFETY: a cached block holds its mark (invariant on `Bin`).
+                && unsafe { mark_of(h) }.load(Ordering::Relaxed) ^ key >= size
+            {
+                // SAFETY: the caller's guarantees; `lo` is 1..=BIN_COUNT.
+                return unsafe { self.pop(lo, key) };
+            }
+        }
+        let hi = size.div_ceil(BIN_BYTES);
+        // SAFETY: the caller's guarantees; `hi` is 1..=BIN_COUNT for a size in range.
+        if hi != lo { unsafe { self.pop(hi, key) } } else { None }
     }
 
     /// Adds `bytes` / `objects` to the counters (the owner's load + store: no other writer).
