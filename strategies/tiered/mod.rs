@@ -379,7 +379,8 @@ impl Tiered {
     fn root<P: PageSource>(&self, src: &P) -> Option<&Root> {
         let r = self.root.load(Ordering::Acquire);
         if !r.is_null() {
-            // SAFETY: a published root is initialised and never freed.
+            // SAFETY: a published root is initialised, and freed only by `release_all`, which
+            // unpublishes it first and which no other call may overlap (its contract).
             return Some(unsafe { &*r });
         }
         self.init_root(src)
@@ -388,7 +389,8 @@ impl Tiered {
     /// The root if it exists.
     #[inline]
     fn existing_root(&self) -> Option<&Root> {
-        // SAFETY: a published root is initialised and never freed.
+        // SAFETY: a published root is initialised, and freed only by `release_all`, which
+        // unpublishes it first and which no other call may overlap (its contract).
         unsafe { self.root.load(Ordering::Acquire).as_ref() }
     }
 

@@ -614,12 +614,13 @@ fn miri_span_map_reader_keeps_its_arena_across_page_heap_changes() {
     assert_eq!(heap.stats().live_objects, 0);
 }
 
-/// A thread frees onto its free stack an object of a span that the main thread owns and
-/// keeps using (it frees another object of the same bitmap word meanwhile, with no
-/// synchronisation between the two). The debug check of the free must not read the span's
-/// alloc bits, which are the owner's `Cell`s. Run it under Miri (`cargo +nightly miri test
-/// --lib miri_`): when the check read them, Miri's data race detector reported the read
-/// against the owner's write (ThreadSanitizer reports the same pair).
+/// A thread frees an object of a span that the main thread owns and keeps using (it frees
+/// another object of the same bitmap word meanwhile, with no synchronisation between the
+/// two). The other thread's free must read none of the owner's `Cell`s: since issue 22 it
+/// reads the span's atomics (live and remote bits, `Init` fields) and takes the remote path.
+/// Run it under Miri (`cargo +nightly miri test --lib miri_`): when a debug check of the free
+/// read the alloc bits, Miri's data race detector reported the read against the owner's
+/// write (ThreadSanitizer reports the same pair).
 #[test]
 fn miri_free_of_another_threads_object_reads_no_owner_state() {
     let rh = RegionHeap::new();
@@ -639,8 +640,8 @@ fn miri_free_of_another_threads_object_reads_no_owner_state() {
     let x = &x;
     std::thread::scope(|s| {
         let t = s.spawn(move || {
-            // A first allocation gives the thread its own cache, so its free goes onto its
-            // free stack (the checked path).
+            // A first allocation gives the thread its own cache (its free still takes the
+            // remote path: the span is the main thread's).
             let small = Layout::from_size_align(24, 8).unwrap();
             let first = heap.alloc_layout(small).unwrap().as_ptr();
             verify(x.0[0], 64, 1);
