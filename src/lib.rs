@@ -6,7 +6,8 @@
 //!
 //! ```text
 //!   Heap<S, P>            front end: GlobalAlloc + Allocator, zero-size requests, statistics
-//!     └─ S: Strategy      placement: FirstFit, NextFit, BestFit, SegregatedFit, Tiered
+//!     └─ S: Strategy      placement: FirstFit, NextFit, BestFit, SegregatedFit, Tiered,
+//!                         or layers around them: ThreadCache<Arenas<BestFit>>, Segregate<..>
 //!          └─ P: PageSource   memory: Mmap (the OS), Fixed (your region), Tracked, Failing
 //! ```
 //!
@@ -14,7 +15,9 @@
 //! - [`strategy`]: the [`Strategy`] contract every design implements.
 //! - [`heap`]: [`Heap`], what users write.
 //! - [`strategies`]: the designs.
-//! - [`any`]: choosing a strategy by name at run time.
+//! - [`strategies::layers`]: strategies generic over an inner strategy ([`ThreadCache`],
+//!   [`Arenas`], [`Segregate`]), so that allocators are composed as types.
+//! - [`any`] and [`compose`]: choosing a strategy, or a composition, by name at run time.
 //!
 //! ```
 //! use stratalloc::{Heap, Tiered};
@@ -36,6 +39,7 @@ extern crate std;
 pub mod strategy;
 
 pub mod any;
+pub mod compose;
 pub mod heap;
 pub mod source;
 pub mod sync;
@@ -43,7 +47,8 @@ pub mod sync;
 #[path = "../strategies/mod.rs"]
 pub mod strategies;
 
-pub use any::{AnyStrategy, StrategyKind};
+pub use any::{AnyInner, AnyStrategy, ComposeError, StrategyKind};
+pub use compose::Spec;
 pub use heap::{Heap, SourceCalls, Stats};
 #[cfg(unix)]
 pub use source::Mmap;
@@ -52,4 +57,5 @@ pub use strategies::Tiered;
 pub use strategies::freelist::{
     AddrRegions, AddrTree, BestFit, FirstFit, Linear, NextFit, SegregatedFit, SizeBins, SizeTree,
 };
+pub use strategies::layers::{Arenas, Identity, Segregate, ThreadCache};
 pub use strategy::{BadFree, BlockInfo, CheckError, ConstInit, Strategy, StrategyStats};

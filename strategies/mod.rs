@@ -4,6 +4,7 @@
 //! can be used in a `static` [`Heap`](crate::Heap).
 
 pub mod freelist;
+pub mod layers;
 pub mod tiered;
 
 pub use tiered::Tiered;

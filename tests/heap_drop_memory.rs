@@ -54,7 +54,7 @@ fn dropped_heaps_leave_nothing<S: Strategy + ConstInit>() {
     let run = |k: usize, rng: &mut Rng| {
         let heap: Heap<S, Mmap> = Heap::new();
         let live = fill(&heap, rng, 2000);
-        if k % 3 != 0 {
+        if !k.is_multiple_of(3) {
             for (p, l) in live {
                 // SAFETY: a live block of this heap with its layout.
                 unsafe { heap.dealloc_layout(std::ptr::NonNull::new(p).unwrap(), l) };

@@ -124,8 +124,11 @@ unsafe impl Strategy for PagePerBlock {
         debug_assert!(done.is_ok(), "dealloc of a block that is not live: {done:?}");
     }
 
-    unsafe fn usable_size(&self, _ptr: NonNull<u8>, layout: Layout) -> usize {
-        layout.size()
+    /// What `block_of` says (the size the block was first requested with): a layer that
+    /// hands a block out again for a smaller request (a thread cache) must see the block's
+    /// own size, not the new layout's.
+    unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
+        self.block_of(ptr.as_ptr()).map_or(layout.size(), |i| i.usable)
     }
 
     fn block_of(&self, ptr: *const u8) -> Option<BlockInfo> {

@@ -74,12 +74,11 @@ fn cli() -> Command {
                 "Also run every C workload (real programs with each allocator preloaded; part of --quick)",
             ),
         )
-        .arg(
-            Arg::new("allocators")
-                .long("allocators")
-                .value_delimiter(',')
-                .help("Comma list of allocators (default: every allocator in the table)"),
-        )
+        .arg(Arg::new("allocators").long("allocators").action(clap::ArgAction::Append).help(
+            "Comma list of allocators (default: every allocator in the table); compositions \
+                     such as tcache(arenas(best-fit)) or segregate(1024,segregated-fit,best-fit) \
+                     keep their inner commas",
+        ))
         .arg(
             Arg::new("reps")
                 .long("reps")
@@ -146,6 +145,25 @@ fn default_out() -> PathBuf {
     harness.ancestors().nth(2).unwrap_or(harness).join("book/src/results")
 }
 
+/// Splits a comma list of allocator names at the commas outside parentheses, dropping
+/// whitespace: `tcache(best-fit), segregate(64, a, b)` is two names.
+fn split_names(list: &str) -> Vec<String> {
+    let (mut names, mut cur, mut depth) = (Vec::new(), String::new(), 0i32);
+    for c in list.chars().filter(|c| !c.is_whitespace()) {
+        match c {
+            ',' if depth == 0 => names.push(std::mem::take(&mut cur)),
+            '(' | ')' => {
+                depth += if c == '(' { 1 } else { -1 };
+                cur.push(c);
+            }
+            _ => cur.push(c),
+        }
+    }
+    names.push(cur);
+    names.retain(|n| !n.is_empty());
+    names
+}
+
 fn parse() -> Result<(Opts, bool), String> {
     let m = cli().get_matches();
     let quick = m.get_flag("quick");
@@ -171,7 +189,7 @@ fn parse() -> Result<(Opts, bool), String> {
         quick,
         workloads,
         c_workloads,
-        allocators: m.get_many::<String>("allocators").map(|v| v.cloned().collect()),
+        allocators: m.get_many::<String>("allocators").map(|v| v.flat_map(|s| split_names(s)).collect()),
         reps: m.get_one::<usize>("reps").copied().unwrap_or(if quick { 3 } else { 5 }).max(1),
         out: m.get_one::<PathBuf>("out").cloned().unwrap_or_else(default_out),
         timeout: Duration::from_secs_f64(m.get_one::<f64>("timeout").copied().unwrap_or(if quick {

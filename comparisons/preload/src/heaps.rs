@@ -139,11 +139,18 @@ fn choose() -> Choice {
     choice
 }
 
-/// The strategy `name` asks for (case-insensitive, spaces trimmed), or the default with one
-/// line on stderr saying why.
+/// Whether `given` is `name` ignoring ASCII case and whitespace (so that a composition may
+/// be written `segregate(1024, segregated-fit, best-fit)`).
+fn same_name(name: &[u8], given: &[u8]) -> bool {
+    let mut g = given.iter().filter(|b| !b.is_ascii_whitespace());
+    name.iter().all(|n| g.next().is_some_and(|b| b.eq_ignore_ascii_case(n))) && g.next().is_none()
+}
+
+/// The strategy `name` asks for (case-insensitive, whitespace ignored; compositions of the
+/// table such as `tcache(arenas(best-fit))` included), or the default with one line on
+/// stderr saying why.
 fn from_name(name: &[u8]) -> Choice {
-    let trimmed = name.trim_ascii();
-    if let Some(i) = NAMES.iter().position(|n| eq_ignore_case(n.as_bytes(), trimmed)) {
+    if let Some(i) = NAMES.iter().position(|n| same_name(n.as_bytes(), name)) {
         return Choice(i as u8);
     }
     let mut line = Line::<640>::new();

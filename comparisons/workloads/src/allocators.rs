@@ -42,6 +42,11 @@ macro_rules! for_each_allocator {
                 "next-fit-tree", variant, stratalloc::NextFit<stratalloc::AddrTree>, stratalloc::Mmap;
                 "best-fit-linear", variant, stratalloc::BestFit<stratalloc::Linear>, stratalloc::Mmap;
                 "best-fit-tree", variant, stratalloc::BestFit<stratalloc::SizeTree>, stratalloc::Mmap;
+                "tcache(arenas(best-fit))", variant, stratalloc::ThreadCache<stratalloc::Arenas<stratalloc::BestFit>>, stratalloc::Mmap;
+                "arenas(best-fit)", variant, stratalloc::Arenas<stratalloc::BestFit>, stratalloc::Mmap;
+                "tcache(best-fit)", variant, stratalloc::ThreadCache<stratalloc::BestFit>, stratalloc::Mmap;
+                "segregate(1024,segregated-fit,best-fit)", variant, stratalloc::Segregate<1024, stratalloc::SegregatedFit, stratalloc::BestFit>, stratalloc::Mmap;
+                "identity(best-fit)", variant, stratalloc::Identity<stratalloc::BestFit>, stratalloc::Mmap;
             }
             anchors {
                 "mimalloc", anchor, $crate::allocators::MiMalloc = $crate::allocators::MiMalloc;

@@ -1,0 +1,409 @@
+//! `Arenas<S, N>`: `N` independent instances of `S`, each behind its own lock, a thread
+//! keeping its arena and moving on when it finds it busy (glibc's `arena_get2`). See
+//! `layers/mod.rs` for the overview.
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use super::owners::{GRANULE_BYTES, OwnerMap};
+use crate::source::{PageSource, SourceError};
+use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Strategy, StrategyStats};
+use crate::sync::SpinLock;
+
+/// The default arena count: 8, glibc's `arena_max` per core on 64-bit systems taken for one
+/// core of the small machines this project measures on, and enough that up to 8 running
+/// threads each keep an arena to themselves. Arenas cost nothing until a thread first lands
+/// on one (every strategy is lazy); a machine with more cores wants a larger `N`
+/// (`Arenas<S, 32>`). A const parameter rather than a run-time count: the arenas live inline
+/// in the value, so that a `Heap` stays a const-initialised `static` that never allocates.
+pub const DEFAULT_ARENAS: usize = 8;
+
+/// One arena: an instance of the inner strategy and the lock that makes it a thread's own.
+/// Invariant: every call into `strategy` that may change it runs with `busy` held; lookups
+/// (`block_of`) and `stats` do not need it (the strategy is thread-safe on its own).
+struct Arena<S> {
+    busy: SpinLock<()>,
+    strategy: S,
+}
+
+/// `N` instances of `S`, each behind its own lock; see the [module docs](super).
+///
+/// ```
+/// use stratalloc::{Arenas, BestFit, Heap};
+/// static HEAP: Heap<Arenas<BestFit>> = Heap::new();
+/// let v: Vec<u64> = std::thread::scope(|s| {
+///     (0..4).map(|i| s.spawn(move || HEAP.alloc_layout(core::alloc::Layout::new::<u64>()).map(|_| i)))
+///         .collect::<Vec<_>>().into_iter().map(|h| h.join().unwrap().unwrap()).collect()
+/// });
+/// assert_eq!(v.len(), 4);
+/// assert_eq!(HEAP.stats().live_objects, 4);
+/// ```
+pub struct Arenas<S, const N: usize = DEFAULT_ARENAS> {
+    arenas: [Arena<S>; N],
+    /// Granule -> arena that made it Ready: the owner of a block, in O(1), from any thread.
+    owners: OwnerMap,
+    /// Round robin for threads choosing their first arena.
+    next: AtomicUsize,
+}
+
+impl<S: ConstInit, const N: usize> ConstInit for Arenas<S, N> {
+    const INIT: Self = {
+        assert!(N >= 1 && N <= 255, "Arenas: N must be 1..=255 (the owner map stores arena + 1 in a byte)");
+        Arenas {
+            arenas: [const { Arena { busy: SpinLock::new(()), strategy: S::INIT } }; N],
+            owners: OwnerMap::new(),
+            next: AtomicUsize::new(0),
+        }
+    };
+}
+
+impl<S, const N: usize> Arenas<S, N> {
+    /// Arenas built by `make` (for strategies chosen at run time, which have no constant).
+    pub fn from_fn(mut make: impl FnMut(usize) -> S) -> Self {
+        Arenas {
+            arenas: core::array::from_fn(|i| Arena { busy: SpinLock::new(()), strategy: make(i) }),
+            owners: OwnerMap::new(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The inner strategy of arena `i`.
+    pub fn arena(&self, i: usize) -> &S {
+        &self.arenas[i].strategy
+    }
+
+    /// The arena whose memory holds `ptr`, from the owner map (O(1), lock-free), for any
+    /// pointer.
+    pub fn owner_of(&self, ptr: *const u8) -> Option<usize> {
+        self.owners.owner_guarded(ptr.addr()).filter(|&i| i < N)
+    }
+
+    /// `owner_of` for a live block of this heap (no reader guard: its leaf stays linked).
+    #[inline]
+    fn owner_of_block(&self, ptr: NonNull<u8>) -> Option<usize> {
+        self.owners.owner(ptr.addr().get()).filter(|&i| i < N)
+    }
+}
+
+/// The page source each arena's strategy sees: the heap's source, recording in the owner map
+/// which arena made each range Ready. Built afresh for every call, always from the same
+/// parts, so each arena's strategy keeps "one and the same source" for its whole life.
+pub struct ArenaSource<'a, P> {
+    src: &'a P,
+    owners: &'a OwnerMap,
+    arena: u8,
+}
+
+// SAFETY: every call is forwarded unchanged to the heap's source, whose guarantees carry over;
+// `used` also records the range in the owner map (no change to the range), and when that
+// fails it puts the range back to Prepared and reports the failure, as a refused `used`.
+unsafe impl<P: PageSource> PageSource for ArenaSource<'_, P> {
+    const PAGE_BYTES: usize = P::PAGE_BYTES;
+    const FRESH_ZEROED: bool = P::FRESH_ZEROED;
+    const RELEASES_MEMORY: bool = P::RELEASES_MEMORY;
+
+    fn reserve(&self, bytes: usize, align: usize) -> Result<NonNull<u8>, SourceError> {
+        self.src.reserve(bytes, align)
+    }
+    unsafe fn map(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError> {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.src.map(base, bytes) }
+    }
+    unsafe fn used(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError> {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.src.used(base, bytes) }?;
+        if let Err(e) = self.owners.record(self.src, base.addr().get(), bytes, self.arena) {
+            // SAFETY: the range was Prepared before this call and the caller has not seen
+            // it Ready: back to Prepared.
+            let _ = unsafe { self.src.unused(base, bytes) };
+            return Err(e);
+        }
+        Ok(())
+    }
+    unsafe fn unused(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError> {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.src.unused(base, bytes) }
+    }
+    unsafe fn fault(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError> {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.src.fault(base, bytes) }
+    }
+    unsafe fn free(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError> {
+        // Forget the owners first: no block lives in the range any more (caller).
+        self.owners.clear(base.addr().get(), bytes);
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.src.free(base, bytes) }
+    }
+}
+
+#[cfg(feature = "std")]
+std::thread_local! {
+    /// The calling thread's arena hint (any value; taken modulo the arena count), or
+    /// `usize::MAX` before its first allocation. Const-initialised, no destructor: using it
+    /// never allocates.
+    static HOME: core::cell::Cell<usize> = const { core::cell::Cell::new(usize::MAX) };
+}
+
+impl<S: Strategy, const N: usize> Arenas<S, N> {
+    /// The source arena `i`'s strategy uses.
+    #[inline(always)]
+    fn source<'a, P: PageSource>(&'a self, src: &'a P, i: usize) -> ArenaSource<'a, P> {
+        const { assert!(P::PAGE_BYTES.is_multiple_of(GRANULE_BYTES), "Arenas needs pages of 4 KiB multiples") };
+        ArenaSource { src, owners: &self.owners, arena: i as u8 }
+    }
+
+    /// The calling thread's arena: its hint (`std`), or a hash of its stack address.
+    #[inline(always)]
+    fn home(&self) -> usize {
+        #[cfg(feature = "std")]
+        {
+            let h = HOME.with(|h| h.get());
+            if h != usize::MAX {
+                return h % N;
+            }
+            self.first_home()
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            // Threads have disjoint stacks: the stack page is a per-thread value that needs
+            // no thread-local storage. Multiplicative hashing spreads neighbouring stacks.
+            let here = 0u8;
+            ((&raw const here).addr() >> 12).wrapping_mul(0x9E37_79B9_7F4A_7C15) % N
+        }
+    }
+
+    #[cfg(feature = "std")]
+    #[cold]
+    fn first_home(&self) -> usize {
+        let h = self.next.fetch_add(1, Ordering::Relaxed);
+        let _ = HOME.try_with(|c| c.set(h));
+        h % N
+    }
+
+    /// Makes arena `i` the calling thread's (after it found its own busy).
+    #[inline]
+    fn move_home(&self, i: usize) {
+        #[cfg(feature = "std")]
+        let _ = HOME.try_with(|c| c.set(i));
+        #[cfg(not(feature = "std"))]
+        let _ = i;
+    }
+
+    /// Runs `f` on an arena the calling thread holds: its own if free, else the first free
+    /// one after it (which becomes its own), else its own after waiting. If `f` fails
+    /// (the arena could not grow) every other arena is tried in turn, waiting for each.
+    #[inline]
+    fn with_arena<T>(&self, mut f: impl FnMut(&S, usize) -> Option<T>) -> Option<T> {
+        let home = self.home();
+        let first = match self.arenas[home].busy.try_lock() {
+            Some(g) => {
+                let r = f(&self.arenas[home].strategy, home);
+                drop(g);
+                r
+            }
+            None => self.contended(home, &mut f),
+        };
+        match first {
+            Some(r) => Some(r),
+            None => self.retry(home, &mut f),
+        }
+    }
+
+    /// The home arena was busy: take the first free one (glibc's `reused_arena`), or wait.
+    #[cold]
+    fn contended<T>(&self, home: usize, f: &mut impl FnMut(&S, usize) -> Option<T>) -> Option<T> {
+        for k in 1..N {
+            let i = (home + k) % N;
+            if let Some(g) = self.arenas[i].busy.try_lock() {
+                self.move_home(i);
+                let r = f(&self.arenas[i].strategy, i);
+                drop(g);
+                return r;
+            }
+        }
+        let _g = self.arenas[home].busy.lock();
+        f(&self.arenas[home].strategy, home)
+    }
+
+    /// The arena could not serve (its source refused): the others may hold free memory
+    /// (glibc's `arena_get_retry`).
+    #[cold]
+    fn retry<T>(&self, failed: usize, f: &mut impl FnMut(&S, usize) -> Option<T>) -> Option<T> {
+        (1..N).map(|k| (failed + k) % N).find_map(|i| {
+            let _g = self.arenas[i].busy.lock();
+            f(&self.arenas[i].strategy, i)
+        })
+    }
+
+    /// The arena that owns the live block `ptr`: the owner map's answer (a live block lies in
+    /// a range its arena made Ready, and the granule was recorded before the block was
+    /// handed out); for a pointer the map does not know, the arena whose lookup knows it.
+    #[inline]
+    fn owner_of_live(&self, ptr: NonNull<u8>) -> Option<usize> {
+        self.owner_of_block(ptr).or_else(|| self.search(ptr.as_ptr()))
+    }
+
+    /// Asks every arena (the path of pointers the map does not know: never a live block).
+    #[cold]
+    fn search(&self, ptr: *const u8) -> Option<usize> {
+        (0..N).find(|&i| self.arenas[i].strategy.block_of(ptr).is_some())
+    }
+}
+
+// SAFETY: each arena is a strategy used with its own `ArenaSource` over the heap's source
+// (always the same parts), and every block goes back to the arena that made it (the owner
+// map names the arena that made its granule Ready, and arenas' ranges are disjoint), so each
+// inner strategy sees a valid sequence of its own calls: its guarantees (1)-(5) carry over.
+// Failures are `None` (4); the locks and the atomic owner map make it thread-safe (5).
+unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
+    fn name(&self) -> &'static str {
+        "arenas"
+    }
+
+    #[inline]
+    unsafe fn alloc<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
+        // SAFETY: forwarded with the caller's guarantees; arena `i`'s own source.
+        self.with_arena(|s, i| unsafe { s.alloc(&self.source(src, i), layout) })
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
+        // SAFETY: forwarded with the caller's guarantees; arena `i`'s own source.
+        self.with_arena(|s, i| unsafe { s.alloc_zeroed(&self.source(src, i), layout) })
+    }
+
+    #[inline]
+    unsafe fn dealloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, layout: Layout) {
+        let Some(i) = self.owner_of_live(ptr) else {
+            debug_assert!(false, "Arenas::dealloc: {ptr:p} is in no arena");
+            return;
+        };
+        let _g = self.arenas[i].busy.lock();
+        // SAFETY: `ptr` is a live block of arena `i` (caller; `owner_of_live`), its own source.
+        unsafe { self.arenas[i].strategy.dealloc(&self.source(src, i), ptr, layout) }
+    }
+
+    unsafe fn realloc<P: PageSource>(
+        &self,
+        src: &P,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Option<NonNull<u8>> {
+        let i = self.owner_of_live(ptr)?;
+        let _g = self.arenas[i].busy.lock();
+        // SAFETY: `ptr` is a live block of arena `i` (caller; `owner_of_live`), its own
+        // source; the block stays in its arena, moved or not.
+        unsafe { self.arenas[i].strategy.realloc(&self.source(src, i), ptr, layout, new_size) }
+    }
+
+    unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
+        match self.owner_of_live(ptr) {
+            // SAFETY: `ptr` is a live block of arena `i` (caller; `owner_of_live`).
+            Some(i) => unsafe { self.arenas[i].strategy.usable_size(ptr, layout) },
+            None => layout.size(),
+        }
+    }
+
+    fn stats(&self) -> StrategyStats {
+        let mut t = StrategyStats::default();
+        let mut peaks = 0;
+        for a in &self.arenas {
+            let s = a.strategy.stats();
+            t.live_bytes += s.live_bytes;
+            t.live_objects += s.live_objects;
+            peaks += s.peak_live_bytes;
+            t.committed_bytes += s.committed_bytes;
+            t.reserved_bytes += s.reserved_bytes;
+        }
+        // The arenas' peaks fall at different moments: their sum bounds the true peak from
+        // above, the live bytes from below.
+        t.peak_live_bytes = peaks.max(t.live_bytes);
+        t.committed_bytes += self.owners.node_bytes();
+        t.reserved_bytes += self.owners.node_bytes();
+        t
+    }
+
+    #[inline]
+    fn block_of(&self, ptr: *const u8) -> Option<BlockInfo> {
+        // A live block's granule names its arena; any other pointer gets `None` from the
+        // arena named (or from none).
+        self.arenas[self.owner_of(ptr)?].strategy.block_of(ptr)
+    }
+
+    unsafe fn free<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Result<usize, BadFree> {
+        let i = self.owner_of(ptr.as_ptr()).ok_or(BadFree::Foreign)?;
+        let _g = self.arenas[i].busy.lock();
+        // SAFETY: forwarded with the caller's guarantees to the arena whose range holds
+        // `ptr`; a live block there is that arena's, anything else it refuses unchanged.
+        unsafe { self.arenas[i].strategy.free(&self.source(src, i), ptr) }
+    }
+
+    unsafe fn release_all<P: PageSource>(&self, src: &P) {
+        for (i, a) in self.arenas.iter().enumerate() {
+            // SAFETY: forwarded with the caller's guarantees (no other thread uses the
+            // strategy); arena `i`'s own source.
+            unsafe { a.strategy.release_all(&self.source(src, i)) };
+        }
+        // SAFETY: no other thread uses the strategy (caller); the nodes came from `src`.
+        unsafe { self.owners.release(src) };
+        self.next.store(0, Ordering::Relaxed);
+    }
+
+    unsafe fn check<P: PageSource>(&self, src: &P) -> Result<(), CheckError> {
+        for (i, a) in self.arenas.iter().enumerate() {
+            // SAFETY: forwarded with the caller's guarantees; arena `i`'s own source.
+            unsafe { a.strategy.check(&self.source(src, i)) }?;
+            if a.busy.try_lock().is_none() {
+                return Err(CheckError {
+                    what: "arena lock free when no call is in flight",
+                    addr: 0,
+                    detail: i,
+                });
+            }
+        }
+        // SAFETY: no other thread uses the strategy (caller).
+        unsafe { self.owners.check::<P>(N) }
+    }
+
+    unsafe fn trim<P: PageSource>(&self, src: &P) -> usize {
+        let mut n = 0;
+        for (i, a) in self.arenas.iter().enumerate() {
+            let _g = a.busy.lock();
+            // SAFETY: forwarded with the caller's guarantees; arena `i`'s own source.
+            n += unsafe { a.strategy.trim(&self.source(src, i)) };
+        }
+        n + self.owners.release_spares(src)
+    }
+
+    /// Every arena's lock in index order, then each inner strategy's locks in index order.
+    fn fork_prepare(&self) {
+        for a in &self.arenas {
+            a.busy.lock_held();
+        }
+        for a in &self.arenas {
+            a.strategy.fork_prepare();
+        }
+    }
+
+    unsafe fn fork_parent(&self) {
+        // SAFETY: this thread took every lock in `fork_prepare` (caller), without guards.
+        unsafe {
+            for a in &self.arenas {
+                a.strategy.fork_parent();
+                a.busy.force_unlock();
+            }
+        }
+    }
+
+    unsafe fn fork_child(&self) {
+        // SAFETY: the child's only thread took every lock in `fork_prepare` (caller).
+        unsafe {
+            for a in &self.arenas {
+                a.strategy.fork_child();
+                a.busy.force_unlock();
+            }
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! What each layer promises beyond the shared harness: arenas used by threads, cross-thread
+//! frees into the owning arena, a thread's cache handed back at exit, a released heap
+//! never served from a thread's cache, size routing across the limit, bad frees refused
+//! through every layer.
+
+#[macro_use]
+mod harness;
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+use std::sync::mpsc;
+
+use harness::reference::PagePerBlock;
+use stratalloc::{
+    Arenas, BadFree, BestFit, ConstInit, Heap, Mmap, PageSource, Segregate, SegregatedFit, Strategy,
+    ThreadCache, Tracked,
+};
+
+/// A pointer that crosses threads in a test (the blocks are plain memory of a shared heap).
+#[derive(Copy, Clone)]
+struct Sent(NonNull<u8>);
+// SAFETY: the pointee is heap memory handed from one thread to the next, used by one at a time.
+unsafe impl Send for Sent {}
+
+fn layout(size: usize) -> Layout {
+    Layout::from_size_align(size, 8).unwrap()
+}
+
+/// Threads that hold blocks at the same time land on different arenas, and each arena's
+/// blocks are found in it by the owner map.
+#[test]
+fn threads_spread_over_arenas() {
+    let heap: Heap<Arenas<BestFit, 4>> = Heap::new();
+    let blocks: Vec<Vec<Sent>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..200).map(|i| Sent(heap.alloc_layout(layout(16 + i)).unwrap())).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let a = heap.strategy();
+    let used = (0..4).filter(|&i| a.arena(i).stats().live_objects > 0).count();
+    assert!(used >= 2, "4 threads used {used} arena(s)");
+    for (t, bs) in blocks.iter().enumerate() {
+        for b in bs {
+            let i = a.owner_of(b.0.as_ptr()).unwrap_or_else(|| panic!("thread {t}: {:p} in no arena", b.0));
+            assert!(
+                a.arena(i).block_of(b.0.as_ptr()).is_some(),
+                "owner map names the wrong arena for {:p}",
+                b.0
+            );
+        }
+    }
+    for (bs, t) in blocks.iter().zip(0..) {
+        for (b, i) in bs.iter().zip(0..) {
+            // SAFETY: live blocks of `heap` with these layouts.
+            unsafe { heap.dealloc_layout(b.0, layout(16 + i)) };
+        }
+        let _ = t;
+    }
+    assert_eq!(heap.stats().live_objects, 0);
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+}
+
+/// Blocks allocated in one thread and freed (with and without a layout) in another go back
+/// to the arena that owns them.
+#[test]
+fn cross_thread_frees_reach_the_owning_arena() {
+    let heap: Heap<Arenas<BestFit, 4>> = Heap::new();
+    let heap = &heap;
+    let (tx, rx) = mpsc::channel::<Vec<Sent>>();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let v = (0..100).map(|i| Sent(heap.alloc_layout(layout(24 + i * 8)).unwrap())).collect();
+            tx.send(v).unwrap();
+        });
+        let v = rx.recv().unwrap();
+        let owner = heap.strategy().owner_of(v[0].0.as_ptr()).unwrap();
+        assert_eq!(heap.strategy().arena(owner).stats().live_objects, 100);
+        s.spawn(move || {
+            // Make this thread's home another arena first.
+            let mine = heap.alloc_layout(layout(64)).unwrap();
+            for (i, b) in v.iter().enumerate() {
+                if i % 2 == 0 {
+                    // SAFETY: a live block of `heap` with this layout, given up.
+                    unsafe { heap.dealloc_layout(b.0, layout(24 + i * 8)) };
+                } else {
+                    // SAFETY: a live block of `heap`, given up.
+                    assert!(unsafe { heap.free(b.0) }.is_ok());
+                }
+            }
+            // SAFETY: as above.
+            unsafe { heap.dealloc_layout(mine, layout(64)) };
+        })
+        .join()
+        .unwrap();
+        assert_eq!(heap.strategy().arena(owner).stats().live_objects, 0);
+    });
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+}
+
+/// A thread's cached blocks leave it at thread exit: they are no longer counted live, and the
+/// next trim gives every one of them back to the inner strategy.
+#[test]
+fn thread_exit_hands_the_cache_back() {
+    let heap: Heap<ThreadCache<BestFit>> = Heap::new();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let v: Vec<_> = (0..20).map(|i| heap.alloc_layout(layout(16 + i * 16)).unwrap()).collect();
+            for (i, p) in v.into_iter().enumerate() {
+                // SAFETY: a live block of `heap` with this layout.
+                unsafe { heap.dealloc_layout(p, layout(16 + i * 16)) };
+            }
+            assert!(heap.strategy().inner().stats().live_objects > 0, "nothing was cached");
+            assert_eq!(heap.stats().live_objects, 0, "cached blocks counted as live");
+        })
+        .join()
+        .unwrap();
+    });
+    assert_eq!(heap.stats().live_objects, 0);
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    heap.trim();
+    assert_eq!(
+        heap.strategy().inner().stats().live_objects,
+        0,
+        "trim left blocks in an exited thread's cache"
+    );
+    // SAFETY: as above.
+    unsafe { heap.check() }.unwrap();
+}
+
+/// A heap released (what drop does) while a thread that cached its blocks lives on is never
+/// served from that cache: the thread's next allocations are fresh blocks, and its exit
+/// touches nothing of the released heap.
+#[test]
+fn a_released_heap_is_never_served_from_a_cache() {
+    let heap: Heap<ThreadCache<BestFit>, Tracked<Mmap>> = Heap::with_source(Tracked::new(Mmap));
+    let heap = &heap;
+    let (go, wait) = mpsc::channel::<()>();
+    let (done, finished) = mpsc::channel::<Vec<usize>>();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let old: Vec<_> = (0..7).map(|_| heap.alloc_layout(layout(48)).unwrap()).collect();
+            let addrs = old.iter().map(|p| p.addr().get()).collect::<Vec<_>>();
+            for p in old {
+                // SAFETY: a live block of `heap` with this layout.
+                unsafe { heap.dealloc_layout(p, layout(48)) };
+            }
+            done.send(addrs).unwrap();
+            wait.recv().unwrap();
+            // The heap was released: the cached blocks are gone with it.
+            let fresh: Vec<_> = (0..7).map(|_| heap.alloc_layout(layout(48)).unwrap()).collect();
+            for p in &fresh {
+                assert!(heap.block_of(p.as_ptr()).is_some(), "{p:p} is no live block of the heap");
+                // SAFETY: a live block of 48 bytes.
+                unsafe { p.as_ptr().write_bytes(0xAB, 48) };
+            }
+            for p in fresh {
+                // SAFETY: as above.
+                unsafe { heap.dealloc_layout(p, layout(48)) };
+            }
+        });
+        let _cached = finished.recv().unwrap();
+        // SAFETY: the other thread waits and uses no block of the heap any more.
+        unsafe { heap.release_all() };
+        let c = heap.source().counts();
+        assert_eq!(c.owned(), 0, "release_all left memory with the source: {c:?}");
+        go.send(()).unwrap();
+    });
+    assert_eq!(heap.stats().live_objects, 0);
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+}
+
+/// Many heaps made, used from a long-lived thread and dropped: the thread's slots of dead
+/// heaps are never used, and its exit touches none of them.
+#[test]
+fn dropped_heaps_and_a_long_lived_thread() {
+    std::thread::spawn(|| {
+        for round in 0..50 {
+            let heap: Box<Heap<ThreadCache<SegregatedFit>>> = Box::new(Heap::new());
+            let v: Vec<_> = (0..30).map(|i| heap.alloc_layout(layout(8 + i * 8)).unwrap()).collect();
+            for (i, p) in v.into_iter().enumerate() {
+                if i % 3 != 0 {
+                    // SAFETY: a live block of `heap` with this layout.
+                    unsafe { heap.dealloc_layout(p, layout(8 + i * 8)) };
+                }
+            }
+            // SAFETY: this thread alone uses the heap.
+            unsafe { heap.check() }.unwrap_or_else(|e| panic!("round {round}: {e}"));
+            drop(heap);
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+/// Refused through a layer: a double free (also of a block sitting in a thread cache), an
+/// interior pointer, a stack pointer, a block of another allocator; nothing changes and no
+/// block is handed out twice.
+fn bad_frees<S: Strategy + ConstInit>() {
+    let heap: Heap<S> = Heap::new();
+    let l = layout(40);
+    let a = heap.alloc_layout(l).unwrap();
+    let b = heap.alloc_layout(l).unwrap();
+    // SAFETY: every pointer passed below is either a live block given up, or no block.
+    unsafe {
+        assert!(heap.free(a).is_ok());
+        assert!(heap.free(a).is_err(), "{}: double free accepted", heap.strategy().name());
+        assert!(heap.free(b.add(8)).is_err(), "{}: interior pointer accepted", heap.strategy().name());
+        let stack = 0u64;
+        assert_eq!(heap.free(NonNull::from(&stack).cast()), Err(BadFree::Foreign));
+        let boxed = Box::new(0u64);
+        assert_eq!(heap.free(NonNull::from(&*boxed).cast()), Err(BadFree::Foreign));
+        assert!(
+            heap.block_of(a.as_ptr()).is_none(),
+            "{}: a freed block is still live",
+            heap.strategy().name()
+        );
+        assert!(heap.block_of(b.as_ptr()).is_some());
+    }
+    let c = heap.alloc_layout(l).unwrap();
+    let d = heap.alloc_layout(l).unwrap();
+    assert!(c != d && c != b && d != b, "{}: a block handed out twice", heap.strategy().name());
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    assert_eq!(heap.stats().live_objects, 3);
+}
+
+#[test]
+fn bad_frees_through_every_layer() {
+    bad_frees::<ThreadCache<PagePerBlock>>();
+    bad_frees::<Arenas<PagePerBlock, 2>>();
+    bad_frees::<Segregate<32, PagePerBlock, PagePerBlock>>();
+    bad_frees::<ThreadCache<Arenas<PagePerBlock>>>();
+    bad_frees::<ThreadCache<BestFit>>();
+    bad_frees::<ThreadCache<Arenas<BestFit>>>();
+    bad_frees::<Arenas<SegregatedFit>>();
+    bad_frees::<Segregate<1024, SegregatedFit, BestFit>>();
+}
+
+/// A small block freed or resized with a size past the limit (up to its usable size) is
+/// still found on the small side; realloc across the limit moves the block, contents kept.
+#[test]
+fn segregate_routes_by_block_not_only_by_size() {
+    let heap: Heap<Segregate<100, BestFit, PagePerBlock>> = Heap::new();
+    let p = heap.alloc_layout(layout(100)).unwrap();
+    let usable = heap.block_of(p.as_ptr()).unwrap().usable;
+    assert!(usable > 100, "BestFit's usable size of a 100-byte block is {usable}");
+    // SAFETY: a live block; any size up to its usable size may name it.
+    unsafe { heap.dealloc_layout(p, layout(usable)) };
+    assert_eq!(heap.strategy().small().stats().live_objects, 0);
+    assert_eq!(heap.strategy().large().stats().live_objects, 0);
+
+    let p = heap.alloc_layout(layout(64)).unwrap();
+    // SAFETY: a live block of 64 bytes.
+    unsafe { p.as_ptr().write_bytes(7, 64) };
+    // SAFETY: a live block of `heap` with this layout.
+    let q = unsafe { core::alloc::GlobalAlloc::realloc(&heap, p.as_ptr(), layout(64), 5000) };
+    assert!(!q.is_null());
+    assert_eq!(heap.strategy().large().stats().live_objects, 1);
+    assert_eq!(heap.strategy().small().stats().live_objects, 0);
+    // SAFETY: the first 64 bytes were kept by realloc.
+    assert!(unsafe { core::slice::from_raw_parts(q, 64) }.iter().all(|&b| b == 7));
+    // SAFETY: a live block of 5000 bytes.
+    unsafe { core::alloc::GlobalAlloc::dealloc(&heap, q, layout(5000)) };
+    assert_eq!(heap.stats().live_objects, 0);
+}
+
+/// Everything goes back to the source when a composed heap is released.
+#[test]
+fn release_all_gives_everything_back() {
+    fn run<S: Strategy + ConstInit>() {
+        let heap: Heap<S, Tracked<Mmap>> = Heap::with_source(Tracked::new(Mmap));
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let heap = &heap;
+                s.spawn(move || {
+                    let v: Vec<_> = (0..100)
+                        .map(|i| heap.alloc_layout(layout(8 + (i * 37 + t) % 3000)).unwrap())
+                        .collect();
+                    for (i, p) in v.into_iter().enumerate() {
+                        if i % 4 != 0 {
+                            // SAFETY: a live block of `heap`, given up.
+                            assert!(unsafe { heap.free(p) }.is_ok());
+                        }
+                    }
+                });
+            }
+        });
+        // SAFETY: no other thread uses the heap, no block is used again.
+        unsafe { heap.release_all() };
+        let c = heap.source().counts();
+        assert_eq!(c.owned(), 0, "{}: {c:?}", core::any::type_name::<S>());
+        assert_eq!(Tracked::<Mmap>::PAGE_BYTES, 4096);
+    }
+    run::<ThreadCache<Arenas<BestFit>>>();
+    run::<Segregate<512, SegregatedFit, Arenas<BestFit, 2>>>();
+    run::<ThreadCache<Arenas<PagePerBlock>>>();
+}
