@@ -73,6 +73,11 @@ fn dropped_heaps_leave_nothing<S: Strategy + ConstInit>() {
     }
     let (vm2, rss2) = (status_kib("VmSize:"), status_kib("VmRSS:"));
     let name = S::INIT.name();
+    eprintln!(
+        "{name}: 300 heaps made, filled and dropped: address space {:+} KiB, resident {:+} KiB",
+        vm2 as isize - vm as isize,
+        rss2 as isize - rss as isize
+    );
     assert!(vm2 < vm + (64 << 10), "{name}: 300 dropped heaps grew the address space {vm} -> {vm2} KiB");
     assert!(rss2 < rss + (16 << 10), "{name}: 300 dropped heaps grew the resident set {rss} -> {rss2} KiB");
 }
