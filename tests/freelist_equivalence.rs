@@ -24,8 +24,12 @@ const REGION_BYTES: usize = 3 << 20;
 /// first free block, which lies at the start of the region), into its spill tree.
 const BIG_REGION_BYTES: usize = 40 << 20;
 /// Alignment of each region: above the largest alignment asked for, so that both regions
-/// sit at the same address modulo every alignment and offsets compare.
-const REGION_ALIGN: usize = 2 << 20;
+/// sit at the same address modulo every alignment and offsets compare; and 1 GiB, the span
+/// of one of the live-start map's lowest tables, so that both heaps cross the map's table
+/// boundaries at the same offsets and take their map memory from the source at the same
+/// moments (a region straddling a 1 GiB boundary needs one table more, which moves every
+/// later chunk of that heap).
+const REGION_ALIGN: usize = 1 << 30;
 
 /// One operation; indexes pick a live block modulo the number of live blocks.
 #[derive(Clone, Debug)]
