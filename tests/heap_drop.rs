@@ -12,15 +12,9 @@ use stratalloc::{
 };
 use workloads::Rng;
 
-/// A mixed size: mostly small, some up to 64 KiB, a few large.
-fn size(rng: &mut Rng) -> usize {
-    match rng.below(100) {
-        0..=29 => 1 + rng.below(15),
-        30..=89 => 16 + rng.below(1000),
-        90..=98 => 1000 + rng.below(63_000),
-        _ => 65_536 + rng.below(400_000),
-    }
-}
+#[path = "common/mixed_size.rs"]
+mod mixed_size;
+use mixed_size::size;
 
 fn align(rng: &mut Rng) -> usize {
     1 << [0, 3, 3, 4, 4, 4, 6, 12][rng.below(8)]

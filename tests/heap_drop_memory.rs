@@ -7,15 +7,9 @@ use std::alloc::Layout;
 use stratalloc::{BestFit, ConstInit, FirstFit, Heap, Mmap, NextFit, SegregatedFit, Strategy, Tiered};
 use workloads::Rng;
 
-/// A mixed size: mostly small, some up to 64 KiB, a few large.
-fn size(rng: &mut Rng) -> usize {
-    match rng.below(100) {
-        0..=29 => 1 + rng.below(15),
-        30..=89 => 16 + rng.below(1000),
-        90..=98 => 1000 + rng.below(63_000),
-        _ => 65_536 + rng.below(400_000),
-    }
-}
+#[path = "common/mixed_size.rs"]
+mod mixed_size;
+use mixed_size::size;
 
 /// Allocates `n` mixed blocks (writing each) and frees about two thirds of them by address;
 /// returns the live ones.
