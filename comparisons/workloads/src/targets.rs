@@ -59,7 +59,7 @@ pub fn churn(c: &Ctx) -> Check<Outcome> {
 }
 
 /// Threads replace objects in one shared table of slots: about half of the frees are of
-/// objects another thread allocated. A slot is claimed by swapping its pointer out.
+/// objects another thread allocated. A slot is claimed by swapping a held mark into it.
 pub fn larson_shared(c: &Ctx) -> Check<Outcome> {
     const SLOTS: usize = 5000;
     let slots: Vec<AtomicPtr<u8>> = (0..SLOTS).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect();
@@ -73,12 +73,14 @@ pub fn larson_shared(c: &Ctx) -> Check<Outcome> {
             let size = r.range(8, 1007);
             let (ptr, _, _) = Block::new(size, 8, size as u64)?.into_raw();
             let old = claim(&slots[k], &sizes[k]);
+            // Refill (and so release) the slot before the free, which may fail: a slot left
+            // held would spin the other thread for ever.
+            sizes[k].store(size, Ordering::Relaxed);
+            slots[k].store(ptr.as_ptr(), Ordering::Release);
             if let Some(old) = old {
                 sum = sum.wrapping_add(mix(old.size() as u64));
                 old.free()?;
             }
-            sizes[k].store(size, Ordering::Release);
-            slots[k].store(ptr.as_ptr(), Ordering::Release);
         }
         Ok(sum)
     })?;
@@ -93,23 +95,28 @@ pub fn larson_shared(c: &Ctx) -> Check<Outcome> {
     Outcome::sum(sum)
 }
 
-/// Takes the block out of a slot (spinning while another thread holds it); `None` for a
-/// slot never filled.
+/// Marks a slot that a thread has claimed and not yet refilled. Never a block's address: no
+/// allocation starts at address 1.
+const HELD: *mut u8 = std::ptr::without_provenance_mut(1);
+
+/// Takes the block out of a slot, leaving it marked [`HELD`] until the caller stores a new
+/// block (spinning while another thread holds it); `None` for a slot never filled. Holding
+/// the slot, not only emptying it, is what keeps two threads from both filling an empty slot
+/// and losing one block.
 fn claim(slot: &AtomicPtr<u8>, size: &AtomicUsize) -> Option<Block> {
     loop {
-        let p = slot.swap(std::ptr::null_mut(), Ordering::Acquire);
-        if let Some(ptr) = NonNull::new(p) {
-            let n = size.load(Ordering::Acquire);
-            let layout = Layout::from_size_align(n, 8).ok()?;
-            // SAFETY: the slot held the parts of a block of `n` bytes made with tag `n` and
-            // alignment 8 (stored before the pointer, released with it); the swap took it
-            // out, so only this thread takes it back.
-            return Some(unsafe { Block::from_raw(ptr, layout, n as u64) });
+        let p = slot.swap(HELD, Ordering::Acquire);
+        if p == HELD {
+            std::hint::spin_loop();
+            continue;
         }
-        if size.load(Ordering::Acquire) == 0 {
-            return None;
-        }
-        std::hint::spin_loop();
+        let ptr = NonNull::new(p)?;
+        let n = size.load(Ordering::Acquire);
+        let layout = Layout::from_size_align(n, 8).ok()?;
+        // SAFETY: the slot held the parts of a block of `n` bytes made with tag `n` and
+        // alignment 8 (the size stored before the pointer, released with it); the swap took
+        // it out and left the slot held, so only this thread takes it back.
+        return Some(unsafe { Block::from_raw(ptr, layout, n as u64) });
     }
 }
 
