@@ -8,6 +8,9 @@
 //!   strategy" and "Writing your own page source"; the chapters include them by anchor.
 //! - [`reports`] produce the deterministic figures committed in `book/src/measured/`, and
 //!   `tests/measured.rs` checks that the committed files are still what the code prints.
+//! - [`reports::policy_frames`] draws the step-through frames of the chapter "Free-list
+//!   allocation" (`book/src/img/policy/`) from the real strategies; `tests/frames.rs` checks
+//!   that the committed frames are what it draws today.
 //! - `tests/book_links.rs` checks every relative link, image, anchor and include of the book.
 #![allow(rustdoc::broken_intra_doc_links)]
 
@@ -17,6 +20,8 @@ pub mod poisoned;
 /// The deterministic measurements committed under `book/src/measured/` (the examples of the
 /// same names print them; `tests/measured.rs` checks the committed files are current).
 pub mod reports {
+    #[path = "../reports/policy_frames.rs"]
+    pub mod policy_frames;
     #[path = "../reports/scavenge.rs"]
     pub mod scavenge;
     #[path = "../reports/size_classes.rs"]

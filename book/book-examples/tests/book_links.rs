@@ -134,6 +134,26 @@ fn links(prose: &str) -> Vec<(bool, String, String)> {
     out
 }
 
+/// `(has_alt, src)` of every HTML `<img>` in `prose` (the step-through figures are HTML).
+fn html_images(prose: &str) -> Vec<(bool, String)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = prose[from..].find("<img ").map(|i| i + from) {
+        let end = prose[i..].find('>').map_or(prose.len(), |e| e + i);
+        from = end;
+        let tag = &prose[i..end];
+        let attr = |name: &str| {
+            let key = format!(" {name}=\"");
+            let at = tag.find(&key)? + key.len();
+            Some(tag[at..at + tag[at..].find('"')?].to_string())
+        };
+        if let Some(src) = attr("src") {
+            out.push((attr("alt").is_some_and(|a| !a.trim().is_empty()), src));
+        }
+    }
+    out
+}
+
 /// `(path, anchor)` of every include directive.
 fn includes(text: &str) -> Vec<(String, Option<String>)> {
     let mut out = Vec::new();
@@ -165,7 +185,16 @@ fn check_page(page: &Path, errors: &mut Vec<String>) {
     let text = fs::read_to_string(page).expect("read chapter");
     let dir = page.parent().expect("chapter dir");
     let name = page.strip_prefix(book_src()).unwrap_or(page).display().to_string();
-    for (is_image, label, target) in links(&prose(&text)) {
+    let prose = prose(&text);
+    for (has_alt, src) in html_images(&prose) {
+        if !has_alt {
+            errors.push(format!("{name}: image {src} has no alt text"));
+        }
+        if !src.contains("://") && !dir.join(&src).exists() {
+            errors.push(format!("{name}: link to missing file {src}"));
+        }
+    }
+    for (is_image, label, target) in links(&prose) {
         if is_image && label.trim().is_empty() {
             errors.push(format!("{name}: image {target} has no alt text"));
         }
@@ -236,6 +265,7 @@ fn the_checker_finds_broken_references() {
         .expect("write");
     let page = dir.join("page.md");
     let good = "[a](other.md#a-code-heading-yes) ![alt text](other.md) {{#include code.rs:here}}\n\
+                <img src=\"other.md\" alt=\"a frame\">\n\
                 {{#include notes.md:part}}\n\
                 ```text\n[not a link](nowhere.md)\n```\n";
     fs::write(&page, good).expect("write");
@@ -243,9 +273,10 @@ fn the_checker_finds_broken_references() {
     check_page(&page, &mut errors);
     assert!(errors.is_empty(), "false alarms: {errors:?}");
     let bad = "[a](missing.md) [b](other.md#no-such-heading) ![](other.md)\n\
-               {{#include missing.rs}} {{#include code.rs:nowhere}}\n";
+               {{#include missing.rs}} {{#include code.rs:nowhere}}\n\
+               <img src=\"missing.svg\" alt=\"x\"> <img src=\"other.md\">\n";
     fs::write(&page, bad).expect("write");
     check_page(&page, &mut errors);
     let _ = fs::remove_dir_all(&dir);
-    assert_eq!(errors.len(), 5, "each breakage reported once: {errors:?}");
+    assert_eq!(errors.len(), 7, "each breakage reported once: {errors:?}");
 }
