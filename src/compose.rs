@@ -3,12 +3,14 @@
 //! [`AnyStrategy`](crate::AnyStrategy) composition.
 //!
 //! # Grammar
+// ANCHOR: grammar
 //! ```text
 //! strategy := base | "tcache(" strategy ")" | "arenas(" strategy ")"
 //!           | "segregate(" LIMIT "," strategy "," strategy ")"
 //! base     := "first-fit" | "next-fit" | "best-fit" | "segregated-fit" | "tiered"
 //! LIMIT    := decimal bytes, at least 1
 //! ```
+// ANCHOR_END: grammar
 //! with one restriction: no `arenas(...)` inside another (see [`AnyInner`]).
 //! Case and whitespace do not matter; [`Spec`]'s `Display` writes the canonical form (lower
 //! case, no spaces), the names of the allocator table: `tcache(arenas(best-fit))`,

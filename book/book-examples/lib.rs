@@ -5,7 +5,8 @@
 //!   included from the sources (mdBook's include directive) are marked `ignore`: that code is
 //!   compiled where it lives.
 //! - [`bump`] and [`poisoned`] are the worked examples of the chapters "Writing your own
-//!   strategy" and "Writing your own page source"; the chapters include them by anchor.
+//!   strategy" and "Writing your own page source", [`counting`] that of "Layers"; the
+//!   chapters include them by anchor.
 //! - [`reports`] produce the deterministic figures committed in `book/src/measured/`, and
 //!   `tests/measured.rs` checks that the committed files are still what the code prints.
 //! - [`reports::policy_frames`] draws the step-through frames of the chapter "Free-list
@@ -15,6 +16,7 @@
 #![allow(rustdoc::broken_intra_doc_links)]
 
 pub mod bump;
+pub mod counting;
 pub mod poisoned;
 
 /// The deterministic measurements committed under `book/src/measured/` (the examples of the
@@ -53,6 +55,10 @@ pub mod walkthrough {}
 /// Chapter "Freeing and scavenging".
 #[doc = include_str!("../src/freeing.md")]
 pub mod freeing {}
+
+/// Chapter "Layers: allocators built from parts".
+#[doc = include_str!("../src/layers.md")]
+pub mod layers {}
 
 /// Chapter "Writing your own strategy".
 #[doc = include_str!("../src/own-strategy.md")]

@@ -110,6 +110,7 @@ unsafe impl<P: PageSource> PageSource for ArenaSource<'_, P> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.src.map(base, bytes) }
     }
+    // ANCHOR: arena_source_used
     unsafe fn used(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.src.used(base, bytes) }?;
@@ -121,6 +122,7 @@ unsafe impl<P: PageSource> PageSource for ArenaSource<'_, P> {
         }
         Ok(())
     }
+    // ANCHOR_END: arena_source_used
     unsafe fn unused(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.src.unused(base, bytes) }
@@ -190,6 +192,7 @@ impl<S: Strategy, const N: usize> Arenas<S, N> {
         let _ = i;
     }
 
+    // ANCHOR: arenas_with_arena
     /// Runs `f` on an arena the calling thread holds: its own if free, else the first free
     /// one after it (which becomes its own), else its own after waiting. If `f` fails
     /// (the arena could not grow) every other arena is tried in turn, waiting for each.
@@ -225,6 +228,7 @@ impl<S: Strategy, const N: usize> Arenas<S, N> {
         let _g = self.arenas[home].busy.lock();
         f(&self.arenas[home].strategy, home)
     }
+    // ANCHOR_END: arenas_with_arena
 
     /// The arena could not serve (its source refused): the others may hold free memory
     /// (glibc's `arena_get_retry`).
@@ -261,6 +265,7 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
         "arenas"
     }
 
+    // ANCHOR: arenas_alloc
     #[inline]
     unsafe fn alloc<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
         // SAFETY: forwarded with the caller's guarantees; arena `i`'s own source.
@@ -283,6 +288,7 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
         // SAFETY: `ptr` is a live block of arena `i` (caller; `owner_of_live`), its own source.
         unsafe { self.arenas[i].strategy.dealloc(&self.source(src, i), ptr, layout) }
     }
+    // ANCHOR_END: arenas_alloc
 
     unsafe fn realloc<P: PageSource>(
         &self,

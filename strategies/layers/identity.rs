@@ -7,6 +7,7 @@ use core::ptr::NonNull;
 use crate::source::PageSource;
 use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Strategy, StrategyStats};
 
+// ANCHOR: identity
 /// Forwards every call to `S` unchanged: the zero-cost claim of composition, measured.
 pub struct Identity<S>(pub S);
 
@@ -29,6 +30,7 @@ unsafe impl<S: Strategy> Strategy for Identity<S> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.0.dealloc(src, ptr, layout) }
     }
+    // ANCHOR_END: identity
     #[inline(always)]
     unsafe fn alloc_zeroed<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
         // SAFETY: forwarded with the caller's guarantees.

@@ -87,6 +87,7 @@ impl<L: Limit, Small: Strategy, Large: Strategy> Routed<L, Small, Large> {
     /// the one the caller passes back, so a small layout means a small request); a larger
     /// size may still name a small block whose usable size passes the limit, which the
     /// small side's lookup tells.
+    // ANCHOR: segregate_is_small
     #[inline]
     fn is_small(&self, ptr: NonNull<u8>, size: usize) -> bool {
         size <= self.lim.limit() || self.small_owns(ptr)
@@ -96,6 +97,7 @@ impl<L: Limit, Small: Strategy, Large: Strategy> Routed<L, Small, Large> {
     fn small_owns(&self, ptr: NonNull<u8>) -> bool {
         self.small.block_of(ptr.as_ptr()).is_some()
     }
+    // ANCHOR_END: segregate_is_small
 
     /// Moves a block across the limit: allocates on the other side, copies, frees the old.
     ///
@@ -140,6 +142,7 @@ unsafe impl<L: Limit, Small: Strategy, Large: Strategy> Strategy for Routed<L, S
         "segregate"
     }
 
+    // ANCHOR: segregate_alloc
     #[inline]
     unsafe fn alloc<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
         // SAFETY: forwarded with the caller's guarantees to the side that serves the size.
@@ -151,6 +154,7 @@ unsafe impl<L: Limit, Small: Strategy, Large: Strategy> Strategy for Routed<L, S
             }
         }
     }
+    // ANCHOR_END: segregate_alloc
 
     #[inline]
     unsafe fn alloc_zeroed<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
@@ -164,6 +168,7 @@ unsafe impl<L: Limit, Small: Strategy, Large: Strategy> Strategy for Routed<L, S
         }
     }
 
+    // ANCHOR: segregate_dealloc
     #[inline]
     unsafe fn dealloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: `ptr` is a live block (caller) and `is_small` names its side.
@@ -175,6 +180,7 @@ unsafe impl<L: Limit, Small: Strategy, Large: Strategy> Strategy for Routed<L, S
             }
         }
     }
+    // ANCHOR_END: segregate_dealloc
 
     unsafe fn realloc<P: PageSource>(
         &self,

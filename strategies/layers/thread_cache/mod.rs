@@ -196,6 +196,7 @@ unsafe impl<S: Strategy> Strategy for ThreadCache<S> {
         "tcache"
     }
 
+    // ANCHOR: tcache_alloc
     #[inline]
     unsafe fn alloc<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
         if let Some(p) = self.pop(layout) {
@@ -208,6 +209,7 @@ unsafe impl<S: Strategy> Strategy for ThreadCache<S> {
             None => unsafe { self.alloc_after_flush(src, layout, false) },
         }
     }
+    // ANCHOR_END: tcache_alloc
 
     unsafe fn alloc_zeroed<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
         if let Some(p) = self.pop(layout) {
@@ -223,6 +225,7 @@ unsafe impl<S: Strategy> Strategy for ThreadCache<S> {
         }
     }
 
+    // ANCHOR: tcache_dealloc
     #[inline]
     unsafe fn dealloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, layout: Layout) {
         if layout.size() < MAX_CACHED_BYTES + BIN_BYTES
@@ -249,6 +252,7 @@ unsafe impl<S: Strategy> Strategy for ThreadCache<S> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.inner.dealloc(src, ptr, layout) }
     }
+    // ANCHOR_END: tcache_dealloc
 
     unsafe fn realloc<P: PageSource>(
         &self,
