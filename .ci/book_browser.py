@@ -173,6 +173,14 @@ def main():
                         failures.append(f"{where}: step-through #{s['id']} does not step (controls: "
                                         f"{s['controls']}; frames shown before next: {len(s['before'])}, "
                                         f"after: {len(s['after'])}; {s['before'][:1]} -> {s['after'][:1]})")
+                for s in r["steppers"]:
+                    # A second screenshot with each step-through in view (after one "next").
+                    browser.call("Runtime.evaluate", {"expression": f"document.getElementById({json.dumps(s['id'])})"
+                                                      ".scrollIntoView()"}, session=True)
+                    time.sleep(0.2)
+                    shot = browser.call("Page.captureScreenshot", {"format": "png"}, session=True)
+                    with open(png.removesuffix(".png") + f"-{s['id']}.png", "wb") as f:
+                        f.write(base64.b64decode(shot["data"]))
                 print(f"checked {where}: {len(r['steppers'])} step-through(s), "
                       f"{len(r['wide'])} wide code block(s), screenshot {png}")
     finally:

@@ -31,7 +31,15 @@
         controls.appendChild(slider);
         controls.appendChild(next);
         controls.appendChild(count);
+        // The frames sit in a box of their own, which scrolls sideways on a narrow screen
+        // (stepper.css) while the controls stay in place.
+        var box = document.createElement("div");
+        box.className = "stepper-frames";
         figure.insertBefore(controls, frames[0]);
+        figure.insertBefore(box, frames[0]);
+        frames.forEach(function (img) {
+            box.appendChild(img);
+        });
         figure.classList.add("stepper-live");
         var current = 0;
         function show(i) {
