@@ -561,8 +561,31 @@ fn op_text(op: &Op) -> String {
     }
 }
 
-/// The step-through of the four policies: `(file name, SVG)` for every frame.
-pub fn policy_frames() -> Vec<(String, String)> {
+/// One frame of a step-through.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    /// File name under `book/src/img/policy/`.
+    pub name: String,
+    /// The frame's text for readers who cannot see it: its heading and every caption, the
+    /// chapter's `alt` (checked by `tests/frames.rs`).
+    pub alt: String,
+    /// The SVG.
+    pub svg: String,
+}
+
+impl Frame {
+    /// The `<img>` element the chapter shows the frame with.
+    pub fn img(&self) -> String {
+        format!(
+            r#"<img src="img/policy/{}" alt="{}" width="860">"#,
+            self.name,
+            esc(&self.alt).replace('"', "&quot;")
+        )
+    }
+}
+
+/// The step-through of the four policies: every frame.
+pub fn policy_frames() -> Vec<Frame> {
     let all = [
         (Policy::First, run::<<FirstFit as Strategyish>::X>(Policy::First, &SETUP, &SCRIPT)),
         (Policy::Next, run::<<NextFit as Strategyish>::X>(Policy::Next, &SETUP, &SCRIPT)),
@@ -589,8 +612,23 @@ pub fn policy_frames() -> Vec<(String, String)> {
             format!("Step {step} of {}: {}", steps, op_text(&SCRIPT[step - 1]))
         };
         text(&mut body, LEFT, 22.0, 16, true, &heading);
+        let mut alt = format!("{heading}.");
+        if step == 0 {
+            let blocks: Vec<String> = all[0].1[0]
+                .after
+                .iter()
+                .map(|b| match b.name {
+                    Some(n) => format!("{n} {} B", b.bytes),
+                    None => format!("the free top ({})", kib(b.bytes)),
+                })
+                .collect();
+            let _ = write!(alt, " From the lowest address: {}.", blocks.join(", "));
+        }
         for (i, (policy, rows)) in all.iter().enumerate() {
             let row = &rows[step];
+            if !row.caption.is_empty() {
+                let _ = write!(alt, " {}: {}.", policy.title(), row.caption);
+            }
             let y = 40.0 + i as f64 * row_h;
             text(&mut body, LEFT, y + 12.0, 13, true, policy.title());
             let (search, result) = row.caption.split_once(" → ").unwrap_or((&row.caption, ""));
@@ -601,13 +639,14 @@ pub fn policy_frames() -> Vec<(String, String)> {
             bar(&mut body, y + 48.0, &row.before, &scale, &row.path, row.picked, row.rover);
         }
         let h = 40.0 + all.len() as f64 * row_h + 8.0;
-        frames.push((format!("step-{step:02}.svg"), svg(h, &heading, &body)));
+        frames.push(Frame { name: format!("step-{step:02}.svg"), alt, svg: svg(h, &heading, &body) });
     }
     // The last frame: every heap after the script.
     let mut body = String::new();
     let heading = format!("Step {steps} of {steps}: after the script, the four heaps");
     let heading = heading.as_str();
     text(&mut body, LEFT, 22.0, 16, true, heading);
+    let mut alt = format!("{heading}.");
     for (i, (policy, rows)) in all.iter().enumerate() {
         let row = rows.last().expect("rows");
         let y = 40.0 + i as f64 * row_h;
@@ -618,21 +657,16 @@ pub fn policy_frames() -> Vec<(String, String)> {
             .map(|b| b.bytes.to_string())
             .collect();
         text(&mut body, LEFT, y + 12.0, 13, true, policy.title());
-        text(
-            &mut body,
-            LEFT + 116.0,
-            y + 12.0,
-            12,
-            false,
-            &format!(
-                "free blocks below the top: {}",
-                if free.is_empty() { "none".into() } else { free.join(", ") + " B" }
-            ),
+        let caption = format!(
+            "free blocks below the top: {}",
+            if free.is_empty() { "none".into() } else { free.join(", ") + " B" }
         );
+        let _ = write!(alt, " {}: {caption}.", policy.title());
+        text(&mut body, LEFT + 116.0, y + 12.0, 12, false, &caption);
         bar(&mut body, y + 48.0, &row.after, &scale, &[], None, None);
     }
     let h = 40.0 + all.len() as f64 * row_h + 8.0;
-    frames.push((format!("step-{steps:02}.svg"), svg(h, heading, &body)));
+    frames.push(Frame { name: format!("step-{steps:02}.svg"), alt, svg: svg(h, heading, &body) });
     frames
 }
 
@@ -645,25 +679,15 @@ impl<X: Placement> Strategyish for FreeList<X> {
     type X = X;
 }
 
-/// The split and the four coalescing cases, each on a fresh `FirstFit` heap: `(file name,
-/// SVG)` for every frame, each with the heap before and after the operation.
-pub fn mechanism_frames() -> Vec<(String, String)> {
+/// The split and the four coalescing cases, each on a fresh `FirstFit` heap: every frame,
+/// each with the heap before and after the operation.
+pub fn mechanism_frames() -> Vec<Frame> {
     type X = <FirstFit as Strategyish>::X;
     let guard = Op::Alloc('G', 40);
     // (file, heading, setup, the operation)
     let cases: [(&str, &str, Vec<Op>, Op); 6] = [
-        (
-            "split.svg",
-            "Split: M = malloc(100) needs 112 B and finds a free block of 208 B",
-            vec![Op::Alloc('P', 200), guard, Op::Free('P')],
-            Op::Alloc('M', 100),
-        ),
-        (
-            "no-split.svg",
-            "No split: M = malloc(130) needs 144 B of a free 192 B; 48 B over is less than a block (64 B)",
-            vec![Op::Alloc('P', 180), guard, Op::Free('P')],
-            Op::Alloc('M', 130),
-        ),
+        ("split.svg", "Split", vec![Op::Alloc('P', 200), guard, Op::Free('P')], Op::Alloc('M', 100)),
+        ("no-split.svg", "No split", vec![Op::Alloc('P', 180), guard, Op::Free('P')], Op::Alloc('M', 130)),
         (
             "coalesce-none.svg",
             "Coalescing, case 1: free(M) with both neighbours used",
@@ -700,6 +724,14 @@ pub fn mechanism_frames() -> Vec<(String, String)> {
     for (file, heading, setup, op) in cases {
         let rows = run::<X>(Policy::First, &setup, &[op]);
         let row = &rows[1];
+        let heading = match op {
+            Op::Alloc(_, size) => {
+                let took = row.before.iter().find(|b| Some(b.off) == row.picked).expect("the block taken");
+                format!("{heading}: {} needs {} B of a free {} B block", op_text(&op), need(size), took.bytes)
+            }
+            Op::Free(_) => heading.to_string(),
+        };
+        let heading = heading.as_str();
         let scale = Scale { shown: 560 };
         let mut body = String::new();
         text(&mut body, LEFT, 22.0, 15, true, heading);
@@ -717,13 +749,14 @@ pub fn mechanism_frames() -> Vec<(String, String)> {
                 .map(|b| b.off),
         };
         bar(&mut body, 128.0, &row.after, &scale, &[], new, None);
-        frames.push((file.to_string(), svg(176.0, heading, &body)));
+        let alt = format!("{heading}. Before and {after_caption}.");
+        frames.push(Frame { name: file.to_string(), alt, svg: svg(176.0, heading, &body) });
     }
     frames
 }
 
-/// Every frame of the chapter: `(file name under book/src/img/policy/, SVG)`.
-pub fn frames() -> Vec<(String, String)> {
+/// Every frame of the chapter.
+pub fn frames() -> Vec<Frame> {
     let mut all = policy_frames();
     all.extend(mechanism_frames());
     all

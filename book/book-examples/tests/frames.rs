@@ -12,7 +12,8 @@ fn committed_frames_are_current() {
     let dir = format!("{}/../src/img/policy", env!("CARGO_MANIFEST_DIR"));
     let now = policy_frames::frames();
     let mut stale = vec![];
-    for (name, svg) in &now {
+    for frame in &now {
+        let (name, svg) = (&frame.name, &frame.svg);
         let path = format!("{dir}/{name}");
         match std::fs::read_to_string(&path) {
             Ok(then) if &then == svg => {}
@@ -23,12 +24,31 @@ fn committed_frames_are_current() {
     let mut extra: Vec<String> = std::fs::read_dir(&dir)
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
-    extra.retain(|f| !now.iter().any(|(n, _)| n == f));
+    extra.retain(|f| !now.iter().any(|frame| &frame.name == f));
     stale.extend(extra.into_iter().map(|f| format!("{f}: no longer drawn")));
     assert!(
         stale.is_empty(),
         "book/src/img/policy is stale; regenerate it with \
          `cargo run -p book-examples --example policy_frames`:\n{}",
         stale.join("\n")
+    );
+}
+
+/// Each frame's alt text in the chapter is the frame's own text, so that every number a
+/// reader without the picture gets is the one the strategies drew.
+#[test]
+fn the_chapter_shows_every_frame_with_its_text() {
+    let path = format!("{}/../src/free-lists.md", env!("CARGO_MANIFEST_DIR"));
+    let chapter = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let missing: Vec<String> = policy_frames::frames()
+        .iter()
+        .map(|f| f.img())
+        .filter(|img| !chapter.contains(img.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "free-lists.md does not show these frames as drawn (paste the lines that \
+         `cargo run -p book-examples --example policy_frames` prints):\n{}",
+        missing.join("\n")
     );
 }
