@@ -11,7 +11,8 @@
 //!   `tests/measured.rs` checks that the committed files are still what the code prints.
 //! - [`reports::policy_frames`] draws the step-through frames of the chapter "Free-list
 //!   allocation" (`book/src/img/policy/`) from the real strategies; `tests/frames.rs` checks
-//!   that the committed frames are what it draws today.
+//!   that the committed frames are what it draws today, and the fragmentation plot of the
+//!   same chapter ([`reports::fragmentation`]).
 //! - `tests/book_links.rs` checks every relative link, image, anchor and include of the book.
 #![allow(rustdoc::broken_intra_doc_links)]
 
@@ -22,6 +23,8 @@ pub mod poisoned;
 /// The deterministic measurements committed under `book/src/measured/` (the examples of the
 /// same names print them; `tests/measured.rs` checks the committed files are current).
 pub mod reports {
+    #[path = "../reports/fragmentation.rs"]
+    pub mod fragmentation;
     #[path = "../reports/policy_frames.rs"]
     pub mod policy_frames;
     #[path = "../reports/scavenge.rs"]

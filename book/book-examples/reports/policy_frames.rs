@@ -29,6 +29,9 @@ const TOP_FROM: usize = 64 << 10;
 
 /// Bytes of each `Fixed` region: the live-start map's pools and one 256 KiB chunk.
 const REGION_BYTES: usize = 4 << 20;
+/// Alignment of each region: the live-start map is keyed by address, so a region aligned to
+/// 1 GiB gives the same layout on every machine.
+const REGION_ALIGN: usize = 1 << 30;
 
 /// One operation of a script: allocate `size` bytes under a name, or free the named block.
 #[derive(Copy, Clone, Debug)]
@@ -69,7 +72,10 @@ impl Blk {
 
 /// A heap of policy `X` over its own `Fixed` region, with the names of its live blocks.
 struct Lab<X: Placement> {
-    heap: Heap<FreeList<X>, Fixed>,
+    /// Dropped before the region it lives in (`Drop`).
+    heap: core::mem::ManuallyDrop<Heap<FreeList<X>, Fixed>>,
+    /// The region from the system allocator, and its layout.
+    region: (*mut u8, Layout),
     /// Name of each live block, by payload address.
     names: BTreeMap<usize, char>,
     /// Payload address of each live block, by name.
@@ -82,15 +88,16 @@ struct Lab<X: Placement> {
 
 impl<X: Placement> Lab<X> {
     fn new() -> Self {
-        let layout = Layout::from_size_align(REGION_BYTES, 4096).expect("layout");
+        let layout = Layout::from_size_align(REGION_BYTES, REGION_ALIGN).expect("layout");
         // SAFETY: the layout has a non-zero size.
         let base = unsafe { std::alloc::alloc(layout) };
         assert!(!base.is_null(), "no memory for the region");
         // SAFETY: `base..base + REGION_BYTES` was just allocated and is used by this source
-        // only; it is never freed (leaked), so it outlives the heap and every block.
+        // only; it is freed in `Drop` after the heap, so it outlives the heap and every block.
         let source = unsafe { Fixed::new(base, REGION_BYTES) };
         Lab {
-            heap: Heap::from_parts(FreeList::new(), source),
+            heap: core::mem::ManuallyDrop::new(Heap::from_parts(FreeList::new(), source)),
+            region: (base, layout),
             names: BTreeMap::new(),
             ptrs: BTreeMap::new(),
             rover: 0,
@@ -298,6 +305,15 @@ fn run<X: Placement>(policy: Policy, setup: &[Op], script: &[Op]) -> Vec<Row> {
         rows.push(Row { before, after, path, picked, rover, caption });
     }
     rows
+}
+
+impl<X: Placement> Drop for Lab<X> {
+    fn drop(&mut self) {
+        // SAFETY: the heap is dropped once, here, and not used after.
+        unsafe { core::mem::ManuallyDrop::drop(&mut self.heap) };
+        // SAFETY: allocated in `new` with this layout; the heap that used it is gone.
+        unsafe { std::alloc::dealloc(self.region.0, self.region.1) };
+    }
 }
 
 fn apply<X: Placement>(lab: &mut Lab<X>, op: Op) -> Option<usize> {
