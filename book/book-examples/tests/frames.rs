@@ -74,3 +74,31 @@ fn fragmentation_is_current() {
         );
     }
 }
+
+/// Every percentage the chapter's section on fragmentation quotes (prose and alt text) is in
+/// the committed table.
+#[test]
+fn the_chapter_quotes_the_fragmentation_table() {
+    let src = format!("{}/../src", env!("CARGO_MANIFEST_DIR"));
+    let chapter = std::fs::read_to_string(format!("{src}/free-lists.md")).expect("free-lists.md");
+    let table =
+        std::fs::read_to_string(format!("{src}/measured/fragmentation.txt")).expect("fragmentation.txt");
+    let start = chapter.find("### Fragmentation over one run").expect("the section");
+    let end = start + chapter[start..].find("### Whole programs").expect("the next section");
+    let section = &chapter[start..end];
+    let mut quoted = vec![];
+    for (i, _) in section.match_indices(" %") {
+        let digits: String =
+            section[..i].chars().rev().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+        let number: String = digits.chars().rev().collect();
+        if number.contains('.') {
+            quoted.push(number);
+        }
+    }
+    assert!(quoted.len() >= 5, "expected the section's figures, found {quoted:?}");
+    let missing: Vec<&String> = quoted.iter().filter(|n| !table.contains(&format!(" {n}%"))).collect();
+    assert!(
+        missing.is_empty(),
+        "free-lists.md quotes figures that measured/fragmentation.txt lacks: {missing:?}"
+    );
+}
