@@ -29,6 +29,8 @@ pub mod reports {
     pub mod policy_frames;
     #[path = "../reports/scavenge.rs"]
     pub mod scavenge;
+    #[path = "../reports/size_class_waste.rs"]
+    pub mod size_class_waste;
     #[path = "../reports/size_classes.rs"]
     pub mod size_classes;
     #[path = "../reports/tiered_walk.rs"]

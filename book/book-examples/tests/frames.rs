@@ -102,3 +102,23 @@ fn the_chapter_quotes_the_fragmentation_table() {
         "free-lists.md quotes figures that measured/fragmentation.txt lacks: {missing:?}"
     );
 }
+
+/// The size-class waste plot of "Why size classes" is what the code draws, and the chapter
+/// shows it with the alt text the code computes.
+#[test]
+fn size_class_waste_is_current() {
+    use book_examples::reports::size_class_waste;
+    let src = format!("{}/../src", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{src}/img/size-class-waste.svg");
+    let then = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert!(
+        then == size_class_waste::plot(),
+        "{path} is stale; regenerate it with `cargo run --release -p book-examples --example size_class_waste`"
+    );
+    let chapter = std::fs::read_to_string(format!("{src}/size-classes.md")).expect("size-classes.md");
+    assert!(
+        chapter.contains(&size_class_waste::img()),
+        "size-classes.md does not show the plot as drawn; the line is:\n{}",
+        size_class_waste::img()
+    );
+}
