@@ -116,6 +116,14 @@ pub const EMPTY_OWNED_PAGES: usize = 64;
 /// go to the tail, so successive refills go round the list.
 pub const TAKE_OWNED_LOOK_SPANS: usize = 4;
 
+/// Wholly empty owned spans a class keeps through a decay step (the hysteresis that keeps
+/// an alloc/free ping-pong from sending a span to mcentral and back).
+pub const DECAY_KEEP_SPANS: usize = 1;
+
+/// Owned spans a decay step looks at per class, from the head (where the owner's frees
+/// put the spans they empty).
+pub const DECAY_LOOK_SPANS: usize = 16;
+
 /// mcentral refills between two flushes of a cache's statistics to the root.
 const FLUSH_EVERY_REFILLS: u32 = 8;
 /// A cache flushes its statistics sooner when its unflushed live bytes exceed this.
@@ -464,6 +472,49 @@ impl MCache {
         l.push_head(s);
     }
     // ANCHOR_END: on_refillable
+
+    // ANCHOR: decay_empty
+    /// A decay step (see "Empty spans leave"): in every class whose owned list holds more
+    /// than [`DECAY_KEEP_SPANS`] wholly empty spans, the empty spans among the first
+    /// [`DECAY_LOOK_SPANS`] from the head, past the first `DECAY_KEEP_SPANS`, go to mcentral
+    /// (its spare, or the page heap, where the scavenger reaches them). Owner only; called
+    /// by the bounded background step the cache's work pays for (`Root::free_step`).
+    #[cold]
+    pub fn decay_empty(&self, root: &Root) {
+        for spc in 0..SPAN_CLASS_COUNT {
+            let l = &self.owned[spc];
+            let empty = l.empty_pages.get() as usize;
+            // SAFETY: owned spans are live and owned by this cache.
+            let Some(head) = (unsafe { l.head.get().as_ref() }) else { continue };
+            if empty <= DECAY_KEEP_SPANS * head.npages.get() {
+                continue;
+            }
+            self.decay_class(root, spc);
+        }
+    }
+
+    /// `decay_empty` for span class `spc`.
+    fn decay_class(&self, root: &Root, spc: usize) {
+        let l = &self.owned[spc];
+        let (mut kept, mut p) = (0, l.head.get());
+        for _ in 0..DECAY_LOOK_SPANS {
+            // SAFETY: `p` is null or a member of this cache's owned list: a live span.
+            let Some(s) = (unsafe { p.as_ref() }) else { return };
+            p = s.next.get();
+            if s.alloc_count.get() != 0 {
+                continue;
+            }
+            if kept < DECAY_KEEP_SPANS {
+                kept += 1;
+                continue;
+            }
+            // Wholly empty: no object of it is on a free stack (a stacked object keeps its
+            // alloc bit), so it leaves with nothing to flush.
+            l.remove(s);
+            root.central[spc].uncache_span(&root.heap, s);
+        }
+    }
+    // ANCHOR_END: decay_empty
 
     /// The part of refill that goes to mcentral (giving `old` back in the same lock hold).
     fn refill_central<P: PageSource>(

@@ -243,9 +243,11 @@ impl MHeap {
                 None => return 0,
             }
         };
-        if goal == Goal::Target {
-            self.lock.lock().age_hold();
-        }
+        let arenas = goal == Goal::Target && {
+            let mut h = self.lock.lock();
+            h.age_hold();
+            h.empty_arena_hint
+        };
         let (mut released, mut below) = (0, usize::MAX);
         while released < max_pages {
             let run = {
@@ -266,6 +268,11 @@ impl MHeap {
             }
             released += r.npages;
             below = r.addr();
+        }
+        if arenas {
+            // Arenas without a span go back to the source, address space and all, once their
+            // pages are scavenged (or at once if dedicated): see `release_empty_arenas`.
+            self.release_empty_arenas_held(src);
         }
         released
     }
