@@ -119,7 +119,13 @@ impl Arena {
     ///
     /// # Safety
     /// `at` is valid for writes of one `Arena`, suitably aligned, and not yet shared.
-    pub unsafe fn init(at: *mut Arena, base: NonNull<u8>, joins_prev: bool, dedicated: bool, usable_pages: usize) {
+    pub unsafe fn init(
+        at: *mut Arena,
+        base: NonNull<u8>,
+        joins_prev: bool,
+        dedicated: bool,
+        usable_pages: usize,
+    ) {
         // SAFETY: the caller gives room for one Arena that nobody else sees yet. The span map
         // and the bitmaps are atomics and integers, for which all-zero bytes are valid (null
         // pointers, zero words); `base` (not valid as zeros) is written before any read, by

@@ -61,6 +61,19 @@
 //! 2 MiB per class. Spans emptied by remote frees are seen only when a refill collects
 //! them (and then taken), so the cap counts the owner's frees only.
 //!
+//! # Empty spans leave (the decay step)
+//! The cap bounds a burst; it does not make the memory go back. Each bounded step of
+//! background work the cache pays for (every [`OP_STEP_ALLOCS`] fast-path allocations, every
+//! [`FREE_STEP_BYTES`] freed off the owner's fast path: `Root::free_step`) first runs
+//! [`MCache::decay_empty`]: a class holding more than [`DECAY_KEEP_SPANS`] wholly empty owned
+//! spans gives the others (among the first [`DECAY_LOOK_SPANS`] from the head) to mcentral,
+//! whose spare or page heap the scavenger reaches. So an empty span leaves its owner after a
+//! bounded amount of the owner's work, whatever that work is, while one empty span per class
+//! stays: the hysteresis that keeps a class whose last spans empty and fill again from
+//! sending a span to mcentral and back on every round (and a class emptied within one step
+//! keeps the whole cap until the step). Spans emptied by remote frees are not seen here
+//! (their frees wait on the span's remote stack until a refill or the thread's exit).
+//!
 //! # Free stacks
 //! See freestack.rs: per size class, the objects this thread freed last, which the
 //! class's next allocation takes back first.
@@ -84,7 +97,9 @@
 //!   `list == Owned`, and is not current; `owned[spc].len` is the list's length and its
 //!   links are consistent (`prev` of each is the one before, `tail` the last);
 //!   `owned[spc].empty_pages == Σ npages of its members with alloc_count == 0`, and a free
-//!   by the owner never takes it past [`EMPTY_OWNED_PAGES`] unless it is one span;
+//!   by the owner never takes it past [`EMPTY_OWNED_PAGES`] unless it is one span (right
+//!   after a decay step, at most [`DECAY_KEEP_SPANS`] spans, unless more are empty below
+//!   the first [`DECAY_LOOK_SPANS`]: not checked, as it holds only at that moment);
 //! - `free[class].len <= free[class].cap`; every object on it is object `index` of its
 //!   recorded span, a span of `class` owned by this cache, with its alloc bit set and its
 //!   live bit clear, not in an alloc cache, and on the stack once; a released cache's
@@ -121,8 +136,10 @@ pub const TAKE_OWNED_LOOK_SPANS: usize = 4;
 pub const DECAY_KEEP_SPANS: usize = 1;
 
 /// Owned spans a decay step looks at per class, from the head (where the owner's frees
-/// put the spans they empty).
-pub const DECAY_LOOK_SPANS: usize = 16;
+/// put the spans they empty): more than the empty spans the cap lets a class keep
+/// ([`EMPTY_OWNED_PAGES`] one-page spans), so that one step finds them all when nothing
+/// was pushed above them since. Only classes over [`DECAY_KEEP_SPANS`] empty spans walk.
+pub const DECAY_LOOK_SPANS: usize = EMPTY_OWNED_PAGES + 16;
 
 /// mcentral refills between two flushes of a cache's statistics to the root.
 const FLUSH_EVERY_REFILLS: u32 = 8;

@@ -18,8 +18,10 @@
 //!    (Reserved → Prepared), registers them in the index and the arena list with every
 //!    page free and scavenged, and takes the run at the reservation's start. If the source
 //!    refuses a whole arena (an address-space limit), a run that fits one arena gets a
-//!    *partial arena* instead (see arena.rs). `trim` gives arenas that hold nothing back
-//!    (`MHeap::release_empty_arenas`).
+//!    *partial arena* instead (see arena.rs). A reservation for an alignment above the
+//!    arena size is *dedicated* (`Arena::dedicated`). Arenas that hold nothing go back to
+//!    the source (`MHeap::release_empty_arenas`): from the scavenger's bounded step once
+//!    their pages are scavenged (a dedicated one at once), and on `trim`.
 //! 3. Make the run's scavenged pages Ready (`used`), mark it in use, take a span record, point
 //!    the span map at it.
 //!
@@ -43,7 +45,9 @@
 //! # Invariants (checked by `Tiered::check`)
 //! - `inuse_pages` = pages of all live spans = pages marked in use - `scav_inflight.npages`;
 //! - `free_ready_pages` = free pages not scavenged;
-//! - `arenas[..narenas]` sorted by base, each registered in the index.
+//! - `arenas[..narenas]` sorted by base, each registered in the index;
+//! - an arena with no page in use implies `empty_arena_hint`; the arenas of one
+//!   reservation are all dedicated or none.
 
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};

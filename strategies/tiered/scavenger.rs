@@ -55,6 +55,12 @@
 //! 3. Under the heap lock again, mark the run free and set its scavenged bits (or, if
 //!    `unused` failed, leave them clear: the pages are still Ready).
 //!
+//! 4. (Background steps only, when a freed span has left an arena without a span:
+//!    `empty_arena_hint`.) Arenas that hold nothing and whose pages are all scavenged, or
+//!    that were reserved for an over-aligned request, go back to the source, address space
+//!    and all (`MHeap::release_empty_arenas`, under this scavenger's lock, the system calls
+//!    after the heap lock is released).
+//!
 //! So the heap lock is never held across a system call: it is held for the bitmap walk and a
 //! few bit updates, and an allocation that needs the lock meanwhile waits for at most that,
 //! not for the kernel to tear down up to 8 MiB of mappings (the choice of Go as well). The
