@@ -287,10 +287,12 @@ impl HeapInner {
             // SAFETY: `&mut self` proves the heap lock held, which `pages` requires.
             let pages = unsafe { a.pages() };
             // A partial arena's tail is marked in use, so its free run from page 0 ends there.
-            let spanless = pages.sum.start as usize >= a.usable_pages;
+            if (pages.sum.start as usize) < a.usable_pages {
+                continue;
+            }
             // Free pages not scavenged (a partial arena's tail has its scav bits set).
             let ready: usize = pages.scav.iter().map(|w| w.count_zeros() as usize).sum();
-            let empty = spanless && (ready == 0 || a.dedicated);
+            let empty = ready == 0 || a.dedicated;
             let joined = i + 1 < self.narenas && {
                 // SAFETY: `i + 1 < narenas`: an initialised arena of this heap, only shared.
                 let b = unsafe { &*self.arenas[i + 1] };
@@ -298,7 +300,7 @@ impl HeapInner {
             };
             let Some(rec) = NonNull::new(self.arenas[i]) else { continue };
             if !empty || joined {
-                waiting |= spanless;
+                waiting = true;
                 continue;
             }
             // SAFETY: `self.index` is the heap's L1 table; the arena is registered, so its
