@@ -71,8 +71,10 @@
 //! bounded amount of the owner's work, whatever that work is, while one empty span per class
 //! stays: the hysteresis that keeps a class whose last spans empty and fill again from
 //! sending a span to mcentral and back on every round (and a class emptied within one step
-//! keeps the whole cap until the step). Spans emptied by remote frees are not seen here
-//! (their frees wait on the span's remote stack until a refill or the thread's exit).
+//! keeps the whole cap until the step). Every [`DECAY_COLLECT_EVERY_STEPS`]th step also
+//! collects the remote frees waiting on every owned span ([`MCache::collect_owned_remote`]),
+//! so that spans other threads' frees emptied leave as well, even when the owner never
+//! refills from them; that walk covers every owned span, so it runs that much less often.
 //!
 //! # Free stacks
 //! See freestack.rs: per size class, the objects this thread freed last, which the
@@ -140,6 +142,10 @@ pub const DECAY_KEEP_SPANS: usize = 1;
 /// ([`EMPTY_OWNED_PAGES`] one-page spans), so that one step finds them all when nothing
 /// was pushed above them since. Only classes over [`DECAY_KEEP_SPANS`] empty spans walk.
 pub const DECAY_LOOK_SPANS: usize = EMPTY_OWNED_PAGES + 16;
+
+/// Decay steps between two collections of the remote frees of every owned span
+/// ([`MCache::collect_owned_remote`]).
+pub const DECAY_COLLECT_EVERY_STEPS: u32 = 16;
 
 /// mcentral refills between two flushes of a cache's statistics to the root.
 const FLUSH_EVERY_REFILLS: u32 = 8;
@@ -266,6 +272,8 @@ pub struct MCache {
     /// Fast-path allocations left before this cache runs a bounded step of background work
     /// (scavenger.rs, `OP_STEP_ALLOCS`).
     pub ops_left: Cell<u32>,
+    /// Decay steps run so far (paces `collect_owned_remote`).
+    pub decay_steps: Cell<u32>,
 }
 // ANCHOR_END: mcache_struct
 
@@ -296,6 +304,7 @@ impl MCache {
             refills: Cell::new(0),
             free_budget: Cell::new(FREE_STEP_BYTES as isize),
             ops_left: Cell::new(OP_STEP_ALLOCS),
+            decay_steps: Cell::new(0),
         }
     }
 
@@ -498,6 +507,11 @@ impl MCache {
     /// by the bounded background step the cache's work pays for (`Root::free_step`).
     #[cold]
     pub fn decay_empty(&self, root: &Root) {
+        let n = self.decay_steps.get().wrapping_add(1);
+        self.decay_steps.set(n);
+        if n.is_multiple_of(DECAY_COLLECT_EVERY_STEPS) {
+            self.collect_owned_remote(root);
+        }
         for spc in 0..SPAN_CLASS_COUNT {
             let l = &self.owned[spc];
             let empty = l.empty_pages.get() as usize;
@@ -507,6 +521,43 @@ impl MCache {
                 continue;
             }
             self.decay_class(root, spc);
+        }
+    }
+
+    /// Collects the remote frees waiting on every owned span (every
+    /// [`DECAY_COLLECT_EVERY_STEPS`]th decay step: a walk of the owned lists, so that spans
+    /// other threads' frees emptied leave too, while the owner never refills from them). A
+    /// span they emptied goes to mcentral if its class already keeps an empty owned span,
+    /// else to the head as that one; a span they made worth a refill goes to the head; any
+    /// other stays where it was. Owner only.
+    fn collect_owned_remote(&self, root: &Root) {
+        for spc in 0..SPAN_CLASS_COUNT {
+            let l = &self.owned[spc];
+            let mut p = l.head.get();
+            // SAFETY: `p` is null or a member of this cache's owned list: a live span.
+            while let Some(s) = unsafe { p.as_ref() } {
+                p = s.next.get();
+                if s.remote.is_empty() {
+                    continue;
+                }
+                // Objects on the remote stack keep their alloc bits: `s` is not empty, and
+                // `remove` uncounts nothing.
+                let prev = s.prev.get();
+                l.remove(s);
+                s.collect_remote();
+                if s.alloc_count.get() == 0 {
+                    if l.empty_pages.get() > 0 {
+                        root.central[spc].uncache_span(&root.heap, s);
+                        continue;
+                    }
+                    l.empty_pages.set(s.npages.get() as u32);
+                    l.push_head(s);
+                } else if s.worth_refill() {
+                    l.push_head(s);
+                } else {
+                    l.link(s, prev, p);
+                }
+            }
         }
     }
 
