@@ -5,6 +5,8 @@
 // 1. small: 512 MiB of small blocks (random sizes 16..1024 B, every byte written), freed in
 //    a shuffled order, then 1,000,000 more small allocations (each freed after 64 others,
 //    a ring of 64 live blocks): at most 64 MiB may stay resident.
+// 1b. remote: the same with 256 MiB, freed by another thread while the allocating one lives
+//    on and then makes the 1,000,000 allocations: at most 64 MiB may stay resident.
 // 2. large: 768 MiB of large blocks (64 KiB .. 4 MiB), freed, then a little more work
 //    (1,000 small and 100 large allocations, freed): less than 64 MiB may stay resident.
 // 3. aligned: blocks of 1 MiB with alignments 4 KiB .. 1 GiB, each freed at once, then a
@@ -19,9 +21,10 @@
 // `memory_return (stratalloc): N passed, F failed`; exits 0 only if F is 0. Without the
 // library (glibc, the reference run), prints the figures and
 // `memory_return (reference): not checked` and exits 0 (glibc keeps phase 1's memory).
-// Compile: gcc -O1 -fno-builtin memory_return.c -o memory_return -ldl
+// Compile: gcc -O1 -fno-builtin -pthread memory_return.c -o memory_return -ldl
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,8 +84,20 @@ static void little_work(int large) {
     free(prev);
 }
 
-static void small_phase(void) {
-    const size_t total = 512 * MIB;
+struct blocks {
+    void **v;
+    size_t n;
+};
+
+static void *free_blocks(void *arg) {
+    struct blocks *b = arg;
+    for (size_t i = 0; i < b->n; i++) free(b->v[i]);
+    return NULL;
+}
+
+// `total` bytes of small blocks, freed in a shuffled order (by another thread if `remote`),
+// then 1,000,000 small allocations; returns the resident MiB after them.
+static void small_phase(const char *label, size_t total, int remote) {
     // At least 16 B per block: room for every pointer.
     const size_t max_blocks = total / 16;
     void **v = mmap(NULL, max_blocks * sizeof *v, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -111,7 +126,17 @@ static void small_phase(void) {
         v[i - 1] = v[j];
         v[j] = t;
     }
-    for (size_t i = 0; i < n; i++) free(v[i]);
+    if (remote) {
+        struct blocks b = {v, n};
+        pthread_t t;
+        if (pthread_create(&t, NULL, free_blocks, &b) != 0) {
+            free_blocks(&b);
+        } else {
+            pthread_join(t, NULL);
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) free(v[i]);
+    }
     munmap(v, max_blocks * sizeof *v);
     long freed = rss_mib();
     void *ring[64] = {0};
@@ -124,9 +149,9 @@ static void small_phase(void) {
     }
     for (int i = 0; i < 64; i++) free(ring[i]);
     long after = rss_mib();
-    printf("small: %zu blocks, %zu MiB; resident: peak %ld, after the frees %ld, after 1,000,000 more %ld\n", n,
-           bytes / MIB, peak, freed, after);
-    check(after <= 64, "small: resident after 512 MiB freed and 1,000,000 allocations", after, 64);
+    printf("%s: %zu blocks, %zu MiB; resident: peak %ld, after the frees %ld, after 1,000,000 more %ld\n", label,
+           n, bytes / MIB, peak, freed, after);
+    check(after <= 64, label, after, 64);
 }
 
 static void large_phase(void) {
@@ -182,7 +207,8 @@ int main(void) {
     const char *(*name)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "stratalloc_strategy_name");
     checking = name != NULL;
     setvbuf(stdout, NULL, _IONBF, 0);
-    small_phase();
+    small_phase("small", 512 * MIB, 0);
+    small_phase("remote", 256 * MIB, 1);
     large_phase();
     aligned_phase();
     if (checking) {

@@ -15,7 +15,8 @@
 #                creating and joining short-lived allocating threads; every child must exit
 #                within 10 s (a hung child is killed and fails the run)
 #   memory_return tests/memory_return.c (compiled here): 512 MiB of small blocks freed, then
-#                1,000,000 small allocations: at most 64 MiB resident; 768 MiB of large blocks
+#                1,000,000 small allocations: at most 64 MiB resident (also with 256 MiB
+#                freed by another thread); 768 MiB of large blocks
 #                freed, then a little work: under 64 MiB resident; blocks aligned up to 1 GiB
 #                freed: the address space comes back (issue 16, items 4 and 5; no malloc_trim)
 #   python       tests/programs/threaded.py, a threaded allocation-heavy workload
