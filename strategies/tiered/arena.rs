@@ -98,6 +98,11 @@ pub struct Arena {
     /// Pages of the arena that are reserved and can be handed out: [`ARENA_PAGES`], or fewer
     /// for a *partial arena* (see "Partial arenas"). Set at `init`, never changed.
     pub usable_pages: usize,
+    /// Whether the arena belongs to a reservation `grow` made for an over-aligned request
+    /// (alignment above [`ARENA_BYTES`]): it goes back to the source as soon as it holds no
+    /// span, its Ready pages with it (`MHeap::release_empty_arenas`), rather than when the
+    /// scavenger has released all its pages. Set at `init`, never changed.
+    pub dedicated: bool,
     /// Page -> span (Go's `heapArena.spans`), read by any thread with no lock.
     pub spans: [AtomicPtr<Span>; ARENA_PAGES],
     /// The page allocator's bitmaps and summaries for this arena: under the heap lock, and
@@ -109,11 +114,18 @@ pub struct Arena {
 impl Arena {
     /// Initialises arena metadata in place at `at` for the arena starting at `base`: its
     /// first `usable_pages` pages free and scavenged (Prepared), the rest (none for a full
-    /// arena) marked in use for good, no spans; `joins_prev` as the field says.
+    /// arena) marked in use for good, no spans; `joins_prev` and `dedicated` as the fields
+    /// say.
     ///
     /// # Safety
     /// `at` is valid for writes of one `Arena`, suitably aligned, and not yet shared.
-    pub unsafe fn init(at: *mut Arena, base: NonNull<u8>, joins_prev: bool, usable_pages: usize) {
+    pub unsafe fn init(
+        at: *mut Arena,
+        base: NonNull<u8>,
+        joins_prev: bool,
+        dedicated: bool,
+        usable_pages: usize,
+    ) {
         // SAFETY: the caller gives room for one Arena that nobody else sees yet. The span map
         // and the bitmaps are atomics and integers, for which all-zero bytes are valid (null
         // pointers, zero words); `base` (not valid as zeros) is written before any read, by
@@ -124,6 +136,7 @@ impl Arena {
             ptr::addr_of_mut!((*at).base).write(base);
             ptr::addr_of_mut!((*at).joins_prev).write(joins_prev);
             ptr::addr_of_mut!((*at).usable_pages).write(usable_pages);
+            ptr::addr_of_mut!((*at).dedicated).write(dedicated);
             let pages = &mut *UnsafeCell::raw_get(ptr::addr_of!((*at).pages));
             pages.scav = [!0u64; ARENA_PAGES / 64];
             pages.sum = Summary::ALL_FREE_ARENA;

@@ -69,6 +69,13 @@ pub fn check(root: &Root) -> Result<(), CheckError> {
     check_caches(&h)
 }
 
+/// Whether registered arena `i` of `h` is dedicated.
+fn arena_dedicated(h: &HeapInner, i: usize) -> bool {
+    // SAFETY: `i < narenas` (callers): a registered arena, initialised, live as long as the
+    // heap; a shared reference only.
+    unsafe { (*h.arenas[i]).dedicated }
+}
+
 /// Arena index and list, page bitmaps vs summaries vs the span map, every span.
 fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
     let (mut inuse, mut free_ready) = (0usize, 0usize);
@@ -104,6 +111,21 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
             "partial arena joins another",
             base,
             a.usable_pages
+        );
+        // An arena of one reservation is dedicated (over-aligned) iff its first one is.
+        ensure!(
+            !a.joins_prev || i == 0 || arena_dedicated(h, i - 1) == a.dedicated,
+            "dedicated and shared arenas in one reservation",
+            base,
+            i
+        );
+        // An arena without a span is one the background step may give back: the hint that
+        // sends it to look is set (see `MHeap::release_empty_arenas`).
+        ensure!(
+            (pages.sum.start as usize) < a.usable_pages || h.empty_arena_hint,
+            "arena without a span but the empty-arena hint clear",
+            base,
+            i
         );
         for p in 0..ARENA_PAGES {
             let addr = base + p * PAGE_BYTES;

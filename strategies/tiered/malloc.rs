@@ -18,11 +18,13 @@ use crate::sync::SpinGuard;
 
 impl Root {
     /// The bounded step a cache's frees and fast-path allocations pay for (see
-    /// `MCache::note_free`, `MCache::count_op`): statistics flushed, then `background`.
+    /// `MCache::note_free`, `MCache::count_op`): statistics flushed, the cache's empty
+    /// spans decayed (`MCache::decay_empty`), then `background`.
     #[cold]
     #[inline(never)]
     fn free_step<P: PageSource>(&self, src: &P, c: &MCache) {
         c.flush_stats(self);
+        c.decay_empty(self);
         self.background(src);
     }
 

@@ -61,6 +61,21 @@
 //! 2 MiB per class. Spans emptied by remote frees are seen only when a refill collects
 //! them (and then taken), so the cap counts the owner's frees only.
 //!
+//! # Empty spans leave (the decay step)
+//! The cap bounds a burst; it does not make the memory go back. Each bounded step of
+//! background work the cache pays for (every [`OP_STEP_ALLOCS`] fast-path allocations, every
+//! [`FREE_STEP_BYTES`] freed off the owner's fast path: `Root::free_step`) first runs
+//! [`MCache::decay_empty`]: a class holding more than [`DECAY_KEEP_SPANS`] wholly empty owned
+//! spans gives the others (among the first [`DECAY_LOOK_SPANS`] from the head) to mcentral,
+//! whose spare or page heap the scavenger reaches. So an empty span leaves its owner after a
+//! bounded amount of the owner's work, whatever that work is, while one empty span per class
+//! stays: the hysteresis that keeps a class whose last spans empty and fill again from
+//! sending a span to mcentral and back on every round (and a class emptied within one step
+//! keeps the whole cap until the step). Every [`DECAY_COLLECT_EVERY_STEPS`]th step also
+//! collects the remote frees waiting on every owned span ([`MCache::collect_owned_remote`]),
+//! so that spans other threads' frees emptied leave as well, even when the owner never
+//! refills from them; that walk covers every owned span, so it runs that much less often.
+//!
 //! # Free stacks
 //! See freestack.rs: per size class, the objects this thread freed last, which the
 //! class's next allocation takes back first.
@@ -84,7 +99,9 @@
 //!   `list == Owned`, and is not current; `owned[spc].len` is the list's length and its
 //!   links are consistent (`prev` of each is the one before, `tail` the last);
 //!   `owned[spc].empty_pages == Σ npages of its members with alloc_count == 0`, and a free
-//!   by the owner never takes it past [`EMPTY_OWNED_PAGES`] unless it is one span;
+//!   by the owner never takes it past [`EMPTY_OWNED_PAGES`] unless it is one span (right
+//!   after a decay step, at most [`DECAY_KEEP_SPANS`] spans, unless more are empty below
+//!   the first [`DECAY_LOOK_SPANS`]: not checked, as it holds only at that moment);
 //! - `free[class].len <= free[class].cap`; every object on it is object `index` of its
 //!   recorded span, a span of `class` owned by this cache, with its alloc bit set and its
 //!   live bit clear, not in an alloc cache, and on the stack once; a released cache's
@@ -115,6 +132,20 @@ pub const EMPTY_OWNED_PAGES: usize = 64;
 /// Owned spans a refill looks at when the head is not worth a refill; those passed over
 /// go to the tail, so successive refills go round the list.
 pub const TAKE_OWNED_LOOK_SPANS: usize = 4;
+
+/// Wholly empty owned spans a class keeps through a decay step (the hysteresis that keeps
+/// an alloc/free ping-pong from sending a span to mcentral and back).
+pub const DECAY_KEEP_SPANS: usize = 1;
+
+/// Owned spans a decay step looks at per class, from the head (where the owner's frees
+/// put the spans they empty): more than the empty spans the cap lets a class keep
+/// ([`EMPTY_OWNED_PAGES`] one-page spans), so that one step finds them all when nothing
+/// was pushed above them since. Only classes over [`DECAY_KEEP_SPANS`] empty spans walk.
+pub const DECAY_LOOK_SPANS: usize = EMPTY_OWNED_PAGES + 16;
+
+/// Decay steps between two collections of the remote frees of every owned span
+/// ([`MCache::collect_owned_remote`]).
+pub const DECAY_COLLECT_EVERY_STEPS: u32 = 16;
 
 /// mcentral refills between two flushes of a cache's statistics to the root.
 const FLUSH_EVERY_REFILLS: u32 = 8;
@@ -241,6 +272,8 @@ pub struct MCache {
     /// Fast-path allocations left before this cache runs a bounded step of background work
     /// (scavenger.rs, `OP_STEP_ALLOCS`).
     pub ops_left: Cell<u32>,
+    /// Decay steps run so far (paces `collect_owned_remote`).
+    pub decay_steps: Cell<u32>,
 }
 // ANCHOR_END: mcache_struct
 
@@ -271,6 +304,7 @@ impl MCache {
             refills: Cell::new(0),
             free_budget: Cell::new(FREE_STEP_BYTES as isize),
             ops_left: Cell::new(OP_STEP_ALLOCS),
+            decay_steps: Cell::new(0),
         }
     }
 
@@ -464,6 +498,91 @@ impl MCache {
         l.push_head(s);
     }
     // ANCHOR_END: on_refillable
+
+    // ANCHOR: decay_empty
+    /// A decay step (see "Empty spans leave"): in every class whose owned list holds more
+    /// than [`DECAY_KEEP_SPANS`] wholly empty spans, the empty spans among the first
+    /// [`DECAY_LOOK_SPANS`] from the head, past the first `DECAY_KEEP_SPANS`, go to mcentral
+    /// (its spare, or the page heap, where the scavenger reaches them). Owner only; called
+    /// by the bounded background step the cache's work pays for (`Root::free_step`).
+    #[cold]
+    pub fn decay_empty(&self, root: &Root) {
+        let n = self.decay_steps.get().wrapping_add(1);
+        self.decay_steps.set(n);
+        if n.is_multiple_of(DECAY_COLLECT_EVERY_STEPS) {
+            self.collect_owned_remote(root);
+        }
+        for spc in 0..SPAN_CLASS_COUNT {
+            let l = &self.owned[spc];
+            let empty = l.empty_pages.get() as usize;
+            // SAFETY: owned spans are live and owned by this cache.
+            let Some(head) = (unsafe { l.head.get().as_ref() }) else { continue };
+            if empty <= DECAY_KEEP_SPANS * head.npages.get() {
+                continue;
+            }
+            self.decay_class(root, spc);
+        }
+    }
+
+    /// Collects the remote frees waiting on every owned span (every
+    /// [`DECAY_COLLECT_EVERY_STEPS`]th decay step: a walk of the owned lists, so that spans
+    /// other threads' frees emptied leave too, while the owner never refills from them). A
+    /// span they emptied goes to mcentral if its class already keeps an empty owned span,
+    /// else to the head as that one; a span they made worth a refill goes to the head; any
+    /// other stays where it was. Owner only.
+    fn collect_owned_remote(&self, root: &Root) {
+        for spc in 0..SPAN_CLASS_COUNT {
+            let l = &self.owned[spc];
+            let mut p = l.head.get();
+            // SAFETY: `p` is null or a member of this cache's owned list: a live span.
+            while let Some(s) = unsafe { p.as_ref() } {
+                p = s.next.get();
+                if s.remote.is_empty() {
+                    continue;
+                }
+                // Objects on the remote stack keep their alloc bits: `s` is not empty, and
+                // `remove` uncounts nothing.
+                let prev = s.prev.get();
+                l.remove(s);
+                s.collect_remote();
+                if s.alloc_count.get() == 0 {
+                    if l.empty_pages.get() > 0 {
+                        root.central[spc].uncache_span(&root.heap, s);
+                        continue;
+                    }
+                    l.empty_pages.set(s.npages.get() as u32);
+                    l.push_head(s);
+                } else if s.worth_refill() {
+                    l.push_head(s);
+                } else {
+                    l.link(s, prev, p);
+                }
+            }
+        }
+    }
+
+    /// `decay_empty` for span class `spc`.
+    fn decay_class(&self, root: &Root, spc: usize) {
+        let l = &self.owned[spc];
+        let (mut kept, mut p) = (0, l.head.get());
+        for _ in 0..DECAY_LOOK_SPANS {
+            // SAFETY: `p` is null or a member of this cache's owned list: a live span.
+            let Some(s) = (unsafe { p.as_ref() }) else { return };
+            p = s.next.get();
+            if s.alloc_count.get() != 0 {
+                continue;
+            }
+            if kept < DECAY_KEEP_SPANS {
+                kept += 1;
+                continue;
+            }
+            // Wholly empty: no object of it is on a free stack (a stacked object keeps its
+            // alloc bit), so it leaves with nothing to flush.
+            l.remove(s);
+            root.central[spc].uncache_span(&root.heap, s);
+        }
+    }
+    // ANCHOR_END: decay_empty
 
     /// The part of refill that goes to mcentral (giving `old` back in the same lock hold).
     fn refill_central<P: PageSource>(

@@ -18,8 +18,10 @@
 //!    (Reserved → Prepared), registers them in the index and the arena list with every
 //!    page free and scavenged, and takes the run at the reservation's start. If the source
 //!    refuses a whole arena (an address-space limit), a run that fits one arena gets a
-//!    *partial arena* instead (see arena.rs). `trim` gives arenas that hold nothing back
-//!    (`MHeap::release_empty_arenas`).
+//!    *partial arena* instead (see arena.rs). A reservation for an alignment above the
+//!    arena size is *dedicated* (`Arena::dedicated`). Arenas that hold nothing go back to
+//!    the source (`MHeap::release_empty_arenas`): from the scavenger's bounded step once
+//!    their pages are scavenged (a dedicated one at once), and on `trim`.
 //! 3. Make the run's scavenged pages Ready (`used`), mark it in use, take a span record, point
 //!    the span map at it.
 //!
@@ -43,7 +45,9 @@
 //! # Invariants (checked by `Tiered::check`)
 //! - `inuse_pages` = pages of all live spans = pages marked in use - `scav_inflight.npages`;
 //! - `free_ready_pages` = free pages not scavenged;
-//! - `arenas[..narenas]` sorted by base, each registered in the index.
+//! - `arenas[..narenas]` sorted by base, each registered in the index;
+//! - an arena with no page in use implies `empty_arena_hint`; the arenas of one
+//!   reservation are all dedicated or none.
 
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -114,6 +118,10 @@ pub struct HeapInner {
     pub hold_steps_left: usize,
     /// `inuse_pages` at the previous scavenger step (to tell whether the heap grew since).
     pub step_inuse_pages: usize,
+    /// Set when a freed span leaves its arena without a span; cleared by
+    /// `MHeap::release_empty_arenas` when no such arena is left. The scavenger's bounded
+    /// step looks for arenas to give back only while it is set.
+    pub empty_arena_hint: bool,
 }
 
 // SAFETY: `HeapInner` is `!Send` only for its raw pointers (arena list, index, cache lists)
@@ -144,6 +152,7 @@ impl MHeap {
                 hold_peak_pages: 0,
                 hold_steps_left: 0,
                 step_inuse_pages: 0,
+                empty_arena_hint: false,
             }),
             scav_lock: SpinLock::new(()),
         }
@@ -200,10 +209,16 @@ impl MHeap {
         unsafe { h.meta.release(src) };
     }
 
-    /// Gives back to `src` the arenas that hold nothing (every page free and scavenged),
-    /// address space and metadata, and returns the address space given back. Called by
-    /// `trim` after its scavenge, so that the arenas a large or over-aligned request grew
-    /// the heap by do not stay reserved after it is freed (issue #16, item 5); Go never
+    // ANCHOR: release_empty_arenas
+    /// Gives back to `src` the arenas that hold nothing, address space and metadata, and
+    /// returns the address space given back. An arena holds nothing when no page of it is
+    /// in use, and either every page is scavenged (the scavenger's target let its memory go:
+    /// giving the address space back costs no page fault the scavenger did not already
+    /// decide on) or it is *dedicated* (reserved for an over-aligned request, see
+    /// `Arena::dedicated`: its Ready pages go back with it). Called by `trim` after its
+    /// scavenge, and by the background step (`Root::background`) when a freed span left an
+    /// arena empty (`empty_arena_hint`), so that the arenas a large or over-aligned request
+    /// grew the heap by do not stay reserved after it is freed (issue #16, item 5); Go never
     /// frees an arena.
     ///
     /// An arena goes only when no registered arena joins it (`joins_prev`, see
@@ -215,13 +230,23 @@ impl MHeap {
     /// arena only for a live block, and an empty arena has none.
     pub fn release_empty_arenas<P: PageSource>(&self, src: &P) -> usize {
         let _one = self.scav_lock.lock();
+        self.release_empty_arenas_held(src)
+    }
+
+    /// `release_empty_arenas`, the scavenger's lock held by the caller.
+    pub(super) fn release_empty_arenas_held<P: PageSource>(&self, src: &P) -> usize {
         let Some(rec_bytes) = crate::source::align_up(core::mem::size_of::<Arena>(), P::PAGE_BYTES) else {
             return 0;
         };
         let mut released = 0;
         loop {
             let mut batch = [(NonNull::<u8>::dangling(), NonNull::<u8>::dangling(), 0); 16];
-            let n = self.lock.lock().unregister_empty_arenas(&mut batch, rec_bytes);
+            let n = {
+                let mut h = self.lock.lock();
+                let (n, waiting) = h.unregister_empty_arenas(&mut batch, rec_bytes);
+                h.empty_arena_hint = waiting || n == batch.len();
+                n
+            };
             for &(rec, base, bytes) in &batch[..n] {
                 released += bytes;
                 // SAFETY: `base .. + bytes` is an arena reserved from `src`, and `rec`
@@ -238,19 +263,21 @@ impl MHeap {
             }
         }
     }
+    // ANCHOR_END: release_empty_arenas
 }
 
 impl HeapInner {
     /// Takes empty arenas out of the index and the arena list, from the highest address
     /// down (see `MHeap::release_empty_arenas`), at most `out.len()`; writes each one's
     /// metadata record, base and reserved bytes to `out` for the caller to free, and
-    /// returns how many.
+    /// returns how many, and whether an arena without a span stays (its pages not all
+    /// scavenged yet, or joined by one that stays).
     fn unregister_empty_arenas(
         &mut self,
         out: &mut [(NonNull<u8>, NonNull<u8>, usize)],
         rec_bytes: usize,
-    ) -> usize {
-        let mut n = 0;
+    ) -> (usize, bool) {
+        let (mut n, mut waiting) = (0, false);
         let mut i = self.narenas;
         while i > 0 && n < out.len() {
             i -= 1;
@@ -260,7 +287,12 @@ impl HeapInner {
             // SAFETY: `&mut self` proves the heap lock held, which `pages` requires.
             let pages = unsafe { a.pages() };
             // A partial arena's tail is marked in use, so its free run from page 0 ends there.
-            let empty = pages.sum.start as usize >= a.usable_pages && pages.scav.iter().all(|&w| w == !0);
+            if (pages.sum.start as usize) < a.usable_pages {
+                continue;
+            }
+            // Free pages not scavenged (a partial arena's tail has its scav bits set).
+            let ready: usize = pages.scav.iter().map(|w| w.count_zeros() as usize).sum();
+            let empty = ready == 0 || a.dedicated;
             let joined = i + 1 < self.narenas && {
                 // SAFETY: `i + 1 < narenas`: an initialised arena of this heap, only shared.
                 let b = unsafe { &*self.arenas[i + 1] };
@@ -268,6 +300,7 @@ impl HeapInner {
             };
             let Some(rec) = NonNull::new(self.arenas[i]) else { continue };
             if !empty || joined {
+                waiting = true;
                 continue;
             }
             // SAFETY: `self.index` is the heap's L1 table; the arena is registered, so its
@@ -280,9 +313,10 @@ impl HeapInner {
             self.narenas -= 1;
             self.reserved_bytes -= a.usable_pages * PAGE_BYTES;
             self.meta.committed_bytes -= rec_bytes;
+            self.free_ready_pages -= ready;
             n += 1;
         }
-        n
+        (n, waiting)
     }
 
     /// The arena holding address `addr`, which lies in an arena of this heap.
@@ -441,10 +475,15 @@ impl HeapInner {
         let rec = self.arena_of(base).span_at(page_in_arena(base));
         debug_assert!(ptr::eq(rec, span.as_ptr()), "span map does not name the span freed");
         let rec = NonNull::new(rec).unwrap_or(span);
+        let mut emptied = false;
         self.for_each_piece(base, npages, |a, pages, first, n| {
             a.set_spans(first, n, ptr::null_mut());
             pages.mark(first, n, false);
+            emptied |= pages.sum.start as usize >= a.usable_pages;
         });
+        if emptied {
+            self.empty_arena_hint = true;
+        }
         self.inuse_pages -= npages;
         self.free_ready_pages += npages;
         // SAFETY: the record came from `self.spans`, and no thread reads it any more (the
@@ -489,13 +528,15 @@ impl HeapInner {
             return None;
         }
         self.reserved_bytes += bytes;
+        // The new arenas hold no span until the run is taken (and keep none if that fails).
+        self.empty_arena_hint = true;
         for i in 0..count {
             // SAFETY: `i * ARENA_BYTES < bytes`: inside the reservation.
             let arena = unsafe { base.add(i * ARENA_BYTES) };
             // Every arena but the reservation's first continues the one before it. If an
             // arena's metadata cannot be made, it and the ones after it (never registered,
             // so no registered arena joins a missing one) go back to the source.
-            if self.add_arena(src, arena, i > 0, usable).is_none() {
+            if self.add_arena(src, arena, i > 0, align > ARENA_BYTES, usable).is_none() {
                 let rest = bytes - i * ARENA_BYTES;
                 // SAFETY: `arena .. + rest` is the tail of the reservation just made, mapped
                 // and never registered: nothing refers to it.
@@ -530,12 +571,13 @@ impl HeapInner {
     }
 
     /// Registers the arena at `base`; `joins_prev`: it continues the arena just below it in
-    /// the same reservation, already registered.
+    /// the same reservation, already registered; `dedicated`: see `Arena::dedicated`.
     fn add_arena<P: PageSource>(
         &mut self,
         src: &P,
         base: NonNull<u8>,
         joins_prev: bool,
+        dedicated: bool,
         usable_pages: usize,
     ) -> Option<()> {
         let addr = base.as_ptr().addr();
@@ -543,7 +585,7 @@ impl HeapInner {
         let entry: *const AtomicPtr<Arena> = self.ready_index_entry(src, addr)?;
         let rec = self.meta.alloc_pages(src, core::mem::size_of::<Arena>())?.cast::<Arena>();
         // SAFETY: fresh pages sized for one Arena, page-aligned, not yet shared.
-        unsafe { Arena::init(rec.as_ptr(), base, joins_prev, usable_pages) };
+        unsafe { Arena::init(rec.as_ptr(), base, joins_prev, dedicated, usable_pages) };
         // SAFETY: `entry` is in an L2 table, which lives as long as the heap.
         unsafe { (*entry).store(rec.as_ptr(), Ordering::Release) };
         let at = self.arenas[..self.narenas].partition_point(|&a| {

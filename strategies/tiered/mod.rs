@@ -107,7 +107,11 @@
 //! class, and leave the bulk to the spans. In
 //! exchange a span has one owner at a time, exactly Go's shape, and the alloc bitmap is the
 //! single truth the checker verifies. Empty spans go back to the heap once they leave
-//! their owner (at most 128 MiB of spans per class and thread stay owned).
+//! their owner (at most 128 MiB of spans per class and thread stay owned, of which at most
+//! 512 KiB wholly empty, and at most one empty span per class past the next bounded step:
+//! "Empty spans leave" in mcache.rs); arenas left without a span go back to the source
+//! once the scavenger has released their pages, or at once if they were reserved for an
+//! over-aligned request (`MHeap::release_empty_arenas`).
 //!
 //! # Threads
 //! See tls.rs: a cache per thread and heap, an exit guard that gives it back, and a shared

@@ -55,6 +55,12 @@
 //! 3. Under the heap lock again, mark the run free and set its scavenged bits (or, if
 //!    `unused` failed, leave them clear: the pages are still Ready).
 //!
+//! 4. (Background steps only, when a freed span has left an arena without a span:
+//!    `empty_arena_hint`.) Arenas that hold nothing and whose pages are all scavenged, or
+//!    that were reserved for an over-aligned request, go back to the source, address space
+//!    and all (`MHeap::release_empty_arenas`, under this scavenger's lock, the system calls
+//!    after the heap lock is released).
+//!
 //! So the heap lock is never held across a system call: it is held for the bitmap walk and a
 //! few bit updates, and an allocation that needs the lock meanwhile waits for at most that,
 //! not for the kernel to tear down up to 8 MiB of mappings (the choice of Go as well). The
@@ -243,9 +249,11 @@ impl MHeap {
                 None => return 0,
             }
         };
-        if goal == Goal::Target {
-            self.lock.lock().age_hold();
-        }
+        let arenas = goal == Goal::Target && {
+            let mut h = self.lock.lock();
+            h.age_hold();
+            h.empty_arena_hint
+        };
         let (mut released, mut below) = (0, usize::MAX);
         while released < max_pages {
             let run = {
@@ -266,6 +274,11 @@ impl MHeap {
             }
             released += r.npages;
             below = r.addr();
+        }
+        if arenas {
+            // Arenas without a span go back to the source, address space and all, once their
+            // pages are scavenged (or at once if dedicated): see `release_empty_arenas`.
+            self.release_empty_arenas_held(src);
         }
         released
     }

@@ -326,6 +326,55 @@ fn owner_frees_keep_a_bounded_number_of_empty_owned_spans() {
     heap.strategy().release_thread_cache();
 }
 
+/// The decay step (`MCache::decay_empty`): after an owner freed everything, each class
+/// keeps at most `DECAY_KEEP_SPANS` wholly empty owned spans once a bounded step has run,
+/// whether the step is called directly or paid for by the next `OP_STEP_ALLOCS`
+/// fast-path allocations; the spans it lets go reach the page heap (or their mcentral's
+/// spare), and the heap checks out.
+#[test]
+fn decay_step_leaves_one_empty_owned_span_per_class() {
+    use super::mcache::DECAY_KEEP_SPANS;
+    use super::scavenger::OP_STEP_ALLOCS;
+    use super::sizeclass::{class_for, class_pages};
+    for direct in [true, false] {
+        let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+        let sizes = [16usize, 128, 1024, 4096];
+        let mut live = Vec::new();
+        for &size in &sizes {
+            let l = Layout::from_size_align(size, 8).unwrap();
+            for _ in 0..(2 << 20) / size {
+                live.push((heap.alloc_layout(l).unwrap().as_ptr(), l));
+            }
+        }
+        for (p, l) in live {
+            // SAFETY: a live block of this heap, freed once.
+            unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, l) };
+        }
+        let (_, most_before) = cache_holdings(&heap);
+        let root = heap.strategy().existing_root().unwrap();
+        if direct {
+            // SAFETY: this thread's cache, used by no other thread.
+            let cache = unsafe { &*super::tls::lookup(root.key) };
+            cache.decay_empty(root);
+        } else {
+            let l = Layout::from_size_align(16, 8).unwrap();
+            for _ in 0..OP_STEP_ALLOCS {
+                let p = heap.alloc_layout(l).unwrap().as_ptr();
+                // SAFETY: a live block of this heap, freed once.
+                unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, l) };
+            }
+        }
+        let (_, most_empty) = cache_holdings(&heap);
+        let bound =
+            sizes.iter().map(|&s| class_pages(class_for(s, 8).unwrap())).max().unwrap() * DECAY_KEEP_SPANS;
+        assert!(most_before > bound, "the test frees too little to decay ({most_before} pages)");
+        assert!(most_empty <= bound, "{most_empty} pages of empty owned spans in one class after a step");
+        // SAFETY: single thread.
+        unsafe { heap.check() }.unwrap();
+        heap.strategy().release_thread_cache();
+    }
+}
+
 /// The scavenger's hold: pages freed below the peak stay Ready through steps in which the
 /// heap grows, and go back after `HOLD_STEPS` steps in which it does not.
 #[test]

@@ -14,6 +14,11 @@
 #   fork_stress  tests/fork_stress.c (compiled here): 1,000 forks while three threads keep
 #                creating and joining short-lived allocating threads; every child must exit
 #                within 10 s (a hung child is killed and fails the run)
+#   memory_return tests/memory_return.c (compiled here): 512 MiB of small blocks freed, then
+#                1,000,000 small allocations: at most 64 MiB resident (also with 256 MiB
+#                freed by another thread); 768 MiB of large blocks
+#                freed, then a little work: under 64 MiB resident; blocks aligned up to 1 GiB
+#                freed: the address space comes back (issue 16, items 4 and 5; no malloc_trim)
 #   python       tests/programs/threaded.py, a threaded allocation-heavy workload
 #   sqlite       sqlite3 running tests/programs/query.sql on a database file
 #   git          tests/programs/git_workload.sh: init, 41 commits, merge, gc, fsck, log, ...
@@ -56,6 +61,7 @@ python=$(python3 -c 'import sys; print(sys.executable)')
 prog_edge_cases() { EXPECT_STRATEGY=${expect_strategy:-} "$work/edge_cases"; }
 prog_bad_frees() { EXPECT_STRATEGY=${expect_strategy:-} "$work/bad_frees"; }
 prog_fork_stress() { "$work/fork_stress" 1000; }
+prog_memory_return() { "$work/memory_return"; }
 prog_python() { "$python" "$programs/threaded.py"; }
 prog_sqlite() { sqlite3 "$1/test.db" <"$programs/query.sql"; }
 prog_git() { bash "$programs/git_workload.sh" "$1"; }
@@ -65,7 +71,7 @@ prog_gcc() {
 }
 prog_cxx() { "$work/containers"; }
 prog_perl() { perl "$programs/hashes.pl"; }
-program_names=(edge_cases bad_frees fork_stress python sqlite git gcc cxx perl)
+program_names=(edge_cases bad_frees fork_stress memory_return python sqlite git gcc cxx perl)
 
 # run NAME PRELOAD STRATEGY -> stdout in $work/out, stderr in $work/err, status in $status
 run() {
@@ -99,6 +105,10 @@ fi
 if ! gcc "${cflags[@]}" -o "$work/fork_stress" "$here/fork_stress.c" 2>"$work/cc.err"; then
     cat "$work/cc.err"
     fail "compile fork_stress.c"
+fi
+if ! gcc "${cflags[@]}" -o "$work/memory_return" "$here/memory_return.c" -ldl 2>"$work/cc.err"; then
+    cat "$work/cc.err"
+    fail "compile memory_return.c"
 fi
 if ! g++ -O1 -std=c++17 -pthread -Wall -o "$work/containers" "$programs/containers.cpp" 2>"$work/cc.err"; then
     cat "$work/cc.err"
@@ -147,7 +157,7 @@ for strategy in "${strategies[@]}"; do
         run "$name" "$lib" "$strategy"
         took=$(($(date +%s) - start))
         what="$strategy $name (${took}s)"
-        if [ "$name" = edge_cases ] || [ "$name" = bad_frees ]; then
+        if [ "$name" = edge_cases ] || [ "$name" = bad_frees ] || [ "$name" = memory_return ]; then
             # Its own verdict: the checks it counted (the reference run checked the test).
             if [ "$status" -eq 0 ] && grep -q "(stratalloc): [0-9]* passed, 0 failed" "$work/out"; then
                 pass "$what: $(cat "$work/out")"
