@@ -226,11 +226,14 @@ const fn gen_tables() -> Tables {
     Tables { classes, size_to_class8, size_to_class128, div_mul }
 }
 
-/// The generated tables.
-pub static TABLES: Tables = gen_tables();
+/// The generated tables. A `const`, not a `static`: each crate that inlines a fast path
+/// indexes its own copy in its read-only data, so a shared library (the preload) reads it
+/// PC-relative rather than through its global offset table.
+pub const TABLES: Tables = gen_tables();
 
-/// Object size of each class, as a flat array (the fast path reads this).
-pub static CLASS_BYTES: [u32; CLASS_COUNT] = {
+/// Object size of each class, as a flat array (the fast path reads this; a `const` as
+/// [`TABLES`]).
+pub const CLASS_BYTES: [u32; CLASS_COUNT] = {
     let mut a = [0u32; CLASS_COUNT];
     let mut c = 0;
     while c < CLASS_COUNT {
@@ -240,11 +243,23 @@ pub static CLASS_BYTES: [u32; CLASS_COUNT] = {
     a
 };
 
+/// [`CLASS_BYTES`] indexed by any `u8` (0 past the last class): the free path looks a
+/// span's size up by its `u8` class with no bounds check.
+pub const CLASS_BYTES_BY_U8: [u32; 256] = {
+    let mut a = [0u32; 256];
+    let mut c = 0;
+    while c < CLASS_COUNT {
+        a[c] = CLASS_BYTES[c];
+        c += 1;
+    }
+    a
+};
+
 /// The alignment every object of each class has (0 for class 0): the largest power of two
 /// dividing its size, at most a runtime page. Objects sit at `span base + i * size` with the
 /// span base page-aligned, so this is what the class guarantees; the fast paths serve a
 /// request aligned up to it from the class without the search of `class_for_aligned`.
-pub static CLASS_ALIGN: [u32; CLASS_COUNT] = {
+pub const CLASS_ALIGN: [u32; CLASS_COUNT] = {
     let mut a = [0u32; CLASS_COUNT];
     let mut c = 1;
     while c < CLASS_COUNT {
