@@ -42,6 +42,8 @@ pub mod any;
 pub mod compose;
 pub mod heap;
 pub mod source;
+#[cfg(all(feature = "initial-exec-tls", target_os = "linux"))]
+pub mod static_tls;
 pub mod sync;
 
 #[path = "../strategies/mod.rs"]

@@ -258,8 +258,8 @@ fn check_span(s: &Span) -> Result<(), CheckError> {
 /// past `nelems` or on an object of the alloc cache, remote ⊆ live.
 fn check_liveness(s: &Span) -> Result<(), CheckError> {
     for w in 0..BITMAP_WORDS {
-        let live = s.live[w].load(Ordering::Relaxed);
-        let remote = s.remote_bits[w].load(Ordering::Relaxed);
+        let live = s.liveness[w].live.load(Ordering::Relaxed);
+        let remote = s.liveness[w].remote.load(Ordering::Relaxed);
         ensure!(live & !s.alloc_bits[w].get() == 0, "live object with its alloc bit clear", s.base.get(), w);
         ensure!(remote & !live == 0, "remote-freed object not live", s.base.get(), w);
     }
@@ -277,7 +277,7 @@ fn check_liveness(s: &Span) -> Result<(), CheckError> {
 
 /// Whether object `i` of `s` has its remote bit set (a free waiting for the holder).
 fn remote_bit(s: &Span, i: usize) -> bool {
-    s.remote_bits[i / 64].load(Ordering::Relaxed) >> (i % 64) & 1 == 1
+    s.liveness[i / 64].remote.load(Ordering::Relaxed) >> (i % 64) & 1 == 1
 }
 
 /// mcentral lists vs span states.

@@ -110,16 +110,15 @@ impl FreeStack {
 
 impl MCache {
     // ANCHOR: free_stack_ops
-    /// Puts freed object `i` (at `p`) of span `s` on its class's free stack; false if the
-    /// stack is full (the caller frees it into its span). Owner only: `s` is owned by this
-    /// cache, and the object was live and has had its live bit cleared; its alloc bit stays
-    /// set.
+    /// Puts freed object `i` (at `p`) of span `s`, of size class `class` (the span's), on
+    /// that class's free stack; false if the stack is full (the caller frees it into its
+    /// span). Owner only: `s` is owned by this cache, and the object was live and has had
+    /// its live bit cleared; its alloc bit stays set.
     #[inline(always)]
-    pub fn push_free(&self, s: &Span, i: usize, p: NonNull<u8>) -> bool {
-        let class = s.class.get() as usize;
-        debug_assert!(class < CLASS_COUNT);
-        // SAFETY: `class < CLASS_COUNT`: the class of a small span (`Span::new` takes it from
-        // a span class below `SPAN_CLASS_COUNT`).
+    pub fn push_free(&self, s: &Span, class: usize, i: usize, p: NonNull<u8>) -> bool {
+        debug_assert!(class == s.class.get() as usize && class < CLASS_COUNT);
+        // SAFETY: `class < CLASS_COUNT`: the class of `s` (caller), a small span owned by this
+        // cache, whose class `Span::init` took from a span class below `SPAN_CLASS_COUNT`.
         let st = unsafe { self.free.get_unchecked(class) };
         let n = st.len.get();
         if n >= st.cap {

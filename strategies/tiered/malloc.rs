@@ -8,7 +8,7 @@ use core::sync::atomic::Ordering;
 
 use super::mcache::MCache;
 use super::sizeclass::{
-    CLASS_ALIGN, CLASS_BYTES, MAX_SMALL_BYTES, PAGE_BYTES, class_for, class_of, span_class,
+    CLASS_ALIGN, CLASS_BYTES, CLASS_COUNT, MAX_SMALL_BYTES, PAGE_BYTES, class_for, class_of, span_class,
 };
 use super::span::Span;
 use super::{Root, Tiered, arena, scavenger, tls};
@@ -192,26 +192,28 @@ pub(crate) fn free_small(
 ) -> Result<usize, BadFree> {
     let owner = s.owner.load(Ordering::Relaxed);
     if owner == my && !my.is_null() {
+        let (class, bytes) = s.small_class();
         // SAFETY: `my` is the calling thread's cache (non-null, checked above).
-        return unsafe { &*my }.free_mine(s, i, p);
+        unsafe { &*my }.free_mine(s, class, i, p)?;
+        return Ok(bytes);
     }
     free_not_owned(root, owner, s, i, p)
 }
 
 impl MCache {
-    /// The owner's free of object `i` at `p` of span `s` (this cache owns `s`, so the live
-    /// bit is this thread's to read and write): refused if not live, else onto the free
-    /// stack, or its bit cleared in the span when the stack is full. Returns the usable
-    /// size; counts nothing.
+    /// The owner's free of object `i` at `p` of span `s` of size class `class` (this cache
+    /// owns `s`, so the live bit is this thread's to read and write): refused if not live,
+    /// else onto the free stack, or its bit cleared in the span when the stack is full.
+    /// Counts nothing.
     #[inline(always)]
-    pub(crate) fn free_mine(&self, s: &Span, i: usize, p: NonNull<u8>) -> Result<usize, BadFree> {
+    pub(crate) fn free_mine(&self, s: &Span, class: usize, i: usize, p: NonNull<u8>) -> Result<(), BadFree> {
         if !s.take_live(i) {
             return Err(BadFree::NotLive);
         }
-        if !self.push_free(s, i, p) {
+        if !self.push_free(s, class, i, p) {
             self.free_owned(s, i);
         }
-        Ok(s.elem_bytes.get())
+        Ok(())
     }
 }
 // ANCHOR_END: free_small
@@ -268,10 +270,15 @@ impl Tiered {
             return Err(());
         }
         let class = class_of(rounded);
-        if align > CLASS_ALIGN[class] as usize {
+        debug_assert!(class < CLASS_COUNT);
+        // SAFETY: `class_of` of a size in `1..=MAX_SMALL_BYTES` is a class below
+        // `CLASS_COUNT` (its tables hold classes only).
+        let (class_align, bytes) =
+            unsafe { (*CLASS_ALIGN.get_unchecked(class), *CLASS_BYTES.get_unchecked(class)) };
+        if align > class_align as usize {
             return Err(());
         }
-        let bytes = CLASS_BYTES[class] as usize;
+        let bytes = bytes as usize;
         let p = match c.pop_free(class) {
             Some(p) => p,
             None => {
@@ -319,13 +326,14 @@ impl Tiered {
             return root.free_large(src, p);
         }
         let off = p.checked_sub(s.base_addr()).ok_or(BadFree::Interior)?;
-        let i = s.small_object_at(off).ok_or(BadFree::Interior)?;
+        let (class, bytes) = s.small_class();
+        let i = s.small_object_in(off, bytes).ok_or(BadFree::Interior)?;
         let my = tls::peek(root.key);
         if !my.is_null() && ptr::eq(s.owner.load(Ordering::Relaxed), my) {
-            // The fast path: a span this thread's cache owns.
+            // The fast path: a span this thread's cache owns (so its class is as read).
             // SAFETY: the calling thread's own cache (non-null, checked).
             let c = unsafe { &*my };
-            let bytes = c.free_mine(s, i, ptr)?;
+            c.free_mine(s, class, i, ptr)?;
             c.account(-(bytes as isize), -1);
             return Ok(bytes);
         }

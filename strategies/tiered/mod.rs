@@ -529,6 +529,7 @@ unsafe impl Strategy for Tiered {
     }
     // ANCHOR_END: tiered_block_of
 
+    #[inline]
     unsafe fn free<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Result<usize, BadFree> {
         self.free_addr(src, ptr)
     }

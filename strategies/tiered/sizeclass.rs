@@ -226,11 +226,14 @@ const fn gen_tables() -> Tables {
     Tables { classes, size_to_class8, size_to_class128, div_mul }
 }
 
-/// The generated tables.
-pub static TABLES: Tables = gen_tables();
+/// The generated tables. A `const`, not a `static`: each crate that inlines a fast path
+/// indexes its own copy in its read-only data, so a shared library (the preload) reads it
+/// PC-relative rather than through its global offset table.
+pub const TABLES: Tables = gen_tables();
 
-/// Object size of each class, as a flat array (the fast path reads this).
-pub static CLASS_BYTES: [u32; CLASS_COUNT] = {
+/// Object size of each class, as a flat array (the fast path reads this; a `const` as
+/// [`TABLES`]).
+pub const CLASS_BYTES: [u32; CLASS_COUNT] = {
     let mut a = [0u32; CLASS_COUNT];
     let mut c = 0;
     while c < CLASS_COUNT {
@@ -240,11 +243,23 @@ pub static CLASS_BYTES: [u32; CLASS_COUNT] = {
     a
 };
 
+/// [`CLASS_BYTES`] indexed by any `u8` (0 past the last class): the free path looks a
+/// span's size up by its `u8` class with no bounds check.
+pub const CLASS_BYTES_BY_U8: [u32; 256] = {
+    let mut a = [0u32; 256];
+    let mut c = 0;
+    while c < CLASS_COUNT {
+        a[c] = CLASS_BYTES[c];
+        c += 1;
+    }
+    a
+};
+
 /// The alignment every object of each class has (0 for class 0): the largest power of two
 /// dividing its size, at most a runtime page. Objects sit at `span base + i * size` with the
 /// span base page-aligned, so this is what the class guarantees; the fast paths serve a
 /// request aligned up to it from the class without the search of `class_for_aligned`.
-pub static CLASS_ALIGN: [u32; CLASS_COUNT] = {
+pub const CLASS_ALIGN: [u32; CLASS_COUNT] = {
     let mut a = [0u32; CLASS_COUNT];
     let mut c = 1;
     while c < CLASS_COUNT {
@@ -273,9 +288,20 @@ pub fn class_objects(class: usize) -> usize {
 }
 
 // ANCHOR: class_of
-/// The size class of a small request (`1 <= size <= MAX_SMALL_BYTES`), Go's `size_to_class`.
+/// The size class of a small request (`1 <= size <= MAX_SMALL_BYTES`), Go's `size_to_class`
+/// answer from one flat table ([`SIZE_TO_CLASS`]): one load, no branch between Go's two
+/// tables (the allocation fast path's class lookup).
 #[inline]
 pub fn class_of(size: usize) -> usize {
+    debug_assert!(size > 0 && size <= MAX_SMALL_BYTES);
+    // `% len` only spares a bounds check: `size <= MAX_SMALL_BYTES` gives an index below it.
+    SIZE_TO_CLASS[size.div_ceil(SMALL_SIZE_DIV) % SIZE_TO_CLASS.len()] as usize
+}
+
+/// Go's `size_to_class` with its two tables (`size_to_class8` up to 1024 bytes,
+/// `size_to_class128` above), which [`SIZE_TO_CLASS`] flattens; the tests hold the two to
+/// the same answers.
+pub fn class_of_two_tables(size: usize) -> usize {
     debug_assert!(size > 0 && size <= MAX_SMALL_BYTES);
     if size <= SMALL_SIZE_MAX - 8 {
         TABLES.size_to_class8[size.div_ceil(SMALL_SIZE_DIV)] as usize
@@ -284,6 +310,21 @@ pub fn class_of(size: usize) -> usize {
         TABLES.size_to_class128[(size + LARGE_SIZE_DIV - 1 - SMALL_SIZE_MAX) / LARGE_SIZE_DIV] as usize
     }
 }
+
+/// The class of every small size, by `ceil(size / 8)` (4 KiB): every class size is a multiple
+/// of 8, so all sizes with one `ceil(size / 8)` share the smallest class that holds them.
+pub const SIZE_TO_CLASS: [u8; MAX_SMALL_BYTES / SMALL_SIZE_DIV + 1] = {
+    let classes = &TABLES.classes;
+    let mut a = [0u8; MAX_SMALL_BYTES / SMALL_SIZE_DIV + 1];
+    let mut i = 1;
+    while i < a.len() {
+        a[i] = first_class_at_least(classes, i * SMALL_SIZE_DIV);
+        i += 1;
+    }
+    // Index 0 (size 0, never asked for) answers the smallest class.
+    a[0] = 1;
+    a
+};
 // ANCHOR_END: class_of
 
 // ANCHOR: class_for
@@ -446,6 +487,13 @@ mod tests {
             let c = class_of(size);
             assert!(CLASS_BYTES[c] as usize >= size, "class {c} too small for {size}");
             assert!(c == 1 || (CLASS_BYTES[c - 1] as usize) < size, "class {c} not the smallest for {size}");
+        }
+    }
+
+    #[test]
+    fn flat_table_agrees_with_go_two_tables() {
+        for size in 1..=MAX_SMALL_BYTES {
+            assert_eq!(class_of(size), class_of_two_tables(size), "size {size}");
         }
     }
 

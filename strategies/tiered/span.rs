@@ -108,12 +108,12 @@
 
 use core::cell::Cell;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use super::remote::RemoteStack;
 
 use super::mcache::MCache;
-use super::sizeclass::{self, CLASS_BYTES, MAX_OBJECTS_PER_SPAN, PAGE_BYTES};
+use super::sizeclass::{self, CLASS_BYTES, CLASS_BYTES_BY_U8, MAX_OBJECTS_PER_SPAN, PAGE_BYTES};
 
 /// Words of an alloc bitmap (1024 objects at most).
 pub const BITMAP_WORDS: usize = MAX_OBJECTS_PER_SPAN / 64;
@@ -157,14 +157,17 @@ pub enum SpanList {
 /// - Lines 1-2: the rest of the bitmap, then what an allocation reads and writes (alloc
 ///   cache, `freeindex`, object size and a copy of `base`), so an allocation reads one line.
 /// - Line 3: what only slow paths use (list links, list, page count).
-/// - Lines 5-8: the live and remote bits (see "Liveness").
+/// - Lines 5-8: the live and remote bits (see "Liveness"), word `w` of each side by side
+///   ([`LiveWord`]), so that a free, which reads both words of its object, misses once on
+///   them (once per 64 objects of the span), not twice.
 /// - Line 4: the remote stack, which other threads write.
 #[repr(C, align(64))]
 pub struct Span {
     // Line 0 (bytes 0-63) holds all that a free by the span's owner reads and writes, for
-    // spans of up to 256 objects (their bitmap fits in its last 32 bytes): the span's
-    // identity, the object count and the first four bitmap words. A free then misses in the
-    // cache at most once on the span (twice for bigger bitmaps), not once per field group.
+    // spans of up to 256 objects (their bitmap fits in its last 32 bytes), besides the live
+    // bits: the span's identity, the object count and the first four bitmap words (the
+    // object size comes from the class's table, `small_class`). A free then misses in the
+    // cache at most once on these, not once per field group.
     /// The first object (the first page), with the provenance of the arena's reservation:
     /// every object pointer of the span is derived from it.
     pub base: InitPtr,
@@ -177,7 +180,10 @@ pub struct Span {
     pub alloc_count: Cell<u32>,
     /// `nelems - refill_min()`: when an owner's free brings `alloc_count` down to this, the
     /// span has just become worth a refill (see "Owned spans" in mcache.rs).
-    pub refill_count: InitU32,
+    pub refill_count: InitU16,
+    /// Objects in the span (1 for a large span; at most 1024). In line 0, which is all a
+    /// free reads of the span record besides the live bits.
+    pub nelems: InitU16,
     /// Size class (0 = large).
     pub class: InitU8,
     /// Span class (`class << 1 | noscan`, see sizeclass.rs).
@@ -192,8 +198,8 @@ pub struct Span {
     pub alloc_cache: Cell<u64>,
     /// Next object the scan looks at.
     pub freeindex: Cell<u32>,
-    /// Objects in the span (1 for a large span).
-    pub nelems: InitU32,
+    /// Unused (keeps line 2's layout).
+    _pad4: Init<u32>,
     /// Object size (bytes); for a large span, the span's bytes.
     pub elem_bytes: InitUsize,
     /// A copy of `base` beside the alloc cache, so that an allocation reads one line of the
@@ -216,13 +222,29 @@ pub struct Span {
     /// The rest of line 4, explicit so that no byte of the record lies outside a cell (see
     /// "Reuse of span records").
     _pad2: Init<[u8; 56]>,
-    /// Lines 5-6: 1 = object handed out to the program and not freed (see "Liveness"):
-    /// written by the span's holder only (relaxed load and store), read by anyone.
-    pub live: [AtomicU64; BITMAP_WORDS],
-    /// Lines 7-8: 1 = object freed by a thread that does not hold the span, on its way to
-    /// the holder (the remote stack or the mcentral's pending stack; see "Liveness"). Set by
-    /// the freer (`fetch_or`), cleared by the holder when it collects the object.
-    pub remote_bits: [AtomicU64; BITMAP_WORDS],
+    /// Lines 5-8: the live and remote bits of objects `64 w ..64 w + 64` in `liveness[w]`
+    /// (see "Liveness").
+    pub liveness: [LiveWord; BITMAP_WORDS],
+}
+
+/// The live and remote bits of 64 objects of a span, side by side (one cache line holds
+/// both; see "Liveness").
+#[repr(C)]
+pub struct LiveWord {
+    /// 1 = object handed out to the program and not freed (see "Liveness"): written by the
+    /// span's holder only (relaxed load and store), read by anyone.
+    pub live: AtomicU64,
+    /// 1 = object freed by a thread that does not hold the span, on its way to the holder
+    /// (the remote stack or the mcentral's pending stack; see "Liveness"). Set by the freer
+    /// (`fetch_or`), cleared by the holder when it collects the object.
+    pub remote: AtomicU64,
+}
+
+impl LiveWord {
+    /// No object live or remote-freed.
+    const fn empty() -> LiveWord {
+        LiveWord { live: AtomicU64::new(0), remote: AtomicU64::new(0) }
+    }
 }
 // ANCHOR_END: span_struct
 
@@ -280,6 +302,31 @@ init_field!(
     /// An `Init` field of type `u32`.
     InitU32, u32, AtomicU32
 );
+/// An `Init` field of a count below 2^16, stored in 16 bits and read and written as a `u32`.
+#[repr(transparent)]
+pub struct InitU16(AtomicU16);
+
+impl InitU16 {
+    /// A field holding `v`.
+    #[inline(always)]
+    pub const fn new(v: u16) -> InitU16 {
+        InitU16(AtomicU16::new(v))
+    }
+
+    /// The value (relaxed: see "Reuse of span records").
+    #[inline(always)]
+    pub fn get(&self) -> u32 {
+        u32::from(self.0.load(Ordering::Relaxed))
+    }
+
+    /// Sets the value, which fits 16 bits (a span's object count or less).
+    #[inline(always)]
+    fn set(&self, v: u32) {
+        debug_assert!(v <= u32::from(u16::MAX));
+        self.0.store(v as u16, Ordering::Relaxed)
+    }
+}
+
 init_field!(
     /// An `Init` field of type `usize`.
     InitUsize, usize, AtomicUsize
@@ -359,6 +406,7 @@ const _: () = {
         div_mul,
         alloc_count,
         refill_count,
+        nelems,
         class,
         span_class,
         needzero,
@@ -366,7 +414,7 @@ const _: () = {
         alloc_bits,
         alloc_cache,
         freeindex,
-        nelems,
+        _pad4,
         elem_bytes,
         alloc_base,
         npages,
@@ -377,13 +425,13 @@ const _: () = {
         _pad1,
         remote,
         _pad2,
-        live,
-        remote_bits
+        liveness
     );
     assert!(core::mem::offset_of!(Span, alloc_bits) == 32);
     assert!(core::mem::offset_of!(Span, alloc_cache) == 32 + 8 * BITMAP_WORDS);
     assert!(core::mem::offset_of!(Span, remote) == 256);
-    assert!(core::mem::offset_of!(Span, live) == 320);
+    assert!(core::mem::offset_of!(Span, liveness) == 320);
+    assert!(core::mem::size_of::<LiveWord>() == 16);
     assert!(core::mem::size_of::<Span>() == 576);
 };
 
@@ -414,7 +462,8 @@ impl Span {
             base: InitPtr::new(NonNull::dangling()),
             alloc_base: InitPtr::new(NonNull::dangling()),
             elem_bytes: InitUsize::new(0),
-            nelems: InitU32::new(0),
+            nelems: InitU16::new(0),
+            _pad4: Init::new(0),
             class: InitU8::new(0),
             span_class: InitU8::new(0),
             list: Cell::new(SpanList::None),
@@ -425,10 +474,9 @@ impl Span {
             next: Cell::new(ptr::null()),
             prev: Cell::new(ptr::null()),
             _pad3: Init::new(0),
-            live: [const { AtomicU64::new(0) }; BITMAP_WORDS],
-            remote_bits: [const { AtomicU64::new(0) }; BITMAP_WORDS],
+            liveness: [const { LiveWord::empty() }; BITMAP_WORDS],
             alloc_bits: [const { Cell::new(0) }; BITMAP_WORDS],
-            refill_count: InitU32::new(0),
+            refill_count: InitU16::new(0),
             div_mul: InitU32::new(0),
             _pad0: Init::new(0),
             _pad1: Init::new([0; 31]),
@@ -476,8 +524,8 @@ impl Span {
         self.list.set(SpanList::None);
         self.remote.reset();
         for w in 0..BITMAP_WORDS {
-            self.live[w].store(0, Ordering::Relaxed);
-            self.remote_bits[w].store(0, Ordering::Relaxed);
+            self.liveness[w].live.store(0, Ordering::Relaxed);
+            self.liveness[w].remote.store(0, Ordering::Relaxed);
             self.alloc_bits[w].set(0);
         }
         if class != 0 {
@@ -618,10 +666,10 @@ impl Span {
     // ANCHOR_END: free_local
 
     // ANCHOR: liveness
-    /// The word of `bits` holding object `i`'s bit, and the bit's mask.
+    /// The live and remote words holding object `i`'s bits, and the bits' mask.
     #[inline(always)]
-    fn bit_of(bits: &[AtomicU64; BITMAP_WORDS], i: usize) -> (&AtomicU64, u64) {
-        (&bits[(i / 64) % BITMAP_WORDS], 1 << (i % 64))
+    fn live_word(&self, i: usize) -> (&LiveWord, u64) {
+        (&self.liveness[(i / 64) % BITMAP_WORDS], 1 << (i % 64))
     }
 
     /// Whether object `i` (`i < nelems`) is live: handed out and not freed by anyone (see
@@ -629,22 +677,23 @@ impl Span {
     /// meanwhile may be either.
     #[inline]
     pub fn is_live(&self, i: usize) -> bool {
-        let (r, m) = Self::bit_of(&self.remote_bits, i);
+        let (lw, m) = self.live_word(i);
+        let r = &lw.remote;
         // Acquire: a holder's collection clears the live bit before the remote bit
         // (Release), so a reader that sees the remote bit clear after it sees the live bit
         // clear too.
         if r.load(Ordering::Acquire) & m != 0 {
             return false;
         }
-        let (w, m) = Self::bit_of(&self.live, i);
-        w.load(Ordering::Relaxed) & m != 0
+        lw.live.load(Ordering::Relaxed) & m != 0
     }
 
     /// Marks object `i` live (it is being handed out). Holder only: a relaxed load and
     /// store, no read-modify-write.
     #[inline(always)]
     pub fn set_live(&self, i: usize) {
-        let (w, m) = Self::bit_of(&self.live, i);
+        let (lw, m) = self.live_word(i);
+        let w = &lw.live;
         w.store(w.load(Ordering::Relaxed) | m, Ordering::Relaxed);
     }
 
@@ -653,10 +702,10 @@ impl Span {
     /// changed. Holder only: one load of each bitmap word and one store.
     #[inline(always)]
     pub fn take_live(&self, i: usize) -> bool {
-        let (word, m) = ((i / 64) % BITMAP_WORDS, 1u64 << (i % 64));
-        let w = &self.live[word];
+        let (lw, m) = self.live_word(i);
+        let w = &lw.live;
         let v = w.load(Ordering::Relaxed);
-        if v & m == 0 || self.remote_bits[word].load(Ordering::Relaxed) & m != 0 {
+        if v & m == 0 || lw.remote.load(Ordering::Relaxed) & m != 0 {
             return false;
         }
         w.store(v & !m, Ordering::Relaxed);
@@ -666,7 +715,8 @@ impl Span {
     /// Marks object `i` not live (freed by its holder, or collected). Holder only.
     #[inline(always)]
     pub fn clear_live(&self, i: usize) {
-        let (w, m) = Self::bit_of(&self.live, i);
+        let (lw, m) = self.live_word(i);
+        let w = &lw.live;
         w.store(w.load(Ordering::Relaxed) & !m, Ordering::Relaxed);
     }
 
@@ -675,13 +725,14 @@ impl Span {
     /// was already set (a double free on its way to the holder) or its live bit is clear.
     #[inline]
     pub fn claim_remote(&self, i: usize) -> bool {
-        let (r, m) = Self::bit_of(&self.remote_bits, i);
+        let (lw, m) = self.live_word(i);
+        let r = &lw.remote;
         // Acquire: after a holder's collection (which clears the live bit, then this bit
         // with Release), the live bit read below is the cleared one or a later one.
         if r.fetch_or(m, Ordering::AcqRel) & m != 0 {
             return false;
         }
-        let (w, lm) = Self::bit_of(&self.live, i);
+        let (w, lm) = (&lw.live, m);
         if w.load(Ordering::Relaxed) & lm == 0 {
             r.fetch_and(!m, Ordering::Relaxed);
             return false;
@@ -694,7 +745,8 @@ impl Span {
     #[inline]
     pub fn collect_one(&self, i: usize) -> u32 {
         self.clear_live(i);
-        let (r, m) = Self::bit_of(&self.remote_bits, i);
+        let (lw, m) = self.live_word(i);
+        let r = &lw.remote;
         r.fetch_and(!m, Ordering::Release);
         self.free_local(i)
     }
@@ -715,8 +767,25 @@ impl Span {
     /// which knows the span is small).
     #[inline(always)]
     pub fn small_object_at(&self, off: usize) -> Option<usize> {
+        self.small_object_in(off, self.small_class().1)
+    }
+
+    /// [`Self::small_object_at`] given the span's object size (`small_class().1`).
+    #[inline(always)]
+    pub fn small_object_in(&self, off: usize, bytes: usize) -> Option<usize> {
         let i = sizeclass::div_by_mul(off, self.div_mul.get());
-        (i < self.nelems.get() as usize && i * self.elem_bytes.get() == off).then_some(i)
+        (i < self.nelems.get() as usize && i * bytes == off).then_some(i)
+    }
+
+    /// The size class of a small span and its object size (`elem_bytes`), the size from the
+    /// class's table rather than the record, so that the free path reads line 0 of the
+    /// record only (besides the live bits). Read once per free and passed on.
+    #[inline(always)]
+    pub fn small_class(&self) -> (usize, usize) {
+        let class = self.class.get();
+        let bytes = CLASS_BYTES_BY_U8[usize::from(class)] as usize;
+        debug_assert!(class == 0 || bytes == self.elem_bytes.get());
+        (usize::from(class), bytes)
     }
     // ANCHOR_END: liveness
 

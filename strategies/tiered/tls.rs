@@ -4,8 +4,12 @@
 //!
 //! # Threads
 //! The `std` feature binds a cache to each thread and heap with a destructor-free,
-//! const-initialised `thread_local!` (no allocation, no registration), and registers a
-//! separate exit guard once per thread; while that registration runs (glibc's
+//! const-initialised `thread_local!` (no allocation, no registration); with the
+//! `initial-exec-tls` feature (the preload library) the same slots live in a zero-initialised
+//! C `__thread` block of the initial-exec model (tls_block.c, reached by `StaticTls` from
+//! the thread pointer: a shared library's `thread_local!` costs a `__tls_get_addr` call per
+//! access). It registers a separate exit guard (a `thread_local!` in both builds) once per
+//! thread; while that registration runs (glibc's
 //! `__cxa_thread_atexit_impl` may call `calloc`, i.e. us) and after the guard has run, the
 //! thread uses the root's *shared cache* under its lock. The guard gives every cache of the
 //! thread back (`release_all`: uncacheSpan for each class, flush statistics) and the record
@@ -118,6 +122,7 @@ mod imp {
         caches: [Cell<*mut MCache>; SLOTS],
     }
 
+    #[cfg(not(all(feature = "initial-exec-tls", target_os = "linux")))]
     std::thread_local! {
         // Const-initialised and without a destructor: using it never allocates or registers.
         static TC: ThreadCaches = const {
@@ -128,14 +133,60 @@ mod imp {
                 caches: [const { Cell::new(ptr::null_mut()) }; SLOTS],
             }
         };
+    }
+    std::thread_local! {
         static GUARD: ExitGuard = const { ExitGuard };
+    }
+
+    /// Runs `f` with the calling thread's slots (`thread_local!`).
+    #[cfg(not(all(feature = "initial-exec-tls", target_os = "linux")))]
+    #[inline(always)]
+    fn with_tc<R>(f: impl FnOnce(&ThreadCaches) -> R) -> R {
+        TC.with(f)
+    }
+
+    /// Bytes of the C block that holds a thread's slots (tls_block.c).
+    #[cfg(all(feature = "initial-exec-tls", target_os = "linux"))]
+    const TC_BLOCK_BYTES: usize = 128;
+    #[cfg(all(feature = "initial-exec-tls", target_os = "linux"))]
+    const _: () = assert!(
+        core::mem::size_of::<ThreadCaches>() <= TC_BLOCK_BYTES && core::mem::align_of::<ThreadCaches>() <= 16
+    );
+
+    #[cfg(all(feature = "initial-exec-tls", target_os = "linux"))]
+    unsafe extern "C" {
+        /// The calling thread's slot block (tls_block.c): 128 bytes, 16-aligned, zeroed at
+        /// thread start, initial-exec model.
+        fn stratalloc_tiered_tls_block() -> *mut u8;
+    }
+
+    /// The slots' block in the initial-exec model (see src/static_tls.rs).
+    #[cfg(all(feature = "initial-exec-tls", target_os = "linux"))]
+    // SAFETY: the accessor is a C function that only takes the address of an initial-exec
+    // `__thread` array (tls_block.c): no allocation, no lock, callable on any thread.
+    static TC_BLOCK: crate::static_tls::StaticTls =
+        unsafe { crate::static_tls::StaticTls::new(stratalloc_tiered_tls_block) };
+
+    /// Runs `f` with the calling thread's slots (the initial-exec block).
+    #[cfg(all(feature = "initial-exec-tls", target_os = "linux"))]
+    #[inline(always)]
+    fn with_tc<R>(f: impl FnOnce(&ThreadCaches) -> R) -> R {
+        // SAFETY: (1) the block is this thread's own (`StaticTls::get`), 16-aligned and large
+        // enough for a `ThreadCaches` (asserted above), and lives until the thread's
+        // descriptor is freed, after its exit destructors (the exit guard included) ran;
+        // (2) the C runtime zeroes it at thread start, and all-zero bytes are the slots'
+        // initial value (`UNREGISTERED`, keys 0, null roots and caches), every field being a
+        // `Cell` of an integer or a raw pointer; (3) only this thread touches it (its
+        // address is never given to another thread), and `f` gets a borrow no longer than
+        // the call, so no reference outlives the thread.
+        f(unsafe { &*TC_BLOCK.get().cast::<ThreadCaches>() })
     }
 
     struct ExitGuard;
 
     impl Drop for ExitGuard {
         fn drop(&mut self) {
-            TC.with(|t| {
+            with_tc(|t| {
                 t.state.set(DEAD);
                 for i in 0..SLOTS {
                     release_slot(t, i);
@@ -161,7 +212,7 @@ mod imp {
     /// Empties the calling thread's slot of the heap with `key`, if any, without touching
     /// the heap (which is being released).
     pub fn drop_slot(key: u64) {
-        let _ = TC.try_with(|t| {
+        with_tc(|t| {
             for i in 0..SLOTS {
                 if key != 0 && t.keys[i].get() == key {
                     t.keys[i].set(0);
@@ -175,7 +226,7 @@ mod imp {
     /// Gives back the calling thread's cache for `root`, if any.
     pub fn forget(root: &Root) {
         let key = root.key;
-        let c = TC.with(|t| {
+        let c = with_tc(|t| {
             for i in 0..SLOTS {
                 if key != 0 && t.keys[i].get() == key {
                     t.keys[i].set(0);
@@ -196,14 +247,14 @@ mod imp {
     /// entry) finds only empty slots, whose cache is null.
     #[inline(always)]
     pub fn peek(key: u64) -> *mut MCache {
-        TC.with(|t| if t.keys[0].get() == key { t.caches[0].get() } else { ptr::null_mut() })
+        with_tc(|t| if t.keys[0].get() == key { t.caches[0].get() } else { ptr::null_mut() })
     }
 
     /// The calling thread's cache for the heap with `key`, if it has one (the free path;
     /// never creates).
     #[inline]
     pub fn lookup(key: u64) -> *mut MCache {
-        TC.with(|t| {
+        with_tc(|t| {
             for i in 0..SLOTS {
                 if t.keys[i].get() == key {
                     return t.caches[i].get();
@@ -217,7 +268,7 @@ mod imp {
     /// the shared path (registration in progress, thread exiting, no memory).
     #[inline]
     pub fn get<P: PageSource>(root: &Root, src: &P) -> *mut MCache {
-        TC.with(|t| {
+        with_tc(|t| {
             if t.keys[0].get() == root.key {
                 return t.caches[0].get();
             }

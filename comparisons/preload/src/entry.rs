@@ -1,7 +1,9 @@
 //! Entries into the allocator: the re-entry guard and the fork gate (see lib.rs).
 //!
-//! Thread-local state is one struct of `Cell`s with a `const` initialiser and no destructor:
-//! in a library loaded at start-up it lives in the static TLS block, so reading it never
+//! Thread-local state is one struct of `Cell`s, all zero at thread start and without a
+//! destructor, in a C `__thread` block of the initial-exec model (entry_tls.c, reached through
+//! stratalloc's `StaticTls`: from the thread pointer, without `__tls_get_addr`). The library is
+//! loaded at start-up, so the block is in every thread's static TLS area: reading it never
 //! allocates, never registers a destructor and works on threads created by C code.
 //!
 //! The gate lets `fork`'s prepare handler wait until no entry is in flight on any thread. It
@@ -32,6 +34,8 @@ use core::ffi::c_void;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, compiler_fence};
 
+use stratalloc::static_tls::StaticTls;
+
 /// Not inside the allocator.
 const OUTSIDE: u8 = 0;
 /// Inside an exported function.
@@ -39,24 +43,61 @@ const INSIDE: u8 = 1;
 /// The thread that is forking, between prepare and parent/child; passes the gate.
 const FORKER: u8 = 2;
 
-/// A thread's `flag` before it claimed one.
-const NO_FLAG: u16 = u16::MAX;
+/// A thread's `flag` before it claimed one (zero: the state at thread start).
+const NO_FLAG: u16 = 0;
 /// A thread's `flag` when it uses the shard counters for good (no flag free at its first
 /// entry, no pthread key, or its flag was given back at thread exit).
-const SHARDS_ONLY: u16 = u16::MAX - 1;
+const SHARDS_ONLY: u16 = 1;
+/// A thread's `flag` when it owns flag `i` of `FLAGS`: `FLAG_BASE + i`.
+const FLAG_BASE: u16 = 2;
 
-/// This thread's entry state.
+/// This thread's entry state. All-zero bytes are its initial value (no fast flag,
+/// `OUTSIDE`, `NO_FLAG`).
+#[repr(C)]
 struct ThreadEntry {
-    /// `OUTSIDE`, `INSIDE` or `FORKER`.
+    /// This thread's own flag while entries may use it (claimed, flags on, not the forker),
+    /// else null: the one field the fast entry reads. Its byte is 1 exactly while the thread
+    /// is inside through it, which is how a re-entered call is recognised on that path.
+    fast: Cell<*const AtomicU8>,
+    /// `OUTSIDE`, `INSIDE` or `FORKER`: the re-entry and fork state of the slow entry (a
+    /// thread without a fast flag).
     state: Cell<u8>,
-    /// Index of this thread's flag in `FLAGS`, or `NO_FLAG` / `SHARDS_ONLY`.
+    /// `FLAG_BASE` + the index of this thread's flag in `FLAGS`, or `NO_FLAG` /
+    /// `SHARDS_ONLY`.
     flag: Cell<u16>,
 }
 
-std::thread_local! {
-    static THREAD: ThreadEntry = const {
-        ThreadEntry { state: Cell::new(OUTSIDE), flag: Cell::new(NO_FLAG) }
-    };
+/// Bytes of the C block that holds a thread's `ThreadEntry` (entry_tls.c).
+const ENTRY_BLOCK_BYTES: usize = 16;
+const _: () = assert!(
+    core::mem::size_of::<ThreadEntry>() <= ENTRY_BLOCK_BYTES && core::mem::align_of::<ThreadEntry>() <= 16
+);
+
+unsafe extern "C" {
+    /// The calling thread's entry block (entry_tls.c): 16 bytes, 16-aligned, zeroed at
+    /// thread start, initial-exec model.
+    fn stratalloc_preload_entry_block() -> *mut u8;
+}
+
+// SAFETY: the accessor is a C function that only takes the address of an initial-exec
+// `__thread` array (entry_tls.c): no allocation, no lock, callable on any thread.
+static THREAD_BLOCK: StaticTls = unsafe { StaticTls::new(stratalloc_preload_entry_block) };
+
+/// The calling thread's entry state: valid until the thread's descriptor is freed (after
+/// every exit destructor), used by this thread only.
+#[inline(always)]
+fn thread() -> *const ThreadEntry {
+    // The block is 16-aligned, large enough (asserted above) and zeroed at thread start;
+    // all-zero bytes are a valid `ThreadEntry` (`Cell`s of integers).
+    THREAD_BLOCK.get().cast::<ThreadEntry>().cast_const()
+}
+
+/// Runs `f` with the calling thread's entry state.
+#[inline]
+fn with_thread<R>(f: impl FnOnce(&ThreadEntry) -> R) -> R {
+    // SAFETY: `thread()` is this thread's live, initialised state, touched by this thread
+    // only; the borrow ends with the call.
+    f(unsafe { &*thread() })
 }
 
 const SHARD_COUNT: usize = 16;
@@ -81,12 +122,11 @@ static KEY: AtomicUsize = AtomicUsize::new(0);
 
 /// How an entry announced itself (and so how it leaves).
 enum Gate {
-    /// The forking thread: not counted.
-    Forker,
-    /// Its thread's own flag.
+    /// Its thread's own flag (the fast entry).
     Flag(&'static AtomicU8),
-    /// A shard counter.
-    Shard(&'static AtomicUsize),
+    /// The slow entry: the thread state to restore, and the shard counter it incremented
+    /// (none for the forking thread, which is not counted).
+    Slow { before: u8, shard: Option<&'static AtomicUsize> },
 }
 
 /// Proof that this thread is inside the allocator and fork waits for it; leaves on drop.
@@ -95,8 +135,6 @@ pub struct Entry {
     thread: *const ThreadEntry,
     /// How it passed the gate.
     gate: Gate,
-    /// The thread state to restore on drop.
-    before: u8,
 }
 
 impl Entry {
@@ -106,16 +144,28 @@ impl Entry {
     pub fn enter() -> Option<Entry> {
         // One TLS lookup per entry: the struct's address serves for the state, the flag and
         // the shard.
-        let thread: *const ThreadEntry = THREAD.with(|t| t as *const ThreadEntry);
-        // SAFETY: the struct lives as long as this thread, and only this thread touches it.
+        let thread = thread();
+        // SAFETY: the struct lives as long as this thread (`thread()`), all-zero at thread
+        // start, which is a valid value; only this thread touches it.
         let t = unsafe { &*thread };
-        let before = t.state.get();
-        if before == INSIDE {
+        // SAFETY: `fast` is null or one of the `FLAGS` (a static).
+        let Some(flag) = (unsafe { t.fast.get().as_ref() }) else {
+            return enter_slow(thread);
+        };
+        // Only this thread writes its flag, so its own relaxed read is exact.
+        if flag.load(Ordering::Relaxed) != 0 {
             return None;
         }
-        t.state.set(INSIDE);
-        let gate = if before == FORKER { Gate::Forker } else { pass_gate(t, thread.addr()) };
-        Some(Entry { thread, gate, before })
+        // The fast side of the asymmetric Dekker handshake: the forker's membarrier stands for
+        // the fence between this store and the load below.
+        flag.store(1, Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        if FORKING.load(Ordering::Relaxed) {
+            wait_for_fork_flag(flag);
+        }
+        // Orders the heap accesses of this entry after the gate.
+        compiler_fence(Ordering::SeqCst);
+        Some(Entry { thread, gate: Gate::Flag(flag) })
     }
 }
 
@@ -123,42 +173,61 @@ impl Drop for Entry {
     #[inline]
     fn drop(&mut self) {
         match self.gate {
-            Gate::Forker => {}
             Gate::Flag(flag) => flag.store(0, Ordering::Release),
-            Gate::Shard(shard) => {
-                shard.fetch_sub(1, Ordering::SeqCst);
+            Gate::Slow { before, shard } => {
+                if let Some(shard) = shard {
+                    shard.fetch_sub(1, Ordering::SeqCst);
+                }
+                // SAFETY: the entry never leaves the thread that made it (`Entry` is neither
+                // Send nor Sync, holding a raw pointer), so the struct is this thread's, still
+                // alive.
+                unsafe { (*self.thread).state.set(before) };
             }
         }
-        // SAFETY: the entry never leaves the thread that made it (`Entry` is neither Send
-        // nor Sync, holding a raw pointer), so the struct is this thread's, still alive.
-        unsafe { (*self.thread).state.set(self.before) };
     }
 }
 
-#[inline]
-fn pass_gate(t: &ThreadEntry, tls_addr: usize) -> Gate {
-    let index = match t.flag.get() {
-        NO_FLAG => claim_flag(t),
-        index => index,
-    };
-    if let Some(flag) = FLAGS.get(usize::from(index)) {
-        // The fast side of the asymmetric Dekker handshake: the forker's membarrier stands
-        // for the fence between this store and the load below.
-        flag.0.store(1, Ordering::Relaxed);
-        compiler_fence(Ordering::SeqCst);
-        if FORKING.load(Ordering::Relaxed) {
-            wait_for_fork_flag(&flag.0);
-        }
-        // Orders the heap accesses of this entry after the gate.
-        compiler_fence(Ordering::SeqCst);
-        return Gate::Flag(&flag.0);
+/// The entry of a thread without a fast flag: the forker, a thread's first entry (which
+/// claims a flag, then enters through it), a thread on the shard counters.
+#[cold]
+#[inline(never)]
+fn enter_slow(thread: *const ThreadEntry) -> Option<Entry> {
+    // SAFETY: as in `Entry::enter`: this thread's live state.
+    let t = unsafe { &*thread };
+    let before = t.state.get();
+    if before == INSIDE {
+        return None;
     }
-    let shard = shard_of(tls_addr);
+    if before == FORKER {
+        t.state.set(INSIDE);
+        return Some(Entry { thread, gate: Gate::Slow { before, shard: None } });
+    }
+    if t.flag.get() == NO_FLAG {
+        // INSIDE while claiming: a call re-entered from `pthread_setspecific` takes the
+        // fallback.
+        t.state.set(INSIDE);
+        let claimed = claim_flag(t);
+        t.state.set(OUTSIDE);
+        if claimed != SHARDS_ONLY {
+            return Entry::enter();
+        }
+    }
+    t.state.set(INSIDE);
+    let shard = shard_of(thread.addr());
     shard.fetch_add(1, Ordering::SeqCst);
     if FORKING.load(Ordering::SeqCst) {
         wait_for_fork_shard(shard);
     }
-    Gate::Shard(shard)
+    Some(Entry { thread, gate: Gate::Slow { before, shard: Some(shard) } })
+}
+
+/// The fast flag for a thread whose `flag` is `raw`: its own flag if it claimed one, else
+/// null.
+fn fast_flag(raw: u16) -> *const AtomicU8 {
+    match FLAGS.get(usize::from(raw.wrapping_sub(FLAG_BASE))) {
+        Some(f) if raw >= FLAG_BASE => &f.0,
+        _ => ptr::null(),
+    }
 }
 
 /// The shard of the thread whose TLS block is at `tls_addr`.
@@ -169,7 +238,8 @@ fn shard_of(tls_addr: usize) -> &'static AtomicUsize {
 }
 
 /// This thread's first entry: claims a free flag and has the pthread key give it back at
-/// thread exit; `SHARDS_ONLY` when flags are off or none is free.
+/// thread exit; returns the thread's new `flag` value (`SHARDS_ONLY` when flags are off or
+/// none is free).
 #[cold]
 fn claim_flag(t: &ThreadEntry) -> u16 {
     let mut claimed = SHARDS_ONLY;
@@ -181,7 +251,7 @@ fn claim_flag(t: &ThreadEntry) -> u16 {
                 match word.compare_exchange_weak(bits, bits | 1 << bit, Ordering::Acquire, Ordering::Relaxed)
                 {
                     Ok(_) => {
-                        claimed = (w * 64 + bit) as u16;
+                        claimed = FLAG_BASE + (w * 64 + bit) as u16;
                         break 'words;
                     }
                     Err(now) => bits = now,
@@ -192,17 +262,19 @@ fn claim_flag(t: &ThreadEntry) -> u16 {
     if claimed != SHARDS_ONLY {
         // The key's value is the flag's index + 1 (never null, so the destructor runs); it
         // is a number, never dereferenced, hence a pointer without provenance.
-        let value = ptr::without_provenance::<c_void>(usize::from(claimed) + 1);
+        let index = usize::from(claimed - FLAG_BASE);
+        let value = ptr::without_provenance::<c_void>(index + 1);
         // SAFETY: `KEY` holds a key made by `pthread_key_create` (`FLAGS_ON` is only set
         // after it succeeded) and never deleted.
         if unsafe { libc::pthread_setspecific(KEY.load(Ordering::Relaxed) as libc::pthread_key_t, value) }
             != 0
         {
-            release_flag_bit(usize::from(claimed));
+            release_flag_bit(index);
             claimed = SHARDS_ONLY;
         }
     }
     t.flag.set(claimed);
+    t.fast.set(fast_flag(claimed));
     claimed
 }
 
@@ -216,7 +288,10 @@ fn release_flag_bit(index: usize) {
 extern "C" fn give_flag_back(value: *mut c_void) {
     let index = value.addr().wrapping_sub(1);
     if index < FLAG_COUNT {
-        THREAD.with(|t| t.flag.set(SHARDS_ONLY));
+        with_thread(|t| {
+            t.fast.set(ptr::null());
+            t.flag.set(SHARDS_ONLY);
+        });
         release_flag_bit(index);
     }
 }
@@ -286,7 +361,12 @@ pub fn init() {
 
 /// `pthread_atfork` prepare: close the gate and wait until no entry is in flight.
 pub extern "C" fn before_fork() {
-    THREAD.with(|t| t.state.set(FORKER));
+    // The forker's own entries (other prepare handlers, the child's and parent's handlers)
+    // take the slow entry, which passes them without waiting.
+    with_thread(|t| {
+        t.state.set(FORKER);
+        t.fast.set(ptr::null());
+    });
     FORKING.store(true, Ordering::SeqCst);
     if FLAGS_ON.load(Ordering::Acquire) {
         // The slow side of the handshake: a full barrier on every running thread, so each
@@ -311,7 +391,10 @@ pub extern "C" fn before_fork() {
 /// `pthread_atfork` parent: open the gate.
 pub extern "C" fn after_fork_parent() {
     FORKING.store(false, Ordering::SeqCst);
-    THREAD.with(|t| t.state.set(OUTSIDE));
+    with_thread(|t| {
+        t.state.set(OUTSIDE);
+        t.fast.set(fast_flag(t.flag.get()));
+    });
 }
 
 /// `pthread_atfork` child: the parent's other threads do not exist here, so their flags go
@@ -319,7 +402,8 @@ pub extern "C" fn after_fork_parent() {
 /// the child's process (flags off if refused: the child has one thread, none in flight, so
 /// the switch is safe); then open the gate.
 pub extern "C" fn after_fork_child() {
-    let mine = THREAD.with(|t| t.flag.get());
+    // This thread's flag index, or past the end if it has none.
+    let mine = with_thread(|t| t.flag.get()).wrapping_sub(FLAG_BASE);
     for (w, word) in OWNED.iter().enumerate() {
         let keep = match usize::from(mine).checked_sub(w * 64) {
             Some(bit) if bit < 64 => 1 << bit,
@@ -332,7 +416,7 @@ pub extern "C" fn after_fork_child() {
         if !register_membarrier() {
             FLAGS_ON.store(false, Ordering::Release);
             if usize::from(mine) < FLAG_COUNT {
-                THREAD.with(|t| t.flag.set(SHARDS_ONLY));
+                with_thread(|t| t.flag.set(SHARDS_ONLY));
                 OWNED[usize::from(mine) / 64].store(0, Ordering::Relaxed);
             }
         }

@@ -70,8 +70,12 @@
 //! - Every failure sets `ENOMEM` (except posix_memalign, which returns it).
 //!
 //! ## Process events
-//! - Threads (C or Rust): nothing to set up; our thread-local state is two `const`-initialised
-//!   `Cell`s without destructors, so reading it never registers anything nor allocates. A
+//! - Threads (C or Rust): nothing to set up; our thread-local state is a few `Cell`s without
+//!   destructors in a C `__thread` block of the initial-exec model (zero at thread start,
+//!   reached from the thread pointer: no `__tls_get_addr`; Tiered's thread slots likewise,
+//!   through stratalloc's `initial-exec-tls` feature), so reading it never registers anything
+//!   nor allocates. The initial-exec model is why the library must be loaded at start-up
+//!   (`LD_PRELOAD`, its use): a `dlopen` of it may fail for want of static TLS room. A
 //!   thread's first call claims a gate flag and sets a `pthread_key` (no allocation for
 //!   glibc's first keys) whose destructor gives the flag back at thread exit (see [`entry`]).
 //!   The rest of thread exit is the strategy's business (e.g. Tiered flushing its thread

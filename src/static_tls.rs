@@ -1,0 +1,90 @@
+//! Thread-local memory at a fixed offset from the thread pointer (the ELF *initial-exec* TLS
+//! model), for code built into a shared library (feature `initial-exec-tls`, Linux).
+//!
+//! In a shared library (a `cdylib` such as the preload library), stable Rust gives
+//! `thread_local!` the general-dynamic model: every access calls `__tls_get_addr`. A variable
+//! defined in C with `__attribute__((tls_model("initial-exec")))` is instead placed by the
+//! dynamic loader in the *static* TLS area of every thread, at one offset from the thread
+//! pointer that is the same for all threads of the process. [`StaticTls`] asks a C accessor
+//! for the calling thread's address once, keeps `address - thread pointer` as that offset
+//! and, on x86_64, afterwards computes the address from the thread pointer (`fs:0`) alone:
+//! two instructions and a load, inlined. On other architectures every access calls the C
+//! accessor (one call, no `__tls_get_addr`).
+//!
+//! The model's condition: a library with an initial-exec variable must be loaded at start-up
+//! (`LD_PRELOAD`, or a dependency of the program), or be `dlopen`ed while the loader still has
+//! room in the static TLS area (glibc keeps a surplus for this); otherwise `dlopen` fails
+//! with "cannot allocate memory in static TLS block", never a wrong address. The preload
+//! library is loaded at start-up, which is its use.
+
+use core::sync::atomic::{AtomicIsize, Ordering};
+
+/// A C accessor of one initial-exec thread-local variable: the calling thread's address of it.
+pub type BlockFn = unsafe extern "C" fn() -> *mut u8;
+
+/// One thread-local block in the initial-exec model, reached by its offset from the thread
+/// pointer (see the module docs).
+pub struct StaticTls {
+    /// `block() - thread pointer` once known (the same on every thread); 0 until then.
+    offset: AtomicIsize,
+    /// The C accessor.
+    block: BlockFn,
+}
+
+impl StaticTls {
+    /// A handle on the variable that `block` returns the address of.
+    ///
+    /// # Safety
+    /// Callers must guarantee that `block` is safe to call on any thread at any time (no
+    /// allocation, no lock), and that it returns the calling thread's address of one
+    /// thread-local variable of the initial-exec (or local-exec) model, so that
+    /// `address - thread pointer` is the same on every thread and the memory lives as long as
+    /// its thread.
+    pub const unsafe fn new(block: BlockFn) -> StaticTls {
+        StaticTls { offset: AtomicIsize::new(0), block }
+    }
+
+    /// The calling thread's block: valid (for the block's size, as the C definition says)
+    /// until the thread's descriptor is freed, after every thread-exit destructor has run.
+    #[inline(always)]
+    pub fn get(&self) -> *mut u8 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let offset = self.offset.load(Ordering::Relaxed);
+            if offset != 0 {
+                // The offset was measured as `block() - thread pointer` on some thread; it is
+                // the same on every thread (initial-exec model, `new`'s contract).
+                return thread_pointer().wrapping_byte_offset(offset);
+            }
+        }
+        self.get_slow()
+    }
+
+    /// The first access (x86_64) or every access (elsewhere): asks the C accessor.
+    #[cold]
+    #[inline(never)]
+    fn get_slow(&self) -> *mut u8 {
+        // SAFETY: `new`'s contract: callable on any thread at any time.
+        let p = unsafe { (self.block)() };
+        #[cfg(target_arch = "x86_64")]
+        self.offset.store(p.addr().wrapping_sub(thread_pointer().addr()) as isize, Ordering::Relaxed);
+        p
+    }
+}
+
+/// The calling thread's thread pointer: on x86_64 Linux the TCB's self-pointer at `fs:0`
+/// (the psABI's TLS rules), the base from which initial-exec variables are addressed.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn thread_pointer() -> *mut u8 {
+    let tp: *mut u8;
+    // SAFETY: reading `fs:0` is always allowed on x86_64 Linux (the C runtime points `fs` at
+    // the thread's TCB before any code of the thread runs); it writes no memory, touches no
+    // flag and is the same for the whole life of the thread (hence `pure`). The pointer comes
+    // from outside Rust's allocations: the thread's static TLS area and TCB are one block that
+    // the C runtime made, and `StaticTls::get` offsets it to a variable inside that block.
+    unsafe {
+        core::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, preserves_flags, readonly, pure));
+    }
+    tp
+}
