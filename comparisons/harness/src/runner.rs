@@ -6,6 +6,10 @@
 //!   end of the table, which runs nothing.
 //! - `run WORKLOAD --scale X --threads N --seed S [--trace FILE]`: exit 0 and a RESULT line
 //!   on success; exit 2 on a failed check; a panic or a crash is a non-zero exit or a signal.
+//! - `replay FILE [--serial] [--partial] [--series OUT]`: replays a program trace (format
+//!   v2, `workloads::program_trace`) with its threads and prints a RESULT line whose metrics
+//!   are `replay_s`, `peak_resident_bytes` and `threads`; `--series` writes the memory
+//!   series as JSON (`[[op, live, resident], ...]`). A bad trace file is exit 65.
 
 use workloads::Ctx;
 
@@ -37,6 +41,44 @@ fn parse_run(args: &[String]) -> Result<(&'static workloads::Workload, Ctx), Str
     Ok((w, ctx))
 }
 
+/// Exit code of an unreadable trace.
+pub const EXIT_BAD_TRACE: i32 = 65;
+
+/// `replay FILE [--serial] [--partial] [--series OUT]` (see the module header).
+fn replay(args: &[String]) {
+    use workloads::{program_replay, program_trace};
+    let Some(path) = args.first() else { fail("replay needs a trace file", 64) };
+    let (mut serial, mut partial, mut series) = (false, false, None);
+    let mut it = args[1..].iter();
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--serial" => serial = true,
+            "--partial" => partial = true,
+            "--series" => series = Some(it.next().unwrap_or_else(|| fail("--series needs a file", 64)).clone()),
+            _ => fail(&format!("unknown flag {flag}"), 64),
+        }
+    }
+    let bytes = std::fs::read(path).unwrap_or_else(|e| fail(&format!("cannot read {path}: {e}"), EXIT_BAD_TRACE));
+    let trace = program_trace::decode(&bytes, partial).unwrap_or_else(|e| fail(&format!("{path}: {e}"), EXIT_BAD_TRACE));
+    drop(bytes);
+    let r = program_replay::replay(&trace, serial).unwrap_or_else(|e| fail(&format!("replay: {e}"), EXIT_FAILED));
+    if let Some(out) = series {
+        let points: Vec<[u64; 3]> = r.samples.iter().map(|s| [s.op, s.live, s.resident]).collect();
+        if let Err(e) = std::fs::write(&out, serde_json::json!(points).to_string()) {
+            fail(&format!("cannot write {out}: {e}"), EXIT_FAILED);
+        }
+    }
+    let line = serde_json::json!({
+        "checksum": format!("{:016x}", r.checksum),
+        "metrics": {
+            "replay_s": r.seconds,
+            "peak_resident_bytes": r.peak_resident as f64,
+            "threads": r.threads as f64,
+        },
+    });
+    println!("RESULT {line}");
+}
+
 /// The main of every runner bin; `kind` is the table's kind, or `spare`.
 pub fn main(name: &str, kind: &str) {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -45,6 +87,10 @@ pub fn main(name: &str, kind: &str) {
         Some("run") if kind == "spare" => {
             fail(&format!("{name} is a spare runner slot (no row of the allocator table)"), EXIT_ABSENT)
         }
+        Some("replay") if kind == "spare" => {
+            fail(&format!("{name} is a spare runner slot (no row of the allocator table)"), EXIT_ABSENT)
+        }
+        Some("replay") => replay(&args[1..]),
         Some("run") => {
             let (w, ctx) = parse_run(&args[1..]).unwrap_or_else(|e| fail(&e, EXIT_FAILED));
             match (w.run)(&ctx) {
@@ -60,6 +106,10 @@ pub fn main(name: &str, kind: &str) {
                 Err(e) => fail(&format!("{}: {e}", w.name), EXIT_FAILED),
             }
         }
-        _ => fail("usage: --describe | run WORKLOAD [--scale X] [--threads N] [--seed S] [--trace FILE]", 64),
+        _ => fail(
+            "usage: --describe | run WORKLOAD [--scale X] [--threads N] [--seed S] [--trace FILE] \
+             | replay FILE [--serial] [--partial] [--series OUT]",
+            64,
+        ),
     }
 }

@@ -103,3 +103,4 @@ mod exports;
 mod fallback;
 mod heaps;
 mod report;
+mod trace;

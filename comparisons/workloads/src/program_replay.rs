@@ -18,7 +18,7 @@
 //! replay thread runs its ops in global order, so the earliest unfinished op can always run.
 
 use std::cell::UnsafeCell;
-use std::sync::Mutex;
+use std::sync::{Barrier, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -113,7 +113,7 @@ struct Run<'a> {
     slots: Vec<Slot>,
     done: AtomicU64,
     live: AtomicI64,
-    base: u64,
+    base: AtomicU64,
     every: u64,
     samples: Mutex<Vec<Sample>>,
     failed: AtomicBool,
@@ -178,7 +178,7 @@ impl Run<'_> {
 
     #[cold]
     fn sample(&self, op: u64, live: u64) {
-        let resident = resident_bytes().saturating_sub(self.base);
+        let resident = resident_bytes().saturating_sub(self.base.load(Ordering::Relaxed));
         if let Ok(mut s) = self.samples.lock()
             && s.len() < s.capacity()
         {
@@ -212,16 +212,31 @@ pub fn replay(t: &Trace, serial: bool) -> Check<Replayed> {
         slots,
         done: AtomicU64::new(0),
         live: AtomicI64::new(0),
-        base: 0,
+        base: AtomicU64::new(0),
         every: (t.ops.len() as u64 / SAMPLES).max(1),
         samples: Mutex::new(Vec::with_capacity(SAMPLES as usize + 8)),
         failed: AtomicBool::new(false),
     };
-    let run = Run { base: resident_bytes(), ..run };
-    let start = Instant::now();
+    // The threads start, then the baseline is read (their stacks are not the allocator's),
+    // then they run.
+    let (ready, go) = (Barrier::new(threads + 1), Barrier::new(threads + 1));
+    let mut start = Instant::now();
     let results: Vec<Check> = std::thread::scope(|s| {
-        let run = &run;
-        let hs: Vec<_> = lists.iter().map(|mine| s.spawn(move || run.thread(mine))).collect();
+        let (run, ready, go) = (&run, &ready, &go);
+        let hs: Vec<_> = lists
+            .iter()
+            .map(|mine| {
+                s.spawn(move || {
+                    ready.wait();
+                    go.wait();
+                    run.thread(mine)
+                })
+            })
+            .collect();
+        ready.wait();
+        run.base.store(resident_bytes(), Ordering::Relaxed);
+        start = Instant::now();
+        go.wait();
         hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a replay thread panicked".into()))).collect()
     });
     let seconds = start.elapsed().as_secs_f64();
@@ -230,7 +245,7 @@ pub fn replay(t: &Trace, serial: bool) -> Check<Replayed> {
         return Err(e.clone());
     }
     results.into_iter().collect::<Check>()?;
-    let end = resident_bytes().saturating_sub(run.base);
+    let end = resident_bytes().saturating_sub(run.base.load(Ordering::Relaxed));
     let mut samples = run.samples.into_inner().map_err(|_| "samples lock poisoned")?;
     samples.sort_by_key(|s| s.op);
     samples.push(Sample { op: t.ops.len() as u64, live: run.live.load(Ordering::Relaxed).max(0) as u64, resident: end });

@@ -78,15 +78,23 @@ pub fn unzigzag(z: u64) -> i64 {
     (z >> 1) as i64 ^ -((z & 1) as i64)
 }
 
-/// FNV-1a, 32 bits: the chunk checksum (over the chunk from its tag to the end of its body).
+/// FNV-1a 32's starting value.
+pub const FNV32_START: u32 = 0x811c_9dc5;
+
+/// FNV-1a, 32 bits, continued over `bytes` from `h`.
 #[inline]
-pub fn chunk_checksum(bytes: &[u8]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
+pub fn fnv32(mut h: u32, bytes: &[u8]) -> u32 {
     for &b in bytes {
         h ^= u32::from(b);
         h = h.wrapping_mul(0x0100_0193);
     }
     h
+}
+
+/// The chunk checksum (FNV-1a 32 over the chunk from its tag to the end of its body).
+#[inline]
+pub fn chunk_checksum(bytes: &[u8]) -> u32 {
+    fnv32(FNV32_START, bytes)
 }
 
 #[cfg(test)]
