@@ -26,10 +26,14 @@
 //!   are emptied and retired in the child (the parent writes them). Buffers are never
 //!   unmapped. Blocks the child inherited are
 //!   unknown to its trace: their frees are counted and dropped when read.
-//! - Exec: the new program (the preload and `STRATALLOC_TRACE` are inherited) writes
-//!   `out.trace.<pid>` too: a process writes the named file only if it is not a descendant
-//!   of the process that wrote it (the file's header names its writer and that writer's
-//!   parent), else `out.trace.<pid>`, or `out.trace.<pid>.<n>` if that exists.
+//! - Exec and spawned programs: the first recorded process renames `STRATALLOC_TRACE` to
+//!   `STRATALLOC_CHILD` in its own environment (in place, same length), so every program it
+//!   or its children start (with the preload inherited) finds `STRATALLOC_CHILD` and writes
+//!   `out.trace.<pid>` (`out.trace.<pid>.<n>` if that exists) instead of the named file.
+//!   A program exec'd in place of a recorded one (same pid) takes its file over from the
+//!   start: the calls of the program that exec'd are left out (its blocks do not survive
+//!   the exec), so `STRATALLOC_TRACE=out.trace wrapper-script` records the program the
+//!   script execs in `out.trace` (the first process creates its file at load for this).
 //!
 //! Invariants: a buffer's bytes are touched only by whoever moved its lock byte to 1 (its
 //! owner recording, a reuser) or from 0 to 1 for good (the exit flush); every write to the file is made
@@ -68,15 +72,15 @@ static FD: AtomicI32 = AtomicI32::new(-1);
 static FAILED: AtomicBool = AtomicBool::new(false);
 /// Set in a forked child: its file is `<path>.<pid>`.
 static FORKED: AtomicBool = AtomicBool::new(false);
+/// Set in a program started by a recorded process (it found `STRATALLOC_CHILD`): its file
+/// is `<path>.<pid>`.
+static DESCENDANT: AtomicBool = AtomicBool::new(false);
 /// Held by every write to the file (and by opening it).
 static FILE_LOCK: AtomicBool = AtomicBool::new(false);
 /// The end record is written.
 static CLOSED: AtomicBool = AtomicBool::new(false);
-/// Records and threads written to this process's file (for the end record).
+/// Records written to this process's file (for the end record).
 static RECORDS: AtomicU64 = AtomicU64::new(0);
-static THREADS: AtomicU64 = AtomicU64::new(0);
-/// Which file a thread was last counted in (raised in a forked child).
-static EPOCH: AtomicU32 = AtomicU32::new(1);
 /// Records dropped (a signal handler allocating during a flush, or the file unwritable).
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// The pthread key whose destructor flushes a thread's buffer.
@@ -99,8 +103,6 @@ const RETIRED: u8 = 2;
 struct Buf {
     lock: AtomicU8,
     thread: u32,
-    /// The `EPOCH` this buffer's thread was counted in.
-    epoch: u32,
     /// Seq of the last record encoded (the next chunk's base after a flush).
     prev_seq: u64,
     /// The current chunk's base seq.
@@ -119,7 +121,6 @@ struct ThreadTrace {
     retired: Cell<bool>,
     /// Inside a write of the file (a nested record is dropped, not deadlocked).
     writing: Cell<bool>,
-    epoch: Cell<u32>,
 }
 
 std::thread_local! {
@@ -129,7 +130,6 @@ std::thread_local! {
             thread: Cell::new(0),
             retired: Cell::new(false),
             writing: Cell::new(false),
-            epoch: Cell::new(0),
         }
     };
 }
@@ -240,7 +240,7 @@ fn new_buffer(t: &ThreadTrace) -> Option<*mut Buf> {
     // SAFETY: this thread holds the buffer's lock (RECORDING): its fields are ours to set.
     unsafe {
         let b = &mut *buf;
-        (b.thread, b.epoch, b.prev_seq, b.base_seq, b.prev_addr, b.len, b.records) = (id, 0, 0, 0, 0, 0, 0);
+        (b.thread, b.prev_seq, b.base_seq, b.prev_addr, b.len, b.records) = (id, 0, 0, 0, 0, 0);
         b.lock.store(UNLOCKED, Ordering::Release);
     }
     let key = KEY.load(Ordering::Relaxed);
@@ -307,11 +307,7 @@ fn lone_record(t: &ThreadTrace, seq: u64, kind: u8, fields: &dyn Fn(&mut [u8], u
     body[0] = kind;
     let pos = put_varint(&mut body, 1, seq);
     let len = fields(&mut body, pos, &mut 0);
-    let id = thread_id(t);
-    let counted = t.epoch.get() == EPOCH.load(Ordering::Relaxed);
-    if write_chunk(t, id, 0, &body[..len], 1, !counted) {
-        t.epoch.set(EPOCH.load(Ordering::Relaxed));
-    }
+    write_chunk(t, thread_id(t), 0, &body[..len], 1);
 }
 
 /// Writes `b` as a chunk and empties it. The caller holds its lock.
@@ -319,39 +315,26 @@ fn flush(b: &mut Buf, t: &ThreadTrace) {
     if b.len == 0 {
         return;
     }
-    let epoch = EPOCH.load(Ordering::Relaxed);
-    if write_chunk(t, b.thread, b.base_seq, &b.data[..b.len], b.records, b.epoch != epoch) {
-        b.epoch = epoch;
-    }
+    write_chunk(t, b.thread, b.base_seq, &b.data[..b.len], b.records);
     (b.len, b.records, b.base_seq, b.prev_addr) = (0, 0, b.prev_seq, 0);
 }
 
-/// Writes one chunk under the file lock; whether it was written. `new_thread`: the first
-/// chunk of this thread in this file.
-fn write_chunk(t: &ThreadTrace, thread: u32, base: u64, body: &[u8], records: u64, new_thread: bool) -> bool {
+/// Writes one chunk under the file lock (its records are counted as dropped if it cannot).
+fn write_chunk(t: &ThreadTrace, thread: u32, base: u64, body: &[u8], records: u64) {
     let mut head = [0u8; 1 + 3 * VARINT_MAX_BYTES];
     head[0] = TAG_CHUNK;
     let mut n = put_varint(&mut head, 1, u64::from(thread));
     n = put_varint(&mut head, n, base);
     n = put_varint(&mut head, n, body.len() as u64);
     let sum = fnv32(fnv32(FNV32_START, &head[..n]), body).to_le_bytes();
-    let Some(_file) = FileLock::take(t) else {
+    let written = FileLock::take(t).is_some_and(|_file| {
+        open_file().is_some_and(|fd| write_all(fd, &[&head[..n], body, &sum]))
+    });
+    if written {
+        RECORDS.fetch_add(records, Ordering::Relaxed);
+    } else {
         DROPPED.fetch_add(records, Ordering::Relaxed);
-        return false;
-    };
-    let Some(fd) = open_file() else {
-        DROPPED.fetch_add(records, Ordering::Relaxed);
-        return false;
-    };
-    if !write_all(fd, &[&head[..n], body, &sum]) {
-        DROPPED.fetch_add(records, Ordering::Relaxed);
-        return false;
     }
-    RECORDS.fetch_add(records, Ordering::Relaxed);
-    if new_thread {
-        THREADS.fetch_add(1, Ordering::Relaxed);
-    }
-    true
 }
 
 /// `FILE_LOCK` held; also refuses when the end record is written or this thread is
@@ -468,7 +451,7 @@ fn header_pid(path: &PathBuf) -> Option<u64> {
     // SAFETY: our descriptor, closed once.
     unsafe { libc::close(fd) };
     let head = &head[..n.max(0) as usize];
-    if head.len() < 9 || &head[..7] != MAGIC {
+    if head.len() < 9 || &head[..7] != MAGIC || head[7] != VERSION {
         return None;
     }
     let (mut v, mut shift) = (0u64, 0);
@@ -485,11 +468,6 @@ fn header_pid(path: &PathBuf) -> Option<u64> {
     None
 }
 
-fn exists(path: &PathBuf) -> bool {
-    // SAFETY: a NUL-terminated path.
-    unsafe { libc::access(path.c(), libc::F_OK) == 0 }
-}
-
 /// Opens this process's trace file on first use (see the module header for which file);
 /// the caller holds `FILE_LOCK`.
 fn open_file() -> Option<i32> {
@@ -504,16 +482,18 @@ fn open_file() -> Option<i32> {
     // SAFETY: getpid and getppid have no preconditions.
     let (pid, ppid) = unsafe { (libc::getpid() as u64, libc::getppid() as u64) };
     let base = PathBuf::base();
-    let descendant = FORKED.load(Ordering::Relaxed)
-        || header_pid(&base).is_some_and(|w| w == pid || w == ppid)
-        || {
-            let (mut of_parent, mut of_self) = (PathBuf::base(), PathBuf::base());
-            of_parent.push(b'.', ppid);
-            of_self.push(b'.', pid);
-            exists(&of_parent) || exists(&of_self)
-        };
+    let mut own = PathBuf::base();
+    own.push(b'.', pid);
+    // After an exec the process's earlier program wrote the named file or `<path>.<pid>`:
+    // the new program takes that file over.
+    let exec_of_first = header_pid(&base) == Some(pid);
+    let exec_of_child = !exec_of_first && header_pid(&own) == Some(pid);
+    let descendant = (FORKED.load(Ordering::Relaxed) || DESCENDANT.load(Ordering::Relaxed)) && !exec_of_first;
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC;
-    let fd = if descendant {
+    let fd = if exec_of_child {
+        // SAFETY: a NUL-terminated path.
+        unsafe { libc::open(own.c(), flags | libc::O_TRUNC, 0o644) }
+    } else if descendant {
         let mut fd = -1;
         for n in 0..100u64 {
             let mut p = PathBuf::base();
@@ -557,35 +537,64 @@ unsafe extern "C" {
     static environ: *const *const c_char;
 }
 
-/// The value of `STRATALLOC_TRACE` copied into `PATH`; whether it is set and fits.
+/// The variable that asks for a trace.
+const TRACE_VAR: &[u8] = b"STRATALLOC_TRACE";
+/// What the recorder renames it to in its own environment, for its descendants (same length).
+const CHILD_VAR: &[u8] = b"STRATALLOC_CHILD";
+
+/// Finds `STRATALLOC_TRACE` (this process is the first recorded: renames the variable in
+/// place to `STRATALLOC_CHILD`, which the programs it starts inherit) or else
+/// `STRATALLOC_CHILD` (a descendant); copies the path into `PATH`. Whether either is set
+/// (and the path fits).
 fn read_path() -> bool {
-    const VAR: &[u8] = b"STRATALLOC_TRACE=";
     // SAFETY: reading the C library's `environ` pointer (set before constructors run).
-    let mut env = unsafe { environ };
+    let env = unsafe { environ };
     if env.is_null() {
         return false;
     }
+    let (mut trace, mut child) = (ptr::null::<c_char>(), ptr::null::<c_char>());
+    let mut at = env;
     loop {
         // SAFETY: `environ` is a NULL-terminated array of NUL-terminated strings.
-        let entry = unsafe { *env };
+        let entry = unsafe { *at };
         if entry.is_null() {
-            return false;
+            break;
         }
         // SAFETY: a non-null entry of `environ` is a NUL-terminated string.
         let bytes = unsafe { CStr::from_ptr(entry) }.to_bytes();
-        if let Some(value) = bytes.strip_prefix(VAR) {
-            if value.is_empty() || value.len() >= PATH_BYTES {
-                return false;
+        if bytes.len() > TRACE_VAR.len() && bytes[TRACE_VAR.len()] == b'=' {
+            if bytes.starts_with(TRACE_VAR) {
+                trace = entry;
+            } else if bytes.starts_with(CHILD_VAR) {
+                child = entry;
             }
-            // SAFETY: only `init` writes `PATH`, once, before recording is switched on.
-            let path = unsafe { &mut *PATH.0.get() };
-            path[..value.len()].copy_from_slice(value);
-            path[value.len()] = 0;
-            return true;
         }
         // SAFETY: the array goes on at least up to its NULL terminator.
-        env = unsafe { env.add(1) };
+        at = unsafe { at.add(1) };
     }
+    let entry = if trace.is_null() { child } else { trace };
+    if entry.is_null() {
+        return false;
+    }
+    // SAFETY: one of the entries found above, NUL-terminated.
+    let value = &unsafe { CStr::from_ptr(entry) }.to_bytes()[TRACE_VAR.len() + 1..];
+    if value.is_empty() || value.len() >= PATH_BYTES {
+        return false;
+    }
+    // SAFETY: only `init` writes `PATH`, once, before recording is switched on.
+    let path = unsafe { &mut *PATH.0.get() };
+    path[..value.len()].copy_from_slice(value);
+    path[value.len()] = 0;
+    if trace.is_null() {
+        DESCENDANT.store(true, Ordering::Relaxed);
+    } else {
+        // SAFETY: the entry's first `TRACE_VAR.len()` bytes are the variable's name, in the
+        // environment block the kernel (or the program, before any thread) wrote: writable
+        // memory that this constructor, running while the process has one thread, may
+        // change in place; the length is kept, so the string stays as long.
+        unsafe { ptr::copy_nonoverlapping(CHILD_VAR.as_ptr(), entry.cast_mut().cast::<u8>(), CHILD_VAR.len()) };
+    }
+    true
 }
 
 /// At load: reads `STRATALLOC_TRACE`, makes the thread-exit key, registers the fork
@@ -600,6 +609,15 @@ extern "C" fn init() {
         }
         // SAFETY: the handlers are `extern "C" fn()` that live as long as the process.
         unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+        if !DESCENDANT.load(Ordering::Relaxed) {
+            // The first process creates its file at once, so that a program it execs
+            // (a wrapper script's real program) finds it and takes it over.
+            THREAD.with(|t| {
+                if let Some(_file) = FileLock::take(t) {
+                    open_file();
+                }
+            });
+        }
         ON.store(true, Ordering::Release);
     }
     set_errno(saved);
@@ -659,7 +677,7 @@ extern "C" fn finish() {
             let mut end = [0u8; 1 + 2 * VARINT_MAX_BYTES];
             end[0] = TAG_END;
             let n = put_varint(&mut end, 1, RECORDS.load(Ordering::Relaxed));
-            let n = put_varint(&mut end, n, THREADS.load(Ordering::Relaxed));
+            let n = put_varint(&mut end, n, u64::from(NEXT_THREAD.load(Ordering::Relaxed) - 1));
             write_all(fd, &[&end[..n]]);
         }
         CLOSED.store(true, Ordering::Release);
@@ -708,8 +726,6 @@ extern "C" fn fork_child() {
     FORKED.store(true, Ordering::Relaxed);
     FAILED.store(false, Ordering::Relaxed);
     RECORDS.store(0, Ordering::Relaxed);
-    THREADS.store(0, Ordering::Relaxed);
-    EPOCH.fetch_add(1, Ordering::Relaxed);
     FILE_LOCK.store(false, Ordering::Release);
 }
 

@@ -283,15 +283,12 @@ fn records(b: &[u8], allow_partial: bool) -> Result<((u64, u64), Vec<Record>, bo
             TAG_CHUNK => chunk(&mut c, &mut recs)?,
             TAG_END => {
                 let n = c.varint("the end record's record count")?;
-                let threads = c.varint("the end record's thread count")?;
+                let top = c.varint("the end record's highest thread id")?;
                 if n != recs.len() as u64 {
                     return err(at, format!("an end record counting the {} records read, found {n}", recs.len()));
                 }
-                let mut seen: Vec<u32> = recs.iter().map(|r| r.thread).collect();
-                seen.sort_unstable();
-                seen.dedup();
-                if threads != seen.len() as u64 {
-                    return err(at, format!("an end record counting the {} threads read, found {threads}", seen.len()));
+                if let Some(r) = recs.iter().find(|r| r.thread == 0 || u64::from(r.thread) > top) {
+                    return err(at, format!("an end record whose highest thread id (found {top}) covers thread {}", r.thread));
                 }
                 if c.pos != b.len() {
                     return err(c.pos, format!("the end of the file after the end record, found {} more bytes", b.len() - c.pos));
@@ -698,7 +695,7 @@ impl Writer {
     pub fn finish(mut self) -> Vec<u8> {
         self.out.push(TAG_END);
         put(&mut self.out, self.records);
-        put(&mut self.out, self.threads.len() as u64);
+        put(&mut self.out, self.threads.iter().copied().max().map_or(0, u64::from));
         self.out
     }
 

@@ -15,7 +15,7 @@
 //!   FREE    0x04  addr                       free, realloc(p, 0)
 //!   REALLOC 0x05  varint(seq after - seq) old_addr size new_addr
 //! addr    := zigzag varint of (address - previous address in this chunk)
-//! end     := 0xE1 varint(records) varint(threads that made a record)
+//! end     := 0xE1 varint(records) varint(highest thread id handed out; ids start at 1)
 //! ```
 //!
 //! Invariants: every record has a global sequence number (`seq`) from one process-wide

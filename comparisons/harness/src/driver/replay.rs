@@ -88,10 +88,22 @@ pub fn main() {
     let m = cli().get_matches_from(std::env::args().skip(1).map(|a| a.to_string()).collect::<Vec<_>>());
     let path = m.get_one::<PathBuf>("trace").cloned().unwrap_or_default();
     let bytes = std::fs::read(&path).unwrap_or_else(|e| fail(EXIT_BAD_TRACE, &format!("cannot read {}: {e}", path.display())));
-    let trace = program_trace::decode(&bytes, m.get_flag("partial"))
-        .unwrap_or_else(|e| fail(EXIT_BAD_TRACE, &format!("{}: {e}", path.display())));
-    drop(bytes);
     let others = sibling_traces(&path);
+    let trace = program_trace::decode(&bytes, m.get_flag("partial")).unwrap_or_else(|e| {
+        let mut msg = format!("{}: {e}", path.display());
+        if !others.is_empty() {
+            let _ = write!(
+                msg,
+                "\nnote: the processes it started wrote traces of their own (a wrapper such as sh -c leaves \
+                 with _exit, its own trace empty): replay the program's instead:"
+            );
+            for o in &others {
+                let _ = write!(msg, "\n  {} ({} bytes)", o.display(), std::fs::metadata(o).map_or(0, |m| m.len()));
+            }
+        }
+        fail(EXIT_BAD_TRACE, &msg)
+    });
+    drop(bytes);
     if !others.is_empty() {
         eprintln!(
             "note: {} more trace(s) beside it, of processes this one forked or exec'd (each is replayed on its own): {}",
