@@ -54,14 +54,19 @@ fn replay(args: &[String]) {
         match flag.as_str() {
             "--serial" => serial = true,
             "--partial" => partial = true,
-            "--series" => series = Some(it.next().unwrap_or_else(|| fail("--series needs a file", 64)).clone()),
+            "--series" => {
+                series = Some(it.next().unwrap_or_else(|| fail("--series needs a file", 64)).clone())
+            }
             _ => fail(&format!("unknown flag {flag}"), 64),
         }
     }
-    let bytes = std::fs::read(path).unwrap_or_else(|e| fail(&format!("cannot read {path}: {e}"), EXIT_BAD_TRACE));
-    let trace = program_trace::decode(&bytes, partial).unwrap_or_else(|e| fail(&format!("{path}: {e}"), EXIT_BAD_TRACE));
+    let bytes =
+        std::fs::read(path).unwrap_or_else(|e| fail(&format!("cannot read {path}: {e}"), EXIT_BAD_TRACE));
+    let trace = program_trace::decode(&bytes, partial)
+        .unwrap_or_else(|e| fail(&format!("{path}: {e}"), EXIT_BAD_TRACE));
     drop(bytes);
-    let r = program_replay::replay(&trace, serial).unwrap_or_else(|e| fail(&format!("replay: {e}"), EXIT_FAILED));
+    let r =
+        program_replay::replay(&trace, serial).unwrap_or_else(|e| fail(&format!("replay: {e}"), EXIT_FAILED));
     if let Some(out) = series {
         let points: Vec<[u64; 3]> = r.samples.iter().map(|s| [s.op, s.live, s.resident]).collect();
         if let Err(e) = std::fs::write(&out, serde_json::json!(points).to_string()) {

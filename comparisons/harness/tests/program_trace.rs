@@ -33,7 +33,8 @@ fn setup(test: &str, dir: &Path) -> Option<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(dir).expect("scratch directory");
     let exe = dir.join("trace_threads");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/trace_threads.c");
-    let st = Command::new("gcc").args(["-O1", "-pthread", "-o"]).arg(&exe).arg(&src).status().expect("gcc runs");
+    let st =
+        Command::new("gcc").args(["-O1", "-pthread", "-o"]).arg(&exe).arg(&src).status().expect("gcc runs");
     assert!(st.success(), "compiling {} failed", src.display());
     Some((lib, exe))
 }
@@ -75,7 +76,8 @@ fn a_threaded_program_is_recorded_profiled_and_replayed() {
     let trace = dir.join("t.trace");
     record(&lib, &exe, &[], &trace);
 
-    let t = program_trace::decode(&std::fs::read(&trace).expect("trace written"), false).expect("a valid trace");
+    let t =
+        program_trace::decode(&std::fs::read(&trace).expect("trace written"), false).expect("a valid trace");
     let p = program_trace::profile(&t);
     // main + 3 workers; 300 blocks made by main and freed by the workers, 3 x 4000 blocks
     // by the workers (a third of them reallocated).
@@ -83,8 +85,14 @@ fn a_threaded_program_is_recorded_profiled_and_replayed() {
     assert!(p.cross_thread_frees >= 300, "cross-thread frees: {}", p.cross_thread_frees);
     assert!(p.allocs >= 12_300, "allocations: {}", p.allocs);
     assert!(p.reallocs >= 4_000, "reallocs: {}", p.reallocs);
-    assert!(t.ops.iter().any(|o| matches!(o.kind, program_trace::OpKind::Alloc { align_log2: 6, .. })), "posix_memalign(64)");
-    assert!(t.ops.iter().any(|o| matches!(o.kind, program_trace::OpKind::Alloc { zeroed: true, .. })), "calloc");
+    assert!(
+        t.ops.iter().any(|o| matches!(o.kind, program_trace::OpKind::Alloc { align_log2: 6, .. })),
+        "posix_memalign(64)"
+    );
+    assert!(
+        t.ops.iter().any(|o| matches!(o.kind, program_trace::OpKind::Alloc { zeroed: true, .. })),
+        "calloc"
+    );
 
     let o = replay(&["--profile"], &trace);
     assert!(o.status.success(), "--profile failed: {}", text(&o.stderr));
@@ -95,7 +103,8 @@ fn a_threaded_program_is_recorded_profiled_and_replayed() {
 
     for serial in [false, true] {
         let out_dir = dir.join(if serial { "serial" } else { "threads" });
-        let mut args = vec!["--reps", "1", "--allocators", "tiered,best-fit,tcache(best-fit),mimalloc,system", "--out"];
+        let mut args =
+            vec!["--reps", "1", "--allocators", "tiered,best-fit,tcache(best-fit),mimalloc,system", "--out"];
         args.push(out_dir.to_str().expect("utf-8 path"));
         if serial {
             args.push("--serial");
@@ -106,7 +115,8 @@ fn a_threaded_program_is_recorded_profiled_and_replayed() {
         assert!(stdout.contains("fastest: ") && stdout.contains("least memory: "), "{stdout}");
         assert!(stdout.contains(if serial { "serialised" } else { "with 4 thread(s)" }), "{stdout}");
         let json: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out_dir.join("replay.json")).expect("replay.json")).expect("JSON");
+            serde_json::from_str(&std::fs::read_to_string(out_dir.join("replay.json")).expect("replay.json"))
+                .expect("JSON");
         let rows = json["allocators"].as_array().expect("allocators");
         assert_eq!(rows.len(), 5, "{json}");
         for r in rows {
@@ -122,13 +132,17 @@ fn a_corrupting_allocator_fails_the_replay() {
     let mut w = Writer::new(1, 0);
     // Shrinking sizes: the broken allocator hands out a live block again only for a request
     // no larger than it.
-    let recs: Vec<Rec> = (0..200u64).map(|i| Rec::Alloc { seq: i, size: 600 - 2 * i, addr: 0x1000 * (i + 1) }).collect();
+    let recs: Vec<Rec> =
+        (0..200u64).map(|i| Rec::Alloc { seq: i, size: 600 - 2 * i, addr: 0x1000 * (i + 1) }).collect();
     w.chunk(1, &recs);
     let dir = support::out_dir("trace-broken");
     std::fs::create_dir_all(&dir).expect("scratch");
     let trace = dir.join("t.trace");
     std::fs::write(&trace, w.finish()).expect("write");
-    let o = replay(&["--reps", "1", "--allocators", "broken-overlap,best-fit", "--out", dir.to_str().expect("utf-8")], &trace);
+    let o = replay(
+        &["--reps", "1", "--allocators", "broken-overlap,best-fit", "--out", dir.to_str().expect("utf-8")],
+        &trace,
+    );
     let stdout = text(&o.stdout);
     assert!(!o.status.success(), "a corrupting allocator passed:\n{stdout}");
     assert!(stdout.contains("broken-overlap") && stdout.contains("FAILED"), "{stdout}");
@@ -142,17 +156,26 @@ fn a_forked_child_writes_a_trace_of_its_own() {
     let Some((lib, exe)) = setup(test, &dir) else { return };
     let trace = dir.join("t.trace");
     record(&lib, &exe, &["fork"], &trace);
-    let parent = program_trace::decode(&std::fs::read(&trace).expect("parent trace"), false).expect("valid parent trace");
+    let parent = program_trace::decode(&std::fs::read(&trace).expect("parent trace"), false)
+        .expect("valid parent trace");
     let children: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("dir")
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("t.trace.") && !n.ends_with("replay")))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("t.trace.") && !n.ends_with("replay"))
+        })
         .collect();
     assert_eq!(children.len(), 1, "one child trace: {children:?}");
-    let child = program_trace::decode(&std::fs::read(&children[0]).expect("child trace"), false).expect("valid child trace");
+    let child = program_trace::decode(&std::fs::read(&children[0]).expect("child trace"), false)
+        .expect("valid child trace");
     assert_eq!(child.ppid, parent.pid, "the child's trace names its parent");
-    assert_eq!(children[0].file_name().and_then(|n| n.to_str()), Some(format!("t.trace.{}", child.pid).as_str()));
+    assert_eq!(
+        children[0].file_name().and_then(|n| n.to_str()),
+        Some(format!("t.trace.{}", child.pid).as_str())
+    );
     assert!(program_trace::profile(&child).allocs >= 100, "the child's 100 allocations");
     let o = replay(&["--profile"], &trace);
     assert!(text(&o.stderr).contains("1 more trace(s) beside it"), "{}", text(&o.stderr));

@@ -13,8 +13,8 @@ use crate::bad;
 use crate::entry::{self, Entry};
 use crate::fallback;
 use crate::heaps::{self, Src, Visit};
-use crate::trace;
 use crate::report::{Line, errno, errno_slot, set_errno};
+use crate::trace;
 
 /// Heap blocks freed by a re-entered call, which cannot touch the heap (leaked).
 static REENTRANT_LEAKS: AtomicUsize = AtomicUsize::new(0);

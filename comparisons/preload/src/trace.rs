@@ -45,8 +45,8 @@ use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use workloads::trace_format::{
-    FNV32_START, KIND_FREE, KIND_REALLOC, MAGIC, RECORD_MAX_BYTES, TAG_CHUNK, TAG_END, VARINT_MAX_BYTES, VERSION,
-    fnv32, put_varint, zigzag,
+    FNV32_START, KIND_FREE, KIND_REALLOC, MAGIC, RECORD_MAX_BYTES, TAG_CHUNK, TAG_END, VARINT_MAX_BYTES,
+    VERSION, fnv32, put_varint, zigzag,
 };
 
 use crate::report::{errno, set_errno};
@@ -85,7 +85,8 @@ static RECORDS: AtomicU64 = AtomicU64::new(0);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// The pthread key whose destructor flushes a thread's buffer.
 static KEY: AtomicU32 = AtomicU32::new(u32::MAX);
-static REGISTRY: [AtomicPtr<Buf>; REGISTRY_SLOTS] = [const { AtomicPtr::new(ptr::null_mut()) }; REGISTRY_SLOTS];
+static REGISTRY: [AtomicPtr<Buf>; REGISTRY_SLOTS] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; REGISTRY_SLOTS];
 
 /// The `STRATALLOC_TRACE` path, NUL-terminated; written once by [`init`] before `ON`.
 struct PathCell(core::cell::UnsafeCell<[u8; PATH_BYTES]>);
@@ -153,15 +154,19 @@ pub fn alloc(kind: u8, align_log2: u8, size: usize, p: *mut c_void) {
         return;
     }
     let seq = seq();
-    record(seq, |out, pos, prev_addr| {
-        let mut pos = pos;
-        if kind == KIND_ALIGNED {
-            out[pos] = align_log2;
-            pos += 1;
-        }
-        pos = put_varint(out, pos, size as u64);
-        put_addr(out, pos, prev_addr, p.addr() as u64)
-    }, kind);
+    record(
+        seq,
+        |out, pos, prev_addr| {
+            let mut pos = pos;
+            if kind == KIND_ALIGNED {
+                out[pos] = align_log2;
+                pos += 1;
+            }
+            pos = put_varint(out, pos, size as u64);
+            put_addr(out, pos, prev_addr, p.addr() as u64)
+        },
+        kind,
+    );
 }
 
 /// A free of `p` (non-NULL), with its seq taken before the call.
@@ -175,12 +180,16 @@ pub fn free(seq: u64, p: *mut c_void) {
 #[cold]
 pub fn realloc(seq: u64, old: *mut c_void, size: usize, new: *mut c_void) {
     let after = self::seq();
-    record(seq, |out, pos, prev_addr| {
-        let pos = put_varint(out, pos, after - seq);
-        let pos = put_addr(out, pos, prev_addr, old.addr() as u64);
-        let pos = put_varint(out, pos, size as u64);
-        put_addr(out, pos, prev_addr, new.addr() as u64)
-    }, KIND_REALLOC);
+    record(
+        seq,
+        |out, pos, prev_addr| {
+            let pos = put_varint(out, pos, after - seq);
+            let pos = put_addr(out, pos, prev_addr, old.addr() as u64);
+            let pos = put_varint(out, pos, size as u64);
+            put_addr(out, pos, prev_addr, new.addr() as u64)
+        },
+        KIND_REALLOC,
+    );
 }
 
 /// Writes an address as a zigzag delta against `*prev`.
@@ -256,7 +265,10 @@ fn new_buffer(t: &ThreadTrace) -> Option<*mut Buf> {
 fn reuse_buffer() -> Option<*mut Buf> {
     REGISTRY.iter().map(|s| s.load(Ordering::Acquire)).find(|&buf| {
         // SAFETY: registered buffers are never unmapped.
-        !buf.is_null() && unsafe { &(*buf).lock }.compare_exchange(RETIRED, RECORDING, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        !buf.is_null()
+            && unsafe { &(*buf).lock }
+                .compare_exchange(RETIRED, RECORDING, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
     })
 }
 
@@ -327,9 +339,8 @@ fn write_chunk(t: &ThreadTrace, thread: u32, base: u64, body: &[u8], records: u6
     n = put_varint(&mut head, n, base);
     n = put_varint(&mut head, n, body.len() as u64);
     let sum = fnv32(fnv32(FNV32_START, &head[..n]), body).to_le_bytes();
-    let written = FileLock::take(t).is_some_and(|_file| {
-        open_file().is_some_and(|fd| write_all(fd, &[&head[..n], body, &sum]))
-    });
+    let written = FileLock::take(t)
+        .is_some_and(|_file| open_file().is_some_and(|fd| write_all(fd, &[&head[..n], body, &sum])));
     if written {
         RECORDS.fetch_add(records, Ordering::Relaxed);
     } else {
@@ -514,7 +525,9 @@ fn open_file() -> Option<i32> {
     };
     if fd < 0 {
         FAILED.store(true, Ordering::Relaxed);
-        crate::report::write_stderr(b"stratalloc: STRATALLOC_TRACE: cannot create the trace file; not recording\n");
+        crate::report::write_stderr(
+            b"stratalloc: STRATALLOC_TRACE: cannot create the trace file; not recording\n",
+        );
         return None;
     }
     let mut head = [0u8; 8 + 2 * VARINT_MAX_BYTES];
@@ -592,7 +605,9 @@ fn read_path() -> bool {
         // environment block the kernel (or the program, before any thread) wrote: writable
         // memory that this constructor, running while the process has one thread, may
         // change in place; the length is kept, so the string stays as long.
-        unsafe { ptr::copy_nonoverlapping(CHILD_VAR.as_ptr(), entry.cast_mut().cast::<u8>(), CHILD_VAR.len()) };
+        unsafe {
+            ptr::copy_nonoverlapping(CHILD_VAR.as_ptr(), entry.cast_mut().cast::<u8>(), CHILD_VAR.len())
+        };
     }
     true
 }
@@ -683,7 +698,9 @@ extern "C" fn finish() {
         CLOSED.store(true, Ordering::Release);
     });
     if DROPPED.load(Ordering::Relaxed) > 0 {
-        crate::report::write_stderr(b"stratalloc: STRATALLOC_TRACE: some records were dropped (nested calls or write errors)\n");
+        crate::report::write_stderr(
+            b"stratalloc: STRATALLOC_TRACE: some records were dropped (nested calls or write errors)\n",
+        );
     }
     set_errno(saved);
 }

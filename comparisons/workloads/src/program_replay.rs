@@ -18,8 +18,8 @@
 //! replay thread runs its ops in global order, so the earliest unfinished op can always run.
 
 use std::cell::UnsafeCell;
-use std::sync::{Barrier, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Barrier, Mutex};
 use std::time::Instant;
 
 use crate::check::{Block, Check, FNV0, fnv};
@@ -151,17 +151,25 @@ impl Run<'_> {
             OpKind::Alloc { size, align_log2, zeroed } => {
                 let (size, align) = (size.max(1) as usize, 1usize << align_log2);
                 let tag = u64::from(op.object);
-                *block = Some(if zeroed { Block::zeroed(size, align, tag)? } else { Block::new(size, align, tag)? });
+                *block = Some(if zeroed {
+                    Block::zeroed(size, align, tag)?
+                } else {
+                    Block::new(size, align, tag)?
+                });
                 size as i64
             }
             OpKind::Realloc { size } => {
-                let b = block.as_mut().ok_or_else(|| format!("op {i}: realloc of object {} that is not live", op.object))?;
+                let b = block
+                    .as_mut()
+                    .ok_or_else(|| format!("op {i}: realloc of object {} that is not live", op.object))?;
                 let old = b.size() as i64;
                 b.realloc(size.max(1) as usize)?;
                 size.max(1) as i64 - old
             }
             OpKind::Free => {
-                let b = block.take().ok_or_else(|| format!("op {i}: free of object {} that is not live", op.object))?;
+                let b = block
+                    .take()
+                    .ok_or_else(|| format!("op {i}: free of object {} that is not live", op.object))?;
                 let old = b.size() as i64;
                 b.free()?;
                 -old
@@ -206,7 +214,8 @@ pub fn replay(t: &Trace, serial: bool) -> Check<Replayed> {
     for (i, op) in t.ops.iter().enumerate() {
         lists[op.thread as usize % threads].push(i as u32);
     }
-    let slots = (0..t.objects).map(|_| Slot { stage: AtomicU32::new(0), block: UnsafeCell::new(None) }).collect();
+    let slots =
+        (0..t.objects).map(|_| Slot { stage: AtomicU32::new(0), block: UnsafeCell::new(None) }).collect();
     let run = Run {
         trace: t,
         slots,
@@ -248,7 +257,11 @@ pub fn replay(t: &Trace, serial: bool) -> Check<Replayed> {
     let end = resident_bytes().saturating_sub(run.base.load(Ordering::Relaxed));
     let mut samples = run.samples.into_inner().map_err(|_| "samples lock poisoned")?;
     samples.sort_by_key(|s| s.op);
-    samples.push(Sample { op: t.ops.len() as u64, live: run.live.load(Ordering::Relaxed).max(0) as u64, resident: end });
+    samples.push(Sample {
+        op: t.ops.len() as u64,
+        live: run.live.load(Ordering::Relaxed).max(0) as u64,
+        resident: end,
+    });
     let peak_resident = samples.iter().map(|s| s.resident).max().unwrap_or(0);
     for slot in run.slots {
         if let Some(b) = slot.block.into_inner() {

@@ -157,7 +157,10 @@ fn header(c: &mut Cursor) -> Result<(u64, u64), TraceError> {
         } else {
             format!("{:?}", String::from_utf8_lossy(&c.b[..MAGIC.len()]))
         };
-        return err(0, format!("the magic \"SATRACE\" of a stratalloc trace, found {found}: not a trace file"));
+        return err(
+            0,
+            format!("the magic \"SATRACE\" of a stratalloc trace, found {found}: not a trace file"),
+        );
     }
     c.pos = MAGIC.len();
     let version = c.byte("the format version byte")?;
@@ -174,7 +177,9 @@ fn header(c: &mut Cursor) -> Result<(u64, u64), TraceError> {
         v if v > VERSION => {
             return err(
                 7,
-                format!("format version {VERSION}, found version {v}: written by a newer stratalloc; update to read it"),
+                format!(
+                    "format version {VERSION}, found version {v}: written by a newer stratalloc; update to read it"
+                ),
             );
         }
         v => return err(7, format!("format version {VERSION}, found the unknown version {v}")),
@@ -188,7 +193,8 @@ fn header(c: &mut Cursor) -> Result<(u64, u64), TraceError> {
 fn chunk(c: &mut Cursor, out: &mut Vec<Record>) -> Result<(), TraceError> {
     let tag_at = c.pos - 1;
     let thread = c.varint("the chunk's thread id")?;
-    let thread = u32::try_from(thread).or_else(|_| err(c.pos, format!("a thread id below 2^32, found {thread}")))?;
+    let thread =
+        u32::try_from(thread).or_else(|_| err(c.pos, format!("a thread id below 2^32, found {thread}")))?;
     let mut seq = c.varint("the chunk's base sequence number")?;
     let len_at = c.pos;
     let len = c.varint("the chunk's length")?;
@@ -211,7 +217,9 @@ fn chunk(c: &mut Cursor, out: &mut Vec<Record>) -> Result<(), TraceError> {
     if chunk_checksum(&c.b[tag_at..end]) != sum {
         return err(
             tag_at,
-            format!("a chunk of {len} bytes matching its checksum {sum:#010x} (at byte {end}): the chunk is corrupted"),
+            format!(
+                "a chunk of {len} bytes matching its checksum {sum:#010x} (at byte {end}): the chunk is corrupted"
+            ),
         );
     }
     let mut body = Cursor { b: &c.b[..end], pos: body_start };
@@ -238,7 +246,10 @@ fn chunk(c: &mut Cursor, out: &mut Vec<Record>) -> Result<(), TraceError> {
             KIND_ALIGNED => {
                 r.align_log2 = body.byte("the alignment's log2")?;
                 if r.align_log2 > 40 {
-                    return err(body.pos - 1, format!("an alignment log2 of at most 40, found {}", r.align_log2));
+                    return err(
+                        body.pos - 1,
+                        format!("an alignment log2 of at most 40, found {}", r.align_log2),
+                    );
                 }
                 r.size = body.varint("the allocation's size")?;
                 r.new = next_addr(&mut body, "the allocation's address")?;
@@ -246,7 +257,8 @@ fn chunk(c: &mut Cursor, out: &mut Vec<Record>) -> Result<(), TraceError> {
             KIND_FREE => r.old = next_addr(&mut body, "the freed address")?,
             _ => {
                 let d2 = body.varint("the realloc's second sequence delta")?;
-                r.seq_after = seq.checked_add(d2).map_or_else(|| err(at, "a sequence number below 2^64"), Ok)?;
+                r.seq_after =
+                    seq.checked_add(d2).map_or_else(|| err(at, "a sequence number below 2^64"), Ok)?;
                 r.old = next_addr(&mut body, "the realloc's old address")?;
                 r.size = body.varint("the realloc's size")?;
                 r.new = next_addr(&mut body, "the realloc's new address")?;
@@ -261,9 +273,12 @@ fn chunk(c: &mut Cursor, out: &mut Vec<Record>) -> Result<(), TraceError> {
     Ok(())
 }
 
+/// A whole file's records: ((pid, ppid), records, whether the end record is missing).
+type Records = ((u64, u64), Vec<Record>, bool);
+
 /// Reads the records of a whole file; `allow_partial` accepts a file without its end
 /// record (a program killed, or one that left with `_exit`) as long as its chunks are whole.
-fn records(b: &[u8], allow_partial: bool) -> Result<((u64, u64), Vec<Record>, bool), TraceError> {
+fn records(b: &[u8], allow_partial: bool) -> Result<Records, TraceError> {
     let mut c = Cursor { b, pos: 0 };
     let ids = header(&mut c)?;
     let mut recs = Vec::new();
@@ -285,13 +300,28 @@ fn records(b: &[u8], allow_partial: bool) -> Result<((u64, u64), Vec<Record>, bo
                 let n = c.varint("the end record's record count")?;
                 let top = c.varint("the end record's highest thread id")?;
                 if n != recs.len() as u64 {
-                    return err(at, format!("an end record counting the {} records read, found {n}", recs.len()));
+                    return err(
+                        at,
+                        format!("an end record counting the {} records read, found {n}", recs.len()),
+                    );
                 }
                 if let Some(r) = recs.iter().find(|r| r.thread == 0 || u64::from(r.thread) > top) {
-                    return err(at, format!("an end record whose highest thread id (found {top}) covers thread {}", r.thread));
+                    return err(
+                        at,
+                        format!(
+                            "an end record whose highest thread id (found {top}) covers thread {}",
+                            r.thread
+                        ),
+                    );
                 }
                 if c.pos != b.len() {
-                    return err(c.pos, format!("the end of the file after the end record, found {} more bytes", b.len() - c.pos));
+                    return err(
+                        c.pos,
+                        format!(
+                            "the end of the file after the end record, found {} more bytes",
+                            b.len() - c.pos
+                        ),
+                    );
                 }
                 return Ok((ids, recs, false));
             }
@@ -325,7 +355,10 @@ pub fn decode(b: &[u8], allow_partial: bool) -> Result<Trace, TraceError> {
     }
     steps.sort_unstable_by_key(|s| s.seq);
     if let Some(w) = steps.windows(2).find(|w| w[0].seq == w[1].seq) {
-        return err(end, format!("sequence numbers used once each, found {} twice: the trace is corrupted", w[0].seq));
+        return err(
+            end,
+            format!("sequence numbers used once each, found {} twice: the trace is corrupted", w[0].seq),
+        );
     }
     let mut t = Trace { pid, ppid, records: recs.len() as u64, partial, ..Trace::default() };
     let mut live: HashMap<u64, u32> = HashMap::new();
@@ -358,7 +391,13 @@ pub fn decode(b: &[u8], allow_partial: bool) -> Result<Trace, TraceError> {
                     }
                     None => {
                         let id = new_object(&mut t, &mut stages, end)?;
-                        push_op(&mut t, &mut stages, thread, id, OpKind::Alloc { size: r.size, align_log2: 4, zeroed: false });
+                        push_op(
+                            &mut t,
+                            &mut stages,
+                            thread,
+                            id,
+                            OpKind::Alloc { size: r.size, align_log2: 4, zeroed: false },
+                        );
                         id
                     }
                 };
@@ -369,7 +408,13 @@ pub fn decode(b: &[u8], allow_partial: bool) -> Result<Trace, TraceError> {
             (kind, _) => {
                 let id = new_object(&mut t, &mut stages, end)?;
                 let align_log2 = if kind == KIND_ALIGNED { r.align_log2 } else { 4 };
-                push_op(&mut t, &mut stages, thread, id, OpKind::Alloc { size: r.size, align_log2, zeroed: kind == KIND_CALLOC });
+                push_op(
+                    &mut t,
+                    &mut stages,
+                    thread,
+                    id,
+                    OpKind::Alloc { size: r.size, align_log2, zeroed: kind == KIND_CALLOC },
+                );
                 if live.insert(r.new, id).is_some() {
                     t.rebound += 1;
                 }
@@ -543,7 +588,8 @@ impl Profile {
             if n == 0 {
                 continue;
             }
-            let label = if k == 0 { "0".to_string() } else { format!("{} ..< {}", 1u64 << (k - 1), 1u64 << k) };
+            let label =
+                if k == 0 { "0".to_string() } else { format!("{} ..< {}", 1u64 << (k - 1), 1u64 << k) };
             s += &format!("  {label:>21} {n:>10} {}\n", bar(n, max));
         }
         s += &format!("  {:>21} {:>10} {}\n", "never freed", self.never_freed, bar(self.never_freed, max));

@@ -87,7 +87,8 @@ fn fail(code: i32, msg: &str) -> ! {
 pub fn main() {
     let m = cli().get_matches_from(std::env::args().skip(1).map(|a| a.to_string()).collect::<Vec<_>>());
     let path = m.get_one::<PathBuf>("trace").cloned().unwrap_or_default();
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| fail(EXIT_BAD_TRACE, &format!("cannot read {}: {e}", path.display())));
+    let bytes = std::fs::read(&path)
+        .unwrap_or_else(|e| fail(EXIT_BAD_TRACE, &format!("cannot read {}: {e}", path.display())));
     let others = sibling_traces(&path);
     let trace = program_trace::decode(&bytes, m.get_flag("partial")).unwrap_or_else(|e| {
         let mut msg = format!("{}: {e}", path.display());
@@ -98,7 +99,12 @@ pub fn main() {
                  with _exit, its own trace empty): replay the program's instead:"
             );
             for o in &others {
-                let _ = write!(msg, "\n  {} ({} bytes)", o.display(), std::fs::metadata(o).map_or(0, |m| m.len()));
+                let _ = write!(
+                    msg,
+                    "\n  {} ({} bytes)",
+                    o.display(),
+                    std::fs::metadata(o).map_or(0, |m| m.len())
+                );
             }
         }
         fail(EXIT_BAD_TRACE, &msg)
@@ -112,7 +118,9 @@ pub fn main() {
         );
     }
     if trace.partial {
-        eprintln!("note: the trace has no end record (--partial): the calls after its last chunk are missing");
+        eprintln!(
+            "note: the trace has no end record (--partial): the calls after its last chunk are missing"
+        );
     }
     let prof = program_trace::profile(&trace);
     if m.get_flag("profile") {
@@ -127,7 +135,9 @@ pub fn main() {
         quick: false,
         workloads: Vec::new(),
         c_workloads: Vec::new(),
-        allocators: m.get_many::<String>("allocators").map(|v| v.flat_map(|s| crate::split_names(s)).collect()),
+        allocators: m
+            .get_many::<String>("allocators")
+            .map(|v| v.flat_map(|s| crate::split_names(s)).collect()),
         reps: m.get_one::<usize>("reps").copied().unwrap_or(3).max(1),
         out: m.get_one::<PathBuf>("out").cloned().unwrap_or_else(|| default_out(&path)),
         timeout: Duration::from_secs_f64(m.get_one::<f64>("timeout").copied().unwrap_or(300.0)),
@@ -143,10 +153,14 @@ pub fn main() {
     if opts.allocators.is_none() {
         // Every strategy and composition, and the three anchors the issue names.
         let wanted = |r: &Runner| {
-            r.kind == "strategy" || r.name.contains('(') || ["mimalloc", "system", "talc"].contains(&r.name.as_str())
+            r.kind == "strategy"
+                || r.name.contains('(')
+                || ["mimalloc", "system", "talc"].contains(&r.name.as_str())
         };
-        let all: Vec<Runner> = set.runners.iter().chain(&set.on_request).filter(|r| wanted(r)).cloned().collect();
-        let rank = |r: &Runner| comparisons::workloads::allocators::NAMES.iter().position(|(n, _)| *n == r.name);
+        let all: Vec<Runner> =
+            set.runners.iter().chain(&set.on_request).filter(|r| wanted(r)).cloned().collect();
+        let rank =
+            |r: &Runner| comparisons::workloads::allocators::NAMES.iter().position(|(n, _)| *n == r.name);
         set.runners = all;
         set.runners.sort_by_key(rank);
     }
@@ -199,7 +213,8 @@ fn sibling_traces(trace: &Path) -> Vec<PathBuf> {
                 .filter(|e| {
                     let f = e.file_name().to_string_lossy().into_owned();
                     f.strip_prefix(&prefix).is_some_and(|rest| {
-                        !rest.is_empty() && rest.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                        !rest.is_empty()
+                            && rest.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
                     })
                 })
                 .map(|e| e.path())
@@ -211,7 +226,14 @@ fn sibling_traces(trace: &Path) -> Vec<PathBuf> {
 }
 
 /// Runs every (rep, allocator), the allocators rotated each rep.
-fn run(opts: &Opts, runners: &[Runner], path: &Path, trace: &program_trace::Trace, serial: bool, partial: bool) -> Vec<Row> {
+fn run(
+    opts: &Opts,
+    runners: &[Runner],
+    path: &Path,
+    trace: &program_trace::Trace,
+    serial: bool,
+    partial: bool,
+) -> Vec<Row> {
     let want = format!("{:016x}", program_replay::trace_checksum(trace));
     let mut rows: Vec<Row> = runners.iter().map(|r| Row { name: r.name.clone(), ..Row::default() }).collect();
     let scratch = std::env::temp_dir().join(format!("stratalloc-replay-{}", std::process::id()));
@@ -240,7 +262,8 @@ fn run(opts: &Opts, runners: &[Runner], path: &Path, trace: &program_trace::Trac
                 Err(e) => row.failure = Some(e),
                 Ok((_, ex, status)) => match status {
                     Status::Ok { checksum, metrics } if checksum == want => {
-                        let get = |k: &str| metrics.iter().find(|(n, _)| n == k).map(|(_, v)| *v).unwrap_or(0.0);
+                        let get =
+                            |k: &str| metrics.iter().find(|(n, _)| n == k).map(|(_, v)| *v).unwrap_or(0.0);
                         row.replay_s.push(get("replay_s"));
                         row.resident_bytes.push(get("peak_resident_bytes"));
                         row.maxrss_bytes.push(ex.rusage.ru_maxrss as f64 * 1024.0);
@@ -287,7 +310,10 @@ fn sparkline(series: &[[u64; 3]], pick: usize, max: u64, width: usize) -> String
         let c = ((p[0] as u128 * width as u128 / (span as u128 + 1)) as usize).min(width - 1);
         cells[c] = cells[c].max(p[pick]);
     }
-    cells.iter().map(|&v| BARS[((v as f64 / max.max(1) as f64) * 7.0).round().clamp(0.0, 7.0) as usize]).collect()
+    cells
+        .iter()
+        .map(|&v| BARS[((v as f64 / max.max(1) as f64) * 7.0).round().clamp(0.0, 7.0) as usize])
+        .collect()
 }
 
 fn ratio(v: Option<f64>, anchor: Option<f64>) -> String {
@@ -323,12 +349,27 @@ fn render(rows: &[Row], prof: &program_trace::Profile, reps: usize) -> String {
             bytes_h(r.rss().unwrap_or(0.0)),
             ratio(r.rss(), am),
             bytes_h(r.resident().unwrap_or(0.0)),
-            if peak_live > 0.0 { format!("{:.2}x", r.resident().unwrap_or(0.0) / peak_live) } else { "-".into() },
+            if peak_live > 0.0 {
+                format!("{:.2}x", r.resident().unwrap_or(0.0) / peak_live)
+            } else {
+                "-".into()
+            },
             sparkline(&r.series, 2, max_mem, 24)
         );
     }
     if let Some(r) = rows.iter().find(|r| !r.series.is_empty()) {
-        let _ = writeln!(s, "{:<42} {:>9} {:>7} {:>10} {:>7} {:>11} {:>8}  {}", "(live bytes)", "", "", "", "", bytes_h(peak_live), "1.00x", sparkline(&r.series, 1, max_mem, 24));
+        let _ = writeln!(
+            s,
+            "{:<42} {:>9} {:>7} {:>10} {:>7} {:>11} {:>8}  {}",
+            "(live bytes)",
+            "",
+            "",
+            "",
+            "",
+            bytes_h(peak_live),
+            "1.00x",
+            sparkline(&r.series, 1, max_mem, 24)
+        );
     }
     let _ = writeln!(
         s,
@@ -358,13 +399,27 @@ fn recommendation(rows: &[Row]) -> String {
         },
         None => format!("{label}: none (every replay failed)"),
     };
-    format!("{}; {}", part("fastest", best(Row::time), Row::time), part("least memory", best(Row::rss), Row::rss))
+    format!(
+        "{}; {}",
+        part("fastest", best(Row::time), Row::time),
+        part("least memory", best(Row::rss), Row::rss)
+    )
 }
 
-fn write_out(dir: &Path, trace: &Path, rows: &[Row], prof: &program_trace::Profile, text: &str) -> Result<Vec<PathBuf>, String> {
+fn write_out(
+    dir: &Path,
+    trace: &Path,
+    rows: &[Row],
+    prof: &program_trace::Profile,
+    text: &str,
+) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let md = dir.join("replay.md");
-    let body = format!("# Replay of {}\n\n```text\n{}```\n\n![memory over the run](replay-memory.svg)\n", trace.display(), text);
+    let body = format!(
+        "# Replay of {}\n\n```text\n{}```\n\n![memory over the run](replay-memory.svg)\n",
+        trace.display(),
+        text
+    );
     std::fs::write(&md, body).map_err(|e| e.to_string())?;
     let json = dir.join("replay.json");
     let v = serde_json::json!({
@@ -402,11 +457,15 @@ fn memory_svg(path: &Path, rows: &[Row]) -> Result<(), String> {
     let with: Vec<&Row> = rows.iter().filter(|r| !r.series.is_empty()).collect();
     let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
     let x_max = with.iter().flat_map(|r| r.series.last()).map(|p| p[0]).max().unwrap_or(1).max(1) as f64;
-    let y_max = with.iter().flat_map(|r| r.series.iter().map(|p| mib(p[1].max(p[2])))).fold(0.01, f64::max) * 1.1;
+    let y_max =
+        with.iter().flat_map(|r| r.series.iter().map(|p| mib(p[1].max(p[2])))).fold(0.01, f64::max) * 1.1;
     let root = SVGBackend::new(path, (1000, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Memory over the replay: live bytes and each allocator's resident growth", ("sans-serif", 18))
+        .caption(
+            "Memory over the replay: live bytes and each allocator's resident growth",
+            ("sans-serif", 18),
+        )
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(60)

@@ -36,7 +36,8 @@ fn decodes_objects_threads_and_order() {
     assert_eq!((t.pid, t.ppid, t.records, t.threads, t.objects), (100, 1, 8, 2, 4));
     assert_eq!(t.unknown_frees, 1);
     assert_eq!(t.rebound, 0);
-    let kinds: Vec<(u32, u32, u32, OpKind)> = t.ops.iter().map(|o| (o.thread, o.object, o.stage, o.kind)).collect();
+    let kinds: Vec<(u32, u32, u32, OpKind)> =
+        t.ops.iter().map(|o| (o.thread, o.object, o.stage, o.kind)).collect();
     assert_eq!(
         kinds,
         [
