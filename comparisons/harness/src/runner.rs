@@ -8,8 +8,9 @@
 //!   on success; exit 2 on a failed check; a panic or a crash is a non-zero exit or a signal.
 //! - `replay FILE [--serial] [--partial] [--series OUT]`: replays a program trace (format
 //!   v2, `workloads::program_trace`) with its threads and prints a RESULT line whose metrics
-//!   are `replay_s`, `peak_resident_bytes` and `threads`; `--series` writes the memory
-//!   series as JSON (`[[op, live, resident], ...]`). A bad trace file is exit 65.
+//!   are `replay_s`, `peak_resident_bytes`, `threads`, and for a stratalloc heap
+//!   `peak_committed_bytes` and `page_source_calls`; `--series` writes the memory series as
+//!   JSON (`[[op, live, resident, committed], ...]`). A bad trace file is exit 65.
 
 use workloads::Ctx;
 
@@ -45,7 +46,7 @@ fn parse_run(args: &[String]) -> Result<(&'static workloads::Workload, Ctx), Str
 pub const EXIT_BAD_TRACE: i32 = 65;
 
 /// `replay FILE [--serial] [--partial] [--series OUT]` (see the module header).
-fn replay(args: &[String]) {
+fn replay(args: &[String], probe: fn() -> Option<[u64; 2]>) {
     use workloads::{program_replay, program_trace};
     let Some(path) = args.first() else { fail("replay needs a trace file", 64) };
     let (mut serial, mut partial, mut series) = (false, false, None);
@@ -65,10 +66,11 @@ fn replay(args: &[String]) {
     let trace = program_trace::decode(&bytes, partial)
         .unwrap_or_else(|e| fail(&format!("{path}: {e}"), EXIT_BAD_TRACE));
     drop(bytes);
-    let r =
-        program_replay::replay(&trace, serial).unwrap_or_else(|e| fail(&format!("replay: {e}"), EXIT_FAILED));
+    let r = program_replay::replay(&trace, serial, probe)
+        .unwrap_or_else(|e| fail(&format!("replay: {e}"), EXIT_FAILED));
     if let Some(out) = series {
-        let points: Vec<[u64; 3]> = r.samples.iter().map(|s| [s.op, s.live, s.resident]).collect();
+        let points: Vec<[u64; 4]> =
+            r.samples.iter().map(|s| [s.op, s.live, s.resident, s.committed]).collect();
         if let Err(e) = std::fs::write(&out, serde_json::json!(points).to_string()) {
             fail(&format!("cannot write {out}: {e}"), EXIT_FAILED);
         }
@@ -81,11 +83,22 @@ fn replay(args: &[String]) {
             "threads": r.threads as f64,
         },
     });
+    let mut line = line;
+    if let Some([committed, calls]) = r.heap {
+        line["metrics"]["peak_committed_bytes"] = serde_json::json!(committed as f64);
+        line["metrics"]["page_source_calls"] = serde_json::json!(calls as f64);
+    }
     println!("RESULT {line}");
 }
 
 /// The main of every runner bin; `kind` is the table's kind, or `spare`.
 pub fn main(name: &str, kind: &str) {
+    main_with_probe(name, kind, || None)
+}
+
+/// [`main`], with the allocator's committed bytes and page-source calls for `replay`
+/// (`None`: not a stratalloc heap).
+pub fn main_with_probe(name: &str, kind: &str, probe: fn() -> Option<[u64; 2]>) {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("--describe") => println!("{}", serde_json::json!({ "name": name, "kind": kind })),
@@ -95,7 +108,7 @@ pub fn main(name: &str, kind: &str) {
         Some("replay") if kind == "spare" => {
             fail(&format!("{name} is a spare runner slot (no row of the allocator table)"), EXIT_ABSENT)
         }
-        Some("replay") => replay(&args[1..]),
+        Some("replay") => replay(&args[1..], probe),
         Some("run") => {
             let (w, ctx) = parse_run(&args[1..]).unwrap_or_else(|e| fail(&e, EXIT_FAILED));
             match (w.run)(&ctx) {

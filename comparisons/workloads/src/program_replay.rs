@@ -52,6 +52,9 @@ pub struct Sample {
     pub live: u64,
     /// Resident memory growth since the replay started.
     pub resident: u64,
+    /// Growth of the allocator's committed bytes since the replay started, where it says
+    /// (a stratalloc heap), else 0.
+    pub committed: u64,
 }
 
 /// What a replay measured.
@@ -67,7 +70,14 @@ pub struct Replayed {
     pub peak_resident: u64,
     /// The memory series.
     pub samples: Vec<Sample>,
+    /// For a stratalloc heap: the peak growth of its committed bytes (of the samples and the
+    /// end) and its page-source calls over the replay.
+    pub heap: Option<[u64; 2]>,
 }
+
+/// What the allocator under test says of itself: `[committed bytes, page-source calls]`
+/// so far, or `None` (not a stratalloc heap).
+pub type Probe = fn() -> Option<[u64; 2]>;
 
 /// Resident bytes of this process, read from /proc/self/statm into a stack buffer (no
 /// allocation, so sampling does not disturb the allocator under test); 0 where unknown.
@@ -117,6 +127,9 @@ struct Run<'a> {
     every: u64,
     samples: Mutex<Vec<Sample>>,
     failed: AtomicBool,
+    probe: Probe,
+    /// Committed bytes when the replay began.
+    base_committed: AtomicU64,
 }
 
 impl Run<'_> {
@@ -187,10 +200,12 @@ impl Run<'_> {
     #[cold]
     fn sample(&self, op: u64, live: u64) {
         let resident = resident_bytes().saturating_sub(self.base.load(Ordering::Relaxed));
+        let committed =
+            (self.probe)().map_or(0, |[c, _]| c.saturating_sub(self.base_committed.load(Ordering::Relaxed)));
         if let Ok(mut s) = self.samples.lock()
             && s.len() < s.capacity()
         {
-            s.push(Sample { op, live, resident });
+            s.push(Sample { op, live, resident, committed });
         }
     }
 
@@ -207,8 +222,8 @@ impl Run<'_> {
 }
 
 /// Replays `t` (see the module header); the blocks still live at the end are checked and
-/// freed.
-pub fn replay(t: &Trace, serial: bool) -> Check<Replayed> {
+/// freed. `probe` reads the allocator's own counts (`|| None` for any allocator).
+pub fn replay(t: &Trace, serial: bool, probe: Probe) -> Check<Replayed> {
     let threads = if serial { 1 } else { (t.threads as usize).clamp(1, MAX_THREADS) };
     let mut lists: Vec<Vec<u32>> = vec![Vec::new(); threads];
     for (i, op) in t.ops.iter().enumerate() {
@@ -225,7 +240,10 @@ pub fn replay(t: &Trace, serial: bool) -> Check<Replayed> {
         every: (t.ops.len() as u64 / SAMPLES).max(1),
         samples: Mutex::new(Vec::with_capacity(SAMPLES as usize + 8)),
         failed: AtomicBool::new(false),
+        probe,
+        base_committed: AtomicU64::new(0),
     };
+    let calls_before = probe().map_or(0, |[_, calls]| calls);
     // The threads start, then the baseline is read (their stacks are not the allocator's),
     // then they run.
     let (ready, go) = (Barrier::new(threads + 1), Barrier::new(threads + 1));
@@ -244,6 +262,7 @@ pub fn replay(t: &Trace, serial: bool) -> Check<Replayed> {
             .collect();
         ready.wait();
         run.base.store(resident_bytes(), Ordering::Relaxed);
+        run.base_committed.store(probe().map_or(0, |[c, _]| c), Ordering::Relaxed);
         start = Instant::now();
         go.wait();
         hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a replay thread panicked".into()))).collect()
@@ -257,16 +276,20 @@ pub fn replay(t: &Trace, serial: bool) -> Check<Replayed> {
     let end = resident_bytes().saturating_sub(run.base.load(Ordering::Relaxed));
     let mut samples = run.samples.into_inner().map_err(|_| "samples lock poisoned")?;
     samples.sort_by_key(|s| s.op);
+    let now = probe();
     samples.push(Sample {
         op: t.ops.len() as u64,
         live: run.live.load(Ordering::Relaxed).max(0) as u64,
         resident: end,
+        committed: now.map_or(0, |[c, _]| c.saturating_sub(run.base_committed.load(Ordering::Relaxed))),
     });
     let peak_resident = samples.iter().map(|s| s.resident).max().unwrap_or(0);
+    let peak_committed = samples.iter().map(|s| s.committed).max().unwrap_or(0);
+    let heap = now.map(|[_, calls]| [peak_committed, calls.saturating_sub(calls_before)]);
     for slot in run.slots {
         if let Some(b) = slot.block.into_inner() {
             b.free()?;
         }
     }
-    Ok(Replayed { checksum: trace_checksum(t), seconds, threads, peak_resident, samples })
+    Ok(Replayed { checksum: trace_checksum(t), seconds, threads, peak_resident, samples, heap })
 }

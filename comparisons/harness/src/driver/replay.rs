@@ -61,8 +61,11 @@ struct Row {
     replay_s: Vec<f64>,
     maxrss_bytes: Vec<f64>,
     resident_bytes: Vec<f64>,
-    /// `[op, live, resident]` of the first successful run.
-    series: Vec<[u64; 3]>,
+    /// A stratalloc heap's own peak committed bytes and page-source calls, by run.
+    committed_bytes: Vec<f64>,
+    source_calls: Vec<f64>,
+    /// `[op, live, resident, committed]` of the first successful run.
+    series: Vec<[u64; 4]>,
     failure: Option<String>,
 }
 
@@ -75,6 +78,12 @@ impl Row {
     }
     fn resident(&self) -> Option<f64> {
         report::median(&self.resident_bytes)
+    }
+    fn committed(&self) -> Option<f64> {
+        report::median(&self.committed_bytes)
+    }
+    fn calls(&self) -> Option<f64> {
+        report::median(&self.source_calls)
     }
 }
 
@@ -267,6 +276,10 @@ fn run(
                         row.replay_s.push(get("replay_s"));
                         row.resident_bytes.push(get("peak_resident_bytes"));
                         row.maxrss_bytes.push(ex.rusage.ru_maxrss as f64 * 1024.0);
+                        if metrics.iter().any(|(n, _)| n == "page_source_calls") {
+                            row.committed_bytes.push(get("peak_committed_bytes"));
+                            row.source_calls.push(get("page_source_calls"));
+                        }
                         if row.series.is_empty() {
                             let text = std::fs::read_to_string(&series).unwrap_or_default();
                             row.series = serde_json::from_str(&text).unwrap_or_default();
@@ -301,7 +314,7 @@ fn bytes_h(b: f64) -> String {
 }
 
 /// Memory over the run as a sparkline of `width` cells (each the peak in its span).
-fn sparkline(series: &[[u64; 3]], pick: usize, max: u64, width: usize) -> String {
+fn sparkline(series: &[[u64; 4]], pick: usize, max: u64, width: usize) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let Some(last) = series.last() else { return String::new() };
     let span = last[0].max(1);
@@ -332,42 +345,45 @@ fn render(rows: &[Row], prof: &program_trace::Profile, reps: usize) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "\n{:<42} {:>9} {:>7} {:>10} {:>7} {:>11} {:>8}  memory over the run",
-        "allocator", "time", "x mi", "peak RSS", "x mi", "resident+", "/ live"
+        "\n{:<40} {:>9} {:>6} {:>10} {:>6} {:>10} {:>10} {:>7} {:>7}  resident memory over the run",
+        "allocator", "time", "x mi", "peak RSS", "x mi", "resident+", "committed+", "/ live", "src ops"
     );
     for r in rows {
         if let Some(why) = &r.failure {
-            let _ = writeln!(s, "{:<42} FAILED: {why}", r.name);
+            let _ = writeln!(s, "{:<40} FAILED: {why}", r.name);
             continue;
         }
         let _ = writeln!(
             s,
-            "{:<42} {:>8.4}s {:>7} {:>10} {:>7} {:>11} {:>8}  {}",
+            "{:<40} {:>8.4}s {:>6} {:>10} {:>6} {:>10} {:>10} {:>7} {:>7}  {}",
             r.name,
             r.time().unwrap_or(0.0),
             ratio(r.time(), at),
             bytes_h(r.rss().unwrap_or(0.0)),
             ratio(r.rss(), am),
             bytes_h(r.resident().unwrap_or(0.0)),
-            if peak_live > 0.0 {
-                format!("{:.2}x", r.resident().unwrap_or(0.0) / peak_live)
-            } else {
-                "-".into()
+            r.committed().map_or("-".into(), bytes_h),
+            match r.committed() {
+                Some(c) if peak_live > 0.0 => format!("{:.2}x", c / peak_live),
+                _ => "-".into(),
             },
+            r.calls().map_or("-".into(), |c| format!("{c:.0}")),
             sparkline(&r.series, 2, max_mem, 24)
         );
     }
     if let Some(r) = rows.iter().find(|r| !r.series.is_empty()) {
         let _ = writeln!(
             s,
-            "{:<42} {:>9} {:>7} {:>10} {:>7} {:>11} {:>8}  {}",
-            "(live bytes)",
+            "{:<40} {:>9} {:>6} {:>10} {:>6} {:>10} {:>10} {:>7} {:>7}  {}",
+            "(the program's live bytes)",
+            "",
             "",
             "",
             "",
             "",
             bytes_h(peak_live),
             "1.00x",
+            "",
             sparkline(&r.series, 1, max_mem, 24)
         );
     }
@@ -375,8 +391,9 @@ fn render(rows: &[Row], prof: &program_trace::Profile, reps: usize) -> String {
         s,
         "\ntime: median replay time of {reps} run(s) (decoding excluded); peak RSS: the process's peak resident \
          memory (wait4), trace and bookkeeping included; resident+: peak growth of resident memory during the replay \
-         (what the allocator committed and touched), against the trace's peak live bytes ({}). Page-source calls are \
-         not counted in the replay (STRATALLOC_STATS=1 under the preload shows them for a strategy).",
+         (what the allocator touched, thread stacks excluded); committed+: the peak growth of a stratalloc heap's \
+         own committed bytes during the replay, and / live its ratio to the trace's peak live bytes ({}, the fragmentation); src ops: its \
+         page-source calls during the replay (reserve, map, used, unused, fault, free). The anchors do not say: -.",
         bytes_h(peak_live)
     );
     let _ = writeln!(s, "\n{}", recommendation(rows));
@@ -432,7 +449,9 @@ fn write_out(
             "replay_s": r.replay_s,
             "peak_rss_bytes": r.maxrss_bytes,
             "peak_resident_growth_bytes": r.resident_bytes,
-            "series_op_live_resident": r.series,
+            "peak_committed_bytes": r.committed_bytes,
+            "page_source_calls": r.source_calls,
+            "series_op_live_resident_committed": r.series,
         })).collect::<Vec<_>>(),
     });
     std::fs::write(&json, v.to_string()).map_err(|e| e.to_string())?;

@@ -72,8 +72,8 @@ fn profile_counts_sizes_lifetimes_and_cross_thread_frees() {
 #[test]
 fn replays_with_threads_and_serially() {
     let t = decode(&sample(), false).unwrap();
-    let threaded = replay(&t, false).unwrap();
-    let serial = replay(&t, true).unwrap();
+    let threaded = replay(&t, false, || None).unwrap();
+    let serial = replay(&t, true, || None).unwrap();
     assert_eq!(threaded.threads, 2);
     assert_eq!(serial.threads, 1);
     assert_eq!(threaded.checksum, serial.checksum);
@@ -102,7 +102,7 @@ fn replays_a_cross_thread_ring() {
     let t = decode(&w.finish(), false).unwrap();
     assert_eq!(t.objects, 600);
     assert_eq!(profile(&t).cross_thread_frees, 600);
-    let r = replay(&t, false).unwrap();
+    let r = replay(&t, false, || None).unwrap();
     assert_eq!(r.threads, threads as usize);
     assert_eq!(r.samples.last().unwrap().live, 0);
 }
