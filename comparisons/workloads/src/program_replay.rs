@@ -23,7 +23,7 @@ use std::sync::{Barrier, Mutex};
 use std::time::Instant;
 
 use crate::check::{Block, Check, FNV0, fnv};
-use crate::program_trace::{OpKind, Trace};
+use crate::program_trace::{Op, OpKind, Trace};
 
 /// Most replay threads.
 pub const MAX_THREADS: usize = 64;
@@ -104,22 +104,140 @@ fn resident_bytes() -> u64 {
     pages * page
 }
 
-/// The checksum of a trace's ops (what every allocator must reproduce).
-pub fn trace_checksum(t: &Trace) -> u64 {
-    let mut h = fnv(FNV0, &t.objects.to_le_bytes());
-    for op in &t.ops {
-        let size = match op.kind {
-            OpKind::Alloc { size, .. } | OpKind::Realloc { size } => size,
-            OpKind::Free => u64::MAX,
+/// One op in the flat form the replay reads (a file mapped by the runner, so the trace is
+/// never decoded through the allocator under test: decoding's freed temporaries would give
+/// it memory to reuse and hide its growth).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlatOp {
+    /// Dense thread index.
+    pub thread: u32,
+    /// Object id.
+    pub object: u32,
+    /// The op's step on its object.
+    pub stage: u32,
+    /// 1 alloc, 2 calloc, 3 realloc, 4 free.
+    pub kind: u8,
+    /// log2 of the alignment (allocations).
+    pub align_log2: u8,
+    /// Zero.
+    pub pad: [u8; 2],
+    /// Bytes (allocations and reallocs).
+    pub size: u64,
+}
+
+const FLAT_ALLOC: u8 = 1;
+const FLAT_CALLOC: u8 = 2;
+const FLAT_REALLOC: u8 = 3;
+const FLAT_FREE: u8 = 4;
+
+impl FlatOp {
+    /// The flat form of `op`.
+    pub fn of(op: &Op) -> FlatOp {
+        let (kind, align_log2, size) = match op.kind {
+            OpKind::Alloc { size, align_log2, zeroed } => {
+                (if zeroed { FLAT_CALLOC } else { FLAT_ALLOC }, align_log2, size)
+            }
+            OpKind::Realloc { size } => (FLAT_REALLOC, 0, size),
+            OpKind::Free => (FLAT_FREE, 0, 0),
         };
-        h = fnv(h, &size.to_le_bytes());
+        FlatOp { thread: op.thread, object: op.object, stage: op.stage, kind, align_log2, pad: [0; 2], size }
+    }
+}
+
+/// Magic of a flat ops file: `"SAOPS"`, 0, 0, version 1.
+const PLAN_MAGIC: &[u8; 8] = b"SAOPS\0\0\x01";
+/// Header bytes: magic, objects (u32), threads (u32), ops (u64), checksum (u64).
+const PLAN_HEADER_BYTES: usize = 32;
+
+/// What a replay runs: the ops, how many objects and threads.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan<'a> {
+    /// Ops in global order.
+    pub ops: &'a [FlatOp],
+    /// Objects.
+    pub objects: u32,
+    /// Recorded threads.
+    pub threads: u32,
+}
+
+impl<'a> Plan<'a> {
+    /// A plan of ops already in memory.
+    pub fn new(ops: &'a [FlatOp], objects: u32, threads: u32) -> Plan<'a> {
+        Plan { ops, objects, threads }
+    }
+
+    /// Reads a flat ops file ([`flat_file`]) in place; `bytes` must be 8-byte aligned (a
+    /// mapping is).
+    pub fn from_bytes(bytes: &'a [u8]) -> Check<Plan<'a>> {
+        let head = bytes.get(..PLAN_HEADER_BYTES).ok_or("ops file: shorter than its header")?;
+        if &head[..8] != PLAN_MAGIC {
+            return Err("ops file: not a stratalloc ops file (comparisons replay writes them)".into());
+        }
+        let word =
+            |at: usize, n: usize| head[at..at + n].iter().rev().fold(0u64, |v, &b| v << 8 | u64::from(b));
+        let (objects, threads, n, sum) = (word(8, 4) as u32, word(12, 4) as u32, word(16, 8), word(24, 8));
+        let body = &bytes[PLAN_HEADER_BYTES..];
+        let len = usize::try_from(n).ok().and_then(|n| n.checked_mul(size_of::<FlatOp>()));
+        if len != Some(body.len()) {
+            return Err(format!("ops file: {} bytes of ops for {n} ops", body.len()));
+        }
+        if !body.as_ptr().cast::<FlatOp>().is_aligned() {
+            return Err("ops file: not 8-byte aligned in memory".into());
+        }
+        // SAFETY: `body` holds exactly `n` `FlatOp`s' bytes (checked), is aligned for
+        // `FlatOp` (checked), and `FlatOp` is `repr(C)` of integers and bytes only, so
+        // every bit pattern is a valid value; the slice borrows `bytes`.
+        let ops = unsafe { std::slice::from_raw_parts(body.as_ptr().cast::<FlatOp>(), n as usize) };
+        let plan = Plan { ops, objects, threads };
+        if plan_checksum(&plan) != sum {
+            return Err("ops file: checksum mismatch (damaged)".into());
+        }
+        Ok(plan)
+    }
+}
+
+/// The flat ops of a trace.
+pub fn flat_ops(t: &Trace) -> Vec<FlatOp> {
+    t.ops.iter().map(FlatOp::of).collect()
+}
+
+/// A flat ops file of a trace, for `alloc_NN replay`.
+pub fn flat_file(t: &Trace) -> Vec<u8> {
+    let ops = flat_ops(t);
+    let plan = Plan::new(&ops, t.objects, t.threads);
+    let mut out = Vec::with_capacity(PLAN_HEADER_BYTES + ops.len() * size_of::<FlatOp>());
+    out.extend_from_slice(PLAN_MAGIC);
+    out.extend_from_slice(&t.objects.to_le_bytes());
+    out.extend_from_slice(&t.threads.to_le_bytes());
+    out.extend_from_slice(&(ops.len() as u64).to_le_bytes());
+    out.extend_from_slice(&plan_checksum(&plan).to_le_bytes());
+    for op in &ops {
+        out.extend_from_slice(&op.thread.to_le_bytes());
+        out.extend_from_slice(&op.object.to_le_bytes());
+        out.extend_from_slice(&op.stage.to_le_bytes());
+        out.extend_from_slice(&[op.kind, op.align_log2, 0, 0]);
+        out.extend_from_slice(&op.size.to_le_bytes());
+    }
+    out
+}
+
+/// The checksum of a plan's ops (what every allocator's replay reports).
+pub fn plan_checksum(p: &Plan) -> u64 {
+    let mut h = fnv(fnv(FNV0, &p.objects.to_le_bytes()), &p.threads.to_le_bytes());
+    for op in p.ops {
+        h = fnv(h, &[op.kind, op.align_log2, op.pad[0], op.pad[1]]);
+        h = fnv(h, &op.size.to_le_bytes());
+        h = fnv(h, &op.object.to_le_bytes());
+        h = fnv(h, &op.thread.to_le_bytes());
+        h = fnv(h, &op.stage.to_le_bytes());
     }
     h
 }
 
 /// Shared state of one replay.
 struct Run<'a> {
-    trace: &'a Trace,
+    plan: Plan<'a>,
     slots: Vec<Slot>,
     done: AtomicU64,
     live: AtomicI64,
@@ -153,33 +271,39 @@ impl Run<'_> {
 
     /// Performs op `i`.
     fn op(&self, i: usize) -> Check {
-        let op = self.trace.ops[i];
-        let slot = &self.slots[op.object as usize];
+        let op = self.plan.ops[i];
+        let slot = self
+            .slots
+            .get(op.object as usize)
+            .ok_or_else(|| format!("op {i}: object {} out of range", op.object))?;
         self.wait(slot, op.stage)?;
         // SAFETY: `stage` equals this op's stage (read with acquire just above), so this
         // thread is the only one touching the block until it raises `stage` below (see
         // `Slot`'s Sync argument).
         let block = unsafe { &mut *slot.block.get() };
         let delta: i64 = match op.kind {
-            OpKind::Alloc { size, align_log2, zeroed } => {
-                let (size, align) = (size.max(1) as usize, 1usize << align_log2);
+            FLAT_ALLOC | FLAT_CALLOC => {
+                if block.is_some() || op.align_log2 > 40 {
+                    return Err(format!("op {i}: bad allocation of object {}", op.object));
+                }
+                let (size, align) = (op.size.max(1) as usize, 1usize << op.align_log2);
                 let tag = u64::from(op.object);
-                *block = Some(if zeroed {
+                *block = Some(if op.kind == FLAT_CALLOC {
                     Block::zeroed(size, align, tag)?
                 } else {
                     Block::new(size, align, tag)?
                 });
                 size as i64
             }
-            OpKind::Realloc { size } => {
+            FLAT_REALLOC => {
                 let b = block
                     .as_mut()
                     .ok_or_else(|| format!("op {i}: realloc of object {} that is not live", op.object))?;
                 let old = b.size() as i64;
-                b.realloc(size.max(1) as usize)?;
-                size.max(1) as i64 - old
+                b.realloc(op.size.max(1) as usize)?;
+                op.size.max(1) as i64 - old
             }
-            OpKind::Free => {
+            FLAT_FREE => {
                 let b = block
                     .take()
                     .ok_or_else(|| format!("op {i}: free of object {} that is not live", op.object))?;
@@ -187,6 +311,7 @@ impl Run<'_> {
                 b.free()?;
                 -old
             }
+            k => return Err(format!("op {i}: unknown kind {k}")),
         };
         slot.stage.store(op.stage + 1, Ordering::Release);
         let live = self.live.fetch_add(delta, Ordering::Relaxed) + delta;
@@ -223,16 +348,19 @@ impl Run<'_> {
 
 /// Replays `t` (see the module header); the blocks still live at the end are checked and
 /// freed. `probe` reads the allocator's own counts (`|| None` for any allocator).
-pub fn replay(t: &Trace, serial: bool, probe: Probe) -> Check<Replayed> {
+pub fn replay(t: &Plan, serial: bool, probe: Probe) -> Check<Replayed> {
     let threads = if serial { 1 } else { (t.threads as usize).clamp(1, MAX_THREADS) };
     let mut lists: Vec<Vec<u32>> = vec![Vec::new(); threads];
     for (i, op) in t.ops.iter().enumerate() {
+        if op.thread >= t.threads.max(1) {
+            return Err(format!("op {i}: thread {} of {}", op.thread, t.threads));
+        }
         lists[op.thread as usize % threads].push(i as u32);
     }
     let slots =
         (0..t.objects).map(|_| Slot { stage: AtomicU32::new(0), block: UnsafeCell::new(None) }).collect();
     let run = Run {
-        trace: t,
+        plan: *t,
         slots,
         done: AtomicU64::new(0),
         live: AtomicI64::new(0),
@@ -291,5 +419,5 @@ pub fn replay(t: &Trace, serial: bool, probe: Probe) -> Check<Replayed> {
             b.free()?;
         }
     }
-    Ok(Replayed { checksum: trace_checksum(t), seconds, threads, peak_resident, samples, heap })
+    Ok(Replayed { checksum: plan_checksum(t), seconds, threads, peak_resident, samples, heap })
 }

@@ -189,7 +189,7 @@ pub fn main() {
             )
         }
     );
-    let rows = run(&opts, &set.runners, &path, &trace, serial, m.get_flag("partial"));
+    let rows = run(&opts, &set.runners, &trace, serial);
     let text = render(&rows, &prof, opts.reps);
     print!("{text}");
     match write_out(&opts.out, &path, &rows, &prof, &text) {
@@ -235,18 +235,21 @@ fn sibling_traces(trace: &Path) -> Vec<PathBuf> {
 }
 
 /// Runs every (rep, allocator), the allocators rotated each rep.
-fn run(
-    opts: &Opts,
-    runners: &[Runner],
-    path: &Path,
-    trace: &program_trace::Trace,
-    serial: bool,
-    partial: bool,
-) -> Vec<Row> {
-    let want = format!("{:016x}", program_replay::trace_checksum(trace));
+fn run(opts: &Opts, runners: &[Runner], trace: &program_trace::Trace, serial: bool) -> Vec<Row> {
+    let flat = program_replay::flat_ops(trace);
+    let want = format!(
+        "{:016x}",
+        program_replay::plan_checksum(&program_replay::Plan::new(&flat, trace.objects, trace.threads))
+    );
+    drop(flat);
     let mut rows: Vec<Row> = runners.iter().map(|r| Row { name: r.name.clone(), ..Row::default() }).collect();
     let scratch = std::env::temp_dir().join(format!("stratalloc-replay-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&scratch);
+    // The runners read the decoded ops in place (see runner.rs), not the trace.
+    let ops_file = scratch.join("ops.bin");
+    if let Err(e) = std::fs::write(&ops_file, program_replay::flat_file(trace)) {
+        fail(1, &format!("cannot write {}: {e}", ops_file.display()));
+    }
     let n = runners.len();
     let pb = exec::progress(n * opts.reps);
     for rep in 0..opts.reps {
@@ -260,12 +263,9 @@ fn run(
             }
             let series = scratch.join(format!("{i}.json"));
             let mut cmd = Command::new(&runner.path);
-            cmd.arg("replay").arg(path).arg("--series").arg(&series);
+            cmd.arg("replay").arg(&ops_file).arg("--series").arg(&series);
             if serial {
                 cmd.arg("--serial");
-            }
-            if partial {
-                cmd.arg("--partial");
             }
             match exec::run_one(cmd, Reply::ResultLine, opts.timeout) {
                 Err(e) => row.failure = Some(e),
@@ -391,7 +391,8 @@ fn render(rows: &[Row], prof: &program_trace::Profile, reps: usize) -> String {
         s,
         "\ntime: median replay time of {reps} run(s) (decoding excluded); peak RSS: the process's peak resident \
          memory (wait4), trace and bookkeeping included; resident+: peak growth of resident memory during the replay \
-         (what the allocator touched, thread stacks excluded); committed+: the peak growth of a stratalloc heap's \
+         (what the allocator touched, thread stacks excluded; the stamps touch only the ends of a block, so it can \
+         stay below the live bytes); committed+: the peak growth of a stratalloc heap's \
          own committed bytes during the replay, and / live its ratio to the trace's peak live bytes ({}, the fragmentation); src ops: its \
          page-source calls during the replay (reserve, map, used, unused, fault, free). The anchors do not say: -.",
         bytes_h(peak_live)
@@ -400,7 +401,8 @@ fn render(rows: &[Row], prof: &program_trace::Profile, reps: usize) -> String {
     s
 }
 
-/// "fastest: X (0.93x mimalloc); least memory: Y (0.71x mimalloc)".
+/// "fastest: X (0.93x mimalloc); least memory: Y (0.71x mimalloc)": the least median
+/// replay time, the least median growth of resident memory.
 fn recommendation(rows: &[Row]) -> String {
     let ok: Vec<&Row> = rows.iter().filter(|r| r.failure.is_none() && r.time().is_some()).collect();
     let anchor = rows.iter().find(|r| r.name == report::ANCHOR);
@@ -419,7 +421,7 @@ fn recommendation(rows: &[Row]) -> String {
     format!(
         "{}; {}",
         part("fastest", best(Row::time), Row::time),
-        part("least memory", best(Row::rss), Row::rss)
+        part("least memory", best(Row::resident), Row::resident)
     )
 }
 

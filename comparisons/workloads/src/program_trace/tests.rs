@@ -3,7 +3,12 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::program_replay::{replay, trace_checksum};
+use crate::program_replay::{Plan, flat_file, flat_ops, plan_checksum, replay};
+
+fn run(t: &Trace, serial: bool) -> crate::program_replay::Replayed {
+    let ops = flat_ops(t);
+    replay(&Plan::new(&ops, t.objects, t.threads), serial, || None).unwrap()
+}
 
 /// Two threads: thread 1 allocates A and B, reallocs A; thread 2 frees B (cross-thread),
 /// allocates C aligned, callocs D; thread 1 frees A; a free of an unknown block.
@@ -72,12 +77,23 @@ fn profile_counts_sizes_lifetimes_and_cross_thread_frees() {
 #[test]
 fn replays_with_threads_and_serially() {
     let t = decode(&sample(), false).unwrap();
-    let threaded = replay(&t, false, || None).unwrap();
-    let serial = replay(&t, true, || None).unwrap();
+    let threaded = run(&t, false);
+    let serial = run(&t, true);
     assert_eq!(threaded.threads, 2);
     assert_eq!(serial.threads, 1);
     assert_eq!(threaded.checksum, serial.checksum);
-    assert_eq!(threaded.checksum, trace_checksum(&t));
+    let ops = flat_ops(&t);
+    assert_eq!(threaded.checksum, plan_checksum(&Plan::new(&ops, t.objects, t.threads)));
+    // The flat file reads back to the same plan (from 8-aligned memory).
+    let file = flat_file(&t);
+    let mut aligned = vec![0u64; file.len().div_ceil(8)];
+    // SAFETY: `aligned` has at least `file.len()` bytes; u64 has no invalid bit patterns.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(aligned.as_mut_ptr().cast::<u8>(), file.len()) };
+    bytes.copy_from_slice(&file);
+    let plan = Plan::from_bytes(bytes).unwrap();
+    assert_eq!(plan.ops, &ops[..]);
+    bytes[40] ^= 1;
+    assert!(Plan::from_bytes(bytes).is_err(), "a damaged ops file");
     assert_eq!(threaded.samples.last().unwrap().live, 64 + 48);
 }
 
@@ -102,7 +118,7 @@ fn replays_a_cross_thread_ring() {
     let t = decode(&w.finish(), false).unwrap();
     assert_eq!(t.objects, 600);
     assert_eq!(profile(&t).cross_thread_frees, 600);
-    let r = replay(&t, false, || None).unwrap();
+    let r = run(&t, false);
     assert_eq!(r.threads, threads as usize);
     assert_eq!(r.samples.last().unwrap().live, 0);
 }
