@@ -9,7 +9,7 @@
 //! - `replay FILE [--serial] [--partial] [--series OUT]`: replays the flat ops file the
 //!   driver writes (read in place from a mapping, so nothing is decoded through the
 //!   allocator under test), or a program trace (format v2, decoded here), with its threads, and prints a RESULT line whose metrics
-//!   are `replay_s`, `peak_resident_bytes`, `threads`, and for a stratalloc heap
+//!   are `replay_s`, `peak_resident_bytes`, `peak_rss_bytes`, `threads`, and for a stratalloc heap
 //!   `peak_committed_bytes` and `page_source_calls`; `--series` writes the memory series as
 //!   JSON (`[[op, live, resident, committed], ...]`). A bad trace file is exit 65.
 
@@ -135,6 +135,8 @@ fn replay(args: &[String], probe: fn() -> Option<[u64; 2]>) {
             "replay_s": r.seconds,
             "peak_resident_bytes": r.peak_resident as f64,
             "threads": r.threads as f64,
+            // VmHWM of this program (wait4's ru_maxrss also counts the forked driver before exec).
+            "peak_rss_bytes": workloads::check::peak_rss_bytes() as f64,
         },
     });
     let mut line = line;

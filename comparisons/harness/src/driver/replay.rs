@@ -275,7 +275,14 @@ fn run(opts: &Opts, runners: &[Runner], trace: &program_trace::Trace, serial: bo
                             |k: &str| metrics.iter().find(|(n, _)| n == k).map(|(_, v)| *v).unwrap_or(0.0);
                         row.replay_s.push(get("replay_s"));
                         row.resident_bytes.push(get("peak_resident_bytes"));
-                        row.maxrss_bytes.push(ex.rusage.ru_maxrss as f64 * 1024.0);
+                        // The runner's own VmHWM: wait4's ru_maxrss keeps the high-water mark of the
+                        // forked copy of this driver from before the exec.
+                        let own = get("peak_rss_bytes");
+                        row.maxrss_bytes.push(if own > 0.0 {
+                            own
+                        } else {
+                            ex.rusage.ru_maxrss as f64 * 1024.0
+                        });
                         if metrics.iter().any(|(n, _)| n == "page_source_calls") {
                             row.committed_bytes.push(get("peak_committed_bytes"));
                             row.source_calls.push(get("page_source_calls"));
@@ -389,8 +396,8 @@ fn render(rows: &[Row], prof: &program_trace::Profile, reps: usize) -> String {
     }
     let _ = writeln!(
         s,
-        "\ntime: median replay time of {reps} run(s) (decoding excluded); peak RSS: the process's peak resident \
-         memory (wait4), trace and bookkeeping included; resident+: peak growth of resident memory during the replay \
+        "\ntime: median replay time of {reps} run(s) (decoding excluded); peak RSS: the replaying process's peak resident \
+         memory (VmHWM), the mapped ops and bookkeeping included; resident+: peak growth of resident memory during the replay \
          (what the allocator touched, thread stacks excluded; the stamps touch only the ends of a block, so it can \
          stay below the live bytes); committed+: the peak growth of a stratalloc heap's \
          own committed bytes during the replay, and / live its ratio to the trace's peak live bytes ({}, the fragmentation); src ops: its \
