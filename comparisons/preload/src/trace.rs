@@ -213,7 +213,8 @@ fn record(seq: u64, fields: impl Fn(&mut [u8], usize, &mut u64) -> usize, kind: 
             }
             let (mut prev_addr, start) = (b.prev_addr, b.len);
             b.data[start] = kind;
-            let pos = put_varint(&mut b.data, start + 1, seq.wrapping_sub(b.prev_seq));
+            // Signed: a signal handler's call can take a later seq and be recorded first.
+            let pos = put_varint(&mut b.data, start + 1, zigzag(seq.wrapping_sub(b.prev_seq) as i64));
             b.len = fields(&mut b.data, pos, &mut prev_addr);
             (b.prev_addr, b.prev_seq) = (prev_addr, seq);
             b.records += 1;
@@ -317,7 +318,7 @@ fn thread_id(t: &ThreadTrace) -> u32 {
 fn lone_record(t: &ThreadTrace, seq: u64, kind: u8, fields: &dyn Fn(&mut [u8], usize, &mut u64) -> usize) {
     let mut body = [0u8; RECORD_MAX_BYTES];
     body[0] = kind;
-    let pos = put_varint(&mut body, 1, seq);
+    let pos = put_varint(&mut body, 1, zigzag(seq as i64));
     let len = fields(&mut body, pos, &mut 0);
     write_chunk(t, thread_id(t), 0, &body[..len], 1);
 }

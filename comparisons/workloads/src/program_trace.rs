@@ -235,8 +235,8 @@ fn chunk(c: &mut Cursor, out: &mut Vec<Record>) -> Result<(), TraceError> {
         if !(KIND_ALLOC..=KIND_REALLOC).contains(&kind) {
             return err(at, format!("a record kind 1..=5, found {kind:#04x}"));
         }
-        let d = body.varint("the record's sequence delta")?;
-        seq = seq.checked_add(d).map_or_else(|| err(at, "a sequence number below 2^64"), Ok)?;
+        let d = unzigzag(body.varint("the record's sequence delta")?);
+        seq = seq.checked_add_signed(d).map_or_else(|| err(at, "a sequence number within 0..2^64"), Ok)?;
         let mut r = Record { seq, seq_after: seq, thread, kind, align_log2: 4, size: 0, old: 0, new: 0 };
         match kind {
             KIND_ALLOC | KIND_CALLOC => {
@@ -702,7 +702,7 @@ impl Writer {
                 Rec::Realloc { .. } => KIND_REALLOC,
             };
             body.push(kind);
-            put(&mut body, seq - prev_seq);
+            put(&mut body, crate::trace_format::zigzag(seq.wrapping_sub(prev_seq) as i64));
             prev_seq = seq;
             match *r {
                 Rec::Alloc { size, addr: a, .. } | Rec::Calloc { size, addr: a, .. } => {

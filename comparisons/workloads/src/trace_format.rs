@@ -8,7 +8,7 @@
 //! chunk   := 0xC1 varint(thread) varint(base seq) varint(body bytes) body checksum
 //! checksum:= u32 little-endian, FNV-1a 32 of the chunk from its 0xC1 to the end of body
 //! body    := record*
-//! record  := kind:u8 varint(seq - previous seq) fields
+//! record  := kind:u8 zigzag varint(seq - previous seq, first: - base seq) fields
 //!   ALLOC   0x01  size addr                  malloc, valloc, pvalloc
 //!   CALLOC  0x02  size addr                  calloc (size = count * size)
 //!   ALIGNED 0x03  align_log2:u8 size addr    posix_memalign, aligned_alloc, memalign
@@ -23,8 +23,10 @@
 //! before it was called, so an address is never handed out again before the free that
 //! released it in seq order. A realloc takes two: one before the call (the old address is
 //! released there) and one after (the new address is bound there). Within a chunk seqs
-//! increase (one thread's calls in order); chunks of different threads interleave in the
-//! file in flush order. Only calls that succeeded are recorded.
+//! mostly increase (one thread's calls in order; a signal handler's call can take a later
+//! seq and be recorded before the call it interrupted, hence the signed delta); chunks of
+//! different threads interleave in the file in flush order. Only calls that succeeded are
+//! recorded.
 
 /// The first 7 bytes of every trace file.
 pub const MAGIC: &[u8; 7] = b"SATRACE";

@@ -169,6 +169,26 @@ fn corrupted_chunks_fail_their_checksum() {
     assert!(message(&b).contains(&format!("at byte {n}")), "{}", message(&b));
 }
 
+/// A signal handler's malloc can take a later seq and be recorded before the call it
+/// interrupted: seqs may go back within a chunk.
+#[test]
+fn seqs_may_go_back_within_a_chunk() {
+    let mut w = Writer::new(1, 0);
+    w.chunk(
+        1,
+        &[
+            Rec::Alloc { seq: 0, size: 8, addr: 16 },
+            Rec::Alloc { seq: 3, size: 24, addr: 48 },
+            Rec::Free { seq: 2, addr: 16 },
+            Rec::Free { seq: 4, addr: 48 },
+        ],
+    );
+    let t = decode(&w.finish(), false).unwrap();
+    let kinds: Vec<(u32, OpKind)> = t.ops.iter().map(|o| (o.object, o.kind)).collect();
+    assert_eq!(kinds[1], (0, OpKind::Free), "{kinds:?}");
+    assert_eq!(t.unknown_frees, 0);
+}
+
 #[test]
 fn duplicate_sequence_numbers_are_refused() {
     let mut w = Writer::new(1, 0);
