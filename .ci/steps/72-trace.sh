@@ -4,8 +4,9 @@
 # without it, and their trace (the largest file: git and gcc run many processes, each
 # writing <trace>.<pid>) is profiled and replayed by every allocator of
 # `comparisons replay` (1 rep); every replay must pass its stamped-block checks and the
-# report must end with its recommendation. (The threaded C program, fork and bad-input
-# tests run in 70-harness.sh's `cargo test -p comparisons`.)
+# report must end with its recommendation. Then the preload tests' edge_cases.c and
+# fork_stress.c run while recording and their traces must read back. (The threaded C
+# program, fork and bad-input tests run in 70-harness.sh's `cargo test -p comparisons`.)
 #
 # Needs: python3, sqlite3, git, gcc (comparisons/preload/tests/install-tools.sh).
 # Run from anywhere: bash .ci/steps/72-trace.sh
@@ -46,4 +47,19 @@ for p in python sqlite git gcc; do
     grep -q '^fastest: .*; least memory: ' "$work/$p/report.txt" ||
         { echo "FAILED: the $p replay has no recommendation" >&2; exit 1; }
 done
-echo "trace: 4 programs recorded and replayed"
+# The preload tests' C stress programs while recording: every C-API edge case from many
+# threads (with malloc in signal handlers), and 1,000 forks beside threads that come and go.
+# They must pass as without recording, and every trace they leave must read back.
+cflags=(-O1 -fno-builtin -Wall -Wno-alloc-size-larger-than -Wno-use-after-free -pthread)
+for t in edge_cases fork_stress; do
+    echo "== trace: $t.c while recording"
+    gcc "${cflags[@]}" -o "$work/$t" "comparisons/preload/tests/$t.c"
+    mkdir -p "$work/$t.trace"
+    LD_PRELOAD="$lib" STRATALLOC_TRACE="$work/$t.trace/t.trace" "$work/$t" 2>/dev/null | tail -1
+    for f in "$work/$t.trace"/t.trace*; do
+        "$target/comparisons" replay "$f" --profile >/dev/null ||
+            { echo "FAILED: $f does not read back" >&2; exit 1; }
+    done
+    echo "$(ls "$work/$t.trace" | wc -l) trace file(s) read back"
+done
+echo "trace: 4 programs recorded and replayed, 2 stress programs recorded"
