@@ -12,6 +12,9 @@
 //! A/B runs (`--ab DIR`): the runner bins of another build join as `<name>@b`, in the same
 //! rotation; with `--anchor <name>` every ratio, the per-rep CPU ratio included, is B over A.
 //!
+//! Program traces (`comparisons replay TRACE`, `driver/replay.rs`): a program's allocations
+//! recorded by the preload library, replayed by every allocator's runner bin.
+//!
 //! C workloads (`driver/cload.rs`, `--c-workloads` or `c-...` names) go through the same
 //! plan, timing and report: their child is a real program with the allocator preloaded
 //! (`LD_PRELOAD`), and their checksum is a hash of the program's output.
@@ -24,6 +27,8 @@ mod exec;
 mod machine;
 #[path = "driver/plot.rs"]
 mod plot;
+#[path = "driver/replay.rs"]
+mod replay;
 #[path = "driver/report.rs"]
 mod report;
 #[path = "driver/runners.rs"]
@@ -60,6 +65,11 @@ pub struct Opts {
 fn cli() -> Command {
     Command::new("comparisons")
         .about("Workloads x allocators, each allocator the global allocator of its own process")
+        .after_help(
+            "A program's own allocations: record with STRATALLOC_TRACE=out.trace LD_PRELOAD=.../libstratalloc_preload.so \
+             program, then `comparisons replay out.trace [--profile]` (see comparisons/harness/TRACE.md; \
+             `comparisons replay --help`)",
+        )
         .arg(Arg::new("quick").long("quick").action(ArgAction::SetTrue).help(
             "Every workload of the default set, C ones included, at small sizes (scale 1, 3 reps, 5 s limit)",
         ))
@@ -209,6 +219,10 @@ fn parse() -> Result<(Opts, bool), String> {
 }
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("replay") {
+        replay::main();
+        return;
+    }
     let (opts, list) = parse().unwrap_or_else(|e| {
         eprintln!("error: {e}");
         std::process::exit(64)

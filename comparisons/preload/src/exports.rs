@@ -14,6 +14,7 @@ use crate::entry::{self, Entry};
 use crate::fallback;
 use crate::heaps::{self, Src, Visit};
 use crate::report::{Line, errno, errno_slot, set_errno};
+use crate::trace;
 
 /// Heap blocks freed by a re-entered call, which cannot touch the heap (leaked).
 static REENTRANT_LEAKS: AtomicUsize = AtomicUsize::new(0);
@@ -349,7 +350,11 @@ fn usable_size(p: *mut u8) -> usize {
 /// The memalign family, after its own argument rules: `align` is a power of two.
 #[inline]
 fn aligned(align: usize, n: usize) -> *mut u8 {
-    alloc_request(n, align, false)
+    let p = alloc_request(n, align, false);
+    if trace::on() {
+        trace::alloc(trace::KIND_ALIGNED, align.trailing_zeros() as u8, n, p.cast());
+    }
+    p
 }
 
 // ---------------------------------------------------------------------------------------
@@ -358,7 +363,11 @@ fn aligned(align: usize, n: usize) -> *mut u8 {
 /// C `malloc`.
 #[unsafe(no_mangle)]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
-    alloc_request(size, MIN_ALIGN_BYTES, false).cast()
+    let p = alloc_request(size, MIN_ALIGN_BYTES, false).cast();
+    if trace::on() {
+        trace::alloc(trace::KIND_ALLOC, 4, size, p);
+    }
+    p
 }
 
 /// C `free`; leaves errno as it was (POSIX.1-2024), whatever the strategy's OS calls do.
@@ -372,6 +381,9 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
     let errno = errno_slot();
     // SAFETY: this thread's errno slot, valid for the thread's life.
     let saved = unsafe { *errno };
+    if trace::on() && !p.is_null() {
+        trace::free(trace::seq(), p);
+    }
     // SAFETY: the caller's guarantee.
     unsafe { free_ptr(p.cast()) }
     // SAFETY: this thread's errno slot (`__errno_location`'s), valid for the thread's life.
@@ -382,7 +394,13 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 #[unsafe(no_mangle)]
 pub extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
     match count.checked_mul(size) {
-        Some(bytes) => alloc_request(bytes, MIN_ALIGN_BYTES, true).cast(),
+        Some(bytes) => {
+            let p = alloc_request(bytes, MIN_ALIGN_BYTES, true).cast();
+            if trace::on() {
+                trace::alloc(trace::KIND_CALLOC, 4, bytes, p);
+            }
+            p
+        }
         None => {
             set_errno(libc::ENOMEM);
             ptr::null_mut()
@@ -397,8 +415,30 @@ pub extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
 /// contract). Any other pointer is recognised by its address and refused as a bad call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    if trace::on() {
+        // SAFETY: the caller's guarantee.
+        return unsafe { traced_realloc(p, size) };
+    }
     // SAFETY: the caller's guarantee.
     unsafe { realloc_ptr(p.cast(), size) }.cast()
+}
+
+/// `realloc` recorded: as an allocation (NULL pointer), a free (size 0) or a realloc.
+///
+/// # Safety
+/// As for [`realloc`].
+#[cold]
+unsafe fn traced_realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    let seq = if p.is_null() { 0 } else { trace::seq() };
+    // SAFETY: the caller's guarantee.
+    let q: *mut c_void = unsafe { realloc_ptr(p.cast(), size) }.cast();
+    match (p.is_null(), size, q.is_null()) {
+        (true, _, _) => trace::alloc(trace::KIND_ALLOC, 4, size, q),
+        (false, 0, _) => trace::free(seq, p),
+        (false, _, false) => trace::realloc(seq, p, size, q),
+        (false, _, true) => {}
+    }
+    q
 }
 
 /// `reallocarray`: `realloc(p, count * size)`, NULL + ENOMEM on overflow (`p` untouched).
@@ -409,7 +449,7 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
 pub unsafe extern "C" fn reallocarray(p: *mut c_void, count: usize, size: usize) -> *mut c_void {
     match count.checked_mul(size) {
         // SAFETY: the caller's guarantee.
-        Some(bytes) => unsafe { realloc_ptr(p.cast(), bytes) }.cast(),
+        Some(bytes) => unsafe { realloc(p, bytes) },
         None => {
             set_errno(libc::ENOMEM);
             ptr::null_mut()

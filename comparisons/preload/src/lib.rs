@@ -107,3 +107,4 @@ mod exports;
 mod fallback;
 mod heaps;
 mod report;
+mod trace;

@@ -11,6 +11,9 @@
 //!   ([`check`]); the churn's lighter one-byte tag is in [`churn`].
 //! - *trace*: a recorded allocation trace of a real program, replayed by every allocator
 //!   ([`trace`]).
+//! - *program trace*: the allocation calls of any program, recorded by the preload library
+//!   ([`trace_format`]), decoded and profiled ([`program_trace`]) and replayed with its
+//!   threads ([`program_replay`]).
 //! - [`Rng`]: the one seeded generator ([`rng`]).
 
 //!
@@ -22,6 +25,10 @@ pub mod allocators;
 pub mod check;
 #[cfg(feature = "run")]
 pub mod churn;
+#[cfg(feature = "run")]
+pub mod program_replay;
+#[cfg(feature = "run")]
+pub mod program_trace;
 pub mod rng;
 #[cfg(feature = "run")]
 pub mod suite;
@@ -29,6 +36,7 @@ pub mod suite;
 pub mod targets;
 #[cfg(feature = "run")]
 pub mod trace;
+pub mod trace_format;
 
 #[cfg(feature = "run")]
 pub use check::{Alloc, Block, Check, Global};

@@ -51,8 +51,8 @@ const C_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Child's exit as `wait4` reports it, with its own resource use.
 pub struct Exit {
-    status: i32,
-    rusage: libc::rusage,
+    pub status: i32,
+    pub rusage: libc::rusage,
 }
 
 /// Waits for `pid` without reaping, then reaps it; a watchdog kills it at `limit`.
@@ -93,7 +93,7 @@ fn wait_with_limit(pid: libc::pid_t, limit: Duration) -> Result<(Exit, bool), St
     Ok((Exit { status, rusage }, killed))
 }
 
-fn secs(t: libc::timeval) -> f64 {
+pub fn secs(t: libc::timeval) -> f64 {
     t.tv_sec as f64 + t.tv_usec as f64 * 1e-6
 }
 
@@ -107,7 +107,7 @@ fn reader(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> 
 
 /// How a child reports its result.
 #[derive(Clone, Copy, Debug)]
-enum Reply {
+pub enum Reply {
     /// A `RESULT {json}` line (the Rust runners).
     ResultLine,
     /// Its whole stdout, hashed (the C workloads).
@@ -147,7 +147,7 @@ fn judge(exit: &Exit, killed: bool, stdout: &str, stderr: &str, reply: Reply) ->
 }
 
 /// Runs one child (`runner run WORKLOAD ...`, or a C workload's command).
-fn run_one(mut cmd: Command, reply: Reply, limit: Duration) -> Result<(f64, Exit, Status), String> {
+pub fn run_one(mut cmd: Command, reply: Reply, limit: Duration) -> Result<(f64, Exit, Status), String> {
     let start = Instant::now();
     let mut child = cmd
         .stdin(Stdio::null())
@@ -275,7 +275,7 @@ fn command(
     }
 }
 
-fn progress(total: usize) -> ProgressBar {
+pub fn progress(total: usize) -> ProgressBar {
     let pb = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template("{bar:32} {pos}/{len} [{elapsed_precise}] {msg}") {
         pb.set_style(style);
