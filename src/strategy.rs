@@ -211,6 +211,20 @@ pub unsafe trait Strategy: Send + Sync {
     /// call, and no other thread frees or resizes it concurrently.
     unsafe fn free<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Result<usize, BadFree>;
 
+    /// Frees every block of `blocks`, each the start of a live block of this strategy, as
+    /// [`free`](Self::free) would one after another; returns how many it freed (all of them,
+    /// for a caller that keeps the contract). A strategy that takes a lock per call overrides
+    /// it to take the lock once for a run of blocks (the thread cache hands its spilled bins
+    /// over this way).
+    ///
+    /// # Safety
+    /// As for [`free`](Self::free), for each block; and every block is a live block of this
+    /// strategy, none twice.
+    unsafe fn free_batch<P: PageSource>(&self, src: &P, blocks: &[NonNull<u8>]) -> usize {
+        // SAFETY: forwarded with the caller's guarantees, block by block.
+        blocks.iter().filter(|&&p| unsafe { self.free(src, p) }.is_ok()).count()
+    }
+
     /// Gives everything the strategy took from `src` back to it (every page to None), live
     /// blocks included, and returns the strategy to its initial state: it may be used again
     /// and will start afresh. What a dropped [`Heap`](crate::Heap) does.

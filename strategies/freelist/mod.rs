@@ -365,6 +365,14 @@ unsafe impl<X: Placement> Strategy for FreeList<X> {
         }
     }
 
+    /// One lock acquisition for the whole batch.
+    unsafe fn free_batch<P: PageSource>(&self, src: &P, blocks: &[NonNull<u8>]) -> usize {
+        let mut core = self.core.lock();
+        // SAFETY: `src` is this heap's source (caller); each live bit is checked before the
+        // block's memory is read, and live blocks are given up by the caller.
+        blocks.iter().filter(|&&p| unsafe { core.dealloc(src, p) }.is_some()).count()
+    }
+
     unsafe fn release_all<P: PageSource>(&self, src: &P) {
         // SAFETY: `src` is this heap's source, and no block is used after the call (caller).
         unsafe { self.core.lock().release_all(src) }

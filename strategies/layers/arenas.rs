@@ -346,6 +346,28 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
         unsafe { self.arenas[i].strategy.free(&self.source(src, i), ptr) }
     }
 
+    /// One lock acquisition per run of consecutive blocks of the same arena.
+    unsafe fn free_batch<P: PageSource>(&self, src: &P, blocks: &[NonNull<u8>]) -> usize {
+        let mut n = 0;
+        let mut rest = blocks;
+        while let Some((&first, _)) = rest.split_first() {
+            // Unguarded lookups: every block is live (caller), so its leaf stays linked.
+            let Some(i) = self.owner_of_block(first) else {
+                // SAFETY: forwarded: a pointer in no arena is refused, changing nothing.
+                n += usize::from(unsafe { self.free(src, first) }.is_ok());
+                rest = &rest[1..];
+                continue;
+            };
+            let run = 1 + rest[1..].iter().take_while(|&&p| self.owner_of_block(p) == Some(i)).count();
+            let _g = self.arenas[i].busy.lock();
+            // SAFETY: forwarded with the caller's guarantees to the arena whose range holds
+            // each block of the run (as `free`), under its lock.
+            n += unsafe { self.arenas[i].strategy.free_batch(&self.source(src, i), &rest[..run]) };
+            rest = &rest[run..];
+        }
+        n
+    }
+
     unsafe fn release_all<P: PageSource>(&self, src: &P) {
         for (i, a) in self.arenas.iter().enumerate() {
             // SAFETY: forwarded with the caller's guarantees (no other thread uses the

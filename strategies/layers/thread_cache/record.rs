@@ -434,20 +434,31 @@ impl Record {
         true
     }
 
-    /// Gives every cached block back to `inner` (by address); returns how many.
+    /// Gives every cached block back to `inner` (by address), a bin at a time in one
+    /// [`Strategy::free_batch`] (one lock acquisition per arena in `Arenas`); returns how
+    /// many.
     ///
     /// # Safety
     /// The caller owns the record; `src` is the inner strategy's source.
     pub unsafe fn flush<S: Strategy, P: PageSource>(&self, inner: &S, src: &P, key: usize) -> usize {
         let mut n = 0;
+        let mut batch = [NonNull::<u8>::dangling(); BIN_CAP as usize];
         for b in 1..=BIN_COUNT {
-            // SAFETY: the caller owns the record and passes the root's key.
-            while let Some((p, _)) = unsafe { self.pop(b, key) } {
-                // SAFETY: every popped block is live in `inner`, and the cache, its user,
-                // gives it up; `src` is the inner strategy's source (caller).
-                let r = unsafe { inner.free(src, p) };
-                debug_assert!(r.is_ok(), "ThreadCache flush: inner refused cached block {p:p}: {r:?}");
-                n += 1;
+            // A bin holds at most BIN_CAP blocks (invariant on `Bin`): one batch empties it.
+            let mut k = 0;
+            while k < batch.len()
+                // SAFETY: the caller owns the record and passes the root's key.
+                && let Some((p, _)) = unsafe { self.pop(b, key) }
+            {
+                batch[k] = p;
+                k += 1;
+            }
+            if k > 0 {
+                // SAFETY: every popped block is live in `inner` (unmarked by `pop`), distinct,
+                // and the cache, its user, gives it up; `src` is the inner strategy's source.
+                let freed = unsafe { inner.free_batch(src, &batch[..k]) };
+                debug_assert_eq!(freed, k, "ThreadCache flush: inner refused a cached block");
+                n += k;
             }
         }
         n
