@@ -136,6 +136,9 @@ pub struct Arena {
 }
 // ANCHOR_END: arena_struct
 
+// A record is a little over the span map (64 KiB); tests/tiered_return.rs counts on 72 KiB.
+const _: () = assert!(core::mem::size_of::<Arena>() <= 72 << 10);
+
 impl Arena {
     /// Initialises arena metadata in place at `at` for the arena starting at `base`: its
     /// first `usable_pages` pages free and scavenged (Prepared), the rest (none for a full
