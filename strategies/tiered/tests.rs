@@ -1248,7 +1248,7 @@ fn block_of_races_with_arena_release() {
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| {
-            for _ in 0..300 {
+            for _ in 0..1000 {
                 let p = heap.alloc_layout(l).unwrap().as_ptr();
                 last.store(p.addr(), Relaxed);
                 // SAFETY: a live block of this heap, freed once (the other thread only
@@ -1265,6 +1265,10 @@ fn block_of_races_with_arena_release() {
                     std::thread::yield_now();
                     continue;
                 }
+                // A record loaded from the index now and read after the calls below (a
+                // wide window for the arena to go back meanwhile): still mapped, retired or
+                // naming an arena.
+                let rec = arena_record(&heap, a);
                 for off in [0usize, 4096, 32 << 10] {
                     let q = a.wrapping_add(off) as *const u8;
                     if let Some(b) = heap.block_of(q) {
@@ -1274,6 +1278,14 @@ fn block_of_races_with_arena_release() {
                 let q = NonNull::new(a.wrapping_add(8) as *mut u8).unwrap();
                 // SAFETY: an interior pointer is never a live block: refused, nothing changes.
                 assert!(unsafe { heap.free(q) }.is_err());
+                // SAFETY: arena records live as long as the heap (the point of this test).
+                if let Some(r) = unsafe { rec.as_ref() } {
+                    let base = r.base_addr();
+                    // Its arena, or none (retired), or another one (reused since).
+                    assert!(base == 0 || base % super::arena::ARENA_BYTES == 0, "{base:#x}");
+                    let _ = r.holds(a);
+                    let _ = r.span_at(super::arena::page_in_arena(a));
+                }
                 asked += 1;
             }
         });
