@@ -102,7 +102,12 @@ fn tiered_gives_back_address_space_of_over_aligned_blocks() {
         Layout::from_size_align(1 << 30, 1 << 30).unwrap(),
     ];
     let mut peak = 0;
+    // Arena records stay with the heap, for reuse, when their arenas go back (see "Reuse of
+    // arena records" in strategies/tiered/arena.rs): as many as arenas were registered at
+    // once, each under 72 KiB (the span map, 64 KiB, and the page bitmaps).
+    let mut records = 0;
     for l in layouts {
+        records = records.max(l.size().div_ceil(64 << 20));
         let p = HEAP.alloc_layout(l).expect("over-aligned block");
         assert_eq!(p.as_ptr().addr() % l.align(), 0);
         peak = peak.max(HEAP.source().counts().owned());
@@ -112,7 +117,10 @@ fn tiered_gives_back_address_space_of_over_aligned_blocks() {
     HEAP.trim();
     let after = HEAP.source().counts().owned();
     println!("baseline {baseline} peak {peak} after trim {after}");
-    assert!(after <= baseline + (1 << 20), "after trim {after} bytes owned, baseline {baseline}");
+    assert!(
+        after <= baseline + (1 << 20) + records * (72 << 10),
+        "after trim {after} bytes owned, baseline {baseline}"
+    );
     // SAFETY: a live block of `HEAP`, freed once.
     unsafe { core::alloc::GlobalAlloc::dealloc(&HEAP, keep.as_ptr(), small) };
     // SAFETY: the heap is used by this thread only.

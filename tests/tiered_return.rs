@@ -176,7 +176,8 @@ fn emptying_and_refilling_a_class_does_not_thrash() {
 /// Blocks with alignments up to 1 GiB (one of them over several arenas), each freed at
 /// once: the address space the heap holds (`Tracked`'s reserved + prepared + ready bytes)
 /// comes back to its level before them without `trim`, since each was served from arenas
-/// dedicated to it, which the free's background step gives back (issue 16, item 5).
+/// dedicated to it, which the free's background step gives back (issue 16, item 5), all
+/// but the arenas' metadata records, which the heap keeps for reuse.
 /// Before, each stayed reserved (2 GiB after alignments up to 1 GiB in the issue's test).
 #[test]
 fn over_aligned_blocks_give_their_address_space_back_when_freed() {
@@ -191,7 +192,12 @@ fn over_aligned_blocks_give_their_address_space_back_when_freed() {
         Layout::from_size_align(300 << 20, 256 << 20).unwrap(),
         Layout::from_size_align(1 << 30, 1 << 30).unwrap(),
     ];
+    // Arena records stay with the heap, for reuse, when their arenas go back (see "Reuse of
+    // arena records" in strategies/tiered/arena.rs): as many as arenas were registered at
+    // once, each under 72 KiB (the span map, 64 KiB, and the page bitmaps).
+    let mut records = 0;
     for l in layouts {
+        records = records.max(l.size().div_ceil(64 << 20));
         let p = heap.alloc_layout(l).expect("over-aligned block");
         assert_eq!(p.as_ptr().addr() % l.align(), 0);
         // SAFETY: the block is ours: its first and last bytes.
@@ -204,7 +210,7 @@ fn over_aligned_blocks_give_their_address_space_back_when_freed() {
         unsafe { heap.dealloc(p.as_ptr(), l) };
         let after = heap.source().counts().owned();
         assert!(
-            after <= baseline + (1 << 20),
+            after <= baseline + (1 << 20) + records * (72 << 10),
             "after freeing a block of {} MiB aligned to {} MiB: {} MiB held, {} MiB before",
             l.size() >> 20,
             l.align() >> 20,

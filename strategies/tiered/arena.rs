@@ -32,13 +32,26 @@
 //!   in-use span points to it; free pages point to nothing.
 //!
 //! # Sharing
-//! An `Arena` is reached by any thread as `&Arena` (the free path's spanOf, with no lock), so
-//! everything a `&Arena` covers is either immutable after [`Arena::init`] (`base`,
-//! `joins_prev`) or atomic
-//! (the span map). The page allocator's bitmaps and summaries (`pages`) are written under the
-//! heap lock; they sit in an `UnsafeCell`, so a shared `&Arena` asserts nothing about them,
-//! and they are reached only through [`Arena::pages`] / [`Arena::pages_mut`] with the heap
-//! lock held. No `&mut Arena` is ever made once the arena is registered.
+//! An `Arena` is reached by any thread as `&Arena` (the free path's spanOf, `block_of`, with
+//! no lock), so every byte a `&Arena` covers is atomic or in a cell: `base`, `joins_prev`,
+//! `usable_pages`, `dedicated` are atomics written under the heap lock (at registration and
+//! retirement only), the span map is atomic. The page allocator's bitmaps and summaries
+//! (`pages`) are written under the heap lock; they sit in an `UnsafeCell`, so a shared
+//! `&Arena` asserts nothing about them, and they are reached only through [`Arena::pages`] /
+//! [`Arena::pages_mut`] with the heap lock held. No `&mut Arena` is ever made once the
+//! record is initialised.
+//!
+//! # Reuse of arena records
+//! When an arena goes back to the source (`MHeap::release_empty_arenas`), its index entry is
+//! cleared, but a thread of `span_of` may have loaded it just before and still read the
+//! record. So the record is not freed: it is *retired* (`Arena::retire`: no base, no usable
+//! pages; its span map is all null since the arena held no span) and goes on the heap's free
+//! list of records (`HeapInner::free_arena_recs`, under the heap lock), and the next arena
+//! registered takes it (`Arena::reuse`) before mapping a new one. Records go back to the
+//! source only with the heap (`MHeap::release_all`). `span_of` answers from a record only
+//! for an address inside the arena it describes at that moment (`Arena::holds`), and the
+//! callers check the span found against the address and its live bit, so a stale address
+//! gets null / `None` / `Err`, or the right answer for a new arena at the same place.
 //!
 //! # spanOf (the free path)
 //! 1. `l2 = l1[addr >> 38]`, then `arena = l2[(addr >> 26) % 4096]` (Relaxed atomic loads:
@@ -51,11 +64,13 @@
 //!   both came from one `reserve` call; a span that covers `a`'s first page and began in
 //!   an earlier arena exists only then (see "Reservations" in pagealloc.rs);
 //! - `spans[p] == s` ⇔ page `p` lies in `s.base .. s.base + s.npages * PAGE_BYTES` of an
-//!   in-use span `s`; and then page `p` is marked in use in `pagealloc`'s bitmap.
+//!   in-use span `s`; and then page `p` is marked in use in `pagealloc`'s bitmap;
+//! - a record on the heap's free list is in no index entry and not in the arena list, has
+//!   no base, no usable pages and an all-null span map.
 
 use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use super::pagealloc::{ArenaPages, Summary};
 use super::sizeclass::{PAGE_BYTES, PAGE_SHIFT};
@@ -86,23 +101,33 @@ pub const INDEX_L2_BYTES: usize = core::mem::size_of::<IndexL2>();
 
 // ANCHOR: arena_struct
 /// Metadata of one arena, in memory from the page source.
+///
+/// A record lives as long as the heap: when its arena goes back to the source, the record
+/// goes on the heap's list of free records (`HeapInner::free_arena_recs`) and the next
+/// arena registered takes it again (see "Reuse of arena records"). Every field is therefore
+/// atomic or in a cell: a thread of the free path may hold a `&Arena` while the record is
+/// released or reused.
 #[repr(C)]
 pub struct Arena {
     /// First byte of the arena (aligned to [`ARENA_BYTES`]), with the provenance of the
     /// reservation it came from: every page and span pointer of the arena derives from it.
-    pub base: NonNull<u8>,
+    /// Null while the record is on the free list. Written under the heap lock only.
+    base: AtomicPtr<u8>,
     /// Whether this arena continues the one just below it (`base - ARENA_BYTES`) in the
     /// same reservation of the page source, so that a page run may cross from that arena
-    /// into this one (see "Reservations" in pagealloc.rs). Set at `init`, never changed.
-    pub joins_prev: bool,
+    /// into this one (see "Reservations" in pagealloc.rs). Set at `init` / `reuse`.
+    joins_prev: AtomicBool,
     /// Pages of the arena that are reserved and can be handed out: [`ARENA_PAGES`], or fewer
-    /// for a *partial arena* (see "Partial arenas"). Set at `init`, never changed.
-    pub usable_pages: usize,
+    /// for a *partial arena* (see "Partial arenas"); 0 while the record is on the free list.
+    /// Set at `init` / `reuse` (and cleared at `retire`).
+    usable_pages: AtomicUsize,
     /// Whether the arena belongs to a reservation `grow` made for an over-aligned request
     /// (alignment above [`ARENA_BYTES`]): it goes back to the source as soon as it holds no
     /// span, its Ready pages with it (`MHeap::release_empty_arenas`), rather than when the
-    /// scavenger has released all its pages. Set at `init`, never changed.
-    pub dedicated: bool,
+    /// scavenger has released all its pages. Set at `init` / `reuse`.
+    dedicated: AtomicBool,
+    /// Next record on the heap's free list of records (under the heap lock).
+    pub(super) next_free: AtomicPtr<Arena>,
     /// Page -> span (Go's `heapArena.spans`), read by any thread with no lock.
     pub spans: [AtomicPtr<Span>; ARENA_PAGES],
     /// The page allocator's bitmaps and summaries for this arena: under the heap lock, and
@@ -110,6 +135,9 @@ pub struct Arena {
     pages: UnsafeCell<ArenaPages>,
 }
 // ANCHOR_END: arena_struct
+
+// A record is a little over the span map (64 KiB); tests/tiered_return.rs counts on 72 KiB.
+const _: () = assert!(core::mem::size_of::<Arena>() <= 72 << 10);
 
 impl Arena {
     /// Initialises arena metadata in place at `at` for the arena starting at `base`: its
@@ -126,25 +154,91 @@ impl Arena {
         dedicated: bool,
         usable_pages: usize,
     ) {
-        // SAFETY: the caller gives room for one Arena that nobody else sees yet. The span map
-        // and the bitmaps are atomics and integers, for which all-zero bytes are valid (null
-        // pointers, zero words); `base` (not valid as zeros) is written before any read, by
-        // raw place projections, and the pages through the `UnsafeCell` of a record no one
-        // else can reach.
+        // SAFETY: the caller gives room for one Arena that nobody else sees yet. Every field
+        // is an atomic, a cell of integers or the page bitmaps, for which all-zero bytes are
+        // valid (null pointers, false, zero words): after the zeroing the record is a valid,
+        // retired `Arena`, and `reuse` sets it up through a shared reference.
         unsafe {
             ptr::write_bytes(at.cast::<u8>(), 0, core::mem::size_of::<Arena>());
-            ptr::addr_of_mut!((*at).base).write(base);
-            ptr::addr_of_mut!((*at).joins_prev).write(joins_prev);
-            ptr::addr_of_mut!((*at).usable_pages).write(usable_pages);
-            ptr::addr_of_mut!((*at).dedicated).write(dedicated);
-            let pages = &mut *UnsafeCell::raw_get(ptr::addr_of!((*at).pages));
-            pages.scav = [!0u64; ARENA_PAGES / 64];
-            pages.sum = Summary::ALL_FREE_ARENA;
-            pages.chunk_sum = [Summary::ALL_FREE_CHUNK; super::pagealloc::CHUNKS_PER_ARENA];
-            if usable_pages < ARENA_PAGES {
-                pages.mark(usable_pages, ARENA_PAGES - usable_pages, true);
-            }
+            (*at).reuse(base, joins_prev, dedicated, usable_pages);
         }
+    }
+
+    /// Sets up a retired record (fresh from `init`'s zeroing, or from the heap's free list
+    /// of records, see `retire`) for the arena starting at `base`, as `init` says. Its span
+    /// map is all null (a retired record's arena held no span), and stays so.
+    ///
+    /// # Safety
+    /// The caller holds the heap lock, the record is retired (not registered: no arena list
+    /// or index entry names it), and no reference to its pages is live.
+    pub unsafe fn reuse(&self, base: NonNull<u8>, joins_prev: bool, dedicated: bool, usable_pages: usize) {
+        // SAFETY: the heap lock is held and the record is not registered, so nobody else
+        // reaches its pages (readers without the lock touch only `base`, `usable_pages` and
+        // the span map); all-zero bytes are valid bitmaps and summaries.
+        let pages = unsafe {
+            let pages = self.pages.get();
+            ptr::write_bytes(pages.cast::<u8>(), 0, core::mem::size_of::<ArenaPages>());
+            &mut *pages
+        };
+        pages.scav = [!0u64; ARENA_PAGES / 64];
+        pages.sum = Summary::ALL_FREE_ARENA;
+        pages.chunk_sum = [Summary::ALL_FREE_CHUNK; super::pagealloc::CHUNKS_PER_ARENA];
+        if usable_pages < ARENA_PAGES {
+            pages.mark(usable_pages, ARENA_PAGES - usable_pages, true);
+        }
+        self.joins_prev.store(joins_prev, Ordering::Relaxed);
+        self.dedicated.store(dedicated, Ordering::Relaxed);
+        self.next_free.store(ptr::null_mut(), Ordering::Relaxed);
+        // `usable_pages` before `base`: a reader that sees the new base (Acquire) sees the
+        // new size too.
+        self.usable_pages.store(usable_pages, Ordering::Relaxed);
+        self.base.store(base.as_ptr(), Ordering::Release);
+    }
+
+    /// Marks the record retired, once its arena is out of the index and the arena list and
+    /// before it goes on the heap's free list: no base, no pages, so that `span_of` finds
+    /// nothing in it for any address. Its span map is all null already (the arena held no
+    /// span). Under the heap lock.
+    pub fn retire(&self) {
+        debug_assert!(self.spans.iter().all(|e| e.load(Ordering::Relaxed).is_null()));
+        self.usable_pages.store(0, Ordering::Relaxed);
+        self.base.store(ptr::null_mut(), Ordering::Release);
+    }
+
+    /// First byte of the arena, with the reservation's provenance (see the field). Only for
+    /// a registered record (a retired one has none): under the heap lock, or by the
+    /// thread that registered it.
+    #[inline]
+    pub fn base(&self) -> NonNull<u8> {
+        NonNull::new(self.base.load(Ordering::Relaxed)).unwrap_or(NonNull::dangling())
+    }
+
+    /// See the field.
+    #[inline]
+    pub fn joins_prev(&self) -> bool {
+        self.joins_prev.load(Ordering::Relaxed)
+    }
+
+    /// See the field.
+    #[inline]
+    pub fn usable_pages(&self) -> usize {
+        self.usable_pages.load(Ordering::Relaxed)
+    }
+
+    /// See the field.
+    #[inline]
+    pub fn dedicated(&self) -> bool {
+        self.dedicated.load(Ordering::Relaxed)
+    }
+
+    /// Whether `addr` lies in the usable part of the arena this record describes now (none
+    /// for a retired record). Any thread, with no lock: the Acquire load of `base` pairs
+    /// with `reuse`'s Release store, so the size read after it belongs to that base or a
+    /// later one (a later `retire` only shrinks it to 0).
+    #[inline]
+    pub fn holds(&self, addr: usize) -> bool {
+        let base = self.base.load(Ordering::Acquire).addr();
+        base != 0 && addr.wrapping_sub(base) < self.usable_pages.load(Ordering::Relaxed) * PAGE_BYTES
     }
 
     /// The page allocator's state of this arena, to read.
@@ -177,7 +271,7 @@ impl Arena {
     /// First byte, as an address.
     #[inline]
     pub fn base_addr(&self) -> usize {
-        self.base.as_ptr().addr()
+        self.base.load(Ordering::Relaxed).addr()
     }
 
     /// The span holding page `page` of this arena (null for a free page).
@@ -242,7 +336,18 @@ pub fn page_in_arena(addr: usize) -> usize {
 }
 
 // ANCHOR: span_of
-/// spanOf: the span that holds `addr`, or null. Three dependent loads after the index.
+/// spanOf: the span whose page holds `addr`, or null. Three dependent loads after the index,
+/// and the check that the arena record names the arena of `addr` now.
+///
+/// Any address may be asked, a stale one included. An arena record stays mapped for the
+/// heap's lifetime (released arenas' records go on the heap's free list and are reused, see
+/// "Reuse of arena records"), so the record read from the index entry is valid memory even
+/// if the arena went back to the source meanwhile. If the record was retired since, it has
+/// no base and the answer is null; if it was reused for another arena, `addr` is outside
+/// that arena (unless the new arena lies at the same address, where the answer is the new
+/// arena's span, correct for `addr`). The span returned is a span record (mapped while the
+/// heap lives) that held `addr`'s page when it was read; the caller checks that it holds
+/// `addr` and that the object is live, as for any span that may be freed meanwhile.
 ///
 /// # Safety
 /// `index` is the root's index (L1 table, Ready; its non-null entries name L2 tables).
@@ -253,10 +358,16 @@ pub unsafe fn span_of(index: Index, addr: usize) -> *mut Span {
         return ptr::null_mut();
     };
     let arena = e.load(Ordering::Acquire);
-    if arena.is_null() {
+    // SAFETY: a non-null index entry names an arena record, initialised before it was
+    // published (Release / Acquire); records are never freed while the heap lives (retired
+    // ones are kept for reuse), and every field of one is atomic or in a cell, so a shared
+    // reference stays valid while another thread retires or reuses the record.
+    let Some(arena) = (unsafe { arena.as_ref() }) else {
+        return ptr::null_mut();
+    };
+    if !arena.holds(addr) {
         return ptr::null_mut();
     }
-    // SAFETY: registered arenas' metadata lives as long as the heap.
-    unsafe { (*arena).span_at(page_in_arena(addr)) }
+    arena.span_at(page_in_arena(addr))
 }
 // ANCHOR_END: span_of

@@ -5,7 +5,7 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
 
 use super::arena::{ARENA_BYTES, ARENA_PAGES, index_entry, index_of, span_of};
-use super::mheap::HeapInner;
+use super::mheap::{HeapInner, MAX_ARENAS};
 use super::remote::RemoteStack;
 use super::scavenger::HOLD_STEPS;
 use super::sizeclass;
@@ -63,17 +63,45 @@ macro_rules! ensure {
 pub fn check(root: &Root) -> Result<(), CheckError> {
     let h = root.heap.lock.lock();
     check_pages(root, &h)?;
+    check_free_arena_records(&h)?;
     for spc in 0..SPAN_CLASS_COUNT {
         check_central(root, spc)?;
     }
     check_caches(&h)
 }
 
+/// The free list of arena records (see "Reuse of arena records" in arena.rs): every record
+/// on it retired (no base, no usable pages, an all-null span map), none registered, and no
+/// more records in all than arenas a heap can hold (a record is made only when the list is
+/// empty, so there are never more than arenas registered at once).
+fn check_free_arena_records(h: &HeapInner) -> Result<(), CheckError> {
+    let mut n = 0usize;
+    let mut rec = h.free_arena_recs;
+    while !rec.is_null() {
+        ensure!(h.narenas + n < MAX_ARENAS, "more arena records than arenas", rec.addr(), n);
+        // SAFETY: the free list (heap lock held, `h`) holds retired records of this heap,
+        // initialised and mapped while it lives; a shared reference only.
+        let a = unsafe { &*rec };
+        ensure!(a.base_addr() == 0 && a.usable_pages() == 0, "free arena record not retired", rec.addr(), n);
+        ensure!(
+            !h.arenas[..h.narenas].iter().any(|&r| ptr::eq(r, rec)),
+            "free arena record registered",
+            rec.addr(),
+            n
+        );
+        let mapped = (0..ARENA_PAGES).find(|&p| !a.span_at(p).is_null());
+        ensure!(mapped.is_none(), "free arena record maps a span", rec.addr(), mapped.unwrap_or(0));
+        n += 1;
+        rec = a.next_free.load(Ordering::Relaxed);
+    }
+    Ok(())
+}
+
 /// Whether registered arena `i` of `h` is dedicated.
 fn arena_dedicated(h: &HeapInner, i: usize) -> bool {
     // SAFETY: `i < narenas` (callers): a registered arena, initialised, live as long as the
     // heap; a shared reference only.
-    unsafe { (*h.arenas[i]).dedicated }
+    unsafe { (*h.arenas[i]).dedicated() }
 }
 
 /// Arena index and list, page bitmaps vs summaries vs the span map, every span.
@@ -91,13 +119,13 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
         ensure!(i == 0 || base > prev_base, "arena list not sorted by address", base, i);
         // An arena joins only the one right below it, registered (same reservation).
         ensure!(
-            !a.joins_prev || (i > 0 && prev_base + ARENA_BYTES == base && prev_usable == ARENA_PAGES),
+            !a.joins_prev() || (i > 0 && prev_base + ARENA_BYTES == base && prev_usable == ARENA_PAGES),
             "arena joins a previous arena that is not its neighbour",
             base,
             i
         );
         prev_base = base;
-        prev_usable = a.usable_pages;
+        prev_usable = a.usable_pages();
         // SAFETY: `root.index` is the heap's L1 table; its L2 tables live as long as it.
         let entry = unsafe { index_entry(root.index, index_of(base)) }
             .map_or(ptr::null_mut(), |e| e.load(Ordering::Relaxed));
@@ -105,16 +133,16 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
         let (chunks, sum) = pages.recomputed();
         ensure!(chunks == pages.chunk_sum, "chunk summaries differ from the bitmap", base, 0usize);
         ensure!(sum == pages.sum, "arena summary differs from its chunks", base, sum.max);
-        ensure!(a.usable_pages <= ARENA_PAGES, "arena larger than an arena", base, a.usable_pages);
+        ensure!(a.usable_pages() <= ARENA_PAGES, "arena larger than an arena", base, a.usable_pages());
         ensure!(
-            a.usable_pages == ARENA_PAGES || !a.joins_prev,
+            a.usable_pages() == ARENA_PAGES || !a.joins_prev(),
             "partial arena joins another",
             base,
-            a.usable_pages
+            a.usable_pages()
         );
         // An arena of one reservation is dedicated (over-aligned) iff its first one is.
         ensure!(
-            !a.joins_prev || i == 0 || arena_dedicated(h, i - 1) == a.dedicated,
+            !a.joins_prev() || i == 0 || arena_dedicated(h, i - 1) == a.dedicated(),
             "dedicated and shared arenas in one reservation",
             base,
             i
@@ -122,7 +150,7 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
         // An arena without a span is one the background step may give back: the hint that
         // sends it to look is set (see `MHeap::release_empty_arenas`).
         ensure!(
-            (pages.sum.start as usize) < a.usable_pages || h.empty_arena_hint,
+            (pages.sum.start as usize) < a.usable_pages() || h.empty_arena_hint,
             "arena without a span but the empty-arena hint clear",
             base,
             i
@@ -131,7 +159,7 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
             let addr = base + p * PAGE_BYTES;
             let used = pages.is_used(p);
             let sp = a.span_at(p);
-            if p >= a.usable_pages {
+            if p >= a.usable_pages() {
                 // A partial arena's tail (see arena.rs): not reserved, in use for good.
                 ensure!(used && sp.is_null(), "partial arena's tail free or in a span", addr, 0usize);
                 continue;
@@ -167,7 +195,7 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
             // A span may run on into this arena only from the same reservation (see
             // "Reservations" in pagealloc.rs): its pointers derive from where it starts.
             ensure!(
-                p != 0 || s.base_addr() == addr || a.joins_prev,
+                p != 0 || s.base_addr() == addr || a.joins_prev(),
                 "span crosses from one reservation into another",
                 addr,
                 s.base.get()

@@ -21,7 +21,8 @@
 //!    *partial arena* instead (see arena.rs). A reservation for an alignment above the
 //!    arena size is *dedicated* (`Arena::dedicated`). Arenas that hold nothing go back to
 //!    the source (`MHeap::release_empty_arenas`): from the scavenger's bounded step once
-//!    their pages are scavenged (a dedicated one at once), and on `trim`.
+//!    their pages are scavenged (a dedicated one at once), and on `trim`; their metadata
+//!    records stay, retired, for the next arenas (see "Reuse of arena records" in arena.rs).
 //! 3. Make the run's scavenged pages Ready (`used`), mark it in use, take a span record, point
 //!    the span map at it.
 //!
@@ -47,7 +48,9 @@
 //! - `free_ready_pages` = free pages not scavenged;
 //! - `arenas[..narenas]` sorted by base, each registered in the index;
 //! - an arena with no page in use implies `empty_arena_hint`; the arenas of one
-//!   reservation are all dedicated or none.
+//!   reservation are all dedicated or none;
+//! - the records on `free_arena_recs` are retired (no base, no pages, no span) and
+//!   registered nowhere; with the registered ones, at most [`MAX_ARENAS`] records.
 
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -87,6 +90,11 @@ pub struct HeapInner {
     /// The arena index, its L1 table (read lock-free by spanOf; entries and L2 tables
     /// written here).
     pub index: Index,
+    /// Retired arena records, for reuse by the next arena registered (linked through
+    /// `Arena::next_free`; see "Reuse of arena records" in arena.rs). Each is
+    /// `rec_bytes` of metadata pages, counted in `meta.committed_bytes`, freed only by
+    /// `release_all`.
+    pub free_arena_recs: *mut Arena,
     /// Metadata bump allocator.
     pub meta: Persistent,
     /// Span records.
@@ -139,6 +147,7 @@ impl MHeap {
                 arenas: [ptr::null_mut(); MAX_ARENAS],
                 narenas: 0,
                 index: ptr::null(),
+                free_arena_recs: ptr::null_mut(),
                 meta: Persistent::INIT,
                 spans: FixAlloc::new(core::mem::size_of::<Span>()),
                 caches: FixAlloc::new(core::mem::size_of::<MCache>()),
@@ -166,7 +175,8 @@ const _: () = assert!(core::mem::size_of::<Span>() <= super::fixalloc::META_CHUN
 
 impl MHeap {
     /// Gives everything the page heap took from `src` back to it: every arena (the pages of
-    /// live spans included), every arena record, every L2 table of the index, every
+    /// live spans included), every arena record (registered or on the free list of
+    /// records), every L2 table of the index, every
     /// metadata chunk (span and cache records). The L1 table and the root are the caller's.
     /// Afterwards the heap must not be used: the caller frees the memory it lives in.
     ///
@@ -182,7 +192,7 @@ impl MHeap {
         for i in 0..h.narenas {
             let rec = h.arenas[i];
             // SAFETY: the list holds initialised arenas of this heap (heap lock held).
-            let (base, bytes) = unsafe { ((*rec).base, (*rec).usable_pages * PAGE_BYTES) };
+            let (base, bytes) = unsafe { ((*rec).base(), (*rec).usable_pages() * PAGE_BYTES) };
             // SAFETY: `base .. + bytes` is an arena reserved from `src` (a whole reservation
             // or an arena-sized piece of one, as `release_empty_arenas` frees them) and `rec`
             // its record (`rec_bytes` of pages from `src`); nothing uses them any more (the
@@ -195,6 +205,14 @@ impl MHeap {
             }
         }
         h.narenas = 0;
+        while let Some(rec) = NonNull::new(h.free_arena_recs) {
+            // SAFETY: the free list holds retired records of this heap (heap lock held).
+            h.free_arena_recs = unsafe { rec.as_ref() }.next_free.load(Ordering::Relaxed);
+            // SAFETY: `rec` is `rec_bytes` of metadata pages from `src` (`add_arena`), on no
+            // other list and in no index entry; nothing uses it any more (the caller's
+            // contract).
+            let _ = unsafe { src.free(rec.cast(), rec_bytes) };
+        }
         let l2_bytes = crate::source::align_up(INDEX_L2_BYTES, page).unwrap_or(0);
         for j in 0..super::arena::L1_ENTRIES {
             // SAFETY: `j < L1_ENTRIES`: inside the L1 table, Ready while the heap lives.
@@ -210,8 +228,9 @@ impl MHeap {
     }
 
     // ANCHOR: release_empty_arenas
-    /// Gives back to `src` the arenas that hold nothing, address space and metadata, and
-    /// returns the address space given back. An arena holds nothing when no page of it is
+    /// Gives back to `src` the arenas that hold nothing (their address space; their
+    /// metadata records are retired and kept for reuse, see "Reuse of arena records" in
+    /// arena.rs), and returns the address space given back. An arena holds nothing when no page of it is
     /// in use, and either every page is scavenged (the scavenger's target let its memory go:
     /// giving the address space back costs no page fault the scavenger did not already
     /// decide on) or it is *dedicated* (reserved for an over-aligned request, see
@@ -224,10 +243,14 @@ impl MHeap {
     /// An arena goes only when no registered arena joins it (`joins_prev`, see
     /// "Reservations" in pagealloc.rs): the arenas of one reservation go from its top
     /// down, so no arena ever joins one that is gone. The arenas are taken out of the index
-    /// and the arena list under the heap lock, and freed after it is released (no system
-    /// call under the heap lock); the scavenger's lock is held throughout, so no run of
-    /// theirs is in flight. Nothing else refers to an empty arena: the free path reads an
-    /// arena only for a live block, and an empty arena has none.
+    /// and the arena list under the heap lock, their records retired onto the heap's free
+    /// list of records, and the arenas freed after the lock is released (no system call
+    /// under the heap lock); the scavenger's lock is held throughout, so no run of theirs is
+    /// in flight. A thread of `span_of` (`block_of`, a free of a stale or foreign pointer)
+    /// may still read a record it loaded from the index before: the record stays mapped,
+    /// and a retired or reused one answers nothing for the old arena's addresses. Nothing
+    /// reads the arena's memory: the free path reads it only for a live block, and an empty
+    /// arena has none.
     pub fn release_empty_arenas<P: PageSource>(&self, src: &P) -> usize {
         let _one = self.scav_lock.lock();
         self.release_empty_arenas_held(src)
@@ -235,28 +258,21 @@ impl MHeap {
 
     /// `release_empty_arenas`, the scavenger's lock held by the caller.
     pub(super) fn release_empty_arenas_held<P: PageSource>(&self, src: &P) -> usize {
-        let Some(rec_bytes) = crate::source::align_up(core::mem::size_of::<Arena>(), P::PAGE_BYTES) else {
-            return 0;
-        };
         let mut released = 0;
         loop {
-            let mut batch = [(NonNull::<u8>::dangling(), NonNull::<u8>::dangling(), 0); 16];
+            let mut batch = [(NonNull::<u8>::dangling(), 0); 16];
             let n = {
                 let mut h = self.lock.lock();
-                let (n, waiting) = h.unregister_empty_arenas(&mut batch, rec_bytes);
+                let (n, waiting) = h.unregister_empty_arenas(&mut batch);
                 h.empty_arena_hint = waiting || n == batch.len();
                 n
             };
-            for &(rec, base, bytes) in &batch[..n] {
+            for &(base, bytes) in &batch[..n] {
                 released += bytes;
-                // SAFETY: `base .. + bytes` is an arena reserved from `src`, and `rec`
-                // its metadata record (`rec_bytes` of pages from `src`); both were taken out
-                // of every structure of the heap under its lock, and nothing else refers to
-                // them (see above).
-                unsafe {
-                    let _ = src.free(base, bytes);
-                    let _ = src.free(rec, rec_bytes);
-                }
+                // SAFETY: `base .. + bytes` is an arena reserved from `src`, taken out of
+                // every structure of the heap under its lock; nothing refers to its memory
+                // (see above: its record, which `span_of` may still read, is kept).
+                let _ = unsafe { src.free(base, bytes) };
             }
             if n < batch.len() {
                 return released;
@@ -268,15 +284,11 @@ impl MHeap {
 
 impl HeapInner {
     /// Takes empty arenas out of the index and the arena list, from the highest address
-    /// down (see `MHeap::release_empty_arenas`), at most `out.len()`; writes each one's
-    /// metadata record, base and reserved bytes to `out` for the caller to free, and
-    /// returns how many, and whether an arena without a span stays (its pages not all
+    /// down (see `MHeap::release_empty_arenas`), at most `out.len()`; retires each one's
+    /// metadata record onto the free list of records, writes its base and reserved bytes
+    /// to `out` for the caller to free, and returns how many, and whether an arena without a span stays (its pages not all
     /// scavenged yet, or joined by one that stays).
-    fn unregister_empty_arenas(
-        &mut self,
-        out: &mut [(NonNull<u8>, NonNull<u8>, usize)],
-        rec_bytes: usize,
-    ) -> (usize, bool) {
+    fn unregister_empty_arenas(&mut self, out: &mut [(NonNull<u8>, usize)]) -> (usize, bool) {
         let (mut n, mut waiting) = (0, false);
         let mut i = self.narenas;
         while i > 0 && n < out.len() {
@@ -287,16 +299,16 @@ impl HeapInner {
             // SAFETY: `&mut self` proves the heap lock held, which `pages` requires.
             let pages = unsafe { a.pages() };
             // A partial arena's tail is marked in use, so its free run from page 0 ends there.
-            if (pages.sum.start as usize) < a.usable_pages {
+            if (pages.sum.start as usize) < a.usable_pages() {
                 continue;
             }
             // Free pages not scavenged (a partial arena's tail has its scav bits set).
             let ready: usize = pages.scav.iter().map(|w| w.count_zeros() as usize).sum();
-            let empty = ready == 0 || a.dedicated;
+            let empty = ready == 0 || a.dedicated();
             let joined = i + 1 < self.narenas && {
                 // SAFETY: `i + 1 < narenas`: an initialised arena of this heap, only shared.
                 let b = unsafe { &*self.arenas[i + 1] };
-                b.joins_prev && b.base_addr() == a.end()
+                b.joins_prev() && b.base_addr() == a.end()
             };
             let Some(rec) = NonNull::new(self.arenas[i]) else { continue };
             if !empty || joined {
@@ -308,12 +320,17 @@ impl HeapInner {
             if let Some(e) = unsafe { index_entry(self.index, index_of(a.base_addr())) } {
                 e.store(ptr::null_mut(), Ordering::Release);
             }
-            out[n] = (rec.cast::<u8>(), a.base, a.usable_pages * PAGE_BYTES);
+            let bytes = a.usable_pages() * PAGE_BYTES;
+            out[n] = (a.base(), bytes);
             self.arenas.copy_within(i + 1..self.narenas, i);
             self.narenas -= 1;
-            self.reserved_bytes -= a.usable_pages * PAGE_BYTES;
-            self.meta.committed_bytes -= rec_bytes;
+            self.reserved_bytes -= bytes;
             self.free_ready_pages -= ready;
+            // Out of the index and the list: retire the record (no base, so `span_of` finds
+            // nothing in it) and keep it for the next arena. Its pages stay committed.
+            a.retire();
+            a.next_free.store(self.free_arena_recs, Ordering::Relaxed);
+            self.free_arena_recs = rec.as_ptr();
             n += 1;
         }
         (n, waiting)
@@ -323,8 +340,10 @@ impl HeapInner {
     pub fn arena_of(&self, addr: usize) -> &Arena {
         // SAFETY: `self.index` is the heap's L1 table. `addr` lies in a registered arena of
         // this heap (every caller passes part of a run of the page allocator), so its L2
-        // table and entry are set and name initialised metadata that lives as long as the
-        // heap. Only a shared reference is made: other threads read the span map meanwhile.
+        // table and entry are set and name an initialised record that lives as long as the
+        // heap (records are retired and reused, never freed, see "Reuse of arena records"
+        // in arena.rs; this one is registered, and only the heap lock holder changes that).
+        // Only a shared reference is made: other threads read the record meanwhile.
         unsafe {
             let i = index_of(addr);
             let l2 = (*self.index.add(i >> L2_BITS)).load(Ordering::Relaxed);
@@ -378,7 +397,7 @@ impl HeapInner {
         let offset = run_addr.next_multiple_of(align_pages * PAGE_BYTES) - arena.base_addr();
         // The run's first page as a pointer from the arena's base (see "Sharing and
         // provenance"); `wrapping_add` because a run may continue into the next arena.
-        let base = NonNull::new(arena.base.as_ptr().wrapping_add(offset))?;
+        let base = NonNull::new(arena.base().as_ptr().wrapping_add(offset))?;
         let needzero = self.make_ready(src, base.as_ptr().addr(), npages)? || !P::FRESH_ZEROED;
         let Some((rec, reused)) = self.spans.alloc_reused(&mut self.meta, src) else {
             self.unmake_ready(base.as_ptr().addr(), npages);
@@ -423,7 +442,7 @@ impl HeapInner {
                 }
                 let q = (p..first + n).find(|&q| !pages.is_scav(q)).unwrap_or(first + n);
                 // SAFETY: `p < ARENA_PAGES`: the page lies inside the arena's reservation.
-                let at = unsafe { a.base.add(p * PAGE_BYTES) };
+                let at = unsafe { a.base().add(p * PAGE_BYTES) };
                 // SAFETY: pages `p .. q` are free, mapped and Prepared (scav bit set), in an
                 // arena reserved from `src`; `at` carries the reservation's provenance.
                 let r = unsafe { src.used(at, (q - p) * PAGE_BYTES) };
@@ -479,7 +498,7 @@ impl HeapInner {
         self.for_each_piece(base, npages, |a, pages, first, n| {
             a.set_spans(first, n, ptr::null_mut());
             pages.mark(first, n, false);
-            emptied |= pages.sum.start as usize >= a.usable_pages;
+            emptied |= pages.sum.start as usize >= a.usable_pages();
         });
         if emptied {
             self.empty_arena_hint = true;
@@ -583,9 +602,23 @@ impl HeapInner {
         let addr = base.as_ptr().addr();
         // `grow` checked that the arena ends below `1 << ADDR_BITS`, so it has an entry.
         let entry: *const AtomicPtr<Arena> = self.ready_index_entry(src, addr)?;
-        let rec = self.meta.alloc_pages(src, core::mem::size_of::<Arena>())?.cast::<Arena>();
-        // SAFETY: fresh pages sized for one Arena, page-aligned, not yet shared.
-        unsafe { Arena::init(rec.as_ptr(), base, joins_prev, dedicated, usable_pages) };
+        let rec = if let Some(rec) = NonNull::new(self.free_arena_recs) {
+            // A retired record first (see "Reuse of arena records" in arena.rs).
+            // SAFETY: the free list holds retired, initialised records of this heap, which
+            // live as long as it; only a shared reference is made (other threads may still
+            // read the record through an index entry they loaded before it was retired).
+            let r = unsafe { rec.as_ref() };
+            self.free_arena_recs = r.next_free.load(Ordering::Relaxed);
+            // SAFETY: `&mut self` proves the heap lock held; the record is retired (off the
+            // free list now, in no index entry or list) and nobody references its pages.
+            unsafe { r.reuse(base, joins_prev, dedicated, usable_pages) };
+            rec
+        } else {
+            let rec = self.meta.alloc_pages(src, core::mem::size_of::<Arena>())?.cast::<Arena>();
+            // SAFETY: fresh pages sized for one Arena, page-aligned, not yet shared.
+            unsafe { Arena::init(rec.as_ptr(), base, joins_prev, dedicated, usable_pages) };
+            rec
+        };
         // SAFETY: `entry` is in an L2 table, which lives as long as the heap.
         unsafe { (*entry).store(rec.as_ptr(), Ordering::Release) };
         let at = self.arenas[..self.narenas].partition_point(|&a| {

@@ -171,6 +171,13 @@
 //!   at that moment read the span record while it is rewritten (its fields are cells: see
 //!   "Reuse of span records" in span.rs); the answer is then either, as the contract allows
 //!   for a block freed during the call.
+//! - `block_of` and `free` of a stale pointer into an arena that goes back to the source at
+//!   that moment (the scavenger's background step or `trim`, `MHeap::release_empty_arenas`)
+//!   may read the arena's record after it left the index: records are never freed while
+//!   the heap lives but retired and reused (see "Reuse of arena records" in arena.rs), and
+//!   `span_of` answers from a record only for an address inside the arena it describes at
+//!   that moment, so the answer is `None` / `Err(Foreign)`, or the right one for a new
+//!   arena at the same address. The arena's own memory is never read for such a pointer.
 //! - `check` reports what a free outside these rules corrupted: an object twice on a stack,
 //!   a stacked object that is live, live bits outside the alloc bits, bitmaps and counts
 //!   that disagree.
@@ -508,10 +515,13 @@ unsafe impl Strategy for Tiered {
     fn block_of(&self, ptr: *const u8) -> Option<BlockInfo> {
         let root = self.existing_root()?;
         let p = ptr.addr();
-        // SAFETY: the root's index; `span_of` checks the range and every entry.
+        // SAFETY: the root's index; `span_of` checks the range and every entry, and reads
+        // only arena records, which stay mapped while the heap lives (a released arena's
+        // is retired and kept: see "Reuse of arena records" in arena.rs).
         let s = unsafe { arena::span_of(root.index, p) };
         // SAFETY: a non-null entry of a span map names a span record, mapped while the heap
-        // lives; only fields fixed while the span lives and atomics are read.
+        // lives; only fields fixed while the span lives and atomics are read. The span may
+        // not hold `p` (a record reused meanwhile): `object_at` checks `p` against it.
         let s = unsafe { s.as_ref() }?;
         if s.span_class.get() & 1 == 0 && s.class.get() != 0 {
             return None;

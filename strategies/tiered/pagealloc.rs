@@ -313,7 +313,7 @@ pub unsafe fn find(arenas: &[*mut Arena], n: usize) -> Option<Run> {
         let a = unsafe { &*a };
         // SAFETY: the caller holds the heap lock, so nobody changes the pages meanwhile.
         let pages = unsafe { a.pages() };
-        if !a.joins_prev || a.base_addr() != prev_end {
+        if !a.joins_prev() || a.base_addr() != prev_end {
             run = 0;
         }
         prev_end = a.end();

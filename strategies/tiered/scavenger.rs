@@ -207,7 +207,7 @@ impl HeapInner {
                 pages.mark(first, run, true);
                 self.free_ready_pages -= run;
                 // SAFETY: `first < ARENA_PAGES`: inside the arena's reservation.
-                let r = ScavRun { base: unsafe { a.base.add(first * PAGE_BYTES) }, npages: run };
+                let r = ScavRun { base: unsafe { a.base().add(first * PAGE_BYTES) }, npages: run };
                 self.scav_inflight = r;
                 return Some(r);
             }

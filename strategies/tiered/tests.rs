@@ -1166,3 +1166,133 @@ fn miri_free_by_address_double_free_and_release_all() {
     // SAFETY: no other thread uses the heap.
     unsafe { heap.check() }.unwrap();
 }
+
+/// The arena record of the arena holding `addr`, as the index names it now (null if none).
+fn arena_record(heap: &Heap<Tiered, Tracked<Mmap>>, addr: usize) -> *mut super::arena::Arena {
+    use super::arena::{index_entry, index_of};
+    let root = heap.strategy().existing_root().unwrap();
+    // SAFETY: the root's index (L1 table, Ready while the heap lives).
+    unsafe { index_entry(root.index, index_of(addr)) }
+        .map_or(core::ptr::null_mut(), |e| e.load(core::sync::atomic::Ordering::Acquire))
+}
+
+/// An arena given back to the source by the free's background step (a dedicated arena of
+/// an over-aligned block) keeps its metadata record mapped (Tracked: still Ready) for a
+/// reader that loaded the index entry before, retired so that it answers nothing for the
+/// old arena; `block_of` and `free` of pointers into the released arena answer None / Err;
+/// the next arena reuses the record, still answering nothing for the stale pointers. Before
+/// the fix the record was freed with the arena (State::None), and such a reader faulted.
+#[test]
+fn stale_pointer_into_a_released_arena_reads_a_kept_record() {
+    use crate::{BadFree, State};
+    let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+    let small = Layout::from_size_align(64, 8).unwrap();
+    let keep = heap.alloc_layout(small).unwrap();
+    let l = Layout::from_size_align(1 << 20, 128 << 20).unwrap();
+    let p = heap.alloc_layout(l).unwrap().as_ptr();
+    let rec = arena_record(&heap, p.addr());
+    assert!(!rec.is_null());
+    // Ready bytes the heap does not count as committed (the root, ...): unchanged below.
+    let outside = |h: &Heap<Tiered, Tracked<Mmap>>| h.source().counts().ready - h.stats().committed_bytes;
+    let before = outside(&heap);
+    // SAFETY: a live block of this heap, freed once.
+    unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, l) };
+    assert_eq!(heap.source().state_of(p.addr()), State::None, "the dedicated arena was not released");
+    assert!(arena_record(&heap, p.addr()).is_null(), "the released arena is still in the index");
+    assert_eq!(heap.source().state_of(rec.addr()), State::Ready, "the arena record was freed");
+    // A reader that loaded the index entry before the release reads the kept record.
+    // SAFETY: records live as long as the heap (the point of this test).
+    let r = unsafe { &*rec };
+    assert!(!r.holds(p.addr()) && !r.holds(p.addr() + 4096));
+    assert!(r.span_at(0).is_null());
+    for q in [p, p.wrapping_add(8), p.wrapping_add(1 << 19)] {
+        assert!(heap.block_of(q).is_none());
+        // SAFETY: not a live block of this heap: refused, nothing changes.
+        let e = unsafe { heap.free(NonNull::new(q).unwrap()) };
+        assert!(matches!(e, Err(BadFree::Foreign)), "{e:?}");
+    }
+    // The record stays counted as committed metadata, as it stays Ready.
+    assert_eq!(outside(&heap), before, "committed bytes and Ready pages disagree");
+    // SAFETY: single thread.
+    unsafe { heap.check() }.unwrap();
+    // The next arena takes the retired record.
+    let q = heap.alloc_layout(l).unwrap().as_ptr();
+    assert_eq!(arena_record(&heap, q.addr()), rec, "the retired record was not reused");
+    if q.addr() >> super::arena::ARENA_SHIFT != p.addr() >> super::arena::ARENA_SHIFT {
+        assert!(!r.holds(p.addr()));
+        assert!(heap.block_of(p).is_none());
+    }
+    assert_eq!(heap.block_of(q).map(|b| b.start), Some(q.addr()));
+    // SAFETY: single thread.
+    unsafe { heap.check() }.unwrap();
+    // SAFETY: live blocks of this heap, freed once.
+    unsafe {
+        core::alloc::GlobalAlloc::dealloc(&heap, q, l);
+        heap.dealloc_layout(keep, small);
+        heap.check().unwrap();
+    }
+}
+
+/// One thread makes dedicated arenas and gives them back again and again (an over-aligned
+/// block, freed at once); another asks `block_of` and frees interior pointers of the blocks
+/// it hears of, stale most of the time. No crash; `block_of` answers None or the live block
+/// that starts there; every free is refused. No timing: any interleaving is a valid run.
+#[test]
+fn block_of_races_with_arena_release() {
+    use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+    let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+    let small = Layout::from_size_align(64, 8).unwrap();
+    let keep = heap.alloc_layout(small).unwrap();
+    let l = Layout::from_size_align(64 << 10, 128 << 20).unwrap();
+    let last = AtomicUsize::new(0);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..1000 {
+                let p = heap.alloc_layout(l).unwrap().as_ptr();
+                last.store(p.addr(), Relaxed);
+                // SAFETY: a live block of this heap, freed once (the other thread only
+                // frees interior pointers, which are refused).
+                unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, l) };
+            }
+            done.store(true, Relaxed);
+        });
+        s.spawn(|| {
+            let mut asked = 0u64;
+            while !done.load(Relaxed) || asked < 1000 {
+                let a = last.load(Relaxed);
+                if a == 0 {
+                    std::thread::yield_now();
+                    continue;
+                }
+                // A record loaded from the index now and read after the calls below (a
+                // wide window for the arena to go back meanwhile): still mapped, retired or
+                // naming an arena.
+                let rec = arena_record(&heap, a);
+                for off in [0usize, 4096, 32 << 10] {
+                    let q = a.wrapping_add(off) as *const u8;
+                    if let Some(b) = heap.block_of(q) {
+                        assert!(off == 0 && b.start == a && b.usable >= l.size(), "{b:?} for {off}");
+                    }
+                }
+                let q = NonNull::new(a.wrapping_add(8) as *mut u8).unwrap();
+                // SAFETY: an interior pointer is never a live block: refused, nothing changes.
+                assert!(unsafe { heap.free(q) }.is_err());
+                // SAFETY: arena records live as long as the heap (the point of this test).
+                if let Some(r) = unsafe { rec.as_ref() } {
+                    let base = r.base_addr();
+                    // Its arena, or none (retired), or another one (reused since).
+                    assert!(base == 0 || base % super::arena::ARENA_BYTES == 0, "{base:#x}");
+                    let _ = r.holds(a);
+                    let _ = r.span_at(super::arena::page_in_arena(a));
+                }
+                asked += 1;
+            }
+        });
+    });
+    // SAFETY: a live block of this heap, freed once; the threads are done.
+    unsafe {
+        heap.dealloc_layout(keep, small);
+        heap.check().unwrap();
+    }
+}
