@@ -97,6 +97,26 @@ static void *free_blocks(void *arg) {
 
 // `total` bytes of small blocks, freed in a shuffled order (by another thread if `remote`),
 // then 1,000,000 small allocations; returns the resident MiB after them.
+// Fills v with at most max blocks of min_size + rand % spread bytes, written end to end,
+// until total bytes are taken; returns the count and sets *bytes. A failed malloc is a failure.
+static size_t fill(void **v, size_t max, size_t total, size_t min_size, size_t spread, size_t *bytes) {
+    size_t n = 0;
+    *bytes = 0;
+    while (*bytes < total && n < max) {
+        size_t sz = min_size + next_rand() % spread;
+        char *p = malloc(sz);
+        if (!p) {
+            printf("FAIL malloc(%zu) after %zu MiB\n", sz, *bytes / MIB);
+            failed++;
+            break;
+        }
+        memset(p, (int)n, sz);
+        v[n++] = p;
+        *bytes += sz;
+    }
+    return n;
+}
+
 static void small_phase(const char *label, size_t total, int remote) {
     // At least 16 B per block: room for every pointer.
     const size_t max_blocks = total / 16;
@@ -106,19 +126,8 @@ static void small_phase(const char *label, size_t total, int remote) {
         failed++;
         return;
     }
-    size_t n = 0, bytes = 0;
-    while (bytes < total) {
-        size_t sz = 16 + next_rand() % 1009;
-        char *p = malloc(sz);
-        if (!p) {
-            printf("FAIL malloc(%zu) after %zu MiB\n", sz, bytes / MIB);
-            failed++;
-            break;
-        }
-        memset(p, (int)n, sz);
-        v[n++] = p;
-        bytes += sz;
-    }
+    size_t bytes;
+    size_t n = fill(v, max_blocks, total, 16, 1009, &bytes);
     long peak = rss_mib();
     for (size_t i = n; i > 1; i--) {
         size_t j = next_rand() % i;
@@ -157,19 +166,8 @@ static void small_phase(const char *label, size_t total, int remote) {
 static void large_phase(void) {
     enum { MAX = 1024 };
     void *v[MAX];
-    size_t n = 0, bytes = 0;
-    while (bytes < 768 * MIB && n < MAX) {
-        size_t sz = (64 << 10) + next_rand() % (4 * MIB);
-        char *p = malloc(sz);
-        if (!p) {
-            printf("FAIL malloc(%zu) after %zu MiB\n", sz, bytes / MIB);
-            failed++;
-            break;
-        }
-        memset(p, (int)n, sz);
-        v[n++] = p;
-        bytes += sz;
-    }
+    size_t bytes;
+    size_t n = fill(v, MAX, 768 * MIB, 64 << 10, 4 * MIB, &bytes);
     long peak = rss_mib();
     for (size_t i = 0; i < n; i++) free(v[i]);
     little_work(100);

@@ -469,17 +469,6 @@ fn write_out(
     Ok(vec![md, json, svg])
 }
 
-const COLORS: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(188, 189, 34),
-];
-
 /// Live bytes and each allocator's resident growth against the ops done, in MiB.
 fn memory_svg(path: &Path, rows: &[Row]) -> Result<(), String> {
     let with: Vec<&Row> = rows.iter().filter(|r| !r.series.is_empty()).collect();
@@ -501,7 +490,7 @@ fn memory_svg(path: &Path, rows: &[Row]) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     chart.configure_mesh().x_desc("calls replayed").y_desc("MiB").draw().map_err(|e| e.to_string())?;
     for (i, r) in with.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+        let color = crate::plot::COLORS[i % crate::plot::COLORS.len()];
         chart
             .draw_series(std::iter::once(PathElement::new(
                 r.series.iter().map(|p| (p[0] as f64, mib(p[2]))).collect::<Vec<_>>(),
