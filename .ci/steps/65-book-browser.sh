@@ -13,12 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-MDBOOK_VERSION=0.5.4
-export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-if [ "$(mdbook --version 2>/dev/null)" != "mdbook v$MDBOOK_VERSION" ]; then
-    echo "== installing mdbook $MDBOOK_VERSION"
-    cargo install --locked mdbook --version "$MDBOOK_VERSION" --no-default-features --features search
-fi
+source .ci/mdbook.sh
 
 browser=""
 for name in chromium chromium-browser; do
