@@ -348,6 +348,10 @@ impl<S: Strategy, P: PageSource> Heap<S, P> {
         unsafe { self.strategy.usable_size(ptr, layout) }
     }
 
+    /// Frees a block by its layout (nothing to do for a zero-size layout).
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this heap allocated for `layout`, not used after the call.
     #[inline]
     unsafe fn free_layout(&self, ptr: NonNull<u8>, layout: Layout) {
         if layout.size() != 0 {
@@ -357,6 +361,9 @@ impl<S: Strategy, P: PageSource> Heap<S, P> {
     }
 
     /// Resizes keeping contents; `None` leaves the old block live.
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this heap allocated for `old`; after `Some` it is not used again.
     unsafe fn resize(&self, ptr: NonNull<u8>, old: Layout, new_size: usize) -> Option<NonNull<u8>> {
         if old.size() == 0 {
             let layout = Layout::from_size_align(new_size, old.align()).ok()?;
@@ -469,6 +476,9 @@ unsafe impl<S: Strategy, P: PageSource> Allocator for Heap<S, P> {
 
 impl<S: Strategy, P: PageSource> Heap<S, P> {
     /// grow / shrink: resize in place or move, handling a change of alignment by moving.
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this heap allocated for `old`; after `Ok` it is not used again.
     unsafe fn move_to(
         &self,
         ptr: NonNull<u8>,

@@ -51,6 +51,9 @@ impl<X: Policy> Core<X> {
     }
 
     /// Walks the chunk list and each chunk's blocks; marks free blocks with `MARK_WALK`.
+    ///
+    /// # Safety
+    /// No other access to the heap during the call (as for [`Core::check`]).
     unsafe fn walk_chunks<P: PageSource>(&self, walk: &mut Walk) -> Result<(), CheckError> {
         let mut c = self.chunks;
         let mut prev: *mut ChunkHead = ptr::null_mut();
@@ -72,6 +75,9 @@ impl<X: Policy> Core<X> {
     }
 
     /// Walks the blocks of one chunk.
+    ///
+    /// # Safety
+    /// No other access to the heap during the call (as for [`Core::check`]).
     unsafe fn walk_blocks<P: PageSource>(
         &self,
         c: *mut ChunkHead,
@@ -167,6 +173,9 @@ impl<X: Policy> Core<X> {
     }
 
     /// Every indexed block is a walked free block, seen once; the index's own invariants.
+    ///
+    /// # Safety
+    /// No other access to the heap during the call (as for [`Core::check`]).
     unsafe fn check_index(&self, free_blocks: usize) -> Result<(), CheckError> {
         let chunks = self.chunks;
         let mut visit = |b: Block| -> Result<(), CheckError> {
@@ -236,6 +245,9 @@ impl<X: Policy> Core<X> {
     }
 
     /// Clears the checker's marks on every block.
+    ///
+    /// # Safety
+    /// No other access to the heap during the call (as for [`Core::check`]).
     unsafe fn clear_marks(&self) {
         let mut c = self.chunks;
         while !c.is_null() {

@@ -157,6 +157,9 @@ impl Root {
     }
 
     /// A fresh record from the newest chunk, or from a new chunk.
+    ///
+    /// # Safety
+    /// `l` is the list state guarded by `self.lists`, whose lock the caller holds.
     unsafe fn carve<P: PageSource>(&self, l: &mut Lists, src: &P) -> *mut Record {
         // SAFETY: chunks on the list are Ready and initialised (invariant); lock held.
         unsafe {
