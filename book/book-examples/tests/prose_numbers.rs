@@ -212,15 +212,37 @@ struct Mark {
 
 const OPEN: &str = "<!--r ";
 
-/// Every `<!--r SPEC-->NUMBER` of `text`, and the paragraphs (blank-line separated blocks,
-/// with their first line) that hold at least one.
+/// The paragraphs of `text`, each with its first line: blocks between blank lines, and each
+/// item of a list on its own.
+fn paragraphs(text: &str) -> Vec<(usize, String)> {
+    let mut out: Vec<(usize, String)> = Vec::new();
+    let mut open = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_start();
+        let item = t.starts_with("- ") || t.starts_with("* ") || t.split_once(". ").is_some_and(|(n, _)| n.parse::<u32>().is_ok());
+        if t.is_empty() {
+            open = false;
+            continue;
+        }
+        if !open || item {
+            out.push((i + 1, String::new()));
+            open = true;
+        }
+        let last = out.last_mut().expect("a paragraph is open");
+        last.1.push_str(line);
+        last.1.push('\n');
+    }
+    out
+}
+
+/// Every `<!--r SPEC-->NUMBER` of `text`, and the paragraphs (with their first line) that
+/// hold at least one.
 fn marks(file: &str, text: &str) -> (Vec<Mark>, Vec<(usize, String)>) {
     let mut out = Vec::new();
-    let mut paragraphs = Vec::new();
-    let mut start = 1;
-    for block in text.split("\n\n") {
+    let mut marked = Vec::new();
+    for (start, block) in paragraphs(text) {
         let mut found = false;
-        let mut rest = block;
+        let mut rest = block.as_str();
         while let Some(at) = rest.find(OPEN) {
             let after = &rest[at + OPEN.len()..];
             let close = after.find("-->").unwrap_or_else(|| panic!("{file}:{start}: unclosed marker"));
@@ -235,11 +257,10 @@ fn marks(file: &str, text: &str) -> (Vec<Mark>, Vec<(usize, String)>) {
             rest = tail;
         }
         if found {
-            paragraphs.push((start, block.to_string()));
+            marked.push((start, block));
         }
-        start += block.matches('\n').count() + 2;
     }
-    (out, paragraphs)
+    (out, marked)
 }
 
 /// The decimal numbers of `text` outside markers, code spans and links' targets, each with
@@ -388,6 +409,8 @@ fn the_marker_reader_reads_what_it_should() {
     assert_eq!(specs, [("larson tiered wall", "0.84"), ("geomean tiered", "1.00"), ("count tiered wall<1.5", "22")]);
     assert_eq!(found[2].line, 5);
     assert_eq!(paragraphs.len(), 2);
+    let items = self::paragraphs("- one 1.5\n  two\n- <!--r w a wall-->2.5\n\n1. x\n2. y");
+    assert_eq!(items, [(1, "- one 1.5\n  two\n".to_string()), (3, "- <!--r w a wall-->2.5\n".to_string()), (5, "1. x\n".to_string()), (6, "2. y\n".to_string())]);
     let d: BTreeMap<String, bool> = decimals(&paragraphs[1].1).into_iter().collect();
     assert_eq!(d, BTreeMap::from([("1.5".to_string(), false), ("3.25".to_string(), false)]));
     let d: BTreeMap<String, bool> = decimals(&paragraphs[0].1).into_iter().collect();
