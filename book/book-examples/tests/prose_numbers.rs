@@ -21,6 +21,10 @@
 //! | `most_rss A` | workloads on which `A` has the largest peak RSS of all allocators |
 //! | `min S_A FIELD S_W`, `max S_A FIELD S_W` | least / greatest `FIELD` over allocators `S_A` and workloads `S_W` |
 //!
+//! Figures quoted from the committed files of `book/src/measured/` are marked the same way,
+//! as `<!--m FILE | LABEL | N-->`: the `N`th number after `LABEL` on its line of
+//! `measured/FILE.txt`, optionally `| DIVISOR` for a change of unit (see [`measured`]).
+//!
 //! Two more rules keep the marks honest. In a paragraph with a mark, every decimal number
 //! must be marked too, or be the threshold of a `count` mark in it: a figure added beside
 //! the others without a mark fails here. And the alt texts of the result plots, which
@@ -103,8 +107,11 @@ impl Run {
     /// A set of names: `*` (all), `strategies` / `anchors` (by kind), `c` / `rust` (the
     /// preloaded C workloads, the others), or a comma-separated list.
     fn set(&self, spec: &str, of_allocators: bool) -> Vec<String> {
-        let all: Vec<String> =
-            if of_allocators { self.allocators().into_iter().map(|(n, _)| n).collect() } else { self.workloads() };
+        let all: Vec<String> = if of_allocators {
+            self.allocators().into_iter().map(|(n, _)| n).collect()
+        } else {
+            self.workloads()
+        };
         match spec {
             "*" => all,
             "strategies" | "anchors" => {
@@ -114,7 +121,8 @@ impl Run {
             "c" | "rust" => all
                 .into_iter()
                 .filter(|w| {
-                    let preloaded = self.results().iter().any(|r| r["workload"] == w.as_str() && r["preloaded"] == true);
+                    let preloaded =
+                        self.results().iter().any(|r| r["workload"] == w.as_str() && r["preloaded"] == true);
                     preloaded == (spec == "c")
                 })
                 .collect(),
@@ -159,7 +167,8 @@ impl Run {
                     .iter()
                     .filter(|w| {
                         let mine = self.value(w, a, "rss_mib");
-                        let most = names.iter().filter_map(|b| self.value(w, b, "rss_mib")).fold(f64::MIN, f64::max);
+                        let most =
+                            names.iter().filter_map(|b| self.value(w, b, "rss_mib")).fold(f64::MIN, f64::max);
                         mine == Some(most)
                     })
                     .count();
@@ -206,11 +215,58 @@ fn format_like(value: f64, quoted: &str) -> String {
 struct Mark {
     file: String,
     line: usize,
+    /// `r` (results.json) or `m` (a file of `measured/`).
+    kind: char,
     spec: String,
     quoted: String,
 }
 
 const OPEN: &str = "<!--r ";
+const OPEN_MEASURED: &str = "<!--m ";
+
+/// The first marker of `text`: its offset, its kind and the length of its opening.
+fn next_marker(text: &str) -> Option<(usize, char)> {
+    let r = text.find(OPEN).map(|at| (at, 'r'));
+    let m = text.find(OPEN_MEASURED).map(|at| (at, 'm'));
+    match (r, m) {
+        (Some(a), Some(b)) => Some(if a.0 < b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The number at the start of `text` with thousands separators ("2,436", "1,198").
+fn leading_count(text: &str) -> Option<&str> {
+    let end = text.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ',')).unwrap_or(text.len());
+    let n = text[..end].trim_end_matches(['.', ',']);
+    (!n.is_empty() && n.as_bytes()[0].is_ascii_digit()).then_some(n)
+}
+
+/// The value a `<!--m FILE | LABEL | N [| DIVISOR]-->` marker names: the `N`th number (from
+/// 1) after `LABEL` on the first line of `book/src/measured/FILE.txt` that holds `LABEL`,
+/// divided by `DIVISOR` (for a change of unit, ns to µs).
+fn measured(spec: &str) -> Result<f64, String> {
+    let parts: Vec<&str> = spec.split('|').map(str::trim).collect();
+    let (file, label, n, divisor) = match parts.as_slice() {
+        [f, l, n] => (*f, *l, *n, "1"),
+        [f, l, n, d] => (*f, *l, *n, *d),
+        _ => return Err(format!("cannot read the marker {spec:?}")),
+    };
+    let path = book_src().join("measured").join(format!("{file}.txt"));
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let line = text
+        .lines()
+        .find(|l| l.contains(label))
+        .ok_or_else(|| format!("{file}.txt has no line with {label:?}"))?;
+    let after = &line[line.find(label).unwrap() + label.len()..];
+    let n: usize = n.parse().map_err(|_| format!("{spec:?}: bad column"))?;
+    let token = after
+        .split_whitespace()
+        .filter_map(|t| t.replace(',', "").parse::<f64>().ok())
+        .nth(n.checked_sub(1).ok_or("columns count from 1")?)
+        .ok_or_else(|| format!("{file}.txt: {label:?} has no number {n}"))?;
+    let d: f64 = divisor.parse().map_err(|_| format!("{spec:?}: bad divisor"))?;
+    Ok(token / d)
+}
 
 /// The paragraphs of `text`, each with its first line: blocks between blank lines, and each
 /// item of a list on its own.
@@ -219,7 +275,9 @@ fn paragraphs(text: &str) -> Vec<(usize, String)> {
     let mut open = false;
     for (i, line) in text.lines().enumerate() {
         let t = line.trim_start();
-        let item = t.starts_with("- ") || t.starts_with("* ") || t.split_once(". ").is_some_and(|(n, _)| n.parse::<u32>().is_ok());
+        let item = t.starts_with("- ")
+            || t.starts_with("* ")
+            || t.split_once(". ").is_some_and(|(n, _)| n.parse::<u32>().is_ok());
         if t.is_empty() {
             open = false;
             continue;
@@ -243,16 +301,17 @@ fn marks(file: &str, text: &str) -> (Vec<Mark>, Vec<(usize, String)>) {
     for (start, block) in paragraphs(text) {
         let mut found = false;
         let mut rest = block.as_str();
-        while let Some(at) = rest.find(OPEN) {
+        while let Some((at, kind)) = next_marker(rest) {
             let after = &rest[at + OPEN.len()..];
             let close = after.find("-->").unwrap_or_else(|| panic!("{file}:{start}: unclosed marker"));
             let spec = after[..close].trim().to_string();
             let tail = &after[close + 3..];
             let line = start + block[..block.len() - rest.len() + at].matches('\n').count();
-            let quoted = leading_number(tail)
-                .unwrap_or_else(|| panic!("{file}:{line}: no number right after <!--r {spec}-->"))
+            let number = if kind == 'r' { leading_number(tail) } else { leading_count(tail) };
+            let quoted = number
+                .unwrap_or_else(|| panic!("{file}:{line}: no number right after <!--{kind} {spec}-->"))
                 .to_string();
-            out.push(Mark { file: file.to_string(), line, spec, quoted });
+            out.push(Mark { file: file.to_string(), line, kind, spec, quoted });
             found = true;
             rest = tail;
         }
@@ -276,16 +335,24 @@ fn decimals(text: &str) -> Vec<(String, bool)> {
             i += 1;
             continue;
         }
-        if text[i..].starts_with("<!--") {
+        if bytes[i..].starts_with(b"<!--") {
             i += text[i..].find("-->").map_or(text.len() - i, |e| e + 3);
             continue;
         }
-        if !in_code && bytes[i].is_ascii_digit() && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'.')) {
+        if !in_code
+            && bytes[i].is_ascii_digit()
+            && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'.'))
+        {
             let n = leading_number(&text[i..]).unwrap_or("");
             if n.contains('.') {
                 // Marked: the text right before it closes a comment that opened as a marker.
                 let before = &text[..i];
-                let marked = before.ends_with("-->") && before.rfind("<!--") == before.rfind(OPEN);
+                let last = before.rfind("<!--");
+                let marked = before.ends_with("-->")
+                    && last.is_some_and(|o| {
+                        next_marker(&before[o..]) == Some((0, 'r'))
+                            || next_marker(&before[o..]) == Some((0, 'm'))
+                    });
                 out.push((n.to_string(), marked));
             }
             i += n.len().max(1);
@@ -297,7 +364,16 @@ fn decimals(text: &str) -> Vec<(String, bool)> {
 }
 
 /// The chapters that quote the run.
-const CHAPTERS: [&str; 5] = ["comparison.md", "caching.md", "choosing.md", "free-lists.md", "comparison-history.md"];
+const CHAPTERS: [&str; 8] = [
+    "comparison.md",
+    "caching.md",
+    "choosing.md",
+    "free-lists.md",
+    "comparison-history.md",
+    "freeing.md",
+    "page-sources.md",
+    "vm-layout.md",
+];
 
 /// The numbers in the alt texts of the run's plots, which cannot carry a marker: the
 /// chapter, a piece of alt text holding the number (the number is the first one in it),
@@ -314,11 +390,20 @@ const ALT_TEXT: &[(&str, &str, &str)] = &[
 fn check_marks(run: &Run, marks: &[Mark]) -> Vec<String> {
     let mut wrong = Vec::new();
     for m in marks {
-        match run.eval(&m.spec) {
+        let (value, source) = if m.kind == 'r' {
+            (run.eval(&m.spec), "results.json")
+        } else {
+            (measured(&m.spec), "the measured file")
+        };
+        match value {
             Ok(v) => {
-                let want = format_like(v, &m.quoted);
-                if want != m.quoted {
-                    wrong.push(format!("{}:{}: <!--r {}--> says {}, results.json says {want}", m.file, m.line, m.spec, m.quoted));
+                let quoted = m.quoted.replace(',', "");
+                let want = format_like(v, &quoted);
+                if want != quoted {
+                    wrong.push(format!(
+                        "{}:{}: <!--{} {}--> says {}, {source} says {want}",
+                        m.file, m.line, m.kind, m.spec, m.quoted
+                    ));
                 }
             }
             Err(e) => wrong.push(format!("{}:{}: {e}", m.file, m.line)),
@@ -341,11 +426,15 @@ fn quoted_results_match_results_json() {
             let thresholds: Vec<String> = found
                 .iter()
                 .filter(|m| m.spec.starts_with("count ") && p.contains(&format!("{OPEN}{}-->", m.spec)))
-                .filter_map(|m| split_condition(m.spec.rsplit(' ').next()?).ok().map(|(_, _, x)| x.to_string()))
+                .filter_map(|m| {
+                    split_condition(m.spec.rsplit(' ').next()?).ok().map(|(_, _, x)| x.to_string())
+                })
                 .collect();
             for (n, marked) in decimals(p) {
                 if !marked && !thresholds.contains(&n) {
-                    wrong.push(format!("{chapter}: the paragraph at line {line} quotes {n} without a <!--r ...--> marker"));
+                    wrong.push(format!(
+                        "{chapter}: the paragraph at line {line} quotes {n} without a <!--r ...--> marker"
+                    ));
                 }
             }
         }
@@ -361,7 +450,8 @@ fn quoted_results_match_results_json() {
         }
         let at = piece.find(|c: char| c.is_ascii_digit()).expect("a number in the piece");
         let quoted = leading_number(&piece[at..]).unwrap().to_string();
-        wrong.extend(check_marks(&run, &[Mark { file: chapter.to_string(), line: 0, spec: spec.to_string(), quoted }]));
+        let mark = Mark { file: chapter.to_string(), line: 0, kind: 'r', spec: spec.to_string(), quoted };
+        wrong.extend(check_marks(&run, &[mark]));
     }
     assert!(!all.is_empty(), "no <!--r ...--> marker in {CHAPTERS:?}");
     assert!(wrong.is_empty(), "prose and results.json disagree:\n{}", wrong.join("\n"));
@@ -406,11 +496,22 @@ fn the_marker_reader_reads_what_it_should() {
                 mark <!--r count tiered wall<1.5-->22 within 1.5 and 3.25 unmarked";
     let (found, paragraphs) = marks("t.md", text);
     let specs: Vec<(&str, &str)> = found.iter().map(|m| (m.spec.as_str(), m.quoted.as_str())).collect();
-    assert_eq!(specs, [("larson tiered wall", "0.84"), ("geomean tiered", "1.00"), ("count tiered wall<1.5", "22")]);
+    assert_eq!(
+        specs,
+        [("larson tiered wall", "0.84"), ("geomean tiered", "1.00"), ("count tiered wall<1.5", "22")]
+    );
     assert_eq!(found[2].line, 5);
     assert_eq!(paragraphs.len(), 2);
     let items = self::paragraphs("- one 1.5\n  two\n- <!--r w a wall-->2.5\n\n1. x\n2. y");
-    assert_eq!(items, [(1, "- one 1.5\n  two\n".to_string()), (3, "- <!--r w a wall-->2.5\n".to_string()), (5, "1. x\n".to_string()), (6, "2. y\n".to_string())]);
+    assert_eq!(
+        items,
+        [
+            (1, "- one 1.5\n  two\n".to_string()),
+            (3, "- <!--r w a wall-->2.5\n".to_string()),
+            (5, "1. x\n".to_string()),
+            (6, "2. y\n".to_string())
+        ]
+    );
     let d: BTreeMap<String, bool> = decimals(&paragraphs[1].1).into_iter().collect();
     assert_eq!(d, BTreeMap::from([("1.5".to_string(), false), ("3.25".to_string(), false)]));
     let d: BTreeMap<String, bool> = decimals(&paragraphs[0].1).into_iter().collect();
