@@ -241,9 +241,9 @@ fn leading_count(text: &str) -> Option<&str> {
     (!n.is_empty() && n.as_bytes()[0].is_ascii_digit()).then_some(n)
 }
 
-/// The value a `<!--m FILE | LABEL | N [| DIVISOR]-->` marker names: the `N`th number (from
-/// 1) after `LABEL` on the first line of `book/src/measured/FILE.txt` that holds `LABEL`,
-/// divided by `DIVISOR` (for a change of unit, ns to µs).
+/// The value a `<!--m FILE | LABEL | N [| DIVISOR]-->` marker names: number `N` (counted
+/// from one) after `LABEL` on the first line of `book/src/measured/FILE.txt` that holds
+/// `LABEL`, divided by `DIVISOR` (for a change of unit, ns to µs).
 fn measured(spec: &str) -> Result<f64, String> {
     let parts: Vec<&str> = spec.split('|').map(str::trim).collect();
     let (file, label, n, divisor) = match parts.as_slice() {
