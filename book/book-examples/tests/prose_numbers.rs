@@ -423,7 +423,10 @@ fn quoted_results_match_results_json() {
         // paragraph there and leaves the rest of the line unrendered markdown.
         for (i, line) in text.lines().enumerate() {
             if next_marker(line.trim_start()).is_some_and(|(at, _)| at == 0) {
-                wrong.push(format!("{chapter}:{}: a marker opens the line and would split its paragraph", i + 1));
+                wrong.push(format!(
+                    "{chapter}:{}: a marker opens the line and would split its paragraph",
+                    i + 1
+                ));
             }
         }
         let (found, paragraphs) = marks(chapter, &text);
