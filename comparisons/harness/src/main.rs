@@ -235,11 +235,13 @@ fn main() {
         runners::print_list(&set);
         return;
     }
+    // Before the run: the commit measured is the one checked out when it started.
+    let machine = machine::describe();
     let results = exec::run_all(&opts, &set).unwrap_or_else(|e| {
         eprintln!("error: {e}");
         std::process::exit(1)
     });
-    let summary = report::summarise(&opts, &set, results);
+    let summary = report::summarise(&opts, &set, results, machine);
     print!("{}", report::terminal(&summary));
     match report::write_all(&opts, &summary) {
         Ok(files) => {

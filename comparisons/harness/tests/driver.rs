@@ -18,7 +18,18 @@ fn drive_with(
     scale: &str,
     timeout: &str,
 ) -> (std::process::Output, serde_json::Value) {
-    let o = Command::new(env!("CARGO_BIN_EXE_comparisons"))
+    drive_in(Command::new(env!("CARGO_BIN_EXE_comparisons")), allocators, workloads, out, scale, timeout)
+}
+
+fn drive_in(
+    mut driver: Command,
+    allocators: &str,
+    workloads: &str,
+    out: &PathBuf,
+    scale: &str,
+    timeout: &str,
+) -> (std::process::Output, serde_json::Value) {
+    let o = driver
         .args(["--no-build", "--allocators", allocators, "--workloads", workloads])
         .args(["--reps", "2", "--scale", scale, "--threads", "2", "--timeout", timeout, "--out"])
         .arg(out)
@@ -74,6 +85,49 @@ fn a_run_over_the_time_limit_is_killed_and_reported() {
     let r = &j["results"][0];
     assert_eq!(r["wall_s"].as_array().map(Vec::len), Some(0), "a killed run is not timed: {r}");
     let _ = std::fs::remove_dir_all(out);
+}
+
+/// `git` run in this crate's directory, or None where git or the repository is missing.
+fn git(args: &[&str]) -> Option<String> {
+    let o = Command::new("git").arg("-C").arg(env!("CARGO_MANIFEST_DIR")).args(args).output().ok()?;
+    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+#[test]
+fn results_record_the_commit_they_measured() {
+    let out = out_dir("commit");
+    let (o, j) = drive("system", "glibc-simple", &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let machine = &j["machine"];
+    match git(&["rev-parse", "HEAD"]) {
+        Some(head) => {
+            assert_eq!(machine["commit"], head.as_str(), "results.json: {machine}");
+            let tree = machine["tree"].as_str().unwrap_or_default();
+            assert!(tree == "clean" || tree == "dirty", "results.json: {machine}");
+            let md = std::fs::read_to_string(out.join("results.md")).expect("results.md written");
+            assert!(md.contains(&format!("at commit {} ({tree} tree)", &head[..12])), "{md}");
+        }
+        None => assert_eq!(machine["commit"], "unknown", "no git here, yet: {machine}"),
+    }
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn without_git_the_commit_is_unknown_and_the_run_completes() {
+    // An empty PATH: the driver finds no `git` (nor `uname` or `date`), as on a machine
+    // without them; --no-build needs no cargo. The run must still complete and say so.
+    let out = out_dir("nogit");
+    let empty = out_dir("nogit-path");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut driver = Command::new(env!("CARGO_BIN_EXE_comparisons"));
+    driver.env("PATH", &empty);
+    let (o, j) = drive_in(driver, "system", "glibc-simple", &out, "0.05", "120");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(verdict(&j, "glibc-simple", "system"), "ok");
+    assert_eq!(j["machine"]["commit"], "unknown", "{}", j["machine"]);
+    assert_eq!(j["machine"]["tree"], "unknown", "{}", j["machine"]);
+    let _ = std::fs::remove_dir_all(out);
+    let _ = std::fs::remove_dir_all(empty);
 }
 
 #[test]

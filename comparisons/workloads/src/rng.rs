@@ -59,7 +59,7 @@ impl Rng {
 /// Live objects of the churn (the free-list workload).
 pub const CHURN_LIVE: usize = 10_000;
 
-/// A size of the churn's mix (WORKLOADS.md): 70% 8-128 B, 25% 129-1024 B, 4% 1-8 KiB,
+/// A size of the churn's mix: 70% 8-128 B, 25% 129-1024 B, 4% 1-8 KiB,
 /// 1% 8-64 KiB.
 #[inline]
 pub fn churn_size(rng: &mut Rng) -> usize {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use crate::Opts;
 use crate::exec::{Results, Run, Status};
-use crate::machine::{self, Machine};
+use crate::machine::Machine;
 use crate::runners::RunnerSet;
 
 /// The anchor every ratio is taken against unless `--anchor` names another.
@@ -150,7 +150,8 @@ fn command_line() -> String {
 }
 
 /// Builds the summary from the runs.
-pub fn summarise(opts: &Opts, set: &RunnerSet, results: Results) -> Summary {
+/// `machine` is read when the run starts (see [`crate::machine::describe`]).
+pub fn summarise(opts: &Opts, set: &RunnerSet, results: Results, machine: Machine) -> Summary {
     let Results { mut runs, trace, c_notes } = results;
     cross_check(&mut runs);
     let mut cells: HashMap<(String, String), Cell> = HashMap::new();
@@ -210,7 +211,7 @@ pub fn summarise(opts: &Opts, set: &RunnerSet, results: Results) -> Summary {
             .collect(),
         allocators: set.runners.iter().map(|r| (r.name.clone(), r.kind.clone())).collect(),
         cells,
-        machine: machine::describe(),
+        machine,
         command: command_line(),
         opts: opts.clone(),
         trace,
@@ -412,12 +413,13 @@ fn markdown(s: &Summary, standalone: bool) -> String {
     let _ = writeln!(out, "Produced by:\n\n```sh\n{}\n```\n", s.command);
     let _ = writeln!(
         out,
-        "Machine: {} cores, {}, {}; {}; measured {}. Anchors: {}.\n",
+        "Machine: {} cores, {}, {}; {}; measured {} at {}. Anchors: {}.\n",
         m.nproc,
         m.cpu,
         m.kernel,
         m.rustc,
         m.date_utc,
+        m.source.describe(),
         env!("ANCHOR_VERSIONS")
     );
     let _ = writeln!(

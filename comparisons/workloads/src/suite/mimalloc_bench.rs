@@ -1,4 +1,5 @@
-//! Ports of mimalloc-bench's allocation patterns (see shared/design/WORKLOADS.md).
+//! Ports of mimalloc-bench's allocation patterns (the list with one line per workload is in
+//! the harness's report, `book/src/results/tables.md`, "Workloads").
 //!
 //! Each keeps the pattern (sizes, lifetimes, which thread frees what) of the original and
 //! adds checks: every block is stamped when made and verified when freed, and the checksum
