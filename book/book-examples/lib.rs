@@ -13,6 +13,8 @@
 //!   allocation" (`book/src/img/policy/`) from the real strategies; `tests/frames.rs` checks
 //!   that the committed frames are what it draws today, and the fragmentation plot of the
 //!   same chapter ([`reports::fragmentation`]).
+//! - [`reports::span_frames`] draws the step-through of the chapter "Span"
+//!   (`book/src/img/span/`) from one real `Tiered` span; `tests/frames.rs` checks it too.
 //! - `tests/book_links.rs` checks every relative link, image, anchor and include of the book.
 #![allow(rustdoc::broken_intra_doc_links)]
 
@@ -33,6 +35,8 @@ pub mod reports {
     pub mod size_class_waste;
     #[path = "../reports/size_classes.rs"]
     pub mod size_classes;
+    #[path = "../reports/span_frames.rs"]
+    pub mod span_frames;
     #[path = "../reports/tiered_walk.rs"]
     pub mod tiered_walk;
 }

@@ -122,3 +122,45 @@ fn size_class_waste_is_current() {
         size_class_waste::img()
     );
 }
+
+/// The step-through of the chapter "Span" (`book/src/img/span/`) must be what one real
+/// `Tiered` span does today: a change of the span's scan, alloc cache, free or rewind fails
+/// here until the frames are regenerated with
+/// `cargo run -p book-examples --example span_frames` and the chapter is checked against
+/// them. The chapter must show every frame with the alt text the code computes.
+#[test]
+fn span_frames_are_current_and_shown() {
+    use book_examples::reports::span_frames;
+    let src = format!("{}/../src", env!("CARGO_MANIFEST_DIR"));
+    let dir = format!("{src}/img/span");
+    let now = span_frames::frames();
+    let mut stale = vec![];
+    for frame in &now {
+        let path = format!("{dir}/{}", frame.name);
+        match std::fs::read_to_string(&path) {
+            Ok(then) if then == frame.svg => {}
+            Ok(_) => stale.push(format!("{}: differs", frame.name)),
+            Err(e) => stale.push(format!("{}: {e}", frame.name)),
+        }
+    }
+    let mut extra: Vec<String> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    extra.retain(|f| !now.iter().any(|frame| &frame.name == f));
+    stale.extend(extra.into_iter().map(|f| format!("{f}: no longer drawn")));
+    assert!(
+        stale.is_empty(),
+        "book/src/img/span is stale; regenerate it with \
+         `cargo run -p book-examples --example span_frames`:\n{}",
+        stale.join("\n")
+    );
+    let chapter = std::fs::read_to_string(format!("{src}/span.md")).expect("span.md");
+    let missing: Vec<String> =
+        now.iter().map(|f| f.img()).filter(|img| !chapter.contains(img.as_str())).collect();
+    assert!(
+        missing.is_empty(),
+        "span.md does not show these frames as drawn (paste the lines that \
+         `cargo run -p book-examples --example span_frames` prints):\n{}",
+        missing.join("\n")
+    );
+}
