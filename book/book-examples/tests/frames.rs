@@ -164,3 +164,56 @@ fn span_frames_are_current_and_shown() {
         missing.join("\n")
     );
 }
+
+/// The time-against-memory summary of "Comparison" is what the code draws from the committed
+/// `results/results.json`, and the chapter shows it with the alt text (every allocator's two
+/// means) the code computes: a new harness run fails here until the plot is regenerated with
+/// `cargo run -p book-examples --example comparison_summary`.
+#[test]
+fn comparison_summary_is_current() {
+    use book_examples::reports::comparison_summary as cs;
+    let src = format!("{}/../src", env!("CARGO_MANIFEST_DIR"));
+    let s = cs::summary(&cs::results_json());
+    let path = format!("{src}/img/comparison-summary.svg");
+    let then = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert!(
+        then == cs::plot(&s),
+        "{path} is stale; regenerate it with `cargo run -p book-examples --example comparison_summary`"
+    );
+    let chapter = std::fs::read_to_string(format!("{src}/comparison.md")).expect("comparison.md");
+    assert!(
+        chapter.contains(&cs::img(&s)),
+        "comparison.md does not show the summary as drawn; the line is:\n{}",
+        cs::img(&s)
+    );
+    let caption = format!("over the {} workloads\nthat every allocator completed", s.workloads.len());
+    assert!(chapter.contains(&caption), "the summary's caption must say: {caption:?}");
+}
+
+/// The summary's means are those of the committed results' own tables where the two agree
+/// on the workloads: over the workloads every allocator completed, mimalloc's means are 1
+/// and every other point is the geometric mean of the ratios its row of `results.json` holds.
+#[test]
+fn comparison_summary_means_are_the_results() {
+    use book_examples::reports::comparison_summary as cs;
+    let s = cs::summary(&cs::results_json());
+    let mimalloc = s.points.iter().find(|p| p.name == "mimalloc").expect("mimalloc");
+    assert!((mimalloc.wall - 1.0).abs() < 1e-9 && (mimalloc.rss - 1.0).abs() < 1e-9);
+    assert!(s.points.iter().any(|p| p.name == "tiered" && p.strategy));
+    assert!(!s.workloads.is_empty() && s.workloads.iter().all(|w| !s.left_out.contains(w)));
+    // A hand-made run of two workloads: the means are exact.
+    let json = r#"{"allocators":[{"name":"a","kind":"strategy"},{"name":"mimalloc","kind":"anchor"}],
+        "workloads":[{"name":"w1"},{"name":"w2"},{"name":"w3"}],"machine":{"date_utc":"d"},
+        "results":[
+          {"workload":"w1","allocator":"a","verdict":"ok","wall_ratio_to_mimalloc":2.0,"rss_ratio_to_mimalloc":0.5},
+          {"workload":"w2","allocator":"a","verdict":"ok","wall_ratio_to_mimalloc":8.0,"rss_ratio_to_mimalloc":2.0},
+          {"workload":"w3","allocator":"a","verdict":"timeout","wall_ratio_to_mimalloc":null,"rss_ratio_to_mimalloc":null},
+          {"workload":"w1","allocator":"mimalloc","verdict":"ok","wall_ratio_to_mimalloc":1.0,"rss_ratio_to_mimalloc":1.0},
+          {"workload":"w2","allocator":"mimalloc","verdict":"ok","wall_ratio_to_mimalloc":1.0,"rss_ratio_to_mimalloc":1.0},
+          {"workload":"w3","allocator":"mimalloc","verdict":"ok","wall_ratio_to_mimalloc":1.0,"rss_ratio_to_mimalloc":1.0}]}"#;
+    let t = cs::summary(json);
+    assert_eq!(t.workloads, ["w1", "w2"]);
+    assert_eq!(t.left_out, ["w3"]);
+    let a = &t.points[0];
+    assert!((a.wall - 4.0).abs() < 1e-9 && (a.rss - 1.0).abs() < 1e-9, "{a:?}");
+}
