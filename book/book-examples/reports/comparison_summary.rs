@@ -37,6 +37,8 @@ pub struct Summary {
     pub left_out: Vec<String>,
     /// The run's date, as the results record it.
     pub date: String,
+    /// The allocator every ratio is taken against (mimalloc unless the run chose another).
+    pub anchor: String,
 }
 
 /// The committed results.
@@ -61,16 +63,20 @@ pub fn summary(json: &str) -> Summary {
         .map(|w| w["name"].as_str().expect("name").to_string())
         .collect();
     let results = v["results"].as_array().expect("results");
+    // The harness writes `wall_ratio_to_anchor` and names the anchor; runs before it could
+    // choose one wrote `wall_ratio_to_mimalloc`.
+    let anchor = v["anchor"].as_str().unwrap_or("mimalloc").to_string();
     let ratio = |w: &str, a: &str, key: &str| -> Option<f64> {
         let r = results.iter().find(|r| r["workload"] == w && r["allocator"] == a)?;
         if r["verdict"] != "ok" {
             return None;
         }
-        r[key].as_f64().filter(|x| *x > 0.0)
+        let old = key.replace("anchor", "mimalloc");
+        r.get(key).or_else(|| r.get(&old))?.as_f64().filter(|x| *x > 0.0)
     };
     let complete = |w: &String| {
         names.iter().all(|(a, _)| {
-            ratio(w, a, "wall_ratio_to_mimalloc").is_some() && ratio(w, a, "rss_ratio_to_mimalloc").is_some()
+            ratio(w, a, "wall_ratio_to_anchor").is_some() && ratio(w, a, "rss_ratio_to_anchor").is_some()
         })
     };
     let (done, left_out): (Vec<String>, Vec<String>) = workloads.into_iter().partition(complete);
@@ -84,12 +90,12 @@ pub fn summary(json: &str) -> Summary {
         .map(|(a, strategy)| Point {
             name: a.clone(),
             strategy: *strategy,
-            wall: geomean(a, "wall_ratio_to_mimalloc"),
-            rss: geomean(a, "rss_ratio_to_mimalloc"),
+            wall: geomean(a, "wall_ratio_to_anchor"),
+            rss: geomean(a, "rss_ratio_to_anchor"),
         })
         .collect();
     let date = v["machine"]["date_utc"].as_str().unwrap_or("").to_string();
-    Summary { points, workloads: done, left_out, date }
+    Summary { points, workloads: done, left_out, date, anchor }
 }
 
 /// The plot's alt text: every point's two means.
@@ -100,8 +106,9 @@ pub fn alt(s: &Summary) -> String {
         points.iter().map(|p| format!("{} {:.2} and {:.2}", p.name, p.wall, p.rss)).collect();
     format!(
         "A scatter plot, one point per allocator: the geometric mean of its wall-time ratios to \
-         mimalloc across, of its peak-RSS ratios up, both on logarithmic axes, over the {} \
+         {} across, of its peak-RSS ratios up, both on logarithmic axes, over the {} \
          workloads every allocator completed. Time and memory, from the fastest: {}.",
+        s.anchor,
         s.workloads.len(),
         each.join("; ")
     )
@@ -167,7 +174,8 @@ pub fn plot(s: &Summary) -> String {
     );
     let _ = writeln!(
         out,
-        r##"<text x="12" y="22" font-size="15" font-weight="bold" fill="#222">Time against memory, ratios to mimalloc</text>"##
+        r##"<text x="12" y="22" font-size="15" font-weight="bold" fill="#222">Time against memory, ratios to {}</text>"##,
+        s.anchor
     );
     let _ = writeln!(
         out,
@@ -210,14 +218,16 @@ pub fn plot(s: &Summary) -> String {
     );
     let _ = writeln!(
         out,
-        r##"<text x="{:.1}" y="{:.1}" font-size="12" fill="#444" text-anchor="middle">wall time / mimalloc's (log)</text>"##,
+        r##"<text x="{:.1}" y="{:.1}" font-size="12" fill="#444" text-anchor="middle">wall time / {}'s (log)</text>"##,
         left + pw / 2.0,
-        H - 12.0
+        H - 12.0,
+        s.anchor
     );
     let _ = writeln!(
         out,
-        r##"<text transform="translate(16 {:.1}) rotate(-90)" font-size="12" fill="#444" text-anchor="middle">peak RSS / mimalloc's (log)</text>"##,
-        top + ph / 2.0
+        r##"<text transform="translate(16 {:.1}) rotate(-90)" font-size="12" fill="#444" text-anchor="middle">peak RSS / {}'s (log)</text>"##,
+        top + ph / 2.0,
+        s.anchor
     );
     // Points first (labels must not cover them), tiered last so it is on top.
     let mut order: Vec<&Point> = s.points.iter().collect();
