@@ -116,7 +116,7 @@ pub fn alt(s: &Summary) -> String {
 
 /// Width and height of the plot (small, so that its text stays readable on a phone).
 const W: f64 = 500.0;
-const H: f64 = 400.0;
+const H: f64 = 410.0;
 
 /// The chapter's `<img>` element for the plot.
 pub fn img(s: &Summary) -> String {
@@ -159,7 +159,7 @@ fn near_segment(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
 
 /// The SVG.
 pub fn plot(s: &Summary) -> String {
-    let (left, right, top, bottom) = (56.0, 16.0, 58.0, 50.0);
+    let (left, right, top, bottom) = (56.0, 16.0, 70.0, 50.0);
     let (pw, ph) = (W - left - right, H - top - bottom);
     let lo_x = s.points.iter().map(|p| p.wall).fold(1.0f64, f64::min) / 1.15;
     let hi_x = s.points.iter().map(|p| p.wall).fold(1.0f64, f64::max) * 1.25;
@@ -303,17 +303,17 @@ pub fn plot(s: &Summary) -> String {
         );
     }
     // Legend.
-    let ly = 52.0;
+    let ly = 60.0;
     let _ = writeln!(
         out,
-        r##"<circle cx="{:.1}" cy="{:.1}" r="4.5" fill="#4a78b8"/><text x="{:.1}" y="{:.1}" font-size="11" fill="#444">stratalloc strategy</text><rect x="{:.1}" y="{:.1}" width="9" height="9" fill="#fff" stroke="#555" stroke-width="1.5"/><text x="{:.1}" y="{:.1}" font-size="11" fill="#444">other allocator</text>"##,
-        W - 250.0,
+        r##"<circle cx="{:.1}" cy="{:.1}" r="4.5" fill="#4a78b8"/><text x="{:.1}" y="{:.1}" font-size="12" fill="#444">stratalloc strategy</text><rect x="{:.1}" y="{:.1}" width="9" height="9" fill="#fff" stroke="#555" stroke-width="1.5"/><text x="{:.1}" y="{:.1}" font-size="12" fill="#444">other allocator</text>"##,
+        16.5,
         ly - 4.0,
-        W - 242.0,
+        25.0,
         ly,
-        W - 122.5,
+        172.0,
         ly - 8.5,
-        W - 110.0,
+        185.0,
         ly
     );
     out.push_str("</svg>\n");
