@@ -24,6 +24,10 @@ pub struct SpanLab<'m> {
     span: Span,
     /// The span's pages, borrowed for the lab's life.
     _pages: PhantomData<&'m mut [u64]>,
+    /// Not `Sync`: the span's owner-only fields are `Cell`s, which one thread at a time may
+    /// touch (the lab's thread is the span's owner). `Span` itself is `Sync` for the heap's
+    /// protocol, which the lab does not follow.
+    _one_thread: PhantomData<core::cell::Cell<()>>,
 }
 
 /// A span's state, read from its record.
@@ -75,7 +79,7 @@ impl<'m> SpanLab<'m> {
         let base = NonNull::new(pages.as_mut_ptr().cast::<u8>())?;
         let span = Span::empty();
         span.init(base, npages, sizeclass::span_class(class), true);
-        Some(SpanLab { span, _pages: PhantomData })
+        Some(SpanLab { span, _pages: PhantomData, _one_thread: PhantomData })
     }
 
     /// The object at address `p` of this span.
@@ -141,5 +145,36 @@ impl<'m> SpanLab<'m> {
             refill_min: s.refill_min() as usize,
             remote_len: s.remote_len(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    /// The lab's calls change the real record as the heap's would: a fresh word is claimed
+    /// whole, the fast path takes `freeindex + ctz(allocCache)`, a free below `freeindex`
+    /// waits for the rewind, and a remote free keeps its bit until collected.
+    #[test]
+    fn lab_drives_the_real_span() {
+        let mut pages = std::vec![0u64; PAGE_BYTES / 8];
+        assert!(SpanLab::new(&mut pages, 0).is_none(), "class 0 is large");
+        let lab = SpanLab::new(&mut pages, 9).expect("class 9 fits one page");
+        let s = lab.state();
+        assert_eq!((s.nelems, s.elem_bytes, s.alloc_count, s.alloc_cache), (73, 112, 0, 0));
+        assert_eq!(lab.alloc_fast(), None, "a fresh span's cache is empty");
+        assert_eq!(lab.refill(), Some(0));
+        assert_eq!(lab.state().alloc_count, 64, "the first word is claimed whole");
+        assert_eq!(lab.alloc_fast(), Some(1));
+        assert!(lab.free_local(0));
+        assert!(!lab.free_local(0), "a second free is refused");
+        assert!(lab.free_remote(1));
+        assert!(!lab.free_remote(1), "a second remote free is refused");
+        let s = lab.state();
+        assert!(!SpanState::bit(&s.alloc_bits, 0) && SpanState::bit(&s.alloc_bits, 1));
+        assert_eq!(s.remote_len, 1);
+        assert_eq!(lab.alloc_fast(), Some(2), "object 0 waits below freeindex");
+        assert!(!lab.free_local(100), "past the span");
     }
 }
