@@ -144,13 +144,13 @@ fn alloc_one(lab: &SpanLab<'_>) -> (usize, String) {
     (got, how)
 }
 
-/// Runs the script; for each step the state before it, the objects it picks or frees, and
-/// its caption; then the state after the last step.
 /// One step as run: the state before it, the objects it handed out or freed, the `ctz` of a
 /// single fast-path allocation, and the caption.
-type Ran = (SpanState, Vec<usize>, Option<u32>, String);
+pub type Ran = (SpanState, Vec<usize>, Option<u32>, String);
 
-fn run() -> (Vec<Ran>, SpanState) {
+/// Runs the script on a fresh span: every step as run ([`Ran`]), then the state after the
+/// last step.
+pub fn run() -> (Vec<Ran>, SpanState) {
     let mut pages = vec![0u64; 8192 / 8];
     let lab = SpanLab::new(&mut pages, CLASS).expect("a span of class 9");
     let mut steps = vec![];

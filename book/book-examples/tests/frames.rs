@@ -225,3 +225,45 @@ fn comparison_summary_means_are_the_results() {
         assert!((a.wall - 4.0).abs() < 1e-9 && (a.rss - 1.0).abs() < 1e-9, "{a:?}");
     }
 }
+
+/// Every number of span.md's notes on its step-through ("What the script shows") is what the
+/// span did: each phrase below is built from the run, and the chapter must contain it.
+#[test]
+fn the_span_chapter_quotes_the_run() {
+    use book_examples::reports::span_frames::{self, SCRIPT, Step};
+    use stratalloc::strategies::tiered::span_lab::SpanState;
+    let (steps, _) = span_frames::run();
+    let before = |step: usize| &steps[step - 1].0;
+    let n = before(1).nelems;
+    // Step 1 claims word 0 whole; step 8 loads word 1.
+    let first_claim = before(2).alloc_count - before(1).alloc_count;
+    let word1 = before(9).alloc_count - before(8).alloc_count;
+    // Steps 4 and 6: the owner's free of object 3, then the object handed out instead.
+    assert!(matches!(SCRIPT[3], Step::Free(&[3])), "step 4 frees object 3");
+    assert!(steps[5].1 != [3], "step 6 does not hand object 3 out again");
+    // Step 12: the remote frees collected, the free objects at the decision, refill_min.
+    let at = before(12);
+    let remote: Vec<String> =
+        (0..n).filter(|&i| SpanState::bit(&at.remote, i)).map(|i| i.to_string()).collect();
+    let free = n - (at.alloc_count - at.remote_len);
+    assert_eq!(free, at.refill_min, "the chapter says the rewind comes at exactly refill_min");
+    let ctz = |step: usize| steps[step - 1].2.expect("a fast-path allocation");
+    let phrases = [
+        format!("its {first_claim} objects at once (step 1: `allocCount` jumps to {first_claim})"),
+        format!("word 1 holds objects 64 to {} and {} bits past the last object", n - 1, 128 - n),
+        format!("the scan loads only {word1} objects from it (step 8)"),
+        "Object 3, freed by the owner in step 4, has its bit cleared at once but is not handed out \
+         again in step 6"
+            .to_string(),
+        format!(
+            "the owner collects the remote stack (objects {}), finds {free} of {n} objects free",
+            remote.join(", ")
+        ),
+        format!("`ctz` skips: {} in step 13, {} in step 14", ctz(13), ctz(14)),
+    ];
+    let path = format!("{}/../src/span.md", env!("CARGO_MANIFEST_DIR"));
+    let chapter = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let chapter = chapter.split_whitespace().collect::<Vec<_>>().join(" ");
+    let missing: Vec<&String> = phrases.iter().filter(|p| !chapter.contains(p.as_str())).collect();
+    assert!(missing.is_empty(), "span.md no longer says what the span did; expected:\n{missing:#?}");
+}
