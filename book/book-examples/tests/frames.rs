@@ -267,3 +267,57 @@ fn the_span_chapter_quotes_the_run() {
     let missing: Vec<&String> = phrases.iter().filter(|p| !chapter.contains(p.as_str())).collect();
     assert!(missing.is_empty(), "span.md no longer says what the span did; expected:\n{missing:#?}");
 }
+
+/// The hand-drawn diagrams of the free path (`img/free-object-life.svg`, freeing.md) and of
+/// the central lists (`img/mcentral-lists.svg`, mcentral.md) name real code: every name in
+/// their text that looks like code (`Type::method`, or a name with an underscore) is a
+/// function, field, constant or type of the crate's sources. A rename in the code fails here
+/// until the diagram follows.
+#[test]
+fn the_free_path_diagrams_name_real_code() {
+    let root = format!("{}/../..", env!("CARGO_MANIFEST_DIR"));
+    let mut source = String::new();
+    let mut dirs = vec![format!("{root}/src"), format!("{root}/strategies")];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir}: {e}")).flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                dirs.push(path.to_string_lossy().into_owned());
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                source += &std::fs::read_to_string(&path).unwrap_or_default();
+            }
+        }
+    }
+    let defines = |name: &str| {
+        ["fn ", "const ", "struct ", "enum ", "trait ", "static "]
+            .iter()
+            .any(|kw| source.contains(&format!("{kw}{name}")))
+            || source.contains(&format!("pub {name}:"))
+            || source.contains(&format!(" {name}: "))
+    };
+    for svg in ["free-object-life.svg", "mcentral-lists.svg"] {
+        let path = format!("{root}/book/src/img/{svg}");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        // The text nodes only (not attribute values).
+        let words: String =
+            text.split('>').filter_map(|part| part.split('<').next()).collect::<Vec<_>>().join(" ");
+        let mut names = vec![];
+        for token in words.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')) {
+            let token = token.trim_matches(':');
+            // `fetch_or`: the standard library's atomic, which `Span::claim_remote` calls.
+            let std_name = token == "fetch_or";
+            if !std_name && (token.contains("::") || (token.contains('_') && !token.starts_with('_'))) {
+                names.push(token.to_string());
+            }
+        }
+        assert!(names.len() >= 20, "{svg}: expected the diagram's code names, found {names:?}");
+        let unknown: Vec<&String> = names
+            .iter()
+            .filter(|n| match n.split_once("::") {
+                Some((ty, item)) => !(defines(ty) && defines(item)),
+                None => !defines(n),
+            })
+            .collect();
+        assert!(unknown.is_empty(), "{svg} names code the sources do not define: {unknown:?}");
+    }
+}
