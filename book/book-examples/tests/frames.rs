@@ -321,3 +321,39 @@ fn the_free_path_diagrams_name_real_code() {
         assert!(unknown.is_empty(), "{svg} names code the sources do not define: {unknown:?}");
     }
 }
+
+/// Every figure of the book has a caption, in one of the two forms `assets/figures.css`
+/// styles: a `<figure>` with a `<figcaption>`, or a Markdown image followed on the next line
+/// by an emphasised line (`*...*`).
+#[test]
+fn every_figure_has_a_caption() {
+    let dir = format!("{}/../src", env!("CARGO_MANIFEST_DIR"));
+    let mut missing = vec![];
+    for e in std::fs::read_dir(&dir).expect("book/src").flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "md") {
+            continue;
+        }
+        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let figures = text.matches("<figure").count();
+        let captions = text.matches("<figcaption>").count();
+        if figures != captions {
+            missing.push(format!("{name}: {figures} <figure> but {captions} <figcaption>"));
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        let mut in_image = false;
+        for (i, line) in lines.iter().enumerate() {
+            in_image |= line.starts_with("![");
+            // The image's Markdown ends at the line holding `](target)`.
+            if in_image && line.contains("](") && line.trim_end().ends_with(')') {
+                in_image = false;
+                let next = lines.get(i + 1).map_or("", |l| l.trim());
+                if !(next.starts_with('*') && next.ends_with('*')) {
+                    missing.push(format!("{name}:{}: an image without a caption line under it", i + 1));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "figures without a caption:\n{}", missing.join("\n"));
+}
