@@ -3,7 +3,11 @@
 saves a screenshot of each, and fails on what a reader would see broken:
 
 - an image that did not load (a missing or unreadable file);
-- a page wider than the window (the reader must scroll the whole page sideways);
+- a page wider than the window (the reader must scroll the whole page sideways), or an
+  element of the page body that reaches past the window's right edge outside a box that
+  scrolls sideways (cut off, or pushing the page wider);
+- at phone width, an SVG image whose smallest text is set below MIN_TEXT_PX on the screen
+  (the image's smallest font-size, scaled by its width on the page over its viewBox's);
 - at desktop width, a code block whose text is wider than the block (cut off or scrolled);
 - a step-through figure (figure.stepper) whose "next" button does not change the frame.
 
@@ -17,12 +21,15 @@ Usage: book_browser.py CHROMIUM BOOK_DIR OUT_DIR PAGE...   (pages relative to BO
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
 
-WIDTHS = [("desktop", 1440, 900, False), ("phone", 390, 844, True)]
+# The phone is the narrowest in common use (375 CSS px: iPhone SE, mini).
+WIDTHS = [("desktop", 1440, 900, False), ("phone", 375, 667, True)]
+MIN_TEXT_PX = 8
 TIMEOUT_S = 30
 
 # Runs in the page after its load event; answers a JSON string.
@@ -36,7 +43,27 @@ CHECK_JS = r"""
   const broken = imgs.filter(i => !i.complete || i.naturalWidth === 0)
                      .map(i => i.getAttribute('src'));
   const doc = document.documentElement;
-  const pageOverflow = doc.scrollWidth > window.innerWidth + 1 ? doc.scrollWidth : 0;
+  const pageOverflow = Math.max(doc.scrollWidth, document.body.scrollWidth) > window.innerWidth + 1
+    ? Math.max(doc.scrollWidth, document.body.scrollWidth) : 0;
+  // Elements of the page body past the window's right edge, unless inside a box that scrolls
+  // sideways (code, a step-through's or a wide figure's box, a table's wrapper).
+  const scrolls = e => {
+    for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+      const o = getComputedStyle(a).overflowX;
+      if (o === 'auto' || o === 'scroll') return true;
+    }
+    return false;
+  };
+  const past = [...document.querySelectorAll('main *')].filter(e => {
+    if (e.offsetParent === null) return false;
+    const r = e.getBoundingClientRect();
+    return r.width > 0 && r.right > window.innerWidth + 1 && !scrolls(e);
+  }).slice(0, 5).map(e => `<${e.tagName.toLowerCase()}${e.className ? ' class=' + e.className : ''}> `
+                          + `${Math.round(e.getBoundingClientRect().right)} px: `
+                          + (e.getAttribute('src') || e.textContent.trim().slice(0, 50)));
+  // Every SVG image shown, with its width on the page (the text check is in Python).
+  const svgs = imgs.filter(i => i.offsetParent !== null && /\.svg$/i.test(i.getAttribute('src') || ''))
+                   .map(i => ({src: i.getAttribute('src'), width: i.getBoundingClientRect().width}));
   const wide = [...document.querySelectorAll('main pre')].filter(p => {
     const c = p.querySelector('code') || p;
     return c.scrollWidth > c.clientWidth + 1 || p.scrollWidth > p.clientWidth + 1;
@@ -53,7 +80,7 @@ CHECK_JS = r"""
     steppers.push({id: fig.id, controls: !!next, before, after,
                    ok: !!next && before.length === 1 && after.length === 1 && before[0] !== after[0]});
   }
-  return JSON.stringify({broken, pageOverflow, wide, steppers});
+  return JSON.stringify({broken, pageOverflow, past, svgs, wide, steppers});
 })()
 """
 
@@ -134,6 +161,23 @@ class Chromium:
         subprocess.run(["rm", "-rf", self.profile], check=False)
 
 
+def svg_text_px(base, src, shown_width):
+    """The smallest text of the SVG file `src` (relative to `base`) as set on the screen when
+    the image is shown `shown_width` px wide: its smallest font-size times the shown width over
+    the viewBox's (or the width attribute's). None if the file gives neither size."""
+    try:
+        with open(os.path.join(base, src), encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return None
+    sizes = [float(m) for m in re.findall(r'font-size[=:]\s*"?([0-9.]+)', text)]
+    box = re.search(r'viewBox="\s*[-0-9.]+[\s,]+[-0-9.]+[\s,]+([0-9.]+)', text) or \
+        re.search(r'<svg[^>]*\swidth="([0-9.]+)', text)
+    if not sizes or not box or float(box.group(1)) <= 0:
+        return None
+    return min(sizes) * shown_width / float(box.group(1))
+
+
 def main():
     exe, book, out, pages = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
     os.makedirs(out, exist_ok=True)
@@ -165,6 +209,14 @@ def main():
                     failures.append(f"{where}: image did not load: {src}")
                 if r["pageOverflow"]:
                     failures.append(f"{where}: the page is {r['pageOverflow']} px wide, wider than the window")
+                for e in r["past"]:
+                    failures.append(f"{where}: reaches past the window's right edge: {e}")
+                if mobile:
+                    for img in r["svgs"]:
+                        px = svg_text_px(os.path.join(book, os.path.dirname(page)), img["src"], img["width"])
+                        if px is not None and px < MIN_TEXT_PX:
+                            failures.append(f"{where}: the text of {img['src']} is {px:.1f} px on the screen "
+                                            f"(shown {img['width']:.0f} px wide; at least {MIN_TEXT_PX} px wanted)")
                 if not mobile:
                     for line in r["wide"]:
                         failures.append(f"{where}: code block wider than the page: {line!r}")

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The book in a real browser: builds it (book/book), opens every chapter in headless Chromium
-# at desktop (1440 px) and phone (390 px) width, saves a screenshot of each, and fails on an
-# image that does not load, a page wider than the window, a code block wider than the text
-# column at desktop width, or a step-through figure whose "next" button does not change the
-# frame (the checks are .ci/book_browser.py, which drives Chromium over its DevTools pipe
+# at desktop (1440 px) and phone (375 px) width, saves a screenshot of each, and fails on an
+# image that does not load, a page wider than the window or an element of its body past the
+# window's edge (outside a box that scrolls), a code block wider than the text column at
+# desktop width, SVG text under 8 px on the phone's screen, or a step-through figure whose
+# "next" button does not change the frame (the checks are .ci/book_browser.py, which drives Chromium over its DevTools pipe
 # with Python's standard library only).
 #
 # Installs Debian's `chromium` with apt-get when it is missing (CI runs as root).

@@ -34,3 +34,10 @@ if [ "$ok" -ne 2 ]; then
     exit 1
 fi
 echo "smoke: 2 passed, 0 failed"
+
+echo "== harness: 'replot' draws the plots again from results.json"
+rm "$out/wall_ratio.svg" "$out/rss_ratio.svg"
+cargo run --release -p comparisons -- replot "$out"
+for f in wall_ratio.svg rss_ratio.svg; do
+    grep -q '<svg' "$out/$f" || { echo "FAILED: replot did not write $f" >&2; exit 1; }
+done

@@ -13,6 +13,10 @@
 //!   allocation" (`book/src/img/policy/`) from the real strategies; `tests/frames.rs` checks
 //!   that the committed frames are what it draws today, and the fragmentation plot of the
 //!   same chapter ([`reports::fragmentation`]).
+//! - [`reports::span_frames`] draws the step-through of the chapter "Span"
+//!   (`book/src/img/span/`) from one real `Tiered` span; `tests/frames.rs` checks it too.
+//! - [`reports::comparison_summary`] draws the time-against-memory summary of the chapter
+//!   "Comparison" from the committed `results/results.json`; `tests/frames.rs` checks it.
 //! - `tests/book_links.rs` checks every relative link, image, anchor and include of the book.
 #![allow(rustdoc::broken_intra_doc_links)]
 
@@ -23,6 +27,8 @@ pub mod poisoned;
 /// The deterministic measurements committed under `book/src/measured/` (the examples of the
 /// same names print them; `tests/measured.rs` checks the committed files are current).
 pub mod reports {
+    #[path = "../reports/comparison_summary.rs"]
+    pub mod comparison_summary;
     #[path = "../reports/fragmentation.rs"]
     pub mod fragmentation;
     #[path = "../reports/policy_frames.rs"]
@@ -33,6 +39,8 @@ pub mod reports {
     pub mod size_class_waste;
     #[path = "../reports/size_classes.rs"]
     pub mod size_classes;
+    #[path = "../reports/span_frames.rs"]
+    pub mod span_frames;
     #[path = "../reports/tiered_walk.rs"]
     pub mod tiered_walk;
 }

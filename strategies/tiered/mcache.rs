@@ -384,16 +384,8 @@ impl MCache {
         if !ptr::eq(cur, &EMPTY_SPAN) {
             // SAFETY: a current span is live and owned by this cache.
             let s = unsafe { &*cur };
-            // A full span has nothing ahead of the scan: skip straight to its remote frees.
-            if !s.is_full()
-                && let Some(p) = s.next_free()
-            {
+            if let Some(p) = s.refill_current() {
                 return Some(p);
-            }
-            s.collect_remote();
-            if s.worth_refill() {
-                s.rewind();
-                return s.next_free();
             }
             self.alloc[spc].set(&EMPTY_SPAN);
             self.owned[spc].push_tail(s);

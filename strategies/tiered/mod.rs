@@ -211,6 +211,10 @@ mod remote_atomics {
 mod scavenger;
 pub mod sizeclass;
 mod span;
+/// One real span outside any heap, for the book's step-through pictures (not used by the
+/// allocator; see the module's docs).
+#[doc(hidden)]
+pub mod span_lab;
 mod tls;
 
 use arena::{INDEX_L1_BYTES, Index};

@@ -635,6 +635,28 @@ impl Span {
     }
     // ANCHOR_END: rewind
 
+    // ANCHOR: refill_current
+    /// The current span's part of a refill (`MCache::refill`): the rest of the scan, else,
+    /// at its end, the span's sweep (collect its remote frees) and, if enough of it is free
+    /// ([`Self::worth_refill`]), a rewind and a new scan from object 0. `None`: the span is
+    /// not worth a refill now, and the cache switches to another. Owner only.
+    #[inline(always)]
+    pub fn refill_current(&self) -> Option<NonNull<u8>> {
+        // A full span has nothing ahead of the scan: skip straight to its remote frees.
+        if !self.is_full()
+            && let Some(p) = self.next_free()
+        {
+            return Some(p);
+        }
+        self.collect_remote();
+        if self.worth_refill() {
+            self.rewind();
+            return self.next_free();
+        }
+        None
+    }
+    // ANCHOR_END: refill_current
+
     /// Object index of address `addr` (in the span), without a division (Go's `divMul`).
     #[inline]
     pub fn object_index(&self, addr: usize) -> usize {

@@ -405,13 +405,13 @@ fn search(
 const WIDTH: f64 = 860.0;
 const LEFT: f64 = 16.0;
 const BAR_H: f64 = 34.0;
-const FONT: &str = "font-family=\"DejaVu Sans, Verdana, sans-serif\"";
+pub(crate) const FONT: &str = "font-family=\"DejaVu Sans, Verdana, sans-serif\"";
 const USED: &str = "#4a78b8";
 const FREE: &str = "#e8f3e1";
 const PATH: &str = "#e08a00";
 const PICK: &str = "#c62828";
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
@@ -533,7 +533,7 @@ fn svg(height: f64, title: &str, body: &str) -> String {
     )
 }
 
-fn text(out: &mut String, x: f64, y: f64, size: u32, bold: bool, s: &str) {
+pub(crate) fn text(out: &mut String, x: f64, y: f64, size: u32, bold: bool, s: &str) {
     let _ = writeln!(
         out,
         r##"<text x="{x:.1}" y="{y:.1}" {FONT} font-size="{size}"{} fill="#222">{}</text>"##,

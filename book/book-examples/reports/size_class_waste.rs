@@ -9,7 +9,8 @@ use core::fmt::Write;
 
 use stratalloc::strategies::tiered::sizeclass::{CLASS_BYTES, MAX_SMALL_BYTES, class_of};
 
-/// Smallest request size plotted (smaller ones go to Go's tiny allocator).
+/// Smallest request size plotted (Go bumps smaller ones into its tiny allocator; `Tiered`
+/// gives each a whole 8 or 16 B object).
 const MIN_BYTES: usize = 16;
 
 /// Percent of the slot a request of `size` bytes leaves unused.

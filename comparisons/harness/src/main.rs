@@ -223,6 +223,17 @@ fn main() {
         replay::main();
         return;
     }
+    if std::env::args().nth(1).as_deref() == Some("replot") {
+        let dir = std::env::args().nth(2).map_or_else(default_out, PathBuf::from);
+        match report::replot(&dir) {
+            Ok(files) => files.iter().for_each(|f| eprintln!("wrote {}", f.display())),
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(1)
+            }
+        }
+        return;
+    }
     let (opts, list) = parse().unwrap_or_else(|e| {
         eprintln!("error: {e}");
         std::process::exit(64)

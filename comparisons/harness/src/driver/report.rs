@@ -380,24 +380,83 @@ pub fn write_all(opts: &Opts, s: &Summary) -> Result<Vec<PathBuf>, String> {
     let ratios = |f: fn(&Cell) -> Option<f64>| -> Vec<Vec<Option<f64>>> {
         s.workloads.iter().map(|w| names.iter().map(|a| s.ratio(w, a, f)).collect()).collect()
     };
-    let anchor = &s.opts.anchor;
+    plots(&opts.out, &s.opts.anchor, &s.workloads, &names, &ratios(Cell::wall), &ratios(Cell::rss_mib))?;
+    Ok(vec![md, tables, json, wall_svg, rss_svg])
+}
+
+/// Draws `wall_ratio.svg` and `rss_ratio.svg` into `dir`.
+fn plots(
+    dir: &std::path::Path,
+    anchor: &str,
+    workloads: &[&str],
+    names: &[String],
+    wall: &[Vec<Option<f64>>],
+    rss: &[Vec<Option<f64>>],
+) -> Result<(), String> {
     crate::plot::grouped_bars(
-        &wall_svg,
+        &dir.join("wall_ratio.svg"),
         &format!("Wall time, ratio to {anchor} (log scale, lower is better)"),
         &format!("wall time / {anchor}'s (no bar: FAILED, TIMEOUT or not run)"),
-        &s.workloads,
-        &names,
-        &ratios(Cell::wall),
+        workloads,
+        names,
+        wall,
     )?;
     crate::plot::grouped_bars(
-        &rss_svg,
+        &dir.join("rss_ratio.svg"),
         &format!("Peak RSS, ratio to {anchor} (log scale, lower is better)"),
         &format!("peak RSS / {anchor}'s (no bar: FAILED, TIMEOUT or not run)"),
-        &s.workloads,
-        &names,
-        &ratios(Cell::rss_mib),
-    )?;
-    Ok(vec![md, tables, json, wall_svg, rss_svg])
+        workloads,
+        names,
+        rss,
+    )
+}
+
+/// `comparisons replot [DIR]`: draws the two plots of DIR (default: the book's results)
+/// again from its `results.json`, with the plot code of this build, without running
+/// anything. Reads the ratios the run recorded (`..._ratio_to_anchor`, or
+/// `..._ratio_to_mimalloc` in runs from before `--anchor`).
+pub fn replot(dir: &std::path::Path) -> Result<Vec<PathBuf>, String> {
+    let path = dir.join("results.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let list = |key: &str| -> Result<Vec<String>, String> {
+        v[key]
+            .as_array()
+            .ok_or(format!("{}: no {key}", path.display()))?
+            .iter()
+            .map(|x| {
+                x["name"]
+                    .as_str()
+                    .map(str::to_string)
+                    .ok_or(format!("{}: {key} without a name", path.display()))
+            })
+            .collect()
+    };
+    let names = list("allocators")?;
+    let workloads = list("workloads")?;
+    let anchor = v["anchor"].as_str().unwrap_or(ANCHOR);
+    let results = v["results"].as_array().ok_or(format!("{}: no results", path.display()))?;
+    let ratios = |what: &str| -> Vec<Vec<Option<f64>>> {
+        workloads
+            .iter()
+            .map(|w| {
+                names
+                    .iter()
+                    .map(|a| {
+                        let r = results
+                            .iter()
+                            .find(|r| r["workload"] == w.as_str() && r["allocator"] == a.as_str())?;
+                        let key = format!("{what}_ratio_to_anchor");
+                        let old = format!("{what}_ratio_to_mimalloc");
+                        r.get(&key).or_else(|| r.get(&old))?.as_f64()
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let w: Vec<&str> = workloads.iter().map(String::as_str).collect();
+    plots(dir, anchor, &w, &names, &ratios("wall"), &ratios("rss"))?;
+    Ok(vec![dir.join("wall_ratio.svg"), dir.join("rss_ratio.svg")])
 }
 
 /// The report in markdown. `standalone`: results.md, with a title and the plots; otherwise
