@@ -262,7 +262,7 @@ pub fn plot(s: &Summary) -> String {
         let tw = p.name.len() as f64 * size * 0.6;
         let th = size;
         let mut spots = vec![];
-        for d in [0.0, 16.0, 32.0, 48.0, 64.0] {
+        for d in (0..10).map(|k| f64::from(k) * 16.0) {
             spots.extend([
                 (cx + 9.0, cy - 5.0 - d, "start"),
                 (cx + 9.0, cy + 5.0 + th + d, "start"),
@@ -270,21 +270,30 @@ pub fn plot(s: &Summary) -> String {
                 (cx - 9.0, cy + 5.0 + th + d, "end"),
             ]);
         }
-        let place = spots.iter().copied().find_map(|(tx, ty, anchor)| {
+        // The first spot inside the plot, clear of other points' leaders and of labels and
+        // points already placed; failing that, the first inside one clear of labels; failing
+        // that, the first inside one (a crowded plot still gets every label).
+        let fits = |(tx, ty, anchor): (f64, f64, &'static str), strict: u8| {
             let x0 = if anchor == "end" { tx - tw } else { tx };
             let b = Boxed { x0: x0 - 2.0, y0: ty - th, x1: x0 + tw + 2.0, y1: ty + 3.0 };
             let inside = b.x0 >= bounds.x0 && b.x1 <= bounds.x1 && b.y0 >= bounds.y0 && b.y1 <= bounds.y1;
             // A leader must not pass by another point.
             let ly = if ty < cy { ty + 2.0 } else { ty - th };
             // (A point almost on this one, as first and next fit's, cannot be avoided.)
-            let clear = s
-                .points
-                .iter()
-                .map(|q| (x(q.wall), y(q.rss)))
-                .all(|q| (q.0 - cx).hypot(q.1 - cy) < 10.0 || near_segment(q, (cx, cy), (tx, ly)) > 8.0);
-            (inside && clear && !taken.iter().any(|t| t.overlaps(&b))).then_some((tx, ty, anchor, b))
+            let clear = strict < 2
+                || s.points
+                    .iter()
+                    .map(|q| (x(q.wall), y(q.rss)))
+                    .all(|q| (q.0 - cx).hypot(q.1 - cy) < 10.0 || near_segment(q, (cx, cy), (tx, ly)) > 8.0);
+            let free = strict < 1 || !taken.iter().any(|t| t.overlaps(&b));
+            (inside && clear && free).then_some((tx, ty, anchor, b))
+        };
+        let place =
+            [2, 1, 0].into_iter().find_map(|strict| spots.iter().find_map(|&spot| fits(spot, strict)));
+        let (tx, ty, anchor, b) = place.unwrap_or_else(|| {
+            let b = Boxed { x0: cx + 7.0, y0: cy - 5.0 - th, x1: cx + 11.0 + tw, y1: cy - 2.0 };
+            (cx + 9.0, cy - 5.0, "start", b)
         });
-        let (tx, ty, anchor, b) = place.unwrap_or_else(|| panic!("no room for the label of {}", p.name));
         taken.push(b);
         let (color, weight) = if tiered { ("#c62828", " font-weight=\"bold\"") } else { ("#222", "") };
         if (tx, ty) != (cx + 9.0, cy - 5.0) {
