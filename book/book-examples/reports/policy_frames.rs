@@ -492,27 +492,13 @@ fn bar(
             y - 6.0
         );
         if badge != Badge::TooSmall {
-            let _ = writeln!(
-                out,
-                r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="none" stroke="{PATH}" stroke-width="2.5"/>"#,
-                x0 + 1.5,
-                y + 1.5,
-                (x1 - x0 - 3.0).max(1.0),
-                BAR_H - 3.0
-            );
+            outline(out, (x0, x1), y, 1.5, PATH, "2.5");
         }
     }
     if let Some(off) = picked {
         let b = heap.iter().find(|b| b.off == off).expect("the picked block");
         let (x0, x1) = (scale.x(b.off), scale.x(b.end()));
-        let _ = writeln!(
-            out,
-            r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="none" stroke="{PICK}" stroke-width="4"/>"#,
-            x0 + 2.0,
-            y + 2.0,
-            (x1 - x0 - 4.0).max(1.0),
-            BAR_H - 4.0
-        );
+        outline(out, (x0, x1), y, 2.0, PICK, "4");
     }
     if let Some(r) = rover {
         let x = scale.x(r);
@@ -524,6 +510,18 @@ fn bar(
             y + BAR_H + 10.0
         );
     }
+}
+
+/// An unfilled rectangle drawn `inset` inside the bar of the block spanning `x0..x1` at `y`.
+fn outline(out: &mut String, (x0, x1): (f64, f64), y: f64, inset: f64, color: &str, width: &str) {
+    let _ = writeln!(
+        out,
+        r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="none" stroke="{color}" stroke-width="{width}"/>"#,
+        x0 + inset,
+        y + inset,
+        (x1 - x0 - 2.0 * inset).max(1.0),
+        BAR_H - 2.0 * inset
+    );
 }
 
 fn svg(height: f64, title: &str, body: &str) -> String {
