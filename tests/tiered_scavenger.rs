@@ -228,3 +228,33 @@ fn churn_and_check(heap: &Heap<Tiered, Tracked<Mmap>>, t: u8) {
         }
     }
 }
+
+/// `Tiered::scavenger_view` reads the page heap: nothing before the first allocation; a
+/// large object's pages in use while it lives; after its free, the pages retained and within
+/// the target (the hold: the heap may grow back to its peak), so the bounded step of that
+/// free gave nothing back; after `trim`, nothing retained.
+#[test]
+fn scavenger_view_reads_the_page_heap() {
+    const MIB: usize = 1 << 20;
+    let heap: Heap<Tiered, Tracked<Mmap>> = Heap::with_source(Tracked::new(Mmap));
+    assert_eq!(heap.strategy().scavenger_view(), None);
+    let l = Layout::from_size_align(8 * MIB, 8).unwrap();
+    // SAFETY: non-zero size.
+    let p = unsafe { heap.alloc(l) };
+    assert!(!p.is_null());
+    let live = heap.strategy().scavenger_view().expect("the heap exists");
+    assert!(live.inuse_bytes >= 8 * MIB, "{live:?}");
+    assert!(live.target_bytes >= 4 * MIB, "at least RETAIN_MIN_PAGES: {live:?}");
+    let ready = heap.source().counts().ready;
+    // SAFETY: live block of `heap` allocated with `l`, freed once.
+    unsafe { heap.dealloc(p, l) };
+    let freed = heap.strategy().scavenger_view().expect("the heap exists");
+    assert_eq!(freed.inuse_bytes + 8 * MIB, live.inuse_bytes, "{freed:?}");
+    assert_eq!(freed.retained_bytes, live.retained_bytes + 8 * MIB, "{freed:?}");
+    assert!(freed.retained_bytes <= freed.target_bytes, "held within the target: {freed:?}");
+    assert_eq!(heap.source().counts().ready, ready, "the step gave nothing back");
+    heap.trim();
+    let trimmed = heap.strategy().scavenger_view().expect("the heap exists");
+    assert_eq!(trimmed.retained_bytes, 0, "{trimmed:?}");
+    assert!(heap.source().counts().ready <= ready - 8 * MIB, "trim gave the pages back");
+}

@@ -15,6 +15,9 @@
 //!   same chapter ([`reports::fragmentation`]).
 //! - [`reports::span_frames`] draws the step-through of the chapter "Span"
 //!   (`book/src/img/span/`) from one real `Tiered` span; `tests/frames.rs` checks it too.
+//! - [`reports::scavenge`] also draws the plot of Ready memory against the scavenger's goal
+//!   of the chapter "Freeing and scavenging" (`book/src/img/scavenge.svg`) from the run of
+//!   its table; `tests/measured.rs` checks both and the plot's alt text and caption.
 //! - [`reports::comparison_summary`] draws the time-against-memory summary of the chapter
 //!   "Comparison" from the committed `results/results.json`; `tests/frames.rs` checks it.
 //! - `tests/book_links.rs` checks every relative link, image, anchor and include of the book.

@@ -717,6 +717,34 @@ impl Tiered {
             tls::forget(root);
         }
     }
+
+    /// What the scavenger weighs at this moment (read under the heap lock; changes nothing),
+    /// or `None` before the heap's first allocation. For reports and tests: the book plots
+    /// Ready memory against the goal this gives (`book/book-examples/reports/scavenge.rs`).
+    pub fn scavenger_view(&self) -> Option<ScavengerView> {
+        let root = self.existing_root()?;
+        let h = root.heap.lock.lock();
+        Some(ScavengerView {
+            inuse_bytes: h.inuse_pages * PAGE_BYTES,
+            retained_bytes: h.free_ready_pages * PAGE_BYTES,
+            target_bytes: h.retain_target_pages() * PAGE_BYTES,
+        })
+    }
+}
+
+/// The page heap's figures that a scavenger step acts on ([`Tiered::scavenger_view`]), in
+/// bytes. A bounded step gives pages back while `retained_bytes > target_bytes`, so the most
+/// Ready memory the scavenger leaves is the Ready memory now, less `retained_bytes`, plus
+/// `target_bytes`.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub struct ScavengerView {
+    /// Pages of live spans (`inuse_pages`: spans holding objects, cached or spare ones).
+    pub inuse_bytes: usize,
+    /// Free pages that are Ready: *retained*, what the scavenger may give back.
+    pub retained_bytes: usize,
+    /// Retained bytes the target allows (`retain_target_pages`: 10 % of the pages in use,
+    /// or the room back up to the held peak, and at least 4 MiB).
+    pub target_bytes: usize,
 }
 
 mod check;

@@ -31,9 +31,63 @@ fn tiered_walk_is_current() {
     same("tiered_walk", reports::tiered_walk::report());
 }
 
+/// The scavenge scenario, run once for the tests below (the slowest of these reports).
+fn scavenge_run() -> &'static reports::scavenge::Run {
+    static RUN: std::sync::OnceLock<reports::scavenge::Run> = std::sync::OnceLock::new();
+    RUN.get_or_init(reports::scavenge::run)
+}
+
 #[test]
 fn scavenge_is_current() {
-    same("scavenge", reports::scavenge::report());
+    same("scavenge", scavenge_run().report.clone());
+}
+
+/// The plot of Ready memory against the scavenger's goal (`img/scavenge.svg`) is what the
+/// same run draws today, and freeing.md shows it with the alt text and caption the code
+/// writes, so that every figure in them is the run's.
+#[test]
+fn scavenge_plot_is_current_and_shown() {
+    use reports::scavenge::{caption, img, plot};
+    let samples = &scavenge_run().samples;
+    let src = format!("{}/../src", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{src}/img/scavenge.svg");
+    let then = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert!(
+        then == plot(samples),
+        "{path} is stale; regenerate it with \
+         `cargo run --release -p book-examples --example scavenge > book/src/measured/scavenge.txt`"
+    );
+    let flat = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let chapter = flat(&std::fs::read_to_string(format!("{src}/freeing.md")).expect("freeing.md"));
+    for (what, line) in
+        [("<img>", img(samples)), ("<figcaption>", format!("<figcaption>{}</figcaption>", caption(samples)))]
+    {
+        assert!(
+            chapter.contains(&flat(&line)),
+            "freeing.md does not show the scavenge plot's {what} as drawn (the example prints \
+             it on stderr); it is:\n{line}"
+        );
+    }
+}
+
+/// The plot's samples are the table's run: the last sample of each phase has the Ready
+/// memory of the table's row for that phase.
+#[test]
+fn scavenge_plot_ends_each_phase_at_the_table() {
+    use reports::scavenge::{PHASES, figures};
+    let run = scavenge_run();
+    let f = figures(&run.samples);
+    for (p, (row, _)) in PHASES.iter().enumerate() {
+        let line =
+            run.report.lines().find(|l| l.starts_with(row)).unwrap_or_else(|| panic!("no row {row:?}"));
+        let ready: usize =
+            line[row.len()..].split_whitespace().next().and_then(|n| n.parse().ok()).expect("Ready MiB");
+        assert_eq!(f.after[p], ready, "phase {row:?}");
+    }
+    assert!(
+        run.samples.windows(2).all(|w| (w[0].phase, w[0].done) <= (w[1].phase, w[1].done)),
+        "samples in order"
+    );
 }
 
 /// The "measured YYYY-MM-DD HH:MM UTC" stamp of the harness tables in `results/tables.md`.

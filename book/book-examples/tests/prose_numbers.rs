@@ -243,7 +243,8 @@ fn leading_count(text: &str) -> Option<&str> {
 
 /// The value a `<!--m FILE | LABEL | N [| DIVISOR]-->` marker names: number `N` (counted
 /// from one) after `LABEL` on the first line of `book/src/measured/FILE.txt` that holds
-/// `LABEL`, divided by `DIVISOR` (for a change of unit, ns to µs).
+/// `LABEL`, divided by `DIVISOR` (for a change of unit, ns to µs). A number may end in the
+/// unit `x` or `s` ("0.69x", "1.0191s"); other tokens ("MiB", "-") are not numbers.
 fn measured(spec: &str) -> Result<f64, String> {
     let parts: Vec<&str> = spec.split('|').map(str::trim).collect();
     let (file, label, n, divisor) = match parts.as_slice() {
@@ -259,9 +260,14 @@ fn measured(spec: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("{file}.txt has no line with {label:?}"))?;
     let after = &line[line.find(label).unwrap() + label.len()..];
     let n: usize = n.parse().map_err(|_| format!("{spec:?}: bad column"))?;
+    // A token may carry a unit right after its digits, as the replay report's "0.69x" and
+    // "0.6457s" do.
     let token = after
         .split_whitespace()
-        .filter_map(|t| t.replace(',', "").parse::<f64>().ok())
+        .filter_map(|t| {
+            let t = t.replace(',', "");
+            t.strip_suffix(['x', 's']).unwrap_or(&t).parse::<f64>().ok()
+        })
         .nth(n.checked_sub(1).ok_or("columns count from 1")?)
         .ok_or_else(|| format!("{file}.txt: {label:?} has no number {n}"))?;
     let d: f64 = divisor.parse().map_err(|_| format!("{spec:?}: bad divisor"))?;
@@ -363,8 +369,8 @@ fn decimals(text: &str) -> Vec<(String, bool)> {
     out
 }
 
-/// The chapters that quote the run.
-const CHAPTERS: [&str; 8] = [
+/// The chapters that quote the run (or a file of `measured/`).
+const CHAPTERS: [&str; 9] = [
     "comparison.md",
     "caching.md",
     "choosing.md",
@@ -373,6 +379,7 @@ const CHAPTERS: [&str; 8] = [
     "freeing.md",
     "page-sources.md",
     "vm-layout.md",
+    "recording.md",
 ];
 
 /// The numbers in the alt texts of the run's plots, which cannot carry a marker: the
