@@ -12,7 +12,9 @@
 //!   object, straight from here (Go's `largeAlloc`).
 //!
 //! # Alloc path (`alloc_span`)
-//! 1. `pagealloc::find` the lowest run of `npages` (plus `align_pages - 1` to align).
+//! 1. `pagealloc::find` the lowest run of `npages` (plus `align_pages - 1` to align); a large
+//!    run of at least [`READY_FIT_MIN_PAGES`] first looks for the best-fitting run of Ready
+//!    pages (`pagealloc::find_ready_best`), so that it reuses resident memory (issue 17).
 //! 2. None: `grow` reserves one or more arenas (64 MiB each, aligned to 64 MiB or to the
 //!    run's alignment if larger) in one reservation, as many as the run needs, maps them
 //!    (Reserved → Prepared), registers them in the index and the arena list with every
@@ -71,6 +73,11 @@ use crate::sync::SpinLock;
 
 /// Most arenas one heap can hold (64 GiB of heap).
 pub const MAX_ARENAS: usize = 1024;
+
+/// Large runs of at least this many pages (512 KiB) look for the best-fitting run of Ready
+/// pages before the first fit (`pagealloc::find_ready_best`): a scan of the bitmaps costs
+/// less than the page faults of such a run; shorter runs take the first fit at once.
+pub const READY_FIT_MIN_PAGES: usize = 64;
 
 /// The page heap (Go's `mheap`).
 pub struct MHeap {
@@ -385,8 +392,17 @@ impl HeapInner {
         spc: usize,
     ) -> Option<NonNull<Span>> {
         let want = npages.checked_add(align_pages - 1)?;
-        // SAFETY: `&mut self` proves the heap lock held; the list holds this heap's arenas.
-        let run = match unsafe { pagealloc::find(&self.arenas[..self.narenas], want) } {
+        let arenas = &self.arenas[..self.narenas];
+        // Large runs: the best-fitting run of Ready pages first (see `find_ready_best`), so
+        // that a freed large object's pages are reused resident, without a page fault.
+        let ready = if spc == 0 && want >= READY_FIT_MIN_PAGES && self.free_ready_pages >= want {
+            // SAFETY: `&mut self` proves the heap lock held; the list holds this heap's arenas.
+            unsafe { pagealloc::find_ready_best(arenas, want) }
+        } else {
+            None
+        };
+        // SAFETY: as above.
+        let run = match ready.or_else(|| unsafe { pagealloc::find(arenas, want) }) {
             Some(r) => r,
             // The new reservation starts with `npages` free pages aligned as asked.
             None => self.grow(src, npages, align_pages)?,
