@@ -8,7 +8,7 @@
 //!   under it. Lock order: an mcentral lock is never taken while the heap lock is held.
 //! - *arena list*: the arenas sorted by address (for the page allocator's lowest-address
 //!   first walk).
-//! - *large object*: a request over 32 KiB or aligned above 8 KiB: a span of class 0 with one
+//! - *large object*: a request over 32 KiB or aligned above 32 KiB: a span of class 0 with one
 //!   object, straight from here (Go's `largeAlloc`).
 //!
 //! # Alloc path (`alloc_span`)
