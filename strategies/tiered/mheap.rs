@@ -562,6 +562,10 @@ impl HeapInner {
             let _ = unsafe { src.free(base, bytes) };
             return None;
         }
+        // Arenas are filled densely, lowest pages first, and are 64 MiB-aligned: let the OS
+        // back them with huge pages (issue 17: a short process's page faults).
+        // SAFETY: `base .. + bytes` was reserved from `src` and is now Prepared.
+        unsafe { src.hint_dense(base, bytes) };
         self.reserved_bytes += bytes;
         // The new arenas hold no span until the run is taken (and keep none if that fails).
         self.empty_arena_hint = true;
