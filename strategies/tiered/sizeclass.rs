@@ -546,9 +546,9 @@ mod tests {
         assert_eq!(class_for(1, 32768), Some(class_of(32768)));
         assert_eq!(class_for(1, 65536), None);
         assert_eq!(class_for(32769, 8), None);
-        for c in 1..CLASS_COUNT {
+        for (c, &bytes) in CLASS_BYTES.iter().enumerate().skip(1) {
             let pages = class_span_align_pages(c);
-            assert!(pages == 1 || CLASS_BYTES[c] as usize == pages * PAGE_BYTES, "class {c}");
+            assert!(pages == 1 || bytes as usize == pages * PAGE_BYTES, "class {c}");
         }
     }
 

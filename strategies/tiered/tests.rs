@@ -1343,12 +1343,12 @@ fn large_runs_take_the_best_fitting_ready_run() {
 /// (checked by the walker too); 64 KiB goes to the page heap, aligned.
 #[test]
 fn aligned_requests_of_every_class_are_served_aligned() {
-    use super::sizeclass::{CLASS_ALIGN, CLASS_BYTES, CLASS_COUNT, class_for};
+    use super::sizeclass::{CLASS_ALIGN, CLASS_BYTES, class_for};
     use crate::Strategy;
     let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
     let mut live = Vec::new();
-    for c in 1..CLASS_COUNT {
-        let size = CLASS_BYTES[c] as usize;
+    for (c, &size) in CLASS_BYTES.iter().enumerate().skip(1) {
+        let size = size as usize;
         for shift in 3..=16 {
             let align = 1usize << shift;
             for n in [size - size / 4, size] {
