@@ -534,9 +534,10 @@ unsafe impl Strategy for Tiered {
         let usable = if s.class.get() == 0 { s.npages.get() * PAGE_BYTES } else { s.elem_bytes.get() };
         let pow = 1usize << p.trailing_zeros().min(usize::BITS - 1);
         // Large spans keep the alignment they were made with (up to their base's); small
-        // objects are promised their class's (`CLASS_ALIGN`).
-        let align =
-            if s.class.get() == 0 { pow } else { pow.min(CLASS_ALIGN[s.class.get() as usize] as usize) };
+        // objects are promised at most a page, or their class's alignment if larger (the
+        // 16 KiB and 32 KiB classes, `CLASS_ALIGN`).
+        let cap = PAGE_BYTES.max(CLASS_ALIGN[s.class.get() as usize] as usize);
+        let align = if s.class.get() == 0 { pow } else { pow.min(cap) };
         Some(BlockInfo { start: p, usable, align })
     }
     // ANCHOR_END: tiered_block_of
