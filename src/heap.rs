@@ -119,6 +119,10 @@ unsafe impl<P: PageSource> PageSource for Counted<P> {
         // SAFETY: forwarded with the caller's guarantees.
         self.count(Op::Used, bytes, unsafe { self.inner.used(base, bytes) })
     }
+    unsafe fn hint_dense(&self, base: NonNull<u8>, bytes: usize) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.inner.hint_dense(base, bytes) }
+    }
     unsafe fn unused(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError> {
         // SAFETY: forwarded with the caller's guarantees.
         self.count(Op::Unused, bytes, unsafe { self.inner.unused(base, bytes) })

@@ -107,6 +107,11 @@ unsafe impl<P: PageSource> PageSource for Failing<P> {
         unsafe { self.inner.unused(base, bytes) }
     }
 
+    unsafe fn hint_dense(&self, base: NonNull<u8>, bytes: usize) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.inner.hint_dense(base, bytes) }
+    }
+
     unsafe fn fault(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.inner.fault(base, bytes) }

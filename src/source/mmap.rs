@@ -214,6 +214,16 @@ unsafe impl PageSource for Mmap {
         Self::mmap(base.as_ptr(), bytes, prot, true, Op::Map).map(|_| ())
     }
 
+    // ANCHOR: mmap_hint_dense
+    unsafe fn hint_dense(&self, base: NonNull<u8>, bytes: usize) {
+        // SAFETY: the caller guarantees the range is mapped memory of this source;
+        // MADV_HUGEPAGE changes no contents and no protection, only how the kernel may back
+        // the range. A kernel without transparent huge pages refuses it (EINVAL): a hint,
+        // so the result is ignored.
+        let _ = unsafe { libc::madvise(base.as_ptr().cast(), bytes, libc::MADV_HUGEPAGE) };
+    }
+    // ANCHOR_END: mmap_hint_dense
+
     unsafe fn used(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError> {
         // Linux needs nothing: Prepared memory is already readable and writable.
         check_range(Op::Used, base, bytes, OS_PAGE_BYTES)

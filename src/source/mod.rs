@@ -292,6 +292,19 @@ pub unsafe trait PageSource: Sync {
     /// caller still needs.
     unsafe fn unused(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError>;
 
+    /// A hint, changing no state: `base..base + bytes` will be used densely, so the OS may
+    /// back it with huge pages (Linux: `madvise(MADV_HUGEPAGE)`, which transparent huge
+    /// pages in their `madvise` mode wait for). Fewer, larger page faults for memory a
+    /// strategy fills; the cost is memory: a touched huge page is resident whole. The
+    /// default does nothing; wrappers forward it.
+    ///
+    /// # Safety
+    /// `base..base + bytes` lies in a range reserved from this source and is Prepared or
+    /// Ready.
+    unsafe fn hint_dense(&self, base: NonNull<u8>, bytes: usize) {
+        let _ = (base, bytes);
+    }
+
     /// Any → Reserved: makes the range inaccessible, dropping its contents (Go's sysFault, a
     /// debugging aid: a later touch faults instead of reading stale data).
     ///

@@ -341,6 +341,11 @@ unsafe impl<P: PageSource> PageSource for Tracked<P> {
         self.transition(Op::Used, base, bytes, || unsafe { self.inner.used(base, bytes) })
     }
 
+    unsafe fn hint_dense(&self, base: NonNull<u8>, bytes: usize) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.inner.hint_dense(base, bytes) }
+    }
+
     unsafe fn unused(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError> {
         // SAFETY: checked Ready; forwarded with the caller's guarantees.
         self.transition(Op::Unused, base, bytes, || unsafe { self.inner.unused(base, bytes) })

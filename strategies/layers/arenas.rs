@@ -127,6 +127,10 @@ unsafe impl<P: PageSource> PageSource for ArenaSource<'_, P> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.src.unused(base, bytes) }
     }
+    unsafe fn hint_dense(&self, base: NonNull<u8>, bytes: usize) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.src.hint_dense(base, bytes) }
+    }
     unsafe fn fault(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.src.fault(base, bytes) }

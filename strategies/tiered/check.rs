@@ -223,6 +223,8 @@ fn check_span(s: &Span) -> Result<(), CheckError> {
         ensure!(s.is_live(0), "large span without its live object", s.base.get(), 0usize);
         return Ok(());
     }
+    let align = sizeclass::class_span_align_pages(s.class.get() as usize) * PAGE_BYTES;
+    ensure!(s.base_addr().is_multiple_of(align), "span not aligned as its class needs", s.base.get(), align);
     check_liveness(s)?;
     let ones: u32 = s.alloc_bits.iter().map(|w| w.get().count_ones()).sum();
     ensure!(

@@ -61,7 +61,7 @@ use super::remote::RemoteStack;
 
 use super::mcache::MCache;
 use super::mheap::MHeap;
-use super::sizeclass::{class_of_span_class, class_pages};
+use super::sizeclass::{class_of_span_class, class_pages, class_span_align_pages};
 use super::span::{Span, SpanList};
 use crate::source::PageSource;
 use crate::sync::SpinLock;
@@ -295,8 +295,8 @@ impl MCentral {
         spc: usize,
         cache: *mut MCache,
     ) -> Option<&'static Span> {
-        let pages = class_pages(class_of_span_class(spc));
-        let s = heap.lock.lock().alloc_span(src, pages, 1, spc)?;
+        let class = class_of_span_class(spc);
+        let s = heap.lock.lock().alloc_span(src, class_pages(class), class_span_align_pages(class), spc)?;
         // SAFETY: a fresh span, which lives until it is given back to the heap.
         let s: &'static Span = unsafe { s.as_ref() };
         s.owner.store(cache, Ordering::Relaxed);

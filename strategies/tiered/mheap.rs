@@ -8,11 +8,13 @@
 //!   under it. Lock order: an mcentral lock is never taken while the heap lock is held.
 //! - *arena list*: the arenas sorted by address (for the page allocator's lowest-address
 //!   first walk).
-//! - *large object*: a request over 32 KiB or aligned above 8 KiB: a span of class 0 with one
+//! - *large object*: a request over 32 KiB or aligned above 32 KiB: a span of class 0 with one
 //!   object, straight from here (Go's `largeAlloc`).
 //!
 //! # Alloc path (`alloc_span`)
-//! 1. `pagealloc::find` the lowest run of `npages` (plus `align_pages - 1` to align).
+//! 1. `pagealloc::find` the lowest run of `npages` (plus `align_pages - 1` to align); a large
+//!    run of at least [`READY_FIT_MIN_PAGES`] first looks for the best-fitting run of Ready
+//!    pages (`pagealloc::find_ready_best`), so that it reuses resident memory (issue 17).
 //! 2. None: `grow` reserves one or more arenas (64 MiB each, aligned to 64 MiB or to the
 //!    run's alignment if larger) in one reservation, as many as the run needs, maps them
 //!    (Reserved → Prepared), registers them in the index and the arena list with every
@@ -71,6 +73,11 @@ use crate::sync::SpinLock;
 
 /// Most arenas one heap can hold (64 GiB of heap).
 pub const MAX_ARENAS: usize = 1024;
+
+/// Large runs of at least this many pages (512 KiB) look for the best-fitting run of Ready
+/// pages before the first fit (`pagealloc::find_ready_best`): a scan of the bitmaps costs
+/// less than the page faults of such a run; shorter runs take the first fit at once.
+pub const READY_FIT_MIN_PAGES: usize = 64;
 
 /// The page heap (Go's `mheap`).
 pub struct MHeap {
@@ -385,8 +392,17 @@ impl HeapInner {
         spc: usize,
     ) -> Option<NonNull<Span>> {
         let want = npages.checked_add(align_pages - 1)?;
-        // SAFETY: `&mut self` proves the heap lock held; the list holds this heap's arenas.
-        let run = match unsafe { pagealloc::find(&self.arenas[..self.narenas], want) } {
+        let arenas = &self.arenas[..self.narenas];
+        // Large runs: the best-fitting run of Ready pages first (see `find_ready_best`), so
+        // that a freed large object's pages are reused resident, without a page fault.
+        let ready = if spc == 0 && want >= READY_FIT_MIN_PAGES && self.free_ready_pages >= want {
+            // SAFETY: `&mut self` proves the heap lock held; the list holds this heap's arenas.
+            unsafe { pagealloc::find_ready_best(arenas, want) }
+        } else {
+            None
+        };
+        // SAFETY: as above.
+        let run = match ready.or_else(|| unsafe { pagealloc::find(arenas, want) }) {
             Some(r) => r,
             // The new reservation starts with `npages` free pages aligned as asked.
             None => self.grow(src, npages, align_pages)?,
@@ -546,6 +562,10 @@ impl HeapInner {
             let _ = unsafe { src.free(base, bytes) };
             return None;
         }
+        // Arenas are filled densely, lowest pages first, and are 64 MiB-aligned: let the OS
+        // back them with huge pages (issue 17: a short process's page faults).
+        // SAFETY: `base .. + bytes` was reserved from `src` and is now Prepared.
+        unsafe { src.hint_dense(base, bytes) };
         self.reserved_bytes += bytes;
         // The new arenas hold no span until the run is taken (and keep none if that fails).
         self.empty_arena_hint = true;

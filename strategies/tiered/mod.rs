@@ -21,8 +21,9 @@
 //!
 //! # Glossary
 //! - *runtime page*: 8 KiB ([`sizeclass::PAGE_BYTES`]); *OS page*: the source's unit.
-//! - *small object*: up to 32 KiB with alignment up to 8 KiB, served from a span of its size
-//!   class; *large object*: anything else, a whole page run (class 0).
+//! - *small object*: up to 32 KiB with alignment up to 32 KiB (a class whose objects have
+//!   it: `CLASS_ALIGN`), served from a span of its size class; *large object*: anything
+//!   else, a whole page run (class 0).
 //! - *live*: an object handed out to the program and not freed; each span keeps one *live
 //!   bit* per object beside its alloc bits (see "Liveness" in span.rs). An object on a free
 //!   stack, in an alloc cache, or on its way to the span's holder (a remote free) has its
@@ -222,7 +223,7 @@ use mcache::{EMPTY_SPAN, MCache};
 use mcentral::MCentral;
 use mheap::MHeap;
 use scavenger::Goal;
-use sizeclass::{MAX_SMALL_BYTES, PAGE_BYTES, SPAN_CLASS_COUNT, class_for, span_class};
+use sizeclass::{CLASS_ALIGN, MAX_SMALL_BYTES, PAGE_BYTES, SPAN_CLASS_COUNT, class_for, span_class};
 
 /// The Go runtime's tiered allocator: thread caches, central lists, page heap, arenas,
 /// scavenger. See the [module docs](self).
@@ -537,8 +538,10 @@ unsafe impl Strategy for Tiered {
         let usable = if s.class.get() == 0 { s.npages.get() * PAGE_BYTES } else { s.elem_bytes.get() };
         let pow = 1usize << p.trailing_zeros().min(usize::BITS - 1);
         // Large spans keep the alignment they were made with (up to their base's); small
-        // objects are promised at most a page.
-        let align = if s.class.get() == 0 { pow } else { pow.min(PAGE_BYTES) };
+        // objects are promised at most a page, or their class's alignment if larger (the
+        // 16 KiB and 32 KiB classes, `CLASS_ALIGN`).
+        let cap = PAGE_BYTES.max(CLASS_ALIGN[s.class.get() as usize] as usize);
+        let align = if s.class.get() == 0 { pow } else { pow.min(cap) };
         Some(BlockInfo { start: p, usable, align })
     }
     // ANCHOR_END: tiered_block_of

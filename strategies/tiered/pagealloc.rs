@@ -343,6 +343,75 @@ pub unsafe fn find(arenas: &[*mut Arena], n: usize) -> Option<Run> {
 }
 // ANCHOR_END: find
 
+// ANCHOR: find_ready_best
+/// Best fit among *Ready* free runs: the shortest run of at least `n` pages whose pages are
+/// all free and not scavenged (alloc and scav bits clear), inside one arena; the lowest
+/// address among runs of that length. `None` if no arena has one (the caller then takes
+/// `find`'s first fit, which may cover scavenged pages).
+///
+/// Why (issue 17): a large request served from scavenged pages faults every OS page in again,
+/// and the kernel places new reservations below the old ones, so `find`'s lowest-address
+/// first fit prefers a fresh arena over Ready pages above it, which the scavenger (highest
+/// first) then gives back. Taking a Ready run first reuses resident memory; taking the
+/// shortest keeps the long runs whole for the next large request (the buffers of a program
+/// that replaces large blocks of mixed sizes). Runs crossing arenas are left to `find`.
+/// Cost: one pass over the bitmap words (128 per arena) of the arenas whose longest free run
+/// is long enough, under the heap lock; `MHeap::alloc_span` calls it for large runs only.
+///
+/// # Safety
+/// As for [`find`].
+pub unsafe fn find_ready_best(arenas: &[*mut Arena], n: usize) -> Option<Run> {
+    // (length, arena, page) of the best run so far.
+    let mut best: Option<(usize, usize, usize)> = None;
+    for (i, &a) in arenas.iter().enumerate() {
+        // SAFETY: as in `find`: initialised arenas of one heap, shared references only.
+        let a = unsafe { &*a };
+        // SAFETY: the caller holds the heap lock.
+        let pages = unsafe { a.pages() };
+        if (pages.sum.max as usize) < n {
+            continue;
+        }
+        let mut consider = |start: usize, len: usize| {
+            if len >= n && best.is_none_or(|(b, _, _)| len < b) {
+                best = Some((len, i, start));
+            }
+        };
+        let (mut start, mut len) = (0usize, 0usize);
+        for w in 0..ARENA_PAGES / 64 {
+            let busy = pages.alloc[w] | pages.scav[w];
+            if busy == 0 {
+                if len == 0 {
+                    start = w * 64;
+                }
+                len += 64;
+                continue;
+            }
+            let mut b = 0u32;
+            while b < 64 {
+                let rest = busy >> b;
+                if rest & 1 == 1 {
+                    consider(start, len);
+                    len = 0;
+                    b += (!rest).trailing_zeros().min(64 - b);
+                    continue;
+                }
+                if len == 0 {
+                    start = w * 64 + b as usize;
+                }
+                let free = rest.trailing_zeros().min(64 - b);
+                len += free as usize;
+                b += free;
+            }
+        }
+        consider(start, len);
+        if best.is_some_and(|(b, _, _)| b == n) {
+            break;
+        }
+    }
+    best.map(|(_, arena, page)| Run { arena, page })
+}
+// ANCHOR_END: find_ready_best
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -256,20 +256,35 @@ pub const CLASS_BYTES_BY_U8: [u32; 256] = {
 };
 
 /// The alignment every object of each class has (0 for class 0): the largest power of two
-/// dividing its size, at most a runtime page. Objects sit at `span base + i * size` with the
-/// span base page-aligned, so this is what the class guarantees; the fast paths serve a
-/// request aligned up to it from the class without the search of `class_for_aligned`.
+/// dividing its size. Objects sit at `span base + i * size`; the span base is page-aligned,
+/// and aligned to the object size for the classes whose size is a power of two above a page
+/// (16 KiB and 32 KiB: [`class_span_align_pages`], issue 17), so this is what the class
+/// guarantees. The fast paths serve a request aligned up to it from the class without the
+/// search of `class_for_aligned`: every alignment up to 32 KiB of a size up to the alignment.
 pub const CLASS_ALIGN: [u32; CLASS_COUNT] = {
     let mut a = [0u32; CLASS_COUNT];
     let mut c = 1;
     while c < CLASS_COUNT {
-        let size = CLASS_BYTES[c];
-        let pow = 1u32 << size.trailing_zeros();
-        a[c] = if pow > PAGE_BYTES as u32 { PAGE_BYTES as u32 } else { pow };
+        a[c] = 1u32 << CLASS_BYTES[c].trailing_zeros();
         c += 1;
     }
     a
 };
+
+/// The largest alignment a size class serves (32 KiB); above it, requests are large.
+pub const MAX_CLASS_ALIGN: usize = MAX_SMALL_BYTES;
+const _: () = assert!(CLASS_ALIGN[CLASS_COUNT - 1] as usize == MAX_CLASS_ALIGN);
+
+/// Alignment, in pages, of the spans of `class` (class > 0): its objects' alignment
+/// ([`CLASS_ALIGN`]) in pages, at least 1. Above 1 only for the power-of-two classes larger
+/// than a page (16 KiB and 32 KiB, one object per span), so that a request aligned to 16 KiB
+/// or 32 KiB is a small object of the fast path rather than a page run of the page heap
+/// under its lock (issue 17). The page allocator pays for it with up to `align - 1` pages
+/// of search slack per span, which smaller spans fill.
+#[inline]
+pub fn class_span_align_pages(class: usize) -> usize {
+    (CLASS_ALIGN[class] as usize / PAGE_BYTES).max(1)
+}
 
 /// Pages per span of each class.
 #[inline]
@@ -343,7 +358,7 @@ pub fn class_for(size: usize, align: usize) -> Option<usize> {
 
 #[cold]
 fn class_for_aligned(size: usize, align: usize) -> Option<usize> {
-    if align > PAGE_BYTES {
+    if align > MAX_CLASS_ALIGN {
         return None;
     }
     let size = size.checked_next_multiple_of(align)?;
@@ -352,7 +367,7 @@ fn class_for_aligned(size: usize, align: usize) -> Option<usize> {
     }
     let mut c = class_of(size);
     while c < CLASS_COUNT {
-        if (CLASS_BYTES[c] as usize).is_multiple_of(align) {
+        if CLASS_ALIGN[c] as usize >= align {
             return Some(c);
         }
         c += 1;
@@ -511,18 +526,30 @@ mod tests {
 
     #[test]
     fn aligned_classes_are_aligned() {
-        for shift in 3..=13 {
+        for shift in 3..=15 {
             let align = 1usize << shift;
-            for size in [1, 7, 8, 9, 100, 1000, 4000, 8192, 20000, 32768] {
+            for size in [1, 7, 8, 9, 100, 1000, 4000, 8192, 16384, 20000, 32768] {
                 if let Some(c) = class_for(size, align) {
                     assert!(
                         CLASS_BYTES[c] as usize >= size && (CLASS_BYTES[c] as usize).is_multiple_of(align)
                     );
+                    // Objects at multiples of the size from a base aligned to the span's
+                    // alignment have the alignment.
+                    assert!(class_span_align_pages(c) * PAGE_BYTES >= align.min(CLASS_BYTES[c] as usize));
+                    assert!(CLASS_ALIGN[c] as usize >= align);
                 }
             }
+            // A size up to the alignment always has a class, up to `MAX_CLASS_ALIGN`.
+            assert!(class_for(align, align).is_some());
         }
-        assert_eq!(class_for(1, 16384), None);
+        assert_eq!(class_for(1, 16384), Some(class_of(16384)));
+        assert_eq!(class_for(1, 32768), Some(class_of(32768)));
+        assert_eq!(class_for(1, 65536), None);
         assert_eq!(class_for(32769, 8), None);
+        for (c, &bytes) in CLASS_BYTES.iter().enumerate().skip(1) {
+            let pages = class_span_align_pages(c);
+            assert!(pages == 1 || bytes as usize == pages * PAGE_BYTES, "class {c}");
+        }
     }
 
     /// Prints Go's comment table (`cargo test print_table -- --nocapture`).

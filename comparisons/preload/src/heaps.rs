@@ -209,6 +209,10 @@ unsafe impl<P: PageSource> PageSource for Bounded<P> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.0.unused(base, bytes) }
     }
+    unsafe fn hint_dense(&self, base: NonNull<u8>, bytes: usize) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.0.hint_dense(base, bytes) }
+    }
     unsafe fn fault(&self, base: NonNull<u8>, bytes: usize) -> Result<(), SourceError> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.0.fault(base, bytes) }

@@ -1,9 +1,10 @@
 //! The tiered design's target workloads (issue 4): a churn of mixed sizes, a larson with
-//! one shared table, a 64 B producer/consumer, and a large serde_json round trip.
+//! one shared table, a 64 B producer/consumer, and a large serde_json round trip; and
+//! (issue 17) small blocks at every alignment from 8 B to 64 KiB.
 //!
 //! Not in the harness's default set (their patterns overlap larson, xmalloc-test and json);
-//! name them (`--workloads churn,larson-shared,prodcons,json-large`) for the comparison
-//! against issue 4's targets.
+//! name them (`--workloads churn,larson-shared,prodcons,json-large,aligned`) for the
+//! comparison against issue 4's and issue 17's targets.
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
@@ -40,7 +41,41 @@ pub const TARGETS: &[Workload] = &[
         about: "serde_json: a 5 MB document (25 MB at scale 5) parsed and serialised back, twice",
         run: json_large,
     },
+    Workload {
+        name: "aligned",
+        group: "issue-17",
+        about: "4,096 live blocks of 8 B..4 KiB, each aligned to a random power of two 8 B..64 KiB, replaced",
+        run: aligned,
+    },
 ];
+
+/// Small blocks at every alignment from 8 B to 64 KiB (issue 17): 4,096 live slots, each
+/// replacement a block of 8 B..4 KiB (log-uniform) aligned to `2^k`, `k` uniform in 3..=16;
+/// every block is stamped, checked for its alignment when made and verified when freed.
+pub fn aligned(c: &Ctx) -> Check<Outcome> {
+    const LIVE: usize = 4096;
+    let mut r = Rng::new(c.seed, 71);
+    let make = |k: usize, r: &mut Rng| -> Check<Block> {
+        let size = 1usize << r.range(3, 12);
+        let size = r.range(size, size * 2 - 1).min(4096);
+        let align = 1usize << r.range(3, 16);
+        Block::new(size, align, k as u64)
+    };
+    let mut live = (0..LIVE).map(|k| make(k, &mut r)).collect::<Check<Vec<_>>>()?;
+    let mut sum = 0u64;
+    for k in LIVE..LIVE + c.n(400_000) {
+        let s = r.below(LIVE);
+        let fresh = make(k, &mut r)?;
+        let old = std::mem::replace(&mut live[s], fresh);
+        sum = sum.wrapping_add(mix(old.tag() ^ old.size() as u64));
+        old.free()?;
+    }
+    for b in live {
+        sum = sum.wrapping_add(mix(b.tag() ^ b.size() as u64));
+        b.free()?;
+    }
+    Outcome::sum(sum)
+}
 
 /// The churn, on the global allocator: [`Live`] with random replacements.
 pub fn churn(c: &Ctx) -> Check<Outcome> {
