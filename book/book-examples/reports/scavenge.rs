@@ -283,22 +283,23 @@ pub fn alt(samples: &[Sample]) -> String {
     format!(
         "A line plot of the run in six bands, one per phase: allocate, free large, free small, \
          small work, large work, trim(). Ready memory, as Tracked counts it, rises to {} MiB \
-         while 512 MiB is allocated, with the scavenger's goal above it. While the large objects \
-         are freed it stays at {} MiB until the hold ends, then follows the falling goal down to \
-         {} MiB. While the small objects are freed it falls with the goal to {} MiB and stays \
-         there, {} MiB above the goal, while the rest of the frees run no step. When the small \
-         work begins the goal falls to {} MiB (the hold has ended), and Ready memory follows, at \
-         most {} MiB per step, down to {} MiB. trim() takes it to {} MiB. A grey line shows the \
-         pages in use, down to 0 after the frees.",
+         while 512 MiB is allocated, with the scavenger's goal above it (past the top of the \
+         chart while the heap grows). At the end of each later phase, Ready memory and the goal \
+         stand at: free large {} and {} MiB; free small {} and {} MiB; small work {} and {} MiB, \
+         Ready memory falling at most {} MiB per step; large work {} and {} MiB; trim() {} and \
+         {} MiB. A grey line shows the pages in use, down to 0 after the frees.",
         f.peak,
-        f.after[0],
         f.after[1],
+        f.goal_after[1],
         f.after[2],
-        f.after[2] - f.goal_after[2],
+        f.goal_after[2],
+        f.after[3],
         f.goal_after[3],
         f.small_work_step,
-        f.after[3],
+        f.after[4],
+        f.goal_after[4],
         f.after[5],
+        f.goal_after[5],
     )
 }
 
@@ -409,6 +410,14 @@ pub fn plot(samples: &[Sample]) -> String {
         (READY_COLOUR, "2.5", "", |s| s.ready),
         (GOAL_COLOUR, "2", r#" stroke-dasharray="6 3""#, |s| s.goal()),
     ];
+    // The goal may stand far above Ready memory while the heap grows: the series are clipped
+    // to the plot area.
+    let _ = writeln!(
+        s,
+        r##"<clipPath id="scavenge-plot-area"><rect x="{LEFT}" y="{TOP}" width="{:.1}" height="{:.1}"/></clipPath>"##,
+        right - LEFT,
+        bottom - TOP
+    );
     for (colour, width, dash, value) in series {
         let trim = PHASES.len() - 1;
         let mut points = vec![];
@@ -424,7 +433,7 @@ pub fn plot(samples: &[Sample]) -> String {
         }
         let _ = writeln!(
             s,
-            r##"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="{width}"{dash} stroke-linejoin="round"/>"##,
+            r##"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="{width}"{dash} stroke-linejoin="round" clip-path="url(#scavenge-plot-area)"/>"##,
             points.join(" ")
         );
     }
