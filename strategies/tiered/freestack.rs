@@ -133,6 +133,13 @@ impl MCache {
         true
     }
 
+    /// Whether size class `class`'s free stack is full (`push_free` would refuse). Owner
+    /// only.
+    #[inline(always)]
+    pub fn free_stack_full(&self, class: usize) -> bool {
+        self.free.get(class).is_none_or(|st| st.len.get() >= st.cap)
+    }
+
     /// The object on top of size class `class`'s free stack, off it and live again. Owner
     /// only.
     #[inline(always)]

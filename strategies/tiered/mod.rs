@@ -544,6 +544,16 @@ unsafe impl Strategy for Tiered {
         self.free_addr(src, ptr)
     }
 
+    #[inline]
+    unsafe fn alloc_cached(&self, layout: Layout) -> Option<NonNull<u8>> {
+        Tiered::alloc_cached(self, layout)
+    }
+
+    #[inline]
+    unsafe fn free_cached(&self, ptr: NonNull<u8>) -> bool {
+        Tiered::free_cached(self, ptr)
+    }
+
     // ANCHOR: tiered_release_all
     /// Everything back to `src`: the heap's key out of the registry first (so no thread
     /// slot reaches the heap again; see "Heap keys" in tls.rs), then every arena, arena

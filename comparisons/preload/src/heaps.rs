@@ -76,13 +76,25 @@ macro_rules! heaps {
         /// `STRATALLOC_STRATEGY`'s values as C strings, for [`strategy_name`].
         const C_NAMES: &[&CStr] = &[$(c_name(concat!($name, "\0"))),*];
 
-        /// Runs `v` on the heap of `choice`.
-        #[inline]
-        pub fn visit<V: Visit>(choice: Choice, v: V) -> V::Out {
+        /// Runs `v` on the heap of row `R` (a constant, so only that row's code is kept).
+        #[inline(always)]
+        fn visit_row<const R: u8, V: Visit>(v: V) -> V::Out {
             $(
-                if choice.0 == const { row($name) } {
+                if R == const { row($name) } {
                     static HEAP: Heap<$sty, Src> = Heap::with_source(Bounded(Mmap));
                     return v.visit(&HEAP);
+                }
+            )*
+            unreachable!("a Choice is a row of NAMES")
+        }
+
+        /// `visit` for every strategy but the default, out of line: the default's code is
+        /// then inlined alone into its callers, without the others' register pressure.
+        #[inline(never)]
+        fn visit_other<V: Visit>(choice: Choice, v: V) -> V::Out {
+            $(
+                if choice.0 == const { row($name) } {
+                    return visit_row::<{ row($name) }, V>(v);
                 }
             )*
             unreachable!("a Choice is a row of NAMES")
@@ -93,7 +105,28 @@ macro_rules! heaps {
 workloads::for_each_allocator!(heaps);
 
 /// The strategy used when `STRATALLOC_STRATEGY` is unset or unknown.
-pub const DEFAULT: Choice = Choice(row("tiered"));
+pub const DEFAULT: Choice = Choice(DEFAULT_ROW);
+const DEFAULT_ROW: u8 = row("tiered");
+
+/// Runs `v` on the heap of `choice`: the default strategy's code inline, the others' in
+/// one out-of-line function.
+#[inline]
+pub fn visit<V: Visit>(choice: Choice, v: V) -> V::Out {
+    if choice == DEFAULT {
+        return visit_row::<DEFAULT_ROW, V>(v);
+    }
+    visit_other(choice, v)
+}
+
+/// Runs `v` on the default strategy's heap if it is the selected one (`None` otherwise, and
+/// before the first choice): the fast paths' test, one load.
+#[inline(always)]
+pub fn visit_if_default<V: Visit>(v: V) -> Option<V::Out> {
+    if SELECTED.load(Ordering::Acquire) == DEFAULT_ROW {
+        return Some(visit_row::<DEFAULT_ROW, V>(v));
+    }
+    None
+}
 
 /// Row of the selected strategy in `NAMES`, or `UNSET`.
 static SELECTED: AtomicU8 = AtomicU8::new(UNSET);
