@@ -405,11 +405,11 @@ impl Tiered {
         // SAFETY: the calling thread's own cache (non-null, checked), which owns `s`, so the
         // span's class is as read and its live bits are this thread's.
         let c = unsafe { &*my };
-        if c.free_stack_full(class) || !s.take_live(i) {
+        let st = c.free_stack(class);
+        if !st.has_room() || !s.take_live(i) {
             return false;
         }
-        let pushed = c.push_free(s, class, i, ptr);
-        debug_assert!(pushed, "free stack checked not full");
+        st.push(s, i, ptr);
         c.account(-(bytes as isize), -1);
         true
     }

@@ -118,19 +118,30 @@ pub fn visit<V: Visit>(choice: Choice, v: V) -> V::Out {
     visit_other(choice, v)
 }
 
-/// Runs `v` on the default strategy's heap if it is the selected one (`None` otherwise, and
-/// before the first choice): the fast paths' test, one load.
+/// Runs `v` on the default strategy's heap if the fast paths are on for it (`FAST`; `None`
+/// otherwise): their one test, a load.
 #[inline(always)]
-pub fn visit_if_default<V: Visit>(v: V) -> Option<V::Out> {
-    if SELECTED.load(Ordering::Acquire) == DEFAULT_ROW {
+pub fn visit_fast<V: Visit>(v: V) -> Option<V::Out> {
+    if FAST.load(Ordering::Acquire) == DEFAULT_ROW {
         return Some(visit_row::<DEFAULT_ROW, V>(v));
     }
     None
 }
 
+/// Switches the fast paths off for good (tracing starts: every call must be recorded, which
+/// only the general paths do).
+pub fn fast_off() {
+    FAST.store(UNSET, Ordering::SeqCst);
+}
+
 /// Row of the selected strategy in `NAMES`, or `UNSET`.
 static SELECTED: AtomicU8 = AtomicU8::new(UNSET);
 const UNSET: u8 = u8::MAX;
+/// The row the preload's fast paths serve (`exports::malloc_cached`, `free_cached`): the
+/// selected row while calls are not traced, else `UNSET`. Set once by `choose`, cleared for
+/// good by `fast_off`; each side re-reads the other's flag after its store (sequentially
+/// consistent), so tracing never runs with the fast paths on.
+static FAST: AtomicU8 = AtomicU8::new(UNSET);
 /// Whether some thread has started choosing.
 static CHOOSING: AtomicBool = AtomicBool::new(false);
 /// Whether `STRATALLOC_STATS` asked for statistics at exit.
@@ -169,6 +180,10 @@ fn choose() -> Choice {
     }
     let choice = settings.strategy.map_or(DEFAULT, |name| from_name(name.as_bytes()));
     SELECTED.store(choice.0, Ordering::Release);
+    FAST.store(choice.0, Ordering::SeqCst);
+    if crate::trace::on_seq_cst() {
+        fast_off();
+    }
     choice
 }
 
