@@ -385,26 +385,41 @@ impl Tiered {
     pub(super) fn free_cached(&self, ptr: NonNull<u8>) -> bool {
         let Some(root) = self.existing_root() else { return false };
         let p = ptr.as_ptr().addr();
-        // SAFETY: as in `free_addr`: the root's index; `span_of` checks the range and every
-        // entry.
-        let s = unsafe { arena::span_of(root.index, p) };
-        // SAFETY: as in `free_addr`: a non-null entry names a span record, mapped while the
-        // heap lives; a bad pointer may find a span being freed or reused, whose fields are
-        // cells, and is refused below or by `take_live`.
-        let Some(s) = (unsafe { s.as_ref() }) else { return false };
+        let my = tls::peek(root.key);
+        if my.is_null() {
+            return false;
+        }
+        // SAFETY: the calling thread's own cache (non-null), live while the thread is.
+        let c = unsafe { &*my };
+        // spanOf, the arena from the cache's hint when it holds `p` (one load instead of the
+        // index's two).
+        // SAFETY: the hint is null or an arena record of this heap, mapped while the heap
+        // lives, all of whose fields are atomics or cells (see `arena_of`).
+        let arena = match unsafe { c.arena_hint.get().as_ref() } {
+            Some(a) if a.holds(p) => a,
+            _ => {
+                // SAFETY: as in `free_addr`: the root's index; `arena_of` checks the range
+                // and every entry.
+                let Some(a) = (unsafe { arena::arena_of(root.index, p) }) else { return false };
+                c.arena_hint.set(a);
+                a
+            }
+        };
+        // SAFETY: as in `free_addr`: a non-null entry of an arena's span map names a span
+        // record, mapped while the heap lives; a bad pointer may find a span being freed or
+        // reused, whose fields are cells, and is refused below or by `take_live`.
+        let Some(s) = (unsafe { arena.span_at(arena::page_in_arena(p)).as_ref() }) else { return false };
         if s.span_class.get() & 1 == 0 {
             return false;
         }
         let Some(off) = p.checked_sub(s.base_addr()) else { return false };
         let (class, bytes) = s.small_class();
         let Some(i) = s.small_object_in(off, bytes) else { return false };
-        let my = tls::peek(root.key);
-        if my.is_null() || !ptr::eq(s.owner.load(Ordering::Relaxed), my) {
+        if !ptr::eq(s.owner.load(Ordering::Relaxed), my) {
             return false;
         }
-        // SAFETY: the calling thread's own cache (non-null, checked), which owns `s`, so the
-        // span's class is as read and its live bits are this thread's.
-        let c = unsafe { &*my };
+        // The cache owns `s`, so the span's class is as read and its live bits are this
+        // thread's.
         let st = c.free_stack(class);
         if !st.has_room() || !s.take_live(i) {
             return false;
