@@ -1308,8 +1308,8 @@ fn cached_paths_take_only_what_the_thread_cache_can() {
     use crate::BadFree;
     let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
     let l = Layout::from_size_align(16, 16).unwrap();
-    // SAFETY (this block and the ones below): non-zero sizes; every pointer freed is either
-    // a live block given up or a pointer the strategy must refuse.
+    // SAFETY: non-zero sizes; every pointer freed is either a live block given up or a
+    // pointer the strategy must refuse.
     unsafe {
         assert_eq!(heap.alloc_cached(l), None, "served before the heap or a cache existed");
         let p = heap.alloc_layout(l).unwrap();
@@ -1365,7 +1365,7 @@ fn cached_allocations_stop_where_alloc_refills_or_steps() {
     let l = Layout::from_size_align(48, 16).unwrap();
     let mut all = Vec::new();
     let mut seen = HashSet::new();
-    // SAFETY (whole test): non-zero sizes; each block freed once.
+    // SAFETY: non-zero sizes; each block freed once.
     unsafe {
         all.push(heap.alloc_layout(l).unwrap());
         for round in 0..3 {
