@@ -224,13 +224,16 @@ impl Visit for PrintStats {
 
 /// `malloc`'s fast path: the default strategy serves `n` bytes from the thread's cache
 /// through the fast entry (`Strategy::alloc_cached`); `None`, with nothing changed, when any
-/// of it does not apply (another strategy, tracing: `heaps::visit_fast`; a re-entered call, a
+/// of it does not apply (another strategy, tracing: `heaps::fast_on`; a re-entered call, a
 /// fork being prepared, a refill due), and then the general path runs.
 #[inline(always)]
 fn malloc_cached(n: usize) -> Option<NonNull<u8>> {
+    if !heaps::fast_on() {
+        return None;
+    }
     let layout = layout_for(n, MIN_ALIGN_BYTES)?;
     let _entry = FastEntry::enter()?;
-    heaps::visit_fast(AllocCached(layout))?
+    heaps::visit_fast(AllocCached(layout))
 }
 
 /// `free`'s fast path: the default strategy takes `p` back into the thread's cache through
@@ -243,9 +246,12 @@ fn malloc_cached(n: usize) -> Option<NonNull<u8>> {
 #[inline(always)]
 unsafe fn free_cached(p: *mut u8) -> bool {
     let Some(user) = NonNull::new(p) else { return false };
+    if !heaps::fast_on() {
+        return false;
+    }
     let Some(_entry) = FastEntry::enter() else { return false };
     // SAFETY: the caller gives the block up.
-    heaps::visit_fast(unsafe { FreeCached::new(user) }) == Some(true)
+    heaps::visit_fast(unsafe { FreeCached::new(user) })
 }
 
 /// Allocates for a C request; NULL with ENOMEM on failure.

@@ -88,10 +88,9 @@ macro_rules! heaps {
             unreachable!("a Choice is a row of NAMES")
         }
 
-        /// `visit` for every strategy but the default, out of line: the default's code is
-        /// then inlined alone into its callers, without the others' register pressure.
-        #[inline(never)]
-        fn visit_other<V: Visit>(choice: Choice, v: V) -> V::Out {
+        /// Runs `v` on the heap of `choice`.
+        #[inline]
+        pub fn visit<V: Visit>(choice: Choice, v: V) -> V::Out {
             $(
                 if choice.0 == const { row($name) } {
                     return visit_row::<{ row($name) }, V>(v);
@@ -108,24 +107,17 @@ workloads::for_each_allocator!(heaps);
 pub const DEFAULT: Choice = Choice(DEFAULT_ROW);
 const DEFAULT_ROW: u8 = row("tiered");
 
-/// Runs `v` on the heap of `choice`: the default strategy's code inline, the others' in
-/// one out-of-line function.
-#[inline]
-pub fn visit<V: Visit>(choice: Choice, v: V) -> V::Out {
-    if choice == DEFAULT {
-        return visit_row::<DEFAULT_ROW, V>(v);
-    }
-    visit_other(choice, v)
+/// Whether the fast paths are on (`FAST` names the default strategy): their first test,
+/// one load, made before they enter.
+#[inline(always)]
+pub fn fast_on() -> bool {
+    FAST.load(Ordering::Acquire) == DEFAULT_ROW
 }
 
-/// Runs `v` on the default strategy's heap if the fast paths are on for it (`FAST`; `None`
-/// otherwise): their one test, a load.
+/// Runs `v` on the default strategy's heap; for the fast paths, after `fast_on` said yes.
 #[inline(always)]
-pub fn visit_fast<V: Visit>(v: V) -> Option<V::Out> {
-    if FAST.load(Ordering::Acquire) == DEFAULT_ROW {
-        return Some(visit_row::<DEFAULT_ROW, V>(v));
-    }
-    None
+pub fn visit_fast<V: Visit>(v: V) -> V::Out {
+    visit_row::<DEFAULT_ROW, V>(v)
 }
 
 /// Switches the fast paths off for good (tracing starts: every call must be recorded, which

@@ -42,7 +42,7 @@
 //! [`Strategy::free_cached`](stratalloc::Strategy::free_cached): the calling thread's cache
 //! alone, no lock, no call, no OS call) through the gate's own-flag entry alone
 //! ([`entry::FastEntry`]), when the default strategy is selected and calls are not traced
-//! (one byte, `heaps::visit_fast`). Anything else (a re-entered call, a fork being prepared,
+//! (one byte, `heaps::fast_on`, tested first). Anything else (a re-entered call, a fork being prepared,
 //! a refill due, a pointer the strategy does not take back there, a bad one included) goes
 //! to the paths below with nothing changed. A free taken there makes no system call, so
 //! errno needs no saving.
