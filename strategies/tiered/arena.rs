@@ -359,7 +359,6 @@ pub unsafe fn span_of(index: Index, addr: usize) -> *mut Span {
         None => ptr::null_mut(),
     }
 }
-// ANCHOR_END: span_of
 
 /// The first half of [`span_of`]: the record of the arena that holds `addr` now, or `None`.
 /// The record stays valid memory while the heap lives, whatever happens to its arena (see
@@ -380,3 +379,4 @@ pub unsafe fn arena_of<'a>(index: Index, addr: usize) -> Option<&'a Arena> {
     let arena = unsafe { arena.as_ref() }?;
     arena.holds(addr).then_some(arena)
 }
+// ANCHOR_END: span_of

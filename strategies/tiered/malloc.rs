@@ -243,6 +243,7 @@ fn free_not_owned(
     Ok(bytes)
 }
 
+// ANCHOR: fast_class
 /// The size class of a request on the allocation fast paths and its object size: the class
 /// of the size rounded up to the alignment, if that is small and the class's objects have the
 /// alignment (`CLASS_ALIGN`: every class of a multiple of 16 B for C's 16); `None` otherwise
@@ -266,6 +267,7 @@ fn fast_class(layout: Layout) -> Option<(usize, usize)> {
     }
     Some((class, bytes as usize))
 }
+// ANCHOR_END: fast_class
 
 impl Tiered {
     // ANCHOR: alloc_fast
