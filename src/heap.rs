@@ -266,6 +266,29 @@ impl<S: Strategy, P: PageSource> Heap<S, P> {
         unsafe { self.strategy.free(&self.source, ptr) }
     }
 
+    /// [`Strategy::alloc_cached`]: an allocation from the calling thread's cache alone, or
+    /// `None` with nothing changed (then use [`alloc`](GlobalAlloc::alloc)).
+    ///
+    /// # Safety
+    /// `layout` has a non-zero size.
+    #[inline]
+    pub unsafe fn alloc_cached(&self, layout: Layout) -> Option<NonNull<u8>> {
+        // SAFETY: non-zero size (the caller); the strategy's only source is this heap's.
+        unsafe { self.strategy.alloc_cached(layout) }
+    }
+
+    /// [`Strategy::free_cached`]: frees `ptr` into the calling thread's cache if it is a live
+    /// block that can go there; `false`, with nothing changed, otherwise (then use
+    /// [`free`](Self::free)).
+    ///
+    /// # Safety
+    /// As for [`free`](Self::free).
+    #[inline]
+    pub unsafe fn free_cached(&self, ptr: NonNull<u8>) -> bool {
+        // SAFETY: the caller's guarantee is `free`'s.
+        unsafe { self.strategy.free_cached(ptr) }
+    }
+
     /// Gives everything back to the page source, live blocks included, and leaves the heap
     /// as new (what dropping it does; see [`Strategy::release_all`]).
     ///

@@ -60,6 +60,22 @@ impl StaticTls {
         self.get_slow()
     }
 
+    /// The calling thread's block as [`get`](Self::get) gives it, without ever calling on
+    /// x86_64: `None` until a first `get` measured the offset (on some thread). For fast paths
+    /// that have a slower way to fall back on, so that they hold no value across a call.
+    /// Elsewhere, as `get` (which calls the accessor every time).
+    #[inline(always)]
+    pub fn get_measured(&self) -> Option<*mut u8> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let offset = self.offset.load(Ordering::Relaxed);
+            // As in `get`: the same offset on every thread.
+            (offset != 0).then(|| thread_pointer().wrapping_byte_offset(offset))
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Some(self.get_slow())
+    }
+
     /// The first access (x86_64) or every access (elsewhere): asks the C accessor.
     #[cold]
     #[inline(never)]

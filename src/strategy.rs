@@ -211,6 +211,34 @@ pub unsafe trait Strategy: Send + Sync {
     /// call, and no other thread frees or resizes it concurrently.
     unsafe fn free<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Result<usize, BadFree>;
 
+    /// The allocation of [`alloc`](Self::alloc) when the strategy can serve it from the
+    /// calling thread's cache alone (no lock, no call, no OS call, no background work);
+    /// `None`, with nothing changed, in every other case, and then the caller uses `alloc`.
+    /// For a preload's fast entry, which skips its own bookkeeping (errno) when this succeeds.
+    /// The default serves nothing.
+    ///
+    /// # Safety
+    /// As for [`alloc`](Self::alloc) (`layout` has a non-zero size); the strategy has been
+    /// used through [`alloc`](Self::alloc) with the same source before, if ever.
+    #[inline]
+    unsafe fn alloc_cached(&self, layout: Layout) -> Option<NonNull<u8>> {
+        let _ = layout;
+        None
+    }
+
+    /// The free of [`free`](Self::free) when `ptr` is a live block the strategy can take back
+    /// into the calling thread's cache alone (no lock, no call, no OS call); `false`, with
+    /// nothing changed, in every other case (including every pointer `free` would refuse),
+    /// and then the caller uses `free`. The default takes nothing.
+    ///
+    /// # Safety
+    /// As for [`free`](Self::free).
+    #[inline]
+    unsafe fn free_cached(&self, ptr: NonNull<u8>) -> bool {
+        let _ = ptr;
+        false
+    }
+
     /// Frees every block of `blocks`, each the start of a live block of this strategy, as
     /// [`free`](Self::free) would one after another; returns how many it freed (all of them,
     /// for a caller that keeps the contract). A strategy that takes a lock per call overrides

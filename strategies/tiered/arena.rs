@@ -353,21 +353,30 @@ pub fn page_in_arena(addr: usize) -> usize {
 /// `index` is the root's index (L1 table, Ready; its non-null entries name L2 tables).
 #[inline]
 pub unsafe fn span_of(index: Index, addr: usize) -> *mut Span {
+    // SAFETY: the caller's contract is `arena_of`'s.
+    match unsafe { arena_of(index, addr) } {
+        Some(arena) => arena.span_at(page_in_arena(addr)),
+        None => ptr::null_mut(),
+    }
+}
+
+/// The first half of [`span_of`]: the record of the arena that holds `addr` now, or `None`.
+/// The record stays valid memory while the heap lives, whatever happens to its arena (see
+/// `span_of`); a caller that keeps it (a thread cache's hint) checks `holds` again before
+/// each use.
+///
+/// # Safety
+/// As for [`span_of`].
+#[inline]
+pub unsafe fn arena_of<'a>(index: Index, addr: usize) -> Option<&'a Arena> {
     // SAFETY: the caller's contract is `index_entry`'s.
-    let Some(e) = (unsafe { index_entry(index, index_of(addr)) }) else {
-        return ptr::null_mut();
-    };
+    let e = unsafe { index_entry(index, index_of(addr)) }?;
     let arena = e.load(Ordering::Acquire);
     // SAFETY: a non-null index entry names an arena record, initialised before it was
     // published (Release / Acquire); records are never freed while the heap lives (retired
     // ones are kept for reuse), and every field of one is atomic or in a cell, so a shared
     // reference stays valid while another thread retires or reuses the record.
-    let Some(arena) = (unsafe { arena.as_ref() }) else {
-        return ptr::null_mut();
-    };
-    if !arena.holds(addr) {
-        return ptr::null_mut();
-    }
-    arena.span_at(page_in_arena(addr))
+    let arena = unsafe { arena.as_ref() }?;
+    arena.holds(addr).then_some(arena)
 }
 // ANCHOR_END: span_of

@@ -4,7 +4,7 @@
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
 
-use super::arena::{ARENA_BYTES, ARENA_PAGES, index_entry, index_of, span_of};
+use super::arena::{ARENA_BYTES, ARENA_PAGES, Arena, index_entry, index_of, span_of};
 use super::mheap::{HeapInner, MAX_ARENAS};
 use super::remote::RemoteStack;
 use super::scavenger::HOLD_STEPS;
@@ -395,6 +395,13 @@ fn check_caches(h: &HeapInner) -> Result<(), CheckError> {
     while !c.is_null() {
         // SAFETY: cache records live as long as the heap.
         let cache: &MCache = unsafe { &*c };
+        let hint = cache.arena_hint.get();
+        ensure!(
+            hint.is_null() || is_arena_record(h, hint),
+            "cache's arena hint is no arena record of this heap",
+            c,
+            hint.addr()
+        );
         if cache.in_use.load(Ordering::Relaxed) {
             for spc in 0..SPAN_CLASS_COUNT {
                 let sp = cache.alloc[spc].get();
@@ -449,6 +456,23 @@ fn check_caches(h: &HeapInner) -> Result<(), CheckError> {
         c = cache.next_all;
     }
     Ok(())
+}
+
+/// Whether `rec` is an arena record of this heap: a registered arena's or a retired one on
+/// the free list.
+fn is_arena_record(h: &HeapInner, rec: *const Arena) -> bool {
+    if h.arenas[..h.narenas].iter().any(|&a| ptr::eq(a, rec)) {
+        return true;
+    }
+    let mut r = h.free_arena_recs;
+    while !r.is_null() {
+        if ptr::eq(r, rec) {
+            return true;
+        }
+        // SAFETY: retired records on the free list live as long as the heap.
+        r = unsafe { (*r).next_free.load(Ordering::Relaxed) };
+    }
+    false
 }
 
 /// A cache's free stacks (freestack.rs): within their room, each object object `index` of

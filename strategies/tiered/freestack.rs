@@ -100,6 +100,26 @@ impl FreeStack {
         }
     }
 
+    /// Whether `push` may be called (the stack is not full).
+    #[inline(always)]
+    pub fn has_room(&self) -> bool {
+        self.len.get() < self.cap
+    }
+
+    /// Puts freed object `i` (at `p`) of span `s` on the stack, which has room (`has_room`).
+    /// Owner only, as for `MCache::push_free`.
+    #[inline(always)]
+    pub fn push(&self, s: &Span, i: usize, p: NonNull<u8>) {
+        let n = self.len.get();
+        debug_assert!(n < self.cap, "push on a full free stack");
+        let k = n as usize % FREE_STACK_SLOTS;
+        // `n < cap <= FREE_STACK_SLOTS`, so `k == n`.
+        self.slots[k].set(p);
+        self.spans[k].set(s);
+        self.index[k].set(i as u16);
+        self.len.set(n + 1);
+    }
+
     /// The objects on the stack, bottom first, each with its span and index.
     pub fn iter(&self) -> impl Iterator<Item = (NonNull<u8>, *const Span, usize)> + '_ {
         (0..self.len.get() as usize)
@@ -120,17 +140,22 @@ impl MCache {
         // SAFETY: `class < CLASS_COUNT`: the class of `s` (caller), a small span owned by this
         // cache, whose class `Span::init` took from a span class below `SPAN_CLASS_COUNT`.
         let st = unsafe { self.free.get_unchecked(class) };
-        let n = st.len.get();
-        if n >= st.cap {
+        if !st.has_room() {
             return false;
         }
-        let k = n as usize % FREE_STACK_SLOTS;
-        // `n < cap <= FREE_STACK_SLOTS`, so `k == n`.
-        st.slots[k].set(p);
-        st.spans[k].set(s);
-        st.index[k].set(i as u16);
-        st.len.set(n + 1);
+        st.push(s, i, p);
         true
+    }
+
+    /// The free stack of size class `class` (below `CLASS_COUNT`), to test for room and push
+    /// onto (`FreeStack::has_room`, `FreeStack::push`) with the object's live bit cleared in
+    /// between. Owner only.
+    #[inline(always)]
+    pub fn free_stack(&self, class: usize) -> &FreeStack {
+        debug_assert!(class < CLASS_COUNT);
+        // SAFETY: `class < CLASS_COUNT` (the caller: the class of a small span, which
+        // `Span::init` took from a span class below `SPAN_CLASS_COUNT`).
+        unsafe { self.free.get_unchecked(class) }
     }
 
     /// The object on top of size class `class`'s free stack, off it and live again. Owner

@@ -243,6 +243,32 @@ fn free_not_owned(
     Ok(bytes)
 }
 
+// ANCHOR: fast_class
+/// The size class of a request on the allocation fast paths and its object size: the class
+/// of the size rounded up to the alignment, if that is small and the class's objects have the
+/// alignment (`CLASS_ALIGN`: every class of a multiple of 16 B for C's 16); `None` otherwise
+/// (a large request, or an alignment the class lacks: 8 B and 24 B for 16, ...).
+#[inline(always)]
+fn fast_class(layout: Layout) -> Option<(usize, usize)> {
+    let (size, align) = (layout.size(), layout.align());
+    // No overflow: `size <= isize::MAX - (align - 1)` (a `Layout`'s rule).
+    let rounded = (size + align - 1) & !(align - 1);
+    if rounded > MAX_SMALL_BYTES {
+        return None;
+    }
+    let class = class_of(rounded);
+    debug_assert!(class < CLASS_COUNT);
+    // SAFETY: `class_of` of a size in `1..=MAX_SMALL_BYTES` is a class below `CLASS_COUNT`
+    // (its tables hold classes only).
+    let (class_align, bytes) =
+        unsafe { (*CLASS_ALIGN.get_unchecked(class), *CLASS_BYTES.get_unchecked(class)) };
+    if align > class_align as usize {
+        return None;
+    }
+    Some((class, bytes as usize))
+}
+// ANCHOR_END: fast_class
+
 impl Tiered {
     // ANCHOR: alloc_fast
     /// The allocation fast path, with no call but tail calls (so no registers to save), no
@@ -263,22 +289,7 @@ impl Tiered {
         let root = self.existing_root().ok_or(())?;
         // SAFETY: null or the calling thread's own cache, live while the thread is.
         let c = unsafe { tls::peek(root.key).as_ref() }.ok_or(())?;
-        let (size, align) = (layout.size(), layout.align());
-        // No overflow: `size <= isize::MAX - (align - 1)` (a `Layout`'s rule).
-        let rounded = (size + align - 1) & !(align - 1);
-        if rounded > MAX_SMALL_BYTES {
-            return Err(());
-        }
-        let class = class_of(rounded);
-        debug_assert!(class < CLASS_COUNT);
-        // SAFETY: `class_of` of a size in `1..=MAX_SMALL_BYTES` is a class below
-        // `CLASS_COUNT` (its tables hold classes only).
-        let (class_align, bytes) =
-            unsafe { (*CLASS_ALIGN.get_unchecked(class), *CLASS_BYTES.get_unchecked(class)) };
-        if align > class_align as usize {
-            return Err(());
-        }
-        let bytes = bytes as usize;
+        let (class, bytes) = fast_class(layout).ok_or(())?;
         let p = match c.pop_free(class) {
             Some(p) => p,
             None => {
@@ -296,6 +307,32 @@ impl Tiered {
         Ok(Some(p))
     }
     // ANCHOR_END: alloc_fast
+
+    // ANCHOR: alloc_cached
+    /// `Strategy::alloc_cached`: `alloc_fast` without its calls: the object comes from the
+    /// free stack or the current span of the thread's cache, or `None`, with nothing changed,
+    /// when `alloc_fast` would refill, or would run its bounded step of background work on
+    /// this allocation (the caller's `alloc` then does both).
+    #[inline(always)]
+    pub(super) fn alloc_cached(&self, layout: Layout) -> Option<NonNull<u8>> {
+        let root = self.existing_root()?;
+        // SAFETY: null or the calling thread's own cache, live while the thread is.
+        let c = unsafe { tls::peek(root.key).as_ref() }?;
+        let (class, bytes) = fast_class(layout)?;
+        // `count_op` would reach 0 on this allocation: leave it to `alloc_fast`.
+        let left = c.ops_left.get();
+        if left <= 1 {
+            return None;
+        }
+        let p = match c.pop_free(class) {
+            Some(p) => p,
+            None => c.alloc_small_fast(span_class(class))?,
+        };
+        c.account(bytes as isize, 1);
+        c.ops_left.set(left - 1);
+        Some(p)
+    }
+    // ANCHOR_END: alloc_cached
 
     /// Everything `alloc_fast` leaves: makes the heap and the thread's cache if needed,
     /// refills, large objects.
@@ -340,6 +377,60 @@ impl Tiered {
         self.free_slow(src, root, s, i, ptr)
     }
     // ANCHOR_END: free_addr
+
+    // ANCHOR: free_cached
+    /// `Strategy::free_cached`: `free_addr`'s fast path alone, without a call: `ptr` starts a
+    /// live object of a small span this thread's cache owns, and its class's free stack has
+    /// room. `false`, with nothing changed, for anything else (a bad pointer, a large
+    /// object, another owner's span, a full stack): the caller's `free` then decides.
+    #[inline(always)]
+    pub(super) fn free_cached(&self, ptr: NonNull<u8>) -> bool {
+        let Some(root) = self.existing_root() else { return false };
+        let p = ptr.as_ptr().addr();
+        let my = tls::peek(root.key);
+        if my.is_null() {
+            return false;
+        }
+        // SAFETY: the calling thread's own cache (non-null), live while the thread is.
+        let c = unsafe { &*my };
+        // spanOf, the arena from the cache's hint when it holds `p` (one load instead of the
+        // index's two).
+        // SAFETY: the hint is null or an arena record of this heap, mapped while the heap
+        // lives, all of whose fields are atomics or cells (see `arena_of`).
+        let arena = match unsafe { c.arena_hint.get().as_ref() } {
+            Some(a) if a.holds(p) => a,
+            _ => {
+                // SAFETY: as in `free_addr`: the root's index; `arena_of` checks the range
+                // and every entry.
+                let Some(a) = (unsafe { arena::arena_of(root.index, p) }) else { return false };
+                c.arena_hint.set(a);
+                a
+            }
+        };
+        // SAFETY: as in `free_addr`: a non-null entry of an arena's span map names a span
+        // record, mapped while the heap lives; a bad pointer may find a span being freed or
+        // reused, whose fields are cells, and is refused below or by `take_live`.
+        let Some(s) = (unsafe { arena.span_at(arena::page_in_arena(p)).as_ref() }) else { return false };
+        if s.span_class.get() & 1 == 0 {
+            return false;
+        }
+        let Some(off) = p.checked_sub(s.base_addr()) else { return false };
+        let (class, bytes) = s.small_class();
+        let Some(i) = s.small_object_in(off, bytes) else { return false };
+        if !ptr::eq(s.owner.load(Ordering::Relaxed), my) {
+            return false;
+        }
+        // The cache owns `s`, so the span's class is as read and its live bits are this
+        // thread's.
+        let st = c.free_stack(class);
+        if !st.has_room() || !s.take_live(i) {
+            return false;
+        }
+        st.push(s, i, ptr);
+        c.account(-(bytes as isize), -1);
+        true
+    }
+    // ANCHOR_END: free_cached
 
     /// Every free `free_addr`'s fast path leaves: objects of spans another cache (or none)
     /// owns, threads without a cache or whose cache is not the most recent.

@@ -112,6 +112,7 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
 use super::Root;
+use super::arena::Arena;
 use super::freestack::{FreeStack, free_stacks_init};
 use super::scavenger::{FREE_STEP_BYTES, OP_STEP_ALLOCS};
 use super::sizeclass::{CLASS_COUNT, PAGE_BYTES, SPAN_CLASS_COUNT};
@@ -274,11 +275,16 @@ pub struct MCache {
     pub ops_left: Cell<u32>,
     /// Decay steps run so far (paces `collect_owned_remote`).
     pub decay_steps: Cell<u32>,
+    /// The arena record this cache's last fast free found (`Tiered::free_cached`), a first
+    /// guess before the arena index: null, or a record of this heap (live or retired;
+    /// records stay mapped while the heap lives), checked with `Arena::holds` before each
+    /// use. Owner only.
+    pub arena_hint: Cell<*const Arena>,
 }
 // ANCHOR_END: mcache_struct
 
 // SAFETY: `MCache` is `!Sync` for its `Cell`s and raw pointers. The `Cell`s (current spans,
-// owned lists, free stacks, counters) are used by one thread at a time: the
+// owned lists, free stacks, counters, the arena hint) are used by one thread at a time: the
 // thread whose thread-local slots hold the cache, or, for the shared cache, the holder of the
 // root's `shared` lock; a record changes thread only through the heap lock (`new_cache`,
 // `release_cache`), whose Acquire and Release order the accesses. Other threads read only
@@ -305,6 +311,7 @@ impl MCache {
             free_budget: Cell::new(FREE_STEP_BYTES as isize),
             ops_left: Cell::new(OP_STEP_ALLOCS),
             decay_steps: Cell::new(0),
+            arena_hint: Cell::new(ptr::null()),
         }
     }
 

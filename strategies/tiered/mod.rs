@@ -99,6 +99,13 @@
 //!    and the pages go back to the page allocator, Ready, for
 //!    the next large request; the scavenger releases them when too many are retained.
 //!
+//! The cached paths (`Strategy::alloc_cached`, `free_cached`; `alloc_cached` and
+//! `free_cached` in malloc.rs, for a preload's fast entry) are the fast paths of allocation
+//! step 1 and free step 2 alone, with no call and nothing changed when they do not apply: no
+//! refill and no op step (`None` when the countdown would reach 0), a free only into a stack
+//! with room. The cached free finds the arena from its cache's hint (`MCache::arena_hint`,
+//! the record its last lookup found, checked with `Arena::holds`) before the index.
+//!
 //! The trade-off, measured in the benchmarks (figures in benches/README.md): a bitmap span
 //! is visited by a scan, so a program that frees at random leaves holes that cost a refill
 //! (central lists and page heap included) per batch of objects (at least a quarter of the span), and a class's spans stay up to a quarter
@@ -549,6 +556,16 @@ unsafe impl Strategy for Tiered {
     #[inline]
     unsafe fn free<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Result<usize, BadFree> {
         self.free_addr(src, ptr)
+    }
+
+    #[inline]
+    unsafe fn alloc_cached(&self, layout: Layout) -> Option<NonNull<u8>> {
+        Tiered::alloc_cached(self, layout)
+    }
+
+    #[inline]
+    unsafe fn free_cached(&self, ptr: NonNull<u8>) -> bool {
+        Tiered::free_cached(self, ptr)
     }
 
     // ANCHOR: tiered_release_all

@@ -1380,4 +1380,107 @@ fn aligned_requests_of_every_class_are_served_aligned() {
     }
     // SAFETY: as above.
     unsafe { heap.check() }.unwrap();
+
+/// The cached paths (`Strategy::alloc_cached`, `free_cached`, the preload's fast paths): a
+/// free is taken only for the start of a live small block of a span this thread's cache
+/// owns, and anything else is refused with nothing changed (a double free, an interior, stack
+/// or foreign pointer, a large block, another thread's block, a block of a heap the thread
+/// did not use last), for `free` to decide; an allocation comes from this thread's cache
+/// only, and the statistics stay exact.
+#[test]
+fn cached_paths_take_only_what_the_thread_cache_can() {
+    use crate::BadFree;
+    let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+    let l = Layout::from_size_align(16, 16).unwrap();
+    // SAFETY: non-zero sizes; every pointer freed is either a live block given up or a
+    // pointer the strategy must refuse.
+    unsafe {
+        assert_eq!(heap.alloc_cached(l), None, "served before the heap or a cache existed");
+        let p = heap.alloc_layout(l).unwrap();
+        assert!(heap.free_cached(p), "a live block of this thread's span refused");
+        assert_eq!(heap.block_of(p.as_ptr()), None);
+        assert!(!heap.free_cached(p), "double free taken");
+        assert_eq!(heap.free(p), Err(BadFree::NotLive));
+        let q = heap.alloc_cached(l).expect("the free stack's object");
+        assert_eq!(q, p, "not the last freed object");
+        assert_eq!(heap.block_of(q.as_ptr()).map(|b| b.usable), Some(16));
+        assert_eq!((heap.stats().live_bytes, heap.stats().live_objects), (16, 1));
+
+        let on_stack = 0u64;
+        let other: Heap<Tiered> = Heap::new();
+        let foreign = other.alloc_layout(l).unwrap();
+        let large = heap.alloc_layout(l8(100_000)).unwrap();
+        let theirs = {
+            let h = &heap;
+            std::thread::scope(|s| {
+                s.spawn(move || h.alloc_layout(l).unwrap().as_ptr().addr()).join().unwrap()
+            })
+        };
+        let theirs = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(theirs)).unwrap();
+        for (what, r) in [
+            ("interior", q.as_ptr().wrapping_add(8)),
+            ("stack", core::ptr::from_ref(&on_stack).cast_mut().cast()),
+            ("foreign", foreign.as_ptr()),
+            ("large", large.as_ptr()),
+            ("another thread's", theirs.as_ptr()),
+        ] {
+            assert!(!heap.free_cached(NonNull::new(r).unwrap()), "{what} pointer taken");
+            heap.check().unwrap_or_else(|e| panic!("after the {what} pointer: {e}"));
+        }
+        assert_eq!(heap.stats().live_objects, 3);
+        assert!(heap.free(large).is_ok() && heap.free(theirs).is_ok());
+        other.free(foreign).unwrap();
+        // This thread's cache of `heap` is not the one it used last (`other`'s is): refused.
+        assert!(!heap.free_cached(q), "taken through a cache that is not the thread's latest");
+        let r = heap.alloc_layout(l).unwrap();
+        assert!(heap.free_cached(r) && heap.free_cached(q));
+        heap.check().unwrap();
+        assert_eq!((heap.stats().live_bytes, heap.stats().live_objects), (0, 0));
+    }
+}
+
+/// `alloc_cached` stops (`None`, nothing changed) where `alloc` would refill or run its
+/// bounded background step, and serves again once `alloc` did; every block it gives is
+/// distinct and live; frees through `free_cached` until its stack is full, then `free`.
+#[test]
+fn cached_allocations_stop_where_alloc_refills_or_steps() {
+    use std::collections::HashSet;
+    let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+    let l = Layout::from_size_align(48, 16).unwrap();
+    let mut all = Vec::new();
+    let mut seen = HashSet::new();
+    // SAFETY: non-zero sizes; each block freed once.
+    unsafe {
+        all.push(heap.alloc_layout(l).unwrap());
+        for round in 0..3 {
+            let mut served = 0usize;
+            while let Some(p) = heap.alloc_cached(l) {
+                assert!(heap.block_of(p.as_ptr()).is_some(), "round {round}: {p:?} not live");
+                all.push(p);
+                served += 1;
+                assert!(served < super::scavenger::OP_STEP_ALLOCS as usize, "round {round}: never stopped");
+            }
+            heap.check().unwrap();
+            // `alloc` does what the cached path left (refill, step); then it serves again.
+            all.push(heap.alloc_layout(l).unwrap());
+            all.push(heap.alloc_cached(l).expect("nothing served after alloc"));
+        }
+        for p in &all {
+            assert!(seen.insert(p.as_ptr().addr()), "{p:?} handed out twice");
+        }
+        assert_eq!(heap.stats().live_objects, all.len());
+        assert_eq!(heap.stats().live_bytes, all.len() * 48);
+        let (mut cached, mut general) = (0, 0);
+        for &p in &all {
+            if heap.free_cached(p) {
+                cached += 1;
+            } else {
+                assert_eq!(heap.free(p), Ok(48));
+                general += 1;
+            }
+        }
+        assert!(cached > 0 && general > 0, "cached {cached}, general {general}");
+        heap.check().unwrap();
+        assert_eq!((heap.stats().live_bytes, heap.stats().live_objects), (0, 0));
+    }
 }

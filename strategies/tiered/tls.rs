@@ -145,6 +145,14 @@ mod imp {
         TC.with(f)
     }
 
+    /// `with_tc` for the fast paths: never calls (`thread_local!` makes no call for a
+    /// const-initialised variable without destructor).
+    #[cfg(not(all(feature = "initial-exec-tls", target_os = "linux")))]
+    #[inline(always)]
+    fn with_tc_measured<R>(f: impl FnOnce(&ThreadCaches) -> R) -> Option<R> {
+        Some(TC.with(f))
+    }
+
     /// Bytes of the C block that holds a thread's slots (tls_block.c).
     #[cfg(all(feature = "initial-exec-tls", target_os = "linux"))]
     const TC_BLOCK_BYTES: usize = 128;
@@ -180,6 +188,17 @@ mod imp {
         // address is never given to another thread), and `f` gets a borrow no longer than
         // the call, so no reference outlives the thread.
         f(unsafe { &*TC_BLOCK.get().cast::<ThreadCaches>() })
+    }
+
+    /// `with_tc` for the fast paths, which never call: `None` until some thread measured the
+    /// block's offset (`StaticTls::get_measured`), so that no value of theirs lives across a
+    /// call.
+    #[cfg(all(feature = "initial-exec-tls", target_os = "linux"))]
+    #[inline(always)]
+    fn with_tc_measured<R>(f: impl FnOnce(&ThreadCaches) -> R) -> Option<R> {
+        let block = TC_BLOCK.get_measured()?;
+        // SAFETY: as in `with_tc`: the same block, which `get_measured` gives as `get` does.
+        Some(f(unsafe { &*block.cast::<ThreadCaches>() }))
     }
 
     struct ExitGuard;
@@ -244,10 +263,13 @@ mod imp {
 
     /// The calling thread's cache for the heap with `key` if it is the heap it used last
     /// (the fast paths; never creates, never calls). Key 0 (a heap without a registry
-    /// entry) finds only empty slots, whose cache is null.
+    /// entry) finds only empty slots, whose cache is null. Null too before the slots' block
+    /// is first reached (`with_tc_measured`): the fast paths then take their slow way, which
+    /// reaches it.
     #[inline(always)]
     pub fn peek(key: u64) -> *mut MCache {
-        with_tc(|t| if t.keys[0].get() == key { t.caches[0].get() } else { ptr::null_mut() })
+        with_tc_measured(|t| if t.keys[0].get() == key { t.caches[0].get() } else { ptr::null_mut() })
+            .unwrap_or(ptr::null_mut())
     }
 
     /// The calling thread's cache for the heap with `key`, if it has one (the free path;

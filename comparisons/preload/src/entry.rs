@@ -187,6 +187,52 @@ impl Drop for Entry {
     }
 }
 
+/// An entry through this thread's own flag only, for the preload's fast paths, which do
+/// nothing else when it fails; leaves on drop. It is `Entry::enter`'s fast way without its
+/// slow ways: the same flag, set and cleared the same way, so the gate's handshake and the
+/// re-entry mark are the same.
+pub struct FastEntry(&'static AtomicU8);
+
+impl FastEntry {
+    /// Enters if this thread has its own flag, is not inside the allocator already and no
+    /// fork is being prepared; `None` otherwise, with the thread outside the allocator as it
+    /// was (the caller then takes `Entry::enter`, which waits or falls back).
+    #[inline(always)]
+    pub fn enter() -> Option<FastEntry> {
+        // No call on this path: before the block's offset is known, `Entry::enter` goes
+        // first (and measures it).
+        let thread = THREAD_BLOCK.get_measured()?.cast::<ThreadEntry>();
+        // SAFETY: as in `Entry::enter`: this thread's live state (the block `thread()` gives),
+        // touched by this thread only.
+        let t = unsafe { &*thread };
+        // SAFETY: `fast` is null or one of the `FLAGS` (a static).
+        let flag = unsafe { t.fast.get().as_ref() }?;
+        // Only this thread writes its flag, so its own relaxed read is exact.
+        if flag.load(Ordering::Relaxed) != 0 {
+            return None;
+        }
+        // As in `Entry::enter`: the forker's membarrier stands for the fence between this
+        // store and the load below.
+        flag.store(1, Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        if FORKING.load(Ordering::Relaxed) {
+            // Steps back without having touched the heap; `Entry::enter` waits.
+            flag.store(0, Ordering::Release);
+            return None;
+        }
+        // Orders the heap accesses of this entry after the gate.
+        compiler_fence(Ordering::SeqCst);
+        Some(FastEntry(flag))
+    }
+}
+
+impl Drop for FastEntry {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
 /// The entry of a thread without a fast flag: the forker, a thread's first entry (which
 /// claims a flag, then enters through it), a thread on the shard counters.
 #[cold]

@@ -10,7 +10,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use stratalloc::{BadFree, BlockInfo, Heap, Op, Strategy};
 
 use crate::bad;
-use crate::entry::{self, Entry};
+use crate::entry::{self, Entry, FastEntry};
 use crate::fallback;
 use crate::heaps::{self, Src, Visit};
 use crate::report::{Line, errno, errno_slot, set_errno};
@@ -46,6 +46,40 @@ impl Visit for Alloc {
     fn visit<S: Strategy>(self, heap: &'static Heap<S, Src>) -> *mut u8 {
         // SAFETY: `layout` has a non-zero size (`layout_for` asks for at least 1 byte).
         unsafe { if self.zeroed { heap.alloc_zeroed(self.layout) } else { heap.alloc(self.layout) } }
+    }
+}
+
+/// [`Heap::alloc_cached`]: the fast path of `malloc`. Made only with a non-zero size.
+struct AllocCached(Layout);
+
+impl Visit for AllocCached {
+    type Out = Option<NonNull<u8>>;
+    #[inline(always)]
+    fn visit<S: Strategy>(self, heap: &'static Heap<S, Src>) -> Option<NonNull<u8>> {
+        // SAFETY: `layout` has a non-zero size (`layout_for` asks for at least 1 byte).
+        unsafe { heap.alloc_cached(self.0) }
+    }
+}
+
+/// [`Heap::free_cached`]: the fast path of `free`. Made only by [`FreeCached::new`].
+struct FreeCached(NonNull<u8>);
+
+impl FreeCached {
+    /// # Safety
+    /// As for [`Free::new`].
+    unsafe fn new(p: NonNull<u8>) -> FreeCached {
+        FreeCached(p)
+    }
+}
+
+impl Visit for FreeCached {
+    type Out = bool;
+    #[inline(always)]
+    fn visit<S: Strategy>(self, heap: &'static Heap<S, Src>) -> bool {
+        // SAFETY: `FreeCached::new`'s caller gives the block up if it is a live one; any
+        // other pointer is refused without effect (the strategy's address contract holds for
+        // any address, so the reserved-span test `Free` makes first is not needed).
+        unsafe { heap.free_cached(self.0) }
     }
 }
 
@@ -187,6 +221,38 @@ impl Visit for PrintStats {
 
 // ---------------------------------------------------------------------------------------
 // The paths shared by the exported functions.
+
+/// `malloc`'s fast path: the default strategy serves `n` bytes from the thread's cache
+/// through the fast entry (`Strategy::alloc_cached`); `None`, with nothing changed, when any
+/// of it does not apply (another strategy, tracing: `heaps::fast_on`; a re-entered call, a
+/// fork being prepared, a refill due), and then the general path runs.
+#[inline(always)]
+fn malloc_cached(n: usize) -> Option<NonNull<u8>> {
+    if !heaps::fast_on() {
+        return None;
+    }
+    let layout = layout_for(n, MIN_ALIGN_BYTES)?;
+    let _entry = FastEntry::enter()?;
+    heaps::visit_fast(AllocCached(layout))
+}
+
+/// `free`'s fast path: the default strategy takes `p` back into the thread's cache through
+/// the fast entry (`Strategy::free_cached`); false, with nothing changed, when any of it does
+/// not apply (as for `malloc_cached`, and any pointer the strategy's `free` would refuse or
+/// serve on a slower path). No OS call is made on it, so errno needs no saving.
+///
+/// # Safety
+/// As for [`free`].
+#[inline(always)]
+unsafe fn free_cached(p: *mut u8) -> bool {
+    let Some(user) = NonNull::new(p) else { return false };
+    if !heaps::fast_on() {
+        return false;
+    }
+    let Some(_entry) = FastEntry::enter() else { return false };
+    // SAFETY: the caller gives the block up.
+    heaps::visit_fast(unsafe { FreeCached::new(user) })
+}
 
 /// Allocates for a C request; NULL with ENOMEM on failure.
 #[inline]
@@ -363,6 +429,15 @@ fn aligned(align: usize, n: usize) -> *mut u8 {
 /// C `malloc`.
 #[unsafe(no_mangle)]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
+    match malloc_cached(size) {
+        Some(p) => p.as_ptr().cast(),
+        None => malloc_general(size),
+    }
+}
+
+/// `malloc` past its fast path (out of line, so that the fast path saves no registers).
+#[inline(never)]
+fn malloc_general(size: usize) -> *mut c_void {
     let p = alloc_request(size, MIN_ALIGN_BYTES, false).cast();
     if trace::on() {
         trace::alloc(trace::KIND_ALLOC, 4, size, p);
@@ -378,6 +453,20 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
 /// without reading its memory, and refused as a bad call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn free(p: *mut c_void) {
+    // SAFETY: the caller's guarantee.
+    if unsafe { free_cached(p.cast()) } {
+        return;
+    }
+    // SAFETY: the caller's guarantee.
+    unsafe { free_general(p) }
+}
+
+/// `free` past its fast path (out of line, so that the fast path saves no registers).
+///
+/// # Safety
+/// As for [`free`].
+#[inline(never)]
+unsafe fn free_general(p: *mut c_void) {
     let errno = errno_slot();
     // SAFETY: this thread's errno slot, valid for the thread's life.
     let saved = unsafe { *errno };

@@ -76,13 +76,24 @@ macro_rules! heaps {
         /// `STRATALLOC_STRATEGY`'s values as C strings, for [`strategy_name`].
         const C_NAMES: &[&CStr] = &[$(c_name(concat!($name, "\0"))),*];
 
+        /// Runs `v` on the heap of row `R` (a constant, so only that row's code is kept).
+        #[inline(always)]
+        fn visit_row<const R: u8, V: Visit>(v: V) -> V::Out {
+            $(
+                if R == const { row($name) } {
+                    static HEAP: Heap<$sty, Src> = Heap::with_source(Bounded(Mmap));
+                    return v.visit(&HEAP);
+                }
+            )*
+            unreachable!("a Choice is a row of NAMES")
+        }
+
         /// Runs `v` on the heap of `choice`.
         #[inline]
         pub fn visit<V: Visit>(choice: Choice, v: V) -> V::Out {
             $(
                 if choice.0 == const { row($name) } {
-                    static HEAP: Heap<$sty, Src> = Heap::with_source(Bounded(Mmap));
-                    return v.visit(&HEAP);
+                    return visit_row::<{ row($name) }, V>(v);
                 }
             )*
             unreachable!("a Choice is a row of NAMES")
@@ -93,11 +104,36 @@ macro_rules! heaps {
 workloads::for_each_allocator!(heaps);
 
 /// The strategy used when `STRATALLOC_STRATEGY` is unset or unknown.
-pub const DEFAULT: Choice = Choice(row("tiered"));
+pub const DEFAULT: Choice = Choice(DEFAULT_ROW);
+const DEFAULT_ROW: u8 = row("tiered");
+
+/// Whether the fast paths are on (`FAST` names the default strategy): their first test,
+/// one load, made before they enter.
+#[inline(always)]
+pub fn fast_on() -> bool {
+    FAST.load(Ordering::Acquire) == DEFAULT_ROW
+}
+
+/// Runs `v` on the default strategy's heap; for the fast paths, after `fast_on` said yes.
+#[inline(always)]
+pub fn visit_fast<V: Visit>(v: V) -> V::Out {
+    visit_row::<DEFAULT_ROW, V>(v)
+}
+
+/// Switches the fast paths off for good (tracing starts: every call must be recorded, which
+/// only the general paths do).
+pub fn fast_off() {
+    FAST.store(UNSET, Ordering::SeqCst);
+}
 
 /// Row of the selected strategy in `NAMES`, or `UNSET`.
 static SELECTED: AtomicU8 = AtomicU8::new(UNSET);
 const UNSET: u8 = u8::MAX;
+/// The row the preload's fast paths serve (`exports::malloc_cached`, `free_cached`): the
+/// selected row while calls are not traced, else `UNSET`. Set once by `choose`, cleared for
+/// good by `fast_off`; each side re-reads the other's flag after its store (sequentially
+/// consistent), so tracing never runs with the fast paths on.
+static FAST: AtomicU8 = AtomicU8::new(UNSET);
 /// Whether some thread has started choosing.
 static CHOOSING: AtomicBool = AtomicBool::new(false);
 /// Whether `STRATALLOC_STATS` asked for statistics at exit.
@@ -136,6 +172,10 @@ fn choose() -> Choice {
     }
     let choice = settings.strategy.map_or(DEFAULT, |name| from_name(name.as_bytes()));
     SELECTED.store(choice.0, Ordering::Release);
+    FAST.store(choice.0, Ordering::SeqCst);
+    if crate::trace::on_seq_cst() {
+        fast_off();
+    }
     choice
 }
 

@@ -36,6 +36,17 @@
 //!    and select the heap ([`heaps`]).
 //! 5. Return the selected heap's block for the layout.
 //!
+//! ## Fast paths (malloc, free)
+//! Before the paths below, `malloc` and `free` try the selected strategy's cached path
+//! ([`Strategy::alloc_cached`](stratalloc::Strategy::alloc_cached),
+//! [`Strategy::free_cached`](stratalloc::Strategy::free_cached): the calling thread's cache
+//! alone, no lock, no call, no OS call) through the gate's own-flag entry alone
+//! ([`entry::FastEntry`]), when the default strategy is selected and calls are not traced
+//! (one byte, `heaps::fast_on`, tested first). Anything else (a re-entered call, a fork being prepared,
+//! a refill due, a pointer the strategy does not take back there, a bad one included) goes
+//! to the paths below with nothing changed. A free taken there makes no system call, so
+//! errno needs no saving.
+//!
 //! ## Free path (free, realloc, malloc_usable_size): the pointer classified by address
 //! 1. NULL: nothing (free), malloc (realloc), 0 (malloc_usable_size).
 //! 2. In the re-entry pool's range (a static array): the pool's (slot start and bit).

@@ -141,6 +141,12 @@ pub fn on() -> bool {
     ON.load(Ordering::Relaxed)
 }
 
+/// `on` for `heaps::choose`, after its store of the fast row (its half of the handshake
+/// with `init`, which stores `ON` and then clears the fast row).
+pub fn on_seq_cst() -> bool {
+    ON.load(Ordering::SeqCst)
+}
+
 /// A fresh sequence number (a free's or a realloc's, taken before the call).
 #[inline]
 pub fn seq() -> u64 {
@@ -634,7 +640,8 @@ extern "C" fn init() {
                 }
             });
         }
-        ON.store(true, Ordering::Release);
+        ON.store(true, Ordering::SeqCst);
+        crate::heaps::fast_off();
     }
     set_errno(saved);
 }
