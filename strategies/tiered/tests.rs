@@ -1380,6 +1380,7 @@ fn aligned_requests_of_every_class_are_served_aligned() {
     }
     // SAFETY: as above.
     unsafe { heap.check() }.unwrap();
+}
 
 /// The cached paths (`Strategy::alloc_cached`, `free_cached`, the preload's fast paths): a
 /// free is taken only for the start of a live small block of a span this thread's cache
