@@ -243,8 +243,11 @@ fn leading_count(text: &str) -> Option<&str> {
 
 /// The value a `<!--m FILE | LABEL | N [| DIVISOR]-->` marker names: number `N` (counted
 /// from one) after `LABEL` on the first line of `book/src/measured/FILE.txt` that holds
-/// `LABEL`, divided by `DIVISOR` (for a change of unit, ns to µs). A number may end in the
-/// unit `x` or `s` ("0.69x", "1.0191s"); other tokens ("MiB", "-") are not numbers.
+/// `LABEL`, divided by `DIVISOR` (for a change of unit, ns to µs, or `-1` for a negative
+/// figure the prose quotes after its sign: `-<!--m ... | -1-->1.4`). A FILE with a slash is a
+/// path from `book/src`, as `../../benches/README.md`. A number may end in the unit `x` or
+/// `s` ("0.69x", "1.0191s") or stand in brackets with a percent sign ("(-1.4%)"); other
+/// tokens ("MiB", "-") are not numbers.
 fn measured(spec: &str) -> Result<f64, String> {
     let parts: Vec<&str> = spec.split('|').map(str::trim).collect();
     let (file, label, n, divisor) = match parts.as_slice() {
@@ -252,7 +255,12 @@ fn measured(spec: &str) -> Result<f64, String> {
         [f, l, n, d] => (*f, *l, *n, *d),
         _ => return Err(format!("cannot read the marker {spec:?}")),
     };
-    let path = book_src().join("measured").join(format!("{file}.txt"));
+    // A FILE with a slash is a path from book/src (`../../benches/README.md`).
+    let path = if file.contains('/') {
+        book_src().join(file)
+    } else {
+        book_src().join("measured").join(format!("{file}.txt"))
+    };
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let line = text
         .lines()
@@ -265,8 +273,10 @@ fn measured(spec: &str) -> Result<f64, String> {
     let token = after
         .split_whitespace()
         .filter_map(|t| {
+            // A table cell's "(-1.4%)": the brackets and the percent sign are not the number.
             let t = t.replace(',', "");
-            t.strip_suffix(['x', 's']).unwrap_or(&t).parse::<f64>().ok()
+            let t = t.trim_matches(['(', ')', '%']);
+            t.strip_suffix(['x', 's']).unwrap_or(t).parse::<f64>().ok()
         })
         .nth(n.checked_sub(1).ok_or("columns count from 1")?)
         .ok_or_else(|| format!("{file}.txt: {label:?} has no number {n}"))?;
@@ -370,7 +380,7 @@ fn decimals(text: &str) -> Vec<(String, bool)> {
 }
 
 /// The chapters that quote the run (or a file of `measured/`).
-const CHAPTERS: [&str; 9] = [
+const CHAPTERS: [&str; 10] = [
     "comparison.md",
     "caching.md",
     "choosing.md",
@@ -380,6 +390,7 @@ const CHAPTERS: [&str; 9] = [
     "page-sources.md",
     "vm-layout.md",
     "recording.md",
+    "layers.md",
 ];
 
 /// The numbers in the alt texts of the run's plots, which cannot carry a marker: the
