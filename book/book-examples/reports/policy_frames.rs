@@ -575,10 +575,12 @@ fn op_text(op: &Op) -> String {
     }
 }
 
-/// One frame of a step-through.
+/// One frame of a step-through (the policies' here, the span's in `span_frames`).
 #[derive(Clone, Debug)]
 pub struct Frame {
-    /// File name under `book/src/img/policy/`.
+    /// The folder under `book/src/img/` that holds the step-through's frames.
+    pub dir: &'static str,
+    /// File name under `book/src/img/DIR/`.
     pub name: String,
     /// The frame's text for readers who cannot see it: its heading and every caption, the
     /// chapter's `alt` (checked by `tests/frames.rs`).
@@ -591,7 +593,8 @@ impl Frame {
     /// The `<img>` element the chapter shows the frame with.
     pub fn img(&self) -> String {
         format!(
-            r#"<img src="img/policy/{}" alt="{}" width="860">"#,
+            r#"<img src="img/{}/{}" alt="{}" width="860">"#,
+            self.dir,
             self.name,
             esc(&self.alt).replace('"', "&quot;")
         )
@@ -653,7 +656,12 @@ pub fn policy_frames() -> Vec<Frame> {
             bar(&mut body, y + 48.0, &row.before, &scale, &row.path, row.picked, row.rover);
         }
         let h = 40.0 + all.len() as f64 * row_h + 8.0;
-        frames.push(Frame { name: format!("step-{step:02}.svg"), alt, svg: svg(h, &heading, &body) });
+        frames.push(Frame {
+            dir: "policy",
+            name: format!("step-{step:02}.svg"),
+            alt,
+            svg: svg(h, &heading, &body),
+        });
     }
     // The last frame: every heap after the script.
     let mut body = String::new();
@@ -680,7 +688,12 @@ pub fn policy_frames() -> Vec<Frame> {
         bar(&mut body, y + 48.0, &row.after, &scale, &[], None, None);
     }
     let h = 40.0 + all.len() as f64 * row_h + 8.0;
-    frames.push(Frame { name: format!("step-{steps:02}.svg"), alt, svg: svg(h, heading, &body) });
+    frames.push(Frame {
+        dir: "policy",
+        name: format!("step-{steps:02}.svg"),
+        alt,
+        svg: svg(h, heading, &body),
+    });
     frames
 }
 
@@ -764,7 +777,7 @@ pub fn mechanism_frames() -> Vec<Frame> {
         };
         bar(&mut body, 128.0, &row.after, &scale, &[], new, None);
         let alt = format!("{heading}. Before and {after_caption}.");
-        frames.push(Frame { name: file.to_string(), alt, svg: svg(176.0, heading, &body) });
+        frames.push(Frame { dir: "policy", name: file.to_string(), alt, svg: svg(176.0, heading, &body) });
     }
     frames
 }

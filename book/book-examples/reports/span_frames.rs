@@ -18,6 +18,7 @@ use core::fmt::Write;
 
 use stratalloc::strategies::tiered::span_lab::{SpanLab, SpanState};
 
+pub use super::policy_frames::Frame;
 use super::policy_frames::{FONT, esc, text};
 
 /// The size class the pictures use: 112 B objects, 73 to a page (the class of `span.svg`).
@@ -53,28 +54,6 @@ pub const SCRIPT: [Step; 15] = [
     Step::Alloc(1),
     Step::Alloc(1),
 ];
-
-/// One frame of the step-through.
-#[derive(Clone, Debug)]
-pub struct Frame {
-    /// File name under `book/src/img/span/`.
-    pub name: String,
-    /// The frame's text for readers who cannot see it (the chapter's `alt`).
-    pub alt: String,
-    /// The SVG.
-    pub svg: String,
-}
-
-impl Frame {
-    /// The `<img>` element the chapter shows the frame with.
-    pub fn img(&self) -> String {
-        format!(
-            r#"<img src="img/span/{}" alt="{}" width="860">"#,
-            self.name,
-            esc(&self.alt).replace('"', "&quot;")
-        )
-    }
-}
 
 fn list(objs: &[usize]) -> String {
     objs.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
@@ -472,7 +451,7 @@ pub fn frames() -> Vec<Frame> {
     for (k, ((before, marked, ctz, caption), step)) in steps.iter().zip(SCRIPT.iter()).enumerate() {
         let heading = format!("Step {} of {n}: {}", k + 1, step_text(step));
         let (alt, svg) = draw(&heading, caption, "Before the step", before, marked, *ctz);
-        frames.push(Frame { name: format!("step-{:02}.svg", k + 1), alt, svg });
+        frames.push(Frame { dir: "span", name: format!("step-{:02}.svg", k + 1), alt, svg });
     }
     let heading = format!("Step {n} of {n}: after the script");
     let free: Vec<usize> = (0..last.nelems).filter(|&i| !SpanState::bit(&last.alloc_bits, i)).collect();
@@ -482,6 +461,6 @@ pub fn frames() -> Vec<Frame> {
         objects(last.alloc_cache.count_ones() as usize, "object")
     );
     let (alt, svg) = draw(&heading, &caption, "The span", &last, &[], None);
-    frames.push(Frame { name: format!("step-{n:02}.svg"), alt, svg });
+    frames.push(Frame { dir: "span", name: format!("step-{n:02}.svg"), alt, svg });
     frames
 }

@@ -11,22 +11,8 @@ use book_examples::reports::policy_frames;
 fn committed_frames_are_current() {
     let dir = format!("{}/../src/img/policy", env!("CARGO_MANIFEST_DIR"));
     let now = policy_frames::frames();
-    let mut stale = vec![];
-    for frame in &now {
-        let (name, svg) = (&frame.name, &frame.svg);
-        let path = format!("{dir}/{name}");
-        match std::fs::read_to_string(&path) {
-            Ok(then) if &then == svg => {}
-            Ok(_) => stale.push(format!("{name}: differs")),
-            Err(e) => stale.push(format!("{name}: {e}")),
-        }
-    }
-    let mut extra: Vec<String> = std::fs::read_dir(&dir)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-        .unwrap_or_default();
     // fragmentation.svg is drawn by reports/fragmentation.rs and checked below.
-    extra.retain(|f| f != "fragmentation.svg" && !now.iter().any(|frame| &frame.name == f));
-    stale.extend(extra.into_iter().map(|f| format!("{f}: no longer drawn")));
+    let stale = stale_frames(&dir, &now, &["fragmentation.svg"]);
     assert!(
         stale.is_empty(),
         "book/src/img/policy is stale; regenerate it with \
@@ -134,20 +120,7 @@ fn span_frames_are_current_and_shown() {
     let src = format!("{}/../src", env!("CARGO_MANIFEST_DIR"));
     let dir = format!("{src}/img/span");
     let now = span_frames::frames();
-    let mut stale = vec![];
-    for frame in &now {
-        let path = format!("{dir}/{}", frame.name);
-        match std::fs::read_to_string(&path) {
-            Ok(then) if then == frame.svg => {}
-            Ok(_) => stale.push(format!("{}: differs", frame.name)),
-            Err(e) => stale.push(format!("{}: {e}", frame.name)),
-        }
-    }
-    let mut extra: Vec<String> = std::fs::read_dir(&dir)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-        .unwrap_or_default();
-    extra.retain(|f| !now.iter().any(|frame| &frame.name == f));
-    stale.extend(extra.into_iter().map(|f| format!("{f}: no longer drawn")));
+    let stale = stale_frames(&dir, &now, &[]);
     assert!(
         stale.is_empty(),
         "book/src/img/span is stale; regenerate it with \
@@ -356,4 +329,28 @@ fn every_figure_has_a_caption() {
         }
     }
     assert!(missing.is_empty(), "figures without a caption:\n{}", missing.join("\n"));
+}
+
+/// What differs between the frames the code draws now and the files of `dir`: a frame whose
+/// file differs or is missing, and a file no frame draws (but those named in `others`, drawn
+/// by other reports).
+fn stale_frames(
+    dir: &str,
+    now: &[book_examples::reports::policy_frames::Frame],
+    others: &[&str],
+) -> Vec<String> {
+    let mut stale = vec![];
+    for frame in now {
+        match std::fs::read_to_string(format!("{dir}/{}", frame.name)) {
+            Ok(then) if then == frame.svg => {}
+            Ok(_) => stale.push(format!("{}: differs", frame.name)),
+            Err(e) => stale.push(format!("{}: {e}", frame.name)),
+        }
+    }
+    let mut extra: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    extra.retain(|f| !others.contains(&f.as_str()) && !now.iter().any(|frame| &frame.name == f));
+    stale.extend(extra.into_iter().map(|f| format!("{f}: no longer drawn")));
+    stale
 }
