@@ -19,9 +19,21 @@ use stratalloc::{
 /// space of x86-64 Linux (so address space alone does not refuse it).
 const HUGE: usize = 1 << 46;
 
+/// Held by every test of this file while it runs. Two 64 TiB reservations at once need more
+/// than the free address space of a process (128 TiB less the program, libraries, stack and
+/// ASLR's gaps), so tests run in parallel could refuse each other's reservations: this file's
+/// tests take turns (they take a fraction of a second each).
+static ADDRESS_SPACE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// This test's turn at the address space (a failed test before it does not end the others).
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    ADDRESS_SPACE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A page source call for `HUGE` read-write bytes is refused, and so is one past RAM + swap.
 #[test]
 fn mmap_refuses_to_map_what_it_cannot_commit() {
+    let _turn = turn();
     let m = Mmap;
     // Reserving address space costs nothing and stays allowed.
     let base = m.reserve(HUGE, 4096).expect("64 TiB of PROT_NONE address space");
@@ -40,6 +52,7 @@ fn mmap_refuses_to_map_what_it_cannot_commit() {
 /// A 64 MiB read-write range (a tiered arena) still maps, and can be touched end to end.
 #[test]
 fn mmap_still_maps_a_64_mib_arena() {
+    let _turn = turn();
     const ARENA: usize = 64 << 20;
     let m = Mmap;
     let p = m.alloc_ready(ARENA, ARENA).expect("a 64 MiB arena");
@@ -88,6 +101,7 @@ unsafe fn touch_and_free<S: Strategy>(
 }
 
 fn refuses_huge<S: Strategy + ConstInit>() {
+    let _turn = turn();
     let heap: Heap<S, Mmap> = Heap::new();
     let name = heap.strategy().name();
     let mut errors = Vec::new();
