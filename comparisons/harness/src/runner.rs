@@ -6,10 +6,11 @@
 //!   end of the table, which runs nothing.
 //! - `run WORKLOAD --scale X --threads N --seed S [--trace FILE]`: exit 0 and a RESULT line
 //!   on success; exit 2 on a failed check; a panic or a crash is a non-zero exit or a signal.
-//! - `replay FILE [--serial] [--partial] [--series OUT]`: replays the flat ops file the
+//! - `replay FILE [--serial] [--partial] [--ends-only] [--series OUT]`: replays the flat ops file the
 //!   driver writes (read in place from a mapping, so nothing is decoded through the
 //!   allocator under test), or a program trace (format v2, decoded here), with its threads, and prints a RESULT line whose metrics
-//!   are `replay_s`, `peak_resident_bytes`, `peak_rss_bytes`, `threads`, and for a stratalloc heap
+//!   are `replay_s`, `peak_resident_bytes`, `peak_rss_bytes`, `threads`, `touched_bytes` (0 with
+//!   `--ends-only`: the stamps alone, no whole-block traffic), and for a stratalloc heap
 //!   `peak_committed_bytes` and `page_source_calls`; `--series` writes the memory series as
 //!   JSON (`[[op, live, resident, committed], ...]`). A bad trace file is exit 65.
 
@@ -90,16 +91,17 @@ impl Drop for Mapped {
 /// Exit code of an unreadable trace.
 pub const EXIT_BAD_TRACE: i32 = 65;
 
-/// `replay FILE [--serial] [--partial] [--series OUT]` (see the module header).
+/// `replay FILE [--serial] [--partial] [--ends-only] [--series OUT]` (see the module header).
 fn replay(args: &[String], probe: fn() -> Option<[u64; 2]>) {
     use workloads::{program_replay, program_trace};
     let Some(path) = args.first() else { fail("replay needs a trace file", 64) };
-    let (mut serial, mut partial, mut series) = (false, false, None);
+    let (mut serial, mut partial, mut whole, mut series) = (false, false, true, None);
     let mut it = args[1..].iter();
     while let Some(flag) = it.next() {
         match flag.as_str() {
             "--serial" => serial = true,
             "--partial" => partial = true,
+            "--ends-only" => whole = false,
             "--series" => {
                 series = Some(it.next().unwrap_or_else(|| fail("--series needs a file", 64)).clone())
             }
@@ -120,7 +122,7 @@ fn replay(args: &[String], probe: fn() -> Option<[u64; 2]>) {
         program_replay::Plan::from_bytes(map.bytes())
             .unwrap_or_else(|e| fail(&format!("{path}: {e}"), EXIT_BAD_TRACE))
     };
-    let r = program_replay::replay(&plan, serial, probe)
+    let r = program_replay::replay(&plan, program_replay::Options { serial, whole }, probe)
         .unwrap_or_else(|e| fail(&format!("replay: {e}"), EXIT_FAILED));
     if let Some(out) = series {
         let points: Vec<[u64; 4]> =
@@ -135,6 +137,7 @@ fn replay(args: &[String], probe: fn() -> Option<[u64; 2]>) {
             "replay_s": r.seconds,
             "peak_resident_bytes": r.peak_resident as f64,
             "threads": r.threads as f64,
+            "touched_bytes": r.touched_bytes as f64,
             // VmHWM of this program (wait4's ru_maxrss also counts the forked driver before exec).
             "peak_rss_bytes": workloads::check::peak_rss_bytes() as f64,
         },
@@ -182,7 +185,7 @@ pub fn main_with_probe(name: &str, kind: &str, probe: fn() -> Option<[u64; 2]>) 
         }
         _ => fail(
             "usage: --describe | run WORKLOAD [--scale X] [--threads N] [--seed S] [--trace FILE] \
-             | replay FILE [--serial] [--partial] [--series OUT]",
+             | replay FILE [--serial] [--partial] [--ends-only] [--series OUT]",
             64,
         ),
     }

@@ -73,6 +73,42 @@ pub fn filled_all(b: &[u8], tag: u64) -> bool {
     b.iter().enumerate().all(|(i, &x)| x == t ^ (i as u8))
 }
 
+/// The byte that fills a touched block between its stamps ([`touch`]): never zero, so a
+/// block left as calloc returned it is not taken for a touched one.
+#[inline]
+pub fn body_byte(tag: u64) -> u8 {
+    (mix(tag) as u8) | 1
+}
+
+/// Writes every byte of `b`, as a program that fills the block it was given: the body with
+/// [`body_byte`], then the stamp of `tag` at the ends (a block under 16 bytes is all stamp).
+#[inline]
+pub fn touch(b: &mut [u8], tag: u64) {
+    b.fill(body_byte(tag));
+    stamp(b, tag);
+}
+
+/// Reads every byte of `b`: whether it holds what [`touch`] wrote (stamps and body).
+#[inline]
+pub fn touched(b: &[u8], tag: u64) -> bool {
+    let n = b.len();
+    stamped(b, tag) && (n < 16 || all_bytes(&b[8..n - 8], body_byte(tag)))
+}
+
+/// Whether every byte of `b` is `x`, read a word at a time (no early exit, so the loop
+/// vectorises and reads the whole slice, as a program reading its data would).
+fn all_bytes(b: &[u8], x: u8) -> bool {
+    let w = u64::from_ne_bytes([x; 8]);
+    let mut words = b.chunks_exact(8);
+    let mut diff = 0u64;
+    for c in &mut words {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(c);
+        diff |= u64::from_ne_bytes(a) ^ w;
+    }
+    diff == 0 && words.remainder().iter().all(|&y| y == x)
+}
+
 /// An allocator a [`Block`] is made in: a copyable handle, so that a block of the process's
 /// global allocator ([`Global`], zero-sized) costs no more than a pointer and a layout.
 pub trait Alloc: Copy {
@@ -267,6 +303,58 @@ impl<A: Alloc> Block<A> {
         }
     }
 
+    /// Writes the whole block ([`touch`]): the body pattern and the stamps.
+    #[inline]
+    pub fn touch(&mut self) {
+        let tag = self.tag;
+        touch(self.bytes_mut(), tag);
+    }
+
+    /// Reads the whole block: checks the stamps and that the body still holds what
+    /// [`Block::touch`] wrote.
+    #[inline]
+    pub fn verify_touched(&self) -> Check {
+        if touched(self.bytes(), self.tag) {
+            Ok(())
+        } else {
+            Err(format!(
+                "block {:p} ({} B, tag {:#x}) was overwritten while live (its stamps or its body)",
+                self.ptr,
+                self.size(),
+                self.tag
+            ))
+        }
+    }
+
+    /// Checks the whole touched block ([`Block::verify_touched`]) and frees it.
+    #[inline]
+    pub fn free_touched(self) -> Check {
+        if let Err(e) = self.verify_touched() {
+            // Leaked, as in `free`.
+            std::mem::forget(self);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// [`Block::realloc`] of a touched block: reads the whole block first, then writes
+    /// the bytes the resize added (and where the old tail stamp was), so the block is
+    /// whole-touched again; the kept bytes are the program's, not rewritten.
+    pub fn realloc_touched(&mut self, new_size: usize) -> Check {
+        self.verify_touched()?;
+        let old = self.size();
+        self.realloc(new_size)?;
+        // From where the old block's pattern stops holding: its tail stamp, or all of it
+        // when either block is under 16 bytes (all stamp).
+        let from = if old < 16 || new_size < 16 { 0 } else { old.min(new_size) - 8 };
+        let byte = body_byte(self.tag);
+        let tag = self.tag;
+        let b = self.bytes_mut();
+        b[from..].fill(byte);
+        stamp(b, tag);
+        Ok(())
+    }
+
     /// Checks the stamp and frees the block.
     #[inline]
     pub fn free(self) -> Check {
@@ -392,4 +480,53 @@ pub fn rounds<P: Send>(
         })?;
     }
     Ok(pools)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn touch_writes_and_checks_every_byte() {
+        for n in [1usize, 7, 15, 16, 17, 24, 100, 4096 + 3] {
+            let tag = 0x1234_5678 + n as u64;
+            let mut b = vec![0u8; n];
+            touch(&mut b, tag);
+            assert!(touched(&b, tag), "{n} B");
+            if n >= 16 {
+                // The body holds the fill byte everywhere between the stamps.
+                assert!(b[8..n - 8].iter().all(|&x| x == body_byte(tag)), "{n} B");
+            }
+            // A flip of any single byte, the middle ones included, is caught; the stamps
+            // alone would miss the middle ones.
+            for i in 0..n {
+                b[i] ^= 0x40;
+                assert!(!touched(&b, tag), "{n} B: a flip at {i} missed");
+                if (8..n.saturating_sub(8)).contains(&i) {
+                    assert!(stamped(&b, tag), "{n} B: the stamps do not cover byte {i}");
+                }
+                b[i] ^= 0x40;
+            }
+        }
+    }
+
+    #[test]
+    fn a_touched_block_survives_realloc_whole() {
+        let mut b = Block::new(40, 16, 7).unwrap();
+        b.touch();
+        b.verify_touched().unwrap();
+        for n in [200, 3000, 24, 10, 5, 64, 1] {
+            b.realloc_touched(n).unwrap();
+            b.verify_touched().unwrap();
+            assert_eq!(b.size(), n);
+        }
+        // A byte of the body changed behind the replay's back fails the whole check but
+        // not the stamp check.
+        b.realloc_touched(64).unwrap();
+        b.bytes_mut()[30] ^= 1;
+        assert!(b.verify().is_ok());
+        assert!(b.verify_touched().is_err());
+        b.bytes_mut()[30] ^= 1;
+        b.free_touched().unwrap();
+    }
 }

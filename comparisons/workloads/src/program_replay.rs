@@ -14,6 +14,14 @@
 //! allocator that hands out overlapping memory fails the run. The checksum depends only on
 //! the trace.
 //!
+//! With [`Options::whole`] (the driver's default) the replay also does a program's memory
+//! traffic: every byte of a block is written when it is allocated (a pattern of its tag,
+//! [`crate::check::touch`]) and read back and checked before it is freed or resized (the
+//! bytes a realloc adds are written), so the allocator's placement shows in the replay's
+//! time as it does in the program's (cache lines and pages shared or not, headers between
+//! blocks), and a write into the middle of a live block fails the run too. Without it only
+//! the stamps at the ends of a block are written and read.
+//!
 //! Deadlock freedom: every op waits only for an op earlier in global order, and every
 //! replay thread runs its ops in global order, so the earliest unfinished op can always run.
 
@@ -57,6 +65,16 @@ pub struct Sample {
     pub committed: u64,
 }
 
+/// How to replay.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Every op on one thread, in global order.
+    pub serial: bool,
+    /// Write every byte of a block when it is allocated and read every byte before it is
+    /// freed (see the module header); else only the stamps at its ends.
+    pub whole: bool,
+}
+
 /// What a replay measured.
 #[derive(Clone, Debug, Default)]
 pub struct Replayed {
@@ -73,6 +91,10 @@ pub struct Replayed {
     /// For a stratalloc heap: the peak growth of its committed bytes (of the samples and the
     /// end) and its page-source calls over the replay.
     pub heap: Option<[u64; 2]>,
+    /// Bytes of blocks written and read whole during the replay ([`Options::whole`]; 0
+    /// without): each allocation's size written, each free's size read, a realloc's old
+    /// size read and its added bytes written. Depends only on the trace.
+    pub touched_bytes: u64,
 }
 
 /// What the allocator under test says of itself: `[committed bytes, page-source calls]`
@@ -248,6 +270,9 @@ struct Run<'a> {
     probe: Probe,
     /// Committed bytes when the replay began.
     base_committed: AtomicU64,
+    /// Whole-block traffic ([`Options::whole`]).
+    whole: bool,
+    touched: AtomicU64,
 }
 
 impl Run<'_> {
@@ -288,11 +313,16 @@ impl Run<'_> {
                 }
                 let (size, align) = (op.size.max(1) as usize, 1usize << op.align_log2);
                 let tag = u64::from(op.object);
-                *block = Some(if op.kind == FLAT_CALLOC {
+                let mut b = if op.kind == FLAT_CALLOC {
                     Block::zeroed(size, align, tag)?
                 } else {
                     Block::new(size, align, tag)?
-                });
+                };
+                if self.whole {
+                    b.touch();
+                    self.touched.fetch_add(size as u64, Ordering::Relaxed);
+                }
+                *block = Some(b);
                 size as i64
             }
             FLAT_REALLOC => {
@@ -300,15 +330,28 @@ impl Run<'_> {
                     .as_mut()
                     .ok_or_else(|| format!("op {i}: realloc of object {} that is not live", op.object))?;
                 let old = b.size() as i64;
-                b.realloc(op.size.max(1) as usize)?;
-                op.size.max(1) as i64 - old
+                let new = op.size.max(1) as usize;
+                if self.whole {
+                    b.realloc_touched(new)?;
+                    // Read: the old block; written: what it gained (and its old tail stamp).
+                    let written = if old < 16 || new < 16 { new } else { new - (old as usize).min(new) + 8 };
+                    self.touched.fetch_add(old as u64 + written as u64, Ordering::Relaxed);
+                } else {
+                    b.realloc(new)?;
+                }
+                new as i64 - old
             }
             FLAT_FREE => {
                 let b = block
                     .take()
                     .ok_or_else(|| format!("op {i}: free of object {} that is not live", op.object))?;
                 let old = b.size() as i64;
-                b.free()?;
+                if self.whole {
+                    b.free_touched()?;
+                    self.touched.fetch_add(old as u64, Ordering::Relaxed);
+                } else {
+                    b.free()?;
+                }
                 -old
             }
             k => return Err(format!("op {i}: unknown kind {k}")),
@@ -348,8 +391,8 @@ impl Run<'_> {
 
 /// Replays `t` (see the module header); the blocks still live at the end are checked and
 /// freed. `probe` reads the allocator's own counts (`|| None` for any allocator).
-pub fn replay(t: &Plan, serial: bool, probe: Probe) -> Check<Replayed> {
-    let threads = if serial { 1 } else { (t.threads as usize).clamp(1, MAX_THREADS) };
+pub fn replay(t: &Plan, opts: Options, probe: Probe) -> Check<Replayed> {
+    let threads = if opts.serial { 1 } else { (t.threads as usize).clamp(1, MAX_THREADS) };
     let mut lists: Vec<Vec<u32>> = vec![Vec::new(); threads];
     for (i, op) in t.ops.iter().enumerate() {
         if op.thread >= t.threads.max(1) {
@@ -370,6 +413,8 @@ pub fn replay(t: &Plan, serial: bool, probe: Probe) -> Check<Replayed> {
         failed: AtomicBool::new(false),
         probe,
         base_committed: AtomicU64::new(0),
+        whole: opts.whole,
+        touched: AtomicU64::new(0),
     };
     let calls_before = probe().map_or(0, |[_, calls]| calls);
     // The threads start, then the baseline is read (their stacks are not the allocator's),
@@ -414,10 +459,11 @@ pub fn replay(t: &Plan, serial: bool, probe: Probe) -> Check<Replayed> {
     let peak_resident = samples.iter().map(|s| s.resident).max().unwrap_or(0);
     let peak_committed = samples.iter().map(|s| s.committed).max().unwrap_or(0);
     let heap = now.map(|[_, calls]| [peak_committed, calls.saturating_sub(calls_before)]);
+    let touched_bytes = run.touched.load(Ordering::Relaxed);
     for slot in run.slots {
         if let Some(b) = slot.block.into_inner() {
-            b.free()?;
+            if opts.whole { b.free_touched()? } else { b.free()? }
         }
     }
-    Ok(Replayed { checksum: plan_checksum(t), seconds, threads, peak_resident, samples, heap })
+    Ok(Replayed { checksum: plan_checksum(t), seconds, threads, peak_resident, samples, heap, touched_bytes })
 }

@@ -39,6 +39,15 @@ fn cli() -> clap::Command {
         .arg(Arg::new("allocators").long("allocators").action(ArgAction::Append).help(
             "Comma list of allocators (default: every strategy, every composition, mimalloc, system, talc)",
         ))
+        .arg(Arg::new("touch").long("touch").value_parser(["whole", "ends"]).default_value("whole").help(
+            "whole: write every byte of a block when it is allocated and read every byte before it is freed, as a \
+             program does with its memory (the default, for ranking); ends: only the stamps at a block's ends",
+        ))
+        .arg(Arg::new("preload").long("preload").action(ArgAction::Append).value_name("NAME=LIB[,VAR=VALUE...]").help(
+            "Also replay with the `system` runner (Rust's System allocator: malloc, free, realloc, posix_memalign \
+             through the C ABI) under LD_PRELOAD=LIB and the variables given, reported as NAME: the same build a \
+             program gets with that preload (repeatable)",
+        ))
         .arg(Arg::new("reps").long("reps").value_parser(value_parser!(usize)).default_value("3").help("Runs per allocator"))
         .arg(
             Arg::new("timeout")
@@ -52,6 +61,34 @@ fn cli() -> clap::Command {
         ))
         .arg(Arg::new("no-build").long("no-build").action(ArgAction::SetTrue).help("Do not build the runner bins"))
         .arg(Arg::new("bin-dir").long("bin-dir").value_parser(value_parser!(PathBuf)).help("Where the runner bins are"))
+}
+
+/// A runner to replay with, and what its environment adds (a preloaded allocator).
+#[derive(Clone, Debug)]
+struct Target {
+    runner: Runner,
+    /// `LD_PRELOAD` and the other variables of `--preload`; empty for a table runner.
+    env: Vec<(String, String)>,
+}
+
+/// `NAME=LIB[,VAR=VALUE...]` of `--preload`, with the `system` runner.
+fn preload_target(spec: &str, system: &Runner) -> Result<Target, String> {
+    let mut parts = spec.split(',');
+    let (name, lib) = parts
+        .next()
+        .and_then(|p| p.split_once('='))
+        .filter(|(n, l)| !n.is_empty() && !l.is_empty())
+        .ok_or_else(|| format!("--preload {spec}: expected NAME=LIB[,VAR=VALUE...]"))?;
+    if !Path::new(lib).exists() {
+        return Err(format!("--preload {spec}: {lib} not found"));
+    }
+    let mut env = vec![("LD_PRELOAD".to_string(), lib.to_string())];
+    for kv in parts {
+        let (k, v) = kv.split_once('=').ok_or_else(|| format!("--preload {spec}: {kv} is not VAR=VALUE"))?;
+        env.push((k.to_string(), v.to_string()));
+    }
+    let runner = Runner { name: name.to_string(), kind: "preload".into(), path: system.path.clone() };
+    Ok(Target { runner, env })
 }
 
 /// One allocator's replays.
@@ -140,6 +177,7 @@ pub fn main() {
         fail(EXIT_BAD_TRACE, &format!("{}: the trace holds no allocation to replay", path.display()));
     }
     let serial = m.get_flag("serial");
+    let whole = m.get_one::<String>("touch").is_none_or(|t| t == "whole");
     let opts = Opts {
         quick: false,
         workloads: Vec::new(),
@@ -173,8 +211,25 @@ pub fn main() {
         set.runners = all;
         set.runners.sort_by_key(rank);
     }
+    let mut targets: Vec<Target> =
+        set.runners.iter().map(|r| Target { runner: r.clone(), env: Vec::new() }).collect();
+    if let Some(specs) = m.get_many::<String>("preload") {
+        let system = set
+            .runners
+            .iter()
+            .chain(&set.on_request)
+            .find(|r| r.name == "system")
+            .unwrap_or_else(|| fail(1, "--preload needs the `system` runner bin"));
+        for spec in specs {
+            let t = preload_target(spec, system).unwrap_or_else(|e| fail(2, &e));
+            if targets.iter().any(|o| o.runner.name == t.runner.name) {
+                fail(2, &format!("--preload {spec}: the name {} is taken", t.runner.name));
+            }
+            targets.push(t);
+        }
+    }
     println!(
-        "{}: {} calls of {} threads, {} objects, peak live {}; replayed {}",
+        "{}: {} calls of {} threads, {} objects, peak live {}; replayed {}; {}",
         path.display(),
         trace.ops.len(),
         trace.threads,
@@ -187,10 +242,15 @@ pub fn main() {
                 "with {} thread(s): each recorded thread's calls in order, calls on one object in the recorded order",
                 (trace.threads as usize).clamp(1, program_replay::MAX_THREADS)
             )
+        },
+        if whole {
+            "every block written whole when allocated and read whole before it is freed (--touch whole)"
+        } else {
+            "only the stamps at each block's ends written and read (--touch ends)"
         }
     );
-    let rows = run(&opts, &set.runners, &trace, serial);
-    let text = render(&rows, &prof, opts.reps);
+    let rows = run(&opts, &targets, &trace, serial, whole);
+    let text = render(&rows, &prof, opts.reps, whole);
     print!("{text}");
     match write_out(&opts.out, &path, &rows, &prof, &text) {
         Ok(files) => files.iter().for_each(|f| eprintln!("wrote {}", f.display())),
@@ -235,14 +295,15 @@ fn sibling_traces(trace: &Path) -> Vec<PathBuf> {
 }
 
 /// Runs every (rep, allocator), the allocators rotated each rep.
-fn run(opts: &Opts, runners: &[Runner], trace: &program_trace::Trace, serial: bool) -> Vec<Row> {
+fn run(opts: &Opts, targets: &[Target], trace: &program_trace::Trace, serial: bool, whole: bool) -> Vec<Row> {
     let flat = program_replay::flat_ops(trace);
     let want = format!(
         "{:016x}",
         program_replay::plan_checksum(&program_replay::Plan::new(&flat, trace.objects, trace.threads))
     );
     drop(flat);
-    let mut rows: Vec<Row> = runners.iter().map(|r| Row { name: r.name.clone(), ..Row::default() }).collect();
+    let mut rows: Vec<Row> =
+        targets.iter().map(|t| Row { name: t.runner.name.clone(), ..Row::default() }).collect();
     let scratch = std::env::temp_dir().join(format!("stratalloc-replay-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&scratch);
     // The runners read the decoded ops in place (see runner.rs), not the trace.
@@ -250,12 +311,13 @@ fn run(opts: &Opts, runners: &[Runner], trace: &program_trace::Trace, serial: bo
     if let Err(e) = std::fs::write(&ops_file, program_replay::flat_file(trace)) {
         fail(1, &format!("cannot write {}: {e}", ops_file.display()));
     }
-    let n = runners.len();
+    let n = targets.len();
     let pb = exec::progress(n * opts.reps);
     for rep in 0..opts.reps {
         for k in 0..n {
             let i = (k + rep) % n;
-            let (runner, row) = (&runners[i], &mut rows[i]);
+            let (target, row) = (&targets[i], &mut rows[i]);
+            let runner = &target.runner;
             pb.set_message(format!("rep {} {}", rep + 1, runner.name));
             if row.failure.is_some() {
                 pb.inc(1);
@@ -266,6 +328,14 @@ fn run(opts: &Opts, runners: &[Runner], trace: &program_trace::Trace, serial: bo
             cmd.arg("replay").arg(&ops_file).arg("--series").arg(&series);
             if serial {
                 cmd.arg("--serial");
+            }
+            if !whole {
+                cmd.arg("--ends-only");
+            }
+            if !target.env.is_empty() {
+                // The preloaded allocator serves this runner only, and it records nothing.
+                cmd.env_remove("STRATALLOC_TRACE").env_remove("STRATALLOC_CHILD");
+                cmd.envs(target.env.iter().map(|(k, v)| (k, v)));
             }
             match exec::run_one(cmd, Reply::ResultLine, opts.timeout) {
                 Err(e) => row.failure = Some(e),
@@ -344,7 +414,7 @@ fn ratio(v: Option<f64>, anchor: Option<f64>) -> String {
 }
 
 /// The terminal (and markdown) report.
-fn render(rows: &[Row], prof: &program_trace::Profile, reps: usize) -> String {
+fn render(rows: &[Row], prof: &program_trace::Profile, reps: usize, whole: bool) -> String {
     let anchor = rows.iter().find(|r| r.name == report::ANCHOR);
     let (at, am) = (anchor.and_then(Row::time), anchor.and_then(Row::rss));
     let peak_live = prof.peak_live_bytes as f64;
@@ -398,10 +468,14 @@ fn render(rows: &[Row], prof: &program_trace::Profile, reps: usize) -> String {
         s,
         "\ntime: median replay time of {reps} run(s) (decoding excluded); peak RSS: the replaying process's peak resident \
          memory (VmHWM), the mapped ops and bookkeeping included; resident+: peak growth of resident memory during the replay \
-         (what the allocator touched, thread stacks excluded; the stamps touch only the ends of a block, so it can \
-         stay below the live bytes); committed+: the peak growth of a stratalloc heap's \
+         (what the allocator touched, thread stacks excluded{}); committed+: the peak growth of a stratalloc heap's \
          own committed bytes during the replay, and / live its ratio to the trace's peak live bytes ({}, the fragmentation); src ops: its \
          page-source calls during the replay (reserve, map, used, unused, fault, free). The anchors do not say: -.",
+        if whole {
+            "; every block is written whole"
+        } else {
+            "; with --touch ends only the ends of a block are touched, so it can stay below the live bytes"
+        },
         bytes_h(peak_live)
     );
     let _ = writeln!(s, "\n{}", recommendation(rows));

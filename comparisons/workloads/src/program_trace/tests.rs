@@ -3,11 +3,15 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::program_replay::{Plan, flat_file, flat_ops, plan_checksum, replay};
+use crate::program_replay::{Options, Plan, flat_file, flat_ops, plan_checksum, replay};
 
 fn run(t: &Trace, serial: bool) -> crate::program_replay::Replayed {
+    run_with(t, Options { serial, whole: true })
+}
+
+fn run_with(t: &Trace, opts: Options) -> crate::program_replay::Replayed {
     let ops = flat_ops(t);
-    replay(&Plan::new(&ops, t.objects, t.threads), serial, || None).unwrap()
+    replay(&Plan::new(&ops, t.objects, t.threads), opts, || None).unwrap()
 }
 
 /// Two threads: thread 1 allocates A and B, reallocs A; thread 2 frees B (cross-thread),
@@ -95,6 +99,21 @@ fn replays_with_threads_and_serially() {
     bytes[40] ^= 1;
     assert!(Plan::from_bytes(bytes).is_err(), "a damaged ops file");
     assert_eq!(threaded.samples.last().unwrap().live, 64 + 48);
+}
+
+/// The whole-block replay writes every allocated byte and reads every freed one: the
+/// sample's count, worked out by hand, threaded and serial; only the stamps without it.
+#[test]
+fn the_whole_block_replay_touches_every_byte() {
+    let t = decode(&sample(), false).unwrap();
+    // alloc A 24 + alloc B 100 + free B 100 + realloc A 24 -> 300 (read 24, write the 276
+    // added bytes and the 8 of A's old tail stamp) + aligned C 64 + calloc D 48 + free A
+    // 300; C and D, live at the end, are checked and freed after the measured replay.
+    let want = 24 + 100 + 100 + (24 + 276 + 8) + 64 + 48 + 300;
+    for serial in [false, true] {
+        assert_eq!(run_with(&t, Options { serial, whole: true }).touched_bytes, want, "serial {serial}");
+        assert_eq!(run_with(&t, Options { serial, whole: false }).touched_bytes, 0, "serial {serial}");
+    }
 }
 
 /// Many threads freeing each other's blocks: the stage waits keep every object's ops in order.
