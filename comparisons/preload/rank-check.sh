@@ -6,20 +6,31 @@
 # installed, glibc without a preload), the allocators rotated each rep, and take the median
 # wall time and the median user+sys CPU time (the program and every process it starts);
 # (b) record it once (STRATALLOC_TRACE, the library's default strategy) and replay its
-# trace with `comparisons replay TRACE --reps REPS --allocators <the same ones>` (glibc is
-# `system` there; mimalloc there is the Rust crate's static build, not Debian's library);
+# trace (`comparisons replay TRACE --reps REPS --touch TOUCH`) two ways in one rotation:
+#   replay      the runner bins' own allocators (`--allocators <the same ones>`: glibc is
+#               `system`, mimalloc the Rust crate's static build, the strategies the
+#               runners' global allocators);
+#   replay-abi  the builds the program ran: the `system` runner (malloc through the C ABI)
+#               with no preload (glibc), under Debian's libmimalloc.so.2, and under the
+#               preload library with STRATALLOC_STRATEGY set (`--preload preload:NAME=...`);
+#               glibc is the same run in both;
 # (c) print the rankings side by side, by median and by per-rep ratio (each time over the
 # median of its rep, which takes out the machine's drift between reps), Spearman's rank
-# correlation of the replay's order against each of the program's, and the pairs of
-# allocators where one was faster in every rep, in the program and in the replay, and
-# whether those agree. Use REPS >= 3: with fewer, every pair looks apart.
+# correlation of each replay's order against each of the program's, the pairs of
+# allocators where one was faster in every rep in both and whether those agree, and the
+# robust comparison: the pairs clearly apart in both (the difference of their median
+# per-rep ratios larger than either's interquartile range of per-rep ratios; a pair apart
+# on one side only is a tie, not a disagreement), and whether those agree. Use REPS >= 5
+# (the quartiles need them). A last table sums it up for every program.
 #
-#   comparisons/preload/rank-check.sh [-n REPS] [-k TRACES] [-o DIR | -R DIR] [PROGRAM...]
+#   comparisons/preload/rank-check.sh [-n REPS] [-k TRACES] [-t TOUCH] [-o DIR | -R DIR] [PROGRAM...]
 #
 #   -n REPS     runs of the program per allocator, and replays per allocator (default 5)
 #   -k TRACES   a program that starts others writes one trace per process: replay at most
 #               the TRACES largest (default 8), and add their replay times per rep (the
 #               report says what share of the trace bytes that covers)
+#   -t TOUCH    the replay's --touch: whole (default: every block written when allocated and
+#               read before it is freed, as the program does) or ends (the stamps only)
 #   -o DIR      keep the raw data there (runs.tsv, the traces' replay.json); default: a
 #               temporary directory, removed at exit
 #   -R DIR      measure nothing: print the report again from the data -o DIR kept (same
@@ -52,18 +63,19 @@ usage() {
     sed -n '/^#   comparisons/,/^#               default/p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
-reps=5 max_traces=8 keep= report_only=
-while getopts n:k:o:R:h opt; do
+reps=5 max_traces=8 keep= report_only= touch=whole
+while getopts n:k:t:o:R:h opt; do
     case $opt in
     n) reps=$OPTARG ;;
     k) max_traces=$OPTARG ;;
+    t) touch=$OPTARG ;;
     o) keep=$OPTARG ;;
     R) keep=$OPTARG report_only=1 ;;
     *) usage ;;
     esac
 done
 shift $((OPTIND - 1))
-[[ $reps =~ ^[1-9][0-9]*$ && $max_traces =~ ^[1-9][0-9]*$ ]] || usage
+[[ $reps =~ ^[1-9][0-9]*$ && $max_traces =~ ^[1-9][0-9]*$ && $touch =~ ^(whole|ends)$ ]] || usage
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(python sqlite gcc git)
 for p in "${names[@]}"; do
@@ -83,6 +95,15 @@ allocators=(first-fit next-fit best-fit segregated-fit tiered)
 [ -e "$mimalloc" ] && allocators+=(mimalloc)
 allocators+=(glibc)
 replay_names=$(printf '%s\n' "${allocators[@]}" | sed 's/^glibc$/system/' | paste -sd,)
+# The same allocators as the program runs them: preload:NAME rows (glibc is `system`).
+preloads=()
+for a in "${allocators[@]}"; do
+    case $a in
+    glibc) ;;
+    mimalloc) preloads+=(--preload "preload:mimalloc=$mimalloc") ;;
+    *) preloads+=(--preload "preload:$a=$lib,STRATALLOC_STRATEGY=$a") ;;
+    esac
+done
 
 if [ -n "$keep" ]; then
     mkdir -p "$keep"
@@ -150,6 +171,7 @@ run_one() { # run_one NAME ALLOCATOR [TRACE] -> "wall user sys status"
 
 for p in "${names[@]}"; do
     echo "== $p: $reps runs under each of ${allocators[*]}, rotated each rep" >&2
+    load_before=$(cut -d' ' -f1-3 /proc/loadavg)
     n=${#allocators[@]}
     for ((r = 0; r < reps; r++)); do
         for ((k = 0; k < n; k++)); do
@@ -182,8 +204,8 @@ for p in "${names[@]}"; do
                 continue # a header only (a process that allocated nothing)
             fi
         fi
-        if "$driver" replay "$f" --no-build --reps "$reps" --allocators "$replay_names" \
-            --out "$out" "${extra[@]}" >"$out.txt" 2>"$work/err"; then
+        if "$driver" replay "$f" --no-build --reps "$reps" --touch "$touch" --allocators "$replay_names" \
+            "${preloads[@]}" --out "$out" "${extra[@]}" >"$out.txt" 2>"$work/err"; then
             printf '%s\t%s\t%s\n' "$(wc -c <"$f")" "${extra[*]:-complete}" "$out/replay.json" >>"$tdir/replayed.tsv"
             i=$((i + 1))
         else
@@ -191,9 +213,11 @@ for p in "${names[@]}"; do
             failed=1
         fi
     done < <(ls -S "$tdir"/t.trace*)
-    printf '%s\t%s\t%s\n' "$total" "$files" "$(cmd_of "$p" DIR)" >"$tdir/summary.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$total" "$files" "$(cmd_of "$p" DIR)" "$load_before" \
+        "$(cut -d' ' -f1-3 /proc/loadavg)" "$touch" >"$tdir/summary.tsv"
 done
 fi
+
 
 RANK_REPO=$repo python3 - "$work" "$reps" "${names[@]}" <<'EOF'
 import json, os, statistics, sys
@@ -237,18 +261,35 @@ def apart(u, v):  # -1: u faster in every rep, 1: v faster in every rep, 0: neit
         return 1
     return 0
 
-def per_rep(d):  # each rep's time over the median of that rep's times, median over the reps
+def ratios(d):  # each rep's time over the median of that rep's times
     n = len(next(iter(d.values())))
     mids = [statistics.median(v[r] for v in d.values()) for r in range(n)]
-    return {a: statistics.median(v[r] / mids[r] for r in range(n)) for a, v in d.items()}
+    return {a: [v[r] / mids[r] for r in range(n)] for a, v in d.items()}
 
+def iqr(v):  # interquartile range (statistics.quantiles, exclusive method)
+    if len(v) < 2:
+        return 0.0
+    q = statistics.quantiles(v, n=4)
+    return q[2] - q[0]
+
+def clearly(ru, rv):  # -1/1: the medians of the per-rep ratios differ by more than either IQR
+    mu, mv = statistics.median(ru), statistics.median(rv)
+    if abs(mu - mv) <= max(iqr(ru), iqr(rv)):
+        return 0
+    return -1 if mu < mv else 1
+
+summary = []
 for p in names:
     tdir = os.path.join(work, "trace-" + p)
     if p not in runs or not os.path.exists(os.path.join(tdir, "replayed.tsv")):
         print(f"\n### {p}: no complete data (see the errors above)")
         continue
-    total, files, cmd = open(os.path.join(tdir, "summary.tsv")).read().rstrip("\n").split("\t")
-    replay, covered, notes, replayed = {}, 0, [], 0
+    fields = open(os.path.join(tdir, "summary.tsv")).read().rstrip("\n").split("\t")
+    total, files, cmd = fields[:3]
+    load = f"load average {fields[3]} before, {fields[4]} after" if len(fields) >= 6 else ""
+    touch = fields[5] if len(fields) >= 6 else "ends"
+    variants = {"replay": {}, "replay-abi": {}}
+    covered, notes, replayed = 0, [], 0
     for line in open(os.path.join(tdir, "replayed.tsv")):
         size, how, path = line.rstrip("\n").split("\t")
         covered += int(size)
@@ -256,13 +297,21 @@ for p in names:
         if how != "complete":
             notes.append(how)
         for row in json.load(open(path))["allocators"]:
-            name = "glibc" if row["name"] == "system" else row["name"]
-            cur = replay.setdefault(name, [0.0] * reps)
-            if row["failure"] or len(row["replay_s"]) != reps:
-                replay[name] = None
-            elif cur is not None:
-                replay[name] = [a + b for a, b in zip(cur, row["replay_s"])]
-    allocs = [a for a in runs[p] if not runs[p][a]["bad"] and replay.get(a)]
+            name = row["name"]
+            if name == "system":  # glibc: the same run for both
+                targets = [("replay", "glibc"), ("replay-abi", "glibc")]
+            elif name.startswith("preload:"):
+                targets = [("replay-abi", name[len("preload:"):])]
+            else:
+                targets = [("replay", name)]
+            for var, a in targets:
+                cur = variants[var].setdefault(a, [0.0] * reps)
+                if row["failure"] or len(row["replay_s"]) != reps:
+                    variants[var][a] = None
+                elif cur is not None:
+                    variants[var][a] = [x + y for x, y in zip(cur, row["replay_s"])]
+    variants = {k: v for k, v in variants.items() if len(v) > 1}
+    allocs = [a for a in runs[p] if not runs[p][a]["bad"] and all(v.get(a) for v in variants.values())]
     dropped = sorted(set(runs[p]) - set(allocs))
     nrep = len(runs[p][allocs[0]]["wall"])
     words = cmd.split(" ")
@@ -276,25 +325,29 @@ for p in names:
     shown = shown.replace(work + "/", "").replace(os.environ["RANK_REPO"] + "/", "")
     print(f"\n### {p}\n")
     print(f"`{shown}` (DIR a fresh directory each run); {nrep} runs per allocator. "
-          f"Replay: {replayed} of its {files} trace file(s), "
+          f"Replay (--touch {touch}): {replayed} of its {files} trace file(s), "
           f"{100 * covered / int(total):.0f}% of {int(total)} trace bytes"
           + (f" ({len(notes)} replayed with --partial)" if notes else "")
-          + f", {reps} replays per allocator" + (", times added per rep" if int(files) > 1 else "") + ".\n")
+          + f", {reps} replays per allocator" + (", times added per rep" if int(files) > 1 else "")
+          + (f"; {load}" if load else "") + ".\n")
     if dropped:
         print(f"left out (a run or replay failed): {', '.join(dropped)}\n")
     cols = {
         "program wall": {a: runs[p][a]["wall"] for a in allocs},
         "program CPU": {a: runs[p][a]["cpu"] for a in allocs},
-        "replay": {a: replay[a] for a in allocs},
     }
+    for var, d in variants.items():
+        cols[var] = {a: d[a] for a in allocs}
+    reps_of = {c: ratios(d) for c, d in cols.items()}
     med = {c: {a: statistics.median(v) for a, v in d.items()} for c, d in cols.items()}
-    rel = {c: per_rep(d) for c, d in cols.items()}
+    rel = {c: {a: statistics.median(v) for a, v in d.items()} for c, d in reps_of.items()}
     rk = {c: dict(zip(allocs, ranks([med[c][a] for a in allocs]))) for c in cols}
     rkr = {c: dict(zip(allocs, ranks([rel[c][a] for a in allocs]))) for c in cols}
-    print("| allocator | program wall s (spread) | program CPU s (spread) | replay s (spread) "
-          "| rank by median: wall, CPU, replay | rank by per-rep ratio: wall, CPU, replay |")
-    print("|---|---:|---:|---:|---|---|")
-    for a in sorted(allocs, key=lambda a: (rel["replay"][a], med["replay"][a])):
+    print("| allocator | " + " | ".join(f"{c} s (spread)" for c in cols)
+          + " | rank by median: " + ", ".join(cols) + " | rank by per-rep ratio: " + ", ".join(cols) + " |")
+    print("|---|" + "---:|" * len(cols) + "---|---|")
+    first = "replay-abi" if "replay-abi" in cols else "replay"
+    for a in sorted(allocs, key=lambda a: (rel[first][a], med[first][a])):
         cells = [f"{med[c][a]:.3f} ({spread(cols[c][a]):.0f}%)" for c in cols]
         cells.append(", ".join(f"{rk[c][a]:g}" for c in cols))
         cells.append(", ".join(f"{rkr[c][a]:g}" for c in cols))
@@ -303,33 +356,60 @@ for p in names:
           "allocators' times in the same rep, median over the reps, which takes out the machine's drift "
           "between reps)\n")
     for c in cols:
-        print(f"- {c} order, by median: " + " < ".join(sorted(allocs, key=lambda a: med[c][a])))
         print(f"- {c} order, by per-rep ratio: " + " < ".join(sorted(allocs, key=lambda a: rel[c][a])))
-    effect = max(med["replay"].values()) - min(med["replay"].values())
+    wall = statistics.median(med["program wall"].values())
     noise = statistics.median(spread(cols["program wall"][a]) for a in allocs)
     noise_cpu = statistics.median(spread(cols["program CPU"][a]) for a in allocs)
-    wall = statistics.median(med["program wall"].values())
-    print(f"- scale: the replay's fastest and slowest allocators differ by {effect:.3f} s, "
-          f"{100 * effect / wall:.1f}% of the program's median wall time; the program's reps spread by "
-          f"{noise:.0f}% (wall) and {noise_cpu:.0f}% (CPU), median over the allocators")
+    for var in variants:
+        effect = max(med[var].values()) - min(med[var].values())
+        print(f"- scale ({var}): its fastest and slowest allocators differ by {effect:.3f} s, "
+              f"{100 * effect / wall:.1f}% of the program's median wall time; the program's reps spread by "
+              f"{noise:.0f}% (wall) and {noise_cpu:.0f}% (CPU), median over the allocators")
     pairs = len(allocs) * (len(allocs) - 1) // 2
-    for c in ("program wall", "program CPU"):
-        sp = spearman([med[c][a] for a in allocs], [med["replay"][a] for a in allocs])
-        spr = spearman([rel[c][a] for a in allocs], [rel["replay"][a] for a in allocs])
-        same = sorted(allocs, key=lambda a: med[c][a]) == sorted(allocs, key=lambda a: med["replay"][a])
-        samer = sorted(allocs, key=lambda a: rel[c][a]) == sorted(allocs, key=lambda a: rel["replay"][a])
-        agree, disagree, sep, sep_r = [], [], 0, 0
-        for i, u in enumerate(allocs):
-            for v in allocs[i + 1:]:
-                s1, s2 = apart(cols[c][u], cols[c][v]), apart(cols["replay"][u], cols["replay"][v])
-                sep += s1 != 0
-                sep_r += s2 != 0
-                if s1 and s2:
-                    (agree if s1 == s2 else disagree).append(f"{u} {'<' if s1 < 0 else '>'} {v}")
-        print(f"- replay against {c}: Spearman {sp:+.2f} by median (same order: {'yes' if same else 'no'}), "
-              f"{spr:+.2f} by per-rep ratio (same order: {'yes' if samer else 'no'}); pairs of the {pairs} "
-              f"where one allocator was faster in every rep: {sep} in the program, {sep_r} in the replay, "
-              f"{len(agree) + len(disagree)} in both, of which {len(agree)} agree"
-              + (f", {len(disagree)} disagree (program: {'; '.join(disagree)})" if disagree else ""))
+    for var in variants:
+        for c in ("program wall", "program CPU"):
+            sp = spearman([med[c][a] for a in allocs], [med[var][a] for a in allocs])
+            spr = spearman([rel[c][a] for a in allocs], [rel[var][a] for a in allocs])
+            same = sorted(allocs, key=lambda a: med[c][a]) == sorted(allocs, key=lambda a: med[var][a])
+            samer = sorted(allocs, key=lambda a: rel[c][a]) == sorted(allocs, key=lambda a: rel[var][a])
+            every = {"agree": [], "disagree": []}
+            robust = {"agree": [], "disagree": []}
+            sep = {"every": [0, 0], "robust": [0, 0]}
+            for i, u in enumerate(allocs):
+                for v in allocs[i + 1:]:
+                    s1, s2 = apart(cols[c][u], cols[c][v]), apart(cols[var][u], cols[var][v])
+                    r1, r2 = clearly(reps_of[c][u], reps_of[c][v]), clearly(reps_of[var][u], reps_of[var][v])
+                    sep["every"][0] += s1 != 0
+                    sep["every"][1] += s2 != 0
+                    sep["robust"][0] += r1 != 0
+                    sep["robust"][1] += r2 != 0
+                    if s1 and s2:
+                        every["agree" if s1 == s2 else "disagree"].append(f"{u} {'<' if s1 < 0 else '>'} {v}")
+                    if r1 and r2:
+                        robust["agree" if r1 == r2 else "disagree"].append(f"{u} {'<' if r1 < 0 else '>'} {v}")
+
+            def said(kind, d):
+                n = len(d["agree"]) + len(d["disagree"])
+                return (f"{sep[kind][0]} in the program, {sep[kind][1]} in the replay, {n} in both, of which "
+                        f"{len(d['agree'])} agree"
+                        + (f", {len(d['disagree'])} disagree (program: {'; '.join(d['disagree'])})"
+                           if d["disagree"] else ""))
+            print(f"- {var} against {c}: Spearman {sp:+.2f} by median (same order: {'yes' if same else 'no'}), "
+                  f"{spr:+.2f} by per-rep ratio (same order: {'yes' if samer else 'no'}); of the {pairs} pairs, "
+                  f"faster in every rep: {said('every', every)}; clearly apart (robust): {said('robust', robust)}")
+            if c == "program CPU":
+                summary.append((p, var, spr, samer, sep["robust"][0], sep["robust"][1],
+                                len(robust["agree"]), len(robust["disagree"]), noise_cpu,
+                                100 * (max(med[var].values()) - min(med[var].values())) / wall))
+
+if summary:
+    print("\n### Summary (replay against the program's CPU time, by per-rep ratio)\n")
+    print("| program | replay | same order | Spearman | pairs clearly apart: program, replay | "
+          "of those apart in both: agree / disagree | program CPU spread of reps | replay: slowest minus "
+          "fastest, share of program wall |")
+    print("|---|---|---|---:|---|---|---:|---:|")
+    for p, var, spr, samer, a1, a2, ag, dis, noise, eff in summary:
+        print(f"| {p} | {var} | {'yes' if samer else 'no'} | {spr:+.2f} | {a1}, {a2} | {ag} / {dis} | "
+              f"{noise:.0f}% | {eff:.1f}% |")
 EOF
 exit $failed

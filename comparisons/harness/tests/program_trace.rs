@@ -135,6 +135,73 @@ fn a_threaded_program_is_recorded_profiled_and_replayed() {
     }
 }
 
+/// `--preload`: the `system` runner replays under the preload library, as the recorded
+/// program ran, beside glibc; whole-block touch by default, stamps only with `--touch ends`;
+/// a malformed `--preload` is refused.
+#[test]
+fn a_trace_replays_under_the_programs_own_allocator_builds() {
+    let test = "replay under the preload library";
+    let dir = support::out_dir("trace-preload");
+    let Some((lib, exe)) = setup(test, &dir) else { return };
+    let trace = dir.join("t.trace");
+    record(&lib, &exe, &[], &trace);
+    let lib = lib.to_str().expect("utf-8 path");
+    let tiered = format!("preload:tiered={lib},STRATALLOC_STRATEGY=tiered");
+    let best = format!("preload:best-fit={lib},STRATALLOC_STRATEGY=best-fit");
+    for (touch, says) in [("whole", "written whole"), ("ends", "only the stamps")] {
+        let out_dir = dir.join(touch);
+        let o = replay(
+            &[
+                "--reps",
+                "1",
+                "--touch",
+                touch,
+                "--allocators",
+                "system",
+                "--preload",
+                &tiered,
+                "--preload",
+                &best,
+                "--out",
+                out_dir.to_str().expect("utf-8 path"),
+            ],
+            &trace,
+        );
+        let (stdout, stderr) = (text(&o.stdout), text(&o.stderr));
+        assert!(o.status.success(), "replay failed:\n{stdout}\n{stderr}");
+        assert!(stdout.contains(says), "--touch {touch}: {stdout}");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out_dir.join("replay.json")).expect("replay.json"))
+                .expect("JSON");
+        let names: Vec<&str> = json["allocators"]
+            .as_array()
+            .expect("allocators")
+            .iter()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        assert_eq!(names, ["system", "preload:tiered", "preload:best-fit"], "{json}");
+        for r in json["allocators"].as_array().expect("allocators") {
+            assert!(r["failure"].is_null(), "{} failed: {}", r["name"], r["failure"]);
+            assert_eq!(r["replay_s"].as_array().map(Vec::len), Some(1), "{}", r["name"]);
+        }
+    }
+    // The row really runs under the library: told to record, the replaying runner writes a
+    // trace of its own, holding at least every call it replayed.
+    let own = dir.join("runner.trace");
+    let rec = format!("preload:rec={lib},STRATALLOC_TRACE={}", own.to_str().expect("utf-8 path"));
+    let o = replay(&["--reps", "1", "--allocators", "system", "--preload", &rec], &trace);
+    assert!(o.status.success(), "replay failed: {}", text(&o.stderr));
+    let replayed = program_trace::decode(&std::fs::read(&trace).expect("trace"), false).expect("trace");
+    let recorded = program_trace::decode(&std::fs::read(&own).expect("the runner recorded"), false)
+        .expect("the runner's trace is valid");
+    assert!(recorded.ops.len() >= replayed.ops.len(), "{} < {}", recorded.ops.len(), replayed.ops.len());
+    for bad in ["no-library", "x=/nonexistent/lib.so", &format!("y={lib},NOEQUALS")] {
+        let o = replay(&["--reps", "1", "--allocators", "system", "--preload", bad], &trace);
+        assert_eq!(o.status.code(), Some(2), "--preload {bad}: {}", text(&o.stderr));
+        assert!(text(&o.stderr).contains("--preload"), "{}", text(&o.stderr));
+    }
+}
+
 #[test]
 fn a_corrupting_allocator_fails_the_replay() {
     let mut w = Writer::new(1, 0);
