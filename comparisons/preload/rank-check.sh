@@ -14,6 +14,10 @@
 #               with no preload (glibc), under Debian's libmimalloc.so.2, and under the
 #               preload library with STRATALLOC_STRATEGY set (`--preload preload:NAME=...`);
 #               glibc is the same run in both;
+#   replay-abi-serial  with -S, also the program's builds replaying every call on one thread
+#               in the recorded global order (`--serial`, a rotation of its own): the
+#               threads take turns as Python's do under its GIL, but cross-thread frees
+#               become local ones;
 # (c) print the rankings side by side, by median and by per-rep ratio (each time over the
 # median of its rep, which takes out the machine's drift between reps), Spearman's rank
 # correlation of each replay's order against each of the program's, the pairs of
@@ -23,7 +27,7 @@
 # on one side only is a tie, not a disagreement), and whether those agree. Use REPS >= 5
 # (the quartiles need them). A last table sums it up for every program.
 #
-#   comparisons/preload/rank-check.sh [-n REPS] [-k TRACES] [-t TOUCH] [-o DIR | -R DIR] [PROGRAM...]
+#   comparisons/preload/rank-check.sh [-n REPS] [-k TRACES] [-t TOUCH] [-S] [-o DIR | -R DIR] [PROGRAM...]
 #
 #   -n REPS     runs of the program per allocator, and replays per allocator (default 5)
 #   -k TRACES   a program that starts others writes one trace per process: replay at most
@@ -31,6 +35,7 @@
 #               report says what share of the trace bytes that covers)
 #   -t TOUCH    the replay's --touch: whole (default: every block written when allocated and
 #               read before it is freed, as the program does) or ends (the stamps only)
+#   -S          also replay-abi-serial (see above)
 #   -o DIR      keep the raw data there (runs.tsv, the traces' replay.json); default: a
 #               temporary directory, removed at exit
 #   -R DIR      measure nothing: print the report again from the data -o DIR kept (same
@@ -63,12 +68,13 @@ usage() {
     sed -n '/^#   comparisons/,/^#               default/p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
-reps=5 max_traces=8 keep= report_only= touch=whole
-while getopts n:k:t:o:R:h opt; do
+reps=5 max_traces=8 keep= report_only= touch=whole serial=
+while getopts n:k:t:So:R:h opt; do
     case $opt in
     n) reps=$OPTARG ;;
     k) max_traces=$OPTARG ;;
     t) touch=$OPTARG ;;
+    S) serial=1 ;;
     o) keep=$OPTARG ;;
     R) keep=$OPTARG report_only=1 ;;
     *) usage ;;
@@ -208,6 +214,15 @@ for p in "${names[@]}"; do
             "${preloads[@]}" --out "$out" "${extra[@]}" >"$out.txt" 2>"$work/err"; then
             printf '%s\t%s\t%s\n' "$(wc -c <"$f")" "${extra[*]:-complete}" "$out/replay.json" >>"$tdir/replayed.tsv"
             i=$((i + 1))
+            if [ -n "$serial" ]; then
+                if "$driver" replay "$f" --no-build --reps "$reps" --touch "$touch" --allocators system \
+                    "${preloads[@]}" --serial --out "$out-serial" "${extra[@]}" >"$out-serial.txt" 2>"$work/err"; then
+                    printf '%s\t%s\t%s\n' 0 serial "$out-serial/replay.json" >>"$tdir/replayed.tsv"
+                else
+                    echo "FAILED: serial replay of $f: $(tail -c 300 "$work/err")" >&2
+                    failed=1
+                fi
+            fi
         else
             echo "FAILED: replay of $f: $(tail -c 300 "$work/err")" >&2
             failed=1
@@ -288,17 +303,20 @@ for p in names:
     total, files, cmd = fields[:3]
     load = f"load average {fields[3]} before, {fields[4]} after" if len(fields) >= 6 else ""
     touch = fields[5] if len(fields) >= 6 else "ends"
-    variants = {"replay": {}, "replay-abi": {}}
+    variants = {"replay": {}, "replay-abi": {}, "replay-abi-serial": {}}
     covered, notes, replayed = 0, [], 0
     for line in open(os.path.join(tdir, "replayed.tsv")):
         size, how, path = line.rstrip("\n").split("\t")
-        covered += int(size)
-        replayed += 1
-        if how != "complete":
+        if how != "serial":
+            covered += int(size)
+            replayed += 1
+        if how not in ("complete", "serial"):
             notes.append(how)
         for row in json.load(open(path))["allocators"]:
             name = row["name"]
-            if name == "system":  # glibc: the same run for both
+            if how == "serial":
+                targets = [("replay-abi-serial", "glibc" if name == "system" else name[len("preload:"):])]
+            elif name == "system":  # glibc: the same run for both
                 targets = [("replay", "glibc"), ("replay-abi", "glibc")]
             elif name.startswith("preload:"):
                 targets = [("replay-abi", name[len("preload:"):])]
