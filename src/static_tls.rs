@@ -96,11 +96,16 @@ fn thread_pointer() -> *mut u8 {
     let tp: *mut u8;
     // SAFETY: reading `fs:0` is always allowed on x86_64 Linux (the C runtime points `fs` at
     // the thread's TCB before any code of the thread runs); it writes no memory, touches no
-    // flag and is the same for the whole life of the thread (hence `pure`). The pointer comes
-    // from outside Rust's allocations: the thread's static TLS area and TCB are one block that
-    // the C runtime made, and `StaticTls::get` offsets it to a variable inside that block.
+    // flag and is the same for the whole life of the thread (hence `pure`). The word it reads
+    // (the TCB's self-pointer) is set by the C runtime before the thread's first instruction
+    // and never written again while the thread runs, by Rust code or any other, so no write
+    // the compiler sees can change the result: `nomem` (not `readonly`) lets it reuse one
+    // read across the stores between two block lookups (the preload's fast paths reach two
+    // blocks). The pointer comes from outside Rust's allocations: the thread's static TLS
+    // area and TCB are one block that the C runtime made, and `StaticTls::get` offsets it to
+    // a variable inside that block.
     unsafe {
-        core::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, preserves_flags, readonly, pure));
+        core::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, preserves_flags, nomem, pure));
     }
     tp
 }
