@@ -296,23 +296,29 @@ pub(super) enum Miss {
 /// calling thread's cache for this heap if it has one. spanOf tries the arena record of
 /// `my`'s hint first (`MCache::arena_hint`: one load instead of the index's two, checked with
 /// `Arena::holds` like an index entry, so a retired or reused record answers nothing); on a
-/// miss it reads the index and keeps the record found as the hint.
+/// miss it reads the index of the root `root` gives (called only then, so that the fast free
+/// with a hit reads no root) and keeps the record found as the hint.
 ///
 /// Any address may be asked. The span returned is a span record that held the address's
 /// page when it was read; it may be being freed or reused by another thread if the address
 /// is not a live block of the caller's, so the caller checks liveness (the live bit, or the
 /// remote bit for a span it does not own) before it changes anything.
 #[inline(always)]
-fn find_small<'a>(root: &'a Root, my: Option<&MCache>, p: usize) -> Result<SmallObject<'a>, Miss> {
+fn find_small<'a>(
+    root: impl FnOnce() -> Option<&'a Root>,
+    my: Option<&MCache>,
+    p: usize,
+) -> Result<SmallObject<'a>, Miss> {
     // SAFETY: the hint is null or an arena record of this heap, mapped while the heap lives,
     // all of whose fields are atomics or cells (see `arena_of`).
     let hinted = my.and_then(|c| unsafe { c.arena_hint.get().as_ref::<'a>() });
     let arena = match hinted {
         Some(a) if a.holds(p) => a,
         _ => {
+            let index = root().ok_or(Miss::Foreign)?.index;
             // SAFETY: the root's index (L1 table, Ready; non-null entries name L2 tables that
             // live as long as the heap); `arena_of` checks the range and every entry.
-            let a = unsafe { arena::arena_of::<'a>(root.index, p) }.ok_or(Miss::Foreign)?;
+            let a = unsafe { arena::arena_of::<'a>(index, p) }.ok_or(Miss::Foreign)?;
             if let Some(c) = my {
                 c.arena_hint.set(a);
             }
@@ -375,6 +381,19 @@ impl Tiered {
     }
     // ANCHOR_END: alloc_fast
 
+    /// The calling thread's cache of this heap for the call-free paths (`alloc_cached`,
+    /// `free_cached`), found from the heap's key alone (`Tiered::key`), without the root: a
+    /// thread slot holds a key only with a cache of that heap, keys are never reused ("Heap
+    /// keys" in tls.rs), and `release_all` sets the key to 0 before anything goes, so a match
+    /// is this live heap's cache. `None` with no heap, no cache, or a cache that is not the
+    /// thread's latest heap's.
+    #[inline(always)]
+    fn cached_cache(&self) -> Option<&MCache> {
+        // SAFETY: null or the calling thread's own cache of the heap with this key (so of
+        // this heap, which lives while `self` is borrowed), live while the thread is.
+        unsafe { tls::peek(self.key.load(Ordering::Relaxed)).as_ref() }
+    }
+
     // ANCHOR: alloc_cached
     /// `Strategy::alloc_cached`: `alloc_fast` without its calls: the object comes from the
     /// free stack or the current span of the thread's cache, or `None`, with nothing changed,
@@ -382,9 +401,7 @@ impl Tiered {
     /// this allocation (the caller's `alloc` then does both).
     #[inline(always)]
     pub(super) fn alloc_cached(&self, layout: Layout) -> Option<NonNull<u8>> {
-        let root = self.existing_root()?;
-        // SAFETY: null or the calling thread's own cache, live while the thread is.
-        let c = unsafe { tls::peek(root.key).as_ref() }?;
+        let c = self.cached_cache()?;
         let (class, bytes) = fast_class(layout)?;
         // `count_op` would reach 0 on this allocation: leave it to `alloc_fast`.
         let left = c.ops_left.get();
@@ -420,7 +437,7 @@ impl Tiered {
         let p = ptr.as_ptr().addr();
         // SAFETY: null or the calling thread's own cache, live while the thread is.
         let my = unsafe { tls::peek(root.key).as_ref() };
-        let o = match find_small(root, my, p) {
+        let o = match find_small(|| Some(root), my, p) {
             Ok(o) => o,
             Err(Miss::Foreign) => return Err(BadFree::Foreign),
             Err(Miss::Interior) => return Err(BadFree::Interior),
@@ -443,10 +460,8 @@ impl Tiered {
     /// object, another owner's span, a full stack): the caller's `free` then decides.
     #[inline(always)]
     pub(super) fn free_cached(&self, ptr: NonNull<u8>) -> bool {
-        let Some(root) = self.existing_root() else { return false };
-        // SAFETY: null or the calling thread's own cache, live while the thread is.
-        let Some(c) = (unsafe { tls::peek(root.key).as_ref() }) else { return false };
-        let Ok(o) = find_small(root, Some(c), ptr.as_ptr().addr()) else { return false };
+        let Some(c) = self.cached_cache() else { return false };
+        let Ok(o) = find_small(|| self.existing_root(), Some(c), ptr.as_ptr().addr()) else { return false };
         if !o.mine {
             return false;
         }
