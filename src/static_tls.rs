@@ -76,6 +76,26 @@ impl StaticTls {
         Some(self.get_slow())
     }
 
+    /// [`get_measured`](Self::get_measured) for a caller that knows the offset is measured:
+    /// no test of it on x86_64.
+    ///
+    /// # Safety
+    /// A call of [`get`](Self::get) on this `StaticTls` (on any thread) returned before this
+    /// call (happens-before: for example, it was sequenced before a Release store that this
+    /// thread's Acquire load read), so that the offset read here is the measured one.
+    #[inline(always)]
+    pub unsafe fn get_known(&self) -> *mut u8 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let offset = self.offset.load(Ordering::Relaxed);
+            debug_assert!(offset != 0, "StaticTls::get_known before any get");
+            // As in `get`: the same offset on every thread.
+            thread_pointer().wrapping_byte_offset(offset)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        self.get_slow()
+    }
+
     /// The first access (x86_64) or every access (elsewhere): asks the C accessor.
     #[cold]
     #[inline(never)]
