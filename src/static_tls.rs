@@ -76,6 +76,26 @@ impl StaticTls {
         Some(self.get_slow())
     }
 
+    /// [`get_measured`](Self::get_measured) for a caller that knows the offset is measured:
+    /// no test of it on x86_64.
+    ///
+    /// # Safety
+    /// A call of [`get`](Self::get) on this `StaticTls` (on any thread) returned before this
+    /// call (happens-before: for example, it was sequenced before a Release store that this
+    /// thread's Acquire load read), so that the offset read here is the measured one.
+    #[inline(always)]
+    pub unsafe fn get_known(&self) -> *mut u8 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let offset = self.offset.load(Ordering::Relaxed);
+            debug_assert!(offset != 0, "StaticTls::get_known before any get");
+            // As in `get`: the same offset on every thread.
+            thread_pointer().wrapping_byte_offset(offset)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        self.get_slow()
+    }
+
     /// The first access (x86_64) or every access (elsewhere): asks the C accessor.
     #[cold]
     #[inline(never)]
@@ -96,11 +116,16 @@ fn thread_pointer() -> *mut u8 {
     let tp: *mut u8;
     // SAFETY: reading `fs:0` is always allowed on x86_64 Linux (the C runtime points `fs` at
     // the thread's TCB before any code of the thread runs); it writes no memory, touches no
-    // flag and is the same for the whole life of the thread (hence `pure`). The pointer comes
-    // from outside Rust's allocations: the thread's static TLS area and TCB are one block that
-    // the C runtime made, and `StaticTls::get` offsets it to a variable inside that block.
+    // flag and is the same for the whole life of the thread (hence `pure`). The word it reads
+    // (the TCB's self-pointer) is set by the C runtime before the thread's first instruction
+    // and never written again while the thread runs, by Rust code or any other, so no write
+    // the compiler sees can change the result: `nomem` (not `readonly`) lets it reuse one
+    // read across the stores between two block lookups (the preload's fast paths reach two
+    // blocks). The pointer comes from outside Rust's allocations: the thread's static TLS
+    // area and TCB are one block that the C runtime made, and `StaticTls::get` offsets it to
+    // a variable inside that block.
     unsafe {
-        core::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, preserves_flags, readonly, pure));
+        core::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, preserves_flags, nomem, pure));
     }
     tp
 }

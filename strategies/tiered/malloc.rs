@@ -269,6 +269,79 @@ fn fast_class(layout: Layout) -> Option<(usize, usize)> {
 }
 // ANCHOR_END: fast_class
 
+// ANCHOR: find_small
+/// What `find_small` found at an address: object `index` of the small span `span`, of size
+/// class `class` and object size `bytes`; `mine` if the calling thread's cache (the one
+/// passed) owns the span, and so its class and live bits.
+pub(super) struct SmallObject<'a> {
+    pub span: &'a Span,
+    pub class: usize,
+    pub bytes: usize,
+    pub index: usize,
+    pub mine: bool,
+}
+
+/// Why `find_small` found no small object at an address.
+pub(super) enum Miss {
+    /// No span of this heap holds the address.
+    Foreign,
+    /// A large span's page (its object may start there: `free_large` decides).
+    Large,
+    /// A small span's, but not the start of one of its objects.
+    Interior,
+}
+
+/// The lookup both free paths start with (`free_addr`, `free_cached`): spanOf, the small-span
+/// test, the object's index with its exact-start check, and the owner test against `my`, the
+/// calling thread's cache for this heap if it has one. spanOf tries the arena record of
+/// `my`'s hint first (`MCache::arena_hint`: one load instead of the index's two, checked with
+/// `Arena::holds` like an index entry, so a retired or reused record answers nothing); on a
+/// miss it reads the index of the root `root` gives (called only then, so that the fast free
+/// with a hit reads no root) and keeps the record found as the hint.
+///
+/// Any address may be asked. The span returned is a span record that held the address's
+/// page when it was read; it may be being freed or reused by another thread if the address
+/// is not a live block of the caller's, so the caller checks liveness (the live bit, or the
+/// remote bit for a span it does not own) before it changes anything.
+#[inline(always)]
+fn find_small<'a>(
+    root: impl FnOnce() -> Option<&'a Root>,
+    my: Option<&MCache>,
+    p: usize,
+) -> Result<SmallObject<'a>, Miss> {
+    // SAFETY: the hint is null or an arena record of this heap, mapped while the heap lives,
+    // all of whose fields are atomics or cells (see `arena_of`).
+    let hinted = my.and_then(|c| unsafe { c.arena_hint.get().as_ref::<'a>() });
+    let arena = match hinted {
+        Some(a) if a.holds(p) => a,
+        _ => {
+            let index = root().ok_or(Miss::Foreign)?.index;
+            // SAFETY: the root's index (L1 table, Ready; non-null entries name L2 tables that
+            // live as long as the heap); `arena_of` checks the range and every entry.
+            let a = unsafe { arena::arena_of::<'a>(index, p) }.ok_or(Miss::Foreign)?;
+            if let Some(c) = my {
+                c.arena_hint.set(a);
+            }
+            a
+        }
+    };
+    // SAFETY: a non-null entry of an arena's span map names a span record, which stays
+    // mapped while the heap lives; a pointer that is not a live block may find a span being
+    // freed or reused meanwhile, whose fields read here are cells fixed while the span
+    // lives or atomics (see "Bad input"), and the caller checks liveness.
+    let s = unsafe { arena.span_at(arena::page_in_arena(p)).as_ref::<'a>() }.ok_or(Miss::Foreign)?;
+    // Small spans have odd span classes; large spans class 0.
+    if s.span_class.get() & 1 == 0 {
+        return Err(Miss::Large);
+    }
+    let off = p.checked_sub(s.base_addr()).ok_or(Miss::Interior)?;
+    let (class, bytes) = s.small_class();
+    let index = s.small_object_in(off, bytes).ok_or(Miss::Interior)?;
+    let mine = my.is_some_and(|c| ptr::eq(s.owner.load(Ordering::Relaxed), c));
+    Ok(SmallObject { span: s, class, bytes, index, mine })
+}
+// ANCHOR_END: find_small
+
 impl Tiered {
     // ANCHOR: alloc_fast
     /// The allocation fast path, with no call but tail calls (so no registers to save), no
@@ -308,6 +381,19 @@ impl Tiered {
     }
     // ANCHOR_END: alloc_fast
 
+    /// The calling thread's cache of this heap for the call-free paths (`alloc_cached`,
+    /// `free_cached`), found from the heap's key alone (`Tiered::key`), without the root: a
+    /// thread slot holds a key only with a cache of that heap, keys are never reused ("Heap
+    /// keys" in tls.rs), and `release_all` sets the key to 0 before anything goes, so a match
+    /// is this live heap's cache. `None` with no heap, no cache, or a cache that is not the
+    /// thread's latest heap's.
+    #[inline(always)]
+    fn cached_cache(&self) -> Option<&MCache> {
+        // SAFETY: null or the calling thread's own cache of the heap with this key (so of
+        // this heap, which lives while `self` is borrowed), live while the thread is.
+        unsafe { tls::peek(self.key.load(Ordering::Relaxed)).as_ref() }
+    }
+
     // ANCHOR: alloc_cached
     /// `Strategy::alloc_cached`: `alloc_fast` without its calls: the object comes from the
     /// free stack or the current span of the thread's cache, or `None`, with nothing changed,
@@ -315,9 +401,7 @@ impl Tiered {
     /// this allocation (the caller's `alloc` then does both).
     #[inline(always)]
     pub(super) fn alloc_cached(&self, layout: Layout) -> Option<NonNull<u8>> {
-        let root = self.existing_root()?;
-        // SAFETY: null or the calling thread's own cache, live while the thread is.
-        let c = unsafe { tls::peek(root.key).as_ref() }?;
+        let c = self.cached_cache()?;
         let (class, bytes) = fast_class(layout)?;
         // `count_op` would reach 0 on this allocation: leave it to `alloc_fast`.
         let left = c.ops_left.get();
@@ -345,36 +429,27 @@ impl Tiered {
 
     // ANCHOR: free_addr
     /// The free path of both `dealloc` and `free`: finds the span from the address alone
-    /// (spanOf), checks that `ptr` starts a live object of this heap, and frees it. `Err`,
-    /// with nothing changed, for anything else: see "Bad input" in the module docs.
+    /// (spanOf, `find_small`), checks that `ptr` starts a live object of this heap, and frees
+    /// it. `Err`, with nothing changed, for anything else: see "Bad input" in the module docs.
     #[inline(always)]
     pub(super) fn free_addr<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Result<usize, BadFree> {
         let root = self.existing_root().ok_or(BadFree::Foreign)?;
         let p = ptr.as_ptr().addr();
-        // SAFETY: the root's index (L1 table, Ready; non-null entries name L2 tables that
-        // live as long as the heap); `span_of` checks the range and every entry.
-        let s = unsafe { arena::span_of(root.index, p) };
-        // SAFETY: a non-null entry of a span map names a span record, which stays mapped
-        // while the heap lives; a pointer that is not a live block may find a span being
-        // freed or reused meanwhile, whose fields are cells (see "Bad input").
-        let s = unsafe { s.as_ref() }.ok_or(BadFree::Foreign)?;
-        // Small spans have odd span classes; large spans class 0.
-        if s.span_class.get() & 1 == 0 {
-            return root.free_large(src, p);
-        }
-        let off = p.checked_sub(s.base_addr()).ok_or(BadFree::Interior)?;
-        let (class, bytes) = s.small_class();
-        let i = s.small_object_in(off, bytes).ok_or(BadFree::Interior)?;
-        let my = tls::peek(root.key);
-        if !my.is_null() && ptr::eq(s.owner.load(Ordering::Relaxed), my) {
+        // SAFETY: null or the calling thread's own cache, live while the thread is.
+        let my = unsafe { tls::peek(root.key).as_ref() };
+        let o = match find_small(|| Some(root), my, p) {
+            Ok(o) => o,
+            Err(Miss::Foreign) => return Err(BadFree::Foreign),
+            Err(Miss::Interior) => return Err(BadFree::Interior),
+            Err(Miss::Large) => return root.free_large(src, p),
+        };
+        if let (true, Some(c)) = (o.mine, my) {
             // The fast path: a span this thread's cache owns (so its class is as read).
-            // SAFETY: the calling thread's own cache (non-null, checked).
-            let c = unsafe { &*my };
-            c.free_mine(s, class, i, ptr)?;
-            c.account(-(bytes as isize), -1);
-            return Ok(bytes);
+            c.free_mine(o.span, o.class, o.index, ptr)?;
+            c.account(-(o.bytes as isize), -1);
+            return Ok(o.bytes);
         }
-        self.free_slow(src, root, s, i, ptr)
+        self.free_slow(src, root, o.span, o.index, ptr)
     }
     // ANCHOR_END: free_addr
 
@@ -385,49 +460,19 @@ impl Tiered {
     /// object, another owner's span, a full stack): the caller's `free` then decides.
     #[inline(always)]
     pub(super) fn free_cached(&self, ptr: NonNull<u8>) -> bool {
-        let Some(root) = self.existing_root() else { return false };
-        let p = ptr.as_ptr().addr();
-        let my = tls::peek(root.key);
-        if my.is_null() {
+        let Some(c) = self.cached_cache() else { return false };
+        let Ok(o) = find_small(|| self.existing_root(), Some(c), ptr.as_ptr().addr()) else { return false };
+        if !o.mine {
             return false;
         }
-        // SAFETY: the calling thread's own cache (non-null), live while the thread is.
-        let c = unsafe { &*my };
-        // spanOf, the arena from the cache's hint when it holds `p` (one load instead of the
-        // index's two).
-        // SAFETY: the hint is null or an arena record of this heap, mapped while the heap
-        // lives, all of whose fields are atomics or cells (see `arena_of`).
-        let arena = match unsafe { c.arena_hint.get().as_ref() } {
-            Some(a) if a.holds(p) => a,
-            _ => {
-                // SAFETY: as in `free_addr`: the root's index; `arena_of` checks the range
-                // and every entry.
-                let Some(a) = (unsafe { arena::arena_of(root.index, p) }) else { return false };
-                c.arena_hint.set(a);
-                a
-            }
-        };
-        // SAFETY: as in `free_addr`: a non-null entry of an arena's span map names a span
-        // record, mapped while the heap lives; a bad pointer may find a span being freed or
-        // reused, whose fields are cells, and is refused below or by `take_live`.
-        let Some(s) = (unsafe { arena.span_at(arena::page_in_arena(p)).as_ref() }) else { return false };
-        if s.span_class.get() & 1 == 0 {
-            return false;
-        }
-        let Some(off) = p.checked_sub(s.base_addr()) else { return false };
-        let (class, bytes) = s.small_class();
-        let Some(i) = s.small_object_in(off, bytes) else { return false };
-        if !ptr::eq(s.owner.load(Ordering::Relaxed), my) {
-            return false;
-        }
-        // The cache owns `s`, so the span's class is as read and its live bits are this
+        // The cache owns the span, so its class is as read and its live bits are this
         // thread's.
-        let st = c.free_stack(class);
-        if !st.has_room() || !s.take_live(i) {
+        let st = c.free_stack(o.class);
+        if !st.has_room() || !o.span.take_live(o.index) {
             return false;
         }
-        st.push(s, i, ptr);
-        c.account(-(bytes as isize), -1);
+        st.push(o.span, o.index, ptr);
+        c.account(-(o.bytes as isize), -1);
         true
     }
     // ANCHOR_END: free_cached

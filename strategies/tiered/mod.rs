@@ -197,7 +197,7 @@
 
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use crate::source::PageSource;
 use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Strategy, StrategyStats};
@@ -244,11 +244,15 @@ use sizeclass::{CLASS_ALIGN, MAX_SMALL_BYTES, PAGE_BYTES, SPAN_CLASS_COUNT, clas
 /// ```
 pub struct Tiered {
     root: AtomicPtr<Root>,
+    /// The published root's key (`Root::key`), 0 while there is none: the fast paths find
+    /// the thread's cache from it with one load, without the root's (see `alloc_cached`).
+    key: AtomicU64,
     init: SpinLock<()>,
 }
 
 impl ConstInit for Tiered {
-    const INIT: Self = Tiered { root: AtomicPtr::new(ptr::null_mut()), init: SpinLock::new(()) };
+    const INIT: Self =
+        Tiered { root: AtomicPtr::new(ptr::null_mut()), key: AtomicU64::new(0), init: SpinLock::new(()) };
 }
 
 impl Default for Tiered {
@@ -445,6 +449,8 @@ impl Tiered {
             r.key = tls::register();
         }
         self.root.store(mem.as_ptr(), Ordering::Release);
+        // SAFETY: just published, initialised above.
+        self.key.store(unsafe { (*mem.as_ptr()).key }, Ordering::Relaxed);
         self.existing_root()
     }
 }
@@ -576,6 +582,7 @@ unsafe impl Strategy for Tiered {
     unsafe fn release_all<P: PageSource>(&self, src: &P) {
         let _g = self.init.lock();
         let Some(root) = self.existing_root() else { return };
+        self.key.store(0, Ordering::Relaxed);
         tls::unregister(root.key);
         tls::drop_slot(root.key);
         let (root_bytes, index) = (root.root_bytes, root.index);

@@ -92,6 +92,12 @@ fn thread() -> *const ThreadEntry {
     THREAD_BLOCK.get().cast::<ThreadEntry>().cast_const()
 }
 
+/// Measures the offset of the entry block (a first `get`), so that [`FastEntry::enter`] may
+/// use it without a test; called by `heaps::choose` before it turns the fast paths on.
+pub fn measure() {
+    let _ = THREAD_BLOCK.get();
+}
+
 /// Runs `f` with the calling thread's entry state.
 #[inline]
 fn with_thread<R>(f: impl FnOnce(&ThreadEntry) -> R) -> R {
@@ -197,11 +203,15 @@ impl FastEntry {
     /// Enters if this thread has its own flag, is not inside the allocator already and no
     /// fork is being prepared; `None` otherwise, with the thread outside the allocator as it
     /// was (the caller then takes `Entry::enter`, which waits or falls back).
+    ///
+    /// # Safety
+    /// [`measure`] returned before this call (happens-before): the fast paths call it after
+    /// `heaps::fast_on` said yes, which `heaps::choose` makes true only after `measure`.
     #[inline(always)]
-    pub fn enter() -> Option<FastEntry> {
-        // No call on this path: before the block's offset is known, `Entry::enter` goes
-        // first (and measures it).
-        let thread = THREAD_BLOCK.get_measured()?.cast::<ThreadEntry>();
+    pub unsafe fn enter() -> Option<FastEntry> {
+        // No call and no test of the block's offset on this path: it is known (the contract).
+        // SAFETY: `measure` (a `get`) returned before this call (the caller's contract).
+        let thread = unsafe { THREAD_BLOCK.get_known() }.cast::<ThreadEntry>();
         // SAFETY: as in `Entry::enter`: this thread's live state (the block `thread()` gives),
         // touched by this thread only.
         let t = unsafe { &*thread };

@@ -232,7 +232,9 @@ fn malloc_cached(n: usize) -> Option<NonNull<u8>> {
         return None;
     }
     let layout = layout_for(n, MIN_ALIGN_BYTES)?;
-    let _entry = FastEntry::enter()?;
+    // SAFETY: `fast_on` said yes, so `choose` measured the entry block before (its Release
+    // store of `FAST`, read by `fast_on`'s Acquire load).
+    let _entry = unsafe { FastEntry::enter() }?;
     heaps::visit_fast(AllocCached(layout))
 }
 
@@ -249,7 +251,8 @@ unsafe fn free_cached(p: *mut u8) -> bool {
     if !heaps::fast_on() {
         return false;
     }
-    let Some(_entry) = FastEntry::enter() else { return false };
+    // SAFETY: as in `malloc_cached`: `fast_on` said yes.
+    let Some(_entry) = (unsafe { FastEntry::enter() }) else { return false };
     // SAFETY: the caller gives the block up.
     heaps::visit_fast(unsafe { FreeCached::new(user) })
 }

@@ -172,6 +172,9 @@ fn choose() -> Choice {
     }
     let choice = settings.strategy.map_or(DEFAULT, |name| from_name(name.as_bytes()));
     SELECTED.store(choice.0, Ordering::Release);
+    // Before the fast paths go on: they reach the entry block without testing its offset
+    // (`FastEntry::enter`'s contract; `fast_on`'s Acquire pairs with the store below).
+    crate::entry::measure();
     FAST.store(choice.0, Ordering::SeqCst);
     if crate::trace::on_seq_cst() {
         fast_off();
