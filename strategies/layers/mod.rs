@@ -102,10 +102,11 @@ mod arenas;
 mod by_ref;
 mod identity;
 mod owners;
+mod remote;
 mod segregate;
 mod thread_cache;
 
-pub use arenas::{ArenaSource, Arenas, DEFAULT_ARENAS};
+pub use arenas::{ArenaSource, Arenas, DEFAULT_ARENAS, DRAIN_EVERY, REMOTE_MAX_BYTES};
 pub use identity::Identity;
 pub use segregate::{ConstLimit, Limit, Routed, Segregate};
-pub use thread_cache::{BIN_BYTES, BIN_CAP, BIN_COUNT, MAX_CACHED_BYTES, ThreadCache};
+pub use thread_cache::{BIN_BYTES, BIN_CAP, BIN_COUNT, MAX_CACHED_BYTES, REFILL_BLOCKS, ThreadCache};
