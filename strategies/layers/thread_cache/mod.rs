@@ -160,8 +160,9 @@ impl<S: Strategy> ThreadCache<S> {
     /// The calling thread's bins are empty for `layout`: takes [`REFILL_BLOCKS`] blocks for
     /// it from the inner strategy in one [`Strategy::alloc_batch`] (one lock, where the
     /// inner strategy takes one per call), returns the first and caches the others (glibc's
-    /// tcache is refilled the same way from its small bins). `None` with nothing changed
-    /// when the inner strategy gives none (or the thread has no record).
+    /// tcache is refilled the same way from its small bins), and, the first time for this
+    /// request size, learns the bin the inner strategy's blocks for it land in. `None` with
+    /// nothing changed when the inner strategy gives none (or no record can be made).
     ///
     /// # Safety
     /// As for [`Strategy::alloc`]; `layout` is [`cacheable`].
@@ -172,6 +173,15 @@ impl<S: Strategy> ThreadCache<S> {
         // SAFETY: forwarded with the caller's guarantees.
         let n = unsafe { self.inner.alloc_batch(src, layout, &mut buf) };
         let (&first, rest) = buf[..n].split_first()?;
+        // SAFETY: the calling thread's record; `layout` is cacheable.
+        if !unsafe { rec.knows_fit(layout.size()) } {
+            // SAFETY: a live inner block for `layout`, ours (nobody has seen it).
+            let usable = unsafe { self.inner.usable_size(first, layout) };
+            if let Some(b) = bin_for_block(first.addr().get(), usable) {
+                // SAFETY: the calling thread's record; `layout` is cacheable, `b` a bin.
+                unsafe { rec.learn_fit(layout.size(), b) };
+            }
+        }
         for &p in rest {
             // SAFETY: a live inner block for `layout`, ours (nobody has seen it).
             let usable = unsafe { self.inner.usable_size(p, layout) };
@@ -199,8 +209,10 @@ impl<S: Strategy> ThreadCache<S> {
 }
 
 /// How many blocks a refill of an empty bin takes from the inner strategy at once (one is
-/// handed out, the others cached; a bin holds at most [`BIN_CAP`]).
-pub const REFILL_BLOCKS: usize = 4;
+/// handed out, the others cached; a bin holds at most [`BIN_CAP`]). 1: a batch of 4 measured
+/// no faster on the harness's threaded workloads (benches/README.md, "Layers"); the refill
+/// still learns where the request's blocks land (`Record::learn_fit`).
+pub const REFILL_BLOCKS: usize = 1;
 const _: () = assert!(REFILL_BLOCKS >= 1 && REFILL_BLOCKS <= BIN_CAP as usize + 1);
 
 /// Whether requests of `layout` are served from the bins.
