@@ -407,8 +407,8 @@ impl Record {
             }
         }
         let hi = size.div_ceil(BIN_BYTES);
-        // SAFETY: the caller's guarantees; `hi` is 1..=BIN_COUNT for a size in range.
         if hi != lo
+            // SAFETY: the caller's guarantees; `hi` is 1..=BIN_COUNT for a size in range.
             && let Some(r) = unsafe { self.pop(hi, key) }
         {
             return Some(r);
