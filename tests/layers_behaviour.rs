@@ -487,3 +487,39 @@ fn remote_frees_into_an_idle_arena_are_drained_by_the_pusher_and_trim() {
     // SAFETY: no other thread uses the heap.
     unsafe { heap.check() }.unwrap();
 }
+
+/// `alloc_batch` gives distinct live blocks, counted live, as `alloc` one after another
+/// would: for the arenas (one lock) and for a bare free list (one lock).
+#[test]
+fn alloc_batch_gives_distinct_live_blocks() {
+    fn run<S: Strategy + ConstInit>() {
+        let heap: Heap<S> = Heap::new();
+        let l = layout(40);
+        let mut buf = [NonNull::<u8>::dangling(); 6];
+        // SAFETY: a non-zero size; the heap's source.
+        let n = unsafe { heap.strategy().alloc_batch(heap.source(), l, &mut buf) };
+        assert_eq!(n, 6);
+        let mut addrs: Vec<usize> = buf.iter().map(|p| p.addr().get()).collect();
+        addrs.sort_unstable();
+        addrs.dedup();
+        assert_eq!(addrs.len(), 6, "blocks handed out twice");
+        for p in &buf {
+            assert!(heap.block_of(p.as_ptr()).is_some_and(|i| i.usable >= 40));
+            // SAFETY: the block is ours, valid for 40 bytes.
+            unsafe { p.as_ptr().write_bytes(0xA5, 40) };
+        }
+        assert_eq!(heap.stats().live_objects, 6);
+        // SAFETY: no other thread uses the heap.
+        unsafe { heap.check() }.unwrap();
+        for p in buf {
+            // SAFETY: live blocks of `heap` for `l`, given up.
+            unsafe { heap.dealloc_layout(p, l) };
+        }
+        assert_eq!(heap.stats().live_objects, 0);
+        // SAFETY: no other thread uses the heap.
+        unsafe { heap.check() }.unwrap();
+    }
+    run::<Arenas<BestFit, 4>>();
+    run::<BestFit>();
+    run::<ThreadCache<Arenas<BestFit, 2>>>();
+}
