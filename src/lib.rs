@@ -59,5 +59,5 @@ pub use strategies::Tiered;
 pub use strategies::freelist::{
     AddrRegions, AddrTree, BestFit, FirstFit, Linear, NextFit, SegregatedFit, SizeBins, SizeTree,
 };
-pub use strategies::layers::{Arenas, Identity, Segregate, ThreadCache};
+pub use strategies::layers::{Arenas, DRAIN_EVERY, Identity, REMOTE_MAX_BYTES, Segregate, ThreadCache};
 pub use strategy::{BadFree, BlockInfo, CheckError, ConstInit, Strategy, StrategyStats};

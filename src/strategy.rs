@@ -253,6 +253,24 @@ pub unsafe trait Strategy: Send + Sync {
         blocks.iter().filter(|&&p| unsafe { self.free(src, p) }.is_ok()).count()
     }
 
+    /// Allocates up to `out.len()` blocks for `layout` into `out`, as [`alloc`](Self::alloc)
+    /// would one after another, and returns how many (the first `n` entries; fewer when the
+    /// source cannot give more, 0 when not even one). A strategy that takes a lock per call
+    /// overrides it to take the lock once (the thread cache refills an empty bin this way).
+    ///
+    /// # Safety
+    /// As for [`alloc`](Self::alloc).
+    unsafe fn alloc_batch<P: PageSource>(&self, src: &P, layout: Layout, out: &mut [NonNull<u8>]) -> usize {
+        for (k, slot) in out.iter_mut().enumerate() {
+            // SAFETY: forwarded with the caller's guarantees.
+            match unsafe { self.alloc(src, layout) } {
+                Some(p) => *slot = p,
+                None => return k,
+            }
+        }
+        out.len()
+    }
+
     /// Gives everything the strategy took from `src` back to it (every page to None), live
     /// blocks included, and returns the strategy to its initial state: it may be used again
     /// and will start afresh. What a dropped [`Heap`](crate::Heap) does.

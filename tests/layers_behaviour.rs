@@ -12,8 +12,8 @@ use std::sync::mpsc;
 
 use harness::reference::PagePerBlock;
 use stratalloc::{
-    Arenas, BadFree, BestFit, ConstInit, Heap, Mmap, PageSource, Segregate, SegregatedFit, Strategy,
-    ThreadCache, Tracked,
+    Arenas, BadFree, BestFit, ConstInit, DRAIN_EVERY, Heap, Mmap, PageSource, Segregate, SegregatedFit,
+    Strategy, ThreadCache, Tracked,
 };
 
 /// A pointer that crosses threads in a test (the blocks are plain memory of a shared heap).
@@ -338,4 +338,188 @@ fn free_batch_frees_each_block_into_its_arena() {
     assert_eq!(bare.stats().live_objects, 0);
     // SAFETY: no other thread uses the heap.
     unsafe { bare.check() }.unwrap();
+}
+
+/// Remote frees (`dealloc` from a thread whose home is another arena) wait on the owner's
+/// stack: free to the user (not counted live, unknown to `block_of`, counted by the walker),
+/// still live to the arena's strategy, until a holder of the arena's lock drains them (here
+/// the owner's next allocation). A pending block freed again by address is refused.
+#[test]
+fn remote_frees_wait_on_the_owners_stack_until_drained() {
+    let heap: Heap<Arenas<BestFit, 4>> = Heap::new();
+    let heap = &heap;
+    let (tx, rx) = mpsc::channel::<Vec<Sent>>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let owner_thread = s.spawn(move || {
+            let v: Vec<Sent> =
+                (0..10).map(|i| Sent(heap.alloc_layout(layout(32 + i * 16)).unwrap())).collect();
+            tx.send(v).unwrap();
+            go_rx.recv().unwrap();
+            // The owner's next allocation drains its stack.
+            let p = heap.alloc_layout(layout(40)).unwrap();
+            // SAFETY: a live block of `heap` with this layout.
+            unsafe { heap.dealloc_layout(p, layout(40)) };
+            done_tx.send(()).unwrap();
+        });
+        let v = rx.recv().unwrap();
+        let a = heap.strategy();
+        let owner = a.owner_of(v[0].0.as_ptr()).unwrap();
+        let w = v.clone();
+        s.spawn(move || {
+            // Make this thread's home another arena first.
+            let mine = heap.alloc_layout(layout(64)).unwrap();
+            assert_ne!(a.owner_of(mine.as_ptr()), Some(owner));
+            for (i, b) in w.iter().enumerate() {
+                // SAFETY: a live block of `heap` with this layout, given up.
+                unsafe { heap.dealloc_layout(b.0, layout(32 + i * 16)) };
+            }
+            // SAFETY: as above.
+            unsafe { heap.dealloc_layout(mine, layout(64)) };
+        })
+        .join()
+        .unwrap();
+        // Pending: live to the arena's strategy, free to the user.
+        assert_eq!(a.arena(owner).stats().live_objects, 10);
+        assert_eq!(heap.stats().live_objects, 0);
+        assert_eq!(heap.stats().live_bytes, 0);
+        for b in &v {
+            assert_eq!(heap.block_of(b.0.as_ptr()), None, "pending block {:p} looks live", b.0);
+        }
+        // The walker accounts for the pending blocks (count, bytes, each a live inner block).
+        // SAFETY: the owner thread waits on the channel: no call is in flight.
+        unsafe { heap.check() }.unwrap();
+        go_tx.send(()).unwrap();
+        done_rx.recv().unwrap();
+        assert_eq!(a.arena(owner).stats().live_objects, 0, "the owner's allocation drained the stack");
+        owner_thread.join().unwrap();
+    });
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+}
+
+/// A block freed remotely and freed again is refused: with a layout while it is pending (its
+/// pending mark: a debug build reports it by a panic, a release build ignores it; either way
+/// the stack holds it once), and by address (the lock holder drains first, so the arena's
+/// strategy sees a double free).
+#[test]
+fn a_remote_free_freed_again_is_refused() {
+    let heap: Heap<Arenas<BestFit, 4>> = Heap::new();
+    let heap = &heap;
+    let v: Vec<Sent> = std::thread::scope(|s| {
+        s.spawn(move || (0..2).map(|_| Sent(heap.alloc_layout(layout(48)).unwrap())).collect())
+            .join()
+            .unwrap()
+    });
+    let a = heap.strategy();
+    let owner = a.owner_of(v[0].0.as_ptr()).unwrap();
+    let first = v[0];
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let first = first; // the whole `Sent`, not its field
+            let mine = heap.alloc_layout(layout(64)).unwrap();
+            assert_ne!(a.owner_of(mine.as_ptr()), Some(owner));
+            // SAFETY: a live block of `heap` with this layout, given up.
+            unsafe { heap.dealloc_layout(first.0, layout(48)) };
+            let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // SAFETY: a double free on purpose, of a block pending on its owner's stack:
+                // refused by its mark before anything is written.
+                unsafe { heap.dealloc_layout(first.0, layout(48)) }
+            }));
+            assert_eq!(again.is_err(), cfg!(debug_assertions), "debug builds report the double free");
+            // SAFETY: as above.
+            unsafe { heap.dealloc_layout(mine, layout(64)) };
+        })
+        .join()
+        .unwrap();
+    });
+    assert_eq!(a.arena(owner).stats().live_objects, 2, "one block live, one pending");
+    assert_eq!(heap.stats().live_objects, 1);
+    // SAFETY: no other thread uses the heap; the walker finds the pending block once.
+    unsafe { heap.check() }.unwrap();
+    // SAFETY: the call refuses the pointer (not live), changing nothing.
+    assert_eq!(unsafe { heap.free(v[0].0) }, Err(BadFree::NotLive));
+    assert_eq!(a.arena(owner).stats().live_objects, 1, "the free drained the stack first");
+    // SAFETY: a live block of `heap`, given up.
+    assert!(unsafe { heap.free(v[1].0) }.is_ok());
+    assert_eq!(heap.stats().live_objects, 0);
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+}
+
+/// An arena nobody allocates from any more does not hold remote frees back: the thread whose
+/// push makes the count a multiple of `DRAIN_EVERY` drains the stack itself (its lock is
+/// free), and `trim` drains what is left.
+#[test]
+fn remote_frees_into_an_idle_arena_are_drained_by_the_pusher_and_trim() {
+    let heap: Heap<Arenas<BestFit, 4>> = Heap::new();
+    let heap = &heap;
+    let n = DRAIN_EVERY + 5;
+    let v: Vec<Sent> = std::thread::scope(|s| {
+        s.spawn(move || (0..n).map(|_| Sent(heap.alloc_layout(layout(100)).unwrap())).collect())
+            .join()
+            .unwrap()
+    });
+    let a = heap.strategy();
+    let owner = a.owner_of(v[0].0.as_ptr()).unwrap();
+    let w = v.clone();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mine = heap.alloc_layout(layout(64)).unwrap();
+            assert_ne!(a.owner_of(mine.as_ptr()), Some(owner));
+            for b in &w {
+                // SAFETY: a live block of `heap` with this layout, given up.
+                unsafe { heap.dealloc_layout(b.0, layout(100)) };
+            }
+            // SAFETY: as above.
+            unsafe { heap.dealloc_layout(mine, layout(64)) };
+        })
+        .join()
+        .unwrap();
+    });
+    assert_eq!(a.arena(owner).stats().live_objects, 5, "the pusher drained the first DRAIN_EVERY");
+    assert_eq!(heap.stats().live_objects, 0);
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    heap.trim();
+    assert_eq!(a.arena(owner).stats().live_objects, 0, "trim drained the rest");
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+}
+
+/// `alloc_batch` gives distinct live blocks, counted live, as `alloc` one after another
+/// would: for the arenas (one lock) and for a bare free list (one lock).
+#[test]
+fn alloc_batch_gives_distinct_live_blocks() {
+    fn run<S: Strategy + ConstInit>() {
+        let heap: Heap<S> = Heap::new();
+        let l = layout(40);
+        let mut buf = [NonNull::<u8>::dangling(); 6];
+        // SAFETY: a non-zero size; the heap's source.
+        let n = unsafe { heap.strategy().alloc_batch(heap.source(), l, &mut buf) };
+        assert_eq!(n, 6);
+        let mut addrs: Vec<usize> = buf.iter().map(|p| p.addr().get()).collect();
+        addrs.sort_unstable();
+        addrs.dedup();
+        assert_eq!(addrs.len(), 6, "blocks handed out twice");
+        for p in &buf {
+            assert!(heap.block_of(p.as_ptr()).is_some_and(|i| i.usable >= 40));
+            // SAFETY: the block is ours, valid for 40 bytes.
+            unsafe { p.as_ptr().write_bytes(0xA5, 40) };
+        }
+        assert_eq!(heap.stats().live_objects, 6);
+        // SAFETY: no other thread uses the heap.
+        unsafe { heap.check() }.unwrap();
+        for p in buf {
+            // SAFETY: live blocks of `heap` for `l`, given up.
+            unsafe { heap.dealloc_layout(p, l) };
+        }
+        assert_eq!(heap.stats().live_objects, 0);
+        // SAFETY: no other thread uses the heap.
+        unsafe { heap.check() }.unwrap();
+    }
+    run::<Arenas<BestFit, 4>>();
+    run::<BestFit>();
+    run::<ThreadCache<Arenas<BestFit, 2>>>();
 }

@@ -373,6 +373,19 @@ unsafe impl<X: Placement> Strategy for FreeList<X> {
         blocks.iter().filter(|&&p| unsafe { core.dealloc(src, p) }.is_some()).count()
     }
 
+    /// One lock acquisition for the whole batch.
+    unsafe fn alloc_batch<P: PageSource>(&self, src: &P, layout: Layout, out: &mut [NonNull<u8>]) -> usize {
+        let mut core = self.core.lock();
+        for (k, slot) in out.iter_mut().enumerate() {
+            // SAFETY: forwarded with the caller's guarantees (non-zero size; this heap's source).
+            match unsafe { core.alloc_plain(src, layout) } {
+                Some(p) => *slot = p,
+                None => return k,
+            }
+        }
+        out.len()
+    }
+
     unsafe fn release_all<P: PageSource>(&self, src: &P) {
         // SAFETY: `src` is this heap's source, and no block is used after the call (caller).
         unsafe { self.core.lock().release_all(src) }

@@ -7,6 +7,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::owners::{GRANULE_BYTES, OwnerMap};
+use super::remote::{self, Pushed, Remote};
 use crate::source::{PageSource, SourceError};
 use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Strategy, StrategyStats};
 use crate::sync::SpinLock;
@@ -19,12 +20,26 @@ use crate::sync::SpinLock;
 /// in the value, so that a `Heap` stays a const-initialised `static` that never allocates.
 pub const DEFAULT_ARENAS: usize = 8;
 
-/// One arena: an instance of the inner strategy and the lock that makes it a thread's own.
-/// Invariant: every call into `strategy` that may change it runs with `busy` held; lookups
-/// (`block_of`) and `stats` do not need it (the strategy is thread-safe on its own).
+/// The largest block (usable bytes) a thread that does not have the arena as its home puts
+/// on the arena's remote stack; larger ones are freed under the arena's lock. Bounds the
+/// memory a remote stack can hold back (with [`DRAIN_EVERY`]).
+pub const REMOTE_MAX_BYTES: usize = 16 << 10;
+
+/// Every this many pending blocks, the thread that pushed the last one drains the stack
+/// itself if the arena's lock is free, so that an arena nobody allocates from any more (its
+/// threads exited) holds back fewer than this many blocks.
+pub const DRAIN_EVERY: usize = 64;
+
+/// One arena: an instance of the inner strategy, the lock that makes it a thread's own, and
+/// the stack of blocks other threads freed into it.
+/// Invariants: every call into `strategy` that may change it runs with `busy` held; lookups
+/// (`block_of`) and `stats` do not need it (the strategy is thread-safe on its own). Every
+/// block on `remote` is a live block of `strategy` that carries the pending mark, is free to
+/// the user, and is in no other structure; `remote` is emptied only under `busy`.
 struct Arena<S> {
     busy: SpinLock<()>,
     strategy: S,
+    remote: Remote,
 }
 
 /// `N` instances of `S`, each behind its own lock; see the [module docs](super).
@@ -51,7 +66,8 @@ impl<S: ConstInit, const N: usize> ConstInit for Arenas<S, N> {
     const INIT: Self = {
         assert!(N >= 1 && N <= 255, "Arenas: N must be 1..=255 (the owner map stores arena + 1 in a byte)");
         Arenas {
-            arenas: [const { Arena { busy: SpinLock::new(()), strategy: S::INIT } }; N],
+            arenas: [const { Arena { busy: SpinLock::new(()), strategy: S::INIT, remote: Remote::new() } };
+                N],
             owners: OwnerMap::new(),
             next: AtomicUsize::new(0),
         }
@@ -62,7 +78,11 @@ impl<S, const N: usize> Arenas<S, N> {
     /// Arenas built by `make` (for strategies chosen at run time, which have no constant).
     pub fn from_fn(mut make: impl FnMut(usize) -> S) -> Self {
         Arenas {
-            arenas: core::array::from_fn(|i| Arena { busy: SpinLock::new(()), strategy: make(i) }),
+            arenas: core::array::from_fn(|i| Arena {
+                busy: SpinLock::new(()),
+                strategy: make(i),
+                remote: Remote::new(),
+            }),
             owners: OwnerMap::new(),
             next: AtomicUsize::new(0),
         }
@@ -187,6 +207,82 @@ impl<S: Strategy, const N: usize> Arenas<S, N> {
         h % N
     }
 
+    /// Whether arena `i` is the calling thread's home (never, before its first allocation).
+    #[inline(always)]
+    fn is_home(&self, i: usize) -> bool {
+        #[cfg(feature = "std")]
+        {
+            let h = HOME.with(|h| h.get());
+            h != usize::MAX && h % N == i
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            self.home() == i
+        }
+    }
+
+    /// Hands arena `i`'s pending remote frees to its strategy; returns how many the strategy
+    /// refused (blocks freed twice, the second time after the first had been drained).
+    ///
+    /// # Safety
+    /// The caller holds arena `i`'s lock; `src` is the heap's source.
+    #[inline(always)]
+    unsafe fn drain<P: PageSource>(&self, src: &P, i: usize) -> usize {
+        let a = &self.arenas[i];
+        if a.remote.is_empty() {
+            return 0;
+        }
+        // SAFETY: forwarded (caller).
+        unsafe { self.drain_slow(src, i) }
+    }
+
+    /// The work of [`drain`](Self::drain), out of line (not cold: a producer whose blocks
+    /// another thread frees drains on most allocations).
+    ///
+    /// # Safety
+    /// As for [`drain`](Self::drain).
+    #[inline(never)]
+    unsafe fn drain_slow<P: PageSource>(&self, src: &P, i: usize) -> usize {
+        const BATCH: usize = 32;
+        let a = &self.arenas[i];
+        let s = self.source(src, i);
+        let mut buf = [NonNull::<u8>::dangling(); BATCH];
+        let (mut len, mut freed) = (0, 0);
+        // SAFETY: the caller holds the lock; every block was pushed by `dealloc` (a live
+        // block of this arena that its caller gave up).
+        let n = unsafe {
+            a.remote.take(|b, _| {
+                buf[len] = b;
+                len += 1;
+                if len == BATCH {
+                    // SAFETY: live blocks of arena `i`, given up (pushed), each once (a
+                    // block pushed twice while pending is refused by its mark), under its
+                    // lock, with its own source.
+                    freed += a.strategy.free_batch(&s, &buf);
+                    len = 0;
+                }
+            })
+        };
+        // SAFETY: as above.
+        freed += unsafe { a.strategy.free_batch(&s, &buf[..len]) };
+        n - freed
+    }
+
+    /// After a push made the count a multiple of [`DRAIN_EVERY`]: drain arena `i` if its
+    /// lock is free.
+    ///
+    /// # Safety
+    /// `src` is the heap's source.
+    #[cold]
+    unsafe fn drain_if_free<P: PageSource>(&self, src: &P, i: usize) {
+        if let Some(g) = self.arenas[i].busy.try_lock() {
+            // SAFETY: the lock is held; forwarded (caller).
+            let refused = unsafe { self.drain(src, i) };
+            drop(g);
+            debug_assert_eq!(refused, 0, "Arenas: a block freed twice (refused when drained)");
+        }
+    }
+
     /// Makes arena `i` the calling thread's (after it found its own busy).
     #[inline]
     fn move_home(&self, i: usize) {
@@ -244,6 +340,46 @@ impl<S: Strategy, const N: usize> Arenas<S, N> {
         })
     }
 
+    /// A free from a thread whose home is not arena `i`: onto the arena's remote stack,
+    /// without its lock. `false`, with nothing changed, when the block does not suit the
+    /// stack (too small or too large, or the stack is full): then the caller frees it under
+    /// the lock.
+    ///
+    /// # Safety
+    /// `ptr` is a live block of arena `i` for `layout`, which the caller gives up; `src` is
+    /// the heap's source.
+    #[inline]
+    unsafe fn dealloc_remote<P: PageSource>(
+        &self,
+        src: &P,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        i: usize,
+    ) -> bool {
+        let a = &self.arenas[i];
+        // SAFETY: a live block of arena `i` for `layout` (caller).
+        let usable = unsafe { a.strategy.usable_size(ptr, layout) };
+        if usable > REMOTE_MAX_BYTES || !remote::fits(ptr.addr().get(), usable) {
+            return false;
+        }
+        // SAFETY: a live block of arena `i`, fitting the stack, given up (caller).
+        match unsafe { a.remote.push(ptr, usable) } {
+            Pushed::Yes(n) => {
+                if n.is_multiple_of(DRAIN_EVERY) {
+                    // SAFETY: the heap's source (caller).
+                    unsafe { self.drain_if_free(src, i) };
+                }
+                true
+            }
+            Pushed::Twice => {
+                // Pending already: pushing it again would make the stack a cycle.
+                debug_assert!(false, "Arenas::dealloc: double free of {ptr:p} (pending)");
+                true
+            }
+            Pushed::Full => false,
+        }
+    }
+
     /// The arena that owns the live block `ptr`: the owner map's answer (a live block lies in
     /// a range its arena made Ready, and the granule was recorded before the block was
     /// handed out); for a pointer the map does not know, the arena whose lookup knows it.
@@ -272,14 +408,42 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
     // ANCHOR: arenas_alloc
     #[inline]
     unsafe fn alloc<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
-        // SAFETY: forwarded with the caller's guarantees; arena `i`'s own source.
-        self.with_arena(|s, i| unsafe { s.alloc(&self.source(src, i), layout) })
+        let mut refused = 0;
+        // SAFETY: `with_arena` holds arena `i`'s lock; forwarded with the caller's
+        // guarantees; arena `i`'s own source.
+        let r = self.with_arena(|s, i| unsafe {
+            refused += self.drain(src, i);
+            s.alloc(&self.source(src, i), layout)
+        });
+        debug_assert_eq!(refused, 0, "Arenas: a block freed twice (refused when drained)");
+        r
+    }
+
+    /// One arena lock (and one drain) for the whole batch.
+    unsafe fn alloc_batch<P: PageSource>(&self, src: &P, layout: Layout, out: &mut [NonNull<u8>]) -> usize {
+        let mut refused = 0;
+        // SAFETY: `with_arena` holds arena `i`'s lock; forwarded with the caller's
+        // guarantees; arena `i`'s own source. A batch of none counts as a failure, so that
+        // the other arenas are tried.
+        let n = self.with_arena(|s, i| unsafe {
+            refused += self.drain(src, i);
+            Some(s.alloc_batch(&self.source(src, i), layout, out)).filter(|&n| n > 0)
+        });
+        debug_assert_eq!(refused, 0, "Arenas: a block freed twice (refused when drained)");
+        n.unwrap_or(0)
     }
 
     #[inline]
     unsafe fn alloc_zeroed<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
-        // SAFETY: forwarded with the caller's guarantees; arena `i`'s own source.
-        self.with_arena(|s, i| unsafe { s.alloc_zeroed(&self.source(src, i), layout) })
+        let mut refused = 0;
+        // SAFETY: `with_arena` holds arena `i`'s lock; forwarded with the caller's
+        // guarantees; arena `i`'s own source.
+        let r = self.with_arena(|s, i| unsafe {
+            refused += self.drain(src, i);
+            s.alloc_zeroed(&self.source(src, i), layout)
+        });
+        debug_assert_eq!(refused, 0, "Arenas: a block freed twice (refused when drained)");
+        r
     }
 
     #[inline]
@@ -288,9 +452,20 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
             debug_assert!(false, "Arenas::dealloc: {ptr:p} is in no arena");
             return;
         };
-        let _g = self.arenas[i].busy.lock();
+        if !self.is_home(i)
+            && layout.size() <= REMOTE_MAX_BYTES
+            // SAFETY: the remote path; `ptr` is a live block of arena `i` (caller).
+            && unsafe { self.dealloc_remote(src, ptr, layout, i) }
+        {
+            return;
+        }
+        let g = self.arenas[i].busy.lock();
+        // SAFETY: the lock is held; this heap's source.
+        let refused = unsafe { self.drain(src, i) };
         // SAFETY: `ptr` is a live block of arena `i` (caller; `owner_of_live`), its own source.
-        unsafe { self.arenas[i].strategy.dealloc(&self.source(src, i), ptr, layout) }
+        unsafe { self.arenas[i].strategy.dealloc(&self.source(src, i), ptr, layout) };
+        drop(g);
+        debug_assert_eq!(refused, 0, "Arenas: a block freed twice (refused when drained)");
     }
     // ANCHOR_END: arenas_alloc
 
@@ -303,6 +478,8 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
     ) -> Option<NonNull<u8>> {
         let i = self.owner_of_live(ptr)?;
         let _g = self.arenas[i].busy.lock();
+        // SAFETY: the lock is held; this heap's source.
+        unsafe { self.drain(src, i) };
         // SAFETY: `ptr` is a live block of arena `i` (caller; `owner_of_live`), its own
         // source; the block stays in its arena, moved or not.
         unsafe { self.arenas[i].strategy.realloc(&self.source(src, i), ptr, layout, new_size) }
@@ -321,8 +498,10 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
         let mut peaks = 0;
         for a in &self.arenas {
             let s = a.strategy.stats();
-            t.live_bytes += s.live_bytes;
-            t.live_objects += s.live_objects;
+            // Pending blocks are live to the strategy, free to the user.
+            let (n, bytes) = a.remote.pending();
+            t.live_bytes += s.live_bytes.saturating_sub(bytes);
+            t.live_objects += s.live_objects.saturating_sub(n);
             peaks += s.peak_live_bytes;
             t.committed_bytes += s.committed_bytes;
             t.reserved_bytes += s.reserved_bytes;
@@ -338,13 +517,21 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
     #[inline]
     fn block_of(&self, ptr: *const u8) -> Option<BlockInfo> {
         // A live block's granule names its arena; any other pointer gets `None` from the
-        // arena named (or from none).
-        self.arenas[self.owner_of(ptr)?].strategy.block_of(ptr)
+        // arena named (or from none). A pending block is free to the user.
+        let info = self.arenas[self.owner_of(ptr)?].strategy.block_of(ptr)?;
+        // SAFETY: the start of a live inner block that fits the stack (just checked).
+        let pending = remote::fits(info.start, info.usable)
+            && unsafe { remote::is_pending(NonNull::new_unchecked(ptr.cast_mut()), info.usable) };
+        (!pending).then_some(info)
     }
 
     unsafe fn free<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Result<usize, BadFree> {
         let i = self.owner_of(ptr.as_ptr()).ok_or(BadFree::Foreign)?;
         let _g = self.arenas[i].busy.lock();
+        // Pending blocks first: a pending `ptr` is then free in the strategy, which refuses
+        // it as a double free.
+        // SAFETY: the lock is held; this heap's source.
+        unsafe { self.drain(src, i) };
         // SAFETY: forwarded with the caller's guarantees to the arena whose range holds
         // `ptr`; a live block there is that arena's, anything else it refuses unchanged.
         unsafe { self.arenas[i].strategy.free(&self.source(src, i), ptr) }
@@ -364,6 +551,8 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
             };
             let run = 1 + rest[1..].iter().take_while(|&&p| self.owner_of_block(p) == Some(i)).count();
             let _g = self.arenas[i].busy.lock();
+            // SAFETY: the lock is held; this heap's source.
+            unsafe { self.drain(src, i) };
             // SAFETY: forwarded with the caller's guarantees to the arena whose range holds
             // each block of the run (as `free`), under its lock.
             n += unsafe { self.arenas[i].strategy.free_batch(&self.source(src, i), &rest[..run]) };
@@ -377,6 +566,8 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
             // SAFETY: forwarded with the caller's guarantees (no other thread uses the
             // strategy); arena `i`'s own source.
             unsafe { a.strategy.release_all(&self.source(src, i)) };
+            // Pending blocks were live inner blocks: released with the rest.
+            a.remote.clear();
         }
         // SAFETY: no other thread uses the strategy (caller); the nodes came from `src`.
         unsafe { self.owners.release(src) };
@@ -387,6 +578,20 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
         for (i, a) in self.arenas.iter().enumerate() {
             // SAFETY: forwarded with the caller's guarantees; arena `i`'s own source.
             unsafe { a.strategy.check(&self.source(src, i)) }?;
+            let mut bad = 0;
+            // SAFETY: no other thread uses the strategy (caller); blocks were pushed by
+            // `dealloc`.
+            unsafe {
+                a.remote.walk(|b, usable| {
+                    let ok = self.owner_of(b.as_ptr()) == Some(i)
+                        && a.strategy.block_of(b.as_ptr()).is_some_and(|info| info.usable == usable);
+                    if !ok {
+                        bad = b.addr().get();
+                    }
+                    ok
+                })
+            }
+            .map_err(|what| CheckError { what, addr: bad, detail: i })?;
             if a.busy.try_lock().is_none() {
                 return Err(CheckError {
                     what: "arena lock free when no call is in flight",
@@ -403,8 +608,12 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
         let mut n = 0;
         for (i, a) in self.arenas.iter().enumerate() {
             let _g = a.busy.lock();
-            // SAFETY: forwarded with the caller's guarantees; arena `i`'s own source.
-            n += unsafe { a.strategy.trim(&self.source(src, i)) };
+            // SAFETY: the lock is held; forwarded with the caller's guarantees; arena `i`'s
+            // own source.
+            n += unsafe {
+                self.drain(src, i);
+                a.strategy.trim(&self.source(src, i))
+            };
         }
         n + self.owners.release_spares(src)
     }
@@ -434,6 +643,9 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
         unsafe {
             for a in &self.arenas {
                 a.strategy.fork_child();
+                // A push in flight when the parent forked may have linked its block and not
+                // yet counted its bytes: count them again (this is the only thread now).
+                a.remote.recount();
                 a.busy.force_unlock();
             }
         }

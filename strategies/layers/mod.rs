@@ -37,18 +37,47 @@
 //! (glibc's `arena_get2` / `reused_arena`); all busy: wait for home. 3. The arena's source
 //! refused: every other arena in turn (`arena_get_retry`). free / dealloc / realloc from any
 //! thread: the owner map names the arena in O(1) (each arena's strategy sees an
-//! `ArenaSource` that records every range it makes Ready), then that arena's lock.
+//! `ArenaSource` that records every range it makes Ready), then that arena's lock; except a
+//! `dealloc` (with a layout) of a block of 16 B..`REMOTE_MAX_BYTES` from a thread whose
+//! home is another arena: see "Remote frees".
 //! block_of: the named arena's lookup; a pointer in no arena's memory is `None` at once.
 //!
 //! **ThreadCache** (`std`). alloc of `size <= 1024`, `align <= 16`: pop the calling thread's
 //! bin `size / 16` if its head's usable size (kept in the mark) suffices, else bin
-//! `ceil(size / 16)` (no lock, no atomic read-modify-write), clear the mark; empty: the
-//! inner strategy. free by address: `inner.block_of` validates it (a pointer the inner
+//! `ceil(size / 16)`, else the bin the record learnt that the inner strategy's blocks for
+//! this size land in (`fits`: a free list rounds small requests up to its smallest block)
+//! (no lock, no atomic read-modify-write), clear the mark; empty: a refill from the inner
+//! strategy (`alloc_batch` of `REFILL_BLOCKS`, learning `fits` the first time). free by address: `inner.block_of` validates it (a pointer the inner
 //! strategy does not know goes to its `free`, which refuses it unchanged); a cacheable block
 //! (16-aligned, usable size in a bin) that carries the mark is already cached: refused as a
 //! double free, never cached twice; else pushed if its bin has room, else the inner `free`.
 //! dealloc with a layout: the same with `inner.usable_size` for the size. A request the
 //! inner strategy refuses, or a failed realloc, flushes the caches and tries once more.
+//!
+//! ## Remote frees (Arenas)
+//! Each arena has a lock-free stack (`remote.rs`) of blocks that threads whose home is
+//! another arena freed with `dealloc`: a push is one compare-and-swap on the stack's head
+//! (no arena lock, no write to the arena's strategy), linking the block through its first
+//! word and writing the *pending mark* (a keyed hash of the address and usable size) into its
+//! second. The stack is taken whole, with one swap, by whoever holds the arena's lock next:
+//! every allocation from the arena (a relaxed load when it is empty), a `dealloc` by a
+//! home thread, a free by address, `realloc`, `free_batch`, `trim`; and the pusher whose
+//! push makes the count a multiple of `DRAIN_EVERY` drains it itself if the lock is free,
+//! so an arena whose threads have exited holds back fewer than `DRAIN_EVERY` blocks of at
+//! most `REMOTE_MAX_BYTES` until `trim`. A drain hands the blocks to the strategy with
+//! `free_batch` (one inner lock per 32). Pending blocks are live to the strategy and free to
+//! the user: `stats` subtracts them, `block_of` refuses a block with the pending mark,
+//! `check` walks every stack (count, bytes, each a live block of its arena with the mark's
+//! size).
+//!
+//! Double frees: a second `dealloc` while the block is pending finds the mark and is
+//! refused (a debug assertion; ignored in release builds), before anything is written. A
+//! free by address drains the stack first, so the strategy's own check refuses a pending
+//! block (`NotLive`). A second `dealloc` *after* the drain is not caught before the push
+//! writes the link and the mark into the (now free) block: it is undefined behaviour by
+//! `dealloc`'s contract, as it is through the thread cache; the drain's `free_batch` then
+//! refuses it where the strategy checks (the free lists' live bit), which a debug build
+//! reports.
 //!
 //! ## Threads and lifetimes (ThreadCache)
 //! A thread's slots (a const-initialised `thread_local!` without destructor; an exit guard
@@ -87,6 +116,9 @@
 //!   blocks reach the inner strategy at the next `trim`, at the next request the inner
 //!   strategy refuses, or when a new thread adopts the record. `trim` cannot reach the
 //!   caches of threads that are still running.
+//! - The pending mark of a remote free uses a constant key (it must survive the heap value
+//!   moving): a block whose owner wrote exactly that word into its second word before a
+//!   cross-thread `dealloc` is refused as a double free (and leaks).
 //! - The mark of a cached block is a keyed word, not a proof: a live block whose owner
 //!   wrote exactly `key ^ usable` into its second word is refused as a double free (and
 //!   leaks); the key is a per-heap hash, so only a program that reads the heap's metadata
@@ -102,10 +134,11 @@ mod arenas;
 mod by_ref;
 mod identity;
 mod owners;
+mod remote;
 mod segregate;
 mod thread_cache;
 
-pub use arenas::{ArenaSource, Arenas, DEFAULT_ARENAS};
+pub use arenas::{ArenaSource, Arenas, DEFAULT_ARENAS, DRAIN_EVERY, REMOTE_MAX_BYTES};
 pub use identity::Identity;
 pub use segregate::{ConstLimit, Limit, Routed, Segregate};
-pub use thread_cache::{BIN_BYTES, BIN_CAP, BIN_COUNT, MAX_CACHED_BYTES, ThreadCache};
+pub use thread_cache::{BIN_BYTES, BIN_CAP, BIN_COUNT, MAX_CACHED_BYTES, REFILL_BLOCKS, ThreadCache};

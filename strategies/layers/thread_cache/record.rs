@@ -53,6 +53,12 @@ struct Bin {
 /// or the holder of the root lock (`IDLE`, on the idle list).
 pub struct Record {
     bins: UnsafeCell<[Bin; BIN_COUNT + 1]>,
+    /// `fits[hi]`: the bin where the inner strategy's blocks for requests of bin `hi`
+    /// (`ceil(size / 16)`) land, learnt at refills (0: not known). The inner strategy may round
+    /// small requests up (a free list's smallest block): without this a request of 24 bytes
+    /// would look in bins 1 and 2 while its blocks sit in bin 3. A hint: any bin at or above
+    /// `hi` serves the request. Owner only, as `bins`.
+    fits: UnsafeCell<[u8; BIN_COUNT + 1]>,
     /// Written by the owner alone (load + store), read by `stats` from any thread.
     cached_bytes: AtomicUsize,
     /// As `cached_bytes`.
@@ -175,6 +181,7 @@ impl Root {
             (*c).carved += 1;
             r.write(Record {
                 bins: UnsafeCell::new([Bin { head: ptr::null_mut(), count: 0 }; BIN_COUNT + 1]),
+                fits: UnsafeCell::new([0; BIN_COUNT + 1]),
                 cached_bytes: AtomicUsize::new(0),
                 cached_objects: AtomicUsize::new(0),
                 state: AtomicU8::new(ACTIVE),
@@ -400,8 +407,36 @@ impl Record {
             }
         }
         let hi = size.div_ceil(BIN_BYTES);
-        // SAFETY: the caller's guarantees; `hi` is 1..=BIN_COUNT for a size in range.
-        if hi != lo { unsafe { self.pop(hi, key) } } else { None }
+        if hi != lo
+            // SAFETY: the caller's guarantees; `hi` is 1..=BIN_COUNT for a size in range.
+            && let Some(r) = unsafe { self.pop(hi, key) }
+        {
+            return Some(r);
+        }
+        // SAFETY: the owner alone touches the table (caller); `hi` is in range.
+        let f = usize::from(unsafe { (*self.fits.get())[hi] });
+        // SAFETY: as above; `f` is hi+1..=BIN_COUNT, whose blocks hold more than `size`.
+        if f > hi { unsafe { self.pop(f, key) } } else { None }
+    }
+
+    /// Whether [`learn_fit`](Self::learn_fit) has been told where requests of `size` land.
+    ///
+    /// # Safety
+    /// The caller owns the record; `size` is 1..=MAX_CACHED_BYTES.
+    #[inline(always)]
+    pub unsafe fn knows_fit(&self, size: usize) -> bool {
+        // SAFETY: the owner alone touches the table (caller); index in range.
+        unsafe { (*self.fits.get())[size.div_ceil(BIN_BYTES)] != 0 }
+    }
+
+    /// Records that the inner strategy's blocks for requests of `size` bytes land in bin `b`.
+    ///
+    /// # Safety
+    /// The caller owns the record; `size` is 1..=MAX_CACHED_BYTES; `b` is 1..=BIN_COUNT.
+    #[inline]
+    pub unsafe fn learn_fit(&self, size: usize, b: usize) {
+        // SAFETY: the owner alone touches the table (caller); indices in range.
+        unsafe { (*self.fits.get())[size.div_ceil(BIN_BYTES)] = b as u8 };
     }
 
     /// Adds `bytes` / `objects` to the counters (the owner's load + store: no other writer).

@@ -1,0 +1,243 @@
+//! The remote-free stack of one arena: blocks that threads which do not have the arena as
+//! their home gave back, waiting for the next holder of the arena's lock to hand them to the
+//! inner strategy. See `layers/mod.rs` ("Arenas", "Remote frees") for the overview.
+//!
+//! A pending block is still live in the inner strategy, and free to the user. Its first word
+//! is the link to the next pending block (null at the bottom), its second word the *pending
+//! mark* `pending_mark(addr, usable)`. The head word holds the top block's address in its
+//! low 48 bits and the number of pending blocks in its high 16 bits.
+//!
+//! Pushes are a compare-and-swap on the head; the only way off the stack is
+//! [`Remote::take`], which swaps the whole stack out at once. With no single-block pop there
+//! is no ABA problem: a push whose expected head has been taken and pushed again links its
+//! block below exactly the head it sees.
+
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+use super::owners::ADDR_BITS;
+
+/// Bits of the head word below the count: the top block's address.
+const ADDR_MASK: usize = (1 << ADDR_BITS) - 1;
+
+/// The largest count the head can hold; a push that would pass it is refused.
+pub const MAX_PENDING: usize = (1 << (usize::BITS - ADDR_BITS)) - 1;
+
+/// The key of the pending mark: a constant, so that the mark survives a heap value moving.
+const PENDING_KEY: usize = 0xA5C3_96E1_7B2D_4F08;
+
+/// The pending mark of the block at `addr` of `usable` bytes: what its second word holds while
+/// it is on a remote stack.
+#[inline(always)]
+pub fn pending_mark(addr: usize, usable: usize) -> usize {
+    addr.rotate_left(23) ^ PENDING_KEY ^ usable
+}
+
+/// Whether a block at `addr` of `usable` bytes can go on a remote stack: room for the link
+/// and the mark, words aligned, an address that fits the head word.
+#[inline(always)]
+pub fn fits(addr: usize, usable: usize) -> bool {
+    usable >= 2 * size_of::<usize>() && addr.is_multiple_of(align_of::<usize>()) && addr <= ADDR_MASK
+}
+
+/// The mark word of a block (its second word), read and written atomically: a lookup by
+/// address (`block_of`) may race with the block's owner, and a racy plain access would be
+/// undefined behaviour.
+///
+/// # Safety
+/// `p` is a live block of the inner strategy for which [`fits`] holds.
+#[inline(always)]
+pub unsafe fn mark_of<'a>(p: NonNull<u8>) -> &'a AtomicUsize {
+    // SAFETY: the second word is inside the block and word-aligned (caller: `fits`); the
+    // block stays allocated in the inner strategy while it is live or pending.
+    unsafe { AtomicUsize::from_ptr(p.add(size_of::<usize>()).cast::<usize>().as_ptr()) }
+}
+
+/// Whether the live inner block `p` of `usable` bytes carries the pending mark.
+///
+/// # Safety
+/// As for [`mark_of`].
+#[inline(always)]
+pub unsafe fn is_pending(p: NonNull<u8>, usable: usize) -> bool {
+    // SAFETY: forwarded (caller).
+    unsafe { mark_of(p) }.load(Ordering::Relaxed) == pending_mark(p.addr().get(), usable)
+}
+
+/// One arena's stack of blocks freed by other threads. Its own cache line, apart from the
+/// arena's lock and its strategy, so that pushes do not take those lines from the holder.
+#[repr(align(64))]
+pub struct Remote {
+    /// Top block (low 48 bits) and count (high 16 bits); null when empty.
+    head: AtomicPtr<u8>,
+    /// Sum of the usable sizes of the pending blocks (for the statistics). Updated after the
+    /// push that adds a block and after the take that removes it: exact whenever no push or
+    /// take is in flight.
+    bytes: AtomicUsize,
+}
+
+/// The outcome of [`Remote::push`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Pushed {
+    /// On the stack; the count is now this.
+    Yes(usize),
+    /// The block carries the pending mark already: a double free, nothing changed.
+    Twice,
+    /// The stack is full ([`MAX_PENDING`]): nothing changed, free it under the lock.
+    Full,
+}
+
+impl Remote {
+    /// An empty stack.
+    pub const fn new() -> Self {
+        Remote { head: AtomicPtr::new(ptr::null_mut()), bytes: AtomicUsize::new(0) }
+    }
+
+    /// Whether blocks are pending (one relaxed load: the holder's test before a [`take`]).
+    ///
+    /// [`take`]: Self::take
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.head.load(Ordering::Relaxed).is_null()
+    }
+
+    /// The number of pending blocks and their usable bytes (exact when no push or take is in
+    /// flight).
+    pub fn pending(&self) -> (usize, usize) {
+        let h = self.head.load(Ordering::Acquire);
+        (h.addr() >> ADDR_BITS, self.bytes.load(Ordering::Relaxed))
+    }
+
+    /// Puts the block `p` of `usable` bytes on the stack.
+    ///
+    /// # Safety
+    /// `p` is a live block of this arena's inner strategy for which [`fits`] holds, of
+    /// `usable` usable bytes, that the caller gives up (no other thread frees it
+    /// concurrently, nobody uses it after the call).
+    #[inline]
+    pub unsafe fn push(&self, p: NonNull<u8>, usable: usize) -> Pushed {
+        let addr = p.addr().get();
+        let mark = pending_mark(addr, usable);
+        // SAFETY: a live block with room for the mark (caller).
+        let m = unsafe { mark_of(p) };
+        if m.load(Ordering::Relaxed) == mark {
+            return Pushed::Twice;
+        }
+        m.store(mark, Ordering::Relaxed);
+        let link = p.cast::<*mut u8>();
+        let mut old = self.head.load(Ordering::Relaxed);
+        loop {
+            let count = old.addr() >> ADDR_BITS;
+            if count >= MAX_PENDING {
+                m.store(0, Ordering::Relaxed);
+                return Pushed::Full;
+            }
+            // SAFETY: the first word of a block the caller gave up, word-aligned (`fits`);
+            // nobody else reads it until the compare-and-swap below publishes the block.
+            unsafe { link.write(old.map_addr(|a| a & ADDR_MASK)) };
+            let new = p.as_ptr().map_addr(|a| a | (count + 1) << ADDR_BITS);
+            match self.head.compare_exchange_weak(old, new, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => {
+                    self.bytes.fetch_add(usable, Ordering::Relaxed);
+                    return Pushed::Yes(count + 1);
+                }
+                Err(h) => old = h,
+            }
+        }
+    }
+
+    /// Takes every pending block off the stack and calls `each(block, usable)` for each, top
+    /// first, with its mark cleared; returns how many.
+    ///
+    /// # Safety
+    /// The caller holds the arena's lock (`each` hands the blocks to the inner strategy,
+    /// whose changes need it). Every block was pushed under [`push`]'s contract.
+    ///
+    /// [`push`]: Self::push
+    #[inline]
+    pub unsafe fn take(&self, mut each: impl FnMut(NonNull<u8>, usize)) -> usize {
+        let top = self.head.swap(ptr::null_mut(), Ordering::Acquire);
+        let mut p = NonNull::new(top.map_addr(|a| a & ADDR_MASK));
+        let (mut n, mut bytes) = (0, 0);
+        while let Some(b) = p {
+            // SAFETY: a pending block (pushed under `push`'s contract and published by the
+            // Release of its push, which the Acquire swap saw): its words hold the link and
+            // the mark; it is ours alone now.
+            let usable = unsafe {
+                p = NonNull::new(b.cast::<*mut u8>().read());
+                let m = mark_of(b);
+                let usable = m.load(Ordering::Relaxed) ^ pending_mark(b.addr().get(), 0);
+                m.store(0, Ordering::Relaxed);
+                usable
+            };
+            n += 1;
+            bytes += usable;
+            each(b, usable);
+        }
+        if n > 0 {
+            self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+        }
+        n
+    }
+
+    /// Walks the stack without changing it: calls `each(block, usable)` for every pending
+    /// block and checks the count and the bytes. `Err(what)` names the broken invariant.
+    ///
+    /// # Safety
+    /// No other thread uses the arena during the call; every block was pushed under
+    /// [`push`]'s contract.
+    ///
+    /// [`push`]: Self::push
+    pub unsafe fn walk(&self, mut each: impl FnMut(NonNull<u8>, usize) -> bool) -> Result<(), &'static str> {
+        let (count, bytes) = self.pending();
+        let mut p = NonNull::new(self.head.load(Ordering::Acquire).map_addr(|a| a & ADDR_MASK));
+        let (mut n, mut sum) = (0, 0usize);
+        while let Some(b) = p {
+            if n == count {
+                return Err("remote stack longer than its count (a cycle: a block pushed twice?)");
+            }
+            // SAFETY: a pending block (caller), its words the link and the mark.
+            let usable = unsafe {
+                p = NonNull::new(b.cast::<*mut u8>().read());
+                mark_of(b).load(Ordering::Relaxed) ^ pending_mark(b.addr().get(), 0)
+            };
+            if !each(b, usable) {
+                return Err("pending block is a live inner block of its arena with its usable size");
+            }
+            n += 1;
+            sum += usable;
+        }
+        if n != count {
+            return Err("remote stack's count == its length");
+        }
+        if sum != bytes {
+            return Err("remote stack's bytes == sum of its blocks' usable sizes");
+        }
+        Ok(())
+    }
+
+    /// Sets the bytes to the sum over the stack (the `fork` child, whose only thread is the
+    /// caller: a push in flight in the parent may have linked its block and not counted it).
+    ///
+    /// # Safety
+    /// No other thread uses the arena; every block was pushed under [`push`]'s contract.
+    ///
+    /// [`push`]: Self::push
+    pub unsafe fn recount(&self) {
+        let mut p = NonNull::new(self.head.load(Ordering::Acquire).map_addr(|a| a & ADDR_MASK));
+        let mut sum = 0usize;
+        while let Some(b) = p {
+            // SAFETY: a pending block (caller), its words the link and the mark.
+            unsafe {
+                p = NonNull::new(b.cast::<*mut u8>().read());
+                sum += mark_of(b).load(Ordering::Relaxed) ^ pending_mark(b.addr().get(), 0);
+            }
+        }
+        self.bytes.store(sum, Ordering::Relaxed);
+    }
+
+    /// Forgets every pending block (their memory went back with the inner strategy's).
+    pub fn clear(&self) {
+        self.head.store(ptr::null_mut(), Ordering::Relaxed);
+        self.bytes.store(0, Ordering::Relaxed);
+    }
+}
