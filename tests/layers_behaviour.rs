@@ -523,3 +523,55 @@ fn alloc_batch_gives_distinct_live_blocks() {
     run::<BestFit>();
     run::<ThreadCache<Arenas<BestFit, 2>>>();
 }
+
+/// The remote-free stack over `Fixed` (no OS mapping), small enough for Miri, which checks the
+/// stack's pointer provenance (the head word packs a count above the address) and the
+/// ordering of its pushes and take: another thread frees a block of the owner's arena, the
+/// pushes are pending, the owner's next allocation drains them, and every block is reusable.
+#[test]
+fn miri_remote_stack_keeps_provenance_over_fixed() {
+    let mut buf = vec![0u8; 1 << 20];
+    // SAFETY: the buffer outlives the heap (declared first, so dropped after it) and nothing
+    // else touches it.
+    let src = unsafe { stratalloc::Fixed::new(buf.as_mut_ptr(), buf.len()) };
+    let heap: Heap<Arenas<BestFit, 2>, stratalloc::Fixed> = Heap::with_source(src);
+    let heap = &heap;
+    let a = heap.strategy();
+    let v: Vec<Sent> = (0..6).map(|i| Sent(heap.alloc_layout(layout(24 + i * 8)).unwrap())).collect();
+    let owner = a.owner_of(v[0].0.as_ptr()).unwrap();
+    let remote = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let w = v.clone();
+        let remote = &remote;
+        s.spawn(move || {
+            // This thread's home is another arena (asserted after the scope), so its frees
+            // of the owner's blocks are remote.
+            let mine = heap.alloc_layout(layout(64)).unwrap();
+            remote.store(a.owner_of(mine.as_ptr()) != Some(owner), std::sync::atomic::Ordering::Relaxed);
+            for (i, b) in w.iter().enumerate() {
+                // SAFETY: a live block of `heap` with this layout, given up.
+                unsafe { heap.dealloc_layout(b.0, layout(24 + i * 8)) };
+            }
+            // SAFETY: as above.
+            unsafe { heap.dealloc_layout(mine, layout(64)) };
+        })
+        .join()
+        .unwrap();
+    });
+    assert!(remote.into_inner(), "the second thread had the owner's arena as its home");
+    assert_eq!(heap.stats().live_objects, 0);
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    // The owner's next allocations drain its stack and reuse the blocks.
+    let again: Vec<NonNull<u8>> = (0..6).map(|i| heap.alloc_layout(layout(24 + i * 8)).unwrap()).collect();
+    assert_eq!(a.arena(owner).stats().live_objects, 6, "the stack was drained into the arena");
+    for (i, p) in again.into_iter().enumerate() {
+        // SAFETY: writable for its layout; then freed with it.
+        unsafe {
+            p.as_ptr().write_bytes(0x5a, 24 + i * 8);
+            heap.dealloc_layout(p, layout(24 + i * 8));
+        }
+    }
+    // SAFETY: as above.
+    unsafe { heap.check() }.unwrap();
+}
