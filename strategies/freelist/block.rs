@@ -22,6 +22,7 @@
 //! - free: `footer(b) == size(b)`, and `FREE(b) ⇒ ¬FREE(next(b))` (immediate coalescing).
 
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Bytes of a block header (one word: size and flags).
 pub const HEADER_BYTES: usize = size_of::<usize>();
@@ -133,15 +134,22 @@ impl Block {
         self.payload().as_ptr().cast::<T>()
     }
 
-    /// The raw header word.
+    /// The raw header word, read atomically (relaxed).
+    ///
+    /// Atomic because one reader needs no lock: [`usable_size`](crate::Strategy::usable_size)
+    /// of a live block reads its header while the lock holder may free the block before it and
+    /// set this header's prev-free bit (the size bits never change while the block is live).
+    /// A plain read there would be a data race; a relaxed atomic load is the same `mov` on
+    /// x86-64 and sees either value of the flag, both with the same size.
     ///
     /// # Safety
     /// The block lies in a live chunk.
     #[inline]
     pub unsafe fn header(self) -> usize {
         // SAFETY: the header word is inside the chunk and word-aligned (block starts are
-        // `BLOCK_ALIGN - HEADER_BYTES` modulo `BLOCK_ALIGN`).
-        unsafe { self.0.as_ptr().cast::<usize>().read() }
+        // `BLOCK_ALIGN - HEADER_BYTES` modulo `BLOCK_ALIGN`); every concurrent access to it
+        // is atomic (this load and `set_header`'s store).
+        unsafe { AtomicUsize::from_ptr(self.0.as_ptr().cast::<usize>()) }.load(Ordering::Relaxed)
     }
 
     /// Writes the raw header word.
@@ -152,8 +160,9 @@ impl Block {
     pub unsafe fn set_header(self, word: usize) {
         // SAFETY: the header word is inside the live chunk and word-aligned (block starts are
         // `BLOCK_ALIGN - HEADER_BYTES` modulo `BLOCK_ALIGN`); the caller owns the metadata,
-        // so nobody else reads or writes it meanwhile.
-        unsafe { self.0.as_ptr().cast::<usize>().write(word) }
+        // so nobody else writes it meanwhile, and the one lock-free reader (`header` from
+        // `usable_size`) loads it atomically, as this store is.
+        unsafe { AtomicUsize::from_ptr(self.0.as_ptr().cast::<usize>()) }.store(word, Ordering::Relaxed)
     }
 
     /// Size in bytes, header included.
