@@ -12,8 +12,8 @@ use std::sync::mpsc;
 
 use harness::reference::PagePerBlock;
 use stratalloc::{
-    Arenas, BadFree, BestFit, ConstInit, DRAIN_EVERY, Heap, Mmap, PageSource, Segregate, SegregatedFit,
-    Strategy, ThreadCache, Tracked,
+    Arenas, BadFree, BestFit, ConstInit, DRAIN_EVERY, Heap, Identity, Mmap, PageSource, Segregate,
+    SegregatedFit, Strategy, ThreadCache, Tracked,
 };
 
 /// A pointer that crosses threads in a test (the blocks are plain memory of a shared heap).
@@ -574,4 +574,144 @@ fn miri_remote_stack_keeps_provenance_over_fixed() {
     }
     // SAFETY: as above.
     unsafe { heap.check() }.unwrap();
+}
+
+/// A strategy that forwards to `S` and counts the batch calls that reach it.
+struct Batches<S> {
+    inner: S,
+    frees: core::sync::atomic::AtomicUsize,
+    allocs: core::sync::atomic::AtomicUsize,
+}
+
+impl<S: ConstInit> ConstInit for Batches<S> {
+    const INIT: Self = Batches {
+        inner: S::INIT,
+        frees: core::sync::atomic::AtomicUsize::new(0),
+        allocs: core::sync::atomic::AtomicUsize::new(0),
+    };
+}
+
+impl<S> Batches<S> {
+    fn counts(&self) -> (usize, usize) {
+        use core::sync::atomic::Ordering::Relaxed;
+        (self.allocs.load(Relaxed), self.frees.load(Relaxed))
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to `S`; the batch calls are only counted first.
+unsafe impl<S: Strategy> Strategy for Batches<S> {
+    fn name(&self) -> &'static str {
+        "batches"
+    }
+    unsafe fn alloc<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.inner.alloc(src, layout) }
+    }
+    unsafe fn dealloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.inner.dealloc(src, ptr, layout) }
+    }
+    fn stats(&self) -> stratalloc::StrategyStats {
+        self.inner.stats()
+    }
+    fn block_of(&self, ptr: *const u8) -> Option<stratalloc::BlockInfo> {
+        self.inner.block_of(ptr)
+    }
+    unsafe fn free<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Result<usize, BadFree> {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.inner.free(src, ptr) }
+    }
+    unsafe fn free_batch<P: PageSource>(&self, src: &P, blocks: &[NonNull<u8>]) -> usize {
+        self.frees.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.inner.free_batch(src, blocks) }
+    }
+    unsafe fn alloc_batch<P: PageSource>(&self, src: &P, layout: Layout, out: &mut [NonNull<u8>]) -> usize {
+        self.allocs.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.inner.alloc_batch(src, layout, out) }
+    }
+    unsafe fn release_all<P: PageSource>(&self, src: &P) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.inner.release_all(src) }
+    }
+    unsafe fn check<P: PageSource>(&self, src: &P) -> Result<(), stratalloc::CheckError> {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.inner.check(src) }
+    }
+    fn fork_prepare(&self) {
+        self.inner.fork_prepare();
+    }
+    unsafe fn fork_parent(&self) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.inner.fork_parent() }
+    }
+    unsafe fn fork_child(&self) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.inner.fork_child() }
+    }
+}
+
+/// Allocates `n` blocks of `size` bytes with one `alloc_batch` through `s`, checks them,
+/// frees them with one `free_batch`, and checks the strategy again.
+fn batch_round_trip<S: Strategy>(s: &S, size: usize, n: usize) {
+    let mut out = vec![NonNull::dangling(); n];
+    // SAFETY: a non-zero size; `Mmap` is the only source `s` is used with.
+    let got = unsafe { s.alloc_batch(&Mmap, layout(size), &mut out) };
+    assert_eq!(got, n);
+    let mut addrs: Vec<usize> = out.iter().map(|p| p.as_ptr() as usize).collect();
+    addrs.sort_unstable();
+    addrs.dedup();
+    assert_eq!(addrs.len(), n, "alloc_batch gave a block twice");
+    assert!(out.iter().all(|p| s.block_of(p.as_ptr()).is_some_and(|b| b.usable >= size)));
+    assert_eq!(s.stats().live_objects, n);
+    // SAFETY: the live blocks just allocated, each once; the same source.
+    assert_eq!(unsafe { s.free_batch(&Mmap, &out) }, n);
+    assert_eq!(s.stats().live_objects, 0);
+    // SAFETY: no other thread uses `s`; its only source.
+    unsafe { s.check(&Mmap) }.unwrap();
+}
+
+/// `Identity`, `Segregate` and a strategy used by reference hand `alloc_batch` and
+/// `free_batch` to the inner strategy's own batch calls (one call per batch, or one per run
+/// of a side for `Segregate`), not block by block.
+#[test]
+fn batches_reach_the_inner_strategys_batch_calls() {
+    let id: Identity<Batches<BestFit>> = ConstInit::INIT;
+    batch_round_trip(&id, 48, 20);
+    assert_eq!(id.0.counts(), (1, 1));
+    // SAFETY: no block of it is live; never used again.
+    unsafe { id.release_all(&Mmap) };
+
+    static BY_REF: Batches<BestFit> = ConstInit::INIT;
+    let r: &'static Batches<BestFit> = &BY_REF;
+    batch_round_trip(&r, 40, 12);
+    assert_eq!(BY_REF.counts(), (1, 1));
+    // SAFETY: no block of it is live; never used again.
+    unsafe { r.release_all(&Mmap) };
+
+    let seg: Segregate<256, Batches<BestFit>, Batches<BestFit>> = ConstInit::INIT;
+    batch_round_trip(&seg, 64, 10);
+    batch_round_trip(&seg, 1000, 6);
+    assert_eq!(seg.small().counts(), (1, 1));
+    assert_eq!(seg.large().counts(), (1, 1));
+    // A batch mixing the sides: one free_batch per run of one side.
+    let mut small = vec![NonNull::dangling(); 4];
+    let mut large = vec![NonNull::dangling(); 4];
+    // SAFETY: non-zero sizes; the only source.
+    unsafe {
+        assert_eq!(seg.alloc_batch(&Mmap, layout(32), &mut small), 4);
+        assert_eq!(seg.alloc_batch(&Mmap, layout(2000), &mut large), 4);
+    }
+    // Runs: small x2, large x2, small x2, large x2.
+    let mixed = [small[0], small[1], large[0], large[1], small[2], small[3], large[2], large[3]];
+    // SAFETY: live blocks of `seg`, each once.
+    assert_eq!(unsafe { seg.free_batch(&Mmap, &mixed) }, 8);
+    assert_eq!(seg.stats().live_objects, 0);
+    assert_eq!(seg.small().counts(), (2, 3));
+    assert_eq!(seg.large().counts(), (2, 3));
+    // SAFETY: no other thread uses it; its only source.
+    unsafe { seg.check(&Mmap) }.unwrap();
+    // SAFETY: no block of it is live; never used again.
+    unsafe { seg.release_all(&Mmap) };
 }

@@ -56,6 +56,16 @@ unsafe impl<S: Strategy> Strategy for &'static S {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { (**self).free(src, ptr) }
     }
+    #[inline(always)]
+    unsafe fn free_batch<P: PageSource>(&self, src: &P, blocks: &[NonNull<u8>]) -> usize {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { (**self).free_batch(src, blocks) }
+    }
+    #[inline(always)]
+    unsafe fn alloc_batch<P: PageSource>(&self, src: &P, layout: Layout, out: &mut [NonNull<u8>]) -> usize {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { (**self).alloc_batch(src, layout, out) }
+    }
     unsafe fn release_all<P: PageSource>(&self, src: &P) {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { (**self).release_all(src) }

@@ -64,6 +64,16 @@ unsafe impl<S: Strategy> Strategy for Identity<S> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.0.free(src, ptr) }
     }
+    #[inline(always)]
+    unsafe fn free_batch<P: PageSource>(&self, src: &P, blocks: &[NonNull<u8>]) -> usize {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.0.free_batch(src, blocks) }
+    }
+    #[inline(always)]
+    unsafe fn alloc_batch<P: PageSource>(&self, src: &P, layout: Layout, out: &mut [NonNull<u8>]) -> usize {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.0.alloc_batch(src, layout, out) }
+    }
     unsafe fn release_all<P: PageSource>(&self, src: &P) {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.0.release_all(src) }

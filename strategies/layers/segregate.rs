@@ -243,6 +243,37 @@ unsafe impl<L: Limit, Small: Strategy, Large: Strategy> Strategy for Routed<L, S
         }
     }
 
+    /// Each run of consecutive blocks of one side goes to that side's own batch free (the
+    /// side is the one whose `block_of` knows the block: every block is live, caller).
+    unsafe fn free_batch<P: PageSource>(&self, src: &P, blocks: &[NonNull<u8>]) -> usize {
+        let mut freed = 0;
+        let mut rest = blocks;
+        while let Some(first) = rest.first() {
+            let small = self.small_owns(*first);
+            let run = rest.iter().position(|&p| self.small_owns(p) != small).unwrap_or(rest.len());
+            let (now, later) = rest.split_at(run);
+            // SAFETY: every block of `now` is a live block of the side `small` names (caller's
+            // guarantees, and that side's `block_of` knows it), none twice.
+            freed += unsafe {
+                if small { self.small.free_batch(src, now) } else { self.large.free_batch(src, now) }
+            };
+            rest = later;
+        }
+        freed
+    }
+
+    #[inline]
+    unsafe fn alloc_batch<P: PageSource>(&self, src: &P, layout: Layout, out: &mut [NonNull<u8>]) -> usize {
+        // SAFETY: forwarded with the caller's guarantees to the side that serves the size.
+        unsafe {
+            if layout.size() <= self.lim.limit() {
+                self.small.alloc_batch(src, layout, out)
+            } else {
+                self.large.alloc_batch(src, layout, out)
+            }
+        }
+    }
+
     unsafe fn release_all<P: PageSource>(&self, src: &P) {
         // SAFETY: forwarded with the caller's guarantees to both sides.
         unsafe {

@@ -3,8 +3,10 @@
 #
 #   comparisons/preload/tests/real_programs.sh LIB [STRATEGY...]
 #
-# LIB is libstratalloc_preload.so. STRATEGY defaults to all five names; a name the library
-# does not have built in fails (the library itself says so on stderr and falls back).
+# LIB is libstratalloc_preload.so. STRATEGY defaults to all five names, plus the compositions
+# tcache(arenas(X)) of the four free lists under edge_cases, bad_frees, python and cxx; a name
+# the library does not have built in fails (the library itself says so on stderr and falls
+# back).
 # For each strategy it runs, with LD_PRELOAD=LIB STRATALLOC_STRATEGY=<name>:
 #   edge_cases   tests/edge_cases.c (compiled here), every C-API edge case from many threads
 #   bad_frees    tests/bad_frees.c (compiled here): double, interior, stack, static, mmap and
@@ -39,7 +41,14 @@ set -uo pipefail
 lib=$(realpath "${1:?usage: real_programs.sh LIB [STRATEGY...]}")
 shift
 strategies=("$@")
-[ ${#strategies[@]} -eq 0 ] && strategies=(first-fit next-fit best-fit segregated-fit tiered)
+compose=0
+if [ ${#strategies[@]} -eq 0 ]; then
+    strategies=(first-fit next-fit best-fit segregated-fit tiered)
+    compose=1
+fi
+# Under the compositions tcache(arenas(X)) of the four free lists (default run only): the
+# C tests of the C API and bad frees, and the threaded programs.
+composition_programs=(edge_cases bad_frees python cxx)
 here=$(cd "$(dirname "$0")" && pwd)
 programs=$here/programs
 work=$(mktemp -d "${TMPDIR:-/tmp}/stratalloc-preload.XXXXXX")
@@ -147,12 +156,15 @@ else
 fi
 
 # --- every strategy x every program -------------------------------------------------------
-for strategy in "${strategies[@]}"; do
+# check STRATEGY PROGRAM...: each program under the strategy, judged as described above.
+check() {
+    local strategy=$1 name start took what
+    shift
     if ! built_in "$strategy"; then
         fail "$strategy: not built into the library ($(head -1 "$work/probe"))"
-        continue
+        return
     fi
-    for name in "${program_names[@]}"; do
+    for name in "$@"; do
         start=$(date +%s)
         run "$name" "$lib" "$strategy"
         took=$(($(date +%s) - start))
@@ -189,7 +201,16 @@ for strategy in "${strategies[@]}"; do
             pass "$what"
         fi
     done
+}
+
+for strategy in "${strategies[@]}"; do
+    check "$strategy" "${program_names[@]}"
 done
+if [ "$compose" = 1 ]; then
+    for inner in first-fit next-fit best-fit segregated-fit; do
+        check "tcache(arenas($inner))" "${composition_programs[@]}"
+    done
+fi
 
 echo "preload: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

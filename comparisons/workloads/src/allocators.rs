@@ -43,6 +43,9 @@ macro_rules! for_each_allocator {
                 "best-fit-linear", variant, stratalloc::BestFit<stratalloc::Linear>, stratalloc::Mmap;
                 "best-fit-tree", variant, stratalloc::BestFit<stratalloc::SizeTree>, stratalloc::Mmap;
                 "tcache(arenas(best-fit))", variant, stratalloc::ThreadCache<stratalloc::Arenas<stratalloc::BestFit>>, stratalloc::Mmap;
+                "tcache(arenas(first-fit))", variant, stratalloc::ThreadCache<stratalloc::Arenas<stratalloc::FirstFit>>, stratalloc::Mmap;
+                "tcache(arenas(next-fit))", variant, stratalloc::ThreadCache<stratalloc::Arenas<stratalloc::NextFit>>, stratalloc::Mmap;
+                "tcache(arenas(segregated-fit))", variant, stratalloc::ThreadCache<stratalloc::Arenas<stratalloc::SegregatedFit>>, stratalloc::Mmap;
                 "arenas(best-fit)", variant, stratalloc::Arenas<stratalloc::BestFit>, stratalloc::Mmap;
                 "tcache(best-fit)", variant, stratalloc::ThreadCache<stratalloc::BestFit>, stratalloc::Mmap;
                 "segregate(1024,segregated-fit,best-fit)", variant, stratalloc::Segregate<1024, stratalloc::SegregatedFit, stratalloc::BestFit>, stratalloc::Mmap;
