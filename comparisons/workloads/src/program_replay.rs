@@ -7,8 +7,12 @@
 //! number `stage` on an object waits until the object's counter reaches `stage` (acquire)
 //! and raises it when done (release). So a block freed by another thread is freed after its
 //! allocation, as in the program, and nothing else is ordered: the threads run as freely
-//! as the program's did. With `serial`, one thread performs every op in global order (and
-//! the report says so).
+//! as the program's did. With [`Order::Recorded`] the threads are kept but every op also
+//! waits for its turn in global order (a shared counter of ops done): the calls happen in the
+//! program's order, on the program's threads (a cross-thread free stays cross-thread, each
+//! thread's cache is used as in the program), as when a program's threads take turns under a
+//! lock (Python's GIL); it costs a hand-off between threads at every change of thread. With
+//! [`Order::Serial`], one thread performs every op in global order (and the report says so).
 //!
 //! Every block is a stamped [`Block`] (tag: its object id), checked on realloc and free: an
 //! allocator that hands out overlapping memory fails the run. The checksum depends only on
@@ -22,8 +26,9 @@
 //! blocks), and a write into the middle of a live block fails the run too. Without it only
 //! the stamps at the ends of a block are written and read.
 //!
-//! Deadlock freedom: every op waits only for an op earlier in global order, and every
-//! replay thread runs its ops in global order, so the earliest unfinished op can always run.
+//! Deadlock freedom: every op waits only for an op earlier in global order (its object's
+//! previous op, or with [`Order::Recorded`] the op just before it), and every replay thread
+//! runs its ops in global order, so the earliest unfinished op can always run.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -65,11 +70,25 @@ pub struct Sample {
     pub committed: u64,
 }
 
+/// In what order the replay's threads do their ops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    /// One replay thread per recorded thread, each doing its ops in order; only the ops on
+    /// one object are ordered across threads, so the threads run freely.
+    #[default]
+    Threads,
+    /// The same threads, and every op waits for its turn in global order (see the module
+    /// header): the program's order on the program's threads.
+    Recorded,
+    /// Every op on one thread, in global order.
+    Serial,
+}
+
 /// How to replay.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Options {
-    /// Every op on one thread, in global order.
-    pub serial: bool,
+    /// In what order the ops run.
+    pub order: Order,
     /// Write every byte of a block when it is allocated and read every byte before it is
     /// freed (see the module header); else only the stamps at its ends.
     pub whole: bool,
@@ -273,14 +292,24 @@ struct Run<'a> {
     /// Whole-block traffic ([`Options::whole`]).
     whole: bool,
     touched: AtomicU64,
+    /// With [`Order::Recorded`]: the index of the op whose turn it is (ops done so far, as
+    /// every op before it in global order is done).
+    turn: Option<AtomicU64>,
 }
 
 impl Run<'_> {
     /// Waits until `slot` has reached `stage` (another thread's earlier op on the object).
     #[inline]
     fn wait(&self, slot: &Slot, stage: u32) -> Check {
+        self.wait_for(&slot.stage, stage)
+    }
+
+    /// Waits until `counter` reads `value` (acquire): spins a little, then yields the core
+    /// (the thread that is due may be waiting for one).
+    #[inline]
+    fn wait_for<T: Counter>(&self, counter: &T, value: T::Value) -> Check {
         let mut spins = 0u32;
-        while slot.stage.load(Ordering::Acquire) != stage {
+        while counter.get() != value {
             if self.failed.load(Ordering::Relaxed) {
                 return Err("another replay thread failed".into());
             }
@@ -377,10 +406,20 @@ impl Run<'_> {
         }
     }
 
-    /// Runs the ops in `mine` (indices into the trace's ops, in global order).
+    /// Runs the ops in `mine` (indices into the trace's ops, in global order); with
+    /// [`Order::Recorded`], each when its turn comes.
     fn thread(&self, mine: &[u32]) -> Check {
         for &i in mine {
-            if let Err(e) = self.op(i as usize) {
+            let done = match &self.turn {
+                Some(turn) => self.wait_for(turn, u64::from(i)).and_then(|()| {
+                    let r = self.op(i as usize);
+                    // The next op's turn; its thread sees this op's writes (release).
+                    turn.store(u64::from(i) + 1, Ordering::Release);
+                    r
+                }),
+                None => self.op(i as usize),
+            };
+            if let Err(e) = done {
                 self.failed.store(true, Ordering::Relaxed);
                 return Err(e);
             }
@@ -389,10 +428,33 @@ impl Run<'_> {
     }
 }
 
+/// An atomic counter a replay thread waits on (an object's stage, the recorded turn).
+trait Counter {
+    type Value: PartialEq + Copy;
+    /// The value, read with acquire ordering.
+    fn get(&self) -> Self::Value;
+}
+
+impl Counter for AtomicU32 {
+    type Value = u32;
+    #[inline]
+    fn get(&self) -> u32 {
+        self.load(Ordering::Acquire)
+    }
+}
+
+impl Counter for AtomicU64 {
+    type Value = u64;
+    #[inline]
+    fn get(&self) -> u64 {
+        self.load(Ordering::Acquire)
+    }
+}
+
 /// Replays `t` (see the module header); the blocks still live at the end are checked and
 /// freed. `probe` reads the allocator's own counts (`|| None` for any allocator).
 pub fn replay(t: &Plan, opts: Options, probe: Probe) -> Check<Replayed> {
-    let threads = if opts.serial { 1 } else { (t.threads as usize).clamp(1, MAX_THREADS) };
+    let threads = if opts.order == Order::Serial { 1 } else { (t.threads as usize).clamp(1, MAX_THREADS) };
     let mut lists: Vec<Vec<u32>> = vec![Vec::new(); threads];
     for (i, op) in t.ops.iter().enumerate() {
         if op.thread >= t.threads.max(1) {
@@ -415,6 +477,7 @@ pub fn replay(t: &Plan, opts: Options, probe: Probe) -> Check<Replayed> {
         base_committed: AtomicU64::new(0),
         whole: opts.whole,
         touched: AtomicU64::new(0),
+        turn: (opts.order == Order::Recorded).then(|| AtomicU64::new(0)),
     };
     let calls_before = probe().map_or(0, |[_, calls]| calls);
     // The threads start, then the baseline is read (their stacks are not the allocator's),
