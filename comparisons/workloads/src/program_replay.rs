@@ -11,7 +11,8 @@
 //! waits for its turn in global order (a shared counter of ops done): the calls happen in the
 //! program's order, on the program's threads (a cross-thread free stays cross-thread, each
 //! thread's cache is used as in the program), as when a program's threads take turns under a
-//! lock (Python's GIL); it costs a hand-off between threads at every change of thread. With
+//! lock (Python's GIL); it costs a hand-off between threads at every change of thread (a
+//! thread waiting long parks, and the thread ending the turn before wakes it). With
 //! [`Order::Serial`], one thread performs every op in global order (and the report says so).
 //!
 //! Every block is a stamped [`Block`] (tag: its object id), checked on realloc and free: an
@@ -295,21 +296,18 @@ struct Run<'a> {
     /// With [`Order::Recorded`]: the index of the op whose turn it is (ops done so far, as
     /// every op before it in global order is done).
     turn: Option<AtomicU64>,
+    /// Replay threads, and each one's handle (set before the replay starts), so that the
+    /// thread ending its turn can wake the next one from [`Run::wait_turn`]'s park.
+    lanes: usize,
+    handles: Vec<std::sync::OnceLock<std::thread::Thread>>,
 }
 
 impl Run<'_> {
     /// Waits until `slot` has reached `stage` (another thread's earlier op on the object).
     #[inline]
     fn wait(&self, slot: &Slot, stage: u32) -> Check {
-        self.wait_for(&slot.stage, stage)
-    }
-
-    /// Waits until `counter` reads `value` (acquire): spins a little, then yields the core
-    /// (the thread that is due may be waiting for one).
-    #[inline]
-    fn wait_for<T: Counter>(&self, counter: &T, value: T::Value) -> Check {
         let mut spins = 0u32;
-        while counter.get() != value {
+        while slot.stage.load(Ordering::Acquire) != stage {
             if self.failed.load(Ordering::Relaxed) {
                 return Err("another replay thread failed".into());
             }
@@ -321,6 +319,46 @@ impl Run<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Waits until it is op `i`'s turn ([`Order::Recorded`]): spins a little, yields a
+    /// little, then parks until the thread ending the turn before wakes it (a thread may
+    /// wait through another thread's whole run of calls: spinning or yielding all that time
+    /// would take a core from the thread whose turn it is).
+    fn wait_turn(&self, turn: &AtomicU64, i: u64) -> Check {
+        let mut tries = 0u32;
+        while turn.load(Ordering::Acquire) != i {
+            if self.failed.load(Ordering::Relaxed) {
+                return Err("another replay thread failed".into());
+            }
+            tries += 1;
+            if tries < 64 {
+                std::hint::spin_loop();
+            } else if tries < 96 {
+                std::thread::yield_now();
+            } else {
+                // A wake between the load above and this park leaves a token: park returns
+                // at once, and the loop reads the turn again.
+                std::thread::park();
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends op `i`'s turn: the next op may run (it sees this op's writes: release), and its
+    /// thread is woken if it parked.
+    fn end_turn(&self, turn: &AtomicU64, i: usize) {
+        turn.store(i as u64 + 1, Ordering::Release);
+        if let Some(next) = self.plan.ops.get(i + 1)
+            && let Some(h) = self.handles.get(next.thread as usize % self.lanes).and_then(|h| h.get())
+        {
+            h.unpark();
+        }
+    }
+
+    /// Wakes every parked thread (a thread failed: they stop).
+    fn wake_all(&self) {
+        self.handles.iter().filter_map(|h| h.get()).for_each(|h| h.unpark());
     }
 
     /// Performs op `i`.
@@ -411,43 +449,20 @@ impl Run<'_> {
     fn thread(&self, mine: &[u32]) -> Check {
         for &i in mine {
             let done = match &self.turn {
-                Some(turn) => self.wait_for(turn, u64::from(i)).and_then(|()| {
+                Some(turn) => self.wait_turn(turn, u64::from(i)).and_then(|()| {
                     let r = self.op(i as usize);
-                    // The next op's turn; its thread sees this op's writes (release).
-                    turn.store(u64::from(i) + 1, Ordering::Release);
+                    self.end_turn(turn, i as usize);
                     r
                 }),
                 None => self.op(i as usize),
             };
             if let Err(e) = done {
                 self.failed.store(true, Ordering::Relaxed);
+                self.wake_all();
                 return Err(e);
             }
         }
         Ok(())
-    }
-}
-
-/// An atomic counter a replay thread waits on (an object's stage, the recorded turn).
-trait Counter {
-    type Value: PartialEq + Copy;
-    /// The value, read with acquire ordering.
-    fn get(&self) -> Self::Value;
-}
-
-impl Counter for AtomicU32 {
-    type Value = u32;
-    #[inline]
-    fn get(&self) -> u32 {
-        self.load(Ordering::Acquire)
-    }
-}
-
-impl Counter for AtomicU64 {
-    type Value = u64;
-    #[inline]
-    fn get(&self) -> u64 {
-        self.load(Ordering::Acquire)
     }
 }
 
@@ -478,6 +493,8 @@ pub fn replay(t: &Plan, opts: Options, probe: Probe) -> Check<Replayed> {
         whole: opts.whole,
         touched: AtomicU64::new(0),
         turn: (opts.order == Order::Recorded).then(|| AtomicU64::new(0)),
+        lanes: threads,
+        handles: (0..threads).map(|_| std::sync::OnceLock::new()).collect(),
     };
     let calls_before = probe().map_or(0, |[_, calls]| calls);
     // The threads start, then the baseline is read (their stacks are not the allocator's),
@@ -488,8 +505,11 @@ pub fn replay(t: &Plan, opts: Options, probe: Probe) -> Check<Replayed> {
         let (run, ready, go) = (&run, &ready, &go);
         let hs: Vec<_> = lists
             .iter()
-            .map(|mine| {
+            .enumerate()
+            .map(|(lane, mine)| {
                 s.spawn(move || {
+                    // Before the start: the handle may allocate on its first use.
+                    let _ = run.handles[lane].set(std::thread::current());
                     ready.wait();
                     go.wait();
                     run.thread(mine)
