@@ -14,10 +14,15 @@
 #               with no preload (glibc), under Debian's libmimalloc.so.2, and under the
 #               preload library with STRATALLOC_STRATEGY set (`--preload preload:NAME=...`);
 #               glibc is the same run in both;
-#   replay-abi-serial  with -S, also the program's builds replaying every call on one thread
-#               in the recorded global order (`--serial`, a rotation of its own): the
-#               threads take turns as Python's do under its GIL, but cross-thread frees
-#               become local ones;
+#   replay-abi-serial  with -S (or -O serial), also the program's builds replaying every
+#               call on one thread in the recorded global order (`--order serial`, a
+#               rotation of its own): the threads take turns as Python's do under its GIL,
+#               but cross-thread frees become local ones;
+#   replay-abi-recorded  with -O recorded, also the program's builds replaying with the
+#               recorded threads, every call waiting for its turn in the recorded global
+#               order (`--order recorded`, a rotation of its own): the program's order on
+#               the program's threads, cross-thread frees kept, at the cost of a hand-off
+#               between threads at every change of thread;
 # (c) print the rankings side by side, by median and by per-rep ratio (each time over the
 # median of its rep, which takes out the machine's drift between reps), Spearman's rank
 # correlation of each replay's order against each of the program's, the pairs of
@@ -27,7 +32,7 @@
 # on one side only is a tie, not a disagreement), and whether those agree. Use REPS >= 5
 # (the quartiles need them). A last table sums it up for every program.
 #
-#   comparisons/preload/rank-check.sh [-n REPS] [-k TRACES] [-t TOUCH] [-S] [-o DIR | -R DIR] [PROGRAM...]
+#   comparisons/preload/rank-check.sh [-n REPS] [-k TRACES] [-t TOUCH] [-S] [-O ORDER]... [-o DIR | -R DIR] [PROGRAM...]
 #
 #   -n REPS     runs of the program per allocator, and replays per allocator (default 5)
 #   -k TRACES   a program that starts others writes one trace per process: replay at most
@@ -35,7 +40,8 @@
 #               report says what share of the trace bytes that covers)
 #   -t TOUCH    the replay's --touch: whole (default: every block written when allocated and
 #               read before it is freed, as the program does) or ends (the stamps only)
-#   -S          also replay-abi-serial (see above)
+#   -S          also replay-abi-serial (see above); the same as -O serial
+#   -O ORDER    also replay-abi-ORDER, ORDER recorded or serial (see above); repeatable
 #   -o DIR      keep the raw data there (runs.tsv, the traces' replay.json); default: a
 #               temporary directory, removed at exit
 #   -R DIR      measure nothing: print the report again from the data -o DIR kept (same
@@ -57,24 +63,22 @@
 # failed, 2 for bad usage or missing builds.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-target=${CARGO_TARGET_DIR:-$repo/target}
-lib=$target/release/libstratalloc_preload.so
-driver=$target/release/comparisons
+# shellcheck source=programs.sh
+. "$here/programs.sh"
 mimalloc=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2
-programs=$here/tests/programs
 
 usage() {
     sed -n '/^#   comparisons/,/^#               default/p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
-reps=5 max_traces=8 keep= report_only= touch=whole serial=
-while getopts n:k:t:So:R:h opt; do
+reps=5 max_traces=8 keep= report_only= touch=whole orders=()
+while getopts n:k:t:SO:o:R:h opt; do
     case $opt in
     n) reps=$OPTARG ;;
     k) max_traces=$OPTARG ;;
     t) touch=$OPTARG ;;
-    S) serial=1 ;;
+    S) orders+=(serial) ;;
+    O) [[ $OPTARG =~ ^(recorded|serial)$ ]] || usage && orders+=("$OPTARG") ;;
     o) keep=$OPTARG ;;
     R) keep=$OPTARG report_only=1 ;;
     *) usage ;;
@@ -87,12 +91,7 @@ names=("$@")
 for p in "${names[@]}"; do
     case $p in python | sqlite | gcc | cxx | git) ;; *) echo "rank-check.sh: unknown program '$p'" >&2 && usage ;; esac
 done
-for f in "$lib" "$driver"; do
-    [ -e "$f" ] || {
-        echo "rank-check.sh: $f not found (cargo build --release -p stratalloc-preload -p comparisons)" >&2
-        exit 2
-    }
-done
+need_builds rank-check.sh
 for tool in python3 sqlite3 gcc g++ git; do
     command -v "$tool" >/dev/null || { echo "rank-check.sh: $tool not found" >&2 && exit 2; }
 done
@@ -214,15 +213,15 @@ for p in "${names[@]}"; do
             "${preloads[@]}" --out "$out" "${extra[@]}" >"$out.txt" 2>"$work/err"; then
             printf '%s\t%s\t%s\n' "$(wc -c <"$f")" "${extra[*]:-complete}" "$out/replay.json" >>"$tdir/replayed.tsv"
             i=$((i + 1))
-            if [ -n "$serial" ]; then
+            for order in "${orders[@]}"; do
                 if "$driver" replay "$f" --no-build --reps "$reps" --touch "$touch" --allocators system \
-                    "${preloads[@]}" --serial --out "$out-serial" "${extra[@]}" >"$out-serial.txt" 2>"$work/err"; then
-                    printf '%s\t%s\t%s\n' 0 serial "$out-serial/replay.json" >>"$tdir/replayed.tsv"
+                    "${preloads[@]}" --order "$order" --out "$out-$order" "${extra[@]}" >"$out-$order.txt" 2>"$work/err"; then
+                    printf '%s\t%s\t%s\n' 0 "$order" "$out-$order/replay.json" >>"$tdir/replayed.tsv"
                 else
-                    echo "FAILED: serial replay of $f: $(tail -c 300 "$work/err")" >&2
+                    echo "FAILED: $order replay of $f: $(tail -c 300 "$work/err")" >&2
                     failed=1
                 fi
-            fi
+            done
         else
             echo "FAILED: replay of $f: $(tail -c 300 "$work/err")" >&2
             failed=1
@@ -303,19 +302,20 @@ for p in names:
     total, files, cmd = fields[:3]
     load = f"load average {fields[3]} before, {fields[4]} after" if len(fields) >= 6 else ""
     touch = fields[5] if len(fields) >= 6 else "ends"
-    variants = {"replay": {}, "replay-abi": {}, "replay-abi-serial": {}}
+    variants = {"replay": {}, "replay-abi": {}, "replay-abi-serial": {}, "replay-abi-recorded": {}}
+    orders = ("serial", "recorded")
     covered, notes, replayed = 0, [], 0
     for line in open(os.path.join(tdir, "replayed.tsv")):
         size, how, path = line.rstrip("\n").split("\t")
-        if how != "serial":
+        if how not in orders:
             covered += int(size)
             replayed += 1
-        if how not in ("complete", "serial"):
+        if how not in ("complete",) + orders:
             notes.append(how)
         for row in json.load(open(path))["allocators"]:
             name = row["name"]
-            if how == "serial":
-                targets = [("replay-abi-serial", "glibc" if name == "system" else name[len("preload:"):])]
+            if how in orders:
+                targets = [("replay-abi-" + how, "glibc" if name == "system" else name[len("preload:"):])]
             elif name == "system":  # glibc: the same run for both
                 targets = [("replay", "glibc"), ("replay-abi", "glibc")]
             elif name.startswith("preload:"):

@@ -13,15 +13,10 @@
 # to both runs (default: the library's default strategy).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-target=${CARGO_TARGET_DIR:-$repo/target}
-lib=$target/release/libstratalloc_preload.so
-driver=$target/release/comparisons
+# shellcheck source=programs.sh
+. "$here/programs.sh"
 reps=${1:-5}
-for f in "$lib" "$driver"; do
-    [ -e "$f" ] || { echo "time-tracing.sh: $f not found (cargo build --release -p stratalloc-preload -p comparisons)" >&2; exit 2; }
-done
-programs=$here/tests/programs
+need_builds time-tracing.sh
 python=$(python3 -c 'import sys; print(sys.executable)')
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

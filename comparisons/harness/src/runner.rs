@@ -6,9 +6,11 @@
 //!   end of the table, which runs nothing.
 //! - `run WORKLOAD --scale X --threads N --seed S [--trace FILE]`: exit 0 and a RESULT line
 //!   on success; exit 2 on a failed check; a panic or a crash is a non-zero exit or a signal.
-//! - `replay FILE [--serial] [--partial] [--ends-only] [--series OUT]`: replays the flat ops file the
+//! - `replay FILE [--serial | --recorded] [--partial] [--ends-only] [--series OUT]`: replays the flat ops file the
 //!   driver writes (read in place from a mapping, so nothing is decoded through the
-//!   allocator under test), or a program trace (format v2, decoded here), with its threads, and prints a RESULT line whose metrics
+//!   allocator under test), or a program trace (format v2, decoded here), with its threads
+//!   (`--recorded`: each call also waits for its turn in the recorded global order; `--serial`:
+//!   every call on one thread), and prints a RESULT line whose metrics
 //!   are `replay_s`, `peak_resident_bytes`, `peak_rss_bytes`, `threads`, `touched_bytes` (0 with
 //!   `--ends-only`: the stamps alone, no whole-block traffic), and for a stratalloc heap
 //!   `peak_committed_bytes` and `page_source_calls`; `--series` writes the memory series as
@@ -91,15 +93,16 @@ impl Drop for Mapped {
 /// Exit code of an unreadable trace.
 pub const EXIT_BAD_TRACE: i32 = 65;
 
-/// `replay FILE [--serial] [--partial] [--ends-only] [--series OUT]` (see the module header).
+/// `replay FILE [--serial | --recorded] [--partial] [--ends-only] [--series OUT]` (see the module header).
 fn replay(args: &[String], probe: fn() -> Option<[u64; 2]>) {
     use workloads::{program_replay, program_trace};
     let Some(path) = args.first() else { fail("replay needs a trace file", 64) };
-    let (mut serial, mut partial, mut whole, mut series) = (false, false, true, None);
+    let (mut order, mut partial, mut whole, mut series) = (program_replay::Order::Threads, false, true, None);
     let mut it = args[1..].iter();
     while let Some(flag) = it.next() {
         match flag.as_str() {
-            "--serial" => serial = true,
+            "--serial" => order = program_replay::Order::Serial,
+            "--recorded" => order = program_replay::Order::Recorded,
             "--partial" => partial = true,
             "--ends-only" => whole = false,
             "--series" => {
@@ -122,7 +125,7 @@ fn replay(args: &[String], probe: fn() -> Option<[u64; 2]>) {
         program_replay::Plan::from_bytes(map.bytes())
             .unwrap_or_else(|e| fail(&format!("{path}: {e}"), EXIT_BAD_TRACE))
     };
-    let r = program_replay::replay(&plan, program_replay::Options { serial, whole }, probe)
+    let r = program_replay::replay(&plan, program_replay::Options { order, whole }, probe)
         .unwrap_or_else(|e| fail(&format!("replay: {e}"), EXIT_FAILED));
     if let Some(out) = series {
         let points: Vec<[u64; 4]> =
@@ -185,7 +188,7 @@ pub fn main_with_probe(name: &str, kind: &str, probe: fn() -> Option<[u64; 2]>) 
         }
         _ => fail(
             "usage: --describe | run WORKLOAD [--scale X] [--threads N] [--seed S] [--trace FILE] \
-             | replay FILE [--serial] [--partial] [--ends-only] [--series OUT]",
+             | replay FILE [--serial | --recorded] [--partial] [--ends-only] [--series OUT]",
             64,
         ),
     }

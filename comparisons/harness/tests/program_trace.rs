@@ -101,19 +101,22 @@ fn a_threaded_program_is_recorded_profiled_and_replayed() {
         assert!(out.contains(want), "--profile lacks {want:?}:\n{out}");
     }
 
-    for serial in [false, true] {
-        let out_dir = dir.join(if serial { "serial" } else { "threads" });
+    for (order, says) in [
+        ("threads", "with 4 thread(s): each"),
+        ("recorded", "with 4 thread(s), every call in the recorded global order"),
+        ("serial", "serialised"),
+    ] {
+        let out_dir = dir.join(order);
         let mut args =
             vec!["--reps", "1", "--allocators", "tiered,best-fit,tcache(best-fit),mimalloc,system", "--out"];
         args.push(out_dir.to_str().expect("utf-8 path"));
-        if serial {
-            args.push("--serial");
-        }
+        // `--serial` is the older spelling of `--order serial`.
+        args.extend(if order == "serial" { vec!["--serial"] } else { vec!["--order", order] });
         let o = replay(&args, &trace);
         let (stdout, stderr) = (text(&o.stdout), text(&o.stderr));
         assert!(o.status.success(), "replay failed:\n{stdout}\n{stderr}");
         assert!(stdout.contains("fastest: ") && stdout.contains("least memory: "), "{stdout}");
-        assert!(stdout.contains(if serial { "serialised" } else { "with 4 thread(s)" }), "{stdout}");
+        assert!(stdout.contains(says), "{stdout}");
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out_dir.join("replay.json")).expect("replay.json"))
                 .expect("JSON");

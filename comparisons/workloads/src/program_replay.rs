@@ -7,8 +7,13 @@
 //! number `stage` on an object waits until the object's counter reaches `stage` (acquire)
 //! and raises it when done (release). So a block freed by another thread is freed after its
 //! allocation, as in the program, and nothing else is ordered: the threads run as freely
-//! as the program's did. With `serial`, one thread performs every op in global order (and
-//! the report says so).
+//! as the program's did. With [`Order::Recorded`] the threads are kept but every op also
+//! waits for its turn in global order (a shared counter of ops done): the calls happen in the
+//! program's order, on the program's threads (a cross-thread free stays cross-thread, each
+//! thread's cache is used as in the program), as when a program's threads take turns under a
+//! lock (Python's GIL); it costs a hand-off between threads at every change of thread (a
+//! thread waiting long parks, and the thread ending the turn before wakes it). With
+//! [`Order::Serial`], one thread performs every op in global order (and the report says so).
 //!
 //! Every block is a stamped [`Block`] (tag: its object id), checked on realloc and free: an
 //! allocator that hands out overlapping memory fails the run. The checksum depends only on
@@ -22,8 +27,9 @@
 //! blocks), and a write into the middle of a live block fails the run too. Without it only
 //! the stamps at the ends of a block are written and read.
 //!
-//! Deadlock freedom: every op waits only for an op earlier in global order, and every
-//! replay thread runs its ops in global order, so the earliest unfinished op can always run.
+//! Deadlock freedom: every op waits only for an op earlier in global order (its object's
+//! previous op, or with [`Order::Recorded`] the op just before it), and every replay thread
+//! runs its ops in global order, so the earliest unfinished op can always run.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -65,11 +71,25 @@ pub struct Sample {
     pub committed: u64,
 }
 
+/// In what order the replay's threads do their ops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    /// One replay thread per recorded thread, each doing its ops in order; only the ops on
+    /// one object are ordered across threads, so the threads run freely.
+    #[default]
+    Threads,
+    /// The same threads, and every op waits for its turn in global order (see the module
+    /// header): the program's order on the program's threads.
+    Recorded,
+    /// Every op on one thread, in global order.
+    Serial,
+}
+
 /// How to replay.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Options {
-    /// Every op on one thread, in global order.
-    pub serial: bool,
+    /// In what order the ops run.
+    pub order: Order,
     /// Write every byte of a block when it is allocated and read every byte before it is
     /// freed (see the module header); else only the stamps at its ends.
     pub whole: bool,
@@ -273,6 +293,13 @@ struct Run<'a> {
     /// Whole-block traffic ([`Options::whole`]).
     whole: bool,
     touched: AtomicU64,
+    /// With [`Order::Recorded`]: the index of the op whose turn it is (ops done so far, as
+    /// every op before it in global order is done).
+    turn: Option<AtomicU64>,
+    /// Replay threads, and each one's handle (set before the replay starts), so that the
+    /// thread ending its turn can wake the next one from [`Run::wait_turn`]'s park.
+    lanes: usize,
+    handles: Vec<std::sync::OnceLock<std::thread::Thread>>,
 }
 
 impl Run<'_> {
@@ -292,6 +319,46 @@ impl Run<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Waits until it is op `i`'s turn ([`Order::Recorded`]): spins a little, yields a
+    /// little, then parks until the thread ending the turn before wakes it (a thread may
+    /// wait through another thread's whole run of calls: spinning or yielding all that time
+    /// would take a core from the thread whose turn it is).
+    fn wait_turn(&self, turn: &AtomicU64, i: u64) -> Check {
+        let mut tries = 0u32;
+        while turn.load(Ordering::Acquire) != i {
+            if self.failed.load(Ordering::Relaxed) {
+                return Err("another replay thread failed".into());
+            }
+            tries += 1;
+            if tries < 64 {
+                std::hint::spin_loop();
+            } else if tries < 96 {
+                std::thread::yield_now();
+            } else {
+                // A wake between the load above and this park leaves a token: park returns
+                // at once, and the loop reads the turn again.
+                std::thread::park();
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends op `i`'s turn: the next op may run (it sees this op's writes: release), and its
+    /// thread is woken if it parked.
+    fn end_turn(&self, turn: &AtomicU64, i: usize) {
+        turn.store(i as u64 + 1, Ordering::Release);
+        if let Some(next) = self.plan.ops.get(i + 1)
+            && let Some(h) = self.handles.get(next.thread as usize % self.lanes).and_then(|h| h.get())
+        {
+            h.unpark();
+        }
+    }
+
+    /// Wakes every parked thread (a thread failed: they stop).
+    fn wake_all(&self) {
+        self.handles.iter().filter_map(|h| h.get()).for_each(|h| h.unpark());
     }
 
     /// Performs op `i`.
@@ -377,11 +444,21 @@ impl Run<'_> {
         }
     }
 
-    /// Runs the ops in `mine` (indices into the trace's ops, in global order).
+    /// Runs the ops in `mine` (indices into the trace's ops, in global order); with
+    /// [`Order::Recorded`], each when its turn comes.
     fn thread(&self, mine: &[u32]) -> Check {
         for &i in mine {
-            if let Err(e) = self.op(i as usize) {
+            let done = match &self.turn {
+                Some(turn) => self.wait_turn(turn, u64::from(i)).and_then(|()| {
+                    let r = self.op(i as usize);
+                    self.end_turn(turn, i as usize);
+                    r
+                }),
+                None => self.op(i as usize),
+            };
+            if let Err(e) = done {
                 self.failed.store(true, Ordering::Relaxed);
+                self.wake_all();
                 return Err(e);
             }
         }
@@ -392,7 +469,7 @@ impl Run<'_> {
 /// Replays `t` (see the module header); the blocks still live at the end are checked and
 /// freed. `probe` reads the allocator's own counts (`|| None` for any allocator).
 pub fn replay(t: &Plan, opts: Options, probe: Probe) -> Check<Replayed> {
-    let threads = if opts.serial { 1 } else { (t.threads as usize).clamp(1, MAX_THREADS) };
+    let threads = if opts.order == Order::Serial { 1 } else { (t.threads as usize).clamp(1, MAX_THREADS) };
     let mut lists: Vec<Vec<u32>> = vec![Vec::new(); threads];
     for (i, op) in t.ops.iter().enumerate() {
         if op.thread >= t.threads.max(1) {
@@ -415,6 +492,9 @@ pub fn replay(t: &Plan, opts: Options, probe: Probe) -> Check<Replayed> {
         base_committed: AtomicU64::new(0),
         whole: opts.whole,
         touched: AtomicU64::new(0),
+        turn: (opts.order == Order::Recorded).then(|| AtomicU64::new(0)),
+        lanes: threads,
+        handles: (0..threads).map(|_| std::sync::OnceLock::new()).collect(),
     };
     let calls_before = probe().map_or(0, |[_, calls]| calls);
     // The threads start, then the baseline is read (their stacks are not the allocator's),
@@ -425,8 +505,11 @@ pub fn replay(t: &Plan, opts: Options, probe: Probe) -> Check<Replayed> {
         let (run, ready, go) = (&run, &ready, &go);
         let hs: Vec<_> = lists
             .iter()
-            .map(|mine| {
+            .enumerate()
+            .map(|(lane, mine)| {
                 s.spawn(move || {
+                    // Before the start: the handle may allocate on its first use.
+                    let _ = run.handles[lane].set(std::thread::current());
                     ready.wait();
                     go.wait();
                     run.thread(mine)

@@ -30,9 +30,15 @@ fn cli() -> clap::Command {
         .arg(Arg::new("profile").long("profile").action(ArgAction::SetTrue).help(
             "Describe the trace (size and lifetime histograms, cross-thread frees, peak live bytes) instead of replaying it",
         ))
-        .arg(Arg::new("serial").long("serial").action(ArgAction::SetTrue).help(
-            "Replay every call on one thread in the recorded global order (default: one replay thread per recorded thread)",
+        .arg(Arg::new("order").long("order").value_parser(["threads", "recorded", "serial"]).default_value("threads").help(
+            "threads: one replay thread per recorded thread, each doing its calls in order, calls on one object in the \
+             recorded order, the threads otherwise free (the default); recorded: the same threads, and every call waits \
+             for its turn in the recorded global order, so the calls run in the program's order on the program's \
+             threads (as threads taking turns under a lock, Python's GIL, do; it costs a hand-off between threads at \
+             every change of thread); serial: every call on one thread, in the recorded global order (cross-thread \
+             frees become local ones)",
         ))
+        .arg(Arg::new("serial").long("serial").action(ArgAction::SetTrue).conflicts_with("order").help("--order serial"))
         .arg(Arg::new("partial").long("partial").action(ArgAction::SetTrue).help(
             "Accept a trace without its end record (a program killed or left with _exit): replays the chunks it has",
         ))
@@ -176,7 +182,15 @@ pub fn main() {
     if trace.ops.is_empty() {
         fail(EXIT_BAD_TRACE, &format!("{}: the trace holds no allocation to replay", path.display()));
     }
-    let serial = m.get_flag("serial");
+    let order = if m.get_flag("serial") {
+        program_replay::Order::Serial
+    } else {
+        match m.get_one::<String>("order").map(String::as_str) {
+            Some("recorded") => program_replay::Order::Recorded,
+            Some("serial") => program_replay::Order::Serial,
+            _ => program_replay::Order::Threads,
+        }
+    };
     let whole = m.get_one::<String>("touch").is_none_or(|t| t == "whole");
     let opts = Opts {
         quick: false,
@@ -235,13 +249,19 @@ pub fn main() {
         trace.threads,
         trace.objects,
         bytes_h(prof.peak_live_bytes as f64),
-        if serial {
-            "serialised: one thread, every call in the recorded global order (--serial)".to_string()
-        } else {
-            format!(
+        match order {
+            program_replay::Order::Serial =>
+                "serialised: one thread, every call in the recorded global order (--order serial)".to_string(),
+            program_replay::Order::Recorded => format!(
+                "with {} thread(s), every call in the recorded global order (--order recorded: {} hand-offs \
+                 between threads)",
+                (trace.threads as usize).clamp(1, program_replay::MAX_THREADS),
+                handoffs(&trace)
+            ),
+            program_replay::Order::Threads => format!(
                 "with {} thread(s): each recorded thread's calls in order, calls on one object in the recorded order",
                 (trace.threads as usize).clamp(1, program_replay::MAX_THREADS)
-            )
+            ),
         },
         if whole {
             "every block written whole when allocated and read whole before it is freed (--touch whole)"
@@ -249,7 +269,7 @@ pub fn main() {
             "only the stamps at each block's ends written and read (--touch ends)"
         }
     );
-    let rows = run(&opts, &targets, &trace, serial, whole);
+    let rows = run(&opts, &targets, &trace, order, whole);
     let text = render(&rows, &prof, opts.reps, whole);
     print!("{text}");
     match write_out(&opts.out, &path, &rows, &prof, &text) {
@@ -295,7 +315,20 @@ fn sibling_traces(trace: &Path) -> Vec<PathBuf> {
 }
 
 /// Runs every (rep, allocator), the allocators rotated each rep.
-fn run(opts: &Opts, targets: &[Target], trace: &program_trace::Trace, serial: bool, whole: bool) -> Vec<Row> {
+/// Changes of replay thread between consecutive calls: what `--order recorded` pays a
+/// hand-off for.
+fn handoffs(trace: &program_trace::Trace) -> usize {
+    let lane = |t: u32| t as usize % program_replay::MAX_THREADS;
+    trace.ops.windows(2).filter(|w| lane(w[0].thread) != lane(w[1].thread)).count()
+}
+
+fn run(
+    opts: &Opts,
+    targets: &[Target],
+    trace: &program_trace::Trace,
+    order: program_replay::Order,
+    whole: bool,
+) -> Vec<Row> {
     let flat = program_replay::flat_ops(trace);
     let want = format!(
         "{:016x}",
@@ -326,8 +359,10 @@ fn run(opts: &Opts, targets: &[Target], trace: &program_trace::Trace, serial: bo
             let series = scratch.join(format!("{i}.json"));
             let mut cmd = Command::new(&runner.path);
             cmd.arg("replay").arg(&ops_file).arg("--series").arg(&series);
-            if serial {
-                cmd.arg("--serial");
+            match order {
+                program_replay::Order::Serial => _ = cmd.arg("--serial"),
+                program_replay::Order::Recorded => _ = cmd.arg("--recorded"),
+                program_replay::Order::Threads => {}
             }
             if !whole {
                 cmd.arg("--ends-only");

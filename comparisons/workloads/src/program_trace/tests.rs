@@ -3,10 +3,10 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::program_replay::{Options, Plan, flat_file, flat_ops, plan_checksum, replay};
+use crate::program_replay::{Options, Order, Plan, flat_file, flat_ops, plan_checksum, replay};
 
-fn run(t: &Trace, serial: bool) -> crate::program_replay::Replayed {
-    run_with(t, Options { serial, whole: true })
+fn run(t: &Trace, order: Order) -> crate::program_replay::Replayed {
+    run_with(t, Options { order, whole: true })
 }
 
 fn run_with(t: &Trace, opts: Options) -> crate::program_replay::Replayed {
@@ -81,11 +81,14 @@ fn profile_counts_sizes_lifetimes_and_cross_thread_frees() {
 #[test]
 fn replays_with_threads_and_serially() {
     let t = decode(&sample(), false).unwrap();
-    let threaded = run(&t, false);
-    let serial = run(&t, true);
+    let threaded = run(&t, Order::Threads);
+    let serial = run(&t, Order::Serial);
+    let recorded = run(&t, Order::Recorded);
     assert_eq!(threaded.threads, 2);
     assert_eq!(serial.threads, 1);
+    assert_eq!(recorded.threads, 2);
     assert_eq!(threaded.checksum, serial.checksum);
+    assert_eq!(threaded.checksum, recorded.checksum);
     let ops = flat_ops(&t);
     assert_eq!(threaded.checksum, plan_checksum(&Plan::new(&ops, t.objects, t.threads)));
     // The flat file reads back to the same plan (from 8-aligned memory).
@@ -110,9 +113,9 @@ fn the_whole_block_replay_touches_every_byte() {
     // added bytes and the 8 of A's old tail stamp) + aligned C 64 + calloc D 48 + free A
     // 300; C and D, live at the end, are checked and freed after the measured replay.
     let want = 24 + 100 + 100 + (24 + 276 + 8) + 64 + 48 + 300;
-    for serial in [false, true] {
-        assert_eq!(run_with(&t, Options { serial, whole: true }).touched_bytes, want, "serial {serial}");
-        assert_eq!(run_with(&t, Options { serial, whole: false }).touched_bytes, 0, "serial {serial}");
+    for order in [Order::Threads, Order::Recorded, Order::Serial] {
+        assert_eq!(run_with(&t, Options { order, whole: true }).touched_bytes, want, "{order:?}");
+        assert_eq!(run_with(&t, Options { order, whole: false }).touched_bytes, 0, "{order:?}");
     }
 }
 
@@ -137,9 +140,11 @@ fn replays_a_cross_thread_ring() {
     let t = decode(&w.finish(), false).unwrap();
     assert_eq!(t.objects, 600);
     assert_eq!(profile(&t).cross_thread_frees, 600);
-    let r = run(&t, false);
-    assert_eq!(r.threads, threads as usize);
-    assert_eq!(r.samples.last().unwrap().live, 0);
+    for order in [Order::Threads, Order::Recorded] {
+        let r = run(&t, order);
+        assert_eq!(r.threads, threads as usize, "{order:?}");
+        assert_eq!(r.samples.last().unwrap().live, 0, "{order:?}");
+    }
 }
 
 fn message(b: &[u8]) -> String {
