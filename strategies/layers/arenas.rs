@@ -292,6 +292,28 @@ impl<S: Strategy, const N: usize> Arenas<S, N> {
         let _ = i;
     }
 
+    /// `with_arena` for the allocation calls: in the arena it holds, first hands the pending
+    /// remote frees to the strategy (`drain`), then runs `f` with the strategy and the
+    /// arena's own source. A block the drain refuses was freed twice (debug builds report it).
+    ///
+    /// # Safety
+    /// `src` is the heap's source; `f` may rely on holding the arena's lock.
+    #[inline(always)]
+    unsafe fn with_drained_arena<P: PageSource, T>(
+        &self,
+        src: &P,
+        mut f: impl FnMut(&S, &ArenaSource<'_, P>) -> Option<T>,
+    ) -> Option<T> {
+        let mut refused = 0;
+        let r = self.with_arena(|s, i| {
+            // SAFETY: `with_arena` holds arena `i`'s lock; the heap's source (caller).
+            refused += unsafe { self.drain(src, i) };
+            f(s, &self.source(src, i))
+        });
+        debug_assert_eq!(refused, 0, "Arenas: a block freed twice (refused when drained)");
+        r
+    }
+
     // ANCHOR: arenas_with_arena
     /// Runs `f` on an arena the calling thread holds: its own if free, else the first free
     /// one after it (which becomes its own), else its own after waiting. If `f` fails
@@ -408,42 +430,25 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
     // ANCHOR: arenas_alloc
     #[inline]
     unsafe fn alloc<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
-        let mut refused = 0;
-        // SAFETY: `with_arena` holds arena `i`'s lock; forwarded with the caller's
-        // guarantees; arena `i`'s own source.
-        let r = self.with_arena(|s, i| unsafe {
-            refused += self.drain(src, i);
-            s.alloc(&self.source(src, i), layout)
-        });
-        debug_assert_eq!(refused, 0, "Arenas: a block freed twice (refused when drained)");
-        r
+        // SAFETY: the arena's lock is held in `f`; forwarded with the caller's guarantees;
+        // the arena's own source.
+        unsafe { self.with_drained_arena(src, |s, a| s.alloc(a, layout)) }
     }
 
     /// One arena lock (and one drain) for the whole batch.
     unsafe fn alloc_batch<P: PageSource>(&self, src: &P, layout: Layout, out: &mut [NonNull<u8>]) -> usize {
-        let mut refused = 0;
-        // SAFETY: `with_arena` holds arena `i`'s lock; forwarded with the caller's
-        // guarantees; arena `i`'s own source. A batch of none counts as a failure, so that
-        // the other arenas are tried.
-        let n = self.with_arena(|s, i| unsafe {
-            refused += self.drain(src, i);
-            Some(s.alloc_batch(&self.source(src, i), layout, out)).filter(|&n| n > 0)
-        });
-        debug_assert_eq!(refused, 0, "Arenas: a block freed twice (refused when drained)");
-        n.unwrap_or(0)
+        // SAFETY: the arena's lock is held in `f`; forwarded with the caller's guarantees;
+        // the arena's own source. A batch of none counts as a failure, so that the other
+        // arenas are tried.
+        unsafe { self.with_drained_arena(src, |s, a| Some(s.alloc_batch(a, layout, out)).filter(|&n| n > 0)) }
+            .unwrap_or(0)
     }
 
     #[inline]
     unsafe fn alloc_zeroed<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
-        let mut refused = 0;
-        // SAFETY: `with_arena` holds arena `i`'s lock; forwarded with the caller's
-        // guarantees; arena `i`'s own source.
-        let r = self.with_arena(|s, i| unsafe {
-            refused += self.drain(src, i);
-            s.alloc_zeroed(&self.source(src, i), layout)
-        });
-        debug_assert_eq!(refused, 0, "Arenas: a block freed twice (refused when drained)");
-        r
+        // SAFETY: the arena's lock is held in `f`; forwarded with the caller's guarantees;
+        // the arena's own source.
+        unsafe { self.with_drained_arena(src, |s, a| s.alloc_zeroed(a, layout)) }
     }
 
     #[inline]
