@@ -143,10 +143,18 @@ impl Root {
         // SAFETY: the span holds one live object, being freed, and is on no list and in no
         // cache; nothing reads it after this (the `&Span` stays live, which the record's
         // reuse allows: "Reuse of span records" in span.rs).
-        unsafe { h.free_span(NonNull::from(s)) };
+        let emptied = unsafe { h.free_span(NonNull::from(s)) };
         drop(h);
         self.add_live(-(bytes as isize), -1);
-        self.background(src);
+        // A bounded step per `FREE_STEP_BYTES` freed (a racing free may reset the budget
+        // too: one more step, never fewer than one per `FREE_STEP_BYTES`), and one whenever
+        // the free left an arena without a span, so that an arena dedicated to an
+        // over-aligned object goes back at its free (issue 16, item 5).
+        let b = &self.large_free_budget;
+        if b.fetch_sub(bytes as isize, Ordering::Relaxed) - (bytes as isize) <= 0 || emptied {
+            b.store(scavenger::FREE_STEP_BYTES as isize, Ordering::Relaxed);
+            self.background(src);
+        }
         Ok(bytes)
     }
     // ANCHOR_END: free_large

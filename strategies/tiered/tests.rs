@@ -379,12 +379,15 @@ fn decay_step_leaves_one_empty_owned_span_per_class() {
 /// heap grows, and go back after `HOLD_STEPS` steps in which it does not.
 #[test]
 fn scavenger_holds_freed_pages_for_hold_steps() {
-    use super::scavenger::{Goal, HOLD_STEPS, RETAIN_EXTRA_PERCENT, RETAIN_MIN_PAGES, SCAVENGE_STEP_PAGES};
+    use super::scavenger::{
+        FREE_STEP_BYTES, Goal, HOLD_STEPS, RETAIN_EXTRA_PERCENT, RETAIN_MIN_PAGES, SCAVENGE_STEP_PAGES,
+    };
     use super::sizeclass::PAGE_BYTES;
     let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
     let l = Layout::from_size_align(2 << 20, 8).unwrap();
     let mut live: Vec<_> = (0..32).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
-    // 56 of the 64 MiB freed: each large free is one step in which the heap did not grow.
+    // 56 of the 64 MiB freed: large frees run one step per `FREE_STEP_BYTES` (4 MiB) freed,
+    // 14 steps here, in which the heap did not grow.
     for p in live.drain(4..) {
         // SAFETY: a live block of this heap, freed once.
         unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, l) };
@@ -394,15 +397,16 @@ fn scavenger_holds_freed_pages_for_hold_steps() {
     let ready = |root: &super::Root| root.heap.lock.lock().free_ready_pages * PAGE_BYTES;
     assert!(ready(root) >= 32 << 20, "freed pages released during the hold: {}", ready(root));
     let left = root.heap.lock.lock().hold_steps_left;
-    assert_eq!(left, HOLD_STEPS - 28);
+    assert_eq!(left, HOLD_STEPS - (56 << 20) / FREE_STEP_BYTES);
     // A step after the heap grew (the one a large allocation runs) does not age the hold.
     let q = heap.alloc_layout(l).unwrap().as_ptr();
     assert_eq!(root.heap.lock.lock().hold_steps_left, left);
-    // SAFETY: a live block of this heap, freed once (one more non-growing step).
+    // SAFETY: a live block of this heap, freed once (2 MiB: no step of its own).
     unsafe { core::alloc::GlobalAlloc::dealloc(&heap, q, l) };
+    assert_eq!(root.heap.lock.lock().hold_steps_left, left);
     // SAFETY: no other thread uses the heap.
     unsafe { heap.check() }.unwrap();
-    for _ in 1..left {
+    for _ in 0..left {
         assert!(ready(root) >= 32 << 20);
         root.heap.scavenge(src, SCAVENGE_STEP_PAGES, Goal::Target, false);
     }
