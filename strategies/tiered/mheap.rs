@@ -28,18 +28,6 @@
 //! 3. Make the run's scavenged pages Ready (`used`), mark it in use, take a span record, point
 //!    the span map at it.
 //!
-//! # Huge pages (issue 17)
-//! Small-object spans fill an arena densely, lowest pages first: backed by 2 MiB
-//! transparent huge pages, a short process pays a fault per 2 MiB instead of one per 4 KiB
-//! (`PageSource::hint_dense`, Linux `MADV_HUGEPAGE`). Large objects of a huge page or more
-//! do not get the hint: the program touches them as it likes, and each first touch of a
-//! hinted region takes a whole huge page from the kernel, which must find (and on a VM
-//! whose host has taken free memory back, fault in and clear) 2 MiB at once. So the hint
-//! goes per 2 MiB region of an arena (`ArenaPages::hinted`), the first time a span of
-//! objects, or a large run under 2 MiB, is placed in it (`hint_regions`, under the heap
-//! lock: at most one system call per region for the arena's life). A region a large object
-//! used unhinted gets the hint when a dense span later takes its pages.
-//!
 //! # Free path (`free_span`)
 //! Clear the span map, mark the pages free (they stay Ready: a later request reuses them
 //! without a system call; the scavenger releases them when too many are retained), give the
@@ -75,8 +63,8 @@ use super::arena::{
 };
 use super::fixalloc::{FixAlloc, Persistent};
 use super::mcache::MCache;
+use super::pagealloc::ArenaPages;
 use super::pagealloc::{self, set_bits};
-use super::pagealloc::{ArenaPages, HUGE_REGION_PAGES};
 use super::scavenger::ScavRun;
 use super::sizeclass::PAGE_BYTES;
 use super::span::Span;
@@ -444,40 +432,11 @@ impl HeapInner {
         self.for_each_piece(base.as_ptr().addr(), npages, |a, _, first, n| {
             a.set_spans(first, n, span.as_ptr())
         });
-        if spc != 0 || npages < HUGE_REGION_PAGES {
-            self.hint_regions(src, base.as_ptr().addr(), npages);
-        }
         self.inuse_pages += npages;
         self.note_inuse_rise();
         Some(span)
     }
     // ANCHOR_END: alloc_span
-
-    // ANCHOR: hint_regions
-    /// Gives the huge-page hint to the 2 MiB regions under `base .. + npages` pages that do
-    /// not have it yet (see "Huge pages").
-    fn hint_regions<P: PageSource>(&mut self, src: &P, base: usize, npages: usize) {
-        self.for_each_piece(base, npages, |a, pages, first, n| {
-            let (lo, hi) = (first / HUGE_REGION_PAGES, (first + n).div_ceil(HUGE_REGION_PAGES));
-            let want = (((1u64 << hi) - 1) as u32) & !(((1u64 << lo) - 1) as u32);
-            let mut todo = want & !pages.hinted;
-            pages.hinted |= want;
-            while todo != 0 {
-                // One call for each run of regions without the hint.
-                let r0 = todo.trailing_zeros() as usize;
-                let len = (todo >> r0).trailing_ones() as usize;
-                todo &= !((((1u64 << len) - 1) as u32) << r0);
-                let end = ((r0 + len) * HUGE_REGION_PAGES).min(a.usable_pages());
-                let start = r0 * HUGE_REGION_PAGES;
-                if end > start {
-                    // SAFETY: `start < end <= usable_pages`: inside the arena's reservation,
-                    // mapped since `grow` (Prepared or Ready); a hint changes no contents.
-                    unsafe { src.hint_dense(a.base().add(start * PAGE_BYTES), (end - start) * PAGE_BYTES) };
-                }
-            }
-        });
-    }
-    // ANCHOR_END: hint_regions
 
     // ANCHOR: make_ready
     /// Marks `base .. + npages` in use after making its scavenged pages Ready; returns
@@ -605,6 +564,10 @@ impl HeapInner {
             let _ = unsafe { src.free(base, bytes) };
             return None;
         }
+        // Arenas are filled densely, lowest pages first, and are 64 MiB-aligned: let the OS
+        // back them with huge pages (issue 17: a short process's page faults).
+        // SAFETY: `base .. + bytes` was reserved from `src` and is now Prepared.
+        unsafe { src.hint_dense(base, bytes) };
         self.reserved_bytes += bytes;
         // The new arenas hold no span until the run is taken (and keep none if that fails).
         self.empty_arena_hint = true;

@@ -45,7 +45,6 @@
 //!   `inuse_pages == #(pages with alloc = 1)`; an in-use page is never scavenged.
 
 use super::arena::{ARENA_PAGES, Arena};
-use super::sizeclass::PAGE_BYTES;
 
 /// Pages per summary chunk (Go's `pallocChunkPages`).
 pub const CHUNK_PAGES: usize = 512;
@@ -101,16 +100,7 @@ pub struct ArenaPages {
     pub chunk_sum: [Summary; CHUNKS_PER_ARENA],
     /// Summary of the arena.
     pub sum: Summary,
-    /// One bit per [`HUGE_REGION_PAGES`] region of the arena: set once the region has had
-    /// the huge-page hint (`PageSource::hint_dense`), given the first time a dense span is
-    /// placed in it (see "Huge pages" in mheap.rs). Never cleared while the arena lives.
-    pub hinted: u32,
 }
-
-/// Pages of one huge-page region (2 MiB, the x86-64 transparent huge page): the unit of
-/// the huge-page hint.
-pub const HUGE_REGION_PAGES: usize = (2 << 20) / PAGE_BYTES;
-const _: () = assert!(ARENA_PAGES / HUGE_REGION_PAGES <= 32);
 
 /// Summary of 512 pages from their bits (1 = used).
 pub fn chunk_summary(words: &[u64]) -> Summary {
