@@ -63,9 +63,9 @@
 //! One scavenger at a time (`MHeap::scav_lock`; a background step that finds it busy skips).
 //! Repeatedly, until `max_pages` are released or retained memory is down to the goal:
 //! 1. Under the heap lock, find the highest run of pages that are free and not yet
-//!    scavenged, at most one bitmap word ([`SCAVENGE_RUN_PAGES`] = 64 pages, 512 KiB), below
-//!    the previous one (the page allocator takes the lowest first, so these are the last to be
-//!    reused); mark it in use so that no allocation can take it (Go's `scavengeOne` does the
+//!    scavenged (in a region with no page in use, for a background step), at most one
+//!    bitmap word ([`SCAVENGE_RUN_PAGES`] = 64 pages, 512 KiB), below the previous one
+//!    (the page allocator takes the lowest first, so these are the last to be reused); mark it in use so that no allocation can take it (Go's `scavengeOne` does the
 //!    same with `allocRange`), and record it as the in-flight run.
 //! 2. Release the heap lock; call `PageSource::unused` (Ready → Prepared, Linux
 //!    `MADV_DONTNEED`) on the run.
@@ -84,8 +84,24 @@
 //! cost is one more lock round trip per 512 KiB released. The page allocator calls `used` on
 //! scavenged pages again when it hands them out.
 //!
-//! Not done (Go does): skipping dense chunks, never splitting a huge page, pacing by CPU time
-//! (the hold is counted in steps of allocator work, not in time).
+//! # Huge pages
+//! Arenas carry the huge-page hint (mheap.rs, `grow`), so the kernel backs their touched
+//! 2 MiB regions with transparent huge pages. Releasing part of such a region splits its huge
+//! page: the pages still in use are then mapped 4 KiB at a time, and the kernel's
+//! `khugepaged` may collapse the region again later, faulting the released pages back in.
+//! So the background steps skip *dense* regions, as Go's scavenger skips dense chunks: a
+//! region ([`REGION_PAGES`], 2 MiB) with more than a quarter of its pages in use
+//! ([`REGION_DENSE_PAGES`]) keeps its free pages Ready, and its huge page whole, until its
+//! spans go. A sparser region is released from (its few spans lose their huge page, which
+//! maps mostly free memory). Free runs in regions with nothing in use are released whole,
+//! highest first, as before. Without the rule the scavenger releases the holes between a
+//! dense region's spans, 512 KiB at a time. `trim` (`Goal::All`) releases every free page.
+//! (Requiring regions with *no* page in use was tried: small-object heaps keep a span or two
+//! of many classes scattered over the arenas, and the tests of issue 16's return
+//! guarantees, `tests/tiered_return.rs`, then saw nothing given back at all.)
+//!
+//! Not done (Go does): pacing by CPU time (the hold is counted in steps of allocator work,
+//! not in time).
 //!
 //! # Invariants
 //! `inuse_pages <= hold_peak_pages` (a rise past it raises it); `hold_steps_left <=
@@ -120,6 +136,17 @@ pub const FREE_STEP_BYTES: usize = 4 << 20;
 pub const HOLD_STEPS: usize = 96;
 /// Allocations served by a thread cache's fast path between two bounded steps.
 pub const OP_STEP_ALLOCS: u32 = 4096;
+
+/// Pages of a huge-page region (2 MiB, the x86-64 transparent huge page; arenas are
+/// aligned to 64 MiB, so regions are aligned to 2 MiB): the background scavenger releases
+/// nothing from a *dense* region, one with more than [`REGION_DENSE_PAGES`] pages in use
+/// (see "Huge pages").
+pub const REGION_PAGES: usize = (2 << 20) / PAGE_BYTES;
+/// Most pages in use in a region the background scavenger releases from (a quarter).
+pub const REGION_DENSE_PAGES: usize = REGION_PAGES / 4;
+/// Bitmap words of a region.
+const REGION_WORDS: usize = REGION_PAGES / 64;
+const _: () = assert!(REGION_PAGES.is_multiple_of(64) && ARENA_PAGES.is_multiple_of(REGION_PAGES));
 
 /// How far a scavenge goes.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
@@ -197,8 +224,14 @@ impl HeapInner {
     // ANCHOR: take_run
     /// Step 1: the highest run of free, unscavenged pages that ends at or below `below`, at
     /// most `max_pages` long and inside one bitmap word, taken out of the page allocator as
-    /// the in-flight run.
-    pub(super) fn take_scavenge_run(&mut self, below: usize, max_pages: usize) -> Option<ScavRun> {
+    /// the in-flight run. With `sparse_only`, only from huge-page regions ([`REGION_PAGES`])
+    /// with at most [`REGION_DENSE_PAGES`] pages in use (see "Huge pages").
+    pub(super) fn take_scavenge_run(
+        &mut self,
+        below: usize,
+        max_pages: usize,
+        sparse_only: bool,
+    ) -> Option<ScavRun> {
         for ai in (0..self.narenas).rev() {
             // SAFETY: the arena list holds initialised arenas, reached by shared reference
             // only (other threads read their span maps).
@@ -217,6 +250,13 @@ impl HeapInner {
                 }
                 if cand == 0 {
                     continue;
+                }
+                if sparse_only {
+                    let r = w / REGION_WORDS * REGION_WORDS;
+                    let used: u32 = pages.alloc[r..r + REGION_WORDS].iter().map(|u| u.count_ones()).sum();
+                    if used as usize > REGION_DENSE_PAGES {
+                        continue;
+                    }
                 }
                 let hi = 63 - cand.leading_zeros() as usize;
                 let run = ((!(cand << (63 - hi))).leading_zeros() as usize).min(max_pages);
@@ -279,7 +319,7 @@ impl MHeap {
                 if budget == 0 {
                     break;
                 }
-                h.take_scavenge_run(below, budget)
+                h.take_scavenge_run(below, budget, goal == Goal::Target)
             };
             let Some(r) = run else { break };
             // SAFETY: the run is free, Ready and mapped (alloc and scav bits were clear) in an

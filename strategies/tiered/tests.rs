@@ -211,6 +211,56 @@ fn fixed_regions_fail_cleanly_or_work() {
     unsafe { big.check() }.unwrap();
 }
 
+/// The background scavenger's candidates skip dense huge-page regions (more than a quarter
+/// of their pages in use) and come from sparse and empty ones; `trim` takes the rest.
+#[test]
+fn scavenger_skips_dense_huge_page_regions() {
+    use super::scavenger::{REGION_DENSE_PAGES, REGION_PAGES, SCAVENGE_RUN_PAGES};
+    use super::sizeclass::PAGE_BYTES;
+    let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+    let pages = |n: usize| Layout::from_size_align(n * PAGE_BYTES, 8).unwrap();
+    // Region 0: a live half (dense) and a freed half; region 1: freed whole; region 2: a
+    // live span of 8 pages (sparse) and the rest freed.
+    let (half, sparse) = (REGION_PAGES / 2, 8);
+    assert!(half > REGION_DENSE_PAGES && sparse <= REGION_DENSE_PAGES);
+    let layouts =
+        [pages(half), pages(half), pages(REGION_PAGES), pages(sparse), pages(REGION_PAGES - sparse)];
+    let ps: Vec<*mut u8> = layouts.iter().map(|&l| heap.alloc_layout(l).unwrap().as_ptr()).collect();
+    let base = ps[0].addr();
+    assert_eq!(base % (REGION_PAGES * PAGE_BYTES), 0, "a fresh arena's first run starts a region");
+    let offsets: Vec<usize> = ps.iter().map(|p| (p.addr() - base) / PAGE_BYTES).collect();
+    assert_eq!(offsets, [0, half, REGION_PAGES, 2 * REGION_PAGES, 2 * REGION_PAGES + sparse]);
+    for i in [1, 2, 4] {
+        // SAFETY: live blocks of this heap, freed once.
+        unsafe { core::alloc::GlobalAlloc::dealloc(&heap, ps[i], layouts[i]) };
+    }
+    let root = heap.strategy().existing_root().unwrap();
+    let src = heap.source();
+    let mut below = usize::MAX;
+    loop {
+        let Some(r) = root.heap.lock.lock().take_scavenge_run(below, SCAVENGE_RUN_PAGES, true) else { break };
+        let first = (r.addr() - base) / PAGE_BYTES;
+        assert!(first >= REGION_PAGES, "a run of the dense region offered: pages {first}..+{}", r.npages);
+        // SAFETY: the in-flight run is free, Ready and mapped, and nothing else touches it.
+        let ok = unsafe { crate::source::PageSource::unused(src, r.base, r.npages * PAGE_BYTES) }.is_ok();
+        root.heap.lock.lock().finish_scavenge_run(r, ok);
+        assert!(ok);
+        below = r.addr();
+    }
+    // What stays Ready is the dense region's freed half, and nothing else.
+    assert_eq!(root.heap.lock.lock().free_ready_pages, half);
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    assert!(heap.trim() >= half * PAGE_BYTES);
+    assert_eq!(root.heap.lock.lock().free_ready_pages, 0);
+    for i in [0, 3] {
+        // SAFETY: live blocks of this heap, freed once.
+        unsafe { core::alloc::GlobalAlloc::dealloc(&heap, ps[i], layouts[i]) };
+    }
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+}
+
 /// The scavenger's in-flight run (taken out of the page allocator while `unused` runs with
 /// the heap lock released) is never handed out, and the checker accepts the heap meanwhile.
 #[test]
@@ -223,7 +273,7 @@ fn scavenger_in_flight_run_is_not_allocated() {
     // SAFETY: a live block of this heap, freed once.
     unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, big) };
     let root = heap.strategy().existing_root().unwrap();
-    let run = root.heap.lock.lock().take_scavenge_run(usize::MAX, SCAVENGE_RUN_PAGES).unwrap();
+    let run = root.heap.lock.lock().take_scavenge_run(usize::MAX, SCAVENGE_RUN_PAGES, true).unwrap();
     assert!(run.npages > 0 && run.npages <= SCAVENGE_RUN_PAGES);
     // SAFETY: no other thread uses the heap.
     unsafe { heap.check() }.unwrap();
