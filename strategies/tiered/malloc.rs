@@ -112,6 +112,9 @@ impl Root {
         // The allocating thread holds a large span until it hands the object out.
         s.set_live(0);
         self.add_live((npages * PAGE_BYTES) as isize, 1);
+        // A step for every large allocation: a program that has freed a large heap and then
+        // only allocates large objects gives its memory back as it goes (the return
+        // guarantee of issue 16: `tests/tiered_return.rs`).
         self.background(src);
         Some(s)
     }
@@ -143,21 +146,28 @@ impl Root {
         // SAFETY: the span holds one live object, being freed, and is on no list and in no
         // cache; nothing reads it after this (the `&Span` stays live, which the record's
         // reuse allows: "Reuse of span records" in span.rs).
-        let emptied = unsafe { h.free_span(NonNull::from(s)) };
+        let dedicated = unsafe { h.free_span(NonNull::from(s)) };
         drop(h);
         self.add_live(-(bytes as isize), -1);
-        // A bounded step per `FREE_STEP_BYTES` freed (a racing free may reset the budget
-        // too: one more step, never fewer than one per `FREE_STEP_BYTES`), and one whenever
-        // the free left an arena without a span, so that an arena dedicated to an
-        // over-aligned object goes back at its free (issue 16, item 5).
-        let b = &self.large_free_budget;
-        if b.fetch_sub(bytes as isize, Ordering::Relaxed) - (bytes as isize) <= 0 || emptied {
-            b.store(scavenger::FREE_STEP_BYTES as isize, Ordering::Relaxed);
-            self.background(src);
-        }
+        // An arena dedicated to an over-aligned object goes back at its free (issue 16, item 5).
+        self.large_step(src, bytes, dedicated);
         Ok(bytes)
     }
     // ANCHOR_END: free_large
+
+    /// Counts `bytes` of large objects freed: a bounded step of background work
+    /// per [`scavenger::FREE_STEP_BYTES`] of them (a racing call may reset the budget too: one
+    /// more step, never fewer than one per `FREE_STEP_BYTES`), or at once if `now`. Paced
+    /// by bytes, as frees through a thread's cache are, so that dropping many mid-sized
+    /// large objects is not many steps, each of which would age the scavenger's hold
+    /// (scavenger.rs).
+    fn large_step<P: PageSource>(&self, src: &P, bytes: usize, now: bool) {
+        let b = &self.large_budget;
+        if b.fetch_sub(bytes as isize, Ordering::Relaxed) - (bytes as isize) <= 0 || now {
+            b.store(scavenger::FREE_STEP_BYTES as isize, Ordering::Relaxed);
+            self.background(src);
+        }
+    }
 }
 
 /// `alloc_fast` found the alloc cache of span class `spc` empty: refill (mcache.rs).

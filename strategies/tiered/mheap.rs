@@ -309,9 +309,9 @@ impl HeapInner {
             if (pages.sum.start as usize) < a.usable_pages() {
                 continue;
             }
-            // Free pages not scavenged (a partial arena's tail has its scav bits set).
-            let ready: usize = pages.scav.iter().map(|w| w.count_zeros() as usize).sum();
-            let empty = ready == 0 || a.dedicated();
+            // Free pages not scavenged (a partial arena's tail has its scav bits set): counted
+            // only for an arena that goes; the test stops at the first word with one.
+            let empty = a.dedicated() || pages.scav.iter().all(|&w| w == !0);
             let joined = i + 1 < self.narenas && {
                 // SAFETY: `i + 1 < narenas`: an initialised arena of this heap, only shared.
                 let b = unsafe { &*self.arenas[i + 1] };
@@ -327,6 +327,7 @@ impl HeapInner {
             if let Some(e) = unsafe { index_entry(self.index, index_of(a.base_addr())) } {
                 e.store(ptr::null_mut(), Ordering::Release);
             }
+            let ready: usize = pages.scav.iter().map(|w| w.count_zeros() as usize).sum();
             let bytes = a.usable_pages() * PAGE_BYTES;
             out[n] = (a.base(), bytes);
             self.arenas.copy_within(i + 1..self.narenas, i);
@@ -490,8 +491,9 @@ impl HeapInner {
 
     // ANCHOR: free_span
     /// Gives a span's pages back to the page allocator (they stay Ready) and its record to
-    /// the span free list. Returns whether an arena was left without a span (one that the
-    /// next background step may give back, see `release_empty_arenas`).
+    /// the span free list. Returns whether an arena dedicated to an over-aligned request was
+    /// left without a span (the next background step gives it back at once, see
+    /// `release_empty_arenas`).
     ///
     /// # Safety
     /// `span` came from `alloc_span` of this heap, has no live objects, no list or mcache
@@ -511,11 +513,14 @@ impl HeapInner {
         let rec = self.arena_of(base).span_at(page_in_arena(base));
         debug_assert!(ptr::eq(rec, span.as_ptr()), "span map does not name the span freed");
         let rec = NonNull::new(rec).unwrap_or(span);
-        let mut emptied = false;
+        let (mut emptied, mut dedicated) = (false, false);
         self.for_each_piece(base, npages, |a, pages, first, n| {
             a.set_spans(first, n, ptr::null_mut());
             pages.mark(first, n, false);
-            emptied |= pages.sum.start as usize >= a.usable_pages();
+            if pages.sum.start as usize >= a.usable_pages() {
+                emptied = true;
+                dedicated |= a.dedicated();
+            }
         });
         if emptied {
             self.empty_arena_hint = true;
@@ -525,7 +530,7 @@ impl HeapInner {
         // SAFETY: the record came from `self.spans`, and no thread reads it any more (the
         // caller's contract); references to it that are still live cover only cells.
         unsafe { self.spans.free(rec.cast()) };
-        emptied
+        dedicated
     }
     // ANCHOR_END: free_span
 

@@ -285,11 +285,11 @@ pub struct Root {
     /// flag is taken is drained by that step; one pushed after sets the flag again. Other
     /// drains (cacheSpan, sweep, trim) leave the flag set: the next step then finds nothing.
     pending_hint: AtomicBool,
-    /// Bytes large frees may still give back before one of them runs a bounded step of
-    /// background work (`Root::free_large`): large frees are paced by bytes, as frees
+    /// Bytes of large objects that may still be freed before one of those frees runs a
+    /// bounded step of background work (`Root::large_step`): paced by bytes, as frees
     /// through a thread's cache are (`FREE_STEP_BYTES`), so that dropping many mid-sized
     /// large objects does not end the scavenger's hold by itself (scavenger.rs, "Hold").
-    large_free_budget: AtomicIsize,
+    large_budget: AtomicIsize,
     /// Bytes of this record.
     root_bytes: usize,
     /// The heap's key: what thread-local slots name it by (see "Heap keys" in tls.rs);
@@ -328,7 +328,7 @@ impl Root {
             peak_live_bytes: AtomicUsize::new(0),
             sweep_cursor: AtomicUsize::new(0),
             pending_hint: AtomicBool::new(false),
-            large_free_budget: AtomicIsize::new(scavenger::FREE_STEP_BYTES as isize),
+            large_budget: AtomicIsize::new(scavenger::FREE_STEP_BYTES as isize),
             root_bytes: 0,
             key: 0,
         }
@@ -385,7 +385,7 @@ impl Root {
     }
 
     // ANCHOR: background
-    /// Bounded scavenger and sweep work: on large allocations and frees, every 16th refill
+    /// Bounded scavenger and sweep work: every large allocation, every 4 MiB of large frees, every 16th refill
     /// from mcentral, every `FREE_STEP_BYTES` a cache frees and every `OP_STEP_ALLOCS`
     /// allocations its fast path serves (see scavenger.rs). Takes no
     /// lock across the scavenger's system calls. The pending stacks are drained only when a

@@ -5,10 +5,11 @@
 //! synchronously when the heap grows past its limit. stratalloc has no background thread:
 //! the work runs synchronously in bounded steps (`Root::background`) paced by the work the
 //! program does, whatever path it takes, and in full on `trim`:
-//! - every large allocation, and every [`FREE_STEP_BYTES`] of large objects freed (and any
-//!   large free that leaves an arena without a span, so that an emptied arena can go back):
-//!   paced by bytes, like the frees below, so that dropping many mid-sized large objects is
-//!   not many steps (it would end the hold below while the program is about to reuse them);
+//! - every large allocation; every [`FREE_STEP_BYTES`] of large objects freed (and any
+//!   large free that leaves an arena dedicated to an over-aligned object without a span, so
+//!   that it goes back at once): frees paced by bytes, like the frees below, so that
+//!   dropping many mid-sized large objects is not many steps (it would end the hold below
+//!   while the program is about to reuse them);
 //! - every 16th cache refill from mcentral;
 //! - every [`FREE_STEP_BYTES`] freed through a thread's cache off the owner's fast path
 //!   (frees into spans the cache does not own, which go on remote or pending stacks).
