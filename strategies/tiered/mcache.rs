@@ -275,10 +275,11 @@ pub struct MCache {
     pub ops_left: Cell<u32>,
     /// Decay steps run so far (paces `collect_owned_remote`).
     pub decay_steps: Cell<u32>,
-    /// The arena record this cache's last fast free found (`Tiered::free_cached`), a first
-    /// guess before the arena index: null, or a record of this heap (live or retired;
-    /// records stay mapped while the heap lives), checked with `Arena::holds` before each
-    /// use. Owner only.
+    /// The arena record this cache's last free through the index found (`find_small`), a
+    /// first guess before the arena index: null, or a record of this heap (live or retired;
+    /// records stay mapped while the heap lives). `find_small` checks it with `Arena::holds`;
+    /// `find_mine` trusts only a span of this cache found through it, checked against the
+    /// address. Owner only.
     pub arena_hint: Cell<*const Arena>,
 }
 // ANCHOR_END: mcache_struct
@@ -465,6 +466,7 @@ impl MCache {
     /// it; but a wholly empty span when the class already keeps one goes to mcentral (its
     /// spare, or the heap, where the scavenger reaches it).
     #[cold]
+    #[inline(never)]
     pub fn on_refillable(&self, s: &Span) {
         if s.list.get() != SpanList::Owned {
             return;

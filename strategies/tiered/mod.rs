@@ -477,13 +477,13 @@ unsafe impl Strategy for Tiered {
     // ANCHOR_END: tiered_alloc
 
     // ANCHOR: tiered_dealloc
-    /// The free by address (`free_addr`, malloc.rs): the layout is not needed, and a free
+    /// The free by address (`dealloc_fast`, malloc.rs): the layout is not needed, and a free
     /// that `free` would refuse (a double free, a foreign or interior pointer) is ignored
     /// here, so it changes nothing (see "Bad input" in the module docs).
     #[inline]
     unsafe fn dealloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, layout: Layout) {
         let _ = layout;
-        let _ = self.free_addr(src, ptr);
+        self.dealloc_fast(src, ptr);
     }
     // ANCHOR_END: tiered_dealloc
 
