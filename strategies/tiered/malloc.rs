@@ -155,11 +155,11 @@ impl Root {
 /// `alloc_fast` found the alloc cache of span class `spc` empty: refill (mcache.rs).
 #[cold]
 #[inline(never)]
-fn refill_small<P: PageSource>(src: &P, c: &MCache, spc: usize, size: usize) -> Option<NonNull<u8>> {
+fn refill_small<P: PageSource>(src: &P, c: &MCache, class: usize) -> Option<NonNull<u8>> {
     // SAFETY: a cache's root outlives it.
     let root = unsafe { &*c.root };
-    let p = c.alloc_small(root, src, spc)?;
-    c.account(size as isize, 1);
+    let p = c.alloc_small(root, src, span_class(class))?;
+    c.account_class(class, 1);
     Some(p)
 }
 
@@ -250,14 +250,14 @@ fn free_not_owned(
 }
 
 // ANCHOR: fast_class
-/// The size class of a request on the allocation fast paths and its object size: the class
+/// The size class of a request on the allocation fast paths: the class
 /// of the size rounded up to the alignment, if that is small and the class's objects have the
 /// alignment (`CLASS_ALIGN`: every class of a multiple of 16 B for C's 16); `None` otherwise
 /// (a large request, or an alignment the class lacks: 8 B and 24 B for 16, ...). An
 /// alignment of 8 or less (most Rust requests) needs neither the rounding nor the check:
 /// every class's objects are 8-aligned (asserted below).
 #[inline(always)]
-fn fast_class(layout: Layout) -> Option<(usize, usize)> {
+fn fast_class(layout: Layout) -> Option<usize> {
     let (size, align) = (layout.size(), layout.align());
     let class = if align <= 8 {
         if size > MAX_SMALL_BYTES {
@@ -280,8 +280,7 @@ fn fast_class(layout: Layout) -> Option<(usize, usize)> {
         class
     };
     debug_assert!(class < CLASS_COUNT);
-    // SAFETY: as above, `class < CLASS_COUNT`.
-    Some((class, unsafe { *CLASS_BYTES.get_unchecked(class) } as usize))
+    Some(class)
 }
 
 // `fast_class` serves alignments up to 8 from any class.
@@ -422,18 +421,15 @@ impl Tiered {
         layout: Layout,
     ) -> Result<Option<NonNull<u8>>, ()> {
         let c = self.cached_cache().ok_or(())?;
-        let (class, bytes) = fast_class(layout).ok_or(())?;
+        let class = fast_class(layout).ok_or(())?;
         let p = match c.pop_free(class) {
             Some(p) => p,
-            None => {
-                let spc = span_class(class);
-                match c.alloc_small_fast(spc) {
-                    Some(p) => p,
-                    None => return Ok(refill_small(src, c, spc, bytes)),
-                }
-            }
+            None => match c.alloc_small_fast(span_class(class)) {
+                Some(p) => p,
+                None => return Ok(refill_small(src, c, class)),
+            },
         };
-        c.account(bytes as isize, 1);
+        c.account_class(class, 1);
         if c.count_op() {
             return Ok(op_step(src, c, p));
         }
@@ -462,7 +458,7 @@ impl Tiered {
     #[inline(always)]
     pub(super) fn alloc_cached(&self, layout: Layout) -> Option<NonNull<u8>> {
         let c = self.cached_cache()?;
-        let (class, bytes) = fast_class(layout)?;
+        let class = fast_class(layout)?;
         // `count_op` would reach 0 on this allocation: leave it to `alloc_fast`.
         let left = c.ops_left.get();
         if left <= 1 {
@@ -472,7 +468,7 @@ impl Tiered {
             Some(p) => p,
             None => c.alloc_small_fast(span_class(class))?,
         };
-        c.account(bytes as isize, 1);
+        c.account_class(class, 1);
         c.ops_left.set(left - 1);
         Some(p)
     }
@@ -497,7 +493,7 @@ impl Tiered {
             && let Some(o) = find_mine(c, ptr.as_ptr().addr())
         {
             c.free_mine(o.span, o.class, o.index, ptr)?;
-            c.account(-(o.bytes as isize), -1);
+            c.account_class(o.class, -1);
             return Ok(o.bytes);
         }
         self.free_addr_slow(src, ptr)
@@ -516,7 +512,7 @@ impl Tiered {
             && let Some(o) = find_mine(c, ptr.as_ptr().addr())
         {
             if o.span.take_live(o.index) {
-                c.account(-(o.bytes as isize), -1);
+                c.account_class(o.class, -1);
                 c.stash_taken(o.span, o.class, o.index, ptr);
             }
             return;
@@ -581,7 +577,7 @@ impl Tiered {
             return false;
         }
         st.push(o.span, o.index, ptr);
-        c.account(-(o.bytes as isize), -1);
+        c.account_class(o.class, -1);
         true
     }
     // ANCHOR_END: free_cached

@@ -612,8 +612,9 @@ unsafe impl Strategy for Tiered {
         while !c.is_null() {
             // SAFETY: cache records live as long as the heap; only their atomics are read.
             let cache = unsafe { &*c };
-            bytes += cache.live_bytes.load(Ordering::Relaxed);
-            objects += cache.live_objects.load(Ordering::Relaxed);
+            let (b, o) = cache.unflushed();
+            bytes += b;
+            objects += o;
             c = cache.next_all;
         }
         let live_bytes = bytes.max(0) as usize;
