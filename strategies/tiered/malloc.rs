@@ -8,7 +8,8 @@ use core::sync::atomic::Ordering;
 
 use super::mcache::MCache;
 use super::sizeclass::{
-    CLASS_ALIGN, CLASS_BYTES, CLASS_COUNT, MAX_SMALL_BYTES, PAGE_BYTES, class_for, class_of, span_class,
+    CLASS_ALIGN, CLASS_BYTES, CLASS_COUNT, MAX_SMALL_BYTES, PAGE_BYTES, class_for, class_of, class_of_16,
+    span_class,
 };
 use super::span::Span;
 use super::{Root, Tiered, arena, scavenger, tls};
@@ -255,7 +256,8 @@ fn free_not_owned(
 /// alignment (`CLASS_ALIGN`: every class of a multiple of 16 B for C's 16); `None` otherwise
 /// (a large request, or an alignment the class lacks: 8 B and 24 B for 16, ...). An
 /// alignment of 8 or less (most Rust requests) needs neither the rounding nor the check:
-/// every class's objects are 8-aligned (asserted below).
+/// every class's objects are 8-aligned (asserted below); one of 16 (C's `malloc`) has its
+/// own table, `class_of_16`, which gives the same class the rounding and the check give.
 #[inline(always)]
 fn fast_class(layout: Layout) -> Option<usize> {
     let (size, align) = (layout.size(), layout.align());
@@ -264,6 +266,11 @@ fn fast_class(layout: Layout) -> Option<usize> {
             return None;
         }
         class_of(size)
+    } else if align == 16 {
+        if size > MAX_SMALL_BYTES {
+            return None;
+        }
+        class_of_16(size)
     } else {
         // No overflow: `size <= isize::MAX - (align - 1)` (a `Layout`'s rule).
         let rounded = (size + align - 1) & !(align - 1);
