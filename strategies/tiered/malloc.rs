@@ -322,7 +322,8 @@ pub(super) enum Miss {
     Interior,
 }
 
-/// The lookup both free paths start with (`free_addr`, `free_cached`): spanOf, the small-span
+/// The lookup of every free `find_mine` does not serve (`free_addr_slow`, `free_cached`):
+/// spanOf, the small-span
 /// test, the object's index with its exact-start check, and the owner test against `my`, the
 /// calling thread's cache for this heap if it has one. spanOf tries the arena record of
 /// `my`'s hint first (`MCache::arena_hint`: one load instead of the index's two, checked with
@@ -491,9 +492,11 @@ impl Tiered {
     }
 
     // ANCHOR: free_addr
-    /// The free path of both `dealloc` and `free`: finds the span from the address alone
-    /// (spanOf, `find_small`), checks that `ptr` starts a live object of this heap, and frees
-    /// it. `Err`, with nothing changed, for anything else: see "Bad input" in the module docs.
+    /// The free path of `free` (and, without its answer, `dealloc_fast`): the owner's free
+    /// through `find_mine`, else `free_addr_slow`, which finds the span from the address
+    /// alone (spanOf, `find_small`); either checks that `ptr` starts a live object of this
+    /// heap and frees it. `Err`, with nothing changed, for anything else: see "Bad input" in
+    /// the module docs.
     #[inline(always)]
     pub(super) fn free_addr<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Result<usize, BadFree> {
         if let Some(c) = self.cached_cache()
