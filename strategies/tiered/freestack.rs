@@ -33,6 +33,7 @@
 
 use core::cell::Cell;
 use core::ptr::{self, NonNull};
+use core::sync::atomic::AtomicIsize;
 
 use super::mcache::MCache;
 use super::sizeclass::{CLASS_BYTES, CLASS_COUNT};
@@ -50,6 +51,7 @@ pub(super) const fn free_stacks_init() -> [FreeStack; CLASS_COUNT] {
         FreeStack {
             len: Cell::new(0),
             cap: 0,
+            live: AtomicIsize::new(0),
             slots: [const { Cell::new(NonNull::dangling()) }; FREE_STACK_SLOTS],
             spans: [const { Cell::new(ptr::null()) }; FREE_STACK_SLOTS],
             index: [const { Cell::new(0) }; FREE_STACK_SLOTS],
@@ -73,6 +75,12 @@ pub struct FreeStack {
     /// Room: `min(FREE_STACK_SLOTS, FREE_STACK_BYTES / size)`, at least 1; 0 for class 0
     /// (large objects never use a stack).
     pub cap: u32,
+    /// Objects of this class the fast paths allocated minus those they freed through this
+    /// cache, not yet flushed to the root (`MCache::account_class`; the object size is the
+    /// class's, so no byte count): one count beside `len`, which every fast allocation and
+    /// free reads anyway, instead of the cache's two. Written only by the owner (load +
+    /// store), read by `Tiered::stats`.
+    pub live: AtomicIsize,
     /// The objects (`slots[..len]`), as the freeing caller's pointers: a pop hands out the
     /// pointer the free was given, provenance and all.
     pub slots: [Cell<NonNull<u8>>; FREE_STACK_SLOTS],
@@ -94,6 +102,7 @@ impl FreeStack {
         FreeStack {
             len: Cell::new(0),
             cap: cap as u32,
+            live: AtomicIsize::new(0),
             slots: [const { Cell::new(NonNull::dangling()) }; FREE_STACK_SLOTS],
             spans: [const { Cell::new(ptr::null()) }; FREE_STACK_SLOTS],
             index: [const { Cell::new(0) }; FREE_STACK_SLOTS],

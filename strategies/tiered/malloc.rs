@@ -8,7 +8,8 @@ use core::sync::atomic::Ordering;
 
 use super::mcache::MCache;
 use super::sizeclass::{
-    CLASS_ALIGN, CLASS_BYTES, CLASS_COUNT, MAX_SMALL_BYTES, PAGE_BYTES, class_for, class_of, span_class,
+    CLASS_ALIGN, CLASS_BYTES, CLASS_COUNT, MAX_SMALL_BYTES, PAGE_BYTES, class_for, class_of, class_of_16,
+    span_class,
 };
 use super::span::Span;
 use super::{Root, Tiered, arena, scavenger, tls};
@@ -173,15 +174,11 @@ impl Root {
 /// `alloc_fast` found the alloc cache of span class `spc` empty: refill (mcache.rs).
 #[cold]
 #[inline(never)]
-fn refill_small<P: PageSource>(
-    root: &Root,
-    src: &P,
-    c: &MCache,
-    spc: usize,
-    size: usize,
-) -> Option<NonNull<u8>> {
-    let p = c.alloc_small(root, src, spc)?;
-    c.account(size as isize, 1);
+fn refill_small<P: PageSource>(src: &P, c: &MCache, class: usize) -> Option<NonNull<u8>> {
+    // SAFETY: a cache's root outlives it.
+    let root = unsafe { &*c.root };
+    let p = c.alloc_small(root, src, span_class(class))?;
+    c.account_class(class, 1);
     Some(p)
 }
 
@@ -189,7 +186,9 @@ fn refill_small<P: PageSource>(
 /// work (scavenger.rs), then the object `p` it took.
 #[cold]
 #[inline(never)]
-fn op_step<P: PageSource>(root: &Root, src: &P, c: &MCache, p: NonNull<u8>) -> Option<NonNull<u8>> {
+fn op_step<P: PageSource>(src: &P, c: &MCache, p: NonNull<u8>) -> Option<NonNull<u8>> {
+    // SAFETY: a cache's root outlives it.
+    let root = unsafe { &*c.root };
     c.ops_left.set(scavenger::OP_STEP_ALLOCS);
     root.free_step(src, c);
     Some(p)
@@ -228,10 +227,18 @@ impl MCache {
         if !s.take_live(i) {
             return Err(BadFree::NotLive);
         }
+        self.stash_taken(s, class, i, p);
+        Ok(())
+    }
+
+    /// `free_mine` after its live test (the caller took object `i`'s live bit): onto the
+    /// free stack, or its bit cleared in the span when the stack is full. The last thing a
+    /// fast free does, so that the cold call it may make (`on_refillable`) is a tail call.
+    #[inline(always)]
+    fn stash_taken(&self, s: &Span, class: usize, i: usize, p: NonNull<u8>) {
         if !self.push_free(s, class, i, p) {
             self.free_owned(s, i);
         }
-        Ok(())
     }
 }
 // ANCHOR_END: free_small
@@ -262,29 +269,53 @@ fn free_not_owned(
 }
 
 // ANCHOR: fast_class
-/// The size class of a request on the allocation fast paths and its object size: the class
+/// The size class of a request on the allocation fast paths: the class
 /// of the size rounded up to the alignment, if that is small and the class's objects have the
 /// alignment (`CLASS_ALIGN`: every class of a multiple of 16 B for C's 16); `None` otherwise
-/// (a large request, or an alignment the class lacks: 8 B and 24 B for 16, ...).
+/// (a large request, or an alignment the class lacks: 8 B and 24 B for 16, ...). An
+/// alignment of 8 or less (most Rust requests) needs neither the rounding nor the check:
+/// every class's objects are 8-aligned (asserted below); one of 16 (C's `malloc`) has its
+/// own table, `class_of_16`, which gives the same class the rounding and the check give.
 #[inline(always)]
-fn fast_class(layout: Layout) -> Option<(usize, usize)> {
+fn fast_class(layout: Layout) -> Option<usize> {
     let (size, align) = (layout.size(), layout.align());
-    // No overflow: `size <= isize::MAX - (align - 1)` (a `Layout`'s rule).
-    let rounded = (size + align - 1) & !(align - 1);
-    if rounded > MAX_SMALL_BYTES {
-        return None;
-    }
-    let class = class_of(rounded);
+    let class = if align <= 8 {
+        if size > MAX_SMALL_BYTES {
+            return None;
+        }
+        class_of(size)
+    } else if align == 16 {
+        if size > MAX_SMALL_BYTES {
+            return None;
+        }
+        class_of_16(size)
+    } else {
+        // No overflow: `size <= isize::MAX - (align - 1)` (a `Layout`'s rule).
+        let rounded = (size + align - 1) & !(align - 1);
+        if rounded > MAX_SMALL_BYTES {
+            return None;
+        }
+        let class = class_of(rounded);
+        debug_assert!(class < CLASS_COUNT);
+        // SAFETY: `class_of` of a size in `1..=MAX_SMALL_BYTES` is a class below
+        // `CLASS_COUNT` (its tables hold classes only).
+        if align > unsafe { *CLASS_ALIGN.get_unchecked(class) } as usize {
+            return None;
+        }
+        class
+    };
     debug_assert!(class < CLASS_COUNT);
-    // SAFETY: `class_of` of a size in `1..=MAX_SMALL_BYTES` is a class below `CLASS_COUNT`
-    // (its tables hold classes only).
-    let (class_align, bytes) =
-        unsafe { (*CLASS_ALIGN.get_unchecked(class), *CLASS_BYTES.get_unchecked(class)) };
-    if align > class_align as usize {
-        return None;
-    }
-    Some((class, bytes as usize))
+    Some(class)
 }
+
+// `fast_class` serves alignments up to 8 from any class.
+const _: () = {
+    let mut c = 1;
+    while c < CLASS_COUNT {
+        assert!(CLASS_ALIGN[c] >= 8, "a size class whose objects are not 8-aligned");
+        c += 1;
+    }
+};
 // ANCHOR_END: fast_class
 
 // ANCHOR: find_small
@@ -309,7 +340,8 @@ pub(super) enum Miss {
     Interior,
 }
 
-/// The lookup both free paths start with (`free_addr`, `free_cached`): spanOf, the small-span
+/// The lookup of every free `find_mine` does not serve (`free_addr_slow`, `free_cached`):
+/// spanOf, the small-span
 /// test, the object's index with its exact-start check, and the owner test against `my`, the
 /// calling thread's cache for this heap if it has one. spanOf tries the arena record of
 /// `my`'s hint first (`MCache::arena_hint`: one load instead of the index's two, checked with
@@ -360,10 +392,47 @@ fn find_small<'a>(
 }
 // ANCHOR_END: find_small
 
+// ANCHOR: find_mine
+/// The lookup of the owner's fast free (`dealloc_fast`, `free_addr`, `free_cached`): object
+/// `index` at `p` of a small span that `c`, the calling thread's cache, owns, found through
+/// `c`'s arena hint alone; `None` for anything else (a span of another cache or of none, a
+/// large span, an interior pointer, a foreign one, an address outside the hinted arena),
+/// which the caller sends to `find_small`.
+///
+/// Only a span `c` owns is trusted, and only after checking the address against it, so the
+/// hint needs no `Arena::holds` test: the span map entry at `p`'s page offset
+/// (`page_in_arena`, always inside the map) of any record of this heap, live or retired, is
+/// null or a span record, mapped while the heap lives. The owner test comes before the
+/// span's other fields: a record whose `owner` is `c` is a small span this thread holds
+/// (only mcentral sets `owner`, to the cache it refills, and only this thread refills `c`;
+/// large spans never have one), so it needs no small-span test, and its fields, read after
+/// the test, stay as read while the thread frees. Whatever led to it (an address in another
+/// arena, a stale entry of a freed page run whose record now holds another span of `c`),
+/// the offset and index checks then refuse `p` unless it starts an object of that span,
+/// which is then the answer spanOf would give.
+#[inline(always)]
+fn find_mine<'a>(c: &'a MCache, p: usize) -> Option<SmallObject<'a>> {
+    // SAFETY: the hint is null or an arena record of this heap, mapped while the heap lives
+    // (live or retired), all of whose fields are atomics or cells (see `arena_of`).
+    let arena = unsafe { c.arena_hint.get().as_ref::<'a>() }?;
+    // SAFETY: as in `find_small`: a non-null entry of an arena record's span map names a
+    // span record, mapped while the heap lives, whose `owner` is an atomic.
+    let s = unsafe { arena.span_at(arena::page_in_arena(p)).as_ref::<'a>() }?;
+    if !ptr::eq(s.owner.load(Ordering::Relaxed), c) {
+        return None;
+    }
+    let off = p.checked_sub(s.base_addr())?;
+    let (class, bytes) = s.small_class();
+    let index = s.small_object_in(off, bytes)?;
+    Some(SmallObject { span: s, class, bytes, index, mine: true })
+}
+// ANCHOR_END: find_mine
+
 impl Tiered {
     // ANCHOR: alloc_fast
     /// The allocation fast path, with no call but tail calls (so no registers to save), no
-    /// lock and no atomic read-modify-write: the thread's cache (most recent heap only),
+    /// lock and no atomic read-modify-write: the thread's cache (most recent heap only, found
+    /// from the heap's key without the root: `cached_cache`),
     /// then the top of the class's free stack or `next_free_fast` in the class's current
     /// span; an empty alloc cache goes to `refill_small`, and every `OP_STEP_ALLOCS`th
     /// allocation to `op_step` (the countdown `MCache::count_op`). The class is that of the
@@ -377,23 +446,18 @@ impl Tiered {
         src: &P,
         layout: Layout,
     ) -> Result<Option<NonNull<u8>>, ()> {
-        let root = self.existing_root().ok_or(())?;
-        // SAFETY: null or the calling thread's own cache, live while the thread is.
-        let c = unsafe { tls::peek(root.key).as_ref() }.ok_or(())?;
-        let (class, bytes) = fast_class(layout).ok_or(())?;
+        let c = self.cached_cache().ok_or(())?;
+        let class = fast_class(layout).ok_or(())?;
         let p = match c.pop_free(class) {
             Some(p) => p,
-            None => {
-                let spc = span_class(class);
-                match c.alloc_small_fast(spc) {
-                    Some(p) => p,
-                    None => return Ok(refill_small(root, src, c, spc, bytes)),
-                }
-            }
+            None => match c.alloc_small_fast(span_class(class)) {
+                Some(p) => p,
+                None => return Ok(refill_small(src, c, class)),
+            },
         };
-        c.account(bytes as isize, 1);
+        c.account_class(class, 1);
         if c.count_op() {
-            return Ok(op_step(root, src, c, p));
+            return Ok(op_step(src, c, p));
         }
         Ok(Some(p))
     }
@@ -420,7 +484,7 @@ impl Tiered {
     #[inline(always)]
     pub(super) fn alloc_cached(&self, layout: Layout) -> Option<NonNull<u8>> {
         let c = self.cached_cache()?;
-        let (class, bytes) = fast_class(layout)?;
+        let class = fast_class(layout)?;
         // `count_op` would reach 0 on this allocation: leave it to `alloc_fast`.
         let left = c.ops_left.get();
         if left <= 1 {
@@ -430,7 +494,7 @@ impl Tiered {
             Some(p) => p,
             None => c.alloc_small_fast(span_class(class))?,
         };
-        c.account(bytes as isize, 1);
+        c.account_class(class, 1);
         c.ops_left.set(left - 1);
         Some(p)
     }
@@ -446,11 +510,59 @@ impl Tiered {
     }
 
     // ANCHOR: free_addr
-    /// The free path of both `dealloc` and `free`: finds the span from the address alone
-    /// (spanOf, `find_small`), checks that `ptr` starts a live object of this heap, and frees
-    /// it. `Err`, with nothing changed, for anything else: see "Bad input" in the module docs.
+    /// The free path of `free` (and, without its answer, `dealloc_fast`): the owner's free
+    /// through `find_mine`, else `free_addr_slow`, which finds the span from the address
+    /// alone (spanOf, `find_small`); either checks that `ptr` starts a live object of this
+    /// heap and frees it. `Err`, with nothing changed, for anything else: see "Bad input" in
+    /// the module docs.
     #[inline(always)]
     pub(super) fn free_addr<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Result<usize, BadFree> {
+        if let Some(c) = self.cached_cache()
+            && let Some(o) = find_mine(c, ptr.as_ptr().addr())
+        {
+            c.free_mine(o.span, o.class, o.index, ptr)?;
+            c.account_class(o.class, -1);
+            return Ok(o.bytes);
+        }
+        self.free_addr_slow(src, ptr)
+    }
+    // ANCHOR_END: free_addr
+
+    // ANCHOR: dealloc_fast
+    /// `Strategy::dealloc`: `free_addr` with nothing to return, so that every call it may
+    /// make is a tail call and the fast path saves no register: the owner's free found by
+    /// `find_mine`, its statistics counted before the object goes onto the free stack or
+    /// into its span (`stash_taken`, whose cold call is the last thing done); anything else
+    /// to `free_addr_slow`. A free `free` would refuse changes nothing here either.
+    #[inline(always)]
+    pub(super) fn dealloc_fast<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) {
+        if let Some(c) = self.cached_cache()
+            && let Some(o) = find_mine(c, ptr.as_ptr().addr())
+        {
+            if o.span.take_live(o.index) {
+                c.account_class(o.class, -1);
+                c.stash_taken(o.span, o.class, o.index, ptr);
+            }
+            return;
+        }
+        self.dealloc_slow(src, ptr);
+    }
+
+    /// `dealloc_fast`'s way out: `free_addr_slow`, its answer dropped.
+    #[cold]
+    #[inline(never)]
+    fn dealloc_slow<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) {
+        let _ = self.free_addr_slow(src, ptr);
+    }
+    // ANCHOR_END: dealloc_fast
+
+    /// Every free `find_mine` leaves (no cache, a hint miss, a span this thread's cache does
+    /// not own, a large object, a bad pointer): finds the span from the address alone
+    /// (spanOf, `find_small`), checks that `ptr` starts a live object of this heap, and frees
+    /// it. `Err`, with nothing changed, for anything else: see "Bad input" in the module docs.
+    #[cold]
+    #[inline(never)]
+    fn free_addr_slow<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Result<usize, BadFree> {
         let root = self.existing_root().ok_or(BadFree::Foreign)?;
         let p = ptr.as_ptr().addr();
         // SAFETY: null or the calling thread's own cache, live while the thread is.
@@ -469,7 +581,6 @@ impl Tiered {
         }
         self.free_slow(src, root, o.span, o.index, ptr)
     }
-    // ANCHOR_END: free_addr
 
     // ANCHOR: free_cached
     /// `Strategy::free_cached`: `free_addr`'s fast path alone, without a call: `ptr` starts a
@@ -479,10 +590,14 @@ impl Tiered {
     #[inline(always)]
     pub(super) fn free_cached(&self, ptr: NonNull<u8>) -> bool {
         let Some(c) = self.cached_cache() else { return false };
-        let Ok(o) = find_small(|| self.existing_root(), Some(c), ptr.as_ptr().addr()) else { return false };
-        if !o.mine {
-            return false;
-        }
+        let p = ptr.as_ptr().addr();
+        let o = match find_mine(c, p) {
+            Some(o) => o,
+            None => match find_small(|| self.existing_root(), Some(c), p) {
+                Ok(o) if o.mine => o,
+                _ => return false,
+            },
+        };
         // The cache owns the span, so its class is as read and its live bits are this
         // thread's.
         let st = c.free_stack(o.class);
@@ -490,7 +605,7 @@ impl Tiered {
             return false;
         }
         st.push(o.span, o.index, ptr);
-        c.account(-(o.bytes as isize), -1);
+        c.account_class(o.class, -1);
         true
     }
     // ANCHOR_END: free_cached

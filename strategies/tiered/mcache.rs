@@ -115,7 +115,7 @@ use super::Root;
 use super::arena::Arena;
 use super::freestack::{FreeStack, free_stacks_init};
 use super::scavenger::{FREE_STEP_BYTES, OP_STEP_ALLOCS};
-use super::sizeclass::{CLASS_COUNT, PAGE_BYTES, SPAN_CLASS_COUNT};
+use super::sizeclass::{CLASS_BYTES, CLASS_COUNT, PAGE_BYTES, SPAN_CLASS_COUNT};
 use super::span::{Span, SpanList};
 use crate::source::PageSource;
 
@@ -246,6 +246,17 @@ impl OwnedList {
 /// A thread cache (Go's `mcache`). Lives in heap metadata.
 #[repr(C)]
 pub struct MCache {
+    // The fields every fast allocation or free reads, first: one cache line with the first
+    // current spans.
+    /// The arena record this cache's last free through the index found (`find_small`), a
+    /// first guess before the arena index: null, or a record of this heap (live or retired;
+    /// records stay mapped while the heap lives). `find_small` checks it with `Arena::holds`;
+    /// `find_mine` trusts only a span of this cache found through it, checked against the
+    /// address. Owner only.
+    pub arena_hint: Cell<*const Arena>,
+    /// Fast-path allocations left before this cache runs a bounded step of background work
+    /// (scavenger.rs, `OP_STEP_ALLOCS`).
+    pub ops_left: Cell<u32>,
     /// Current span per span class.
     pub alloc: [Cell<*const Span>; SPAN_CLASS_COUNT],
     /// Spans this cache owns besides the current one, per span class (see "Owned spans").
@@ -270,16 +281,8 @@ pub struct MCache {
     /// Bytes this cache may still free before it runs a bounded step of background work
     /// (scavenger.rs, `FREE_STEP_BYTES`).
     pub free_budget: Cell<isize>,
-    /// Fast-path allocations left before this cache runs a bounded step of background work
-    /// (scavenger.rs, `OP_STEP_ALLOCS`).
-    pub ops_left: Cell<u32>,
     /// Decay steps run so far (paces `collect_owned_remote`).
     pub decay_steps: Cell<u32>,
-    /// The arena record this cache's last fast free found (`Tiered::free_cached`), a first
-    /// guess before the arena index: null, or a record of this heap (live or retired;
-    /// records stay mapped while the heap lives), checked with `Arena::holds` before each
-    /// use. Owner only.
-    pub arena_hint: Cell<*const Arena>,
 }
 // ANCHOR_END: mcache_struct
 
@@ -289,8 +292,8 @@ pub struct MCache {
 // root's `shared` lock; a record changes thread only through the heap lock (`new_cache`,
 // `release_cache`), whose Acquire and Release order the accesses. Other threads read only
 // `root` and `next_all` (written before the record is published under the heap lock, never
-// after), `next_free` (under the heap lock), the atomics (`live_bytes`, `live_objects`,
-// `in_use`), and compare the cache's address with a span's `owner`. The checker reads the
+// after), `next_free` (under the heap lock), the atomics (`live_bytes`, `live_objects`, the
+// free stacks' `live`, `in_use`), and compare the cache's address with a span's `owner`. The checker reads the
 // rest with no other thread running.
 unsafe impl Sync for MCache {}
 
@@ -347,10 +350,42 @@ impl MCache {
         n == 0
     }
 
+    /// Counts an allocation (+1) or a free (-1) of an object of size class `class` (below
+    /// `CLASS_COUNT`) in this cache's statistics: the fast paths' `account`, one count in the
+    /// class's free stack (`FreeStack::live`). Owner only.
+    #[inline(always)]
+    pub fn account_class(&self, class: usize, objects: isize) {
+        let l = &self.free_stack(class).live;
+        l.store(l.load(Ordering::Relaxed) + objects, Ordering::Relaxed);
+    }
+
+    /// Live bytes and objects this cache counted and has not flushed: `live_bytes` and
+    /// `live_objects`, plus the classes' counts (`account_class`). Any thread (a reader
+    /// other than the owner may see a flush half done, as `Tiered::stats` allows).
+    pub fn unflushed(&self) -> (isize, isize) {
+        let (mut b, mut o) =
+            (self.live_bytes.load(Ordering::Relaxed), self.live_objects.load(Ordering::Relaxed));
+        for (st, &size) in self.free.iter().zip(&CLASS_BYTES) {
+            let n = st.live.load(Ordering::Relaxed);
+            b += n * size as isize;
+            o += n;
+        }
+        (b, o)
+    }
+
     /// Moves this cache's statistics into the root's and updates the peak.
     pub fn flush_stats(&self, root: &Root) {
-        let b = self.live_bytes.swap(0, Ordering::Relaxed);
-        let o = self.live_objects.swap(0, Ordering::Relaxed);
+        let mut b = self.live_bytes.swap(0, Ordering::Relaxed);
+        let mut o = self.live_objects.swap(0, Ordering::Relaxed);
+        for (st, &size) in self.free.iter().zip(&CLASS_BYTES) {
+            // Owner only: a load and a store, no read-modify-write.
+            let n = st.live.load(Ordering::Relaxed);
+            if n != 0 {
+                st.live.store(0, Ordering::Relaxed);
+                b += n * size as isize;
+                o += n;
+            }
+        }
         root.add_live(b, o);
     }
 
@@ -465,6 +500,7 @@ impl MCache {
     /// it; but a wholly empty span when the class already keeps one goes to mcentral (its
     /// spare, or the heap, where the scavenger reaches it).
     #[cold]
+    #[inline(never)]
     pub fn on_refillable(&self, s: &Span) {
         if s.list.get() != SpanList::Owned {
             return;

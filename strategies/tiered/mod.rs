@@ -68,7 +68,10 @@
 //!    same for `dealloc` (whose layout is not needed) and the free by address (`free`).
 //!    Every step checks: an address outside the index, with no arena or no span, is
 //!    `Foreign`; one that does not start an object (`Span::object_at`) is `Interior`; an
-//!    object that is not live is `NotLive` (a double free). `free_addr` in malloc.rs.
+//!    object that is not live is `NotLive` (a double free). `free_addr` in malloc.rs
+//!    (`dealloc_fast` for `dealloc`). The owner's free looks first in the arena its cache
+//!    found last, at the span it maps the page to, and goes on only if the cache owns that
+//!    span (`find_mine`); every other free takes the index (`find_small`).
 //! 2. A free by the owner of the span (the fast path; the owner test compares the span's
 //!    owner with the thread's cache for this heap, `tls::peek`): `take_live` clears the
 //!    live bit (a plain load and store: the owner holds the span), then the object goes
@@ -103,8 +106,9 @@
 //! `free_cached` in malloc.rs, for a preload's fast entry) are the fast paths of allocation
 //! step 1 and free step 2 alone, with no call and nothing changed when they do not apply: no
 //! refill and no op step (`None` when the countdown would reach 0), a free only into a stack
-//! with room. The cached free finds the arena from its cache's hint (`MCache::arena_hint`,
-//! the record its last lookup found, checked with `Arena::holds`) before the index.
+//! with room. The cached free finds the span from its cache's hint (`MCache::arena_hint`,
+//! the record its last lookup through the index found) before the index, as the owner's
+//! free of step 2 does (`find_mine`).
 //!
 //! The trade-off, measured in the benchmarks (figures in benches/README.md): a bitmap span
 //! is visited by a scan, so a program that frees at random leaves holes that cost a refill
@@ -483,13 +487,13 @@ unsafe impl Strategy for Tiered {
     // ANCHOR_END: tiered_alloc
 
     // ANCHOR: tiered_dealloc
-    /// The free by address (`free_addr`, malloc.rs): the layout is not needed, and a free
+    /// The free by address (`dealloc_fast`, malloc.rs): the layout is not needed, and a free
     /// that `free` would refuse (a double free, a foreign or interior pointer) is ignored
     /// here, so it changes nothing (see "Bad input" in the module docs).
     #[inline]
     unsafe fn dealloc<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, layout: Layout) {
         let _ = layout;
-        let _ = self.free_addr(src, ptr);
+        self.dealloc_fast(src, ptr);
     }
     // ANCHOR_END: tiered_dealloc
 
@@ -618,8 +622,9 @@ unsafe impl Strategy for Tiered {
         while !c.is_null() {
             // SAFETY: cache records live as long as the heap; only their atomics are read.
             let cache = unsafe { &*c };
-            bytes += cache.live_bytes.load(Ordering::Relaxed);
-            objects += cache.live_objects.load(Ordering::Relaxed);
+            let (b, o) = cache.unflushed();
+            bytes += b;
+            objects += o;
             c = cache.next_all;
         }
         let live_bytes = bytes.max(0) as usize;
