@@ -33,7 +33,14 @@
 //!   node (`min`), so the least block is one load: a bin of [`SizeBins`](super::SizeBins)
 //!   with more than 32 blocks (smaller bins are sorted lists), whose blocks all have one
 //!   size. Removing the least node (it has no left child) moves
-//!   `min` to its successor: the least node of its right subtree, else its parent.
+//!   `min` to its successor: the least node of its right subtree, else its parent. Each
+//!   node also keeps, in the word the address tree uses for `max`, the union of its
+//!   subtree's payload residues modulo 64 bytes (`residue_bit`: four bits), so that an
+//!   over-aligned request finds the lowest-address block of the bin at a fitting residue
+//!   (`fit_residues`) in one descent (`first_fitting`; for alignments up to 64 bytes, where
+//!   the residue decides alone). An insert sets its bit on the way
+//!   down (a write only where it was clear), rotations recompute the two nodes, and a
+//!   removal or a change of address recomputes upward until a mask does not change.
 //!
 //! For alignments above 16 bytes a block of sufficient size may still not fit (its aligned
 //! start lies too high); both searches then go on to the next candidate in the same order
@@ -50,6 +57,7 @@
 //! - heap: `n.prio >= n.left.prio`, `n.prio >= n.right.prio`;
 //! - links: `n.left.parent == n`, `n.right.parent == n`, `root.parent == null`;
 //! - augmentation (address tree): `n.max == max(n.size, n.left.max, n.right.max)`;
+//!   (bins' trees) `n.max == residue_bit(n) | n.left.max | n.right.max`;
 //! - `n.size ==` the block's header size; `#nodes == len`; `hot` is null or a node;
 //! - orders that track it ([`TreeOrder::TRACKS_MIN`]): `min` is the least node (null if
 //!   the tree is empty).
