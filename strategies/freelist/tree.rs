@@ -376,8 +376,11 @@ impl<O: TreeOrder> Treap<O> {
                 pull(x);
             }
             if O::RESIDUES {
+                // `x`'s subtree now holds the blocks `p`'s held: it takes `p`'s old mask
+                // (read before `p`'s is recomputed) without reading its other child.
+                let whole = (*pn).max;
                 pull_residues(p);
-                pull_residues(x);
+                (*xn).max = whole;
             }
         }
     }
