@@ -16,7 +16,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use std::alloc::System;
 
 use proptest::prelude::*;
-use stratalloc::strategies::freelist::{AddrRegions, AddrTree, SizeBins, SizeTree};
+use stratalloc::strategies::freelist::{AddrRegions, AddrTree, BLOCK_ALIGN, SizeBins, SizeTree};
 use stratalloc::{BestFit, ConstInit, FirstFit, Fixed, Heap, Linear, NextFit, Strategy as Allocator};
 
 const REGION_BYTES: usize = 3 << 20;
@@ -34,9 +34,24 @@ const REGION_ALIGN: usize = 1 << 30;
 /// One operation; indexes pick a live block modulo the number of live blocks.
 #[derive(Clone, Debug)]
 enum Op {
-    Alloc { size: usize, align: usize, zeroed: bool },
-    Free { which: usize },
-    Realloc { which: usize, size: usize },
+    Alloc {
+        size: usize,
+        align: usize,
+        zeroed: bool,
+    },
+    Free {
+        which: usize,
+    },
+    /// Frees a live block of `size` bytes (the `which`-th of them), if there is one: frees
+    /// of one size among live blocks of others leave many free blocks of that size.
+    FreeSized {
+        size: usize,
+        which: usize,
+    },
+    Realloc {
+        which: usize,
+        size: usize,
+    },
 }
 
 fn size() -> impl Strategy<Value = usize> {
@@ -80,6 +95,37 @@ fn big_ops() -> impl Strategy<Value = Vec<Op>> {
         2 => (any::<usize>(), size()).prop_map(|(which, size)| Op::Realloc { which, size }),
     ];
     proptest::collection::vec(op, 50..300)
+}
+
+/// Sequences that leave many free blocks of one size (more than a best-fit bin keeps as a
+/// list, so that bins turn into treaps) and ask for blocks of that size at alignments
+/// 8..=4096, mostly 32 and 64: the over-aligned search of a bin (`fit_residues`, the
+/// treap's residue masks). A build-up of 72-byte blocks (80-byte blocks, one bin), each
+/// followed by a block of another size so that they do not touch; then a mix that frees
+/// mostly 72-byte blocks and asks mostly for 64 bytes over-aligned (80-byte blocks too:
+/// the `alignas(64)` objects of the preload's C++ program).
+fn aligned_small_ops() -> impl Strategy<Value = Vec<Op>> {
+    let align = || {
+        prop_oneof![
+            3 => Just(64usize),
+            1 => Just(32usize),
+            1 => Just(BLOCK_ALIGN),
+            2 => (3u32..=12).prop_map(|s| 1usize << s),
+        ]
+    };
+    let other = || prop_oneof![Just(56usize), Just(120usize), 1usize..=512];
+    let pair = (other(), align()).prop_map(|(size, align)| {
+        [Op::Alloc { size: 72, align: BLOCK_ALIGN, zeroed: false }, Op::Alloc { size, align, zeroed: false }]
+    });
+    let freed = prop_oneof![6 => Just(72usize), 1 => Just(64usize), 1 => Just(56usize), 1 => Just(120usize)];
+    let op = prop_oneof![
+        4 => align().prop_map(|align| Op::Alloc { size: 64, align, zeroed: false }),
+        2 => (other(), align()).prop_map(|(size, align)| Op::Alloc { size, align, zeroed: false }),
+        2 => any::<usize>().prop_map(|which| Op::Free { which }),
+        5 => (freed, any::<usize>()).prop_map(|(size, which)| Op::FreeSized { size, which }),
+    ];
+    (proptest::collection::vec(pair, 100..250), proptest::collection::vec(op, 300..900))
+        .prop_map(|(a, b)| a.into_iter().flatten().chain(b).collect())
 }
 
 fn config() -> ProptestConfig {
@@ -146,6 +192,14 @@ impl<S: Allocator + ConstInit> Side<S> {
                 }
                 Op::Free { which } if !self.live.is_empty() => {
                     let (p, l) = self.live.swap_remove(which % self.live.len());
+                    self.heap.dealloc(p, l);
+                    Some(self.offset(p))
+                }
+                Op::FreeSized { size, which } => {
+                    let of_size: Vec<usize> =
+                        (0..self.live.len()).filter(|&k| self.live[k].1.size() == size).collect();
+                    let &k = of_size.get(which % of_size.len().max(1))?;
+                    let (p, l) = self.live.swap_remove(k);
                     self.heap.dealloc(p, l);
                     Some(self.offset(p))
                 }
@@ -235,6 +289,16 @@ proptest! {
     fn best_fit_bins_place_as_the_walk(ops in ops()) {
         compare::<BestFit<Linear>, BestFit<SizeBins>>(&ops).map_err(TestCaseError::fail)?;
     }
+
+    #[test]
+    fn best_fit_bins_place_over_aligned_as_the_walk(ops in aligned_small_ops()) {
+        compare::<BestFit<Linear>, BestFit<SizeBins>>(&ops).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn best_fit_tree_places_over_aligned_as_the_walk(ops in aligned_small_ops()) {
+        compare::<BestFit<Linear>, BestFit<SizeTree>>(&ops).map_err(TestCaseError::fail)?;
+    }
 }
 // ANCHOR_END: equivalence_props
 
@@ -276,6 +340,40 @@ fn sequences_coalesce_and_exhaust() {
     assert!(coalesced > 100, "only {coalesced} coalescing frees");
     assert!(failed > 0, "no sequence ran the region out of memory");
     assert!(most_free_blocks > 10, "at most {most_free_blocks} free blocks to choose from");
+}
+
+/// The over-aligned sequences do what they are for: some size has more free blocks than a
+/// bin keeps as a list (`BIN_LIST_MAX`), while over-aligned requests are served.
+#[test]
+fn aligned_sequences_fill_bins_past_lists() {
+    use proptest::strategy::ValueTree;
+    use stratalloc::strategies::freelist::BIN_LIST_MAX;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let (mut crowded, mut aligned_served) = (0, 0);
+    for _ in 0..8 {
+        let ops = aligned_small_ops().new_tree(&mut runner).unwrap().current();
+        let mut s = Side::<BestFit<SizeBins>>::new(REGION_BYTES);
+        let mut most = 0;
+        for op in &ops {
+            let r = s.apply(op);
+            if let (Op::Alloc { align, .. }, Some(Some(_))) = (op, r) {
+                aligned_served += (*align > BLOCK_ALIGN) as usize;
+            }
+            let mut per_size = std::collections::HashMap::<usize, usize>::new();
+            s.heap.strategy().walk(|b| {
+                if b.free {
+                    *per_size.entry(b.bytes).or_default() += 1;
+                }
+            });
+            most = most.max(per_size.values().copied().max().unwrap_or(0));
+        }
+        crowded += (most > BIN_LIST_MAX) as usize;
+    }
+    assert!(
+        crowded >= 3,
+        "only {crowded} of 8 sequences put more than {BIN_LIST_MAX} free blocks in one bin"
+    );
+    assert!(aligned_served > 500, "only {aligned_served} over-aligned requests served");
 }
 
 /// The big sequences place blocks past `AddrRegions`' window (16 MiB above the first free

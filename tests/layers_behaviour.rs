@@ -135,6 +135,50 @@ fn thread_exit_hands_the_cache_back() {
     unsafe { heap.check() }.unwrap();
 }
 
+/// An over-aligned request takes a cached block whose start happens to be aligned (the
+/// block of an over-aligned object freed by address comes back for the next), and never a
+/// cached block at another address, nor one too small.
+#[test]
+fn over_aligned_requests_take_only_aligned_cached_blocks() {
+    let heap: Heap<ThreadCache<BestFit>> = Heap::new();
+    let line = Layout::from_size_align(64, 64).unwrap();
+    let p = heap.alloc_layout(line).unwrap();
+    // SAFETY: a live block of `heap`, freed once, by address.
+    unsafe { heap.free(p) }.unwrap();
+    assert_eq!(heap.alloc_layout(line), Some(p), "the aligned cached block comes back");
+    // SAFETY: as above.
+    unsafe { heap.free(p) }.unwrap();
+    // Cache blocks of the same bin at every 16-byte offset, then ask for each alignment.
+    let plain: Vec<_> = (0..6).map(|_| heap.alloc_layout(layout(64)).unwrap()).collect();
+    for &q in &plain {
+        // SAFETY: a live block of `heap` with this layout.
+        unsafe { heap.dealloc_layout(q, layout(64)) };
+    }
+    for align in [32, 64, 128, 4096] {
+        let l = Layout::from_size_align(64, align).unwrap();
+        let q = heap.alloc_layout(l).unwrap();
+        assert!(q.addr().get().is_multiple_of(align), "{q:p} for {l:?}");
+        // SAFETY: a live block of `heap` with this layout.
+        assert!(unsafe { heap.usable_size(q, l) } >= 64);
+        // SAFETY: a live block of `heap` with this layout.
+        unsafe { heap.dealloc_layout(q, l) };
+        // SAFETY: no other thread uses the heap.
+        unsafe { heap.check() }.unwrap();
+    }
+    // A cached block too small for the request is not taken, aligned or not.
+    let small = heap.alloc_layout(Layout::from_size_align(16, 64).unwrap()).unwrap();
+    // SAFETY: a live block of `heap`, freed once, by address.
+    unsafe { heap.free(small) }.unwrap();
+    let big = Layout::from_size_align(200, 64).unwrap();
+    let q = heap.alloc_layout(big).unwrap();
+    assert_ne!(q, small);
+    assert!(q.addr().get().is_multiple_of(64));
+    // SAFETY: a live block of `heap` with this layout.
+    unsafe { heap.dealloc_layout(q, big) };
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+}
+
 /// A heap released (what drop does) while a thread that cached its blocks lives on is never
 /// served from that cache: the thread's next allocations are fresh blocks, and its exit
 /// touches nothing of the released heap.

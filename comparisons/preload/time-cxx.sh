@@ -8,6 +8,8 @@
 #   comparisons/preload/time-cxx.sh LIB REPS STRATEGY...
 #
 # LIB is libstratalloc_preload.so (a release build). A strategy the library lacks fails.
+# With BASE_LIB set to another build of the library, each strategy also runs under it, as
+# `STRATEGY@base`, in the same rounds (an A/B run of two builds).
 set -euo pipefail
 lib=$(realpath "${1:?usage: time-cxx.sh LIB REPS STRATEGY...}")
 reps=${2:?usage: time-cxx.sh LIB REPS STRATEGY...}
@@ -17,15 +19,21 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 g++ -O1 -std=c++17 -pthread -Wall -o "$work/containers" "$here/tests/programs/containers.cpp"
 "$work/containers" >"$work/ref"
-allocators=(glibc "$@")
+allocators=(glibc)
+for a in "$@"; do
+    allocators+=("$a")
+    if [ -n "${BASE_LIB:-}" ]; then allocators+=("$a@base"); fi
+done
 for ((r = 0; r < reps; r++)); do
     for a in "${allocators[@]}"; do
         if [ "$a" = glibc ]; then
             /usr/bin/time -f "$a %e %U %S" -a -o "$work/times" "$work/containers" >"$work/out"
         else
-            LD_PRELOAD=$lib STRATALLOC_STATS=1 STRATALLOC_STRATEGY=$a \
+            s=${a%@base} l=$lib
+            if [ "$s" != "$a" ]; then l=$(realpath "$BASE_LIB"); fi
+            LD_PRELOAD=$l STRATALLOC_STATS=1 STRATALLOC_STRATEGY=$s \
                 /usr/bin/time -f "$a %e %U %S" -a -o "$work/times" "$work/containers" >"$work/out" 2>"$work/err"
-            grep -q "strategy=$a " "$work/err" || { cat "$work/err"; echo "$a: not served by $lib"; exit 1; }
+            grep -q "strategy=$s " "$work/err" || { cat "$work/err"; echo "$s: not served by $l"; exit 1; }
         fi
         cmp -s "$work/out" "$work/ref" || { echo "$a: output differs from glibc's"; exit 1; }
     done

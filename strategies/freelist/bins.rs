@@ -30,8 +30,14 @@
 //! [`SizeTree`] descends through all of them.
 //!
 //! Alloc: `best_fit` scans the bitmap from the request's bin; the first non-empty bin's
-//! least block is the answer (over-aligned requests walk each bin in address order for the
-//! first block whose aligned start fits, then go on to the next bin, then to the tree).
+//! least block is the answer. An over-aligned request takes, bin by bin, the lowest-address
+//! block whose aligned start fits, then goes on to the next bin, then to the tree. In a bin
+//! (one size) whether a block fits depends only on where its payload lies modulo the
+//! alignment, so the search computes the fitting residues once per bin (`fit_residues`)
+//! and a treap bin, whose nodes keep the union of their subtree's residues, goes straight
+//! down to the first block at one of them, instead of testing the bin's blocks one by one
+//! (a bin of many blocks of the right size, none aligned, was most of the time of the
+//! preload's threaded C++ program: `benches/README.md`).
 //! Free: a block enters the bin of its size (or the tree); a block that changes size moves.
 //!
 //! Invariants (checked by `check`), with `bin(s) = (s - MIN_BLOCK_BYTES) / BLOCK_ALIGN`:
@@ -42,12 +48,14 @@
 //!   address of more than [`BIN_LIST_MIN`] blocks whose `min` is its least node
 //!   (`Bin::check`, `Treap::check`), and the tree is a valid size tree.
 
+#[cfg(test)]
+use super::block::HEADER_BYTES;
 use super::block::{BLOCK_ALIGN, Block, MIN_BLOCK_BYTES};
-use super::engine::FreeIndex;
+use super::engine::{FreeIndex, fit_start};
 use super::linear::Linear;
 use super::policy::SizeSearch;
 use super::segregated::first_set_from;
-use super::tree::{ByAddrMin, SizeTree, Treap};
+use super::tree::{ByAddrMin, SizeTree, Treap, fit_residues, residue_bit};
 use crate::strategy::CheckError;
 
 /// Number of exact-size bins.
@@ -236,14 +244,29 @@ impl Bin {
         }
     }
 
-    /// The lowest-address block of the bin whose aligned start fits.
+    /// The lowest-address block of the bin, of blocks of `size >= need` bytes, whose
+    /// aligned start fits (`align > BLOCK_ALIGN`). Whether a block fits depends only on its
+    /// payload's residue ([`fit_residues`]): a list bin tests that mask before calling
+    /// `fit_start`, a treap bin skips the subtrees that hold no fitting residue.
     ///
     /// # Safety
     /// The bin holds live free blocks; `tree` is its tree.
-    unsafe fn first_fitting(&self, tree: &Treap<ByAddrMin>, need: usize, align: usize) -> Option<Block> {
-        // SAFETY: forwarded.
+    unsafe fn first_fitting(
+        &self,
+        tree: &Treap<ByAddrMin>,
+        size: usize,
+        need: usize,
+        align: usize,
+    ) -> Option<Block> {
+        let wanted = fit_residues(size - need, align);
+        // SAFETY: the bin's blocks are live free blocks.
         unsafe {
-            if self.in_tree { tree.first_fitting(need, align) } else { self.list.first_at(0, need, align) }
+            if self.in_tree {
+                return tree.first_fitting(need, align, wanted);
+            }
+            self.list
+                .iter()
+                .find(|&b| residue_bit(b.ptr()) & wanted != 0 && fit_start(b, need, align).is_some())
         }
     }
 
@@ -409,8 +432,9 @@ unsafe impl SizeSearch for SizeBins {
                     // SAFETY: a non-empty bin's least node is one of its blocks.
                     return Some(unsafe { Block::at(bin.least(&self.trees[i])) });
                 }
-                // SAFETY: the bin holds live free blocks.
-                if let Some(b) = unsafe { bin.first_fitting(&self.trees[i], need, align) } {
+                let size = MIN_BLOCK_BYTES + i * BLOCK_ALIGN;
+                // SAFETY: the bin holds live free blocks of `size >= need` bytes.
+                if let Some(b) = unsafe { bin.first_fitting(&self.trees[i], size, need, align) } {
                     return Some(b);
                 }
                 from = i + 1;
@@ -570,6 +594,99 @@ mod tests {
         // SAFETY: the block is free; only its size word changes.
         unsafe { b[1].write_free(112) };
         assert_eq!(check(&bins).unwrap_err().what, "bins: block size is not its bin's");
+    }
+
+    /// The least `(size, address)` fitting block, by a scan of `blocks` (the reference).
+    fn scan(blocks: &[Block], live: &[bool], need: usize, align: usize) -> Option<Block> {
+        let fitting = blocks.iter().zip(live).filter(|&(&b, &l)| {
+            // SAFETY: the test's blocks are laid out and free.
+            l && unsafe { b.size() >= need && fit_start(b, need, align).is_some() }
+        });
+        // SAFETY: as above.
+        fitting.map(|(&b, _)| b).min_by_key(|b| (unsafe { b.size() }, b.addr()))
+    }
+
+    /// Over-aligned requests take the least fitting `(size, address)`, as a scan does, from
+    /// list bins and treap bins (whose residue masks the checker verifies after every
+    /// change), as blocks come and go in an order unrelated to their addresses.
+    #[test]
+    fn over_aligned_requests_take_the_least_fitting_block() {
+        // A treap bin of 80-byte blocks among a few larger ones, at every payload residue.
+        const N: usize = BIN_LIST_MAX + 24;
+        let mut buf = Buf([0; 16384]);
+        let sizes: [usize; N] = core::array::from_fn(|i| if i % 9 == 4 { 96 + 16 * (i % 5) } else { 80 });
+        let b = lay_out(&mut buf, sizes);
+        let mut bins = SizeBins::EMPTY;
+        let mut live = [false; N];
+        let aligns = [32, 64, 128, 256, 1024, 4096];
+        let probe = |bins: &SizeBins, live: &[bool; N]| {
+            for need in [64, 80, 96, 112, 160] {
+                for align in aligns {
+                    // SAFETY: the index holds the buffer's blocks, all free and laid out.
+                    let got = unsafe { bins.best_fit(need, align) };
+                    assert_eq!(got, scan(&b, live, need, align), "need {need} align {align}");
+                }
+            }
+            assert_eq!(check(bins), Ok(live.iter().filter(|&&l| l).count()));
+        };
+        // Blocks that touch are never both free in a heap; here the index alone is tested.
+        for i in shuffled::<N>(19) {
+            // SAFETY: each block is free and not yet in the index.
+            unsafe { bins.insert(b[i], sizes[i], None) };
+            live[i] = true;
+            probe(&bins, &live);
+        }
+        assert!(bins.bins[bin_of(80)].in_tree);
+        for i in shuffled::<N>(29).into_iter().take(N - 4) {
+            // SAFETY: `b[i]` is in the index with its size.
+            unsafe { bins.remove(b[i], sizes[i]) };
+            live[i] = false;
+            probe(&bins, &live);
+        }
+    }
+
+    /// `fit_residues` against `fit_start`: exact up to `RESIDUE_SPAN`, a superset above.
+    #[test]
+    fn fit_residues_are_the_payloads_that_fit() {
+        use super::super::tree::RESIDUE_SPAN;
+        let mut buf = Buf([0; 16384]);
+        let base = buf.0.as_mut_ptr();
+        for align in [32, 64, 128, 512, 4096] {
+            for slack in (0..=4 * 1024).step_by(BLOCK_ALIGN) {
+                let need = 80;
+                let wanted = fit_residues(slack, align);
+                for at in (BLOCK_ALIGN - HEADER_BYTES..2048).step_by(BLOCK_ALIGN) {
+                    // SAFETY: `at..at + need + slack` lies in the buffer.
+                    let blk = unsafe { Block::at(base.add(at)) };
+                    // SAFETY: as above; the block is written before it is read.
+                    let fits = unsafe {
+                        blk.write_free(need + slack);
+                        fit_start(blk, need, align).is_some()
+                    };
+                    let bit = residue_bit(blk.ptr()) & wanted != 0;
+                    if align <= RESIDUE_SPAN {
+                        assert_eq!(bit, fits, "align {align} slack {slack} at {at}");
+                    } else {
+                        assert!(bit || !fits, "align {align} slack {slack} at {at}: fits, bit clear");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn check_catches_a_wrong_residue_mask() {
+        const N: usize = BIN_LIST_MAX + 1;
+        let mut buf = Buf([0; 16384]);
+        let b = lay_out(&mut buf, [64; N]);
+        let mut bins = SizeBins::EMPTY;
+        for x in b {
+            // SAFETY: each block is free and not yet in the index.
+            unsafe { bins.insert(x, 64, None) };
+        }
+        assert_eq!(check(&bins), Ok(N));
+        bins.trees[0].flip_root_summary_for_test(1);
+        assert_eq!(check(&bins).unwrap_err().what, "tree: node residues != union of its subtree's");
     }
 
     #[test]

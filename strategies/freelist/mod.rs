@@ -134,7 +134,7 @@ use crate::sync::SpinLock;
 // Everything that touches block memory (`Block`, `FreeIndex`, `Treap`, `fit_start`, the
 // core) is private: the modules are, and items they declare `pub` only appear, unnameable,
 // in the signatures of the sealed trait `Policy` behind `Placement`.
-pub use self::bins::{BIN_COUNT, BIN_MAX_BYTES, SizeBins};
+pub use self::bins::{BIN_COUNT, BIN_LIST_MAX, BIN_MAX_BYTES, SizeBins};
 pub use self::block::{BLOCK_ALIGN, HEADER_BYTES, MIN_BLOCK_BYTES, NODE_BYTES};
 pub use self::engine::Placement;
 pub use self::linear::Linear;

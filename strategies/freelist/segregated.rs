@@ -13,8 +13,13 @@
 //! Allocation: with `need` in class `f` (`class_min(f) <= need`), every block of a class
 //! `c > f` is big enough, and so is every block of `f` itself when `class_min(f) == need`.
 //! Take the head of the first non-empty such class (O(1)). If there is none, walk list `f`
-//! for a block `>= need` before growing. Alignments above 16 bytes walk the lists from `f`
-//! upward and take the first block that fits.
+//! for a block `>= need` before growing. Alignments above 16 bytes test the first few blocks
+//! (`ALIGNED_PROBES`, most recently freed first) of the classes from `f` up to the first
+//! class whose every block fits at any address (`need + MIN_BLOCK_BYTES + align - 16` bytes:
+//! room for the largest gap below an aligned start), then take that class's head, O(1);
+//! only when no such class has a block do they walk every list from `f` upward. A walk of
+//! whole lists came first: classes full of blocks of the right size at the wrong addresses
+//! made it most of the time of the preload's threaded C++ program (`benches/README.md`).
 //!
 //! Free: a block (and a split remainder) goes to the head of its own class's list.
 //!
@@ -44,6 +49,11 @@ use core::ptr;
 use super::block::{BLOCK_ALIGN, Block, HEADER_BYTES, MIN_BLOCK_BYTES, NODE_BYTES};
 use super::engine::{FreeIndex, Policy, fit_start};
 use crate::strategy::CheckError;
+
+/// Blocks an over-aligned request tests for an aligned start in the classes where a block
+/// may or may not fit, before it takes a block of a class where every block fits
+/// (`SegLists::find_aligned`).
+const ALIGNED_PROBES: usize = 8;
 
 /// Most classes a [`Classes`] table may have (the bits of the bitmap).
 pub const MAX_CLASSES: usize = 256;
@@ -299,9 +309,51 @@ impl<C: Classes> SegLists<C> {
     }
     // ANCHOR_END: seg_find_fast
 
-    /// Walks the lists from `need`'s class upward for the first block that fits.
+    // ANCHOR: seg_find_aligned
+    /// An over-aligned request's usual answer: a block of the first [`ALIGNED_PROBES`]
+    /// blocks of the classes below the sure ones whose aligned start fits (each class's
+    /// most recently freed blocks first), else the head of the first non-empty class whose
+    /// every block fits whatever its address: those of `need + MIN_BLOCK_BYTES + align -
+    /// BLOCK_ALIGN` bytes or more, since the gap below an aligned start is 0 or
+    /// `MIN_BLOCK_BYTES..MIN_BLOCK_BYTES + align - BLOCK_ALIGN` (`fit_start`). The carve
+    /// leaves the gap and the rest free. `None` when neither gives a block.
+    fn find_aligned(&self, need: usize, align: usize) -> Option<Block> {
+        let sure = C::class_ceil(need.checked_add(MIN_BLOCK_BYTES + align - BLOCK_ALIGN)?);
+        let (mut c, mut probes) = (C::class_of(need), ALIGNED_PROBES);
+        while probes > 0
+            && let Some(k) = self.first_class_from(c)
+            && k < sure
+        {
+            for b in self.list(k) {
+                // SAFETY: every listed block is a live free block.
+                if unsafe { b.size() >= need && fit_start(b, need, align).is_some() } {
+                    return Some(b);
+                }
+                probes -= 1;
+                if probes == 0 {
+                    break;
+                }
+            }
+            c = k + 1;
+        }
+        let k = self.first_class_from(sure)?;
+        // SAFETY: a set bit means a non-empty list, whose head is a listed block.
+        let b = unsafe { Block::at(*self.heads.get_unchecked(k)) };
+        // Sure by the arithmetic above; tested all the same, once.
+        // SAFETY: a listed block is a live free block.
+        unsafe { fit_start(b, need, align) }.map(|_| b)
+    }
+    // ANCHOR_END: seg_find_aligned
+
+    /// Walks the lists from `need`'s class upward for the first block that fits; an
+    /// over-aligned request tries [`find_aligned`](Self::find_aligned) first.
     #[cold]
     fn find_slow(&self, need: usize, align: usize) -> Option<Block> {
+        if align > BLOCK_ALIGN
+            && let Some(b) = self.find_aligned(need, align)
+        {
+            return Some(b);
+        }
         let mut c = C::class_of(need);
         while let Some(k) = self.first_class_from(c) {
             if let Some(b) = self.walk_class(k, need, align) {
@@ -430,7 +482,8 @@ pub struct Segregated<C> {
 // ANCHOR: seg_policy
 // SAFETY: `find` returns what `find_fast` returns, a block of a class whose every block is
 // `>= need`, and only for alignments up to 16 (where `>= need` fits); `find_rest` returns
-// what `find_slow` returns, which checks `fit_start` on each candidate.
+// what `find_slow` returns, which checks `fit_start` on each candidate (`find_aligned`'s
+// too).
 unsafe impl<C: Classes> Policy for Segregated<C> {
     type Index = SegLists<C>;
     const EMPTY: Self = Segregated { lists: SegLists::EMPTY };

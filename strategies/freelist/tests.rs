@@ -236,6 +236,62 @@ fn large_alignments_up_to_1mib() {
     }
 }
 
+/// Segregated fit serves an over-aligned request without walking a class of blocks at the
+/// wrong addresses: after a few probes (most recently freed first) it takes a block of a
+/// class where every block fits, even when an aligned block lies deeper in the request's
+/// class. When no such class has a block, it walks the lists and finds that one.
+#[test]
+fn segregated_fit_takes_a_sure_block_for_an_over_aligned_request() {
+    let (_a, src) = fixed(4 << 20);
+    let h: Heap<SegregatedFit, Fixed> = Heap::with_source(src);
+    let (small, sep, line) = (layout(72, 16), layout(8, 16), layout(64, 64));
+    // SAFETY: non-zero sizes; each block freed once with its layout; single-threaded.
+    unsafe {
+        // 80-byte blocks, each followed by a separator so that frees do not coalesce.
+        let pairs: Vec<(*mut u8, *mut u8)> = (0..64).map(|_| (h.alloc(small), h.alloc(sep))).collect();
+        let top = pairs.iter().map(|&(a, s)| a.max(s)).max().unwrap();
+        let aligned: Vec<*mut u8> = pairs.iter().map(|p| p.0).filter(|a| a.addr() % 64 == 0).collect();
+        let misaligned: Vec<*mut u8> = pairs.iter().map(|p| p.0).filter(|a| a.addr() % 64 != 0).collect();
+        assert!(!aligned.is_empty() && misaligned.len() > 2 * 8);
+        // The aligned block first, so that it lies deepest in its class's list.
+        h.dealloc(aligned[0], small);
+        for &a in &misaligned {
+            h.dealloc(a, small);
+        }
+        check(&h);
+        let p = h.alloc(line);
+        assert_eq!(p.addr() % 64, 0);
+        assert!(p > top, "{p:p} should come from the free tail above the pairs (top {top:p})");
+        check(&h);
+        h.dealloc(p, line);
+        // Fill the tail, so that no class where every block fits has a block: the walk
+        // finds the aligned block.
+        let mut fill = Vec::new();
+        loop {
+            let q = h.alloc(layout(1024, 16));
+            if q.is_null() {
+                break;
+            }
+            fill.push(q);
+        }
+        // Whatever the fill left below 1 KiB that fits whatever its address goes too.
+        let mut rest = Vec::new();
+        loop {
+            let q = h.alloc(layout(152, 16));
+            if q.is_null() || q < top {
+                if !q.is_null() {
+                    h.dealloc(q, layout(152, 16));
+                }
+                break;
+            }
+            rest.push(q);
+        }
+        let q = h.alloc(line);
+        assert_eq!(q, aligned[0], "the walk finds the one aligned 80-byte block");
+        check(&h);
+    }
+}
+
 #[test]
 fn realloc_grows_and_shrinks_in_place() {
     let (_a, src) = fixed(4 << 20);

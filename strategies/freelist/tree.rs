@@ -33,7 +33,14 @@
 //!   node (`min`), so the least block is one load: a bin of [`SizeBins`](super::SizeBins)
 //!   with more than 32 blocks (smaller bins are sorted lists), whose blocks all have one
 //!   size. Removing the least node (it has no left child) moves
-//!   `min` to its successor: the least node of its right subtree, else its parent.
+//!   `min` to its successor: the least node of its right subtree, else its parent. Each
+//!   node also keeps, in the word the address tree uses for `max`, the union of its
+//!   subtree's payload residues modulo 64 bytes (`residue_bit`: four bits), so that an
+//!   over-aligned request finds the lowest-address block of the bin at a fitting residue
+//!   (`fit_residues`) in one descent (`first_fitting`; for alignments up to 64 bytes, where
+//!   the residue decides alone). An insert sets its bit on the way
+//!   down (a write only where it was clear), rotations recompute the two nodes, and a
+//!   removal or a change of address recomputes upward until a mask does not change.
 //!
 //! For alignments above 16 bytes a block of sufficient size may still not fit (its aligned
 //! start lies too high); both searches then go on to the next candidate in the same order
@@ -50,6 +57,7 @@
 //! - heap: `n.prio >= n.left.prio`, `n.prio >= n.right.prio`;
 //! - links: `n.left.parent == n`, `n.right.parent == n`, `root.parent == null`;
 //! - augmentation (address tree): `n.max == max(n.size, n.left.max, n.right.max)`;
+//!   (bins' trees) `n.max == residue_bit(n) | n.left.max | n.right.max`;
 //! - `n.size ==` the block's header size; `#nodes == len`; `hot` is null or a node;
 //! - orders that track it ([`TreeOrder::TRACKS_MIN`]): `min` is the least node (null if
 //!   the tree is empty).
@@ -57,7 +65,7 @@
 use core::marker::PhantomData;
 use core::ptr;
 
-use super::block::{BLOCK_ALIGN, Block};
+use super::block::{BLOCK_ALIGN, Block, HEADER_BYTES, MIN_BLOCK_BYTES};
 use super::engine::{FreeIndex, fit_start};
 use super::policy::{AddrSearch, SizeSearch};
 use crate::strategy::CheckError;
@@ -69,11 +77,14 @@ use crate::strategy::CheckError;
 struct Node {
     left: *mut u8,
     right: *mut u8,
+    /// The address tree: the largest `size` in this subtree. The bins' trees
+    /// ([`TreeOrder::RESIDUES`]): the union of the subtree's [`residue_bit`]s. Next to the
+    /// links, which a descent reads with it: a node's first three words share a cache line
+    /// unless its payload is the line's last 16 bytes.
+    max: usize,
     parent: *mut u8,
     /// The block's size (the index never reads headers: the core may be rewriting them).
     size: usize,
-    /// The largest `size` in this subtree (address tree only).
-    max: usize,
     /// Heap priority: a hash of the address the block had when it entered the tree.
     prio: u64,
 }
@@ -92,6 +103,10 @@ pub trait TreeOrder: Send + 'static {
     const AUGMENTED: bool = !Self::KEYED_BY_SIZE;
     /// Whether the tree keeps a pointer to its least node (`min`).
     const TRACKS_MIN: bool = false;
+    /// Whether each node keeps (in `max`) the union of its subtree's payload residues
+    /// ([`residue_bit`]), so that a search for an over-aligned start skips the subtrees
+    /// where no payload lies at a fitting residue. Not with `AUGMENTED` (one field).
+    const RESIDUES: bool = false;
 }
 
 /// Order by address.
@@ -115,6 +130,7 @@ impl TreeOrder for ByAddrMin {
     const KEYED_BY_SIZE: bool = false;
     const AUGMENTED: bool = false;
     const TRACKS_MIN: bool = true;
+    const RESIDUES: bool = true;
 }
 
 /// Order by size, then address.
@@ -133,6 +149,49 @@ impl TreeOrder for BySize {
 fn size_key(size: usize, addr: usize) -> u128 {
     (size as u128) << 64 | addr as u128
 }
+
+/// Bytes over which payload residues are told apart: one bit of a mask per `BLOCK_ALIGN`
+/// granule.
+pub(super) const RESIDUE_SPAN: usize = 64;
+/// Bits of a residue mask.
+const RESIDUE_BITS: usize = RESIDUE_SPAN / BLOCK_ALIGN;
+const _: () = assert!(RESIDUE_SPAN.is_power_of_two() && RESIDUE_BITS <= usize::BITS as usize);
+
+/// The bit of block `b`'s payload in a residue mask: bit `r` stands for the payloads at
+/// `r * BLOCK_ALIGN` modulo [`RESIDUE_SPAN`].
+#[inline]
+pub(super) fn residue_bit(b: *mut u8) -> usize {
+    1 << ((b.addr() + HEADER_BYTES) / BLOCK_ALIGN % RESIDUE_BITS)
+}
+
+// ANCHOR: fit_residues
+/// The residue mask of the payloads at which a free block of `need + slack` bytes can hold
+/// a block of `need` bytes aligned for `align` (above `BLOCK_ALIGN`), by [`fit_start`]'s
+/// rule: the aligned start lies a gap `g` above the block's start, `g == 0` or `g >=
+/// MIN_BLOCK_BYTES` (a free block below), the least such `g` with `payload + g ≡ 0 (mod
+/// align)`, and the block fits exactly when `g <= slack`. So the payloads that fit are
+/// those `≡ -g (mod align)` for `g` in `{0} ∪ [MIN_BLOCK_BYTES, slack]`. Exact for
+/// alignments up to [`RESIDUE_SPAN`] (the residues repeat with period `align`); above it
+/// the same rule modulo the span is a necessary condition, and [`fit_start`] decides.
+pub(super) fn fit_residues(slack: usize, align: usize) -> usize {
+    let period = align.clamp(BLOCK_ALIGN, RESIDUE_SPAN);
+    let mut base = 1; // g == 0: payloads ≡ 0
+    // Gaps past `MIN_BLOCK_BYTES + period` repeat the residues of smaller ones.
+    let mut g = MIN_BLOCK_BYTES;
+    while g <= slack && g < MIN_BLOCK_BYTES + period {
+        base |= 1 << ((period - g % period) % period / BLOCK_ALIGN);
+        g += BLOCK_ALIGN;
+    }
+    // The pattern of one period, repeated over the mask.
+    let mut mask = base;
+    let mut width = period / BLOCK_ALIGN;
+    while width < RESIDUE_BITS {
+        mask |= mask << width;
+        width *= 2;
+    }
+    mask
+}
+// ANCHOR_END: fit_residues
 
 /// A treap of free blocks ordered by `O`.
 pub struct Treap<O> {
@@ -196,6 +255,33 @@ unsafe fn pull(t: *mut u8) {
     }
 }
 
+/// The residue mask of a subtree of a [`TreeOrder::RESIDUES`] tree (0 for the empty one).
+///
+/// # Safety
+/// `t` is null or a node of such a tree.
+#[inline]
+unsafe fn residues_of(t: *mut u8) -> usize {
+    // SAFETY: a non-null `t` is a node of the tree.
+    if t.is_null() { 0 } else { unsafe { (*node(t)).max } }
+}
+
+/// Recomputes the residue mask of `t` from its own bit and its children's; returns whether
+/// it changed.
+///
+/// # Safety
+/// `t` is a node of a [`TreeOrder::RESIDUES`] tree whose children are null or nodes.
+#[inline]
+unsafe fn pull_residues(t: *mut u8) -> bool {
+    // SAFETY: `t` is a tree node and its children null or nodes (caller).
+    unsafe {
+        let n = node(t);
+        let mask = residue_bit(t) | residues_of((*n).left) | residues_of((*n).right);
+        let changed = (*n).max != mask;
+        (*n).max = mask;
+        changed
+    }
+}
+
 impl<O: TreeOrder> Treap<O> {
     /// Whether subtree maxima are kept.
     const AUGMENTED: bool = O::AUGMENTED;
@@ -216,6 +302,14 @@ impl<O: TreeOrder> Treap<O> {
     #[cfg(test)]
     pub(super) fn set_min_for_test(&mut self, min: *mut u8) {
         self.min = min;
+    }
+
+    /// Flips bits of the root's `max` word (a subtree maximum or residue mask), for the
+    /// checker's tests.
+    #[cfg(test)]
+    pub(super) fn flip_root_summary_for_test(&mut self, bits: usize) {
+        // SAFETY: the tests call it on a non-empty tree of live free blocks.
+        unsafe { (*node(self.root)).max ^= bits };
     }
 
     /// Whether node `a` sorts before node `b`.
@@ -281,6 +375,13 @@ impl<O: TreeOrder> Treap<O> {
                 pull(p);
                 pull(x);
             }
+            if O::RESIDUES {
+                // `x`'s subtree now holds the blocks `p`'s held: it takes `p`'s old mask
+                // (read before `p`'s is recomputed) without reading its other child.
+                let whole = (*pn).max;
+                pull_residues(p);
+                (*xn).max = whole;
+            }
         }
     }
 
@@ -318,6 +419,26 @@ impl<O: TreeOrder> Treap<O> {
         }
     }
 
+    /// Repairs the residue masks from `t` upward after a block below `t` (or `t` itself)
+    /// left or changed address: stops at the first node whose mask is unchanged, since
+    /// the masks above it depend on nothing else that changed.
+    ///
+    /// # Safety
+    /// `t` is null or a node whose subtrees' masks are right except on the path to the
+    /// change.
+    #[inline]
+    unsafe fn fix_residues(mut t: *mut u8) {
+        if !O::RESIDUES {
+            return;
+        }
+        // SAFETY: `t` and its ancestors are nodes.
+        unsafe {
+            while !t.is_null() && pull_residues(t) {
+                t = (*node(t)).parent;
+            }
+        }
+    }
+
     /// Makes `x` (node fields written) a leaf under the search path, then rotates it up to
     /// its place by priority.
     ///
@@ -331,6 +452,10 @@ impl<O: TreeOrder> Treap<O> {
                 let n = node(t);
                 if Self::AUGMENTED && (*n).max < size {
                     (*n).max = size;
+                }
+                // Written only when it changes (near the leaves): the path stays clean.
+                if O::RESIDUES && (*n).max & residue_bit(x) == 0 {
+                    (*n).max |= residue_bit(x);
                 }
                 parent = t;
                 left = O::less(x, size, t, (*n).size);
@@ -386,10 +511,12 @@ impl<O: TreeOrder> Treap<O> {
             }
             self.relink(parent, x, child);
             Self::fix_up(parent, (*xn).size, 0);
+            Self::fix_residues(parent);
         }
     }
 
-    /// In order, checking the invariants below `t`; returns the subtree's max size.
+    /// In order, checking the invariants below `t`; returns the subtree's max size (its
+    /// residue mask in a [`TreeOrder::RESIDUES`] tree).
     ///
     /// # Safety
     /// The tree holds live free blocks (checked by `visit` before a node is read).
@@ -432,6 +559,13 @@ impl<O: TreeOrder> Treap<O> {
             }
             *prev = t;
             let rmax = self.check_at((*n).right, t, prev, count, hot_seen, visit)?;
+            if O::RESIDUES {
+                let mask = residue_bit(t) | lmax | rmax;
+                if (*n).max != mask {
+                    return err("tree: node residues != union of its subtree's", (*n).max);
+                }
+                return Ok(mask);
+            }
             let max = (*n).size.max(lmax).max(rmax);
             if Self::AUGMENTED && (*n).max != max {
                 return err("tree: node.max != max(size, children's max)", (*n).max);
@@ -463,7 +597,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
                 right: null,
                 parent: null,
                 size,
-                max: size,
+                max: if O::RESIDUES { residue_bit(x) } else { size },
                 prio: hash_prio(x),
             });
             self.insert_node(x, size);
@@ -506,6 +640,8 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
                 }
             }
             Self::fix_up(x, old_size, new_size);
+            // A new address: a new residue.
+            Self::fix_residues(x);
         }
     }
 
@@ -723,38 +859,43 @@ unsafe impl AddrSearch for AddrTree {
 }
 
 impl Treap<ByAddrMin> {
+    // ANCHOR: first_fitting
     /// The lowest-address block of the tree for which `fit_start(b, need, align)` is
-    /// `Some`: an in-order walk with no pruning (every block of a bin has the bin's size,
-    /// so only the alignment decides), stopping at the first fit.
+    /// `Some`, where `wanted` is [`fit_residues`] for the bin's size: an in-order walk that
+    /// skips every subtree whose residue mask meets no wanted residue (every block of a bin
+    /// has the bin's size, so only the payload's residue decides). For alignments up to
+    /// [`RESIDUE_SPAN`] the mask is exact, so the walk goes down one path: the left subtree
+    /// if it holds a wanted residue, else the node if it has one, else the right subtree.
     ///
     /// # Safety
     /// The tree holds live free blocks.
-    pub(super) unsafe fn first_fitting(&self, need: usize, align: usize) -> Option<Block> {
+    pub(super) unsafe fn first_fitting(&self, need: usize, align: usize, wanted: usize) -> Option<Block> {
         // SAFETY: forwarded.
-        unsafe { Self::first_fitting_at(self.root, need, align) }
+        unsafe { Self::first_fitting_at(self.root, need, align, wanted) }
     }
 
     /// [`first_fitting`](Self::first_fitting) in the subtree `t`.
     ///
     /// # Safety
     /// `t` is null or a subtree of live free blocks.
-    unsafe fn first_fitting_at(t: *mut u8, need: usize, align: usize) -> Option<Block> {
-        if t.is_null() {
-            return None;
-        }
+    unsafe fn first_fitting_at(t: *mut u8, need: usize, align: usize, wanted: usize) -> Option<Block> {
         // SAFETY: `t` and its descendants are nodes of live free blocks.
         unsafe {
+            if residues_of(t) & wanted == 0 {
+                return None;
+            }
             let n = node(t);
-            if let Some(b) = Self::first_fitting_at((*n).left, need, align) {
+            if let Some(b) = Self::first_fitting_at((*n).left, need, align, wanted) {
                 return Some(b);
             }
             let b = Block::at(t);
-            if fit_start(b, need, align).is_some() {
+            if residue_bit(t) & wanted != 0 && fit_start(b, need, align).is_some() {
                 return Some(b);
             }
-            Self::first_fitting_at((*n).right, need, align)
+            Self::first_fitting_at((*n).right, need, align, wanted)
         }
     }
+    // ANCHOR_END: first_fitting
 }
 
 impl SizeTree {

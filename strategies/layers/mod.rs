@@ -47,7 +47,10 @@
 //! `ceil(size / 16)`, else the bin the record learnt that the inner strategy's blocks for
 //! this size land in (`fits`: a free list rounds small requests up to its smallest block)
 //! (no lock, no atomic read-modify-write), clear the mark; empty: a refill from the inner
-//! strategy (`alloc_batch` of `REFILL_BLOCKS`, learning `fits` the first time). free by address: `inner.block_of` validates it (a pointer the inner
+//! strategy (`alloc_batch` of `REFILL_BLOCKS`, learning `fits` the first time). alloc of
+//! `size <= 1024` over-aligned: the first block of those three bins whose start is aligned
+//! and for which `inner.block_of` names at least the alignment and size (glibc's tcache does
+//! the same for `memalign`); none: the inner strategy (no refill). free by address: `inner.block_of` validates it (a pointer the inner
 //! strategy does not know goes to its `free`, which refuses it unchanged); a cacheable block
 //! (16-aligned, usable size in a bin) that carries the mark is already cached: refused as a
 //! double free, never cached twice; else pushed if its bin has room, else the inner `free`.

@@ -196,15 +196,37 @@ impl<S: Strategy> ThreadCache<S> {
         Some(first)
     }
 
-    /// A cached block for `layout`, if the calling thread's bin has one.
+    /// A cached block for `layout`, if the calling thread's bin has one (for an
+    /// over-aligned layout, one whose start happens to be aligned).
     #[inline(always)]
     fn pop(&self, layout: Layout) -> Option<NonNull<u8>> {
         if !cacheable(layout) {
+            if layout.size() <= MAX_CACHED_BYTES {
+                return self.pop_aligned(layout);
+            }
             return None;
         }
         let (rec, root) = self.current()?;
         // SAFETY: the record is the calling thread's; the size is 1..=MAX_CACHED_BYTES.
         unsafe { rec.pop_fit(layout.size(), root.key) }.map(|(p, _)| p)
+    }
+
+    /// [`pop`](Self::pop) for an over-aligned layout of at most `MAX_CACHED_BYTES`: a cached
+    /// block at an aligned address that the inner strategy says honours `layout` (its
+    /// `block_of`: the alignment a layout for the block may name, which may be less than the
+    /// address's, and the usable size).
+    #[cold]
+    #[inline(never)]
+    fn pop_aligned(&self, layout: Layout) -> Option<NonNull<u8>> {
+        let (rec, root) = self.current()?;
+        let honours = |p: NonNull<u8>| {
+            self.inner
+                .block_of(p.as_ptr())
+                .is_some_and(|i| i.align >= layout.align() && i.usable >= layout.size())
+        };
+        // SAFETY: the record is the calling thread's; the size is at most MAX_CACHED_BYTES
+        // (caller).
+        unsafe { rec.pop_aligned(layout.size(), layout.align(), root.key, &honours) }.map(|(p, _)| p)
     }
 }
 

@@ -419,6 +419,72 @@ impl Record {
         if f > hi { unsafe { self.pop(f, key) } } else { None }
     }
 
+    /// Takes out of bin `b` the first cached block whose start is `align`-aligned, whose
+    /// usable size is at least `size` and which `accept` accepts (a scan of at most
+    /// [`BIN_CAP`] blocks), clearing its mark.
+    ///
+    /// # Safety
+    /// The caller owns the record; `1 <= b <= BIN_COUNT`; `key` is the root's.
+    unsafe fn take_aligned(
+        &self,
+        b: usize,
+        size: usize,
+        align: usize,
+        key: usize,
+        accept: &dyn Fn(NonNull<u8>) -> bool,
+    ) -> Option<(NonNull<u8>, usize)> {
+        // SAFETY: the owner alone touches the bins (caller).
+        let bin = unsafe { &mut (*self.bins.get())[b] };
+        let mut link: *mut *mut u8 = &raw mut bin.head;
+        // SAFETY: `link` is the head or a cached block's first word; every block on the
+        // stack is cached: live in the inner strategy, holding its link and mark.
+        unsafe {
+            while let Some(p) = NonNull::new(*link) {
+                let next = p.cast::<*mut u8>().read();
+                let usable = mark_of(p).load(Ordering::Relaxed) ^ key;
+                if p.addr().get().is_multiple_of(align) && usable >= size && accept(p) {
+                    *link = next;
+                    mark_of(p).store(0, Ordering::Relaxed);
+                    bin.count -= 1;
+                    self.account(-(usable as isize), -1);
+                    return Some((p, usable));
+                }
+                link = p.cast::<*mut u8>().as_ptr();
+            }
+        }
+        None
+    }
+
+    /// [`pop_fit`](Self::pop_fit) for an over-aligned request (glibc's tcache does the same
+    /// for `memalign`): a block of the bins that `pop_fit` would look in whose start happens
+    /// to be `align`-aligned and which `accept` accepts (the caller asks the inner strategy
+    /// whether the block honours the alignment). A block freed by an over-aligned user is
+    /// aligned for the next.
+    ///
+    /// # Safety
+    /// The caller owns the record; `size` is 1..=MAX_CACHED_BYTES; `key` is the root's.
+    #[inline]
+    pub unsafe fn pop_aligned(
+        &self,
+        size: usize,
+        align: usize,
+        key: usize,
+        accept: &dyn Fn(NonNull<u8>) -> bool,
+    ) -> Option<(NonNull<u8>, usize)> {
+        let (lo, hi) = (size / BIN_BYTES, size.div_ceil(BIN_BYTES));
+        // SAFETY: the owner alone touches the table (caller); `hi` is in range.
+        let f = usize::from(unsafe { (*self.fits.get())[hi] });
+        for b in [lo, hi, f] {
+            if (1..=BIN_COUNT).contains(&b)
+                // SAFETY: the caller's guarantees; `b` is a bin.
+                && let Some(r) = unsafe { self.take_aligned(b, size, align, key, accept) }
+            {
+                return Some(r);
+            }
+        }
+        None
+    }
+
     /// Whether [`learn_fit`](Self::learn_fit) has been told where requests of `size` land.
     ///
     /// # Safety
