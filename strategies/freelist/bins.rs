@@ -674,33 +674,36 @@ mod tests {
         }
     }
 
-    #[test]
-    fn check_catches_a_wrong_residue_mask() {
-        const N: usize = BIN_LIST_MAX + 1;
-        let mut buf = Buf([0; 16384]);
-        let b = lay_out(&mut buf, [64; N]);
+    /// Blocks in one bin: one more than a list bin holds, so that the bin is a treap.
+    const TREAP_BIN_BLOCKS: usize = BIN_LIST_MAX + 1;
+
+    /// `TREAP_BIN_BLOCKS` free blocks of 64 bytes laid out in `buf` and inserted into fresh
+    /// bins (a treap bin), which the checker accepts.
+    fn treap_bin_of_64s(buf: &mut Buf) -> (SizeBins, [Block; TREAP_BIN_BLOCKS]) {
+        let b = lay_out(buf, [64; TREAP_BIN_BLOCKS]);
         let mut bins = SizeBins::EMPTY;
         for x in b {
             // SAFETY: each block is free and not yet in the index.
             unsafe { bins.insert(x, 64, None) };
         }
-        assert_eq!(check(&bins), Ok(N));
+        assert_eq!(check(&bins), Ok(TREAP_BIN_BLOCKS));
+        (bins, b)
+    }
+
+    #[test]
+    fn check_catches_a_wrong_residue_mask() {
+        let mut buf = Buf([0; 16384]);
+        let (mut bins, _) = treap_bin_of_64s(&mut buf);
         bins.trees[0].flip_root_summary_for_test(1);
         assert_eq!(check(&bins).unwrap_err().what, "tree: node residues != union of its subtree's");
     }
 
     #[test]
     fn check_catches_a_treap_bin_with_a_wrong_least_node() {
-        const N: usize = BIN_LIST_MAX + 1;
+        const N: usize = TREAP_BIN_BLOCKS;
         let mut buf = Buf([0; 16384]);
-        let b = lay_out(&mut buf, [64; N]);
-        let mut bins = SizeBins::EMPTY;
-        for x in b {
-            // SAFETY: each block is free and not yet in the index.
-            unsafe { bins.insert(x, 64, None) };
-        }
+        let (mut bins, b) = treap_bin_of_64s(&mut buf);
         assert!(bins.bins[0].in_tree);
-        assert_eq!(check(&bins), Ok(N));
         bins.trees[0].set_min_for_test(b[1].ptr());
         assert_eq!(check(&bins).unwrap_err().what, "tree: min is not the least node");
         bins.trees[0].set_min_for_test(b[0].ptr());
