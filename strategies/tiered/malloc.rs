@@ -393,7 +393,8 @@ fn find_small<'a>(
 // ANCHOR_END: find_small
 
 // ANCHOR: find_mine
-/// The lookup of the owner's fast free (`dealloc_fast`, `free_addr`, `free_cached`): object
+/// The lookup of the owner's fast free (`dealloc_fast`, `free_addr`, `free_cached`,
+/// `free_cached_fast`): object
 /// `index` at `p` of a small span that `c`, the calling thread's cache, owns, found through
 /// `c`'s arena hint alone; `None` for anything else (a span of another cache or of none, a
 /// large span, an interior pointer, a foreign one, an address outside the hinted arena),
@@ -408,8 +409,11 @@ fn find_small<'a>(
 /// large spans never have one), so it needs no small-span test, and its fields, read after
 /// the test, stay as read while the thread frees. Whatever led to it (an address in another
 /// arena, a stale entry of a freed page run whose record now holds another span of `c`),
-/// the offset and index checks then refuse `p` unless it starts an object of that span,
-/// which is then the answer spanOf would give.
+/// the index check then refuses `p` unless it starts an object of that span, which is then
+/// the answer spanOf would give. That check is one multiply of the offset (`p - base`,
+/// wrapped if `p` is below the base) by the class's `ceil(2^64 / size)`, whose high half is
+/// the index (below `nelems`) and whose low half tells an object's start (below the
+/// multiplier): `Span::small_object_start`, exact for any offset (`sizeclass::exact_index`).
 #[inline(always)]
 fn find_mine<'a>(c: &'a MCache, p: usize) -> Option<SmallObject<'a>> {
     // SAFETY: the hint is null or an arena record of this heap, mapped while the heap lives

@@ -108,7 +108,9 @@
 //! refill and no op step (`None` when the countdown would reach 0), a free only into a stack
 //! with room. The cached free finds the span from its cache's hint (`MCache::arena_hint`,
 //! the record its last lookup through the index found) before the index, as the owner's
-//! free of step 2 does (`find_mine`).
+//! free of step 2 does (`find_mine`); `free_cached_fast` is that first lookup alone (its
+//! `Missed` sends the caller to `free_cached` or `free`), for the preload's `free`, which
+//! then makes no call on its fast path.
 //!
 //! The trade-off, measured in the benchmarks (figures in benches/README.md): a bitmap span
 //! is visited by a scan, so a program that frees at random leaves holes that cost a refill

@@ -530,7 +530,8 @@ mod tests {
             let (size, recip) = (CLASS_BYTES[class] as usize, CLASS_RECIP_BY_U8[class]);
             let nelems = class_objects(class) as u32;
             let span_bytes = class_pages(class) * PAGE_BYTES;
-            let want = |off: usize| (off % size == 0 && off / size < nelems as usize).then_some(off / size);
+            let want =
+                |off: usize| (off.is_multiple_of(size) && off / size < nelems as usize).then_some(off / size);
             for off in 0..span_bytes + 2 * size {
                 assert_eq!(exact_index(off, recip, nelems), want(off), "class {class}, offset {off}");
             }
