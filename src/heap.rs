@@ -289,6 +289,18 @@ impl<S: Strategy, P: PageSource> Heap<S, P> {
         unsafe { self.strategy.free_cached(ptr) }
     }
 
+    /// [`Strategy::free_cached_fast`]: `free_cached`'s call-free first step; on `Missed`
+    /// use [`free_cached`](Self::free_cached) or [`free`](Self::free), on `Refused`
+    /// [`free`](Self::free).
+    ///
+    /// # Safety
+    /// As for [`free`](Self::free).
+    #[inline]
+    pub unsafe fn free_cached_fast(&self, ptr: NonNull<u8>) -> crate::CachedFree {
+        // SAFETY: the caller's guarantee is `free`'s.
+        unsafe { self.strategy.free_cached_fast(ptr) }
+    }
+
     /// Gives everything back to the page source, live blocks included, and leaves the heap
     /// as new (what dropping it does; see [`Strategy::release_all`]).
     ///

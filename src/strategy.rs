@@ -87,6 +87,20 @@ impl fmt::Display for BadFree {
 }
 
 impl core::error::Error for BadFree {}
+
+/// What [`Strategy::free_cached_fast`] did with a pointer; in every case but `Taken`,
+/// nothing changed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum CachedFree {
+    /// Freed into the calling thread's cache.
+    Taken,
+    /// Found by the fast lookup and not taken (a full cache, a block that is not live, ...):
+    /// the caller's [`free`](Strategy::free) decides.
+    Refused,
+    /// Not found by the fast lookup alone: [`free_cached`](Strategy::free_cached) (which may
+    /// look further) or [`free`](Strategy::free) decides.
+    Missed,
+}
 // ANCHOR_END: bad_free
 
 /// A broken invariant found by a strategy's walker ([`Strategy::check`]).
@@ -237,6 +251,21 @@ pub unsafe trait Strategy: Send + Sync {
     unsafe fn free_cached(&self, ptr: NonNull<u8>) -> bool {
         let _ = ptr;
         false
+    }
+
+    /// [`free_cached`](Self::free_cached) in two steps, for a caller whose fast path must
+    /// make no call at all (so that it saves no register): the first step alone, with the
+    /// lookup a strategy can make without a call; `Missed` when that lookup found nothing
+    /// (for example an address outside the region it looks in first), and the caller then
+    /// asks `free_cached` or `free`. `Taken` exactly when `free_cached` would take the
+    /// pointer with that lookup. The default is `free_cached`'s answer (never `Missed`).
+    ///
+    /// # Safety
+    /// As for [`free`](Self::free).
+    #[inline]
+    unsafe fn free_cached_fast(&self, ptr: NonNull<u8>) -> CachedFree {
+        // SAFETY: the caller's guarantee is `free`'s.
+        if unsafe { self.free_cached(ptr) } { CachedFree::Taken } else { CachedFree::Refused }
     }
 
     /// Frees every block of `blocks`, each the start of a live block of this strategy, as

@@ -14,7 +14,7 @@ use super::sizeclass::{
 use super::span::Span;
 use super::{Root, Tiered, arena, scavenger, tls};
 use crate::source::PageSource;
-use crate::strategy::BadFree;
+use crate::strategy::{BadFree, CachedFree};
 use crate::sync::SpinGuard;
 
 impl Root {
@@ -393,7 +393,8 @@ fn find_small<'a>(
 // ANCHOR_END: find_small
 
 // ANCHOR: find_mine
-/// The lookup of the owner's fast free (`dealloc_fast`, `free_addr`, `free_cached`): object
+/// The lookup of the owner's fast free (`dealloc_fast`, `free_addr`, `free_cached`,
+/// `free_cached_fast`): object
 /// `index` at `p` of a small span that `c`, the calling thread's cache, owns, found through
 /// `c`'s arena hint alone; `None` for anything else (a span of another cache or of none, a
 /// large span, an interior pointer, a foreign one, an address outside the hinted arena),
@@ -408,8 +409,11 @@ fn find_small<'a>(
 /// large spans never have one), so it needs no small-span test, and its fields, read after
 /// the test, stay as read while the thread frees. Whatever led to it (an address in another
 /// arena, a stale entry of a freed page run whose record now holds another span of `c`),
-/// the offset and index checks then refuse `p` unless it starts an object of that span,
-/// which is then the answer spanOf would give.
+/// the index check then refuses `p` unless it starts an object of that span, which is then
+/// the answer spanOf would give. That check is one multiply of the offset (`p - base`,
+/// wrapped if `p` is below the base) by the class's `ceil(2^64 / size)`, whose high half is
+/// the index (below `nelems`) and whose low half tells an object's start (below the
+/// multiplier): `Span::small_object_start`, exact for any offset (`sizeclass::exact_index`).
 #[inline(always)]
 fn find_mine<'a>(c: &'a MCache, p: usize) -> Option<SmallObject<'a>> {
     // SAFETY: the hint is null or an arena record of this heap, mapped while the heap lives
@@ -421,12 +425,29 @@ fn find_mine<'a>(c: &'a MCache, p: usize) -> Option<SmallObject<'a>> {
     if !ptr::eq(s.owner.load(Ordering::Relaxed), c) {
         return None;
     }
-    let off = p.checked_sub(s.base_addr())?;
-    let (class, bytes) = s.small_class();
-    let index = s.small_object_in(off, bytes)?;
+    // No `p >= base` test: `small_object_start` refuses a wrapped difference too.
+    let class = s.class.get();
+    let index = s.small_object_start(p.wrapping_sub(s.base_addr()), class)?;
+    let class = usize::from(class);
+    // Read only where the caller uses it (`free_addr`'s answer).
+    let bytes = CLASS_BYTES[class % CLASS_COUNT] as usize;
     Some(SmallObject { span: s, class, bytes, index, mine: true })
 }
 // ANCHOR_END: find_mine
+
+/// `free_cached`'s free of object `o` at `ptr`, of a span the thread's cache `c` owns (so
+/// its class is as read and its live bits are this thread's): onto the class's free stack if
+/// it has room and the object is live; false, with nothing changed, otherwise.
+#[inline(always)]
+fn stack_mine(c: &MCache, o: &SmallObject<'_>, ptr: NonNull<u8>) -> bool {
+    let st = c.free_stack(o.class);
+    if !st.has_room() || !o.span.take_live(o.index) {
+        return false;
+    }
+    st.push(o.span, o.index, ptr);
+    c.account_class(o.class, -1);
+    true
+}
 
 impl Tiered {
     // ANCHOR: alloc_fast
@@ -466,14 +487,15 @@ impl Tiered {
     /// The calling thread's cache of this heap for the call-free paths (`alloc_cached`,
     /// `free_cached`), found from the heap's key alone (`Tiered::key`), without the root: a
     /// thread slot holds a key only with a cache of that heap, keys are never reused ("Heap
-    /// keys" in tls.rs), and `release_all` sets the key to 0 before anything goes, so a match
-    /// is this live heap's cache. `None` with no heap, no cache, or a cache that is not the
-    /// thread's latest heap's.
+    /// keys" in tls.rs), and `release_all` sets the key to `NO_KEY` before anything goes, so
+    /// a match is this live heap's cache. `None` with no heap, no cache, or a cache that is
+    /// not the thread's latest heap's.
     #[inline(always)]
     fn cached_cache(&self) -> Option<&MCache> {
-        // SAFETY: null or the calling thread's own cache of the heap with this key (so of
-        // this heap, which lives while `self` is borrowed), live while the thread is.
-        unsafe { tls::peek(self.key.load(Ordering::Relaxed)).as_ref() }
+        // SAFETY: `Tiered::key` is never 0 (`peek_key`'s condition); its answer is the
+        // calling thread's own cache of the heap with this key (so of this heap, which lives
+        // while `self` is borrowed), live while the thread is.
+        unsafe { tls::peek_key(self.key.load(Ordering::Relaxed)).map(|c| c.as_ref()) }
     }
 
     // ANCHOR: alloc_cached
@@ -598,15 +620,24 @@ impl Tiered {
                 _ => return false,
             },
         };
-        // The cache owns the span, so its class is as read and its live bits are this
-        // thread's.
-        let st = c.free_stack(o.class);
-        if !st.has_room() || !o.span.take_live(o.index) {
-            return false;
+        stack_mine(c, &o, ptr)
+    }
+
+    /// `Strategy::free_cached_fast`: `free_cached` with `find_mine` alone, so no lookup
+    /// through the index (whose code takes registers the preload's `free` would then save on
+    /// every call): `Missed` when `find_mine` finds nothing (no fast free of this cache's
+    /// span at that address: an address outside the hinted arena, another owner's span, a
+    /// large object, a bad pointer), `Refused` when the cache has no room or the object is
+    /// not live (or the thread has no cache to look with), `Taken` when it went onto the
+    /// free stack.
+    #[inline(always)]
+    pub(super) fn free_cached_fast(&self, ptr: NonNull<u8>) -> CachedFree {
+        let Some(c) = self.cached_cache() else { return CachedFree::Refused };
+        match find_mine(c, ptr.as_ptr().addr()) {
+            Some(o) if stack_mine(c, &o, ptr) => CachedFree::Taken,
+            Some(_) => CachedFree::Refused,
+            None => CachedFree::Missed,
         }
-        st.push(o.span, o.index, ptr);
-        c.account_class(o.class, -1);
-        true
     }
     // ANCHOR_END: free_cached
 

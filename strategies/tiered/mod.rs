@@ -108,7 +108,9 @@
 //! refill and no op step (`None` when the countdown would reach 0), a free only into a stack
 //! with room. The cached free finds the span from its cache's hint (`MCache::arena_hint`,
 //! the record its last lookup through the index found) before the index, as the owner's
-//! free of step 2 does (`find_mine`).
+//! free of step 2 does (`find_mine`); `free_cached_fast` is that first lookup alone (its
+//! `Missed` sends the caller to `free_cached` or `free`), for the preload's `free`, which
+//! then makes no call on its fast path.
 //!
 //! The trade-off, measured in the benchmarks (figures in benches/README.md): a bitmap span
 //! is visited by a scan, so a program that frees at random leaves holes that cost a refill
@@ -204,7 +206,7 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use crate::source::PageSource;
-use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Strategy, StrategyStats};
+use crate::strategy::{BadFree, BlockInfo, CachedFree, CheckError, ConstInit, Strategy, StrategyStats};
 use crate::sync::SpinLock;
 
 mod arena;
@@ -248,15 +250,20 @@ use sizeclass::{CLASS_ALIGN, MAX_SMALL_BYTES, PAGE_BYTES, SPAN_CLASS_COUNT, clas
 /// ```
 pub struct Tiered {
     root: AtomicPtr<Root>,
-    /// The published root's key (`Root::key`), 0 while there is none: the fast paths find
-    /// the thread's cache from it with one load, without the root's (see `alloc_cached`).
+    /// The published root's key (`Root::key`), [`tls::NO_KEY`] while there is none or the
+    /// root has key 0 (no registry entry): the fast paths find the thread's cache from it
+    /// with one load, without the root's, and with no null test (`tls::peek_key`; see
+    /// `cached_cache`).
     key: AtomicU64,
     init: SpinLock<()>,
 }
 
 impl ConstInit for Tiered {
-    const INIT: Self =
-        Tiered { root: AtomicPtr::new(ptr::null_mut()), key: AtomicU64::new(0), init: SpinLock::new(()) };
+    const INIT: Self = Tiered {
+        root: AtomicPtr::new(ptr::null_mut()),
+        key: AtomicU64::new(tls::NO_KEY),
+        init: SpinLock::new(()),
+    };
 }
 
 impl Default for Tiered {
@@ -460,7 +467,8 @@ impl Tiered {
         }
         self.root.store(mem.as_ptr(), Ordering::Release);
         // SAFETY: just published, initialised above.
-        self.key.store(unsafe { (*mem.as_ptr()).key }, Ordering::Relaxed);
+        let key = unsafe { (*mem.as_ptr()).key };
+        self.key.store(if key == 0 { tls::NO_KEY } else { key }, Ordering::Relaxed);
         self.existing_root()
     }
 }
@@ -584,6 +592,11 @@ unsafe impl Strategy for Tiered {
         Tiered::free_cached(self, ptr)
     }
 
+    #[inline]
+    unsafe fn free_cached_fast(&self, ptr: NonNull<u8>) -> CachedFree {
+        Tiered::free_cached_fast(self, ptr)
+    }
+
     // ANCHOR: tiered_release_all
     /// Everything back to `src`: the heap's key out of the registry first (so no thread
     /// slot reaches the heap again; see "Heap keys" in tls.rs), then every arena, arena
@@ -592,7 +605,7 @@ unsafe impl Strategy for Tiered {
     unsafe fn release_all<P: PageSource>(&self, src: &P) {
         let _g = self.init.lock();
         let Some(root) = self.existing_root() else { return };
-        self.key.store(0, Ordering::Relaxed);
+        self.key.store(tls::NO_KEY, Ordering::Relaxed);
         tls::unregister(root.key);
         tls::drop_slot(root.key);
         let (root_bytes, index) = (root.root_bytes, root.index);

@@ -255,6 +255,53 @@ pub const CLASS_BYTES_BY_U8: [u32; 256] = {
     a
 };
 
+// ANCHOR: class_recip
+/// `ceil(2^64 / size)` of each class's object size, indexed by any `u8` (0 for class 0 and
+/// past the last class): the owner's free finds an object's index and checks that the
+/// address starts it with one 64 × 64 → 128-bit multiply (`Span::small_object_start`), in
+/// place of the index by `div_mul`, a multiply by the size and a compare. For every size
+/// `d >= 2`, `u64::MAX / d + 1` is that ceiling (`d` a power of two: `2^64 / d` exactly).
+pub const CLASS_RECIP_BY_U8: [u64; 256] = {
+    let mut a = [0u64; 256];
+    let mut c = 1;
+    while c < CLASS_COUNT {
+        a[c] = u64::MAX / CLASS_BYTES[c] as u64 + 1;
+        c += 1;
+    }
+    a
+};
+
+/// The object index at byte offset `off` of a span of objects of `size` bytes (`recip` =
+/// `ceil(2^64 / size)`, [`CLASS_RECIP_BY_U8`]) holding `nelems` of them, if `off` is the
+/// start of one of them; `None` for any other offset (inside an object, past the last one,
+/// or any wrapped difference: `off` may be any `usize`). `recip` 0 (class 0) answers `None`.
+///
+/// Why it is exact, for `size = d` in `2..=2^15` and `nelems <= 1024` (asserted below): let
+/// `m = recip`, so `m d = 2^64 + e` with `0 <= e < d`, and split `off m` into its high and
+/// low 64 bits `(hi, lo)`. If `hi < nelems` then `off m < nelems 2^64`, so `off < nelems d`
+/// (as `2^64 / m <= d`); write `off = q d + r` (`q < nelems`, `r < d`), so `off m = q 2^64 +
+/// q e + r m`, where `q e < 2^10 2^15` while `m >= 2^49`, hence `q e + r m < 2^64` (it is
+/// at most `2^25 + 2^64 + e - m` when `r <= d - 1`). So `hi = q` and `lo = q e + r m`,
+/// which is below `m` exactly when `r = 0`: the answer is `q` when `off = q d` with `q <
+/// nelems`, else `None` (checked over every class and offset in the tests).
+#[inline(always)]
+pub fn exact_index(off: usize, recip: u64, nelems: u32) -> Option<usize> {
+    let prod = off as u128 * recip as u128;
+    let (hi, lo) = ((prod >> 64) as u64, prod as u64);
+    (lo < recip && hi < u64::from(nelems)).then_some(hi as usize)
+}
+
+// `exact_index`'s argument holds for every class.
+const _: () = {
+    let mut c = 1;
+    while c < CLASS_COUNT {
+        assert!(CLASS_BYTES[c] >= 2 && CLASS_BYTES[c] <= 1 << 15);
+        c += 1;
+    }
+    assert!(MAX_OBJECTS_PER_SPAN <= 1 << 10);
+};
+// ANCHOR_END: class_recip
+
 /// The alignment every object of each class has (0 for class 0): the largest power of two
 /// dividing its size. Objects sit at `span base + i * size`; the span base is page-aligned,
 /// and aligned to the object size for the classes whose size is a power of two above a page
@@ -473,6 +520,39 @@ mod tests {
     extern crate std;
     use super::*;
     use std::println;
+
+    /// `exact_index` against its definition: for every class, every offset up to two
+    /// objects past the span's end (past `nelems`, inside the tail waste, in the next span)
+    /// and offsets that wrap (an address below the span's base) or lie far away.
+    #[test]
+    fn exact_index_is_index_and_start_check() {
+        for class in 1..CLASS_COUNT {
+            let (size, recip) = (CLASS_BYTES[class] as usize, CLASS_RECIP_BY_U8[class]);
+            let nelems = class_objects(class) as u32;
+            let span_bytes = class_pages(class) * PAGE_BYTES;
+            let want =
+                |off: usize| (off.is_multiple_of(size) && off / size < nelems as usize).then_some(off / size);
+            for off in 0..span_bytes + 2 * size {
+                assert_eq!(exact_index(off, recip, nelems), want(off), "class {class}, offset {off}");
+            }
+            let mut x = 0x9E37_79B9_7F4A_7C15u64;
+            for k in 0..100_000u64 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Multiples of the size (and of the span's bytes) far out, near the top,
+                // and anything.
+                for off in
+                    [x as usize, (x as usize / size) * size, usize::MAX - k as usize, (k as usize) << 40]
+                {
+                    assert_eq!(exact_index(off, recip, nelems), want(off), "class {class}, offset {off:#x}");
+                }
+            }
+        }
+        for c in [0, CLASS_COUNT, 255] {
+            assert_eq!(exact_index(0, CLASS_RECIP_BY_U8[c], 1024), None, "class {c} has no objects");
+        }
+    }
 
     const GO_SIZES: [u32; 68] = [
         0, 8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 288, 320, 352,

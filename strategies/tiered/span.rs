@@ -113,7 +113,9 @@ use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU16, AtomicU32, AtomicU64, A
 use super::remote::RemoteStack;
 
 use super::mcache::MCache;
-use super::sizeclass::{self, CLASS_BYTES, CLASS_BYTES_BY_U8, MAX_OBJECTS_PER_SPAN, PAGE_BYTES};
+use super::sizeclass::{
+    self, CLASS_BYTES, CLASS_BYTES_BY_U8, CLASS_RECIP_BY_U8, MAX_OBJECTS_PER_SPAN, PAGE_BYTES,
+};
 
 /// Words of an alloc bitmap (1024 objects at most).
 pub const BITMAP_WORDS: usize = MAX_OBJECTS_PER_SPAN / 64;
@@ -724,13 +726,16 @@ impl Span {
     /// changed. Holder only: one load of each bitmap word and one store.
     #[inline(always)]
     pub fn take_live(&self, i: usize) -> bool {
-        let (lw, m) = self.live_word(i);
-        let w = &lw.live;
-        let v = w.load(Ordering::Relaxed);
-        if v & m == 0 || lw.remote.load(Ordering::Relaxed) & m != 0 {
+        let lw = &self.liveness[(i / 64) % BITMAP_WORDS];
+        let v = lw.live.load(Ordering::Relaxed);
+        // Live and not remote-freed, as one bit test of both words (both are read anyway:
+        // one branch instead of two), and the bit flipped (it is set): `bt` and `btc` of
+        // the index, no mask in a register.
+        let b = i % 64;
+        if (v & !lw.remote.load(Ordering::Relaxed)) >> b & 1 == 0 {
             return false;
         }
-        w.store(v & !m, Ordering::Relaxed);
+        lw.live.store(v ^ (1 << b), Ordering::Relaxed);
         true
     }
 
@@ -797,6 +802,17 @@ impl Span {
     pub fn small_object_in(&self, off: usize, bytes: usize) -> Option<usize> {
         let i = sizeclass::div_by_mul(off, self.div_mul.get());
         (i < self.nelems.get() as usize && i * bytes == off).then_some(i)
+    }
+
+    /// The index of the object that starts at offset `off` from `base` (any `usize`, a
+    /// wrapped difference included) of this span, given its size class `class` as read from
+    /// `self.class`; `None` if no object starts there (inside an object, past the last one,
+    /// below the base) or the span is large (class 0). One 128-bit multiply by the class's
+    /// `ceil(2^64 / size)` and two compares ([`sizeclass::exact_index`]): the owner's free
+    /// path (`find_mine`), which reads no object size.
+    #[inline(always)]
+    pub fn small_object_start(&self, off: usize, class: u8) -> Option<usize> {
+        sizeclass::exact_index(off, CLASS_RECIP_BY_U8[usize::from(class)], self.nelems.get())
     }
 
     /// The size class of a small span and its object size (`elem_bytes`), the size from the

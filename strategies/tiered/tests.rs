@@ -1494,6 +1494,87 @@ fn cached_paths_take_only_what_the_thread_cache_can() {
     }
 }
 
+/// `free_cached_fast`, the preload's call-free first step: `Taken` only for the start of a
+/// live block of a span this thread's cache owns, found through the cache's arena hint;
+/// `Refused` (nothing changed) for such a block that is not live (a double free, an object
+/// never handed out) or with a full free stack; `Missed` (nothing changed) for anything its
+/// lookup cannot place (interior, stack, foreign, large, another thread's block, an offset
+/// past the span's last object, before the hint exists). What it leaves, `free` still
+/// refuses or frees exactly once.
+#[test]
+fn cached_fast_free_takes_refuses_or_misses() {
+    use crate::{BadFree, CachedFree};
+    let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+    let l24 = l8(24);
+    // SAFETY: non-zero sizes; every pointer freed is a live block given up or a pointer the
+    // strategy must refuse.
+    unsafe {
+        // The first object of the heap's first 24 B span: the span's base (page-aligned).
+        let p = heap.alloc_layout(l24).unwrap();
+        assert_eq!(p.as_ptr().addr() % super::sizeclass::PAGE_BYTES, 0, "not a span's first object");
+        let q = heap.alloc_layout(l24).unwrap();
+        // No lookup through the index yet, so no arena hint: missed, nothing changed.
+        assert_eq!(heap.free_cached_fast(p), CachedFree::Missed, "found before the hint existed");
+        assert!(heap.block_of(p.as_ptr()).is_some());
+        // `free_cached` looks further (and sets the hint); now the fast lookup finds blocks.
+        assert!(heap.free_cached(p));
+        assert_eq!(heap.free_cached_fast(p), CachedFree::Refused, "double free not refused");
+        assert_eq!(heap.free(p), Err(BadFree::NotLive));
+        assert_eq!(heap.free_cached_fast(q), CachedFree::Taken);
+        assert_eq!(heap.free_cached_fast(q), CachedFree::Refused, "double free not refused");
+        let (p, q) = (heap.alloc_layout(l24).unwrap(), heap.alloc_layout(l24).unwrap());
+
+        // The span holds 341 objects of 24 B (8184 of its 8192 bytes): object 340 starts
+        // but was never handed out; "object 341" would start in the tail.
+        let base = p.as_ptr().min(q.as_ptr());
+        let never = NonNull::new(base.wrapping_add(340 * 24)).unwrap();
+        assert_eq!(heap.free_cached_fast(never), CachedFree::Refused, "an object never handed out");
+        let tail = NonNull::new(base.wrapping_add(341 * 24)).unwrap();
+        assert_eq!(heap.free_cached_fast(tail), CachedFree::Missed, "the span's tail");
+        assert_eq!(heap.free(tail), Err(BadFree::Interior));
+
+        let on_stack = 0u64;
+        let other: Heap<Tiered> = Heap::new();
+        let foreign = other.alloc_layout(l24).unwrap();
+        let large = heap.alloc_layout(l8(100_000)).unwrap();
+        let theirs = {
+            let h = &heap;
+            std::thread::scope(|s| {
+                s.spawn(move || h.alloc_layout(l24).unwrap().as_ptr().addr()).join().unwrap()
+            })
+        };
+        let theirs = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(theirs)).unwrap();
+        // `other` was this thread's latest heap: the lookups below run with `heap`'s cache
+        // again once it allocates.
+        let r = heap.alloc_layout(l24).unwrap();
+        for (what, x) in [
+            ("interior", p.as_ptr().wrapping_add(8)),
+            ("one byte in", q.as_ptr().wrapping_add(1)),
+            ("stack", core::ptr::from_ref(&on_stack).cast_mut().cast()),
+            ("foreign", foreign.as_ptr()),
+            ("large", large.as_ptr()),
+            ("another thread's", theirs.as_ptr()),
+        ] {
+            assert_eq!(heap.free_cached_fast(NonNull::new(x).unwrap()), CachedFree::Missed, "{what}");
+            heap.check().unwrap_or_else(|e| panic!("after the {what} pointer: {e}"));
+        }
+        assert_eq!(heap.stats().live_objects, 5);
+        for x in [p, q, r] {
+            assert_eq!(heap.free_cached_fast(x), CachedFree::Taken);
+        }
+        assert!(heap.free(large).is_ok() && heap.free(theirs).is_ok());
+        other.free(foreign).unwrap();
+        // Every block handed out again is distinct.
+        let again: Vec<_> = (0..400).map(|_| heap.alloc_layout(l24).unwrap().as_ptr().addr()).collect();
+        let mut sorted = again.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), again.len(), "a block handed out twice");
+        heap.check().unwrap();
+        assert_eq!(heap.stats().live_objects, 400);
+    }
+}
+
 /// `alloc_cached` stops (`None`, nothing changed) where `alloc` would refill or run its
 /// bounded background step, and serves again once `alloc` did; every block it gives is
 /// distinct and live; frees through `free_cached` until its stack is full, then `free`.

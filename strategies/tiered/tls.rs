@@ -40,6 +40,11 @@ const ENTRIES: usize = 1 << INDEX_BITS;
 /// Set in an entry while a thread releases its cache of that heap through a slot.
 const PINNED: u64 = 1 << 63;
 
+/// A value no slot ever holds (keys are below [`PINNED`], an empty slot holds 0): what
+/// `Tiered::key` holds while the heap has no registered root, so that [`peek_key`] matches
+/// only a slot that holds a cache.
+pub const NO_KEY: u64 = u64::MAX;
+
 /// The keys of live heaps (0: a free entry). See "Heap keys".
 static REGISTRY: [AtomicU64; ENTRIES] = [const { AtomicU64::new(0) }; ENTRIES];
 /// The next serial number of a key.
@@ -272,6 +277,27 @@ mod imp {
             .unwrap_or(ptr::null_mut())
     }
 
+    /// [`peek`] for a key that is a registered heap's or [`NO_KEY`](super::NO_KEY), never 0:
+    /// a slot holding such a key holds a cache (slots are written key and cache together,
+    /// the cache non-null, and emptied together), so a match needs no null test. `None`
+    /// where `peek` answers null.
+    #[inline(always)]
+    pub fn peek_key(key: u64) -> Option<core::ptr::NonNull<MCache>> {
+        debug_assert!(key != 0, "peek_key of key 0");
+        with_tc_measured(|t| {
+            if t.keys[0].get() == key {
+                let c = t.caches[0].get();
+                debug_assert!(!c.is_null(), "a slot with a key and no cache");
+                // SAFETY: slot 0 holds `key`, which is not 0, so it is not empty and holds
+                // the non-null cache `get_slow` stored with it (see above).
+                Some(unsafe { core::ptr::NonNull::new_unchecked(c) })
+            } else {
+                None
+            }
+        })
+        .flatten()
+    }
+
     /// The calling thread's cache for the heap with `key`, if it has one (the free path;
     /// never creates).
     #[inline]
@@ -369,6 +395,12 @@ mod imp {
         ptr::null_mut()
     }
 
+    /// Always none.
+    #[inline]
+    pub fn peek_key(_key: u64) -> Option<core::ptr::NonNull<MCache>> {
+        None
+    }
+
     /// No slots.
     #[inline]
     pub fn drop_slot(_key: u64) {}
@@ -384,4 +416,4 @@ mod imp {
     pub fn forget(_root: &Root) {}
 }
 
-pub(super) use imp::{drop_slot, forget, get, lookup, peek};
+pub(super) use imp::{drop_slot, forget, get, lookup, peek, peek_key};

@@ -7,7 +7,7 @@ use core::fmt::Write;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use stratalloc::{BadFree, BlockInfo, Heap, Op, Strategy};
+use stratalloc::{BadFree, BlockInfo, CachedFree, Heap, Op, Strategy};
 
 use crate::bad;
 use crate::entry::{self, Entry, FastEntry};
@@ -23,6 +23,11 @@ static REENTRANT_LEAKS: AtomicUsize = AtomicUsize::new(0);
 const MIN_ALIGN_BYTES: usize = 16;
 /// OS page for valloc / pvalloc.
 const PAGE_BYTES: usize = 4096;
+/// Largest request `malloc`'s fast path offers the strategy's thread cache (32 KiB, the
+/// largest object `tiered`, the default strategy, keeps there); a larger one goes to the
+/// general path at once. Bounding the size first also spares the fast path `Layout`'s
+/// overflow test (the compiler sees the size is small) and the strategy its own size test.
+const FAST_MAX_BYTES: usize = 32 << 10;
 
 /// The layout a C request of `n` bytes aligned to `align` (a power of two) asks the heap
 /// for: `n` bytes (at least 1, so that `malloc(0)` gets a unique block: the strategy's
@@ -80,6 +85,27 @@ impl Visit for FreeCached {
         // other pointer is refused without effect (the strategy's address contract holds for
         // any address, so the reserved-span test `Free` makes first is not needed).
         unsafe { heap.free_cached(self.0) }
+    }
+}
+
+/// [`Heap::free_cached_fast`]: the call-free first step of `free`'s fast path. Made only by
+/// [`FreeCachedFast::new`].
+struct FreeCachedFast(NonNull<u8>);
+
+impl FreeCachedFast {
+    /// # Safety
+    /// As for [`Free::new`].
+    unsafe fn new(p: NonNull<u8>) -> FreeCachedFast {
+        FreeCachedFast(p)
+    }
+}
+
+impl Visit for FreeCachedFast {
+    type Out = CachedFree;
+    #[inline(always)]
+    fn visit<S: Strategy>(self, heap: &'static Heap<S, Src>) -> CachedFree {
+        // SAFETY: as for `FreeCached`.
+        unsafe { heap.free_cached_fast(self.0) }
     }
 }
 
@@ -228,7 +254,7 @@ impl Visit for PrintStats {
 /// fork being prepared, a refill due), and then the general path runs.
 #[inline(always)]
 fn malloc_cached(n: usize) -> Option<NonNull<u8>> {
-    if !heaps::fast_on() {
+    if !heaps::fast_on() || n > FAST_MAX_BYTES {
         return None;
     }
     let layout = layout_for(n, MIN_ALIGN_BYTES)?;
@@ -238,23 +264,60 @@ fn malloc_cached(n: usize) -> Option<NonNull<u8>> {
     heaps::visit_fast(AllocCached(layout))
 }
 
+/// What `free`'s fast path did (`free_cached`).
+enum FastFree {
+    /// Freed into the thread's cache.
+    Taken,
+    /// The strategy's call-free lookup missed: the fast entry, still held, goes to
+    /// `free_missed` with the block.
+    Missed(NonNull<u8>, FastEntry),
+    /// Not taken, nothing changed, the fast entry left (or never made): `free_general`.
+    General,
+}
+
 /// `free`'s fast path: the default strategy takes `p` back into the thread's cache through
-/// the fast entry (`Strategy::free_cached`); false, with nothing changed, when any of it does
-/// not apply (as for `malloc_cached`, and any pointer the strategy's `free` would refuse or
-/// serve on a slower path). No OS call is made on it, so errno needs no saving.
+/// the fast entry by its call-free lookup (`Strategy::free_cached_fast`); `Missed` when that
+/// lookup found nothing (then `free_missed` tries `Strategy::free_cached`, the entry handed
+/// over), `General`, with nothing changed, when any of it does not apply (as for
+/// `malloc_cached`, and any pointer the strategy's `free` would refuse or serve on a slower
+/// path). No OS call is made on it, so errno needs no saving, and no call at all, so that
+/// `free`, whose calls are all in tail position, saves no register.
 ///
 /// # Safety
 /// As for [`free`].
 #[inline(always)]
-unsafe fn free_cached(p: *mut u8) -> bool {
-    let Some(user) = NonNull::new(p) else { return false };
+unsafe fn free_cached(p: *mut u8) -> FastFree {
+    let Some(user) = NonNull::new(p) else { return FastFree::General };
     if !heaps::fast_on() {
-        return false;
+        return FastFree::General;
     }
     // SAFETY: as in `malloc_cached`: `fast_on` said yes.
-    let Some(_entry) = (unsafe { FastEntry::enter() }) else { return false };
+    let Some(entry) = (unsafe { FastEntry::enter() }) else { return FastFree::General };
     // SAFETY: the caller gives the block up.
-    heaps::visit_fast(unsafe { FreeCached::new(user) })
+    match heaps::visit_fast(unsafe { FreeCachedFast::new(user) }) {
+        CachedFree::Taken => FastFree::Taken,
+        CachedFree::Refused => FastFree::General,
+        CachedFree::Missed => FastFree::Missed(user, entry),
+    }
+}
+
+/// `free` after the strategy's call-free lookup missed (an address outside the region it
+/// looked in first, or any pointer it cannot take that way): its full cached free
+/// (`Strategy::free_cached`) inside the same fast entry, else, the entry left,
+/// `free_general`.
+///
+/// # Safety
+/// As for [`free`].
+#[cold]
+#[inline(never)]
+unsafe fn free_missed(user: NonNull<u8>, entry: FastEntry) {
+    // SAFETY: the caller gives the block up.
+    let taken = heaps::visit_fast(unsafe { FreeCached::new(user) });
+    drop(entry);
+    if !taken {
+        // SAFETY: the caller's guarantee.
+        unsafe { free_general(user.as_ptr().cast()) }
+    }
 }
 
 /// Allocates for a C request; NULL with ENOMEM on failure.
@@ -457,11 +520,13 @@ fn malloc_general(size: usize) -> *mut c_void {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn free(p: *mut c_void) {
     // SAFETY: the caller's guarantee.
-    if unsafe { free_cached(p.cast()) } {
-        return;
+    match unsafe { free_cached(p.cast()) } {
+        FastFree::Taken => {}
+        // SAFETY: the caller's guarantee.
+        FastFree::Missed(user, entry) => unsafe { free_missed(user, entry) },
+        // SAFETY: the caller's guarantee.
+        FastFree::General => unsafe { free_general(p) },
     }
-    // SAFETY: the caller's guarantee.
-    unsafe { free_general(p) }
 }
 
 /// `free` past its fast path (out of line, so that the fast path saves no registers).

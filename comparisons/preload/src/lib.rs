@@ -40,7 +40,9 @@
 //! Before the paths below, `malloc` and `free` try the selected strategy's cached path
 //! ([`Strategy::alloc_cached`](stratalloc::Strategy::alloc_cached),
 //! [`Strategy::free_cached`](stratalloc::Strategy::free_cached): the calling thread's cache
-//! alone, no lock, no call, no OS call) through the gate's own-flag entry alone
+//! alone, no lock, no call, no OS call; `free` first by
+//! [`Strategy::free_cached_fast`](stratalloc::Strategy::free_cached_fast), whose `Missed`
+//! sends it to `free_cached`) through the gate's own-flag entry alone
 //! ([`entry::FastEntry`]), when the default strategy is selected and calls are not traced
 //! (one byte, `heaps::fast_on`, tested first). Anything else (a re-entered call, a fork being prepared,
 //! a refill due, a pointer the strategy does not take back there, a bad one included) goes
