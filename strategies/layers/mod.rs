@@ -32,8 +32,10 @@
 //! block_of: Small, then Large (Small refuses a pointer outside its memory as `Foreign`
 //! without changing anything).
 //!
-//! **Arenas.** alloc: 1. the home arena (thread-local index with `std`; without it a hash of
-//! the stack address); `try_lock`. 2. Busy: the first free arena after it becomes home
+//! **Arenas.** alloc: 1. the home arena (thread-local index with `std`: at its first
+//! allocation a thread claims the lowest home index no live thread holds, process-wide, and
+//! gives it back at exit, so a new thread takes over the arena of an exited one, as glibc's
+//! `free_list`; without `std` a hash of the stack address); `try_lock`. 2. Busy: the first free arena after it becomes home
 //! (glibc's `arena_get2` / `reused_arena`); all busy: wait for home. 3. The arena's source
 //! refused: every other arena in turn (`arena_get_retry`). free / dealloc / realloc from any
 //! thread: the owner map names the arena in O(1) (each arena's strategy sees an
