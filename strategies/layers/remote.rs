@@ -447,7 +447,7 @@ impl Parked {
         // SAFETY: no other thread uses the arena (caller): the stacks are stable.
         let heads = unsafe { &*self.heads.get() };
         for (c, &top) in heads.iter().enumerate() {
-            if (self.nonempty.get() >> c & 1 == 1) != !top.is_null() {
+            if (self.nonempty.get() >> c & 1 == 1) == top.is_null() {
                 return Err("parked class's bit set iff its stack is not empty");
             }
             let mut p = NonNull::new(top);
