@@ -26,24 +26,60 @@ fn layout(size: usize) -> Layout {
     Layout::from_size_align(size, 8).unwrap()
 }
 
-/// Threads that hold blocks at the same time land on different arenas, and each arena's
-/// blocks are found in it by the owner map.
+/// Arenas for the tests that need threads alive at the same time in distinct arenas: live
+/// threads hold distinct home indexes process-wide (the lowest free ones), and the tests of
+/// this binary run in parallel, so a small arena count could map two of one test's threads
+/// (with another test's threads holding the indexes between) to one arena. With 64, indexes
+/// stay distinct arenas while fewer than 64 threads of the process hold one.
+type Spread = Arenas<BestFit, 64>;
+
+/// Runs `make` on a thread that stays alive (holding its home index, so its arena is no
+/// other live thread's) while `then` runs on another thread with what `make` returned; the
+/// owner thread exits only after `then` has returned. Returns `make`'s blocks.
+fn while_owner_lives(
+    make: impl FnOnce() -> Vec<Sent> + Send,
+    then: impl FnOnce(Vec<Sent>) + Send,
+) -> Vec<Sent> {
+    let (tx, rx) = mpsc::channel::<Vec<Sent>>();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let owner = s.spawn(move || {
+            tx.send(make()).unwrap();
+            done_rx.recv().unwrap();
+        });
+        let v = rx.recv().unwrap();
+        let w = v.clone();
+        s.spawn(move || then(w)).join().unwrap();
+        done_tx.send(()).unwrap();
+        owner.join().unwrap();
+        v
+    })
+}
+
+/// Threads that are alive at the same time land on different arenas (live threads hold
+/// distinct home indexes), and each arena's blocks are found in it by the owner map.
 #[test]
 fn threads_spread_over_arenas() {
-    let heap: Heap<Arenas<BestFit, 4>> = Heap::new();
+    let heap: Heap<Spread> = Heap::new();
+    let all_allocated = std::sync::Barrier::new(4);
     let blocks: Vec<Vec<Sent>> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..4)
             .map(|_| {
                 s.spawn(|| {
-                    (0..200).map(|i| Sent(heap.alloc_layout(layout(16 + i)).unwrap())).collect::<Vec<_>>()
+                    let v = (0..200)
+                        .map(|i| Sent(heap.alloc_layout(layout(16 + i)).unwrap()))
+                        .collect::<Vec<_>>();
+                    // No thread exits (giving its home index back) before all have one.
+                    all_allocated.wait();
+                    v
                 })
             })
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let a = heap.strategy();
-    let used = (0..4).filter(|&i| a.arena(i).stats().live_objects > 0).count();
-    assert!(used >= 2, "4 threads used {used} arena(s)");
+    let used = (0..64).filter(|&i| a.arena(i).stats().live_objects > 0).count();
+    assert_eq!(used, 4, "4 threads alive at once used {used} arena(s)");
     for (t, bs) in blocks.iter().enumerate() {
         for b in bs {
             let i = a.owner_of(b.0.as_ptr()).unwrap_or_else(|| panic!("thread {t}: {:p} in no arena", b.0));
@@ -98,6 +134,9 @@ fn cross_thread_frees_reach_the_owning_arena() {
         })
         .join()
         .unwrap();
+        // Remote frees may wait pending or parked (free to the user) until `trim`.
+        assert_eq!(heap.stats().live_objects, 0);
+        heap.trim();
         assert_eq!(heap.strategy().arena(owner).stats().live_objects, 0);
     });
     // SAFETY: no other thread uses the heap.
@@ -390,7 +429,7 @@ fn free_batch_frees_each_block_into_its_arena() {
 /// the owner's next allocation). A pending block freed again by address is refused.
 #[test]
 fn remote_frees_wait_on_the_owners_stack_until_drained() {
-    let heap: Heap<Arenas<BestFit, 4>> = Heap::new();
+    let heap: Heap<Spread> = Heap::new();
     let heap = &heap;
     let (tx, rx) = mpsc::channel::<Vec<Sent>>();
     let (go_tx, go_rx) = mpsc::channel::<()>();
@@ -436,8 +475,13 @@ fn remote_frees_wait_on_the_owners_stack_until_drained() {
         unsafe { heap.check() }.unwrap();
         go_tx.send(()).unwrap();
         done_rx.recv().unwrap();
-        assert_eq!(a.arena(owner).stats().live_objects, 0, "the owner's allocation drained the stack");
+        // The drain parked the blocks (live to the strategy, free to the user) and the
+        // allocation took one of them, which the owner then freed into the strategy.
+        assert_eq!(a.arena(owner).stats().live_objects, 9, "the owner's allocation drained the stack");
+        assert_eq!(heap.stats().live_objects, 0);
         owner_thread.join().unwrap();
+        heap.trim();
+        assert_eq!(a.arena(owner).stats().live_objects, 0, "trim handed the parked blocks to the strategy");
     });
     // SAFETY: no other thread uses the heap.
     unsafe { heap.check() }.unwrap();
@@ -449,19 +493,14 @@ fn remote_frees_wait_on_the_owners_stack_until_drained() {
 /// strategy sees a double free).
 #[test]
 fn a_remote_free_freed_again_is_refused() {
-    let heap: Heap<Arenas<BestFit, 4>> = Heap::new();
+    let heap: Heap<Spread> = Heap::new();
     let heap = &heap;
-    let v: Vec<Sent> = std::thread::scope(|s| {
-        s.spawn(move || (0..2).map(|_| Sent(heap.alloc_layout(layout(48)).unwrap())).collect())
-            .join()
-            .unwrap()
-    });
     let a = heap.strategy();
-    let owner = a.owner_of(v[0].0.as_ptr()).unwrap();
-    let first = v[0];
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let first = first; // the whole `Sent`, not its field
+    let v = while_owner_lives(
+        || (0..2).map(|_| Sent(heap.alloc_layout(layout(48)).unwrap())).collect(),
+        |v| {
+            let owner = a.owner_of(v[0].0.as_ptr()).unwrap();
+            let first = v[0];
             let mine = heap.alloc_layout(layout(64)).unwrap();
             assert_ne!(a.owner_of(mine.as_ptr()), Some(owner));
             // SAFETY: a live block of `heap` with this layout, given up.
@@ -474,54 +513,57 @@ fn a_remote_free_freed_again_is_refused() {
             assert_eq!(again.is_err(), cfg!(debug_assertions), "debug builds report the double free");
             // SAFETY: as above.
             unsafe { heap.dealloc_layout(mine, layout(64)) };
-        })
-        .join()
-        .unwrap();
-    });
+        },
+    );
+    let owner = a.owner_of(v[0].0.as_ptr()).unwrap();
     assert_eq!(a.arena(owner).stats().live_objects, 2, "one block live, one pending");
     assert_eq!(heap.stats().live_objects, 1);
     // SAFETY: no other thread uses the heap; the walker finds the pending block once.
     unsafe { heap.check() }.unwrap();
     // SAFETY: the call refuses the pointer (not live), changing nothing.
     assert_eq!(unsafe { heap.free(v[0].0) }, Err(BadFree::NotLive));
-    assert_eq!(a.arena(owner).stats().live_objects, 1, "the free drained the stack first");
+    // The free drained the stack first: the block is parked now (live to the strategy, free
+    // to the user), and refused again.
+    assert_eq!(a.arena(owner).stats().live_objects, 2);
+    assert_eq!(heap.stats().live_objects, 1);
+    // SAFETY: as above.
+    assert_eq!(unsafe { heap.free(v[0].0) }, Err(BadFree::NotLive));
     // SAFETY: a live block of `heap`, given up.
     assert!(unsafe { heap.free(v[1].0) }.is_ok());
     assert_eq!(heap.stats().live_objects, 0);
+    heap.trim();
+    assert_eq!(a.arena(owner).stats().live_objects, 0, "trim handed the parked block to the strategy");
     // SAFETY: no other thread uses the heap.
     unsafe { heap.check() }.unwrap();
 }
 
 /// An arena nobody allocates from any more does not hold remote frees back: the thread whose
 /// push makes the count a multiple of `DRAIN_EVERY` drains the stack itself (its lock is
-/// free), and `trim` drains what is left.
+/// free), and `trim` drains what is left. The blocks (2,000 bytes) are too large to be
+/// parked, so the drain hands them to the strategy.
 #[test]
 fn remote_frees_into_an_idle_arena_are_drained_by_the_pusher_and_trim() {
-    let heap: Heap<Arenas<BestFit, 4>> = Heap::new();
+    let heap: Heap<Spread> = Heap::new();
     let heap = &heap;
     let n = DRAIN_EVERY + 5;
-    let v: Vec<Sent> = std::thread::scope(|s| {
-        s.spawn(move || (0..n).map(|_| Sent(heap.alloc_layout(layout(100)).unwrap())).collect())
-            .join()
-            .unwrap()
-    });
     let a = heap.strategy();
-    let owner = a.owner_of(v[0].0.as_ptr()).unwrap();
-    let w = v.clone();
-    std::thread::scope(|s| {
-        s.spawn(move || {
+    // The owner stays alive (so the freeing thread's home is another arena) but allocates
+    // nothing more: only the pusher and `trim` drain.
+    let v = while_owner_lives(
+        || (0..n).map(|_| Sent(heap.alloc_layout(layout(2000)).unwrap())).collect(),
+        |w| {
+            let owner = a.owner_of(w[0].0.as_ptr()).unwrap();
             let mine = heap.alloc_layout(layout(64)).unwrap();
             assert_ne!(a.owner_of(mine.as_ptr()), Some(owner));
             for b in &w {
                 // SAFETY: a live block of `heap` with this layout, given up.
-                unsafe { heap.dealloc_layout(b.0, layout(100)) };
+                unsafe { heap.dealloc_layout(b.0, layout(2000)) };
             }
             // SAFETY: as above.
             unsafe { heap.dealloc_layout(mine, layout(64)) };
-        })
-        .join()
-        .unwrap();
-    });
+        },
+    );
+    let owner = a.owner_of(v[0].0.as_ptr()).unwrap();
     assert_eq!(a.arena(owner).stats().live_objects, 5, "the pusher drained the first DRAIN_EVERY");
     assert_eq!(heap.stats().live_objects, 0);
     // SAFETY: no other thread uses the heap.
@@ -578,7 +620,7 @@ fn miri_remote_stack_keeps_provenance_over_fixed() {
     // SAFETY: the buffer outlives the heap (declared first, so dropped after it) and nothing
     // else touches it.
     let src = unsafe { stratalloc::Fixed::new(buf.as_mut_ptr(), buf.len()) };
-    let heap: Heap<Arenas<BestFit, 2>, stratalloc::Fixed> = Heap::with_source(src);
+    let heap: Heap<Spread, stratalloc::Fixed> = Heap::with_source(src);
     let heap = &heap;
     let a = heap.strategy();
     let v: Vec<Sent> = (0..6).map(|i| Sent(heap.alloc_layout(layout(24 + i * 8)).unwrap())).collect();
@@ -758,4 +800,87 @@ fn batches_reach_the_inner_strategys_batch_calls() {
     unsafe { seg.check(&Mmap) }.unwrap();
     // SAFETY: no block of it is live; never used again.
     unsafe { seg.release_all(&Mmap) };
+}
+
+/// Drained remote frees of up to 1 KiB are parked whole in their arena (not coalesced in its
+/// strategy) and serve the arena's next allocations of their size: the same addresses come
+/// back, zeroed for `alloc_zeroed`. Parked blocks are free to the user: unknown to
+/// `block_of`, not counted live, refused by a free by address; `check` walks them and
+/// `trim` hands them to the strategy.
+#[test]
+fn drained_remote_frees_are_parked_and_served_whole() {
+    let heap: Heap<Spread> = Heap::new();
+    let heap = &heap;
+    let a = heap.strategy();
+    let (tx, rx) = mpsc::channel::<Vec<Sent>>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (back_tx, back_rx) = mpsc::channel::<Vec<Sent>>();
+    std::thread::scope(|s| {
+        let owner_thread = s.spawn(move || {
+            let v: Vec<Sent> = (0..20)
+                .map(|_| {
+                    let p = heap.alloc_layout(layout(64)).unwrap();
+                    // SAFETY: a live block of 64 bytes, ours.
+                    unsafe { p.as_ptr().write_bytes(0xEE, 64) };
+                    Sent(p)
+                })
+                .collect();
+            tx.send(v).unwrap();
+            go_rx.recv().unwrap();
+            // The first allocation drains the stack (parking the blocks) and takes one.
+            let mut again: Vec<Sent> = (0..5).map(|_| Sent(heap.alloc_layout(layout(64)).unwrap())).collect();
+            let z = heap.strategy();
+            // SAFETY: the heap's source; a non-zero size.
+            let zp = unsafe { z.alloc_zeroed(heap.source(), layout(64)) }.unwrap();
+            // SAFETY: a live block of 64 bytes, ours.
+            assert!(unsafe { core::slice::from_raw_parts(zp.as_ptr(), 64) }.iter().all(|&b| b == 0));
+            again.push(Sent(zp));
+            back_tx.send(again).unwrap();
+        });
+        let v = rx.recv().unwrap();
+        let owner = a.owner_of(v[0].0.as_ptr()).unwrap();
+        let w = v.clone();
+        s.spawn(move || {
+            let mine = heap.alloc_layout(layout(64)).unwrap();
+            assert_ne!(a.owner_of(mine.as_ptr()), Some(owner));
+            for b in &w {
+                // SAFETY: a live block of `heap` with this layout, given up.
+                unsafe { heap.dealloc_layout(b.0, layout(64)) };
+            }
+            // SAFETY: as above.
+            unsafe { heap.dealloc_layout(mine, layout(64)) };
+        })
+        .join()
+        .unwrap();
+        go_tx.send(()).unwrap();
+        let again = back_rx.recv().unwrap();
+        owner_thread.join().unwrap();
+        let freed: Vec<usize> = v.iter().map(|b| b.0.addr().get()).collect();
+        for b in &again {
+            assert!(freed.contains(&b.0.addr().get()), "{:p} is not a parked block served whole", b.0);
+        }
+        // 14 parked: live to the strategy, free to the user.
+        assert_eq!(heap.stats().live_objects, 6);
+        assert_eq!(a.arena(owner).stats().live_objects, 20);
+        let taken: Vec<usize> = again.iter().map(|b| b.0.addr().get()).collect();
+        let parked: Vec<Sent> = v.iter().copied().filter(|b| !taken.contains(&b.0.addr().get())).collect();
+        assert_eq!(parked.len(), 14);
+        for b in &parked {
+            assert_eq!(heap.block_of(b.0.as_ptr()), None, "parked block {:p} looks live", b.0);
+        }
+        // SAFETY: no call is in flight; the walker checks the parked stacks.
+        unsafe { heap.check() }.unwrap();
+        // SAFETY: a parked block: refused, changing nothing.
+        assert_eq!(unsafe { heap.free(parked[0].0) }, Err(BadFree::NotLive));
+        for b in &again {
+            // SAFETY: live blocks of `heap`, given up.
+            assert!(unsafe { heap.free(b.0) }.is_ok());
+        }
+        assert_eq!(heap.stats().live_objects, 0);
+        assert_eq!(a.arena(owner).stats().live_objects, 14);
+        heap.trim();
+        assert_eq!(a.arena(owner).stats().live_objects, 0, "trim handed the parked blocks to the strategy");
+        // SAFETY: no call is in flight.
+        unsafe { heap.check() }.unwrap();
+    });
 }

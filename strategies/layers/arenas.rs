@@ -7,7 +7,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::owners::{GRANULE_BYTES, OwnerMap};
-use super::remote::{self, Pushed, Remote};
+use super::remote::{self, Parked, Pushed, Remote};
 use crate::source::{PageSource, SourceError};
 use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Strategy, StrategyStats};
 use crate::sync::SpinLock;
@@ -35,11 +35,15 @@ pub const DRAIN_EVERY: usize = 64;
 /// Invariants: every call into `strategy` that may change it runs with `busy` held; lookups
 /// (`block_of`) and `stats` do not need it (the strategy is thread-safe on its own). Every
 /// block on `remote` is a live block of `strategy` that carries the pending mark, is free to
-/// the user, and is in no other structure; `remote` is emptied only under `busy`.
+/// the user, and is in no other structure; `remote` is emptied only under `busy`. `parked`
+/// (drained remote frees kept whole for the arena's next allocations) is touched only under
+/// `busy`; its blocks are, like pending ones, live blocks of `strategy` with the pending
+/// mark, free to the user, in no other structure.
 struct Arena<S> {
     busy: SpinLock<()>,
     strategy: S,
     remote: Remote,
+    parked: Parked,
 }
 
 /// `N` instances of `S`, each behind its own lock; see the [module docs](super).
@@ -66,8 +70,14 @@ impl<S: ConstInit, const N: usize> ConstInit for Arenas<S, N> {
     const INIT: Self = {
         assert!(N >= 1 && N <= 255, "Arenas: N must be 1..=255 (the owner map stores arena + 1 in a byte)");
         Arenas {
-            arenas: [const { Arena { busy: SpinLock::new(()), strategy: S::INIT, remote: Remote::new() } };
-                N],
+            arenas: [const {
+                Arena {
+                    busy: SpinLock::new(()),
+                    strategy: S::INIT,
+                    remote: Remote::new(),
+                    parked: Parked::new(),
+                }
+            }; N],
             owners: OwnerMap::new(),
             next: AtomicUsize::new(0),
         }
@@ -82,6 +92,7 @@ impl<S, const N: usize> Arenas<S, N> {
                 busy: SpinLock::new(()),
                 strategy: make(i),
                 remote: Remote::new(),
+                parked: Parked::new(),
             }),
             owners: OwnerMap::new(),
             next: AtomicUsize::new(0),
@@ -169,6 +180,57 @@ std::thread_local! {
     /// `usize::MAX` before its first allocation. Const-initialised, no destructor: using it
     /// never allocates.
     static HOME: core::cell::Cell<usize> = const { core::cell::Cell::new(usize::MAX) };
+    /// The home index the calling thread claimed in [`CLAIMED`] (`usize::MAX`: none), given
+    /// back by [`ClaimGuard`] at thread exit. Const-initialised, no destructor.
+    static CLAIM: core::cell::Cell<usize> = const { core::cell::Cell::new(usize::MAX) };
+    /// Gives the claim back at thread exit. Registered (its destructor) only after `HOME` is
+    /// set, since registering may allocate, re-entering the heap.
+    static CLAIM_GUARD: ClaimGuard = const { ClaimGuard };
+}
+
+/// Home indexes that a live thread holds, process-wide (every `Arenas` heap takes a thread's
+/// index modulo its arena count). A thread's first allocation claims the lowest free index
+/// and its exit gives it back, so that a thread started after another exited takes over the
+/// exited thread's arena (glibc's `free_list` of arenas whose threads exited, which
+/// `arena_get2` takes before making a new arena) instead of a fresh one: with threads
+/// recreated in rounds, the heap stays in the arenas the live threads use, and the arena's
+/// free memory, already faulted in, serves the new thread. Live threads hold distinct
+/// indexes, so up to `N` of them each have an arena to themselves (until one moves on
+/// contention). When every index is held, a thread takes the heap's round robin instead.
+#[cfg(feature = "std")]
+static CLAIMED: [core::sync::atomic::AtomicBool; CLAIM_SLOTS] =
+    [const { core::sync::atomic::AtomicBool::new(false) }; CLAIM_SLOTS];
+
+/// Indexes in [`CLAIMED`]: more than any arena count (`N <= 255`).
+#[cfg(feature = "std")]
+const CLAIM_SLOTS: usize = 256;
+
+/// The destructor that gives the exiting thread's home index back.
+#[cfg(feature = "std")]
+struct ClaimGuard;
+
+#[cfg(feature = "std")]
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        let _ = CLAIM.try_with(|c| {
+            let h = c.replace(usize::MAX);
+            if h < CLAIM_SLOTS {
+                // The thread keeps `HOME`: an allocation it makes later in its exit (another
+                // destructor) shares the arena with whichever thread claims it next, under
+                // the arena's lock.
+                CLAIMED[h].store(false, core::sync::atomic::Ordering::Release);
+            }
+        });
+    }
+}
+
+/// Claims the lowest free home index for the calling thread, or `None` when all are held.
+#[cfg(feature = "std")]
+fn claim_home() -> Option<usize> {
+    use core::sync::atomic::Ordering::{Acquire, Relaxed};
+    (0..CLAIM_SLOTS).find(|&h| {
+        !CLAIMED[h].load(Relaxed) && CLAIMED[h].compare_exchange(false, true, Acquire, Relaxed).is_ok()
+    })
 }
 
 impl<S: Strategy, const N: usize> Arenas<S, N> {
@@ -199,11 +261,30 @@ impl<S: Strategy, const N: usize> Arenas<S, N> {
         }
     }
 
+    /// The calling thread's first allocation: a claimed home index (the lowest one no live
+    /// thread holds, see [`CLAIMED`]), else the heap's round robin.
     #[cfg(feature = "std")]
     #[cold]
     fn first_home(&self) -> usize {
-        let h = self.next.fetch_add(1, Ordering::Relaxed);
-        let _ = HOME.try_with(|c| c.set(h));
+        let claimed = claim_home();
+        let h = claimed.unwrap_or_else(|| self.next.fetch_add(1, Ordering::Relaxed));
+        if HOME.try_with(|c| c.set(h)).is_err() {
+            // The thread-locals are gone (the thread is exiting): no claim to keep.
+            if let Some(c) = claimed {
+                CLAIMED[c].store(false, Ordering::Release);
+            }
+            return h % N;
+        }
+        if let Some(c) = claimed {
+            let _ = CLAIM.try_with(|cell| cell.set(c));
+            // Registers the guard's destructor, which may allocate: that allocation finds
+            // `HOME` set and does not come back here. If the guard cannot be registered (the
+            // thread is exiting), the claim is given back at once.
+            if CLAIM_GUARD.try_with(|_| {}).is_err() {
+                let _ = CLAIM.try_with(|cell| cell.set(usize::MAX));
+                CLAIMED[c].store(false, Ordering::Release);
+            }
+        }
         h % N
     }
 
@@ -221,8 +302,9 @@ impl<S: Strategy, const N: usize> Arenas<S, N> {
         }
     }
 
-    /// Hands arena `i`'s pending remote frees to its strategy; returns how many the strategy
-    /// refused (blocks freed twice, the second time after the first had been drained).
+    /// Takes arena `i`'s pending remote frees: parks the small ones while the bound allows
+    /// ([`Parked`]), hands the others to its strategy; returns how many the strategy refused
+    /// (blocks freed twice, the second time after the first had been drained).
     ///
     /// # Safety
     /// The caller holds arena `i`'s lock; `src` is the heap's source.
@@ -247,11 +329,18 @@ impl<S: Strategy, const N: usize> Arenas<S, N> {
         let a = &self.arenas[i];
         let s = self.source(src, i);
         let mut buf = [NonNull::<u8>::dangling(); BATCH];
+        // Blocks freed into the strategy or parked.
         let (mut len, mut freed) = (0, 0);
         // SAFETY: the caller holds the lock; every block was pushed by `dealloc` (a live
         // block of this arena that its caller gave up).
         let n = unsafe {
-            a.remote.take(|b, _| {
+            a.remote.take(|b, usable| {
+                // SAFETY: the lock is held; a live block of the arena, just taken off the
+                // stack, in no other structure.
+                if a.parked.park(b, usable) {
+                    freed += 1;
+                    return;
+                }
                 buf[len] = b;
                 len += 1;
                 if len == BATCH {
@@ -266,6 +355,75 @@ impl<S: Strategy, const N: usize> Arenas<S, N> {
         // SAFETY: as above.
         freed += unsafe { a.strategy.free_batch(&s, &buf[..len]) };
         n - freed
+    }
+
+    /// Hands arena `i`'s parked blocks to its strategy (`trim`, or an allocation the strategy
+    /// could not serve otherwise); returns how many.
+    ///
+    /// # Safety
+    /// The caller holds arena `i`'s lock; `src` is the heap's source.
+    #[cold]
+    unsafe fn unpark<P: PageSource>(&self, src: &P, i: usize) -> usize {
+        let a = &self.arenas[i];
+        let s = self.source(src, i);
+        let mut n = 0;
+        // SAFETY: the lock is held (caller); parked blocks are live blocks of the arena, in
+        // no other structure, each taken once, given to their own arena with its source.
+        unsafe { a.parked.take_all(|blocks| n += a.strategy.free_batch(&s, blocks)) };
+        n
+    }
+
+    /// A request in arena `i`: a parked block if one fits (`align <= 16`), else the
+    /// strategy; if the strategy cannot serve it, the parked blocks go back to it and it is
+    /// asked once more.
+    ///
+    /// # Safety
+    /// The caller holds arena `i`'s lock; `src` is the heap's source; as for
+    /// [`Strategy::alloc`].
+    #[inline(always)]
+    unsafe fn alloc_in<P: PageSource>(
+        &self,
+        src: &P,
+        i: usize,
+        layout: Layout,
+        zeroed: bool,
+    ) -> Option<NonNull<u8>> {
+        let a = &self.arenas[i];
+        // SAFETY: the lock is held (caller).
+        if let Some(p) = unsafe { self.alloc_in_parked(i, layout) } {
+            if zeroed {
+                // SAFETY: a block of at least `layout.size()` usable bytes, now the caller's.
+                unsafe { p.as_ptr().write_bytes(0, layout.size()) };
+            }
+            return Some(p);
+        }
+        let s = self.source(src, i);
+        // SAFETY: forwarded with the caller's guarantees; the arena's own source, its lock.
+        let r = unsafe {
+            if zeroed { a.strategy.alloc_zeroed(&s, layout) } else { a.strategy.alloc(&s, layout) }
+        };
+        if r.is_some() || a.parked.is_empty() {
+            return r;
+        }
+        // SAFETY: as above.
+        unsafe {
+            self.unpark(src, i);
+            if zeroed { a.strategy.alloc_zeroed(&s, layout) } else { a.strategy.alloc(&s, layout) }
+        }
+    }
+
+    /// Whether the live-to-the-strategy block `ptr` of arena `i` is parked (a free of it is
+    /// a double free). Only when blocks are parked, the check reads the block's mark.
+    ///
+    /// # Safety
+    /// The caller holds arena `i`'s lock; `ptr` is a live block of its strategy of `usable`
+    /// usable bytes.
+    #[inline(always)]
+    unsafe fn is_parked(&self, i: usize, ptr: NonNull<u8>, usable: usize) -> bool {
+        !self.arenas[i].parked.is_empty()
+            && remote::fits(ptr.addr().get(), usable)
+            // SAFETY: a live inner block with room for the mark (caller; `fits`).
+            && unsafe { remote::is_pending(ptr, usable) }
     }
 
     /// After a push made the count a multiple of [`DRAIN_EVERY`]: drain arena `i` if its
@@ -292,9 +450,23 @@ impl<S: Strategy, const N: usize> Arenas<S, N> {
         let _ = i;
     }
 
-    /// `with_arena` for the allocation calls: in the arena it holds, first hands the pending
-    /// remote frees to the strategy (`drain`), then runs `f` with the strategy and the
-    /// arena's own source. A block the drain refuses was freed twice (debug builds report it).
+    /// A parked block for `layout` in arena `i` (`align <= 16`), if one fits.
+    ///
+    /// # Safety
+    /// The caller holds arena `i`'s lock.
+    #[inline(always)]
+    unsafe fn alloc_in_parked(&self, i: usize, layout: Layout) -> Option<NonNull<u8>> {
+        let a = &self.arenas[i];
+        if a.parked.is_empty() || layout.align() > remote::PARK_STEP {
+            return None;
+        }
+        // SAFETY: the lock is held (caller).
+        unsafe { a.parked.pop(layout.size()) }.map(|(p, _)| p)
+    }
+
+    /// `with_arena` for the allocation calls: in the arena it holds, first takes the pending
+    /// remote frees (`drain`), then runs `f` with the arena's index. A block the drain
+    /// refuses was freed twice (debug builds report it).
     ///
     /// # Safety
     /// `src` is the heap's source; `f` may rely on holding the arena's lock.
@@ -302,13 +474,13 @@ impl<S: Strategy, const N: usize> Arenas<S, N> {
     unsafe fn with_drained_arena<P: PageSource, T>(
         &self,
         src: &P,
-        mut f: impl FnMut(&S, &ArenaSource<'_, P>) -> Option<T>,
+        mut f: impl FnMut(usize) -> Option<T>,
     ) -> Option<T> {
         let mut refused = 0;
-        let r = self.with_arena(|s, i| {
+        let r = self.with_arena(|_, i| {
             // SAFETY: `with_arena` holds arena `i`'s lock; the heap's source (caller).
             refused += unsafe { self.drain(src, i) };
-            f(s, &self.source(src, i))
+            f(i)
         });
         debug_assert_eq!(refused, 0, "Arenas: a block freed twice (refused when drained)");
         r
@@ -432,7 +604,7 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
     unsafe fn alloc<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
         // SAFETY: the arena's lock is held in `f`; forwarded with the caller's guarantees;
         // the arena's own source.
-        unsafe { self.with_drained_arena(src, |s, a| s.alloc(a, layout)) }
+        unsafe { self.with_drained_arena(src, |i| self.alloc_in(src, i, layout, false)) }
     }
 
     /// One arena lock (and one drain) for the whole batch.
@@ -440,15 +612,38 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
         // SAFETY: the arena's lock is held in `f`; forwarded with the caller's guarantees;
         // the arena's own source. A batch of none counts as a failure, so that the other
         // arenas are tried.
-        unsafe { self.with_drained_arena(src, |s, a| Some(s.alloc_batch(a, layout, out)).filter(|&n| n > 0)) }
-            .unwrap_or(0)
+        unsafe {
+            self.with_drained_arena(src, |i| {
+                let a = &self.arenas[i];
+                let mut n = 0;
+                while n < out.len()
+                    && let Some(p) = self.alloc_in_parked(i, layout)
+                {
+                    out[n] = p;
+                    n += 1;
+                }
+                if n < out.len() {
+                    n += a.strategy.alloc_batch(&self.source(src, i), layout, &mut out[n..]);
+                }
+                if n == 0 {
+                    // The strategy could not serve: with the parked blocks back, once more.
+                    if a.parked.is_empty() {
+                        return None;
+                    }
+                    self.unpark(src, i);
+                    n = a.strategy.alloc_batch(&self.source(src, i), layout, out);
+                }
+                Some(n).filter(|&n| n > 0)
+            })
+        }
+        .unwrap_or(0)
     }
 
     #[inline]
     unsafe fn alloc_zeroed<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
         // SAFETY: the arena's lock is held in `f`; forwarded with the caller's guarantees;
         // the arena's own source.
-        unsafe { self.with_drained_arena(src, |s, a| s.alloc_zeroed(a, layout)) }
+        unsafe { self.with_drained_arena(src, |i| self.alloc_in(src, i, layout, true)) }
     }
 
     #[inline]
@@ -467,6 +662,15 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
         let g = self.arenas[i].busy.lock();
         // SAFETY: the lock is held; this heap's source.
         let refused = unsafe { self.drain(src, i) };
+        // SAFETY: the lock is held; `ptr` is a live block of arena `i` (caller;
+        // `owner_of_live`) for `layout`.
+        if unsafe { self.is_parked(i, ptr, self.arenas[i].strategy.usable_size(ptr, layout)) } {
+            // Parked already (freed before, drained since): freeing it into the strategy would
+            // leave it parked and free at once, so it is ignored.
+            drop(g);
+            debug_assert!(false, "Arenas::dealloc: double free of {ptr:p} (parked)");
+            return;
+        }
         // SAFETY: `ptr` is a live block of arena `i` (caller; `owner_of_live`), its own source.
         unsafe { self.arenas[i].strategy.dealloc(&self.source(src, i), ptr, layout) };
         drop(g);
@@ -505,8 +709,9 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
             let s = a.strategy.stats();
             // Pending blocks are live to the strategy, free to the user.
             let (n, bytes) = a.remote.pending();
-            t.live_bytes += s.live_bytes.saturating_sub(bytes);
-            t.live_objects += s.live_objects.saturating_sub(n);
+            let (pn, pbytes) = a.parked.totals();
+            t.live_bytes += s.live_bytes.saturating_sub(bytes + pbytes);
+            t.live_objects += s.live_objects.saturating_sub(n + pn);
             peaks += s.peak_live_bytes;
             t.committed_bytes += s.committed_bytes;
             t.reserved_bytes += s.reserved_bytes;
@@ -537,6 +742,14 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
         // it as a double free.
         // SAFETY: the lock is held; this heap's source.
         unsafe { self.drain(src, i) };
+        if !self.arenas[i].parked.is_empty()
+            && let Some(info) = self.arenas[i].strategy.block_of(ptr.as_ptr())
+            // SAFETY: the lock is held; `ptr` is the start of a live block of the arena's
+            // strategy of `info.usable` usable bytes (just looked up).
+            && unsafe { self.is_parked(i, ptr, info.usable) }
+        {
+            return Err(BadFree::NotLive); // parked: free to the user already
+        }
         // SAFETY: forwarded with the caller's guarantees to the arena whose range holds
         // `ptr`; a live block there is that arena's, anything else it refuses unchanged.
         unsafe { self.arenas[i].strategy.free(&self.source(src, i), ptr) }
@@ -571,8 +784,10 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
             // SAFETY: forwarded with the caller's guarantees (no other thread uses the
             // strategy); arena `i`'s own source.
             unsafe { a.strategy.release_all(&self.source(src, i)) };
-            // Pending blocks were live inner blocks: released with the rest.
+            // Pending and parked blocks were live inner blocks: released with the rest.
             a.remote.clear();
+            // SAFETY: no other thread uses the strategy (caller).
+            unsafe { a.parked.clear() };
         }
         // SAFETY: no other thread uses the strategy (caller); the nodes came from `src`.
         unsafe { self.owners.release(src) };
@@ -588,6 +803,18 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
             // `dealloc`.
             unsafe {
                 a.remote.walk(|b, usable| {
+                    let ok = self.owner_of(b.as_ptr()) == Some(i)
+                        && a.strategy.block_of(b.as_ptr()).is_some_and(|info| info.usable == usable);
+                    if !ok {
+                        bad = b.addr().get();
+                    }
+                    ok
+                })
+            }
+            .map_err(|what| CheckError { what, addr: bad, detail: i })?;
+            // SAFETY: no other thread uses the strategy (caller).
+            unsafe {
+                a.parked.walk(|b, usable| {
                     let ok = self.owner_of(b.as_ptr()) == Some(i)
                         && a.strategy.block_of(b.as_ptr()).is_some_and(|info| info.usable == usable);
                     if !ok {
@@ -617,6 +844,7 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
             // own source.
             n += unsafe {
                 self.drain(src, i);
+                self.unpark(src, i);
                 a.strategy.trim(&self.source(src, i))
             };
         }

@@ -32,8 +32,10 @@
 //! block_of: Small, then Large (Small refuses a pointer outside its memory as `Foreign`
 //! without changing anything).
 //!
-//! **Arenas.** alloc: 1. the home arena (thread-local index with `std`; without it a hash of
-//! the stack address); `try_lock`. 2. Busy: the first free arena after it becomes home
+//! **Arenas.** alloc: 1. the home arena (thread-local index with `std`: at its first
+//! allocation a thread claims the lowest home index no live thread holds, process-wide, and
+//! gives it back at exit, so a new thread takes over the arena of an exited one, as glibc's
+//! `free_list`; without `std` a hash of the stack address); `try_lock`. 2. Busy: the first free arena after it becomes home
 //! (glibc's `arena_get2` / `reused_arena`); all busy: wait for home. 3. The arena's source
 //! refused: every other arena in turn (`arena_get_retry`). free / dealloc / realloc from any
 //! thread: the owner map names the arena in O(1) (each arena's strategy sees an
@@ -67,11 +69,20 @@
 //! home thread, a free by address, `realloc`, `free_batch`, `trim`; and the pusher whose
 //! push makes the count a multiple of `DRAIN_EVERY` drains it itself if the lock is free,
 //! so an arena whose threads have exited holds back fewer than `DRAIN_EVERY` blocks of at
-//! most `REMOTE_MAX_BYTES` until `trim`. A drain hands the blocks to the strategy with
-//! `free_batch` (one inner lock per 32). Pending blocks are live to the strategy and free to
-//! the user: `stats` subtracts them, `block_of` refuses a block with the pending mark,
+//! most `REMOTE_MAX_BYTES` until `trim`. A drain *parks* the blocks of up to 1 KiB usable
+//! (16-aligned) while the arena holds fewer than `PARK_MAX_BYTES` (64 KiB) parked: LIFO
+//! stacks by usable size (16-byte classes) under the arena's lock, the pending mark kept, from
+//! which the arena's next allocations of alignment at most 16 take a block whole (a class
+//! that fits, at most 3 classes above the request's), before asking the strategy (glibc's
+//! fastbins: small frees are not coalesced; without parking a drained block coalesced in best
+//! fit and the next allocation split it off again). The other blocks go to the strategy
+//! with `free_batch` (one inner lock per 32). `trim`, and an allocation the strategy
+//! cannot serve, hand the parked blocks to the strategy. Pending and parked blocks are live
+//! to the strategy and free to the user: `stats` subtracts them, `block_of` refuses a block
+//! with the pending mark, a free by address refuses a parked block (`NotLive`), a `dealloc`
+//! by the home thread of a parked block is refused as a double free (a debug assertion),
 //! `check` walks every stack (count, bytes, each a live block of its arena with the mark's
-//! size).
+//! size, parked ones in their class).
 //!
 //! Double frees: a second `dealloc` while the block is pending finds the mark and is
 //! refused (a debug assertion; ignored in release builds), before anything is written. A
@@ -119,6 +130,12 @@
 //!   blocks reach the inner strategy at the next `trim`, at the next request the inner
 //!   strategy refuses, or when a new thread adopts the record. `trim` cannot reach the
 //!   caches of threads that are still running.
+//! - Each arena keeps up to `PARK_MAX_BYTES` (64 KiB) of drained remote frees parked, not
+//!   coalesced, until its next allocations take them or `trim`; with `N` arenas that is at
+//!   most `N * 64 KiB` held back, besides the pending stacks.
+//! - Home indexes are process-wide (256; a thread's index modulo each heap's arena count):
+//!   with several `Arenas` heaps in one process, live threads hold distinct indexes but may
+//!   share an arena of a heap with fewer arenas than live threads.
 //! - The pending mark of a remote free uses a constant key (it must survive the heap value
 //!   moving): a block whose owner wrote exactly that word into its second word before a
 //!   cross-thread `dealloc` is refused as a double free (and leaks).

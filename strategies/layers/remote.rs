@@ -241,3 +241,250 @@ impl Remote {
         self.bytes.store(0, Ordering::Relaxed);
     }
 }
+
+/// Size step of the parked classes, and the alignment of every parked block.
+pub const PARK_STEP: usize = 16;
+/// Parked classes: class `c` (1..=PARK_CLASSES) holds blocks of usable size
+/// `c * 16 ..= c * 16 + 15`.
+pub const PARK_CLASSES: usize = 64;
+/// The most usable bytes one arena keeps parked; a drained block that would pass it is freed
+/// into the strategy (and coalesces) instead.
+pub const PARK_MAX_BYTES: usize = 64 << 10;
+/// A request of `size` bytes takes a parked block at most this many classes above the
+/// smallest class whose every block fits it (`ceil(size / 16)`): at most 63 bytes more
+/// than that class's blocks.
+const PARK_REACH: usize = 3;
+
+/// Drained remote frees of one arena that were not handed to its strategy: small blocks kept
+/// as they are, in LIFO stacks by usable size, for the arena's next allocations (glibc's
+/// fastbins: a small free chunk is not coalesced, the next request of its size takes it
+/// whole). Without them a drained block coalesces with its free neighbours in the strategy
+/// and the next allocation splits it off again, which cost a producer/consumer pair most of
+/// its time in best fit's bins (benches/README.md, "Layers").
+///
+/// A parked block is, like a pending one, live in the strategy and free to the user: its
+/// first word links its stack, its second holds the pending mark (`pending_mark(addr,
+/// usable)`), so `block_of` refuses it and `stats` does not count it. Touched only by the
+/// holder of the arena's lock, except the two totals, which `stats` reads from any thread.
+///
+/// Invariants: `heads[c]` is the top of a stack of blocks of usable size in class `c`
+/// (16-aligned starts, each a live block of the arena's strategy, carrying the pending mark,
+/// in no other structure); bit `c` of `nonempty` is set iff `heads[c]` is not null; `count`
+/// and `bytes` are the number and the usable bytes of the parked blocks, `bytes <=
+/// PARK_MAX_BYTES`.
+pub struct Parked {
+    heads: core::cell::UnsafeCell<[*mut u8; PARK_CLASSES + 1]>,
+    /// Bit `c`: class `c` holds a block (bit 0 unused).
+    nonempty: core::cell::Cell<u128>,
+    count: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+// SAFETY: the stacks and the mask are touched only under the arena's lock (the caller's
+// contract on every method that touches them); the totals are atomic; the blocks are heap
+// memory tied to no thread.
+unsafe impl Sync for Parked {}
+// SAFETY: as above.
+unsafe impl Send for Parked {}
+
+impl Parked {
+    /// No parked block.
+    pub const fn new() -> Self {
+        Parked {
+            heads: core::cell::UnsafeCell::new([ptr::null_mut(); PARK_CLASSES + 1]),
+            nonempty: core::cell::Cell::new(0),
+            count: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+        }
+    }
+
+    /// The number of parked blocks and their usable bytes.
+    pub fn totals(&self) -> (usize, usize) {
+        (self.count.load(Ordering::Relaxed), self.bytes.load(Ordering::Relaxed))
+    }
+
+    /// Whether no block is parked (any thread; exact under the arena's lock).
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.count.load(Ordering::Relaxed) == 0
+    }
+
+    /// The class of a block of `usable` bytes at `addr`, if it can be parked.
+    #[inline(always)]
+    fn class_of(addr: usize, usable: usize) -> Option<usize> {
+        let c = usable / PARK_STEP;
+        (addr.is_multiple_of(PARK_STEP) && (1..=PARK_CLASSES).contains(&c) && fits(addr, usable)).then_some(c)
+    }
+
+    /// Parks the block `p` of `usable` bytes if it fits a class and the bound; `false` with
+    /// nothing changed otherwise.
+    ///
+    /// # Safety
+    /// The caller holds the arena's lock; `p` is a live block of the arena's strategy of
+    /// `usable` usable bytes that no one uses and that is in no other structure (a block
+    /// just taken off the remote stack).
+    #[inline]
+    pub unsafe fn park(&self, p: NonNull<u8>, usable: usize) -> bool {
+        let addr = p.addr().get();
+        let Some(c) = Self::class_of(addr, usable) else { return false };
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        if bytes + usable > PARK_MAX_BYTES {
+            return false;
+        }
+        // SAFETY: the lock is held (caller): the stacks are ours; the block's first two
+        // words are inside it (`fits`) and nobody else reads them.
+        unsafe {
+            let heads = &mut *self.heads.get();
+            p.cast::<*mut u8>().write(heads[c]);
+            mark_of(p).store(pending_mark(addr, usable), Ordering::Relaxed);
+            heads[c] = p.as_ptr();
+        }
+        self.nonempty.set(self.nonempty.get() | 1 << c);
+        self.count.store(self.count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.bytes.store(bytes + usable, Ordering::Relaxed);
+        true
+    }
+
+    /// A parked block for a request of `size` bytes at alignment at most 16, with its mark
+    /// cleared, and its usable size: the top of class `size / 16` if its usable size
+    /// suffices, else the top of the first non-empty class from `ceil(size / 16)` up to
+    /// [`PARK_REACH`] classes above it.
+    ///
+    /// # Safety
+    /// The caller holds the arena's lock.
+    #[inline]
+    pub unsafe fn pop(&self, size: usize) -> Option<(NonNull<u8>, usize)> {
+        let lo = size / PARK_STEP;
+        if lo > PARK_CLASSES {
+            return None;
+        }
+        let mask = self.nonempty.get();
+        let hi = size.div_ceil(PARK_STEP).max(1);
+        // SAFETY: the lock is held (caller); the tops of the stacks are parked blocks
+        // (invariant), their words the link and the mark.
+        unsafe {
+            if lo != hi && lo >= 1 && mask & 1 << lo != 0 {
+                let top = NonNull::new_unchecked((*self.heads.get())[lo]);
+                if Self::usable_of(top) >= size {
+                    return Some(self.pop_class(lo));
+                }
+            }
+            if hi > PARK_CLASSES {
+                return None;
+            }
+            let window = (mask >> hi) & ((1 << (PARK_REACH + 1)) - 1);
+            if window == 0 {
+                return None;
+            }
+            Some(self.pop_class(hi + window.trailing_zeros() as usize))
+        }
+    }
+
+    /// The usable size a parked block's mark records.
+    ///
+    /// # Safety
+    /// `p` is a parked block.
+    #[inline(always)]
+    unsafe fn usable_of(p: NonNull<u8>) -> usize {
+        // SAFETY: a parked block carries the mark in its second word (caller).
+        unsafe { mark_of(p) }.load(Ordering::Relaxed) ^ pending_mark(p.addr().get(), 0)
+    }
+
+    /// Takes the top of the non-empty class `c`, mark cleared.
+    ///
+    /// # Safety
+    /// The caller holds the arena's lock; class `c` is not empty.
+    #[inline(always)]
+    unsafe fn pop_class(&self, c: usize) -> (NonNull<u8>, usize) {
+        // SAFETY: the lock is held; the top of a non-empty stack is a parked block
+        // (invariant); after this it is the caller's.
+        unsafe {
+            let heads = &mut *self.heads.get();
+            let p = NonNull::new_unchecked(heads[c]);
+            let usable = Self::usable_of(p);
+            heads[c] = p.cast::<*mut u8>().read();
+            if heads[c].is_null() {
+                self.nonempty.set(self.nonempty.get() & !(1 << c));
+            }
+            mark_of(p).store(0, Ordering::Relaxed);
+            self.count.store(self.count.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
+            self.bytes.store(self.bytes.load(Ordering::Relaxed) - usable, Ordering::Relaxed);
+            (p, usable)
+        }
+    }
+
+    /// Takes every parked block (marks cleared) and calls `each` with it, in batches of up to
+    /// 32: for handing them to the strategy (`trim`, a failed allocation).
+    ///
+    /// # Safety
+    /// The caller holds the arena's lock.
+    pub unsafe fn take_all(&self, mut each: impl FnMut(&[NonNull<u8>])) {
+        const BATCH: usize = 32;
+        let mut buf = [NonNull::<u8>::dangling(); BATCH];
+        let mut len = 0;
+        while self.nonempty.get() != 0 {
+            let c = self.nonempty.get().trailing_zeros() as usize;
+            // SAFETY: the lock is held (caller); class `c` is not empty.
+            buf[len] = unsafe { self.pop_class(c) }.0;
+            len += 1;
+            if len == BATCH {
+                each(&buf);
+                len = 0;
+            }
+        }
+        each(&buf[..len]);
+    }
+
+    /// Walks every parked block without changing anything: `each(block, usable)` must hold
+    /// for each; checks the classes, the mask and the totals. `Err(what)` names the broken
+    /// invariant.
+    ///
+    /// # Safety
+    /// No other thread uses the arena during the call.
+    pub unsafe fn walk(&self, mut each: impl FnMut(NonNull<u8>, usize) -> bool) -> Result<(), &'static str> {
+        let (mut n, mut sum) = (0usize, 0usize);
+        let (count, bytes) = self.totals();
+        // SAFETY: no other thread uses the arena (caller): the stacks are stable.
+        let heads = unsafe { &*self.heads.get() };
+        for (c, &top) in heads.iter().enumerate() {
+            if (self.nonempty.get() >> c & 1 == 1) == top.is_null() {
+                return Err("parked class's bit set iff its stack is not empty");
+            }
+            let mut p = NonNull::new(top);
+            while let Some(b) = p {
+                if n == count {
+                    return Err("parked stacks longer than their count (a cycle?)");
+                }
+                // SAFETY: a parked block (invariant), its words the link and the mark.
+                let usable = unsafe {
+                    p = NonNull::new(b.cast::<*mut u8>().read());
+                    Self::usable_of(b)
+                };
+                if Self::class_of(b.addr().get(), usable) != Some(c) {
+                    return Err("parked block in the class of its usable size, 16-aligned");
+                }
+                if !each(b, usable) {
+                    return Err("parked block is a live inner block of its arena with its usable size");
+                }
+                n += 1;
+                sum += usable;
+            }
+        }
+        if n != count || sum != bytes || bytes > PARK_MAX_BYTES {
+            return Err("parked count and bytes == their stacks', bytes <= PARK_MAX_BYTES");
+        }
+        Ok(())
+    }
+
+    /// Forgets every parked block (their memory went back with the inner strategy's).
+    ///
+    /// # Safety
+    /// No other thread uses the arena.
+    pub unsafe fn clear(&self) {
+        // SAFETY: no other thread uses the arena (caller).
+        unsafe { *self.heads.get() = [ptr::null_mut(); PARK_CLASSES + 1] };
+        self.nonempty.set(0);
+        self.count.store(0, Ordering::Relaxed);
+        self.bytes.store(0, Ordering::Relaxed);
+    }
+}
