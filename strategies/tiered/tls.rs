@@ -274,6 +274,7 @@ mod imp {
 
     /// The calling thread's cache for the heap with `key`, if it has one (the free path;
     /// never creates).
+    #[cfg(test)]
     #[inline]
     pub fn lookup(key: u64) -> *mut MCache {
         with_tc(|t| {
@@ -358,6 +359,7 @@ mod imp {
     use crate::strategies::tiered::mcache::MCache;
 
     /// Always none.
+    #[cfg(test)]
     #[inline]
     pub fn lookup(_key: u64) -> *mut MCache {
         ptr::null_mut()
@@ -384,4 +386,6 @@ mod imp {
     pub fn forget(_root: &Root) {}
 }
 
-pub(super) use imp::{drop_slot, forget, get, lookup, peek};
+#[cfg(test)]
+pub(super) use imp::lookup;
+pub(super) use imp::{drop_slot, forget, get, peek};
