@@ -249,8 +249,10 @@ impl MCache {
 /// (refusing a double free), then the span's remote stack (held back in the thread's cache
 /// `my` first, if it has one: `MCache::hold_remote`), or its mcentral's pending stack if
 /// nobody owns it.
-#[cold]
-#[inline(never)]
+// Inlined into its one caller, `free_slow` (itself inlined into `free_addr_slow`, cold): a
+// remote free then makes one call below `dealloc_slow`, not three with their register saves
+// and a seven-argument call.
+#[inline(always)]
 fn free_not_owned(
     root: &Root,
     my: *mut MCache,
@@ -630,8 +632,7 @@ impl Tiered {
     /// share of background work like any other thread (`note_free`). Only when no cache
     /// can be had (the thread is registering or exiting, or no memory) do the root's
     /// counters take the free.
-    #[cold]
-    #[inline(never)]
+    #[inline(always)]
     fn free_slow<P: PageSource>(
         &self,
         src: &P,
