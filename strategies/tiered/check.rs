@@ -515,7 +515,7 @@ fn check_remote_chain(cache: &MCache) -> Result<(), CheckError> {
         return Ok(());
     };
     let n = ch.len.get();
-    ensure!(n >= 1 && n <= REMOTE_CHAIN_MAX, "remote chain length out of range", s.base.get(), n);
+    ensure!((1..=REMOTE_CHAIN_MAX).contains(&n), "remote chain length out of range", s.base.get(), n);
     ensure!(s.class.get() != 0, "remote chain of a large span", s.base.get(), 0);
     let mut last = ptr::null_mut();
     for (k, p) in ch.iter().enumerate() {
