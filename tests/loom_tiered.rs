@@ -73,3 +73,50 @@ fn remote_frees_are_collected_exactly_once() {
         }
     });
 }
+
+/// Links `nodes` (at least one) through their first words, first to last, as a thread's
+/// held-back remote frees are (`RemoteChain` in mcache.rs); returns the first and the last.
+fn link(nodes: &[NonNull<u8>]) -> (NonNull<u8>, NonNull<u8>) {
+    for w in nodes.windows(2) {
+        // SAFETY: fresh 8-byte boxes owned by the caller; the link goes in the first word.
+        unsafe { w[0].cast::<*mut u8>().write(w[1].as_ptr()) };
+    }
+    (nodes[0], nodes[nodes.len() - 1])
+}
+
+/// A thread pushes a chain of two held-back frees while another pushes a single free and
+/// the owner collects: every object is collected exactly once, with the chain's links
+/// (written before the push) intact.
+#[test]
+fn chains_of_remote_frees_are_collected_exactly_once() {
+    loom::model(|| {
+        let stack = Arc::new(RemoteStack::from_atomic(loom::sync::atomic::AtomicPtr::new(ptr::null_mut())));
+        let (a, b, c) = (node(), node(), node());
+        let s1 = stack.clone();
+        let (na, nb) = (Node(a), Node(b));
+        let t1 = thread::spawn(move || {
+            let (first, last) = link(&[na.0, nb.0]);
+            // SAFETY: fresh 8-byte boxes, linked first to last, given to the stack.
+            unsafe { s1.push_chain(first, last) };
+        });
+        let s2 = stack.clone();
+        let nc = Node(c);
+        let t2 = thread::spawn(move || {
+            // SAFETY: the node, a fresh 8-byte box, is given to the stack.
+            unsafe { s2.push(nc.0) }
+        });
+        let mut seen = Vec::new();
+        drain(&stack, &mut seen);
+        t1.join().unwrap();
+        t2.join().unwrap();
+        drain(&stack, &mut seen);
+        seen.sort();
+        let mut want = vec![a, b, c];
+        want.sort();
+        assert_eq!(seen, want);
+        for p in want {
+            // SAFETY: made by `node`, no longer on the stack.
+            drop(unsafe { Box::from_raw(p.as_ptr().cast::<usize>()) });
+        }
+    });
+}

@@ -5,6 +5,7 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
 
 use super::arena::{ARENA_BYTES, ARENA_PAGES, Arena, index_entry, index_of, span_of};
+use super::mcache::REMOTE_CHAIN_MAX;
 use super::mheap::{HeapInner, MAX_ARENAS};
 use super::remote::RemoteStack;
 use super::scavenger::HOLD_STEPS;
@@ -433,6 +434,7 @@ fn check_caches(h: &HeapInner) -> Result<(), CheckError> {
                 check_owned(cache, c, spc)?;
             }
             check_free_stacks(cache, c)?;
+            check_remote_chain(cache)?;
         } else {
             for spc in 0..SPAN_CLASS_COUNT {
                 ensure!(
@@ -452,6 +454,7 @@ fn check_caches(h: &HeapInner) -> Result<(), CheckError> {
             for (class, st) in cache.free.iter().enumerate() {
                 ensure!(st.len.get() == 0, "released cache still holds objects on a free stack", c, class);
             }
+            ensure!(cache.remote_chain.span.get().is_null(), "released cache still holds remote frees", c, 0);
         }
         c = cache.next_all;
     }
@@ -497,6 +500,34 @@ fn check_free_stacks(cache: &MCache, c: *mut MCache) -> Result<(), CheckError> {
             ensure!(st.iter().skip(k + 1).all(|q| q.0 != p), "object twice on a free stack", p, class);
         }
     }
+    Ok(())
+}
+
+/// A cache's held-back remote frees (`RemoteChain` in mcache.rs): none, or `len` objects of
+/// one live small span, at most `REMOTE_CHAIN_MAX`, linked from `head` to `tail`, each an
+/// object of the span with its alloc, live and remote bits set, held once.
+fn check_remote_chain(cache: &MCache) -> Result<(), CheckError> {
+    let ch = &cache.remote_chain;
+    // SAFETY: a chain's span is live while the chain holds objects of it (the chain's
+    // invariant, checked below).
+    let Some(s) = (unsafe { ch.span.get().as_ref() }) else {
+        ensure!(ch.len.get() == 0, "remote chain without a span holds objects", ch.len.get(), 0);
+        return Ok(());
+    };
+    let n = ch.len.get();
+    ensure!((1..=REMOTE_CHAIN_MAX).contains(&n), "remote chain length out of range", s.base.get(), n);
+    ensure!(s.class.get() != 0, "remote chain of a large span", s.base.get(), 0);
+    let mut last = ptr::null_mut();
+    for (k, p) in ch.iter().enumerate() {
+        let i = s.object_at(p.as_ptr().addr());
+        ensure!(i.is_some(), "held remote free not an object of its span", p, s.base.get());
+        let i = i.unwrap_or(0);
+        ensure!(s.bit(i), "held remote free without its alloc bit", p, i);
+        ensure!(remote_bit(s, i) && !s.is_live(i), "held remote free without its remote bit", p, i);
+        ensure!(ch.iter().skip(k + 1).all(|q| q != p), "object held twice", p, i);
+        last = p.as_ptr();
+    }
+    ensure!(last == ch.tail.get(), "remote chain does not end at its tail", s.base.get(), n);
     Ok(())
 }
 

@@ -24,6 +24,7 @@ impl Root {
     #[cold]
     #[inline(never)]
     fn free_step<P: PageSource>(&self, src: &P, c: &MCache) {
+        c.flush_remote(self);
         c.flush_stats(self);
         c.decay_empty(self);
         self.background(src);
@@ -195,16 +196,17 @@ fn op_step<P: PageSource>(src: &P, c: &MCache, p: NonNull<u8>) -> Option<NonNull
 }
 
 // ANCHOR: free_small
-/// Frees object `i` at `p` of small span `s` as the cache `my` (null: the thread has none
-/// for this heap), checking first that it is live: see "Free path" in the module docs of
-/// mod.rs. Returns the object's usable size; `Err`, with nothing changed, for an object that
-/// is not live (a double free).
+/// Frees object `i` at `p` of small span `s`, whose objects are `bytes` long, as the cache
+/// `my` (null: the thread has none for this heap), checking first that it is live: see
+/// "Free path" in the module docs of mod.rs. Returns the object's usable size; `Err`, with
+/// nothing changed, for an object that is not live (a double free).
 #[inline(always)]
 pub(crate) fn free_small(
     root: &Root,
     my: *mut MCache,
     s: &Span,
     i: usize,
+    bytes: usize,
     p: NonNull<u8>,
 ) -> Result<usize, BadFree> {
     let owner = s.owner.load(Ordering::Relaxed);
@@ -214,7 +216,7 @@ pub(crate) fn free_small(
         unsafe { &*my }.free_mine(s, class, i, p)?;
         return Ok(bytes);
     }
-    free_not_owned(root, owner, s, i, p)
+    free_not_owned(root, my, owner, s, i, bytes, p)
 }
 
 impl MCache {
@@ -244,24 +246,33 @@ impl MCache {
 // ANCHOR_END: free_small
 
 /// `free_small` for a thread that does not own the span: the remote bit claims the object
-/// (refusing a double free), then the span's remote stack, or its mcentral's pending stack
-/// if nobody owns it.
-#[cold]
-#[inline(never)]
+/// (refusing a double free), then the span's remote stack (held back in the thread's cache
+/// `my` first, if it has one: `MCache::hold_remote`), or its mcentral's pending stack if
+/// nobody owns it.
+// Inlined into its one caller, `free_slow` (itself inlined into `free_addr_slow`, cold): a
+// remote free then makes one call below `dealloc_slow`, not three with their register saves
+// and a seven-argument call.
+#[inline(always)]
 fn free_not_owned(
     root: &Root,
+    my: *mut MCache,
     owner: *mut MCache,
     s: &Span,
     i: usize,
+    bytes: usize,
     p: NonNull<u8>,
 ) -> Result<usize, BadFree> {
     if !s.claim_remote(i) {
         return Err(BadFree::NotLive);
     }
-    let bytes = s.elem_bytes.get();
     if owner.is_null() {
         root.central[s.span_class.get() as usize].free_unowned(p);
         root.pending_hint.store(true, Ordering::Release);
+    } else if let Some(c) =
+        // SAFETY: null or the calling thread's own cache (`free_slow`).
+        unsafe { my.as_ref() }
+    {
+        c.hold_remote(root, s, p);
     } else {
         s.push_remote(p);
     }
@@ -601,7 +612,7 @@ impl Tiered {
             c.account(-(o.bytes as isize), -1);
             return Ok(o.bytes);
         }
-        self.free_slow(src, root, o.span, o.index, ptr)
+        self.free_slow(src, root, my, o, ptr)
     }
 
     // ANCHOR: free_cached
@@ -642,19 +653,30 @@ impl Tiered {
     // ANCHOR_END: free_cached
 
     /// Every free `free_addr`'s fast path leaves: objects of spans another cache (or none)
-    /// owns, threads without a cache or whose cache is not the most recent.
-    #[cold]
-    #[inline(never)]
+    /// owns, threads without a cache or whose cache is not the most recent. `my` is the
+    /// cache `free_addr_slow` found in the thread's first slot, if any.
+    ///
+    /// A thread with no cache for this heap gets one here (`tls::get`), as its first
+    /// allocation would: a thread that only frees (the consumer of a producer/consumer
+    /// pair) then counts its frees in its own cache, with plain stores, instead of three
+    /// atomic read-modify-writes on the root's shared counters per free, and paces its
+    /// share of background work like any other thread (`note_free`). Only when no cache
+    /// can be had (the thread is registering or exiting, or no memory) do the root's
+    /// counters take the free.
+    #[inline(always)]
     fn free_slow<P: PageSource>(
         &self,
         src: &P,
         root: &Root,
-        s: &Span,
-        i: usize,
+        my: Option<&MCache>,
+        o: SmallObject<'_>,
         p: NonNull<u8>,
     ) -> Result<usize, BadFree> {
-        let my = tls::lookup(root.key);
-        let bytes = free_small(root, my, s, i, p)?;
+        let my = match my {
+            Some(c) => ptr::from_ref(c).cast_mut(),
+            None => tls::get(root, src),
+        };
+        let bytes = free_small(root, my, o.span, o.index, o.bytes, p)?;
         if my.is_null() {
             root.add_live(-(bytes as isize), -1);
         } else {

@@ -80,11 +80,35 @@
 //! See freestack.rs: per size class, the objects this thread freed last, which the
 //! class's next allocation takes back first.
 //!
+//! # Held-back remote frees (the thread's `RemoteChain`)
+//! A thread's free into a span another cache owns claims the object's remote bit (one
+//! `fetch_or`, which refuses a double free at once, as before), then, instead of one CAS on
+//! the span's remote stack per object, links the object onto the cache's chain: the frees
+//! of one span, at most [`REMOTE_CHAIN_MAX`] of them, which go onto the span's remote stack
+//! together with one CAS (`RemoteStack::push_chain`) when a free lands in another span,
+//! when the chain is full, at the cache's bounded background step (`Root::free_step`), and
+//! when the cache is given back (`release_all`: thread exit, trim). A producer/consumer
+//! pair, whose consumer frees a batch of objects of the same few spans, so pays about one
+//! atomic read-modify-write per remote free, as mimalloc's `thread_free` list does (one
+//! CAS per free there), where it paid two. snmalloc batches its remote frees per
+//! destination the same way.
+//!
+//! A held object keeps its alloc bit (so its span cannot become empty and be freed: the
+//! chain's span pointer stays valid) and its remote bit (so it is not live, and a second
+//! free is refused); the owner does not see it until the push. So held frees are delayed,
+//! by at most the holding thread's next step of bounded work, and bounded: one span's
+//! objects per thread. A flush reads the span's owner as `free_not_owned` does for one free:
+//! a span with no owner now gets the chain on its mcentral's pending stack instead (a span
+//! whose owner lets it go just after the read is the race of "A free that races with
+//! uncacheSpan" in mcentral.rs, handled as for one free). Frees into unowned spans, and the
+//! frees of a thread with no cache, are not held.
+//!
 //! # Free path (see `free_small` in malloc.rs and `Tiered::dealloc` in mod.rs)
 //! First the free stack (above). Then, owner: clear the bit (no atomics); if that makes the span worth a refill, move it to the
 //! head of its owned list; if it empties it, keep it there or give it to mcentral (the
-//! empty cap above). Non-owner: the span's remote stack, or the mcentral pending
-//! stack for a span nobody owns. Every free but the owner's
+//! empty cap above). Non-owner: the thread's chain of held-back remote frees (above),
+//! which goes onto the span's remote stack, or the mcentral pending stack for a span nobody
+//! owns. Every free but the owner's
 //! bit clear (`dealloc_slow`) also counts its bytes in the cache (`note_free`, a plain add):
 //! each `FREE_STEP_BYTES` so freed run a bounded step of background work (drain, sweep,
 //! scavenge; see scavenger.rs).
@@ -114,6 +138,7 @@ use core::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use super::Root;
 use super::arena::Arena;
 use super::freestack::{FreeStack, free_stacks_init};
+use super::remote::RemoteStack;
 use super::scavenger::{FREE_STEP_BYTES, OP_STEP_ALLOCS};
 use super::sizeclass::{CLASS_BYTES, CLASS_COUNT, PAGE_BYTES, SPAN_CLASS_COUNT};
 use super::span::{Span, SpanList};
@@ -155,6 +180,10 @@ const FLUSH_BYTES: usize = 1 << 20;
 
 /// Refills between two calls of the scavenger's bounded work.
 const BACKGROUND_EVERY_REFILLS: u32 = 16;
+
+/// Remote frees a cache holds back for one span at most before it pushes them
+/// ([`RemoteChain`]).
+pub const REMOTE_CHAIN_MAX: u32 = 32;
 
 /// The span every class of a fresh cache points at (Go's `emptymspan`).
 pub static EMPTY_SPAN: Span = Span::empty();
@@ -242,6 +271,51 @@ impl OwnedList {
     }
 }
 
+/// This thread's last remote frees into one span (`span`), held back to go onto the span's
+/// remote stack together, with one CAS (`RemoteStack::push_chain`), instead of one CAS each
+/// (see "Held-back remote frees"). Owner only.
+///
+/// Invariants: `span` null and `len` 0, or `len` in `1..=REMOTE_CHAIN_MAX` objects of `span`
+/// linked from `head` through their first words to `tail`, each with its alloc, live and
+/// remote bits set (claimed by this thread: `Span::claim_remote`), on no stack.
+pub struct RemoteChain {
+    /// The span of the objects held, or null.
+    pub span: Cell<*const Span>,
+    /// The last object held (the chain's first node).
+    pub head: Cell<*mut u8>,
+    /// The first object held (the chain's last node).
+    pub tail: Cell<*mut u8>,
+    /// Objects held.
+    pub len: Cell<u32>,
+}
+
+impl RemoteChain {
+    const fn new() -> RemoteChain {
+        RemoteChain {
+            span: Cell::new(ptr::null()),
+            head: Cell::new(ptr::null_mut()),
+            tail: Cell::new(ptr::null_mut()),
+            len: Cell::new(0),
+        }
+    }
+
+    /// The objects held, from the last one held (for the checker).
+    pub fn iter(&self) -> impl Iterator<Item = NonNull<u8>> + '_ {
+        let (mut p, mut left) = (self.head.get(), self.len.get());
+        core::iter::from_fn(move || {
+            if left == 0 {
+                return None;
+            }
+            left -= 1;
+            let q = NonNull::new(p)?;
+            // SAFETY: a held object's first word links it to the next one held (invariant);
+            // the last one's link is not read (`left` is 0 then).
+            p = if left == 0 { ptr::null_mut() } else { unsafe { RemoteStack::next(q) } };
+            Some(q)
+        })
+    }
+}
+
 // ANCHOR: mcache_struct
 /// A thread cache (Go's `mcache`). Lives in heap metadata.
 #[repr(C)]
@@ -283,6 +357,8 @@ pub struct MCache {
     pub free_budget: Cell<isize>,
     /// Decay steps run so far (paces `collect_owned_remote`).
     pub decay_steps: Cell<u32>,
+    /// Remote frees held back (see "Held-back remote frees").
+    pub remote_chain: RemoteChain,
 }
 // ANCHOR_END: mcache_struct
 
@@ -315,8 +391,64 @@ impl MCache {
             ops_left: Cell::new(OP_STEP_ALLOCS),
             decay_steps: Cell::new(0),
             arena_hint: Cell::new(ptr::null()),
+            remote_chain: RemoteChain::new(),
         }
     }
+
+    // ANCHOR: hold_remote
+    /// Holds back the remote free of `p`, an object of span `s` that another cache owns and
+    /// whose remote bit this thread has just claimed (`Span::claim_remote`): onto the chain
+    /// if it holds objects of `s`, else the chain is pushed first and starts again with `p`;
+    /// a chain of [`REMOTE_CHAIN_MAX`] objects is pushed at once. Owner only.
+    #[inline]
+    pub fn hold_remote(&self, root: &Root, s: &Span, p: NonNull<u8>) {
+        let ch = &self.remote_chain;
+        if !ptr::eq(ch.span.get(), s) {
+            self.flush_remote(root);
+            ch.span.set(s);
+            ch.tail.set(p.as_ptr());
+            ch.len.set(0);
+        } else {
+            // SAFETY: `p` is a freed object of `s` (at least 8 bytes, 8-aligned), claimed by
+            // this thread and so used by nobody else: its first word links the chain.
+            unsafe { p.cast::<*mut u8>().write(ch.head.get()) };
+        }
+        ch.head.set(p.as_ptr());
+        let n = ch.len.get() + 1;
+        ch.len.set(n);
+        if n >= REMOTE_CHAIN_MAX {
+            self.flush_remote(root);
+        }
+    }
+
+    /// Pushes the held-back remote frees, if any: onto their span's remote stack, or onto its
+    /// mcentral's pending stack if the span has no owner now (as `free_not_owned` chooses
+    /// for a single free). Owner only; called when the chain changes span or is full, by the
+    /// bounded step of background work (`Root::free_step`), and by `release_all` (thread
+    /// exit, trim), so that held objects wait at most that long.
+    pub fn flush_remote(&self, root: &Root) {
+        let ch = &self.remote_chain;
+        // SAFETY: a non-null chain span is live: the held objects keep their alloc bits, so
+        // it cannot become empty and be freed (only its holder clears them, after they are
+        // pushed).
+        let Some(s) = (unsafe { ch.span.get().as_ref() }) else { return };
+        ch.span.set(ptr::null());
+        let (Some(first), Some(last)) = (NonNull::new(ch.head.get()), NonNull::new(ch.tail.get())) else {
+            return;
+        };
+        ch.len.set(0);
+        if s.owner.load(Ordering::Relaxed).is_null() {
+            // SAFETY: the chain's objects are freed objects of `s`, claimed by this thread,
+            // linked from `first` to `last`, on no stack (the chain's invariant).
+            unsafe { root.central[s.span_class.get() as usize].pending.push_chain(first, last) };
+            root.pending_hint.store(true, Ordering::Release);
+        } else {
+            // SAFETY: as above. Nothing of `s` is read after the push (see "Remote frees and
+            // the record" in span.rs).
+            unsafe { s.remote.push_chain(first, last) };
+        }
+    }
+    // ANCHOR_END: hold_remote
 
     #[inline]
     pub(super) fn as_mut_ptr(&self) -> *mut MCache {
@@ -646,7 +778,8 @@ impl MCache {
     /// Whether the cache holds nothing of its heap: no current or owned span, empty free
     /// stacks (so giving it back changes nothing but the slot).
     pub fn holds_nothing(&self) -> bool {
-        self.alloc.iter().all(|a| ptr::eq(a.get(), &EMPTY_SPAN))
+        self.remote_chain.span.get().is_null()
+            && self.alloc.iter().all(|a| ptr::eq(a.get(), &EMPTY_SPAN))
             && self.owned.iter().all(|l| l.len.get() == 0)
             && self.free.iter().all(|f| f.len.get() == 0)
     }
@@ -655,6 +788,7 @@ impl MCache {
     /// Go's `releaseAll`: gives every current span back to mcentral, flushes the
     /// statistics. Needs no page source, so it can run at thread exit.
     pub fn release_all(&self, root: &Root) {
+        self.flush_remote(root);
         self.flush_free_stacks();
         for spc in 0..SPAN_CLASS_COUNT {
             let cur = self.alloc[spc].get();

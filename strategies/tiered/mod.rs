@@ -87,10 +87,14 @@
 //!    is worth it) or takes it from the head of its owned list.
 //! 4. Another thread's free of an object in an owned span first claims the object's remote
 //!    bit (`Span::claim_remote`, one `fetch_or`: a second claim, or a claim of an object
-//!    whose live bit is clear, is refused), then pushes it on the span's remote stack (one
-//!    CAS, lock-free, loom-tested); the owner collects the stack at the end of a scan and
+//!    whose live bit is clear, is refused), then holds it back in the freeing thread's
+//!    cache with its other frees into the same span, which go onto the span's remote stack
+//!    together (one CAS for up to `REMOTE_CHAIN_MAX` frees, lock-free, loom-tested;
+//!    "Held-back remote frees" in mcache.rs; a thread without a cache, which its first free
+//!    makes if it can, pushes each free); the owner collects the stack at the end of a scan and
 //!    when it looks for an owned span worth a refill, and mcentral collects it when the span
-//!    changes hands. Collecting clears the live bit, then the remote bit, then the alloc bit.
+//!    changes hands. Collecting clears the live and alloc bits of every object taken, then
+//!    their remote bits, one `fetch_and` per bitmap word (`Span::collect_remote`).
 //! 5. A free into a span that nobody owns (on mcentral's lists) claims the remote bit as in
 //!    4 and goes on that mcentral's pending stack (one CAS, no lock); the next cacheSpan (or background step, or trim)
 //!    drains it under the lock: the bit is cleared, a full span becomes partial (at the
@@ -352,7 +356,9 @@ impl Root {
         }
         let now = self.live_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.live_objects.fetch_add(objects, Ordering::Relaxed);
-        if now > 0 {
+        // Only a rise can make a new peak: a fall leaves `live_bytes` below a value some
+        // rise already raised the peak to (each rise raises it after its add).
+        if bytes > 0 && now > 0 {
             self.peak_live_bytes.fetch_max(now as usize, Ordering::Relaxed);
         }
     }

@@ -7,7 +7,9 @@
 //! # `RemoteStack` (a span's remote frees)
 //! A Treiber stack of freed objects linked through their first word. Heads and links are
 //! pointers (never integers), so each object keeps the provenance it was pushed with.
-//! `push`: write the link, CAS the head (Release). `take`: swap the head with 0 (Acquire) and walk the detached list.
+//! `push`: write the link, CAS the head (Release). `push_chain`: the same for a list linked
+//! beforehand by the pushing thread (its last node's link written in the CAS loop).
+//! `take`: swap the head with 0 (Acquire) and walk the detached list.
 //! Only one thread takes at a time (the owner, or the mcentral lock holder), and nodes are
 //! never popped one by one, so there is no ABA problem.
 //!
@@ -43,6 +45,29 @@ impl RemoteStack {
             // writes, aligned, used by nobody else.
             unsafe { obj.cast::<*mut u8>().write(old) };
             match self.head.compare_exchange_weak(old, obj.as_ptr(), Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(now) => old = now,
+            }
+        }
+    }
+
+    /// Pushes the list from `first` to `last`, linked through the nodes' first words (each
+    /// node's link names the next; `last`'s is overwritten), with one CAS: a thread's
+    /// held-back remote frees of one span (`RemoteChain` in mcache.rs).
+    ///
+    /// # Safety
+    /// Every node of the list is valid for writes of 8 bytes, 8-aligned, used by nobody else
+    /// until it is taken, and not on any stack; following the links from `first` reaches
+    /// `last`, each node once.
+    #[inline]
+    pub unsafe fn push_chain(&self, first: NonNull<u8>, last: NonNull<u8>) {
+        let mut old = self.head.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the caller gives the nodes' first words to the stack; `last` is one.
+            unsafe { last.cast::<*mut u8>().write(old) };
+            // Release: the links of the whole list, written by this thread before, are seen
+            // by the taker's Acquire swap.
+            match self.head.compare_exchange_weak(old, first.as_ptr(), Ordering::Release, Ordering::Relaxed) {
                 Ok(_) => return,
                 Err(now) => old = now,
             }

@@ -61,7 +61,8 @@
 //! - `remote_bits`: 1 = freed by a thread that does not hold the span, not yet collected.
 //!   Set by that thread with one `fetch_or` (`claim_remote`), whose old value refuses a
 //!   second free; cleared by the holder when it collects the object (live bit first, then
-//!   this bit with Release, then the alloc bit).
+//!   this bit with Release; the alloc bit before or after: `collect_one` clears it last,
+//!   `collect_remote` with the live bit, before the remote bits of a whole word).
 //!
 //! An object is live iff its live bit is set and its remote bit clear (`is_live`): what
 //! `block_of` answers and every free checks (`free_addr` in malloc.rs).
@@ -105,6 +106,10 @@
 //! collecting the object, can bring it there); after the CAS the pusher reads nothing of
 //! the record, though its `&Span` argument lives until it returns. A record reused under a returning pusher is therefore never read by it again, and
 //! its still-live `&Span` asserts nothing about the contents (above).
+//! A thread that holds remote frees back (`RemoteChain` in mcache.rs) keeps the span's
+//! address between its frees and reads `owner` and `span_class` again when it pushes the
+//! chain: the held objects keep their alloc bits until the push, so the span is as live
+//! then as at the first free, and after the push the thread forgets the span.
 
 use core::cell::Cell;
 use core::ptr::{self, NonNull};
@@ -841,14 +846,35 @@ impl Span {
     // ANCHOR: collect_remote
     /// Takes every object on the remote stack and frees it locally; returns how many. Owner
     /// (or mcentral lock holder for an unowned span).
+    ///
+    /// As `collect_one` for each object, with the remote bits cleared once per bitmap word
+    /// at the end (one `fetch_and` per word holding taken objects, not one per object):
+    /// every object's live and alloc bits are cleared first, so the order `collect_one`
+    /// keeps (live bit, then remote bit with Release) holds for each object, and nothing
+    /// hands a taken object out before this returns (only the holder, the caller, does).
     pub fn collect_remote(&self) -> usize {
         let mut p = self.remote.take();
+        if p.is_null() {
+            return 0;
+        }
+        let mut masks = [0u64; BITMAP_WORDS];
+        let mut words = 0u32;
         let mut n = 0;
         while let Some(q) = NonNull::new(p) {
             // SAFETY: `q` is a node of the list just taken.
             p = unsafe { RemoteStack::next(q) };
-            self.collect_one(self.object_index(q.as_ptr().addr()));
+            let i = self.object_index(q.as_ptr().addr());
+            self.clear_live(i);
+            self.free_local(i);
+            let w = (i / 64) % BITMAP_WORDS;
+            masks[w] |= 1 << (i % 64);
+            words |= 1 << w;
             n += 1;
+        }
+        while words != 0 {
+            let w = words.trailing_zeros() as usize;
+            words &= words - 1;
+            self.liveness[w].remote.fetch_and(!masks[w], Ordering::Release);
         }
         n
     }

@@ -1620,3 +1620,174 @@ fn cached_allocations_stop_where_alloc_refills_or_steps() {
         assert_eq!((heap.stats().live_bytes, heap.stats().live_objects), (0, 0));
     }
 }
+
+/// The remote frees another thread's cache holds back (`RemoteChain` in mcache.rs): each
+/// object is refused a second free while held and after it is pushed, the checker accepts
+/// the chain mid-way (the holding thread runs it while the owner waits), a free into
+/// another span and a full chain push it, thread exit pushes the rest, and the owner then
+/// gets every object back exactly once. Under Miri too (`miri_`: strict provenance, the
+/// chain's links are written through the objects' own pointers).
+#[test]
+fn miri_remote_frees_held_back_reach_the_owner_once() {
+    use super::mcache::REMOTE_CHAIN_MAX;
+    let rh = RegionHeap::new();
+    let heap: &Heap<Tiered, crate::Fixed> = &rh.heap;
+    let (l, other) = (l8(64), l8(128));
+    let n = 2 * REMOTE_CHAIN_MAX as usize + 3;
+    let ps: Vec<*mut u8> = (0..n).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
+    let q = heap.alloc_layout(other).unwrap().as_ptr();
+    for &p in &ps {
+        fill(p, 64, 9);
+    }
+    let key = heap.strategy().existing_root().unwrap().key;
+    let (theirs, q) = (Blocks(ps.clone()), Blocks(std::vec![q]));
+    let (theirs, q) = (&theirs, &q);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let held = || {
+                // SAFETY: this thread's cache (made by its first free), used by it alone.
+                let c = unsafe { &*super::tls::lookup(key) };
+                c.remote_chain.len.get()
+            };
+            let free = |p: *mut u8| {
+                // SAFETY: blocks of this heap, handed to this thread; the callers free each
+                // live block once, and the rest are double frees, which must be refused.
+                unsafe { heap.free(NonNull::new(p).unwrap()) }
+            };
+            for &p in &theirs.0[..5] {
+                verify(p, 64, 9);
+                assert_eq!(free(p), Ok(64));
+            }
+            assert_eq!(held(), 5, "remote frees of one span are held back");
+            assert_eq!(free(theirs.0[0]), Err(crate::BadFree::NotLive), "a held object freed twice");
+            assert_eq!(heap.block_of(theirs.0[1]), None, "a held object looks live");
+            // SAFETY: the owner waits for this thread (join); nobody else uses the heap.
+            unsafe { heap.check() }.unwrap();
+            // Another span: the five are pushed, the chain holds `q` alone.
+            assert_eq!(free(q.0[0]), Ok(128));
+            assert_eq!(held(), 1);
+            assert_eq!(free(theirs.0[2]), Err(crate::BadFree::NotLive), "a pushed object freed twice");
+            for &p in &theirs.0[5..] {
+                assert_eq!(free(p), Ok(64));
+                assert!(held() < REMOTE_CHAIN_MAX, "a full chain is pushed at once");
+            }
+            // SAFETY: as above.
+            unsafe { heap.check() }.unwrap();
+            // Exit gives the cache back, and with it the chain.
+        })
+        .join()
+        .unwrap();
+    });
+    for &p in &ps {
+        assert_eq!(heap.block_of(p), None);
+        // SAFETY: double frees, refused.
+        assert_eq!(unsafe { heap.free(NonNull::new(p).unwrap()) }, Err(crate::BadFree::NotLive));
+    }
+    // SAFETY: the other thread has exited.
+    unsafe { heap.check() }.unwrap();
+    assert_eq!(heap.stats().live_objects, 0);
+    // The owner collects the frees as it refills: each address at most once among the live.
+    let again: Vec<*mut u8> = (0..2 * n).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
+    let distinct: std::collections::HashSet<usize> = again.iter().map(|p| p.addr()).collect();
+    assert_eq!(distinct.len(), again.len(), "a block handed out twice");
+    assert!(ps.iter().any(|p| distinct.contains(&p.addr())), "no remote-freed object came back");
+    // SAFETY: live blocks, freed once.
+    unsafe { free_each(heap, &again, l) };
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    assert_eq!(heap.stats().live_objects, 0);
+}
+
+/// A thread of scope `s` that allocates `n` blocks of `l` from `heap`, hands them over and
+/// stays (owning their span) until told to go: the blocks, the sender that tells it, the
+/// thread.
+fn spawn_owner<'scope, 'env>(
+    s: &'scope std::thread::Scope<'scope, 'env>,
+    heap: &'env Heap<Tiered, Tracked<Mmap>>,
+    n: usize,
+    l: Layout,
+) -> (Blocks, std::sync::mpsc::Sender<()>, std::thread::ScopedJoinHandle<'scope, ()>) {
+    let (tx, rx) = std::sync::mpsc::channel::<Blocks>();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let t = s.spawn(move || {
+        let ps: Vec<*mut u8> = (0..n).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
+        for &p in &ps {
+            fill(p, l.size(), 5);
+        }
+        tx.send(Blocks(ps)).unwrap();
+        go_rx.recv().unwrap();
+    });
+    (rx.recv().unwrap(), go_tx, t)
+}
+
+/// A chain held for a span whose owner exits before the chain is pushed: the span has no
+/// owner then, so the push (here: a free into a span of a live owner) goes to its
+/// mcentral's pending stack, which the next drain frees into the span; nothing is lost or
+/// handed out twice, and double frees stay refused.
+#[test]
+fn remote_chain_of_a_span_whose_owner_left_goes_to_pending() {
+    let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+    let heap = &heap;
+    let (l, l2) = (l8(48), l8(2048));
+    let free = |p: *mut u8| {
+        // SAFETY: blocks of this heap handed to this thread; each live one is freed once,
+        // and the tests' second frees must be refused.
+        unsafe { heap.free(NonNull::new(p).unwrap()) }
+    };
+    let held = || {
+        let key = heap.strategy().existing_root().unwrap().key;
+        // SAFETY: this thread's cache, used by it alone.
+        unsafe { &*super::tls::lookup(key) }.remote_chain.len.get()
+    };
+    let first = std::thread::scope(|s| {
+        let (ps, go, t) = spawn_owner(s, heap, 16, l);
+        for &p in &ps.0[..8] {
+            verify(p, 48, 5);
+            assert_eq!(free(p), Ok(48));
+        }
+        assert_eq!(held(), 8);
+        go.send(()).unwrap();
+        t.join().unwrap();
+        ps
+    });
+    // Its owner has exited: the span is unowned. Frees of the rest take the pending stack
+    // at once, and leave the chain alone.
+    for &p in &first.0[8..] {
+        assert_eq!(free(p), Ok(48));
+    }
+    assert_eq!(held(), 8);
+    let root = heap.strategy().existing_root().unwrap();
+    let spc = super::sizeclass::span_class(super::sizeclass::class_of(48));
+    std::thread::scope(|s| {
+        let (ps, go, t) = spawn_owner(s, heap, 1, l2);
+        // A free into a live owner's span: the chain of the unowned span is pushed onto
+        // its mcentral's pending stack, and the chain starts again.
+        assert_eq!(free(ps.0[0]), Ok(2048));
+        assert_eq!(held(), 1);
+        assert!(!root.central[spc].pending.is_empty(), "the chain did not reach the pending stack");
+        assert_eq!(free(first.0[3]), Err(crate::BadFree::NotLive), "a pending object freed twice");
+        go.send(()).unwrap();
+        t.join().unwrap();
+    });
+    // SAFETY: the other threads have exited.
+    unsafe { heap.check() }.unwrap();
+    // Trim gives this thread's cache back (pushing the chain) and drains every pending stack.
+    heap.trim();
+    assert!(root.central.iter().all(|c| c.pending.is_empty()), "trim left pending frees");
+    for &p in &first.0 {
+        assert_eq!(heap.block_of(p), None);
+        assert!(free(p).is_err(), "a double free accepted");
+    }
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    assert_eq!(heap.stats().live_objects, 0);
+    let again: Vec<*mut u8> = (0..4000).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
+    let distinct: std::collections::HashSet<usize> = again.iter().map(|p| p.addr()).collect();
+    assert_eq!(distinct.len(), again.len(), "a block handed out twice");
+    // SAFETY: live blocks, freed once.
+    unsafe { free_each(heap, &again, l) };
+    heap.strategy().release_thread_cache();
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    assert_eq!(heap.stats().live_objects, 0);
+}

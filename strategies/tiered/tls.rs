@@ -300,6 +300,7 @@ mod imp {
 
     /// The calling thread's cache for the heap with `key`, if it has one (the free path;
     /// never creates).
+    #[cfg(test)]
     #[inline]
     pub fn lookup(key: u64) -> *mut MCache {
         with_tc(|t| {
@@ -384,6 +385,7 @@ mod imp {
     use crate::strategies::tiered::mcache::MCache;
 
     /// Always none.
+    #[cfg(test)]
     #[inline]
     pub fn lookup(_key: u64) -> *mut MCache {
         ptr::null_mut()
@@ -416,4 +418,6 @@ mod imp {
     pub fn forget(_root: &Root) {}
 }
 
-pub(super) use imp::{drop_slot, forget, get, lookup, peek, peek_key};
+#[cfg(test)]
+pub(super) use imp::lookup;
+pub(super) use imp::{drop_slot, forget, get, peek, peek_key};
