@@ -25,15 +25,17 @@
 //! 16 below it (`mid`: 512 entries, `top`: 32). A request aligned for 64 or more searches
 //! the aligned bounds, any other the sizes: without them, a burst of 64-aligned requests
 //! walked every region holding a block of the right size at the wrong address. (For a
-//! request aligned for 32, the sizes remain the bound.) A search for `need` bytes from some region finds the
+//! request aligned for 32, the sizes remain the bound.) The aligned bounds are computed by
+//! the first request aligned for 64 or more, one pass over the blocks, and kept from then
+//! on: a heap that never sees one pays one predictable branch per insert for them. A search for `need` bytes from some region finds the
 //! first region at or above it whose bound admits `need` by comparing 16 entries at a time
 //! with the request ([`ge_mask`]: two vector comparisons and a mask, no branch): up through
 //! the rest of the region's group of 16, the group's `mid` line, the `top` lines, then
 //! down, in 17 KiB that stays in the caches. Then it walks that region's list for the first
 //! block that fits. If none does (the bound was stale, or an over-aligned request's start
 //! lies too high), the walk has read every block's size, so the region's bound becomes
-//! exact (both of them: the walk computes what each block offers at 64 as well), and the
-//! search goes on from the next region. The answer is therefore the lowest-address fitting
+//! exact (an over-aligned search, which computes what each block offers at 64 as well,
+//! makes both exact), and the search goes on from the next region. The answer is therefore the lowest-address fitting
 //! block, the walk's, and the equivalence tests check it.
 //!
 //! Bounds are lazy: a block entering a region raises its bound (and the levels above, which
@@ -65,8 +67,9 @@
 //! - each list is a valid sorted [`Linear`] list, and `in_window` is the sum of their
 //!   lengths;
 //! - `sizes.leaf[k]` is at least the largest `units(size)` of list `k`'s blocks, and 0
-//!   exactly when the list is empty; `aligned.leaf[k]` is at least the largest
-//!   `aligned_units` of list `k`'s blocks, and 0 when the list is empty; in both, each `mid`
+//!   exactly when the list is empty; `aligned.leaf[k]` is 0 when the list is empty or
+//!   `aligned_on` is false, and otherwise at least the largest `aligned_units` of list `k`'s
+//!   blocks; in both, each `mid`
 //!   entry is the largest of its 16 leaves, each `top` entry the largest of its 16 `mid`
 //!   entries;
 //! - the spill is a valid [`AddrTree`].
@@ -112,8 +115,10 @@ pub struct AddrRegions {
     /// Per region, an upper bound on `units(size)` of its blocks (see [`Bounds`]).
     sizes: Bounds,
     /// Per region, an upper bound on [`aligned_units`] of its blocks: what requests aligned
-    /// for `ALIGNED` or more search.
+    /// for `ALIGNED` or more search. All 0, and not kept, until the first such request.
     aligned: Bounds,
+    /// Whether `aligned` is kept (since the first request aligned for `ALIGNED` or more).
+    aligned_on: bool,
     /// `lists[k]`: the free blocks starting in region `k`, in address order.
     lists: [Linear; REGION_COUNT],
 }
@@ -164,14 +169,29 @@ const ALIGNED: usize = 64;
 /// condition (sizes and these bytes are multiples of `BLOCK_ALIGN`).
 #[inline(always)]
 fn aligned_units(start: usize, size: usize) -> Units {
-    // As `aligned_start`: the gap below the first aligned payload, pushed up by at least a
-    // smallest block when it is not empty but too small to stay a free block.
-    let mut gap = start.wrapping_add(HEADER_BYTES).wrapping_neg() % ALIGNED;
-    if gap != 0 && gap < MIN_BLOCK_BYTES {
-        gap = MIN_BLOCK_BYTES + start.wrapping_add(HEADER_BYTES + MIN_BLOCK_BYTES).wrapping_neg() % ALIGNED;
-    }
-    units(size.saturating_sub(gap))
+    // The gap depends only on the payload's residue modulo `ALIGNED`: one table load.
+    let gap = GAP_UNITS[(start.wrapping_add(HEADER_BYTES) / BLOCK_ALIGN) % GAP_UNITS.len()];
+    (size / BLOCK_ALIGN).saturating_sub(gap).min(UNITS_MAX as usize) as Units
 }
+
+/// `GAP_UNITS[r]`: the gap, in `BLOCK_ALIGN` units, below the first start `fit_start` takes
+/// for an `ALIGNED` request in a block whose payload lies `r * BLOCK_ALIGN` bytes past a
+/// multiple of `ALIGNED` (as `aligned_start`: the next aligned payload, pushed up by at
+/// least a smallest block when the gap is not empty but too small to stay a free block).
+const GAP_UNITS: [usize; ALIGNED / BLOCK_ALIGN] = {
+    let mut t = [0; ALIGNED / BLOCK_ALIGN];
+    let mut r = 0;
+    while r < t.len() {
+        let payload = r * BLOCK_ALIGN;
+        let mut gap = (ALIGNED - payload) % ALIGNED;
+        if gap != 0 && gap < MIN_BLOCK_BYTES {
+            gap = MIN_BLOCK_BYTES + (ALIGNED - (payload + MIN_BLOCK_BYTES) % ALIGNED) % ALIGNED;
+        }
+        t[r] = gap / BLOCK_ALIGN;
+        r += 1;
+    }
+    t
+};
 
 // ANCHOR: ge_mask
 /// Bit `i` set ⇔ `group[i] >= v` (entries and `v` at most `UNITS_MAX`), with no branch: on
@@ -228,7 +248,8 @@ fn lowest_from(m: u32, from: usize) -> Option<usize> {
 
 impl Bounds {
     /// No region has a block.
-    const EMPTY: Bounds = Bounds { top: [[0; FAN]; TOPS], mid: [[0; FAN]; TOPS * FAN], leaf: [[0; FAN]; REGION_COUNT / FAN] };
+    const EMPTY: Bounds =
+        Bounds { top: [[0; FAN]; TOPS], mid: [[0; FAN]; TOPS * FAN], leaf: [[0; FAN]; REGION_COUNT / FAN] };
 
     #[inline(always)]
     fn leaf(&self, k: usize) -> Units {
@@ -303,7 +324,6 @@ impl Bounds {
         }
     }
 
-
     /// Checks that each `mid` and `top` entry is the largest of the 16 below it.
     fn check_levels(&self, what: &'static str) -> Result<(), CheckError> {
         for (g, leaves) in self.leaf.iter().enumerate() {
@@ -346,7 +366,9 @@ impl AddrRegions {
         unsafe { self.lists[k].insert(b, size, hint) };
         self.in_window += 1;
         self.sizes.raise(k, units(size));
-        self.aligned.raise(k, aligned_units(b.addr(), size));
+        if self.aligned_on {
+            self.aligned.raise(k, aligned_units(b.addr(), size));
+        }
     }
 
     /// Moves the window to where the blocks are: every region block goes to the spill, the
@@ -391,6 +413,25 @@ impl AddrRegions {
         }
     }
 
+    /// Computes the aligned bounds of every region (exact) and keeps them from now on: the
+    /// first request aligned for `ALIGNED` or more does this, so that a heap that never sees
+    /// one does not pay their upkeep on every insert.
+    ///
+    /// # Safety
+    /// The lists hold only live free blocks.
+    #[cold]
+    unsafe fn start_aligned(&mut self) {
+        for k in 0..REGION_COUNT {
+            let mut largest = 0;
+            for b in self.lists[k].iter() {
+                // SAFETY: list `k`'s blocks are live free blocks.
+                largest = largest.max(aligned_units(b.addr(), unsafe { b.size() }));
+            }
+            self.aligned.raise(k, largest);
+        }
+        self.aligned_on = true;
+    }
+
     /// The lowest-address block of the region lists at or above `from` that fits.
     ///
     /// # Safety
@@ -400,18 +441,52 @@ impl AddrRegions {
         if self.in_window == 0 {
             return None;
         }
+        if align >= ALIGNED {
+            // SAFETY: forwarded.
+            return unsafe { self.window_first_fit_aligned(from, need, align) };
+        }
         let v = need_units(need);
-        // A request aligned for `ALIGNED` or more visits only the regions whose bound on
-        // what a block offers at that alignment admits it (a necessary condition, like size).
-        let over_aligned = align >= ALIGNED;
         let mut p = from.saturating_sub(self.lo) >> REGION_SHIFT;
-        while let Some(k) =
-            if over_aligned { self.aligned.next_region(p, v) } else { self.sizes.next_region(p, v) }
-        {
+        while let Some(k) = self.sizes.next_region(p, v) {
             // ANCHOR: tighten
             // Region `k`'s list in address order: the first block at or above `from` that
-            // fits is the answer. Else, if the walk saw every block, their largest size (and
-            // what they offer at `ALIGNED`) is now known: the bounds become exact.
+            // fits is the answer. Else, if the walk saw every block, their largest size is
+            // now known: the bound becomes exact.
+            let mut largest = 0;
+            for b in self.lists[k].iter() {
+                // SAFETY: list `k`'s blocks are live free blocks.
+                let size = unsafe { b.size() };
+                // SAFETY: list `k`'s blocks are live free blocks.
+                if b.addr() >= from && size >= need && unsafe { fit_start(b, need, align) }.is_some() {
+                    return Some(b);
+                }
+                largest = largest.max(units(size));
+            }
+            if from <= self.base(k) {
+                self.sizes.lower(k, largest);
+            }
+            // ANCHOR_END: tighten
+            p = k + 1;
+        }
+        None
+    }
+
+    /// [`window_first_fit`](Self::window_first_fit) for a request aligned for `ALIGNED` or
+    /// more: it visits only the regions whose aligned bound admits the request (a necessary
+    /// condition, like size), and a walk that saw every block of a region makes both of its
+    /// bounds exact. Kept apart so that the plain search stays as short as before.
+    ///
+    /// # Safety
+    /// The lists hold only live free blocks; `align >= ALIGNED`.
+    #[inline(never)]
+    unsafe fn window_first_fit_aligned(&mut self, from: usize, need: usize, align: usize) -> Option<Block> {
+        if !self.aligned_on {
+            // SAFETY: forwarded.
+            unsafe { self.start_aligned() };
+        }
+        let v = need_units(need);
+        let mut p = from.saturating_sub(self.lo) >> REGION_SHIFT;
+        while let Some(k) = self.aligned.next_region(p, v) {
             let (mut largest, mut largest_aligned) = (0, 0);
             for b in self.lists[k].iter() {
                 // SAFETY: list `k`'s blocks are live free blocks.
@@ -427,7 +502,6 @@ impl AddrRegions {
                 self.sizes.lower(k, largest);
                 self.aligned.lower(k, largest_aligned);
             }
-            // ANCHOR_END: tighten
             p = k + 1;
         }
         None
@@ -446,6 +520,7 @@ unsafe impl FreeIndex for AddrRegions {
         spill: <AddrTree as FreeIndex>::EMPTY,
         sizes: Bounds::EMPTY,
         aligned: Bounds::EMPTY,
+        aligned_on: false,
         lists: [const { <Linear as FreeIndex>::EMPTY }; REGION_COUNT],
     };
 
@@ -489,7 +564,9 @@ unsafe impl FreeIndex for AddrRegions {
                 // The bound stays (a later search tightens it), unless nothing is left.
                 if self.lists[k].len() == 0 {
                     self.sizes.lower(k, 0);
-                    self.aligned.lower(k, 0);
+                    if self.aligned_on {
+                        self.aligned.lower(k, 0);
+                    }
                 }
             }
             // SAFETY: `b` starts outside the window, so it is in the spill.
@@ -506,7 +583,9 @@ unsafe impl FreeIndex for AddrRegions {
                 (Some(k), Some(kn)) if k == kn => {
                     self.lists[k].replace(old, old_size, new, new_size);
                     self.sizes.raise(k, units(new_size));
-                    self.aligned.raise(k, aligned_units(new.addr(), new_size));
+                    if self.aligned_on {
+                        self.aligned.raise(k, aligned_units(new.addr(), new_size));
+                    }
                 }
                 (None, None) => self.spill.replace(old, old_size, new, new_size),
                 _ => {
@@ -524,7 +603,9 @@ unsafe impl FreeIndex for AddrRegions {
         match self.region_of(b.addr()) {
             Some(k) => {
                 self.sizes.raise(k, units(new_size));
-                self.aligned.raise(k, aligned_units(b.addr(), new_size));
+                if self.aligned_on {
+                    self.aligned.raise(k, aligned_units(b.addr(), new_size));
+                }
             }
             // SAFETY: forwarded.
             None => unsafe { self.spill.resized(b, old_size, new_size) },
@@ -561,7 +642,9 @@ unsafe impl FreeIndex for AddrRegions {
                     self.sizes.leaf(k) as usize,
                 );
             }
-            if self.aligned.leaf(k) < largest_aligned || (list.len() == 0 && self.aligned.leaf(k) != 0) {
+            if (self.aligned_on && self.aligned.leaf(k) < largest_aligned)
+                || (list.len() == 0 && self.aligned.leaf(k) != 0)
+            {
                 return err(
                     "regions: aligned leaf below what the region's blocks offer at ALIGNED, or not 0 for an empty region",
                     base,
@@ -573,7 +656,9 @@ unsafe impl FreeIndex for AddrRegions {
             return err("regions: in_window != blocks in the region lists", self.lo, n);
         }
         self.sizes.check_levels("regions: a mid or top entry of the sizes != largest of the 16 below it")?;
-        self.aligned.check_levels("regions: a mid or top entry of the aligned bounds != largest of the 16 below it")?;
+        self.aligned.check_levels(
+            "regions: a mid or top entry of the aligned bounds != largest of the 16 below it",
+        )?;
         // SAFETY: forwarded; the spill's blocks are checked by `visit` first.
         let spilled = unsafe {
             self.spill.check(&mut |b| {

@@ -167,7 +167,11 @@ impl<X: Policy> Core<X> {
             return broken("live-start bits != #used blocks (a bit set off a used block)", me, bits);
         }
         if !(RETAIN_FREE_BYTES..=RETAIN_MAX_BYTES).contains(&self.retain_bytes) {
-            return broken("retain_bytes outside RETAIN_FREE_BYTES..=RETAIN_MAX_BYTES", me, self.retain_bytes);
+            return broken(
+                "retain_bytes outside RETAIN_FREE_BYTES..=RETAIN_MAX_BYTES",
+                me,
+                self.retain_bytes,
+            );
         }
         if self.peak_live_bytes < self.live_bytes {
             return broken("peak_live_bytes < live_bytes", me, self.peak_live_bytes);

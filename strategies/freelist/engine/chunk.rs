@@ -9,7 +9,9 @@ use super::super::block::{
     PREV_FREE,
 };
 use super::fresh::Fresh;
-use super::{CHUNK_BYTES, Core, FreeIndex, MERGE_MAX_BYTES, Policy, RETAIN_FREE_BYTES, RETAIN_MAX_BYTES, fit_start};
+use super::{
+    CHUNK_BYTES, Core, FreeIndex, MERGE_MAX_BYTES, Policy, RETAIN_FREE_BYTES, RETAIN_MAX_BYTES, fit_start,
+};
 use crate::source::{PageSource, align_up};
 
 impl<X: Policy> Core<X> {
