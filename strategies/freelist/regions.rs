@@ -680,7 +680,8 @@ unsafe impl FreeIndex for AddrRegions {
 // SAFETY: the window's answer is the lowest-address fitting block of the region lists at or
 // above `from` (regions are searched in address order, each only if its largest block is
 // big enough, a necessary condition, and each list in address order); the spill's is the
-// same among its blocks (AddrTree's contract); the lower of the two is the lowest of all.
+// same among its blocks (AddrTree's contract); the lower of the two is the lowest of all (when
+// the spill's lowest block at or above `from` lies above the window's answer, so does its answer).
 unsafe impl AddrSearch for AddrRegions {
     #[inline]
     unsafe fn first_fit(&mut self, from: usize, need: usize, align: usize) -> Option<Block> {
@@ -688,6 +689,16 @@ unsafe impl AddrSearch for AddrRegions {
         let w = unsafe { self.window_first_fit(from, need, align) };
         if self.spill.len() == 0 {
             return w;
+        }
+        if let Some(w) = w {
+            // The spill's answer counts only if it lies below `w`: not when the spill's
+            // lowest block at or above `from` lies above it (one descent, where the search
+            // itself may walk many blocks, for an over-aligned request).
+            // SAFETY: forwarded (the spill holds live free blocks).
+            let lowest = unsafe { self.spill.at_or_above(from) };
+            if lowest.is_null() || lowest.addr() > w.addr() {
+                return Some(w);
+            }
         }
         // SAFETY: forwarded.
         let s = unsafe { self.spill.first_fit(from, need, align) };
