@@ -299,6 +299,16 @@ proptest! {
     fn best_fit_tree_places_over_aligned_as_the_walk(ops in aligned_small_ops()) {
         compare::<BestFit<Linear>, BestFit<SizeTree>>(&ops).map_err(TestCaseError::fail)?;
     }
+
+    #[test]
+    fn first_fit_regions_place_over_aligned_as_the_walk(ops in aligned_small_ops()) {
+        compare::<FirstFit<Linear>, FirstFit<AddrRegions>>(&ops).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn next_fit_regions_place_over_aligned_as_the_walk(ops in aligned_small_ops()) {
+        compare::<NextFit<Linear>, NextFit<AddrRegions>>(&ops).map_err(TestCaseError::fail)?;
+    }
 }
 // ANCHOR_END: equivalence_props
 
@@ -343,18 +353,31 @@ fn sequences_coalesce_and_exhaust() {
 }
 
 /// The over-aligned sequences do what they are for: some size has more free blocks than a
-/// bin keeps as a list (`BIN_LIST_MAX`), while over-aligned requests are served.
+/// bin keeps as a list (`BIN_LIST_MAX`), while over-aligned requests are served; and under
+/// first fit, 64-aligned requests meet many free 80-byte blocks (what a 64-byte request at
+/// 64-byte alignment needs) whose payload is not 64-aligned, which the regions' aligned
+/// bounds are for.
 #[test]
 fn aligned_sequences_fill_bins_past_lists() {
     use proptest::strategy::ValueTree;
     use stratalloc::strategies::freelist::BIN_LIST_MAX;
     let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let (mut crowded, mut aligned_served) = (0, 0);
+    let (mut crowded, mut aligned_served, mut most_misaligned) = (0, 0, 0);
     for _ in 0..8 {
         let ops = aligned_small_ops().new_tree(&mut runner).unwrap().current();
         let mut s = Side::<BestFit<SizeBins>>::new(REGION_BYTES);
+        let mut f = Side::<FirstFit<AddrRegions>>::new(REGION_BYTES);
         let mut most = 0;
         for op in &ops {
+            if let Op::Alloc { align: 64, .. } = op {
+                let mut misaligned = 0;
+                f.heap.strategy().walk(|b| {
+                    // A block's payload starts one header word above its address.
+                    misaligned += (b.free && b.bytes == 80 && (b.addr + 8) % 64 != 0) as usize;
+                });
+                most_misaligned = most_misaligned.max(misaligned);
+            }
+            f.apply(op);
             let r = s.apply(op);
             if let (Op::Alloc { align, .. }, Some(Some(_))) = (op, r) {
                 aligned_served += (*align > BLOCK_ALIGN) as usize;
@@ -374,6 +397,10 @@ fn aligned_sequences_fill_bins_past_lists() {
         "only {crowded} of 8 sequences put more than {BIN_LIST_MAX} free blocks in one bin"
     );
     assert!(aligned_served > 500, "only {aligned_served} over-aligned requests served");
+    assert!(
+        most_misaligned > BIN_LIST_MAX,
+        "first fit met at most {most_misaligned} free misaligned 80-byte blocks at a 64-aligned request"
+    );
 }
 
 /// The big sequences place blocks past `AddrRegions`' window (16 MiB above the first free

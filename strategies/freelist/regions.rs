@@ -13,19 +13,30 @@
 //! [`REGION_BYTES`] each (32 MiB in all) covers the heap. Each region has
 //! - a [`Linear`] list of the free blocks that start in it, in address order (the links
 //!   stay in the blocks' node areas), usually zero to three blocks, and
-//! - an entry in `leaf`: an upper bound on the sizes of those blocks, in `BLOCK_ALIGN`
-//!   units (a `u16`, saturating at 512 KiB), 0 exactly when the region has no free block.
+//! - an entry in `sizes.leaf`: an upper bound on the sizes of those blocks, in `BLOCK_ALIGN`
+//!   units (a `u16`, saturating at 512 KiB), 0 exactly when the region has no free block;
+//! - an entry in `aligned.leaf`: an upper bound on what those blocks offer to a request
+//!   aligned for [`ALIGNED`] (64 bytes), in the same units: a block's size less the gap
+//!   below the first 64-aligned start `fit_start` would take ([`aligned_units`]), 0 when the
+//!   region has no free block. A start aligned for more is aligned for 64 too, so this also
+//!   bounds what requests aligned for more can use.
 //!
-//! Above the leaves sit two levels of maxima, each entry the largest of 16 below it
-//! (`mid`: 512 entries, `top`: 32). A search for `need` bytes from some region finds the
+//! Above each kind of leaf ([`Bounds`]) sit two levels of maxima, each entry the largest of
+//! 16 below it (`mid`: 512 entries, `top`: 32). A request aligned for 64 or more searches
+//! the aligned bounds, any other the sizes: without them, a burst of 64-aligned requests
+//! walked every region holding a block of the right size at the wrong address. (For a
+//! request aligned for 32, the sizes remain the bound.) The aligned bounds are computed by
+//! the first request aligned for 64 or more, one pass over the blocks, and kept from then
+//! on: a heap that never sees one pays one predictable branch per insert for them. A search for `need` bytes from some region finds the
 //! first region at or above it whose bound admits `need` by comparing 16 entries at a time
 //! with the request ([`ge_mask`]: two vector comparisons and a mask, no branch): up through
 //! the rest of the region's group of 16, the group's `mid` line, the `top` lines, then
 //! down, in 17 KiB that stays in the caches. Then it walks that region's list for the first
 //! block that fits. If none does (the bound was stale, or an over-aligned request's start
 //! lies too high), the walk has read every block's size, so the region's bound becomes
-//! exact, and the search goes on from the next region. The answer is therefore the
-//! lowest-address fitting block, the walk's, and the equivalence tests check it.
+//! exact (an over-aligned search, which computes what each block offers at 64 as well,
+//! makes both exact), and the search goes on from the next region. The answer is therefore the lowest-address fitting
+//! block, the walk's, and the equivalence tests check it.
 //!
 //! Bounds are lazy: a block entering a region raises its bound (and the levels above, which
 //! only rise) if it is larger; a block leaving it lowers nothing unless the region becomes
@@ -45,8 +56,9 @@
 //!   the spill, so O(log n) amortized per operation, and never while the blocks stay
 //!   between 24 MiB below and 8 MiB above the first one.
 //!
-//! The index is about 150 KiB (a list head and length per region, the maxima, the spill's
-//! root), so a `static` `Heap<FirstFit>` is that much larger; nothing is allocated.
+//! The index is about 162 KiB (a list head and length per region, the two kinds of bounds
+//! and their maxima, the spill's root), so a `static` `Heap<FirstFit>` is that much larger;
+//! nothing is allocated.
 //!
 //! Invariants (checked by `check`), with `base(k) = lo + k * REGION_BYTES`:
 //! - when `placed` is false, no block is in a region list; otherwise every block of list
@@ -54,12 +66,15 @@
 //!   window;
 //! - each list is a valid sorted [`Linear`] list, and `in_window` is the sum of their
 //!   lengths;
-//! - `leaf[k]` is at least the largest `units(size)` of list `k`'s blocks, and 0 exactly
-//!   when the list is empty; each `mid` entry is the largest of its 16 leaves, each `top`
-//!   entry the largest of its 16 `mid` entries;
+//! - `sizes.leaf[k]` is at least the largest `units(size)` of list `k`'s blocks, and 0
+//!   exactly when the list is empty; `aligned.leaf[k]` is 0 when the list is empty or
+//!   `aligned_on` is false, and otherwise at least the largest `aligned_units` of list `k`'s
+//!   blocks; in both, each `mid`
+//!   entry is the largest of its 16 leaves, each `top` entry the largest of its 16 `mid`
+//!   entries;
 //! - the spill is a valid [`AddrTree`].
 
-use super::block::{BLOCK_ALIGN, Block};
+use super::block::{BLOCK_ALIGN, Block, HEADER_BYTES, MIN_BLOCK_BYTES};
 use super::engine::{FreeIndex, fit_start};
 use super::linear::Linear;
 use super::policy::AddrSearch;
@@ -83,7 +98,8 @@ const REWINDOW_MIN: usize = 64;
 const WINDOW_BYTES: usize = REGION_COUNT * REGION_BYTES;
 
 /// First and next fit's default index: regions of the address space, each a sorted list,
-/// under a flat tree of their largest sizes; blocks outside the window in an [`AddrTree`].
+/// under flat trees of their largest sizes and of what their blocks offer at 64-byte
+/// alignment; blocks outside the window in an [`AddrTree`].
 /// See the module docs (`strategies/freelist/regions.rs`).
 pub struct AddrRegions {
     /// Address of region 0 (a multiple of `REGION_BYTES`); meaningful when `placed`.
@@ -94,17 +110,27 @@ pub struct AddrRegions {
     in_window: usize,
     /// The spill's size after the last move of the window.
     spill_mark: usize,
+    /// Blocks that start outside the window.
+    spill: AddrTree,
+    /// Per region, an upper bound on `units(size)` of its blocks (see [`Bounds`]).
+    sizes: Bounds,
+    /// Per region, an upper bound on [`aligned_units`] of its blocks: what requests aligned
+    /// for `ALIGNED` or more search. All 0, and not kept, until the first such request.
+    aligned: Bounds,
+    /// Whether `aligned` is kept (since the first request aligned for `ALIGNED` or more).
+    aligned_on: bool,
+    /// `lists[k]`: the free blocks starting in region `k`, in address order.
+    lists: [Linear; REGION_COUNT],
+}
+
+/// A bound per region and the flat tree of maxima above the bounds.
+struct Bounds {
     /// `top[t][i]`: the largest of `mid[t * FAN + i]`.
     top: [[Units; FAN]; TOPS],
     /// `mid[h][j]`: the largest of `leaf[h * FAN + j]`.
     mid: [[Units; FAN]; TOPS * FAN],
-    /// Blocks that start outside the window.
-    spill: AddrTree,
-    /// `leaf[g][i]`: an upper bound on `units(size)` of region `g * FAN + i`'s blocks, 0
-    /// exactly when it has none.
+    /// `leaf[g][i]`: region `g * FAN + i`'s bound, 0 when it has no block.
     leaf: [[Units; FAN]; REGION_COUNT / FAN],
-    /// `lists[k]`: the free blocks starting in region `k`, in address order.
-    lists: [Linear; REGION_COUNT],
 }
 
 /// An entry of the tree of maxima: a size in `BLOCK_ALIGN` units.
@@ -129,6 +155,43 @@ fn units(size: usize) -> Units {
 fn need_units(need: usize) -> Units {
     need.div_ceil(BLOCK_ALIGN).min(UNITS_MAX as usize) as Units
 }
+
+/// The alignment from which a search uses the bounds of `aligned_units` instead of sizes.
+/// The threaded C++ program of the preload tests asks for `alignas(64)` objects in bursts,
+/// and the blocks of their size at the other residues would be walked one by one.
+const ALIGNED: usize = 64;
+
+/// `units` of the bytes a free block at `start` of `size` bytes offers from the lowest
+/// start `fit_start` would take for a request aligned for `ALIGNED` (0 if none): so
+/// `fit_start(b, need, align)` with `align >= ALIGNED` is `Some` only if this is at least
+/// `need_units(need)`, because a start aligned for more is also aligned for `ALIGNED`, and
+/// `fit_start` takes the lowest acceptable one. For `align == ALIGNED` the two are the same
+/// condition (sizes and these bytes are multiples of `BLOCK_ALIGN`).
+#[inline(always)]
+fn aligned_units(start: usize, size: usize) -> Units {
+    // The gap depends only on the payload's residue modulo `ALIGNED`: one table load.
+    let gap = GAP_UNITS[(start.wrapping_add(HEADER_BYTES) / BLOCK_ALIGN) % GAP_UNITS.len()];
+    (size / BLOCK_ALIGN).saturating_sub(gap).min(UNITS_MAX as usize) as Units
+}
+
+/// `GAP_UNITS[r]`: the gap, in `BLOCK_ALIGN` units, below the first start `fit_start` takes
+/// for an `ALIGNED` request in a block whose payload lies `r * BLOCK_ALIGN` bytes past a
+/// multiple of `ALIGNED` (as `aligned_start`: the next aligned payload, pushed up by at
+/// least a smallest block when the gap is not empty but too small to stay a free block).
+const GAP_UNITS: [usize; ALIGNED / BLOCK_ALIGN] = {
+    let mut t = [0; ALIGNED / BLOCK_ALIGN];
+    let mut r = 0;
+    while r < t.len() {
+        let payload = r * BLOCK_ALIGN;
+        let mut gap = (ALIGNED - payload) % ALIGNED;
+        if gap != 0 && gap < MIN_BLOCK_BYTES {
+            gap = MIN_BLOCK_BYTES + (ALIGNED - (payload + MIN_BLOCK_BYTES) % ALIGNED) % ALIGNED;
+        }
+        t[r] = gap / BLOCK_ALIGN;
+        r += 1;
+    }
+    t
+};
 
 // ANCHOR: ge_mask
 /// Bit `i` set ⇔ `group[i] >= v` (entries and `v` at most `UNITS_MAX`), with no branch: on
@@ -183,20 +246,10 @@ fn lowest_from(m: u32, from: usize) -> Option<usize> {
     (m != 0).then(|| m.trailing_zeros() as usize)
 }
 
-impl AddrRegions {
-    /// The region of the window in which address `a` lies, if the window is placed and
-    /// holds it.
-    #[inline(always)]
-    fn region_of(&self, a: usize) -> Option<usize> {
-        let k = a.wrapping_sub(self.lo) >> REGION_SHIFT;
-        (self.placed && k < REGION_COUNT).then_some(k)
-    }
-
-    /// The lowest address of region `k`.
-    #[inline(always)]
-    fn base(&self, k: usize) -> usize {
-        self.lo.wrapping_add(k << REGION_SHIFT)
-    }
+impl Bounds {
+    /// No region has a block.
+    const EMPTY: Bounds =
+        Bounds { top: [[0; FAN]; TOPS], mid: [[0; FAN]; TOPS * FAN], leaf: [[0; FAN]; REGION_COUNT / FAN] };
 
     #[inline(always)]
     fn leaf(&self, k: usize) -> Units {
@@ -271,6 +324,37 @@ impl AddrRegions {
         }
     }
 
+    /// Checks that each `mid` and `top` entry is the largest of the 16 below it.
+    fn check_levels(&self, what: &'static str) -> Result<(), CheckError> {
+        for (g, leaves) in self.leaf.iter().enumerate() {
+            if self.mid[g / FAN][g % FAN] != max_of(leaves) {
+                return err(what, g, max_of(leaves) as usize);
+            }
+        }
+        for (h, mids) in self.mid.iter().enumerate() {
+            if self.top[h / FAN][h % FAN] != max_of(mids) {
+                return err(what, REGION_COUNT + h, max_of(mids) as usize);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl AddrRegions {
+    /// The region of the window in which address `a` lies, if the window is placed and
+    /// holds it.
+    #[inline(always)]
+    fn region_of(&self, a: usize) -> Option<usize> {
+        let k = a.wrapping_sub(self.lo) >> REGION_SHIFT;
+        (self.placed && k < REGION_COUNT).then_some(k)
+    }
+
+    /// The lowest address of region `k`.
+    #[inline(always)]
+    fn base(&self, k: usize) -> usize {
+        self.lo.wrapping_add(k << REGION_SHIFT)
+    }
+
     /// Links `b` into region `k`'s list and raises the region's largest size if needed.
     ///
     /// # Safety
@@ -281,7 +365,10 @@ impl AddrRegions {
         // SAFETY: forwarded.
         unsafe { self.lists[k].insert(b, size, hint) };
         self.in_window += 1;
-        self.raise(k, units(size));
+        self.sizes.raise(k, units(size));
+        if self.aligned_on {
+            self.aligned.raise(k, aligned_units(b.addr(), size));
+        }
     }
 
     /// Moves the window to where the blocks are: every region block goes to the spill, the
@@ -306,8 +393,7 @@ impl AddrRegions {
                     self.spill.insert(b, size, None);
                 }
             }
-            (self.leaf, self.mid, self.top, self.in_window) =
-                ([[0; FAN]; REGION_COUNT / FAN], [[0; FAN]; TOPS * FAN], [[0; FAN]; TOPS], 0);
+            (self.sizes, self.aligned, self.in_window) = (Bounds::EMPTY, Bounds::EMPTY, 0);
             let (first, last) = (self.spill.at_or_above(0), self.spill.greatest());
             let (lo, hi) = (first.addr(), last.addr() + Block::at(last).size());
             let slack = WINDOW_BYTES.saturating_sub(hi - lo) / 2;
@@ -327,6 +413,25 @@ impl AddrRegions {
         }
     }
 
+    /// Computes the aligned bounds of every region (exact) and keeps them from now on: the
+    /// first request aligned for `ALIGNED` or more does this, so that a heap that never sees
+    /// one does not pay their upkeep on every insert.
+    ///
+    /// # Safety
+    /// The lists hold only live free blocks.
+    #[cold]
+    unsafe fn start_aligned(&mut self) {
+        for k in 0..REGION_COUNT {
+            let mut largest = 0;
+            for b in self.lists[k].iter() {
+                // SAFETY: list `k`'s blocks are live free blocks.
+                largest = largest.max(aligned_units(b.addr(), unsafe { b.size() }));
+            }
+            self.aligned.raise(k, largest);
+        }
+        self.aligned_on = true;
+    }
+
     /// The lowest-address block of the region lists at or above `from` that fits.
     ///
     /// # Safety
@@ -336,9 +441,13 @@ impl AddrRegions {
         if self.in_window == 0 {
             return None;
         }
+        if align >= ALIGNED {
+            // SAFETY: forwarded.
+            return unsafe { self.window_first_fit_aligned(from, need, align) };
+        }
         let v = need_units(need);
         let mut p = from.saturating_sub(self.lo) >> REGION_SHIFT;
-        while let Some(k) = self.next_region(p, v) {
+        while let Some(k) = self.sizes.next_region(p, v) {
             // ANCHOR: tighten
             // Region `k`'s list in address order: the first block at or above `from` that
             // fits is the answer. Else, if the walk saw every block, their largest size is
@@ -354,9 +463,45 @@ impl AddrRegions {
                 largest = largest.max(units(size));
             }
             if from <= self.base(k) {
-                self.lower(k, largest);
+                self.sizes.lower(k, largest);
             }
             // ANCHOR_END: tighten
+            p = k + 1;
+        }
+        None
+    }
+
+    /// [`window_first_fit`](Self::window_first_fit) for a request aligned for `ALIGNED` or
+    /// more: it visits only the regions whose aligned bound admits the request (a necessary
+    /// condition, like size), and a walk that saw every block of a region makes both of its
+    /// bounds exact. Kept apart so that the plain search stays as short as before.
+    ///
+    /// # Safety
+    /// The lists hold only live free blocks; `align >= ALIGNED`.
+    #[inline(never)]
+    unsafe fn window_first_fit_aligned(&mut self, from: usize, need: usize, align: usize) -> Option<Block> {
+        if !self.aligned_on {
+            // SAFETY: forwarded.
+            unsafe { self.start_aligned() };
+        }
+        let v = need_units(need);
+        let mut p = from.saturating_sub(self.lo) >> REGION_SHIFT;
+        while let Some(k) = self.aligned.next_region(p, v) {
+            let (mut largest, mut largest_aligned) = (0, 0);
+            for b in self.lists[k].iter() {
+                // SAFETY: list `k`'s blocks are live free blocks.
+                let size = unsafe { b.size() };
+                // SAFETY: list `k`'s blocks are live free blocks.
+                if b.addr() >= from && size >= need && unsafe { fit_start(b, need, align) }.is_some() {
+                    return Some(b);
+                }
+                largest = largest.max(units(size));
+                largest_aligned = largest_aligned.max(aligned_units(b.addr(), size));
+            }
+            if from <= self.base(k) {
+                self.sizes.lower(k, largest);
+                self.aligned.lower(k, largest_aligned);
+            }
             p = k + 1;
         }
         None
@@ -372,10 +517,10 @@ unsafe impl FreeIndex for AddrRegions {
         placed: false,
         in_window: 0,
         spill_mark: 0,
-        top: [[0; FAN]; TOPS],
-        mid: [[0; FAN]; TOPS * FAN],
         spill: <AddrTree as FreeIndex>::EMPTY,
-        leaf: [[0; FAN]; REGION_COUNT / FAN],
+        sizes: Bounds::EMPTY,
+        aligned: Bounds::EMPTY,
+        aligned_on: false,
         lists: [const { <Linear as FreeIndex>::EMPTY }; REGION_COUNT],
     };
 
@@ -418,7 +563,10 @@ unsafe impl FreeIndex for AddrRegions {
                 self.in_window -= 1;
                 // The bound stays (a later search tightens it), unless nothing is left.
                 if self.lists[k].len() == 0 {
-                    self.lower(k, 0);
+                    self.sizes.lower(k, 0);
+                    if self.aligned_on {
+                        self.aligned.lower(k, 0);
+                    }
                 }
             }
             // SAFETY: `b` starts outside the window, so it is in the spill.
@@ -434,7 +582,10 @@ unsafe impl FreeIndex for AddrRegions {
             match (ko, kn) {
                 (Some(k), Some(kn)) if k == kn => {
                     self.lists[k].replace(old, old_size, new, new_size);
-                    self.raise(k, units(new_size));
+                    self.sizes.raise(k, units(new_size));
+                    if self.aligned_on {
+                        self.aligned.raise(k, aligned_units(new.addr(), new_size));
+                    }
                 }
                 (None, None) => self.spill.replace(old, old_size, new, new_size),
                 _ => {
@@ -450,7 +601,12 @@ unsafe impl FreeIndex for AddrRegions {
     #[inline]
     unsafe fn resized(&mut self, b: Block, old_size: usize, new_size: usize) {
         match self.region_of(b.addr()) {
-            Some(k) => self.raise(k, units(new_size)),
+            Some(k) => {
+                self.sizes.raise(k, units(new_size));
+                if self.aligned_on {
+                    self.aligned.raise(k, aligned_units(b.addr(), new_size));
+                }
+            }
             // SAFETY: forwarded.
             None => unsafe { self.spill.resized(b, old_size, new_size) },
         }
@@ -466,7 +622,7 @@ unsafe impl FreeIndex for AddrRegions {
             if list.len() > 0 && !self.placed {
                 return err("regions: a region list holds blocks but the window is not placed", base, k);
             }
-            let mut largest = 0;
+            let (mut largest, mut largest_aligned) = (0, 0);
             // SAFETY: `visit` checks each block is a live free block before its size is read.
             n += unsafe {
                 list.check(&mut |b| {
@@ -475,30 +631,34 @@ unsafe impl FreeIndex for AddrRegions {
                         return err("regions: block outside its region", b.addr(), k);
                     }
                     largest = largest.max(units(b.size()));
+                    largest_aligned = largest_aligned.max(aligned_units(b.addr(), b.size()));
                     Ok(())
                 })
             }?;
-            if self.leaf(k) < largest || (self.leaf(k) == 0) != (list.len() == 0) {
+            if self.sizes.leaf(k) < largest || (self.sizes.leaf(k) == 0) != (list.len() == 0) {
                 return err(
                     "regions: leaf below the region's largest size, or 0 for a non-empty region (or not 0 for an empty one)",
                     base,
-                    self.leaf(k) as usize,
+                    self.sizes.leaf(k) as usize,
+                );
+            }
+            if (self.aligned_on && self.aligned.leaf(k) < largest_aligned)
+                || (list.len() == 0 && self.aligned.leaf(k) != 0)
+            {
+                return err(
+                    "regions: aligned leaf below what the region's blocks offer at ALIGNED, or not 0 for an empty region",
+                    base,
+                    self.aligned.leaf(k) as usize,
                 );
             }
         }
         if n != self.in_window {
             return err("regions: in_window != blocks in the region lists", self.lo, n);
         }
-        for (g, leaves) in self.leaf.iter().enumerate() {
-            if self.mid[g / FAN][g % FAN] != max_of(leaves) {
-                return err("regions: mid != largest of its 16 leaves", g, max_of(leaves) as usize);
-            }
-        }
-        for (h, mids) in self.mid.iter().enumerate() {
-            if self.top[h / FAN][h % FAN] != max_of(mids) {
-                return err("regions: top != largest of its 16 mid entries", h, max_of(mids) as usize);
-            }
-        }
+        self.sizes.check_levels("regions: a mid or top entry of the sizes != largest of the 16 below it")?;
+        self.aligned.check_levels(
+            "regions: a mid or top entry of the aligned bounds != largest of the 16 below it",
+        )?;
         // SAFETY: forwarded; the spill's blocks are checked by `visit` first.
         let spilled = unsafe {
             self.spill.check(&mut |b| {
@@ -520,7 +680,8 @@ unsafe impl FreeIndex for AddrRegions {
 // SAFETY: the window's answer is the lowest-address fitting block of the region lists at or
 // above `from` (regions are searched in address order, each only if its largest block is
 // big enough, a necessary condition, and each list in address order); the spill's is the
-// same among its blocks (AddrTree's contract); the lower of the two is the lowest of all.
+// same among its blocks (AddrTree's contract); the lower of the two is the lowest of all (when
+// the spill's lowest block at or above `from` lies above the window's answer, so does its answer).
 unsafe impl AddrSearch for AddrRegions {
     #[inline]
     unsafe fn first_fit(&mut self, from: usize, need: usize, align: usize) -> Option<Block> {
@@ -528,6 +689,16 @@ unsafe impl AddrSearch for AddrRegions {
         let w = unsafe { self.window_first_fit(from, need, align) };
         if self.spill.len() == 0 {
             return w;
+        }
+        if let Some(w) = w {
+            // The spill's answer counts only if it lies below `w`: not when the spill's
+            // lowest block at or above `from` lies above it (one descent, where the search
+            // itself may walk many blocks, for an over-aligned request).
+            // SAFETY: forwarded (the spill holds live free blocks).
+            let lowest = unsafe { self.spill.at_or_above(from) };
+            if lowest.is_null() || lowest.addr() > w.addr() {
+                return Some(w);
+            }
         }
         // SAFETY: forwarded.
         let s = unsafe { self.spill.first_fit(from, need, align) };
@@ -577,7 +748,7 @@ mod tests {
     /// `next_region` over leaves set by hand (no blocks: the tree alone), against a scan.
     #[test]
     fn next_region_is_the_first_big_enough_region() {
-        let mut r = AddrRegions::EMPTY;
+        let mut r = Bounds::EMPTY;
         let marks =
             [(0, 3), (17, 9), (255, 4), (256, 2), (300, 12), (4000, 30), (4095, 6), (5000, 8), (8191, 1)];
         for &(k, v) in &marks {
@@ -641,8 +812,12 @@ mod tests {
                 match live[slot].take() {
                     Some((b, size)) => r.remove(b, size),
                     None => {
-                        let size = (MIN_BLOCK + next() % (SLOT - MIN_BLOCK - 16)) & !(BLOCK_ALIGN - 1);
-                        let b = Block::at(start.with_addr(base + slot * SLOT));
+                        // Half of the blocks small, at any of the four residues modulo 64, so
+                        // that aligned requests meet regions of blocks they cannot use.
+                        let span = if next() % 2 == 0 { 256 } else { SLOT - MIN_BLOCK - 80 };
+                        let size = (MIN_BLOCK + next() % span) & !(BLOCK_ALIGN - 1);
+                        let off = next() % 4 * BLOCK_ALIGN;
+                        let b = Block::at(start.with_addr(base + slot * SLOT + off));
                         b.write_free(size);
                         r.insert(b, size, None);
                         live[slot] = Some((b, size));
@@ -655,8 +830,9 @@ mod tests {
             spilled = spilled.max(r.spill.len());
             for _ in 0..4 {
                 let from = if next() % 2 == 0 { 0 } else { base + next() % (SLOTS * SLOT) };
-                let need = (MIN_BLOCK + next() % SLOT) & !(BLOCK_ALIGN - 1);
-                let align = if next() % 4 == 0 { 4096 } else { BLOCK_ALIGN };
+                let need = if next() % 2 == 0 { MIN_BLOCK + next() % 128 } else { MIN_BLOCK + next() % SLOT };
+                let need = need & !(BLOCK_ALIGN - 1);
+                let align = [BLOCK_ALIGN, 32, 64, 128, 4096][next() % 5];
                 // SAFETY: the index and `live` hold the same free blocks, laid out in their
                 // slots of the buffer, which outlives them.
                 let (got, want) = unsafe {
@@ -679,8 +855,44 @@ mod tests {
         assert!(r.in_window > 100, "{} blocks in the window", r.in_window);
     }
 
+    /// `aligned_units` against `fit_start` on blocks at each residue modulo 256: a request
+    /// aligned for `ALIGNED` fits exactly when the bound admits it, and one aligned for more
+    /// only if it does.
+    #[test]
+    fn aligned_units_bound_fit_start() {
+        use super::super::engine::fit_start;
+        extern crate alloc;
+        use alloc::vec;
+
+        let mut buf = vec![0u8; 4096];
+        let start = buf.as_mut_ptr();
+        let base = start.addr().next_multiple_of(256) + BLOCK_ALIGN - HEADER_BYTES;
+        for off in (0..256).step_by(BLOCK_ALIGN) {
+            for size in (MIN_BLOCK..=1024).step_by(BLOCK_ALIGN) {
+                // SAFETY: the block lies inside the buffer (off + size <= 1280 < 4096 - 256),
+                // its header at 8 modulo 16 as in a chunk.
+                let b = unsafe { Block::at(start.with_addr(base + off)) };
+                // SAFETY: as above.
+                unsafe { b.write_free(size) };
+                let bound = aligned_units(b.addr(), size);
+                assert!(bound <= units(size));
+                for need in (MIN_BLOCK..=1024).step_by(BLOCK_ALIGN) {
+                    for align in [ALIGNED, 128, 256] {
+                        // SAFETY: `b`'s header was just written.
+                        let fits = unsafe { fit_start(b, need, align) }.is_some();
+                        let admitted = bound >= need_units(need);
+                        assert!(!fits || admitted, "off {off} size {size} need {need} align {align}");
+                        if align == ALIGNED {
+                            assert_eq!(fits, admitted, "off {off} size {size} need {need}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn index_size() {
-        assert!(size_of::<AddrRegions>() <= 150 * 1024, "{}", size_of::<AddrRegions>());
+        assert!(size_of::<AddrRegions>() <= 165 * 1024, "{}", size_of::<AddrRegions>());
     }
 }

@@ -451,6 +451,68 @@ fn wholly_free_chunks_go_back_to_the_source() {
     check(&h);
 }
 
+/// A heap whose free memory is fragments too small for a large request grows a chunk for
+/// it; when that block is freed, the chunk is wholly free while more than
+/// `RETAIN_FREE_BYTES` are free. The first time the chunk goes back; the growth that
+/// follows raises the retention, so from then on the chunk stays and serves the request
+/// again (without it, every round mapped and unmapped a chunk). `trim` still gives it back.
+#[test]
+fn a_chunk_asked_for_again_after_going_back_is_kept() {
+    let h: Heap<FirstFit<Linear>, Tracked<Mmap>> = Heap::with_source(Tracked::new(Mmap));
+    let small = layout(1024, 8);
+    let blocks: Vec<_> = (0..3000).map(|_| h.alloc_layout(small).unwrap()).collect();
+    // Every other block freed: about 1.5 MiB free in 1 KiB holes between live blocks.
+    for p in blocks.iter().step_by(2) {
+        // SAFETY: live block with its layout.
+        unsafe { h.dealloc(p.as_ptr(), small) };
+    }
+    assert!(h.strategy().free_summary().bytes > RETAIN_FREE_BYTES + CHUNK_BYTES / 2);
+    check(&h);
+    // A page mapped just below the heap's one chunk (it extended down as it grew; its first
+    // block is the lowest), so that the chunk grown next, which Linux maps below it, does
+    // not touch the chunk and stays a chunk of its own instead of extending it. Pages
+    // mapped in holes higher up are kept until the end.
+    let lo = blocks.iter().map(|p| p.as_ptr().addr()).min().unwrap() & !4095;
+    let mut guards = Vec::new();
+    while guards.last().is_none_or(|g: &NonNull<u8>| g.as_ptr().addr() + 4096 != lo) {
+        assert!(guards.len() < 4096, "no page could be mapped just below the chunk");
+        guards.push(Mmap.alloc_ready(4096, 4096).unwrap());
+    }
+    // Larger than any chunk's tail, so that it needs a chunk of its own.
+    let big = layout(CHUNK_BYTES, 8);
+    let round = |h: &Heap<FirstFit<Linear>, Tracked<Mmap>>| {
+        let p = h.alloc_layout(big).unwrap();
+        // SAFETY: live block with its layout.
+        unsafe { h.dealloc(p.as_ptr(), big) };
+        check(h);
+    };
+    let frees_before = h.source().counts().calls_of(Op::Free);
+    round(&h);
+    let counts = h.source().counts();
+    assert_eq!(counts.calls_of(Op::Free), frees_before + 1, "the wholly free chunk went back once");
+    for _ in 0..20 {
+        round(&h);
+    }
+    let after = h.source().counts();
+    assert_eq!(after.calls_of(Op::Free), counts.calls_of(Op::Free), "a chunk went back again");
+    assert!(after.ready > counts.ready, "the chunk grown again is kept");
+    let given = h.trim();
+    assert!(given >= CHUNK_BYTES, "trim gave back {given} bytes");
+    // After trim the retention starts afresh: the next round hands its chunk back again.
+    let frees = h.source().counts().calls_of(Op::Free);
+    round(&h);
+    assert_eq!(h.source().counts().calls_of(Op::Free), frees + 1);
+    for p in blocks.iter().skip(1).step_by(2) {
+        // SAFETY: live block with its layout.
+        unsafe { h.dealloc(p.as_ptr(), small) };
+    }
+    check(&h);
+    for g in guards {
+        // SAFETY: the page was mapped above and nothing uses it.
+        unsafe { Mmap.free(g, 4096) }.unwrap();
+    }
+}
+
 #[test]
 fn adjacent_growth_extends_the_chunk() {
     // `Fixed` hands out neighbouring ranges: the heap keeps one chunk, so a block can span

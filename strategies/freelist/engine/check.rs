@@ -9,7 +9,7 @@ use super::super::block::{
 };
 use super::chunk::in_some_chunk;
 use super::fresh::Fresh;
-use super::{Core, FreeIndex, Policy};
+use super::{Core, FreeIndex, Policy, RETAIN_FREE_BYTES, RETAIN_MAX_BYTES};
 use crate::source::PageSource;
 use crate::strategy::CheckError;
 
@@ -165,6 +165,13 @@ impl<X: Policy> Core<X> {
         let bits = self.live.count_set();
         if bits != w.used_blocks {
             return broken("live-start bits != #used blocks (a bit set off a used block)", me, bits);
+        }
+        if !(RETAIN_FREE_BYTES..=RETAIN_MAX_BYTES).contains(&self.retain_bytes) {
+            return broken(
+                "retain_bytes outside RETAIN_FREE_BYTES..=RETAIN_MAX_BYTES",
+                me,
+                self.retain_bytes,
+            );
         }
         if self.peak_live_bytes < self.live_bytes {
             return broken("peak_live_bytes < live_bytes", me, self.peak_live_bytes);

@@ -9,7 +9,9 @@ use super::super::block::{
     PREV_FREE,
 };
 use super::fresh::Fresh;
-use super::{CHUNK_BYTES, Core, FreeIndex, MERGE_MAX_BYTES, Policy, fit_start};
+use super::{
+    CHUNK_BYTES, Core, FreeIndex, MERGE_MAX_BYTES, Policy, RETAIN_FREE_BYTES, RETAIN_MAX_BYTES, fit_start,
+};
 use crate::source::{PageSource, align_up};
 
 impl<X: Policy> Core<X> {
@@ -39,6 +41,13 @@ impl<X: Policy> Core<X> {
             // SAFETY: the range was just taken from `src` and nothing has used it.
             let _ = unsafe { src.free(base, bytes) };
             return None;
+        }
+        if self.released {
+            // Growth right after a chunk went back: keep what is free now, and the new chunk,
+            // next time (see `retain_bytes`).
+            let held = self.free_bytes.saturating_add(bytes);
+            self.retain_bytes = self.retain_bytes.max(held).min(RETAIN_MAX_BYTES);
+            self.released = false;
         }
         let base = base.as_ptr();
         // SAFETY: the source just gave `bytes` Ready bytes at `base`, owned by nobody else.
@@ -265,6 +274,8 @@ impl<X: Policy> Core<X> {
     /// # Safety
     /// `src` is this heap's source.
     pub unsafe fn trim<P: PageSource>(&mut self, src: &P) -> usize {
+        // Asked to give memory back: the free memory kept cached starts afresh.
+        (self.retain_bytes, self.released) = (RETAIN_FREE_BYTES, false);
         let mut given = 0;
         let mut c = self.chunks;
         while !c.is_null() {

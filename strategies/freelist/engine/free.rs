@@ -4,7 +4,7 @@
 use core::ptr::NonNull;
 
 use super::super::block::{BLOCK_ALIGN, Block, ChunkHead, FLAGS, FREE, HEADER_BYTES};
-use super::{Core, FreeIndex, Policy, RETAIN_FREE_BYTES};
+use super::{Core, FreeIndex, Policy};
 use crate::source::PageSource;
 use crate::strategy::BadFree;
 
@@ -28,7 +28,7 @@ impl<X: Policy> Core<X> {
 
     // ANCHOR: core_dealloc
     /// Frees the block of payload `p`, coalescing with free neighbours, and hands a wholly
-    /// free chunk back to the source while more than `RETAIN_FREE_BYTES` are free. Returns
+    /// free chunk back to the source while more than `retain_bytes` are free. Returns
     /// the block's usable size, or `None`, changing nothing, if `p` is not the payload of a
     /// used block of this heap (its bit in the live-start map is clear: a double, interior,
     /// foreign or stack pointer). The map is read before any memory `p` names, so any
@@ -54,9 +54,9 @@ impl<X: Policy> Core<X> {
             // not pair the two updates in a vector register (four more instructions).
             self.live_objects -= 1;
             // The address test first: it is rarely true (a block at a chunk's start), while
-            // the churn keeps more than `RETAIN_FREE_BYTES` free.
-            if Self::may_be_whole_chunk::<P>(m) && self.free_bytes > RETAIN_FREE_BYTES {
-                self.release_chunk(src, m);
+            // the churn keeps more than `retain_bytes` free.
+            if Self::may_be_whole_chunk::<P>(m) && self.free_bytes > self.retain_bytes {
+                self.released |= self.release_chunk(src, m);
             }
             Some(size - HEADER_BYTES)
         }

@@ -38,8 +38,11 @@ pub(super) const CHUNK_BYTES: usize = 256 * 1024;
 /// memory back (smaller chunks can be handed back sooner); unbounded otherwise.
 pub(super) const MERGE_MAX_BYTES: usize = 64 << 20;
 /// Free memory kept cached: a chunk that becomes wholly free is handed back to the source
-/// (`free`, Go's sysFree) only while the heap's free bytes exceed this.
+/// (`free`, Go's sysFree) only while the heap's free bytes exceed this, at first (see
+/// `Core::retain_bytes`).
 pub(super) const RETAIN_FREE_BYTES: usize = 1024 * 1024;
+/// The most that `Core::retain_bytes` rises to.
+pub(super) const RETAIN_MAX_BYTES: usize = 32 << 20;
 
 /// The heap state behind the lock.
 ///
@@ -51,6 +54,7 @@ pub(super) const RETAIN_FREE_BYTES: usize = 1024 * 1024;
 /// - `live_bytes == Σ (size - HEADER_BYTES)` over used blocks (their usable sizes, so that a
 ///   free by address, which knows no requested size, keeps it exact);
 ///   `peak_live_bytes >= live_bytes`;
+/// - `RETAIN_FREE_BYTES <= retain_bytes <= RETAIN_MAX_BYTES`;
 /// - `live` has a bit set at the payload of every used block and nowhere else, and covers
 ///   every chunk (see `live.rs`).
 ///
@@ -67,6 +71,17 @@ pub struct Core<X> {
     live_bytes: usize,
     live_objects: usize,
     peak_live_bytes: usize,
+    /// A chunk that becomes wholly free goes back to the source only while more than this
+    /// is free. It starts at `RETAIN_FREE_BYTES`; when the heap must grow after handing a
+    /// chunk back, the free bytes it held then did not serve the request (fragments), so it
+    /// rises to them plus the new chunk (at most `RETAIN_MAX_BYTES`): the same state no
+    /// longer hands the chunk back, which would map and unmap a chunk per large request
+    /// (first fit in the preload's threaded C++ program, thousands of times a second).
+    /// `trim` sets it back. Like glibc's trim threshold, which rises when memory given back
+    /// is asked for again.
+    retain_bytes: usize,
+    /// Whether a chunk went back to the source (from a free) since the last growth.
+    released: bool,
     fresh: Fresh,
     live: LiveMap,
 }
@@ -89,6 +104,8 @@ impl<X: Policy> Core<X> {
         live_bytes: 0,
         live_objects: 0,
         peak_live_bytes: 0,
+        retain_bytes: RETAIN_FREE_BYTES,
+        released: false,
         fresh: Fresh { lo: 0, hi: 0 },
         live: LiveMap::EMPTY,
     };
