@@ -31,6 +31,28 @@ fn drain(s: &RemoteStack, out: &mut Vec<NonNull<u8>>) {
     }
 }
 
+/// The owner's side of both models: collects while the `pushers` run and once after they
+/// end, then checks that it saw every node of `want` exactly once, and frees them.
+fn collect_while_pushed(
+    stack: &RemoteStack,
+    pushers: [thread::JoinHandle<()>; 2],
+    mut want: Vec<NonNull<u8>>,
+) {
+    let mut seen = Vec::new();
+    drain(stack, &mut seen);
+    for t in pushers {
+        t.join().unwrap();
+    }
+    drain(stack, &mut seen);
+    seen.sort();
+    want.sort();
+    assert_eq!(seen, want);
+    for p in want {
+        // SAFETY: made by `node`, no longer on the stack.
+        drop(unsafe { Box::from_raw(p.as_ptr().cast::<usize>()) });
+    }
+}
+
 /// A node, movable into a loom thread (raw pointers are not `Send`).
 struct Node(NonNull<u8>);
 // SAFETY: a node is a leaked box of plain memory, tied to no thread; each is pushed by one
@@ -58,19 +80,7 @@ fn remote_frees_are_collected_exactly_once() {
             // SAFETY: the node, a fresh 8-byte box, is given to the stack.
             unsafe { s2.push(nb.0) }
         });
-        let mut seen = Vec::new();
-        drain(&stack, &mut seen);
-        t1.join().unwrap();
-        t2.join().unwrap();
-        drain(&stack, &mut seen);
-        seen.sort();
-        let mut want = vec![a, b, c];
-        want.sort();
-        assert_eq!(seen, want);
-        for p in want {
-            // SAFETY: made by `node`, no longer on the stack.
-            drop(unsafe { Box::from_raw(p.as_ptr().cast::<usize>()) });
-        }
+        collect_while_pushed(&stack, [t1, t2], vec![a, b, c]);
     });
 }
 
@@ -105,18 +115,6 @@ fn chains_of_remote_frees_are_collected_exactly_once() {
             // SAFETY: the node, a fresh 8-byte box, is given to the stack.
             unsafe { s2.push(nc.0) }
         });
-        let mut seen = Vec::new();
-        drain(&stack, &mut seen);
-        t1.join().unwrap();
-        t2.join().unwrap();
-        drain(&stack, &mut seen);
-        seen.sort();
-        let mut want = vec![a, b, c];
-        want.sort();
-        assert_eq!(seen, want);
-        for p in want {
-            // SAFETY: made by `node`, no longer on the stack.
-            drop(unsafe { Box::from_raw(p.as_ptr().cast::<usize>()) });
-        }
+        collect_while_pushed(&stack, [t1, t2], vec![a, b, c]);
     });
 }
