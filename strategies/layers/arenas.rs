@@ -413,15 +413,16 @@ impl<S: Strategy, const N: usize> Arenas<S, N> {
     }
 
     /// Whether the live-to-the-strategy block `ptr` of arena `i` is parked (a free of it is
-    /// a double free). Only when blocks are parked, the check reads the block's mark.
+    /// a double free), read off the block's mark. Callers ask only when the arena has parked
+    /// blocks (`parked.is_empty()` first, before they look up `usable`).
     ///
     /// # Safety
     /// The caller holds arena `i`'s lock; `ptr` is a live block of its strategy of `usable`
     /// usable bytes.
     #[inline(always)]
     unsafe fn is_parked(&self, i: usize, ptr: NonNull<u8>, usable: usize) -> bool {
-        !self.arenas[i].parked.is_empty()
-            && remote::fits(ptr.addr().get(), usable)
+        debug_assert!(!self.arenas[i].parked.is_empty(), "is_parked with nothing parked");
+        remote::fits(ptr.addr().get(), usable)
             // SAFETY: a live inner block with room for the mark (caller; `fits`).
             && unsafe { remote::is_pending(ptr, usable) }
     }
@@ -662,9 +663,12 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
         let g = self.arenas[i].busy.lock();
         // SAFETY: the lock is held; this heap's source.
         let refused = unsafe { self.drain(src, i) };
-        // SAFETY: the lock is held; `ptr` is a live block of arena `i` (caller;
-        // `owner_of_live`) for `layout`.
-        if unsafe { self.is_parked(i, ptr, self.arenas[i].strategy.usable_size(ptr, layout)) } {
+        let a = &self.arenas[i];
+        if !a.parked.is_empty()
+            // SAFETY: the lock is held; `ptr` is a live block of arena `i` (caller;
+            // `owner_of_live`) for `layout`.
+            && unsafe { self.is_parked(i, ptr, a.strategy.usable_size(ptr, layout)) }
+        {
             // Parked already (freed before, drained since): freeing it into the strategy would
             // leave it parked and free at once, so it is ignored.
             drop(g);
@@ -798,32 +802,30 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
         for (i, a) in self.arenas.iter().enumerate() {
             // SAFETY: forwarded with the caller's guarantees; arena `i`'s own source.
             unsafe { a.strategy.check(&self.source(src, i)) }?;
-            let mut bad = 0;
+            // Pending and parked blocks alike: live blocks of this arena's strategy, of the
+            // usable size recorded with them; `bad` names the first that is not.
+            let bad = core::cell::Cell::new(0);
+            let held_here = |b: NonNull<u8>, usable: usize| {
+                let ok = self.owner_of(b.as_ptr()) == Some(i)
+                    && a.strategy.block_of(b.as_ptr()).is_some_and(|info| info.usable == usable);
+                if !ok {
+                    bad.set(b.addr().get());
+                }
+                ok
+            };
             // SAFETY: no other thread uses the strategy (caller); blocks were pushed by
             // `dealloc`.
-            unsafe {
-                a.remote.walk(|b, usable| {
-                    let ok = self.owner_of(b.as_ptr()) == Some(i)
-                        && a.strategy.block_of(b.as_ptr()).is_some_and(|info| info.usable == usable);
-                    if !ok {
-                        bad = b.addr().get();
-                    }
-                    ok
-                })
-            }
-            .map_err(|what| CheckError { what, addr: bad, detail: i })?;
+            unsafe { a.remote.walk(held_here) }.map_err(|what| CheckError {
+                what,
+                addr: bad.get(),
+                detail: i,
+            })?;
             // SAFETY: no other thread uses the strategy (caller).
-            unsafe {
-                a.parked.walk(|b, usable| {
-                    let ok = self.owner_of(b.as_ptr()) == Some(i)
-                        && a.strategy.block_of(b.as_ptr()).is_some_and(|info| info.usable == usable);
-                    if !ok {
-                        bad = b.addr().get();
-                    }
-                    ok
-                })
-            }
-            .map_err(|what| CheckError { what, addr: bad, detail: i })?;
+            unsafe { a.parked.walk(held_here) }.map_err(|what| CheckError {
+                what,
+                addr: bad.get(),
+                detail: i,
+            })?;
             if a.busy.try_lock().is_none() {
                 return Err(CheckError {
                     what: "arena lock free when no call is in flight",

@@ -39,16 +39,9 @@ impl RemoteStack {
     /// bytes until it is taken.
     #[inline]
     pub unsafe fn push(&self, obj: NonNull<u8>) {
-        let mut old = self.head.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: the caller gives the object's first word to the stack: valid for
-            // writes, aligned, used by nobody else.
-            unsafe { obj.cast::<*mut u8>().write(old) };
-            match self.head.compare_exchange_weak(old, obj.as_ptr(), Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(now) => old = now,
-            }
-        }
+        // SAFETY: a list of one node, `obj`, which the caller gives to the stack: valid for
+        // writes, aligned, used by nobody else.
+        unsafe { self.push_chain(obj, obj) }
     }
 
     /// Pushes the list from `first` to `last`, linked through the nodes' first words (each
