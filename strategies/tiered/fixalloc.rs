@@ -5,20 +5,8 @@
 //! itself, and `fixalloc` (mfixalloc.go), a free list of fixed-size records on top of it.
 //!
 //! # Alloc path
-//! `FixAlloc::alloc`: pop the free list, else bump `Persistent`, else take a new chunk from
-//! the source with `alloc_ready`: the first of [`META_CHUNK_BYTES`], every later one of
-//! [`META_DENSE_CHUNK_BYTES`], aligned to its size and hinted dense (`hint_dense`), or of
-//! `META_CHUNK_BYTES` if the source cannot give that.
-//!
-//! # Dense chunks (issue 17)
-//! Span records are written the moment a span is made, so a heap that grows a span at a
-//! time touched its metadata a 4 KiB page at a time: in the short serde_json workload most
-//! of the process's page faults were first writes of fresh span records (`perf record -e
-//! page-faults`), each a trip into the kernel. A heap that has filled its first chunk
-//! (several hundred spans) is a heap that grows; its later chunks are huge-page-sized,
-//! aligned and hinted like the arenas, so the OS can back each with one huge page and one
-//! fault. The first chunk stays small, so a small program's resident set does not pay for
-//! a huge page of metadata it never fills.
+//! `FixAlloc::alloc`: pop the free list, else bump `Persistent`, else take a new chunk of
+//! [`META_CHUNK_BYTES`] from the source with `alloc_ready`.
 //!
 //! # Free path
 //! `FixAlloc::free`: push on the free list. Metadata memory is not given back to the
@@ -39,18 +27,14 @@ use crate::source::PageSource;
 /// Bytes of one metadata chunk taken from the page source.
 pub const META_CHUNK_BYTES: usize = 256 << 10;
 
-/// Bytes (and alignment) of every metadata chunk after the first (see "Dense chunks"): a
-/// huge page on x86-64 Linux.
-pub const META_DENSE_CHUNK_BYTES: usize = 2 << 20;
-
-/// Bytes at the start of each chunk that hold the link to the previous chunk and the
-/// chunk's size (a cache line, so that records stay 64-byte aligned).
+/// Bytes at the start of each chunk that hold the link to the previous chunk (a cache
+/// line, so that records stay 64-byte aligned).
 pub const CHUNK_HEADER_BYTES: usize = 64;
 
 /// A bump allocator over chunks from the page source (Go's `persistentalloc`).
 pub struct Persistent {
     /// The chunk taken last (null before the first), linked to the earlier ones through
-    /// each chunk's first word; its second word holds its size in bytes.
+    /// each chunk's first word.
     chunks: *mut u8,
     /// Next free byte of the current chunk (null before the first chunk).
     cur: *mut u8,
@@ -86,32 +70,15 @@ impl Persistent {
             // Large records get their own pages, so the current chunk is not wasted.
             return self.alloc_pages(src, bytes);
         }
-        let (chunk, size) = self.new_chunk(src)?;
-        self.committed_bytes += size;
-        // SAFETY: a fresh Ready chunk, page-aligned and at least `CHUNK_HEADER_BYTES` long:
-        // its first word takes the link, its second the size.
-        unsafe {
-            chunk.cast::<*mut u8>().write(self.chunks);
-            chunk.cast::<usize>().add(1).write(size);
-        }
+        let chunk = src.alloc_ready(META_CHUNK_BYTES, P::PAGE_BYTES).ok()?;
+        self.committed_bytes += META_CHUNK_BYTES;
+        // SAFETY: a fresh Ready chunk, page-aligned: its first word takes the link.
+        unsafe { chunk.cast::<*mut u8>().write(self.chunks) };
         self.chunks = chunk.as_ptr();
-        // SAFETY: `CHUNK_HEADER_BYTES < size`: inside the chunk.
+        // SAFETY: `CHUNK_HEADER_BYTES < META_CHUNK_BYTES`: inside the chunk.
         self.cur = unsafe { chunk.as_ptr().add(CHUNK_HEADER_BYTES) };
-        self.end = chunk.as_ptr().addr() + size;
+        self.end = chunk.as_ptr().addr() + META_CHUNK_BYTES;
         self.alloc(src, bytes, align)
-    }
-
-    /// A fresh Ready chunk and its size: see "Dense chunks".
-    fn new_chunk<P: PageSource>(&mut self, src: &P) -> Option<(NonNull<u8>, usize)> {
-        if !self.chunks.is_null()
-            && let Ok(c) = src.alloc_ready(META_DENSE_CHUNK_BYTES, META_DENSE_CHUNK_BYTES)
-        {
-            // SAFETY: `c .. + META_DENSE_CHUNK_BYTES` was just taken from `src` and is Ready.
-            unsafe { src.hint_dense(c, META_DENSE_CHUNK_BYTES) };
-            return Some((c, META_DENSE_CHUNK_BYTES));
-        }
-        let c = src.alloc_ready(META_CHUNK_BYTES, P::PAGE_BYTES).ok()?;
-        Some((c, META_CHUNK_BYTES))
     }
 
     /// Gives every chunk back to `src` and empties the allocator (the heap's `release_all`;
@@ -123,15 +90,12 @@ impl Persistent {
     pub unsafe fn release<P: PageSource>(&mut self, src: &P) {
         let mut c = self.chunks;
         while let Some(chunk) = NonNull::new(c) {
-            // SAFETY: a chunk of the list holds the link to the next one in its first word and
-            // its size in its second, written by `alloc_slow`; nothing else writes the header.
-            let size = unsafe {
-                c = chunk.cast::<*mut u8>().read();
-                chunk.cast::<usize>().add(1).read()
-            };
-            // SAFETY: the chunk came from `src` (`alloc_ready`, `size` bytes) and is used no
-            // more (the caller's contract).
-            let _ = unsafe { src.free(chunk, size) };
+            // SAFETY: a chunk of the list holds the link to the next one in its first word,
+            // written by `alloc_slow`; nothing else writes the header.
+            c = unsafe { chunk.cast::<*mut u8>().read() };
+            // SAFETY: the chunk came from `src` (`alloc_ready`) and is used no more (the
+            // caller's contract).
+            let _ = unsafe { src.free(chunk, META_CHUNK_BYTES) };
         }
         *self = Persistent::INIT;
     }
