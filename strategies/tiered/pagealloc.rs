@@ -272,10 +272,18 @@ impl ArenaPages {
     fn update_summaries(&mut self, first: usize, n: usize) {
         let c0 = first / CHUNK_PAGES;
         let c1 = (first + n - 1) / CHUNK_PAGES;
+        let mut changed = false;
         for c in c0..=c1 {
-            self.chunk_sum[c] = chunk_summary(self.chunk_words(c));
+            let s = chunk_summary(self.chunk_words(c));
+            changed |= s != self.chunk_sum[c];
+            self.chunk_sum[c] = s;
         }
-        self.sum = Summary::merge(&self.chunk_sum, CHUNK_PAGES as u32);
+        // The arena's summary is the merge of the chunks' (an invariant the checker tests):
+        // unchanged chunk summaries leave it as it is (a run taken from or given back to a
+        // hole that is neither a chunk's longest run nor at its ends).
+        if changed {
+            self.sum = Summary::merge(&self.chunk_sum, CHUNK_PAGES as u32);
+        }
     }
 
     /// The summary of the arena recomputed from scratch (for the checker).
