@@ -710,3 +710,20 @@ impl Tiered {
     }
     // ANCHOR_END: alloc_in
 }
+
+impl Tiered {
+    // ANCHOR: owned_usable
+    /// `realloc`'s usable size of `ptr` when it is a live object of a small span the calling
+    /// thread's cache owns: its class's size, found as the owner's free finds it
+    /// (`find_mine`: the arena hint, the span map, the owner test and the exact-start check),
+    /// with no lookup through the heap's index. `None` for anything else (no cache, another
+    /// owner's span, a large object, a pointer that starts no live object): the caller then
+    /// asks `block_of`. Owner only, like the live bit it reads.
+    #[inline]
+    pub(super) fn owned_usable(&self, ptr: NonNull<u8>) -> Option<usize> {
+        let c = self.cached_cache()?;
+        let o = find_mine(c, ptr.as_ptr().addr())?;
+        o.span.is_live(o.index).then_some(o.bytes)
+    }
+    // ANCHOR_END: owned_usable
+}

@@ -535,8 +535,13 @@ unsafe impl Strategy for Tiered {
         layout: Layout,
         new_size: usize,
     ) -> Option<NonNull<u8>> {
-        // SAFETY: forwarded with the caller's guarantees.
-        let usable = unsafe { self.usable_size(ptr, layout) };
+        // The owner's lookup first (`owned_usable`): `block_of` goes through the heap's
+        // index, and a program that grows strings and vectors reallocates often.
+        let usable = match self.owned_usable(ptr) {
+            Some(n) => n,
+            // SAFETY: forwarded with the caller's guarantees.
+            None => unsafe { self.usable_size(ptr, layout) },
+        };
         // In place only if the block stays on its side of the small/large line, so that a
         // large block's usable size stays whole pages and a small one's its class.
         let small = |n: usize| n <= MAX_SMALL_BYTES;

@@ -103,6 +103,13 @@ pub struct ArenaPages {
 }
 
 /// Summary of 512 pages from their bits (1 = used).
+///
+/// Every span a heap makes or frees recomputes its chunk's summary (`ArenaPages::mark`),
+/// so the longest run is found cheaply: `start` and `end` first, then a word with both used
+/// and free pages is walked run by run (`runs_in_word`) only if it can hold a free run
+/// longer than the longest found so far (`has_free_run_over`, a few shifts). In a chunk
+/// filled lowest page first the free end is the longest run, and the holes below it are
+/// then skipped. (Go's `pallocBits.summarize` skips words the same way.)
 pub fn chunk_summary(words: &[u64]) -> Summary {
     let mut start = 0u32;
     for &w in words {
@@ -122,7 +129,7 @@ pub fn chunk_summary(words: &[u64]) -> Summary {
             break;
         }
     }
-    let (mut max, mut cur) = (0u32, 0u32);
+    let (mut max, mut cur) = (start.max(end), 0u32);
     for &w in words {
         if w == 0 {
             cur += 64;
@@ -130,12 +137,33 @@ pub fn chunk_summary(words: &[u64]) -> Summary {
             max = max.max(cur);
             cur = 0;
         } else {
-            let (m, end) = runs_in_word(w, cur);
-            max = max.max(m);
-            cur = end;
+            // The run that ends in the word's low bits, then the runs inside it; its top run
+            // carries on into the next word.
+            max = max.max(cur + w.trailing_zeros());
+            if has_free_run_over(w, max) {
+                max = max.max(runs_in_word(w, 0).0);
+            }
+            cur = w.leading_zeros();
         }
     }
     Summary { start, max: max.max(cur), end }
+}
+
+/// Whether word `w` (1 = used) has more than `m` free pages in a row inside it.
+#[inline]
+fn has_free_run_over(w: u64, m: u32) -> bool {
+    if m >= 64 {
+        return false;
+    }
+    // Bit `i` of `y` is set while pages `i ..= i + k` are all free; each round extends the
+    // run by `s <= k + 1` (the two runs tested overlap or touch), until `k == m`.
+    let (mut y, mut k) = (!w, 0u32);
+    while k < m && y != 0 {
+        let s = (m - k).min(k + 1);
+        y &= y >> s;
+        k += s;
+    }
+    y != 0
 }
 
 /// For a word with both used and free pages: the longest free run that ends inside it
@@ -244,10 +272,18 @@ impl ArenaPages {
     fn update_summaries(&mut self, first: usize, n: usize) {
         let c0 = first / CHUNK_PAGES;
         let c1 = (first + n - 1) / CHUNK_PAGES;
+        let mut changed = false;
         for c in c0..=c1 {
-            self.chunk_sum[c] = chunk_summary(self.chunk_words(c));
+            let s = chunk_summary(self.chunk_words(c));
+            changed |= s != self.chunk_sum[c];
+            self.chunk_sum[c] = s;
         }
-        self.sum = Summary::merge(&self.chunk_sum, CHUNK_PAGES as u32);
+        // The arena's summary is the merge of the chunks' (an invariant the checker tests):
+        // unchanged chunk summaries leave it as it is (a run taken from or given back to a
+        // hole that is neither a chunk's longest run nor at its ends).
+        if changed {
+            self.sum = Summary::merge(&self.chunk_sum, CHUNK_PAGES as u32);
+        }
     }
 
     /// The summary of the arena recomputed from scratch (for the checker).
@@ -440,10 +476,15 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                *v = match x % 4 {
+                // Free words, used words, sparse and dense mixed words, and words with one
+                // free run of random length and place.
+                *v = match x % 7 {
                     0 => 0,
                     1 => !0,
-                    _ => x & (x >> 3),
+                    2 | 3 => x & (x >> 3),
+                    4 => x | (x >> 3),
+                    5 => x,
+                    _ => !((!0u64 >> (x >> 58)) << (x >> 52 & 63)),
                 };
             }
             let bit = |p: usize| w[p / 64] >> (p % 64) & 1 == 1;
@@ -455,6 +496,31 @@ mod tests {
                 max = max.max(cur);
             }
             assert_eq!(chunk_summary(&w), Summary { start, max, end }, "{w:x?}");
+        }
+    }
+
+    /// `has_free_run_over` against a bit-by-bit count, every bound, random words.
+    #[test]
+    fn free_run_test_matches_bit_by_bit() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for r in 0..3000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let w = match r % 4 {
+                0 => x,
+                1 => x | (x >> 5),
+                2 => x & (x >> 2),
+                _ => !((!0u64 >> (x >> 58)) << (x >> 52 & 63)),
+            };
+            let (mut longest, mut cur) = (0u32, 0u32);
+            for b in 0..64 {
+                cur = if w >> b & 1 == 1 { 0 } else { cur + 1 };
+                longest = longest.max(cur);
+            }
+            for m in 0..=70 {
+                assert_eq!(has_free_run_over(w, m), longest > m, "{w:#x} {m}");
+            }
         }
     }
 

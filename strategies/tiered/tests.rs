@@ -1494,6 +1494,59 @@ fn cached_paths_take_only_what_the_thread_cache_can() {
     }
 }
 
+/// `owned_usable`, realloc's owner lookup, agrees with `block_of` on every live object the
+/// thread's cache owns, and answers `None` for a freed object, an interior pointer, a large
+/// object and another thread's object; realloc keeps the contents either way.
+#[test]
+fn owned_usable_agrees_with_block_of() {
+    let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+    // SAFETY: non-zero sizes; every block is freed once, and only live blocks are resized.
+    unsafe {
+        let mut live = Vec::new();
+        for (k, size) in
+            [8usize, 24, 40, 100, 640, 1500, 5000, 20_000, 32_768].into_iter().cycle().take(90).enumerate()
+        {
+            let p = heap.alloc_layout(l8(size)).unwrap();
+            p.as_ptr().write_bytes(k as u8, size);
+            live.push((p, size, k as u8));
+        }
+        // The owner's lookup starts from the arena hint, which the first slow lookup sets.
+        assert!(heap.free_cached(heap.alloc_layout(l8(24)).unwrap()));
+        for &(p, _, _) in &live {
+            let b = heap.block_of(p.as_ptr()).unwrap();
+            assert_eq!(heap.strategy().owned_usable(p), Some(b.usable), "{p:p}");
+            let inside = NonNull::new(p.as_ptr().wrapping_add(1)).unwrap();
+            assert_eq!(heap.strategy().owned_usable(inside), None, "interior pointer {inside:p}");
+        }
+        let large = heap.alloc_layout(l8(100_000)).unwrap();
+        assert_eq!(heap.strategy().owned_usable(large), None, "large object");
+        let theirs = {
+            let h = &heap;
+            std::thread::scope(|s| {
+                s.spawn(move || h.alloc_layout(l8(24)).unwrap().as_ptr().addr()).join().unwrap()
+            })
+        };
+        let theirs = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(theirs)).unwrap();
+        assert_eq!(heap.strategy().owned_usable(theirs), None, "another thread's object");
+        // Half of the objects freed: no longer live to the owner's lookup.
+        for (p, size, _) in live.drain(..45) {
+            core::alloc::GlobalAlloc::dealloc(&heap, p.as_ptr(), l8(size));
+            assert_eq!(heap.strategy().owned_usable(p), None, "freed object {p:p}");
+        }
+        // The rest grown and shrunk through realloc: contents kept.
+        for (p, size, k) in live {
+            let q = core::alloc::GlobalAlloc::realloc(&heap, p.as_ptr(), l8(size), size * 2 + 1);
+            assert!((0..size).all(|i| *q.add(i) == k), "grown block lost its contents");
+            let r = core::alloc::GlobalAlloc::realloc(&heap, q, l8(size * 2 + 1), size / 2 + 1);
+            assert!((0..size / 2 + 1).all(|i| *r.add(i) == k), "shrunk block lost its contents");
+            core::alloc::GlobalAlloc::dealloc(&heap, r, l8(size / 2 + 1));
+        }
+        core::alloc::GlobalAlloc::dealloc(&heap, large.as_ptr(), l8(100_000));
+        heap.free(theirs).unwrap();
+        heap.check().unwrap();
+    }
+}
+
 /// `free_cached_fast`, the preload's call-free first step: `Taken` only for the start of a
 /// live block of a span this thread's cache owns, found through the cache's arena hint;
 /// `Refused` (nothing changed) for such a block that is not live (a double free, an object
