@@ -215,6 +215,7 @@ impl Drop for Entry {
 /// nothing else when it fails; leaves on drop. It is `Entry::enter`'s fast way without its
 /// slow ways: the same flag, set and cleared the same way, so the gate's handshake and the
 /// re-entry mark are the same.
+#[repr(transparent)]
 pub struct FastEntry(&'static AtomicU8);
 
 impl FastEntry {
