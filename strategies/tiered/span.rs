@@ -1031,4 +1031,3 @@ mod tests {
         assert!(s.is_full());
     }
 }
-
