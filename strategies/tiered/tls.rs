@@ -6,9 +6,9 @@
 //! The `std` feature binds a cache to each thread and heap with a destructor-free,
 //! const-initialised `thread_local!` (no allocation, no registration); with the
 //! `initial-exec-tls` feature (the preload library) the same slots live in a zero-initialised
-//! C `__thread` block of the initial-exec model (tls_block.c, reached by `StaticTls` from
-//! the thread pointer: a shared library's `thread_local!` costs a `__tls_get_addr` call per
-//! access). It registers a separate exit guard (a `thread_local!` in both builds) once per
+//! C `__thread` block of the initial-exec model (tls_block.c, reached from the thread
+//! pointer by its link-time offset on x86_64, `ie_tls_block!`, and by `StaticTls` elsewhere:
+//! a shared library's `thread_local!` costs a `__tls_get_addr` call per access). It registers a separate exit guard (a `thread_local!` in both builds) once per
 //! thread; while that registration runs (glibc's
 //! `__cxa_thread_atexit_impl` may call `calloc`, i.e. us) and after the guard has run, the
 //! thread uses the root's *shared cache* under its lock. The guard gives every cache of the
