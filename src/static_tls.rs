@@ -115,8 +115,8 @@ impl StaticTls {
 /// runs, never again) and the thread pointer. No call and no test: unlike
 /// [`StaticTls::get_measured`], it is valid from the first instruction on any thread.
 ///
-/// Computing the address is safe (a name that is not a TLS variable of the link fails to
-/// link: the linker refuses a `GOTTPOFF` relocation against it); dereferencing it is the
+/// Computing the address is safe (a name that is no TLS variable is refused by the linker,
+/// or, left undefined in a shared library, by the dynamic loader); dereferencing it is the
 /// caller's unsafe step, valid when `$sym` names a C variable of the initial-exec (or
 /// local-exec) model linked into the same shared object or executable, for that variable's
 /// size, on the calling thread, until the thread's descriptor is freed.
