@@ -108,11 +108,44 @@ impl StaticTls {
     }
 }
 
+/// The calling thread's address of the initial-exec `__thread` variable named `$sym` (a C
+/// symbol of the same link, not `static`), on x86_64, by its offset from the thread pointer
+/// as the linker and the dynamic loader fixed it: one load of the offset from the GOT (a
+/// `R_X86_64_TPOFF64` entry, written by the loader before the library's first instruction
+/// runs, never again) and the thread pointer. No call and no test: unlike
+/// [`StaticTls::get_measured`], it is valid from the first instruction on any thread.
+///
+/// Computing the address is safe (a name that is no TLS variable is refused by the linker,
+/// or, left undefined in a shared library, by the dynamic loader); dereferencing it is the
+/// caller's unsafe step, valid when `$sym` names a C variable of the initial-exec (or
+/// local-exec) model linked into the same shared object or executable, for that variable's
+/// size, on the calling thread, until the thread's descriptor is freed.
+#[cfg(target_arch = "x86_64")]
+#[macro_export]
+#[doc(hidden)]
+macro_rules! ie_tls_block {
+    ($sym:literal) => {{
+        let offset: isize;
+        // SAFETY: the instruction reads the GOT entry of the variable's TLS offset, which the
+        // dynamic loader wrote at load and never changes (hence `pure`, `nomem`: no Rust
+        // memory is read, the same value every time); it writes nothing and touches no flag.
+        unsafe {
+            ::core::arch::asm!(
+                concat!("mov {}, qword ptr [rip + ", $sym, "@GOTTPOFF]"),
+                out(reg) offset,
+                options(nostack, preserves_flags, nomem, pure)
+            );
+        }
+        $crate::static_tls::thread_pointer().wrapping_byte_offset(offset)
+    }};
+}
+
 /// The calling thread's thread pointer: on x86_64 Linux the TCB's self-pointer at `fs:0`
 /// (the psABI's TLS rules), the base from which initial-exec variables are addressed.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn thread_pointer() -> *mut u8 {
+#[doc(hidden)]
+pub fn thread_pointer() -> *mut u8 {
     let tp: *mut u8;
     // SAFETY: reading `fs:0` is always allowed on x86_64 Linux (the C runtime points `fs` at
     // the thread's TCB before any code of the thread runs); it writes no memory, touches no

@@ -523,12 +523,20 @@ impl Tiered {
         if left <= 1 {
             return None;
         }
+        // Counted before the object is taken (and put back if none is), so that the count
+        // holds no register across the pop.
+        c.ops_left.set(left - 1);
         let p = match c.pop_free(class) {
             Some(p) => p,
-            None => c.alloc_small_fast(span_class(class))?,
+            None => match c.alloc_small_fast(span_class(class)) {
+                Some(p) => p,
+                None => {
+                    c.ops_left.set(left);
+                    return None;
+                }
+            },
         };
         c.account_class(class, 1);
-        c.ops_left.set(left - 1);
         Some(p)
     }
     // ANCHOR_END: alloc_cached

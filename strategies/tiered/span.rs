@@ -721,9 +721,8 @@ impl Span {
     /// store, no read-modify-write.
     #[inline(always)]
     pub fn set_live(&self, i: usize) {
-        let (lw, m) = self.live_word(i);
-        let w = &lw.live;
-        w.store(w.load(Ordering::Relaxed) | m, Ordering::Relaxed);
+        let w = &self.liveness[(i / 64) % BITMAP_WORDS].live;
+        w.store(bit_set(w.load(Ordering::Relaxed), i), Ordering::Relaxed);
     }
 
     /// The holder frees object `i`: clears its live bit and returns true if it was live and
@@ -736,11 +735,10 @@ impl Span {
         // Live and not remote-freed, as one bit test of both words (both are read anyway:
         // one branch instead of two), and the bit flipped (it is set): `bt` and `btc` of
         // the index, no mask in a register.
-        let b = i % 64;
-        if (v & !lw.remote.load(Ordering::Relaxed)) >> b & 1 == 0 {
+        if !bit_test(v & !lw.remote.load(Ordering::Relaxed), i) {
             return false;
         }
-        lw.live.store(v ^ (1 << b), Ordering::Relaxed);
+        lw.live.store(bit_flip(v, i), Ordering::Relaxed);
         true
     }
 
@@ -920,6 +918,72 @@ impl Span {
     #[inline]
     pub fn end(&self) -> usize {
         self.base_addr() + self.npages.get() * PAGE_BYTES
+    }
+}
+
+/// `v` with bit `i % 64` set. On x86_64 one `bts` of the index in a register (which takes the
+/// index modulo 64 itself): no mask is formed, so the allocation's fast path needs no extra
+/// register (LLVM forms `1 << i` in a register of its own for `v | 1 << (i % 64)`).
+#[inline(always)]
+fn bit_set(v: u64, i: usize) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut v = v;
+        // SAFETY: `bts` on two registers: it reads and writes `v` and the flags only (no
+        // memory, no stack; the flags are not preserved, which the options leave unsaid).
+        unsafe {
+            core::arch::asm!("bts {v}, {i}", v = inout(reg) v, i = in(reg) i, options(pure, nomem, nostack));
+        }
+        v
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        v | 1 << (i % 64)
+    }
+}
+
+/// Whether bit `i % 64` of `v` is set. On x86_64 a `bt` of the index and the branch on its
+/// carry (LLVM forms `1 << i` in a register for `v >> (i % 64) & 1` of an `and` of two
+/// words, and then needs one more register on the free's fast path).
+#[inline(always)]
+fn bit_test(v: u64, i: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: `bt` on two registers and a jump to the label on a clear bit: no memory,
+        // no stack, only the flags change.
+        unsafe {
+            core::arch::asm!(
+                "bt {v}, {i}",
+                "jnc {clear}",
+                v = in(reg) v,
+                i = in(reg) i,
+                clear = label { return false; },
+                options(nomem, nostack)
+            );
+        }
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        v >> (i % 64) & 1 != 0
+    }
+}
+
+/// `v` with bit `i % 64` flipped: one `btc` on x86_64, as [`bit_set`].
+#[inline(always)]
+fn bit_flip(v: u64, i: usize) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut v = v;
+        // SAFETY: as in `bit_set`: registers and flags only.
+        unsafe {
+            core::arch::asm!("btc {v}, {i}", v = inout(reg) v, i = in(reg) i, options(pure, nomem, nostack));
+        }
+        v
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        v ^ 1 << (i % 64)
     }
 }
 

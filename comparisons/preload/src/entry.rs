@@ -1,7 +1,7 @@
 //! Entries into the allocator: the re-entry guard and the fork gate (see lib.rs).
 //!
-//! Thread-local state is one struct of `Cell`s, all zero at thread start and without a
-//! destructor, in a C `__thread` block of the initial-exec model (entry_tls.c, reached through
+//! Thread-local state is one struct of `Cell`s, with its initial value at thread start
+//! (the no-flag flag, then zeros) and without a destructor, in a C `__thread` block of the initial-exec model (entry_tls.c, reached through
 //! stratalloc's `StaticTls`: from the thread pointer, without `__tls_get_addr`). The library is
 //! loaded at start-up, so the block is in every thread's static TLS area: reading it never
 //! allocates, never registers a destructor and works on threads created by C code.
@@ -51,13 +51,14 @@ const SHARDS_ONLY: u16 = 1;
 /// A thread's `flag` when it owns flag `i` of `FLAGS`: `FLAG_BASE + i`.
 const FLAG_BASE: u16 = 2;
 
-/// This thread's entry state. All-zero bytes are its initial value (no fast flag,
-/// `OUTSIDE`, `NO_FLAG`).
+/// This thread's entry state. Its initial value (entry_tls.c's initialiser) is `fast` =
+/// [`no_flag`], `OUTSIDE`, `NO_FLAG`.
 #[repr(C)]
 struct ThreadEntry {
     /// This thread's own flag while entries may use it (claimed, flags on, not the forker),
-    /// else null: the one field the fast entry reads. Its byte is 1 exactly while the thread
-    /// is inside through it, which is how a re-entered call is recognised on that path.
+    /// else [`no_flag`] (never null): the one field the fast entry reads. An own flag's byte
+    /// is 1 exactly while the thread is inside through it, which is how a re-entered call is
+    /// recognised on that path; `no_flag`'s is 1 for good, so that path steps aside.
     fast: Cell<*const AtomicU8>,
     /// `OUTSIDE`, `INSIDE` or `FORKER`: the re-entry and fork state of the slow entry (a
     /// thread without a fast flag).
@@ -73,10 +74,24 @@ const _: () = assert!(
     core::mem::size_of::<ThreadEntry>() <= ENTRY_BLOCK_BYTES && core::mem::align_of::<ThreadEntry>() <= 16
 );
 
+const _: () = assert!(core::mem::offset_of!(ThreadEntry, fast) == 0);
+
 unsafe extern "C" {
-    /// The calling thread's entry block (entry_tls.c): 16 bytes, 16-aligned, zeroed at
-    /// thread start, initial-exec model.
+    /// The calling thread's entry block (entry_tls.c): 16 bytes, 16-aligned, initial-exec
+    /// model; at thread start its first word points at `stratalloc_preload_no_flag`, the rest
+    /// is zero.
     fn stratalloc_preload_entry_block() -> *mut u8;
+    /// A flag that is 1 for good (entry_tls.c, read-only): `fast` of a thread without a
+    /// flag of its own, so that the fast entry sees "inside" and steps aside without a null
+    /// test. Never written.
+    static stratalloc_preload_no_flag: AtomicU8;
+}
+
+/// The flag `fast` holds while the thread has no flag of its own: always 1.
+#[inline(always)]
+fn no_flag() -> *const AtomicU8 {
+    // Only the address is taken; the flag is read by the fast entry and never written.
+    &raw const stratalloc_preload_no_flag
 }
 
 // SAFETY: the accessor is a C function that only takes the address of an initial-exec
@@ -87,8 +102,9 @@ static THREAD_BLOCK: StaticTls = unsafe { StaticTls::new(stratalloc_preload_entr
 /// every exit destructor), used by this thread only.
 #[inline(always)]
 fn thread() -> *const ThreadEntry {
-    // The block is 16-aligned, large enough (asserted above) and zeroed at thread start;
-    // all-zero bytes are a valid `ThreadEntry` (`Cell`s of integers).
+    // The block is 16-aligned, large enough (asserted above) and holds its initial value at
+    // thread start (`no_flag`'s address, then zero bytes), a valid `ThreadEntry` (`Cell`s of
+    // integers and of a pointer).
     THREAD_BLOCK.get().cast::<ThreadEntry>().cast_const()
 }
 
@@ -151,13 +167,15 @@ impl Entry {
         // One TLS lookup per entry: the struct's address serves for the state, the flag and
         // the shard.
         let thread = thread();
-        // SAFETY: the struct lives as long as this thread (`thread()`), all-zero at thread
-        // start, which is a valid value; only this thread touches it.
+        // SAFETY: the struct lives as long as this thread (`thread()`), valid from thread
+        // start; only this thread touches it.
         let t = unsafe { &*thread };
-        // SAFETY: `fast` is null or one of the `FLAGS` (a static).
-        let Some(flag) = (unsafe { t.fast.get().as_ref() }) else {
+        let fast = t.fast.get();
+        if fast == no_flag() {
             return enter_slow(thread);
-        };
+        }
+        // SAFETY: `fast` is `no_flag()` (excluded above) or one of the `FLAGS` (a static).
+        let flag = unsafe { &*fast };
         // Only this thread writes its flag, so its own relaxed read is exact.
         if flag.load(Ordering::Relaxed) != 0 {
             return None;
@@ -197,6 +215,7 @@ impl Drop for Entry {
 /// nothing else when it fails; leaves on drop. It is `Entry::enter`'s fast way without its
 /// slow ways: the same flag, set and cleared the same way, so the gate's handshake and the
 /// re-entry mark are the same.
+#[repr(transparent)]
 pub struct FastEntry(&'static AtomicU8);
 
 impl FastEntry {
@@ -215,9 +234,10 @@ impl FastEntry {
         // SAFETY: as in `Entry::enter`: this thread's live state (the block `thread()` gives),
         // touched by this thread only.
         let t = unsafe { &*thread };
-        // SAFETY: `fast` is null or one of the `FLAGS` (a static).
-        let flag = unsafe { t.fast.get().as_ref() }?;
-        // Only this thread writes its flag, so its own relaxed read is exact.
+        // SAFETY: `fast` is `no_flag()` or one of the `FLAGS` (statics), never null.
+        let flag = unsafe { &*t.fast.get() };
+        // Only this thread writes its flag, so its own relaxed read is exact; `no_flag()`
+        // reads 1 (a thread without a flag of its own: `Entry::enter`'s slow way).
         if flag.load(Ordering::Relaxed) != 0 {
             return None;
         }
@@ -278,11 +298,11 @@ fn enter_slow(thread: *const ThreadEntry) -> Option<Entry> {
 }
 
 /// The fast flag for a thread whose `flag` is `raw`: its own flag if it claimed one, else
-/// null.
+/// [`no_flag`].
 fn fast_flag(raw: u16) -> *const AtomicU8 {
     match FLAGS.get(usize::from(raw.wrapping_sub(FLAG_BASE))) {
         Some(f) if raw >= FLAG_BASE => &f.0,
-        _ => ptr::null(),
+        _ => no_flag(),
     }
 }
 
@@ -345,7 +365,7 @@ extern "C" fn give_flag_back(value: *mut c_void) {
     let index = value.addr().wrapping_sub(1);
     if index < FLAG_COUNT {
         with_thread(|t| {
-            t.fast.set(ptr::null());
+            t.fast.set(no_flag());
             t.flag.set(SHARDS_ONLY);
         });
         release_flag_bit(index);
@@ -421,7 +441,7 @@ pub extern "C" fn before_fork() {
     // take the slow entry, which passes them without waiting.
     with_thread(|t| {
         t.state.set(FORKER);
-        t.fast.set(ptr::null());
+        t.fast.set(no_flag());
     });
     FORKING.store(true, Ordering::SeqCst);
     if FLAGS_ON.load(Ordering::Acquire) {

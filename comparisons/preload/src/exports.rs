@@ -254,7 +254,9 @@ impl Visit for PrintStats {
 /// fork being prepared, a refill due), and then the general path runs.
 #[inline(always)]
 fn malloc_cached(n: usize) -> Option<NonNull<u8>> {
-    if !heaps::fast_on() || n > FAST_MAX_BYTES {
+    // `malloc(0)` takes the general path too: one test bounds `n` on both sides, and the
+    // compiler, knowing `n >= 1`, drops `layout_for`'s `max(n, 1)`.
+    if !heaps::fast_on() || n.wrapping_sub(1) >= FAST_MAX_BYTES {
         return None;
     }
     let layout = layout_for(n, MIN_ALIGN_BYTES)?;
@@ -304,13 +306,13 @@ unsafe fn free_cached(p: *mut u8) -> FastFree {
 /// `free` after the strategy's call-free lookup missed (an address outside the region it
 /// looked in first, or any pointer it cannot take that way): its full cached free
 /// (`Strategy::free_cached`) inside the same fast entry, else, the entry left,
-/// `free_general`.
+/// `free_general`. `extern "C"`, as `free_general`.
 ///
 /// # Safety
 /// As for [`free`].
 #[cold]
 #[inline(never)]
-unsafe fn free_missed(user: NonNull<u8>, entry: FastEntry) {
+unsafe extern "C" fn free_missed(user: NonNull<u8>, entry: FastEntry) {
     // SAFETY: the caller gives the block up.
     let taken = heaps::visit_fast(unsafe { FreeCached::new(user) });
     drop(entry);
@@ -501,9 +503,11 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
     }
 }
 
-/// `malloc` past its fast path (out of line, so that the fast path saves no registers).
+/// `malloc` past its fast path (out of line, so that the fast path saves no registers). An
+/// `extern "C"` function (which cannot unwind) so that `malloc`'s call of it needs no
+/// landing pad and is a tail jump: `malloc` then keeps no stack frame on its fast path.
 #[inline(never)]
-fn malloc_general(size: usize) -> *mut c_void {
+extern "C" fn malloc_general(size: usize) -> *mut c_void {
     let p = alloc_request(size, MIN_ALIGN_BYTES, false).cast();
     if trace::on() {
         trace::alloc(trace::KIND_ALLOC, 4, size, p);
@@ -529,12 +533,14 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
     }
 }
 
-/// `free` past its fast path (out of line, so that the fast path saves no registers).
+/// `free` past its fast path (out of line, so that the fast path saves no registers). An
+/// `extern "C"` function (which cannot unwind) so that `free`'s calls are tail jumps, as for
+/// `malloc_general`.
 ///
 /// # Safety
 /// As for [`free`].
 #[inline(never)]
-unsafe fn free_general(p: *mut c_void) {
+unsafe extern "C" fn free_general(p: *mut c_void) {
     let errno = errno_slot();
     // SAFETY: this thread's errno slot, valid for the thread's life.
     let saved = unsafe { *errno };
