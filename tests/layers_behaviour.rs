@@ -11,11 +11,11 @@ use core::ptr::NonNull;
 use std::sync::mpsc;
 
 use harness::reference::PagePerBlock;
+use stratalloc::strategies::layers::{REFILL_BATCH, REFILL_BLOCKS, STREAK_FOR_BATCH};
 use stratalloc::{
     Arenas, BadFree, BestFit, ConstInit, DRAIN_EVERY, Heap, Identity, Mmap, PageSource, Segregate,
     SegregatedFit, Strategy, ThreadCache, Tracked,
 };
-use stratalloc::strategies::layers::{REFILL_BATCH, REFILL_BLOCKS, STREAK_FOR_BATCH};
 
 /// A pointer that crosses threads in a test (the blocks are plain memory of a shared heap).
 #[derive(Copy, Clone)]
