@@ -166,8 +166,8 @@ unsafe impl Send for Bin {}
 /// leaves the bin before that (it coalesces with a neighbour freed after it, or changes
 /// size) is unlinked in O(1). So a block that is freed and merged again before its bin is
 /// searched never pays the sorted insert and removal, each a walk over blocks spread over
-/// the heap: when a thread frees most of a large pool at once (mstress), three in four of
-/// its frees merge with a block freed before them (benches/README.md, "Layers").
+/// the heap (mstress, where a thread frees most of a large pool at once: benches/README.md,
+/// "Layers").
 ///
 /// Word 0 tells a pending block from a sorted one: a list or treap node holds a link
 /// there (a header address, `8 mod 16`, or null: even), a pending node holds `next | 1`
