@@ -11,6 +11,7 @@ use core::ptr::NonNull;
 use std::sync::mpsc;
 
 use harness::reference::PagePerBlock;
+use stratalloc::strategies::layers::{REFILL_BATCH, REFILL_BLOCKS, STREAK_FOR_BATCH};
 use stratalloc::{
     Arenas, BadFree, BestFit, ConstInit, DRAIN_EVERY, Heap, Identity, Mmap, PageSource, Segregate,
     SegregatedFit, Strategy, ThreadCache, Tracked,
@@ -171,6 +172,54 @@ fn thread_exit_hands_the_cache_back() {
         "trim left blocks in an exited thread's cache"
     );
     // SAFETY: as above.
+    unsafe { heap.check() }.unwrap();
+}
+
+/// A thread that only allocates refills one block at a time until it has refilled more
+/// than `STREAK_FOR_BATCH` times since it last cached a block it freed; from then on a
+/// refill takes `REFILL_BATCH` blocks (the rest cached); a freed block it caches ends the
+/// run. Cached blocks are live to the inner strategy, free to the user.
+#[test]
+fn a_thread_that_only_allocates_refills_in_batches() {
+    fn cached(heap: &Heap<ThreadCache<Arenas<BestFit, 2>>>) -> usize {
+        heap.strategy().inner().stats().live_objects - heap.stats().live_objects
+    }
+    let heap: Heap<ThreadCache<Arenas<BestFit, 2>>> = Heap::new();
+    let l = layout(64);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut live = Vec::new();
+            for k in 1..=STREAK_FOR_BATCH as usize {
+                live.push(heap.alloc_layout(l).unwrap());
+                assert_eq!(cached(&heap), (REFILL_BLOCKS - 1) * k, "refill {k}: one block at a time");
+            }
+            live.push(heap.alloc_layout(l).unwrap());
+            assert_eq!(cached(&heap), REFILL_BATCH - 1, "past the streak, a batch");
+            for _ in 1..REFILL_BATCH {
+                live.push(heap.alloc_layout(l).unwrap());
+            }
+            assert_eq!(cached(&heap), 0, "the batch served the next allocations");
+            // A freed block cached ends the run: the next refills take one block again.
+            let p = live.pop().unwrap();
+            // SAFETY: a live block of `heap` for `l`, given up.
+            unsafe { heap.dealloc_layout(p, l) };
+            assert_eq!(heap.alloc_layout(l), Some(p), "served from the cache");
+            live.push(p);
+            live.push(heap.alloc_layout(l).unwrap());
+            assert_eq!(cached(&heap), REFILL_BLOCKS - 1, "one block at a time again");
+            // SAFETY: no other thread uses the heap.
+            unsafe { heap.check() }.unwrap();
+            for p in live {
+                // SAFETY: live blocks of `heap` for `l`, given up.
+                unsafe { heap.dealloc_layout(p, l) };
+            }
+        })
+        .join()
+        .unwrap();
+    });
+    heap.trim();
+    assert_eq!(heap.strategy().inner().stats().live_objects, 0);
+    // SAFETY: no other thread uses the heap.
     unsafe { heap.check() }.unwrap();
 }
 

@@ -36,6 +36,18 @@ pub unsafe trait SizeSearch: FreeIndex {
     /// # Safety
     /// The index holds only live free blocks.
     unsafe fn best_fit(&self, need: usize, align: usize) -> Option<Block>;
+
+    /// [`best_fit`](Self::best_fit), free to reorganise the index first (an index that
+    /// defers work until a search, as [`SizeBins`](super::SizeBins)' pending blocks, does
+    /// it here). Best fit's policy asks this one; the answer is `best_fit`'s.
+    ///
+    /// # Safety
+    /// As for `best_fit`.
+    #[inline]
+    unsafe fn find_best(&mut self, need: usize, align: usize) -> Option<Block> {
+        // SAFETY: forwarded.
+        unsafe { self.best_fit(need, align) }
+    }
 }
 
 /// First fit over index `I`.
@@ -128,7 +140,7 @@ unsafe impl<I: SizeSearch> Policy for Best<I> {
     #[inline]
     unsafe fn find(&mut self, need: usize, align: usize) -> Option<Block> {
         // SAFETY: forwarded.
-        unsafe { self.index.best_fit(need, align) }
+        unsafe { self.index.find_best(need, align) }
     }
 }
 // ANCHOR_END: best

@@ -617,11 +617,9 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
             self.with_drained_arena(src, |i| {
                 let a = &self.arenas[i];
                 let mut n = 0;
-                while n < out.len()
-                    && let Some(p) = self.alloc_in_parked(i, layout)
-                {
-                    out[n] = p;
-                    n += 1;
+                if !a.parked.is_empty() && layout.align() <= remote::PARK_STEP {
+                    // The lock is held (`with_drained_arena`).
+                    n = a.parked.pop_many(layout.size(), out);
                 }
                 if n < out.len() {
                     n += a.strategy.alloc_batch(&self.source(src, i), layout, &mut out[n..]);

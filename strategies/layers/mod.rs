@@ -49,7 +49,9 @@
 //! `ceil(size / 16)`, else the bin the record learnt that the inner strategy's blocks for
 //! this size land in (`fits`: a free list rounds small requests up to its smallest block)
 //! (no lock, no atomic read-modify-write), clear the mark; empty: a refill from the inner
-//! strategy (`alloc_batch` of `REFILL_BLOCKS`, learning `fits` the first time). alloc of
+//! strategy (`alloc_batch` of `REFILL_BLOCKS`, or of `REFILL_BATCH` once the thread has
+//! refilled `STREAK_FOR_BATCH` times in a row without caching a block it freed: a producer;
+//! learning `fits` the first time). alloc of
 //! `size <= 1024` over-aligned: the first block of those three bins whose start is aligned
 //! and for which `inner.block_of` names at least the alignment and size (glibc's tcache does
 //! the same for `memalign`); none: the inner strategy (no refill). free by address: `inner.block_of` validates it (a pointer the inner
@@ -161,4 +163,7 @@ mod thread_cache;
 pub use arenas::{ArenaSource, Arenas, DEFAULT_ARENAS, DRAIN_EVERY, REMOTE_MAX_BYTES};
 pub use identity::Identity;
 pub use segregate::{ConstLimit, Limit, Routed, Segregate};
-pub use thread_cache::{BIN_BYTES, BIN_CAP, BIN_COUNT, MAX_CACHED_BYTES, REFILL_BLOCKS, ThreadCache};
+pub use thread_cache::{
+    BIN_BYTES, BIN_CAP, BIN_COUNT, MAX_CACHED_BYTES, REFILL_BATCH, REFILL_BLOCKS, STREAK_FOR_BATCH,
+    ThreadCache,
+};

@@ -354,6 +354,51 @@ impl Parked {
     /// The caller holds the arena's lock.
     #[inline]
     pub unsafe fn pop(&self, size: usize) -> Option<(NonNull<u8>, usize)> {
+        // SAFETY: the lock is held (caller).
+        let r = unsafe { self.take(size) };
+        if let Some((_, usable)) = r {
+            self.uncount(1, usable);
+        }
+        r
+    }
+
+    /// Up to `out.len()` parked blocks for requests of `size` bytes, as [`pop`](Self::pop)
+    /// one after another would give them, into `out`; returns how many. The totals are
+    /// updated once for the run.
+    ///
+    /// # Safety
+    /// The caller holds the arena's lock.
+    #[inline]
+    pub unsafe fn pop_many(&self, size: usize, out: &mut [NonNull<u8>]) -> usize {
+        let (mut n, mut bytes) = (0, 0);
+        while n < out.len()
+            // SAFETY: the lock is held (caller).
+            && let Some((p, usable)) = unsafe { self.take(size) }
+        {
+            out[n] = p;
+            n += 1;
+            bytes += usable;
+        }
+        if n > 0 {
+            self.uncount(n, bytes);
+        }
+        n
+    }
+
+    /// Takes `n` blocks of `bytes` usable bytes off the totals (the owner's load + store:
+    /// only the lock holder writes them).
+    #[inline(always)]
+    fn uncount(&self, n: usize, bytes: usize) {
+        self.count.store(self.count.load(Ordering::Relaxed) - n, Ordering::Relaxed);
+        self.bytes.store(self.bytes.load(Ordering::Relaxed) - bytes, Ordering::Relaxed);
+    }
+
+    /// [`pop`](Self::pop) without updating the totals (the caller does).
+    ///
+    /// # Safety
+    /// The caller holds the arena's lock.
+    #[inline(always)]
+    unsafe fn take(&self, size: usize) -> Option<(NonNull<u8>, usize)> {
         let lo = size / PARK_STEP;
         if lo > PARK_CLASSES {
             return None;
@@ -390,7 +435,8 @@ impl Parked {
         unsafe { mark_of(p) }.load(Ordering::Relaxed) ^ pending_mark(p.addr().get(), 0)
     }
 
-    /// Takes the top of the non-empty class `c`, mark cleared.
+    /// Takes the top of the non-empty class `c`, mark cleared; the totals are the caller's
+    /// to update.
     ///
     /// # Safety
     /// The caller holds the arena's lock; class `c` is not empty.
@@ -407,8 +453,6 @@ impl Parked {
                 self.nonempty.set(self.nonempty.get() & !(1 << c));
             }
             mark_of(p).store(0, Ordering::Relaxed);
-            self.count.store(self.count.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
-            self.bytes.store(self.bytes.load(Ordering::Relaxed) - usable, Ordering::Relaxed);
             (p, usable)
         }
     }
@@ -425,7 +469,9 @@ impl Parked {
         while self.nonempty.get() != 0 {
             let c = self.nonempty.get().trailing_zeros() as usize;
             // SAFETY: the lock is held (caller); class `c` is not empty.
-            buf[len] = unsafe { self.pop_class(c) }.0;
+            let (p, usable) = unsafe { self.pop_class(c) };
+            self.uncount(1, usable);
+            buf[len] = p;
             len += 1;
             if len == BATCH {
                 each(&buf);

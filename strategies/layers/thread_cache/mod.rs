@@ -11,7 +11,7 @@ use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
-pub use record::{BIN_BYTES, BIN_CAP, BIN_COUNT, MAX_CACHED_BYTES};
+pub use record::{BIN_BYTES, BIN_CAP, BIN_COUNT, MAX_CACHED_BYTES, STREAK_FOR_BATCH};
 use record::{Record, Root, bin_for_block, is_marked};
 
 use crate::source::PageSource;
@@ -159,19 +159,24 @@ impl<S: Strategy> ThreadCache<S> {
 
     /// The calling thread's bins are empty for `layout`: takes [`REFILL_BLOCKS`] blocks for
     /// it from the inner strategy in one [`Strategy::alloc_batch`] (one lock, where the
-    /// inner strategy takes one per call), returns the first and caches the others (glibc's
-    /// tcache is refilled the same way from its small bins), and, the first time for this
-    /// request size, learns the bin the inner strategy's blocks for it land in. `None` with
-    /// nothing changed when the inner strategy gives none (or no record can be made).
+    /// inner strategy takes one per call), or [`REFILL_BATCH`] when the thread has refilled
+    /// more than [`STREAK_FOR_BATCH`] times since it last cached a block it freed (a
+    /// producer whose blocks other threads free: glibc's tcache is refilled with up to a
+    /// bin's worth from the fastbin that the consumers' frees fill); returns the first and
+    /// caches the others, and, the first time for this request size, learns the bin the
+    /// inner strategy's blocks for it land in. `None` with nothing changed when the inner
+    /// strategy gives none (or no record can be made).
     ///
     /// # Safety
     /// As for [`Strategy::alloc`]; `layout` is [`cacheable`].
     #[inline(never)]
     unsafe fn refill<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
         let (rec, root) = self.record(src)?;
-        let mut buf = [NonNull::<u8>::dangling(); REFILL_BLOCKS];
+        let mut buf = [NonNull::<u8>::dangling(); REFILL_BATCH];
+        // SAFETY: the calling thread's record.
+        let want = if unsafe { rec.note_refill() } { REFILL_BATCH } else { REFILL_BLOCKS };
         // SAFETY: forwarded with the caller's guarantees.
-        let n = unsafe { self.inner.alloc_batch(src, layout, &mut buf) };
+        let n = unsafe { self.inner.alloc_batch(src, layout, &mut buf[..want]) };
         let (&first, rest) = buf[..n].split_first()?;
         // SAFETY: the calling thread's record; `layout` is cacheable.
         if !unsafe { rec.knows_fit(layout.size()) } {
@@ -235,7 +240,12 @@ impl<S: Strategy> ThreadCache<S> {
 /// no faster on the harness's threaded workloads (benches/README.md, "Layers"); the refill
 /// still learns where the request's blocks land (`Record::learn_fit`).
 pub const REFILL_BLOCKS: usize = 1;
-const _: () = assert!(REFILL_BLOCKS >= 1 && REFILL_BLOCKS <= BIN_CAP as usize + 1);
+/// How many blocks a refill takes once the thread has refilled more than
+/// [`STREAK_FOR_BATCH`] times since it last cached a block it freed: a bin's worth and the
+/// one handed out (a producer whose blocks other threads free takes one arena lock per
+/// bin's worth instead of one per allocation).
+pub const REFILL_BATCH: usize = BIN_CAP as usize + 1;
+const _: () = assert!(REFILL_BLOCKS >= 1 && REFILL_BLOCKS <= REFILL_BATCH);
 
 /// Whether requests of `layout` are served from the bins.
 #[inline(always)]
@@ -324,7 +334,7 @@ unsafe impl<S: Strategy> Strategy for ThreadCache<S> {
                     return;
                 }
                 // SAFETY: the calling thread's record; the caller gives the block up.
-                if unsafe { rec.push(ptr, b, usable, root.key) } {
+                if unsafe { rec.push_freed(ptr, b, usable, root.key) } {
                     return;
                 }
             }
@@ -401,7 +411,7 @@ unsafe impl<S: Strategy> Strategy for ThreadCache<S> {
             if let Some((rec, root)) = rec
                 // SAFETY: the calling thread's record; a live block the caller gives up,
                 // 16-aligned with its usable size in bin `b` (`bin_for_block`).
-                && unsafe { rec.push(ptr, b, info.usable, root.key) }
+                && unsafe { rec.push_freed(ptr, b, info.usable, root.key) }
             {
                 return Ok(info.usable);
             }

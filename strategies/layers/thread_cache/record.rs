@@ -20,6 +20,9 @@ pub const BIN_COUNT: usize = 64;
 pub const MAX_CACHED_BYTES: usize = BIN_COUNT * BIN_BYTES;
 /// Blocks per bin (glibc's `tcache_count` default).
 pub const BIN_CAP: u32 = 7;
+/// Refills in a row, with no freed block cached in between, after which a thread's refills
+/// take a batch (see `Record::refills`).
+pub const STREAK_FOR_BATCH: u32 = 8;
 /// Bytes of a chunk of records (from the page source).
 const CHUNK_BYTES: usize = 16 << 10;
 
@@ -59,6 +62,11 @@ pub struct Record {
     /// would look in bins 1 and 2 while its blocks sit in bin 3. A hint: any bin at or above
     /// `hi` serves the request. Owner only, as `bins`.
     fits: UnsafeCell<[u8; BIN_COUNT + 1]>,
+    /// Refills since the owner last cached a block it freed (saturating): a thread that
+    /// only allocates, with its blocks freed by other threads (a producer), refills every
+    /// bin it uses on every allocation; past [`STREAK_FOR_BATCH`] its refills take a batch
+    /// (`ThreadCache::refill`). Owner only, as `bins`.
+    refills: UnsafeCell<u32>,
     /// Written by the owner alone (load + store), read by `stats` from any thread.
     cached_bytes: AtomicUsize,
     /// As `cached_bytes`.
@@ -182,6 +190,7 @@ impl Root {
             r.write(Record {
                 bins: UnsafeCell::new([Bin { head: ptr::null_mut(), count: 0 }; BIN_COUNT + 1]),
                 fits: UnsafeCell::new([0; BIN_COUNT + 1]),
+                refills: UnsafeCell::new(0),
                 cached_bytes: AtomicUsize::new(0),
                 cached_objects: AtomicUsize::new(0),
                 state: AtomicU8::new(ACTIVE),
@@ -483,6 +492,32 @@ impl Record {
             }
         }
         None
+    }
+
+    /// Counts a refill; returns whether the refills since the last cached free reach
+    /// [`STREAK_FOR_BATCH`] (then the refill takes a batch).
+    ///
+    /// # Safety
+    /// The caller owns the record.
+    #[inline(always)]
+    pub unsafe fn note_refill(&self) -> bool {
+        // SAFETY: the owner alone touches the counter (caller).
+        let r = unsafe { &mut *self.refills.get() };
+        *r = r.saturating_add(1);
+        *r > STREAK_FOR_BATCH
+    }
+
+    /// [`push`](Self::push) for a block the owner freed: also ends a run of refills.
+    ///
+    /// # Safety
+    /// As for `push`.
+    #[inline(always)]
+    pub unsafe fn push_freed(&self, p: NonNull<u8>, b: usize, usable: usize, key: usize) -> bool {
+        // SAFETY: forwarded; the owner alone touches the counter (caller).
+        unsafe {
+            *self.refills.get() = 0;
+            self.push(p, b, usable, key)
+        }
     }
 
     /// Whether [`learn_fit`](Self::learn_fit) has been told where requests of `size` land.
