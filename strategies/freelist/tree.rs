@@ -782,21 +782,6 @@ impl AddrTree {
         c
     }
 
-    /// The greatest node (null if the tree is empty).
-    ///
-    /// # Safety
-    /// The tree holds live free blocks.
-    pub(super) unsafe fn greatest(&self) -> *mut u8 {
-        let mut t = self.root;
-        // SAFETY: every pointer followed is a node of the tree (the root tested for null).
-        unsafe {
-            while !t.is_null() && !(*node(t)).right.is_null() {
-                t = (*node(t)).right;
-            }
-        }
-        t
-    }
-
     // ANCHOR: addr_climb_fit
     /// The lowest-address block of size `>= need` at or above node `c` (alignments up to
     /// `BLOCK_ALIGN`). The blocks from `c` on, in address order, are: `c`, then `c`'s
