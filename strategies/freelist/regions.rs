@@ -163,7 +163,7 @@ fn need_units(need: usize) -> Units {
 /// The alignment from which a search uses the bounds of `aligned_units` instead of sizes.
 /// The threaded C++ program of the preload tests asks for `alignas(64)` objects in bursts,
 /// and the blocks of their size at the other residues would be walked one by one.
-const ALIGNED: usize = 64;
+pub(super) const ALIGNED: usize = 64;
 
 /// `units` of the bytes a free block at `start` of `size` bytes offers from the lowest
 /// start `fit_start` would take for a request aligned for `ALIGNED` (0 if none): so
@@ -173,9 +173,19 @@ const ALIGNED: usize = 64;
 /// condition (sizes and these bytes are multiples of `BLOCK_ALIGN`).
 #[inline(always)]
 fn aligned_units(start: usize, size: usize) -> Units {
+    units(aligned_bytes(start, size))
+}
+
+/// The bytes a free block at `start` of `size` bytes (a multiple of `BLOCK_ALIGN`) offers
+/// from the lowest start `fit_start` would take for a request aligned for `ALIGNED` (0 if
+/// none): `fit_start(b, need, align)` with `align >= ALIGNED` is `Some` only if this is at
+/// least `need`, and for `align == ALIGNED` exactly then. [`aligned_units`] in bytes, also
+/// kept by the address treap ([`AddrTree`]) for its over-aligned search.
+#[inline(always)]
+pub(super) fn aligned_bytes(start: usize, size: usize) -> usize {
     // The gap depends only on the payload's residue modulo `ALIGNED`: one table load.
     let gap = GAP_UNITS[(start.wrapping_add(HEADER_BYTES) / BLOCK_ALIGN) % GAP_UNITS.len()];
-    (size / BLOCK_ALIGN).saturating_sub(gap).min(UNITS_MAX as usize) as Units
+    size.saturating_sub(gap * BLOCK_ALIGN)
 }
 
 /// `GAP_UNITS[r]`: the gap, in `BLOCK_ALIGN` units, below the first start `fit_start` takes
