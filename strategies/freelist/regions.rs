@@ -432,14 +432,14 @@ impl AddrRegions {
     /// The first and last block start of the densest span: among the windows that start
     /// at a block, the one holding the most block starts (the lowest on ties), as the
     /// addresses of its first and last block (`hi - lo < WINDOW_BYTES`). One sweep of two
-    /// cursors over the spill in address order, O(n log n).
+    /// cursors over the spill in address order, O(n).
     ///
     /// # Safety
     /// The spill holds only live free blocks, at least one.
     unsafe fn densest_span(&self) -> (usize, usize) {
         // SAFETY: the cursors are blocks of the spill or null (forwarded).
         unsafe {
-            let next = |b: *mut u8| self.spill.at_or_above(b.addr() + 1);
+            let next = |b: *mut u8| self.spill.successor(b);
             let (mut i, mut j) = (self.spill.at_or_above(0), self.spill.at_or_above(0));
             // `n` blocks start in `i.addr()..j.addr()`, the last of them `last`.
             let (mut n, mut last) = (0, i);

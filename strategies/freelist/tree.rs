@@ -895,6 +895,31 @@ impl AddrTree {
         c
     }
 
+    /// The node after `t` in address order (null if `t` is the greatest): the least node of
+    /// its right subtree, else its nearest ancestor of which it lies in the left subtree.
+    /// O(1) amortized over an in-order sweep.
+    ///
+    /// # Safety
+    /// `t` is a node of the tree, which holds live free blocks.
+    pub(super) unsafe fn successor(&self, mut t: *mut u8) -> *mut u8 {
+        // SAFETY: `t`, its descendants and ancestors are nodes of the tree.
+        unsafe {
+            let r = (*node(t)).right;
+            if !r.is_null() {
+                t = r;
+                while !(*node(t)).left.is_null() {
+                    t = (*node(t)).left;
+                }
+                return t;
+            }
+            let mut p = (*node(t)).parent;
+            while !p.is_null() && (*node(p)).right == t {
+                (t, p) = (p, (*node(p)).parent);
+            }
+            p
+        }
+    }
+
     // ANCHOR: addr_climb_fit
     /// The lowest-address block of size `>= need` at or above node `c` (alignments up to
     /// `BLOCK_ALIGN`). The blocks from `c` on, in address order, are: `c`, then `c`'s
