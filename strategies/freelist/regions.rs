@@ -45,7 +45,8 @@
 //!
 //! Blocks that start outside the window go to an [`AddrTree`], the *spill*. A search asks
 //! both and keeps the lower address; with an empty spill, the usual case, that is one
-//! comparison. Which of the two holds a block depends only on its address and the window,
+//! comparison. The spill's nodes keep the largest [`aligned_bytes`] of their subtree, so an
+//! over-aligned search skips its misaligned blocks too. Which of the two holds a block depends only on its address and the window,
 //! and the window moves only when every block changes places with it:
 //! - an empty index places it around the next block, three quarters of it below (Linux's
 //!   `mmap` puts the chunks that follow below the first; the spill catches the rest);
