@@ -44,7 +44,14 @@
 //!
 //! For alignments above 16 bytes a block of sufficient size may still not fit (its aligned
 //! start lies too high); both searches then go on to the next candidate in the same order
-//! (`first_at` for the address tree), so the decision stays the walk's.
+//! (`first_at` for the address tree), so the decision stays the walk's. The address tree's
+//! nodes also keep the largest [`aligned_bytes`] of their subtree (`amax`: what the blocks
+//! offer from a 64-aligned start), so that for alignments of 64 bytes and more `first_at`
+//! skips the subtrees whose blocks are big enough but at residues where they cannot hold
+//! the request: without it, a burst of `alignas(64)` requests walked every such block of
+//! the spill of [`AddrRegions`](super::AddrRegions). For exactly 64 bytes the bound is exact
+//! and the walk goes down one path. Priorities are 32 bits, so that `amax` fits beside
+//! them in the node.
 //!
 //! Why the nodes stay in the blocks: an out-of-line index (a pool of compact treap nodes, or
 //! a B+ tree of 16-entry nodes, in the heap's own memory) was built and measured
@@ -56,7 +63,9 @@
 //! - order: `key(n.left subtree) < key(n) < key(n.right subtree)`;
 //! - heap: `n.prio >= n.left.prio`, `n.prio >= n.right.prio`;
 //! - links: `n.left.parent == n`, `n.right.parent == n`, `root.parent == null`;
-//! - augmentation (address tree): `n.max == max(n.size, n.left.max, n.right.max)`;
+//! - augmentation (address tree): `n.max == max(n.size, n.left.max, n.right.max)` and
+//!   `n.amax == max(aligned_bytes(n), n.left.amax, n.right.amax)` (saturating at
+//!   `u32::MAX`);
 //!   (bins' trees) `n.max == residue_bit(n) | n.left.max | n.right.max`;
 //! - `n.size ==` the block's header size; `#nodes == len`; `hot` is null or a node;
 //! - orders that track it ([`TreeOrder::TRACKS_MIN`]): `min` is the least node (null if
@@ -68,6 +77,7 @@ use core::ptr;
 use super::block::{BLOCK_ALIGN, Block, HEADER_BYTES, MIN_BLOCK_BYTES};
 use super::engine::{FreeIndex, fit_start};
 use super::policy::{AddrSearch, SizeSearch};
+use super::regions::{ALIGNED, aligned_bytes};
 use crate::strategy::CheckError;
 
 // ANCHOR: tree_node
@@ -86,7 +96,11 @@ struct Node {
     /// The block's size (the index never reads headers: the core may be rewriting them).
     size: usize,
     /// Heap priority: a hash of the address the block had when it entered the tree.
-    prio: u64,
+    prio: u32,
+    /// The address tree ([`TreeOrder::ALIGNED`]): the largest [`aligned_bytes`] of this
+    /// subtree's blocks (saturating at `u32::MAX`), what they offer to a request aligned
+    /// for [`ALIGNED`] or more; 0 in the other trees.
+    amax: u32,
 }
 // ANCHOR_END: tree_node
 
@@ -107,6 +121,11 @@ pub trait TreeOrder: Send + 'static {
     /// ([`residue_bit`]), so that a search for an over-aligned start skips the subtrees
     /// where no payload lies at a fitting residue. Not with `AUGMENTED` (one field).
     const RESIDUES: bool = false;
+    /// Whether each node keeps the largest [`aligned_bytes`] of its subtree (`amax`), so
+    /// that a search aligned for [`ALIGNED`] or more skips the subtrees where no block
+    /// offers enough at that alignment (the address tree, for the blocks of the right size
+    /// at the wrong residue).
+    const ALIGNED: bool = false;
 }
 
 /// Order by address.
@@ -117,6 +136,7 @@ impl TreeOrder for ByAddr {
         a < b
     }
     const KEYED_BY_SIZE: bool = false;
+    const ALIGNED: bool = true;
 }
 
 /// Order by address, with no subtree maxima but the least node kept: the bins of
@@ -226,10 +246,40 @@ fn node(b: *mut u8) -> *mut Node {
     unsafe { Block::at(b) }.node::<Node>()
 }
 
-/// The priority a block gets when it enters the tree: a hash of its address.
+/// The priority a block gets when it enters the tree: a hash of its address (the high half
+/// of a multiplicative hash).
 #[inline]
-fn hash_prio(b: *mut u8) -> u64 {
-    ((b.addr() as u64) >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+fn hash_prio(b: *mut u8) -> u32 {
+    (((b.addr() as u64) >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32
+}
+
+/// [`aligned_bytes`] of a block, as kept in `amax`.
+#[inline]
+fn offer(b: *mut u8, size: usize) -> u32 {
+    aligned_bytes(b.addr(), size).min(u32::MAX as usize) as u32
+}
+
+/// `amax` of a subtree (0 for the empty one).
+///
+/// # Safety
+/// `t` is null or a tree node.
+#[inline]
+unsafe fn amax_of(t: *mut u8) -> u32 {
+    // SAFETY: a non-null `t` is a node of the tree.
+    if t.is_null() { 0 } else { unsafe { (*node(t)).amax } }
+}
+
+/// Recomputes `t.amax` from its block and children.
+///
+/// # Safety
+/// `t` is a tree node whose children are null or nodes.
+#[inline]
+unsafe fn pull_aligned(t: *mut u8) {
+    // SAFETY: `t` is a tree node and its children null or nodes (caller).
+    unsafe {
+        let n = node(t);
+        (*n).amax = offer(t, (*n).size).max(amax_of((*n).left)).max(amax_of((*n).right));
+    }
 }
 
 /// `max` of a subtree (0 for the empty one).
@@ -382,6 +432,12 @@ impl<O: TreeOrder> Treap<O> {
                 pull_residues(p);
                 (*xn).max = whole;
             }
+            if O::ALIGNED {
+                // The same for the aligned bound.
+                let whole = (*pn).amax;
+                pull_aligned(p);
+                (*xn).amax = whole;
+            }
         }
     }
 
@@ -439,6 +495,38 @@ impl<O: TreeOrder> Treap<O> {
         }
     }
 
+    /// Repairs `amax` from `t` upward after what a block in `t`'s subtree offers changed
+    /// from `old` to `new` (0 for a node that left), as [`fix_up`](Self::fix_up) does for
+    /// `max`.
+    ///
+    /// # Safety
+    /// `t` is null or a node whose subtree's bounds are right except on the path to the
+    /// changed node.
+    #[inline]
+    unsafe fn fix_aligned(mut t: *mut u8, old: u32, new: u32) {
+        if !O::ALIGNED {
+            return;
+        }
+        // SAFETY: `t` and its ancestors are nodes.
+        unsafe {
+            if new >= old {
+                while !t.is_null() && (*node(t)).amax < new {
+                    (*node(t)).amax = new;
+                    t = (*node(t)).parent;
+                }
+                return;
+            }
+            while !t.is_null() && (*node(t)).amax == old {
+                let n = node(t);
+                pull_aligned(t);
+                if (*n).amax == old {
+                    return;
+                }
+                t = (*n).parent;
+            }
+        }
+    }
+
     /// Makes `x` (node fields written) a leaf under the search path, then rotates it up to
     /// its place by priority.
     ///
@@ -448,10 +536,14 @@ impl<O: TreeOrder> Treap<O> {
         // SAFETY: the descent follows nodes of the tree; `x` becomes one.
         unsafe {
             let (mut t, mut parent, mut left) = (self.root, ptr::null_mut(), false);
+            let own = (*node(x)).amax;
             while !t.is_null() {
                 let n = node(t);
                 if Self::AUGMENTED && (*n).max < size {
                     (*n).max = size;
+                }
+                if O::ALIGNED && (*n).amax < own {
+                    (*n).amax = own;
                 }
                 // Written only when it changes (near the leaves): the path stays clean.
                 if O::RESIDUES && (*n).max & residue_bit(x) == 0 {
@@ -512,6 +604,9 @@ impl<O: TreeOrder> Treap<O> {
             self.relink(parent, x, child);
             Self::fix_up(parent, (*xn).size, 0);
             Self::fix_residues(parent);
+            if O::ALIGNED {
+                Self::fix_aligned(parent, offer(x, (*xn).size), 0);
+            }
         }
     }
 
@@ -570,6 +665,15 @@ impl<O: TreeOrder> Treap<O> {
             if Self::AUGMENTED && (*n).max != max {
                 return err("tree: node.max != max(size, children's max)", (*n).max);
             }
+            if O::ALIGNED {
+                let amax = offer(t, (*n).size).max(amax_of((*n).left)).max(amax_of((*n).right));
+                if (*n).amax != amax {
+                    return err(
+                        "tree: node.amax != max(own aligned offer, children's amax)",
+                        (*n).amax as usize,
+                    );
+                }
+            }
             Ok(max)
         }
     }
@@ -599,6 +703,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
                 size,
                 max: if O::RESIDUES { residue_bit(x) } else { size },
                 prio: hash_prio(x),
+                amax: if O::ALIGNED { offer(x, size) } else { 0 },
             });
             self.insert_node(x, size);
         }
@@ -642,6 +747,9 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
             Self::fix_up(x, old_size, new_size);
             // A new address: a new residue.
             Self::fix_residues(x);
+            if O::ALIGNED {
+                Self::fix_aligned(x, offer(old.ptr(), old_size), offer(x, new_size));
+            }
         }
     }
 
@@ -655,6 +763,9 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
             } else {
                 (*node(b.ptr())).size = new_size;
                 Self::fix_up(b.ptr(), old_size, new_size);
+                if O::ALIGNED {
+                    Self::fix_aligned(b.ptr(), offer(b.ptr(), old_size), offer(b.ptr(), new_size));
+                }
             }
         }
     }
@@ -704,7 +815,9 @@ impl AddrTree {
     unsafe fn first_at(t: *mut u8, from: usize, need: usize, align: usize) -> Option<Block> {
         // SAFETY: `t` and its descendants are nodes of live free blocks.
         unsafe {
-            if max_of(t) < need {
+            // A subtree with no block of `need` bytes, or (aligned for `ALIGNED` or more) none
+            // offering `need` bytes from an `ALIGNED` start, holds no answer.
+            if max_of(t) < need || (align >= ALIGNED && (amax_of(t) as usize) < need.min(u32::MAX as usize)) {
                 return None;
             }
             let n = node(t);
@@ -782,19 +895,29 @@ impl AddrTree {
         c
     }
 
-    /// The greatest node (null if the tree is empty).
+    /// The node after `t` in address order (null if `t` is the greatest): the least node of
+    /// its right subtree, else its nearest ancestor of which it lies in the left subtree.
+    /// O(1) amortized over an in-order sweep.
     ///
     /// # Safety
-    /// The tree holds live free blocks.
-    pub(super) unsafe fn greatest(&self) -> *mut u8 {
-        let mut t = self.root;
-        // SAFETY: every pointer followed is a node of the tree (the root tested for null).
+    /// `t` is a node of the tree, which holds live free blocks.
+    pub(super) unsafe fn successor(&self, mut t: *mut u8) -> *mut u8 {
+        // SAFETY: `t`, its descendants and ancestors are nodes of the tree.
         unsafe {
-            while !t.is_null() && !(*node(t)).right.is_null() {
-                t = (*node(t)).right;
+            let r = (*node(t)).right;
+            if !r.is_null() {
+                t = r;
+                while !(*node(t)).left.is_null() {
+                    t = (*node(t)).left;
+                }
+                return t;
             }
+            let mut p = (*node(t)).parent;
+            while !p.is_null() && (*node(p)).right == t {
+                (t, p) = (p, (*node(p)).parent);
+            }
+            p
         }
-        t
     }
 
     // ANCHOR: addr_climb_fit
