@@ -993,6 +993,22 @@ mod tests {
     use super::*;
     use std::vec::Vec;
 
+    /// The bit helpers (inline asm on x86_64) agree with the plain expressions they
+    /// replace, for every bit index, indexes past 63 included (taken modulo 64 as `bts`,
+    /// `bt` and `btc` take a register index).
+    #[test]
+    fn bit_helpers_agree_with_the_plain_expressions() {
+        let words = [0u64, u64::MAX, 0x8000_0000_0000_0001, 0x5555_aaaa_0f0f_f0f0, 1 << 37];
+        for &v in &words {
+            for i in 0..200usize {
+                let b = i % 64;
+                assert_eq!(bit_set(v, i), v | 1 << b, "bit_set({v:#x}, {i})");
+                assert_eq!(bit_flip(v, i), v ^ 1 << b, "bit_flip({v:#x}, {i})");
+                assert_eq!(bit_test(v, i), v >> b & 1 != 0, "bit_test({v:#x}, {i})");
+            }
+        }
+    }
+
     /// The layout's promise: a span of a class of 32 B or more keeps its whole bitmap in
     /// line 0, beside the fields a free reads.
     #[test]
