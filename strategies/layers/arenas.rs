@@ -224,6 +224,17 @@ impl Drop for ClaimGuard {
     }
 }
 
+/// In the child of a `fork`: only the forking thread lives on, so every claim but its own
+/// belongs to a thread the child does not have. Clears them, so that the child's new threads
+/// take over those arenas instead of finding the table full of the parent's threads.
+#[cfg(feature = "std")]
+fn claims_after_fork() {
+    let mine = CLAIM.try_with(|c| c.get()).unwrap_or(usize::MAX);
+    for (h, slot) in CLAIMED.iter().enumerate() {
+        slot.store(h == mine, core::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Claims the lowest free home index for the calling thread, or `None` when all are held.
 #[cfg(feature = "std")]
 fn claim_home() -> Option<usize> {
@@ -882,5 +893,7 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
                 a.busy.force_unlock();
             }
         }
+        #[cfg(feature = "std")]
+        claims_after_fork();
     }
 }
