@@ -4,7 +4,7 @@
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
 
-use super::arena::{ARENA_BYTES, ARENA_PAGES, Arena, index_entry, index_of, span_of};
+use super::arena::{self, ARENA_BYTES, ARENA_PAGES, Arena, index_entry, index_of, span_of};
 use super::mcache::REMOTE_CHAIN_MAX;
 use super::mheap::{HeapInner, MAX_ARENAS};
 use super::remote::RemoteStack;
@@ -403,6 +403,13 @@ fn check_caches(h: &HeapInner) -> Result<(), CheckError> {
             c,
             hint.addr()
         );
+        let last = cache.last_span.get();
+        ensure!(
+            ptr::eq(last, &EMPTY_SPAN) || is_span_record(h, last),
+            "cache's last span is no span record of this heap",
+            c,
+            last.addr()
+        );
         if cache.in_use.load(Ordering::Relaxed) {
             for spc in 0..SPAN_CLASS_COUNT {
                 let sp = cache.alloc[spc].get();
@@ -459,6 +466,23 @@ fn check_caches(h: &HeapInner) -> Result<(), CheckError> {
         c = cache.next_all;
     }
     Ok(())
+}
+
+/// Whether `s` is a span record of this heap: a live span's (the span map of its base's
+/// arena names it at its base page) or a freed one on the span records' free list.
+fn is_span_record(h: &HeapInner, s: *const Span) -> bool {
+    if h.spans.is_free(s.cast()) {
+        return true;
+    }
+    // SAFETY: not a free record, so either a live span record (read with no other thread
+    // using the heap) or, if the invariant is broken, a record of this heap's metadata all the
+    // same (a cache's `last_span` is only ever set from a span map); its `base` is an atomic.
+    let base = unsafe { &*s }.base_addr();
+    h.arenas[..h.narenas]
+        .iter()
+        // SAFETY: registered arena records live as long as the heap.
+        .map(|&a| unsafe { &*a })
+        .any(|a| a.holds(base) && ptr::eq(a.span_at(arena::page_in_arena(base)), s))
 }
 
 /// Whether `rec` is an arena record of this heap: a registered arena's or a retired one on

@@ -156,6 +156,20 @@ impl FixAlloc {
         Some(r)
     }
 
+    /// Whether `p` is a record on the free list (the checker: heap lock held or no other
+    /// thread using the heap).
+    pub fn is_free(&self, p: *const u8) -> bool {
+        let mut r = self.free;
+        while !r.is_null() {
+            if ptr::eq(r, p) {
+                return true;
+            }
+            // SAFETY: a free record holds the link to the next one in its first word (`free`).
+            r = unsafe { &*r.cast::<AtomicPtr<u8>>() }.load(Ordering::Relaxed);
+        }
+        false
+    }
+
     /// Gives a record back.
     ///
     /// # Safety

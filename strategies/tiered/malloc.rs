@@ -8,8 +8,8 @@ use core::sync::atomic::Ordering;
 
 use super::mcache::MCache;
 use super::sizeclass::{
-    CLASS_ALIGN, CLASS_BYTES, CLASS_COUNT, MAX_SMALL_BYTES, PAGE_BYTES, class_for, class_of, class_of_16,
-    span_class,
+    CLASS_ALIGN, CLASS_BYTES, CLASS_COUNT, MAX_SMALL_BYTES, PAGE_BYTES, PAGE_SHIFT, class_for, class_of,
+    class_of_16, span_class,
 };
 use super::span::Span;
 use super::{Root, Tiered, arena, scavenger, tls};
@@ -407,7 +407,7 @@ fn find_small<'a>(
 /// The lookup of the owner's fast free (`dealloc_fast`, `free_addr`, `free_cached`,
 /// `free_cached_fast`): object
 /// `index` at `p` of a small span that `c`, the calling thread's cache, owns, found through
-/// `c`'s arena hint alone; `None` for anything else (a span of another cache or of none, a
+/// `c`'s memo of its last page (`MCache::last_addr`) or else its arena hint alone; `None` for anything else (a span of another cache or of none, a
 /// large span, an interior pointer, a foreign one, an address outside the hinted arena),
 /// which the caller sends to `find_small`.
 ///
@@ -427,12 +427,34 @@ fn find_small<'a>(
 /// multiplier): `Span::small_object_start`, exact for any offset (`sizeclass::exact_index`).
 #[inline(always)]
 fn find_mine<'a>(c: &'a MCache, p: usize) -> Option<SmallObject<'a>> {
+    // The page of the last span found (`MCache::last_addr`): its span without the arena
+    // hint and the span map, two dependent loads fewer. The span is then checked exactly as
+    // a span map's answer is (`mine_at`), so a stale one is refused like a stale entry.
+    if (p ^ c.last_addr.get()) >> PAGE_SHIFT == 0 {
+        // SAFETY: `last_span` is `EMPTY_SPAN` or a span record of this heap (set below from
+        // the span map), mapped while the heap lives, whose `owner` is an atomic.
+        let s = unsafe { &*c.last_span.get() };
+        if let Some(o) = mine_at(c, s, p) {
+            return Some(o);
+        }
+    }
     // SAFETY: the hint is null or an arena record of this heap, mapped while the heap lives
     // (live or retired), all of whose fields are atomics or cells (see `arena_of`).
     let arena = unsafe { c.arena_hint.get().as_ref::<'a>() }?;
     // SAFETY: as in `find_small`: a non-null entry of an arena record's span map names a
     // span record, mapped while the heap lives, whose `owner` is an atomic.
     let s = unsafe { arena.span_at(arena::page_in_arena(p)).as_ref::<'a>() }?;
+    // Kept before the check (the memo is never trusted), so that the address needs no
+    // register of its own across it.
+    c.last_addr.set(p);
+    c.last_span.set(s);
+    mine_at(c, s, p)
+}
+
+/// `find_mine`'s check of span record `s`, however found: `p` starts an object of `s`, which
+/// `c` owns (see `find_mine`).
+#[inline(always)]
+fn mine_at<'a>(c: &MCache, s: &'a Span, p: usize) -> Option<SmallObject<'a>> {
     if !ptr::eq(s.owner.load(Ordering::Relaxed), c) {
         return None;
     }

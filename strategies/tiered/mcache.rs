@@ -328,6 +328,16 @@ pub struct MCache {
     /// `find_mine` trusts only a span of this cache found through it, checked against the
     /// address. Owner only.
     pub arena_hint: Cell<*const Arena>,
+    /// An address `find_mine` looked up through the span map last, and the span map's entry
+    /// for its page (`last_span`): a one-entry memo of the span map that the owner's next
+    /// free on that page (`(p ^ last_addr) >> PAGE_SHIFT == 0`) tries first, two dependent
+    /// loads fewer (the hint and the map entry). 0 (no page of a heap) at first. Owner only.
+    pub last_addr: Cell<usize>,
+    /// The span map's entry for `last_addr`'s page: [`EMPTY_SPAN`] at first, else a span record of
+    /// this heap, mapped while the heap lives. Never trusted as it stands: `find_mine`
+    /// checks it exactly as a span map entry (owner, then the address against its base and
+    /// class), so a span that has since left this cache, or a reused record, is refused.
+    pub last_span: Cell<*const Span>,
     /// Fast-path allocations left before this cache runs a bounded step of background work
     /// (scavenger.rs, `OP_STEP_ALLOCS`).
     pub ops_left: Cell<u32>,
@@ -391,6 +401,8 @@ impl MCache {
             ops_left: Cell::new(OP_STEP_ALLOCS),
             decay_steps: Cell::new(0),
             arena_hint: Cell::new(ptr::null()),
+            last_addr: Cell::new(0),
+            last_span: Cell::new(ptr::from_ref(&EMPTY_SPAN)),
             remote_chain: RemoteChain::new(),
         }
     }
