@@ -156,25 +156,26 @@ pub enum SpanList {
 ///
 /// Layout by cache line (offsets asserted below). A free is a random access: the span it
 /// lands in is seldom in the cache, so what it reads and writes is packed into one line.
-/// - Line 0: what a free reads (base, owner, class, `div_mul`) and writes (`alloc_count`, and
-///   the alloc bits of objects 0-255: spans of up to 256 objects, the classes from 32 B up,
-///   keep their whole bitmap there). Other threads' frees read it too, and the owner's
-///   writes make it move between cores then: a miss that the owner's own frees, the common
-///   case, no longer pay twice.
-/// - Lines 1-2: the rest of the bitmap, then what an allocation reads and writes (alloc
-///   cache, `freeindex`, object size and a copy of `base`), so an allocation reads one line.
-/// - Line 3: what only slow paths use (list links, list, page count).
-/// - Lines 5-8: the live and remote bits (see "Liveness"), word `w` of each side by side
-///   ([`LiveWord`]), so that a free, which reads both words of its object, misses once on
-///   them (once per 64 objects of the span), not twice.
-/// - Line 4: the remote stack, which other threads write.
+/// - Line 0: what a free reads (base, owner, class, object count) and the live and remote
+///   bits of objects 0-127 (`liveness[0..2]`), which it reads and writes: spans of up to 128
+///   objects, the classes from 64 B up, keep all their live bits there, so that the owner's
+///   free into its free stack reads and writes this one line of the record. Other threads'
+///   frees read it too and set remote bits in it; the owner's writes make it move between
+///   cores then.
+/// - Lines 1-4: the rest of the live and remote bits, then, in line 4's last 32 bytes, what
+///   an allocation reads and writes (alloc cache, `freeindex`, object size and a copy of
+///   `base`), so an allocation reads one line besides the live word it sets.
+/// - Lines 5-6: the alloc bits, which a free touches only when its free stack is full
+///   (`free_local`) and an allocation only when it reloads its alloc cache.
+/// - Line 7: what only slow paths use (list links, list, page count).
+/// - Line 8: the remote stack, which other threads write.
 #[repr(C, align(64))]
 pub struct Span {
-    // Line 0 (bytes 0-63) holds all that a free by the span's owner reads and writes, for
-    // spans of up to 256 objects (their bitmap fits in its last 32 bytes), besides the live
-    // bits: the span's identity, the object count and the first four bitmap words (the
-    // object size comes from the class's table, `small_class`). A free then misses in the
-    // cache at most once on these, not once per field group.
+    // Line 0 (bytes 0-63) holds all that a free by the span's owner reads and writes when
+    // its free stack has room, for spans of up to 128 objects: the span's identity, the
+    // object count, `alloc_count` and the first two live words (the object size comes from
+    // the class's table, `small_class`). Such a free then misses in the cache at most once
+    // on the record, not once on its fields and once on its live word.
     /// The first object (the first page), with the provenance of the arena's reservation:
     /// every object pointer of the span is derived from it.
     pub base: InitPtr,
@@ -189,7 +190,7 @@ pub struct Span {
     /// span has just become worth a refill (see "Owned spans" in mcache.rs).
     pub refill_count: InitU16,
     /// Objects in the span (1 for a large span; at most 1024). In line 0, which is all a
-    /// free reads of the span record besides the live bits.
+    /// free reads of the span record for a span of up to 128 objects.
     pub nelems: InitU16,
     /// Size class (0 = large).
     pub class: InitU8,
@@ -198,23 +199,27 @@ pub struct Span {
     /// Whether the pages may hold old data (false: fresh from a zeroing source).
     pub needzero: Cell<bool>,
     _pad0: Init<u8>,
-    /// 1 = allocated (or freed remotely and not yet collected); words 0-3 in line 0.
-    pub alloc_bits: [Cell<u64>; BITMAP_WORDS],
-    // From byte 160: the owner's allocation state, then what only slow paths use.
+    /// From byte 32 (lines 0-4): the live and remote bits of objects `64 w ..64 w + 64` in
+    /// `liveness[w]` (see "Liveness"); words 0 and 1 in line 0.
+    pub liveness: [LiveWord; BITMAP_WORDS],
+    // From byte 288 (line 4's last 32 bytes): the owner's allocation state.
     /// Inverted alloc bits from `freeindex` to the end of its word.
     pub alloc_cache: Cell<u64>,
     /// Next object the scan looks at.
     pub freeindex: Cell<u32>,
-    /// Unused (keeps line 2's layout).
+    /// Unused (keeps line 4's layout).
     _pad4: Init<u32>,
     /// Object size (bytes); for a large span, the span's bytes.
     pub elem_bytes: InitUsize,
     /// A copy of `base` beside the alloc cache, so that an allocation reads one line of the
-    /// span (`alloc_base == base`, set once, checked).
+    /// span besides its live word (`alloc_base == base`, set once, checked).
     pub alloc_base: InitPtr,
+    /// Lines 5-6: 1 = allocated (or freed remotely and not yet collected).
+    pub alloc_bits: [Cell<u64>; BITMAP_WORDS],
+    // Line 7: what only slow paths use.
     /// Runtime pages.
     pub npages: InitUsize,
-    /// Unused (keeps line 3's layout).
+    /// Unused (keeps line 7's layout).
     _pad3: Init<usize>,
     /// List links (mcentral's lists, the owner's `owned` list).
     pub next: Cell<*const Span>,
@@ -223,15 +228,12 @@ pub struct Span {
     /// Which list the span is on (an mcentral's, or its owner's `owned` list).
     pub list: Cell<SpanList>,
     _pad1: Init<[u8; 31]>,
-    /// Objects freed by non-owners, linked through their first word (its own line: other
-    /// threads write it).
+    /// Line 8: objects freed by non-owners, linked through their first word (its own line:
+    /// other threads write it).
     pub remote: RemoteStack,
-    /// The rest of line 4, explicit so that no byte of the record lies outside a cell (see
+    /// The rest of line 8, explicit so that no byte of the record lies outside a cell (see
     /// "Reuse of span records").
     _pad2: Init<[u8; 56]>,
-    /// Lines 5-8: the live and remote bits of objects `64 w ..64 w + 64` in `liveness[w]`
-    /// (see "Liveness").
-    pub liveness: [LiveWord; BITMAP_WORDS],
 }
 
 /// The live and remote bits of 64 objects of a span, side by side (one cache line holds
@@ -418,12 +420,13 @@ const _: () = {
         span_class,
         needzero,
         _pad0,
-        alloc_bits,
+        liveness,
         alloc_cache,
         freeindex,
         _pad4,
         elem_bytes,
         alloc_base,
+        alloc_bits,
         npages,
         _pad3,
         next,
@@ -431,13 +434,14 @@ const _: () = {
         list,
         _pad1,
         remote,
-        _pad2,
-        liveness
+        _pad2
     );
-    assert!(core::mem::offset_of!(Span, alloc_bits) == 32);
-    assert!(core::mem::offset_of!(Span, alloc_cache) == 32 + 8 * BITMAP_WORDS);
-    assert!(core::mem::offset_of!(Span, remote) == 256);
-    assert!(core::mem::offset_of!(Span, liveness) == 320);
+    assert!(core::mem::offset_of!(Span, liveness) == 32);
+    assert!(core::mem::offset_of!(Span, alloc_cache) == 32 + 16 * BITMAP_WORDS);
+    assert!(core::mem::offset_of!(Span, alloc_cache) % 64 == 32, "allocation state in one line");
+    assert!(core::mem::offset_of!(Span, alloc_bits) == 320);
+    assert!(core::mem::offset_of!(Span, npages) == 448);
+    assert!(core::mem::offset_of!(Span, remote) == 512);
     assert!(core::mem::size_of::<LiveWord>() == 16);
     assert!(core::mem::size_of::<Span>() == 576);
 };
@@ -820,7 +824,8 @@ impl Span {
 
     /// The size class of a small span and its object size (`elem_bytes`), the size from the
     /// class's table rather than the record, so that the free path reads line 0 of the
-    /// record only (besides the live bits). Read once per free and passed on.
+    /// record only (and, for a span of more than 128 objects, the object's live word). Read
+    /// once per free and passed on.
     #[inline(always)]
     pub fn small_class(&self) -> (usize, usize) {
         let class = self.class.get();
@@ -1009,18 +1014,20 @@ mod tests {
         }
     }
 
-    /// The layout's promise: a span of a class of 32 B or more keeps its whole bitmap in
-    /// line 0, beside the fields a free reads.
+    /// The layout's promise: a span of a class of 64 B or more keeps all its live and
+    /// remote bits in line 0, beside the fields a free reads.
     #[test]
-    fn classes_from_32_bytes_keep_their_bitmap_in_line_0() {
-        let line0_words = (64 - core::mem::offset_of!(Span, alloc_bits)) / 8;
+    fn classes_from_64_bytes_keep_their_live_bits_in_line_0() {
+        let line0_words = (64 - core::mem::offset_of!(Span, liveness)) / core::mem::size_of::<LiveWord>();
+        assert_eq!(line0_words, 2);
         for (class, &bytes) in CLASS_BYTES.iter().enumerate().skip(1) {
             let objects = sizeclass::class_objects(class);
-            if bytes >= 32 {
+            if bytes >= 64 {
                 assert!(objects <= line0_words * 64, "class {class}: {objects} objects");
             }
         }
-        assert!(sizeclass::class_objects(3) > line0_words * 64, "24 B spans need line 1");
+        assert_eq!(CLASS_BYTES[5], 48);
+        assert!(sizeclass::class_objects(5) > line0_words * 64, "48 B spans need line 1");
     }
 
     #[test]
