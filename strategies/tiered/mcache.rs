@@ -129,7 +129,10 @@
 //! - `free[class].len <= free[class].cap`; every object on it is object `index` of its
 //!   recorded span, a span of `class` owned by this cache, with its alloc bit set and its
 //!   live bit clear, not in an alloc cache, and on the stack once; a released cache's
-//!   stacks are empty.
+//!   stacks are empty;
+//! - `last_span` is [`EMPTY_SPAN`] or a span record of this heap (a live span's, or one on
+//!   the records' free list); nothing else is promised of it (`find_mine` checks it as a
+//!   span map entry).
 
 use core::cell::Cell;
 use core::ptr::{self, NonNull};
