@@ -282,28 +282,6 @@ pub unsafe trait Strategy: Send + Sync {
         blocks.iter().filter(|&&p| unsafe { self.free(src, p) }.is_ok()).count()
     }
 
-    /// [`free_batch`](Self::free_batch) for blocks whose usable sizes the caller knows: each
-    /// `(ptr, usable)` is the start of a live block of this strategy and `usable` what
-    /// [`block_of`](Self::block_of) (or [`usable_size`](Self::usable_size)) says of it. A
-    /// cache in front of the strategy gives its blocks back this way, so that a strategy that
-    /// needs the sizes (a remote-free stack) need not look each block up again. Returns how
-    /// many it freed. The default hands the pointers to `free_batch`, 16 at a time.
-    ///
-    /// # Safety
-    /// As for [`free_batch`](Self::free_batch); every `usable` is the block's usable size.
-    unsafe fn free_batch_usable<P: PageSource>(&self, src: &P, blocks: &[(NonNull<u8>, usize)]) -> usize {
-        let mut buf = [NonNull::<u8>::dangling(); 16];
-        let mut n = 0;
-        for chunk in blocks.chunks(buf.len()) {
-            for (slot, &(p, _)) in buf.iter_mut().zip(chunk) {
-                *slot = p;
-            }
-            // SAFETY: forwarded with the caller's guarantees (the chunk's blocks, in order).
-            n += unsafe { self.free_batch(src, &buf[..chunk.len()]) };
-        }
-        n
-    }
-
     /// Allocates up to `out.len()` blocks for `layout` into `out`, as [`alloc`](Self::alloc)
     /// would one after another, and returns how many (the first `n` entries; fewer when the
     /// source cannot give more, 0 when not even one). A strategy that takes a lock per call

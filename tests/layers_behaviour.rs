@@ -11,7 +11,7 @@ use core::ptr::NonNull;
 use std::sync::mpsc;
 
 use harness::reference::PagePerBlock;
-use stratalloc::strategies::layers::{BIN_CAP, REFILL_BATCH, REFILL_BLOCKS, STREAK_FOR_BATCH};
+use stratalloc::strategies::layers::{REFILL_BATCH, REFILL_BLOCKS, STREAK_FOR_BATCH};
 use stratalloc::{
     Arenas, BadFree, BestFit, ConstInit, DRAIN_EVERY, Heap, Identity, Mmap, PageSource, Segregate,
     SegregatedFit, Strategy, ThreadCache, Tracked,
@@ -221,64 +221,6 @@ fn a_thread_that_only_allocates_refills_in_batches() {
     assert_eq!(heap.strategy().inner().stats().live_objects, 0);
     // SAFETY: no other thread uses the heap.
     unsafe { heap.check() }.unwrap();
-}
-
-/// A thread that only frees blocks another thread allocated (a consumer) keeps its full bin
-/// while the run of frees into it is short (each such block goes to the owning arena), and
-/// past [`STREAK_FOR_BATCH`] gives the whole bin back at once (onto the owner's remote stack
-/// in one push) and caches the block it frees; by size (`dealloc`) and by address (`free`).
-#[test]
-fn a_thread_that_only_frees_spills_whole_bins() {
-    fn cached(heap: &Heap<ThreadCache<Arenas<BestFit, 2>>>) -> usize {
-        heap.strategy().inner().stats().live_objects - heap.stats().live_objects
-    }
-    for by_address in [false, true] {
-        let heap: Heap<ThreadCache<Arenas<BestFit, 2>>> = Heap::new();
-        let l = layout(64);
-        let cap = BIN_CAP as usize;
-        let n = cap + STREAK_FOR_BATCH as usize + 3;
-        let (tx, rx) = mpsc::channel::<Vec<usize>>();
-        let (done_tx, done_rx) = mpsc::channel::<()>();
-        std::thread::scope(|s| {
-            let heap = &heap;
-            s.spawn(move || {
-                let blocks =
-                    (0..n).map(|_| heap.alloc_layout(l).unwrap().as_ptr().expose_provenance()).collect();
-                tx.send(blocks).unwrap();
-                // Alive until the consumer is done: its record (with the blocks its batched
-                // refills cached) is not left idle for the consumer to adopt.
-                let _ = done_rx.recv();
-            });
-            s.spawn(move || {
-                let blocks = rx.recv().unwrap();
-                let before = cached(heap);
-                for (k, &a) in blocks.iter().enumerate() {
-                    let p = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(a)).unwrap();
-                    if by_address {
-                        // SAFETY: a live block of `heap`, given up once.
-                        unsafe { heap.free(p) }.unwrap();
-                    } else {
-                        // SAFETY: a live block of `heap` for `l`, given up once.
-                        unsafe { heap.dealloc_layout(p, l) };
-                    }
-                    let want = if k < cap + STREAK_FOR_BATCH as usize {
-                        (k + 1).min(cap)
-                    } else {
-                        1 + k - cap - STREAK_FOR_BATCH as usize
-                    };
-                    assert_eq!(cached(heap) - before, want, "free {k} (by address: {by_address})");
-                }
-                done_tx.send(()).unwrap();
-            });
-        });
-        assert_eq!(heap.stats().live_objects, 0);
-        // SAFETY: no other thread uses the heap (the blocks on the remote stack are walked).
-        unsafe { heap.check() }.unwrap();
-        heap.trim();
-        assert_eq!(heap.strategy().inner().stats().live_objects, 0);
-        // SAFETY: as above.
-        unsafe { heap.check() }.unwrap();
-    }
 }
 
 /// An over-aligned request takes a cached block whose start happens to be aligned (the

@@ -587,47 +587,6 @@ impl<S: Strategy, const N: usize> Arenas<S, N> {
         }
     }
 
-    /// Frees `blocks`, a run of live blocks of arena `i` with their usable sizes: onto the
-    /// arena's remote stack in one push when it is not the calling thread's home and every
-    /// block suits the stack, else under the arena's lock (after a drain, so that a block
-    /// pushed before, a double free, is refused by the strategy). Returns how many it freed.
-    ///
-    /// # Safety
-    /// Every block is a live block of arena `i` of the usable size given, which the caller
-    /// gives up, none twice; `src` is the heap's source.
-    unsafe fn free_run<P: PageSource>(&self, src: &P, i: usize, blocks: &[(NonNull<u8>, usize)]) -> usize {
-        let a = &self.arenas[i];
-        if !self.is_home(i)
-            && blocks
-                .iter()
-                .all(|&(p, usable)| usable <= REMOTE_MAX_BYTES && remote::fits(p.addr().get(), usable))
-        {
-            // SAFETY: live blocks of arena `i`, fitting the stack, distinct, given up (caller).
-            if let Pushed::Yes(n) = unsafe { a.remote.push_chain(blocks) } {
-                if n / DRAIN_EVERY != (n - blocks.len()) / DRAIN_EVERY {
-                    // SAFETY: the heap's source (caller).
-                    unsafe { self.drain_if_free(src, i) };
-                }
-                return blocks.len();
-            }
-        }
-        let mut buf = [NonNull::<u8>::dangling(); 16];
-        let s = self.source(src, i);
-        let _g = a.busy.lock();
-        // SAFETY: the lock is held; this heap's source.
-        unsafe { self.drain(src, i) };
-        let mut n = 0;
-        for chunk in blocks.chunks(buf.len()) {
-            for (slot, &(p, _)) in buf.iter_mut().zip(chunk) {
-                *slot = p;
-            }
-            // SAFETY: the lock is held; live blocks of arena `i` (caller), its own source; a
-            // block that was pending is free in the strategy now, which refuses it.
-            n += unsafe { a.strategy.free_batch(&s, &buf[..chunk.len()]) };
-        }
-        n
-    }
-
     /// The arena that owns the live block `ptr`: the owner map's answer (a live block lies in
     /// a range its arena made Ready, and the granule was recorded before the block was
     /// handed out); for a pointer the map does not know, the arena whose lookup knows it.
@@ -830,30 +789,6 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
             // each block of the run (as `free`), under its lock.
             n += unsafe { self.arenas[i].strategy.free_batch(&self.source(src, i), &rest[..run]) };
             rest = &rest[run..];
-        }
-        n
-    }
-
-    /// Runs of consecutive blocks of one arena: onto the arena's remote stack in one push when
-    /// the arena is not the calling thread's home (as `dealloc` would, block by block), else
-    /// under one lock acquisition (as `free_batch`).
-    unsafe fn free_batch_usable<P: PageSource>(&self, src: &P, blocks: &[(NonNull<u8>, usize)]) -> usize {
-        let mut n = 0;
-        let mut rest = blocks;
-        while let Some(&(first, _)) = rest.first() {
-            // Unguarded lookups: every block is live (caller), so its leaf stays linked.
-            let Some(i) = self.owner_of_block(first) else {
-                // SAFETY: forwarded: a pointer in no arena is refused, changing nothing.
-                n += usize::from(unsafe { self.free(src, first) }.is_ok());
-                rest = &rest[1..];
-                continue;
-            };
-            let run = 1 + rest[1..].iter().take_while(|&&(p, _)| self.owner_of_block(p) == Some(i)).count();
-            let (now, later) = rest.split_at(run);
-            // SAFETY: live blocks of arena `i` with their usable sizes (caller; the owner map),
-            // given up, none twice; the heap's source.
-            n += unsafe { self.free_run(src, i, now) };
-            rest = later;
         }
         n
     }

@@ -62,11 +62,6 @@ unsafe impl<S: Strategy> Strategy for &'static S {
         unsafe { (**self).free_batch(src, blocks) }
     }
     #[inline(always)]
-    unsafe fn free_batch_usable<P: PageSource>(&self, src: &P, blocks: &[(NonNull<u8>, usize)]) -> usize {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { (**self).free_batch_usable(src, blocks) }
-    }
-    #[inline(always)]
     unsafe fn alloc_batch<P: PageSource>(&self, src: &P, layout: Layout, out: &mut [NonNull<u8>]) -> usize {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { (**self).alloc_batch(src, layout, out) }

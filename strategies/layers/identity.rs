@@ -70,11 +70,6 @@ unsafe impl<S: Strategy> Strategy for Identity<S> {
         unsafe { self.0.free_batch(src, blocks) }
     }
     #[inline(always)]
-    unsafe fn free_batch_usable<P: PageSource>(&self, src: &P, blocks: &[(NonNull<u8>, usize)]) -> usize {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.0.free_batch_usable(src, blocks) }
-    }
-    #[inline(always)]
     unsafe fn alloc_batch<P: PageSource>(&self, src: &P, layout: Layout, out: &mut [NonNull<u8>]) -> usize {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.0.alloc_batch(src, layout, out) }

@@ -145,67 +145,6 @@ impl Remote {
         }
     }
 
-    /// Puts the blocks of `blocks` (each `(block, usable)`) on the stack with one
-    /// compare-and-swap, as [`push`](Self::push) would one after another (the last ends on
-    /// top). `Twice` when one of them carries the pending mark already, `Full` when the count
-    /// would pass [`MAX_PENDING`]: in both cases nothing changed. `Yes` holds the count after.
-    ///
-    /// # Safety
-    /// As for [`push`](Self::push), for each block; the blocks are distinct.
-    #[inline]
-    pub unsafe fn push_chain(&self, blocks: &[(NonNull<u8>, usize)]) -> Pushed {
-        let (Some(&(bottom, _)), Some(&(top, _))) = (blocks.first(), blocks.last()) else {
-            return Pushed::Yes(self.head.load(Ordering::Relaxed).addr() >> ADDR_BITS);
-        };
-        let mut bytes = 0;
-        let mut below = None::<NonNull<u8>>;
-        for (j, &(p, usable)) in blocks.iter().enumerate() {
-            let mark = pending_mark(p.addr().get(), usable);
-            // SAFETY: a live block with room for the mark (caller).
-            let m = unsafe { mark_of(p) };
-            if m.load(Ordering::Relaxed) == mark {
-                // Pending already: unmark the blocks marked so far (distinct from this one).
-                for &(q, _) in &blocks[..j] {
-                    // SAFETY: as above; still the caller's, unpublished.
-                    unsafe { mark_of(q) }.store(0, Ordering::Relaxed);
-                }
-                return Pushed::Twice;
-            }
-            m.store(mark, Ordering::Relaxed);
-            if let Some(b) = below {
-                // SAFETY: the first word of a block the caller gave up, word-aligned
-                // (`fits`); nobody else reads it until the compare-and-swap below publishes
-                // the chain. The bottom block's link is written there.
-                unsafe { p.cast::<*mut u8>().write(b.as_ptr()) };
-            }
-            below = Some(p);
-            bytes += usable;
-        }
-        let k = blocks.len();
-        let link = bottom.cast::<*mut u8>();
-        let mut old = self.head.load(Ordering::Relaxed);
-        loop {
-            let count = old.addr() >> ADDR_BITS;
-            if count + k > MAX_PENDING {
-                for &(p, _) in blocks {
-                    // SAFETY: as above: still the caller's blocks, unpublished.
-                    unsafe { mark_of(p) }.store(0, Ordering::Relaxed);
-                }
-                return Pushed::Full;
-            }
-            // SAFETY: as above (the bottom block's first word).
-            unsafe { link.write(old.map_addr(|a| a & ADDR_MASK)) };
-            let new = top.as_ptr().map_addr(|a| a | (count + k) << ADDR_BITS);
-            match self.head.compare_exchange_weak(old, new, Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => {
-                    self.bytes.fetch_add(bytes, Ordering::Relaxed);
-                    return Pushed::Yes(count + k);
-                }
-                Err(h) => old = h,
-            }
-        }
-    }
-
     /// Takes every pending block off the stack and calls `each(block, usable)` for each, top
     /// first, with its mark cleared; returns how many.
     ///

@@ -201,64 +201,6 @@ impl<S: Strategy> ThreadCache<S> {
         Some(first)
     }
 
-    /// Caches the block `p` the calling thread freed in bin `b`; `false` (nothing changed)
-    /// when the bin is full and the caller is to free `p` into the inner strategy (as glibc's
-    /// tcache does). A thread that has met a full bin more than [`STREAK_FOR_BATCH`] times
-    /// since it last refilled (a consumer of blocks other threads allocate) gives the whole
-    /// bin back instead, in one [`Strategy::free_batch_usable`] (one arena lock, or one push
-    /// onto the remote stack of the arena that owns the blocks, where each block would
-    /// otherwise take its own), and caches `p` in the emptied bin. A thread that allocates
-    /// too keeps its full bins (spilling them would send it to refill sooner).
-    ///
-    /// # Safety
-    /// `rec` is the calling thread's record and `root` its root; `p` is a live inner block
-    /// the caller gives up, 16-aligned, of usable size `usable` in bin `b`.
-    #[inline(always)]
-    unsafe fn push_or_spill<P: PageSource>(
-        &self,
-        src: &P,
-        rec: &Record,
-        root: &Root,
-        p: NonNull<u8>,
-        b: usize,
-        usable: usize,
-    ) -> bool {
-        // SAFETY: forwarded (caller).
-        unsafe { rec.push_freed(p, b, usable, root.key) || self.spill(src, rec, root, p, b, usable) }
-    }
-
-    /// The full-bin path of [`push_or_spill`](Self::push_or_spill).
-    ///
-    /// # Safety
-    /// As for `push_or_spill`.
-    #[inline(never)]
-    unsafe fn spill<P: PageSource>(
-        &self,
-        src: &P,
-        rec: &Record,
-        root: &Root,
-        p: NonNull<u8>,
-        b: usize,
-        usable: usize,
-    ) -> bool {
-        // SAFETY: the calling thread's record (caller).
-        if !unsafe { rec.note_spill() } {
-            return false;
-        }
-        let mut out = [(NonNull::<u8>::dangling(), 0usize); BIN_CAP as usize];
-        // SAFETY: the calling thread's record (caller), the root's key; `b` is a bin.
-        let k = unsafe { rec.take_oldest(b, root.key, &mut out) };
-        if k > 0 {
-            // SAFETY: every block taken is live in the inner strategy (unmarked by
-            // `take_oldest`), distinct, of the usable size its mark recorded, and the cache,
-            // its user, gives it up; the inner strategy's source.
-            let freed = unsafe { self.inner.free_batch_usable(src, &out[..k]) };
-            debug_assert_eq!(freed, k, "ThreadCache spill: inner refused a cached block");
-        }
-        // SAFETY: forwarded (caller).
-        unsafe { rec.push_freed(p, b, usable, root.key) }
-    }
-
     /// A cached block for `layout`, if the calling thread's bin has one (for an
     /// over-aligned layout, one whose start happens to be aligned).
     #[inline(always)]
@@ -392,7 +334,7 @@ unsafe impl<S: Strategy> Strategy for ThreadCache<S> {
                     return;
                 }
                 // SAFETY: the calling thread's record; the caller gives the block up.
-                if unsafe { self.push_or_spill(src, rec, root, ptr, b, usable) } {
+                if unsafe { rec.push_freed(ptr, b, usable, root.key) } {
                     return;
                 }
             }
@@ -469,7 +411,7 @@ unsafe impl<S: Strategy> Strategy for ThreadCache<S> {
             if let Some((rec, root)) = rec
                 // SAFETY: the calling thread's record; a live block the caller gives up,
                 // 16-aligned with its usable size in bin `b` (`bin_for_block`).
-                && unsafe { self.push_or_spill(src, rec, root, ptr, b, info.usable) }
+                && unsafe { rec.push_freed(ptr, b, info.usable, root.key) }
             {
                 return Ok(info.usable);
             }

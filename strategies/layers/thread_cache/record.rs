@@ -67,11 +67,6 @@ pub struct Record {
     /// bin it uses on every allocation; past [`STREAK_FOR_BATCH`] its refills take a batch
     /// (`ThreadCache::refill`). Owner only, as `bins`.
     refills: UnsafeCell<u32>,
-    /// Frees into a full bin since the owner last refilled (saturating): a thread that only
-    /// frees, blocks other threads allocated (a consumer), meets full bins on every free;
-    /// past [`STREAK_FOR_BATCH`] a full bin goes back to the inner strategy whole
-    /// (`ThreadCache::spill`). Owner only, as `bins`.
-    spills: UnsafeCell<u32>,
     /// Written by the owner alone (load + store), read by `stats` from any thread.
     cached_bytes: AtomicUsize,
     /// As `cached_bytes`.
@@ -196,7 +191,6 @@ impl Root {
                 bins: UnsafeCell::new([Bin { head: ptr::null_mut(), count: 0 }; BIN_COUNT + 1]),
                 fits: UnsafeCell::new([0; BIN_COUNT + 1]),
                 refills: UnsafeCell::new(0),
-                spills: UnsafeCell::new(0),
                 cached_bytes: AtomicUsize::new(0),
                 cached_objects: AtomicUsize::new(0),
                 state: AtomicU8::new(ACTIVE),
@@ -434,44 +428,6 @@ impl Record {
         if f > hi { unsafe { self.pop(f, key) } } else { None }
     }
 
-    /// Takes the `out.len()` blocks of bin `b` cached longest ago (the bottom of its stack; all
-    /// of them when it holds fewer) into `out` with their usable sizes, clearing their marks;
-    /// returns how many.
-    ///
-    /// # Safety
-    /// The caller owns the record; `1 <= b <= BIN_COUNT`; `key` is the root's.
-    pub unsafe fn take_oldest(&self, b: usize, key: usize, out: &mut [(NonNull<u8>, usize)]) -> usize {
-        // SAFETY: the owner alone touches the bins (caller).
-        let bin = unsafe { &mut (*self.bins.get())[b] };
-        let k = out.len().min(bin.count as usize);
-        if k == 0 {
-            return 0;
-        }
-        let keep = bin.count as usize - k;
-        let mut link: *mut *mut u8 = &raw mut bin.head;
-        // SAFETY: `link` is the head or a cached block's first word; every block on the
-        // stack is cached: live in the inner strategy, holding its link and mark; the stack
-        // holds `count` blocks (invariant on `Bin`).
-        unsafe {
-            for _ in 0..keep {
-                link = (*link).cast::<*mut u8>();
-            }
-            let mut q = *link;
-            *link = ptr::null_mut();
-            let mut bytes = 0;
-            for slot in &mut out[..k] {
-                let p = NonNull::new_unchecked(q);
-                q = p.cast::<*mut u8>().read();
-                let usable = mark_of(p).swap(0, Ordering::Relaxed) ^ key;
-                bytes += usable;
-                *slot = (p, usable);
-            }
-            bin.count = keep as u32;
-            self.account(-(bytes as isize), -(k as isize));
-        }
-        k
-    }
-
     /// Takes out of bin `b` the first cached block whose start is `align`-aligned, whose
     /// usable size is at least `size` and which `accept` accepts (a scan of at most
     /// [`BIN_CAP`] blocks), clearing its mark.
@@ -545,24 +501,8 @@ impl Record {
     /// The caller owns the record.
     #[inline(always)]
     pub unsafe fn note_refill(&self) -> bool {
-        // SAFETY: the owner alone touches the counters (caller).
-        let r = unsafe {
-            *self.spills.get() = 0;
-            &mut *self.refills.get()
-        };
-        *r = r.saturating_add(1);
-        *r > STREAK_FOR_BATCH
-    }
-
-    /// Counts a free into a full bin; returns whether the frees into full bins since the last
-    /// refill pass [`STREAK_FOR_BATCH`] (then the bin goes back whole).
-    ///
-    /// # Safety
-    /// The caller owns the record.
-    #[inline(always)]
-    pub unsafe fn note_spill(&self) -> bool {
         // SAFETY: the owner alone touches the counter (caller).
-        let r = unsafe { &mut *self.spills.get() };
+        let r = unsafe { &mut *self.refills.get() };
         *r = r.saturating_add(1);
         *r > STREAK_FOR_BATCH
     }
