@@ -106,15 +106,14 @@ impl<S, const N: usize> Arenas<S, N> {
 
     /// The arena whose memory holds `ptr`, from the owner map (O(1), lock-free), for any
     /// pointer.
-    #[inline]
     pub fn owner_of(&self, ptr: *const u8) -> Option<usize> {
-        self.owners.owner(ptr.addr()).filter(|&i| i < N)
+        self.owners.owner_guarded(ptr.addr()).filter(|&i| i < N)
     }
 
-    /// `owner_of` for a live block of this heap.
+    /// `owner_of` for a live block of this heap (no reader guard: its leaf stays linked).
     #[inline]
     fn owner_of_block(&self, ptr: NonNull<u8>) -> Option<usize> {
-        self.owner_of(ptr.as_ptr())
+        self.owners.owner(ptr.addr().get()).filter(|&i| i < N)
     }
 }
 
@@ -860,7 +859,7 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
                 a.strategy.trim(&self.source(src, i))
             };
         }
-        n
+        n + self.owners.release_spares(src)
     }
 
     /// Every arena's lock in index order, then each inner strategy's locks in index order.

@@ -120,11 +120,12 @@
 //!   the mark; `meta_bytes == root + chunks`; the stats report `inner live - cached`.
 //!
 //! ## Limits
-//! - The owner map keeps its nodes until `release_all`; a leaf (4 KiB, 16 MiB of address
-//!   space) emptied by the source's `free` goes to a spare list and is reused for another
-//!   part of the address space, never given back before `release_all`, so that lookups of
-//!   arbitrary pointers (`block_of`, a free by address) need no guard (at most one leaf per
-//!   16 MiB of the peak address span is held).
+//! - The owner map keeps its root and interior nodes until `release_all`; a leaf (4 KiB, 16
+//!   MiB of address space) emptied by the source's `free` goes to a spare list, reused for
+//!   another part of the address space, and goes back to the source at `trim` only when no
+//!   lookup of an arbitrary pointer (`block_of`, a free by address) is in flight: those
+//!   lookups count themselves in a striped reader count (two atomic operations each);
+//!   lookups of live blocks (`dealloc`, `realloc`) do not.
 //! - `arenas(...)` needs a source whose pages are multiples of 4 KiB (checked at compile
 //!   time) and addresses below 2^48 (a higher range is refused as the source refusing).
 //! - A thread's cache is handed back at thread exit as an idle record with its blocks; the

@@ -44,14 +44,12 @@ struct Root {
 /// read as null pointers and "no arena") and are published with Release stores. Readers
 /// take no lock; writers (`record`, `clear`: page-source transitions, rare) take `lock`.
 /// A leaf whose granules are all cleared is unlinked onto the spare list and reused for
-/// another part of the address space; it goes back to the source only in
-/// [`release`](Self::release), with no other call in flight. So a reader holding a stale
-/// pointer to it still reads valid memory, and at worst gets a wrong arena for a pointer
-/// that is no live block, which that arena's lookup refuses: no lookup needs a guard, not
-/// even one of an arbitrary pointer (a free by address). (Until `lay8` spare leaves went back
-/// at `trim` when a striped reader count showed no such lookup in flight: two atomic
-/// read-modify-writes on every free by address, for memory of at most one leaf per 16 MiB of
-/// the peak address span.)
+/// another part of the address space: a reader holding a stale pointer to it still reads
+/// valid memory, and at worst gets a wrong arena for a pointer that is no live block, which
+/// that arena's lookup refuses. (A live block's leaf has its granule set, so it is never
+/// unlinked under it: lookups of live blocks need no guard.) Spare leaves go back to the
+/// source in [`release_spares`](Self::release_spares) (the arenas' `trim`) when no lookup
+/// of an arbitrary pointer is in flight (`owner_guarded`'s striped reader count).
 ///
 /// Invariants: every node reachable from `root` or on the spare list is a Ready range of
 /// the source of its own size; `node_bytes == Σ node sizes`; every leaf byte is 0 or at
@@ -61,7 +59,18 @@ pub struct OwnerMap {
     node_bytes: AtomicUsize,
     /// Serialises writers; holds the spare leaves.
     lock: SpinLock<Spares>,
+    /// Lookups of arbitrary pointers in flight ([`owner_guarded`](Self::owner_guarded)),
+    /// striped by stack address: `release_spares` frees spare leaves only when it finds
+    /// every stripe at zero.
+    readers: [Stripe; STRIPES],
 }
+
+/// Stripes of the reader count.
+const STRIPES: usize = 16;
+
+/// One stripe of the reader count, on its own cache line.
+#[repr(align(64))]
+struct Stripe(AtomicUsize);
 
 /// The spare leaves (all bytes 0), linked through `next_spare`.
 struct Spares(*mut Leaf);
@@ -75,7 +84,66 @@ impl OwnerMap {
             root: AtomicPtr::new(ptr::null_mut()),
             node_bytes: AtomicUsize::new(0),
             lock: SpinLock::new(Spares(ptr::null_mut())),
+            readers: [const { Stripe(AtomicUsize::new(0)) }; STRIPES],
         }
+    }
+
+    /// [`owner`](Self::owner) for a pointer that may be no live block (a lookup or a free by
+    /// address): counted as a reader, so that `release_spares` does not free a leaf it may
+    /// still be reading.
+    #[inline]
+    pub fn owner_guarded(&self, addr: usize) -> Option<usize> {
+        let here = 0u8;
+        let stripe = &self.readers[((&raw const here).addr() >> 12) % STRIPES].0;
+        // SeqCst pairs with `release_spares`: either this increment comes first in the single
+        // total order, and `release_spares` sees the reader and frees nothing, or the
+        // unlinking store of a spare leaf comes first, and this lookup cannot reach it.
+        stripe.fetch_add(1, Ordering::SeqCst);
+        let r = self.owner_sc(addr);
+        stripe.fetch_sub(1, Ordering::Release);
+        r
+    }
+
+    /// `owner` with the leaf pointer loaded SeqCst (see `owner_guarded`).
+    #[inline]
+    fn owner_sc(&self, addr: usize) -> Option<usize> {
+        if addr >> ADDR_BITS != 0 {
+            return None;
+        }
+        let (r, m, l) = split(addr);
+        let root = NonNull::new(self.root.load(Ordering::Acquire))?;
+        // SAFETY: a published root and interior node stay valid until `release`; a leaf
+        // reached here is not freed before this lookup's reader count drops
+        // (`release_spares`).
+        let mid = NonNull::new(unsafe { root.as_ref() }.mid[r].load(Ordering::Acquire))?;
+        // SAFETY: as above.
+        let leaf = NonNull::new(unsafe { mid.as_ref() }.leaf[m].load(Ordering::SeqCst))?;
+        // SAFETY: as above.
+        let owner = unsafe { leaf.as_ref() }.owner[l].load(Ordering::Relaxed);
+        (owner as usize).checked_sub(1)
+    }
+
+    /// Gives the spare leaves back to `src` when no guarded lookup is in flight; returns
+    /// the bytes given back.
+    pub fn release_spares<P: PageSource>(&self, src: &P) -> usize {
+        let mut spares = self.lock.lock();
+        if spares.0.is_null() || self.readers.iter().any(|s| s.0.load(Ordering::SeqCst) != 0) {
+            return 0;
+        }
+        // Every spare was unlinked (SeqCst store, under this lock) before this point, and no
+        // guarded lookup that could have loaded it is in flight; unguarded lookups are of
+        // live blocks, whose leaves are linked.
+        let mut bytes = 0;
+        while let Some(leaf) = NonNull::new(spares.0) {
+            // SAFETY: spare leaves are valid, ours under the lock, and unreachable.
+            unsafe {
+                spares.0 = (*leaf.as_ptr()).next_spare;
+                let _ = src.free(leaf.cast(), node_bytes::<P, Leaf>());
+            }
+            bytes += node_bytes::<P, Leaf>();
+        }
+        self.node_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        bytes
     }
 
     /// Bytes of the source the nodes hold (Ready, reserved).
@@ -94,8 +162,7 @@ impl OwnerMap {
         // the values written since) are visible.
         let root = NonNull::new(self.root.load(Ordering::Acquire))?;
         // SAFETY: a published node stays valid until `release`, which the strategy contract
-        // runs with no other call in flight (invariant on `OwnerMap`); a leaf unlinked since
-        // it was loaded is a spare, valid memory until then too.
+        // runs with no other call in flight (invariant on `OwnerMap`).
         let mid = NonNull::new(unsafe { root.as_ref() }.mid[r].load(Ordering::Acquire))?;
         // SAFETY: as above.
         let leaf = NonNull::new(unsafe { mid.as_ref() }.leaf[m].load(Ordering::Acquire))?;
@@ -181,7 +248,8 @@ impl OwnerMap {
                     }
                 }
                 if leaf.set == 0 {
-                    slot.store(ptr::null_mut(), Ordering::Release);
+                    // SeqCst: see `owner_guarded`.
+                    slot.store(ptr::null_mut(), Ordering::SeqCst);
                     leaf.next_spare = spares.0;
                     spares.0 = leaf;
                 }
