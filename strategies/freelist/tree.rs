@@ -144,18 +144,25 @@ const OFFER_BITS: u32 = 12;
 /// 64 TiB). So `max(code(a), code(b)) == code(max(a, b))`, and [`offer_bytes`] of a code is
 /// at least what it codes: a search that prunes when `offer_bytes(amax) < need` prunes
 /// only subtrees that hold no answer.
-#[inline]
+#[inline(always)]
 fn offer_code(bytes: usize) -> u16 {
     let u = bytes.div_ceil(BLOCK_ALIGN);
     if u < 1 << OFFER_BITS {
         return u as u16;
     }
+    offer_code_large(u)
+}
+
+/// [`offer_code`] of `u >= 2^OFFER_BITS` units: the rounded-up float.
+#[cold]
+fn offer_code_large(u: usize) -> u16 {
     let mut e = usize::BITS - u.leading_zeros() - OFFER_BITS;
     let mut m = u.div_ceil(1 << e);
     if m == 1 << OFFER_BITS {
         (m, e) = (1 << (OFFER_BITS - 1), e + 1);
     }
-    let code = (1usize << OFFER_BITS) + (e as usize - 1) * (1 << (OFFER_BITS - 1)) + (m - (1 << (OFFER_BITS - 1)));
+    let code =
+        (1usize << OFFER_BITS) + (e as usize - 1) * (1 << (OFFER_BITS - 1)) + (m - (1 << (OFFER_BITS - 1)));
     code.min(u16::MAX as usize) as u16
 }
 
@@ -607,28 +614,34 @@ impl<O: TreeOrder> Treap<O> {
     /// # Safety
     /// `x` is a node whose children's summaries are right, and whose own are right for
     /// `old`; its ancestors' are right for `x`'s old summaries.
-    #[inline]
+    #[inline(always)]
     unsafe fn own_changed(x: *mut u8, old: usize, new: usize, old_offer: u16, new_offer: u16) {
         // SAFETY: `x` is a node and its children null or nodes (caller).
         unsafe {
             let n = node(x);
+            // The parent is read only if `x`'s bound changed (it is another block's node,
+            // often a cache miss).
             if Self::AUGMENTED {
                 let (before, (o, w)) = ((*n).max, (units(old), units(new)));
-                if w >= o {
-                    (*n).max = before.max(w);
-                } else if before == o {
+                if w > before {
+                    (*n).max = w;
+                } else if w < o && before == o {
                     pull(x, new);
                 }
-                Self::fix_up((*n).parent, before, (*n).max);
+                if (*n).max != before {
+                    Self::fix_up((*n).parent, before, (*n).max);
+                }
             }
             if O::ALIGNED {
                 let before = (*n).amax;
-                if new_offer >= old_offer {
-                    (*n).amax = before.max(new_offer);
-                } else if before == old_offer {
+                if new_offer > before {
+                    (*n).amax = new_offer;
+                } else if new_offer < old_offer && before == old_offer {
                     pull_aligned(x, new);
                 }
-                Self::fix_aligned((*n).parent, before, (*n).amax);
+                if (*n).amax != before {
+                    Self::fix_aligned((*n).parent, before, (*n).amax);
+                }
             }
         }
     }
@@ -1170,3 +1183,57 @@ unsafe impl SizeSearch for SizeTree {
     }
 }
 // ANCHOR_END: size_best_fit
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    /// `offer_code` is monotone, never codes below its value, is exact up to 64 KiB, loses
+    /// less than 1/2048 above, and `max` of codes is the code of the max (so the checker's
+    /// recomputation of `amax` from codes equals the code of the true bound).
+    #[test]
+    fn offer_code_is_a_monotone_upper_bound() {
+        let mut samples: Vec<usize> = (0..70_000).map(|u| u * BLOCK_ALIGN).collect();
+        for shift in 16..62 {
+            for d in [0usize, 1, 7, 1 << 10, (1 << 12) - 1] {
+                let v = (1usize << shift).wrapping_sub(d * BLOCK_ALIGN);
+                samples.extend([v - v % BLOCK_ALIGN, v + BLOCK_ALIGN * 3]);
+            }
+        }
+        samples.push(usize::MAX / 4 & !(BLOCK_ALIGN - 1));
+        samples.sort_unstable();
+        let mut last = 0u16;
+        for &v in &samples {
+            let c = offer_code(v);
+            assert!(c >= last, "not monotone at {v}");
+            last = c;
+            let back = offer_bytes(c);
+            assert!(back >= v, "{v} coded as {c}, read back as {back}");
+            if v < (1 << OFFER_BITS) * BLOCK_ALIGN {
+                assert_eq!(back, v, "exact below 64 KiB");
+            } else if c != u16::MAX {
+                assert!(back - v <= v / 2048, "{v} read back as {back}");
+            }
+            // The code of a code's value is the code itself (a fixed point), so a bound
+            // recomputed from codes matches one recomputed from bytes.
+            if c != u16::MAX {
+                assert_eq!(offer_code(back), c);
+            }
+        }
+        assert_eq!(offer_bytes(u16::MAX), usize::MAX);
+    }
+
+    /// `units` is exact where the searches rely on it: for every request up to
+    /// `EXACT_NEED`, `units(size) >= units(need)` exactly when `size >= need` (sizes are
+    /// multiples of `BLOCK_ALIGN`), including for saturated sizes.
+    #[test]
+    fn units_decide_every_request_up_to_exact_need() {
+        let sizes = [0, 16, 48, 64, EXACT_NEED, EXACT_NEED + 16, EXACT_NEED + 32, 1 << 40, 1 << 50];
+        for &need in &[16, 48, 4096, EXACT_NEED - 16, EXACT_NEED] {
+            for &size in &sizes {
+                assert_eq!(units(size) >= units(need), size >= need, "size {size} need {need}");
+            }
+        }
+    }
+}
