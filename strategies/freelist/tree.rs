@@ -1201,7 +1201,7 @@ mod tests {
                 samples.extend([v - v % BLOCK_ALIGN, v + BLOCK_ALIGN * 3]);
             }
         }
-        samples.push(usize::MAX / 4 & !(BLOCK_ALIGN - 1));
+        samples.push((usize::MAX / 4) & !(BLOCK_ALIGN - 1));
         samples.sort_unstable();
         let mut last = 0u16;
         for &v in &samples {
