@@ -1082,7 +1082,7 @@ impl AddrTree {
 // condition), left before node before right, and tests each with `fit_start`. Either way it
 // is the lowest-address fitting block, as the contract asks.
 unsafe impl AddrSearch for AddrTree {
-    #[inline]
+    #[inline(always)]
     unsafe fn first_fit(&mut self, from: usize, need: usize, align: usize) -> Option<Block> {
         // SAFETY: forwarded.
         unsafe {
