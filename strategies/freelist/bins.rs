@@ -726,6 +726,9 @@ mod tests {
     #[repr(C, align(16))]
     struct Buf([u8; 16384]);
 
+    /// The size of bin 0's blocks: the smallest block.
+    const S: usize = MIN_BLOCK_BYTES;
+
     fn lay_out<const N: usize>(buf: &mut Buf, sizes: [usize; N]) -> [Block; N] {
         let mut at = BLOCK_ALIGN - size_of::<usize>();
         // One pointer for all blocks: taking one per block through `&mut buf` would invalidate
@@ -774,26 +777,26 @@ mod tests {
     fn a_bin_turns_into_a_treap_and_back_and_keeps_its_order() {
         const N: usize = BIN_LIST_MAX + 9;
         let mut buf = Buf([0; 16384]);
-        let b = lay_out(&mut buf, [64; N]);
+        let b = lay_out(&mut buf, [S; N]);
         let mut bins = SizeBins::EMPTY;
         let mut live = [false; N];
         // Inserted out of address order; the bin becomes a treap at the 33rd block.
         for i in shuffled::<N>(17) {
             // SAFETY: each block is free and not yet in the index.
-            unsafe { bins.insert(b[i], 64, None) };
+            unsafe { bins.insert(b[i], S, None) };
             live[i] = true;
             let least = live.iter().position(|&l| l).unwrap();
             check(&bins).unwrap();
-            assert_eq!(best(&mut bins, 64), Some(b[least]));
+            assert_eq!(best(&mut bins, S), Some(b[least]));
             assert_eq!(bins.bins[0].in_tree, live.iter().filter(|&&l| l).count() > BIN_LIST_MAX);
             check(&bins).unwrap();
         }
         // Removed in another order; the bin is a list again once it falls to 16 blocks.
         for (k, i) in shuffled::<N>(23).into_iter().enumerate() {
             // SAFETY: `b[i]` is in the index with its size.
-            unsafe { bins.remove(b[i], 64) };
+            unsafe { bins.remove(b[i], S) };
             live[i] = false;
-            assert_eq!(best(&mut bins, 64), live.iter().position(|&l| l).map(|j| b[j]));
+            assert_eq!(best(&mut bins, S), live.iter().position(|&l| l).map(|j| b[j]));
             assert_eq!(bins.bins[0].in_tree, N - 1 - k > BIN_LIST_MIN, "after {} removals", k + 1);
             check(&bins).unwrap();
         }
@@ -803,7 +806,7 @@ mod tests {
     #[test]
     fn smallest_fitting_size_then_lowest_address() {
         let mut buf = Buf([0; 16384]);
-        let b = lay_out(&mut buf, [96, 64, 128, 64, 2400, 3000, 96]);
+        let b = lay_out(&mut buf, [96, S, 128, S, 2400, 3000, 96]);
         let mut bins = SizeBins::EMPTY;
         // Inserted out of address order, so the least node is not simply the first insert.
         for i in [6, 3, 0, 5, 1, 4, 2] {
@@ -811,19 +814,19 @@ mod tests {
             unsafe { bins.insert(b[i], b[i].size(), None) };
         }
         assert_eq!(check(&bins), Ok(7));
-        assert_eq!(best(&mut bins, 64), Some(b[1]), "the lower of the two 64-byte blocks");
+        assert_eq!(best(&mut bins, S), Some(b[1]), "the lower of the two smallest blocks");
         assert_eq!(best(&mut bins, 80), Some(b[0]), "96 bytes, the lower of two");
         assert_eq!(best(&mut bins, 112), Some(b[2]));
         assert_eq!(best(&mut bins, 144), Some(b[4]), "from the tree: the smaller large block");
         assert_eq!(best(&mut bins, 2500), Some(b[5]));
         assert_eq!(best(&mut bins, 3008), None);
         // SAFETY: `b[1]` is in the index with its size.
-        unsafe { bins.remove(b[1], 64) };
-        assert_eq!(best(&mut bins, 64), Some(b[3]), "the least node moves to the next address");
+        unsafe { bins.remove(b[1], S) };
+        assert_eq!(best(&mut bins, S), Some(b[3]), "the least node moves to the next address");
         // SAFETY: `b[3]` is in the index with its size.
-        unsafe { bins.remove(b[3], 64) };
-        assert_eq!(best(&mut bins, 64), Some(b[0]), "an emptied bin is skipped");
-        assert_eq!(bins.nonempty[0] & 1, 0, "bin 0 (64 bytes) is marked empty");
+        unsafe { bins.remove(b[3], S) };
+        assert_eq!(best(&mut bins, S), Some(b[0]), "an emptied bin is skipped");
+        assert_eq!(bins.nonempty[0] & 1, 0, "bin 0 (the smallest blocks) is marked empty");
         assert_eq!(check(&bins), Ok(5));
     }
 
@@ -835,16 +838,16 @@ mod tests {
         let mut bins = SizeBins::EMPTY;
         // SAFETY: free blocks not in the index; then each is in it with the size given.
         unsafe {
-            b[0].write_free(64);
-            bins.insert(b[0], 64, None);
+            b[0].write_free(S);
+            bins.insert(b[0], S, None);
             bins.insert(b[1], 2112, None);
             b[0].write_free(2176);
-            bins.resized(b[0], 64, 2176);
+            bins.resized(b[0], S, 2176);
             b[1].write_free(128);
             bins.resized(b[1], 2112, 128);
         }
         assert_eq!(check(&bins), Ok(2));
-        assert_eq!(best(&mut bins, 64), Some(b[1]));
+        assert_eq!(best(&mut bins, S), Some(b[1]));
         assert_eq!(best(&mut bins, 144), Some(b[0]));
     }
 
@@ -883,11 +886,11 @@ mod tests {
     fn pending_blocks_leave_in_constant_time_and_settle_at_a_search() {
         const N: usize = BIN_LIST_MAX + 8;
         let mut buf = Buf([0; 16384]);
-        let b = lay_out(&mut buf, [64; N]);
+        let b = lay_out(&mut buf, [S; N]);
         let mut bins = SizeBins::EMPTY;
         for i in shuffled::<N>(13) {
             // SAFETY: each block is free and not yet in the index.
-            unsafe { bins.insert(b[i], 64, None) };
+            unsafe { bins.insert(b[i], S, None) };
         }
         assert_eq!(bins.bins[0].pending_len as usize, N);
         assert!(!bins.bins[0].in_tree && bins.bins[0].list.len() == 0);
@@ -895,24 +898,24 @@ mod tests {
         // Every third block leaves while pending: unlinked, the others untouched.
         for i in (0..N).step_by(3) {
             // SAFETY: `b[i]` is in the index with its size.
-            unsafe { bins.remove(b[i], 64) };
+            unsafe { bins.remove(b[i], S) };
             assert_eq!(check(&bins), Ok(N - i / 3 - 1));
         }
         let left = N - N.div_ceil(3);
         assert_eq!(bins.bins[0].pending_len as usize, left);
         // `best_fit` scans the pending blocks without settling them.
         // SAFETY: the index holds the buffer's blocks, all free and laid out.
-        assert_eq!(unsafe { bins.best_fit(64, BLOCK_ALIGN) }, Some(b[1]));
+        assert_eq!(unsafe { bins.best_fit(S, BLOCK_ALIGN) }, Some(b[1]));
         assert_eq!(bins.bins[0].pending_len as usize, left);
-        assert_eq!(best(&mut bins, 64), Some(b[1]));
+        assert_eq!(best(&mut bins, S), Some(b[1]));
         assert!(bins.bins[0].pending.is_null() && bins.bins[0].list.len() == left);
         assert_eq!(check(&bins), Ok(left));
         // Past a list's length, the settling turns the bin into a treap.
         for i in (0..N).step_by(3) {
             // SAFETY: each block is free and not in the index.
-            unsafe { bins.insert(b[i], 64, None) };
+            unsafe { bins.insert(b[i], S, None) };
         }
-        assert_eq!(best(&mut bins, 64), Some(b[0]));
+        assert_eq!(best(&mut bins, S), Some(b[0]));
         assert!(bins.bins[0].in_tree && bins.bins[0].pending.is_null());
         assert_eq!(check(&bins), Ok(N));
     }
@@ -922,25 +925,25 @@ mod tests {
     #[test]
     fn pending_replace_and_the_checker() {
         let mut buf = Buf([0; 16384]);
-        let b = lay_out(&mut buf, [64, 64, 64]);
+        let b = lay_out(&mut buf, [S, S, S]);
         let mut bins = SizeBins::EMPTY;
         // SAFETY: free blocks not in the index; `b[1]` (free, in no index, no block of the
         // bin between it and `b[2]`) takes `b[2]`'s place.
         unsafe {
-            bins.insert(b[0], 64, None);
-            bins.insert(b[2], 64, None);
-            bins.replace(b[2], 64, b[1], 64);
+            bins.insert(b[0], S, None);
+            bins.insert(b[2], S, None);
+            bins.replace(b[2], S, b[1], S);
         }
         assert_eq!(check(&bins), Ok(2));
         assert_eq!(bins.bins[0].pending, b[1].ptr(), "the replaced block was the head");
         // SAFETY: `b[0]` is in the index.
-        unsafe { bins.remove(b[0], 64) };
-        assert_eq!(best(&mut bins, 64), Some(b[1]));
+        unsafe { bins.remove(b[0], S) };
+        assert_eq!(best(&mut bins, S), Some(b[1]));
         // SAFETY: `b[1]` is in the index (settled); then both are pending again.
         unsafe {
-            bins.remove(b[1], 64);
-            bins.insert(b[0], 64, None);
-            bins.insert(b[1], 64, None);
+            bins.remove(b[1], S);
+            bins.insert(b[0], S, None);
+            bins.insert(b[1], S, None);
         }
         assert_eq!(check(&bins), Ok(2));
         let head = pending(bins.bins[0].pending);
@@ -1049,18 +1052,18 @@ mod tests {
     /// Blocks in one bin: one more than a list bin holds, so that the bin is a treap.
     const TREAP_BIN_BLOCKS: usize = BIN_LIST_MAX + 1;
 
-    /// `TREAP_BIN_BLOCKS` free blocks of 64 bytes laid out in `buf` and inserted into fresh
+    /// `TREAP_BIN_BLOCKS` free blocks of `S` bytes laid out in `buf` and inserted into fresh
     /// bins (a treap bin), which the checker accepts.
-    fn treap_bin_of_64s(buf: &mut Buf) -> (SizeBins, [Block; TREAP_BIN_BLOCKS]) {
-        let b = lay_out(buf, [64; TREAP_BIN_BLOCKS]);
+    fn treap_bin_of_smallest(buf: &mut Buf) -> (SizeBins, [Block; TREAP_BIN_BLOCKS]) {
+        let b = lay_out(buf, [S; TREAP_BIN_BLOCKS]);
         let mut bins = SizeBins::EMPTY;
         for x in b {
             // SAFETY: each block is free and not yet in the index.
-            unsafe { bins.insert(x, 64, None) };
+            unsafe { bins.insert(x, S, None) };
         }
         assert_eq!(check(&bins), Ok(TREAP_BIN_BLOCKS));
         // The inserts are pending; a search settles them into the bin's treap.
-        assert_eq!(best(&mut bins, 64), Some(b[0]));
+        assert_eq!(best(&mut bins, S), Some(b[0]));
         assert!(bins.bins[0].in_tree && bins.bins[0].pending.is_null());
         assert_eq!(check(&bins), Ok(TREAP_BIN_BLOCKS));
         (bins, b)
@@ -1069,7 +1072,7 @@ mod tests {
     #[test]
     fn check_catches_a_wrong_residue_mask() {
         let mut buf = Buf([0; 16384]);
-        let (mut bins, _) = treap_bin_of_64s(&mut buf);
+        let (mut bins, _) = treap_bin_of_smallest(&mut buf);
         bins.trees[0].flip_root_summary_for_test(1);
         assert_eq!(check(&bins).unwrap_err().what, "tree: node residues != union of its subtree's");
     }
@@ -1078,7 +1081,7 @@ mod tests {
     fn check_catches_a_treap_bin_with_a_wrong_least_node() {
         const N: usize = TREAP_BIN_BLOCKS;
         let mut buf = Buf([0; 16384]);
-        let (mut bins, b) = treap_bin_of_64s(&mut buf);
+        let (mut bins, b) = treap_bin_of_smallest(&mut buf);
         assert!(bins.bins[0].in_tree);
         bins.trees[0].set_min_for_test(b[1].ptr());
         assert_eq!(check(&bins).unwrap_err().what, "tree: min is not the least node");

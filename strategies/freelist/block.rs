@@ -28,9 +28,10 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 pub const HEADER_BYTES: usize = size_of::<usize>();
 /// Alignment of every payload, and granularity of block sizes.
 pub const BLOCK_ALIGN: usize = 16;
-/// Bytes a free block keeps after its header for the index's node (6 words: the treap's
-/// links, parent, size, subtree maximum and priority).
-pub const NODE_BYTES: usize = 6 * size_of::<usize>();
+/// Bytes a free block keeps after its header for the index's node (4 words: the treap's
+/// links and parent, then its subtree bounds and priority packed into one word; the size
+/// is the header's).
+pub const NODE_BYTES: usize = 4 * size_of::<usize>();
 /// The smallest block: header, index node, footer; rounded to `BLOCK_ALIGN`.
 pub const MIN_BLOCK_BYTES: usize = round_block(HEADER_BYTES + NODE_BYTES + HEADER_BYTES);
 

@@ -20,7 +20,8 @@
 //!   blocks, a treap by address, and the treap [`SizeTree`] above); or segregated fit's class
 //!   lists (`SegLists`). `AddrTree` alone also serves first and next fit, in O(log n). A free
 //!   block holds the node of whichever index is used, so the minimum block,
-//!   [`MIN_BLOCK_BYTES`] = 64, is header + [`NODE_BYTES`] (6 words, the treap's) + footer,
+//!   [`MIN_BLOCK_BYTES`] = 48, is header + [`NODE_BYTES`] (4 words, the treap's: three
+//!   links and one word of subtree bounds and priority; the size is the header's) + footer,
 //!   for every policy: one block format.
 //! - *policy* ([`Placement`]): which free block a request takes. A policy is a few lines;
 //!   the core (`engine/`) does every split, coalesce, growth and hand-back, one concern a

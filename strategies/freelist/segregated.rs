@@ -96,13 +96,15 @@ const SUB_BITS: usize = 4;
 const SUBS: usize = 1 << SUB_BITS;
 
 // ANCHOR: seg_classes
-// SAFETY: `COUNT == MAX_CLASSES`. Below 1 KiB, `class_of` is `(size - 64) / 16`, at most
-// `EXACT_CLASSES - 1`, and `class_min(c) == 64 + 16 c` is the least size of class `c`; from
+// SAFETY: `COUNT == MAX_CLASSES`. Below 1 KiB, `class_of` is `(size - MIN_BLOCK_BYTES) / 16`,
+// at most `EXACT_CLASSES - 1`, and `class_min(c) == MIN_BLOCK_BYTES + 16 c` is the least size
+// of class `c`; from
 // 1 KiB each power of two `2^k` is cut into `SUBS` equal steps, `class_of` names the step
 // (capped at `COUNT - 1`, which only merges the top sizes into the last class) and
 // `class_min` its first size, so `class_of` is monotone, `class_min(class_of(s)) <= s` and
-// `class_min` increases. `class_ceil`'s shortcut below 1 KiB is `ceil((need - 64) / 16)`,
-// the first `c` with `64 + 16 c >= need`, i.e. the provided method's answer. The test
+// `class_min` increases. `class_ceil`'s shortcut below 1 KiB is
+// `ceil((need - MIN_BLOCK_BYTES) / 16)`, the first `c` with `MIN_BLOCK_BYTES + 16 c >= need`,
+// i.e. the provided method's answer. The test
 // `default_classes_keep_the_contract` checks all of it.
 unsafe impl Classes for DefaultClasses {
     const COUNT: usize = MAX_CLASSES;
@@ -118,7 +120,8 @@ unsafe impl Classes for DefaultClasses {
     }
 
     /// The exact classes first, by one division: `class_min(c) == MIN_BLOCK_BYTES + 16 c`
-    /// up to `class_min(EXACT_CLASSES) == 1024`, so the ceiling is `ceil((need - 64) / 16)`.
+    /// up to `class_min(EXACT_CLASSES) == 1024`, so the ceiling is
+    /// `ceil((need - MIN_BLOCK_BYTES) / 16)`.
     #[inline]
     fn class_ceil(need: usize) -> usize {
         if need <= 1024 {

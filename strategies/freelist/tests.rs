@@ -244,10 +244,11 @@ fn large_alignments_up_to_1mib() {
 fn segregated_fit_takes_a_sure_block_for_an_over_aligned_request() {
     let (_a, src) = fixed(4 << 20);
     let h: Heap<SegregatedFit, Fixed> = Heap::with_source(src);
-    let (small, sep, line) = (layout(72, 16), layout(8, 16), layout(64, 64));
+    let (small, sep, line) = (layout(72, 16), layout(56, 16), layout(64, 64));
     // SAFETY: non-zero sizes; each block freed once with its layout; single-threaded.
     unsafe {
-        // 80-byte blocks, each followed by a separator so that frees do not coalesce.
+        // 80-byte blocks, each followed by a 64-byte separator so that frees do not
+        // coalesce: pairs of 144 bytes, so that the payloads take every residue modulo 64.
         let pairs: Vec<(*mut u8, *mut u8)> = (0..64).map(|_| (h.alloc(small), h.alloc(sep))).collect();
         let top = pairs.iter().map(|&(a, s)| a.max(s)).max().unwrap();
         let aligned: Vec<*mut u8> = pairs.iter().map(|p| p.0).filter(|a| a.addr() % 64 == 0).collect();

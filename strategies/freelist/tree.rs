@@ -50,8 +50,13 @@
 //! skips the subtrees whose blocks are big enough but at residues where they cannot hold
 //! the request: without it, a burst of `alignas(64)` requests walked every such block of
 //! the spill of [`AddrRegions`](super::AddrRegions). For exactly 64 bytes the bound is exact
-//! and the walk goes down one path. Priorities are 32 bits, so that `amax` fits beside
-//! them in the node.
+//! and the walk goes down one path (for offers up to 64 KiB, which `amax` keeps exactly;
+//! larger ones it rounds up). A node is four words (the three links, then `max`, `amax` and
+//! the priority packed into one), so that the smallest free block is 48 bytes: the block's
+//! size is read from its header, priorities are 16 bits (ties only cost balance, never
+//! order), `max` counts `BLOCK_ALIGN` units in 32 bits (saturating: requests above
+//! [`EXACT_NEED`], 64 GiB, take the backtracking search) and `amax` is a 16-bit float
+//! rounded up ([`offer_code`]).
 //!
 //! Why the nodes stay in the blocks: an out-of-line index (a pool of compact treap nodes, or
 //! a B+ tree of 16-entry nodes, in the heap's own memory) was built and measured
@@ -63,11 +68,11 @@
 //! - order: `key(n.left subtree) < key(n) < key(n.right subtree)`;
 //! - heap: `n.prio >= n.left.prio`, `n.prio >= n.right.prio`;
 //! - links: `n.left.parent == n`, `n.right.parent == n`, `root.parent == null`;
-//! - augmentation (address tree): `n.max == max(n.size, n.left.max, n.right.max)` and
-//!   `n.amax == max(aligned_bytes(n), n.left.amax, n.right.amax)` (saturating at
-//!   `u32::MAX`);
+//! - augmentation (address tree), with `size(n)` the header's size:
+//!   `n.max == max(units(size(n)), n.left.max, n.right.max)` and
+//!   `n.amax == max(offer_code(aligned_bytes(n)), n.left.amax, n.right.amax)`;
 //!   (bins' trees) `n.max == residue_bit(n) | n.left.max | n.right.max`;
-//! - `n.size ==` the block's header size; `#nodes == len`; `hot` is null or a node;
+//! - `#nodes == len`; `hot` is null or a node;
 //! - orders that track it ([`TreeOrder::TRACKS_MIN`]): `min` is the least node (null if
 //!   the tree is empty).
 
@@ -84,27 +89,97 @@ use crate::strategy::CheckError;
 /// The tree node kept in a free block's node area (exactly `NODE_BYTES`).
 #[repr(C)]
 #[derive(Copy, Clone)]
+///
+/// Four words, so that the smallest block (header, node, footer) is 48 bytes. The block's
+/// size is not kept: it is read from the block's header ([`size_at`]). The index never
+/// reads the header of a block a [`FreeIndex`] method names (the core may be rewriting
+/// it): those sizes are passed in. Every other indexed block's header is intact.
 struct Node {
     left: *mut u8,
     right: *mut u8,
-    /// The address tree: the largest `size` in this subtree. The bins' trees
-    /// ([`TreeOrder::RESIDUES`]): the union of the subtree's [`residue_bit`]s. Next to the
-    /// links, which a descent reads with it: a node's first three words share a cache line
-    /// unless its payload is the line's last 16 bytes.
-    max: usize,
-    parent: *mut u8,
-    /// The block's size (the index never reads headers: the core may be rewriting them).
-    size: usize,
-    /// Heap priority: a hash of the address the block had when it entered the tree.
-    prio: u32,
+    /// The address tree: the largest size in this subtree, in `BLOCK_ALIGN` units
+    /// ([`units`], saturating at `u32::MAX`: a saturated value is exact for every request
+    /// below [`EXACT_NEED`], and the searches for larger ones do not prune on it). The bins'
+    /// trees ([`TreeOrder::RESIDUES`]): the union of the subtree's [`residue_bit`]s. Next to
+    /// the links, which a descent reads with it.
+    max: u32,
     /// The address tree ([`TreeOrder::ALIGNED`]): the largest [`aligned_bytes`] of this
-    /// subtree's blocks (saturating at `u32::MAX`), what they offer to a request aligned
-    /// for [`ALIGNED`] or more; 0 in the other trees.
-    amax: u32,
+    /// subtree's blocks, what they offer to a request aligned for [`ALIGNED`] or more,
+    /// coded by [`offer_code`] (rounded up, so still an upper bound); 0 in the other trees.
+    amax: u16,
+    /// Heap priority: a hash of the address the block had when it entered the tree.
+    prio: u16,
+    parent: *mut u8,
 }
 // ANCHOR_END: tree_node
 
 const _: () = assert!(size_of::<Node>() <= super::NODE_BYTES);
+
+/// The size of indexed block `t`, from its header.
+///
+/// # Safety
+/// `t` is an indexed block that no running [`FreeIndex`] call names (its header is intact).
+#[inline(always)]
+unsafe fn size_at(t: *mut u8) -> usize {
+    // SAFETY: an indexed block's header lies in a live chunk (caller).
+    unsafe { Block::at(t).size() }
+}
+
+/// A size in `BLOCK_ALIGN` units (rounded up), as kept in `max`, saturating at `u32::MAX`.
+#[inline(always)]
+fn units(size: usize) -> u32 {
+    size.div_ceil(BLOCK_ALIGN).min(u32::MAX as usize) as u32
+}
+
+/// The largest request for which `max` decides exactly whether a subtree holds a block big
+/// enough (`units(need) < u32::MAX`, so a saturated `max` means a block larger than it).
+const EXACT_NEED: usize = (u32::MAX as usize - 1) * BLOCK_ALIGN;
+
+/// Mantissa bits of [`offer_code`].
+const OFFER_BITS: u32 = 12;
+
+/// Codes an aligned offer in bytes into 16 bits, monotonically and rounding up: `BLOCK_ALIGN`
+/// units below `2^OFFER_BITS` as they are, above that a float with `OFFER_BITS` bits of
+/// mantissa (relative error below 1/2048), and `u16::MAX` for anything beyond (about
+/// 64 TiB). So `max(code(a), code(b)) == code(max(a, b))`, and [`offer_bytes`] of a code is
+/// at least what it codes: a search that prunes when `offer_bytes(amax) < need` prunes
+/// only subtrees that hold no answer.
+#[inline(always)]
+fn offer_code(bytes: usize) -> u16 {
+    let u = bytes.div_ceil(BLOCK_ALIGN);
+    if u < 1 << OFFER_BITS {
+        return u as u16;
+    }
+    offer_code_large(u)
+}
+
+/// [`offer_code`] of `u >= 2^OFFER_BITS` units: the rounded-up float.
+#[cold]
+fn offer_code_large(u: usize) -> u16 {
+    let mut e = usize::BITS - u.leading_zeros() - OFFER_BITS;
+    let mut m = u.div_ceil(1 << e);
+    if m == 1 << OFFER_BITS {
+        (m, e) = (1 << (OFFER_BITS - 1), e + 1);
+    }
+    let code =
+        (1usize << OFFER_BITS) + (e as usize - 1) * (1 << (OFFER_BITS - 1)) + (m - (1 << (OFFER_BITS - 1)));
+    code.min(u16::MAX as usize) as u16
+}
+
+/// The bytes a code of [`offer_code`] stands for, at least: `usize::MAX` for `u16::MAX`.
+#[inline]
+fn offer_bytes(code: u16) -> usize {
+    let c = code as usize;
+    if c < 1 << OFFER_BITS {
+        return c * BLOCK_ALIGN;
+    }
+    if code == u16::MAX {
+        return usize::MAX;
+    }
+    let half = 1 << (OFFER_BITS - 1);
+    let (e, m) = ((c - (1 << OFFER_BITS)) / half + 1, (c - (1 << OFFER_BITS)) % half + half);
+    (m << e) * BLOCK_ALIGN
+}
 
 /// How a tree orders its blocks.
 pub trait TreeOrder: Send + 'static {
@@ -249,14 +324,14 @@ fn node(b: *mut u8) -> *mut Node {
 /// The priority a block gets when it enters the tree: a hash of its address (the high half
 /// of a multiplicative hash).
 #[inline]
-fn hash_prio(b: *mut u8) -> u32 {
-    (((b.addr() as u64) >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32
+fn hash_prio(b: *mut u8) -> u16 {
+    (((b.addr() as u64) >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 48) as u16
 }
 
-/// [`aligned_bytes`] of a block, as kept in `amax`.
+/// [`aligned_bytes`] of a block, as kept in `amax` ([`offer_code`]).
 #[inline]
-fn offer(b: *mut u8, size: usize) -> u32 {
-    aligned_bytes(b.addr(), size).min(u32::MAX as usize) as u32
+fn offer(b: *mut u8, size: usize) -> u16 {
+    offer_code(aligned_bytes(b.addr(), size))
 }
 
 /// `amax` of a subtree (0 for the empty one).
@@ -264,21 +339,21 @@ fn offer(b: *mut u8, size: usize) -> u32 {
 /// # Safety
 /// `t` is null or a tree node.
 #[inline]
-unsafe fn amax_of(t: *mut u8) -> u32 {
+unsafe fn amax_of(t: *mut u8) -> u16 {
     // SAFETY: a non-null `t` is a node of the tree.
     if t.is_null() { 0 } else { unsafe { (*node(t)).amax } }
 }
 
-/// Recomputes `t.amax` from its block and children.
+/// Recomputes `t.amax` from its block (of `size` bytes) and children.
 ///
 /// # Safety
 /// `t` is a tree node whose children are null or nodes.
 #[inline]
-unsafe fn pull_aligned(t: *mut u8) {
+unsafe fn pull_aligned(t: *mut u8, size: usize) {
     // SAFETY: `t` is a tree node and its children null or nodes (caller).
     unsafe {
         let n = node(t);
-        (*n).amax = offer(t, (*n).size).max(amax_of((*n).left)).max(amax_of((*n).right));
+        (*n).amax = offer(t, size).max(amax_of((*n).left)).max(amax_of((*n).right));
     }
 }
 
@@ -287,21 +362,21 @@ unsafe fn pull_aligned(t: *mut u8) {
 /// # Safety
 /// `t` is null or a tree node.
 #[inline]
-unsafe fn max_of(t: *mut u8) -> usize {
+unsafe fn max_of(t: *mut u8) -> u32 {
     // SAFETY: a non-null `t` is a node of the tree.
     if t.is_null() { 0 } else { unsafe { (*node(t)).max } }
 }
 
-/// Recomputes `t.max` from its size and children.
+/// Recomputes `t.max` from its size (`size` bytes) and children.
 ///
 /// # Safety
 /// `t` is a tree node whose children are null or nodes.
 #[inline]
-unsafe fn pull(t: *mut u8) {
+unsafe fn pull(t: *mut u8, size: usize) {
     // SAFETY: `t` is a tree node and its children null or nodes (caller), as `max_of` needs.
     unsafe {
         let n = node(t);
-        (*n).max = (*n).size.max(max_of((*n).left)).max(max_of((*n).right));
+        (*n).max = units(size).max(max_of((*n).left)).max(max_of((*n).right));
     }
 }
 
@@ -312,7 +387,7 @@ unsafe fn pull(t: *mut u8) {
 #[inline]
 unsafe fn residues_of(t: *mut u8) -> usize {
     // SAFETY: a non-null `t` is a node of the tree.
-    if t.is_null() { 0 } else { unsafe { (*node(t)).max } }
+    if t.is_null() { 0 } else { unsafe { (*node(t)).max as usize } }
 }
 
 /// Recomputes the residue mask of `t` from its own bit and its children's; returns whether
@@ -326,8 +401,8 @@ unsafe fn pull_residues(t: *mut u8) -> bool {
     unsafe {
         let n = node(t);
         let mask = residue_bit(t) | residues_of((*n).left) | residues_of((*n).right);
-        let changed = (*n).max != mask;
-        (*n).max = mask;
+        let changed = (*n).max as usize != mask;
+        (*n).max = mask as u32;
         changed
     }
 }
@@ -359,17 +434,17 @@ impl<O: TreeOrder> Treap<O> {
     #[cfg(test)]
     pub(super) fn flip_root_summary_for_test(&mut self, bits: usize) {
         // SAFETY: the tests call it on a non-empty tree of live free blocks.
-        unsafe { (*node(self.root)).max ^= bits };
+        unsafe { (*node(self.root)).max ^= bits as u32 };
     }
 
     /// Whether node `a` sorts before node `b`.
     ///
     /// # Safety
-    /// Both are nodes (their `size` fields are set).
+    /// Both are nodes whose headers are intact.
     #[inline]
     unsafe fn lt(a: *mut u8, b: *mut u8) -> bool {
-        // SAFETY: both are nodes (caller), so their `size` fields can be read.
-        unsafe { O::less(a, (*node(a)).size, b, (*node(b)).size) }
+        // SAFETY: both are nodes with intact headers (caller).
+        unsafe { O::less(a, size_at(a), b, size_at(b)) }
     }
 
     /// Points the link that held `old` (in `parent`, or the root) at `new`.
@@ -393,11 +468,13 @@ impl<O: TreeOrder> Treap<O> {
         }
     }
 
-    /// Rotates `x` above its parent, keeping the in-order sequence.
+    /// Rotates `x` above its parent, keeping the in-order sequence. `p_size` is the parent's
+    /// size (read only by the orders that keep `max` or `amax`): `x` takes over the parent's
+    /// subtree summaries, so `x`'s own size is not needed.
     ///
     /// # Safety
-    /// `x` is a node with a parent.
-    unsafe fn rotate_up(&mut self, x: *mut u8) {
+    /// `x` is a node with a parent, whose subtree summaries are right.
+    unsafe fn rotate_up(&mut self, x: *mut u8, p_size: usize) {
         // SAFETY: `x`, its parent and the moved subtree are nodes of the tree.
         unsafe {
             let (xn, p) = (node(x), (*node(x)).parent);
@@ -422,8 +499,10 @@ impl<O: TreeOrder> Treap<O> {
             (*xn).parent = g;
             self.relink(g, p, x);
             if Self::AUGMENTED {
-                pull(p);
-                pull(x);
+                // `x`'s subtree now holds the blocks `p`'s held: it takes `p`'s old maximum.
+                let whole = (*pn).max;
+                pull(p, p_size);
+                (*xn).max = whole;
             }
             if O::RESIDUES {
                 // `x`'s subtree now holds the blocks `p`'s held: it takes `p`'s old mask
@@ -435,7 +514,7 @@ impl<O: TreeOrder> Treap<O> {
             if O::ALIGNED {
                 // The same for the aligned bound.
                 let whole = (*pn).amax;
-                pull_aligned(p);
+                pull_aligned(p, p_size);
                 (*xn).amax = whole;
             }
         }
@@ -449,7 +528,7 @@ impl<O: TreeOrder> Treap<O> {
     /// `t` is null or a node whose subtree's maxima are right except on the path to the
     /// changed node.
     #[inline]
-    unsafe fn fix_up(mut t: *mut u8, old: usize, new: usize) {
+    unsafe fn fix_up(mut t: *mut u8, old: u32, new: u32) {
         if !Self::AUGMENTED {
             return;
         }
@@ -466,7 +545,7 @@ impl<O: TreeOrder> Treap<O> {
             // A shrink: only a node whose max was `old` can change.
             while !t.is_null() && (*node(t)).max == old {
                 let n = node(t);
-                pull(t);
+                pull(t, size_at(t));
                 if (*n).max == old {
                     return;
                 }
@@ -503,7 +582,7 @@ impl<O: TreeOrder> Treap<O> {
     /// `t` is null or a node whose subtree's bounds are right except on the path to the
     /// changed node.
     #[inline]
-    unsafe fn fix_aligned(mut t: *mut u8, old: u32, new: u32) {
+    unsafe fn fix_aligned(mut t: *mut u8, old: u16, new: u16) {
         if !O::ALIGNED {
             return;
         }
@@ -518,7 +597,7 @@ impl<O: TreeOrder> Treap<O> {
             }
             while !t.is_null() && (*node(t)).amax == old {
                 let n = node(t);
-                pull_aligned(t);
+                pull_aligned(t, size_at(t));
                 if (*n).amax == old {
                     return;
                 }
@@ -527,30 +606,73 @@ impl<O: TreeOrder> Treap<O> {
         }
     }
 
+    /// Repairs `max` and `amax` of node `x` and upward after `x`'s own size changed from
+    /// `old` to `new` bytes (and its offer from `old_offer` to `new_offer`), without reading
+    /// `x`'s header (the core may not have written it yet). Reads `x`'s children only where
+    /// its old size or offer may have been the subtree's bound.
+    ///
+    /// # Safety
+    /// `x` is a node whose children's summaries are right, and whose own are right for
+    /// `old`; its ancestors' are right for `x`'s old summaries.
+    #[inline(always)]
+    unsafe fn own_changed(x: *mut u8, old: usize, new: usize, old_offer: u16, new_offer: u16) {
+        // SAFETY: `x` is a node and its children null or nodes (caller).
+        unsafe {
+            let n = node(x);
+            // The parent is read only if `x`'s bound changed (it is another block's node,
+            // often a cache miss).
+            if Self::AUGMENTED {
+                let (before, (o, w)) = ((*n).max, (units(old), units(new)));
+                if w > before {
+                    (*n).max = w;
+                } else if w < o && before == o {
+                    pull(x, new);
+                }
+                if (*n).max != before {
+                    Self::fix_up((*n).parent, before, (*n).max);
+                }
+            }
+            if O::ALIGNED {
+                let before = (*n).amax;
+                if new_offer > before {
+                    (*n).amax = new_offer;
+                } else if new_offer < old_offer && before == old_offer {
+                    pull_aligned(x, new);
+                }
+                if (*n).amax != before {
+                    Self::fix_aligned((*n).parent, before, (*n).amax);
+                }
+            }
+        }
+    }
+
     /// Makes `x` (node fields written) a leaf under the search path, then rotates it up to
     /// its place by priority.
     ///
     /// # Safety
-    /// `x` is a node not in the tree, its `size` and `prio` set.
+    /// `x` is a node not in the tree, of `size` bytes, its summaries and `prio` set.
     unsafe fn insert_node(&mut self, x: *mut u8, size: usize) {
         // SAFETY: the descent follows nodes of the tree; `x` becomes one.
         unsafe {
             let (mut t, mut parent, mut left) = (self.root, ptr::null_mut(), false);
             let own = (*node(x)).amax;
+            let units = units(size);
             while !t.is_null() {
                 let n = node(t);
-                if Self::AUGMENTED && (*n).max < size {
-                    (*n).max = size;
+                if Self::AUGMENTED && (*n).max < units {
+                    (*n).max = units;
                 }
                 if O::ALIGNED && (*n).amax < own {
                     (*n).amax = own;
                 }
                 // Written only when it changes (near the leaves): the path stays clean.
-                if O::RESIDUES && (*n).max & residue_bit(x) == 0 {
-                    (*n).max |= residue_bit(x);
+                if O::RESIDUES && (*n).max as usize & residue_bit(x) == 0 {
+                    (*n).max |= residue_bit(x) as u32;
                 }
                 parent = t;
-                left = O::less(x, size, t, (*n).size);
+                // Only the size tree's order reads `t`'s size.
+                let t_size = if O::KEYED_BY_SIZE { size_at(t) } else { 0 };
+                left = O::less(x, size, t, t_size);
                 t = if left { (*n).left } else { (*n).right };
             }
             (*node(x)).parent = parent;
@@ -563,16 +685,17 @@ impl<O: TreeOrder> Treap<O> {
             }
             let prio = (*node(x)).prio;
             while !(*node(x)).parent.is_null() && prio > (*node((*node(x)).parent)).prio {
-                self.rotate_up(x);
+                let p = (*node(x)).parent;
+                self.rotate_up(x, if Self::AUGMENTED || O::ALIGNED { size_at(p) } else { 0 });
             }
         }
     }
 
-    /// Rotates `x` down to a leaf and unlinks it.
+    /// Rotates `x` (of `size` bytes) down to a leaf and unlinks it.
     ///
     /// # Safety
     /// `x` is in the tree.
-    unsafe fn remove_node(&mut self, x: *mut u8) {
+    unsafe fn remove_node(&mut self, x: *mut u8, size: usize) {
         // SAFETY: `x` and its relatives are nodes of the tree.
         unsafe {
             let xn = node(x);
@@ -594,7 +717,7 @@ impl<O: TreeOrder> Treap<O> {
             }
             while !(*xn).left.is_null() && !(*xn).right.is_null() {
                 let (l, r) = ((*xn).left, (*xn).right);
-                self.rotate_up(if (*node(l)).prio > (*node(r)).prio { l } else { r });
+                self.rotate_up(if (*node(l)).prio > (*node(r)).prio { l } else { r }, size);
             }
             let child = if (*xn).left.is_null() { (*xn).right } else { (*xn).left };
             let parent = (*xn).parent;
@@ -602,16 +725,16 @@ impl<O: TreeOrder> Treap<O> {
                 (*node(child)).parent = parent;
             }
             self.relink(parent, x, child);
-            Self::fix_up(parent, (*xn).size, 0);
+            Self::fix_up(parent, units(size), 0);
             Self::fix_residues(parent);
             if O::ALIGNED {
-                Self::fix_aligned(parent, offer(x, (*xn).size), 0);
+                Self::fix_aligned(parent, offer(x, size), 0);
             }
         }
     }
 
-    /// In order, checking the invariants below `t`; returns the subtree's max size (its
-    /// residue mask in a [`TreeOrder::RESIDUES`] tree).
+    /// In order, checking the invariants below `t`; returns the subtree's max size in
+    /// [`units`] (its residue mask in a [`TreeOrder::RESIDUES`] tree).
     ///
     /// # Safety
     /// The tree holds live free blocks (checked by `visit` before a node is read).
@@ -645,9 +768,7 @@ impl<O: TreeOrder> Treap<O> {
             if !parent.is_null() && (*n).prio > (*node(parent)).prio {
                 return err("tree: priority above the parent's (heap order)", parent.addr());
             }
-            if (*n).size != Block::at(t).size() {
-                return err("tree: node.size != header size", (*n).size);
-            }
+            let size = Block::at(t).size();
             let lmax = self.check_at((*n).left, t, prev, count, hot_seen, visit)?;
             if !prev.is_null() && !Self::lt(*prev, t) {
                 return err("tree: in-order keys not strictly increasing", (*prev).addr());
@@ -656,17 +777,17 @@ impl<O: TreeOrder> Treap<O> {
             let rmax = self.check_at((*n).right, t, prev, count, hot_seen, visit)?;
             if O::RESIDUES {
                 let mask = residue_bit(t) | lmax | rmax;
-                if (*n).max != mask {
-                    return err("tree: node residues != union of its subtree's", (*n).max);
+                if (*n).max as usize != mask {
+                    return err("tree: node residues != union of its subtree's", (*n).max as usize);
                 }
                 return Ok(mask);
             }
-            let max = (*n).size.max(lmax).max(rmax);
-            if Self::AUGMENTED && (*n).max != max {
-                return err("tree: node.max != max(size, children's max)", (*n).max);
+            let max = (units(size) as usize).max(lmax).max(rmax);
+            if Self::AUGMENTED && (*n).max as usize != max {
+                return err("tree: node.max != max(size, children's max)", (*n).max as usize);
             }
             if O::ALIGNED {
-                let amax = offer(t, (*n).size).max(amax_of((*n).left)).max(amax_of((*n).right));
+                let amax = offer(t, size).max(amax_of((*n).left)).max(amax_of((*n).right));
                 if (*n).amax != amax {
                     return err(
                         "tree: node.amax != max(own aligned offer, children's amax)",
@@ -700,8 +821,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
                 left: null,
                 right: null,
                 parent: null,
-                size,
-                max: if O::RESIDUES { residue_bit(x) } else { size },
+                max: if O::RESIDUES { residue_bit(x) as u32 } else { units(size) },
                 prio: hash_prio(x),
                 amax: if O::ALIGNED { offer(x, size) } else { 0 },
             });
@@ -714,9 +834,9 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
     }
 
     #[inline]
-    unsafe fn remove(&mut self, b: Block, _size: usize) {
-        // SAFETY: `b` is in the tree.
-        unsafe { self.remove_node(b.ptr()) };
+    unsafe fn remove(&mut self, b: Block, size: usize) {
+        // SAFETY: `b` is in the tree, with `size`.
+        unsafe { self.remove_node(b.ptr(), size) };
         self.len -= 1;
     }
 
@@ -731,8 +851,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
                 return;
             }
             // Same place in address order: `new` takes over `old`'s node, links and priority.
-            let (x, mut n) = (new.ptr(), node(old.ptr()).read());
-            n.size = new_size;
+            let (x, n) = (new.ptr(), node(old.ptr()).read());
             node(x).write(n);
             self.hot = x;
             if O::TRACKS_MIN && self.min == old.ptr() {
@@ -744,12 +863,9 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
                     (*node(child)).parent = x;
                 }
             }
-            Self::fix_up(x, old_size, new_size);
+            Self::own_changed(x, old_size, new_size, offer(old.ptr(), old_size), offer(x, new_size));
             // A new address: a new residue.
             Self::fix_residues(x);
-            if O::ALIGNED {
-                Self::fix_aligned(x, offer(old.ptr(), old_size), offer(x, new_size));
-            }
         }
     }
 
@@ -761,11 +877,8 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
                 self.remove(b, old_size);
                 self.insert(b, new_size, None);
             } else {
-                (*node(b.ptr())).size = new_size;
-                Self::fix_up(b.ptr(), old_size, new_size);
-                if O::ALIGNED {
-                    Self::fix_aligned(b.ptr(), offer(b.ptr(), old_size), offer(b.ptr(), new_size));
-                }
+                let x = b.ptr();
+                Self::own_changed(x, old_size, new_size, offer(x, old_size), offer(x, new_size));
             }
         }
     }
@@ -817,7 +930,7 @@ impl AddrTree {
         unsafe {
             // A subtree with no block of `need` bytes, or (aligned for `ALIGNED` or more) none
             // offering `need` bytes from an `ALIGNED` start, holds no answer.
-            if max_of(t) < need || (align >= ALIGNED && (amax_of(t) as usize) < need.min(u32::MAX as usize)) {
+            if max_of(t) < units(need) || (align >= ALIGNED && offer_bytes(amax_of(t)) < need) {
                 return None;
             }
             let n = node(t);
@@ -828,7 +941,7 @@ impl AddrTree {
                 return Some(b);
             }
             let b = Block::at(t);
-            if (*n).size >= need && fit_start(b, need, align).is_some() {
+            if size_at(t) >= need && fit_start(b, need, align).is_some() {
                 return Some(b);
             }
             Self::first_at((*n).right, from, need, align)
@@ -849,17 +962,18 @@ impl AddrTree {
     /// `t` is null or a subtree of live free blocks.
     #[inline]
     unsafe fn leftmost_fit(mut t: *mut u8, need: usize) -> Option<Block> {
+        let units = units(need);
         // SAFETY: `t` and its descendants are nodes of live free blocks.
         unsafe {
-            if max_of(t) < need {
+            if max_of(t) < units {
                 return None;
             }
             loop {
                 let n = node(t);
                 let l = (*n).left;
-                if max_of(l) >= need {
+                if max_of(l) >= units {
                     t = l;
-                } else if (*n).size >= need {
+                } else if size_at(t) >= need {
                     return Some(Block::at(t));
                 } else {
                     t = (*n).right;
@@ -935,10 +1049,10 @@ impl AddrTree {
         unsafe {
             while !c.is_null() {
                 let n = node(c);
-                if (*n).size >= need {
+                if size_at(c) >= need {
                     return Some(Block::at(c));
                 }
-                if max_of((*n).right) >= need {
+                if max_of((*n).right) >= units(need) {
                     return Self::leftmost_fit((*n).right, need);
                 }
                 // Up to the nearest ancestor whose left subtree holds `c`.
@@ -968,11 +1082,11 @@ impl AddrTree {
 // condition), left before node before right, and tests each with `fit_start`. Either way it
 // is the lowest-address fitting block, as the contract asks.
 unsafe impl AddrSearch for AddrTree {
-    #[inline]
+    #[inline(always)]
     unsafe fn first_fit(&mut self, from: usize, need: usize, align: usize) -> Option<Block> {
         // SAFETY: forwarded.
         unsafe {
-            match (align <= BLOCK_ALIGN, from) {
+            match (align <= BLOCK_ALIGN && need <= EXACT_NEED, from) {
                 (true, 0) => Self::leftmost_fit(self.root, need),
                 (true, _) => Self::climb_fit(self.at_or_above(from), need),
                 (false, _) => Self::first_at(self.root, from, need, align),
@@ -1032,7 +1146,8 @@ impl SizeTree {
         while !t.is_null() {
             // SAFETY: `t` is a node.
             let n = unsafe { &*node(t) };
-            if size_key(n.size, t.addr()) >= size_key(size, addr) {
+            // SAFETY: `t` is an indexed block; no index call is running.
+            if size_key(unsafe { size_at(t) }, t.addr()) >= size_key(size, addr) {
                 best = t;
                 t = n.left;
             } else {
@@ -1063,8 +1178,62 @@ unsafe impl SizeSearch for SizeTree {
                 return Some(b);
             }
             // SAFETY: `t` is a node of a live free block, so its node can be read.
-            (size, addr) = (unsafe { (*node(t)).size }, t.addr() + 1);
+            (size, addr) = (unsafe { size_at(t) }, t.addr() + 1);
         }
     }
 }
 // ANCHOR_END: size_best_fit
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    /// `offer_code` is monotone, never codes below its value, is exact up to 64 KiB, loses
+    /// less than 1/2048 above, and `max` of codes is the code of the max (so the checker's
+    /// recomputation of `amax` from codes equals the code of the true bound).
+    #[test]
+    fn offer_code_is_a_monotone_upper_bound() {
+        let mut samples: Vec<usize> = (0..70_000).map(|u| u * BLOCK_ALIGN).collect();
+        for shift in 16..62 {
+            for d in [0usize, 1, 7, 1 << 10, (1 << 12) - 1] {
+                let v = (1usize << shift).wrapping_sub(d * BLOCK_ALIGN);
+                samples.extend([v - v % BLOCK_ALIGN, v + BLOCK_ALIGN * 3]);
+            }
+        }
+        samples.push((usize::MAX / 4) & !(BLOCK_ALIGN - 1));
+        samples.sort_unstable();
+        let mut last = 0u16;
+        for &v in &samples {
+            let c = offer_code(v);
+            assert!(c >= last, "not monotone at {v}");
+            last = c;
+            let back = offer_bytes(c);
+            assert!(back >= v, "{v} coded as {c}, read back as {back}");
+            if v < (1 << OFFER_BITS) * BLOCK_ALIGN {
+                assert_eq!(back, v, "exact below 64 KiB");
+            } else if c != u16::MAX {
+                assert!(back - v <= v / 2048, "{v} read back as {back}");
+            }
+            // The code of a code's value is the code itself (a fixed point), so a bound
+            // recomputed from codes matches one recomputed from bytes.
+            if c != u16::MAX {
+                assert_eq!(offer_code(back), c);
+            }
+        }
+        assert_eq!(offer_bytes(u16::MAX), usize::MAX);
+    }
+
+    /// `units` is exact where the searches rely on it: for every request up to
+    /// `EXACT_NEED`, `units(size) >= units(need)` exactly when `size >= need` (sizes are
+    /// multiples of `BLOCK_ALIGN`), including for saturated sizes.
+    #[test]
+    fn units_decide_every_request_up_to_exact_need() {
+        let sizes = [0, 16, 48, 64, EXACT_NEED, EXACT_NEED + 16, EXACT_NEED + 32, 1 << 40, 1 << 50];
+        for &need in &[16, 48, 4096, EXACT_NEED - 16, EXACT_NEED] {
+            for &size in &sizes {
+                assert_eq!(units(size) >= units(need), size >= need, "size {size} need {need}");
+            }
+        }
+    }
+}
