@@ -164,6 +164,6 @@ pub use arenas::{ArenaSource, Arenas, DEFAULT_ARENAS, DRAIN_EVERY, REMOTE_MAX_BY
 pub use identity::Identity;
 pub use segregate::{ConstLimit, Limit, Routed, Segregate};
 pub use thread_cache::{
-    BIN_BYTES, BIN_CAP, BIN_COUNT, MAX_CACHED_BYTES, REFILL_BATCH, REFILL_BLOCKS, STREAK_FOR_BATCH,
-    ThreadCache,
+    BIN_BYTES, BIN_CAP, BIN_COUNT, FLUSH_AFTER_OVERFLOWS, MAX_CACHED_BYTES, REFILL_BATCH, REFILL_BLOCKS,
+    STREAK_FOR_BATCH, ThreadCache,
 };

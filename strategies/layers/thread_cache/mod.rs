@@ -11,7 +11,7 @@ use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
-pub use record::{BIN_BYTES, BIN_CAP, BIN_COUNT, MAX_CACHED_BYTES, STREAK_FOR_BATCH};
+pub use record::{BIN_BYTES, BIN_CAP, BIN_COUNT, FLUSH_AFTER_OVERFLOWS, MAX_CACHED_BYTES, STREAK_FOR_BATCH};
 use record::{Record, Root, bin_for_block, is_marked};
 
 use crate::source::PageSource;
@@ -137,6 +137,22 @@ impl<S: Strategy> ThreadCache<S> {
         // SAFETY: the calling thread owns its record; the inner strategy's source.
         let mine = self.current().map_or(0, |(rec, _)| unsafe { rec.flush(&self.inner, src, root.key) });
         mine + root.flush_idle(&self.inner, src)
+    }
+
+    /// The thread has freed [`FLUSH_AFTER_OVERFLOWS`] blocks past full bins since its last
+    /// refill (a large working set going away): its cached blocks and the idle records' go
+    /// back to the inner strategy, and its record is bypassed until its next refill, so that
+    /// no block of the working set stays cached, keeping an inner chunk from becoming wholly
+    /// free and going back to the source (issue 19; `Record::bypass`).
+    #[cold]
+    #[inline(never)]
+    fn flush_and_bypass<P: PageSource>(&self, src: &P, rec: &Record, root: &Root) {
+        // SAFETY: the calling thread's record, of this root; flushed just before `bypass`.
+        unsafe {
+            rec.flush(&self.inner, src, root.key);
+            rec.bypass();
+        }
+        root.flush_idle(&self.inner, src);
     }
 
     /// The allocation failed: flush the caches into the inner strategy and try once more.
@@ -337,6 +353,13 @@ unsafe impl<S: Strategy> Strategy for ThreadCache<S> {
                 if unsafe { rec.push_freed(ptr, b, usable, root.key) } {
                     return;
                 }
+                // SAFETY: forwarded with the caller's guarantees.
+                unsafe { self.inner.dealloc(src, ptr, layout) };
+                // SAFETY: the calling thread's record.
+                if unsafe { rec.note_overflow() } {
+                    self.flush_and_bypass(src, rec, root);
+                }
+                return;
             }
         }
         // SAFETY: forwarded with the caller's guarantees.
@@ -408,12 +431,19 @@ unsafe impl<S: Strategy> Strategy for ThreadCache<S> {
                     return Err(BadFree::NotLive); // in a cache already: a double free
                 }
             }
-            if let Some((rec, root)) = rec
+            if let Some((rec, root)) = rec {
                 // SAFETY: the calling thread's record; a live block the caller gives up,
                 // 16-aligned with its usable size in bin `b` (`bin_for_block`).
-                && unsafe { rec.push_freed(ptr, b, info.usable, root.key) }
-            {
-                return Ok(info.usable);
+                if unsafe { rec.push_freed(ptr, b, info.usable, root.key) } {
+                    return Ok(info.usable);
+                }
+                // SAFETY: forwarded with the caller's guarantees.
+                let r = unsafe { self.inner.free(src, ptr) };
+                // SAFETY: the calling thread's record.
+                if r.is_ok() && unsafe { rec.note_overflow() } {
+                    self.flush_and_bypass(src, rec, root);
+                }
+                return r;
             }
         }
         // SAFETY: forwarded with the caller's guarantees.

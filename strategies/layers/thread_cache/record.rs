@@ -23,6 +23,11 @@ pub const BIN_CAP: u32 = 7;
 /// Refills in a row, with no freed block cached in between, after which a thread's refills
 /// take a batch (see `Record::refills`).
 pub const STREAK_FOR_BATCH: u32 = 8;
+/// Frees past full bins, with no refill in between, after which a thread's cache is flushed
+/// and bypassed until its next refill (see `Record::bypass`): a thread that frees a large
+/// working set leaves none of it cached (issue 19). Far above a bin's worth, so that
+/// threads that free and allocate in turn never reach it.
+pub const FLUSH_AFTER_OVERFLOWS: u32 = 4096;
 /// Bytes of a chunk of records (from the page source).
 const CHUNK_BYTES: usize = 16 << 10;
 
@@ -43,7 +48,9 @@ pub fn bin_for_block(start: usize, usable: usize) -> Option<usize> {
 #[derive(Copy, Clone)]
 struct Bin {
     head: *mut u8,
-    /// Invariant: `count == length of the stack at head <= BIN_CAP`.
+    /// Invariant: `count == length of the stack at head <= BIN_CAP`, except in a bypassed
+    /// record (`Record::bypass`): there every bin is empty with `count == BIN_CAP`, so that
+    /// `push` refuses every block with no test of its own.
     count: u32,
 }
 
@@ -67,6 +74,15 @@ pub struct Record {
     /// bin it uses on every allocation; past [`STREAK_FOR_BATCH`] its refills take a batch
     /// (`ThreadCache::refill`). Owner only, as `bins`.
     refills: UnsafeCell<u32>,
+    /// Frees the owner handed to the inner strategy because their bin was full since its
+    /// last refill (saturating). At [`FLUSH_AFTER_OVERFLOWS`] the thread is freeing a large
+    /// working set: the record is flushed and bypassed. Owner only, as `bins`.
+    overflows: UnsafeCell<u32>,
+    /// Whether the record is bypassed: flushed, every bin marked full and empty (see
+    /// `Bin::count`), so the rest of a free burst goes straight to the inner strategy and no
+    /// block freed in it stays cached, keeping an inner chunk from becoming wholly free and
+    /// going back to the source. The next refill ends it. Owner only, as `bins`.
+    bypass: UnsafeCell<bool>,
     /// Written by the owner alone (load + store), read by `stats` from any thread.
     cached_bytes: AtomicUsize,
     /// As `cached_bytes`.
@@ -191,6 +207,8 @@ impl Root {
                 bins: UnsafeCell::new([Bin { head: ptr::null_mut(), count: 0 }; BIN_COUNT + 1]),
                 fits: UnsafeCell::new([0; BIN_COUNT + 1]),
                 refills: UnsafeCell::new(0),
+                overflows: UnsafeCell::new(0),
+                bypass: UnsafeCell::new(false),
                 cached_bytes: AtomicUsize::new(0),
                 cached_objects: AtomicUsize::new(0),
                 state: AtomicU8::new(ACTIVE),
@@ -504,7 +522,60 @@ impl Record {
         // SAFETY: the owner alone touches the counter (caller).
         let r = unsafe { &mut *self.refills.get() };
         *r = r.saturating_add(1);
+        // SAFETY: as above.
+        unsafe {
+            *self.overflows.get() = 0;
+            if *self.bypass.get() {
+                self.end_bypass();
+            }
+        }
         *r > STREAK_FOR_BATCH
+    }
+
+    /// Counts a free the owner handed to the inner strategy because its bin was full;
+    /// returns `true` once, when [`FLUSH_AFTER_OVERFLOWS`] are reached since the last
+    /// refill: the caller then flushes the record and calls [`bypass`](Self::bypass).
+    ///
+    /// # Safety
+    /// The caller owns the record.
+    #[inline]
+    pub unsafe fn note_overflow(&self) -> bool {
+        // SAFETY: the owner alone touches the counter (caller).
+        let o = unsafe { &mut *self.overflows.get() };
+        *o = o.saturating_add(1);
+        *o == FLUSH_AFTER_OVERFLOWS
+    }
+
+    /// Bypasses the record (see `Record::bypass`).
+    ///
+    /// # Safety
+    /// The caller owns the record and has just flushed it (every bin empty).
+    #[cold]
+    pub unsafe fn bypass(&self) {
+        // SAFETY: the owner alone touches the bins (caller).
+        let bins = unsafe { &mut *self.bins.get() };
+        for bin in &mut bins[1..] {
+            debug_assert!(bin.head.is_null() && bin.count == 0);
+            bin.count = BIN_CAP;
+        }
+        // SAFETY: as above.
+        unsafe { *self.bypass.get() = true };
+    }
+
+    /// Ends a bypass: every bin empty again.
+    ///
+    /// # Safety
+    /// The caller owns the bypassed record.
+    #[cold]
+    #[inline(never)]
+    unsafe fn end_bypass(&self) {
+        // SAFETY: the owner alone touches the bins (caller).
+        let bins = unsafe { &mut *self.bins.get() };
+        for bin in &mut bins[1..] {
+            bin.count = 0;
+        }
+        // SAFETY: as above.
+        unsafe { *self.bypass.get() = false };
     }
 
     /// [`push`](Self::push) for a block the owner freed: also ends a run of refills.
@@ -609,9 +680,21 @@ impl Record {
     /// No other thread touches the record.
     unsafe fn check<S: Strategy>(&self, inner: &S, key: usize) -> Result<(), CheckError> {
         let (mut bytes, mut objects) = (0usize, 0usize);
+        // SAFETY: quiescent (caller).
+        let bypass = unsafe { *self.bypass.get() };
         for b in 1..=BIN_COUNT {
             // SAFETY: quiescent (caller).
             let bin = unsafe { (*self.bins.get())[b] };
+            if bypass {
+                if !bin.head.is_null() || bin.count != BIN_CAP {
+                    return Err(CheckError {
+                        what: "bypassed record: bins empty, count BIN_CAP",
+                        addr: 0,
+                        detail: b,
+                    });
+                }
+                continue;
+            }
             let mut q = bin.head;
             let mut n = 0;
             while let Some(p) = NonNull::new(q) {
