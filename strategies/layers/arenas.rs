@@ -722,9 +722,10 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
     #[inline]
     unsafe fn locate(&self, ptr: NonNull<u8>, layout: Layout) -> Located {
         match self.owner_of_live(ptr) {
-            // SAFETY: `ptr` is a live block of arena `i` (caller; `owner_of_live`).
             Some(i) => {
-                Located { usable: unsafe { self.arenas[i].strategy.usable_size(ptr, layout) }, part: i }
+                // SAFETY: `ptr` is a live block of arena `i` (caller; `owner_of_live`).
+                let usable = unsafe { self.arenas[i].strategy.usable_size(ptr, layout) };
+                Located { usable, part: i }
             }
             None => Located { usable: layout.size(), part: usize::MAX },
         }
