@@ -103,6 +103,18 @@ pub enum CachedFree {
 }
 // ANCHOR_END: bad_free
 
+/// What a layer found out about a live block on its way down ([`Strategy::locate`]), handed
+/// back to the same layer's [`Strategy::dealloc_located`] so that a free it forwards does not
+/// look the block up again.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Located {
+    /// The block's usable size ([`Strategy::usable_size`]'s answer).
+    pub usable: usize,
+    /// Which part of the strategy holds the block, in the strategy's own numbering (the
+    /// arena's index for [`Arenas`](crate::Arenas)); 0 for a strategy with one part.
+    pub part: usize,
+}
+
 /// A broken invariant found by a strategy's walker ([`Strategy::check`]).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct CheckError {
@@ -200,6 +212,41 @@ pub unsafe trait Strategy: Send + Sync {
     unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
         let _ = ptr;
         layout.size()
+    }
+
+    /// [`usable_size`](Self::usable_size) together with whatever else the lookup found that
+    /// a later [`dealloc_located`](Self::dealloc_located) of the block can use instead of
+    /// looking again (a layer's part index). The default answers `usable_size` and part 0.
+    ///
+    /// # Safety
+    /// As for [`dealloc`](Self::dealloc).
+    #[inline]
+    unsafe fn locate(&self, ptr: NonNull<u8>, layout: Layout) -> Located {
+        // SAFETY: forwarded with the caller's guarantees.
+        Located { usable: unsafe { self.usable_size(ptr, layout) }, part: 0 }
+    }
+
+    /// [`dealloc`](Self::dealloc) of a block already looked up by [`locate`](Self::locate)
+    /// (`found`), or of one not looked up (`None`: exactly `dealloc`). A thread cache that
+    /// does not keep a block forwards its free this way, from one call site. Every check
+    /// `dealloc` makes that is not a lookup (an inner strategy's live bit, under its lock)
+    /// still happens. The default is `dealloc`.
+    ///
+    /// # Safety
+    /// As for [`dealloc`](Self::dealloc); and `found`, if `Some`, is what `locate(ptr,
+    /// layout)` answered on this strategy for the block since it was last allocated or
+    /// resized.
+    #[inline]
+    unsafe fn dealloc_located<P: PageSource>(
+        &self,
+        src: &P,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        found: Option<Located>,
+    ) {
+        let _ = found;
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.dealloc(src, ptr, layout) }
     }
 
     /// What the strategy holds and what is live.

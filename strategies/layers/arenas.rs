@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use super::owners::{GRANULE_BYTES, OwnerMap};
 use super::remote::{self, Parked, Pushed, Remote};
 use crate::source::{PageSource, SourceError};
-use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Strategy, StrategyStats};
+use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Located, Strategy, StrategyStats};
 use crate::sync::SpinLock;
 
 /// The default arena count: 8, glibc's `arena_max` per core on 64-bit systems taken for one
@@ -546,25 +546,76 @@ impl<S: Strategy, const N: usize> Arenas<S, N> {
         })
     }
 
+    /// The free of a live block of arena `i`: onto its remote stack from another thread when
+    /// the block suits it, else under the arena's lock (after its drain and the parked
+    /// check) into its strategy. `usable` is the block's usable size when the caller knows
+    /// it (`locate`), looked up here only where needed otherwise.
+    ///
+    /// # Safety
+    /// `ptr` is a live block of arena `i` for `layout`, which the caller gives up, of
+    /// `usable` usable bytes if `Some` (its strategy's `usable_size`); `src` is the heap's
+    /// source.
+    #[inline(always)]
+    unsafe fn dealloc_in<P: PageSource>(
+        &self,
+        src: &P,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        i: usize,
+        usable: Option<usize>,
+    ) {
+        let a = &self.arenas[i];
+        let usable_of = |u: Option<usize>| {
+            u.unwrap_or_else(|| {
+                // SAFETY: a live block of arena `i` for `layout` (caller).
+                unsafe { a.strategy.usable_size(ptr, layout) }
+            })
+        };
+        if !self.is_home(i)
+            && layout.size() <= REMOTE_MAX_BYTES
+            // SAFETY: the remote path; `ptr` is a live block of arena `i` (caller) of the
+            // usable size given or looked up.
+            && unsafe { self.dealloc_remote(src, ptr, usable_of(usable), i) }
+        {
+            return;
+        }
+        let g = a.busy.lock();
+        // SAFETY: the lock is held; this heap's source.
+        let refused = unsafe { self.drain(src, i) };
+        if !a.parked.is_empty()
+            // SAFETY: the lock is held; `ptr` is a live block of arena `i` (caller) of the
+            // usable size given or looked up (for `layout`, caller).
+            && unsafe { self.is_parked(i, ptr, usable_of(usable)) }
+        {
+            // Parked already (freed before, drained since): freeing it into the strategy would
+            // leave it parked and free at once, so it is ignored.
+            drop(g);
+            debug_assert!(false, "Arenas::dealloc: double free of {ptr:p} (parked)");
+            return;
+        }
+        // SAFETY: `ptr` is a live block of arena `i` (caller), its own source, its lock.
+        unsafe { a.strategy.dealloc(&self.source(src, i), ptr, layout) };
+        drop(g);
+        debug_assert_eq!(refused, 0, "Arenas: a block freed twice (refused when drained)");
+    }
+
     /// A free from a thread whose home is not arena `i`: onto the arena's remote stack,
     /// without its lock. `false`, with nothing changed, when the block does not suit the
     /// stack (too small or too large, or the stack is full): then the caller frees it under
     /// the lock.
     ///
     /// # Safety
-    /// `ptr` is a live block of arena `i` for `layout`, which the caller gives up; `src` is
-    /// the heap's source.
+    /// `ptr` is a live block of arena `i` of `usable` usable bytes (its strategy's
+    /// `usable_size`), which the caller gives up; `src` is the heap's source.
     #[inline]
     unsafe fn dealloc_remote<P: PageSource>(
         &self,
         src: &P,
         ptr: NonNull<u8>,
-        layout: Layout,
+        usable: usize,
         i: usize,
     ) -> bool {
         let a = &self.arenas[i];
-        // SAFETY: a live block of arena `i` for `layout` (caller).
-        let usable = unsafe { a.strategy.usable_size(ptr, layout) };
         if usable > REMOTE_MAX_BYTES || !remote::fits(ptr.addr().get(), usable) {
             return false;
         }
@@ -662,34 +713,49 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
             debug_assert!(false, "Arenas::dealloc: {ptr:p} is in no arena");
             return;
         };
-        if !self.is_home(i)
-            && layout.size() <= REMOTE_MAX_BYTES
-            // SAFETY: the remote path; `ptr` is a live block of arena `i` (caller).
-            && unsafe { self.dealloc_remote(src, ptr, layout, i) }
-        {
-            return;
-        }
-        let g = self.arenas[i].busy.lock();
-        // SAFETY: the lock is held; this heap's source.
-        let refused = unsafe { self.drain(src, i) };
-        let a = &self.arenas[i];
-        if !a.parked.is_empty()
-            // SAFETY: the lock is held; `ptr` is a live block of arena `i` (caller;
-            // `owner_of_live`) for `layout`.
-            && unsafe { self.is_parked(i, ptr, a.strategy.usable_size(ptr, layout)) }
-        {
-            // Parked already (freed before, drained since): freeing it into the strategy would
-            // leave it parked and free at once, so it is ignored.
-            drop(g);
-            debug_assert!(false, "Arenas::dealloc: double free of {ptr:p} (parked)");
-            return;
-        }
-        // SAFETY: `ptr` is a live block of arena `i` (caller; `owner_of_live`), its own source.
-        unsafe { self.arenas[i].strategy.dealloc(&self.source(src, i), ptr, layout) };
-        drop(g);
-        debug_assert_eq!(refused, 0, "Arenas: a block freed twice (refused when drained)");
+        // SAFETY: `ptr` is a live block of arena `i` (caller; `owner_of_live`) for `layout`.
+        unsafe { self.dealloc_in(src, ptr, layout, i, None) }
     }
     // ANCHOR_END: arenas_alloc
+
+    /// The owner map's arena and the arena strategy's usable size.
+    #[inline]
+    unsafe fn locate(&self, ptr: NonNull<u8>, layout: Layout) -> Located {
+        match self.owner_of_live(ptr) {
+            Some(i) => {
+                // SAFETY: `ptr` is a live block of arena `i` (caller; `owner_of_live`).
+                let usable = unsafe { self.arenas[i].strategy.usable_size(ptr, layout) };
+                Located { usable, part: i }
+            }
+            None => Located { usable: layout.size(), part: usize::MAX },
+        }
+    }
+
+    /// `dealloc` with the arena and the usable size from `locate`: no owner lookup, no second
+    /// usable-size lookup; the arena strategy's own `dealloc` (its live check) as ever.
+    #[inline]
+    unsafe fn dealloc_located<P: PageSource>(
+        &self,
+        src: &P,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        found: Option<Located>,
+    ) {
+        let (i, usable) = match found {
+            Some(f) if f.part < N => (f.part, Some(f.usable)),
+            // Not looked up, or `locate` found no arena: the owner map as `dealloc` asks it.
+            _ => match self.owner_of_live(ptr) {
+                Some(i) => (i, None),
+                None => {
+                    debug_assert!(false, "Arenas::dealloc: {ptr:p} is in no arena");
+                    return;
+                }
+            },
+        };
+        // SAFETY: `ptr` is a live block of arena `i` for `layout` (caller; `owner_of_live`),
+        // of `usable` usable bytes when given (caller: `locate`'s answer for it).
+        unsafe { self.dealloc_in(src, ptr, layout, i, usable) }
+    }
 
     unsafe fn realloc<P: PageSource>(
         &self,

@@ -6,7 +6,7 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use crate::source::PageSource;
-use crate::strategy::{BadFree, BlockInfo, CheckError, Strategy, StrategyStats};
+use crate::strategy::{BadFree, BlockInfo, CheckError, Located, Strategy, StrategyStats};
 
 // SAFETY: every call is forwarded unchanged to `S`, whose guarantees are this impl's.
 unsafe impl<S: Strategy> Strategy for &'static S {
@@ -43,6 +43,22 @@ unsafe impl<S: Strategy> Strategy for &'static S {
     unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { (**self).usable_size(ptr, layout) }
+    }
+    #[inline(always)]
+    unsafe fn locate(&self, ptr: NonNull<u8>, layout: Layout) -> Located {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { (**self).locate(ptr, layout) }
+    }
+    #[inline(always)]
+    unsafe fn dealloc_located<P: PageSource>(
+        &self,
+        src: &P,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        found: Option<Located>,
+    ) {
+        // SAFETY: forwarded with the caller's guarantees (`found` is the inner `locate`'s).
+        unsafe { (**self).dealloc_located(src, ptr, layout, found) }
     }
     fn stats(&self) -> StrategyStats {
         (**self).stats()

@@ -5,7 +5,7 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use crate::source::PageSource;
-use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Strategy, StrategyStats};
+use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Located, Strategy, StrategyStats};
 
 // ANCHOR: identity
 /// Forwards every call to `S` unchanged: the zero-cost claim of composition, measured.
@@ -51,6 +51,22 @@ unsafe impl<S: Strategy> Strategy for Identity<S> {
     unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.0.usable_size(ptr, layout) }
+    }
+    #[inline(always)]
+    unsafe fn locate(&self, ptr: NonNull<u8>, layout: Layout) -> Located {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.0.locate(ptr, layout) }
+    }
+    #[inline(always)]
+    unsafe fn dealloc_located<P: PageSource>(
+        &self,
+        src: &P,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        found: Option<Located>,
+    ) {
+        // SAFETY: forwarded with the caller's guarantees (`found` is the inner `locate`'s).
+        unsafe { self.0.dealloc_located(src, ptr, layout, found) }
     }
     fn stats(&self) -> StrategyStats {
         self.0.stats()

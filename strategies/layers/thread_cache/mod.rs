@@ -339,9 +339,9 @@ unsafe impl<S: Strategy> Strategy for ThreadCache<S> {
             && let Some((rec, root)) = self.record(src)
         {
             // SAFETY: `ptr` is a live block for `layout` (caller).
-            let usable = unsafe { self.inner.usable_size(ptr, layout) };
-            if let Some(b) = bin_for_block(ptr.addr().get(), usable) {
-                let info = BlockInfo { start: ptr.addr().get(), usable, align: BIN_BYTES };
+            let found = unsafe { self.inner.locate(ptr, layout) };
+            if let Some(b) = bin_for_block(ptr.addr().get(), found.usable) {
+                let info = BlockInfo { start: ptr.addr().get(), usable: found.usable, align: BIN_BYTES };
                 // SAFETY: a live, cacheable inner block (caller; `bin_for_block`).
                 if unsafe { is_marked(ptr, &info, root.key) } {
                     // Already in a cache: a double free; caching it twice would hand it out
@@ -350,7 +350,7 @@ unsafe impl<S: Strategy> Strategy for ThreadCache<S> {
                     return;
                 }
                 // SAFETY: the calling thread's record; the caller gives the block up.
-                if unsafe { rec.push_freed(ptr, b, usable, root.key) } {
+                if unsafe { rec.push_freed(ptr, b, found.usable, root.key) } {
                     return;
                 }
                 // SAFETY: forwarded with the caller's guarantees.
@@ -361,6 +361,11 @@ unsafe impl<S: Strategy> Strategy for ThreadCache<S> {
                 }
                 return;
             }
+            // Not cached (a full bin, a block no bin takes): to the inner strategy with what
+            // the lookup found, so that it does not look again.
+            // SAFETY: forwarded with the caller's guarantees; `found` is the inner
+            // strategy's `locate` of this live block, just made.
+            return unsafe { self.inner.dealloc_located(src, ptr, layout, Some(found)) };
         }
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.inner.dealloc(src, ptr, layout) }
