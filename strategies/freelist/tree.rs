@@ -1186,8 +1186,9 @@ unsafe impl SizeSearch for SizeTree {
 
 #[cfg(test)]
 mod tests {
+    extern crate alloc;
     use super::*;
-    use std::vec::Vec;
+    use alloc::vec::Vec;
 
     /// `offer_code` is monotone, never codes below its value, is exact up to 64 KiB, loses
     /// less than 1/2048 above, and `max` of codes is the code of the max (so the checker's

@@ -353,18 +353,19 @@ unsafe impl<S: Strategy> Strategy for ThreadCache<S> {
                 if unsafe { rec.push_freed(ptr, b, found.usable, root.key) } {
                     return;
                 }
-                // SAFETY: forwarded with the caller's guarantees.
-                unsafe { self.inner.dealloc(src, ptr, layout) };
+                // A full bin. After a long run of these the cache is emptied and bypassed
+                // (`note_overflow`); this block goes down either way, below.
                 // SAFETY: the calling thread's record.
                 if unsafe { rec.note_overflow() } {
                     self.flush_and_bypass(src, rec, root);
                 }
-                return;
             }
             // Not cached (a full bin, a block no bin takes): to the inner strategy with what
-            // the lookup found, so that it does not look again.
+            // the lookup found, so that it does not look again. One call site, so that the
+            // inner free stays inlined here.
             // SAFETY: forwarded with the caller's guarantees; `found` is the inner
-            // strategy's `locate` of this live block, just made.
+            // strategy's `locate` of this live block, made above (emptying the cache moved
+            // other blocks, not this one).
             return unsafe { self.inner.dealloc_located(src, ptr, layout, Some(found)) };
         }
         // SAFETY: forwarded with the caller's guarantees.
