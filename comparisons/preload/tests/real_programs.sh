@@ -4,7 +4,7 @@
 #   comparisons/preload/tests/real_programs.sh LIB [STRATEGY...]
 #
 # LIB is libstratalloc_preload.so. STRATEGY defaults to all five names, plus the compositions
-# tcache(arenas(X)) of the four free lists under edge_cases, bad_frees, python and cxx; a name
+# tcache(arenas(X)) of the four free lists under edge_cases, bad_frees, memory_return, python and cxx; a name
 # the library does not have built in fails (the library itself says so on stderr and falls
 # back).
 # For each strategy it runs, with LD_PRELOAD=LIB STRATALLOC_STRATEGY=<name>:
@@ -47,8 +47,9 @@ if [ ${#strategies[@]} -eq 0 ]; then
     compose=1
 fi
 # Under the compositions tcache(arenas(X)) of the four free lists (default run only): the
-# C tests of the C API and bad frees, and the threaded programs.
-composition_programs=(edge_cases bad_frees python cxx)
+# C tests of the C API and bad frees, memory given back (a thread cache must not pin the
+# free list's chunks: issue 19), and the threaded programs.
+composition_programs=(edge_cases bad_frees memory_return python cxx)
 here=$(cd "$(dirname "$0")" && pwd)
 programs=$here/programs
 work=$(mktemp -d "${TMPDIR:-/tmp}/stratalloc-preload.XXXXXX")
