@@ -405,11 +405,11 @@ fn find_small<'a>(
 
 // ANCHOR: find_mine
 /// The lookup of the owner's fast free (`dealloc_fast`, `free_addr`, `free_cached`,
-/// `free_cached_fast`): object
-/// `index` at `p` of a small span that `c`, the calling thread's cache, owns, found through
-/// `c`'s memo of its last page (`MCache::last_addr`) or else its arena hint alone; `None` for anything else (a span of another cache or of none, a
-/// large span, an interior pointer, a foreign one, an address outside the hinted arena),
-/// which the caller sends to `find_small`.
+/// `free_cached_fast`): object `index` at `p` of a small span that `c`, the calling
+/// thread's cache, owns, found through `c`'s memo of its last page (`MCache::last_addr`)
+/// or else its arena hint alone; `None` for anything else (a span of another cache or of
+/// none, a large span, an interior pointer, a foreign one, an address outside the hinted
+/// arena), which the caller sends to `find_small`.
 ///
 /// Only a span `c` owns is trusted, and only after checking the address against it, so the
 /// hint needs no `Arena::holds` test: the span map entry at `p`'s page offset
