@@ -339,7 +339,9 @@ impl ArenaPages {
     }
     // ANCHOR_END: mark
 
-    fn update_summaries(&mut self, first: usize, n: usize) {
+    /// Recomputes the summaries of the chunks of pages `first .. first + n` and, if one
+    /// changed, the arena's (after the alloc bits were changed directly).
+    pub fn update_summaries(&mut self, first: usize, n: usize) {
         let c0 = first / CHUNK_PAGES;
         let c1 = (first + n - 1) / CHUNK_PAGES;
         let mut changed = false;
