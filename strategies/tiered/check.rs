@@ -174,10 +174,10 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
             }
             if ptr::eq(h.pcache.arena, a) && p / 64 == h.pcache.word && h.pcache.free >> (p % 64) & 1 == 1 {
                 // A free page of the page cache (see "Page cache" in mheap.rs): marked in use,
-                // no span, Ready, counted as a free Ready page.
+                // no span, Ready, counted in `inuse_pages`.
                 ensure!(used && sp.is_null(), "page cache's free page not in use or in a span", addr, 0usize);
                 ensure!(!pages.is_scav(p), "page cache's free page scavenged", addr, 0usize);
-                free_ready += 1;
+                inuse += 1;
                 continue;
             }
             ensure!(used != sp.is_null(), "page bitmap and span map disagree", addr, used as usize);

@@ -59,14 +59,15 @@
 //! pointer then stays inside the reservation its provenance comes from.
 //!
 //! # Invariants (checked by `Tiered::check`)
-//! - `inuse_pages` = pages of all live spans = pages marked in use - `scav_inflight.npages`;
+//! - `inuse_pages` = pages of all live spans + the page cache's free pages = pages marked
+//!   in use - `scav_inflight.npages`;
 //! - `free_ready_pages` = free pages not scavenged;
 //! - `arenas[..narenas]` sorted by base, each registered in the index;
 //! - an arena with no page in use implies `empty_arena_hint`; the arenas of one
 //!   reservation are all dedicated or none;
 //! - the page cache: its free pages lie in one word of a registered arena, inside its
 //!   usable pages, are marked in use in the bitmap, have no span and are Ready; they are
-//!   counted in `free_ready_pages`, not in `inuse_pages` (`dirty` is a subset of `free`
+//!   counted in `inuse_pages`, not in `free_ready_pages` (`dirty` is a subset of `free`
 //!   or, for pages handed out since, stale bits nobody reads); an empty cache has no arena;
 //! - the records on `free_arena_recs` are retired (no base, no pages, no span) and
 //!   registered nowhere; with the registered ones, at most [`MAX_ARENAS`] records.
@@ -102,7 +103,8 @@ pub const READY_FIT_MIN_PAGES: usize = 64;
 pub const PCACHE_MAX_PAGES: usize = 16;
 
 /// The page cache (see "Page cache"): free pages of one 64-page block, marked in use in
-/// the page allocator and counted as free Ready pages.
+/// the page allocator and counted in `inuse_pages` (Ready; not in `free_ready_pages`,
+/// which the scavenger's target weighs against what it can give back: not these).
 #[derive(Clone, Copy)]
 pub struct PageCache {
     /// The block's arena, or null when the cache is empty.
@@ -169,7 +171,7 @@ pub struct HeapInner {
     pub all_caches: *mut MCache,
     /// mcaches of exited threads, for reuse (linked through `MCache::next_free`).
     pub free_caches: *mut MCache,
-    /// Pages of live spans.
+    /// Pages of live spans, and the page cache's free pages.
     pub inuse_pages: usize,
     /// Free pages that are Ready (retained, not yet scavenged).
     pub free_ready_pages: usize,
@@ -521,7 +523,6 @@ impl HeapInner {
         let needzero = c.dirty & mask != 0 || !P::FRESH_ZEROED;
         let Some((rec, reused)) = self.spans.alloc_reused(&mut self.meta, src) else { return None };
         self.pcache.free &= !mask;
-        self.free_ready_pages -= npages;
         let span = rec.cast::<Span>();
         if !reused {
             // SAFETY: fresh metadata sized and aligned for a Span, which no span map has ever
@@ -539,8 +540,6 @@ impl HeapInner {
         // heap lock (see "Reuse of span records" in span.rs).
         unsafe { span.as_ref() }.init(base, npages, spc, needzero);
         a.set_spans(first, npages, span.as_ptr());
-        self.inuse_pages += npages;
-        self.note_inuse_rise();
         Some(span)
     }
     // ANCHOR_END: alloc_span_cached
@@ -581,7 +580,10 @@ impl HeapInner {
             left &= !((u64::MAX >> (64 - len)) << lo);
         }
         pages.scav[word] &= !scav;
-        self.free_ready_pages += scav.count_ones() as usize;
+        // The cache's free pages count as in use (see `PageCache`).
+        self.free_ready_pages -= (free & !scav).count_ones() as usize;
+        self.inuse_pages += free.count_ones() as usize;
+        self.note_inuse_rise();
         pages.alloc[word] = !0;
         pages.update_summaries(word * 64, 64);
         self.pcache = PageCache { arena, word, free, dirty: free & !scav };
@@ -604,6 +606,8 @@ impl HeapInner {
         let pages = unsafe { a.pages_mut() };
         pages.alloc[c.word] &= !c.free;
         pages.update_summaries(c.word * 64, 64);
+        self.inuse_pages -= c.free.count_ones() as usize;
+        self.free_ready_pages += c.free.count_ones() as usize;
         if pages.sum.start as usize >= a.usable_pages() {
             self.empty_arena_hint = true;
         }
@@ -726,8 +730,6 @@ impl HeapInner {
         a.set_spans(first, npages, ptr::null_mut());
         self.pcache.free |= mask;
         self.pcache.dirty |= mask;
-        self.inuse_pages -= npages;
-        self.free_ready_pages += npages;
         if self.pcache.free == !0 {
             // The whole block is free: if the rest of the arena is too, the block goes
             // back, so that the arena is seen empty (and given back, see

@@ -1847,7 +1847,7 @@ fn remote_chain_of_a_span_whose_owner_left_goes_to_pending() {
 
 /// The page cache (see "Page cache" in mheap.rs): small-object spans of 1 to 16 pages come
 /// from one 64-page block and their pages go back to it, the checker passing after every
-/// step (the cache's pages marked in use, counted as free Ready pages); spans that do not
+/// step (the cache's pages marked in use and counted in use); spans that do not
 /// fit it take the page allocator's first fit; `trim` gives the cache's pages back too.
 #[test]
 fn page_cache_serves_small_spans() {
