@@ -217,10 +217,11 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
         c.arena.is_null() && c.free == 0
             || h.arenas[..h.narenas].iter().any(|&a| ptr::eq(a, c.arena))
                 && c.word < ARENA_PAGES / 64
-                && (c.free == 0 || (64 - c.free.leading_zeros() as usize) + c.word * 64 <= {
-                    // SAFETY: a registered arena of this heap.
-                    unsafe { &*c.arena }.usable_pages()
-                }),
+                && (c.free == 0
+                    || (64 - c.free.leading_zeros() as usize) + c.word * 64 <= {
+                        // SAFETY: a registered arena of this heap.
+                        unsafe { &*c.arena }.usable_pages()
+                    }),
         "page cache outside a registered arena's usable pages",
         c.word,
         c.free as usize

@@ -514,7 +514,12 @@ impl HeapInner {
     // ANCHOR: alloc_span_cached
     /// `alloc_span` from the page cache (see "Page cache"), refilled first if empty; `None`
     /// when it has no run of `npages` (the caller then takes the page allocator's first fit).
-    fn alloc_span_cached<P: PageSource>(&mut self, src: &P, npages: usize, spc: usize) -> Option<NonNull<Span>> {
+    fn alloc_span_cached<P: PageSource>(
+        &mut self,
+        src: &P,
+        npages: usize,
+        spc: usize,
+    ) -> Option<NonNull<Span>> {
         if self.pcache.free == 0 {
             self.fill_pcache(src)?;
         }
