@@ -42,7 +42,8 @@
 //! before a scavenge of everything (`trim`). At most 64 pages (512 KiB) are held so.
 //!
 //! # Free path (`free_span`)
-//! Clear the span map, mark the pages free (they stay Ready: a later request reuses them
+//! Clear the span map; pages inside the page cache's block go back to the cache, others are
+//! marked free (they stay Ready: a later request reuses them
 //! without a system call; the scavenger releases them when too many are retained), give the
 //! span record back. Needs no page source, so it can run when a thread exits; the
 //! scavenger's bounded steps (scavenger.rs) run where the source is known and no lock is
@@ -526,7 +527,7 @@ impl HeapInner {
         let mask = run_of_ones(self.pcache.free, npages)?;
         let c = self.pcache;
         let needzero = c.dirty & mask != 0 || !P::FRESH_ZEROED;
-        let Some((rec, reused)) = self.spans.alloc_reused(&mut self.meta, src) else { return None };
+        let (rec, reused) = self.spans.alloc_reused(&mut self.meta, src)?;
         self.pcache.free &= !mask;
         let span = rec.cast::<Span>();
         if !reused {
@@ -669,8 +670,8 @@ impl HeapInner {
     }
 
     // ANCHOR: free_span
-    /// Gives a span's pages back to the page allocator (they stay Ready) and its record to
-    /// the span free list. Returns whether an arena dedicated to an over-aligned request was
+    /// Gives a span's pages back to the page cache if they lie in its block, else to the
+    /// page allocator (they stay Ready), and its record to the span free list. Returns whether an arena dedicated to an over-aligned request was
     /// left without a span (the next background step gives it back at once, see
     /// `release_empty_arenas`).
     ///

@@ -1867,7 +1867,7 @@ fn page_cache_serves_small_spans() {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        if spans.len() < 24 && (x % 3 != 0 || spans.is_empty()) {
+        if spans.len() < 24 && (!x.is_multiple_of(3) || spans.is_empty()) {
             let npages = 1 + (x >> 8) as usize % PCACHE_MAX_PAGES;
             let mut h = root.heap.lock.lock();
             let s = h.alloc_span(src, npages, 1, spc).expect("a span");
