@@ -43,9 +43,8 @@
 //!
 //! # Free path (`free_span`)
 //! Clear the span map; pages inside the page cache's block go back to the cache, others are
-//! marked free (they stay Ready: a later request reuses them
-//! without a system call; the scavenger releases them when too many are retained), give the
-//! span record back. Needs no page source, so it can run when a thread exits; the
+//! marked free (they stay Ready: a later request reuses them without a system call; the
+//! scavenger releases them when too many are retained); give the span record back. Needs no page source, so it can run when a thread exits; the
 //! scavenger's bounded steps (scavenger.rs) run where the source is known and no lock is
 //! held, so the heap lock is never held across a system call of the scavenger.
 //!
@@ -671,9 +670,9 @@ impl HeapInner {
 
     // ANCHOR: free_span
     /// Gives a span's pages back to the page cache if they lie in its block, else to the
-    /// page allocator (they stay Ready), and its record to the span free list. Returns whether an arena dedicated to an over-aligned request was
-    /// left without a span (the next background step gives it back at once, see
-    /// `release_empty_arenas`).
+    /// page allocator (they stay Ready), and its record to the span free list. Returns
+    /// whether an arena dedicated to an over-aligned request was left without a span (the
+    /// next background step gives it back at once, see `release_empty_arenas`).
     ///
     /// # Safety
     /// `span` came from `alloc_span` of this heap, has no live objects, no list or mcache
@@ -861,8 +860,10 @@ impl HeapInner {
             rec
         } else {
             let rec = self.meta.alloc_pages(src, core::mem::size_of::<Arena>())?.cast::<Arena>();
-            // SAFETY: fresh pages sized for one Arena, page-aligned, not yet shared.
-            unsafe { Arena::init(rec.as_ptr(), base, joins_prev, dedicated, usable_pages) };
+            // SAFETY: fresh pages sized for one Arena, page-aligned, not yet shared; Ready
+            // for the first time since they were mapped (`alloc_pages` takes them from
+            // `alloc_ready`), so they read as zero when the source is `FRESH_ZEROED`.
+            unsafe { Arena::init(rec.as_ptr(), base, joins_prev, dedicated, usable_pages, P::FRESH_ZEROED) };
             rec
         };
         // SAFETY: `entry` is in an L2 table, which lives as long as the heap.
@@ -890,9 +891,13 @@ impl HeapInner {
             return None;
         }
         let t = self.meta.alloc_pages(src, INDEX_L2_BYTES)?.cast::<IndexL2>();
-        // SAFETY: fresh Ready pages sized for one `IndexL2` (page-aligned), seen by nobody
-        // yet; all-zero bytes are null atomic pointers.
-        unsafe { ptr::write_bytes(t.as_ptr().cast::<u8>(), 0, INDEX_L2_BYTES) };
+        if !P::FRESH_ZEROED {
+            // SAFETY: fresh Ready pages sized for one `IndexL2` (page-aligned), seen by
+            // nobody yet; all-zero bytes are null atomic pointers. (From a `FRESH_ZEROED`
+            // source they read as zero already, Ready for the first time since `map`
+            // inside `alloc_ready`: not written, so only the entries used are faulted in.)
+            unsafe { ptr::write_bytes(t.as_ptr().cast::<u8>(), 0, INDEX_L2_BYTES) };
+        }
         // SAFETY: `i >> L2_BITS` is inside the L1 table (`i` is in range); the table is
         // published with Release, after it was zeroed, for `index_entry`'s Acquire.
         unsafe { (*self.index.add(i >> L2_BITS)).store(t.as_ptr(), Ordering::Release) };
