@@ -143,23 +143,31 @@ impl Arena {
     /// Initialises arena metadata in place at `at` for the arena starting at `base`: its
     /// first `usable_pages` pages free and scavenged (Prepared), the rest (none for a full
     /// arena) marked in use for good, no spans; `joins_prev` and `dedicated` as the fields
-    /// say.
+    /// say. `zeroed`: the memory at `at` already reads as zero (fresh pages of a
+    /// `FRESH_ZEROED` source), so it is not written over: the span map (64 KiB) is then
+    /// touched only where spans are made, not faulted in whole when the arena is made
+    /// (issue 17: a short process's page faults).
     ///
     /// # Safety
-    /// `at` is valid for writes of one `Arena`, suitably aligned, and not yet shared.
+    /// `at` is valid for writes of one `Arena`, suitably aligned, and not yet shared; with
+    /// `zeroed`, every byte of it reads as zero.
     pub unsafe fn init(
         at: *mut Arena,
         base: NonNull<u8>,
         joins_prev: bool,
         dedicated: bool,
         usable_pages: usize,
+        zeroed: bool,
     ) {
-        // SAFETY: the caller gives room for one Arena that nobody else sees yet. Every field
-        // is an atomic, a cell of integers or the page bitmaps, for which all-zero bytes are
-        // valid (null pointers, false, zero words): after the zeroing the record is a valid,
-        // retired `Arena`, and `reuse` sets it up through a shared reference.
+        // SAFETY: the caller gives room for one Arena that nobody else sees yet, all zero if
+        // `zeroed`. Every field is an atomic, a cell of integers or the page bitmaps, for
+        // which all-zero bytes are valid (null pointers, false, zero words): after the
+        // zeroing (or with `zeroed`, as it is) the record is a valid, retired `Arena`, and
+        // `reuse` sets it up through a shared reference.
         unsafe {
-            ptr::write_bytes(at.cast::<u8>(), 0, core::mem::size_of::<Arena>());
+            if !zeroed {
+                ptr::write_bytes(at.cast::<u8>(), 0, core::mem::size_of::<Arena>());
+            }
             (*at).reuse(base, joins_prev, dedicated, usable_pages);
         }
     }

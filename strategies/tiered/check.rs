@@ -172,6 +172,14 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
                 ensure!(!pages.is_scav(p), "in-flight scavenger run already scavenged", addr, 0usize);
                 continue;
             }
+            if ptr::eq(h.pcache.arena, a) && p / 64 == h.pcache.word && h.pcache.free >> (p % 64) & 1 == 1 {
+                // A free page of the page cache (see "Page cache" in mheap.rs): marked in use,
+                // no span, Ready, counted in `inuse_pages`.
+                ensure!(used && sp.is_null(), "page cache's free page not in use or in a span", addr, 0usize);
+                ensure!(!pages.is_scav(p), "page cache's free page scavenged", addr, 0usize);
+                inuse += 1;
+                continue;
+            }
             ensure!(used != sp.is_null(), "page bitmap and span map disagree", addr, used as usize);
             if used {
                 ensure!(!pages.is_scav(p), "an in-use page is scavenged", addr, 0usize);
@@ -203,6 +211,21 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
             );
         }
     }
+    // The page cache: a registered arena's block, or empty.
+    let c = h.pcache;
+    ensure!(
+        c.arena.is_null() && c.free == 0
+            || h.arenas[..h.narenas].iter().any(|&a| ptr::eq(a, c.arena))
+                && c.word < ARENA_PAGES / 64
+                && (c.free == 0
+                    || (64 - c.free.leading_zeros() as usize) + c.word * 64 <= {
+                        // SAFETY: a registered arena of this heap.
+                        unsafe { &*c.arena }.usable_pages()
+                    }),
+        "page cache outside a registered arena's usable pages",
+        c.word,
+        c.free as usize
+    );
     ensure!(inuse == h.inuse_pages, "inuse_pages differs from the bitmaps", 0, inuse);
     ensure!(free_ready == h.free_ready_pages, "free_ready_pages differs from the bitmaps", 0, free_ready);
     // The scavenger's hold (scavenger.rs): the held peak is never below the pages in use.

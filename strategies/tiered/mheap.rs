@@ -28,10 +28,23 @@
 //! 3. Make the run's scavenged pages Ready (`used`), mark it in use, take a span record, point
 //!    the span map at it.
 //!
+//! # Page cache (`PageCache`)
+//! A small-object span (of at most [`PCACHE_MAX_PAGES`] pages) comes from the heap's page
+//! cache when it can
+//! (Go's per-P `pageCache`, one per heap here): the free pages of one 64-page block (one word
+//! of an arena's alloc bitmap), taken out of the page allocator at once and made Ready. Taking
+//! a run from the cache is a few bit operations on one word, without `find` and without the
+//! summaries `mark` updates; a span freed inside the block gives its pages back to the cache
+//! the same way. A request the cache has no run for takes the page allocator's first fit;
+//! the cache is refilled once it is used up. Its block goes back to the page allocator
+//! (`flush_pcache`) when it is refilled, when it is wholly free and the rest of its arena is
+//! too (so that an empty arena is seen and given back), before `release_empty_arenas` and
+//! before a scavenge of everything (`trim`). At most 64 pages (512 KiB) are held so.
+//!
 //! # Free path (`free_span`)
-//! Clear the span map, mark the pages free (they stay Ready: a later request reuses them
-//! without a system call; the scavenger releases them when too many are retained), give the
-//! span record back. Needs no page source, so it can run when a thread exits; the
+//! Clear the span map; pages inside the page cache's block go back to the cache, others are
+//! marked free (they stay Ready: a later request reuses them without a system call; the
+//! scavenger releases them when too many are retained); give the span record back. Needs no page source, so it can run when a thread exits; the
 //! scavenger's bounded steps (scavenger.rs) run where the source is known and no lock is
 //! held, so the heap lock is never held across a system call of the scavenger.
 //!
@@ -46,11 +59,16 @@
 //! pointer then stays inside the reservation its provenance comes from.
 //!
 //! # Invariants (checked by `Tiered::check`)
-//! - `inuse_pages` = pages of all live spans = pages marked in use - `scav_inflight.npages`;
+//! - `inuse_pages` = pages of all live spans + the page cache's free pages = pages marked
+//!   in use - `scav_inflight.npages`;
 //! - `free_ready_pages` = free pages not scavenged;
 //! - `arenas[..narenas]` sorted by base, each registered in the index;
 //! - an arena with no page in use implies `empty_arena_hint`; the arenas of one
 //!   reservation are all dedicated or none;
+//! - the page cache: its free pages lie in one word of a registered arena, inside its
+//!   usable pages, are marked in use in the bitmap, have no span and are Ready; they are
+//!   counted in `inuse_pages`, not in `free_ready_pages` (`dirty` is a subset of `free`
+//!   or, for pages handed out since, stale bits nobody reads); an empty cache has no arena;
 //! - the records on `free_arena_recs` are retired (no base, no pages, no span) and
 //!   registered nowhere; with the registered ones, at most [`MAX_ARENAS`] records.
 
@@ -78,6 +96,47 @@ pub const MAX_ARENAS: usize = 1024;
 /// pages before the first fit (`pagealloc::find_ready_best`): a scan of the bitmaps costs
 /// less than the page faults of such a run; shorter runs take the first fit at once.
 pub const READY_FIT_MIN_PAGES: usize = 64;
+
+/// Largest span (pages) the page cache serves (Go: a quarter of its cache's 64 pages); it
+/// serves small-object spans only, so that large objects keep the page allocator's
+/// placement (first fit, Ready best fit).
+pub const PCACHE_MAX_PAGES: usize = 16;
+
+/// The page cache (see "Page cache"): free pages of one 64-page block, marked in use in
+/// the page allocator and counted in `inuse_pages` (Ready; not in `free_ready_pages`,
+/// which the scavenger's target weighs against what it can give back: not these).
+#[derive(Clone, Copy)]
+pub struct PageCache {
+    /// The block's arena, or null when the cache is empty.
+    pub arena: *const Arena,
+    /// The block: word `word` of the arena's alloc bitmap, pages `64 word .. 64 word + 64`.
+    pub word: usize,
+    /// 1 = free page of the cache.
+    pub free: u64,
+    /// 1 = the free page may hold old data (it was Ready, or a span's, before).
+    pub dirty: u64,
+}
+
+impl PageCache {
+    /// No block.
+    pub const EMPTY: PageCache = PageCache { arena: ptr::null(), word: 0, free: 0, dirty: 0 };
+}
+
+/// The first run of `n` (1 ..= 64) set bits in `free`, as a mask.
+#[inline]
+fn run_of_ones(free: u64, n: usize) -> Option<u64> {
+    // Bit `i` of `y` stays set while bits `i ..= i + k` are all set.
+    let (mut y, mut k) = (free, 1);
+    while k < n && y != 0 {
+        let s = (n - k).min(k);
+        y &= y >> s;
+        k += s;
+    }
+    (y != 0).then(|| {
+        let at = y.trailing_zeros();
+        (u64::MAX >> (64 - n)) << at
+    })
+}
 
 /// The page heap (Go's `mheap`).
 pub struct MHeap {
@@ -112,7 +171,7 @@ pub struct HeapInner {
     pub all_caches: *mut MCache,
     /// mcaches of exited threads, for reuse (linked through `MCache::next_free`).
     pub free_caches: *mut MCache,
-    /// Pages of live spans.
+    /// Pages of live spans, and the page cache's free pages.
     pub inuse_pages: usize,
     /// Free pages that are Ready (retained, not yet scavenged).
     pub free_ready_pages: usize,
@@ -133,6 +192,9 @@ pub struct HeapInner {
     pub hold_steps_left: usize,
     /// `inuse_pages` at the previous scavenger step (to tell whether the heap grew since).
     pub step_inuse_pages: usize,
+    /// Free pages of one 64-page block held back from the page allocator for small spans
+    /// (see "Page cache").
+    pub pcache: PageCache,
     /// Set when a freed span leaves its arena without a span; cleared by
     /// `MHeap::release_empty_arenas` when no such arena is left. The scavenger's bounded
     /// step looks for arenas to give back only while it is set.
@@ -169,6 +231,7 @@ impl MHeap {
                 hold_steps_left: 0,
                 step_inuse_pages: 0,
                 empty_arena_hint: false,
+                pcache: PageCache::EMPTY,
             }),
             scav_lock: SpinLock::new(()),
         }
@@ -270,6 +333,8 @@ impl MHeap {
             let mut batch = [(NonNull::<u8>::dangling(), 0); 16];
             let n = {
                 let mut h = self.lock.lock();
+                // The cache's block keeps its arena from looking empty (see "Page cache").
+                h.flush_pcache();
                 let (n, waiting) = h.unregister_empty_arenas(&mut batch);
                 h.empty_arena_hint = waiting || n == batch.len();
                 n
@@ -392,6 +457,13 @@ impl HeapInner {
         align_pages: usize,
         spc: usize,
     ) -> Option<NonNull<Span>> {
+        if spc != 0
+            && npages <= PCACHE_MAX_PAGES
+            && align_pages == 1
+            && let Some(s) = self.alloc_span_cached(src, npages, spc)
+        {
+            return Some(s);
+        }
         let want = npages.checked_add(align_pages - 1)?;
         let arenas = &self.arenas[..self.narenas];
         // Large runs: the best-fitting run of Ready pages first (see `find_ready_best`), so
@@ -438,6 +510,113 @@ impl HeapInner {
         Some(span)
     }
     // ANCHOR_END: alloc_span
+
+    // ANCHOR: alloc_span_cached
+    /// `alloc_span` from the page cache (see "Page cache"), refilled first if empty; `None`
+    /// when it has no run of `npages` (the caller then takes the page allocator's first fit).
+    fn alloc_span_cached<P: PageSource>(
+        &mut self,
+        src: &P,
+        npages: usize,
+        spc: usize,
+    ) -> Option<NonNull<Span>> {
+        if self.pcache.free == 0 {
+            self.fill_pcache(src)?;
+        }
+        let mask = run_of_ones(self.pcache.free, npages)?;
+        let c = self.pcache;
+        let needzero = c.dirty & mask != 0 || !P::FRESH_ZEROED;
+        let (rec, reused) = self.spans.alloc_reused(&mut self.meta, src)?;
+        self.pcache.free &= !mask;
+        let span = rec.cast::<Span>();
+        if !reused {
+            // SAFETY: fresh metadata sized and aligned for a Span, which no span map has ever
+            // named, so no thread can read it: written whole.
+            unsafe { span.as_ptr().write(Span::empty()) };
+        }
+        // SAFETY: the cache's arena is registered (the cache's invariant), an initialised
+        // record that lives as long as the heap; only a shared reference is made.
+        let a = unsafe { &*c.arena };
+        let first = c.word * 64 + mask.trailing_zeros() as usize;
+        // SAFETY: `first < ARENA_PAGES`: the block lies inside the arena's reservation; the
+        // pointer derives from the arena's base (see "Sharing and provenance").
+        let base = unsafe { a.base().add(first * PAGE_BYTES) };
+        // SAFETY: an initialised record (written above, or a freed span's), held under the
+        // heap lock (see "Reuse of span records" in span.rs).
+        unsafe { span.as_ref() }.init(base, npages, spc, needzero);
+        a.set_spans(first, npages, span.as_ptr());
+        Some(span)
+    }
+    // ANCHOR_END: alloc_span_cached
+
+    /// Refills the empty page cache with the free pages of the 64-page block that holds the
+    /// lowest free page, made Ready and marked in use. `None` (the cache stays empty) when
+    /// there is no free page or the source refuses to make one Ready.
+    fn fill_pcache<P: PageSource>(&mut self, src: &P) -> Option<()> {
+        debug_assert!(self.pcache.free == 0);
+        self.flush_pcache();
+        // SAFETY: `&mut self` proves the heap lock held; the list holds this heap's arenas.
+        let run = unsafe { pagealloc::find(&self.arenas[..self.narenas], 1) }?;
+        let arena = self.arenas[run.arena];
+        // SAFETY: an initialised arena of the list, shared reference only.
+        let a = unsafe { &*arena };
+        // SAFETY: `&mut self` proves the heap lock held; no other reference to this
+        // arena's pages is made while `pages` lives.
+        let pages = unsafe { a.pages_mut() };
+        let word = run.page / 64;
+        let free = !pages.alloc[word];
+        let scav = pages.scav[word] & free;
+        // Make the scavenged ones Ready, run by run (as `make_ready` does).
+        let mut left = scav;
+        while left != 0 {
+            let lo = left.trailing_zeros() as usize;
+            let len = (!(left >> lo)).trailing_zeros() as usize;
+            // SAFETY: `word * 64 + lo < ARENA_PAGES`: inside the arena's reservation.
+            let at = unsafe { a.base().add((word * 64 + lo) * PAGE_BYTES) };
+            // SAFETY: the pages are free, mapped and Prepared (scav bit set), in an arena
+            // reserved from `src`; `at` carries the reservation's provenance.
+            if unsafe { src.used(at, len * PAGE_BYTES) }.is_err() {
+                // The ones made Ready so far are free Ready pages now.
+                let done = scav & !left;
+                pages.scav[word] &= !done;
+                self.free_ready_pages += done.count_ones() as usize;
+                return None;
+            }
+            left &= !((u64::MAX >> (64 - len)) << lo);
+        }
+        pages.scav[word] &= !scav;
+        // The cache's free pages count as in use (see `PageCache`).
+        self.free_ready_pages -= (free & !scav).count_ones() as usize;
+        self.inuse_pages += free.count_ones() as usize;
+        self.note_inuse_rise();
+        pages.alloc[word] = !0;
+        pages.update_summaries(word * 64, 64);
+        self.pcache = PageCache { arena, word, free, dirty: free & !scav };
+        Some(())
+    }
+
+    /// Gives the page cache's free pages back to the page allocator (free, Ready) and
+    /// empties it.
+    pub(super) fn flush_pcache(&mut self) {
+        let c = core::mem::replace(&mut self.pcache, PageCache::EMPTY);
+        if c.free == 0 {
+            // Nothing to give back (every page of the block is a span's, marked in use).
+            return;
+        }
+        // SAFETY: the cache's arena is registered (the cache's invariant), an initialised
+        // record; only a shared reference is made.
+        let a = unsafe { &*c.arena };
+        // SAFETY: `&mut self` proves the heap lock held, and no other reference to the
+        // arena's pages is made while `pages` lives.
+        let pages = unsafe { a.pages_mut() };
+        pages.alloc[c.word] &= !c.free;
+        pages.update_summaries(c.word * 64, 64);
+        self.inuse_pages -= c.free.count_ones() as usize;
+        self.free_ready_pages += c.free.count_ones() as usize;
+        if pages.sum.start as usize >= a.usable_pages() {
+            self.empty_arena_hint = true;
+        }
+    }
 
     // ANCHOR: make_ready
     /// Marks `base .. + npages` in use after making its scavenged pages Ready; returns
@@ -490,10 +669,10 @@ impl HeapInner {
     }
 
     // ANCHOR: free_span
-    /// Gives a span's pages back to the page allocator (they stay Ready) and its record to
-    /// the span free list. Returns whether an arena dedicated to an over-aligned request was
-    /// left without a span (the next background step gives it back at once, see
-    /// `release_empty_arenas`).
+    /// Gives a span's pages back to the page cache if they lie in its block, else to the
+    /// page allocator (they stay Ready), and its record to the span free list. Returns
+    /// whether an arena dedicated to an over-aligned request was left without a span (the
+    /// next background step gives it back at once, see `release_empty_arenas`).
     ///
     /// # Safety
     /// `span` came from `alloc_span` of this heap, has no live objects, no list or mcache
@@ -513,6 +692,11 @@ impl HeapInner {
         let rec = self.arena_of(base).span_at(page_in_arena(base));
         debug_assert!(ptr::eq(rec, span.as_ptr()), "span map does not name the span freed");
         let rec = NonNull::new(rec).unwrap_or(span);
+        if let Some(dedicated) = self.free_span_cached(base, npages) {
+            // SAFETY: as below.
+            unsafe { self.spans.free(rec.cast()) };
+            return dedicated;
+        }
         let (mut emptied, mut dedicated) = (false, false);
         self.for_each_piece(base, npages, |a, pages, first, n| {
             a.set_spans(first, n, ptr::null_mut());
@@ -533,6 +717,40 @@ impl HeapInner {
         dedicated
     }
     // ANCHOR_END: free_span
+
+    /// `free_span`'s pages back into the page cache when they lie in its block (see "Page
+    /// cache"); returns what `free_span` returns, or `None` when they do not.
+    fn free_span_cached(&mut self, base: usize, npages: usize) -> Option<bool> {
+        let c = self.pcache;
+        if c.arena.is_null() || npages > 64 {
+            return None;
+        }
+        // SAFETY: the cache's arena is registered (the cache's invariant), shared only.
+        let a = unsafe { &*c.arena };
+        let first = base.wrapping_sub(a.base_addr()) / PAGE_BYTES;
+        if base < a.base_addr() || first / 64 != c.word || (first + npages - 1) / 64 != c.word {
+            return None;
+        }
+        let mask = (u64::MAX >> (64 - npages)) << (first % 64);
+        a.set_spans(first, npages, ptr::null_mut());
+        self.pcache.free |= mask;
+        self.pcache.dirty |= mask;
+        if self.pcache.free == !0 {
+            // The whole block is free: if the rest of the arena is too, the block goes
+            // back, so that the arena is seen empty (and given back, see
+            // `release_empty_arenas`).
+            // SAFETY: `&mut self` proves the heap lock held; no other reference to this
+            // arena's pages is made while `pages` lives.
+            let sum = unsafe { a.pages() }.sum;
+            let rest = a.usable_pages().saturating_sub(64);
+            if sum.start as usize + sum.end as usize >= rest {
+                self.flush_pcache();
+                self.empty_arena_hint = true;
+                return Some(a.dedicated());
+            }
+        }
+        Some(false)
+    }
 
     // ANCHOR: heap_grow
     /// Reserves and registers enough new arenas for a run of `npages` aligned to
@@ -642,8 +860,10 @@ impl HeapInner {
             rec
         } else {
             let rec = self.meta.alloc_pages(src, core::mem::size_of::<Arena>())?.cast::<Arena>();
-            // SAFETY: fresh pages sized for one Arena, page-aligned, not yet shared.
-            unsafe { Arena::init(rec.as_ptr(), base, joins_prev, dedicated, usable_pages) };
+            // SAFETY: fresh pages sized for one Arena, page-aligned, not yet shared; Ready
+            // for the first time since they were mapped (`alloc_pages` takes them from
+            // `alloc_ready`), so they read as zero when the source is `FRESH_ZEROED`.
+            unsafe { Arena::init(rec.as_ptr(), base, joins_prev, dedicated, usable_pages, P::FRESH_ZEROED) };
             rec
         };
         // SAFETY: `entry` is in an L2 table, which lives as long as the heap.
@@ -671,9 +891,13 @@ impl HeapInner {
             return None;
         }
         let t = self.meta.alloc_pages(src, INDEX_L2_BYTES)?.cast::<IndexL2>();
-        // SAFETY: fresh Ready pages sized for one `IndexL2` (page-aligned), seen by nobody
-        // yet; all-zero bytes are null atomic pointers.
-        unsafe { ptr::write_bytes(t.as_ptr().cast::<u8>(), 0, INDEX_L2_BYTES) };
+        if !P::FRESH_ZEROED {
+            // SAFETY: fresh Ready pages sized for one `IndexL2` (page-aligned), seen by
+            // nobody yet; all-zero bytes are null atomic pointers. (From a `FRESH_ZEROED`
+            // source they read as zero already, Ready for the first time since `map`
+            // inside `alloc_ready`: not written, so only the entries used are faulted in.)
+            unsafe { ptr::write_bytes(t.as_ptr().cast::<u8>(), 0, INDEX_L2_BYTES) };
+        }
         // SAFETY: `i >> L2_BITS` is inside the L1 table (`i` is in range); the table is
         // published with Release, after it was zeroed, for `index_entry`'s Acquire.
         unsafe { (*self.index.add(i >> L2_BITS)).store(t.as_ptr(), Ordering::Release) };

@@ -800,7 +800,8 @@ impl Tiered {
 /// `target_bytes`.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub struct ScavengerView {
-    /// Pages of live spans (`inuse_pages`: spans holding objects, cached or spare ones).
+    /// Pages of live spans (`inuse_pages`: spans holding objects, cached or spare ones),
+    /// and the page cache's free pages (at most 64, see "Page cache" in mheap.rs).
     pub inuse_bytes: usize,
     /// Free pages that are Ready: *retained*, what the scavenger may give back.
     pub retained_bytes: usize,

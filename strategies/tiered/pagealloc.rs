@@ -188,6 +188,35 @@ fn runs_in_word(w: u64, carry: u32) -> (u32, u32) {
     }
 }
 
+/// The free run of a chunk's bits `words` (1 = used) that holds page `p`, as pages
+/// `l .. r` of the chunk; `l == r == p` when page `p` is used. Reads the words from `p`'s
+/// outwards, stopping at the first used page on each side.
+fn free_run_around(words: &[u64], p: usize) -> (usize, usize) {
+    let mut l = p;
+    while l > 0 {
+        // Page `l - 1` moved to bit 63: the leading zeros are the free pages below `l` in
+        // its word (at most `(l - 1) % 64 + 1` of them count).
+        let top = (l - 1) % 64;
+        let free = (words[(l - 1) / 64] << (63 - top)).leading_zeros() as usize;
+        if free <= top {
+            l -= free;
+            break;
+        }
+        l -= top + 1;
+    }
+    let mut r = p;
+    while r < words.len() * 64 {
+        let (w, b) = (r / 64, r % 64);
+        let free = (words[w] >> b).trailing_zeros() as usize;
+        if free < 64 - b {
+            r += free;
+            break;
+        }
+        r += 64 - b;
+    }
+    if r == p { (p, p) } else { (l, r) }
+}
+
 /// First free run of `n` pages in `words` (1 = used), as a page offset.
 fn find_in_bits(words: &[u64], n: usize) -> Option<usize> {
     let (mut run, mut start) = (0usize, 0usize);
@@ -263,13 +292,56 @@ impl ArenaPages {
     }
     // ANCHOR_END: arena_find
 
+    // ANCHOR: mark
     /// Sets (`used`) or clears the alloc bits of `first .. first + n` and updates summaries.
+    ///
+    /// A run inside one chunk updates the chunk's summary from the free run around it
+    /// (`free_run_around`, a few words) instead of recomputing it from the 8 words
+    /// (`chunk_summary`): a free joins the run to its free neighbours, so the new longest
+    /// run is the old one or the joined run, and only the start and end runs it touches
+    /// change; a use of free pages splits one free run, which leaves the longest run as it
+    /// was unless the split run was that long (then the summary is recomputed). The
+    /// checker recomputes every summary from the bits (`recomputed`).
     pub fn mark(&mut self, first: usize, n: usize, used: bool) {
-        set_bits(&mut self.alloc, first, n, used);
-        self.update_summaries(first, n);
+        let c = first / CHUNK_PAGES;
+        if n == 0 || (first + n - 1) / CHUNK_PAGES != c {
+            set_bits(&mut self.alloc, first, n, used);
+            self.update_summaries(first, n);
+            return;
+        }
+        let (f, old) = (first - c * CHUNK_PAGES, self.chunk_sum[c]);
+        let s = if used {
+            // The free run `l .. r` the pages are taken from (all free, else recompute).
+            let (l, r) = free_run_around(self.chunk_words(c), f);
+            set_bits(&mut self.alloc, first, n, true);
+            if r < f + n || (r - l) as u32 >= old.max {
+                chunk_summary(self.chunk_words(c))
+            } else {
+                Summary {
+                    start: if l == 0 { f as u32 } else { old.start },
+                    max: old.max,
+                    end: if r == CHUNK_PAGES { (CHUNK_PAGES - f - n) as u32 } else { old.end },
+                }
+            }
+        } else {
+            set_bits(&mut self.alloc, first, n, false);
+            let (l, r) = free_run_around(self.chunk_words(c), f);
+            Summary {
+                start: if l == 0 { r as u32 } else { old.start },
+                max: old.max.max((r - l) as u32),
+                end: if r == CHUNK_PAGES { (CHUNK_PAGES - l) as u32 } else { old.end },
+            }
+        };
+        if s != old {
+            self.chunk_sum[c] = s;
+            self.sum = Summary::merge(&self.chunk_sum, CHUNK_PAGES as u32);
+        }
     }
+    // ANCHOR_END: mark
 
-    fn update_summaries(&mut self, first: usize, n: usize) {
+    /// Recomputes the summaries of the chunks of pages `first .. first + n` and, if one
+    /// changed, the arena's (after the alloc bits were changed directly).
+    pub fn update_summaries(&mut self, first: usize, n: usize) {
         let c0 = first / CHUNK_PAGES;
         let c1 = (first + n - 1) / CHUNK_PAGES;
         let mut changed = false;
@@ -520,6 +592,72 @@ mod tests {
             }
             for m in 0..=70 {
                 assert_eq!(has_free_run_over(w, m), longest > m, "{w:#x} {m}");
+            }
+        }
+    }
+
+    /// `mark`'s summaries, updated from the run around the marked pages, equal the ones
+    /// recomputed from the bits after every step of random uses and frees (runs inside a
+    /// chunk and across chunks, of free, used and mixed pages).
+    #[test]
+    fn mark_keeps_summaries_exact() {
+        let mut pages = ArenaPages {
+            alloc: [0; ARENA_PAGES / 64],
+            scav: [0; ARENA_PAGES / 64],
+            chunk_sum: [Summary::ALL_FREE_CHUNK; CHUNKS_PER_ARENA],
+            sum: Summary::ALL_FREE_ARENA,
+        };
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for step in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Mostly the first 3 chunks, so that runs meet and split often.
+            let first = (x % (3 * CHUNK_PAGES as u64)) as usize;
+            let n = match x >> 60 {
+                0 => 1 + (x >> 20) as usize % 700,
+                1..=3 => 1 + (x >> 20) as usize % 64,
+                _ => 1 + (x >> 20) as usize % 4,
+            };
+            let used = match x >> 40 & 3 {
+                0 => !pages.is_used(first),
+                1 => true,
+                _ => false,
+            };
+            pages.mark(first, n, used);
+            let (chunks, sum) = pages.recomputed();
+            assert_eq!(pages.chunk_sum, chunks, "step {step}: mark({first}, {n}, {used})");
+            assert_eq!(pages.sum, sum, "step {step}");
+        }
+    }
+
+    /// The free run around a page, against a bit-by-bit walk.
+    #[test]
+    fn free_run_around_matches_bit_by_bit() {
+        let mut x = 0x1234_5678_9abc_def1u64;
+        for _ in 0..500 {
+            let mut w = [0u64; CHUNK_WORDS];
+            for v in w.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *v = match x % 4 {
+                    0 => 0,
+                    1 => x & (x >> 3) & (x >> 7),
+                    2 => x,
+                    _ => !((!0u64 >> (x >> 58)) << (x >> 52 & 63)),
+                };
+            }
+            let bit = |p: usize| w[p / 64] >> (p % 64) & 1 == 1;
+            for p in 0..CHUNK_PAGES {
+                let want = if bit(p) {
+                    (p, p)
+                } else {
+                    let l = (0..p).rev().take_while(|&q| !bit(q)).last().unwrap_or(p);
+                    let r = (p..CHUNK_PAGES).take_while(|&q| !bit(q)).last().unwrap() + 1;
+                    (l, r)
+                };
+                assert_eq!(free_run_around(&w, p), want, "page {p} of {w:x?}");
             }
         }
     }

@@ -307,6 +307,10 @@ impl MHeap {
                 None => return 0,
             }
         };
+        if goal == Goal::All {
+            // Everything: the page cache's free pages too (see "Page cache" in mheap.rs).
+            self.lock.lock().flush_pcache();
+        }
         let arenas = goal == Goal::Target && {
             let mut h = self.lock.lock();
             h.age_hold();

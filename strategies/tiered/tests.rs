@@ -1844,3 +1844,64 @@ fn remote_chain_of_a_span_whose_owner_left_goes_to_pending() {
     unsafe { heap.check() }.unwrap();
     assert_eq!(heap.stats().live_objects, 0);
 }
+
+/// The page cache (see "Page cache" in mheap.rs): small-object spans of 1 to 16 pages come
+/// from one 64-page block and their pages go back to it, the checker passing after every
+/// step (the cache's pages marked in use and counted in use); spans that do not
+/// fit it take the page allocator's first fit; `trim` gives the cache's pages back too.
+#[test]
+fn page_cache_serves_small_spans() {
+    use super::mheap::PCACHE_MAX_PAGES;
+    use super::sizeclass::{class_for, span_class};
+    let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+    let one = Layout::from_size_align(16, 8).unwrap();
+    let p = heap.alloc_layout(one).unwrap();
+    let root = heap.strategy().existing_root().unwrap();
+    let src = heap.source();
+    // 1 KiB objects: at most 128 in a span of 16 pages.
+    let spc = span_class(class_for(1024, 8).unwrap());
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut spans = Vec::new();
+    let mut in_cache = 0;
+    for round in 0..400 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if spans.len() < 24 && (!x.is_multiple_of(3) || spans.is_empty()) {
+            let npages = 1 + (x >> 8) as usize % PCACHE_MAX_PAGES;
+            let mut h = root.heap.lock.lock();
+            let s = h.alloc_span(src, npages, 1, spc).expect("a span");
+            let c = h.pcache;
+            if !c.arena.is_null() {
+                // SAFETY: the cache's arena is registered.
+                let a = unsafe { &*c.arena };
+                // SAFETY: a live span.
+                let first = (unsafe { s.as_ref() }.base_addr() - a.base_addr()) / super::PAGE_BYTES;
+                in_cache += usize::from(first / 64 == c.word);
+            }
+            spans.push(s);
+        } else {
+            let s = spans.swap_remove((x >> 16) as usize % spans.len());
+            // SAFETY: an empty span of this heap, on no list, owned by nobody.
+            unsafe { root.heap.lock.lock().free_span(s) };
+        }
+        // SAFETY: no other thread uses the heap.
+        unsafe { heap.check() }.unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+    }
+    assert!(in_cache > 50, "only {in_cache} spans from the page cache");
+    for s in spans {
+        // SAFETY: as above.
+        unsafe { root.heap.lock.lock().free_span(s) };
+    }
+    // SAFETY: a live block of this heap, freed once.
+    unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p.as_ptr(), one) };
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    heap.trim();
+    let h = root.heap.lock.lock();
+    assert!(h.pcache.arena.is_null(), "trim left the page cache filled");
+    assert_eq!(h.free_ready_pages, 0, "trim left Ready free pages");
+    drop(h);
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+}
