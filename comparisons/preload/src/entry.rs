@@ -2,7 +2,8 @@
 //!
 //! Thread-local state is one struct of `Cell`s, with its initial value at thread start
 //! (the no-flag flag, then zeros) and without a destructor, in a C `__thread` block of the initial-exec model (entry_tls.c, reached through
-//! stratalloc's `StaticTls`: from the thread pointer, without `__tls_get_addr`). The library is
+//! stratalloc's `StaticTls`, and on x86_64 by the fast entry through its link-time offset,
+//! `ie_tls_block!`: from the thread pointer, without `__tls_get_addr`). The library is
 //! loaded at start-up, so the block is in every thread's static TLS area: reading it never
 //! allocates, never registers a destructor and works on threads created by C code.
 //!
@@ -13,7 +14,9 @@
 //! - *its own flag* (the fast way): each thread claims one of `FLAG_COUNT` flags (one cache
 //!   line each) on its first entry and gives it back when it exits (a `pthread_key`
 //!   destructor: glibc's first keys live inside the thread descriptor, so setting one does
-//!   not allocate). An entry sets its flag with a plain store and a compiler fence, and
+//!   not allocate). An entry sets its flag with a plain store and a compiler fence (then
+//!   reads `FORKING`, or, the preload's fast entry, `GATE`, whose forking bit the forker
+//!   sets beside `FORKING` before its membarrier), and
 //!   clears it with a release store on the way out: no read-modify-write, no fence
 //!   instruction. The forker pays for both sides: after setting `FORKING` it calls
 //!   `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, which runs a full memory barrier on
