@@ -250,8 +250,8 @@ impl Visit for PrintStats {
 
 /// `malloc`'s fast path: the default strategy serves `n` bytes from the thread's cache
 /// through the fast entry (`Strategy::alloc_cached`); `None`, with nothing changed, when any
-/// of it does not apply (another strategy, tracing: the gate of `FastEntry`; a re-entered call, a
-/// fork being prepared, a refill due), and then the general path runs.
+/// of it does not apply (another strategy, tracing: the gate of `FastEntry`; a re-entered
+/// call, a fork being prepared, a refill due), and then the general path runs.
 #[inline(always)]
 fn malloc_cached(n: usize) -> Option<NonNull<u8>> {
     // `malloc(0)` takes the general path too: one test bounds `n` on both sides, and the
