@@ -477,7 +477,8 @@ fn stack_mine(c: &MCache, o: &SmallObject<'_>, ptr: NonNull<u8>) -> bool {
     if !st.has_room() || !o.span.take_live(o.index) {
         return false;
     }
-    st.push(o.span, o.index, ptr);
+    // SAFETY: the stack has room (tested above; `take_live` pushes nothing).
+    unsafe { st.push(o.span, o.index, ptr) };
     c.account_class(o.class, -1);
     true
 }

@@ -2,7 +2,8 @@
 //!
 //! Thread-local state is one struct of `Cell`s, with its initial value at thread start
 //! (the no-flag flag, then zeros) and without a destructor, in a C `__thread` block of the initial-exec model (entry_tls.c, reached through
-//! stratalloc's `StaticTls`: from the thread pointer, without `__tls_get_addr`). The library is
+//! stratalloc's `StaticTls`, and on x86_64 by the fast entry through its link-time offset,
+//! `ie_tls_block!`: from the thread pointer, without `__tls_get_addr`). The library is
 //! loaded at start-up, so the block is in every thread's static TLS area: reading it never
 //! allocates, never registers a destructor and works on threads created by C code.
 //!
@@ -13,7 +14,9 @@
 //! - *its own flag* (the fast way): each thread claims one of `FLAG_COUNT` flags (one cache
 //!   line each) on its first entry and gives it back when it exits (a `pthread_key`
 //!   destructor: glibc's first keys live inside the thread descriptor, so setting one does
-//!   not allocate). An entry sets its flag with a plain store and a compiler fence, and
+//!   not allocate). An entry sets its flag with a plain store and a compiler fence (then
+//!   reads `FORKING`, or, the preload's fast entry, `GATE`, whose forking bit the forker
+//!   sets beside `FORKING` before its membarrier), and
 //!   clears it with a release store on the way out: no read-modify-write, no fence
 //!   instruction. The forker pays for both sides: after setting `FORKING` it calls
 //!   `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, which runs a full memory barrier on
@@ -108,10 +111,18 @@ fn thread() -> *const ThreadEntry {
     THREAD_BLOCK.get().cast::<ThreadEntry>().cast_const()
 }
 
-/// Measures the offset of the entry block (a first `get`), so that [`FastEntry::enter`] may
-/// use it without a test; called by `heaps::choose` before it turns the fast paths on.
-pub fn measure() {
-    let _ = THREAD_BLOCK.get();
+/// The calling thread's entry state for [`FastEntry::enter`], valid from the thread's first
+/// instruction: on x86_64 by the block's link-time TLS offset (`ie_tls_block!`: one load, no
+/// call, no test), elsewhere as [`thread`] gives it.
+#[inline(always)]
+fn fast_thread() -> *const ThreadEntry {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // The block of `thread()` (the same variable of entry_tls.c), by its GOT entry.
+        stratalloc::ie_tls_block!("stratalloc_preload_entry").cast::<ThreadEntry>().cast_const()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    thread()
 }
 
 /// Runs `f` with the calling thread's entry state.
@@ -136,6 +147,29 @@ static FLAGS: [Flag; FLAG_COUNT] = [const { Flag(AtomicU8::new(0)) }; FLAG_COUNT
 /// Bit `i` set ⇔ flag `i` belongs to a thread.
 static OWNED: [AtomicU64; FLAG_COUNT / 64] = [const { AtomicU64::new(0) }; FLAG_COUNT / 64];
 static FORKING: AtomicBool = AtomicBool::new(false);
+/// The fast entry's one test, made after its flag is set (`FastEntry::enter`): 0 when the
+/// fast paths may run, else the reasons they may not, as bits: `GATE_OFF` (the default
+/// strategy is not the selected one, or not chosen yet, or calls are traced: set by
+/// `fast_paths_off`, cleared once by `fast_paths_on`) and `GATE_FORKING` (a fork is being
+/// prepared: set by `before_fork` beside `FORKING`, with the same handshake, cleared by
+/// `after_fork_parent`). One byte, so that the test is one compare with memory.
+static GATE: AtomicU8 = AtomicU8::new(GATE_OFF);
+/// `GATE`'s bit: the fast paths are off (see `GATE`).
+const GATE_OFF: u8 = 1;
+/// `GATE`'s bit: a fork is being prepared (see `GATE`).
+const GATE_FORKING: u8 = 2;
+
+/// Turns the fast paths on (`heaps::choose`, once, when the default strategy is selected):
+/// its SeqCst read-modify-write orders the heap's selection before any fast entry that reads
+/// the gate open (`FastEntry::enter`'s Acquire load).
+pub fn fast_paths_on() {
+    GATE.fetch_and(!GATE_OFF, Ordering::SeqCst);
+}
+
+/// Turns the fast paths off for good (`heaps::fast_off`: tracing starts).
+pub fn fast_paths_off() {
+    GATE.fetch_or(GATE_OFF, Ordering::SeqCst);
+}
 /// Whether entries may use their own flags: the membarrier registration succeeded and the
 /// pthread key exists.
 static FLAGS_ON: AtomicBool = AtomicBool::new(false);
@@ -219,18 +253,17 @@ impl Drop for Entry {
 pub struct FastEntry(&'static AtomicU8);
 
 impl FastEntry {
-    /// Enters if this thread has its own flag, is not inside the allocator already and no
+    /// Enters if the fast paths are on (`GATE`: the default strategy selected, calls not
+    /// traced), this thread has its own flag, is not inside the allocator already and no
     /// fork is being prepared; `None` otherwise, with the thread outside the allocator as it
-    /// was (the caller then takes `Entry::enter`, which waits or falls back).
-    ///
-    /// # Safety
-    /// [`measure`] returned before this call (happens-before): the fast paths call it after
-    /// `heaps::fast_on` said yes, which `heaps::choose` makes true only after `measure`.
+    /// was (the caller then takes its general path, whose `Entry::enter` waits or falls
+    /// back). The gate is read once, after the flag is set: one test for both the strategy
+    /// and the fork (the fork's handshake needs the read after the store anyway).
     #[inline(always)]
-    pub unsafe fn enter() -> Option<FastEntry> {
-        // No call and no test of the block's offset on this path: it is known (the contract).
-        // SAFETY: `measure` (a `get`) returned before this call (the caller's contract).
-        let thread = unsafe { THREAD_BLOCK.get_known() }.cast::<ThreadEntry>();
+    pub fn enter() -> Option<FastEntry> {
+        // No call and no test of the block's offset on this path: on x86_64 it is the
+        // linker's (valid from the first instruction, before `heaps::choose` too).
+        let thread = fast_thread();
         // SAFETY: as in `Entry::enter`: this thread's live state (the block `thread()` gives),
         // touched by this thread only.
         let t = unsafe { &*thread };
@@ -238,21 +271,78 @@ impl FastEntry {
         let flag = unsafe { &*t.fast.get() };
         // Only this thread writes its flag, so its own relaxed read is exact; `no_flag()`
         // reads 1 (a thread without a flag of its own: `Entry::enter`'s slow way).
-        if flag.load(Ordering::Relaxed) != 0 {
+        if byte_set(flag) {
             return None;
         }
         // As in `Entry::enter`: the forker's membarrier stands for the fence between this
         // store and the load below.
         flag.store(1, Ordering::Relaxed);
         compiler_fence(Ordering::SeqCst);
-        if FORKING.load(Ordering::Relaxed) {
-            // Steps back without having touched the heap; `Entry::enter` waits.
+        // Acquire: pairs with `fast_paths_on`, so the heap chosen before it is seen.
+        if gate_closed() {
+            // Steps back without having touched the heap; `Entry::enter` waits for a fork.
             flag.store(0, Ordering::Release);
             return None;
         }
         // Orders the heap accesses of this entry after the gate.
         compiler_fence(Ordering::SeqCst);
         Some(FastEntry(flag))
+    }
+}
+
+/// Whether `b` is not 0, by a relaxed load (exact for a byte only this thread writes): on
+/// x86_64 one compare of the byte in memory with 0 and a jump (LLVM loads an atomic byte
+/// into a register before it tests it: one instruction more on each fast path).
+#[inline(always)]
+fn byte_set(b: &AtomicU8) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: one `cmp` reading the byte `b` points at (valid: a reference), an atomic
+        // byte load on x86_64, then a jump to the label on a byte that is not 0; it writes
+        // nothing and uses no stack, only the flags change.
+        unsafe {
+            core::arch::asm!(
+                "cmp byte ptr [{b}], 0",
+                "jne {set}",
+                b = in(reg) b.as_ptr(),
+                set = label { return true; },
+                options(nostack, readonly)
+            );
+        }
+        false
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        b.load(Ordering::Relaxed) != 0
+    }
+}
+
+/// Whether `GATE` is closed (not 0), by an Acquire load: on x86_64 one compare of the
+/// static's byte with 0 (`byte_set` with the address in the instruction). A plain x86_64
+/// load has Acquire's order in the hardware (TSO: no later load or store moves before it);
+/// for the compiler the asm may read any memory (it is not `nomem`), and `FastEntry::enter`
+/// puts a compiler fence after it, before the heap's first access.
+#[inline(always)]
+fn gate_closed() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: one `cmp` reading `GATE`'s byte (a static of this library, addressed
+        // relative to the instruction), then a jump to the label if it is not 0; it writes
+        // nothing and uses no stack, only the flags change.
+        unsafe {
+            core::arch::asm!(
+                "cmp byte ptr [rip + {g}], 0",
+                "jne {closed}",
+                g = sym GATE,
+                closed = label { return true; },
+                options(nostack, readonly)
+            );
+        }
+        false
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        GATE.load(Ordering::Acquire) != 0
     }
 }
 
@@ -444,6 +534,9 @@ pub extern "C" fn before_fork() {
         t.fast.set(no_flag());
     });
     FORKING.store(true, Ordering::SeqCst);
+    // The fast entry reads the gate, not `FORKING`: set before the membarrier below, which
+    // stands for its fence as for `FORKING`'s readers.
+    GATE.fetch_or(GATE_FORKING, Ordering::SeqCst);
     if FLAGS_ON.load(Ordering::Acquire) {
         // The slow side of the handshake: a full barrier on every running thread, so each
         // entry either saw `FORKING` or set its flag where the loads below see it. (It
@@ -466,6 +559,7 @@ pub extern "C" fn before_fork() {
 
 /// `pthread_atfork` parent: open the gate.
 pub extern "C" fn after_fork_parent() {
+    GATE.fetch_and(!GATE_FORKING, Ordering::SeqCst);
     FORKING.store(false, Ordering::SeqCst);
     with_thread(|t| {
         t.state.set(OUTSIDE);

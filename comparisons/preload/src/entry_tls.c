@@ -13,7 +13,9 @@ struct stratalloc_preload_thread_entry {
     unsigned char rest[8];
 };
 
-static __thread __attribute__((tls_model("initial-exec"), aligned(16)))
+/* Not `static`, hidden: entry.rs's fast entry reads its TLS offset from the GOT entry the
+ * linker makes for it (stratalloc's `ie_tls_block!`). */
+__thread __attribute__((visibility("hidden"), tls_model("initial-exec"), aligned(16)))
 struct stratalloc_preload_thread_entry stratalloc_preload_entry = { &stratalloc_preload_no_flag, { 0 } };
 
 void *stratalloc_preload_entry_block(void) { return &stratalloc_preload_entry; }

@@ -250,19 +250,17 @@ impl Visit for PrintStats {
 
 /// `malloc`'s fast path: the default strategy serves `n` bytes from the thread's cache
 /// through the fast entry (`Strategy::alloc_cached`); `None`, with nothing changed, when any
-/// of it does not apply (another strategy, tracing: `heaps::fast_on`; a re-entered call, a
-/// fork being prepared, a refill due), and then the general path runs.
+/// of it does not apply (another strategy, tracing: the gate of `FastEntry`; a re-entered
+/// call, a fork being prepared, a refill due), and then the general path runs.
 #[inline(always)]
 fn malloc_cached(n: usize) -> Option<NonNull<u8>> {
     // `malloc(0)` takes the general path too: one test bounds `n` on both sides, and the
     // compiler, knowing `n >= 1`, drops `layout_for`'s `max(n, 1)`.
-    if !heaps::fast_on() || n.wrapping_sub(1) >= FAST_MAX_BYTES {
+    if n.wrapping_sub(1) >= FAST_MAX_BYTES {
         return None;
     }
     let layout = layout_for(n, MIN_ALIGN_BYTES)?;
-    // SAFETY: `fast_on` said yes, so `choose` measured the entry block before (its Release
-    // store of `FAST`, read by `fast_on`'s Acquire load).
-    let _entry = unsafe { FastEntry::enter() }?;
+    let _entry = FastEntry::enter()?;
     heaps::visit_fast(AllocCached(layout))
 }
 
@@ -290,11 +288,7 @@ enum FastFree {
 #[inline(always)]
 unsafe fn free_cached(p: *mut u8) -> FastFree {
     let Some(user) = NonNull::new(p) else { return FastFree::General };
-    if !heaps::fast_on() {
-        return FastFree::General;
-    }
-    // SAFETY: as in `malloc_cached`: `fast_on` said yes.
-    let Some(entry) = (unsafe { FastEntry::enter() }) else { return FastFree::General };
+    let Some(entry) = FastEntry::enter() else { return FastFree::General };
     // SAFETY: the caller gives the block up.
     match heaps::visit_fast(unsafe { FreeCachedFast::new(user) }) {
         CachedFree::Taken => FastFree::Taken,

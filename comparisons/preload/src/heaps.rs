@@ -107,14 +107,8 @@ workloads::for_each_allocator!(heaps);
 pub const DEFAULT: Choice = Choice(DEFAULT_ROW);
 const DEFAULT_ROW: u8 = row("tiered");
 
-/// Whether the fast paths are on (`FAST` names the default strategy): their first test,
-/// one load, made before they enter.
-#[inline(always)]
-pub fn fast_on() -> bool {
-    FAST.load(Ordering::Acquire) == DEFAULT_ROW
-}
-
-/// Runs `v` on the default strategy's heap; for the fast paths, after `fast_on` said yes.
+/// Runs `v` on the default strategy's heap; for the fast paths, inside a `FastEntry` (which
+/// the gate lets in only when the default strategy is selected).
 #[inline(always)]
 pub fn visit_fast<V: Visit>(v: V) -> V::Out {
     visit_row::<DEFAULT_ROW, V>(v)
@@ -123,17 +117,12 @@ pub fn visit_fast<V: Visit>(v: V) -> V::Out {
 /// Switches the fast paths off for good (tracing starts: every call must be recorded, which
 /// only the general paths do).
 pub fn fast_off() {
-    FAST.store(UNSET, Ordering::SeqCst);
+    crate::entry::fast_paths_off();
 }
 
 /// Row of the selected strategy in `NAMES`, or `UNSET`.
 static SELECTED: AtomicU8 = AtomicU8::new(UNSET);
 const UNSET: u8 = u8::MAX;
-/// The row the preload's fast paths serve (`exports::malloc_cached`, `free_cached`): the
-/// selected row while calls are not traced, else `UNSET`. Set once by `choose`, cleared for
-/// good by `fast_off`; each side re-reads the other's flag after its store (sequentially
-/// consistent), so tracing never runs with the fast paths on.
-static FAST: AtomicU8 = AtomicU8::new(UNSET);
 /// Whether some thread has started choosing.
 static CHOOSING: AtomicBool = AtomicBool::new(false);
 /// Whether `STRATALLOC_STATS` asked for statistics at exit.
@@ -172,10 +161,13 @@ fn choose() -> Choice {
     }
     let choice = settings.strategy.map_or(DEFAULT, |name| from_name(name.as_bytes()));
     SELECTED.store(choice.0, Ordering::Release);
-    // Before the fast paths go on: they reach the entry block without testing its offset
-    // (`FastEntry::enter`'s contract; `fast_on`'s Acquire pairs with the store below).
-    crate::entry::measure();
-    FAST.store(choice.0, Ordering::SeqCst);
+    // The fast paths serve the default strategy only; they stay off (the gate's `GATE_OFF`)
+    // for any other. Turned on with a SeqCst read-modify-write, re-read below by tracing's
+    // test (each side re-reads the other's flag after its store, so tracing never runs with
+    // the fast paths on).
+    if choice.0 == DEFAULT_ROW {
+        crate::entry::fast_paths_on();
+    }
     if crate::trace::on_seq_cst() {
         fast_off();
     }

@@ -44,9 +44,9 @@
 //! [`Strategy::free_cached_fast`](stratalloc::Strategy::free_cached_fast), whose `Missed`
 //! sends it to `free_cached`) through the gate's own-flag entry alone
 //! ([`entry::FastEntry`]), when the default strategy is selected and calls are not traced
-//! (one byte, `heaps::fast_on`, tested first). Anything else (a re-entered call, a fork being prepared,
-//! a refill due, a pointer the strategy does not take back there, a bad one included) goes
-//! to the paths below with nothing changed. A free taken there makes no system call, so
+//! (one byte, the entry's gate, tested once the thread's flag is set). Anything else (a
+//! re-entered call, a fork being prepared, a refill due, a pointer the strategy does not
+//! take back there, a bad one included) goes to the paths below with nothing changed. A free taken there makes no system call, so
 //! errno needs no saving.
 //!
 //! ## Free path (free, realloc, malloc_usable_size): the pointer classified by address
