@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use super::owners::{GRANULE_BYTES, OwnerMap};
 use super::remote::{self, Parked, Pushed, Remote};
 use crate::source::{PageSource, SourceError};
-use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Located, Strategy, StrategyStats};
+use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Found, Located, Strategy, StrategyStats};
 use crate::sync::SpinLock;
 
 /// The default arena count: 8, glibc's `arena_max` per core on 64-bit systems taken for one
@@ -637,6 +637,33 @@ impl<S: Strategy, const N: usize> Arenas<S, N> {
         }
     }
 
+    /// The free by address of `ptr` in arena `i` (the arena the owner map names for it):
+    /// under the arena's lock, after its drain, refused unless it is a live block there
+    /// that is not parked.
+    ///
+    /// # Safety
+    /// As for [`Strategy::free`]; `i < N`.
+    #[inline]
+    unsafe fn free_in<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, i: usize) -> Result<usize, BadFree> {
+        let _g = self.arenas[i].busy.lock();
+        // Pending blocks first: a pending `ptr` is then free in the strategy, which refuses
+        // it as a double free.
+        // SAFETY: the lock is held; this heap's source.
+        unsafe { self.drain(src, i) };
+        if !self.arenas[i].parked.is_empty()
+            && let Some(info) = self.arenas[i].strategy.block_of(ptr.as_ptr())
+            // SAFETY: the lock is held; `ptr` is the start of a live block of the arena's
+            // strategy of `info.usable` usable bytes (just looked up).
+            && unsafe { self.is_parked(i, ptr, info.usable) }
+        {
+            return Err(BadFree::NotLive); // parked: free to the user already
+        }
+        // SAFETY: forwarded with the caller's guarantees to the arena the owner map names
+        // for `ptr` (caller); a live block there is that arena's, anything else it refuses
+        // unchanged.
+        unsafe { self.arenas[i].strategy.free(&self.source(src, i), ptr) }
+    }
+
     /// The arena that owns the live block `ptr`: the owner map's answer (a live block lies in
     /// a range its arena made Ready, and the granule was recorded before the block was
     /// handed out); for a pointer the map does not know, the arena whose lookup knows it.
@@ -805,35 +832,47 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
 
     #[inline]
     fn block_of(&self, ptr: *const u8) -> Option<BlockInfo> {
-        // A live block's granule names its arena; any other pointer gets `None` from the
-        // arena named (or from none). A pending block is free to the user.
-        let info = self.arenas[self.owner_of(ptr)?].strategy.block_of(ptr)?;
-        // SAFETY: the start of a live inner block that fits the stack (just checked).
-        let pending = remote::fits(info.start, info.usable)
-            && unsafe { remote::is_pending(NonNull::new_unchecked(ptr.cast_mut()), info.usable) };
-        (!pending).then_some(info)
+        self.find(ptr).map(|f| f.info)
     }
 
     unsafe fn free<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Result<usize, BadFree> {
         let i = self.owner_of(ptr.as_ptr()).ok_or(BadFree::Foreign)?;
-        let _g = self.arenas[i].busy.lock();
-        // Pending blocks first: a pending `ptr` is then free in the strategy, which refuses
-        // it as a double free.
-        // SAFETY: the lock is held; this heap's source.
-        unsafe { self.drain(src, i) };
-        if !self.arenas[i].parked.is_empty()
-            && let Some(info) = self.arenas[i].strategy.block_of(ptr.as_ptr())
-            // SAFETY: the lock is held; `ptr` is the start of a live block of the arena's
-            // strategy of `info.usable` usable bytes (just looked up).
-            && unsafe { self.is_parked(i, ptr, info.usable) }
-        {
-            return Err(BadFree::NotLive); // parked: free to the user already
-        }
-        // SAFETY: forwarded with the caller's guarantees to the arena whose range holds
-        // `ptr`; a live block there is that arena's, anything else it refuses unchanged.
-        unsafe { self.arenas[i].strategy.free(&self.source(src, i), ptr) }
+        // SAFETY: forwarded with the caller's guarantees; `i` is the arena the map names.
+        unsafe { self.free_in(src, ptr, i) }
     }
 
+    /// The owner map's arena (one guarded lookup) and that arena's `block_of`; a pending
+    /// block is free to the user.
+    #[inline]
+    fn find(&self, ptr: *const u8) -> Option<Found> {
+        // A live block's granule names its arena; any other pointer gets `None` from the
+        // arena named (or from none).
+        let i = self.owner_of(ptr)?;
+        let info = self.arenas[i].strategy.block_of(ptr)?;
+        // SAFETY: the start of a live inner block that fits the stack (just checked).
+        let pending = remote::fits(info.start, info.usable)
+            && unsafe { remote::is_pending(NonNull::new_unchecked(ptr.cast_mut()), info.usable) };
+        (!pending).then_some(Found { info, part: i })
+    }
+
+    /// `free` in the arena `find` named: no second owner lookup. The arena's own lookup
+    /// (under its lock, after its drain) is kept: `find` ran without the lock, and a drain
+    /// since may have freed the block into the strategy (a double free whose first free was
+    /// still pending), which only a lookup under the lock sees.
+    #[inline]
+    unsafe fn free_found<P: PageSource>(
+        &self,
+        src: &P,
+        ptr: NonNull<u8>,
+        part: usize,
+    ) -> Result<usize, BadFree> {
+        if part >= N {
+            // SAFETY: forwarded with the caller's guarantees.
+            return unsafe { self.free(src, ptr) };
+        }
+        // SAFETY: forwarded with the caller's guarantees; `part` is an arena (just checked).
+        unsafe { self.free_in(src, ptr, part) }
+    }
     /// One lock acquisition per run of consecutive blocks of the same arena.
     unsafe fn free_batch<P: PageSource>(&self, src: &P, blocks: &[NonNull<u8>]) -> usize {
         let mut n = 0;

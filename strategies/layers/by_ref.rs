@@ -6,7 +6,7 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use crate::source::PageSource;
-use crate::strategy::{BadFree, BlockInfo, CheckError, Located, Strategy, StrategyStats};
+use crate::strategy::{BadFree, BlockInfo, CheckError, Found, Located, Strategy, StrategyStats};
 
 // SAFETY: every call is forwarded unchanged to `S`, whose guarantees are this impl's.
 unsafe impl<S: Strategy> Strategy for &'static S {
@@ -71,6 +71,20 @@ unsafe impl<S: Strategy> Strategy for &'static S {
     unsafe fn free<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Result<usize, BadFree> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { (**self).free(src, ptr) }
+    }
+    #[inline(always)]
+    fn find(&self, ptr: *const u8) -> Option<Found> {
+        (**self).find(ptr)
+    }
+    #[inline(always)]
+    unsafe fn free_found<P: PageSource>(
+        &self,
+        src: &P,
+        ptr: NonNull<u8>,
+        part: usize,
+    ) -> Result<usize, BadFree> {
+        // SAFETY: forwarded with the caller's guarantees (`part` is the inner `find`'s).
+        unsafe { (**self).free_found(src, ptr, part) }
     }
     #[inline(always)]
     unsafe fn free_batch<P: PageSource>(&self, src: &P, blocks: &[NonNull<u8>]) -> usize {
