@@ -389,6 +389,30 @@ pub unsafe trait Strategy: Send + Sync {
         out.len()
     }
 
+    /// [`alloc_batch`](Self::alloc_batch) that also writes each block's usable size
+    /// ([`usable_size`](Self::usable_size)'s answer) into `usable` at the same index, for a
+    /// caller that needs it (a thread cache filing a refill into its size bins). A layer that
+    /// knows the sizes on the way (a parked block's mark, the part a block came from) saves
+    /// the caller a lookup per block. The default is `alloc_batch`, then `usable_size` of each.
+    ///
+    /// # Safety
+    /// As for [`alloc`](Self::alloc); `usable.len() >= out.len()`.
+    unsafe fn alloc_batch_usable<P: PageSource>(
+        &self,
+        src: &P,
+        layout: Layout,
+        out: &mut [NonNull<u8>],
+        usable: &mut [usize],
+    ) -> usize {
+        // SAFETY: forwarded with the caller's guarantees.
+        let n = unsafe { self.alloc_batch(src, layout, out) };
+        for (u, &p) in usable.iter_mut().zip(&out[..n]) {
+            // SAFETY: `p` is a live block just allocated for `layout`.
+            *u = unsafe { self.usable_size(p, layout) };
+        }
+        n
+    }
+
     /// Gives everything the strategy took from `src` back to it (every page to None), live
     /// blocks included, and returns the strategy to its initial state: it may be used again
     /// and will start afresh. What a dropped [`Heap`](crate::Heap) does.

@@ -368,6 +368,53 @@ impl<S: Strategy, const N: usize> Arenas<S, N> {
         n - freed
     }
 
+    /// `alloc_batch` in one arena, under its lock after its drain: parked blocks first, then
+    /// the strategy's batch; with `usable`, each block's usable size too (`usable.len() >=
+    /// out.len()`). A batch of none counts as a failure, so that the other arenas are tried.
+    ///
+    /// # Safety
+    /// As for [`Strategy::alloc`]; `usable`, if given, is at least as long as `out`.
+    #[inline(always)]
+    unsafe fn batch<P: PageSource>(
+        &self,
+        src: &P,
+        layout: Layout,
+        out: &mut [NonNull<u8>],
+        mut usable: Option<&mut [usize]>,
+    ) -> usize {
+        // SAFETY: the arena's lock is held in `f`; forwarded with the caller's guarantees;
+        // the arena's own source.
+        unsafe {
+            self.with_drained_arena(src, |i| {
+                let a = &self.arenas[i];
+                let mut n = 0;
+                if !a.parked.is_empty() && layout.align() <= remote::PARK_STEP {
+                    // The lock is held (`with_drained_arena`); `usable` is as long as `out`.
+                    n = a.parked.pop_many(layout.size(), out, usable.as_deref_mut());
+                }
+                let s = self.source(src, i);
+                let mut got =
+                    if n < out.len() { a.strategy.alloc_batch(&s, layout, &mut out[n..]) } else { 0 };
+                if n + got == 0 {
+                    // The strategy could not serve: with the parked blocks back, once more.
+                    if a.parked.is_empty() {
+                        return None;
+                    }
+                    self.unpark(src, i);
+                    got = a.strategy.alloc_batch(&s, layout, out);
+                }
+                if let Some(u) = usable.as_deref_mut() {
+                    for k in n..n + got {
+                        // A live block of arena `i`'s strategy, just allocated for `layout`.
+                        u[k] = a.strategy.usable_size(out[k], layout);
+                    }
+                }
+                Some(n + got).filter(|&n| n > 0)
+            })
+        }
+        .unwrap_or(0)
+    }
+
     /// Hands arena `i`'s parked blocks to its strategy (`trim`, or an allocation the strategy
     /// could not serve otherwise); returns how many.
     ///
@@ -699,32 +746,21 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
 
     /// One arena lock (and one drain) for the whole batch.
     unsafe fn alloc_batch<P: PageSource>(&self, src: &P, layout: Layout, out: &mut [NonNull<u8>]) -> usize {
-        // SAFETY: the arena's lock is held in `f`; forwarded with the caller's guarantees;
-        // the arena's own source. A batch of none counts as a failure, so that the other
-        // arenas are tried.
-        unsafe {
-            self.with_drained_arena(src, |i| {
-                let a = &self.arenas[i];
-                let mut n = 0;
-                if !a.parked.is_empty() && layout.align() <= remote::PARK_STEP {
-                    // The lock is held (`with_drained_arena`).
-                    n = a.parked.pop_many(layout.size(), out);
-                }
-                if n < out.len() {
-                    n += a.strategy.alloc_batch(&self.source(src, i), layout, &mut out[n..]);
-                }
-                if n == 0 {
-                    // The strategy could not serve: with the parked blocks back, once more.
-                    if a.parked.is_empty() {
-                        return None;
-                    }
-                    self.unpark(src, i);
-                    n = a.strategy.alloc_batch(&self.source(src, i), layout, out);
-                }
-                Some(n).filter(|&n| n > 0)
-            })
-        }
-        .unwrap_or(0)
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.batch(src, layout, out, None) }
+    }
+
+    /// `alloc_batch` with the sizes from where the blocks came: a parked block's mark, the
+    /// arena strategy's `usable_size` (no owner lookup: the batch is one arena's).
+    unsafe fn alloc_batch_usable<P: PageSource>(
+        &self,
+        src: &P,
+        layout: Layout,
+        out: &mut [NonNull<u8>],
+        usable: &mut [usize],
+    ) -> usize {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.batch(src, layout, out, Some(usable)) }
     }
 
     #[inline]

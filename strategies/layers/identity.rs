@@ -104,6 +104,17 @@ unsafe impl<S: Strategy> Strategy for Identity<S> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.0.alloc_batch(src, layout, out) }
     }
+    #[inline(always)]
+    unsafe fn alloc_batch_usable<P: PageSource>(
+        &self,
+        src: &P,
+        layout: Layout,
+        out: &mut [NonNull<u8>],
+        usable: &mut [usize],
+    ) -> usize {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.0.alloc_batch_usable(src, layout, out, usable) }
+    }
     unsafe fn release_all<P: PageSource>(&self, src: &P) {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.0.release_all(src) }

@@ -174,7 +174,8 @@ impl<S: Strategy> ThreadCache<S> {
     }
 
     /// The calling thread's bins are empty for `layout`: takes [`REFILL_BLOCKS`] blocks for
-    /// it from the inner strategy in one [`Strategy::alloc_batch`] (one lock, where the
+    /// it, with their usable sizes, from the inner strategy in one
+    /// [`Strategy::alloc_batch_usable`] (one lock, where the
     /// inner strategy takes one per call), or [`REFILL_BATCH`] when the thread has refilled
     /// more than [`STREAK_FOR_BATCH`] times since it last cached a block it freed (a
     /// producer whose blocks other threads free: glibc's tcache is refilled with up to a
@@ -189,23 +190,28 @@ impl<S: Strategy> ThreadCache<S> {
     unsafe fn refill<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
         let (rec, root) = self.record(src)?;
         let mut buf = [NonNull::<u8>::dangling(); REFILL_BATCH];
+        let mut sizes = [0; REFILL_BATCH];
         // SAFETY: the calling thread's record.
         let want = if unsafe { rec.note_refill() } { REFILL_BATCH } else { REFILL_BLOCKS };
-        // SAFETY: forwarded with the caller's guarantees.
-        let n = unsafe { self.inner.alloc_batch(src, layout, &mut buf[..want]) };
-        let (&first, rest) = buf[..n].split_first()?;
         // SAFETY: the calling thread's record; `layout` is cacheable.
-        if !unsafe { rec.knows_fit(layout.size()) } {
-            // SAFETY: a live inner block for `layout`, ours (nobody has seen it).
-            let usable = unsafe { self.inner.usable_size(first, layout) };
-            if let Some(b) = bin_for_block(first.addr().get(), usable) {
-                // SAFETY: the calling thread's record; `layout` is cacheable, `b` a bin.
-                unsafe { rec.learn_fit(layout.size(), b) };
+        let learn = !unsafe { rec.knows_fit(layout.size()) };
+        // Sizes only where they are needed: a single block handed out needs none.
+        // SAFETY: forwarded with the caller's guarantees; `sizes` is as long as `buf`.
+        let n = unsafe {
+            if want > 1 || learn {
+                self.inner.alloc_batch_usable(src, layout, &mut buf[..want], &mut sizes)
+            } else {
+                self.inner.alloc_batch(src, layout, &mut buf[..want])
             }
+        };
+        let (&first, rest) = buf[..n].split_first()?;
+        if learn && let Some(b) = bin_for_block(first.addr().get(), sizes[0]) {
+            // SAFETY: the calling thread's record; `layout` is cacheable, `b` a bin.
+            unsafe { rec.learn_fit(layout.size(), b) };
         }
-        for &p in rest {
-            // SAFETY: a live inner block for `layout`, ours (nobody has seen it).
-            let usable = unsafe { self.inner.usable_size(p, layout) };
+        for (&p, &usable) in rest.iter().zip(&sizes[1..]) {
+            // `usable`: the inner strategy's usable size of the live block `p` (from
+            // `alloc_batch_usable`).
             match bin_for_block(p.addr().get(), usable) {
                 // SAFETY: the calling thread's record; a live block nobody uses, 16-aligned
                 // with its usable size in bin `b` (`bin_for_block`).

@@ -56,16 +56,17 @@ struct Bin {
     /// record (`Record::bypass`): there every bin is empty with `count == BIN_CAP`, so that
     /// `push` refuses every block with no test of its own.
     count: u32,
-    /// Invariant: the number of blocks on the stack whose start is a multiple of
-    /// [`LINE_BYTES`]. An over-aligned request (`align >= LINE_BYTES`) scans the bin only
-    /// when this is not 0: most bins hold none such, and the scan reads every block's words.
-    lines: u32,
+    /// Invariant: `true` if a block on the stack starts on a multiple of [`LINE_BYTES`] (set
+    /// by `push`, cleared only by a scan that finds none, so that `pop` pays nothing for
+    /// it). An over-aligned request (`align >= LINE_BYTES`) scans the bin only when it is
+    /// set: the scan reads every block's words.
+    lines: bool,
 }
 
-/// Whether the block at `p` counts in [`Bin::lines`].
+/// Whether the block at `p` starts on a line ([`Bin::lines`]).
 #[inline(always)]
-fn on_line(p: NonNull<u8>) -> u32 {
-    u32::from(p.addr().get().is_multiple_of(LINE_BYTES))
+fn on_line(p: NonNull<u8>) -> bool {
+    p.addr().get().is_multiple_of(LINE_BYTES)
 }
 
 /// A thread's cache for one heap.
@@ -218,7 +219,7 @@ impl Root {
             let r = records(c).add((*c).carved);
             (*c).carved += 1;
             r.write(Record {
-                bins: UnsafeCell::new([Bin { head: ptr::null_mut(), count: 0, lines: 0 }; BIN_COUNT + 1]),
+                bins: UnsafeCell::new([Bin { head: ptr::null_mut(), count: 0, lines: false }; BIN_COUNT + 1]),
                 fits: UnsafeCell::new([0; BIN_COUNT + 1]),
                 refills: UnsafeCell::new(0),
                 overflows: UnsafeCell::new(0),
@@ -424,7 +425,6 @@ impl Record {
             mark_of(p).swap(0, Ordering::Relaxed) ^ key
         };
         bin.count -= 1;
-        bin.lines -= on_line(p);
         self.account(-(usable as isize), -1);
         Some((p, usable))
     }
@@ -477,9 +477,10 @@ impl Record {
     ) -> Option<(NonNull<u8>, usize)> {
         // SAFETY: the owner alone touches the bins (caller).
         let bin = unsafe { &mut (*self.bins.get())[b] };
-        if align >= LINE_BYTES && bin.lines == 0 {
+        if align >= LINE_BYTES && !bin.lines {
             return None; // no start in the bin is aligned enough (invariant on `Bin`)
         }
+        let mut lines = false;
         let mut link: *mut *mut u8 = &raw mut bin.head;
         // SAFETY: `link` is the head or a cached block's first word; every block on the
         // stack is cached: live in the inner strategy, holding its link and mark.
@@ -491,13 +492,15 @@ impl Record {
                     *link = next;
                     mark_of(p).store(0, Ordering::Relaxed);
                     bin.count -= 1;
-                    bin.lines -= on_line(p);
                     self.account(-(usable as isize), -1);
                     return Some((p, usable));
                 }
+                lines |= on_line(p);
                 link = p.cast::<*mut u8>().as_ptr();
             }
         }
+        // The whole stack was read: the hint is exact again.
+        bin.lines = lines;
         None
     }
 
@@ -660,7 +663,7 @@ impl Record {
         }
         bin.head = p.as_ptr();
         bin.count += 1;
-        bin.lines += on_line(p);
+        bin.lines |= on_line(p);
         self.account(usable as isize, 1);
         true
     }
@@ -717,7 +720,7 @@ impl Record {
                 continue;
             }
             let mut q = bin.head;
-            let (mut n, mut lines) = (0, 0);
+            let (mut n, mut lines) = (0, false);
             while let Some(p) = NonNull::new(q) {
                 let fail = |what| Err(CheckError { what, addr: p.as_ptr().addr(), detail: b });
                 if n >= bin.count {
@@ -736,16 +739,16 @@ impl Record {
                 bytes += info.usable;
                 objects += 1;
                 n += 1;
-                lines += on_line(p);
+                lines |= on_line(p);
                 // SAFETY: a cached block holds its link.
                 q = unsafe { p.cast::<*mut u8>().read() };
             }
             if n != bin.count {
                 return Err(CheckError { what: "cached bin: count == stack length", addr: 0, detail: b });
             }
-            if lines != bin.lines {
+            if lines && !bin.lines {
                 return Err(CheckError {
-                    what: "cached bin: lines == blocks starting on a 64-byte line",
+                    what: "cached bin: lines set if a block starts on a 64-byte line",
                     addr: 0,
                     detail: b,
                 });
