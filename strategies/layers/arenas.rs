@@ -750,19 +750,6 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
         unsafe { self.batch(src, layout, out, None) }
     }
 
-    /// `alloc_batch` with the sizes from where the blocks came: a parked block's mark, the
-    /// arena strategy's `usable_size` (no owner lookup: the batch is one arena's).
-    unsafe fn alloc_batch_usable<P: PageSource>(
-        &self,
-        src: &P,
-        layout: Layout,
-        out: &mut [NonNull<u8>],
-        usable: &mut [usize],
-    ) -> usize {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.batch(src, layout, out, Some(usable)) }
-    }
-
     #[inline]
     unsafe fn alloc_zeroed<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
         // SAFETY: the arena's lock is held in `f`; forwarded with the caller's guarantees;
@@ -780,6 +767,19 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
         unsafe { self.dealloc_in(src, ptr, layout, i, None) }
     }
     // ANCHOR_END: arenas_alloc
+
+    /// `alloc_batch` with the sizes from where the blocks came: a parked block's mark, the
+    /// arena strategy's `usable_size` (no owner lookup: the batch is one arena's).
+    unsafe fn alloc_batch_usable<P: PageSource>(
+        &self,
+        src: &P,
+        layout: Layout,
+        out: &mut [NonNull<u8>],
+        usable: &mut [usize],
+    ) -> usize {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.batch(src, layout, out, Some(usable)) }
+    }
 
     /// The owner map's arena and the arena strategy's usable size.
     #[inline]
