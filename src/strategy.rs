@@ -115,6 +115,18 @@ pub struct Located {
     pub part: usize,
 }
 
+/// What a layer found out about a pointer freed by address ([`Strategy::find`]): the live
+/// block there and the part that holds it, handed back to the same layer's
+/// [`Strategy::free_found`] so that the free does not look for the part again.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// The block ([`Strategy::block_of`]'s answer).
+    pub info: BlockInfo,
+    /// Which part of the strategy holds the block, in the strategy's own numbering (as
+    /// [`Located::part`]); 0 for a strategy with one part.
+    pub part: usize,
+}
+
 /// A broken invariant found by a strategy's walker ([`Strategy::check`]).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct CheckError {
@@ -272,6 +284,36 @@ pub unsafe trait Strategy: Send + Sync {
     /// call, and no other thread frees or resizes it concurrently.
     unsafe fn free<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Result<usize, BadFree>;
 
+    /// [`block_of`](Self::block_of) together with the part that holds the block, for a later
+    /// [`free_found`](Self::free_found) of it (a thread cache's free by address: the lookup
+    /// that validates the pointer also tells the layer below where the block lives). The
+    /// default answers `block_of` and part 0.
+    #[inline]
+    fn find(&self, ptr: *const u8) -> Option<Found> {
+        self.block_of(ptr).map(|info| Found { info, part: 0 })
+    }
+
+    /// [`free`](Self::free) of a pointer [`find`](Self::find) answered `Some` for, given the
+    /// part it found: the part is not looked up again. Everything else `free` checks is, as
+    /// far as it can have changed since `find` (another thread's work on the part may have
+    /// freed the block meanwhile, if this is a double free): a pointer that is not the start
+    /// of a live block is refused with nothing changed, as by `free`. The default is `free`.
+    ///
+    /// # Safety
+    /// As for [`free`](Self::free); and `part` is what `find(ptr)` answered on this strategy,
+    /// on this thread, after the block (if live) was last allocated or resized.
+    #[inline]
+    unsafe fn free_found<P: PageSource>(
+        &self,
+        src: &P,
+        ptr: NonNull<u8>,
+        part: usize,
+    ) -> Result<usize, BadFree> {
+        let _ = part;
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.free(src, ptr) }
+    }
+
     /// The allocation of [`alloc`](Self::alloc) when the strategy can serve it from the
     /// calling thread's cache alone (no lock, no call, no OS call, no background work);
     /// `None`, with nothing changed, in every other case, and then the caller uses `alloc`.
@@ -345,6 +387,30 @@ pub unsafe trait Strategy: Send + Sync {
             }
         }
         out.len()
+    }
+
+    /// [`alloc_batch`](Self::alloc_batch) that also writes each block's usable size
+    /// ([`usable_size`](Self::usable_size)'s answer) into `usable` at the same index, for a
+    /// caller that needs it (a thread cache filing a refill into its size bins). A layer that
+    /// knows the sizes on the way (a parked block's mark, the part a block came from) saves
+    /// the caller a lookup per block. The default is `alloc_batch`, then `usable_size` of each.
+    ///
+    /// # Safety
+    /// As for [`alloc`](Self::alloc); `usable.len() >= out.len()`.
+    unsafe fn alloc_batch_usable<P: PageSource>(
+        &self,
+        src: &P,
+        layout: Layout,
+        out: &mut [NonNull<u8>],
+        usable: &mut [usize],
+    ) -> usize {
+        // SAFETY: forwarded with the caller's guarantees.
+        let n = unsafe { self.alloc_batch(src, layout, out) };
+        for (u, &p) in usable.iter_mut().zip(&out[..n]) {
+            // SAFETY: `p` is a live block just allocated for `layout`.
+            *u = unsafe { self.usable_size(p, layout) };
+        }
+        n
     }
 
     /// Gives everything the strategy took from `src` back to it (every page to None), live

@@ -143,3 +143,23 @@ fn tcache_best_fit_gives_a_remotely_freed_working_set_back_without_trim() {
     let (_, after) = scenario(&h, true);
     assert!(after <= 2 * LIMIT, "{} MiB Ready at the end", after >> 20);
 }
+
+/// The same through `Arenas`: the freeing thread's home is another arena, so its frees go
+/// onto the allocating thread's arena as remote frees. Fails today (about 66 MiB stay Ready;
+/// benches/README.md, "Issue 19: branch lay10"): about 400 blocks stay cached in the
+/// allocating thread's bins, first the extra blocks of its batched refills (which keep
+/// every chunk from becoming wholly free while the other thread frees), then the ring's own
+/// blocks, which best fit placed in the freed chunks. Ignored until that is fixed; run it
+/// with `--ignored`.
+#[test]
+#[ignore = "known: tcache(arenas(best-fit)) keeps the chunks of a remotely freed working set"]
+fn tcache_arenas_best_fit_gives_a_remotely_freed_working_set_back_without_trim() {
+    let h: Heap<ThreadCache<Arenas<BestFit>>, Tracked<Mmap>> = Heap::with_source(Tracked::new(Mmap));
+    let (after_frees, after) = scenario(&h, true);
+    let arenas = h.strategy().inner();
+    for i in 0..stratalloc::strategies::layers::DEFAULT_ARENAS {
+        println!("arena {i}: {:?}", arenas.arena(i).stats());
+    }
+    println!("after frees {} KiB, arenas {:?}, stats {:?}", after_frees >> 10, arenas.stats(), h.stats());
+    assert!(after <= 2 * LIMIT, "{} MiB Ready at the end", after >> 20);
+}

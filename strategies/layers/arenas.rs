@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use super::owners::{GRANULE_BYTES, OwnerMap};
 use super::remote::{self, Parked, Pushed, Remote};
 use crate::source::{PageSource, SourceError};
-use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Located, Strategy, StrategyStats};
+use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Found, Located, Strategy, StrategyStats};
 use crate::sync::SpinLock;
 
 /// The default arena count: 8, glibc's `arena_max` per core on 64-bit systems taken for one
@@ -368,6 +368,53 @@ impl<S: Strategy, const N: usize> Arenas<S, N> {
         n - freed
     }
 
+    /// `alloc_batch` in one arena, under its lock after its drain: parked blocks first, then
+    /// the strategy's batch; with `usable`, each block's usable size too (`usable.len() >=
+    /// out.len()`). A batch of none counts as a failure, so that the other arenas are tried.
+    ///
+    /// # Safety
+    /// As for [`Strategy::alloc`]; `usable`, if given, is at least as long as `out`.
+    #[inline(always)]
+    unsafe fn batch<P: PageSource>(
+        &self,
+        src: &P,
+        layout: Layout,
+        out: &mut [NonNull<u8>],
+        mut usable: Option<&mut [usize]>,
+    ) -> usize {
+        // SAFETY: the arena's lock is held in `f`; forwarded with the caller's guarantees;
+        // the arena's own source.
+        unsafe {
+            self.with_drained_arena(src, |i| {
+                let a = &self.arenas[i];
+                let mut n = 0;
+                if !a.parked.is_empty() && layout.align() <= remote::PARK_STEP {
+                    // The lock is held (`with_drained_arena`); `usable` is as long as `out`.
+                    n = a.parked.pop_many(layout.size(), out, usable.as_deref_mut());
+                }
+                let s = self.source(src, i);
+                let mut got =
+                    if n < out.len() { a.strategy.alloc_batch(&s, layout, &mut out[n..]) } else { 0 };
+                if n + got == 0 {
+                    // The strategy could not serve: with the parked blocks back, once more.
+                    if a.parked.is_empty() {
+                        return None;
+                    }
+                    self.unpark(src, i);
+                    got = a.strategy.alloc_batch(&s, layout, out);
+                }
+                if let Some(u) = usable.as_deref_mut() {
+                    for k in n..n + got {
+                        // A live block of arena `i`'s strategy, just allocated for `layout`.
+                        u[k] = a.strategy.usable_size(out[k], layout);
+                    }
+                }
+                Some(n + got).filter(|&n| n > 0)
+            })
+        }
+        .unwrap_or(0)
+    }
+
     /// Hands arena `i`'s parked blocks to its strategy (`trim`, or an allocation the strategy
     /// could not serve otherwise); returns how many.
     ///
@@ -637,6 +684,33 @@ impl<S: Strategy, const N: usize> Arenas<S, N> {
         }
     }
 
+    /// The free by address of `ptr` in arena `i` (the arena the owner map names for it):
+    /// under the arena's lock, after its drain, refused unless it is a live block there
+    /// that is not parked.
+    ///
+    /// # Safety
+    /// As for [`Strategy::free`]; `i < N`.
+    #[inline]
+    unsafe fn free_in<P: PageSource>(&self, src: &P, ptr: NonNull<u8>, i: usize) -> Result<usize, BadFree> {
+        let _g = self.arenas[i].busy.lock();
+        // Pending blocks first: a pending `ptr` is then free in the strategy, which refuses
+        // it as a double free.
+        // SAFETY: the lock is held; this heap's source.
+        unsafe { self.drain(src, i) };
+        if !self.arenas[i].parked.is_empty()
+            && let Some(info) = self.arenas[i].strategy.block_of(ptr.as_ptr())
+            // SAFETY: the lock is held; `ptr` is the start of a live block of the arena's
+            // strategy of `info.usable` usable bytes (just looked up).
+            && unsafe { self.is_parked(i, ptr, info.usable) }
+        {
+            return Err(BadFree::NotLive); // parked: free to the user already
+        }
+        // SAFETY: forwarded with the caller's guarantees to the arena the owner map names
+        // for `ptr` (caller); a live block there is that arena's, anything else it refuses
+        // unchanged.
+        unsafe { self.arenas[i].strategy.free(&self.source(src, i), ptr) }
+    }
+
     /// The arena that owns the live block `ptr`: the owner map's answer (a live block lies in
     /// a range its arena made Ready, and the granule was recorded before the block was
     /// handed out); for a pointer the map does not know, the arena whose lookup knows it.
@@ -672,32 +746,8 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
 
     /// One arena lock (and one drain) for the whole batch.
     unsafe fn alloc_batch<P: PageSource>(&self, src: &P, layout: Layout, out: &mut [NonNull<u8>]) -> usize {
-        // SAFETY: the arena's lock is held in `f`; forwarded with the caller's guarantees;
-        // the arena's own source. A batch of none counts as a failure, so that the other
-        // arenas are tried.
-        unsafe {
-            self.with_drained_arena(src, |i| {
-                let a = &self.arenas[i];
-                let mut n = 0;
-                if !a.parked.is_empty() && layout.align() <= remote::PARK_STEP {
-                    // The lock is held (`with_drained_arena`).
-                    n = a.parked.pop_many(layout.size(), out);
-                }
-                if n < out.len() {
-                    n += a.strategy.alloc_batch(&self.source(src, i), layout, &mut out[n..]);
-                }
-                if n == 0 {
-                    // The strategy could not serve: with the parked blocks back, once more.
-                    if a.parked.is_empty() {
-                        return None;
-                    }
-                    self.unpark(src, i);
-                    n = a.strategy.alloc_batch(&self.source(src, i), layout, out);
-                }
-                Some(n).filter(|&n| n > 0)
-            })
-        }
-        .unwrap_or(0)
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.batch(src, layout, out, None) }
     }
 
     #[inline]
@@ -717,6 +767,19 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
         unsafe { self.dealloc_in(src, ptr, layout, i, None) }
     }
     // ANCHOR_END: arenas_alloc
+
+    /// `alloc_batch` with the sizes from where the blocks came: a parked block's mark, the
+    /// arena strategy's `usable_size` (no owner lookup: the batch is one arena's).
+    unsafe fn alloc_batch_usable<P: PageSource>(
+        &self,
+        src: &P,
+        layout: Layout,
+        out: &mut [NonNull<u8>],
+        usable: &mut [usize],
+    ) -> usize {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.batch(src, layout, out, Some(usable)) }
+    }
 
     /// The owner map's arena and the arena strategy's usable size.
     #[inline]
@@ -805,35 +868,47 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
 
     #[inline]
     fn block_of(&self, ptr: *const u8) -> Option<BlockInfo> {
-        // A live block's granule names its arena; any other pointer gets `None` from the
-        // arena named (or from none). A pending block is free to the user.
-        let info = self.arenas[self.owner_of(ptr)?].strategy.block_of(ptr)?;
-        // SAFETY: the start of a live inner block that fits the stack (just checked).
-        let pending = remote::fits(info.start, info.usable)
-            && unsafe { remote::is_pending(NonNull::new_unchecked(ptr.cast_mut()), info.usable) };
-        (!pending).then_some(info)
+        self.find(ptr).map(|f| f.info)
     }
 
     unsafe fn free<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Result<usize, BadFree> {
         let i = self.owner_of(ptr.as_ptr()).ok_or(BadFree::Foreign)?;
-        let _g = self.arenas[i].busy.lock();
-        // Pending blocks first: a pending `ptr` is then free in the strategy, which refuses
-        // it as a double free.
-        // SAFETY: the lock is held; this heap's source.
-        unsafe { self.drain(src, i) };
-        if !self.arenas[i].parked.is_empty()
-            && let Some(info) = self.arenas[i].strategy.block_of(ptr.as_ptr())
-            // SAFETY: the lock is held; `ptr` is the start of a live block of the arena's
-            // strategy of `info.usable` usable bytes (just looked up).
-            && unsafe { self.is_parked(i, ptr, info.usable) }
-        {
-            return Err(BadFree::NotLive); // parked: free to the user already
-        }
-        // SAFETY: forwarded with the caller's guarantees to the arena whose range holds
-        // `ptr`; a live block there is that arena's, anything else it refuses unchanged.
-        unsafe { self.arenas[i].strategy.free(&self.source(src, i), ptr) }
+        // SAFETY: forwarded with the caller's guarantees; `i` is the arena the map names.
+        unsafe { self.free_in(src, ptr, i) }
     }
 
+    /// The owner map's arena (one guarded lookup) and that arena's `block_of`; a pending
+    /// block is free to the user.
+    #[inline]
+    fn find(&self, ptr: *const u8) -> Option<Found> {
+        // A live block's granule names its arena; any other pointer gets `None` from the
+        // arena named (or from none).
+        let i = self.owner_of(ptr)?;
+        let info = self.arenas[i].strategy.block_of(ptr)?;
+        // SAFETY: the start of a live inner block that fits the stack (just checked).
+        let pending = remote::fits(info.start, info.usable)
+            && unsafe { remote::is_pending(NonNull::new_unchecked(ptr.cast_mut()), info.usable) };
+        (!pending).then_some(Found { info, part: i })
+    }
+
+    /// `free` in the arena `find` named: no second owner lookup. The arena's own lookup
+    /// (under its lock, after its drain) is kept: `find` ran without the lock, and a drain
+    /// since may have freed the block into the strategy (a double free whose first free was
+    /// still pending), which only a lookup under the lock sees.
+    #[inline]
+    unsafe fn free_found<P: PageSource>(
+        &self,
+        src: &P,
+        ptr: NonNull<u8>,
+        part: usize,
+    ) -> Result<usize, BadFree> {
+        if part >= N {
+            // SAFETY: forwarded with the caller's guarantees.
+            return unsafe { self.free(src, ptr) };
+        }
+        // SAFETY: forwarded with the caller's guarantees; `part` is an arena (just checked).
+        unsafe { self.free_in(src, ptr, part) }
+    }
     /// One lock acquisition per run of consecutive blocks of the same arena.
     unsafe fn free_batch<P: PageSource>(&self, src: &P, blocks: &[NonNull<u8>]) -> usize {
         let mut n = 0;

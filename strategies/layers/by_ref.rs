@@ -6,7 +6,7 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use crate::source::PageSource;
-use crate::strategy::{BadFree, BlockInfo, CheckError, Located, Strategy, StrategyStats};
+use crate::strategy::{BadFree, BlockInfo, CheckError, Found, Located, Strategy, StrategyStats};
 
 // SAFETY: every call is forwarded unchanged to `S`, whose guarantees are this impl's.
 unsafe impl<S: Strategy> Strategy for &'static S {
@@ -73,6 +73,20 @@ unsafe impl<S: Strategy> Strategy for &'static S {
         unsafe { (**self).free(src, ptr) }
     }
     #[inline(always)]
+    fn find(&self, ptr: *const u8) -> Option<Found> {
+        (**self).find(ptr)
+    }
+    #[inline(always)]
+    unsafe fn free_found<P: PageSource>(
+        &self,
+        src: &P,
+        ptr: NonNull<u8>,
+        part: usize,
+    ) -> Result<usize, BadFree> {
+        // SAFETY: forwarded with the caller's guarantees (`part` is the inner `find`'s).
+        unsafe { (**self).free_found(src, ptr, part) }
+    }
+    #[inline(always)]
     unsafe fn free_batch<P: PageSource>(&self, src: &P, blocks: &[NonNull<u8>]) -> usize {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { (**self).free_batch(src, blocks) }
@@ -81,6 +95,17 @@ unsafe impl<S: Strategy> Strategy for &'static S {
     unsafe fn alloc_batch<P: PageSource>(&self, src: &P, layout: Layout, out: &mut [NonNull<u8>]) -> usize {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { (**self).alloc_batch(src, layout, out) }
+    }
+    #[inline(always)]
+    unsafe fn alloc_batch_usable<P: PageSource>(
+        &self,
+        src: &P,
+        layout: Layout,
+        out: &mut [NonNull<u8>],
+        usable: &mut [usize],
+    ) -> usize {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { (**self).alloc_batch_usable(src, layout, out, usable) }
     }
     unsafe fn release_all<P: PageSource>(&self, src: &P) {
         // SAFETY: forwarded with the caller's guarantees.

@@ -5,7 +5,7 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use crate::source::PageSource;
-use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Located, Strategy, StrategyStats};
+use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Found, Located, Strategy, StrategyStats};
 
 // ANCHOR: identity
 /// Forwards every call to `S` unchanged: the zero-cost claim of composition, measured.
@@ -81,6 +81,20 @@ unsafe impl<S: Strategy> Strategy for Identity<S> {
         unsafe { self.0.free(src, ptr) }
     }
     #[inline(always)]
+    fn find(&self, ptr: *const u8) -> Option<Found> {
+        self.0.find(ptr)
+    }
+    #[inline(always)]
+    unsafe fn free_found<P: PageSource>(
+        &self,
+        src: &P,
+        ptr: NonNull<u8>,
+        part: usize,
+    ) -> Result<usize, BadFree> {
+        // SAFETY: forwarded with the caller's guarantees (`part` is the inner `find`'s).
+        unsafe { self.0.free_found(src, ptr, part) }
+    }
+    #[inline(always)]
     unsafe fn free_batch<P: PageSource>(&self, src: &P, blocks: &[NonNull<u8>]) -> usize {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.0.free_batch(src, blocks) }
@@ -89,6 +103,17 @@ unsafe impl<S: Strategy> Strategy for Identity<S> {
     unsafe fn alloc_batch<P: PageSource>(&self, src: &P, layout: Layout, out: &mut [NonNull<u8>]) -> usize {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.0.alloc_batch(src, layout, out) }
+    }
+    #[inline(always)]
+    unsafe fn alloc_batch_usable<P: PageSource>(
+        &self,
+        src: &P,
+        layout: Layout,
+        out: &mut [NonNull<u8>],
+        usable: &mut [usize],
+    ) -> usize {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.0.alloc_batch_usable(src, layout, out, usable) }
     }
     unsafe fn release_all<P: PageSource>(&self, src: &P) {
         // SAFETY: forwarded with the caller's guarantees.

@@ -363,19 +363,28 @@ impl Parked {
     }
 
     /// Up to `out.len()` parked blocks for requests of `size` bytes, as [`pop`](Self::pop)
-    /// one after another would give them, into `out`; returns how many. The totals are
+    /// one after another would give them, into `out`, and their usable sizes into `sizes`
+    /// if given (at least as long as `out`); returns how many. The totals are
     /// updated once for the run.
     ///
     /// # Safety
     /// The caller holds the arena's lock.
     #[inline]
-    pub unsafe fn pop_many(&self, size: usize, out: &mut [NonNull<u8>]) -> usize {
+    pub unsafe fn pop_many(
+        &self,
+        size: usize,
+        out: &mut [NonNull<u8>],
+        mut sizes: Option<&mut [usize]>,
+    ) -> usize {
         let (mut n, mut bytes) = (0, 0);
         while n < out.len()
             // SAFETY: the lock is held (caller).
             && let Some((p, usable)) = unsafe { self.take(size) }
         {
             out[n] = p;
+            if let Some(s) = sizes.as_deref_mut() {
+                s[n] = usable;
+            }
             n += 1;
             bytes += usable;
         }

@@ -15,7 +15,7 @@ pub use record::{BIN_BYTES, BIN_CAP, BIN_COUNT, FLUSH_AFTER_OVERFLOWS, MAX_CACHE
 use record::{Record, Root, bin_for_block, is_marked};
 
 use crate::source::PageSource;
-use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Strategy, StrategyStats};
+use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Found, Strategy, StrategyStats};
 use crate::sync::SpinLock;
 
 /// A thread cache in front of `S`; see the [module docs](super).
@@ -174,7 +174,8 @@ impl<S: Strategy> ThreadCache<S> {
     }
 
     /// The calling thread's bins are empty for `layout`: takes [`REFILL_BLOCKS`] blocks for
-    /// it from the inner strategy in one [`Strategy::alloc_batch`] (one lock, where the
+    /// it, with their usable sizes, from the inner strategy in one
+    /// [`Strategy::alloc_batch_usable`] (one lock, where the
     /// inner strategy takes one per call), or [`REFILL_BATCH`] when the thread has refilled
     /// more than [`STREAK_FOR_BATCH`] times since it last cached a block it freed (a
     /// producer whose blocks other threads free: glibc's tcache is refilled with up to a
@@ -189,23 +190,28 @@ impl<S: Strategy> ThreadCache<S> {
     unsafe fn refill<P: PageSource>(&self, src: &P, layout: Layout) -> Option<NonNull<u8>> {
         let (rec, root) = self.record(src)?;
         let mut buf = [NonNull::<u8>::dangling(); REFILL_BATCH];
+        let mut sizes = [0; REFILL_BATCH];
         // SAFETY: the calling thread's record.
         let want = if unsafe { rec.note_refill() } { REFILL_BATCH } else { REFILL_BLOCKS };
-        // SAFETY: forwarded with the caller's guarantees.
-        let n = unsafe { self.inner.alloc_batch(src, layout, &mut buf[..want]) };
-        let (&first, rest) = buf[..n].split_first()?;
         // SAFETY: the calling thread's record; `layout` is cacheable.
-        if !unsafe { rec.knows_fit(layout.size()) } {
-            // SAFETY: a live inner block for `layout`, ours (nobody has seen it).
-            let usable = unsafe { self.inner.usable_size(first, layout) };
-            if let Some(b) = bin_for_block(first.addr().get(), usable) {
-                // SAFETY: the calling thread's record; `layout` is cacheable, `b` a bin.
-                unsafe { rec.learn_fit(layout.size(), b) };
+        let learn = !unsafe { rec.knows_fit(layout.size()) };
+        // Sizes only where they are needed: a single block handed out needs none.
+        // SAFETY: forwarded with the caller's guarantees; `sizes` is as long as `buf`.
+        let n = unsafe {
+            if want > 1 || learn {
+                self.inner.alloc_batch_usable(src, layout, &mut buf[..want], &mut sizes)
+            } else {
+                self.inner.alloc_batch(src, layout, &mut buf[..want])
             }
+        };
+        let (&first, rest) = buf[..n].split_first()?;
+        if learn && let Some(b) = bin_for_block(first.addr().get(), sizes[0]) {
+            // SAFETY: the calling thread's record; `layout` is cacheable, `b` a bin.
+            unsafe { rec.learn_fit(layout.size(), b) };
         }
-        for &p in rest {
-            // SAFETY: a live inner block for `layout`, ours (nobody has seen it).
-            let usable = unsafe { self.inner.usable_size(p, layout) };
+        for (&p, &usable) in rest.iter().zip(&sizes[1..]) {
+            // `usable`: the inner strategy's usable size of the live block `p` (from
+            // `alloc_batch_usable`).
             match bin_for_block(p.addr().get(), usable) {
                 // SAFETY: the calling thread's record; a live block nobody uses, 16-aligned
                 // with its usable size in bin `b` (`bin_for_block`).
@@ -412,23 +418,31 @@ unsafe impl<S: Strategy> Strategy for ThreadCache<S> {
 
     #[inline]
     fn block_of(&self, ptr: *const u8) -> Option<BlockInfo> {
-        let info = self.inner.block_of(ptr)?;
-        if bin_for_block(info.start, info.usable).is_some()
+        self.find(ptr).map(|f| f.info)
+    }
+
+    /// The inner strategy's `find`, less the blocks in a cache (free to the user).
+    #[inline]
+    fn find(&self, ptr: *const u8) -> Option<Found> {
+        let found = self.inner.find(ptr)?;
+        if bin_for_block(found.info.start, found.info.usable).is_some()
             && let Some(root) = self.root()
             // SAFETY: `ptr` is the start of a live, cacheable inner block (just looked up).
-            && unsafe { is_marked(NonNull::new_unchecked(ptr.cast_mut()), &info, root.key) }
+            && unsafe { is_marked(NonNull::new_unchecked(ptr.cast_mut()), &found.info, root.key) }
         {
             return None; // cached: free, to the user
         }
-        Some(info)
+        Some(found)
     }
 
     unsafe fn free<P: PageSource>(&self, src: &P, ptr: NonNull<u8>) -> Result<usize, BadFree> {
-        // Validate first: a pointer the inner strategy does not know is its to refuse.
-        let Some(info) = self.inner.block_of(ptr.as_ptr()) else {
+        // Validate first, with the lookup that also finds the inner part holding the block.
+        // A pointer the inner strategy does not know is its to refuse (with the reason).
+        let Some(found) = self.inner.find(ptr.as_ptr()) else {
             // SAFETY: forwarded; the inner strategy refuses it, changing nothing.
             return unsafe { self.inner.free(src, ptr) };
         };
+        let info = found.info;
         if let Some(b) = bin_for_block(info.start, info.usable) {
             let rec = self.record(src);
             if let Some(root) = self.root() {
@@ -443,8 +457,11 @@ unsafe impl<S: Strategy> Strategy for ThreadCache<S> {
                 if unsafe { rec.push_freed(ptr, b, info.usable, root.key) } {
                     return Ok(info.usable);
                 }
-                // SAFETY: forwarded with the caller's guarantees.
-                let r = unsafe { self.inner.free(src, ptr) };
+                // A full bin: down to the part the lookup found, which checks the block
+                // again only as far as another thread may have changed it since.
+                // SAFETY: forwarded with the caller's guarantees; `found` is the inner
+                // `find` of `ptr`, just made on this thread.
+                let r = unsafe { self.inner.free_found(src, ptr, found.part) };
                 // SAFETY: the calling thread's record.
                 if r.is_ok() && unsafe { rec.note_overflow() } {
                     self.flush_and_bypass(src, rec, root);
@@ -452,8 +469,8 @@ unsafe impl<S: Strategy> Strategy for ThreadCache<S> {
                 return r;
             }
         }
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { self.inner.free(src, ptr) }
+        // SAFETY: as above.
+        unsafe { self.inner.free_found(src, ptr, found.part) }
     }
 
     unsafe fn release_all<P: PageSource>(&self, src: &P) {

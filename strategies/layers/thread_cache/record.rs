@@ -39,6 +39,10 @@ pub fn bin_for_block(start: usize, usable: usize) -> Option<usize> {
     (start.is_multiple_of(BIN_BYTES) && (1..=BIN_COUNT).contains(&b)).then_some(b)
 }
 
+/// Alignment of the starts [`Bin::lines`] counts: a cache line, what over-aligned C++ types
+/// (`alignas(64)`) ask for.
+pub const LINE_BYTES: usize = 64;
+
 /// One bin: a stack of free blocks linked through their first word.
 ///
 /// A cached block holds `[next, key ^ usable]` in its first two words: `next` links the
@@ -52,6 +56,17 @@ struct Bin {
     /// record (`Record::bypass`): there every bin is empty with `count == BIN_CAP`, so that
     /// `push` refuses every block with no test of its own.
     count: u32,
+    /// Invariant: `true` if a block on the stack starts on a multiple of [`LINE_BYTES`] (set
+    /// by `push`, cleared only by a scan that finds none, so that `pop` pays nothing for
+    /// it). An over-aligned request (`align >= LINE_BYTES`) scans the bin only when it is
+    /// set: the scan reads every block's words.
+    lines: bool,
+}
+
+/// Whether the block at `p` starts on a line ([`Bin::lines`]).
+#[inline(always)]
+fn on_line(p: NonNull<u8>) -> bool {
+    p.addr().get().is_multiple_of(LINE_BYTES)
 }
 
 /// A thread's cache for one heap.
@@ -204,7 +219,7 @@ impl Root {
             let r = records(c).add((*c).carved);
             (*c).carved += 1;
             r.write(Record {
-                bins: UnsafeCell::new([Bin { head: ptr::null_mut(), count: 0 }; BIN_COUNT + 1]),
+                bins: UnsafeCell::new([Bin { head: ptr::null_mut(), count: 0, lines: false }; BIN_COUNT + 1]),
                 fits: UnsafeCell::new([0; BIN_COUNT + 1]),
                 refills: UnsafeCell::new(0),
                 overflows: UnsafeCell::new(0),
@@ -462,6 +477,10 @@ impl Record {
     ) -> Option<(NonNull<u8>, usize)> {
         // SAFETY: the owner alone touches the bins (caller).
         let bin = unsafe { &mut (*self.bins.get())[b] };
+        if align >= LINE_BYTES && !bin.lines {
+            return None; // no start in the bin is aligned enough (invariant on `Bin`)
+        }
+        let mut lines = false;
         let mut link: *mut *mut u8 = &raw mut bin.head;
         // SAFETY: `link` is the head or a cached block's first word; every block on the
         // stack is cached: live in the inner strategy, holding its link and mark.
@@ -476,9 +495,12 @@ impl Record {
                     self.account(-(usable as isize), -1);
                     return Some((p, usable));
                 }
+                lines |= on_line(p);
                 link = p.cast::<*mut u8>().as_ptr();
             }
         }
+        // The whole stack was read: the hint is exact again.
+        bin.lines = lines;
         None
     }
 
@@ -501,7 +523,8 @@ impl Record {
         let (lo, hi) = (size / BIN_BYTES, size.div_ceil(BIN_BYTES));
         // SAFETY: the owner alone touches the table (caller); `hi` is in range.
         let f = usize::from(unsafe { (*self.fits.get())[hi] });
-        for b in [lo, hi, f] {
+        // Each bin once (`lo == hi` for a multiple of 16, `f` may be either).
+        for b in [lo, if hi != lo { hi } else { 0 }, if f != lo && f != hi { f } else { 0 }] {
             if (1..=BIN_COUNT).contains(&b)
                 // SAFETY: the caller's guarantees; `b` is a bin.
                 && let Some(r) = unsafe { self.take_aligned(b, size, align, key, accept) }
@@ -640,6 +663,7 @@ impl Record {
         }
         bin.head = p.as_ptr();
         bin.count += 1;
+        bin.lines |= on_line(p);
         self.account(usable as isize, 1);
         true
     }
@@ -696,7 +720,7 @@ impl Record {
                 continue;
             }
             let mut q = bin.head;
-            let mut n = 0;
+            let (mut n, mut lines) = (0, false);
             while let Some(p) = NonNull::new(q) {
                 let fail = |what| Err(CheckError { what, addr: p.as_ptr().addr(), detail: b });
                 if n >= bin.count {
@@ -715,11 +739,19 @@ impl Record {
                 bytes += info.usable;
                 objects += 1;
                 n += 1;
+                lines |= on_line(p);
                 // SAFETY: a cached block holds its link.
                 q = unsafe { p.cast::<*mut u8>().read() };
             }
             if n != bin.count {
                 return Err(CheckError { what: "cached bin: count == stack length", addr: 0, detail: b });
+            }
+            if lines && !bin.lines {
+                return Err(CheckError {
+                    what: "cached bin: lines set if a block starts on a 64-byte line",
+                    addr: 0,
+                    detail: b,
+                });
             }
         }
         if bytes != self.cached_bytes.load(Ordering::Relaxed)
