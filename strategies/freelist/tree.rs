@@ -125,14 +125,24 @@ unsafe fn size_at(t: *mut u8) -> usize {
     unsafe { Block::at(t).size() }
 }
 
-/// A size in `BLOCK_ALIGN` units (rounded up), as kept in `max`, saturating at `u32::MAX`.
+/// A block's size (a multiple of `BLOCK_ALIGN`) in `BLOCK_ALIGN` units, as kept in `max`,
+/// saturating at `u32::MAX`: a shift, not a rounding (the updates convert sizes often).
 #[inline(always)]
 fn units(size: usize) -> u32 {
-    size.div_ceil(BLOCK_ALIGN).min(u32::MAX as usize) as u32
+    (size / BLOCK_ALIGN).min(u32::MAX as usize) as u32
+}
+
+/// A request in `BLOCK_ALIGN` units, rounded up (saturating), so that a block of `size >=
+/// need` bytes has `units(size) >= need_units(need)`, and for requests up to
+/// [`EXACT_NEED`] only such a block.
+#[inline(always)]
+fn need_units(need: usize) -> u32 {
+    need.div_ceil(BLOCK_ALIGN).min(u32::MAX as usize) as u32
 }
 
 /// The largest request for which `max` decides exactly whether a subtree holds a block big
-/// enough (`units(need) < u32::MAX`, so a saturated `max` means a block larger than it).
+/// enough (`need_units(need) < u32::MAX`, so a saturated `max` means a block larger than
+/// it).
 const EXACT_NEED: usize = (u32::MAX as usize - 1) * BLOCK_ALIGN;
 
 /// Mantissa bits of [`offer_code`].
@@ -297,6 +307,10 @@ pub struct Treap<O> {
     hot: *mut u8,
     /// Null or the least node, if `O::TRACKS_MIN` (else always null).
     min: *mut u8,
+    /// Whether `amax` is kept (`O::ALIGNED` trees, since the first search aligned for
+    /// [`ALIGNED`] or more): until then every node's `amax` is 0 and no update computes an
+    /// offer, so a heap that never sees such a request pays one predictable branch for it.
+    aligned_on: bool,
     _order: PhantomData<O>,
 }
 
@@ -411,6 +425,12 @@ impl<O: TreeOrder> Treap<O> {
     /// Whether subtree maxima are kept.
     const AUGMENTED: bool = O::AUGMENTED;
 
+    /// Whether `amax` is kept now.
+    #[inline(always)]
+    fn aligned(&self) -> bool {
+        O::ALIGNED && self.aligned_on
+    }
+
     /// The least node (null if the tree is empty); only for orders that track it.
     #[inline]
     pub(super) fn least(&self) -> *mut u8 {
@@ -511,7 +531,7 @@ impl<O: TreeOrder> Treap<O> {
                 pull_residues(p);
                 (*xn).max = whole;
             }
-            if O::ALIGNED {
+            if self.aligned() {
                 // The same for the aligned bound.
                 let whole = (*pn).amax;
                 pull_aligned(p, p_size);
@@ -606,16 +626,17 @@ impl<O: TreeOrder> Treap<O> {
         }
     }
 
-    /// Repairs `max` and `amax` of node `x` and upward after `x`'s own size changed from
-    /// `old` to `new` bytes (and its offer from `old_offer` to `new_offer`), without reading
-    /// `x`'s header (the core may not have written it yet). Reads `x`'s children only where
-    /// its old size or offer may have been the subtree's bound.
+    /// Repairs `max` and `amax` of node `x` and upward after `x`'s own block changed from
+    /// `old` bytes at `old_at` (`x` itself, or the block whose node `x` took over) to `new`
+    /// bytes at `x`, without reading `x`'s header (the core may not have written it yet).
+    /// Reads `x`'s children only where its old size or offer may have been the subtree's
+    /// bound.
     ///
     /// # Safety
     /// `x` is a node whose children's summaries are right, and whose own are right for
-    /// `old`; its ancestors' are right for `x`'s old summaries.
+    /// the old block; its ancestors' are right for `x`'s old summaries.
     #[inline(always)]
-    unsafe fn own_changed(x: *mut u8, old: usize, new: usize, old_offer: u16, new_offer: u16) {
+    unsafe fn own_changed(&self, x: *mut u8, old_at: *mut u8, old: usize, new: usize) {
         // SAFETY: `x` is a node and its children null or nodes (caller).
         unsafe {
             let n = node(x);
@@ -632,8 +653,8 @@ impl<O: TreeOrder> Treap<O> {
                     Self::fix_up((*n).parent, before, (*n).max);
                 }
             }
-            if O::ALIGNED {
-                let before = (*n).amax;
+            if self.aligned() {
+                let (before, (old_offer, new_offer)) = ((*n).amax, (offer(old_at, old), offer(x, new)));
                 if new_offer > before {
                     (*n).amax = new_offer;
                 } else if new_offer < old_offer && before == old_offer {
@@ -662,7 +683,7 @@ impl<O: TreeOrder> Treap<O> {
                 if Self::AUGMENTED && (*n).max < units {
                     (*n).max = units;
                 }
-                if O::ALIGNED && (*n).amax < own {
+                if self.aligned() && (*n).amax < own {
                     (*n).amax = own;
                 }
                 // Written only when it changes (near the leaves): the path stays clean.
@@ -727,7 +748,7 @@ impl<O: TreeOrder> Treap<O> {
             self.relink(parent, x, child);
             Self::fix_up(parent, units(size), 0);
             Self::fix_residues(parent);
-            if O::ALIGNED {
+            if self.aligned() {
                 Self::fix_aligned(parent, offer(x, size), 0);
             }
         }
@@ -787,10 +808,14 @@ impl<O: TreeOrder> Treap<O> {
                 return err("tree: node.max != max(size, children's max)", (*n).max as usize);
             }
             if O::ALIGNED {
-                let amax = offer(t, size).max(amax_of((*n).left)).max(amax_of((*n).right));
+                let amax = if self.aligned_on {
+                    offer(t, size).max(amax_of((*n).left)).max(amax_of((*n).right))
+                } else {
+                    0
+                };
                 if (*n).amax != amax {
                     return err(
-                        "tree: node.amax != max(own aligned offer, children's amax)",
+                        "tree: node.amax != max(own aligned offer, children's amax) (0 if not kept)",
                         (*n).amax as usize,
                     );
                 }
@@ -808,6 +833,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
         len: 0,
         hot: ptr::null_mut(),
         min: ptr::null_mut(),
+        aligned_on: false,
         _order: PhantomData,
     };
 
@@ -823,7 +849,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
                 parent: null,
                 max: if O::RESIDUES { residue_bit(x) as u32 } else { units(size) },
                 prio: hash_prio(x),
-                amax: if O::ALIGNED { offer(x, size) } else { 0 },
+                amax: if self.aligned() { offer(x, size) } else { 0 },
             });
             self.insert_node(x, size);
         }
@@ -863,7 +889,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
                     (*node(child)).parent = x;
                 }
             }
-            Self::own_changed(x, old_size, new_size, offer(old.ptr(), old_size), offer(x, new_size));
+            self.own_changed(x, old.ptr(), old_size, new_size);
             // A new address: a new residue.
             Self::fix_residues(x);
         }
@@ -878,7 +904,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
                 self.insert(b, new_size, None);
             } else {
                 let x = b.ptr();
-                Self::own_changed(x, old_size, new_size, offer(x, old_size), offer(x, new_size));
+                self.own_changed(x, x, old_size, new_size);
             }
         }
     }
@@ -920,6 +946,51 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
 }
 
 impl AddrTree {
+    /// Starts keeping `amax` (the first search aligned for [`ALIGNED`] or more): computes
+    /// every node's from its children's, children first, by a walk over the parent links
+    /// (no stack), O(n) once.
+    ///
+    /// # Safety
+    /// The tree holds live free blocks, whose headers are intact (no index call running).
+    #[cold]
+    unsafe fn start_aligned(&mut self) {
+        /// The first node of `t`'s subtree in post-order (children before their parent).
+        ///
+        /// # Safety
+        /// `t` is a node.
+        unsafe fn first_post(mut t: *mut u8) -> *mut u8 {
+            // SAFETY: `t` and its descendants are nodes (caller).
+            unsafe {
+                loop {
+                    let n = node(t);
+                    t = match ((*n).left, (*n).right) {
+                        (l, _) if !l.is_null() => l,
+                        (_, r) if !r.is_null() => r,
+                        _ => return t,
+                    };
+                }
+            }
+        }
+        self.aligned_on = true;
+        if self.root.is_null() {
+            return;
+        }
+        // SAFETY: every pointer followed is a node of the tree; each node's children come
+        // before it in post-order, so their `amax` is computed when it is.
+        unsafe {
+            let mut t = first_post(self.root);
+            while !t.is_null() {
+                pull_aligned(t, size_at(t));
+                let p = (*node(t)).parent;
+                t = if !p.is_null() && (*node(p)).left == t && !(*node(p)).right.is_null() {
+                    first_post((*node(p)).right)
+                } else {
+                    p
+                };
+            }
+        }
+    }
+
     // ANCHOR: addr_first_at
     /// The lowest-address block in `t` at or above `from` that fits.
     ///
@@ -930,7 +1001,7 @@ impl AddrTree {
         unsafe {
             // A subtree with no block of `need` bytes, or (aligned for `ALIGNED` or more) none
             // offering `need` bytes from an `ALIGNED` start, holds no answer.
-            if max_of(t) < units(need) || (align >= ALIGNED && offer_bytes(amax_of(t)) < need) {
+            if max_of(t) < need_units(need) || (align >= ALIGNED && offer_bytes(amax_of(t)) < need) {
                 return None;
             }
             let n = node(t);
@@ -962,7 +1033,7 @@ impl AddrTree {
     /// `t` is null or a subtree of live free blocks.
     #[inline]
     unsafe fn leftmost_fit(mut t: *mut u8, need: usize) -> Option<Block> {
-        let units = units(need);
+        let units = need_units(need);
         // SAFETY: `t` and its descendants are nodes of live free blocks.
         unsafe {
             if max_of(t) < units {
@@ -1009,6 +1080,28 @@ impl AddrTree {
         c
     }
 
+    /// Whether some node's address lies in `from..below`: one descent that stops at the
+    /// first such node (where [`at_or_above`](Self::at_or_above) goes down to the least
+    /// node at or above `from`, whose address decides the same).
+    ///
+    /// # Safety
+    /// The tree holds live free blocks.
+    #[inline]
+    pub(super) unsafe fn any_in(&self, from: usize, below: usize) -> bool {
+        let mut t = self.root;
+        while !t.is_null() {
+            // SAFETY: `t` is a node of the tree.
+            t = unsafe {
+                match t.addr() {
+                    a if a < from => (*node(t)).right,
+                    a if a >= below => (*node(t)).left,
+                    _ => return true,
+                }
+            };
+        }
+        false
+    }
+
     /// The node after `t` in address order (null if `t` is the greatest): the least node of
     /// its right subtree, else its nearest ancestor of which it lies in the left subtree.
     /// O(1) amortized over an in-order sweep.
@@ -1052,7 +1145,7 @@ impl AddrTree {
                 if size_at(c) >= need {
                     return Some(Block::at(c));
                 }
-                if max_of((*n).right) >= units(need) {
+                if max_of((*n).right) >= need_units(need) {
                     return Self::leftmost_fit((*n).right, need);
                 }
                 // Up to the nearest ancestor whose left subtree holds `c`.
@@ -1089,7 +1182,12 @@ unsafe impl AddrSearch for AddrTree {
             match (align <= BLOCK_ALIGN && need <= EXACT_NEED, from) {
                 (true, 0) => Self::leftmost_fit(self.root, need),
                 (true, _) => Self::climb_fit(self.at_or_above(from), need),
-                (false, _) => Self::first_at(self.root, from, need, align),
+                (false, _) => {
+                    if align >= ALIGNED && !self.aligned_on {
+                        self.start_aligned();
+                    }
+                    Self::first_at(self.root, from, need, align)
+                }
             }
         }
     }
@@ -1226,14 +1324,14 @@ mod tests {
     }
 
     /// `units` is exact where the searches rely on it: for every request up to
-    /// `EXACT_NEED`, `units(size) >= units(need)` exactly when `size >= need` (sizes are
+    /// `EXACT_NEED`, `units(size) >= need_units(need)` exactly when `size >= need` (sizes are
     /// multiples of `BLOCK_ALIGN`), including for saturated sizes.
     #[test]
     fn units_decide_every_request_up_to_exact_need() {
         let sizes = [0, 16, 48, 64, EXACT_NEED, EXACT_NEED + 16, EXACT_NEED + 32, 1 << 40, 1 << 50];
-        for &need in &[16, 48, 4096, EXACT_NEED - 16, EXACT_NEED] {
+        for &need in &[1, 16, 17, 47, 48, 49, 4095, 4096, EXACT_NEED - 31, EXACT_NEED - 16, EXACT_NEED] {
             for &size in &sizes {
-                assert_eq!(units(size) >= units(need), size >= need, "size {size} need {need}");
+                assert_eq!(units(size) >= need_units(need), size >= need, "size {size} need {need}");
             }
         }
     }
