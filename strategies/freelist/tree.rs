@@ -211,6 +211,20 @@ pub trait TreeOrder: Send + 'static {
     /// offers enough at that alignment (the address tree, for the blocks of the right size
     /// at the wrong residue).
     const ALIGNED: bool = false;
+    /// What a tree of this order keeps beyond its links: for `ALIGNED` orders whether
+    /// `amax` is kept yet (`bool`), `()` for the others, so that the bins' 128 treaps stay
+    /// four words each.
+    type State: Copy;
+    /// The state of an empty tree.
+    const STATE: Self::State;
+    /// Whether `amax` is kept in a tree in state `s`.
+    #[inline(always)]
+    fn aligned_on(_s: Self::State) -> bool {
+        false
+    }
+    /// Records in `s` that `amax` is kept from now on (only for `ALIGNED` orders).
+    #[inline(always)]
+    fn start_aligned(_s: &mut Self::State) {}
 }
 
 /// Order by address.
@@ -222,6 +236,16 @@ impl TreeOrder for ByAddr {
     }
     const KEYED_BY_SIZE: bool = false;
     const ALIGNED: bool = true;
+    type State = bool;
+    const STATE: bool = false;
+    #[inline(always)]
+    fn aligned_on(s: bool) -> bool {
+        s
+    }
+    #[inline(always)]
+    fn start_aligned(s: &mut bool) {
+        *s = true;
+    }
 }
 
 /// Order by address, with no subtree maxima but the least node kept: the bins of
@@ -236,6 +260,8 @@ impl TreeOrder for ByAddrMin {
     const AUGMENTED: bool = false;
     const TRACKS_MIN: bool = true;
     const RESIDUES: bool = true;
+    type State = ();
+    const STATE: () = ();
 }
 
 /// Order by size, then address.
@@ -246,6 +272,8 @@ impl TreeOrder for BySize {
         size_key(a_size, a.addr()) < size_key(b_size, b.addr())
     }
     const KEYED_BY_SIZE: bool = true;
+    type State = ();
+    const STATE: () = ();
 }
 
 /// The key `(size, addr)` as one integer, so that comparing keys takes one branch-free
@@ -299,7 +327,7 @@ pub(super) fn fit_residues(slack: usize, align: usize) -> usize {
 // ANCHOR_END: fit_residues
 
 /// A treap of free blocks ordered by `O`.
-pub struct Treap<O> {
+pub struct Treap<O: TreeOrder> {
     root: *mut u8,
     len: usize,
     /// Null or a node: the block that last took another's place (`replace`), which is
@@ -307,10 +335,11 @@ pub struct Treap<O> {
     hot: *mut u8,
     /// Null or the least node, if `O::TRACKS_MIN` (else always null).
     min: *mut u8,
-    /// Whether `amax` is kept (`O::ALIGNED` trees, since the first search aligned for
-    /// [`ALIGNED`] or more): until then every node's `amax` is 0 and no update computes an
-    /// offer, so a heap that never sees such a request pays one predictable branch for it.
-    aligned_on: bool,
+    /// The order's state ([`TreeOrder::State`]): in the address tree, whether `amax` is
+    /// kept (since the first search aligned for [`ALIGNED`] or more). Until then every
+    /// node's `amax` is 0 and no update computes an offer, so a heap that never sees such a
+    /// request pays one predictable branch per update for it.
+    state: O::State,
     _order: PhantomData<O>,
 }
 
@@ -324,9 +353,9 @@ pub type SizeTree = Treap<BySize>;
 
 // SAFETY: the pointers name free blocks of the one heap that owns this index, whose nodes
 // only the index reads and writes, and only through `&mut self` or `&self` of the index;
-// nothing is tied to a thread, so moving the index moves that exclusive access with it. `O`
-// is only a marker (`PhantomData`), never stored.
-unsafe impl<O> Send for Treap<O> {}
+// nothing is tied to a thread, so moving the index moves that exclusive access with it. Of
+// `O` only its `State` is stored: a `bool` or `()`, plain values.
+unsafe impl<O: TreeOrder> Send for Treap<O> {}
 
 /// The node of block `b` (a non-null header address).
 #[inline]
@@ -428,7 +457,7 @@ impl<O: TreeOrder> Treap<O> {
     /// Whether `amax` is kept now.
     #[inline(always)]
     fn aligned(&self) -> bool {
-        O::ALIGNED && self.aligned_on
+        O::ALIGNED && O::aligned_on(self.state)
     }
 
     /// The least node (null if the tree is empty); only for orders that track it.
@@ -808,7 +837,7 @@ impl<O: TreeOrder> Treap<O> {
                 return err("tree: node.max != max(size, children's max)", (*n).max as usize);
             }
             if O::ALIGNED {
-                let amax = if self.aligned_on {
+                let amax = if self.aligned() {
                     offer(t, size).max(amax_of((*n).left)).max(amax_of((*n).right))
                 } else {
                     0
@@ -833,7 +862,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
         len: 0,
         hot: ptr::null_mut(),
         min: ptr::null_mut(),
-        aligned_on: false,
+        state: O::STATE,
         _order: PhantomData,
     };
 
@@ -971,7 +1000,7 @@ impl AddrTree {
                 }
             }
         }
-        self.aligned_on = true;
+        ByAddr::start_aligned(&mut self.state);
         if self.root.is_null() {
             return;
         }
@@ -1183,7 +1212,7 @@ unsafe impl AddrSearch for AddrTree {
                 (true, 0) => Self::leftmost_fit(self.root, need),
                 (true, _) => Self::climb_fit(self.at_or_above(from), need),
                 (false, _) => {
-                    if align >= ALIGNED && !self.aligned_on {
+                    if align >= ALIGNED && !self.aligned() {
                         self.start_aligned();
                     }
                     Self::first_at(self.root, from, need, align)
