@@ -72,6 +72,7 @@
 //!   `n.max == max(units(size(n)), n.left.max, n.right.max)` and
 //!   `n.amax == max(offer_code(aligned_bytes(n)), n.left.amax, n.right.amax)`;
 //!   (bins' trees) `n.max == residue_bit(n) | n.left.max | n.right.max`;
+//!   (size tree) `n.max == units(size(n))`, the size hint;
 //! - `#nodes == len`; `hot` is null or a node;
 //! - orders that track it ([`TreeOrder::TRACKS_MIN`]): `min` is the least node (null if
 //!   the tree is empty).
@@ -100,8 +101,11 @@ struct Node {
     /// The address tree: the largest size in this subtree, in `BLOCK_ALIGN` units
     /// ([`units`], saturating at `u32::MAX`: a saturated value is exact for every request
     /// below [`EXACT_NEED`], and the searches for larger ones do not prune on it). The bins'
-    /// trees ([`TreeOrder::RESIDUES`]): the union of the subtree's [`residue_bit`]s. Next to
-    /// the links, which a descent reads with it.
+    /// trees ([`TreeOrder::RESIDUES`]): the union of the subtree's [`residue_bit`]s. The size
+    /// tree ([`TreeOrder::KEYED_BY_SIZE`]): the block's own size in units, so that the
+    /// descents compare keys without reading other blocks' headers (exact below
+    /// `u32::MAX`; saturated sizes read the header). Next to the links, which a descent
+    /// reads with it.
     max: u32,
     /// The address tree ([`TreeOrder::ALIGNED`]): the largest [`aligned_bytes`] of this
     /// subtree's blocks, what they offer to a request aligned for [`ALIGNED`] or more,
@@ -139,6 +143,10 @@ fn units(size: usize) -> u32 {
 fn need_units(need: usize) -> u32 {
     need.div_ceil(BLOCK_ALIGN).min(u32::MAX as usize) as u32
 }
+
+/// The bytes of a saturated `units` (`u32::MAX` units): every block of that many units or
+/// more has at least this size.
+const SATURATED: usize = u32::MAX as usize * BLOCK_ALIGN;
 
 /// The largest request for which `max` decides exactly whether a subtree holds a block big
 /// enough (`need_units(need) < u32::MAX`, so a saturated `max` means a block larger than
@@ -701,6 +709,7 @@ impl<O: TreeOrder> Treap<O> {
     ///
     /// # Safety
     /// `x` is a node not in the tree, of `size` bytes, its summaries and `prio` set.
+    #[inline]
     unsafe fn insert_node(&mut self, x: *mut u8, size: usize) {
         // SAFETY: the descent follows nodes of the tree; `x` becomes one.
         unsafe {
@@ -720,9 +729,16 @@ impl<O: TreeOrder> Treap<O> {
                     (*n).max |= residue_bit(x) as u32;
                 }
                 parent = t;
-                // Only the size tree's order reads `t`'s size.
-                let t_size = if O::KEYED_BY_SIZE { size_at(t) } else { 0 };
-                left = O::less(x, size, t, t_size);
+                left = if !O::KEYED_BY_SIZE {
+                    O::less(x, size, t, 0)
+                } else if units < u32::MAX {
+                    // `x`'s size is below saturation, so `t`'s size hint decides, with no
+                    // header read: equal hints are equal sizes (both multiples of
+                    // `BLOCK_ALIGN`), and a larger or saturated hint a larger size.
+                    size_key(units as usize, x.addr()) < size_key((*n).max as usize, t.addr())
+                } else {
+                    O::less(x, size, t, size_at(t))
+                };
                 t = if left { (*n).left } else { (*n).right };
             }
             (*node(x)).parent = parent;
@@ -835,6 +851,9 @@ impl<O: TreeOrder> Treap<O> {
             let max = (units(size) as usize).max(lmax).max(rmax);
             if Self::AUGMENTED && (*n).max as usize != max {
                 return err("tree: node.max != max(size, children's max)", (*n).max as usize);
+            }
+            if O::KEYED_BY_SIZE && (*n).max != units(size) {
+                return err("tree: size hint (node.max) != units(size)", (*n).max as usize);
             }
             if O::ALIGNED {
                 let amax = if self.aligned() {
@@ -1269,12 +1288,21 @@ impl SizeTree {
     /// The tree holds live free blocks.
     #[inline]
     unsafe fn lower_bound(&self, size: usize, addr: usize) -> *mut u8 {
+        // The nodes' hints in bytes: exact below saturation, and a saturated one stands for
+        // `SATURATED` bytes, at most its block's size and above `size` when `size` is below
+        // it, so the comparison's outcome is the exact one. Larger requests read headers.
         let (mut t, mut best) = (self.root, ptr::null_mut());
+        let key = size_key(size, addr);
         while !t.is_null() {
             // SAFETY: `t` is a node.
             let n = unsafe { &*node(t) };
-            // SAFETY: `t` is an indexed block; no index call is running.
-            if size_key(unsafe { size_at(t) }, t.addr()) >= size_key(size, addr) {
+            let ge = if size < SATURATED {
+                size_key(n.max as usize * BLOCK_ALIGN, t.addr()) >= key
+            } else {
+                // SAFETY: `t` is an indexed block; no index call is running.
+                size_key(unsafe { size_at(t) }, t.addr()) >= key
+            };
+            if ge {
                 best = t;
                 t = n.left;
             } else {
