@@ -691,7 +691,8 @@ impl<O: TreeOrder> Treap<O> {
                 }
             }
             if self.aligned() {
-                let (before, (old_offer, new_offer)) = ((*n).amax, (offer(old_at, old), offer(x, new)));
+                let before = (*n).amax;
+                let (old_offer, new_offer) = (offer(old_at, old), offer(x, new));
                 if new_offer > before {
                     (*n).amax = new_offer;
                 } else if new_offer < old_offer && before == old_offer {
@@ -863,7 +864,7 @@ impl<O: TreeOrder> Treap<O> {
                 };
                 if (*n).amax != amax {
                     return err(
-                        "tree: node.amax != max(own aligned offer, children's amax) (0 if not kept)",
+                        "tree: node.amax != max(own offer, children's amax) (0 if not kept)",
                         (*n).amax as usize,
                     );
                 }
@@ -1049,7 +1050,8 @@ impl AddrTree {
         unsafe {
             // A subtree with no block of `need` bytes, or (aligned for `ALIGNED` or more) none
             // offering `need` bytes from an `ALIGNED` start, holds no answer.
-            if max_of(t) < need_units(need) || (align >= ALIGNED && offer_bytes(amax_of(t)) < need) {
+            let too_small = max_of(t) < need_units(need);
+            if too_small || (align >= ALIGNED && offer_bytes(amax_of(t)) < need) {
                 return None;
             }
             let n = node(t);
@@ -1386,9 +1388,11 @@ mod tests {
     #[test]
     fn units_decide_every_request_up_to_exact_need() {
         let sizes = [0, 16, 48, 64, EXACT_NEED, EXACT_NEED + 16, EXACT_NEED + 32, 1 << 40, 1 << 50];
-        for &need in &[1, 16, 17, 47, 48, 49, 4095, 4096, EXACT_NEED - 31, EXACT_NEED - 16, EXACT_NEED] {
+        let needs = [1, 16, 17, 47, 48, 49, 4096, EXACT_NEED - 31, EXACT_NEED - 16, EXACT_NEED];
+        for &need in &needs {
             for &size in &sizes {
-                assert_eq!(units(size) >= need_units(need), size >= need, "size {size} need {need}");
+                let fits = units(size) >= need_units(need);
+                assert_eq!(fits, size >= need, "size {size} need {need}");
             }
         }
     }
