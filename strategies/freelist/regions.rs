@@ -736,12 +736,11 @@ unsafe impl AddrSearch for AddrRegions {
             return w;
         }
         if let Some(w) = w {
-            // The spill's answer counts only if it lies below `w`: not when the spill's
-            // lowest block at or above `from` lies above it (one descent, where the search
-            // itself may walk many blocks, for an over-aligned request).
+            // The spill's answer counts only if it lies below `w`: not when the spill has
+            // no block in `from..w` (one descent, stopping at the first such block, where
+            // the search itself may walk many blocks, for an over-aligned request).
             // SAFETY: forwarded (the spill holds live free blocks).
-            let lowest = unsafe { self.spill.at_or_above(from) };
-            if lowest.is_null() || lowest.addr() > w.addr() {
+            if !unsafe { self.spill.any_in(from, w.addr()) } {
                 return Some(w);
             }
         }

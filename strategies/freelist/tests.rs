@@ -657,3 +657,50 @@ fn foreign_pointers_panic_in_debug_builds() {
     check(&h);
     check(&other);
 }
+
+/// The address treap keeps `amax` only from the first search aligned for 64 or more: before
+/// it every node's bound is 0, then one walk computes them all, and the updates keep them.
+/// The checker tests both states (`amax == 0`, then the exact bound) after every step, and
+/// every over-aligned block must be aligned, with `FirstFit<AddrTree>` (the treap alone) and
+/// `NextFit<AddrTree>`.
+#[test]
+fn address_treap_starts_its_aligned_bounds_at_the_first_over_aligned_search() {
+    fn run<S: Strategy + ConstInit>() {
+        let (_a, src) = fixed(4 << 20);
+        let h = Heap::<S, Fixed>::with_source(src);
+        let mut rng = Rng::seeded(22);
+        // Many free blocks of mixed sizes and residues while no request is over-aligned.
+        let mut live: Vec<(NonNull<u8>, Layout)> = Vec::new();
+        for i in 0..600 {
+            let l = layout(16 + rng.below(400), 8);
+            live.push((h.alloc_layout(l).unwrap(), l));
+            if i % 3 == 0 {
+                let (p, l) = live.swap_remove(rng.below(live.len()));
+                // SAFETY: a live block with its layout.
+                unsafe { h.dealloc(p.as_ptr(), l) };
+            }
+        }
+        check(&h);
+        // The first over-aligned requests, then a mix, each step checked.
+        for i in 0..400 {
+            let align = if i % 2 == 0 { 64 << rng.below(3) } else { 8 };
+            let l = layout(16 + rng.below(300), align);
+            let p = h.alloc_layout(l).unwrap();
+            assert_eq!(p.addr().get() % align, 0, "{} at {i}", h.strategy().name());
+            live.push((p, l));
+            if rng.below(2) == 0 {
+                let (p, l) = live.swap_remove(rng.below(live.len()));
+                // SAFETY: a live block with its layout.
+                unsafe { h.dealloc(p.as_ptr(), l) };
+            }
+            check(&h);
+        }
+        for (p, l) in live {
+            // SAFETY: a live block with its layout.
+            unsafe { h.dealloc(p.as_ptr(), l) };
+        }
+        check(&h);
+    }
+    run::<FirstFit<AddrTree>>();
+    run::<NextFit<AddrTree>>();
+}

@@ -72,6 +72,7 @@
 //!   `n.max == max(units(size(n)), n.left.max, n.right.max)` and
 //!   `n.amax == max(offer_code(aligned_bytes(n)), n.left.amax, n.right.amax)`;
 //!   (bins' trees) `n.max == residue_bit(n) | n.left.max | n.right.max`;
+//!   (size tree) `n.max == units(size(n))`, the size hint;
 //! - `#nodes == len`; `hot` is null or a node;
 //! - orders that track it ([`TreeOrder::TRACKS_MIN`]): `min` is the least node (null if
 //!   the tree is empty).
@@ -100,8 +101,11 @@ struct Node {
     /// The address tree: the largest size in this subtree, in `BLOCK_ALIGN` units
     /// ([`units`], saturating at `u32::MAX`: a saturated value is exact for every request
     /// below [`EXACT_NEED`], and the searches for larger ones do not prune on it). The bins'
-    /// trees ([`TreeOrder::RESIDUES`]): the union of the subtree's [`residue_bit`]s. Next to
-    /// the links, which a descent reads with it.
+    /// trees ([`TreeOrder::RESIDUES`]): the union of the subtree's [`residue_bit`]s. The size
+    /// tree ([`TreeOrder::KEYED_BY_SIZE`]): the block's own size in units, so that the
+    /// descents compare keys without reading other blocks' headers (exact below
+    /// `u32::MAX`; saturated sizes read the header). Next to the links, which a descent
+    /// reads with it.
     max: u32,
     /// The address tree ([`TreeOrder::ALIGNED`]): the largest [`aligned_bytes`] of this
     /// subtree's blocks, what they offer to a request aligned for [`ALIGNED`] or more,
@@ -125,14 +129,28 @@ unsafe fn size_at(t: *mut u8) -> usize {
     unsafe { Block::at(t).size() }
 }
 
-/// A size in `BLOCK_ALIGN` units (rounded up), as kept in `max`, saturating at `u32::MAX`.
+/// A block's size (a multiple of `BLOCK_ALIGN`) in `BLOCK_ALIGN` units, as kept in `max`,
+/// saturating at `u32::MAX`: a shift, not a rounding (the updates convert sizes often).
 #[inline(always)]
 fn units(size: usize) -> u32 {
-    size.div_ceil(BLOCK_ALIGN).min(u32::MAX as usize) as u32
+    (size / BLOCK_ALIGN).min(u32::MAX as usize) as u32
 }
 
+/// A request in `BLOCK_ALIGN` units, rounded up (saturating), so that a block of `size >=
+/// need` bytes has `units(size) >= need_units(need)`, and for requests up to
+/// [`EXACT_NEED`] only such a block.
+#[inline(always)]
+fn need_units(need: usize) -> u32 {
+    need.div_ceil(BLOCK_ALIGN).min(u32::MAX as usize) as u32
+}
+
+/// The bytes of a saturated `units` (`u32::MAX` units): every block of that many units or
+/// more has at least this size.
+const SATURATED: usize = u32::MAX as usize * BLOCK_ALIGN;
+
 /// The largest request for which `max` decides exactly whether a subtree holds a block big
-/// enough (`units(need) < u32::MAX`, so a saturated `max` means a block larger than it).
+/// enough (`need_units(need) < u32::MAX`, so a saturated `max` means a block larger than
+/// it).
 const EXACT_NEED: usize = (u32::MAX as usize - 1) * BLOCK_ALIGN;
 
 /// Mantissa bits of [`offer_code`].
@@ -201,6 +219,20 @@ pub trait TreeOrder: Send + 'static {
     /// offers enough at that alignment (the address tree, for the blocks of the right size
     /// at the wrong residue).
     const ALIGNED: bool = false;
+    /// What a tree of this order keeps beyond its links: for `ALIGNED` orders whether
+    /// `amax` is kept yet (`bool`), `()` for the others, so that the bins' 128 treaps stay
+    /// four words each.
+    type State: Copy;
+    /// The state of an empty tree.
+    const STATE: Self::State;
+    /// Whether `amax` is kept in a tree in state `s`.
+    #[inline(always)]
+    fn aligned_on(_s: Self::State) -> bool {
+        false
+    }
+    /// Records in `s` that `amax` is kept from now on (only for `ALIGNED` orders).
+    #[inline(always)]
+    fn start_aligned(_s: &mut Self::State) {}
 }
 
 /// Order by address.
@@ -212,6 +244,16 @@ impl TreeOrder for ByAddr {
     }
     const KEYED_BY_SIZE: bool = false;
     const ALIGNED: bool = true;
+    type State = bool;
+    const STATE: bool = false;
+    #[inline(always)]
+    fn aligned_on(s: bool) -> bool {
+        s
+    }
+    #[inline(always)]
+    fn start_aligned(s: &mut bool) {
+        *s = true;
+    }
 }
 
 /// Order by address, with no subtree maxima but the least node kept: the bins of
@@ -226,6 +268,8 @@ impl TreeOrder for ByAddrMin {
     const AUGMENTED: bool = false;
     const TRACKS_MIN: bool = true;
     const RESIDUES: bool = true;
+    type State = ();
+    const STATE: () = ();
 }
 
 /// Order by size, then address.
@@ -236,6 +280,8 @@ impl TreeOrder for BySize {
         size_key(a_size, a.addr()) < size_key(b_size, b.addr())
     }
     const KEYED_BY_SIZE: bool = true;
+    type State = ();
+    const STATE: () = ();
 }
 
 /// The key `(size, addr)` as one integer, so that comparing keys takes one branch-free
@@ -289,7 +335,7 @@ pub(super) fn fit_residues(slack: usize, align: usize) -> usize {
 // ANCHOR_END: fit_residues
 
 /// A treap of free blocks ordered by `O`.
-pub struct Treap<O> {
+pub struct Treap<O: TreeOrder> {
     root: *mut u8,
     len: usize,
     /// Null or a node: the block that last took another's place (`replace`), which is
@@ -297,6 +343,11 @@ pub struct Treap<O> {
     hot: *mut u8,
     /// Null or the least node, if `O::TRACKS_MIN` (else always null).
     min: *mut u8,
+    /// The order's state ([`TreeOrder::State`]): in the address tree, whether `amax` is
+    /// kept (since the first search aligned for [`ALIGNED`] or more). Until then every
+    /// node's `amax` is 0 and no update computes an offer, so a heap that never sees such a
+    /// request pays one predictable branch per update for it.
+    state: O::State,
     _order: PhantomData<O>,
 }
 
@@ -310,9 +361,9 @@ pub type SizeTree = Treap<BySize>;
 
 // SAFETY: the pointers name free blocks of the one heap that owns this index, whose nodes
 // only the index reads and writes, and only through `&mut self` or `&self` of the index;
-// nothing is tied to a thread, so moving the index moves that exclusive access with it. `O`
-// is only a marker (`PhantomData`), never stored.
-unsafe impl<O> Send for Treap<O> {}
+// nothing is tied to a thread, so moving the index moves that exclusive access with it. Of
+// `O` only its `State` is stored: a `bool` or `()`, plain values.
+unsafe impl<O: TreeOrder> Send for Treap<O> {}
 
 /// The node of block `b` (a non-null header address).
 #[inline]
@@ -410,6 +461,12 @@ unsafe fn pull_residues(t: *mut u8) -> bool {
 impl<O: TreeOrder> Treap<O> {
     /// Whether subtree maxima are kept.
     const AUGMENTED: bool = O::AUGMENTED;
+
+    /// Whether `amax` is kept now.
+    #[inline(always)]
+    fn aligned(&self) -> bool {
+        O::ALIGNED && O::aligned_on(self.state)
+    }
 
     /// The least node (null if the tree is empty); only for orders that track it.
     #[inline]
@@ -511,7 +568,7 @@ impl<O: TreeOrder> Treap<O> {
                 pull_residues(p);
                 (*xn).max = whole;
             }
-            if O::ALIGNED {
+            if self.aligned() {
                 // The same for the aligned bound.
                 let whole = (*pn).amax;
                 pull_aligned(p, p_size);
@@ -606,16 +663,17 @@ impl<O: TreeOrder> Treap<O> {
         }
     }
 
-    /// Repairs `max` and `amax` of node `x` and upward after `x`'s own size changed from
-    /// `old` to `new` bytes (and its offer from `old_offer` to `new_offer`), without reading
-    /// `x`'s header (the core may not have written it yet). Reads `x`'s children only where
-    /// its old size or offer may have been the subtree's bound.
+    /// Repairs `max` and `amax` of node `x` and upward after `x`'s own block changed from
+    /// `old` bytes at `old_at` (`x` itself, or the block whose node `x` took over) to `new`
+    /// bytes at `x`, without reading `x`'s header (the core may not have written it yet).
+    /// Reads `x`'s children only where its old size or offer may have been the subtree's
+    /// bound.
     ///
     /// # Safety
     /// `x` is a node whose children's summaries are right, and whose own are right for
-    /// `old`; its ancestors' are right for `x`'s old summaries.
+    /// the old block; its ancestors' are right for `x`'s old summaries.
     #[inline(always)]
-    unsafe fn own_changed(x: *mut u8, old: usize, new: usize, old_offer: u16, new_offer: u16) {
+    unsafe fn own_changed(&self, x: *mut u8, old_at: *mut u8, old: usize, new: usize) {
         // SAFETY: `x` is a node and its children null or nodes (caller).
         unsafe {
             let n = node(x);
@@ -632,8 +690,9 @@ impl<O: TreeOrder> Treap<O> {
                     Self::fix_up((*n).parent, before, (*n).max);
                 }
             }
-            if O::ALIGNED {
+            if self.aligned() {
                 let before = (*n).amax;
+                let (old_offer, new_offer) = (offer(old_at, old), offer(x, new));
                 if new_offer > before {
                     (*n).amax = new_offer;
                 } else if new_offer < old_offer && before == old_offer {
@@ -651,6 +710,7 @@ impl<O: TreeOrder> Treap<O> {
     ///
     /// # Safety
     /// `x` is a node not in the tree, of `size` bytes, its summaries and `prio` set.
+    #[inline]
     unsafe fn insert_node(&mut self, x: *mut u8, size: usize) {
         // SAFETY: the descent follows nodes of the tree; `x` becomes one.
         unsafe {
@@ -662,7 +722,7 @@ impl<O: TreeOrder> Treap<O> {
                 if Self::AUGMENTED && (*n).max < units {
                     (*n).max = units;
                 }
-                if O::ALIGNED && (*n).amax < own {
+                if self.aligned() && (*n).amax < own {
                     (*n).amax = own;
                 }
                 // Written only when it changes (near the leaves): the path stays clean.
@@ -670,9 +730,16 @@ impl<O: TreeOrder> Treap<O> {
                     (*n).max |= residue_bit(x) as u32;
                 }
                 parent = t;
-                // Only the size tree's order reads `t`'s size.
-                let t_size = if O::KEYED_BY_SIZE { size_at(t) } else { 0 };
-                left = O::less(x, size, t, t_size);
+                left = if !O::KEYED_BY_SIZE {
+                    O::less(x, size, t, 0)
+                } else if units < u32::MAX {
+                    // `x`'s size is below saturation, so `t`'s size hint decides, with no
+                    // header read: equal hints are equal sizes (both multiples of
+                    // `BLOCK_ALIGN`), and a larger or saturated hint a larger size.
+                    size_key(units as usize, x.addr()) < size_key((*n).max as usize, t.addr())
+                } else {
+                    O::less(x, size, t, size_at(t))
+                };
                 t = if left { (*n).left } else { (*n).right };
             }
             (*node(x)).parent = parent;
@@ -727,7 +794,7 @@ impl<O: TreeOrder> Treap<O> {
             self.relink(parent, x, child);
             Self::fix_up(parent, units(size), 0);
             Self::fix_residues(parent);
-            if O::ALIGNED {
+            if self.aligned() {
                 Self::fix_aligned(parent, offer(x, size), 0);
             }
         }
@@ -786,11 +853,18 @@ impl<O: TreeOrder> Treap<O> {
             if Self::AUGMENTED && (*n).max as usize != max {
                 return err("tree: node.max != max(size, children's max)", (*n).max as usize);
             }
+            if O::KEYED_BY_SIZE && (*n).max != units(size) {
+                return err("tree: size hint (node.max) != units(size)", (*n).max as usize);
+            }
             if O::ALIGNED {
-                let amax = offer(t, size).max(amax_of((*n).left)).max(amax_of((*n).right));
+                let amax = if self.aligned() {
+                    offer(t, size).max(amax_of((*n).left)).max(amax_of((*n).right))
+                } else {
+                    0
+                };
                 if (*n).amax != amax {
                     return err(
-                        "tree: node.amax != max(own aligned offer, children's amax)",
+                        "tree: node.amax != max(own offer, children's amax) (0 if not kept)",
                         (*n).amax as usize,
                     );
                 }
@@ -808,6 +882,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
         len: 0,
         hot: ptr::null_mut(),
         min: ptr::null_mut(),
+        state: O::STATE,
         _order: PhantomData,
     };
 
@@ -823,7 +898,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
                 parent: null,
                 max: if O::RESIDUES { residue_bit(x) as u32 } else { units(size) },
                 prio: hash_prio(x),
-                amax: if O::ALIGNED { offer(x, size) } else { 0 },
+                amax: if self.aligned() { offer(x, size) } else { 0 },
             });
             self.insert_node(x, size);
         }
@@ -863,7 +938,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
                     (*node(child)).parent = x;
                 }
             }
-            Self::own_changed(x, old_size, new_size, offer(old.ptr(), old_size), offer(x, new_size));
+            self.own_changed(x, old.ptr(), old_size, new_size);
             // A new address: a new residue.
             Self::fix_residues(x);
         }
@@ -878,7 +953,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
                 self.insert(b, new_size, None);
             } else {
                 let x = b.ptr();
-                Self::own_changed(x, old_size, new_size, offer(x, old_size), offer(x, new_size));
+                self.own_changed(x, x, old_size, new_size);
             }
         }
     }
@@ -920,6 +995,51 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
 }
 
 impl AddrTree {
+    /// Starts keeping `amax` (the first search aligned for [`ALIGNED`] or more): computes
+    /// every node's from its children's, children first, by a walk over the parent links
+    /// (no stack), O(n) once.
+    ///
+    /// # Safety
+    /// The tree holds live free blocks, whose headers are intact (no index call running).
+    #[cold]
+    unsafe fn start_aligned(&mut self) {
+        /// The first node of `t`'s subtree in post-order (children before their parent).
+        ///
+        /// # Safety
+        /// `t` is a node.
+        unsafe fn first_post(mut t: *mut u8) -> *mut u8 {
+            // SAFETY: `t` and its descendants are nodes (caller).
+            unsafe {
+                loop {
+                    let n = node(t);
+                    t = match ((*n).left, (*n).right) {
+                        (l, _) if !l.is_null() => l,
+                        (_, r) if !r.is_null() => r,
+                        _ => return t,
+                    };
+                }
+            }
+        }
+        ByAddr::start_aligned(&mut self.state);
+        if self.root.is_null() {
+            return;
+        }
+        // SAFETY: every pointer followed is a node of the tree; each node's children come
+        // before it in post-order, so their `amax` is computed when it is.
+        unsafe {
+            let mut t = first_post(self.root);
+            while !t.is_null() {
+                pull_aligned(t, size_at(t));
+                let p = (*node(t)).parent;
+                t = if !p.is_null() && (*node(p)).left == t && !(*node(p)).right.is_null() {
+                    first_post((*node(p)).right)
+                } else {
+                    p
+                };
+            }
+        }
+    }
+
     // ANCHOR: addr_first_at
     /// The lowest-address block in `t` at or above `from` that fits.
     ///
@@ -930,7 +1050,8 @@ impl AddrTree {
         unsafe {
             // A subtree with no block of `need` bytes, or (aligned for `ALIGNED` or more) none
             // offering `need` bytes from an `ALIGNED` start, holds no answer.
-            if max_of(t) < units(need) || (align >= ALIGNED && offer_bytes(amax_of(t)) < need) {
+            let too_small = max_of(t) < need_units(need);
+            if too_small || (align >= ALIGNED && offer_bytes(amax_of(t)) < need) {
                 return None;
             }
             let n = node(t);
@@ -962,7 +1083,7 @@ impl AddrTree {
     /// `t` is null or a subtree of live free blocks.
     #[inline]
     unsafe fn leftmost_fit(mut t: *mut u8, need: usize) -> Option<Block> {
-        let units = units(need);
+        let units = need_units(need);
         // SAFETY: `t` and its descendants are nodes of live free blocks.
         unsafe {
             if max_of(t) < units {
@@ -1009,6 +1130,28 @@ impl AddrTree {
         c
     }
 
+    /// Whether some node's address lies in `from..below`: one descent that stops at the
+    /// first such node (where [`at_or_above`](Self::at_or_above) goes down to the least
+    /// node at or above `from`, whose address decides the same).
+    ///
+    /// # Safety
+    /// The tree holds live free blocks.
+    #[inline]
+    pub(super) unsafe fn any_in(&self, from: usize, below: usize) -> bool {
+        let mut t = self.root;
+        while !t.is_null() {
+            // SAFETY: `t` is a node of the tree.
+            t = unsafe {
+                match t.addr() {
+                    a if a < from => (*node(t)).right,
+                    a if a >= below => (*node(t)).left,
+                    _ => return true,
+                }
+            };
+        }
+        false
+    }
+
     /// The node after `t` in address order (null if `t` is the greatest): the least node of
     /// its right subtree, else its nearest ancestor of which it lies in the left subtree.
     /// O(1) amortized over an in-order sweep.
@@ -1052,7 +1195,7 @@ impl AddrTree {
                 if size_at(c) >= need {
                     return Some(Block::at(c));
                 }
-                if max_of((*n).right) >= units(need) {
+                if max_of((*n).right) >= need_units(need) {
                     return Self::leftmost_fit((*n).right, need);
                 }
                 // Up to the nearest ancestor whose left subtree holds `c`.
@@ -1089,7 +1232,12 @@ unsafe impl AddrSearch for AddrTree {
             match (align <= BLOCK_ALIGN && need <= EXACT_NEED, from) {
                 (true, 0) => Self::leftmost_fit(self.root, need),
                 (true, _) => Self::climb_fit(self.at_or_above(from), need),
-                (false, _) => Self::first_at(self.root, from, need, align),
+                (false, _) => {
+                    if align >= ALIGNED && !self.aligned() {
+                        self.start_aligned();
+                    }
+                    Self::first_at(self.root, from, need, align)
+                }
             }
         }
     }
@@ -1142,12 +1290,21 @@ impl SizeTree {
     /// The tree holds live free blocks.
     #[inline]
     unsafe fn lower_bound(&self, size: usize, addr: usize) -> *mut u8 {
+        // The nodes' hints in bytes: exact below saturation, and a saturated one stands for
+        // `SATURATED` bytes, at most its block's size and above `size` when `size` is below
+        // it, so the comparison's outcome is the exact one. Larger requests read headers.
         let (mut t, mut best) = (self.root, ptr::null_mut());
+        let key = size_key(size, addr);
         while !t.is_null() {
             // SAFETY: `t` is a node.
             let n = unsafe { &*node(t) };
-            // SAFETY: `t` is an indexed block; no index call is running.
-            if size_key(unsafe { size_at(t) }, t.addr()) >= size_key(size, addr) {
+            let ge = if size < SATURATED {
+                size_key(n.max as usize * BLOCK_ALIGN, t.addr()) >= key
+            } else {
+                // SAFETY: `t` is an indexed block; no index call is running.
+                size_key(unsafe { size_at(t) }, t.addr()) >= key
+            };
+            if ge {
                 best = t;
                 t = n.left;
             } else {
@@ -1226,14 +1383,16 @@ mod tests {
     }
 
     /// `units` is exact where the searches rely on it: for every request up to
-    /// `EXACT_NEED`, `units(size) >= units(need)` exactly when `size >= need` (sizes are
+    /// `EXACT_NEED`, `units(size) >= need_units(need)` exactly when `size >= need` (sizes are
     /// multiples of `BLOCK_ALIGN`), including for saturated sizes.
     #[test]
     fn units_decide_every_request_up_to_exact_need() {
         let sizes = [0, 16, 48, 64, EXACT_NEED, EXACT_NEED + 16, EXACT_NEED + 32, 1 << 40, 1 << 50];
-        for &need in &[16, 48, 4096, EXACT_NEED - 16, EXACT_NEED] {
+        let needs = [1, 16, 17, 47, 48, 49, 4096, EXACT_NEED - 31, EXACT_NEED - 16, EXACT_NEED];
+        for &need in &needs {
             for &size in &sizes {
-                assert_eq!(units(size) >= units(need), size >= need, "size {size} need {need}");
+                let fits = units(size) >= need_units(need);
+                assert_eq!(fits, size >= need, "size {size} need {need}");
             }
         }
     }
