@@ -472,11 +472,14 @@ fn a_chunk_asked_for_again_after_going_back_is_kept() {
     // A page mapped just below the heap's one chunk (it extended down as it grew; its first
     // block is the lowest), so that the chunk grown next, which Linux maps below it, does
     // not touch the chunk and stays a chunk of its own instead of extending it. Pages
-    // mapped in holes higher up are kept until the end.
+    // mapped in holes higher up are kept until the end. Linux maps top-down into the highest
+    // free gap, so a page that lands lower than the chunk means the page just below it is
+    // taken already (by a mapping of another test thread): the chunk cannot be extended
+    // down then either.
     let lo = blocks.iter().map(|p| p.as_ptr().addr()).min().unwrap() & !4095;
     let mut guards = Vec::new();
-    while guards.last().is_none_or(|g: &NonNull<u8>| g.as_ptr().addr() + 4096 != lo) {
-        assert!(guards.len() < 4096, "no page could be mapped just below the chunk");
+    while guards.last().is_none_or(|g: &NonNull<u8>| g.as_ptr().addr() >= lo) {
+        assert!(guards.len() < 4096, "no page could be mapped below the chunk");
         guards.push(Mmap.alloc_ready(4096, 4096).unwrap());
     }
     // Larger than any chunk's tail, so that it needs a chunk of its own.
