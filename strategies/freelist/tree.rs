@@ -70,7 +70,9 @@
 //! - links: `n.left.parent == n`, `n.right.parent == n`, `root.parent == null`;
 //! - augmentation (address tree), with `size(n)` the header's size:
 //!   `n.max == max(units(size(n)), n.left.max, n.right.max)` and
-//!   `n.amax == max(offer_code(aligned_bytes(n)), n.left.amax, n.right.amax)`;
+//!   `n.amax == max(offer_code(aligned_bytes(n)), n.left.amax, n.right.amax)` once the
+//!   tree keeps `amax` (from its first search aligned for `ALIGNED` or more), every
+//!   `n.amax == 0` before;
 //!   (bins' trees) `n.max == residue_bit(n) | n.left.max | n.right.max`;
 //!   (size tree) `n.max == units(size(n))`, the size hint;
 //! - `#nodes == len`; `hot` is null or a node;
