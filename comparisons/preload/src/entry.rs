@@ -257,12 +257,20 @@ impl FastEntry {
     /// traced), this thread has its own flag, is not inside the allocator already and no
     /// fork is being prepared; `None` otherwise, with the thread outside the allocator as it
     /// was (the caller then takes its general path, whose `Entry::enter` waits or falls
-    /// back). The gate is read once, after the flag is set: one test for both the strategy
-    /// and the fork (the fork's handshake needs the read after the store anyway).
+    /// back). The gate is read before the flag is set (so that another strategy's calls
+    /// step aside at once) and again after it (the fork's handshake needs the read after
+    /// the store); each read tests the strategy and the fork together.
     #[inline(always)]
     pub fn enter() -> Option<FastEntry> {
         // No call and no test of the block's offset on this path: on x86_64 it is the
         // linker's (valid from the first instruction, before `heaps::choose` too).
+        // The gate read once before the flag too: under any strategy but the default the
+        // gate stays closed for good, and those calls would otherwise pay the flag's store,
+        // the read and the flag's clear before their general path (7 instructions a call).
+        // The read after the store below stays: the fork's handshake needs it.
+        if gate_closed() {
+            return None;
+        }
         let thread = fast_thread();
         // SAFETY: as in `Entry::enter`: this thread's live state (the block `thread()` gives),
         // touched by this thread only.
