@@ -524,6 +524,13 @@ pub unsafe fn find_ready_best(arenas: &[*mut Arena], n: usize) -> Option<Run> {
 mod tests {
     use super::*;
 
+    /// One step of the tests' xorshift generator (Marsaglia's 13, 7, 17).
+    fn xorshift(x: &mut u64) {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+    }
+
     #[test]
     fn summary_of_bits() {
         let mut w = [0u64; CHUNK_WORDS];
@@ -545,9 +552,7 @@ mod tests {
         for _ in 0..2000 {
             let mut w = [0u64; CHUNK_WORDS];
             for v in w.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
+                xorshift(&mut x);
                 // Free words, used words, sparse and dense mixed words, and words with one
                 // free run of random length and place.
                 *v = match x % 7 {
@@ -576,9 +581,7 @@ mod tests {
     fn free_run_test_matches_bit_by_bit() {
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         for r in 0..3000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            xorshift(&mut x);
             let w = match r % 4 {
                 0 => x,
                 1 => x | (x >> 5),
@@ -609,9 +612,7 @@ mod tests {
         };
         let mut x = 0x2545_f491_4f6c_dd1du64;
         for step in 0..20_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            xorshift(&mut x);
             // Mostly the first 3 chunks, so that runs meet and split often.
             let first = (x % (3 * CHUNK_PAGES as u64)) as usize;
             let n = match x >> 60 {
@@ -638,9 +639,7 @@ mod tests {
         for _ in 0..500 {
             let mut w = [0u64; CHUNK_WORDS];
             for v in w.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
+                xorshift(&mut x);
                 *v = match x % 4 {
                     0 => 0,
                     1 => x & (x >> 3) & (x >> 7),
