@@ -108,6 +108,72 @@ impl StaticTls {
     }
 }
 
+/// Bytes of each C block of thread slots in `src/tls_blocks.c` (`ie_tls_slots!`).
+pub const SLOTS_BLOCK_BYTES: usize = 128;
+
+/// Declares, in the invoking module, the accessors of one thread-slot block of
+/// `src/tls_blocks.c`: the initial-exec `__thread` array `$sym`
+/// ([`SLOTS_BLOCK_BYTES`] bytes, 16-aligned, zeroed at thread start) and its C accessor
+/// `$accessor`. Tiered's cache slots and the thread cache's slots are two such blocks.
+///
+/// - `fn $block() -> *mut u8`: the calling thread's block; on x86_64 by its link-time offset
+///   ([`ie_tls_block!`]: one load, no call, no test), elsewhere through a [`StaticTls`].
+/// - `fn $measured() -> Option<*mut u8>`: the same for fast paths that never call: on x86_64
+///   always `Some`; elsewhere `None` until some thread measured the offset
+///   ([`StaticTls::get_measured`]).
+///
+/// It also asserts at compile time that `$ty`, the slots' Rust type, fits the block. Reading
+/// the block as a `$ty` is the invoking module's unsafe step: it argues that all-zero bytes
+/// are a valid `$ty` and that only the owning thread touches it.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! ie_tls_slots {
+    ($ty:ty, $sym:literal, $accessor:ident, fn $block:ident, fn $measured:ident) => {
+        const _: () = assert!(
+            ::core::mem::size_of::<$ty>() <= $crate::static_tls::SLOTS_BLOCK_BYTES
+                && ::core::mem::align_of::<$ty>() <= 16
+        );
+
+        #[cfg(not(target_arch = "x86_64"))]
+        unsafe extern "C" {
+            /// The calling thread's block (src/tls_blocks.c).
+            fn $accessor() -> *mut u8;
+        }
+
+        /// The block through its C accessor, where it is not reached by its link-time offset.
+        #[cfg(not(target_arch = "x86_64"))]
+        // SAFETY: the accessor is a C function that only takes the address of an initial-exec
+        // `__thread` array (src/tls_blocks.c): no allocation, no lock, callable on any thread.
+        static SLOTS_BLOCK: $crate::static_tls::StaticTls =
+            unsafe { $crate::static_tls::StaticTls::new($accessor) };
+
+        /// The calling thread's slot block (see `ie_tls_slots!`).
+        #[inline(always)]
+        fn $block() -> *mut u8 {
+            #[cfg(target_arch = "x86_64")]
+            {
+                // The symbol is src/tls_blocks.c's initial-exec `__thread` array, linked into
+                // the same library as this code.
+                $crate::ie_tls_block!($sym)
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            SLOTS_BLOCK.get()
+        }
+
+        /// The calling thread's slot block without a call (see `ie_tls_slots!`).
+        #[inline(always)]
+        #[allow(dead_code)]
+        fn $measured() -> Option<*mut u8> {
+            #[cfg(target_arch = "x86_64")]
+            {
+                Some($block())
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            SLOTS_BLOCK.get_measured()
+        }
+    };
+}
+
 /// The calling thread's address of the initial-exec `__thread` variable named `$sym` (a C
 /// symbol of the same link, not `static`), on x86_64, by its offset from the thread pointer
 /// as the linker and the dynamic loader fixed it: one load of the offset from the GOT (a

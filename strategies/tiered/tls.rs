@@ -6,8 +6,8 @@
 //! The `std` feature binds a cache to each thread and heap with a destructor-free,
 //! const-initialised `thread_local!` (no allocation, no registration); with the
 //! `initial-exec-tls` feature (the preload library) the same slots live in a zero-initialised
-//! C `__thread` block of the initial-exec model (tls_block.c, reached from the thread
-//! pointer by its link-time offset on x86_64, `ie_tls_block!`, and by `StaticTls` elsewhere:
+//! C `__thread` block of the initial-exec model (src/tls_blocks.c, `ie_tls_slots!`: reached from
+//! the thread pointer by its link-time offset on x86_64, and by `StaticTls` elsewhere:
 //! a shared library's `thread_local!` costs a `__tls_get_addr` call per access). It registers a separate exit guard (a `thread_local!` in both builds) once per
 //! thread; while that registration runs (glibc's
 //! `__cxa_thread_atexit_impl` may call `calloc`, i.e. us) and after the guard has run, the
@@ -158,57 +158,30 @@ mod imp {
         Some(TC.with(f))
     }
 
-    /// Bytes of the C block that holds a thread's slots (tls_block.c).
+    // The slots' initial-exec block: `tc_block`, `tc_block_measured` (src/static_tls.rs).
     #[cfg(all(feature = "initial-exec-tls", target_os = "linux"))]
-    const TC_BLOCK_BYTES: usize = 128;
-    #[cfg(all(feature = "initial-exec-tls", target_os = "linux"))]
-    const _: () = assert!(
-        core::mem::size_of::<ThreadCaches>() <= TC_BLOCK_BYTES && core::mem::align_of::<ThreadCaches>() <= 16
+    crate::ie_tls_slots!(
+        ThreadCaches,
+        "stratalloc_tiered_slots",
+        stratalloc_tiered_tls_block,
+        fn tc_block,
+        fn tc_block_measured
     );
-
-    #[cfg(all(feature = "initial-exec-tls", target_os = "linux", not(target_arch = "x86_64")))]
-    unsafe extern "C" {
-        /// The calling thread's slot block (tls_block.c): 128 bytes, 16-aligned, zeroed at
-        /// thread start, initial-exec model.
-        fn stratalloc_tiered_tls_block() -> *mut u8;
-    }
-
-    /// The slots' block in the initial-exec model (see src/static_tls.rs), where it is not
-    /// reached by its link-time offset (`tc_block`).
-    #[cfg(all(feature = "initial-exec-tls", target_os = "linux", not(target_arch = "x86_64")))]
-    // SAFETY: the accessor is a C function that only takes the address of an initial-exec
-    // `__thread` array (tls_block.c): no allocation, no lock, callable on any thread.
-    static TC_BLOCK: crate::static_tls::StaticTls =
-        unsafe { crate::static_tls::StaticTls::new(stratalloc_tiered_tls_block) };
 
     /// Runs `f` with the calling thread's slots (the initial-exec block).
     #[cfg(all(feature = "initial-exec-tls", target_os = "linux"))]
     #[inline(always)]
     fn with_tc<R>(f: impl FnOnce(&ThreadCaches) -> R) -> R {
         // SAFETY: (1) the block is this thread's own (`tc_block`), 16-aligned and large
-        // enough for a `ThreadCaches` (asserted above), and lives until the thread's
-        // descriptor is freed, after its exit destructors (the exit guard included) ran;
+        // enough for a `ThreadCaches` (asserted by `ie_tls_slots!`), and lives until the
+        // thread's descriptor is freed, after its exit destructors (the exit guard included)
+        // ran;
         // (2) the C runtime zeroes it at thread start, and all-zero bytes are the slots'
         // initial value (`UNREGISTERED`, keys 0, null roots and caches), every field being a
         // `Cell` of an integer or a raw pointer; (3) only this thread touches it (its
         // address is never given to another thread), and `f` gets a borrow no longer than
         // the call, so no reference outlives the thread.
         f(unsafe { &*tc_block().cast::<ThreadCaches>() })
-    }
-
-    /// The calling thread's slot block: on x86_64 by its link-time offset from the thread
-    /// pointer (`ie_tls_block!`: one load, no call, no test), elsewhere through `StaticTls`.
-    #[cfg(all(feature = "initial-exec-tls", target_os = "linux"))]
-    #[inline(always)]
-    fn tc_block() -> *mut u8 {
-        #[cfg(target_arch = "x86_64")]
-        {
-            // `stratalloc_tiered_slots` is tls_block.c's initial-exec `__thread` array, linked
-            // into the same library as this code (the accessor `TC_BLOCK` calls returns it).
-            crate::ie_tls_block!("stratalloc_tiered_slots")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        TC_BLOCK.get()
     }
 
     /// `with_tc` for the fast paths, which never call: on x86_64 always `Some` (the block's
@@ -218,12 +191,9 @@ mod imp {
     #[cfg(all(feature = "initial-exec-tls", target_os = "linux"))]
     #[inline(always)]
     fn with_tc_measured<R>(f: impl FnOnce(&ThreadCaches) -> R) -> Option<R> {
-        #[cfg(target_arch = "x86_64")]
-        let block = tc_block();
-        #[cfg(not(target_arch = "x86_64"))]
-        let block = TC_BLOCK.get_measured()?;
-        // SAFETY: as in `with_tc`: the same block, which `get_measured` gives as `get` does
-        // (and `tc_block` on x86_64).
+        let block = tc_block_measured()?;
+        // SAFETY: as in `with_tc`: the same block, which `tc_block_measured` gives as
+        // `tc_block` does.
         Some(f(unsafe { &*block.cast::<ThreadCaches>() }))
     }
 

@@ -52,51 +52,24 @@ fn with_slots<R>(f: impl FnOnce(&Slots) -> R) -> R {
     TC.with(f)
 }
 
-/// Bytes of the C block that holds a thread's slots (tls_block.c).
+// The slots' initial-exec block: `slots_block` (src/static_tls.rs).
 #[cfg(all(feature = "initial-exec-tls", target_os = "linux"))]
-const SLOTS_BLOCK_BYTES: usize = 128;
-#[cfg(all(feature = "initial-exec-tls", target_os = "linux"))]
-const _: () = assert!(size_of::<Slots>() <= SLOTS_BLOCK_BYTES && align_of::<Slots>() <= 16);
-
-#[cfg(all(feature = "initial-exec-tls", target_os = "linux", not(target_arch = "x86_64")))]
-unsafe extern "C" {
-    /// The calling thread's slot block (tls_block.c): 128 bytes, 16-aligned, zeroed at
-    /// thread start, initial-exec model.
-    fn stratalloc_tcache_tls_block() -> *mut u8;
-}
-
-/// The slots' block in the initial-exec model (see src/static_tls.rs), where it is not
-/// reached by its link-time offset (`slots_block`).
-#[cfg(all(feature = "initial-exec-tls", target_os = "linux", not(target_arch = "x86_64")))]
-// SAFETY: the accessor is a C function that only takes the address of an initial-exec
-// `__thread` array (tls_block.c): no allocation, no lock, callable on any thread.
-static SLOTS_BLOCK: crate::static_tls::StaticTls =
-    unsafe { crate::static_tls::StaticTls::new(stratalloc_tcache_tls_block) };
-
-/// The calling thread's slot block: on x86_64 by its link-time offset from the thread
-/// pointer (`ie_tls_block!`: one load, no call), elsewhere through `StaticTls`. In a shared
-/// library `thread_local!` calls `__tls_get_addr` on every access instead.
-#[cfg(all(feature = "initial-exec-tls", target_os = "linux"))]
-#[inline(always)]
-fn slots_block() -> *mut u8 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // `stratalloc_tcache_slots` is tls_block.c's initial-exec `__thread` array, linked
-        // into the same library as this code.
-        crate::ie_tls_block!("stratalloc_tcache_slots")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    SLOTS_BLOCK.get()
-}
+crate::ie_tls_slots!(
+    Slots,
+    "stratalloc_tcache_slots",
+    stratalloc_tcache_tls_block,
+    fn slots_block,
+    fn slots_block_measured
+);
 
 /// Runs `f` with the calling thread's slots (the initial-exec block).
 #[cfg(all(feature = "initial-exec-tls", target_os = "linux"))]
 #[inline(always)]
 fn with_slots<R>(f: impl FnOnce(&Slots) -> R) -> R {
     // SAFETY: (1) the block is this thread's own (`slots_block`), 16-aligned and large
-    // enough for a `Slots` (asserted above), and lives until the thread's descriptor is
-    // freed, after its exit destructors (the exit guard included) ran; (2) the C runtime
-    // zeroes it at thread start, and all-zero bytes are the slots' initial value
+    // enough for a `Slots` (asserted by `ie_tls_slots!`), and lives until the thread's
+    // descriptor is freed, after its exit destructors (the exit guard included) ran; (2) the
+    // C runtime zeroes it at thread start, and all-zero bytes are the slots' initial value
     // (`UNREGISTERED`, generations 0, null roots and records), every field being a `Cell`
     // of an integer or a raw pointer; (3) only this thread touches it (its address is never
     // given to another thread), and `f` gets a borrow no longer than the call.
