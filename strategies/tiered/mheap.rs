@@ -38,8 +38,8 @@
 //! the same way. A request the cache has no run for takes the page allocator's first fit;
 //! the cache is refilled once it is used up. Its block goes back to the page allocator
 //! (`flush_pcache`) when it is refilled, when it is wholly free and the rest of its arena is
-//! too (so that an empty arena is seen and given back), before `release_empty_arenas` and
-//! before a scavenge of everything (`trim`). At most 64 pages (512 KiB) are held so.
+//! too (so that an empty arena is seen and given back), when `release_empty_arenas` finds it
+//! wholly free, and before a scavenge of everything (`trim`). At most 64 pages (512 KiB) are held so.
 //!
 //! # Free path (`free_span`)
 //! Clear the span map; pages inside the page cache's block go back to the cache, others are
@@ -333,8 +333,12 @@ impl MHeap {
             let mut batch = [(NonNull::<u8>::dangling(), 0); 16];
             let n = {
                 let mut h = self.lock.lock();
-                // The cache's block keeps its arena from looking empty (see "Page cache").
-                h.flush_pcache();
+                // The cache's block keeps its arena from looking empty (see "Page cache"):
+                // it goes back when it is wholly free. A block with a span in it leaves its
+                // arena non-empty whatever happens, so the cache is kept then.
+                if h.pcache.free == !0 {
+                    h.flush_pcache();
+                }
                 let (n, waiting) = h.unregister_empty_arenas(&mut batch);
                 h.empty_arena_hint = waiting || n == batch.len();
                 n
