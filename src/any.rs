@@ -19,7 +19,7 @@ use crate::strategies::Tiered;
 use crate::strategies::freelist::{BestFit, FirstFit, NextFit, SegregatedFit};
 use crate::strategies::layers::{Arenas, DEFAULT_ARENAS, Routed, ThreadCache};
 // `enum_dispatch` pastes the trait's method signatures here, so their types must be in scope.
-use crate::strategy::{BadFree, BlockInfo, CachedFree, CheckError, Found, Located, Strategy, StrategyStats};
+use crate::strategy::{BadFree, BlockInfo, CachedFree, CheckError, Found, Strategy, StrategyStats};
 
 /// The strategies by name.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]

@@ -60,6 +60,4 @@ pub use strategies::freelist::{
     AddrRegions, AddrTree, BestFit, FirstFit, Linear, NextFit, SegregatedFit, SizeBins, SizeTree,
 };
 pub use strategies::layers::{Arenas, DRAIN_EVERY, Identity, REMOTE_MAX_BYTES, Segregate, ThreadCache};
-pub use strategy::{
-    BadFree, BlockInfo, CachedFree, CheckError, ConstInit, Found, Located, Strategy, StrategyStats,
-};
+pub use strategy::{BadFree, BlockInfo, CachedFree, CheckError, ConstInit, Found, Strategy, StrategyStats};

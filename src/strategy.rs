@@ -103,27 +103,17 @@ pub enum CachedFree {
 }
 // ANCHOR_END: bad_free
 
-/// What a layer found out about a live block on its way down ([`Strategy::locate`]), handed
-/// back to the same layer's [`Strategy::dealloc_located`] so that a free it forwards does not
-/// look the block up again.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Located {
-    /// The block's usable size ([`Strategy::usable_size`]'s answer).
-    pub usable: usize,
-    /// Which part of the strategy holds the block, in the strategy's own numbering (the
-    /// arena's index for [`Arenas`](crate::Arenas)); 0 for a strategy with one part.
-    pub part: usize,
-}
-
-/// What a layer found out about a pointer freed by address ([`Strategy::find`]): the live
-/// block there and the part that holds it, handed back to the same layer's
-/// [`Strategy::free_found`] so that the free does not look for the part again.
+/// What a layer found out about a live block on its way down, handed back to the same
+/// layer's free so that the free does not look the block up again: by address
+/// ([`Strategy::find`], then [`Strategy::free_found`]) or with the caller's layout
+/// ([`Strategy::locate`], then [`Strategy::dealloc_located`]).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Found {
-    /// The block ([`Strategy::block_of`]'s answer).
+    /// The block: [`Strategy::block_of`]'s answer from `find`; from `locate`, the pointer,
+    /// [`Strategy::usable_size`]'s answer and the layout's alignment.
     pub info: BlockInfo,
-    /// Which part of the strategy holds the block, in the strategy's own numbering (as
-    /// [`Located::part`]); 0 for a strategy with one part.
+    /// Which part of the strategy holds the block, in the strategy's own numbering (the
+    /// arena's index for [`Arenas`](crate::Arenas)); 0 for a strategy with one part.
     pub part: usize,
 }
 
@@ -233,9 +223,10 @@ pub unsafe trait Strategy: Send + Sync {
     /// # Safety
     /// As for [`dealloc`](Self::dealloc).
     #[inline]
-    unsafe fn locate(&self, ptr: NonNull<u8>, layout: Layout) -> Located {
+    unsafe fn locate(&self, ptr: NonNull<u8>, layout: Layout) -> Found {
         // SAFETY: forwarded with the caller's guarantees.
-        Located { usable: unsafe { self.usable_size(ptr, layout) }, part: 0 }
+        let usable = unsafe { self.usable_size(ptr, layout) };
+        Found { info: BlockInfo { start: ptr.addr().get(), usable, align: layout.align() }, part: 0 }
     }
 
     /// [`dealloc`](Self::dealloc) of a block already looked up by [`locate`](Self::locate)
@@ -254,7 +245,7 @@ pub unsafe trait Strategy: Send + Sync {
         src: &P,
         ptr: NonNull<u8>,
         layout: Layout,
-        found: Option<Located>,
+        found: Option<Found>,
     ) {
         let _ = found;
         // SAFETY: forwarded with the caller's guarantees.

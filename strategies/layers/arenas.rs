@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use super::owners::{GRANULE_BYTES, OwnerMap};
 use super::remote::{self, Parked, Pushed, Remote};
 use crate::source::{PageSource, SourceError};
-use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Found, Located, Strategy, StrategyStats};
+use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Found, Strategy, StrategyStats};
 use crate::sync::SpinLock;
 
 /// The default arena count: 8, glibc's `arena_max` per core on 64-bit systems taken for one
@@ -783,14 +783,17 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
 
     /// The owner map's arena and the arena strategy's usable size.
     #[inline]
-    unsafe fn locate(&self, ptr: NonNull<u8>, layout: Layout) -> Located {
+    unsafe fn locate(&self, ptr: NonNull<u8>, layout: Layout) -> Found {
         match self.owner_of_live(ptr) {
             Some(i) => {
                 // SAFETY: `ptr` is a live block of arena `i` (caller; `owner_of_live`).
                 let usable = unsafe { self.arenas[i].strategy.usable_size(ptr, layout) };
-                Located { usable, part: i }
+                Found { info: BlockInfo { start: ptr.addr().get(), usable, align: layout.align() }, part: i }
             }
-            None => Located { usable: layout.size(), part: usize::MAX },
+            None => Found {
+                info: BlockInfo { start: ptr.addr().get(), usable: layout.size(), align: layout.align() },
+                part: usize::MAX,
+            },
         }
     }
 
@@ -802,10 +805,10 @@ unsafe impl<S: Strategy, const N: usize> Strategy for Arenas<S, N> {
         src: &P,
         ptr: NonNull<u8>,
         layout: Layout,
-        found: Option<Located>,
+        found: Option<Found>,
     ) {
         let (i, usable) = match found {
-            Some(f) if f.part < N => (f.part, Some(f.usable)),
+            Some(f) if f.part < N => (f.part, Some(f.info.usable)),
             // Not looked up, or `locate` found no arena: the owner map as `dealloc` asks it.
             _ => match self.owner_of_live(ptr) {
                 Some(i) => (i, None),

@@ -6,7 +6,7 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use crate::source::PageSource;
-use crate::strategy::{BadFree, BlockInfo, CheckError, Found, Located, Strategy, StrategyStats};
+use crate::strategy::{BadFree, BlockInfo, CheckError, Found, Strategy, StrategyStats};
 
 // SAFETY: every call is forwarded unchanged to `S`, whose guarantees are this impl's.
 unsafe impl<S: Strategy> Strategy for &'static S {
@@ -45,7 +45,7 @@ unsafe impl<S: Strategy> Strategy for &'static S {
         unsafe { (**self).usable_size(ptr, layout) }
     }
     #[inline(always)]
-    unsafe fn locate(&self, ptr: NonNull<u8>, layout: Layout) -> Located {
+    unsafe fn locate(&self, ptr: NonNull<u8>, layout: Layout) -> Found {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { (**self).locate(ptr, layout) }
     }
@@ -55,7 +55,7 @@ unsafe impl<S: Strategy> Strategy for &'static S {
         src: &P,
         ptr: NonNull<u8>,
         layout: Layout,
-        found: Option<Located>,
+        found: Option<Found>,
     ) {
         // SAFETY: forwarded with the caller's guarantees (`found` is the inner `locate`'s).
         unsafe { (**self).dealloc_located(src, ptr, layout, found) }

@@ -5,7 +5,7 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use crate::source::PageSource;
-use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Found, Located, Strategy, StrategyStats};
+use crate::strategy::{BadFree, BlockInfo, CheckError, ConstInit, Found, Strategy, StrategyStats};
 
 // ANCHOR: identity
 /// Forwards every call to `S` unchanged: the zero-cost claim of composition, measured.
@@ -53,7 +53,7 @@ unsafe impl<S: Strategy> Strategy for Identity<S> {
         unsafe { self.0.usable_size(ptr, layout) }
     }
     #[inline(always)]
-    unsafe fn locate(&self, ptr: NonNull<u8>, layout: Layout) -> Located {
+    unsafe fn locate(&self, ptr: NonNull<u8>, layout: Layout) -> Found {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.0.locate(ptr, layout) }
     }
@@ -63,7 +63,7 @@ unsafe impl<S: Strategy> Strategy for Identity<S> {
         src: &P,
         ptr: NonNull<u8>,
         layout: Layout,
-        found: Option<Located>,
+        found: Option<Found>,
     ) {
         // SAFETY: forwarded with the caller's guarantees (`found` is the inner `locate`'s).
         unsafe { self.0.dealloc_located(src, ptr, layout, found) }

@@ -346,8 +346,8 @@ unsafe impl<S: Strategy> Strategy for ThreadCache<S> {
         {
             // SAFETY: `ptr` is a live block for `layout` (caller).
             let found = unsafe { self.inner.locate(ptr, layout) };
-            if let Some(b) = bin_for_block(ptr.addr().get(), found.usable) {
-                let info = BlockInfo { start: ptr.addr().get(), usable: found.usable, align: BIN_BYTES };
+            if let Some(b) = bin_for_block(ptr.addr().get(), found.info.usable) {
+                let info = BlockInfo { align: BIN_BYTES, ..found.info };
                 // SAFETY: a live, cacheable inner block (caller; `bin_for_block`).
                 if unsafe { is_marked(ptr, &info, root.key) } {
                     // Already in a cache: a double free; caching it twice would hand it out
@@ -356,7 +356,7 @@ unsafe impl<S: Strategy> Strategy for ThreadCache<S> {
                     return;
                 }
                 // SAFETY: the calling thread's record; the caller gives the block up.
-                if unsafe { rec.push_freed(ptr, b, found.usable, root.key) } {
+                if unsafe { rec.push_freed(ptr, b, found.info.usable, root.key) } {
                     return;
                 }
                 // A full bin. After a long run of these the cache is emptied and bypassed
