@@ -1,6 +1,6 @@
 //! Compositions chosen at run time: the grammar of strategy names, its parse tree ([`Spec`])
 //! and the static node pool that holds the inner strategies of an
-//! [`AnyStrategy`](crate::AnyStrategy) composition.
+//! [`AnyStrategy`] composition.
 //!
 //! # Grammar
 // ANCHOR: grammar

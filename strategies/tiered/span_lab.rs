@@ -1,9 +1,9 @@
 //! One span outside any heap, for the book's step-through pictures of a span
-//! (`book/book-examples/reports/span_frames.rs`): the real [`Span`] record, made by
-//! [`Span::init`] over memory the caller lends, driven one call at a time through the real
-//! methods the thread cache uses ([`Span::next_free_fast`], [`Span::refill_current`],
-//! [`Span::take_live`] + [`Span::free_local`], [`Span::claim_remote`] +
-//! [`Span::push_remote`]), and read back field by field ([`SpanLab::state`]).
+//! (`book/book-examples/reports/span_frames.rs`): the real `Span` record, made by
+//! `Span::init` over memory the caller lends, driven one call at a time through the real
+//! methods the thread cache uses (`Span::next_free_fast`, `Span::refill_current`,
+//! `Span::take_live` + `Span::free_local`, `Span::claim_remote` +
+//! `Span::push_remote`), and read back field by field (`SpanLab::state`).
 //!
 //! Not part of the allocator: `Tiered` never uses it, and it adds no code to any path the
 //! allocator runs. Hidden from the docs; its interface may change with the book.
@@ -52,7 +52,7 @@ pub struct SpanState {
     pub freeindex: usize,
     /// `allocCount`: objects whose alloc bit is set, padding excluded.
     pub alloc_count: usize,
-    /// Free objects that make the span worth a refill ([`Span::refill_min`]).
+    /// Free objects that make the span worth a refill (`Span::refill_min`).
     pub refill_min: usize,
     /// Objects on the remote stack.
     pub remote_len: usize,
