@@ -518,7 +518,8 @@ impl Parked {
         // SAFETY: no other thread uses the arena (caller): the stacks are stable.
         let heads = unsafe { &*self.heads.get() };
         for (c, &top) in heads.iter().enumerate() {
-            if (c >= 1 && self.nonempty.get() & Self::bit(c) != 0) != !top.is_null() {
+            let holds = !top.is_null();
+            if (c >= 1 && self.nonempty.get() & Self::bit(c) != 0) != holds {
                 return Err("parked class's bit set iff its stack is not empty (class 0 empty)");
             }
             let mut p = NonNull::new(top);
