@@ -100,6 +100,25 @@ pub struct SizeBins {
 }
 
 impl SizeBins {
+    /// [`FreeIndex::replace`] where a bin holds `old` or takes `new`.
+    ///
+    /// # Safety
+    /// As for `replace`.
+    #[inline(never)]
+    unsafe fn replace_binned(&mut self, old: Block, old_size: usize, new: Block, new_size: usize) {
+        // SAFETY: forwarded. Same bin: no block lies between `old` and `new` (the contract),
+        // so `new` takes `old`'s place in the bin's address order.
+        unsafe {
+            if old_size == new_size {
+                let i = bin_of(old_size);
+                self.bins[i].replace(&mut self.trees[i], old, new, new_size);
+            } else {
+                <Self as FreeIndex>::remove(self, old, old_size);
+                <Self as FreeIndex>::insert(self, new, new_size, None);
+            }
+        }
+    }
+
     /// The first non-empty bin at or above `from`, if any.
     #[inline]
     fn next_nonempty(&self, from: usize) -> Option<usize> {
@@ -527,7 +546,8 @@ impl Bin {
 
 // SAFETY: every method forwards to exactly one bin treap or the size tree, chosen by the
 // block's size, so each block is in one of them; the treaps write only node memory.
-// `replace` removes `old` (reading its node) before `new`'s node is written.
+// `replace` removes `old` (reading its node) before `new`'s node is written, or (the size
+// tree, the bins' lists and treaps) reads `old`'s node whole before writing `new`'s.
 unsafe impl FreeIndex for SizeBins {
     const EMPTY: Self = SizeBins {
         nonempty: [0; WORDS],
@@ -568,15 +588,15 @@ unsafe impl FreeIndex for SizeBins {
 
     #[inline]
     unsafe fn replace(&mut self, old: Block, old_size: usize, new: Block, new_size: usize) {
-        // SAFETY: forwarded. Same bin: no block lies between `old` and `new` (the contract),
-        // so `new` takes `old`'s place in the bin's address order.
+        // SAFETY: forwarded.
         unsafe {
-            if old_size == new_size && old_size <= BIN_MAX_BYTES {
-                let i = bin_of(old_size);
-                self.bins[i].replace(&mut self.trees[i], old, new, new_size);
+            if old_size > BIN_MAX_BYTES && new_size > BIN_MAX_BYTES {
+                // Both in the size tree, which keeps the node when the order allows (a split
+                // remainder, a coalesced block): inline, and the rest out of line, so that
+                // this path saves no registers.
+                self.large.replace_keyed(old, old_size, new, new_size);
             } else {
-                self.remove(old, old_size);
-                self.insert(new, new_size, None);
+                self.replace_binned(old, old_size, new, new_size);
             }
         }
     }

@@ -760,6 +760,108 @@ impl<O: TreeOrder> Treap<O> {
         }
     }
 
+    /// The size of node `t` of a [`TreeOrder::KEYED_BY_SIZE`] tree: its hint when below
+    /// saturation (exact: sizes are multiples of `BLOCK_ALIGN`), else its header's.
+    ///
+    /// # Safety
+    /// `t` is a node of such a tree that no running [`FreeIndex`] call names.
+    #[inline(always)]
+    unsafe fn hinted_size(t: *mut u8) -> usize {
+        // SAFETY: `t` is a node (caller).
+        let h = unsafe { (*node(t)).max };
+        // SAFETY: a saturated hint: `t`'s header is intact (caller).
+        if h < u32::MAX { h as usize * BLOCK_ALIGN } else { unsafe { size_at(t) } }
+    }
+
+    /// Whether `new` (of `new_size` bytes) sorts exactly where `old` (of `old_size`) does in
+    /// a [`TreeOrder::KEYED_BY_SIZE`] tree: between `old`'s in-order neighbours. A split
+    /// remainder or a coalesced block usually does (the large blocks are few and far apart
+    /// in size); then `replace` takes over `old`'s node instead of a removal and an insert.
+    /// Only the neighbour on the side the key moves to is compared.
+    ///
+    /// # Safety
+    /// `old` is a node; neither block's header is read (their sizes are passed).
+    #[inline]
+    unsafe fn keeps_place(&self, old: *mut u8, old_size: usize, new: *mut u8, new_size: usize) -> bool {
+        // SAFETY: `old` and the nodes reached from it by links are nodes of the tree, other
+        // blocks than `old` and `new` (whose headers are intact).
+        unsafe {
+            let on = node(old);
+            if O::less(new, new_size, old, old_size) {
+                // Down: the predecessor must stay below.
+                let mut p = (*on).left;
+                if !p.is_null() {
+                    while !(*node(p)).right.is_null() {
+                        p = (*node(p)).right;
+                    }
+                } else {
+                    let mut c = old;
+                    p = (*on).parent;
+                    while !p.is_null() && (*node(p)).left == c {
+                        (c, p) = (p, (*node(p)).parent);
+                    }
+                }
+                p.is_null() || O::less(p, Self::hinted_size(p), new, new_size)
+            } else {
+                // Up (or the same key): the successor must stay above.
+                let mut s = (*on).right;
+                if !s.is_null() {
+                    while !(*node(s)).left.is_null() {
+                        s = (*node(s)).left;
+                    }
+                } else {
+                    let mut c = old;
+                    s = (*on).parent;
+                    while !s.is_null() && (*node(s)).right == c {
+                        (c, s) = (s, (*node(s)).parent);
+                    }
+                }
+                s.is_null() || O::less(new, new_size, s, Self::hinted_size(s))
+            }
+        }
+    }
+
+    /// [`FreeIndex::replace`] in a [`TreeOrder::KEYED_BY_SIZE`] tree: `new` takes over
+    /// `old`'s node when it sorts in `old`'s place ([`keeps_place`](Self::keeps_place)),
+    /// else `old` leaves and `new` enters. The move is out of line, so that the common case
+    /// (a split remainder, a coalesced block) saves no registers.
+    ///
+    /// # Safety
+    /// As for `replace`.
+    #[inline(always)]
+    pub(super) unsafe fn replace_keyed(&mut self, old: Block, old_size: usize, new: Block, new_size: usize) {
+        // SAFETY: `old` is in the tree; its node is read whole before `new`'s (which may
+        // overlap it) is written.
+        unsafe {
+            if self.keeps_place(old.ptr(), old_size, new.ptr(), new_size) {
+                // `new` takes over `old`'s node, links and priority, with its own hint.
+                let (x, n) = (new.ptr(), node(old.ptr()).read());
+                node(x).write(Node { max: units(new_size), ..n });
+                self.relink(n.parent, old.ptr(), x);
+                for child in [n.left, n.right] {
+                    if !child.is_null() {
+                        (*node(child)).parent = x;
+                    }
+                }
+            } else {
+                self.move_keyed(old, old_size, new, new_size);
+            }
+        }
+    }
+
+    /// `old` leaves the tree and `new` enters it (a keyed replacement that moves).
+    ///
+    /// # Safety
+    /// As for `replace`.
+    #[inline(never)]
+    unsafe fn move_keyed(&mut self, old: Block, old_size: usize, new: Block, new_size: usize) {
+        // SAFETY: forwarded; the removal reads `old`'s node before the insert writes `new`'s.
+        unsafe {
+            <Self as FreeIndex>::remove(self, old, old_size);
+            <Self as FreeIndex>::insert(self, new, new_size, None);
+        }
+    }
+
     /// Rotates `x` (of `size` bytes) down to a leaf and unlinks it.
     ///
     /// # Safety
@@ -923,8 +1025,7 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
         // overlap it) is written.
         unsafe {
             if O::KEYED_BY_SIZE {
-                self.remove(old, old_size);
-                self.insert(new, new_size, None);
+                self.replace_keyed(old, old_size, new, new_size);
                 return;
             }
             // Same place in address order: `new` takes over `old`'s node, links and priority.
@@ -951,8 +1052,12 @@ unsafe impl<O: TreeOrder> FreeIndex for Treap<O> {
         // SAFETY: `b` is in the tree with `old_size`.
         unsafe {
             if O::KEYED_BY_SIZE {
-                self.remove(b, old_size);
-                self.insert(b, new_size, None);
+                let x = b.ptr();
+                if self.keeps_place(x, old_size, x, new_size) {
+                    (*node(x)).max = units(new_size);
+                } else {
+                    self.move_keyed(b, old_size, b, new_size);
+                }
             } else {
                 let x = b.ptr();
                 self.own_changed(x, x, old_size, new_size);

@@ -269,13 +269,15 @@ const PARK_REACH: usize = 3;
 ///
 /// Invariants: `heads[c]` is the top of a stack of blocks of usable size in class `c`
 /// (16-aligned starts, each a live block of the arena's strategy, carrying the pending mark,
-/// in no other structure); bit `c` of `nonempty` is set iff `heads[c]` is not null; `count`
+/// in no other structure); `heads[0]` is null; bit `c - 1` of `nonempty` is set iff
+/// `heads[c]` is not null; `count`
 /// and `bytes` are the number and the usable bytes of the parked blocks, `bytes <=
 /// PARK_MAX_BYTES`.
 pub struct Parked {
     heads: core::cell::UnsafeCell<[*mut u8; PARK_CLASSES + 1]>,
-    /// Bit `c`: class `c` holds a block (bit 0 unused).
-    nonempty: core::cell::Cell<u128>,
+    /// Bit `c - 1`: class `c` holds a block (one word for the 64 classes: a shift of a
+    /// `u128` by a variable costs several instructions on every park and pop).
+    nonempty: core::cell::Cell<u64>,
     count: AtomicUsize,
     bytes: AtomicUsize,
 }
@@ -312,8 +314,21 @@ impl Parked {
     /// The class of a block of `usable` bytes at `addr`, if it can be parked.
     #[inline(always)]
     fn class_of(addr: usize, usable: usize) -> Option<usize> {
+        Self::class_of_fitting(addr, usable).filter(|_| fits(addr, usable))
+    }
+
+    /// [`class_of`](Self::class_of) of a block for which [`fits`] holds (one that was on
+    /// a remote stack).
+    #[inline(always)]
+    fn class_of_fitting(addr: usize, usable: usize) -> Option<usize> {
         let c = usable / PARK_STEP;
-        (addr.is_multiple_of(PARK_STEP) && (1..=PARK_CLASSES).contains(&c) && fits(addr, usable)).then_some(c)
+        (addr.is_multiple_of(PARK_STEP) && (1..=PARK_CLASSES).contains(&c)).then_some(c)
+    }
+
+    /// The bit of class `c` (`1..=PARK_CLASSES`) in `nonempty`.
+    #[inline(always)]
+    fn bit(c: usize) -> u64 {
+        1 << (c - 1)
     }
 
     /// Parks the block `p` of `usable` bytes if it fits a class and the bound; `false` with
@@ -322,11 +337,11 @@ impl Parked {
     /// # Safety
     /// The caller holds the arena's lock; `p` is a live block of the arena's strategy of
     /// `usable` usable bytes that no one uses and that is in no other structure (a block
-    /// just taken off the remote stack).
+    /// just taken off the remote stack, so [`fits`] holds for it).
     #[inline]
     pub unsafe fn park(&self, p: NonNull<u8>, usable: usize) -> bool {
         let addr = p.addr().get();
-        let Some(c) = Self::class_of(addr, usable) else { return false };
+        let Some(c) = Self::class_of_fitting(addr, usable) else { return false };
         let bytes = self.bytes.load(Ordering::Relaxed);
         if bytes + usable > PARK_MAX_BYTES {
             return false;
@@ -339,7 +354,7 @@ impl Parked {
             mark_of(p).store(pending_mark(addr, usable), Ordering::Relaxed);
             heads[c] = p.as_ptr();
         }
-        self.nonempty.set(self.nonempty.get() | 1 << c);
+        self.nonempty.set(self.nonempty.get() | Self::bit(c));
         self.count.store(self.count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         self.bytes.store(bytes + usable, Ordering::Relaxed);
         true
@@ -417,7 +432,7 @@ impl Parked {
         // SAFETY: the lock is held (caller); the tops of the stacks are parked blocks
         // (invariant), their words the link and the mark.
         unsafe {
-            if lo != hi && lo >= 1 && mask & 1 << lo != 0 {
+            if lo != hi && lo >= 1 && mask & Self::bit(lo) != 0 {
                 let top = NonNull::new_unchecked((*self.heads.get())[lo]);
                 if Self::usable_of(top) >= size {
                     return Some(self.pop_class(lo));
@@ -426,7 +441,8 @@ impl Parked {
             if hi > PARK_CLASSES {
                 return None;
             }
-            let window = (mask >> hi) & ((1 << (PARK_REACH + 1)) - 1);
+            // Classes `hi..=hi + PARK_REACH` (`1 <= hi <= PARK_CLASSES`: a shift below 64).
+            let window = (mask >> (hi - 1)) & ((1 << (PARK_REACH + 1)) - 1);
             if window == 0 {
                 return None;
             }
@@ -459,7 +475,7 @@ impl Parked {
             let usable = Self::usable_of(p);
             heads[c] = p.cast::<*mut u8>().read();
             if heads[c].is_null() {
-                self.nonempty.set(self.nonempty.get() & !(1 << c));
+                self.nonempty.set(self.nonempty.get() & !Self::bit(c));
             }
             mark_of(p).store(0, Ordering::Relaxed);
             (p, usable)
@@ -476,7 +492,7 @@ impl Parked {
         let mut buf = [NonNull::<u8>::dangling(); BATCH];
         let mut len = 0;
         while self.nonempty.get() != 0 {
-            let c = self.nonempty.get().trailing_zeros() as usize;
+            let c = self.nonempty.get().trailing_zeros() as usize + 1;
             // SAFETY: the lock is held (caller); class `c` is not empty.
             let (p, usable) = unsafe { self.pop_class(c) };
             self.uncount(1, usable);
@@ -502,8 +518,9 @@ impl Parked {
         // SAFETY: no other thread uses the arena (caller): the stacks are stable.
         let heads = unsafe { &*self.heads.get() };
         for (c, &top) in heads.iter().enumerate() {
-            if (self.nonempty.get() >> c & 1 == 1) == top.is_null() {
-                return Err("parked class's bit set iff its stack is not empty");
+            let holds = !top.is_null();
+            if (c >= 1 && self.nonempty.get() & Self::bit(c) != 0) != holds {
+                return Err("parked class's bit set iff its stack is not empty (class 0 empty)");
             }
             let mut p = NonNull::new(top);
             while let Some(b) = p {
