@@ -121,6 +121,63 @@ fn realloc_keeps_contents_across_classes() {
     unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, l) };
 }
 
+/// `realloc` with an alignment up to 8 and small sizes reads the block's class off the
+/// layout: the block stays exactly when the new size has the old size's class, and moves
+/// otherwise. For blocks allocated with every size and alignment, and then named by every
+/// layout the contract allows (a size from the requested one up to the usable size, an
+/// alignment up to `BlockInfo::align`, 8 at most here), every new size gets a block that
+/// holds it (`block_of`), with the contents kept, and the heap stays consistent.
+#[test]
+fn realloc_reads_the_class_off_the_layout() {
+    use super::sizeclass::{MAX_SMALL_BYTES, class_of};
+    let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+    let sizes = [1usize, 8, 9, 24, 33, 100, 112, 1000, 8192, 9000, 24_576, 30_000, 32_768, 40_000];
+    let news = [1usize, 7, 16, 25, 50, 113, 600, 4096, 8193, 16_384, 32_768, 32_769, 70_000];
+    let mut seed = 0u8;
+    for &size in &sizes {
+        for align in [1usize, 8, 16, 64, 16_384, 65_536] {
+            for &new in &news {
+                seed = seed.wrapping_add(1);
+                let l = Layout::from_size_align(size, align).unwrap();
+                let p = heap.alloc_layout(l).unwrap().as_ptr();
+                fill(p, size, seed);
+                let info = heap.block_of(p).unwrap();
+                // SAFETY: `p` is live for `l`.
+                unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, l) };
+                // The layouts the caller may name: the requested size or the usable one,
+                // with alignment 8 if the block has it, else its own; each on a fresh block.
+                for named in [size, info.usable] {
+                    let a = if info.align >= 8 { 8 } else { align };
+                    let p = heap.alloc_layout(l).unwrap().as_ptr();
+                    fill(p, size, seed);
+                    let named_l = Layout::from_size_align(named, a).unwrap();
+                    // SAFETY: `p` is live, and `named_l` a layout the contract allows for it.
+                    let q = unsafe { core::alloc::GlobalAlloc::realloc(&heap, p, named_l, new) };
+                    assert!(!q.is_null());
+                    verify(q, size.min(new), seed);
+                    let got = heap.block_of(q).unwrap();
+                    assert!(got.usable >= new, "{size}/{align} named {named}: {new} into {}", got.usable);
+                    if a <= 8 && named <= MAX_SMALL_BYTES && new <= MAX_SMALL_BYTES {
+                        let stays = class_of(new) == class_of(named);
+                        assert_eq!(q == p, stays, "{size}/{align} named {named} -> {new}");
+                    }
+                    // SAFETY: `q` is live for a layout of `new` bytes and alignment `a`.
+                    unsafe {
+                        core::alloc::GlobalAlloc::dealloc(&heap, q, Layout::from_size_align(new, a).unwrap())
+                    };
+                }
+                // SAFETY: no other thread uses the heap.
+                unsafe { heap.check() }.unwrap();
+            }
+        }
+    }
+    heap.strategy().release_thread_cache();
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    let st = heap.stats();
+    assert_eq!((st.live_bytes, st.live_objects), (0, 0));
+}
+
 /// The shared cache (used under its lock during TLS registration, after a thread's cache is
 /// gone, and without `std`): objects from it are freed by a thread with its own cache, and
 /// the other way round.
