@@ -477,8 +477,8 @@ fn stack_mine(c: &MCache, o: &SmallObject<'_>, ptr: NonNull<u8>) -> bool {
     if !st.has_room() || !o.span.take_live(o.index) {
         return false;
     }
-    // SAFETY: the stack has room (tested above; `take_live` pushes nothing).
-    unsafe { st.push(o.span, o.index, ptr) };
+    // SAFETY: this cache's stack, with room (tested above; `take_live` pushes nothing).
+    unsafe { c.push_unchecked(st, o.span, o.index, ptr) };
     c.account_class(o.class, -1);
     true
 }

@@ -379,8 +379,8 @@ impl Root {
         let h = &mut *h;
         let Some(rec) = h.caches.alloc(&mut h.meta, src) else { return ptr::null_mut() };
         let c = rec.as_ptr().cast::<MCache>();
-        // SAFETY: a fresh record sized and aligned for an MCache.
-        unsafe { c.write(MCache::new(self, h.all_caches)) };
+        // SAFETY: a fresh record sized and aligned for an MCache, used by nothing else.
+        unsafe { MCache::init_at(c, self, h.all_caches) };
         h.all_caches = c;
         c
     }

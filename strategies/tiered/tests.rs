@@ -420,7 +420,7 @@ fn owner_frees_keep_a_bounded_number_of_empty_owned_spans() {
     let cache = unsafe { &*super::tls::lookup(root.key) };
     let stacked = |size| {
         let class = class_for(size, 8).unwrap();
-        cache.free[class].len.get() as usize * class_pages(class)
+        cache.free[class].len() * class_pages(class)
     };
     let bound: usize =
         sizes.iter().map(|&s| class_pages(class_for(s, 8).unwrap()) + empty_bound(s) + stacked(s)).sum();
@@ -544,17 +544,17 @@ fn free_stacks_hand_back_the_last_freed_objects_first() {
     use super::freestack::{FREE_STACK_BYTES, FREE_STACK_SLOTS};
     let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
     let l = Layout::from_size_align(48, 8).unwrap();
-    let mut live: Vec<*mut u8> = (0..200).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
+    let room = FREE_STACK_SLOTS.min(FREE_STACK_BYTES / 48);
+    let mut live: Vec<*mut u8> = (0..room + 140).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
     for (k, &p) in live.iter().enumerate() {
         fill(p, 48, k as u8);
     }
-    // Free 40 (more than the stack holds), newest last.
-    let freed: Vec<*mut u8> = live.drain(100..140).collect();
+    // Free `room + 40` (more than the stack holds), newest last.
+    let freed: Vec<*mut u8> = live.drain(100..140 + room).collect();
     // SAFETY: live blocks of this heap.
     unsafe { free_each(&heap, &freed, l) };
     // SAFETY: no other thread uses the heap.
     unsafe { heap.check() }.unwrap();
-    let room = FREE_STACK_SLOTS.min(FREE_STACK_BYTES / 48);
     // The stack holds the first `room` freed (the later ones found it full): handed back
     // newest first.
     for k in (0..room).rev() {
@@ -669,26 +669,39 @@ fn realloc_of_a_large_object_to_a_small_size_moves_it() {
 }
 
 /// What the free stacks of one thread can hold at most, all classes full (the figure the
-/// mcache docs quote).
+/// mcache docs quote), and the room each class has: at most `FREE_STACK_SLOTS` objects and
+/// `FREE_STACK_BYTES` (but at least one object), none for large objects; the slots of a
+/// fresh cache's stacks laid end to end, each stack empty.
 #[test]
-fn free_stacks_hold_at_most_three_quarters_of_a_mebibyte_per_thread() {
-    use super::freestack::FREE_STACK_SLOTS;
+fn free_stacks_hold_at_most_a_mebibyte_per_thread() {
+    use super::freestack::{FREE_SLOTS, FREE_STACK_BYTES, FREE_STACK_SLOTS, stack_room};
     use super::sizeclass::{CLASS_BYTES, CLASS_COUNT};
-    let c = super::mcache::MCache::new(core::ptr::null(), core::ptr::null_mut());
     let mut total = 0usize;
-    assert_eq!(c.free.len(), CLASS_COUNT);
-    for (class, (st, &size)) in c.free.iter().zip(&CLASS_BYTES).enumerate() {
-        assert!(st.cap as usize <= FREE_STACK_SLOTS);
-        let size = size as usize;
+    for (class, &size) in CLASS_BYTES.iter().enumerate() {
+        let (room, size) = (stack_room(class), size as usize);
+        assert!(room <= FREE_STACK_SLOTS);
         if size == 0 {
-            assert_eq!(st.cap, 0, "class {class} (large objects) never stacks");
+            assert_eq!(room, 0, "class {class} (large objects) never stacks");
         } else {
-            assert!(st.cap >= 1, "class {class} has no room");
+            assert!(room >= 1, "class {class} has no room");
+            assert!(room == 1 || room * size <= FREE_STACK_BYTES, "class {class}: {room} objects");
         }
-        total += st.cap as usize * size;
+        total += room * size;
     }
     std::println!("free stacks hold at most {total} bytes per thread");
-    assert!(total <= 768 << 10, "{total}");
+    assert!(total <= 1 << 20, "{total}");
+    let stacks = super::freestack::free_stacks_init();
+    assert_eq!(stacks.len(), CLASS_COUNT);
+    let mut next = 0;
+    for (class, st) in stacks.iter().enumerate() {
+        assert_eq!(
+            (usize::from(st.base), st.len(), st.room()),
+            (next, 0, stack_room(class)),
+            "class {class}"
+        );
+        next += st.room();
+    }
+    assert_eq!(next, FREE_SLOTS);
 }
 
 /// A heap over a `Fixed` region from the global allocator: what Miri can run (it has no
@@ -1008,7 +1021,7 @@ fn objects_on_a_free_stack_are_not_live() {
     let root = heap.strategy().existing_root().unwrap();
     // SAFETY: this thread's cache.
     let cache = unsafe { &*super::tls::lookup(root.key) };
-    assert_eq!(cache.free[super::sizeclass::class_of(64)].len.get(), 8, "the frees did not stack");
+    assert_eq!(cache.free[super::sizeclass::class_of(64)].len(), 8, "the frees did not stack");
     for &p in &ps {
         assert_eq!(heap.block_of(p), None, "{p:p} on the free stack looks live");
         // SAFETY: a double free, refused.
@@ -1016,7 +1029,7 @@ fn objects_on_a_free_stack_are_not_live() {
         // SAFETY: a double free with the layout: ignored.
         unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, l) };
     }
-    assert_eq!(cache.free[super::sizeclass::class_of(64)].len.get(), 8, "a double free reached the stack");
+    assert_eq!(cache.free[super::sizeclass::class_of(64)].len(), 8, "a double free reached the stack");
     // SAFETY: no other thread uses the heap.
     unsafe { heap.check() }.unwrap();
     let again: Vec<*mut u8> = (0..8).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
