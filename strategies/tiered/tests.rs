@@ -541,10 +541,10 @@ fn scavenger_holds_freed_pages_for_hold_steps() {
 /// frees go to the spans, and nothing is lost or handed out twice.
 #[test]
 fn free_stacks_hand_back_the_last_freed_objects_first() {
-    use super::freestack::{FREE_STACK_BYTES, FREE_STACK_SLOTS};
+    use super::freestack::stack_room;
     let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
     let l = Layout::from_size_align(48, 8).unwrap();
-    let room = FREE_STACK_SLOTS.min(FREE_STACK_BYTES / 48);
+    let room = stack_room(super::sizeclass::class_of(48));
     let mut live: Vec<*mut u8> = (0..room + 140).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
     for (k, &p) in live.iter().enumerate() {
         fill(p, 48, k as u8);
@@ -673,23 +673,27 @@ fn realloc_of_a_large_object_to_a_small_size_moves_it() {
 /// `FREE_STACK_BYTES` (but at least one object), none for large objects; the slots of a
 /// fresh cache's stacks laid end to end, each stack empty.
 #[test]
-fn free_stacks_hold_at_most_a_mebibyte_per_thread() {
-    use super::freestack::{FREE_SLOTS, FREE_STACK_BYTES, FREE_STACK_SLOTS, stack_room};
+fn free_stacks_hold_at_most_three_quarters_of_a_mebibyte_per_thread() {
+    use super::freestack::{
+        FREE_SLOTS, FREE_STACK_BYTES, FREE_STACK_SLOTS, FREE_STACK_SMALL_OBJECT, FREE_STACK_SMALL_SLOTS,
+        stack_room,
+    };
     use super::sizeclass::{CLASS_BYTES, CLASS_COUNT};
     let mut total = 0usize;
     for (class, &size) in CLASS_BYTES.iter().enumerate() {
         let (room, size) = (stack_room(class), size as usize);
-        assert!(room <= FREE_STACK_SLOTS);
         if size == 0 {
             assert_eq!(room, 0, "class {class} (large objects) never stacks");
+        } else if size <= FREE_STACK_SMALL_OBJECT {
+            assert_eq!(room, FREE_STACK_SMALL_SLOTS, "class {class}");
         } else {
-            assert!(room >= 1, "class {class} has no room");
+            assert!(room >= 1 && room <= FREE_STACK_SLOTS, "class {class} has room {room}");
             assert!(room == 1 || room * size <= FREE_STACK_BYTES, "class {class}: {room} objects");
         }
         total += room * size;
     }
     std::println!("free stacks hold at most {total} bytes per thread");
-    assert!(total <= 1 << 20, "{total}");
+    assert!(total <= 768 << 10, "{total}");
     let stacks = super::freestack::free_stacks_init();
     assert_eq!(stacks.len(), CLASS_COUNT);
     let mut next = 0;
@@ -804,7 +808,7 @@ fn miri_free_of_another_threads_object_reads_no_owner_state() {
     // Objects of the main thread's current span, all in bitmap word 0.
     let x = heap.alloc_layout(l).unwrap().as_ptr();
     let y = heap.alloc_layout(l).unwrap().as_ptr();
-    let room = super::freestack::FREE_STACK_SLOTS.min(super::freestack::FREE_STACK_BYTES / 64);
+    let room = super::freestack::stack_room(super::sizeclass::class_of(64));
     let fillers: Vec<*mut u8> = (0..room).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
     // Fill this thread's free stack of the class, so that its free of `y` below clears
     // `y`'s bit in the span.
