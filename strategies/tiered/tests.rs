@@ -687,7 +687,7 @@ fn free_stacks_hold_at_most_three_quarters_of_a_mebibyte_per_thread() {
         } else if size <= FREE_STACK_SMALL_OBJECT {
             assert_eq!(room, FREE_STACK_SMALL_SLOTS, "class {class}");
         } else {
-            assert!(room >= 1 && room <= FREE_STACK_SLOTS, "class {class} has room {room}");
+            assert!((1..=FREE_STACK_SLOTS).contains(&room), "class {class} has room {room}");
             assert!(room == 1 || room * size <= FREE_STACK_BYTES, "class {class}: {room} objects");
         }
         total += room * size;
