@@ -5,6 +5,7 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
 
 use super::arena::{self, ARENA_BYTES, ARENA_PAGES, Arena, index_entry, index_of, span_of};
+use super::freestack::stack_room;
 use super::mcache::REMOTE_CHAIN_MAX;
 use super::mheap::{HeapInner, MAX_ARENAS};
 use super::remote::RemoteStack;
@@ -482,7 +483,7 @@ fn check_caches(h: &HeapInner) -> Result<(), CheckError> {
                 );
             }
             for (class, st) in cache.free.iter().enumerate() {
-                ensure!(st.len.get() == 0, "released cache still holds objects on a free stack", c, class);
+                ensure!(st.len() == 0, "released cache still holds objects on a free stack", c, class);
             }
             ensure!(cache.remote_chain.span.get().is_null(), "released cache still holds remote frees", c, 0);
         }
@@ -530,8 +531,13 @@ fn is_arena_record(h: &HeapInner, rec: *const Arena) -> bool {
 /// set, its live and remote bits clear, not in the alloc cache, and on no stack twice.
 fn check_free_stacks(cache: &MCache, c: *mut MCache) -> Result<(), CheckError> {
     for (class, st) in cache.free.iter().enumerate() {
-        ensure!(st.len.get() <= st.cap, "free stack over its room", class, st.len.get());
-        for (k, (p, sp, i)) in st.iter().enumerate() {
+        ensure!(
+            st.base <= st.top.get() && st.top.get() <= st.limit && st.room() == stack_room(class),
+            "free stack outside its slots",
+            class,
+            st.len()
+        );
+        for (k, (p, sp, i)) in cache.stacked(st).enumerate() {
             // SAFETY: a stacked object's span is live and owned by this cache.
             let s = unsafe { &*sp };
             ensure!(ptr::eq(s.owner.load(Ordering::Relaxed), c), "stacked object's span not owned", p, class);
@@ -544,7 +550,12 @@ fn check_free_stacks(cache: &MCache, c: *mut MCache) -> Result<(), CheckError> {
             );
             ensure!(s.bit(i) && !s.is_live(i) && !remote_bit(s, i), "stacked object's bits wrong", p, i);
             ensure!(!s.in_alloc_cache(i), "object both on a free stack and in an alloc cache", p, class);
-            ensure!(st.iter().skip(k + 1).all(|q| q.0 != p), "object twice on a free stack", p, class);
+            ensure!(
+                cache.stacked(st).skip(k + 1).all(|q| q.0 != p),
+                "object twice on a free stack",
+                p,
+                class
+            );
         }
     }
     Ok(())

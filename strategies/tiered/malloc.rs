@@ -14,7 +14,7 @@ use super::sizeclass::{
 use super::span::Span;
 use super::{Root, Tiered, arena, scavenger, tls};
 use crate::source::PageSource;
-use crate::strategy::{BadFree, CachedFree};
+use crate::strategy::{BadFree, CachedFree, Strategy};
 use crate::sync::SpinGuard;
 
 impl Root {
@@ -477,8 +477,8 @@ fn stack_mine(c: &MCache, o: &SmallObject<'_>, ptr: NonNull<u8>) -> bool {
     if !st.has_room() || !o.span.take_live(o.index) {
         return false;
     }
-    // SAFETY: the stack has room (tested above; `take_live` pushes nothing).
-    unsafe { st.push(o.span, o.index, ptr) };
+    // SAFETY: this cache's stack, with room (tested above; `take_live` pushes nothing).
+    unsafe { c.push_unchecked(st, o.span, o.index, ptr) };
     c.account_class(o.class, -1);
     true
 }
@@ -757,4 +757,54 @@ impl Tiered {
         o.span.is_live(o.index).then_some(o.bytes)
     }
     // ANCHOR_END: owned_usable
+
+    // ANCHOR: realloc_looked_up
+    /// `Strategy::realloc` when the block's class cannot be read off its layout (an
+    /// alignment over 8, or an old or new size over `MAX_SMALL_BYTES`): the block's usable
+    /// size from the owner's lookup (`owned_usable`), else `block_of`; the block stays if
+    /// the new size fits and is more than half of it, on the same side of the small/large
+    /// line, and moves otherwise.
+    ///
+    /// Why `realloc` needs no lookup for the other blocks: a small block allocated with an
+    /// alignment up to 8 has the class of its requested size (`class_of`), and `realloc`
+    /// keeps it in place only when the new size has that same class. So, by induction, the
+    /// class of the size of every layout the caller may name for it (any size from the last
+    /// requested one up to the usable size, which is that class's) is the block's own, and
+    /// `class_of(new) == class_of(old)` says the new size fits, with more than half of the
+    /// block in use (consecutive classes differ by a factor of 2 at most). For any block
+    /// named by such a layout, whatever its history, the test is still safe: the smallest
+    /// class that holds the old size is at most the block's usable size, a class holding
+    /// that size or, for a large block, a multiple of the page up to which every multiple of
+    /// the page is a class (asserted in sizeclass.rs); then only an in-place decision could
+    /// differ, never a block too small for the new size.
+    ///
+    /// # Safety
+    /// As for `Strategy::realloc`.
+    #[cold]
+    #[inline(never)]
+    pub(super) unsafe fn realloc_looked_up<P: PageSource>(
+        &self,
+        src: &P,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Option<NonNull<u8>> {
+        // The owner's lookup first (`owned_usable`): `block_of` goes through the heap's
+        // index.
+        let usable = match self.owned_usable(ptr) {
+            Some(n) => n,
+            // SAFETY: forwarded with the caller's guarantees.
+            None => unsafe { Strategy::usable_size(self, ptr, layout) },
+        };
+        // In place only if the block stays on its side of the small/large line, so that a
+        // large block's usable size stays whole pages and a small one's its class.
+        let small = |n: usize| n <= MAX_SMALL_BYTES;
+        if new_size <= usable && new_size > usable / 2 && small(new_size) == small(layout.size()) {
+            // The block stays as it is: its usable size, which the statistics count, too.
+            return Some(ptr);
+        }
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { crate::strategy::realloc_by_moving(self, src, ptr, layout, new_size) }
+    }
+    // ANCHOR_END: realloc_looked_up
 }

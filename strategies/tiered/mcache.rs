@@ -126,7 +126,8 @@
 //!   by the owner never takes it past [`EMPTY_OWNED_PAGES`] unless it is one span (right
 //!   after a decay step, at most [`DECAY_KEEP_SPANS`] spans, unless more are empty below
 //!   the first [`DECAY_LOOK_SPANS`]: not checked, as it holds only at that moment);
-//! - `free[class].len <= free[class].cap`; every object on it is object `index` of its
+//! - `free[class]` holds slots `base..top` of `free_slots`, within its class's room
+//!   (`base <= top <= limit`, fixed `base` and `limit`: `stack_room`); every object on it is object `index` of its
 //!   recorded span, a span of `class` owned by this cache, with its alloc bit set and its
 //!   live bit clear, not in an alloc cache, and on the stack once; a released cache's
 //!   stacks are empty;
@@ -140,7 +141,7 @@ use core::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
 use super::Root;
 use super::arena::Arena;
-use super::freestack::{FreeStack, free_stacks_init};
+use super::freestack::{FreeSlots, FreeStack, free_stacks_init};
 use super::remote::RemoteStack;
 use super::scavenger::{FREE_STEP_BYTES, OP_STEP_ALLOCS};
 use super::sizeclass::{CLASS_BYTES, CLASS_COUNT, PAGE_BYTES, SPAN_CLASS_COUNT};
@@ -350,6 +351,12 @@ pub struct MCache {
     pub owned: [OwnedList; SPAN_CLASS_COUNT],
     /// Objects this thread freed last, per size class (see freestack.rs).
     pub free: [FreeStack; CLASS_COUNT],
+    /// Objects of each size class the fast paths allocated minus those they freed through
+    /// this cache, not yet flushed to the root (`account_class`; the object size is the
+    /// class's, so no byte count): one count per class, addressed like the class's free
+    /// stack, instead of the cache's two. Written only by the owner (load + store), read by
+    /// `Tiered::stats`.
+    pub class_live: [AtomicIsize; CLASS_COUNT],
     /// Live bytes allocated minus freed through this cache, not yet flushed to the root.
     /// Written only by the owning thread (load + store, no read-modify-write).
     pub live_bytes: AtomicIsize,
@@ -372,6 +379,10 @@ pub struct MCache {
     pub decay_steps: Cell<u32>,
     /// Remote frees held back (see "Held-back remote frees").
     pub remote_chain: RemoteChain,
+    /// The free stacks' slots (freestack.rs), uninitialised until pushed on: last, as the
+    /// bulk of the record (every class's room), of which a thread touches the few classes
+    /// it frees.
+    pub free_slots: FreeSlots,
 }
 // ANCHOR_END: mcache_struct
 
@@ -382,31 +393,65 @@ pub struct MCache {
 // `release_cache`), whose Acquire and Release order the accesses. Other threads read only
 // `root` and `next_all` (written before the record is published under the heap lock, never
 // after), `next_free` (under the heap lock), the atomics (`live_bytes`, `live_objects`, the
-// free stacks' `live`, `in_use`), and compare the cache's address with a span's `owner`. The checker reads the
+// `class_live`, `in_use`), and compare the cache's address with a span's `owner`. The checker reads the
 // rest with no other thread running.
 unsafe impl Sync for MCache {}
 
 impl MCache {
-    /// A fresh cache for `root`.
-    pub fn new(root: *const Root, next_all: *mut MCache) -> MCache {
-        MCache {
-            alloc: [const { Cell::new(ptr::from_ref(&EMPTY_SPAN)) }; SPAN_CLASS_COUNT],
-            owned: [const { OwnedList::new() }; SPAN_CLASS_COUNT],
-            free: free_stacks_init(),
-            live_bytes: AtomicIsize::new(0),
-            live_objects: AtomicIsize::new(0),
-            root,
-            next_all,
-            next_free: ptr::null_mut(),
-            in_use: AtomicBool::new(true),
-            refills: Cell::new(0),
-            free_budget: Cell::new(FREE_STEP_BYTES as isize),
-            ops_left: Cell::new(OP_STEP_ALLOCS),
-            decay_steps: Cell::new(0),
-            arena_hint: Cell::new(ptr::null()),
-            last_addr: Cell::new(0),
-            last_span: Cell::new(ptr::from_ref(&EMPTY_SPAN)),
-            remote_chain: RemoteChain::new(),
+    /// Makes a fresh cache for `root` at `c`, in place: every field but the free stacks'
+    /// slots, which stay uninitialised until pushed on (`FreeSlots`), so a new cache writes
+    /// a few KiB rather than the whole record, and no copy of it passes through the stack.
+    ///
+    /// # Safety
+    /// `c` is valid for writes of an `MCache` and aligned for it, and nothing else uses it.
+    pub unsafe fn init_at(c: *mut MCache, root: *const Root, next_all: *mut MCache) {
+        // Every field but `free_slots` is written below: a field added to `MCache` breaks
+        // this pattern until it is written too.
+        let _fields = |m: &MCache| {
+            let MCache {
+                arena_hint: _,
+                last_addr: _,
+                last_span: _,
+                ops_left: _,
+                alloc: _,
+                owned: _,
+                free: _,
+                class_live: _,
+                live_bytes: _,
+                live_objects: _,
+                root: _,
+                next_all: _,
+                next_free: _,
+                in_use: _,
+                refills: _,
+                free_budget: _,
+                decay_steps: _,
+                remote_chain: _,
+                free_slots: _,
+            } = m;
+        };
+        // SAFETY: `c` is valid for writes and aligned (the caller), so each field's place is;
+        // the writes initialise every field but `free_slots`, whose arrays of `MaybeUninit`
+        // need none.
+        unsafe {
+            (&raw mut (*c).arena_hint).write(Cell::new(ptr::null()));
+            (&raw mut (*c).last_addr).write(Cell::new(0));
+            (&raw mut (*c).last_span).write(Cell::new(ptr::from_ref(&EMPTY_SPAN)));
+            (&raw mut (*c).ops_left).write(Cell::new(OP_STEP_ALLOCS));
+            (&raw mut (*c).alloc).write([const { Cell::new(ptr::from_ref(&EMPTY_SPAN)) }; SPAN_CLASS_COUNT]);
+            (&raw mut (*c).owned).write([const { OwnedList::new() }; SPAN_CLASS_COUNT]);
+            (&raw mut (*c).free).write(free_stacks_init());
+            (&raw mut (*c).class_live).write([const { AtomicIsize::new(0) }; CLASS_COUNT]);
+            (&raw mut (*c).live_bytes).write(AtomicIsize::new(0));
+            (&raw mut (*c).live_objects).write(AtomicIsize::new(0));
+            (&raw mut (*c).root).write(root);
+            (&raw mut (*c).next_all).write(next_all);
+            (&raw mut (*c).next_free).write(ptr::null_mut());
+            (&raw mut (*c).in_use).write(AtomicBool::new(true));
+            (&raw mut (*c).refills).write(Cell::new(0));
+            (&raw mut (*c).free_budget).write(Cell::new(FREE_STEP_BYTES as isize));
+            (&raw mut (*c).decay_steps).write(Cell::new(0));
+            (&raw mut (*c).remote_chain).write(RemoteChain::new());
         }
     }
 
@@ -499,10 +544,13 @@ impl MCache {
 
     /// Counts an allocation (+1) or a free (-1) of an object of size class `class` (below
     /// `CLASS_COUNT`) in this cache's statistics: the fast paths' `account`, one count in the
-    /// class's free stack (`FreeStack::live`). Owner only.
+    /// class's `class_live`. Owner only.
     #[inline(always)]
     pub fn account_class(&self, class: usize, objects: isize) {
-        let l = &self.free_stack(class).live;
+        debug_assert!(class < CLASS_COUNT);
+        // SAFETY: `class < CLASS_COUNT` (the callers: the class of a small span or
+        // `class_of` of a small size, as for `free_stack`).
+        let l = unsafe { self.class_live.get_unchecked(class) };
         l.store(l.load(Ordering::Relaxed) + objects, Ordering::Relaxed);
     }
 
@@ -512,8 +560,8 @@ impl MCache {
     pub fn unflushed(&self) -> (isize, isize) {
         let (mut b, mut o) =
             (self.live_bytes.load(Ordering::Relaxed), self.live_objects.load(Ordering::Relaxed));
-        for (st, &size) in self.free.iter().zip(&CLASS_BYTES) {
-            let n = st.live.load(Ordering::Relaxed);
+        for (l, &size) in self.class_live.iter().zip(&CLASS_BYTES) {
+            let n = l.load(Ordering::Relaxed);
             b += n * size as isize;
             o += n;
         }
@@ -524,11 +572,11 @@ impl MCache {
     pub fn flush_stats(&self, root: &Root) {
         let mut b = self.live_bytes.swap(0, Ordering::Relaxed);
         let mut o = self.live_objects.swap(0, Ordering::Relaxed);
-        for (st, &size) in self.free.iter().zip(&CLASS_BYTES) {
+        for (l, &size) in self.class_live.iter().zip(&CLASS_BYTES) {
             // Owner only: a load and a store, no read-modify-write.
-            let n = st.live.load(Ordering::Relaxed);
+            let n = l.load(Ordering::Relaxed);
             if n != 0 {
-                st.live.store(0, Ordering::Relaxed);
+                l.store(0, Ordering::Relaxed);
                 b += n * size as isize;
                 o += n;
             }
@@ -796,7 +844,7 @@ impl MCache {
         self.remote_chain.span.get().is_null()
             && self.alloc.iter().all(|a| ptr::eq(a.get(), &EMPTY_SPAN))
             && self.owned.iter().all(|l| l.len.get() == 0)
-            && self.free.iter().all(|f| f.len.get() == 0)
+            && self.free.iter().all(|f| f.len() == 0)
     }
 
     // ANCHOR: release_all

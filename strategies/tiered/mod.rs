@@ -379,8 +379,8 @@ impl Root {
         let h = &mut *h;
         let Some(rec) = h.caches.alloc(&mut h.meta, src) else { return ptr::null_mut() };
         let c = rec.as_ptr().cast::<MCache>();
-        // SAFETY: a fresh record sized and aligned for an MCache.
-        unsafe { c.write(MCache::new(self, h.all_caches)) };
+        // SAFETY: a fresh record sized and aligned for an MCache, used by nothing else.
+        unsafe { MCache::init_at(c, self, h.all_caches) };
         h.all_caches = c;
         c
     }
@@ -528,6 +528,12 @@ unsafe impl Strategy for Tiered {
         Some(p)
     }
 
+    // ANCHOR: tiered_realloc
+    /// A small block reallocated with an alignment up to 8 to a small size stays where it is
+    /// if the new size has the class of the old one, and moves otherwise, with no lookup:
+    /// the layout names the block's class (see `realloc_looked_up` for why). Anything else looks the
+    /// block up (`realloc_looked_up`).
+    #[inline]
     unsafe fn realloc<P: PageSource>(
         &self,
         src: &P,
@@ -535,23 +541,18 @@ unsafe impl Strategy for Tiered {
         layout: Layout,
         new_size: usize,
     ) -> Option<NonNull<u8>> {
-        // The owner's lookup first (`owned_usable`): `block_of` goes through the heap's
-        // index, and a program that grows strings and vectors reallocates often.
-        let usable = match self.owned_usable(ptr) {
-            Some(n) => n,
+        let old = layout.size();
+        if layout.align() <= 8 && old <= MAX_SMALL_BYTES && new_size <= MAX_SMALL_BYTES {
+            if sizeclass::class_of(new_size) == sizeclass::class_of(old) {
+                return Some(ptr);
+            }
             // SAFETY: forwarded with the caller's guarantees.
-            None => unsafe { self.usable_size(ptr, layout) },
-        };
-        // In place only if the block stays on its side of the small/large line, so that a
-        // large block's usable size stays whole pages and a small one's its class.
-        let small = |n: usize| n <= MAX_SMALL_BYTES;
-        if new_size <= usable && new_size > usable / 2 && small(new_size) == small(layout.size()) {
-            // The block stays as it is: its usable size, which the statistics count, too.
-            return Some(ptr);
+            return unsafe { crate::strategy::realloc_by_moving(self, src, ptr, layout, new_size) };
         }
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe { crate::strategy::realloc_by_moving(self, src, ptr, layout, new_size) }
+        unsafe { self.realloc_looked_up(src, ptr, layout, new_size) }
     }
+    // ANCHOR_END: tiered_realloc
 
     unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
         self.block_of(ptr.as_ptr()).map_or(layout.size(), |b| b.usable)

@@ -302,6 +302,22 @@ const _: () = {
 };
 // ANCHOR_END: class_recip
 
+// Every multiple of the page up to `MAX_SMALL_BYTES` is a class's size, so the smallest
+// class that holds a size is never larger than that size rounded up to whole pages: what a
+// large object of that size would hold. `Tiered::realloc` relies on it (its in-place test
+// reads the class off the layout; see `realloc_looked_up` in malloc.rs).
+const _: () = {
+    let mut m = PAGE_BYTES;
+    while m <= MAX_SMALL_BYTES {
+        let mut c = 1;
+        while c < CLASS_COUNT && CLASS_BYTES[c] as usize != m {
+            c += 1;
+        }
+        assert!(c < CLASS_COUNT, "a multiple of the page that is no class");
+        m += PAGE_BYTES;
+    }
+};
+
 /// The alignment every object of each class has (0 for class 0): the largest power of two
 /// dividing its size. Objects sit at `span base + i * size`; the span base is page-aligned,
 /// and aligned to the object size for the classes whose size is a power of two above a page

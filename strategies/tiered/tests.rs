@@ -121,6 +121,63 @@ fn realloc_keeps_contents_across_classes() {
     unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, l) };
 }
 
+/// `realloc` with an alignment up to 8 and small sizes reads the block's class off the
+/// layout: the block stays exactly when the new size has the old size's class, and moves
+/// otherwise. For blocks allocated with every size and alignment, and then named by every
+/// layout the contract allows (a size from the requested one up to the usable size, an
+/// alignment up to `BlockInfo::align`, 8 at most here), every new size gets a block that
+/// holds it (`block_of`), with the contents kept, and the heap stays consistent.
+#[test]
+fn realloc_reads_the_class_off_the_layout() {
+    use super::sizeclass::{MAX_SMALL_BYTES, class_of};
+    let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
+    let sizes = [1usize, 8, 9, 24, 33, 100, 112, 1000, 8192, 9000, 24_576, 30_000, 32_768, 40_000];
+    let news = [1usize, 7, 16, 25, 50, 113, 600, 4096, 8193, 16_384, 32_768, 32_769, 70_000];
+    let mut seed = 0u8;
+    for &size in &sizes {
+        for align in [1usize, 8, 16, 64, 16_384, 65_536] {
+            for &new in &news {
+                seed = seed.wrapping_add(1);
+                let l = Layout::from_size_align(size, align).unwrap();
+                let p = heap.alloc_layout(l).unwrap().as_ptr();
+                fill(p, size, seed);
+                let info = heap.block_of(p).unwrap();
+                // SAFETY: `p` is live for `l`.
+                unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, l) };
+                // The layouts the caller may name: the requested size or the usable one,
+                // with alignment 8 if the block has it, else its own; each on a fresh block.
+                for named in [size, info.usable] {
+                    let a = if info.align >= 8 { 8 } else { align };
+                    let p = heap.alloc_layout(l).unwrap().as_ptr();
+                    fill(p, size, seed);
+                    let named_l = Layout::from_size_align(named, a).unwrap();
+                    // SAFETY: `p` is live, and `named_l` a layout the contract allows for it.
+                    let q = unsafe { core::alloc::GlobalAlloc::realloc(&heap, p, named_l, new) };
+                    assert!(!q.is_null());
+                    verify(q, size.min(new), seed);
+                    let got = heap.block_of(q).unwrap();
+                    assert!(got.usable >= new, "{size}/{align} named {named}: {new} into {}", got.usable);
+                    if a <= 8 && named <= MAX_SMALL_BYTES && new <= MAX_SMALL_BYTES {
+                        let stays = class_of(new) == class_of(named);
+                        assert_eq!(q == p, stays, "{size}/{align} named {named} -> {new}");
+                    }
+                    // SAFETY: `q` is live for a layout of `new` bytes and alignment `a`.
+                    unsafe {
+                        core::alloc::GlobalAlloc::dealloc(&heap, q, Layout::from_size_align(new, a).unwrap())
+                    };
+                }
+                // SAFETY: no other thread uses the heap.
+                unsafe { heap.check() }.unwrap();
+            }
+        }
+    }
+    heap.strategy().release_thread_cache();
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    let st = heap.stats();
+    assert_eq!((st.live_bytes, st.live_objects), (0, 0));
+}
+
 /// The shared cache (used under its lock during TLS registration, after a thread's cache is
 /// gone, and without `std`): objects from it are freed by a thread with its own cache, and
 /// the other way round.
@@ -363,7 +420,7 @@ fn owner_frees_keep_a_bounded_number_of_empty_owned_spans() {
     let cache = unsafe { &*super::tls::lookup(root.key) };
     let stacked = |size| {
         let class = class_for(size, 8).unwrap();
-        cache.free[class].len.get() as usize * class_pages(class)
+        cache.free[class].len() * class_pages(class)
     };
     let bound: usize =
         sizes.iter().map(|&s| class_pages(class_for(s, 8).unwrap()) + empty_bound(s) + stacked(s)).sum();
@@ -484,20 +541,20 @@ fn scavenger_holds_freed_pages_for_hold_steps() {
 /// frees go to the spans, and nothing is lost or handed out twice.
 #[test]
 fn free_stacks_hand_back_the_last_freed_objects_first() {
-    use super::freestack::{FREE_STACK_BYTES, FREE_STACK_SLOTS};
+    use super::freestack::stack_room;
     let heap: Heap<Tiered, Tracked<Mmap>> = Heap::new();
     let l = Layout::from_size_align(48, 8).unwrap();
-    let mut live: Vec<*mut u8> = (0..200).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
+    let room = stack_room(super::sizeclass::class_of(48));
+    let mut live: Vec<*mut u8> = (0..room + 140).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
     for (k, &p) in live.iter().enumerate() {
         fill(p, 48, k as u8);
     }
-    // Free 40 (more than the stack holds), newest last.
-    let freed: Vec<*mut u8> = live.drain(100..140).collect();
+    // Free `room + 40` (more than the stack holds), newest last.
+    let freed: Vec<*mut u8> = live.drain(100..140 + room).collect();
     // SAFETY: live blocks of this heap.
     unsafe { free_each(&heap, &freed, l) };
     // SAFETY: no other thread uses the heap.
     unsafe { heap.check() }.unwrap();
-    let room = FREE_STACK_SLOTS.min(FREE_STACK_BYTES / 48);
     // The stack holds the first `room` freed (the later ones found it full): handed back
     // newest first.
     for k in (0..room).rev() {
@@ -612,26 +669,43 @@ fn realloc_of_a_large_object_to_a_small_size_moves_it() {
 }
 
 /// What the free stacks of one thread can hold at most, all classes full (the figure the
-/// mcache docs quote).
+/// mcache docs quote), and the room each class has: at most `FREE_STACK_SLOTS` objects and
+/// `FREE_STACK_BYTES` (but at least one object), none for large objects; the slots of a
+/// fresh cache's stacks laid end to end, each stack empty.
 #[test]
 fn free_stacks_hold_at_most_three_quarters_of_a_mebibyte_per_thread() {
-    use super::freestack::FREE_STACK_SLOTS;
+    use super::freestack::{
+        FREE_SLOTS, FREE_STACK_BYTES, FREE_STACK_SLOTS, FREE_STACK_SMALL_OBJECT, FREE_STACK_SMALL_SLOTS,
+        stack_room,
+    };
     use super::sizeclass::{CLASS_BYTES, CLASS_COUNT};
-    let c = super::mcache::MCache::new(core::ptr::null(), core::ptr::null_mut());
     let mut total = 0usize;
-    assert_eq!(c.free.len(), CLASS_COUNT);
-    for (class, (st, &size)) in c.free.iter().zip(&CLASS_BYTES).enumerate() {
-        assert!(st.cap as usize <= FREE_STACK_SLOTS);
-        let size = size as usize;
+    for (class, &size) in CLASS_BYTES.iter().enumerate() {
+        let (room, size) = (stack_room(class), size as usize);
         if size == 0 {
-            assert_eq!(st.cap, 0, "class {class} (large objects) never stacks");
+            assert_eq!(room, 0, "class {class} (large objects) never stacks");
+        } else if size <= FREE_STACK_SMALL_OBJECT {
+            assert_eq!(room, FREE_STACK_SMALL_SLOTS, "class {class}");
         } else {
-            assert!(st.cap >= 1, "class {class} has no room");
+            assert!((1..=FREE_STACK_SLOTS).contains(&room), "class {class} has room {room}");
+            assert!(room == 1 || room * size <= FREE_STACK_BYTES, "class {class}: {room} objects");
         }
-        total += st.cap as usize * size;
+        total += room * size;
     }
     std::println!("free stacks hold at most {total} bytes per thread");
     assert!(total <= 768 << 10, "{total}");
+    let stacks = super::freestack::free_stacks_init();
+    assert_eq!(stacks.len(), CLASS_COUNT);
+    let mut next = 0;
+    for (class, st) in stacks.iter().enumerate() {
+        assert_eq!(
+            (usize::from(st.base), st.len(), st.room()),
+            (next, 0, stack_room(class)),
+            "class {class}"
+        );
+        next += st.room();
+    }
+    assert_eq!(next, FREE_SLOTS);
 }
 
 /// A heap over a `Fixed` region from the global allocator: what Miri can run (it has no
@@ -734,7 +808,7 @@ fn miri_free_of_another_threads_object_reads_no_owner_state() {
     // Objects of the main thread's current span, all in bitmap word 0.
     let x = heap.alloc_layout(l).unwrap().as_ptr();
     let y = heap.alloc_layout(l).unwrap().as_ptr();
-    let room = super::freestack::FREE_STACK_SLOTS.min(super::freestack::FREE_STACK_BYTES / 64);
+    let room = super::freestack::stack_room(super::sizeclass::class_of(64));
     let fillers: Vec<*mut u8> = (0..room).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
     // Fill this thread's free stack of the class, so that its free of `y` below clears
     // `y`'s bit in the span.
@@ -951,7 +1025,7 @@ fn objects_on_a_free_stack_are_not_live() {
     let root = heap.strategy().existing_root().unwrap();
     // SAFETY: this thread's cache.
     let cache = unsafe { &*super::tls::lookup(root.key) };
-    assert_eq!(cache.free[super::sizeclass::class_of(64)].len.get(), 8, "the frees did not stack");
+    assert_eq!(cache.free[super::sizeclass::class_of(64)].len(), 8, "the frees did not stack");
     for &p in &ps {
         assert_eq!(heap.block_of(p), None, "{p:p} on the free stack looks live");
         // SAFETY: a double free, refused.
@@ -959,7 +1033,7 @@ fn objects_on_a_free_stack_are_not_live() {
         // SAFETY: a double free with the layout: ignored.
         unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p, l) };
     }
-    assert_eq!(cache.free[super::sizeclass::class_of(64)].len.get(), 8, "a double free reached the stack");
+    assert_eq!(cache.free[super::sizeclass::class_of(64)].len(), 8, "a double free reached the stack");
     // SAFETY: no other thread uses the heap.
     unsafe { heap.check() }.unwrap();
     let again: Vec<*mut u8> = (0..8).map(|_| heap.alloc_layout(l).unwrap().as_ptr()).collect();
