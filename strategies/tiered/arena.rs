@@ -30,6 +30,14 @@
 //!   no arena and none joins it.
 //! - *span map* (`Arena::spans`, Go's `heapArena.spans`): page -> span. Every page of an
 //!   in-use span points to it; free pages point to nothing.
+//! - *head slots* (`Arena::heads`): an array of [`ARENA_PAGES`] span records, one per page,
+//!   in metadata pages of their own ([`HEADS_BYTES`], read as zero until written), made
+//!   for every whole arena's record (a partial arena's record has none, as has one whose
+//!   slots could not be had). The record of a small-object span whose first page is page
+//!   `p` of such an arena is slot `p` (`MHeap::take_record`), so the owner's free finds it
+//!   from the address and its cache's arena hint alone (`find_mine`), without the span map:
+//!   one dependent load fewer. Large spans, and small ones in an arena without slots, take
+//!   their records from the span `FixAlloc` as before.
 //!
 //! # Sharing
 //! An `Arena` is reached by any thread as `&Arena` (the free path's spanOf, `block_of`, with
@@ -66,7 +74,13 @@
 //! - `spans[p] == s` ⇔ page `p` lies in `s.base .. s.base + s.npages * PAGE_BYTES` of an
 //!   in-use span `s`; and then page `p` is marked in use in `pagealloc`'s bitmap;
 //! - a record on the heap's free list is in no index entry and not in the arena list, has
-//!   no base, no usable pages and an all-null span map.
+//!   no base, no usable pages and an all-null span map;
+//! - head slots: slot `p` of an arena is the record of a live span iff `spans[p]` names it,
+//!   and then that span is small and begins at page `p`; every other slot (never used, or
+//!   its span freed) has a null `owner` (`MHeap::give_record` clears it), which is what
+//!   lets `find_mine` read any slot: only a span a cache owns is trusted. Every live small
+//!   span that begins in an arena with slots has its record there. A retired record's slots
+//!   all have a null `owner`.
 
 use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
@@ -128,6 +142,14 @@ pub struct Arena {
     dedicated: AtomicBool,
     /// Next record on the heap's free list of records (under the heap lock).
     pub(super) next_free: AtomicPtr<Arena>,
+    /// The head slots (see the glossary): [`ARENA_PAGES`] span records, every byte of them
+    /// Ready and initialised (zero bytes are a valid `Span`: atomics and cells of integers
+    /// and pointers, `SpanList::None`), or null when this record has none. Set once, under
+    /// the heap lock, before the record is registered (Release, for `head_slot`'s Acquire),
+    /// and kept while the heap lives (retired records keep theirs); the slots go back to the
+    /// source with the heap (`MHeap::release_all`). In line 0 with `base`, so that the free
+    /// path that reads it through the cache's arena hint reads no other line of the record.
+    heads: AtomicPtr<Span>,
     /// Page -> span (Go's `heapArena.spans`), read by any thread with no lock.
     pub spans: [AtomicPtr<Span>; ARENA_PAGES],
     /// The page allocator's bitmaps and summaries for this arena: under the heap lock, and
@@ -138,6 +160,11 @@ pub struct Arena {
 
 // A record is a little over the span map (64 KiB); tests/tiered_return.rs counts on 72 KiB.
 const _: () = assert!(core::mem::size_of::<Arena>() <= 72 << 10);
+
+/// Bytes of one arena's head slots (see the glossary): 4.5 MiB of address space, Ready
+/// (counted in the heap's committed metadata) but touched only where spans begin, one
+/// 576-byte record per page of a small span's first page.
+pub const HEADS_BYTES: usize = ARENA_PAGES * core::mem::size_of::<Span>();
 
 impl Arena {
     /// Initialises arena metadata in place at `at` for the arena starting at `base`: its
@@ -280,6 +307,48 @@ impl Arena {
     #[inline]
     pub fn base_addr(&self) -> usize {
         self.base.load(Ordering::Relaxed).addr()
+    }
+
+    /// The head slot of page `page` (taken modulo [`ARENA_PAGES`]), or `None` when the
+    /// record has no slots. Any thread, with no lock: the slot is a valid span record (see
+    /// `heads`), which may be a live span's, a freed one's (`owner` null) or never used
+    /// (all zero); the caller trusts it only as `find_mine` does (its `owner` first).
+    #[inline(always)]
+    pub fn head_slot(&self, page: usize) -> Option<&Span> {
+        let heads = self.heads.load(Ordering::Acquire);
+        if heads.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null `heads` is an array of `ARENA_PAGES` initialised span records
+        // (published by `set_heads`' Release store, which this Acquire load pairs with),
+        // kept while the heap lives; the index is below `ARENA_PAGES`. Only a shared
+        // reference is made, and every byte of a `Span` is in a cell or an atomic.
+        Some(unsafe { &*heads.add(page % ARENA_PAGES) })
+    }
+
+    /// The head slots' array (null when none), with the provenance of their metadata pages.
+    #[inline]
+    pub fn heads(&self) -> *mut Span {
+        self.heads.load(Ordering::Acquire)
+    }
+
+    /// Gives the record head slots (see `heads`).
+    ///
+    /// # Safety
+    /// The caller holds the heap lock, the record has no slots yet, and `heads` is an array
+    /// of [`ARENA_PAGES`] span records, every byte of it zero (or a valid `Span` with a null
+    /// `owner`), in memory the heap keeps until `release_all`.
+    pub unsafe fn set_heads(&self, heads: NonNull<Span>) {
+        debug_assert!(self.heads.load(Ordering::Relaxed).is_null());
+        self.heads.store(heads.as_ptr(), Ordering::Release);
+    }
+
+    /// Whether `rec` is one of this record's head slots (the start of one).
+    #[inline]
+    pub fn is_head_slot(&self, rec: *const Span) -> bool {
+        let heads = self.heads.load(Ordering::Relaxed).addr();
+        let off = rec.addr().wrapping_sub(heads);
+        heads != 0 && off < HEADS_BYTES && off % core::mem::size_of::<Span>() == 0
     }
 
     /// The span holding page `page` of this arena (null for a free page).

@@ -406,15 +406,20 @@ fn find_small<'a>(
 // ANCHOR: find_mine
 /// The lookup of the owner's fast free (`dealloc_fast`, `free_addr`, `free_cached`,
 /// `free_cached_fast`): object `index` at `p` of a small span that `c`, the calling
-/// thread's cache, owns, found through `c`'s memo of its last page (`MCache::last_addr`)
-/// or else its arena hint alone; `None` for anything else (a span of another cache or of
-/// none, a large span, an interior pointer, a foreign one, an address outside the hinted
-/// arena), which the caller sends to `find_small`.
+/// thread's cache, owns, found through the head slot of `p`'s page in `c`'s arena hint
+/// (the record of a span that begins on that page: every one-page span's, see "head
+/// slots" in arena.rs), else `c`'s memo of its last page (`MCache::last_addr`), else the
+/// hint's span map; `None` for anything else (a span of another cache or of none, a large
+/// span, an interior pointer, a foreign one, an address outside the hinted arena), which
+/// the caller sends to `find_small`.
 ///
 /// Only a span `c` owns is trusted, and only after checking the address against it, so the
-/// hint needs no `Arena::holds` test: the span map entry at `p`'s page offset
-/// (`page_in_arena`, always inside the map) of any record of this heap, live or retired, is
-/// null or a span record, mapped while the heap lives. The owner test comes before the
+/// hint needs no `Arena::holds` test: the head slot and the span map entry at `p`'s page
+/// offset (`page_in_arena`, always inside both) of any record of this heap, live or
+/// retired, are a span record (a slot: valid, its `owner` null unless it is a live span's)
+/// or null, mapped while the heap lives. The head slot costs no load of the span map: the
+/// address of the record is computed from `p` and the hint, so a free that misses the
+/// cache misses it once, on the record's line 0, not first on the map. The owner test comes before the
 /// span's other fields: a record whose `owner` is `c` is a small span this thread holds
 /// (only mcentral sets `owner`, to the cache it refills, and only this thread refills `c`;
 /// large spans never have one), so it needs no small-span test, and its fields, read after
@@ -427,8 +432,17 @@ fn find_small<'a>(
 /// multiplier): `Span::small_object_start`, exact for any offset (`sizeclass::exact_index`).
 #[inline(always)]
 fn find_mine<'a>(c: &'a MCache, p: usize) -> Option<SmallObject<'a>> {
-    // The page of the last span found (`MCache::last_addr`): its span without the arena
-    // hint and the span map, two dependent loads fewer. The span is then checked exactly as
+    // SAFETY: the hint is null or an arena record of this heap, mapped while the heap lives
+    // (live or retired), all of whose fields are atomics or cells (see `arena_of`).
+    let arena = unsafe { c.arena_hint.get().as_ref::<'a>() }?;
+    if let Some(s) = arena.head_slot(arena::page_in_arena(p))
+        && let Some(o) = mine_at(c, s, p)
+    {
+        return Some(o);
+    }
+    // Not the head of a span of `c`'s (a later page of a multi-page span, a span with a
+    // `FixAlloc` record, ...). The page of the last span found (`MCache::last_addr`): its
+    // span without the span map, one dependent load fewer. The span is then checked exactly as
     // a span map's answer is (`mine_at`), so a stale one is refused like a stale entry.
     if (p ^ c.last_addr.get()) >> PAGE_SHIFT == 0 {
         // SAFETY: `last_span` is `EMPTY_SPAN` or a span record of this heap (set below from
@@ -438,9 +452,6 @@ fn find_mine<'a>(c: &'a MCache, p: usize) -> Option<SmallObject<'a>> {
             return Some(o);
         }
     }
-    // SAFETY: the hint is null or an arena record of this heap, mapped while the heap lives
-    // (live or retired), all of whose fields are atomics or cells (see `arena_of`).
-    let arena = unsafe { c.arena_hint.get().as_ref::<'a>() }?;
     // SAFETY: as in `find_small`: a non-null entry of an arena record's span map names a
     // span record, mapped while the heap lives, whose `owner` is an atomic.
     let s = unsafe { arena.span_at(arena::page_in_arena(p)).as_ref::<'a>() }?;

@@ -76,7 +76,7 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 use super::arena::{
-    ADDR_BITS, ARENA_BYTES, ARENA_PAGES, ARENA_SHIFT, Arena, INDEX_L1_BYTES, INDEX_L2_BYTES, Index, IndexL2,
+    ADDR_BITS, ARENA_BYTES, ARENA_PAGES, ARENA_SHIFT, Arena, HEADS_BYTES, INDEX_L1_BYTES, INDEX_L2_BYTES, Index, IndexL2,
     L2_BITS, L2_ENTRIES, index_entry, index_of, page_in_arena,
 };
 use super::fixalloc::{FixAlloc, Persistent};
@@ -259,6 +259,17 @@ impl MHeap {
         let h = &mut *h;
         let page = P::PAGE_BYTES;
         let rec_bytes = crate::source::align_up(core::mem::size_of::<Arena>(), page).unwrap_or(0);
+        let heads_bytes = crate::source::align_up(HEADS_BYTES, page).unwrap_or(0);
+        let free_heads = |rec: NonNull<Arena>| {
+            // SAFETY: an initialised record of this heap; its slots, if any, are
+            // `heads_bytes` of metadata pages from `src` (`make_heads`) that nothing uses
+            // any more (the caller's contract).
+            unsafe {
+                if let Some(heads) = NonNull::new(rec.as_ref().heads()) {
+                    let _ = src.free(heads.cast(), heads_bytes);
+                }
+            }
+        };
         for i in 0..h.narenas {
             let rec = h.arenas[i];
             // SAFETY: the list holds initialised arenas of this heap (heap lock held).
@@ -270,6 +281,7 @@ impl MHeap {
             unsafe {
                 let _ = src.free(base, bytes);
                 if let Some(rec) = NonNull::new(rec) {
+                    free_heads(rec);
                     let _ = src.free(rec.cast(), rec_bytes);
                 }
             }
@@ -281,6 +293,7 @@ impl MHeap {
             // SAFETY: `rec` is `rec_bytes` of metadata pages from `src` (`add_arena`), on no
             // other list and in no index entry; nothing uses it any more (the caller's
             // contract).
+            free_heads(rec);
             let _ = unsafe { src.free(rec.cast(), rec_bytes) };
         }
         let l2_bytes = crate::source::align_up(INDEX_L2_BYTES, page).unwrap_or(0);
@@ -488,7 +501,7 @@ impl HeapInner {
         // provenance"); `wrapping_add` because a run may continue into the next arena.
         let base = NonNull::new(arena.base().as_ptr().wrapping_add(offset))?;
         let needzero = self.make_ready(src, base.as_ptr().addr(), npages)? || !P::FRESH_ZEROED;
-        let Some((rec, reused)) = self.spans.alloc_reused(&mut self.meta, src) else {
+        let Some((rec, reused)) = self.take_record(src, arena, offset, spc) else {
             self.unmake_ready(base.as_ptr().addr(), npages);
             return None;
         };
@@ -526,7 +539,11 @@ impl HeapInner {
         let mask = run_of_ones(self.pcache.free, npages)?;
         let c = self.pcache;
         let needzero = c.dirty & mask != 0 || !P::FRESH_ZEROED;
-        let (rec, reused) = self.spans.alloc_reused(&mut self.meta, src)?;
+        // SAFETY: the cache's arena is registered (the cache's invariant), an initialised
+        // record that lives as long as the heap; only a shared reference is made.
+        let arena = unsafe { &*c.arena };
+        let first = c.word * 64 + mask.trailing_zeros() as usize;
+        let (rec, reused) = self.take_record(src, arena, first * PAGE_BYTES, spc)?;
         self.pcache.free &= !mask;
         let span = rec.cast::<Span>();
         if !reused {
@@ -534,10 +551,7 @@ impl HeapInner {
             // named, so no thread can read it: written whole.
             unsafe { span.as_ptr().write(Span::empty()) };
         }
-        // SAFETY: the cache's arena is registered (the cache's invariant), an initialised
-        // record that lives as long as the heap; only a shared reference is made.
-        let a = unsafe { &*c.arena };
-        let first = c.word * 64 + mask.trailing_zeros() as usize;
+        let a = arena;
         // SAFETY: `first < ARENA_PAGES`: the block lies inside the arena's reservation; the
         // pointer derives from the arena's base (see "Sharing and provenance").
         let base = unsafe { a.base().add(first * PAGE_BYTES) };
@@ -686,15 +700,15 @@ impl HeapInner {
             let s = span.as_ref();
             (s.base_addr(), s.npages.get())
         };
-        // The record as the span map holds it, with the provenance `FixAlloc` handed out (the
-        // free list keeps it and hands it out again), rather than `span`, which callers
+        // The record as the span map holds it, with the provenance `take_record` handed out
+        // (the free list keeps it and hands it out again), rather than `span`, which callers
         // derive from a `&Span` of theirs.
         let rec = self.arena_of(base).span_at(page_in_arena(base));
         debug_assert!(ptr::eq(rec, span.as_ptr()), "span map does not name the span freed");
         let rec = NonNull::new(rec).unwrap_or(span);
         if let Some(dedicated) = self.free_span_cached(base, npages) {
             // SAFETY: as below.
-            unsafe { self.spans.free(rec.cast()) };
+            unsafe { self.give_record(base, rec) };
             return dedicated;
         }
         let (mut emptied, mut dedicated) = (false, false);
@@ -711,12 +725,60 @@ impl HeapInner {
         }
         self.inuse_pages -= npages;
         self.free_ready_pages += npages;
-        // SAFETY: the record came from `self.spans`, and no thread reads it any more (the
-        // caller's contract); references to it that are still live cover only cells.
-        unsafe { self.spans.free(rec.cast()) };
+        // SAFETY: the record came from `take_record` for the span at `base`, and no thread
+        // reads it any more (the caller's contract); references to it that are still live
+        // cover only cells.
+        unsafe { self.give_record(base, rec) };
         dedicated
     }
     // ANCHOR_END: free_span
+
+    /// The record for a new span of span class `spc` whose first page is `offset` bytes
+    /// from `arena`'s base (past its end for a run that continues from the arena before,
+    /// which never happens for a first page), and whether it was used before (it must then
+    /// be rewritten through its cells, see "Reuse of span records" in span.rs): the
+    /// first page's head slot for a small span in an arena with slots (see "head slots" in
+    /// arena.rs; always "used before": other threads may read any slot at any time), else
+    /// a record of the span `FixAlloc`.
+    fn take_record<P: PageSource>(
+        &mut self,
+        src: &P,
+        arena: &Arena,
+        offset: usize,
+        spc: usize,
+    ) -> Option<(NonNull<Span>, bool)> {
+        if spc != 0
+            && offset < ARENA_BYTES
+            && let Some(heads) = NonNull::new(arena.heads())
+        {
+            // SAFETY: `offset / PAGE_BYTES < ARENA_PAGES`: inside the slots' array, whose
+            // pointer carries its metadata pages' provenance. The slot holds no live span:
+            // the run's first page was free, and a slot is the record of a span only while
+            // that span, which begins at its page, lives (arena.rs's invariant).
+            let slot = unsafe { heads.add(offset / PAGE_BYTES) };
+            return Some((slot, true));
+        }
+        self.spans.alloc_reused(&mut self.meta, src).map(|(r, reused)| (r.cast(), reused))
+    }
+
+    /// Gives back the record of the span that began at address `base`, which
+    /// `take_record` handed out: a head slot keeps its place with a null `owner` (so that
+    /// `find_mine`, which may read it at any time, trusts it no more: arena.rs's invariant),
+    /// anything else goes back to the span `FixAlloc`.
+    ///
+    /// # Safety
+    /// `rec` is that record, its span freed, and no thread reads it as a live span's any
+    /// more; references to it that are still live cover only cells.
+    unsafe fn give_record(&mut self, base: usize, rec: NonNull<Span>) {
+        if self.arena_of(base).is_head_slot(rec.as_ptr()) {
+            // SAFETY: a head slot is an initialised span record (the caller's contract);
+            // only a shared reference is made.
+            unsafe { rec.as_ref() }.owner.store(ptr::null_mut(), Ordering::Relaxed);
+            return;
+        }
+        // SAFETY: not a head slot, so a record of `self.spans` (the caller's contract).
+        unsafe { self.spans.free(rec.cast()) };
+    }
 
     /// `free_span`'s pages back into the page cache when they lie in its block (see "Page
     /// cache"); returns what `free_span` returns, or `None` when they do not.
@@ -866,6 +928,14 @@ impl HeapInner {
             unsafe { Arena::init(rec.as_ptr(), base, joins_prev, dedicated, usable_pages, P::FRESH_ZEROED) };
             rec
         };
+        // SAFETY: the record is initialised and lives as long as the heap.
+        let r = unsafe { rec.as_ref() };
+        if usable_pages == ARENA_PAGES && r.heads().is_null() {
+            // A whole arena's record gets head slots (see arena.rs), if the source gives the
+            // pages; without them its spans take `FixAlloc` records, as a partial arena's
+            // do (under an address-space limit, where 4.5 MiB may be worth more as heap).
+            self.make_heads(src, r);
+        }
         // SAFETY: `entry` is in an L2 table, which lives as long as the heap.
         unsafe { (*entry).store(rec.as_ptr(), Ordering::Release) };
         let at = self.arenas[..self.narenas].partition_point(|&a| {
@@ -876,6 +946,23 @@ impl HeapInner {
         self.arenas[at] = rec.as_ptr();
         self.narenas += 1;
         Some(())
+    }
+
+    /// Gives arena record `r` head slots (see arena.rs) from fresh metadata pages, or
+    /// leaves it without when the source refuses them.
+    fn make_heads<P: PageSource>(&mut self, src: &P, r: &Arena) {
+        let Some(heads) = self.meta.alloc_pages(src, HEADS_BYTES) else { return };
+        if !P::FRESH_ZEROED {
+            // SAFETY: fresh Ready pages of `HEADS_BYTES` (page-aligned, so aligned for
+            // `Span`), seen by nobody yet. (From a `FRESH_ZEROED` source they read as zero
+            // already, Ready for the first time since `map`: not written, so only the slots
+            // used are faulted in.)
+            unsafe { ptr::write_bytes(heads.as_ptr(), 0, HEADS_BYTES) };
+        }
+        // SAFETY: the heap lock is held (`&mut self`), `r` has no slots, and `heads` is
+        // `HEADS_BYTES` of zero bytes, `ARENA_PAGES` valid span records with a null owner,
+        // freed only by `release_all`.
+        unsafe { r.set_heads(heads.cast()) };
     }
 
     /// The index entry of the arena at `base`, making its L2 table (from metadata pages)
