@@ -4,7 +4,7 @@
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
 
-use super::arena::{self, ARENA_BYTES, ARENA_PAGES, Arena, index_entry, index_of, span_of};
+use super::arena::{self, ARENA_BYTES, ARENA_PAGES, Arena, HEAD_GROUP_SLOTS, index_entry, index_of, span_of};
 use super::mcache::REMOTE_CHAIN_MAX;
 use super::mheap::{HeapInner, MAX_ARENAS};
 use super::remote::RemoteStack;
@@ -240,12 +240,21 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
 }
 
 /// The head slots of arena record `a`, registered or retired (see "head slots" in
-/// arena.rs): slot `p` is the record of a live span iff the span map names it at page `p`,
-/// and then the span is small and begins there; every other slot has a null `owner` (what
-/// lets `find_mine` read any slot); a live small span that begins at page `p` has slot `p`
-/// as its record. A retired record maps no span, so all its slots have a null `owner`.
+/// arena.rs): in a Ready group, slot `p` is the record of a live span iff the span map
+/// names it at page `p`, and then the span is small and begins there; every other slot of
+/// a Ready group has a null `owner` (what lets `find_mine` read any of them). A retired
+/// record maps no span, so all its Ready slots have a null `owner`. Groups that are not
+/// Ready are not touched (their pages are Prepared); no span map entry names one of their
+/// slots.
 fn check_heads(a: &Arena) -> Result<(), CheckError> {
     let heads = a.heads();
+    let ready = a.heads_ready();
+    ensure!(
+        !heads.is_null() || ready == 0,
+        "head slot groups Ready without slots",
+        a.base_addr(),
+        ready as usize
+    );
     if heads.is_null() {
         return Ok(());
     }
@@ -253,26 +262,26 @@ fn check_heads(a: &Arena) -> Result<(), CheckError> {
         let slot = heads.wrapping_add(p);
         let sp = a.span_at(p);
         let addr = a.base_addr() + p * PAGE_BYTES;
+        if ready >> (p / HEAD_GROUP_SLOTS) & 1 == 0 {
+            ensure!(!ptr::eq(sp, slot), "span record in a head slot not Ready", addr, sp);
+            continue;
+        }
         if ptr::eq(sp, slot) {
             // SAFETY: the span map names live span records.
             let s = unsafe { &*sp };
-            ensure!(s.base_addr() == addr, "head slot names a span that begins elsewhere", addr, s.base.get());
+            ensure!(
+                s.base_addr() == addr,
+                "head slot names a span that begins elsewhere",
+                addr,
+                s.base.get()
+            );
             ensure!(s.class.get() != 0, "head slot holds a large span", addr, s.npages.get());
             continue;
         }
-        // SAFETY: a non-null `heads` is `ARENA_PAGES` initialised span records, kept while
-        // the heap lives; a shared reference only.
+        // SAFETY: a Ready group's slots are initialised span records, kept while the heap
+        // lives; a shared reference only.
         let owner = unsafe { &*slot }.owner.load(Ordering::Relaxed);
         ensure!(owner.is_null(), "head slot of no live span has an owner", addr, owner);
-        // SAFETY: the span map names live span records.
-        if let Some(s) = unsafe { sp.as_ref() } {
-            ensure!(
-                s.base_addr() != addr || s.class.get() == 0,
-                "small span beginning in an arena with head slots not in its slot",
-                addr,
-                sp
-            );
-        }
     }
     Ok(())
 }

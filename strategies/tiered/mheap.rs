@@ -76,8 +76,9 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 use super::arena::{
-    ADDR_BITS, ARENA_BYTES, ARENA_PAGES, ARENA_SHIFT, Arena, HEADS_BYTES, INDEX_L1_BYTES, INDEX_L2_BYTES, Index, IndexL2,
-    L2_BITS, L2_ENTRIES, index_entry, index_of, page_in_arena,
+    ADDR_BITS, ARENA_BYTES, ARENA_PAGES, ARENA_SHIFT, Arena, HEAD_GROUP_BYTES, HEAD_GROUP_SLOTS, HEADS_BYTES,
+    INDEX_L1_BYTES, INDEX_L2_BYTES, Index, IndexL2, L2_BITS, L2_ENTRIES, index_entry, index_of,
+    page_in_arena,
 };
 use super::fixalloc::{FixAlloc, Persistent};
 use super::mcache::MCache;
@@ -177,6 +178,9 @@ pub struct HeapInner {
     pub free_ready_pages: usize,
     /// Address space reserved (arenas and index).
     pub reserved_bytes: usize,
+    /// Bytes of head slots reserved and not Ready (see arena.rs): address space only; a
+    /// group made Ready moves to `meta.committed_bytes`.
+    pub heads_prepared_bytes: usize,
     /// Pages released by the scavenger so far.
     pub scavenged_pages_total: usize,
     /// The run the scavenger is giving back with the heap lock released (see scavenger.rs),
@@ -225,6 +229,7 @@ impl MHeap {
                 inuse_pages: 0,
                 free_ready_pages: 0,
                 reserved_bytes: 0,
+                heads_prepared_bytes: 0,
                 scavenged_pages_total: 0,
                 scav_inflight: ScavRun::NONE,
                 hold_peak_pages: 0,
@@ -259,17 +264,17 @@ impl MHeap {
         let h = &mut *h;
         let page = P::PAGE_BYTES;
         let rec_bytes = crate::source::align_up(core::mem::size_of::<Arena>(), page).unwrap_or(0);
-        let heads_bytes = crate::source::align_up(HEADS_BYTES, page).unwrap_or(0);
         let free_heads = |rec: NonNull<Arena>| {
             // SAFETY: an initialised record of this heap; its slots, if any, are
-            // `heads_bytes` of metadata pages from `src` (`make_heads`) that nothing uses
-            // any more (the caller's contract).
+            // `HEADS_BYTES` reserved from `src` (`make_heads`) that nothing uses any more
+            // (the caller's contract).
             unsafe {
                 if let Some(heads) = NonNull::new(rec.as_ref().heads()) {
-                    let _ = src.free(heads.cast(), heads_bytes);
+                    let _ = src.free(heads.cast(), HEADS_BYTES);
                 }
             }
         };
+        h.heads_prepared_bytes = 0;
         for i in 0..h.narenas {
             let rec = h.arenas[i];
             // SAFETY: the list holds initialised arenas of this heap (heap lock held).
@@ -747,15 +752,17 @@ impl HeapInner {
         offset: usize,
         spc: usize,
     ) -> Option<(NonNull<Span>, bool)> {
+        let page = offset / PAGE_BYTES;
+        let g = page / HEAD_GROUP_SLOTS;
         if spc != 0
-            && offset < ARENA_BYTES
-            && let Some(heads) = NonNull::new(arena.heads())
+            && page < ARENA_PAGES
+            && (arena.heads_ready() >> g & 1 == 1 || self.ready_head_group(src, arena, g))
         {
-            // SAFETY: `offset / PAGE_BYTES < ARENA_PAGES`: inside the slots' array, whose
-            // pointer carries its metadata pages' provenance. The slot holds no live span:
+            // SAFETY: `page < ARENA_PAGES`: inside the slots' array, whose pointer carries
+            // its reservation's provenance; its group is Ready. The slot holds no live span:
             // the run's first page was free, and a slot is the record of a span only while
             // that span, which begins at its page, lives (arena.rs's invariant).
-            let slot = unsafe { heads.add(offset / PAGE_BYTES) };
+            let slot = unsafe { NonNull::new_unchecked(arena.heads().add(page)) };
             return Some((slot, true));
         }
         self.spans.alloc_reused(&mut self.meta, src).map(|(r, reused)| (r.cast(), reused))
@@ -928,14 +935,6 @@ impl HeapInner {
             unsafe { Arena::init(rec.as_ptr(), base, joins_prev, dedicated, usable_pages, P::FRESH_ZEROED) };
             rec
         };
-        // SAFETY: the record is initialised and lives as long as the heap.
-        let r = unsafe { rec.as_ref() };
-        if usable_pages == ARENA_PAGES && r.heads().is_null() {
-            // A whole arena's record gets head slots (see arena.rs), if the source gives the
-            // pages; without them its spans take `FixAlloc` records, as a partial arena's
-            // do (under an address-space limit, where 4.5 MiB may be worth more as heap).
-            self.make_heads(src, r);
-        }
         // SAFETY: `entry` is in an L2 table, which lives as long as the heap.
         unsafe { (*entry).store(rec.as_ptr(), Ordering::Release) };
         let at = self.arenas[..self.narenas].partition_point(|&a| {
@@ -948,21 +947,58 @@ impl HeapInner {
         Some(())
     }
 
-    /// Gives arena record `r` head slots (see arena.rs) from fresh metadata pages, or
-    /// leaves it without when the source refuses them.
+    /// Gives arena record `r` head slots (see arena.rs): [`HEADS_BYTES`] reserved and
+    /// mapped (Prepared: no group Ready yet), or leaves it without when the source refuses
+    /// them or its pages do not divide a group.
     fn make_heads<P: PageSource>(&mut self, src: &P, r: &Arena) {
-        let Some(heads) = self.meta.alloc_pages(src, HEADS_BYTES) else { return };
-        if !P::FRESH_ZEROED {
-            // SAFETY: fresh Ready pages of `HEADS_BYTES` (page-aligned, so aligned for
-            // `Span`), seen by nobody yet. (From a `FRESH_ZEROED` source they read as zero
-            // already, Ready for the first time since `map`: not written, so only the slots
-            // used are faulted in.)
-            unsafe { ptr::write_bytes(heads.as_ptr(), 0, HEADS_BYTES) };
+        if HEAD_GROUP_BYTES % P::PAGE_BYTES != 0 {
+            return;
         }
+        let Ok(heads) = src.reserve(HEADS_BYTES, P::PAGE_BYTES) else { return };
+        // SAFETY: just reserved from `src`, Reserved, seen by nobody.
+        if unsafe { src.map(heads, HEADS_BYTES) }.is_err() {
+            // SAFETY: as above; nothing refers to it.
+            let _ = unsafe { src.free(heads, HEADS_BYTES) };
+            return;
+        }
+        self.heads_prepared_bytes += HEADS_BYTES;
         // SAFETY: the heap lock is held (`&mut self`), `r` has no slots, and `heads` is
-        // `HEADS_BYTES` of zero bytes, `ARENA_PAGES` valid span records with a null owner,
-        // freed only by `release_all`.
+        // `HEADS_BYTES` reserved from `src`, freed only by `release_all`.
         unsafe { r.set_heads(heads.cast()) };
+    }
+
+    /// Makes group `g` of arena record `r`'s head slots Ready (and gives `r` slots first
+    /// if it has none and should): zero bytes (valid span
+    /// records, each with a null `owner`), then its bit. False, with nothing changed, when
+    /// the source refuses.
+    fn ready_head_group<P: PageSource>(&mut self, src: &P, r: &Arena, g: usize) -> bool {
+        // A whole, shared arena's record gets head slots when its first small span is made
+        // (arenas that hold only large objects never need them), if the source gives the
+        // address space. Without them its spans take `FixAlloc` records, as a partial
+        // arena's do (under an address-space limit, where 4.5 MiB may be worth more as
+        // heap) and a dedicated one's (it serves over-aligned large objects).
+        if r.heads().is_null() && r.usable_pages() == ARENA_PAGES && !r.dedicated() {
+            self.make_heads(src, r);
+        }
+        let Some(heads) = NonNull::new(r.heads()) else { return false };
+        // SAFETY: `g < 64`: the group lies inside the slots' reservation.
+        let group = unsafe { heads.cast::<u8>().add(g * HEAD_GROUP_BYTES) };
+        // SAFETY: the group is Prepared (its bit is clear: it was never made Ready) in a
+        // range of `src`, whole pages of it (`make_heads` checked the page size).
+        if unsafe { src.used(group, HEAD_GROUP_BYTES) }.is_err() {
+            return false;
+        }
+        if !P::FRESH_ZEROED {
+            // SAFETY: Ready now, and read by nobody: its bit is clear, so `head_slot` hands
+            // out none of its slots.
+            unsafe { ptr::write_bytes(group.as_ptr(), 0, HEAD_GROUP_BYTES) };
+        }
+        self.heads_prepared_bytes -= HEAD_GROUP_BYTES;
+        self.meta.committed_bytes += HEAD_GROUP_BYTES;
+        // SAFETY: the heap lock is held; the group is Ready, all zero (from a `FRESH_ZEROED`
+        // source, Ready for the first time since `map`, it reads as zero).
+        unsafe { r.set_head_group_ready(g) };
+        true
     }
 
     /// The index entry of the arena at `base`, making its L2 table (from metadata pages)

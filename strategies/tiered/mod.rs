@@ -235,6 +235,9 @@ mod span;
 pub mod span_lab;
 mod tls;
 
+/// Bytes of address space one arena's head slots take (see arena.rs), for the tests that
+/// count what a heap holds.
+pub use arena::HEADS_BYTES;
 use arena::{INDEX_L1_BYTES, Index};
 use mcache::{EMPTY_SPAN, MCache};
 use mcentral::MCentral;
@@ -657,7 +660,11 @@ unsafe impl Strategy for Tiered {
             live_objects: objects.max(0) as usize,
             peak_live_bytes: root.peak_live_bytes.load(Ordering::Relaxed).max(live_bytes),
             committed_bytes: h.committed_bytes() + root.root_bytes,
-            reserved_bytes: h.reserved_bytes + INDEX_L1_BYTES + h.meta.committed_bytes + root.root_bytes,
+            reserved_bytes: h.reserved_bytes
+                + h.heads_prepared_bytes
+                + INDEX_L1_BYTES
+                + h.meta.committed_bytes
+                + root.root_bytes,
         }
     }
 
