@@ -333,6 +333,9 @@ impl Arena {
             return None;
         }
         let heads = self.heads.load(Ordering::Relaxed);
+        // SAFETY: a group's bit is set only after `heads` was (see the field), never to
+        // null; said to the compiler so that it tests nothing more.
+        unsafe { core::hint::assert_unchecked(!heads.is_null()) };
         // SAFETY: a group's bit is set (Release, which this Acquire load pairs with) only
         // after `heads` was set and the group's slots were made Ready and initialised; they
         // stay so while the heap lives. `page < ARENA_PAGES`: inside the array. Only a

@@ -432,29 +432,33 @@ fn find_small<'a>(
 /// multiplier): `Span::small_object_start`, exact for any offset (`sizeclass::exact_index`).
 #[inline(always)]
 fn find_mine<'a>(c: &'a MCache, p: usize) -> Option<SmallObject<'a>> {
-    // SAFETY: the hint is null or an arena record of this heap, mapped while the heap lives
-    // (live or retired), all of whose fields are atomics or cells (see `arena_of`).
-    let arena = unsafe { c.arena_hint.get().as_ref::<'a>() }?;
-    if let Some(s) = arena.head_slot(arena::page_in_arena(p))
-        && let Some(o) = mine_at(c, s, p)
-    {
-        return Some(o);
-    }
-    // Not the head of a span of `c`'s (a later page of a multi-page span, a span with a
-    // `FixAlloc` record, ...). The page of the last span found (`MCache::last_addr`): its
-    // span without the span map, one dependent load fewer. The span is then checked exactly as
-    // a span map's answer is (`mine_at`), so a stale one is refused like a stale entry.
+    // The page of the last span found (`MCache::last_addr`): its span without the arena
+    // hint, the head slot or the span map. The span is then checked exactly as a span map's
+    // answer is (`mine_at`), so a stale one is refused like a stale entry.
     if (p ^ c.last_addr.get()) >> PAGE_SHIFT == 0 {
         // SAFETY: `last_span` is `EMPTY_SPAN` or a span record of this heap (set below from
-        // the span map), mapped while the heap lives, whose `owner` is an atomic.
+        // a head slot or the span map), mapped while the heap lives, whose `owner` is an
+        // atomic.
         let s = unsafe { &*c.last_span.get() };
         if let Some(o) = mine_at(c, s, p) {
             return Some(o);
         }
     }
-    // SAFETY: as in `find_small`: a non-null entry of an arena record's span map names a
-    // span record, mapped while the heap lives, whose `owner` is an atomic.
-    let s = unsafe { arena.span_at(arena::page_in_arena(p)).as_ref::<'a>() }?;
+    // SAFETY: the hint is null or an arena record of this heap, mapped while the heap lives
+    // (live or retired), all of whose fields are atomics or cells (see `arena_of`).
+    let arena = unsafe { c.arena_hint.get().as_ref::<'a>() }?;
+    let page = arena::page_in_arena(p);
+    // The head slot of `p`'s page, if `c` owns it: a live span of `c`'s that begins on that
+    // page (a slot's `owner` is null unless its span lives, see "head slots" in arena.rs),
+    // so `p`'s span when `p` lies in the hinted arena, found with no load of the span map.
+    // Else (a later page of a multi-page span, a span with a `FixAlloc` record, another
+    // cache's span, ...) the span map's entry.
+    let s = match arena.head_slot(page) {
+        Some(s) if ptr::eq(s.owner.load(Ordering::Relaxed), c) => s,
+        // SAFETY: as in `find_small`: a non-null entry of an arena record's span map names
+        // a span record, mapped while the heap lives, whose `owner` is an atomic.
+        _ => unsafe { arena.span_at(page).as_ref::<'a>() }?,
+    };
     // Kept before the check (the memo is never trusted), so that the address needs no
     // register of its own across it.
     c.last_addr.set(p);
