@@ -386,7 +386,7 @@ impl Arena {
         let slot = off / core::mem::size_of::<Span>();
         heads != 0
             && off < HEADS_BYTES
-            && off % core::mem::size_of::<Span>() == 0
+            && off.is_multiple_of(core::mem::size_of::<Span>())
             && self.heads_ready() >> (slot / HEAD_GROUP_SLOTS) & 1 == 1
     }
 

@@ -295,10 +295,10 @@ impl MHeap {
         while let Some(rec) = NonNull::new(h.free_arena_recs) {
             // SAFETY: the free list holds retired records of this heap (heap lock held).
             h.free_arena_recs = unsafe { rec.as_ref() }.next_free.load(Ordering::Relaxed);
+            free_heads(rec);
             // SAFETY: `rec` is `rec_bytes` of metadata pages from `src` (`add_arena`), on no
             // other list and in no index entry; nothing uses it any more (the caller's
             // contract).
-            free_heads(rec);
             let _ = unsafe { src.free(rec.cast(), rec_bytes) };
         }
         let l2_bytes = crate::source::align_up(INDEX_L2_BYTES, page).unwrap_or(0);
@@ -951,7 +951,7 @@ impl HeapInner {
     /// mapped (Prepared: no group Ready yet), or leaves it without when the source refuses
     /// them or its pages do not divide a group.
     fn make_heads<P: PageSource>(&mut self, src: &P, r: &Arena) {
-        if HEAD_GROUP_BYTES % P::PAGE_BYTES != 0 {
+        if !HEAD_GROUP_BYTES.is_multiple_of(P::PAGE_BYTES) {
             return;
         }
         let Ok(heads) = src.reserve(HEADS_BYTES, P::PAGE_BYTES) else { return };
