@@ -540,7 +540,7 @@ impl Tiered {
     /// a match is this live heap's cache. `None` with no heap, no cache, or a cache that is
     /// not the thread's latest heap's.
     #[inline(always)]
-    fn cached_cache(&self) -> Option<&MCache> {
+    pub(super) fn cached_cache(&self) -> Option<&MCache> {
         // SAFETY: `Tiered::key` is never 0 (`peek_key`'s condition); its answer is the
         // calling thread's own cache of the heap with this key (so of this heap, which lives
         // while `self` is borrowed), live while the thread is.
@@ -772,4 +772,10 @@ impl Tiered {
         o.span.is_live(o.index).then_some(o.bytes)
     }
     // ANCHOR_END: owned_usable
+}
+
+/// `find_mine`'s span for object `p` of the thread's cache `c`, for the tests.
+#[cfg(test)]
+pub(super) fn find_mine_for_tests(c: &MCache, p: usize) -> Option<&Span> {
+    find_mine(c, p).map(|o| o.span)
 }
