@@ -25,8 +25,9 @@
 //!    the source (`MHeap::release_empty_arenas`): from the scavenger's bounded step once
 //!    their pages are scavenged (a dedicated one at once), and on `trim`; their metadata
 //!    records stay, retired, for the next arenas (see "Reuse of arena records" in arena.rs).
-//! 3. Make the run's scavenged pages Ready (`used`), mark it in use, take a span record, point
-//!    the span map at it.
+//! 3. Make the run's scavenged pages Ready (`used`), mark it in use, take a span record (a
+//!    small span's: its first page's head slot where the arena has them, see arena.rs; else
+//!    the span `FixAlloc`'s: `take_record`), point the span map at it.
 //!
 //! # Page cache (`PageCache`)
 //! A small-object span (of at most [`PCACHE_MAX_PAGES`] pages) comes from the heap's page
@@ -44,7 +45,8 @@
 //! # Free path (`free_span`)
 //! Clear the span map; pages inside the page cache's block go back to the cache, others are
 //! marked free (they stay Ready: a later request reuses them without a system call; the
-//! scavenger releases them when too many are retained); give the span record back. Needs no page source, so it can run when a thread exits; the
+//! scavenger releases them when too many are retained); give the span record back (a head
+//! slot stays, its `owner` null: `give_record`). Needs no page source, so it can run when a thread exits; the
 //! scavenger's bounded steps (scavenger.rs) run where the source is known and no lock is
 //! held, so the heap lock is never held across a system call of the scavenger.
 //!
