@@ -30,6 +30,17 @@
 //!   no arena and none joins it.
 //! - *span map* (`Arena::spans`, Go's `heapArena.spans`): page -> span. Every page of an
 //!   in-use span points to it; free pages point to nothing.
+//! - *head slots* (`Arena::heads`): an array of [`ARENA_PAGES`] span records, one per page,
+//!   in a reservation of their own ([`HEADS_BYTES`], 4.5 MiB of address space), made for
+//!   every whole arena's record (a partial arena's record has none, as has one whose
+//!   reservation the source refused). The slots are made Ready in groups of
+//!   [`HEAD_GROUP_SLOTS`] (72 KiB), each when a span first begins on one of its pages
+//!   (`Arena::heads_ready`), and kept Ready while the heap lives (metadata, like span
+//!   records). The record of a small-object span whose first page is page `p` of such an
+//!   arena is slot `p` (`MHeap::take_record`), so the owner's free finds it from the
+//!   address and its cache's arena hint alone (`find_mine`), without the span map: one
+//!   dependent load fewer. Large spans, and small ones in an arena without slots (or whose
+//!   group the source would not make Ready), take their records from the span `FixAlloc`.
 //!
 //! # Sharing
 //! An `Arena` is reached by any thread as `&Arena` (the free path's spanOf, `block_of`, with
@@ -66,11 +77,16 @@
 //! - `spans[p] == s` ⇔ page `p` lies in `s.base .. s.base + s.npages * PAGE_BYTES` of an
 //!   in-use span `s`; and then page `p` is marked in use in `pagealloc`'s bitmap;
 //! - a record on the heap's free list is in no index entry and not in the arena list, has
-//!   no base, no usable pages and an all-null span map.
+//!   no base, no usable pages and an all-null span map;
+//! - head slots: a Ready group's slot `p` is the record of a live span iff `spans[p]`
+//!   names it, and then that span is small and begins at page `p`; every other slot of a
+//!   Ready group (never used, or its span freed) has a null `owner` (`MHeap::give_record`
+//!   clears it), which is what lets `find_mine` read any slot of a Ready group: only a span
+//!   a cache owns is trusted. A retired record's slots all have a null `owner`.
 
 use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use super::pagealloc::{ArenaPages, Summary};
 use super::sizeclass::{PAGE_BYTES, PAGE_SHIFT};
@@ -128,6 +144,20 @@ pub struct Arena {
     dedicated: AtomicBool,
     /// Next record on the heap's free list of records (under the heap lock).
     pub(super) next_free: AtomicPtr<Arena>,
+    /// Bit `g`: the head slots of group `g` (pages `HEAD_GROUP_SLOTS * g ..` of the
+    /// arena) are Ready and initialised (zero bytes are a valid `Span`: atomics and cells of
+    /// integers and pointers, `SpanList::None`), so any thread may read them. Only ever
+    /// set (Release, after the group was made Ready and, for a source whose fresh memory
+    /// is not zero, zeroed; for `head_slot`'s Acquire), under the heap lock; 0 while the
+    /// record has no slots. In line 0 with `base`, as `heads`, so that the free path reads
+    /// no other line of the record.
+    heads_ready: AtomicU64,
+    /// The head slots (see the glossary): [`ARENA_PAGES`] span records, [`HEADS_BYTES`]
+    /// reserved and mapped from the page source, or null when this record has none. Set
+    /// once, under the heap lock, before any bit of `heads_ready`; kept while the heap lives
+    /// (retired records keep theirs); given back to the source with the heap
+    /// (`MHeap::release_all`).
+    heads: AtomicPtr<Span>,
     /// Page -> span (Go's `heapArena.spans`), read by any thread with no lock.
     pub spans: [AtomicPtr<Span>; ARENA_PAGES],
     /// The page allocator's bitmaps and summaries for this arena: under the heap lock, and
@@ -138,6 +168,15 @@ pub struct Arena {
 
 // A record is a little over the span map (64 KiB); tests/tiered_return.rs counts on 72 KiB.
 const _: () = assert!(core::mem::size_of::<Arena>() <= 72 << 10);
+
+/// Bytes of one arena's head slots (see the glossary): address space, Ready only in the
+/// groups where spans began.
+pub const HEADS_BYTES: usize = ARENA_PAGES * core::mem::size_of::<Span>();
+/// Head slots made Ready at once (one bit of `Arena::heads_ready`).
+pub const HEAD_GROUP_SLOTS: usize = ARENA_PAGES / 64;
+/// Bytes of one group of head slots (72 KiB: whole pages of any source whose page is at
+/// most 8 KiB).
+pub const HEAD_GROUP_BYTES: usize = HEAD_GROUP_SLOTS * core::mem::size_of::<Span>();
 
 impl Arena {
     /// Initialises arena metadata in place at `at` for the arena starting at `base`: its
@@ -280,6 +319,75 @@ impl Arena {
     #[inline]
     pub fn base_addr(&self) -> usize {
         self.base.load(Ordering::Relaxed).addr()
+    }
+
+    /// The head slot of page `page` (taken modulo [`ARENA_PAGES`]), or `None` when its
+    /// group is not Ready (or the record has no slots). Any thread, with no lock: the slot
+    /// is a valid span record (see `heads_ready`), which may be a live span's, a freed
+    /// one's (`owner` null) or never used (all zero); the caller trusts it only as
+    /// `find_mine` does (its `owner` first).
+    #[inline(always)]
+    pub fn head_slot(&self, page: usize) -> Option<&Span> {
+        let page = page % ARENA_PAGES;
+        if self.heads_ready.load(Ordering::Acquire) >> (page / HEAD_GROUP_SLOTS) & 1 == 0 {
+            return None;
+        }
+        let heads = self.heads.load(Ordering::Relaxed);
+        // SAFETY: a group's bit is set only after `heads` was (see the field), never to
+        // null; said to the compiler so that it tests nothing more.
+        unsafe { core::hint::assert_unchecked(!heads.is_null()) };
+        // SAFETY: a group's bit is set (Release, which this Acquire load pairs with) only
+        // after `heads` was set and the group's slots were made Ready and initialised; they
+        // stay so while the heap lives. `page < ARENA_PAGES`: inside the array. Only a
+        // shared reference is made, and every byte of a `Span` is in a cell or an atomic.
+        Some(unsafe { &*heads.add(page) })
+    }
+
+    /// The head slots' array (null when none), with the provenance of their reservation.
+    #[inline]
+    pub fn heads(&self) -> *mut Span {
+        self.heads.load(Ordering::Relaxed)
+    }
+
+    /// Which groups of head slots are Ready (see the field).
+    #[inline]
+    pub fn heads_ready(&self) -> u64 {
+        self.heads_ready.load(Ordering::Relaxed)
+    }
+
+    /// Gives the record head slots (see `heads`), none of them Ready yet.
+    ///
+    /// # Safety
+    /// The caller holds the heap lock, the record has no slots yet, and `heads` is
+    /// [`HEADS_BYTES`] reserved from the heap's source, which the heap keeps until
+    /// `release_all`.
+    pub unsafe fn set_heads(&self, heads: NonNull<Span>) {
+        debug_assert!(self.heads.load(Ordering::Relaxed).is_null());
+        debug_assert!(self.heads_ready.load(Ordering::Relaxed) == 0);
+        self.heads.store(heads.as_ptr(), Ordering::Relaxed);
+    }
+
+    /// Marks group `g` of the head slots Ready (see `heads_ready`).
+    ///
+    /// # Safety
+    /// The caller holds the heap lock, and the group's [`HEAD_GROUP_BYTES`] are Ready and
+    /// initialised span records, each with a null `owner` or a live span's.
+    pub unsafe fn set_head_group_ready(&self, g: usize) {
+        let bits = self.heads_ready.load(Ordering::Relaxed) | 1 << g;
+        self.heads_ready.store(bits, Ordering::Release);
+    }
+
+    /// Whether `rec` is one of this record's head slots (the start of one), in a Ready
+    /// group.
+    #[inline]
+    pub fn is_head_slot(&self, rec: *const Span) -> bool {
+        let heads = self.heads.load(Ordering::Relaxed).addr();
+        let off = rec.addr().wrapping_sub(heads);
+        let slot = off / core::mem::size_of::<Span>();
+        heads != 0
+            && off < HEADS_BYTES
+            && off.is_multiple_of(core::mem::size_of::<Span>())
+            && self.heads_ready() >> (slot / HEAD_GROUP_SLOTS) & 1 == 1
     }
 
     /// The span holding page `page` of this arena (null for a free page).

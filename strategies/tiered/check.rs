@@ -4,7 +4,7 @@
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
 
-use super::arena::{self, ARENA_BYTES, ARENA_PAGES, Arena, index_entry, index_of, span_of};
+use super::arena::{self, ARENA_BYTES, ARENA_PAGES, Arena, HEAD_GROUP_SLOTS, index_entry, index_of, span_of};
 use super::freestack::stack_room;
 use super::mcache::REMOTE_CHAIN_MAX;
 use super::mheap::{HeapInner, MAX_ARENAS};
@@ -93,6 +93,7 @@ fn check_free_arena_records(h: &HeapInner) -> Result<(), CheckError> {
         );
         let mapped = (0..ARENA_PAGES).find(|&p| !a.span_at(p).is_null());
         ensure!(mapped.is_none(), "free arena record maps a span", rec.addr(), mapped.unwrap_or(0));
+        check_heads(a)?;
         n += 1;
         rec = a.next_free.load(Ordering::Relaxed);
     }
@@ -212,6 +213,10 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
             );
         }
     }
+    for i in 0..h.narenas {
+        // SAFETY: as above.
+        check_heads(unsafe { &*h.arenas[i] })?;
+    }
     // The page cache: a registered arena's block, or empty.
     let c = h.pcache;
     ensure!(
@@ -232,6 +237,53 @@ fn check_pages(root: &Root, h: &HeapInner) -> Result<(), CheckError> {
     // The scavenger's hold (scavenger.rs): the held peak is never below the pages in use.
     ensure!(h.inuse_pages <= h.hold_peak_pages, "held peak below the pages in use", 0, h.hold_peak_pages);
     ensure!(h.hold_steps_left <= HOLD_STEPS, "hold longer than HOLD_STEPS", 0, h.hold_steps_left);
+    Ok(())
+}
+
+/// The head slots of arena record `a`, registered or retired (see "head slots" in
+/// arena.rs): in a Ready group, slot `p` is the record of a live span iff the span map
+/// names it at page `p`, and then the span is small and begins there; every other slot of
+/// a Ready group has a null `owner` (what lets `find_mine` read any of them). A retired
+/// record maps no span, so all its Ready slots have a null `owner`. Groups that are not
+/// Ready are not touched (their pages are Prepared); no span map entry names one of their
+/// slots.
+fn check_heads(a: &Arena) -> Result<(), CheckError> {
+    let heads = a.heads();
+    let ready = a.heads_ready();
+    ensure!(
+        !heads.is_null() || ready == 0,
+        "head slot groups Ready without slots",
+        a.base_addr(),
+        ready as usize
+    );
+    if heads.is_null() {
+        return Ok(());
+    }
+    for p in 0..ARENA_PAGES {
+        let slot = heads.wrapping_add(p);
+        let sp = a.span_at(p);
+        let addr = a.base_addr() + p * PAGE_BYTES;
+        if ready >> (p / HEAD_GROUP_SLOTS) & 1 == 0 {
+            ensure!(!ptr::eq(sp, slot), "span record in a head slot not Ready", addr, sp);
+            continue;
+        }
+        if ptr::eq(sp, slot) {
+            // SAFETY: the span map names live span records.
+            let s = unsafe { &*sp };
+            ensure!(
+                s.base_addr() == addr,
+                "head slot names a span that begins elsewhere",
+                addr,
+                s.base.get()
+            );
+            ensure!(s.class.get() != 0, "head slot holds a large span", addr, s.npages.get());
+            continue;
+        }
+        // SAFETY: a Ready group's slots are initialised span records, kept while the heap
+        // lives; a shared reference only.
+        let owner = unsafe { &*slot }.owner.load(Ordering::Relaxed);
+        ensure!(owner.is_null(), "head slot of no live span has an owner", addr, owner);
+    }
     Ok(())
 }
 
@@ -495,7 +547,7 @@ fn check_caches(h: &HeapInner) -> Result<(), CheckError> {
 /// Whether `s` is a span record of this heap: a live span's (the span map of its base's
 /// arena names it at its base page) or a freed one on the span records' free list.
 fn is_span_record(h: &HeapInner, s: *const Span) -> bool {
-    if h.spans.is_free(s.cast()) {
+    if h.spans.is_free(s.cast()) || is_head_slot(h, s) {
         return true;
     }
     // SAFETY: not a free record, so either a live span record (read with no other thread
@@ -507,6 +559,22 @@ fn is_span_record(h: &HeapInner, s: *const Span) -> bool {
         // SAFETY: registered arena records live as long as the heap.
         .map(|&a| unsafe { &*a })
         .any(|a| a.holds(base) && ptr::eq(a.span_at(arena::page_in_arena(base)), s))
+}
+
+/// Whether `s` is a head slot (see arena.rs) of an arena record of this heap, registered or
+/// retired: a span record, live or not (a freed or unused slot has a null `owner`).
+fn is_head_slot(h: &HeapInner, s: *const Span) -> bool {
+    let mut r = h.free_arena_recs;
+    while !r.is_null() {
+        // SAFETY: retired records on the free list live as long as the heap.
+        let a = unsafe { &*r };
+        if a.is_head_slot(s) {
+            return true;
+        }
+        r = a.next_free.load(Ordering::Relaxed);
+    }
+    // SAFETY: registered arena records live as long as the heap.
+    h.arenas[..h.narenas].iter().any(|&a| unsafe { &*a }.is_head_slot(s))
 }
 
 /// Whether `rec` is an arena record of this heap: a registered arena's or a retired one on

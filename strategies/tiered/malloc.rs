@@ -406,15 +406,20 @@ fn find_small<'a>(
 // ANCHOR: find_mine
 /// The lookup of the owner's fast free (`dealloc_fast`, `free_addr`, `free_cached`,
 /// `free_cached_fast`): object `index` at `p` of a small span that `c`, the calling
-/// thread's cache, owns, found through `c`'s memo of its last page (`MCache::last_addr`)
-/// or else its arena hint alone; `None` for anything else (a span of another cache or of
-/// none, a large span, an interior pointer, a foreign one, an address outside the hinted
-/// arena), which the caller sends to `find_small`.
+/// thread's cache, owns, found through the head slot of `p`'s page in `c`'s arena hint
+/// (the record of a span that begins on that page: every one-page span's, see "head
+/// slots" in arena.rs), else `c`'s memo of its last page (`MCache::last_addr`), else the
+/// hint's span map; `None` for anything else (a span of another cache or of none, a large
+/// span, an interior pointer, a foreign one, an address outside the hinted arena), which
+/// the caller sends to `find_small`.
 ///
 /// Only a span `c` owns is trusted, and only after checking the address against it, so the
-/// hint needs no `Arena::holds` test: the span map entry at `p`'s page offset
-/// (`page_in_arena`, always inside the map) of any record of this heap, live or retired, is
-/// null or a span record, mapped while the heap lives. The owner test comes before the
+/// hint needs no `Arena::holds` test: the head slot and the span map entry at `p`'s page
+/// offset (`page_in_arena`, always inside both) of any record of this heap, live or
+/// retired, are a span record (a slot: valid, its `owner` null unless it is a live span's)
+/// or null, mapped while the heap lives. The head slot costs no load of the span map: the
+/// address of the record is computed from `p` and the hint, so a free that misses the
+/// cache misses it once, on the record's line 0, not first on the map. The owner test comes before the
 /// span's other fields: a record whose `owner` is `c` is a small span this thread holds
 /// (only mcentral sets `owner`, to the cache it refills, and only this thread refills `c`;
 /// large spans never have one), so it needs no small-span test, and its fields, read after
@@ -428,11 +433,12 @@ fn find_small<'a>(
 #[inline(always)]
 fn find_mine<'a>(c: &'a MCache, p: usize) -> Option<SmallObject<'a>> {
     // The page of the last span found (`MCache::last_addr`): its span without the arena
-    // hint and the span map, two dependent loads fewer. The span is then checked exactly as
-    // a span map's answer is (`mine_at`), so a stale one is refused like a stale entry.
+    // hint, the head slot or the span map. The span is then checked exactly as a span map's
+    // answer is (`mine_at`), so a stale one is refused like a stale entry.
     if (p ^ c.last_addr.get()) >> PAGE_SHIFT == 0 {
         // SAFETY: `last_span` is `EMPTY_SPAN` or a span record of this heap (set below from
-        // the span map), mapped while the heap lives, whose `owner` is an atomic.
+        // a head slot or the span map), mapped while the heap lives, whose `owner` is an
+        // atomic.
         let s = unsafe { &*c.last_span.get() };
         if let Some(o) = mine_at(c, s, p) {
             return Some(o);
@@ -441,9 +447,18 @@ fn find_mine<'a>(c: &'a MCache, p: usize) -> Option<SmallObject<'a>> {
     // SAFETY: the hint is null or an arena record of this heap, mapped while the heap lives
     // (live or retired), all of whose fields are atomics or cells (see `arena_of`).
     let arena = unsafe { c.arena_hint.get().as_ref::<'a>() }?;
-    // SAFETY: as in `find_small`: a non-null entry of an arena record's span map names a
-    // span record, mapped while the heap lives, whose `owner` is an atomic.
-    let s = unsafe { arena.span_at(arena::page_in_arena(p)).as_ref::<'a>() }?;
+    let page = arena::page_in_arena(p);
+    // The head slot of `p`'s page, if `c` owns it: a live span of `c`'s that begins on that
+    // page (a slot's `owner` is null unless its span lives, see "head slots" in arena.rs),
+    // so `p`'s span when `p` lies in the hinted arena, found with no load of the span map.
+    // Else (a later page of a multi-page span, a span with a `FixAlloc` record, another
+    // cache's span, ...) the span map's entry.
+    let s = match arena.head_slot(page) {
+        Some(s) if ptr::eq(s.owner.load(Ordering::Relaxed), c) => s,
+        // SAFETY: as in `find_small`: a non-null entry of an arena record's span map names
+        // a span record, mapped while the heap lives, whose `owner` is an atomic.
+        _ => unsafe { arena.span_at(page).as_ref::<'a>() }?,
+    };
     // Kept before the check (the memo is never trusted), so that the address needs no
     // register of its own across it.
     c.last_addr.set(p);
@@ -525,7 +540,7 @@ impl Tiered {
     /// a match is this live heap's cache. `None` with no heap, no cache, or a cache that is
     /// not the thread's latest heap's.
     #[inline(always)]
-    fn cached_cache(&self) -> Option<&MCache> {
+    pub(super) fn cached_cache(&self) -> Option<&MCache> {
         // SAFETY: `Tiered::key` is never 0 (`peek_key`'s condition); its answer is the
         // calling thread's own cache of the heap with this key (so of this heap, which lives
         // while `self` is borrowed), live while the thread is.
@@ -807,4 +822,10 @@ impl Tiered {
         unsafe { crate::strategy::realloc_by_moving(self, src, ptr, layout, new_size) }
     }
     // ANCHOR_END: realloc_looked_up
+}
+
+/// `find_mine`'s span for object `p` of the thread's cache `c`, for the tests.
+#[cfg(test)]
+pub(super) fn find_mine_for_tests(c: &MCache, p: usize) -> Option<&Span> {
+    find_mine(c, p).map(|o| o.span)
 }

@@ -25,8 +25,9 @@
 //!    the source (`MHeap::release_empty_arenas`): from the scavenger's bounded step once
 //!    their pages are scavenged (a dedicated one at once), and on `trim`; their metadata
 //!    records stay, retired, for the next arenas (see "Reuse of arena records" in arena.rs).
-//! 3. Make the run's scavenged pages Ready (`used`), mark it in use, take a span record, point
-//!    the span map at it.
+//! 3. Make the run's scavenged pages Ready (`used`), mark it in use, take a span record (a
+//!    small span's: its first page's head slot where the arena has them, see arena.rs; else
+//!    the span `FixAlloc`'s: `take_record`), point the span map at it.
 //!
 //! # Page cache (`PageCache`)
 //! A small-object span (of at most [`PCACHE_MAX_PAGES`] pages) comes from the heap's page
@@ -44,7 +45,8 @@
 //! # Free path (`free_span`)
 //! Clear the span map; pages inside the page cache's block go back to the cache, others are
 //! marked free (they stay Ready: a later request reuses them without a system call; the
-//! scavenger releases them when too many are retained); give the span record back. Needs no page source, so it can run when a thread exits; the
+//! scavenger releases them when too many are retained); give the span record back (a head
+//! slot stays, its `owner` null: `give_record`). Needs no page source, so it can run when a thread exits; the
 //! scavenger's bounded steps (scavenger.rs) run where the source is known and no lock is
 //! held, so the heap lock is never held across a system call of the scavenger.
 //!
@@ -76,8 +78,9 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 use super::arena::{
-    ADDR_BITS, ARENA_BYTES, ARENA_PAGES, ARENA_SHIFT, Arena, INDEX_L1_BYTES, INDEX_L2_BYTES, Index, IndexL2,
-    L2_BITS, L2_ENTRIES, index_entry, index_of, page_in_arena,
+    ADDR_BITS, ARENA_BYTES, ARENA_PAGES, ARENA_SHIFT, Arena, HEAD_GROUP_BYTES, HEAD_GROUP_SLOTS, HEADS_BYTES,
+    INDEX_L1_BYTES, INDEX_L2_BYTES, Index, IndexL2, L2_BITS, L2_ENTRIES, index_entry, index_of,
+    page_in_arena,
 };
 use super::fixalloc::{FixAlloc, Persistent};
 use super::mcache::MCache;
@@ -177,6 +180,9 @@ pub struct HeapInner {
     pub free_ready_pages: usize,
     /// Address space reserved (arenas and index).
     pub reserved_bytes: usize,
+    /// Bytes of head slots reserved and not Ready (see arena.rs): address space only; a
+    /// group made Ready moves to `meta.committed_bytes`.
+    pub heads_prepared_bytes: usize,
     /// Pages released by the scavenger so far.
     pub scavenged_pages_total: usize,
     /// The run the scavenger is giving back with the heap lock released (see scavenger.rs),
@@ -225,6 +231,7 @@ impl MHeap {
                 inuse_pages: 0,
                 free_ready_pages: 0,
                 reserved_bytes: 0,
+                heads_prepared_bytes: 0,
                 scavenged_pages_total: 0,
                 scav_inflight: ScavRun::NONE,
                 hold_peak_pages: 0,
@@ -259,6 +266,17 @@ impl MHeap {
         let h = &mut *h;
         let page = P::PAGE_BYTES;
         let rec_bytes = crate::source::align_up(core::mem::size_of::<Arena>(), page).unwrap_or(0);
+        let free_heads = |rec: NonNull<Arena>| {
+            // SAFETY: an initialised record of this heap; its slots, if any, are
+            // `HEADS_BYTES` reserved from `src` (`make_heads`) that nothing uses any more
+            // (the caller's contract).
+            unsafe {
+                if let Some(heads) = NonNull::new(rec.as_ref().heads()) {
+                    let _ = src.free(heads.cast(), HEADS_BYTES);
+                }
+            }
+        };
+        h.heads_prepared_bytes = 0;
         for i in 0..h.narenas {
             let rec = h.arenas[i];
             // SAFETY: the list holds initialised arenas of this heap (heap lock held).
@@ -270,6 +288,7 @@ impl MHeap {
             unsafe {
                 let _ = src.free(base, bytes);
                 if let Some(rec) = NonNull::new(rec) {
+                    free_heads(rec);
                     let _ = src.free(rec.cast(), rec_bytes);
                 }
             }
@@ -278,6 +297,7 @@ impl MHeap {
         while let Some(rec) = NonNull::new(h.free_arena_recs) {
             // SAFETY: the free list holds retired records of this heap (heap lock held).
             h.free_arena_recs = unsafe { rec.as_ref() }.next_free.load(Ordering::Relaxed);
+            free_heads(rec);
             // SAFETY: `rec` is `rec_bytes` of metadata pages from `src` (`add_arena`), on no
             // other list and in no index entry; nothing uses it any more (the caller's
             // contract).
@@ -492,7 +512,7 @@ impl HeapInner {
         // provenance"); `wrapping_add` because a run may continue into the next arena.
         let base = NonNull::new(arena.base().as_ptr().wrapping_add(offset))?;
         let needzero = self.make_ready(src, base.as_ptr().addr(), npages)? || !P::FRESH_ZEROED;
-        let Some((rec, reused)) = self.spans.alloc_reused(&mut self.meta, src) else {
+        let Some((rec, reused)) = self.take_record(src, arena, offset, spc) else {
             self.unmake_ready(base.as_ptr().addr(), npages);
             return None;
         };
@@ -530,7 +550,11 @@ impl HeapInner {
         let mask = run_of_ones(self.pcache.free, npages)?;
         let c = self.pcache;
         let needzero = c.dirty & mask != 0 || !P::FRESH_ZEROED;
-        let (rec, reused) = self.spans.alloc_reused(&mut self.meta, src)?;
+        // SAFETY: the cache's arena is registered (the cache's invariant), an initialised
+        // record that lives as long as the heap; only a shared reference is made.
+        let arena = unsafe { &*c.arena };
+        let first = c.word * 64 + mask.trailing_zeros() as usize;
+        let (rec, reused) = self.take_record(src, arena, first * PAGE_BYTES, spc)?;
         self.pcache.free &= !mask;
         let span = rec.cast::<Span>();
         if !reused {
@@ -538,10 +562,7 @@ impl HeapInner {
             // named, so no thread can read it: written whole.
             unsafe { span.as_ptr().write(Span::empty()) };
         }
-        // SAFETY: the cache's arena is registered (the cache's invariant), an initialised
-        // record that lives as long as the heap; only a shared reference is made.
-        let a = unsafe { &*c.arena };
-        let first = c.word * 64 + mask.trailing_zeros() as usize;
+        let a = arena;
         // SAFETY: `first < ARENA_PAGES`: the block lies inside the arena's reservation; the
         // pointer derives from the arena's base (see "Sharing and provenance").
         let base = unsafe { a.base().add(first * PAGE_BYTES) };
@@ -690,15 +711,15 @@ impl HeapInner {
             let s = span.as_ref();
             (s.base_addr(), s.npages.get())
         };
-        // The record as the span map holds it, with the provenance `FixAlloc` handed out (the
-        // free list keeps it and hands it out again), rather than `span`, which callers
+        // The record as the span map holds it, with the provenance `take_record` handed out
+        // (the free list keeps it and hands it out again), rather than `span`, which callers
         // derive from a `&Span` of theirs.
         let rec = self.arena_of(base).span_at(page_in_arena(base));
         debug_assert!(ptr::eq(rec, span.as_ptr()), "span map does not name the span freed");
         let rec = NonNull::new(rec).unwrap_or(span);
         if let Some(dedicated) = self.free_span_cached(base, npages) {
             // SAFETY: as below.
-            unsafe { self.spans.free(rec.cast()) };
+            unsafe { self.give_record(base, rec) };
             return dedicated;
         }
         let (mut emptied, mut dedicated) = (false, false);
@@ -715,12 +736,62 @@ impl HeapInner {
         }
         self.inuse_pages -= npages;
         self.free_ready_pages += npages;
-        // SAFETY: the record came from `self.spans`, and no thread reads it any more (the
-        // caller's contract); references to it that are still live cover only cells.
-        unsafe { self.spans.free(rec.cast()) };
+        // SAFETY: the record came from `take_record` for the span at `base`, and no thread
+        // reads it any more (the caller's contract); references to it that are still live
+        // cover only cells.
+        unsafe { self.give_record(base, rec) };
         dedicated
     }
     // ANCHOR_END: free_span
+
+    /// The record for a new span of span class `spc` whose first page is `offset` bytes
+    /// from `arena`'s base (past its end for a run that continues from the arena before,
+    /// which never happens for a first page), and whether it was used before (it must then
+    /// be rewritten through its cells, see "Reuse of span records" in span.rs): the
+    /// first page's head slot for a small span in an arena with slots (see "head slots" in
+    /// arena.rs; always "used before": other threads may read any slot at any time), else
+    /// a record of the span `FixAlloc`.
+    fn take_record<P: PageSource>(
+        &mut self,
+        src: &P,
+        arena: &Arena,
+        offset: usize,
+        spc: usize,
+    ) -> Option<(NonNull<Span>, bool)> {
+        let page = offset / PAGE_BYTES;
+        let g = page / HEAD_GROUP_SLOTS;
+        if spc != 0
+            && page < ARENA_PAGES
+            && (arena.heads_ready() >> g & 1 == 1 || self.ready_head_group(src, arena, g))
+        {
+            // SAFETY: `page < ARENA_PAGES`: inside the slots' array, whose pointer carries
+            // its reservation's provenance; its group is Ready. The slot holds no live span:
+            // the run's first page was free, and a slot is the record of a span only while
+            // that span, which begins at its page, lives (arena.rs's invariant).
+            let slot = unsafe { NonNull::new_unchecked(arena.heads().add(page)) };
+            return Some((slot, true));
+        }
+        self.spans.alloc_reused(&mut self.meta, src).map(|(r, reused)| (r.cast(), reused))
+    }
+
+    /// Gives back the record of the span that began at address `base`, which
+    /// `take_record` handed out: a head slot keeps its place with a null `owner` (so that
+    /// `find_mine`, which may read it at any time, trusts it no more: arena.rs's invariant),
+    /// anything else goes back to the span `FixAlloc`.
+    ///
+    /// # Safety
+    /// `rec` is that record, its span freed, and no thread reads it as a live span's any
+    /// more; references to it that are still live cover only cells.
+    unsafe fn give_record(&mut self, base: usize, rec: NonNull<Span>) {
+        if self.arena_of(base).is_head_slot(rec.as_ptr()) {
+            // SAFETY: a head slot is an initialised span record (the caller's contract);
+            // only a shared reference is made.
+            unsafe { rec.as_ref() }.owner.store(ptr::null_mut(), Ordering::Relaxed);
+            return;
+        }
+        // SAFETY: not a head slot, so a record of `self.spans` (the caller's contract).
+        unsafe { self.spans.free(rec.cast()) };
+    }
 
     /// `free_span`'s pages back into the page cache when they lie in its block (see "Page
     /// cache"); returns what `free_span` returns, or `None` when they do not.
@@ -880,6 +951,60 @@ impl HeapInner {
         self.arenas[at] = rec.as_ptr();
         self.narenas += 1;
         Some(())
+    }
+
+    /// Gives arena record `r` head slots (see arena.rs): [`HEADS_BYTES`] reserved and
+    /// mapped (Prepared: no group Ready yet), or leaves it without when the source refuses
+    /// them or its pages do not divide a group.
+    fn make_heads<P: PageSource>(&mut self, src: &P, r: &Arena) {
+        if !HEAD_GROUP_BYTES.is_multiple_of(P::PAGE_BYTES) {
+            return;
+        }
+        let Ok(heads) = src.reserve(HEADS_BYTES, P::PAGE_BYTES) else { return };
+        // SAFETY: just reserved from `src`, Reserved, seen by nobody.
+        if unsafe { src.map(heads, HEADS_BYTES) }.is_err() {
+            // SAFETY: as above; nothing refers to it.
+            let _ = unsafe { src.free(heads, HEADS_BYTES) };
+            return;
+        }
+        self.heads_prepared_bytes += HEADS_BYTES;
+        // SAFETY: the heap lock is held (`&mut self`), `r` has no slots, and `heads` is
+        // `HEADS_BYTES` reserved from `src`, freed only by `release_all`.
+        unsafe { r.set_heads(heads.cast()) };
+    }
+
+    /// Makes group `g` of arena record `r`'s head slots Ready (and gives `r` slots first
+    /// if it has none and should): zero bytes (valid span
+    /// records, each with a null `owner`), then its bit. False, with nothing changed, when
+    /// the source refuses.
+    fn ready_head_group<P: PageSource>(&mut self, src: &P, r: &Arena, g: usize) -> bool {
+        // A whole, shared arena's record gets head slots when its first small span is made
+        // (arenas that hold only large objects never need them), if the source gives the
+        // address space. Without them its spans take `FixAlloc` records, as a partial
+        // arena's do (under an address-space limit, where 4.5 MiB may be worth more as
+        // heap) and a dedicated one's (it serves over-aligned large objects).
+        if r.heads().is_null() && r.usable_pages() == ARENA_PAGES && !r.dedicated() {
+            self.make_heads(src, r);
+        }
+        let Some(heads) = NonNull::new(r.heads()) else { return false };
+        // SAFETY: `g < 64`: the group lies inside the slots' reservation.
+        let group = unsafe { heads.cast::<u8>().add(g * HEAD_GROUP_BYTES) };
+        // SAFETY: the group is Prepared (its bit is clear: it was never made Ready) in a
+        // range of `src`, whole pages of it (`make_heads` checked the page size).
+        if unsafe { src.used(group, HEAD_GROUP_BYTES) }.is_err() {
+            return false;
+        }
+        if !P::FRESH_ZEROED {
+            // SAFETY: Ready now, and read by nobody: its bit is clear, so `head_slot` hands
+            // out none of its slots.
+            unsafe { ptr::write_bytes(group.as_ptr(), 0, HEAD_GROUP_BYTES) };
+        }
+        self.heads_prepared_bytes -= HEAD_GROUP_BYTES;
+        self.meta.committed_bytes += HEAD_GROUP_BYTES;
+        // SAFETY: the heap lock is held; the group is Ready, all zero (from a `FRESH_ZEROED`
+        // source, Ready for the first time since `map`, it reads as zero).
+        unsafe { r.set_head_group_ready(g) };
+        true
     }
 
     /// The index entry of the arena at `base`, making its L2 table (from metadata pages)

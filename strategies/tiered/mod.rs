@@ -112,7 +112,9 @@
 //! refill and no op step (`None` when the countdown would reach 0), a free only into a stack
 //! with room. The cached free finds the span from its cache's hint (`MCache::arena_hint`,
 //! the record its last lookup through the index found) before the index, as the owner's
-//! free of step 2 does (`find_mine`); `free_cached_fast` is that first lookup alone (its
+//! free of step 2 does (`find_mine`: the cache's memo of its last page, then the hinted
+//! arena's head slot of the address's page, the record of a small span that begins there,
+//! at an address computed from the pointer, then the span map; see arena.rs); `free_cached_fast` is that first lookup alone (its
 //! `Missed` sends the caller to `free_cached` or `free`), for the preload's `free`, which
 //! then makes no call on its fast path.
 //!
@@ -235,6 +237,9 @@ mod span;
 pub mod span_lab;
 mod tls;
 
+/// Bytes of address space one arena's head slots take (see arena.rs), for the tests that
+/// count what a heap holds.
+pub use arena::HEADS_BYTES;
 use arena::{INDEX_L1_BYTES, Index};
 use mcache::{EMPTY_SPAN, MCache};
 use mcentral::MCentral;
@@ -658,7 +663,11 @@ unsafe impl Strategy for Tiered {
             live_objects: objects.max(0) as usize,
             peak_live_bytes: root.peak_live_bytes.load(Ordering::Relaxed).max(live_bytes),
             committed_bytes: h.committed_bytes() + root.root_bytes,
-            reserved_bytes: h.reserved_bytes + INDEX_L1_BYTES + h.meta.committed_bytes + root.root_bytes,
+            reserved_bytes: h.reserved_bytes
+                + h.heads_prepared_bytes
+                + INDEX_L1_BYTES
+                + h.meta.committed_bytes
+                + root.root_bytes,
         }
     }
 

@@ -1979,3 +1979,60 @@ fn page_cache_serves_small_spans() {
     // SAFETY: no other thread uses the heap.
     unsafe { heap.check() }.unwrap();
 }
+
+/// One-page spans take their first page's head slot (see "head slots" in arena.rs), which
+/// `head_slot` finds from the address alone; once no cache holds the spans, every slot reads
+/// a null owner, so the owner's free trusts none of them.
+#[test]
+fn small_spans_take_head_slots_and_released_ones_have_no_owner() {
+    use super::arena::{index_entry, index_of, page_in_arena};
+    use super::sizeclass::PAGE_BYTES;
+    use core::ptr;
+    use core::sync::atomic::Ordering::Relaxed;
+    let heap: Heap<Tiered, Mmap> = Heap::new();
+    // 1 KiB objects: one-page spans of 8 objects, 16 spans.
+    let l = Layout::from_size_align(1024, 8).unwrap();
+    let ptrs: Vec<_> = (0..128).map(|_| heap.alloc_layout(l).unwrap()).collect();
+    let root = heap.strategy().existing_root().unwrap();
+    let addr = ptrs[0].as_ptr().addr();
+    // SAFETY: `addr` is a live block, so its arena is registered in the root's index.
+    let arena = unsafe { &*index_entry(root.index, index_of(addr)).unwrap().load(Relaxed) };
+    // A free through `find_small` gives the cache its arena hint, which `find_mine` needs.
+    let extra = heap.alloc_layout(l).unwrap();
+    // SAFETY: a live block of this heap, freed once.
+    unsafe { core::alloc::GlobalAlloc::dealloc(&heap, extra.as_ptr(), l) };
+    let cache = heap.strategy().cached_cache().expect("the thread's cache");
+    let mut held = 0;
+    for p in &ptrs {
+        let page = page_in_arena(p.as_ptr().addr());
+        let s = arena.span_at(page);
+        assert!(arena.is_head_slot(s), "a one-page span's record is not its head slot");
+        let slot = arena.head_slot(page).expect("a Ready head slot");
+        assert!(ptr::eq(slot, s));
+        assert_eq!(slot.base_addr(), p.as_ptr().addr() & !(PAGE_BYTES - 1));
+        // The owner's lookup finds an object of a span the cache holds through the slot
+        // (and, for any other, nothing: `find_small` serves those).
+        let found = super::malloc::find_mine_for_tests(cache, p.as_ptr().addr());
+        if ptr::eq(slot.owner.load(Relaxed), cache) {
+            assert!(found.is_some_and(|o| ptr::eq(o, s)), "the cache's span not found by find_mine");
+            held += 1;
+        } else {
+            assert!(found.is_none(), "find_mine answered for a span the cache does not hold");
+        }
+    }
+    assert!(held > 0, "the thread's cache holds none of the spans");
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+    for p in &ptrs {
+        // SAFETY: live blocks of this heap, freed once.
+        unsafe { core::alloc::GlobalAlloc::dealloc(&heap, p.as_ptr(), l) };
+    }
+    heap.strategy().release_thread_cache();
+    heap.trim();
+    for p in &ptrs {
+        let slot = arena.head_slot(page_in_arena(p.as_ptr().addr())).expect("slots stay Ready");
+        assert!(slot.owner.load(Relaxed).is_null(), "a slot no cache holds has an owner");
+    }
+    // SAFETY: no other thread uses the heap.
+    unsafe { heap.check() }.unwrap();
+}
