@@ -773,6 +773,37 @@ impl<O: TreeOrder> Treap<O> {
         if h < u32::MAX { h as usize * BLOCK_ALIGN } else { unsafe { size_at(t) } }
     }
 
+    /// The node next to `t` in the tree's order, after it (`forward`) or before it; null if
+    /// there is none: the nearest node of its subtree on that side, else its nearest
+    /// ancestor of which it lies in the subtree on the other side. O(1) amortized over an
+    /// in-order sweep.
+    ///
+    /// # Safety
+    /// `t` is a node of the tree, which holds live free blocks.
+    #[inline(always)]
+    unsafe fn neighbour(mut t: *mut u8, forward: bool) -> *mut u8 {
+        // SAFETY: `t`, its descendants and ancestors are nodes of the tree (the caller), so
+        // every link read is a field of a node.
+        unsafe {
+            // The link towards the side asked for, and the one away from it.
+            let toward = |n: *mut Node| if forward { (*n).right } else { (*n).left };
+            let away = |n: *mut Node| if forward { (*n).left } else { (*n).right };
+            let r = toward(node(t));
+            if !r.is_null() {
+                t = r;
+                while !away(node(t)).is_null() {
+                    t = away(node(t));
+                }
+                return t;
+            }
+            let mut p = (*node(t)).parent;
+            while !p.is_null() && toward(node(p)) == t {
+                (t, p) = (p, (*node(p)).parent);
+            }
+            p
+        }
+    }
+
     /// Whether `new` (of `new_size` bytes) sorts exactly where `old` (of `old_size`) does in
     /// a [`TreeOrder::KEYED_BY_SIZE`] tree: between `old`'s in-order neighbours. A split
     /// remainder or a coalesced block usually does (the large blocks are few and far apart
@@ -786,36 +817,13 @@ impl<O: TreeOrder> Treap<O> {
         // SAFETY: `old` and the nodes reached from it by links are nodes of the tree, other
         // blocks than `old` and `new` (whose headers are intact).
         unsafe {
-            let on = node(old);
             if O::less(new, new_size, old, old_size) {
                 // Down: the predecessor must stay below.
-                let mut p = (*on).left;
-                if !p.is_null() {
-                    while !(*node(p)).right.is_null() {
-                        p = (*node(p)).right;
-                    }
-                } else {
-                    let mut c = old;
-                    p = (*on).parent;
-                    while !p.is_null() && (*node(p)).left == c {
-                        (c, p) = (p, (*node(p)).parent);
-                    }
-                }
+                let p = Self::neighbour(old, false);
                 p.is_null() || O::less(p, Self::hinted_size(p), new, new_size)
             } else {
                 // Up (or the same key): the successor must stay above.
-                let mut s = (*on).right;
-                if !s.is_null() {
-                    while !(*node(s)).left.is_null() {
-                        s = (*node(s)).left;
-                    }
-                } else {
-                    let mut c = old;
-                    s = (*on).parent;
-                    while !s.is_null() && (*node(s)).right == c {
-                        (c, s) = (s, (*node(s)).parent);
-                    }
-                }
+                let s = Self::neighbour(old, true);
                 s.is_null() || O::less(new, new_size, s, Self::hinted_size(s))
             }
         }
@@ -1265,23 +1273,9 @@ impl AddrTree {
     ///
     /// # Safety
     /// `t` is a node of the tree, which holds live free blocks.
-    pub(super) unsafe fn successor(&self, mut t: *mut u8) -> *mut u8 {
-        // SAFETY: `t`, its descendants and ancestors are nodes of the tree.
-        unsafe {
-            let r = (*node(t)).right;
-            if !r.is_null() {
-                t = r;
-                while !(*node(t)).left.is_null() {
-                    t = (*node(t)).left;
-                }
-                return t;
-            }
-            let mut p = (*node(t)).parent;
-            while !p.is_null() && (*node(p)).right == t {
-                (t, p) = (p, (*node(p)).parent);
-            }
-            p
-        }
+    pub(super) unsafe fn successor(&self, t: *mut u8) -> *mut u8 {
+        // SAFETY: the caller's guarantee.
+        unsafe { Self::neighbour(t, true) }
     }
 
     // ANCHOR: addr_climb_fit
