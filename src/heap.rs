@@ -413,8 +413,13 @@ impl<S: Strategy, P: PageSource> Heap<S, P> {
             unsafe { self.free_layout(ptr, old) };
             return Some(dangling(old.align()));
         }
-        // Reject sizes the layout rules forbid before the strategy sees them.
-        Layout::from_size_align(new_size, old.align()).ok()?;
+        // Reject sizes the layout rules forbid before the strategy sees them: rounded up to
+        // the alignment (a power of two already, `old` being a `Layout`), the size must not
+        // pass `isize::MAX`. The bound alone, not `Layout::from_size_align`, which would test
+        // the alignment again on every reallocation.
+        if new_size > isize::MAX as usize - (old.align() - 1) {
+            return None;
+        }
         // SAFETY: `ptr` is live for `old`, `new_size` is non-zero and valid for the alignment.
         unsafe { self.strategy.realloc(&self.source, ptr, old, new_size) }
     }

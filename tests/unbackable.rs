@@ -151,6 +151,12 @@ fn refuses_huge<S: Strategy + ConstInit>() {
             }
             None => keep,
         };
+        // Sizes no layout allows (rounded up to the block's alignment, past `isize::MAX`): the
+        // heap refuses them before the strategy sees one, and the block stays as it was.
+        for bad in [isize::MAX as usize - 6, usize::MAX - 7, usize::MAX] {
+            let p = heap.realloc(keep, small, bad);
+            assert!(p.is_null(), "{name}: realloc to {bad} bytes, which no layout allows, returned {p:p}");
+        }
         let kept = NonNull::new(keep).unwrap();
         for zeroed in [false, true] {
             let r = if zeroed { heap.grow_zeroed(kept, small, huge) } else { heap.grow(kept, small, huge) };
