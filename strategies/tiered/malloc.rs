@@ -406,10 +406,10 @@ fn find_small<'a>(
 // ANCHOR: find_mine
 /// The lookup of the owner's fast free (`dealloc_fast`, `free_addr`, `free_cached`,
 /// `free_cached_fast`): object `index` at `p` of a small span that `c`, the calling
-/// thread's cache, owns, found through the head slot of `p`'s page in `c`'s arena hint
-/// (the record of a span that begins on that page: every one-page span's, see "head
-/// slots" in arena.rs), else `c`'s memo of its last page (`MCache::last_addr`), else the
-/// hint's span map; `None` for anything else (a span of another cache or of none, a large
+/// thread's cache, owns, found through `c`'s memo of its last page (`MCache::last_addr`),
+/// else the head slot of `p`'s page in `c`'s arena hint (the record of a span that begins
+/// on that page: every one-page span's, see "head slots" in arena.rs), else the hint's
+/// span map; `None` for anything else (a span of another cache or of none, a large
 /// span, an interior pointer, a foreign one, an address outside the hinted arena), which
 /// the caller sends to `find_small`.
 ///
@@ -450,17 +450,23 @@ fn find_mine<'a>(c: &'a MCache, p: usize) -> Option<SmallObject<'a>> {
     let page = arena::page_in_arena(p);
     // The head slot of `p`'s page, if `c` owns it: a live span of `c`'s that begins on that
     // page (a slot's `owner` is null unless its span lives, see "head slots" in arena.rs),
-    // so `p`'s span when `p` lies in the hinted arena, found with no load of the span map.
+    // so `p`'s span when `p` lies in the hinted arena, found with no load of the span map;
+    // its owner is tested here once, not again by `mine_at`.
+    if let Some(s) = arena.head_slot(page)
+        && ptr::eq(s.owner.load(Ordering::Relaxed), c)
+    {
+        // Kept before the check (the memo is never trusted), so that the address needs no
+        // register of its own across it.
+        c.last_addr.set(p);
+        c.last_span.set(s);
+        return owned_at(s, p);
+    }
     // Else (a later page of a multi-page span, a span with a `FixAlloc` record, another
     // cache's span, ...) the span map's entry.
-    let s = match arena.head_slot(page) {
-        Some(s) if ptr::eq(s.owner.load(Ordering::Relaxed), c) => s,
-        // SAFETY: as in `find_small`: a non-null entry of an arena record's span map names
-        // a span record, mapped while the heap lives, whose `owner` is an atomic.
-        _ => unsafe { arena.span_at(page).as_ref::<'a>() }?,
-    };
-    // Kept before the check (the memo is never trusted), so that the address needs no
-    // register of its own across it.
+    // SAFETY: as in `find_small`: a non-null entry of an arena record's span map names a
+    // span record, mapped while the heap lives, whose `owner` is an atomic.
+    let s = unsafe { arena.span_at(page).as_ref::<'a>() }?;
+    // As above: the memo kept before the check.
     c.last_addr.set(p);
     c.last_span.set(s);
     mine_at(c, s, p)
@@ -473,6 +479,13 @@ fn mine_at<'a>(c: &MCache, s: &'a Span, p: usize) -> Option<SmallObject<'a>> {
     if !ptr::eq(s.owner.load(Ordering::Relaxed), c) {
         return None;
     }
+    owned_at(s, p)
+}
+
+/// `mine_at` after its owner test: `p` starts an object of `s`, a small span the calling
+/// thread's cache owns (tested by the caller).
+#[inline(always)]
+fn owned_at(s: &Span, p: usize) -> Option<SmallObject<'_>> {
     // No `p >= base` test: `small_object_start` refuses a wrapped difference too.
     let class = s.class.get();
     let index = s.small_object_start(p.wrapping_sub(s.base_addr()), class)?;
